@@ -1,0 +1,329 @@
+"""The lab model: lab/lab.yaml (stages, services, ports, health, hops) + compose/versions.env, as typed data.
+
+Both runtimes read this; placeholders in `env` and `native.args` are resolved here per runtime so that
+the docker and native lab run the very same configuration files.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from labctl.errors import LabError
+
+RuntimeName = Literal["native", "docker"]
+
+# Where things live inside containers (docker runtime). The repo's folders are bind-mounted under /lab.
+DOCKER_REPO = "/lab"
+DOCKER_DATA = "/data"
+
+_PLACEHOLDER = re.compile(r"\{([a-z_]+)(?::([A-Za-z0-9_.\-]+))?\}")
+
+
+@dataclass(frozen=True)
+class Port:
+    name: str
+    host: int
+    container: int
+    what: str = ""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """An HTTP endpoint on one of the service's ports (health check or the URL shown to students)."""
+
+    port: str
+    path: str = "/"
+
+
+@dataclass(frozen=True)
+class NativeSpec:
+    binary: str | None = None  # resolved with labctl.install.resolve_binary
+    python_module: str | None = None  # run as `sys.executable -m <module>`
+    args: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    layer: int
+    title: str
+    ports: dict[str, Port]
+    health: Endpoint
+    url: Endpoint
+    config: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    env_when_running: dict[str, dict[str, str]] = field(default_factory=dict)
+    native: NativeSpec = field(default_factory=NativeSpec)
+    optional_native: bool = False
+
+    def port(self, name: str) -> Port:
+        try:
+            return self.ports[name]
+        except KeyError:
+            raise LabError(
+                f"service {self.name!r} has no port {name!r}",
+                f"valid ports: {', '.join(self.ports)}",
+            ) from None
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    layer: int
+    services: tuple[str, ...]
+    adds: str = ""
+
+
+@dataclass(frozen=True)
+class Hop:
+    name: str
+    source: str
+    target_service: str
+    target_port: str
+    kind: str
+    also: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Placement:
+    """What placeholders resolve against: the runtime, the chosen host ports, and per-service paths."""
+
+    runtime: RuntimeName
+    ports: dict[str, dict[str, int]]  # service -> port name -> host port (native only)
+    repo: Path
+    data_dirs: dict[str, Path] = field(default_factory=dict)  # native only
+    settings: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, str] = field(default_factory=dict)  # e.g. grafana_home
+
+
+@dataclass
+class LabModel:
+    root: Path
+    services: dict[str, Service]
+    stages: dict[str, Stage]
+    hops: list[Hop]
+    versions: dict[str, str]
+
+    def stage(self, name: str) -> Stage:
+        try:
+            return self.stages[name]
+        except KeyError:
+            raise LabError(
+                f"unknown module {name!r}",
+                f"valid modules: {', '.join(self.stages)} (e.g. `labctl up module-1`)",
+            ) from None
+
+    def service(self, name: str) -> Service:
+        try:
+            return self.services[name]
+        except KeyError:
+            raise LabError(
+                f"unknown service {name!r}", f"valid services: {', '.join(self.services)}"
+            ) from None
+
+    def hop(self, name: str) -> Hop:
+        for hop in self.hops:
+            if hop.name == name:
+                return hop
+        raise LabError(f"unknown hop {name!r}", f"valid hops: {', '.join(h.name for h in self.hops)}")
+
+    def default_ports(self) -> dict[str, dict[str, int]]:
+        return {s.name: {p.name: p.host for p in s.ports.values()} for s in self.services.values()}
+
+    def ordered(self, names: list[str] | tuple[str, ...]) -> list[str]:
+        """Service names sorted by layer (start order); unknown names raise."""
+        return sorted(names, key=lambda n: (self.service(n).layer, n))
+
+    # --- placeholders -------------------------------------------------------------------------------
+
+    def resolve(self, text: str, service: str, where: Placement) -> str:
+        """Resolve `{listen:PORT}`, `{addr:SVC.PORT}`, `{repo}`, `{data}`... for one service."""
+
+        def sub(match: re.Match[str]) -> str:
+            kind, arg = match.group(1), match.group(2)
+            return self._placeholder(kind, arg, service, where, match.group(0))
+
+        return _PLACEHOLDER.sub(sub, text)
+
+    def _placeholder(self, kind: str, arg: str | None, service: str, where: Placement, raw: str) -> str:
+        svc = self.service(service)
+        native = where.runtime == "native"
+
+        def own_port(name: str | None) -> tuple[int, int]:
+            if not name:
+                raise LabError(f"placeholder {raw} in lab.yaml needs a port name")
+            p = svc.port(name)
+            return where.ports.get(service, {}).get(name, p.host), p.container
+
+        if kind == "listen":
+            host_port, container_port = own_port(arg)
+            return f"127.0.0.1:{host_port}" if native else f"0.0.0.0:{container_port}"
+        if kind == "listen_host":
+            return "127.0.0.1" if native else "0.0.0.0"
+        if kind == "listen_port":
+            host_port, container_port = own_port(arg)
+            return str(host_port if native else container_port)
+        if kind == "addr":
+            if not arg or "." not in arg:
+                raise LabError(f"placeholder {raw} in lab.yaml must look like {{addr:SERVICE.PORT}}")
+            other_name, port_name = arg.split(".", 1)
+            other = self.service(other_name)
+            p = other.port(port_name)
+            if native:
+                return f"127.0.0.1:{where.ports.get(other_name, {}).get(port_name, p.host)}"
+            return f"{other_name}:{p.container}"
+        if kind == "repo":
+            return str(where.repo) if native else DOCKER_REPO
+        if kind == "data":
+            if native:
+                if service not in where.data_dirs:
+                    raise LabError(f"no data directory known for {service}")
+                return str(where.data_dirs[service])
+            return DOCKER_DATA
+        if kind == "setting":
+            if not arg:
+                raise LabError(f"placeholder {raw} in lab.yaml needs a setting name")
+            if native:
+                return str(where.settings.get(arg, ""))
+            # Compose interpolates it from the per-instance env file the docker runtime writes.
+            return "${LAB_" + arg.upper() + "}"
+        if kind in where.extra:
+            return where.extra[kind]
+        raise LabError(
+            f"unknown placeholder {raw} in lab/lab.yaml (service {service})",
+            "use one of {listen:P} {listen_host:P} {listen_port:P} {addr:S.P} {repo} {data} {setting:N}",
+        )
+
+    def service_env(self, service: str, where: Placement, running: list[str] | tuple[str, ...]) -> dict[str, str]:
+        """The service's resolved env, plus `env_when_running` extras for services also in the stage."""
+        svc = self.service(service)
+        env = {k: self.resolve(str(v), service, where) for k, v in svc.env.items()}
+        for other, extra in svc.env_when_running.items():
+            if other in running:
+                env.update({k: self.resolve(str(v), service, where) for k, v in extra.items()})
+        return env
+
+    def native_args(self, service: str, where: Placement) -> list[str]:
+        return [self.resolve(a, service, where) for a in self.service(service).native.args]
+
+
+def repo_root() -> Path:
+    """The repository (or installed tree) holding lab/, compose/, collector-configs/, dashboards/."""
+    here = Path(__file__).resolve().parent.parent
+    if (here / "lab" / "lab.yaml").is_file():
+        return here
+    cwd = Path.cwd()
+    for cand in (cwd, *cwd.parents):
+        if (cand / "lab" / "lab.yaml").is_file():
+            return cand
+    raise LabError(
+        "cannot find the lab files (lab/lab.yaml)",
+        "run labctl from a checkout of the lab repository (pip install -e . inside it)",
+    )
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines (compose's env-file format, without interpolation); # comments ignored."""
+    out: dict[str, str] = {}
+    for num, line in enumerate(path.read_text().splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if "=" not in line:
+            raise LabError(f"{path}:{num}: expected KEY=VALUE, got {line!r}", "fix or remove that line")
+        key, value = line.split("=", 1)
+        out[key.strip()] = value.strip().strip('"').strip("'")
+    return out
+
+
+def _port(name: str, raw: Any, svc: str) -> Port:
+    if not isinstance(raw, dict) or "host" not in raw or "container" not in raw:
+        raise LabError(f"lab.yaml: port {svc}.{name} needs host and container numbers")
+    return Port(name=name, host=int(raw["host"]), container=int(raw["container"]), what=str(raw.get("what", "")))
+
+
+def _endpoint(raw: Any, svc: str, what: str, ports: dict[str, Port]) -> Endpoint:
+    if not isinstance(raw, dict) or raw.get("port") not in ports:
+        raise LabError(f"lab.yaml: {svc}.{what} must name one of its ports ({', '.join(ports)})")
+    return Endpoint(port=str(raw["port"]), path=str(raw.get("path", "/")))
+
+
+def _service(name: str, raw: dict[str, Any]) -> Service:
+    ports = {p: _port(p, v, name) for p, v in (raw.get("ports") or {}).items()}
+    native_raw = raw.get("native") or {}
+    return Service(
+        name=name,
+        layer=int(raw["layer"]),
+        title=str(raw.get("title", name)),
+        ports=ports,
+        health=_endpoint(raw.get("health"), name, "health", ports),
+        url=_endpoint(raw.get("url") or raw.get("health"), name, "url", ports),
+        config=tuple(raw.get("config") or ()),
+        env={str(k): str(v) for k, v in (raw.get("env") or {}).items()},
+        env_when_running={
+            str(o): {str(k): str(v) for k, v in (e or {}).items()}
+            for o, e in (raw.get("env_when_running") or {}).items()
+        },
+        native=NativeSpec(
+            binary=native_raw.get("binary"),
+            python_module=native_raw.get("python_module"),
+            args=tuple(str(a) for a in native_raw.get("args") or ()),
+        ),
+        optional_native=bool(raw.get("optional_native", False)),
+    )
+
+
+def _hop(raw: dict[str, Any]) -> Hop:
+    def split(target: str) -> tuple[str, str]:
+        svc, _, port = str(target).partition(".")
+        return svc, port
+
+    svc, port = split(raw["to"])
+    return Hop(
+        name=str(raw["name"]),
+        source=str(raw["from"]),
+        target_service=svc,
+        target_port=port,
+        kind=str(raw.get("kind", "push")),
+        also=tuple(split(a) for a in raw.get("also") or ()),
+    )
+
+
+def parse_model(root: Path) -> LabModel:
+    path = root / "lab" / "lab.yaml"
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise LabError(f"{path} is not valid YAML: {exc}", "fix the file (see the line above)") from None
+    except OSError as exc:
+        raise LabError(f"cannot read {path}: {exc}", "run labctl from a checkout of the lab") from None
+    try:
+        services = {n: _service(n, s) for n, s in data["services"].items()}
+        stages = {
+            n: Stage(name=n, layer=int(s["layer"]), services=tuple(s["services"]), adds=str(s.get("adds", "")))
+            for n, s in data["stages"].items()
+        }
+        hops = [_hop(h) for h in data.get("hops") or []]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise LabError(f"{path}: malformed entry ({exc!r})", "compare with the documented structure") from None
+    for stage in stages.values():
+        for s in stage.services:
+            if s not in services:
+                raise LabError(f"{path}: stage {stage.name} names unknown service {s!r}")
+    versions = read_env_file(root / "compose" / "versions.env")
+    return LabModel(root=root, services=services, stages=stages, hops=hops, versions=versions)
+
+
+@lru_cache(maxsize=4)
+def _cached(root: Path) -> LabModel:
+    return parse_model(root)
+
+
+def load_model(repo_root_path: Path | None = None) -> LabModel:
+    return _cached((repo_root_path or repo_root()).resolve())

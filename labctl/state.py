@@ -1,0 +1,175 @@
+"""A lab instance's state: one directory with lab.json (runtime, stage, ports, faults, settings) and
+services/<name>/ (pid, log, data). Every command after `up` reads the chosen ports from here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from labctl.errors import LabError
+
+DEFAULT_INSTANCE = "default"
+
+# Set once per CLI invocation by the global options (--state-dir, --instance, --runtime).
+_cli_options: dict[str, Any] = {"state_dir": None, "instance": None, "runtime": None}
+
+
+def configure(state_dir: Path | None = None, instance: str | None = None, runtime: str | None = None) -> None:
+    _cli_options.update(state_dir=state_dir, instance=instance, runtime=runtime)
+
+
+def instance_name() -> str:
+    name = _cli_options["instance"] or os.environ.get("LABCTL_INSTANCE") or DEFAULT_INSTANCE
+    if not name.replace("-", "").replace("_", "").isalnum():
+        raise LabError(f"invalid instance name {name!r}", "use letters, digits, - and _ only")
+    return name
+
+
+def requested_runtime() -> str:
+    return _cli_options["runtime"] or os.environ.get("LABCTL_RUNTIME") or "auto"
+
+
+def state_dir() -> Path:
+    explicit = _cli_options["state_dir"] or os.environ.get("LABCTL_STATE_DIR")
+    if explicit:
+        return Path(explicit).expanduser().resolve()
+    base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    return (base / "labctl" / instance_name()).resolve()
+
+
+@dataclass
+class LabState:
+    dir: Path
+    runtime: str = "native"
+    stage: str | None = None
+    instance: str = DEFAULT_INSTANCE
+    ports: dict[str, dict[str, int]] = field(default_factory=dict)
+    faults: dict[str, dict[str, Any]] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    # service -> {"extra_configs": [paths], "env": {k: v}}; set by runtime.set_overrides (faults use it)
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    # --- persistence --------------------------------------------------------------------------------
+
+    @property
+    def path(self) -> Path:
+        return self.dir / "lab.json"
+
+    @classmethod
+    def load(cls, directory: Path | None = None) -> LabState:
+        directory = (directory or state_dir()).resolve()
+        path = directory / "lab.json"
+        if not path.is_file():
+            raise LabError(
+                f"no lab is running (no {path})", "run `labctl up module-1` first (or pass the --state-dir used)"
+            )
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise LabError(
+                f"lab state {path} is unreadable: {exc}",
+                "run `labctl down` to clear it, then `labctl up <module>` again",
+            ) from None
+        known = {f for f in cls.__dataclass_fields__ if f != "dir"}
+        return cls(dir=directory, **{k: v for k, v in data.items() if k in known})
+
+    @classmethod
+    def current(cls) -> LabState:
+        """The running lab of this invocation's --state-dir/--instance; LabError when none is up."""
+        lab = cls.load()
+        if not lab.stage:
+            raise LabError("no lab is running", "run `labctl up module-1` first")
+        return lab
+
+    @classmethod
+    def exists(cls, directory: Path | None = None) -> bool:
+        return ((directory or state_dir()) / "lab.json").is_file()
+
+    def save(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        data = asdict(self)
+        data.pop("dir")
+        # Atomic replace: a reader in another process never sees half a file.
+        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".lab.", suffix=".json")
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=2, sort_keys=True)
+        os.replace(tmp, self.path)
+
+    def reload(self) -> LabState:
+        return LabState.load(self.dir)
+
+    # --- addresses ------------------------------------------------------------------------------------
+
+    def port(self, service: str, port_name: str) -> int:
+        try:
+            return int(self.ports[service][port_name])
+        except KeyError:
+            raise LabError(
+                f"no port {service}.{port_name} in this lab",
+                f"known: {', '.join(f'{s}.{p}' for s, ps in self.ports.items() for p in ps)}",
+            ) from None
+
+    def addr(self, service: str, port_name: str) -> str:
+        return f"127.0.0.1:{self.port(service, port_name)}"
+
+    def url(self, service: str, port_name: str) -> str:
+        return f"http://{self.addr(service, port_name)}"
+
+    # --- files ----------------------------------------------------------------------------------------
+
+    def service_dir(self, service: str) -> Path:
+        return self.dir / "services" / service
+
+    def data_dir(self, service: str) -> Path:
+        return self.service_dir(service) / "data"
+
+    def log_path(self, service: str) -> Path:
+        return self.service_dir(service) / f"{service}.log"
+
+    def pid_path(self, service: str) -> Path:
+        return self.service_dir(service) / f"{service}.pid"
+
+    def ensure_secret(self, name: str, nbytes: int = 18) -> str:
+        """A generated secret kept in settings (e.g. Grafana's admin password); created once."""
+        if not self.settings.get(name):
+            self.settings[name] = secrets.token_urlsafe(nbytes)
+        return str(self.settings[name])
+
+
+def find_free_ports(count: int) -> list[int]:
+    """Distinct free loopback ports: all sockets stay open until every port is chosen, so none repeats."""
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def allocate_ports(
+    defaults: dict[str, dict[str, int]], offset: int = 0, free: bool = False
+) -> dict[str, dict[str, int]]:
+    """Host ports for every service: the model's defaults, shifted by --port-offset, or all free (tests)."""
+    if free:
+        flat = [(s, p) for s, ports in defaults.items() for p in ports]
+        chosen = find_free_ports(len(flat))
+        out: dict[str, dict[str, int]] = {s: {} for s in defaults}
+        for (s, p), port in zip(flat, chosen, strict=True):
+            out[s][p] = port
+        return out
+    result = {s: {p: n + offset for p, n in ports.items()} for s, ports in defaults.items()}
+    bad = [f"{s}.{p}={n}" for s, ps in result.items() for p, n in ps.items() if not 1 <= n <= 65535]
+    if bad:
+        raise LabError(f"--port-offset {offset} gives invalid ports: {', '.join(bad)}", "use a smaller offset")
+    return result
