@@ -1,0 +1,179 @@
+"""Lab lifecycle commands: up, down, status, logs, doctor, install. Thin: load state, call the runtime, print."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from labctl import state, ui
+from labctl.cli.main import app
+from labctl.errors import LabError
+from labctl.model import LabModel, load_model
+from labctl.runtimes.base import choose_runtime, get_runtime
+from labctl.state import LabState, allocate_ports
+
+# What to try once a stage is up (the next exercise step).
+_NEXT = {
+    1: "`labctl emit --sessions 1` sends Claude Code-like telemetry; watch it arrive on the proxy page",
+    2: "`labctl emit --sessions 1`, then `labctl logs collector` shows the events in the logs pipeline",
+    3: "`labctl emit --sessions 1`, then query claude_code_token_usage_tokens_total in Prometheus",
+    4: "`labctl emit --sessions 1`, then open the Claude Code usage dashboard in Grafana",
+}
+
+
+def _prepare_lab(model: LabModel, port_offset: int, free_ports: bool) -> LabState:
+    """The lab of this state dir: existing (ports kept) or new (runtime chosen, ports allocated)."""
+    directory = state.state_dir()
+    requested = state.requested_runtime()
+    if LabState.exists(directory):
+        lab = LabState.load(directory)
+        running = any(s.state in ("running", "frozen") for s in get_runtime(lab, model).status())
+        if requested not in ("auto", lab.runtime) and running:
+            raise LabError(
+                f"this lab is already running with the {lab.runtime} runtime",
+                f"run `labctl down` first to switch to {requested}",
+            )
+        if port_offset or free_ports:
+            if running:
+                raise LabError(
+                    "the lab is running on its ports already; --port-offset/--free-ports only apply to a new lab",
+                    "run `labctl down` first to change ports",
+                )
+            lab.ports = allocate_ports(model.default_ports(), port_offset, free_ports)
+        if not running and requested != lab.runtime:
+            lab.runtime = choose_runtime(requested)
+        return lab
+    return LabState(
+        dir=directory,
+        runtime=choose_runtime(requested),
+        instance=state.instance_name(),
+        ports=allocate_ports(model.default_ports(), port_offset, free_ports),
+    )
+
+
+@app.command()
+def up(
+    module: Annotated[str, typer.Argument(help="The stage to run: module-1 .. module-4.")],
+    port_offset: Annotated[int, typer.Option("--port-offset", help="Add N to every host port.")] = 0,
+    free_ports: Annotated[
+        bool, typer.Option("--free-ports", help="Pick free ports for every service (tests, shared machines).")
+    ] = False,
+) -> None:
+    """Start a stage. Additive and idempotent: only missing layers start; layers above it stop."""
+    model = load_model()
+    stage = model.stage(module)  # unknown module: error before anything is touched
+    lab = _prepare_lab(model, port_offset, free_ports)
+    lab.save()
+    runtime = get_runtime(lab, model)
+    ui.info(f"starting [bold]{stage.name}[/] ({stage.adds}) with the {lab.runtime} runtime")
+    runtime.up(stage.name)
+    rows = runtime.status()
+    ui.table(
+        ["service", "layer", "state", "health", "url"],
+        [[r.service, r.layer, r.state, r.health, r.url if r.state == "running" else r.detail] for r in rows],
+    )
+    ok = [r for r in rows if r.health == "healthy"]
+    ui.success(f"{stage.name} is up: {len(ok)} of {len(rows)} services healthy (state dir: {lab.dir})")
+    ui.info(f"next: {_NEXT.get(stage.layer, '`labctl status`')}")
+    later = [s for s in model.stages.values() if s.layer == stage.layer + 1]
+    if later:
+        ui.info(f"then: `labctl up {later[0].name}` adds {later[0].adds}")
+
+
+@app.command()
+def down(
+    volumes: Annotated[bool, typer.Option("--volumes", help="Also delete the services' data and logs.")] = False,
+) -> None:
+    """Stop every service of the lab (SIGTERM, then SIGKILL after a timeout)."""
+    directory = state.state_dir()
+    if LabState.exists(directory):
+        lab = LabState.load(directory)
+    elif (directory / "services").is_dir():
+        lab = LabState(dir=directory, runtime="native")  # leftovers of an interrupted `up`: stop them too
+    else:
+        ui.info(f"nothing to stop: no lab in {directory}")
+        return
+    get_runtime(lab).down(volumes=volumes)
+    ui.success("lab stopped" + (" and its data deleted" if volumes else " (data kept; --volumes deletes it)"))
+
+
+@app.command()
+def status(json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Each service of the running stage: layer, state, health and URL."""
+    directory = state.state_dir()
+    if not LabState.exists(directory):
+        if json_out:
+            ui.print_json({"running": False, "stage": None, "runtime": None, "services": []})
+        else:
+            ui.info("no lab is running. Start one with `labctl up module-1`.")
+        return
+    lab = LabState.load(directory)
+    rows = get_runtime(lab).status()
+    if json_out:
+        ui.print_json(
+            {
+                "running": bool(lab.stage),
+                "stage": lab.stage,
+                "runtime": lab.runtime,
+                "state_dir": str(lab.dir),
+                "services": [r.as_dict() for r in rows],
+            }
+        )
+        return
+    ui.table(
+        ["service", "layer", "state", "health", "url", "detail"],
+        [[r.service, r.layer, r.state, r.health, r.url, r.detail] for r in rows],
+        title=f"{lab.stage} ({lab.runtime} runtime, state dir {lab.dir})",
+    )
+    for r in rows:
+        if r.state == "not available":
+            ui.warn(f"{r.service} is not available on this machine: {r.detail}")
+
+
+@app.command()
+def logs(
+    service: Annotated[str, typer.Argument(help="proxy, collector, prometheus or grafana.")],
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines (Ctrl-C stops).")] = False,
+    lines: Annotated[int, typer.Option("--lines", "-n", help="How many recent lines to show.")] = 200,
+) -> None:
+    """Print a service's log."""
+    lab = LabState.load()
+    get_runtime(lab).logs(service, follow=follow, lines=lines)
+
+
+@app.command()
+def doctor(json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Preflight: engine, ports, binaries, disk, memory — each problem with its fix."""
+    from labctl.doctor import run_checks
+
+    results = run_checks(load_model())
+    if json_out:
+        ui.print_json([r.as_dict() for r in results])
+    else:
+        ui.table(
+            ["check", "result", "detail", "fix"],
+            [[r.name, r.level_text(), r.detail, r.fix] for r in results],
+        )
+    if any(r.level == "fail" for r in results):
+        raise typer.Exit(1)
+
+
+@app.command()
+def install(
+    component: Annotated[str, typer.Argument(help="collector, prometheus, grafana or all.")] = "all",
+    force: Annotated[bool, typer.Option("--force", help="Rebuild even when the cached binary is current.")] = False,
+) -> None:
+    """Build or install the binaries the native runtime needs, into the lab's cache."""
+    from labctl.install import install as do_install
+
+    with ui.progress() as prog:
+        task = prog.add_task(f"installing {component}", total=None)
+        results = do_install(component, force=force, progress=lambda msg: prog.update(task, description=msg))
+    for result in results:
+        if result.get("error"):
+            ui.warn(f"{result['component']}: {result['error']}" + (f" — {result['hint']}" if result.get("hint") else ""))
+        elif result.get("built"):
+            ui.success(f"{result['component']}: built {result['binary']} ({result.get('seconds', 0):.0f}s)")
+        else:
+            ui.success(f"{result['component']}: {result['binary']} is up to date")

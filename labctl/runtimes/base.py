@@ -1,0 +1,145 @@
+"""The runtime interface both runtimes implement, the status row they return, and runtime selection."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import requests
+
+from labctl.errors import LabError
+from labctl.model import LabModel, load_model
+from labctl.state import LabState
+
+
+@dataclass
+class ServiceStatus:
+    service: str
+    layer: int
+    state: str  # running | stopped | exited | not available
+    health: str  # healthy | unhealthy | - (not running)
+    url: str | None
+    pid: int | None = None
+    detail: str = ""
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+class Runtime(ABC):
+    name: str = "?"
+
+    def __init__(self, lab: LabState, model: LabModel | None = None) -> None:
+        self.lab = lab
+        self.model = model or load_model()
+
+    @abstractmethod
+    def up(self, stage: str) -> None: ...
+
+    @abstractmethod
+    def down(self, volumes: bool = False) -> None: ...
+
+    @abstractmethod
+    def status(self) -> list[ServiceStatus]: ...
+
+    @abstractmethod
+    def logs(self, service: str, follow: bool = False, lines: int = 200) -> None: ...
+
+    @abstractmethod
+    def stop_service(self, service: str) -> None: ...
+
+    @abstractmethod
+    def start_service(self, service: str) -> None: ...
+
+    @abstractmethod
+    def kill_service(self, service: str, signal: int) -> None: ...
+
+    def restart(self, service: str) -> None:
+        self.stop_service(service)
+        self.start_service(service)
+
+    def set_overrides(
+        self, service: str, extra_configs: list[Path] | None = None, env: dict[str, str] | None = None
+    ) -> None:
+        """Persist extra config files / env for one service and apply them by restarting it (faults use this)."""
+        self.model.service(service)
+        self.lab = self.lab.reload()
+        if extra_configs or env:
+            self.lab.overrides[service] = {
+                "extra_configs": [str(Path(p).resolve()) for p in extra_configs or []],
+                "env": dict(env or {}),
+            }
+        else:
+            self.lab.overrides.pop(service, None)
+        self.lab.save()
+        if self.is_running(service):
+            self.restart(service)
+
+    @abstractmethod
+    def is_running(self, service: str) -> bool: ...
+
+    def stage_services(self) -> list[str]:
+        return list(self.model.stage(self.lab.stage).services) if self.lab.stage else []
+
+    def service_url(self, service: str) -> str:
+        svc = self.model.service(service)
+        return self.lab.url(service, svc.url.port) + svc.url.path
+
+    def probe(self, service: str, timeout: float = 1.0) -> bool:
+        """One HTTP GET on the service's health endpoint (loopback host port: same for both runtimes)."""
+        svc = self.model.service(service)
+        url = self.lab.url(service, svc.health.port) + svc.health.path
+        try:
+            return requests.get(url, timeout=timeout).status_code == 200
+        except requests.RequestException:
+            return False
+
+
+def docker_engine() -> tuple[bool, str]:
+    """(True, server version) when a Docker engine answers; else (False, why)."""
+    docker = shutil.which("docker")
+    if not docker:
+        return False, "the docker CLI is not installed"
+    try:
+        out = subprocess.run(
+            [docker, "version", "--format", "{{.Server.Version}}"],
+            capture_output=True,
+            text=True,
+            timeout=8,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return False, f"docker did not answer ({exc})"
+    if out.returncode != 0 or not out.stdout.strip():
+        msg = (out.stderr.strip().splitlines() or ["no server version"])[-1]
+        return False, f"no Docker engine answers: {msg}"
+    return True, out.stdout.strip()
+
+
+def choose_runtime(requested: str) -> str:
+    if requested == "native":
+        return "native"
+    ok, why = docker_engine()
+    if requested == "docker":
+        if not ok:
+            raise LabError(
+                f"--runtime docker was requested but {why}",
+                "start Docker (or install Docker Engine / Docker Desktop), or use `--runtime native`",
+            )
+        return "docker"
+    if requested != "auto":
+        raise LabError(f"unknown runtime {requested!r}", "use docker, native or auto")
+    return "docker" if ok else "native"
+
+
+def get_runtime(lab: LabState, model: LabModel | None = None) -> Runtime:
+    if lab.runtime == "docker":
+        from labctl.runtimes.docker import DockerRuntime
+
+        return DockerRuntime(lab, model)
+    from labctl.runtimes.native import NativeRuntime
+
+    return NativeRuntime(lab, model)

@@ -1,0 +1,326 @@
+"""Native runtime: the lab's services as local processes, using the same configuration files as docker.
+
+Processes run in their own session and outlive `labctl`; pid files, logs and data live in the state dir
+(services/<name>/), so any later invocation finds them again.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import signal as signals
+import sys
+import time
+from dataclasses import dataclass
+
+from labctl import ui
+from labctl.errors import LabError
+from labctl.model import Placement
+from labctl.runtimes import process
+from labctl.runtimes.base import Runtime, ServiceStatus
+from labctl.runtimes.ports import check_ports_free
+from labctl.runtimes.targets import install_prometheus_config, write_targets
+
+HEALTH_TIMEOUT = float(os.environ.get("LABCTL_HEALTH_TIMEOUT", "60"))
+STOP_TIMEOUT = float(os.environ.get("LABCTL_STOP_TIMEOUT", "8"))
+
+# Variables of the user's shell that would change how a service behaves (they configure the emulator or
+# a real Claude Code, not the lab's own processes).
+_SCRUB_PREFIXES = ("OTEL_", "LAB_", "GF_")
+
+
+@dataclass
+class Launch:
+    service: str
+    cmd: list[str]
+    env: dict[str, str]  # the service's own variables (the full env adds the parent's)
+
+    @property
+    def fingerprint(self) -> str:
+        return process.fingerprint(self.cmd, self.env)
+
+
+class Unavailable(Exception):
+    """An optional service that cannot run natively here (e.g. no Grafana binary); up continues without it."""
+
+
+class NativeRuntime(Runtime):
+    name = "native"
+
+    # --- where things are -------------------------------------------------------------------------
+
+    def placement(self) -> Placement:
+        return Placement(
+            runtime="native",
+            ports=self.lab.ports,
+            repo=self.model.root,
+            data_dirs={s: self.lab.data_dir(s) for s in self.model.services},
+            settings=self.lab.settings,
+        )
+
+    def record(self, service: str) -> process.ProcRecord | None:
+        return process.read_record(self.lab.pid_path(service))
+
+    def is_running(self, service: str) -> bool:
+        rec = self.record(service)
+        return rec is not None and rec.alive()
+
+    def running_services(self) -> list[str]:
+        return [s for s in self.model.ordered(list(self.model.services)) if self.is_running(s)]
+
+    # --- building the command line -----------------------------------------------------------------
+
+    def launch(self, service: str, stage_services: list[str] | tuple[str, ...]) -> Launch:
+        """The exact command and env for a service; Unavailable for an optional one that cannot run here."""
+        svc = self.model.service(service)
+        if service == "grafana":
+            self.lab.ensure_secret("grafana_admin_password")  # never Grafana's default admin password
+        where = self.placement()
+        extra: dict[str, str] = {}
+        if svc.native.python_module:
+            if service == "proxy" and not _proxy_available():
+                raise Unavailable(
+                    "the logging proxy is not part of this build yet (no `labctl proxy serve`); "
+                    "nothing listens on the proxy ports"
+                )
+            cmd = [sys.executable, "-m", svc.native.python_module]
+        elif svc.native.binary:
+            from labctl.install import resolve_binary
+
+            try:
+                binary = resolve_binary(svc.native.binary)
+                if service == "grafana":
+                    from labctl.install import grafana_home
+
+                    extra["grafana_home"] = str(grafana_home(binary))
+            except LabError as exc:
+                if svc.optional_native:
+                    raise Unavailable(f"{exc.message}. {exc.hint or ''}".strip()) from None
+                raise
+            cmd = [str(binary)]
+        else:
+            raise LabError(f"lab.yaml: service {service} has no native binary or python_module")
+        if extra:
+            where = Placement(**{**where.__dict__, "extra": extra})
+        cmd += self.model.native_args(service, where)
+        env = self.model.service_env(service, where, stage_services)
+        override = self.lab.overrides.get(service) or {}
+        for path in override.get("extra_configs") or []:
+            if "--config" not in cmd:
+                raise LabError(f"{service} does not take extra configuration files", "only the collector does")
+            cmd += ["--config", str(path)]
+        env.update(override.get("env") or {})
+        return Launch(service=service, cmd=cmd, env=env)
+
+    def _full_env(self, launch: Launch) -> dict[str, str]:
+        base = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUB_PREFIXES)}
+        base.update(launch.env)
+        # The proxy is our own Python package: make sure it imports this checkout, whatever the cwd.
+        base["PYTHONPATH"] = os.pathsep.join(filter(None, [str(self.model.root), os.environ.get("PYTHONPATH")]))
+        base.setdefault("PYTHONUNBUFFERED", "1")
+        return base
+
+    # --- up ------------------------------------------------------------------------------------------
+
+    def up(self, stage: str) -> None:
+        st = self.model.stage(stage)
+        wanted = self.model.ordered(list(st.services))
+        # Layers above the requested stage go first (`up module-2` after module-4).
+        above = [s for s in self.running_services() if s not in wanted]
+        if above:
+            self._stop(above, reason="not part of " + stage)
+
+        launches: dict[str, Launch] = {}
+        unavailable: dict[str, str] = {}
+        for service in wanted:
+            try:
+                launches[service] = self.launch(service, wanted)
+            except Unavailable as why:
+                unavailable[service] = str(why)
+
+        to_start: list[str] = []
+        restart: list[str] = []
+        for service, launch in launches.items():
+            rec = self.record(service)
+            if rec is not None and rec.alive():
+                if rec.fingerprint != launch.fingerprint:
+                    restart.append(service)  # e.g. the proxy gains its upstream when the collector joins
+            else:
+                to_start.append(service)
+        if restart:
+            self._stop(restart, reason="its configuration changed")
+            to_start = self.model.ordered(to_start + restart)
+
+        check_ports_free(
+            [(s, name, self.lab.port(s, name)) for s in to_start for name in self.model.service(s).ports],
+            stage,
+        )
+        self.lab.stage = stage
+        self.lab.settings["unavailable"] = unavailable
+        self.lab.save()
+        for service, why in unavailable.items():
+            ui.warn(f"{service} is not running: {why}")
+        for service in to_start:
+            self._start(launches[service])
+        self._wait_healthy(to_start)
+
+    def _prepare(self, service: str) -> None:
+        data = self.lab.data_dir(service)
+        data.mkdir(parents=True, exist_ok=True)
+        if service == "prometheus":
+            install_prometheus_config(self.model, data)
+            write_targets(self.model, data / "targets", self.lab.addr)
+
+    def _start(self, launch: Launch) -> None:
+        self._prepare(launch.service)
+        process.spawn(
+            launch.cmd,
+            self._full_env(launch),
+            self.lab.log_path(launch.service),
+            cwd=self.lab.data_dir(launch.service),
+            pid_path=self.lab.pid_path(launch.service),
+        )
+
+    def _wait_healthy(self, services: list[str], timeout: float = HEALTH_TIMEOUT) -> None:
+        if not services:
+            return
+        deadline = time.monotonic() + timeout
+        pending = list(services)
+        with ui.progress() as prog:
+            tasks = {s: prog.add_task(f"waiting for {s} to become healthy", total=None) for s in services}
+            while pending:
+                for service in list(pending):
+                    rec = self.record(service)
+                    if rec is None or not rec.alive():
+                        raise self._start_failure(service, "exited while starting")
+                    if self.probe(service, timeout=0.5):
+                        pending.remove(service)
+                        prog.update(tasks[service], description=f"[green]{service} is healthy[/]")
+                        prog.stop_task(tasks[service])
+                if pending and time.monotonic() > deadline:
+                    raise self._start_failure(pending[0], f"was not healthy after {timeout:.0f}s")
+                if pending:
+                    time.sleep(0.1)
+
+    def _start_failure(self, service: str, what: str) -> LabError:
+        svc = self.model.service(service)
+        url = self.lab.url(service, svc.health.port) + svc.health.path
+        log = self.lab.log_path(service)
+        last = process.tail(log, 15)
+        return LabError(
+            f"{service} {what} (health: {url}).\nLast lines of {log}:\n{last}",
+            f"read the full log with `labctl logs {service}`, fix the cause, then run `labctl up {self.lab.stage}` "
+            "again (`labctl doctor` checks ports and binaries)",
+        )
+
+    # --- stop ----------------------------------------------------------------------------------------
+
+    def _stop(self, services: list[str], reason: str = "", timeout: float = STOP_TIMEOUT) -> None:
+        records = [(s, r) for s in services if (r := self.record(s)) is not None]
+        killed = process.terminate([r for _, r in records], timeout=timeout)
+        for s, rec in records:
+            if rec in killed:
+                ui.warn(f"{s} did not stop within {timeout:.0f}s of SIGTERM and was killed (SIGKILL)")
+            self.lab.pid_path(s).unlink(missing_ok=True)
+
+    def down(self, volumes: bool = False) -> None:
+        present = [s for s in self.model.services if self.lab.pid_path(s).exists()]
+        self._stop(list(reversed(self.model.ordered(present))))
+        self.lab.path.unlink(missing_ok=True)
+        if volumes:
+            shutil.rmtree(self.lab.dir / "services", ignore_errors=True)
+
+    def stop_service(self, service: str) -> None:
+        self.model.service(service)
+        self._stop([service])
+
+    def start_service(self, service: str) -> None:
+        self.lab = self.lab.reload()
+        stage_services = self.stage_services()
+        if self.is_running(service):
+            return
+        try:
+            launch = self.launch(service, stage_services)
+        except Unavailable as why:
+            raise LabError(f"{service} cannot run natively here: {why}") from None
+        check_ports_free(
+            [(service, n, self.lab.port(service, n)) for n in self.model.service(service).ports],
+            self.lab.stage or "module-1",
+        )
+        self._start(launch)
+        self._wait_healthy([service])
+
+    def kill_service(self, service: str, signal: int) -> None:
+        rec = self.record(service)
+        if rec is None or not process.send_signal(rec, signal):
+            raise LabError(f"{service} is not running", f"start it with `labctl up {self.lab.stage or 'module-1'}`")
+        if signal in (signals.SIGKILL, signals.SIGTERM):
+            process.terminate([rec], timeout=STOP_TIMEOUT)
+
+    # --- status and logs -----------------------------------------------------------------------------
+
+    def status(self) -> list[ServiceStatus]:
+        stage = self.stage_services()
+        unavailable = self.lab.settings.get("unavailable") or {}
+        rows = []
+        for service in self.model.ordered(list(self.model.services)):
+            svc = self.model.service(service)
+            rec = self.record(service)
+            alive = rec is not None and rec.alive()
+            if not alive and service not in stage:
+                continue
+            if alive:
+                proc = rec.process() if rec else None
+                stopped = proc is not None and proc.status() == "stopped"
+                state = "frozen" if stopped else "running"
+                health = "healthy" if self.probe(service) else "unhealthy"
+                detail = "" if service in stage else f"not part of {self.lab.stage}"
+            elif service in unavailable:
+                state, health, detail = "not available", "-", unavailable[service]
+            else:
+                state, health = ("exited" if rec else "stopped"), "-"
+                detail = f"see `labctl logs {service}`" if rec else ""
+            rows.append(
+                ServiceStatus(
+                    service=service,
+                    layer=svc.layer,
+                    state=state,
+                    health=health,
+                    url=self.service_url(service),
+                    pid=rec.pid if alive and rec else None,
+                    detail=detail,
+                )
+            )
+        return rows
+
+    def logs(self, service: str, follow: bool = False, lines: int = 200) -> None:
+        self.model.service(service)
+        path = self.lab.log_path(service)
+        if not path.exists():
+            raise LabError(f"{service} has no log yet ({path})", f"is {service} part of the running stage?")
+        sys.stdout.write(process.tail(path, lines) + "\n")
+        sys.stdout.flush()
+        if not follow:
+            return
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            try:
+                while True:
+                    chunk = fh.read()
+                    if chunk:
+                        sys.stdout.write(chunk.decode(errors="replace"))
+                        sys.stdout.flush()
+                    else:
+                        time.sleep(0.3)
+            except KeyboardInterrupt:
+                return
+
+
+def _proxy_available() -> bool:
+    """The proxy is another work package: run it only once `labctl proxy serve` exists in this build."""
+    return (
+        importlib.util.find_spec("labctl.proxy") is not None
+        and importlib.util.find_spec("labctl.cli.proxy_commands") is not None
+    )
+

@@ -1,0 +1,48 @@
+"""Prometheus scrape targets (file_sd) and config files, written from the model for either runtime."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from labctl.errors import LabError
+from labctl.model import LabModel
+
+# file_sd file name -> (service, port) it points at. prometheus.yml's jobs read targets/<file>.
+SCRAPE_TARGETS: dict[str, tuple[str, str]] = {
+    "collector.json": ("collector", "prom_exporter"),
+    "collector-internal.json": ("collector", "internal"),
+    "proxy.json": ("proxy", "admin"),
+    "prometheus.json": ("prometheus", "web"),
+}
+
+
+def write_targets(model: LabModel, targets_dir: Path, addr: Callable[[str, str], str]) -> None:
+    """addr(service, port) -> "host:port" as Prometheus reaches it (loopback natively, DNS name in docker)."""
+    targets_dir.mkdir(parents=True, exist_ok=True)
+    for filename, (service, port) in SCRAPE_TARGETS.items():
+        svc = model.service(service)
+        doc = [{"targets": [addr(service, port)], "labels": {"service": service, "layer": str(svc.layer)}}]
+        tmp = targets_dir / f".{filename}.tmp"
+        tmp.write_text(json.dumps(doc, indent=2) + "\n")
+        tmp.replace(targets_dir / filename)  # atomic: Prometheus never reads half a file
+
+
+def install_prometheus_config(model: LabModel, data_dir: Path) -> None:
+    """Copy prometheus.yml and rules/ into Prometheus's data dir (targets/ is written beside them)."""
+    src = model.root / "lab" / "prometheus"
+    config = src / "prometheus.yml"
+    if not config.is_file():
+        raise LabError(f"{config} is missing", "restore lab/prometheus/prometheus.yml from the repository")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(config, data_dir / "prometheus.yml")
+    rules = data_dir / "rules"
+    if rules.exists():
+        shutil.rmtree(rules)
+    if (src / "rules").is_dir():
+        # Only the rule files: rule unit tests (tests/*.yml beside them) are not for the server.
+        shutil.copytree(src / "rules", rules, ignore=shutil.ignore_patterns("*test*"))
+    else:
+        rules.mkdir()
