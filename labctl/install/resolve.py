@@ -1,0 +1,74 @@
+"""Find a binary: env override, then PATH, then the lab's cache — else say how to install it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from labctl.errors import LabError
+from labctl.install.paths import bin_dir
+
+# binary name -> the `labctl install` component that provides it
+BINARIES: dict[str, str] = {
+    "otelcol-lab": "collector",
+    "prometheus": "prometheus",
+    "promtool": "prometheus",
+    "grafana": "grafana",
+}
+
+
+def env_var_for(name: str) -> str:
+    """`otelcol-lab` -> `LABCTL_OTELCOL_LAB_BIN`."""
+    return "LABCTL_" + name.upper().replace("-", "_") + "_BIN"
+
+
+def _is_executable(path: Path) -> bool:
+    return path.is_file() and os.access(path, os.X_OK)
+
+
+def resolve_binary(name: str) -> Path:
+    if name not in BINARIES:
+        raise LabError(
+            f"unknown binary {name!r}",
+            "known binaries: " + ", ".join(sorted(BINARIES)),
+        )
+    var = env_var_for(name)
+    configured = os.environ.get(var)
+    if configured:
+        path = Path(configured).expanduser()
+        if not _is_executable(path):
+            raise LabError(
+                f"{var} points to {path}, which is not an executable file",
+                f"fix {var} or unset it to use PATH and the lab's cache ({bin_dir()})",
+            )
+        return path
+    on_path = shutil.which(name)
+    if on_path:
+        return Path(on_path)
+    cached = bin_dir() / name
+    if _is_executable(cached):
+        return cached
+    component = BINARIES[name]
+    hint = f"run `labctl install {component}`, put {name} on PATH, or set {var}=<path>"
+    if component == "grafana":
+        hint = (
+            f"download Grafana's official release archive, unpack it and set {var}=<dir>/bin/grafana "
+            "(or put it on PATH), or use the docker runtime (`labctl up module-4 --runtime docker`)"
+        )
+    raise LabError(f"{name} was not found (looked at ${var}, PATH and {bin_dir()})", hint)
+
+
+def grafana_home(binary: Path) -> Path:
+    """Grafana's --homepath: `LABCTL_GRAFANA_HOME`, else the unpacked archive the binary sits in."""
+    configured = os.environ.get("LABCTL_GRAFANA_HOME")
+    if configured:
+        home = Path(configured).expanduser()
+    else:
+        home = binary.resolve().parent.parent
+    if not (home / "conf" / "defaults.ini").is_file():
+        raise LabError(
+            f"Grafana's home directory {home} has no conf/defaults.ini",
+            "set LABCTL_GRAFANA_HOME to the unpacked Grafana archive (the folder holding conf/ and public/)",
+        )
+    return home
