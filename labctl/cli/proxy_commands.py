@@ -1,0 +1,40 @@
+"""`labctl proxy ...`: run the logging proxy (more proxy commands register on `proxy_app`)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from labctl.cli.main import app
+
+proxy_app = typer.Typer(help="The logging proxy: OTLP in, contract check, inspection, lossless forwarding.",
+                        no_args_is_help=True)
+app.add_typer(proxy_app, name="proxy")
+
+
+@proxy_app.command("serve")
+def serve(
+    config: Annotated[Path, typer.Option("--config", "-c", help="Proxy config YAML (e.g. lab/proxy/proxy.yaml).")],
+    check: Annotated[bool, typer.Option("--check", help="Only load and validate the config, then exit.")] = False,
+    log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Run the proxy in the foreground until SIGTERM / Ctrl-C."""
+    from labctl.proxy import config as proxy_config
+
+    cfg = proxy_config.load(config)
+    if check:
+        typer.echo(f"{config}: ok (mode {cfg.mode}, upstream {cfg.upstream.endpoint or 'none: the proxy is the sink'})")
+        return
+    # Plain lines on stderr: the native runtime captures them into the service log. Headers are never logged.
+    logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from labctl.proxy.server import ProxyServer
+
+    try:
+        asyncio.run(ProxyServer(cfg).serve_forever())
+    except KeyboardInterrupt:
+        pass

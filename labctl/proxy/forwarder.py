@@ -1,0 +1,127 @@
+"""The forwarder: drains the spool to the upstream in order, retrying until the upstream takes the data.
+
+One worker keeps order. Consecutive spooled requests of one signal are sent as one request by
+concatenating their protobuf bytes (repeated fields concatenate, so this is a valid merged request) —
+no re-encoding. If the upstream refuses a merged batch for good, the entries are retried one by one so
+one bad request cannot take good ones down with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from typing import Any
+
+from labctl.proxy.config import UpstreamSettings
+from labctl.proxy.spool import Spool
+from labctl.proxy.stats import Stats
+from labctl.proxy.upstream import AUTH, OK, PERMANENT, GrpcSender, HttpSender, Result, safe_endpoint
+
+log = logging.getLogger("labctl.proxy.forwarder")
+
+
+class Forwarder:
+    def __init__(self, settings: UpstreamSettings, spool: Spool, stats: Stats,
+                 sender: HttpSender | GrpcSender) -> None:
+        self.settings = settings
+        self.spool = spool
+        self.stats = stats
+        self.sender = sender
+        self.state = "idle"               # idle | ok | retrying | auth_failed
+        self.last_error = ""
+        self.last_error_at: float | None = None
+        self.last_success_at: float | None = None
+        self.failures = 0                 # consecutive failed attempts
+        self.next_attempt_at: float | None = None
+        self._single_left = 0             # entries to send one by one after a refused merged batch
+        self._stop = asyncio.Event()
+
+    def delay(self, result: Result) -> float:
+        r = self.settings.retry
+        if result.retry_after is not None:
+            return min(max(result.retry_after, 0.0), r.max_retry_after)
+        base = min(r.max_interval, r.initial_interval * (r.multiplier ** max(self.failures - 1, 0)))
+        return min(r.max_interval, base * random.uniform(0.5, 1.5))   # ±50% jitter, like the Collector
+
+    async def run(self) -> None:
+        while not self._stop.is_set():
+            waiter = asyncio.ensure_future(self.spool.wait())
+            stopper = asyncio.ensure_future(self._stop.wait())
+            await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+            stopper.cancel()
+            if self._stop.is_set():
+                return
+            await self._attempt()
+
+    async def _attempt(self) -> None:
+        max_bytes = 1 if self._single_left > 0 else self.settings.batch_max_bytes
+        batch = self.spool.peek(max_bytes)
+        if not batch:
+            return
+        signal = batch[0].signal
+        items = sum(e.items for e in batch)
+        body = batch[0].body if len(batch) == 1 else b"".join(e.body for e in batch)
+        result = await self.sender.send(signal, body)
+        if result.kind == OK:
+            self.spool.remove(batch)
+            self.stats.forwarded[signal] += items - result.rejected
+            if result.rejected:
+                self.stats.dropped[(signal, "upstream_partial")] += result.rejected
+                log.warning("upstream accepted %s but rejected %d: %s", signal, result.rejected,
+                            result.rejected_message)
+            if self.state not in ("ok", "idle"):
+                log.info("upstream %s is accepting data again after %d failed attempts; %d requests still "
+                         "spooled", safe_endpoint(self.settings.endpoint), self.failures, self.spool.pending_rows)
+            self.state, self.failures, self.next_attempt_at = "ok", 0, None
+            self.last_success_at = time.time()
+            self._single_left = max(0, self._single_left - len(batch))
+            return
+        self.last_error, self.last_error_at = result.detail, time.time()
+        if result.kind == PERMANENT:
+            if len(batch) > 1:
+                self._single_left = len(batch)
+                return
+            self.spool.remove(batch)
+            self.stats.dropped[(signal, "upstream_permanent")] += items
+            self._single_left = max(0, self._single_left - 1)
+            log.error("upstream refused %d %s for good (not retryable per OTLP): %s — dropped and counted in "
+                      "dropped{reason=upstream_permanent}", items, signal, result.detail)
+            return
+        self.failures += 1
+        self.stats.retries[(signal, result.reason or result.kind)] += 1
+        new_state = "auth_failed" if result.kind == AUTH else "retrying"
+        wait = self.delay(result)
+        if new_state != self.state:
+            if new_state == "auth_failed":
+                log.error("upstream refused the proxy's credentials (%s). HOLDING %d spooled requests — nothing "
+                          "is dropped; retrying every ≤%.0fs. Fix the upstream headers (LAB_PROXY_UPSTREAM_HEADERS)"
+                          " or the upstream's token.", result.detail, self.spool.pending_rows,
+                          self.settings.retry.max_interval)
+            else:
+                log.warning("upstream unavailable (%s); spooling and retrying with backoff", result.detail)
+        self.state = new_state
+        self.next_attempt_at = time.time() + wait
+        try:
+            await asyncio.wait_for(self._stop.wait(), wait)
+        except TimeoutError:
+            pass
+
+    def snapshot(self) -> dict[str, Any]:
+        now = time.time()
+        return {
+            "endpoint": safe_endpoint(self.settings.endpoint),
+            "protocol": self.settings.protocol,
+            "state": self.state,
+            "consecutive_failures": self.failures,
+            "last_error": self.last_error,
+            "last_error_age_s": round(now - self.last_error_at, 1) if self.last_error_at else None,
+            "last_success_age_s": round(now - self.last_success_at, 1) if self.last_success_at else None,
+            "next_attempt_in_s": round(max(0.0, self.next_attempt_at - now), 1) if self.next_attempt_at else None,
+        }
+
+    async def stop(self) -> None:
+        self._stop.set()
+        await self.sender.close()

@@ -1,0 +1,71 @@
+"""OTLP/gRPC receiver (grpc.aio): the metrics, logs and trace Export services on one server.
+
+Requests arrive as raw bytes and are parsed here so a bad body is an INVALID_ARGUMENT with a clear
+message. grpc itself enforces the (inflated) size limit with RESOURCE_EXHAUSTED. A full spool answers
+RESOURCE_EXHAUSTED *with* RetryInfo in grpc-status-details-bin, the only form OTLP clients retry.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+import grpc
+from google.protobuf.message import DecodeError
+from google.rpc import error_details_pb2
+
+from labctl.proxy import codec
+from labctl.proxy.ingest import Busy, Ingest, safe_headers
+from labctl.proxy.signals import SIGNALS, Signal, response
+from labctl.proxy.stats import Stats
+
+
+class GrpcReceiver:
+    def __init__(self, ingest: Ingest, stats: Stats, *, token: str) -> None:
+        self.ingest = ingest
+        self.stats = stats
+        self._expected_auth = f"Bearer {token}".encode() if token else b""
+
+    def handlers(self) -> list[grpc.GenericRpcHandler]:
+        out = []
+        for sig in SIGNALS.values():
+            method = grpc.unary_unary_rpc_method_handler(self._handler(sig))   # bytes in, bytes out
+            out.append(grpc.method_handlers_generic_handler(sig.grpc_service, {"Export": method}))
+        return out
+
+    def _handler(self, sig: Signal):  # type: ignore[no-untyped-def]
+        async def export(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+            return await self.export(sig, request, context)
+        return export
+
+    async def export(self, sig: Signal, body: bytes, context: Any) -> bytes:
+        metadata = context.invocation_metadata() or ()
+        if self._expected_auth:
+            got = next((str(v) for k, v in metadata if k == "authorization"), "").encode()
+            if not hmac.compare_digest(got, self._expected_auth):
+                self.stats.requests[(sig.name, "unauthenticated")] += 1
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED,
+                                    "missing or wrong bearer token: send the metadata authorization: Bearer <token>")
+        msg = sig.request_type()
+        try:
+            msg.ParseFromString(body)
+        except (DecodeError, RuntimeError, ValueError) as exc:
+            self.stats.requests[(sig.name, "bad_protobuf")] += 1
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"body is not a valid protobuf {sig.request_type.__name__}: {exc}")
+        meta = {
+            "protocol": "grpc",
+            "content_type": "application/grpc",
+            "peer": context.peer() or "",
+            "bytes": len(body),
+            "headers": safe_headers(dict(metadata)),
+        }
+        try:
+            answer = self.ingest.handle(sig, msg, body, meta)
+        except Busy as busy:
+            info = error_details_pb2.RetryInfo()
+            info.retry_delay.FromNanoseconds(int(busy.retry_after * 1e9))
+            st = codec.status(codec.RESOURCE_EXHAUSTED, busy.message, [info])
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, busy.message,
+                                trailing_metadata=(("grpc-status-details-bin", st.SerializeToString()),))
+        return response(sig, answer.rejected, answer.message).SerializeToString()

@@ -1,0 +1,210 @@
+"""Wires the proxy together on one asyncio loop: receivers, contract, inspector, spool, forwarder, admin."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal as signals
+import time
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+from aiohttp import web
+
+from labctl.errors import LabError
+from labctl.proxy.admin import make_admin_app
+from labctl.proxy.config import Listen, ProxyConfig
+from labctl.proxy.forwarder import Forwarder
+from labctl.proxy.grpc_receiver import GrpcReceiver
+from labctl.proxy.http_receiver import HttpReceiver
+from labctl.proxy.ingest import ContractHolder, Ingest
+from labctl.proxy.spool import Spool
+from labctl.proxy.stats import SIGNAL_NAMES, Stats
+from labctl.proxy.upstream import make_sender, safe_endpoint
+
+log = logging.getLogger("labctl.proxy")
+
+SINK_NOTE = ("no upstream configured: this proxy is the end of the pipeline (module-1). Data is checked, "
+             "inspected, counted and acknowledged here, not forwarded.")
+
+
+def _default_contract_loader() -> Callable[[Any], Any]:
+    from labctl.contract import load_contract
+    return load_contract
+
+
+def _default_inspector_factory() -> Callable[..., Any]:
+    from labctl.proxy.inspect import Inspector
+    return Inspector
+
+
+class ProxyServer:
+    def __init__(self, cfg: ProxyConfig, *, contract_loader: Callable[[Any], Any] | None = None,
+                 inspector_factory: Callable[..., Any] | None = None) -> None:
+        self.cfg = cfg
+        self.stats = Stats()
+        self._contract_loader = contract_loader
+        self._inspector_factory = inspector_factory
+        self.spool: Spool | None = None
+        self.forwarder: Forwarder | None = None
+        self.inspector: Any = None
+        self.contract: ContractHolder | None = None
+        self._runners: list[web.AppRunner] = []
+        self._grpc: grpc.aio.Server | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self.ports: dict[str, int] = {}
+        self._ready = False
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        cfg = self.cfg
+        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        loader = self._contract_loader or (_default_contract_loader() if cfg.contract_path else None)
+        self.contract = ContractHolder(cfg.contract_path, loader)
+        factory = self._inspector_factory or _default_inspector_factory()
+        self.inspector = factory(cfg.raw, cfg.data_dir)
+        if cfg.upstream.enabled:
+            self.spool = Spool(cfg.data_dir / "spool.sqlite", max_bytes=cfg.spool_max_bytes,
+                               memory_bytes=cfg.queue_memory_bytes, overflow=cfg.spool_overflow,
+                               sync=cfg.spool_sync, stats=self.stats)
+            if self.spool.recovered_rows:
+                log.info("spool holds %d unsent requests from before the restart: replaying them in order",
+                         self.spool.recovered_rows)
+            self.forwarder = Forwarder(cfg.upstream, self.spool, self.stats, make_sender(cfg.upstream))
+        ingest = Ingest(mode=cfg.mode, stats=self.stats, spool=self.spool, contract=self.contract,
+                        inspector=self.inspector, retry_after=cfg.retry_after)
+        try:
+            if cfg.otlp_grpc is not None:
+                await self._start_grpc(GrpcReceiver(ingest, self.stats, token=cfg.auth_token), cfg.otlp_grpc)
+            if cfg.otlp_http is not None:
+                http = HttpReceiver(ingest, self.stats, max_bytes=cfg.max_request_bytes, token=cfg.auth_token)
+                self.ports["otlp_http"] = await self._start_http(http.app(), cfg.otlp_http, "otlp_http")
+            routes = list(self.inspector.routes(self.stats_provider)) if self.inspector is not None else []
+            admin = make_admin_app(self.stats_provider, self.readiness, routes)
+            self.ports["admin"] = await self._start_http(admin, cfg.admin, "admin", decompress=True)
+        except BaseException:
+            await self.stop()
+            raise
+        if self.forwarder is not None:
+            self._tasks.append(asyncio.create_task(self.forwarder.run(), name="forwarder"))
+        if cfg.contract_reload:
+            self._tasks.append(asyncio.create_task(self.contract.watch(), name="contract-reload"))
+        self._ready = True
+        self._banner()
+
+    async def _start_grpc(self, receiver: GrpcReceiver, listen: Listen) -> None:
+        server = grpc.aio.server(options=[
+            ("grpc.max_receive_message_length", self.cfg.max_request_bytes),
+            ("grpc.so_reuseport", 0),
+        ])
+        server.add_generic_rpc_handlers(receiver.handlers())
+        try:
+            port = server.add_insecure_port(str(listen))
+        except RuntimeError:
+            port = 0
+        if not port:
+            raise LabError(f"cannot listen for OTLP gRPC on {listen}: the port is in use or the address is wrong",
+                           "stop what uses the port (`labctl down`?) or set LAB_PROXY_OTLP_GRPC_LISTEN")
+        await server.start()
+        self._grpc = server
+        self.ports["otlp_grpc"] = port
+
+    async def _start_http(self, app: web.Application, listen: Listen, name: str, decompress: bool = False) -> int:
+        # OTLP receivers inflate gzip themselves (bounded); aiohttp's own inflation is switched off there.
+        runner = web.AppRunner(app, access_log=None, auto_decompress=decompress, handle_signals=False)
+        await runner.setup()
+        self._runners.append(runner)
+        site = web.TCPSite(runner, listen.host, listen.port, reuse_address=True)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise LabError(f"cannot listen for {name} on {listen}: {exc.strerror}",
+                           f"stop what uses the port (`labctl down`?) or set LAB_PROXY_{name.upper()}_LISTEN") from None
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        return int(sockets[0].getsockname()[1]) if sockets else listen.port
+
+    async def stop(self) -> None:
+        self._ready = False
+        if self.forwarder is not None:
+            await self.forwarder.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        if self._grpc is not None:
+            await self._grpc.stop(grace=1.0)
+            self._grpc = None
+        for runner in self._runners:
+            await runner.cleanup()
+        self._runners.clear()
+        if self.inspector is not None and hasattr(self.inspector, "close"):
+            with contextlib.suppress(Exception):
+                self.inspector.close()
+        if self.spool is not None:
+            self.spool.close()
+            self.spool = None
+
+    async def serve_forever(self) -> None:
+        await self.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signals.SIGTERM, signals.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+            log.info("stopping: unsent data stays in the spool and is sent after the next start")
+        finally:
+            await self.stop()
+
+    # -- reporting ----------------------------------------------------------------------------------
+
+    def readiness(self) -> tuple[bool, str]:
+        if not self._ready:
+            return False, "starting or stopping"
+        return True, "receivers listening"
+
+    def stats_provider(self) -> dict[str, Any]:
+        """The transport's counters and state (GET /api/stats; rendered on /metrics by the inspector)."""
+        if self.forwarder is not None:
+            upstream = self.forwarder.snapshot()
+        else:
+            upstream = {"endpoint": "", "protocol": "", "state": "none", "note": SINK_NOTE}
+        if self.spool is not None:
+            gauges = self.spool.gauges()
+        else:
+            zero = dict.fromkeys(SIGNAL_NAMES, 0)
+            gauges = {"queued": zero, "spooled": dict(zero), "spool_bytes": 0, "spool_max_bytes": 0,
+                      "spool_rows": 0, "queue_bytes": 0, "queue_max_bytes": 0, "spool_full": False,
+                      "overflow_policy": self.cfg.spool_overflow}
+        contract = self.contract
+        return {
+            "uptime_s": round(time.time() - self.stats.started, 1),
+            "mode": self.cfg.mode,
+            "contract": {
+                "path": str(contract.path) if contract and contract.path else None,
+                "version": contract.version if contract else 0,
+                "last_reload_error": contract.last_error if contract else "",
+            },
+            "upstream": upstream,
+            "counters": self.stats.counters(),
+            "gauges": gauges,
+        }
+
+    def _banner(self) -> None:
+        cfg = self.cfg
+        hosts = {"otlp_grpc": cfg.otlp_grpc, "otlp_http": cfg.otlp_http, "admin": cfg.admin}
+        parts = [f"{k}={getattr(hosts[k], 'host', '')}:{v}" for k, v in self.ports.items()]
+        log.info("labctl proxy listening: %s (mode %s, contract %s)", " ".join(parts), cfg.mode,
+                 cfg.contract_path or "none")
+        if cfg.upstream.enabled:
+            log.info("forwarding to %s over %s; spool %s (limit %d bytes, overflow policy %s)",
+                     safe_endpoint(cfg.upstream.endpoint), cfg.upstream.protocol, cfg.data_dir / "spool.sqlite",
+                     cfg.spool_max_bytes, cfg.spool_overflow)
+        else:
+            log.info(SINK_NOTE)
