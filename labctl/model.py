@@ -61,6 +61,7 @@ class Service:
     env_when_running: dict[str, dict[str, str]] = field(default_factory=dict)
     native: NativeSpec = field(default_factory=NativeSpec)
     optional_native: bool = False
+    docker_data: str = DOCKER_DATA
 
     def port(self, name: str) -> Port:
         try:
@@ -185,7 +186,7 @@ class LabModel:
                 if service not in where.data_dirs:
                     raise LabError(f"no data directory known for {service}")
                 return str(where.data_dirs[service])
-            return DOCKER_DATA
+            return svc.docker_data
         if kind == "setting":
             if not arg:
                 raise LabError(f"placeholder {raw} in lab.yaml needs a setting name")
@@ -276,6 +277,7 @@ def _service(name: str, raw: dict[str, Any]) -> Service:
             args=tuple(str(a) for a in native_raw.get("args") or ()),
         ),
         optional_native=bool(raw.get("optional_native", False)),
+        docker_data=str((raw.get("docker") or {}).get("data", DOCKER_DATA)),
     )
 
 

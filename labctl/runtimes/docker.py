@@ -1,0 +1,291 @@
+"""Docker runtime: the compose files under compose/ (one per layer), driven through python-on-whales.
+
+Every compose call goes through `client()`, which adds the layer files, the project name of this lab
+instance and the env files (pinned versions + this instance's ports and generated settings). Nothing
+outside the lab's own compose project is ever touched (no prune).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from python_on_whales import DockerClient
+from python_on_whales.exceptions import DockerException
+
+from labctl import ui
+from labctl.errors import LabError
+from labctl.model import DOCKER_REPO, LabModel
+from labctl.runtimes.base import Runtime, ServiceStatus, docker_engine
+from labctl.runtimes.ports import check_ports_free
+from labctl.runtimes.targets import write_targets
+from labctl.state import LabState
+
+WAIT_TIMEOUT = 180  # seconds `compose up --wait` may take (first run pulls images and builds the proxy)
+
+
+def port_var(service: str, port: str) -> str:
+    """Compose variable carrying a host port: proxy.otlp_grpc -> LAB_PORT_PROXY_OTLP_GRPC."""
+    return f"LAB_PORT_{service.upper()}_{port.upper()}"
+
+
+def compose_dir(model: LabModel) -> Path:
+    return model.root / "compose"
+
+
+def layer_files(model: LabModel, layer: int) -> list[Path]:
+    """compose/module-1.yml .. module-<layer>.yml: each stage is the files of its layer and below."""
+    return [compose_dir(model) / f"module-{n}.yml" for n in range(1, layer + 1)]
+
+
+class DockerRuntime(Runtime):
+    name = "docker"
+
+    def __init__(
+        self, lab: LabState, model: LabModel | None = None, client_call: list[str] | None = None
+    ) -> None:
+        super().__init__(lab, model)
+        # client_call lets tests point python-on-whales at another docker-compatible CLI.
+        self.client_call = client_call or ["docker"]
+
+    @property
+    def project(self) -> str:
+        return f"labctl-{self.lab.instance}".lower()
+
+    @property
+    def env_file(self) -> Path:
+        return self.lab.dir / "compose.env"
+
+    @property
+    def override_file(self) -> Path:
+        return self.lab.dir / "compose.override.yml"
+
+    @property
+    def targets_dir(self) -> Path:
+        return self.lab.dir / "services" / "prometheus" / "targets"
+
+    def files(self, layer: int | None = None) -> list[Path]:
+        if layer is None:
+            layer = self.model.stage(self.lab.stage).layer if self.lab.stage else max(
+                s.layer for s in self.model.stages.values()
+            )
+        files = layer_files(self.model, layer)
+        if self.lab.overrides and self.override_file.exists():
+            files.append(self.override_file)
+        return files
+
+    def client(self, layer: int | None = None) -> DockerClient:
+        return DockerClient(
+            compose_files=self.files(layer),
+            compose_project_name=self.project,
+            compose_project_directory=compose_dir(self.model),
+            compose_env_files=[compose_dir(self.model) / "versions.env", self.env_file],
+            client_call=self.client_call,
+        )
+
+    # --- files written per instance ----------------------------------------------------------------
+
+    def write_env_file(self) -> None:
+        """Host ports, the targets dir and generated secrets, for compose's `${...}` interpolation."""
+        lines = ["# Written by labctl for this lab instance; read by docker compose (--env-file)."]
+        for service, ports in sorted(self.lab.ports.items()):
+            for name, port in sorted(ports.items()):
+                lines.append(f"{port_var(service, name)}={port}")
+        lines.append(f"LAB_PROMETHEUS_TARGETS_DIR={self.targets_dir}")
+        lines.append(f"LAB_GRAFANA_ADMIN_PASSWORD={self.lab.ensure_secret('grafana_admin_password')}")
+        self.lab.dir.mkdir(parents=True, exist_ok=True)
+        self.env_file.write_text("\n".join(lines) + "\n")
+        self.env_file.chmod(0o600)
+
+    def write_targets(self) -> None:
+        # Inside the compose network Prometheus reaches services by name on their container ports.
+        def addr(service: str, port: str) -> str:
+            return f"{service}:{self.model.service(service).port(port).container}"
+
+        write_targets(self.model, self.targets_dir, addr)
+
+    def override_doc(self) -> dict[str, Any]:
+        """Compose overrides from runtime.set_overrides: extra collector configs (mounted paths) and env."""
+        services: dict[str, Any] = {}
+        for service, override in self.lab.overrides.items():
+            entry: dict[str, Any] = {}
+            configs = override.get("extra_configs") or []
+            if configs:
+                if service != "collector":
+                    raise LabError(f"{service} does not take extra configuration files", "only the collector does")
+                base = ["--config", f"{DOCKER_REPO}/collector-configs/base.yaml"]
+                entry["command"] = base + [a for p in configs for a in ("--config", self.container_path(Path(p)))]
+            if override.get("env"):
+                entry["environment"] = {k: str(v) for k, v in override["env"].items()}
+            services[service] = entry
+        return {"services": services}
+
+    def container_path(self, path: Path) -> str:
+        """A repo file as the containers see it (the repo's folders are mounted under /lab)."""
+        try:
+            rel = path.resolve().relative_to(self.model.root)
+        except ValueError:
+            raise LabError(
+                f"{path} is outside the lab repository, so containers cannot see it",
+                "keep override files under collector-configs/",
+            ) from None
+        return f"{DOCKER_REPO}/{rel}"
+
+    def write_override(self) -> None:
+        if self.lab.overrides:
+            self.override_file.write_text(yaml.safe_dump(self.override_doc(), sort_keys=True))
+        else:
+            self.override_file.unlink(missing_ok=True)
+
+    # --- lifecycle -----------------------------------------------------------------------------------
+
+    def require_engine(self) -> None:
+        ok, why = docker_engine()
+        if not ok:
+            raise LabError(
+                f"the lab uses the docker runtime but {why}",
+                "start Docker, or `labctl down` and `labctl up <module> --runtime native`",
+            )
+
+    def up(self, stage: str) -> None:
+        st = self.model.stage(stage)
+        self.require_engine()
+        new = [s for s in st.services if not self.is_running(s)]
+        check_ports_free([(s, n, self.lab.port(s, n)) for s in new for n in self.model.service(s).ports], stage)
+        self.lab.stage = stage
+        self.lab.save()
+        self.prepare_files()
+        ui.info(f"docker compose up ({', '.join(st.services)}); the first run pulls images and builds the proxy")
+        self._compose(
+            lambda c: c.compose.up(detach=True, wait=True, wait_timeout=WAIT_TIMEOUT, remove_orphans=True, build=True),
+            "start the lab",
+        )
+        self._wait_collector(st.services)
+
+    def prepare_files(self) -> None:
+        self.write_env_file()
+        self.write_targets()
+        self.write_override()
+
+    def _wait_collector(self, services: tuple[str, ...] | list[str], timeout: float = 60) -> None:
+        # The collector image has no healthcheck tool; poll its health_check port from the host.
+        if "collector" not in services:
+            return
+        deadline = time.monotonic() + timeout
+        while not self.probe("collector"):
+            if time.monotonic() > deadline:
+                raise LabError(
+                    f"collector was not healthy after {timeout:.0f}s",
+                    "read `labctl logs collector`, fix the cause, then `labctl up` again",
+                )
+            time.sleep(0.5)
+
+    def _compose(self, call: Any, what: str, layer: int | None = None) -> Any:
+        try:
+            return call(self.client(layer))
+        except DockerException as exc:
+            detail = (exc.stderr or exc.stdout or str(exc)).strip().splitlines()[-8:]
+            raise LabError(
+                f"docker compose failed to {what}:\n" + "\n".join(detail),
+                "`labctl status` and `labctl logs <service>` show what failed; `labctl doctor` checks the engine",
+            ) from None
+
+    def down(self, volumes: bool = False) -> None:
+        self.require_engine()
+        # All layer files, so every service of this project is found, whatever stage is running.
+        self._compose(
+            lambda c: c.compose.down(remove_orphans=True, volumes=volumes, timeout=5),
+            "stop the lab",
+            layer=max(s.layer for s in self.model.stages.values()),
+        )
+        self.lab.path.unlink(missing_ok=True)
+
+    def _containers(self) -> dict[str, Any]:
+        out = {}
+        for container in self._compose(lambda c: c.compose.ps(all=True), "list the lab's containers"):
+            service = container.config.labels.get("com.docker.compose.service")
+            if service:
+                out[service] = container
+        return out
+
+    def is_running(self, service: str) -> bool:
+        ok, _ = docker_engine()
+        if not ok:
+            return False
+        container = self._containers().get(service)
+        return bool(container is not None and container.state.running)
+
+    def status(self) -> list[ServiceStatus]:
+        ok, why = docker_engine()
+        stage = self.stage_services()
+        containers = self._containers() if ok else {}
+        rows = []
+        for service in self.model.ordered(list(self.model.services)):
+            container = containers.get(service)
+            if container is None and service not in stage:
+                continue
+            svc = self.model.service(service)
+            if container is None:
+                state, health, detail = "stopped", "-", "" if ok else why
+            else:
+                state = "frozen" if container.state.paused else container.state.status
+                health_info = container.state.health
+                if health_info is not None and health_info.status:
+                    health = health_info.status
+                else:
+                    health = "healthy" if self.probe(service) else "unhealthy"
+                if state != "running":
+                    health = "-"
+                detail = "" if service in stage else f"not part of {self.lab.stage}"
+            rows.append(
+                ServiceStatus(service, svc.layer, state, health, self.service_url(service), None, detail)
+            )
+        return rows
+
+    def logs(self, service: str, follow: bool = False, lines: int = 200) -> None:
+        self.model.service(service)
+        if follow:
+            stream = self._compose(
+                lambda c: c.compose.logs(service, follow=True, stream=True, tail=str(lines)), "read logs"
+            )
+            try:
+                for _source, chunk in stream:
+                    sys.stdout.write(chunk.decode(errors="replace"))
+                    sys.stdout.flush()
+            except KeyboardInterrupt:
+                return
+            return
+        sys.stdout.write(self._compose(lambda c: c.compose.logs(service, tail=str(lines)), "read logs"))
+
+    def stop_service(self, service: str) -> None:
+        self.model.service(service)
+        self._compose(lambda c: c.compose.stop([service], timeout=5), f"stop {service}")
+
+    def start_service(self, service: str) -> None:
+        self.model.service(service)
+        self.lab = self.lab.reload()
+        self.prepare_files()
+        self._compose(
+            lambda c: c.compose.up([service], detach=True, wait=True, wait_timeout=WAIT_TIMEOUT), f"start {service}"
+        )
+        self._wait_collector([service])
+
+    def restart(self, service: str) -> None:
+        # Recreate, so changed overrides (command, environment) take effect.
+        self.model.service(service)
+        self.lab = self.lab.reload()
+        self.prepare_files()
+        self._compose(
+            lambda c: c.compose.up(
+                [service], detach=True, wait=True, wait_timeout=WAIT_TIMEOUT, force_recreate=True, dependencies=False
+            ),
+            f"restart {service}",
+        )
+        self._wait_collector([service])
+
+    def kill_service(self, service: str, signal: int) -> None:
+        self.model.service(service)
+        self._compose(lambda c: c.compose.kill([service], signal=signal), f"signal {service}")
