@@ -1,0 +1,1 @@
+"""The Claude Code telemetry emulator: same metrics, events, attributes and environment variables."""

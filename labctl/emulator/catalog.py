@@ -1,0 +1,119 @@
+"""What Claude Code emits, as data: the eight metrics, the five events, models and their prices.
+
+Facts from Claude Code's public monitoring documentation (see the lab's reference notes). The session
+model and the instruments both read this table, so a name or unit is written exactly once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+METER_NAME = "com.anthropic.claude_code"
+EVENT_LOGGER_NAME = "com.anthropic.claude_code.events"
+# Claude Code passes "0.0.0" as the meter/logger version (its build does not stamp it).
+SCOPE_VERSION = "0.0.0"
+SERVICE_NAME = "claude-code"
+# The emulated Claude Code release (service.version / app.version).
+APP_VERSION = "2.1.111"
+
+
+@dataclass(frozen=True)
+class MetricDef:
+    name: str
+    unit: str
+    description: str
+    attributes: tuple[str, ...]  # extra attributes beyond the standard ones
+
+
+METRICS: dict[str, MetricDef] = {
+    m.name: m
+    for m in (
+        MetricDef("claude_code.session.count", "", "Count of CLI sessions started", ("start_type",)),
+        MetricDef(
+            "claude_code.lines_of_code.count", "", "Count of lines of code modified", ("type", "model")
+        ),
+        MetricDef("claude_code.pull_request.count", "", "Number of pull requests created", ()),
+        MetricDef("claude_code.commit.count", "", "Number of git commits created", ()),
+        MetricDef(
+            "claude_code.cost.usage",
+            "USD",
+            "Cost of the Claude Code session",
+            ("model", "query_source", "speed", "effort"),
+        ),
+        MetricDef(
+            "claude_code.token.usage",
+            "tokens",
+            "Number of tokens used",
+            ("type", "model", "query_source", "speed", "effort"),
+        ),
+        MetricDef(
+            "claude_code.code_edit_tool.decision",
+            "",
+            "Count of code editing tool permission decisions",
+            ("tool_name", "decision", "source", "language"),
+        ),
+        MetricDef("claude_code.active_time.total", "s", "Total active time in seconds", ("type",)),
+    )
+}
+
+EVENTS: dict[str, tuple[str, ...]] = {
+    "user_prompt": ("prompt_length", "prompt", "prompt.id"),
+    "api_request": (
+        "model",
+        "cost_usd",
+        "duration_ms",
+        "input_tokens",
+        "output_tokens",
+        "cache_read_tokens",
+        "cache_creation_tokens",
+        "request_id",
+        "speed",
+        "query_source",
+        "effort",
+    ),
+    "api_error": ("model", "error", "status_code", "duration_ms", "attempt", "request_id"),
+    "tool_decision": ("tool_name", "tool_use_id", "decision", "source"),
+    "tool_result": (
+        "tool_name",
+        "tool_use_id",
+        "success",
+        "duration_ms",
+        "error_type",
+        "decision_type",
+        "decision_source",
+        "tool_result_size_bytes",
+    ),
+}
+
+TOKEN_TYPES = ("input", "output", "cacheRead", "cacheCreation")
+
+
+@dataclass(frozen=True)
+class ModelPrice:
+    """USD per million tokens, by token type (public list prices)."""
+
+    input: float
+    output: float
+    cache_read: float
+    cache_write: float
+
+
+MODELS: dict[str, ModelPrice] = {
+    "claude-sonnet-4-5-20250929": ModelPrice(3.0, 15.0, 0.30, 3.75),
+    "claude-haiku-4-5-20251001": ModelPrice(1.0, 5.0, 0.10, 1.25),
+    "claude-opus-4-1-20250805": ModelPrice(15.0, 75.0, 1.50, 18.75),
+}
+# Short names accepted by --models (e.g. "sonnet=6,haiku=3,opus=1").
+MODEL_ALIASES = {"sonnet": "claude-sonnet-4-5-20250929", "haiku": "claude-haiku-4-5-20251001",
+                 "opus": "claude-opus-4-1-20250805"}
+DEFAULT_MODEL_MIX = {"sonnet": 6.0, "haiku": 3.0, "opus": 1.0}
+
+
+def cost_usd(model: str, input_tokens: int, output_tokens: int, cache_read: int, cache_creation: int) -> float:
+    p = MODELS[model]
+    return (
+        input_tokens * p.input
+        + output_tokens * p.output
+        + cache_read * p.cache_read
+        + cache_creation * p.cache_write
+    ) / 1_000_000

@@ -1,0 +1,329 @@
+"""Build the real OpenTelemetry Python SDK exporters from `Settings`, and count what they do.
+
+Each exporter is the SDK's own (gRPC, HTTP/protobuf, HTTP/JSON from `opentelemetry-exporter-otlp-json-http`,
+console, Prometheus). They get every value explicitly from `Settings` — never from the environment — because
+the Python SDK reads some variables differently from Claude Code's JS SDK (e.g. it takes
+OTEL_EXPORTER_OTLP_TIMEOUT as seconds). `CountingMetricExporter`/`CountingLogExporter` wrap them to count
+sent and failed batches; `SdkLogWatcher` counts retries from the SDK's own log lines and shows those lines
+the way the SDK logs them.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+import grpc
+from opentelemetry.sdk._logs import ReadableLogRecord
+from opentelemetry.sdk._logs.export import ConsoleLogRecordExporter, LogRecordExporter, LogRecordExportResult
+from opentelemetry.sdk.metrics import (
+    Counter,
+    Histogram,
+    ObservableCounter,
+    ObservableGauge,
+    ObservableUpDownCounter,
+    UpDownCounter,
+)
+from opentelemetry.sdk.metrics.export import (
+    AggregationTemporality,
+    ConsoleMetricExporter,
+    MetricExporter,
+    MetricExportResult,
+    MetricsData,
+)
+
+from labctl.emulator.settings import OtlpTarget, Settings
+
+# --- counters ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class ExporterStats:
+    name: str  # e.g. "metrics/otlp(grpc)"
+    sent: int = 0  # batches the receiver accepted
+    failed: int = 0  # batches given up on
+    retried: int = 0  # retry attempts the SDK logged
+    items_sent: int = 0  # data points / log records in accepted batches
+    items_failed: int = 0
+    first_export_s: float | None = None  # seconds after start of the first export attempt
+    last_error: str | None = None
+    export_seconds: list[float] = field(default_factory=list)  # duration of each export call
+
+    def as_dict(self) -> dict[str, Any]:
+        d = {k: v for k, v in self.__dict__.items() if k != "export_seconds"}
+        d["attempts"] = len(self.export_seconds)
+        d["max_export_s"] = round(max(self.export_seconds), 3) if self.export_seconds else None
+        d["first_export_s"] = None if self.first_export_s is None else round(self.first_export_s, 3)
+        return d
+
+
+class RunStats:
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.exporters: dict[str, ExporterStats] = {}
+        self.lock = threading.Lock()
+        self.sdk_messages: list[str] = []
+
+    def exporter(self, name: str) -> ExporterStats:
+        with self.lock:
+            return self.exporters.setdefault(name, ExporterStats(name))
+
+    def record(self, name: str, ok: bool, items: int, seconds: float, started_at: float) -> None:
+        with self.lock:
+            s = self.exporters.setdefault(name, ExporterStats(name))
+            if s.first_export_s is None:
+                s.first_export_s = started_at - self.started
+            s.export_seconds.append(seconds)
+            if ok:
+                s.sent += 1
+                s.items_sent += items
+            else:
+                s.failed += 1
+                s.items_failed += items
+
+    def note_retry(self, signal: str, message: str) -> None:
+        with self.lock:
+            for s in self.exporters.values():
+                if s.name.startswith(signal + "/otlp"):
+                    s.retried += 1
+                    s.last_error = message
+
+    def note_error(self, signal: str | None, message: str) -> None:
+        with self.lock:
+            for s in self.exporters.values():
+                if "/otlp" in s.name and (signal is None or s.name.startswith(signal)):
+                    s.last_error = message
+
+
+# --- wrappers ---------------------------------------------------------------------------------------
+
+
+def _count_points(data: MetricsData) -> int:
+    n = 0
+    for rm in data.resource_metrics:
+        for sm in rm.scope_metrics:
+            for m in sm.metrics:
+                n += len(list(m.data.data_points))
+    return n
+
+
+class CountingMetricExporter(MetricExporter):
+    def __init__(self, inner: MetricExporter, name: str, stats: RunStats) -> None:
+        super().__init__(
+            preferred_temporality=inner._preferred_temporality,  # the reader reads these
+            preferred_aggregation=inner._preferred_aggregation,
+        )
+        self.inner = inner
+        self.name = name
+        self.stats = stats
+        stats.exporter(name)
+
+    def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
+        t0 = time.monotonic()
+        try:
+            result = self.inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - an exporter bug must not stop the run: count a failure
+            logging.getLogger("opentelemetry.exporter").error("exporter %s raised: %s", self.name, exc)
+            result = MetricExportResult.FAILURE
+        self.stats.record(self.name, result == MetricExportResult.SUCCESS, _count_points(metrics_data),
+                          time.monotonic() - t0, t0)
+        return result
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return self.inner.force_flush(timeout_millis)
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        self.inner.shutdown(timeout_millis=timeout_millis, **kwargs)
+
+
+class CountingLogExporter(LogRecordExporter):
+    def __init__(self, inner: LogRecordExporter, name: str, stats: RunStats) -> None:
+        self.inner = inner
+        self.name = name
+        self.stats = stats
+        stats.exporter(name)
+
+    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        t0 = time.monotonic()
+        try:
+            result = self.inner.export(batch)
+        except Exception as exc:  # noqa: BLE001 - as above
+            logging.getLogger("opentelemetry.exporter").error("exporter %s raised: %s", self.name, exc)
+            result = LogRecordExportResult.FAILURE
+        ok = result is not None and result.name == "SUCCESS"
+        self.stats.record(self.name, ok, len(batch), time.monotonic() - t0, t0)
+        return result
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+# --- the SDK's own log lines --------------------------------------------------------------------------
+
+_SIGNAL_RE = re.compile(r"exporting (metrics|logs)")
+
+
+class SdkLogWatcher(logging.Handler):
+    """Shows the SDK's warnings and errors as it logs them (stderr), and counts retries and failures."""
+
+    def __init__(self, stats: RunStats, stream: IO[str] | None = None, quiet: bool = False) -> None:
+        super().__init__(logging.WARNING)
+        self.stats = stats
+        self.stream = stream or sys.stderr
+        self.quiet = quiet
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            msg = record.getMessage()
+        except Exception:  # noqa: BLE001 - a malformed log call in a library must not break the run
+            return
+        m = _SIGNAL_RE.search(msg)
+        signal = m.group(1) if m else None
+        if "Transient error" in msg and signal:
+            self.stats.note_retry(signal, msg)
+        elif record.levelno >= logging.ERROR:
+            self.stats.note_error(signal, msg)
+        with self.stats.lock:
+            if len(self.stats.sdk_messages) < 200:
+                self.stats.sdk_messages.append(f"{record.levelname} {record.name}: {msg}")
+        if not self.quiet:
+            self.stream.write(f"{record.levelname.lower()} [{record.name}] {msg}\n")
+            self.stream.flush()
+
+
+def install_sdk_log_watcher(stats: RunStats, quiet: bool = False) -> SdkLogWatcher:
+    watcher = SdkLogWatcher(stats, quiet=quiet)
+    root = logging.getLogger("opentelemetry")
+    root.addHandler(watcher)
+    root.setLevel(logging.WARNING)
+    root.propagate = False
+    return watcher
+
+
+def remove_sdk_log_watcher(watcher: SdkLogWatcher) -> None:
+    logging.getLogger("opentelemetry").removeHandler(watcher)
+
+
+# --- building ---------------------------------------------------------------------------------------
+
+
+def temporality_map(settings: Settings) -> dict[type, AggregationTemporality]:
+    delta, cumulative = AggregationTemporality.DELTA, AggregationTemporality.CUMULATIVE
+    instruments: list[type] = [Counter, UpDownCounter, Histogram, ObservableCounter, ObservableUpDownCounter,
+                               ObservableGauge]
+    if settings.temporality == "cumulative":
+        return {i: cumulative for i in instruments}
+    if settings.temporality == "lowmemory":  # delta for synchronous counters and histograms only
+        return {i: delta if i in (Counter, Histogram) else cumulative for i in instruments}
+    # delta: monotonic sums and histograms delta, up-down counters stay cumulative (OTel spec)
+    return {i: delta if i in (Counter, Histogram, ObservableCounter) else cumulative for i in instruments}
+
+
+def _read_ca(settings: Settings) -> bytes | None:
+    if not settings.ca_certificate:
+        return None
+    with open(settings.ca_certificate, "rb") as fh:
+        return fh.read()
+
+
+def _grpc_headers(target: OtlpTarget) -> tuple[tuple[str, str], ...]:
+    # gRPC metadata keys must be lowercase (the JS SDK lowercases them for you; Python would reject them).
+    return tuple((k.lower(), v) for k, v in target.headers.items())
+
+
+def build_otlp_metric_exporter(settings: Settings, target: OtlpTarget) -> MetricExporter:
+    temporality = temporality_map(settings)
+    timeout_s = target.timeout_ms / 1000
+    if target.protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.exporter import Compression as GrpcCompression
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcMetric
+
+        ca = _read_ca(settings)
+        return GrpcMetric(
+            endpoint=target.grpc_target,
+            insecure=not target.tls,
+            credentials=grpc.ssl_channel_credentials(root_certificates=ca) if target.tls else None,
+            headers=_grpc_headers(target) or None,  # type: ignore[arg-type]
+            timeout=timeout_s,
+            compression=GrpcCompression.Gzip if target.compression == "gzip" else GrpcCompression.NoCompression,
+            preferred_temporality=temporality,
+        )
+    if target.protocol == "http/protobuf":
+        from opentelemetry.exporter.otlp.proto.http import Compression as HttpCompression
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HttpMetric
+
+        return HttpMetric(
+            endpoint=target.url,
+            certificate_file=settings.ca_certificate if target.tls and settings.ca_certificate else None,
+            headers=target.headers,
+            timeout=timeout_s,
+            compression=HttpCompression.Gzip if target.compression == "gzip" else HttpCompression.NoCompression,
+            preferred_temporality=temporality,
+        )
+    from opentelemetry.exporter.otlp.common.http import Compression as JsonCompression
+    from opentelemetry.exporter.otlp.json.http.metric_exporter import OTLPMetricExporter as JsonMetric
+
+    return JsonMetric(
+        endpoint=target.url,
+        certificate_file=settings.ca_certificate if target.tls and settings.ca_certificate else None,
+        headers=target.headers,
+        timeout=timeout_s,
+        compression=JsonCompression.GZIP if target.compression == "gzip" else JsonCompression.NONE,
+        preferred_temporality=temporality,
+    )
+
+
+def build_otlp_log_exporter(settings: Settings, target: OtlpTarget) -> LogRecordExporter:
+    timeout_s = target.timeout_ms / 1000
+    if target.protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcLogs
+        from opentelemetry.exporter.otlp.proto.grpc.exporter import Compression as GrpcCompression
+
+        ca = _read_ca(settings)
+        return GrpcLogs(
+            endpoint=target.grpc_target,
+            insecure=not target.tls,
+            credentials=grpc.ssl_channel_credentials(root_certificates=ca) if target.tls else None,
+            headers=_grpc_headers(target) or None,  # type: ignore[arg-type]
+            timeout=timeout_s,
+            compression=GrpcCompression.Gzip if target.compression == "gzip" else GrpcCompression.NoCompression,
+        )
+    if target.protocol == "http/protobuf":
+        from opentelemetry.exporter.otlp.proto.http import Compression as HttpCompression
+        from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpLogs
+
+        return HttpLogs(
+            endpoint=target.url,
+            certificate_file=settings.ca_certificate if target.tls and settings.ca_certificate else None,
+            headers=target.headers,
+            timeout=timeout_s,
+            compression=HttpCompression.Gzip if target.compression == "gzip" else HttpCompression.NoCompression,
+        )
+    from opentelemetry.exporter.otlp.common.http import Compression as JsonCompression
+    from opentelemetry.exporter.otlp.json.http._log_exporter import OTLPLogExporter as JsonLogs
+
+    return JsonLogs(
+        endpoint=target.url,
+        certificate_file=settings.ca_certificate if target.tls and settings.ca_certificate else None,
+        headers=target.headers,
+        timeout=timeout_s,
+        compression=JsonCompression.GZIP if target.compression == "gzip" else JsonCompression.NONE,
+    )
+
+
+def console_metric_exporter(out: IO[str]) -> MetricExporter:
+    # Like Claude Code's console exporter: cumulative, printed to stdout.
+    return ConsoleMetricExporter(out=out)
+
+
+def console_log_exporter(out: IO[str]) -> LogRecordExporter:
+    return ConsoleLogRecordExporter(out=out)
