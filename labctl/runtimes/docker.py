@@ -43,6 +43,7 @@ def layer_files(model: LabModel, layer: int) -> list[Path]:
 
 class DockerRuntime(Runtime):
     name = "docker"
+    collector_timeout: float = 60.0  # seconds to wait for the collector's health port after compose up
 
     def __init__(
         self, lab: LabState, model: LabModel | None = None, client_call: list[str] | None = None
@@ -134,6 +135,12 @@ class DockerRuntime(Runtime):
             ) from None
         return f"{DOCKER_REPO}/{rel}"
 
+    def set_overrides(
+        self, service: str, extra_configs: list[Path] | None = None, env: dict[str, str] | None = None
+    ) -> None:
+        super().set_overrides(service, extra_configs, env)
+        self.write_override()  # also when the service is stopped: its next start uses it
+
     def write_override(self) -> None:
         if self.lab.overrides:
             self.override_file.write_text(yaml.safe_dump(self.override_doc(), sort_keys=True))
@@ -170,10 +177,11 @@ class DockerRuntime(Runtime):
         self.write_targets()
         self.write_override()
 
-    def _wait_collector(self, services: tuple[str, ...] | list[str], timeout: float = 60) -> None:
+    def _wait_collector(self, services: tuple[str, ...] | list[str]) -> None:
         # The collector image has no healthcheck tool; poll its health_check port from the host.
         if "collector" not in services:
             return
+        timeout = self.collector_timeout
         deadline = time.monotonic() + timeout
         while not self.probe("collector"):
             if time.monotonic() > deadline:

@@ -1,0 +1,141 @@
+"""Model → compose mapping: the compose files run exactly the services, ports, env and files of the model."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from labctl.model import LabModel, Placement, load_model
+from labctl.runtimes.docker import layer_files, port_var
+
+_VAR = re.compile(r"\$\{([A-Z0-9_]+)(?::?[-?][^}]*)?\}")
+
+
+@pytest.fixture(scope="module")
+def model() -> LabModel:
+    return load_model()
+
+
+def compose_doc(path: Path) -> dict[str, Any]:
+    return yaml.safe_load(path.read_text())
+
+
+def all_files(model: LabModel) -> list[Path]:
+    return layer_files(model, max(s.layer for s in model.stages.values()))
+
+
+def defined_services(model: LabModel) -> dict[str, tuple[int, dict[str, Any]]]:
+    """service -> (layer of the file that defines it, its definition). Later files may only extend."""
+    out: dict[str, tuple[int, dict[str, Any]]] = {}
+    for layer, path in enumerate(all_files(model), 1):
+        for name, svc in (compose_doc(path).get("services") or {}).items():
+            if "image" in svc or "build" in svc:
+                assert name not in out, f"{name} defined twice"
+                out[name] = (layer, svc)
+    return out
+
+
+def merged_env(model: LabModel, service: str, layer: int) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for path in layer_files(model, layer):
+        svc = (compose_doc(path).get("services") or {}).get(service) or {}
+        env.update({k: str(v) for k, v in (svc.get("environment") or {}).items()})
+    return env
+
+
+def test_one_file_per_layer_and_every_model_service_in_its_layer(model):
+    assert [p.name for p in all_files(model)] == ["module-1.yml", "module-2.yml", "module-3.yml", "module-4.yml"]
+    defined = defined_services(model)
+    assert set(defined) == set(model.services)
+    for name, (layer, _) in defined.items():
+        assert layer == model.service(name).layer, f"{name} belongs in module-{model.service(name).layer}.yml"
+
+
+def test_every_image_is_pinned_through_versions_env(model):
+    for name, (_, svc) in defined_services(model).items():
+        if "build" in svc:
+            image_var = svc["build"]["args"]["LAB_PYTHON_IMAGE"]
+            dockerfile = (model.root / "compose" / svc["build"]["context"] / svc["build"]["dockerfile"]).resolve()
+            assert dockerfile.is_file()
+            assert "FROM ${LAB_PYTHON_IMAGE}" in dockerfile.read_text()
+        else:
+            image_var = svc["image"]
+        m = _VAR.fullmatch(image_var)
+        assert m, f"{name}: image must come from versions.env, got {image_var!r}"
+        image = model.versions[m.group(1)]
+        tag = image.rpartition(":")[2]
+        assert tag != "latest" and re.search(r"\d+\.\d+", tag), f"{name}: {image} is not pinned"
+
+
+def test_ports_are_loopback_only_and_match_the_model(model):
+    for name, (_, svc) in defined_services(model).items():
+        expected = {
+            f"127.0.0.1:${{{port_var(name, p.name)}:-{p.host}}}:{p.container}"
+            for p in model.service(name).ports.values()
+        }
+        assert set(svc.get("ports") or []) == expected, name
+
+
+def test_environment_matches_the_model_resolved_for_docker(model):
+    where = Placement(runtime="docker", ports={}, repo=model.root)
+    for stage in model.stages.values():
+        for name in stage.services:
+            expected = model.service_env(name, where, stage.services)
+            assert merged_env(model, name, stage.layer) == expected, f"{name} in {stage.name}"
+
+
+def test_commands_match_the_native_arguments(model):
+    where = Placement(runtime="docker", ports={}, repo=model.root)
+    defined = defined_services(model)
+    assert defined["collector"][1]["command"] == model.native_args("collector", where)
+    assert defined["proxy"][1]["command"] == ["python", "-m", "labctl", *model.native_args("proxy", where)]
+
+
+def test_every_bind_mounted_path_exists_and_is_a_lab_folder(model):
+    for path in all_files(model):
+        for name, svc in (compose_doc(path).get("services") or {}).items():
+            for vol in svc.get("volumes") or []:
+                if isinstance(vol, dict):
+                    assert vol["type"] in ("tmpfs", "volume"), f"{name}: {vol}"
+                    continue
+                source = vol.split(":")[0]
+                if source.startswith(".."):
+                    assert (path.parent / source).resolve().exists(), f"{path.name}:{name}: {source} missing"
+                    top = Path(source).parts[1]
+                    assert top in {"lab", "collector-configs", "dashboards"}, f"{name} mounts {source}"
+                elif not source.startswith("${"):
+                    assert source in (compose_doc(path).get("volumes") or {}), f"{name}: undeclared volume {source}"
+
+
+def test_services_with_a_shell_have_healthchecks_on_their_health_endpoint(model):
+    for name, (_, svc) in defined_services(model).items():
+        health = model.service(name).health
+        port = model.service(name).ports[health.port].container
+        if name == "collector":
+            # No shell or HTTP client in that image: labctl polls its health port from the host.
+            assert "healthcheck" not in svc
+            continue
+        assert f"127.0.0.1:{port}{health.path}" in " ".join(svc["healthcheck"]["test"])
+
+
+@pytest.mark.skipif(
+    shutil.which("docker") is None
+    or subprocess.run(["docker", "compose", "version"], capture_output=True, check=False).returncode != 0,
+    reason="no docker compose CLI plugin on this machine",
+)
+def test_docker_compose_config_accepts_every_stage(model, tmp_path):
+    env = tmp_path / "compose.env"
+    env.write_text(f"LAB_PROMETHEUS_TARGETS_DIR={tmp_path}\nLAB_GRAFANA_ADMIN_PASSWORD=x\n")
+    for stage in model.stages.values():
+        cmd = ["docker", "compose", "--project-name", "labctl-test"]
+        for f in layer_files(model, stage.layer):
+            cmd += ["--file", str(f)]
+        cmd += ["--env-file", str(model.root / "compose" / "versions.env"), "--env-file", str(env), "config", "-q"]
+        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        assert result.returncode == 0, result.stderr

@@ -1,0 +1,130 @@
+"""The docker runtime's exact compose invocations, recorded by a docker-compatible CLI stand-in.
+
+No Docker engine runs on these machines, so python-on-whales is pointed at a tiny recorder program that
+writes the arguments it receives. What is tested is what labctl asks docker to do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from labctl.errors import LabError
+from labctl.model import load_model
+from labctl.runtimes import base
+from labctl.runtimes.docker import DockerRuntime
+from labctl.state import LabState, allocate_ports
+
+RECORDER = """#!/bin/sh
+printf '%s\\n' "$*" >> "$LAB_RECORD"
+case "$*" in
+  *"version --format"*) echo 27.0.0 ;;
+esac
+exit 0
+"""
+
+
+@pytest.fixture
+def recorder(tmp_path: Path, monkeypatch) -> Path:
+    script = tmp_path / "docker-recorder"
+    script.write_text(RECORDER)
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    record = tmp_path / "calls.txt"
+    monkeypatch.setenv("LAB_RECORD", str(record))
+    # The engine probe uses the `docker` found on PATH: make it the recorder for this test.
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "docker").symlink_to(script)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    return record
+
+
+def make_runtime(tmp_path: Path, recorder: Path) -> DockerRuntime:
+    model = load_model()
+    lab = LabState(
+        dir=tmp_path / "state",
+        runtime="docker",
+        instance="class-a",
+        ports=allocate_ports(model.default_ports(), free=True),
+    )
+    lab.save()
+    return DockerRuntime(lab, model, client_call=[str(recorder.parent / "bin" / "docker")])
+
+
+def calls(record: Path) -> list[str]:
+    return [line for line in record.read_text().splitlines() if "version --format" not in line]
+
+
+def test_up_module_1_issues_one_compose_up_with_files_project_and_env_files(tmp_path, recorder):
+    rt = make_runtime(tmp_path, recorder)
+    rt.up("module-1")
+    compose = load_model().root / "compose"
+    ups = [c for c in calls(recorder) if " up " in f" {c} "]
+    expected = (
+        f"compose --file {compose}/module-1.yml --env-file {compose}/versions.env "
+        f"--env-file {rt.lab.dir}/compose.env --project-name labctl-class-a --project-directory {compose} "
+        "up --build --detach --wait --wait-timeout 180 --remove-orphans"
+    )
+    assert ups == [expected]
+    assert not any("prune" in c or c.startswith("system") for c in calls(recorder))
+    env = dict(line.split("=", 1) for line in (rt.lab.dir / "compose.env").read_text().splitlines()[1:])
+    assert env["LAB_PORT_PROXY_OTLP_GRPC"] == str(rt.lab.port("proxy", "otlp_grpc"))
+    assert env["LAB_PROMETHEUS_TARGETS_DIR"] == str(rt.targets_dir)
+    assert len(env["LAB_GRAFANA_ADMIN_PASSWORD"]) >= 16 and env["LAB_GRAFANA_ADMIN_PASSWORD"] != "admin"
+    assert stat.S_IMODE((rt.lab.dir / "compose.env").stat().st_mode) == 0o600
+    targets = json.loads((rt.targets_dir / "collector.json").read_text())
+    assert targets[0]["targets"] == ["collector:8889"]
+    assert LabState.load(rt.lab.dir).stage == "module-1"
+
+
+def test_stage_files_grow_by_layer_and_down_uses_all_of_them(tmp_path, recorder):
+    rt = make_runtime(tmp_path, recorder)
+    rt.lab.stage = "module-3"
+    assert [p.name for p in rt.files()] == ["module-1.yml", "module-2.yml", "module-3.yml"]
+    rt.down(volumes=True)
+    (down,) = [c for c in calls(recorder) if " down" in c]
+    assert down.count("--file") == 4
+    assert down.endswith("down --remove-orphans --timeout 5 --volumes")
+    assert "--project-name labctl-class-a" in down
+    assert not LabState.exists(rt.lab.dir)
+
+
+def test_collector_overrides_become_a_compose_override_file(tmp_path, recorder):
+    rt = make_runtime(tmp_path, recorder)
+    rt.lab.stage = "module-2"
+    rt.lab.save()
+    fault = load_model().root / "collector-configs" / "auth.yaml"
+    rt.set_overrides("collector", extra_configs=[fault], env={"LAB_COLLECTOR_AUTH_TOKEN": "t0ken"})
+    doc = rt.override_doc()["services"]["collector"]
+    assert doc["command"] == [
+        "--config", "/lab/collector-configs/base.yaml", "--config", "/lab/collector-configs/auth.yaml"
+    ]
+    assert doc["environment"] == {"LAB_COLLECTOR_AUTH_TOKEN": "t0ken"}
+    assert rt.files()[-1] == rt.override_file
+    with pytest.raises(LabError, match="outside the lab repository"):
+        rt.container_path(tmp_path / "elsewhere.yaml")
+
+
+def test_collector_that_never_gets_healthy_is_reported(tmp_path, recorder):
+    rt = make_runtime(tmp_path, recorder)
+    rt.collector_timeout = 0.5  # nothing listens on its health port: the recorder starts no container
+    with pytest.raises(LabError, match="collector was not healthy") as err:
+        rt.up("module-2")
+    assert "labctl logs collector" in (err.value.hint or "")
+
+
+@pytest.mark.skipif(base.docker_engine()[0], reason="a Docker engine answers on this machine")
+def test_docker_requested_without_an_engine_is_a_clear_error(tmp_path):
+    result = subprocess.run(
+        ["python", "-m", "labctl", "--state-dir", str(tmp_path), "--runtime", "docker", "up", "module-1"],
+        capture_output=True, text=True, check=False, env={**os.environ, "COLUMNS": "200"},
+    )
+    assert result.returncode == 2
+    assert "--runtime docker was requested but" in result.stderr
+    assert "--runtime native" in result.stderr
+    assert not (tmp_path / "lab.json").exists()

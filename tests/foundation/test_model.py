@@ -1,0 +1,111 @@
+"""The lab model (lab/lab.yaml + compose/versions.env): consistent, and placeholders resolve per runtime."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from labctl.errors import LabError
+from labctl.model import Placement, load_model, parse_model
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_model()
+
+
+def test_stages_add_one_layer_each(model):
+    stages = sorted(model.stages.values(), key=lambda s: s.layer)
+    assert [s.name for s in stages] == ["module-1", "module-2", "module-3", "module-4"]
+    previous: set[str] = set()
+    for stage in stages:
+        services = set(stage.services)
+        assert previous < services, f"{stage.name} must keep every service of the stage below"
+        added = services - previous
+        assert {model.service(s).layer for s in added} == {stage.layer}
+        previous = services
+
+
+def test_every_hop_names_a_real_service_port(model):
+    assert model.hops
+    for hop in model.hops:
+        for service, port in ((hop.target_service, hop.target_port), *hop.also):
+            assert port in model.service(service).ports, hop.name
+        assert hop.source == "client" or hop.source in model.services
+
+
+def test_health_and_url_use_declared_ports_and_ports_do_not_clash(model):
+    host_ports = [p.host for s in model.services.values() for p in s.ports.values()]
+    assert len(host_ports) == len(set(host_ports)), "two services share a default host port"
+    for svc in model.services.values():
+        assert svc.health.port in svc.ports and svc.health.path.startswith("/")
+
+
+def test_unknown_module_lists_the_valid_ones(model):
+    with pytest.raises(LabError) as err:
+        model.stage("module-9")
+    assert "module-9" in err.value.message
+    for name in ("module-1", "module-2", "module-3", "module-4"):
+        assert name in (err.value.hint or "")
+
+
+def test_versions_are_pinned_exactly(model):
+    images = {k: v for k, v in model.versions.items() if k.endswith("_IMAGE")}
+    assert {"LAB_COLLECTOR_IMAGE", "LAB_PROMETHEUS_IMAGE", "LAB_GRAFANA_IMAGE", "LAB_PYTHON_IMAGE"} <= set(images)
+    for key, image in images.items():
+        name, _, tag = image.rpartition(":")
+        assert name and tag and tag != "latest" and any(c.isdigit() for c in tag), f"{key}={image}"
+
+
+def test_native_placeholders_use_loopback_host_ports(model, tmp_path: Path):
+    ports = model.default_ports()
+    ports["collector"]["otlp_grpc"] = 24317
+    where = Placement(
+        runtime="native", ports=ports, repo=model.root, data_dirs={s: tmp_path / s for s in model.services}
+    )
+    env = model.service_env("proxy", where, ["proxy", "collector"])
+    assert env["LAB_PROXY_UPSTREAM"] == "http://127.0.0.1:24317"
+    assert env["LAB_PROXY_OTLP_GRPC_LISTEN"] == "127.0.0.1:4317"
+    assert env["LAB_PROXY_DATA_DIR"] == str(tmp_path / "proxy")
+    # Without the collector in the stage the proxy has no upstream (module-1).
+    assert "LAB_PROXY_UPSTREAM" not in model.service_env("proxy", where, ["proxy"])
+    col = model.service_env("collector", where, ["proxy", "collector"])
+    assert col["LAB_COLLECTOR_INTERNAL_HOST"] == "127.0.0.1"
+    assert col["LAB_COLLECTOR_INTERNAL_PORT"] == "8888"
+    args = model.native_args("prometheus", where)
+    assert f"--config.file={tmp_path / 'prometheus'}/prometheus.yml" in args
+    assert "--web.listen-address=127.0.0.1:9090" in args
+
+
+def test_docker_placeholders_use_service_names_and_container_ports(model):
+    where = Placement(runtime="docker", ports={}, repo=model.root)
+    env = model.service_env("proxy", where, ["proxy", "collector"])
+    assert env["LAB_PROXY_UPSTREAM"] == "http://collector:4317"
+    assert env["LAB_PROXY_OTLP_GRPC_LISTEN"] == "0.0.0.0:4317"
+    assert model.native_args("collector", where) == ["--config", "/lab/collector-configs/base.yaml"]
+
+
+def test_every_config_file_the_model_names_exists(model):
+    missing = [f"{s.name}: {c}" for s in model.services.values() for c in s.config if not (model.root / c).exists()]
+    assert not missing, "model names files that do not exist: " + ", ".join(missing)
+
+
+def test_broken_model_file_is_a_clear_error(tmp_path: Path):
+    (tmp_path / "lab").mkdir()
+    (tmp_path / "compose").mkdir()
+    (tmp_path / "compose" / "versions.env").write_text("A=1\n")
+    (tmp_path / "lab" / "lab.yaml").write_text("services: {proxy: {layer: 1}\n")
+    with pytest.raises(LabError, match="not valid YAML"):
+        parse_model(tmp_path)
+    (tmp_path / "lab" / "lab.yaml").write_text(
+        "services: {}\nstages: {module-1: {layer: 1, services: [ghost]}}\n"
+    )
+    with pytest.raises(LabError, match="unknown service 'ghost'"):
+        parse_model(tmp_path)
+
+
+def test_unknown_placeholder_is_named(model):
+    where = Placement(runtime="native", ports={}, repo=model.root)
+    with pytest.raises(LabError, match=r"\{nonsense\}"):
+        model.resolve("{nonsense}", "proxy", where)
