@@ -1,0 +1,629 @@
+"""Evaluating OTLP Export*ServiceRequest messages against a compiled contract.
+
+This runs on the proxy's hot path, so the contract is compiled once into per-metric rule tables
+(`_CompiledAttrs`, `_CompiledMetric`) and each data point costs one attribute dict plus a few set
+look-ups. Records (one dict per point) are only built when someone asks for `Evaluation.records`.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Callable
+from typing import Any
+
+from labctl.contract.model import Attribute, ContractSpec, MetricRule
+from labctl.contract.otlpvalues import any_value, iso_time, json_number
+from labctl.contract.promname import label_name, prometheus_name
+
+Violation = dict[str, str]
+
+_TEMPORALITY = {0: "unspecified", 1: "delta", 2: "cumulative"}
+_TEMPORALITY_CODE = {"delta": 1, "cumulative": 2}
+_EVENT_STANDARD = ("event.name", "event.timestamp", "event.sequence")
+_MAX_CACHED_METRICS = 2_000
+_MAX_CACHED_SERIES = 50_000
+_isfinite = math.isfinite
+_unpack_double = struct.Struct("<d").unpack_from
+_unpack_int = struct.Struct("<q").unpack_from
+
+
+def _is_number(v: Any) -> bool:
+    if isinstance(v, bool):
+        return False
+    if isinstance(v, (int, float)):
+        return True
+    if isinstance(v, str):  # Claude Code sends some numeric event attributes as strings
+        try:
+            float(v)
+        except ValueError:
+            return False
+        return True
+    return False
+
+
+_TYPE_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "string": lambda v: isinstance(v, str),
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "double": lambda v: isinstance(v, float) or (isinstance(v, int) and not isinstance(v, bool)),
+    "number": _is_number,
+    "boolean": lambda v: isinstance(v, bool),
+    "string[]": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+}
+
+
+def _v(path: str, rule: str, message: str) -> Violation:
+    return {"path": path, "rule": rule, "message": message}
+
+
+class _CompiledAttrs:
+    """Attribute checks of one metric / event / resource, merged with the contract's common attributes."""
+
+    __slots__ = ("checks", "keymap", "known", "required")
+
+    def __init__(self, attrs: dict[str, Attribute], common: dict[str, Attribute], strict_unknown: bool,
+                 extra_known: tuple[str, ...] = ()) -> None:
+        merged = dict(common)
+        merged.update(attrs)
+        self.required = tuple(k for k, a in merged.items() if a.requirement == "required")
+        self.checks: dict[str, tuple[frozenset[Any] | None, Callable[[Any], bool] | None, str,
+                                     float | None, float | None]] = {}
+        for k, a in merged.items():
+            values = frozenset(a.values) if a.values is not None else None
+            check = _TYPE_CHECKS.get(a.type)
+            if values is not None or check is not None or a.min is not None or a.max is not None:
+                self.checks[k] = (values, check, a.type, a.min, a.max)
+        self.known: frozenset[str] | None = (
+            frozenset(merged) | frozenset(extra_known) if strict_unknown else None
+        )
+        self.keymap = None
+
+    def check(self, attrs: dict[str, Any], base: str, out: list[Violation]) -> None:
+        for k in self.required:
+            if k not in attrs:
+                out.append(_v(f"{base}.attributes[{k}]", "required_attribute",
+                              f"required attribute '{k}' is missing"))
+        checks = self.checks
+        known = self.known
+        for k, v in attrs.items():
+            c = checks.get(k)
+            if c is None:
+                if known is not None and k not in known:
+                    out.append(_v(f"{base}.attributes[{k}]", "unknown_attribute",
+                                  f"attribute '{k}' is not in the contract"))
+                continue
+            values, typecheck, tname, lo, hi = c
+            if typecheck is not None and not typecheck(v):
+                out.append(_v(f"{base}.attributes[{k}]", "attribute_type",
+                              f"attribute '{k}' is {v!r}, expected a {tname}"))
+                continue
+            if values is not None:
+                try:
+                    ok = v in values
+                except TypeError:  # an array/kvlist value is never a member of an enum
+                    ok = False
+                if not ok:
+                    allowed = ", ".join(sorted(str(x) for x in values))
+                    out.append(_v(f"{base}.attributes[{k}]", "attribute_value",
+                                  f"attribute '{k}' is {v!r}, allowed: {allowed}"))
+                    continue
+            if lo is not None or hi is not None:
+                try:
+                    num = float(v)
+                except (TypeError, ValueError):
+                    out.append(_v(f"{base}.attributes[{k}]", "attribute_type",
+                                  f"attribute '{k}' is {v!r}, expected a number"))
+                    continue
+                if not math.isfinite(num) or (lo is not None and num < lo) or (hi is not None and num > hi):
+                    out.append(_v(f"{base}.attributes[{k}]", "attribute_range",
+                                  f"attribute '{k}' is {v!r}, outside [{lo}, {hi}]"))
+
+
+class _CompiledMetric:
+    __slots__ = (
+        "attrs",
+        "cardinality",
+        "kind",
+        "max",
+        "min",
+        "monotonic",
+        "prom_labels",
+        "required_fields",
+        "rule",
+        "temporality",
+        "unit",
+        "value_type",
+    )
+
+    def __init__(self, rule: MetricRule, spec: ContractSpec) -> None:
+        self.rule = rule
+        self.kind = rule.kind
+        self.monotonic = rule.monotonic
+        self.temporality = _TEMPORALITY_CODE.get(rule.temporality, 0)
+        self.unit = rule.unit
+        self.prom_labels = rule.label_style == "prometheus"
+        common = {} if self.prom_labels else spec.common_attributes
+        self.attrs = _CompiledAttrs(rule.attributes, common, spec.unknown_attributes == "violation")
+        self.min = rule.min
+        self.max = rule.max
+        self.value_type = rule.value_type
+        # attribute -> (limit, distinct values seen); bounded by the limit, so memory stays bounded
+        self.cardinality: list[tuple[str, int, set[Any]]] = [(k, n, set()) for k, n in rule.cardinality.items()]
+        self.required_fields = rule.required_fields
+
+
+class Contract:
+    """A loaded contract: evaluates OTLP requests, keeps the cardinality state of its metrics."""
+
+    def __init__(self, spec: ContractSpec, path: str | None = None) -> None:
+        self.spec = spec
+        self.path = path
+        self.name = spec.name
+        self._metrics = {name: _CompiledMetric(rule, spec) for name, rule in spec.metrics.items()}
+        self._by_prom: dict[tuple[str, str, str, bool], _CompiledMetric | None] = {}
+        # metric name -> serialized attributes -> [attrs, attribute violations, admitted, label attrs]
+        self._series: dict[str, dict[bytes, list[Any]]] = {}
+        strict = spec.unknown_attributes == "violation"
+        self._events = {
+            name: _CompiledAttrs(ev.attributes, spec.common_attributes, strict, _EVENT_STANDARD)
+            for name, ev in spec.events.items()
+        }
+        # Claude Code puts the short name in `event.name` (user_prompt) and documents the prefixed one
+        # (claude_code.user_prompt): accept both spellings for the same rule.
+        for name in list(spec.events):
+            if "." in name:
+                self._events.setdefault(name.split(".", 1)[1], self._events[name])
+        self._resource = _CompiledAttrs(spec.resource, {}, False)
+        self._resource_required = bool(spec.resource)
+        self.sensitive_attributes = spec.sensitive_attributes()
+
+    # --- lookups ---------------------------------------------------------------------------------
+
+    def metric_rule(self, name: str) -> MetricRule | None:
+        c = self._metrics.get(name)
+        return c.rule if c is not None else None
+
+    def _lookup(self, name: str, unit: str, kind: str | None, monotonic: bool) -> _CompiledMetric | None:
+        c = self._metrics.get(name)
+        if c is not None or self.spec.dialect != "seed":
+            return c
+        key = (name, unit, kind or "", monotonic)
+        if key in self._by_prom:
+            return self._by_prom[key]
+        # Seed contracts name metrics as Prometheus shows them, possibly with an exporter namespace.
+        prom = prometheus_name(name, unit, monotonic_sum=(kind == "sum" and monotonic))
+        found = None
+        for cm in self._metrics.values():
+            if cm.rule.name == prom or cm.rule.name.endswith("_" + prom):
+                found = cm
+                break
+        if len(self._by_prom) < 10_000:
+            self._by_prom[key] = found
+        return found
+
+    # --- evaluation ------------------------------------------------------------------------------
+
+    def evaluate(self, signal: str, request: Any) -> Evaluation:
+        ev = Evaluation(signal, self, request)
+        if signal == "metrics":
+            self._evaluate_metrics(request, ev)
+        elif signal == "logs":
+            self._evaluate_logs(request, ev)
+        elif signal == "traces":
+            self._evaluate_traces(request, ev)
+        else:
+            raise ValueError(f"unknown signal {signal!r}")
+        return ev
+
+    def _resource_violations(self, resource: dict[str, Any], base: str) -> list[Violation]:
+        out: list[Violation] = []
+        if self._resource_required:
+            self._resource.check(resource, base + ".resource", out)
+            for v in out:
+                v["rule"] = "resource_" + v["rule"]
+        return out
+
+    def _evaluate_metrics(self, request: Any, ev: Evaluation) -> None:
+        items = ev._items
+        unknown_violation = self.spec.unknown_metrics == "violation"
+        for ri, rm in enumerate(request.resource_metrics):
+            resource = {kv.key: any_value(kv.value) for kv in rm.resource.attributes}
+            rbase = f"resourceMetrics[{ri}]"
+            res_viol = self._resource_violations(resource, rbase)
+            for si, sm in enumerate(rm.scope_metrics):
+                scope = {"name": sm.scope.name, "version": sm.scope.version}
+                for mi, m in enumerate(sm.metrics):
+                    kind = m.WhichOneof("data")
+                    data = getattr(m, kind) if kind else None
+                    monotonic = bool(kind == "sum" and data.is_monotonic)
+                    temporality = data.aggregation_temporality if kind in ("sum", "histogram",
+                                                                           "exponential_histogram") else 0
+                    mbase = f"{rbase}.scopeMetrics[{si}].metrics[{mi}]({m.name})"
+                    cm = self._lookup(m.name, m.unit, kind, monotonic)
+                    mviol: list[Violation] = list(res_viol)
+                    if cm is None:
+                        if unknown_violation:
+                            mviol.append(_v(mbase + ".name", "unknown_metric",
+                                            f"metric '{m.name}' is not in the contract"))
+                    else:
+                        self._metric_level(cm, m, kind, monotonic, temporality, mbase, mviol)
+                    meta = (resource, scope, m.name, kind, m.unit, _TEMPORALITY.get(temporality, "unspecified"),
+                            monotonic, ri, si, mi)
+                    if data is None:
+                        continue
+                    pbase_prefix = f"{mbase}.{kind}.dataPoints["
+                    if kind in ("sum", "gauge"):
+                        self._number_points(cm, m.name, meta, data.data_points, monotonic, mviol, pbase_prefix,
+                                            (ri, si, mi), ev)
+                        continue
+                    for pi, p in enumerate(data.data_points):
+                        attrs = {kv.key: any_value(kv.value) for kv in p.attributes}
+                        viol = list(mviol) if mviol else []
+                        if kind == "histogram":
+                            value: Any = {"count": p.count, "sum": p.sum if p.HasField("sum") else None,
+                                          "bucket_counts": list(p.bucket_counts),
+                                          "explicit_bounds": list(p.explicit_bounds)}
+                            self._histogram_checks(p, pbase_prefix, pi, viol)
+                        elif kind == "exponential_histogram":
+                            value = {"count": p.count, "sum": p.sum if p.HasField("sum") else None,
+                                     "scale": p.scale, "zero_count": p.zero_count}
+                        else:  # summary
+                            value = {"count": p.count, "sum": p.sum,
+                                     "quantiles": [[q.quantile, q.value] for q in p.quantile_values]}
+                        if cm is not None:
+                            pbase = f"{pbase_prefix}{pi}]"
+                            cattrs = {label_name(k): v for k, v in attrs.items()} if cm.prom_labels else attrs
+                            cm.attrs.check(cattrs, pbase, viol)
+                            if cm.cardinality:
+                                self._cardinality(cm, cattrs, pbase, viol)
+                            if cm.required_fields:
+                                self._seed_fields(cm, value, cattrs, p.time_unix_nano, pbase, viol)
+                        items.append((meta, pi, p, attrs, value, viol))
+                        if viol:
+                            ev._note_rejected((ri, si, mi), pi, viol)
+        ev.total = len(items)
+
+    def _series_cache(self, name: str) -> dict[bytes, list[Any]] | None:
+        cache = self._series.get(name)
+        if cache is None:
+            if len(self._series) >= _MAX_CACHED_METRICS:
+                return None
+            cache = self._series[name] = {}
+        elif len(cache) >= _MAX_CACHED_SERIES:
+            cache.clear()  # bounded memory: start over rather than grow
+        return cache
+
+    def _number_points(self, cm: _CompiledMetric | None, name: str, meta: tuple[Any, ...], points: Any,
+                       monotonic: bool, mviol: list[Violation], prefix: str, key: tuple[int, int, int],
+                       ev: Evaluation) -> None:
+        """Sum/gauge points. The fast path: a point's serialized bytes after its timestamps and value
+        are exactly its attributes, so a series seen before (Claude Code re-exports the same series every
+        interval) costs one C-level serialization and one dict look-up instead of decoding every
+        attribute. Anything unusual (exemplars, unknown field order) takes the plain decoding path."""
+        items = ev._items
+        cache = self._series_cache(name)
+        attr_check = cm.attrs if cm is not None else None
+        card = cm is not None and bool(cm.cardinality)
+        seed_fields = cm.required_fields if cm is not None else ()
+        for pi, p in enumerate(points):
+            b = p.SerializeToString()
+            i = 0
+            n = len(b)
+            value: Any = None
+            vk: str | None = None
+            while i < n:
+                t = b[i]
+                if t == 0x11 or t == 0x19:  # start_time_unix_nano, time_unix_nano (fixed64)
+                    i += 9
+                elif t == 0x21:  # as_double
+                    value = _unpack_double(b, i + 1)[0]
+                    vk = "as_double"
+                    i += 9
+                elif t == 0x31:  # as_int (sfixed64)
+                    value = _unpack_int(b, i + 1)[0]
+                    vk = "as_int"
+                    i += 9
+                else:
+                    break
+            entry = None
+            if cache is not None and (i >= n or b[i] == 0x3A or b[i] == 0x40):
+                skey = b[i:]
+                entry = cache.get(skey)
+                if entry is None:
+                    attrs = {kv.key: any_value(kv.value) for kv in p.attributes}
+                    templates: list[Violation] = []
+                    cattrs = attrs
+                    if attr_check is not None:
+                        if cm.prom_labels:  # type: ignore[union-attr]
+                            cattrs = {label_name(k): v for k, v in attrs.items()}
+                        attr_check.check(cattrs, "", templates)
+                    entry = [attrs, templates, not card, cattrs]
+                    cache[skey] = entry
+                attrs, templates, admitted, cattrs = entry
+            else:
+                vk = p.WhichOneof("value")
+                value = p.as_double if vk == "as_double" else (p.as_int if vk == "as_int" else None)
+                attrs = {kv.key: any_value(kv.value) for kv in p.attributes}
+                cattrs = attrs
+                templates = []
+                if attr_check is not None:
+                    if cm.prom_labels:  # type: ignore[union-attr]
+                        cattrs = {label_name(k): v for k, v in attrs.items()}
+                    attr_check.check(cattrs, "", templates)
+                admitted = not card
+            viol = list(mviol) if mviol else []
+            if value is None or vk == "as_double" and not _isfinite(value) or \
+                    (monotonic and value < 0) or cm is not None and (
+                    cm.min is not None and value < cm.min or cm.max is not None and value > cm.max
+                    or cm.value_type != "any"):
+                self._number_checks(cm, value, vk, monotonic, prefix, pi, viol)
+            if templates:
+                pbase = f"{prefix}{pi}]"
+                viol.extend(_v(pbase + t["path"], t["rule"], t["message"]) for t in templates)
+            if not admitted:
+                before = len(viol)
+                self._cardinality(cm, cattrs, f"{prefix}{pi}]", viol)  # type: ignore[arg-type]
+                if len(viol) == before and entry is not None:
+                    entry[2] = True  # every value of this series is now known: skip the check next time
+            if seed_fields:
+                self._seed_fields(cm, value, cattrs, p.time_unix_nano, f"{prefix}{pi}]",  # type: ignore[arg-type]
+                                  viol)
+            items.append((meta, pi, p, attrs, value, viol))
+            if viol:
+                ev._note_rejected(key, pi, viol)
+
+    @staticmethod
+    def _metric_level(cm: _CompiledMetric, m: Any, kind: str | None, monotonic: bool, temporality: int,
+                      mbase: str, out: list[Violation]) -> None:
+        if kind != cm.kind:
+            out.append(_v(mbase, "instrument", f"'{m.name}' should be a {cm.rule.instrument} "
+                          f"(OTLP {cm.kind}), got {kind or 'no data'}"))
+        elif cm.monotonic is not None and monotonic != cm.monotonic:
+            out.append(_v(mbase + ".sum.isMonotonic", "monotonic",
+                          f"'{m.name}' should be {'monotonic' if cm.monotonic else 'non-monotonic'}"))
+        if cm.temporality and kind == cm.kind and temporality != cm.temporality:
+            out.append(_v(mbase + f".{kind}.aggregationTemporality", "temporality",
+                          f"'{m.name}' should be {_TEMPORALITY[cm.temporality]}, got "
+                          f"{_TEMPORALITY.get(temporality, temporality)}"))
+        elif kind in ("sum", "histogram") and temporality == 0:
+            out.append(_v(mbase + f".{kind}.aggregationTemporality", "temporality",
+                          f"'{m.name}' has no aggregation temporality (UNSPECIFIED is invalid)"))
+        if cm.unit is not None and m.unit != cm.unit:
+            out.append(_v(mbase + ".unit", "unit", f"'{m.name}' unit should be {cm.unit!r}, got {m.unit!r}"))
+
+    @staticmethod
+    def _number_checks(cm: _CompiledMetric | None, value: Any, vk: str | None, monotonic: bool,
+                       prefix: str, pi: int, out: list[Violation]) -> None:
+        if value is None:
+            out.append(_v(f"{prefix}{pi}]", "value_missing", "data point has no value (asInt/asDouble)"))
+            return
+        if vk == "as_double" and not math.isfinite(value):
+            out.append(_v(f"{prefix}{pi}].asDouble", "value_not_finite", f"value is {value} (NaN/Inf)"))
+            return
+        if monotonic and value < 0:
+            out.append(_v(f"{prefix}{pi}].{'asDouble' if vk == 'as_double' else 'asInt'}", "negative_counter",
+                          f"a monotonic counter cannot be negative, got {value}"))
+        if cm is None:
+            return
+        if (cm.min is not None and value < cm.min) or (cm.max is not None and value > cm.max):
+            out.append(_v(f"{prefix}{pi}]", "value_range", f"value {value} outside [{cm.min}, {cm.max}]"))
+        if cm.value_type == "int" and vk != "as_int":
+            out.append(_v(f"{prefix}{pi}]", "value_type", "value should be an integer (asInt)"))
+        elif cm.value_type == "double" and vk != "as_double":
+            out.append(_v(f"{prefix}{pi}]", "value_type", "value should be a double (asDouble)"))
+
+    @staticmethod
+    def _histogram_checks(p: Any, prefix: str, pi: int, out: list[Violation]) -> None:
+        if p.HasField("sum") and not math.isfinite(p.sum):
+            out.append(_v(f"{prefix}{pi}].sum", "value_not_finite", f"histogram sum is {p.sum}"))
+        counts = p.bucket_counts
+        if counts:
+            if len(p.explicit_bounds) != len(counts) - 1:
+                out.append(_v(f"{prefix}{pi}].explicitBounds", "histogram_buckets",
+                              f"{len(counts)} bucket counts need {len(counts) - 1} bounds, "
+                              f"got {len(p.explicit_bounds)}"))
+            if sum(counts) != p.count:
+                out.append(_v(f"{prefix}{pi}].count", "histogram_buckets",
+                              f"count {p.count} != sum of bucket counts {sum(counts)}"))
+        bounds = list(p.explicit_bounds)
+        if any(not math.isfinite(b) for b in bounds) or bounds != sorted(bounds):
+            out.append(_v(f"{prefix}{pi}].explicitBounds", "histogram_buckets",
+                          "bounds must be finite and increasing"))
+
+    @staticmethod
+    def _cardinality(cm: _CompiledMetric, attrs: dict[str, Any], base: str, out: list[Violation]) -> None:
+        for key, limit, seen in cm.cardinality:
+            if key == "*":
+                try:
+                    val: Any = tuple(sorted(attrs.items()))
+                    hash(val)
+                except TypeError:
+                    val = repr(sorted(attrs.items(), key=lambda kv: kv[0]))
+            else:
+                if key not in attrs:
+                    continue
+                val = attrs[key]
+                if isinstance(val, (list, dict)):
+                    val = repr(val)
+            if val in seen:
+                continue
+            if len(seen) >= limit:
+                what = "attribute sets (series)" if key == "*" else f"values of '{key}'"
+                out.append(_v(f"{base}.attributes" + ("" if key == "*" else f"[{key}]"), "cardinality",
+                              f"more than {limit} distinct {what} for '{cm.rule.name}'"))
+            else:
+                seen.add(val)
+
+    @staticmethod
+    def _seed_fields(cm: _CompiledMetric, value: Any, attrs: dict[str, Any], t: int, base: str,
+                     out: list[Violation]) -> None:
+        for f in cm.required_fields:
+            if f == "value" and value is None and not any(v["rule"] == "value_missing" for v in out):
+                out.append(_v(base, "required_field", "required field 'value' is missing"))
+            elif f == "labels" and not attrs:
+                out.append(_v(base + ".attributes", "required_field", "required field 'labels' is empty"))
+            elif f == "timestamp" and not t:
+                out.append(_v(base + ".timeUnixNano", "required_field", "required field 'timestamp' is 0"))
+
+    def _evaluate_logs(self, request: Any, ev: Evaluation) -> None:
+        items = ev._items
+        spec = self.spec
+        unknown_violation = spec.unknown_events == "violation"
+        no_name_violation = spec.logs_without_event_name == "violation"
+        for ri, rl in enumerate(request.resource_logs):
+            resource = {kv.key: any_value(kv.value) for kv in rl.resource.attributes}
+            rbase = f"resourceLogs[{ri}]"
+            res_viol = self._resource_violations(resource, rbase)
+            for si, sl in enumerate(rl.scope_logs):
+                scope = {"name": sl.scope.name, "version": sl.scope.version}
+                meta = (resource, scope, None, "log", "", "", False, ri, si, 0)
+                for li, lr in enumerate(sl.log_records):
+                    attrs = {kv.key: any_value(kv.value) for kv in lr.attributes}
+                    name = lr.event_name or attrs.get("event.name")
+                    viol = list(res_viol) if res_viol else []
+                    base = f"{rbase}.scopeLogs[{si}].logRecords[{li}]"
+                    if not name:
+                        if no_name_violation:
+                            viol.append(_v(base, "missing_event_name",
+                                           "log record has no event.name (not an event)"))
+                    else:
+                        rule = self._events.get(str(name))
+                        if rule is None:
+                            if unknown_violation:
+                                viol.append(_v(base + ".attributes[event.name]", "unknown_event",
+                                               f"event '{name}' is not in the contract"))
+                        else:
+                            rule.check(attrs, base, viol)
+                    items.append((meta, li, lr, attrs, name, viol))
+                    if viol:
+                        ev._note_rejected((ri, si, 0), li, viol)
+        ev.total = len(items)
+
+    def _evaluate_traces(self, request: Any, ev: Evaluation) -> None:
+        items = ev._items
+        for ri, rs in enumerate(request.resource_spans):
+            resource = {kv.key: any_value(kv.value) for kv in rs.resource.attributes}
+            for si, ss in enumerate(rs.scope_spans):
+                scope = {"name": ss.scope.name, "version": ss.scope.version}
+                meta = (resource, scope, None, "span", "", "", False, ri, si, 0)
+                for i, span in enumerate(ss.spans):
+                    attrs = {kv.key: any_value(kv.value) for kv in span.attributes}
+                    items.append((meta, i, span, attrs, span.name, []))
+        ev.total = len(items)
+
+
+class Evaluation:
+    """The verdict on one request: per-point records (built on demand), rejects, filtered request."""
+
+    def __init__(self, signal: str, contract: Contract, request: Any) -> None:
+        self.signal = signal
+        self.contract = contract
+        self.request = request
+        self.total = 0
+        self.rejected = 0
+        self._items: list[tuple[Any, ...]] = []
+        self._rejected_at: dict[tuple[int, int, int], list[int]] = {}
+        self._first: list[Violation] = []
+        self._records: list[dict[str, Any]] | None = None
+        self._iso: dict[int, str | None] = {}
+
+    def _note_rejected(self, key: tuple[int, int, int], index: int, viol: list[Violation]) -> None:
+        self.rejected += 1
+        self._rejected_at.setdefault(key, []).append(index)
+        if len(self._first) < 3:
+            self._first.append(viol[0])
+
+    @property
+    def accepted(self) -> int:
+        return self.total - self.rejected
+
+    @property
+    def message(self) -> str:
+        if not self.rejected:
+            return ""
+        unit = {"metrics": "data points", "logs": "log records", "traces": "spans"}[self.signal]
+        examples = "; ".join(f"{v['path']}: {v['message']}" for v in self._first)
+        return f"{self.rejected} of {self.total} {unit} violate contract '{self.contract.name}': {examples}"
+
+    def violations(self) -> list[Violation]:
+        return [v for item in self._items for v in item[5]]
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        if self._records is None:
+            self._records = [self._record(item) for item in self._items]
+        return self._records
+
+    def _record(self, item: tuple[Any, ...]) -> dict[str, Any]:
+        meta, _index, msg, attrs, value, viol = item
+        resource, scope, name, kind, unit, temporality, monotonic = meta[:7]
+        if self.signal == "metrics":
+            t = msg.time_unix_nano
+            iso = self._iso.get(t)
+            if iso is None:
+                iso = self._iso[t] = iso_time(t)
+            return {
+                "signal": "metrics", "resource": resource, "scope": scope, "name": name, "kind": kind,
+                "unit": unit, "temporality": temporality, "monotonic": monotonic, "attributes": attrs,
+                "value": (value if value is None or value.__class__ is int or (value.__class__ is float and
+                                                                                value - value == 0)
+                          else json_number(value) if not isinstance(value, dict)
+                          else {k: json_number(v) if isinstance(v, float) else v for k, v in value.items()}),
+                "start_time_unix_nano": msg.start_time_unix_nano, "time_unix_nano": t, "time": iso,
+                "verdict": "violation" if viol else "ok", "violations": viol,
+            }
+        rec: dict[str, Any] = {"signal": self.signal, "resource": resource, "scope": scope}
+        if self.signal == "logs":
+            body = any_value(msg.body) if msg.HasField("body") else None
+            rec.update(name=value, kind="event" if value else "log", attributes=attrs, value=None,
+                       body=body, severity=msg.severity_text or None,
+                       time_unix_nano=msg.time_unix_nano or msg.observed_time_unix_nano,
+                       time=iso_time(msg.time_unix_nano or msg.observed_time_unix_nano))
+        else:
+            dur = (msg.end_time_unix_nano - msg.start_time_unix_nano) / 1e6
+            rec.update(name=value, kind="span", attributes=attrs, value=dur, unit="ms",
+                       trace_id=msg.trace_id.hex(), span_id=msg.span_id.hex(),
+                       time_unix_nano=msg.start_time_unix_nano, time=iso_time(msg.start_time_unix_nano))
+        rec["verdict"] = "violation" if viol else "ok"
+        rec["violations"] = viol
+        return rec
+
+    def filtered_request(self) -> Any:
+        """The request without its violating points/records (enforce mode); the same object if none."""
+        if not self.rejected:
+            return self.request
+        out = type(self.request)()
+        out.CopyFrom(self.request)
+        if self.signal == "metrics":
+            top = out.resource_metrics
+            for (ri, si, mi), idxs in self._rejected_at.items():
+                m = top[ri].scope_metrics[si].metrics[mi]
+                points = getattr(m, m.WhichOneof("data")).data_points
+                for i in sorted(idxs, reverse=True):
+                    del points[i]
+            for rm in top:
+                for sm in rm.scope_metrics:
+                    for mi in range(len(sm.metrics) - 1, -1, -1):
+                        m = sm.metrics[mi]
+                        kind = m.WhichOneof("data")
+                        if kind is None or not len(getattr(m, kind).data_points):
+                            del sm.metrics[mi]
+            _prune(top, "scope_metrics", "metrics")
+        elif self.signal == "logs":
+            top = out.resource_logs
+            for (ri, si, _), idxs in self._rejected_at.items():
+                records = top[ri].scope_logs[si].log_records
+                for i in sorted(idxs, reverse=True):
+                    del records[i]
+            _prune(top, "scope_logs", "log_records")
+        return out
+
+
+def _prune(top: Any, scope_field: str, item_field: str) -> None:
+    for ri in range(len(top) - 1, -1, -1):
+        scopes = getattr(top[ri], scope_field)
+        for si in range(len(scopes) - 1, -1, -1):
+            if not len(getattr(scopes[si], item_field)):
+                del scopes[si]
+        if not len(scopes):
+            del top[ri]
