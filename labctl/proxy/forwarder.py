@@ -49,9 +49,12 @@ class Forwarder:
         while not self._stop.is_set():
             waiter = asyncio.ensure_future(self.spool.wait())
             stopper = asyncio.ensure_future(self._stop.wait())
-            await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            waiter.cancel()
-            stopper.cancel()
+            try:
+                await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                waiter.cancel()
+                stopper.cancel()
+                await asyncio.gather(waiter, stopper, return_exceptions=True)
             if self._stop.is_set():
                 return
             await self._attempt()

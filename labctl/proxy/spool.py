@@ -72,7 +72,10 @@ class Spool:
     # -- producer side ------------------------------------------------------------------------------
 
     def has_room(self) -> bool:
-        return self.overflow == "drop_oldest" or self.pending_bytes < self.max_bytes
+        if self.overflow == "drop_oldest" or self.pending_bytes < self.max_bytes:
+            return True
+        self._set_full(True)
+        return False
 
     def append(self, signal: str, items: int, body: bytes) -> int:
         """Store one export request durably; returns its id. Raises SpoolFull under the reject policy."""

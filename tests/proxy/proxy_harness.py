@@ -1,0 +1,104 @@
+"""Run a real ProxyServer on free ports in a background event loop, for tests that use sync clients."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from labctl.proxy import config as proxy_config
+from labctl.proxy.server import ProxyServer
+
+REPO = Path(__file__).resolve().parents[2]
+CONTRACT = REPO / "lab" / "contracts" / "claude-code.yaml"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def inspector_factory() -> Callable[..., Any] | None:
+    """The real Inspector when it is importable (None = the server's default)."""
+    try:
+        import labctl.proxy.inspect as inspect_pkg
+        if hasattr(inspect_pkg, "Inspector"):
+            return None
+    except ImportError:
+        pass
+    return TemporaryInspector
+
+
+class TemporaryInspector:
+    """TEMPORARY test-only adapter used only while labctl.proxy.inspect.Inspector has not landed yet."""
+
+    def __init__(self, config: dict[str, Any], data_dir: Path) -> None:
+        self.observed: list[tuple[str, Any, dict[str, Any]]] = []
+
+    def observe(self, signal: str, ev: Any, meta: dict[str, Any]) -> None:
+        self.observed.append((signal, ev, meta))
+
+    def routes(self, stats_provider: Callable[[], dict[str, Any]]) -> list[Any]:
+        return []
+
+
+def make_config(data_dir: Path, **sections: Any) -> dict[str, Any]:
+    raw: dict[str, Any] = {
+        "listen": {"otlp_grpc": f"127.0.0.1:{free_port()}", "otlp_http": f"127.0.0.1:{free_port()}",
+                   "admin": f"127.0.0.1:{free_port()}"},
+        "data_dir": str(data_dir),
+        "contract": {"path": str(CONTRACT), "mode": "observe"},
+    }
+    for key, value in sections.items():
+        if isinstance(value, dict) and isinstance(raw.get(key), dict):
+            raw[key] = {**raw[key], **value}
+        else:
+            raw[key] = value
+    return raw
+
+
+class RunningProxy:
+    """A ProxyServer on its own loop thread. `call(coro)` runs a coroutine on that loop."""
+
+    def __init__(self, raw: dict[str, Any]) -> None:
+        self.cfg = proxy_config.from_dict(raw, REPO, env={})
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.server = ProxyServer(self.cfg, inspector_factory=inspector_factory())
+        self.call(self.server.start())
+
+    def call(self, coro: Any, timeout: float = 30) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.server.ports['otlp_http']}"
+
+    @property
+    def grpc(self) -> str:
+        return f"127.0.0.1:{self.server.ports['otlp_grpc']}"
+
+    @property
+    def admin(self) -> str:
+        return f"http://127.0.0.1:{self.server.ports['admin']}"
+
+    def stats(self) -> dict[str, Any]:
+        with urllib.request.urlopen(self.admin + "/api/stats", timeout=5) as resp:
+            return json.loads(resp.read())
+
+    def stop(self) -> None:
+        if self.loop.is_closed():
+            return
+        try:
+            self.call(self.server.stop())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(5)
+            self.loop.close()
