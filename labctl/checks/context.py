@@ -1,0 +1,67 @@
+"""What every layer's checks share: the lab, the marker, counters taken before it was sent, and waits."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from labctl.checks.marker import Marker
+from labctl.model import LabModel
+from labctl.state import LabState
+
+
+@dataclass
+class CheckContext:
+    lab: LabState
+    model: LabModel
+    running: list[str]
+    marker: Marker | None = None
+    before: dict[str, Any] = field(default_factory=dict)  # counters snapshotted before the marker
+    reached: dict[str, bool] = field(default_factory=dict)  # "proxy", "collector", "prometheus"
+    notes: dict[str, Any] = field(default_factory=dict)
+    progress: Callable[[str], None] = lambda msg: None
+    scrape_interval: float = 5.0
+    slow_hop_ms: float = 500.0  # an empty export slower than this is a slow hop
+
+    def url(self, service: str, port: str, path: str = "") -> str:
+        return self.lab.url(service, port) + path
+
+    def runs(self, service: str) -> bool:
+        return service in self.running
+
+
+def wait_for(check: Callable[[], Any], timeout: float, interval: float = 0.25) -> Any:
+    """Poll until `check()` returns something truthy (returned) or timeout (last value returned)."""
+    deadline = time.monotonic() + timeout
+    value = check()
+    while not value and time.monotonic() < deadline:
+        time.sleep(interval)
+        value = check()
+    return value
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+
+
+def parse_duration(text: str, default: float) -> float:
+    total, found = 0.0, False
+    for number, unit in _DURATION.findall(text or ""):
+        found = True
+        total += float(number) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
+    return total if found else default
+
+
+def service_env(lab: LabState, model: LabModel, service: str) -> dict[str, str]:
+    """A service's env as the runtime starts it: lab.yaml env (+ when-running extras) + overrides."""
+    from labctl.model import Placement
+
+    running = list(model.stage(lab.stage).services) if lab.stage else []
+    where = Placement(runtime=lab.runtime,  # type: ignore[arg-type]
+                      ports=lab.ports, repo=model.root, settings=lab.settings,
+                      data_dirs={s: lab.data_dir(s) for s in model.services})
+    env = model.service_env(service, where, running)
+    env.update(lab.overrides.get(service, {}).get("env", {}))
+    return env

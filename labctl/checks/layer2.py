@@ -1,0 +1,139 @@
+"""Layer 2: the marker got from the proxy into the Collector, and the Collector exported it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from labctl.checks import exposition
+from labctl.checks.context import CheckContext, service_env, wait_for
+from labctl.checks.layer1 import counter, proxy_stats
+from labctl.checks.probe import http_get
+from labctl.checks.result import CheckResult
+from labctl.checks.upstream import diagnose, parse_headers
+from labctl.runtimes.process import tail
+
+ACCEPTED = r"otelcol_receiver_accepted_metric_points(_total)?"
+REFUSED = r"otelcol_receiver_refused_metric_points(_total)?"
+SENT = r"otelcol_exporter_sent_metric_points(_total)?"
+FAILED = r"otelcol_exporter_send_failed_metric_points(_total)?"
+QUEUE = r"otelcol_exporter_queue_size"
+CAPACITY = r"otelcol_exporter_queue_capacity"
+
+
+def internal_metrics(cx: CheckContext) -> list[exposition.Sample] | None:
+    reply = http_get(cx.url("collector", "internal", "/metrics"), timeout=2)
+    return exposition.parse(reply.body) if reply.ok else None
+
+
+def _marker_exported(cx: CheckContext) -> bool:
+    reply = http_get(cx.url("collector", "prom_exporter", "/metrics"), timeout=2)
+    return bool(reply.ok and cx.marker and f'lab_marker="{cx.marker.value}"' in reply.body)
+
+
+def check(cx: CheckContext) -> list[CheckResult]:
+    health_url = cx.url("collector", "health", "/")
+    health = http_get(health_url, timeout=2)
+    results: list[CheckResult] = []
+    if not health.ok:
+        log = tail(cx.lab.log_path("collector"), 3).strip().splitlines()
+        results.append(CheckResult(2, "collector health", False, [health.describe(), *(f"log: {x}" for x in log[-2:])],
+                                   cause="the Collector is not running (or not healthy): the proxy has nowhere "
+                                         "to deliver, so it spools and retries",
+                                   hint="`labctl status`; `labctl logs collector`; heal or restart it",
+                                   playbook="collector-down"))
+    else:
+        results.append(CheckResult(2, "collector health", True, [f"{health_url}: {health.body.strip()[:80]}"]))
+    results.append(_delivery(cx, health.ok))
+    if health.ok:
+        results.append(_pipeline(cx))
+    return results
+
+
+def _delivery(cx: CheckContext, collector_up: bool) -> CheckResult:
+    name = "proxy → collector"
+    if not cx.reached.get("proxy"):
+        return CheckResult(2, name, False, ["the marker never reached the proxy (layer 1)"],
+                           cause="nothing to deliver: fix layer 1 first", playbook="marker-not-received")
+    # The Collector batches for up to 1s; the proxy forwards as soon as it has spooled.
+    cx.progress("waiting for the marker at the Collector (batch timeout)")
+    arrived = wait_for(lambda: _marker_exported(cx), timeout=4.0 if collector_up else 0.5)
+    stats = proxy_stats(cx) or {}
+    upstream: dict[str, Any] = stats.get("upstream", {})
+    fwd = counter(stats, "forwarded") - counter(cx.before.get("proxy"), "forwarded")
+    evidence = [(f"proxy forwarded +{fwd} metric points to {upstream.get('endpoint') or '(none)'} "
+                f"(state {upstream.get('state', '?')})")]
+    if upstream.get("last_error"):
+        evidence.append(f"proxy's last upstream error ({upstream.get('last_error_age_s')}s ago): "
+                        f"{upstream['last_error'][:200]}")
+    spooled = stats.get("gauges", {}).get("spooled", {})
+    if spooled:
+        evidence.append(f"spooled (acknowledged, waiting): {spooled}")
+    endpoint, protocol = upstream.get("endpoint", ""), upstream.get("protocol", "grpc")
+    if arrived:
+        cx.reached["collector"] = True
+        evidence.insert(0, f"lab_marker={cx.marker.value if cx.marker else ''} is on the Collector's exporter")
+        # Arrived, but is the hop healthy? A slow hop delivers, late.
+        if endpoint:
+            probe = diagnose(endpoint, protocol, _headers(cx), cx.lab.ports.get("collector", {}), cx.slow_hop_ms)
+            if not probe.ok and probe.playbook == "upstream-slow":
+                return CheckResult(2, name, False, evidence + probe.evidence, cause=probe.cause,
+                                   hint="look for added latency on the hop (`labctl faults`), or a slow Collector",
+                                   playbook=probe.playbook)
+            evidence.extend(probe.evidence[1:])
+        return CheckResult(2, name, True, evidence)
+    if not endpoint:
+        return CheckResult(2, name, False, evidence, cause="the proxy has no upstream configured",
+                           hint="module-2 and later set LAB_PROXY_UPSTREAM; `labctl up module-2`",
+                           playbook="upstream-unreachable")
+    if not collector_up:
+        return CheckResult(2, name, False, evidence, cause="the Collector is down, so the proxy cannot deliver "
+                           "(it keeps the data in its spool and retries)",
+                           hint="bring the Collector back (`labctl heal` / `labctl up`); the spool drains by itself",
+                           playbook="collector-down")
+    probe = diagnose(endpoint, protocol, _headers(cx), cx.lab.ports.get("collector", {}), cx.slow_hop_ms)
+    if probe.ok:
+        return CheckResult(2, name, False, evidence + probe.evidence[1:],
+                           cause="the upstream answers but the marker is not on the Collector's exporter yet",
+                           hint="the proxy may be backing off after earlier failures; wait a few seconds and rerun",
+                           playbook="collector-export-failing")
+    return CheckResult(2, name, False, evidence + probe.evidence[1:], cause=probe.cause,
+                       hint={"upstream-auth": "make the proxy's LAB_PROXY_UPSTREAM_HEADERS carry the Collector's token",
+                             "upstream-protocol": "match LAB_PROXY_UPSTREAM_PROTOCOL to the Collector port",
+                             "upstream-slow": "find what delays the hop"}.get(
+                           probe.playbook, "check the proxy's upstream address and the path to the Collector"),
+                       playbook=probe.playbook)
+
+
+def _headers(cx: CheckContext) -> dict[str, str]:
+    env = service_env(cx.lab, cx.model, "proxy")
+    return parse_headers(env.get("LAB_PROXY_UPSTREAM_HEADERS", ""))
+
+
+def _pipeline(cx: CheckContext) -> CheckResult:
+    now = internal_metrics(cx)
+    url = cx.url("collector", "internal", "/metrics")
+    if now is None:
+        return CheckResult(2, "collector pipeline", False, [f"{url}: no answer"],
+                           cause="the Collector's internal metrics endpoint does not answer",
+                           playbook="collector-down")
+    before = cx.before.get("collector") or []
+
+    def delta(regex: str, **labels: str) -> float:
+        return (exposition.total(now, regex, **labels) or 0) - (exposition.total(before, regex, **labels) or 0)
+
+    accepted, refused = delta(ACCEPTED), delta(REFUSED)
+    sent, failed = delta(SENT, exporter="prometheus"), delta(FAILED)
+    queue = exposition.total(now, QUEUE) or 0
+    capacity = exposition.total(now, CAPACITY) or 0
+    evidence = [f"receiver accepted +{accepted:g} / refused +{refused:g} metric points",
+                f"exporter prometheus sent +{sent:g}, send failures +{failed:g}; queue {queue:g}/{capacity:g}",
+                f"from {url}"]
+    if refused > 0:
+        return CheckResult(2, "collector pipeline", False, evidence,
+                           cause="the Collector's receiver refuses data (memory_limiter or invalid data)",
+                           playbook="collector-refusing")
+    if failed > 0 or (capacity and queue / capacity > 0.8):
+        return CheckResult(2, "collector pipeline", False, evidence,
+                           cause="the Collector accepts data but its exporter fails or its queue fills",
+                           playbook="collector-export-failing")
+    return CheckResult(2, "collector pipeline", True, evidence)

@@ -1,0 +1,143 @@
+"""Layer 3: Prometheus is ready, scrapes its targets, holds the marker, has the pipeline rules loaded."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+import yaml
+from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from urllib3.util.retry import Retry
+
+from labctl.checks.context import CheckContext, parse_duration, wait_for
+from labctl.checks.probe import http_get
+from labctl.checks.result import CheckResult
+
+PIPELINE_GROUP = "lab-pipeline-health"
+
+
+def prom(cx: CheckContext) -> PrometheusConnect:
+    # Retries OFF: the client's default (3 retries on 5xx) would hide exactly the faults we inject.
+    return PrometheusConnect(url=cx.url("prometheus", "web"), disable_ssl=True, retry=Retry(total=0), timeout=3)
+
+
+def query(cx: CheckContext, promql: str) -> list[dict[str, Any]]:
+    return prom(cx).custom_query(promql)  # type: ignore[no-any-return]
+
+
+def check(cx: CheckContext) -> list[CheckResult]:
+    base = cx.url("prometheus", "web")
+    ready = http_get(base + "/-/ready", timeout=2)
+    if not ready.ok:
+        return [CheckResult(3, "prometheus ready", False, [ready.describe()],
+                            cause="Prometheus does not answer: storage is down, nothing is scraped or stored "
+                                  "(the Collector keeps its counters, so nothing is lost once it is back)",
+                            hint="`labctl status`; `labctl logs prometheus`; start it again",
+                            playbook="prometheus-down")]
+    results = [CheckResult(3, "prometheus ready", True, [f"{base}/-/ready: {ready.body.strip()[:60]}"])]
+    config = http_get(base + "/api/v1/status/config", timeout=2)
+    if config.ok:
+        glob = (yaml.safe_load(config.json()["data"]["yaml"]) or {}).get("global", {})
+        cx.scrape_interval = parse_duration(str(glob.get("scrape_interval", "")), cx.scrape_interval)
+    targets = _targets(cx)
+    results.append(targets)
+    results.append(_marker(cx, targets))
+    results.append(_rules_and_alerts(cx))
+    return results
+
+
+def _targets(cx: CheckContext) -> CheckResult:
+    url = cx.url("prometheus", "web", "/api/v1/targets")
+    active: list[dict[str, Any]] = []
+
+    def known() -> bool:
+        reply = http_get(url, timeout=2)
+        if reply.ok:
+            active[:] = reply.json()["data"]["activeTargets"]
+        return bool(active) and all(t["health"] != "unknown" for t in active)
+
+    # A target is "unknown" until its first scrape: at most one interval.
+    wait_for(known, timeout=cx.scrape_interval + 1)
+    # Only the lab's services count: a service the stage does not run is expected to be down.
+    mine = [t for t in active if t.get("labels", {}).get("service", t["labels"].get("job")) in cx.running
+            or t["labels"].get("job") == "prometheus"]
+    down = [t for t in mine if t["health"] == "down"]
+    evidence = [f"{t['labels'].get('job')} {t['scrapeUrl']}: {t['health']}"
+                + (f" — {t['lastError']}" if t.get("lastError") else "") for t in mine]
+    if not down:
+        return CheckResult(3, "scrape targets", True, evidence or [f"{url}: no targets"])
+    first = down[0]
+    err = first.get("lastError", "")
+    how = ("the scrape hangs until its timeout: the hop is partitioned" if "deadline" in err or "timeout" in err
+           else "connection refused: nothing listens there" if "refused" in err else err)
+    return CheckResult(3, "scrape targets", False, evidence,
+                       cause=f"Prometheus cannot scrape {first['labels'].get('job')} at {first['scrapeUrl']}: {how}",
+                       hint="Status > Targets in Prometheus shows the error; check the address and the hop",
+                       playbook="scrape-target-down")
+
+
+def _marker(cx: CheckContext, targets: CheckResult) -> CheckResult:
+    name = "marker stored"
+    marker = cx.marker.value if cx.marker else ""
+    if not cx.reached.get("collector"):
+        return CheckResult(3, name, False, ["the marker did not get past the Collector (layer 2)"],
+                           cause="nothing to store: fix the earlier layer first", playbook="series-missing")
+    promql = f'count({{lab_marker="{marker}"}})'
+    seen: list[str] = []
+
+    def look() -> int:
+        try:
+            res = query(cx, promql)
+        except (PrometheusApiClientException, requests.RequestException) as exc:
+            seen[:] = [f"query failed: {exc}"]
+            return 0
+        return int(float(res[0]["value"][1])) if res else 0
+
+    # The marker appears at the next scrape of the Collector: wait one interval plus the scrape itself.
+    cx.progress(f"waiting up to {cx.scrape_interval * 2:.0f}s for the next scrape to pick up the marker")
+    count = wait_for(look, timeout=cx.scrape_interval * 2 + 1, interval=0.5)
+    url = cx.url("prometheus", "web", f"/api/v1/query?query={promql}")
+    if count:
+        cx.reached["prometheus"] = True
+        return CheckResult(3, name, True, [f"{count} series with lab_marker={marker} ({url})"])
+    if not targets.ok:
+        return CheckResult(3, name, False, [*seen, f"0 series for {promql}"], cause=targets.cause,
+                           hint=targets.hint, playbook=targets.playbook)
+    return CheckResult(3, name, False, [*seen, f"0 series for {promql} after {cx.scrape_interval * 2 + 1:.0f}s"],
+                       cause="Prometheus scrapes the Collector but has no marker series: the series is dropped or "
+                             "renamed on the way (relabeling, translation, expiration)",
+                       playbook="series-missing")
+
+
+def _rules_and_alerts(cx: CheckContext) -> CheckResult:
+    name = "alert rules & alerts"
+    rules = http_get(cx.url("prometheus", "web", "/api/v1/rules?type=alert"), timeout=2)
+    alerts = http_get(cx.url("prometheus", "web", "/api/v1/alerts"), timeout=2)
+    if not rules.ok or not alerts.ok:
+        return CheckResult(3, name, False, [rules.describe(), alerts.describe()],
+                           cause="Prometheus' rules API does not answer", playbook="alert-rules-missing")
+    groups = rules.json()["data"]["groups"]
+    pipeline = [g for g in groups if g["name"] == PIPELINE_GROUP]
+    count = sum(len(g["rules"]) for g in pipeline)
+    evidence = [f"{count} pipeline-health alert rules loaded (group {PIPELINE_GROUP})"]
+    broken = [r["name"] for g in groups for r in g["rules"] if r.get("health") == "err"]
+    firing = [a for a in alerts.json()["data"]["alerts"] if a["state"] == "firing"]
+    pending = [a for a in alerts.json()["data"]["alerts"] if a["state"] == "pending"]
+    cx.notes["firing"] = firing
+    for a in firing:
+        labels = a["labels"]
+        what = labels.get("job") or labels.get("exporter") or labels.get("signal") or ""
+        evidence.append(f"FIRING {labels['alertname']} {what} (since {a.get('activeAt', '?')[:19]})")
+    if pending:
+        evidence.append("pending: " + ", ".join(sorted({a["labels"]["alertname"] for a in pending})))
+    if not firing:
+        evidence.append("no alerts firing")
+    if not pipeline or broken:
+        return CheckResult(3, name, False, evidence + [f"rules in error: {', '.join(broken)}"] * bool(broken),
+                           cause="the pipeline-health alert rules are not loaded (or fail to evaluate): "
+                                 "faults would go unnoticed",
+                           hint="check rules/ beside prometheus.yml (promtool check rules)",
+                           playbook="alert-rules-missing")
+    # Firing alerts are shown as evidence for the failing hop; rate-based ones stay firing for the
+    # length of their window after a fault is healed, so they do not fail this row by themselves.
+    return CheckResult(3, name, True, evidence, playbook="pipeline-alert-firing" if firing else None)

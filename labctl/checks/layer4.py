@@ -1,0 +1,168 @@
+"""Layer 4: Grafana answers, its datasource works, dashboards are provisioned and every panel has data.
+
+Where Grafana is not running (native without its binary), every panel's PromQL from dashboards/*.json
+is evaluated against Prometheus directly, and the result says so.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+from prometheus_api_client import PrometheusApiClientException
+
+from labctl.checks.context import CheckContext, wait_for
+from labctl.checks.layer3 import query
+from labctl.checks.probe import http_get
+from labctl.checks.result import CheckResult
+
+# Grafana's built-in variables, with the values Grafana would pick for a 5s-scrape datasource.
+_BUILTINS = {"$__rate_interval": "1m", "${__rate_interval}": "1m", "$__interval": "15s",
+             "${__interval}": "15s", "$__range": "1h", "${__range}": "1h"}
+
+
+def panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for panel in dashboard.get("panels", []):
+        out.extend(panels(panel))
+        if panel.get("targets"):
+            out.append(panel)
+    return out
+
+
+def panel_queries(dashboard: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(panel title, refId, expr with variables substituted) for every Prometheus target."""
+    variables = {v.get("name"): v for v in dashboard.get("templating", {}).get("list", [])}
+    out = []
+    for panel in panels(dashboard):
+        for target in panel.get("targets", []):
+            expr = target.get("expr")
+            if not expr or target.get("hide"):
+                continue
+            for key, value in _BUILTINS.items():
+                expr = expr.replace(key, value)
+            for name, var in variables.items():
+                current = (var.get("current") or {}).get("value") or ".*"
+                value = ".*" if current in ("$__all", ["$__all"]) else current
+                expr = re.sub(r"\$\{?" + re.escape(str(name)) + r"\}?", str(value), expr)
+            out.append((str(panel.get("title", "?")), str(target.get("refId", "A")), expr))
+    return out
+
+
+def dashboard_files(cx: CheckContext) -> list[Path]:
+    return sorted((cx.model.root / "dashboards").glob("*.json"))
+
+
+def check(cx: CheckContext, grafana_running: bool) -> list[CheckResult]:
+    if grafana_running:
+        return _grafana(cx)
+    return _promql_direct(cx)
+
+
+def _promql_direct(cx: CheckContext) -> list[CheckResult]:
+    note = ("Grafana is not running in this lab (no Grafana binary on this machine): each panel's PromQL "
+            "was evaluated against Prometheus directly")
+    results = [CheckResult(4, "grafana", True, [note])]
+    if not cx.reached.get("prometheus"):
+        results.append(CheckResult(4, "panels have data", False, [note, "the marker is not in Prometheus (layer 3)"],
+                                   cause="nothing to show: fix the earlier layer first", playbook="dashboard-no-data"))
+        return results
+    for path in dashboard_files(cx):
+        results.append(_evaluate(cx, path.stem, panel_queries(json.loads(path.read_text())), note))
+    return results
+
+
+def _evaluate(cx: CheckContext, name: str, queries: list[tuple[str, str, str]], note: str) -> CheckResult:
+    status: dict[str, str] = {}
+
+    def run_all() -> bool:
+        for title, ref, expr in queries:
+            key = f"{title} [{ref}]"
+            if status.get(key, "").startswith("ok"):
+                continue
+            try:
+                res = query(cx, expr)
+                status[key] = f"ok ({len(res)} series)" if res else f"no data: {expr}"
+            except (PrometheusApiClientException, requests.RequestException) as exc:
+                status[key] = f"error: {exc}"
+        return all(v.startswith("ok") for v in status.values())
+
+    # rate() needs two scrapes of a new series: wait up to two intervals for the last panels to fill.
+    cx.progress(f"evaluating {len(queries)} panel queries of {name}")
+    wait_for(run_all, timeout=cx.scrape_interval * 2 + 1, interval=1.0)
+    empty = {k: v for k, v in status.items() if not v.startswith("ok")}
+    evidence = [f"{len(status) - len(empty)}/{len(status)} panel queries return data (via Prometheus)"]
+    evidence += [f"{k}: {v}" for k, v in empty.items()]
+    if empty:
+        return CheckResult(4, f"dashboard {name}", False, evidence,
+                           cause=f"{len(empty)} panel(s) of {name} would show 'No data'",
+                           hint="run the panel's query in Prometheus; check metric names and labels",
+                           playbook="dashboard-no-data")
+    return CheckResult(4, f"dashboard {name}", True, evidence)
+
+
+def _grafana(cx: CheckContext) -> list[CheckResult]:
+    from grafana_client import GrafanaApi
+
+    base = cx.url("grafana", "web")
+    health = http_get(base + "/api/health", timeout=3)
+    if not health.ok:
+        return [CheckResult(4, "grafana", False, [health.describe()], cause="Grafana does not answer",
+                            hint="`labctl status`; `labctl logs grafana`", playbook="grafana-down")]
+    results = [CheckResult(4, "grafana", True, [f"{base}/api/health: {health.body.strip()[:80]}"])]
+    password = cx.lab.settings.get("grafana_admin_password")
+    api = GrafanaApi.from_url(base, credential=("admin", password) if password else None, timeout=5)
+    try:
+        ds = api.datasource.health_inquiry("lab-prometheus")
+        ok = str(ds.get("status", "")).upper() == "OK"
+        results.append(CheckResult(4, "datasource", ok, [f"lab-prometheus: {ds.get('message', ds)}"],
+                                   cause=None if ok else "Grafana cannot query Prometheus through its datasource",
+                                   playbook=None if ok else "grafana-datasource"))
+    except Exception as exc:  # noqa: BLE001 — grafana-client raises its own and niquests' errors
+        results.append(CheckResult(4, "datasource", False, [f"lab-prometheus: {exc}"],
+                                   cause="the lab-prometheus datasource is missing or broken",
+                                   playbook="grafana-datasource"))
+    for path in dashboard_files(cx):
+        uid = json.loads(path.read_text()).get("uid", path.stem)
+        try:
+            board = api.dashboard.get_dashboard(uid)
+        except Exception as exc:  # noqa: BLE001
+            results.append(CheckResult(4, f"dashboard {uid}", False, [f"/api/dashboards/uid/{uid}: {exc}"],
+                                       cause="the dashboard is not provisioned", playbook="dashboard-no-data"))
+            continue
+        queries = panel_queries(board["dashboard"])
+        results.append(_evaluate_grafana(cx, api, uid, queries, bool(board.get("meta", {}).get("provisioned"))))
+    return results
+
+
+def _evaluate_grafana(cx: CheckContext, api: Any, uid: str, queries: list[tuple[str, str, str]],
+                      provisioned: bool) -> CheckResult:
+    status: dict[str, str] = {}
+
+    def run_all() -> bool:
+        now = int(time.time() * 1000)
+        for title, ref, expr in queries:
+            key = f"{title} [{ref}]"
+            body = {"queries": [{"refId": ref, "datasource": {"uid": "lab-prometheus", "type": "prometheus"},
+                                 "expr": expr, "instant": True}], "from": str(now - 3600_000), "to": str(now)}
+            try:
+                res = api.client.POST("/ds/query", json=body)
+                frames = res["results"][ref].get("frames", [])
+                rows = sum(len((f.get("data") or {}).get("values", [[]])[0] or []) for f in frames)
+                status[key] = f"ok ({rows} values)" if rows else f"no data: {expr}"
+            except Exception as exc:  # noqa: BLE001
+                status[key] = f"error: {exc}"
+        return all(v.startswith("ok") for v in status.values())
+
+    wait_for(run_all, timeout=cx.scrape_interval * 2 + 1, interval=1.0)
+    empty = {k: v for k, v in status.items() if not v.startswith("ok")}
+    evidence = [(f"provisioned: {provisioned}; {len(status) - len(empty)}/{len(status)} panels return data "
+                "(Grafana /api/ds/query)"), *(f"{k}: {v}" for k, v in empty.items())]
+    ok = provisioned and not empty
+    return CheckResult(4, f"dashboard {uid}", ok, evidence,
+                       cause=None if ok else "panels show 'No data' (or the dashboard is not provisioned)",
+                       playbook=None if ok else "dashboard-no-data")

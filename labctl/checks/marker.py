@@ -1,0 +1,119 @@
+"""Send a marker through the running lab the way Claude Code does: OTLP metrics from the OpenTelemetry SDK.
+
+The marker is the resource attribute `lab.marker`, copied onto every data point as Claude Code copies
+OTEL_RESOURCE_ATTRIBUTES keys (so it becomes the `lab_marker` label in Prometheus). One "session" sends
+each of Claude Code's counters once, so every dashboard panel has something to show.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import uuid
+from dataclasses import dataclass, field
+
+from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+from opentelemetry.sdk.metrics import Counter, MeterProvider
+from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMetricReader
+from opentelemetry.sdk.resources import Resource
+
+# Claude Code exports deltas by default; the Collector's prometheus exporter accumulates them.
+_DELTA = {Counter: AggregationTemporality.DELTA}
+
+# name, unit, [(attributes, value)]: one session's worth, like a short Claude Code run.
+SESSION_POINTS: list[tuple[str, str, list[tuple[dict[str, str], float]]]] = [
+    ("claude_code.session.count", "", [({"start_type": "fresh"}, 1)]),
+    ("claude_code.token.usage", "tokens", [
+        ({"type": "input", "model": "claude-sonnet-4-5", "query_source": "main"}, 1200),
+        ({"type": "output", "model": "claude-sonnet-4-5", "query_source": "main"}, 340),
+        ({"type": "cacheRead", "model": "claude-sonnet-4-5", "query_source": "main"}, 5000),
+        ({"type": "cacheCreation", "model": "claude-sonnet-4-5", "query_source": "main"}, 800),
+    ]),
+    ("claude_code.cost.usage", "USD", [({"model": "claude-sonnet-4-5", "query_source": "main"}, 0.0123)]),
+    ("claude_code.lines_of_code.count", "", [({"type": "added"}, 12), ({"type": "removed"}, 3)]),
+    ("claude_code.commit.count", "", [({}, 1)]),
+    ("claude_code.pull_request.count", "", [({}, 1)]),
+    ("claude_code.code_edit_tool.decision", "", [
+        ({"tool_name": "Edit", "decision": "accept", "source": "config", "language": "Python"}, 1),
+    ]),
+    ("claude_code.active_time.total", "s", [({"type": "user"}, 4.0), ({"type": "cli"}, 2.5)]),
+]
+
+
+@dataclass
+class Marker:
+    value: str
+    session_id: str
+    points: int = 0
+    sent_ok: bool = False
+    error: str | None = None
+    endpoint: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def new_marker() -> str:
+    return f"check-{secrets.token_hex(4)}"
+
+
+def send_marker(endpoint: str, marker: str, timeout_s: float = 5.0, headers: dict[str, str] | None = None,
+                repeat: int = 1) -> Marker:
+    """Export one session's counters to `endpoint` (OTLP gRPC, e.g. http://127.0.0.1:4317) `repeat` times."""
+    session = str(uuid.uuid4())
+    result = Marker(value=marker, session_id=session, endpoint=endpoint)
+    resource = Resource.create(
+        {"service.name": "claude-code", "service.version": "2.0.0-lab", "lab.marker": marker}
+    )
+    reader = InMemoryMetricReader(preferred_temporality=_DELTA)
+    provider = MeterProvider(resource=resource, metric_readers=[reader])
+    meter = provider.get_meter("com.anthropic.claude_code")
+    exporter = OTLPMetricExporter(
+        endpoint=endpoint, insecure=True, timeout=timeout_s, headers=headers or {},
+        preferred_temporality=_DELTA,
+    )
+    common = {
+        "session.id": session,
+        "user.account_uuid": "00000000-0000-4000-8000-00000000c0de",
+        "organization.id": "lab-org",
+        "terminal.type": "lab-check",
+        "lab.marker": marker,
+    }
+    counters = {name: meter.create_counter(name, unit=unit) for name, unit, _ in SESSION_POINTS}
+    # The SDK logs the transport error (e.g. "StatusCode.UNAVAILABLE ... Connection refused"); keep it as
+    # evidence instead of letting it spill onto the student's terminal.
+    captured = _Capture()
+    sdk_logger = logging.getLogger("opentelemetry.exporter.otlp.proto.grpc.exporter")
+    sdk_logger.addHandler(captured)
+    sdk_logger.propagate = False
+    try:
+        for _ in range(repeat):
+            for name, _unit, points in SESSION_POINTS:
+                for attrs, value in points:
+                    counters[name].add(value, {**common, **attrs})
+                    result.points += 1
+            data = reader.get_metrics_data()
+            if data is None:
+                continue
+            outcome = exporter.export(data, timeout_millis=timeout_s * 1000)
+            if outcome.name != "SUCCESS":
+                seen = "; ".join(captured.messages[-2:])
+                result.error = f"export to {endpoint} returned {outcome.name}" + (f": {seen}" if seen else "")
+                return result
+        result.sent_ok = True
+        return result
+    except Exception as exc:  # noqa: BLE001 — the SDK may raise anything; a check reports, never crashes
+        result.error = f"{type(exc).__name__}: {exc}"
+        return result
+    finally:
+        sdk_logger.removeHandler(captured)
+        sdk_logger.propagate = True
+        exporter.shutdown()
+        provider.shutdown()
+
+
+class _Capture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())

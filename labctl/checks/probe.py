@@ -1,0 +1,82 @@
+"""Small HTTP/TCP probes whose errors read like what a student would see (refused, timed out, DNS)."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+
+@dataclass
+class Reply:
+    url: str
+    status: int | None
+    body: str
+    error: str | None
+    kind: str | None = None  # refused | timeout | dns | http | other
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.status is not None and 200 <= self.status < 300
+
+    def json(self) -> Any:
+        import json
+
+        return json.loads(self.body)
+
+    def describe(self) -> str:
+        if self.error:
+            return f"{self.url}: {self.error}"
+        return f"{self.url}: HTTP {self.status}"
+
+
+def classify(exc: BaseException) -> str:
+    text = repr(exc).lower()
+    if "timed out" in text or "timeout" in text:
+        return "timeout"
+    if "refused" in text:
+        return "refused"
+    if "name or service not known" in text or "nodename nor servname" in text or "failed to resolve" in text \
+            or "temporary failure in name resolution" in text or "name resolution" in text:
+        return "dns"
+    return "other"
+
+
+def http_get(url: str, timeout: float = 2.0, **kwargs: Any) -> Reply:
+    try:
+        resp = requests.get(url, timeout=timeout, **kwargs)
+    except requests.RequestException as exc:
+        kind = classify(exc)
+        words = {"timeout": f"timed out after {timeout:g}s", "refused": "connection refused",
+                 "dns": "host name does not resolve"}.get(kind, str(exc))
+        return Reply(url, None, "", words, kind)
+    return Reply(url, resp.status_code, resp.text, None if resp.ok else f"HTTP {resp.status_code}",
+                 None if resp.ok else "http")
+
+
+def tcp_probe(host: str, port: int, timeout: float = 1.0, payload: bytes | None = None) -> str:
+    """'refused' | 'dns' | 'timeout' (no connect) | 'silent' (connects, never answers) | 'answers' | 'open'."""
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    except socket.gaierror:
+        return "dns"
+    except ConnectionRefusedError:
+        return "refused"
+    except TimeoutError:
+        return "timeout"
+    except OSError as exc:
+        return classify(exc)
+    with sock:
+        if payload is None:
+            return "open"
+        try:
+            sock.sendall(payload)
+            sock.settimeout(timeout)
+            data = sock.recv(1)
+            return "answers" if data else "closed"
+        except TimeoutError:
+            return "silent"
+        except OSError:
+            return "closed"

@@ -1,0 +1,60 @@
+"""Run the checks: snapshot counters, send the marker, follow it layer by layer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from labctl.checks import layer1, layer2, layer3, layer4
+from labctl.checks.context import CheckContext
+from labctl.checks.marker import new_marker, send_marker
+from labctl.checks.result import CheckResult
+from labctl.model import LabModel, load_model
+from labctl.state import LabState
+
+LAYERS = (1, 2, 3, 4)
+LAYER_SERVICE = {1: "proxy", 2: "collector", 3: "prometheus", 4: "grafana"}
+
+
+def run_checks(lab: LabState, layers: tuple[int, ...] = LAYERS, model: LabModel | None = None,
+               progress: Callable[[str], None] = lambda msg: None,
+               grafana_running: bool | None = None) -> tuple[CheckContext, list[CheckResult]]:
+    model = model or load_model()
+    running = list(model.stage(lab.stage).services) if lab.stage else []
+    cx = CheckContext(lab=lab, model=model, running=running, progress=progress)
+    if "proxy" in running:
+        cx.before["proxy"] = layer1.proxy_stats(cx)
+    if "collector" in running:
+        cx.before["collector"] = layer2.internal_metrics(cx)
+    if "proxy" in running:
+        progress("sending a marker to the proxy (OTLP gRPC, like Claude Code)")
+        cx.marker = send_marker(lab.url("proxy", "otlp_grpc"), new_marker(), timeout_s=3)
+    results: list[CheckResult] = []
+    # Later layers need to know how far the marker got, so earlier layers always run; only the
+    # requested ones are reported.
+    for layer in range(1, max(layers) + 1):
+        service = LAYER_SERVICE[layer]
+        if service not in running:
+            if layer in layers:
+                results.append(CheckResult(layer, LAYER_SERVICE[layer], True,
+                                           [f"{lab.stage} does not run {service}"], skipped=True))
+            continue
+        progress(f"checking layer {layer}")
+        if layer == 1:
+            found = layer1.check(cx)
+        elif layer == 2:
+            found = layer2.check(cx)
+        elif layer == 3:
+            found = layer3.check(cx)
+        else:
+            if grafana_running is None:
+                grafana_running = _grafana_running(lab, model)
+            found = layer4.check(cx, grafana_running)
+        if layer in layers:
+            results.extend(found)
+    return cx, results
+
+
+def _grafana_running(lab: LabState, model: LabModel) -> bool:
+    from labctl.runtimes.base import get_runtime
+
+    return get_runtime(lab, model).is_running("grafana")

@@ -1,0 +1,101 @@
+"""Diagnose the proxy → Collector hop from evidence: resolve, connect, speak OTLP, time it."""
+
+from __future__ import annotations
+
+import socket
+import time
+import urllib.parse
+from dataclasses import dataclass
+
+import grpc
+import requests
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
+
+from labctl.checks.probe import tcp_probe
+
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+@dataclass
+class Diagnosis:
+    cause: str
+    playbook: str
+    evidence: list[str]
+    ok: bool = False
+
+
+def parse_headers(text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for part in (text or "").split(","):
+        if "=" in part:
+            key, _, value = part.partition("=")
+            out[urllib.parse.unquote(key.strip()).lower()] = urllib.parse.unquote(value.strip())
+    return out
+
+
+def export_probe(endpoint: str, protocol: str, headers: dict[str, str], timeout: float = 2.0) -> tuple[str, float]:
+    """One empty OTLP metrics export, as the proxy would send it: (outcome, seconds)."""
+    parsed = urllib.parse.urlparse(endpoint if "://" in endpoint else f"http://{endpoint}")
+    started = time.monotonic()
+    if protocol == "grpc":
+        target = f"{parsed.hostname}:{parsed.port}"
+        with grpc.insecure_channel(target) as channel:
+            stub = metrics_service_pb2_grpc.MetricsServiceStub(channel)
+            try:
+                stub.Export(metrics_service_pb2.ExportMetricsServiceRequest(), timeout=timeout,
+                            metadata=list(headers.items()))
+                outcome = "OK"
+            except grpc.RpcError as exc:
+                outcome = f"{exc.code().name}: {exc.details()}"  # type: ignore[attr-defined]
+    else:
+        url = endpoint.rstrip("/") + "/v1/metrics"
+        try:
+            resp = requests.post(url, data=b"", timeout=timeout,
+                                 headers={"Content-Type": "application/x-protobuf", **headers})
+            outcome = "OK" if resp.ok else f"HTTP {resp.status_code}"
+        except requests.RequestException as exc:
+            outcome = type(exc).__name__
+    return outcome, time.monotonic() - started
+
+
+def diagnose(endpoint: str, protocol: str, headers: dict[str, str], collector_ports: dict[str, int],
+             slow_ms: float) -> Diagnosis:
+    """Why data does not get from the proxy to the Collector, probing the proxy's own upstream."""
+    parsed = urllib.parse.urlparse(endpoint if "://" in endpoint else f"http://{endpoint}")
+    host, port = parsed.hostname, parsed.port
+    if parsed.scheme not in ("http", "https") or not host or not port:
+        return Diagnosis(f"the proxy's upstream {endpoint!r} is not a valid http://HOST:PORT URL",
+                         "upstream-unreachable", [f"upstream: {endpoint!r}"])
+    evidence = [f"proxy upstream: {endpoint} ({protocol})"]
+    try:
+        socket.getaddrinfo(host, port)
+    except socket.gaierror as exc:
+        return Diagnosis(f"the upstream host {host!r} does not resolve (unreachable host)",
+                         "upstream-unreachable", [*evidence, f"DNS lookup of {host}: {exc.strerror}"])
+    seen = tcp_probe(host, port, timeout=1.0, payload=H2_PREFACE)
+    if seen == "refused":
+        wrong = host in ("127.0.0.1", "localhost") and port not in collector_ports.values()
+        why = (f"nothing listens on {host}:{port}: the Collector listens on "
+               f"{', '.join(f'{n}={p}' for n, p in collector_ports.items() if n.startswith('otlp'))}"
+               if wrong else f"{host}:{port} refuses connections (the hop is cut or the Collector is down)")
+        return Diagnosis(f"connection refused: {why}", "upstream-unreachable",
+                         [*evidence, f"TCP connect to {host}:{port}: connection refused"])
+    if seen in ("silent", "timeout"):
+        return Diagnosis(f"connections to {host}:{port} hang and time out: the proxy↔collector hop is "
+                         "partitioned (packets go nowhere)", "upstream-unreachable",
+                         [*evidence, f"TCP {host}:{port}: {'connects, then no answer' if seen == 'silent' else 'connect timed out'} within 1s"])
+    # Something answers: speak OTLP the way the proxy does.
+    outcome, seconds = export_probe(endpoint, protocol, headers)
+    evidence.append(f"empty OTLP export with the proxy's headers: {outcome} in {seconds * 1000:.0f} ms")
+    if "UNAUTHENTICATED" in outcome or "HTTP 401" in outcome:
+        sent = "a bearer token" if "authorization" in headers else "no token"
+        return Diagnosis(f"the Collector rejects the proxy's credentials ({outcome.split(':')[0]}); the proxy "
+                         f"sends {sent}", "upstream-auth", evidence)
+    if outcome != "OK":
+        other = "http/protobuf" if protocol == "grpc" else "grpc"
+        return Diagnosis(f"the upstream at {host}:{port} does not speak OTLP over {protocol} ({outcome}); "
+                         f"it probably expects {other} (protocol mismatch)", "upstream-protocol", evidence)
+    if seconds * 1000 > slow_ms:
+        return Diagnosis(f"the hop is slow: an empty export takes {seconds * 1000:.0f} ms "
+                         f"(more than {slow_ms:.0f} ms)", "upstream-slow", evidence)
+    return Diagnosis("the upstream answers OTLP correctly", "upstream-unreachable", evidence, ok=True)

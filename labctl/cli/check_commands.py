@@ -1,0 +1,56 @@
+"""`labctl check`: send a marker through the lab and show, layer by layer, where it got and why not."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import typer
+
+from labctl import ui
+from labctl.checks.result import LAYER_TITLES, exit_code, first_failing_layer
+from labctl.checks.runner import LAYERS, run_checks
+from labctl.cli.main import app
+from labctl.errors import LabError
+from labctl.state import LabState
+
+
+@app.command(help="Send a marker through the running lab and follow it hop by hop. Exit code: 0 when green, "
+                  "10+N when layer N is the first that fails.")
+def check(
+    layer: Annotated[int | None, typer.Option("--layer", help="Only report this layer (1-4).")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+) -> None:
+    if layer is not None and layer not in LAYERS:
+        raise LabError(f"--layer {layer} does not exist", "use 1 (proxy), 2 (Collector), 3 (Prometheus), 4 (Grafana)")
+    lab = LabState.current()
+    started = time.monotonic()
+    with ui.progress() as prog:
+        task = prog.add_task("checking", total=None)
+        cx, results = run_checks(lab, (layer,) if layer else LAYERS,
+                                 progress=lambda msg: prog.update(task, description=msg))
+    seconds = round(time.monotonic() - started, 1)
+    failing = first_failing_layer(results)
+    if json_out:
+        ui.print_json({"marker": cx.marker.value if cx.marker else None, "seconds": seconds,
+                       "first_failing_layer": failing, "active_faults": sorted(lab.faults),
+                       "results": [r.to_dict() for r in results]})
+    else:
+        for n in sorted({r.layer for r in results}):
+            rows = []
+            for r in (r for r in results if r.layer == n):
+                why = "" if r.ok else "\n".join(x for x in (r.cause, f"→ {r.hint}" if r.hint else None) if x)
+                verdict = {"ok": "[green]ok[/]", "FAIL": "[bold red]FAIL[/]", "skip": "[dim]skip[/]"}[r.verdict]
+                rows.append([verdict, r.name, "\n".join(r.evidence), why,
+                             f"lab/playbooks/{r.playbook}.md" if r.playbook and not r.ok else ""])
+            ui.table(["", "check", "evidence", "cause", "playbook"], rows, title=LAYER_TITLES[n])
+        marker = cx.marker.value if cx.marker else "-"
+        if failing is None:
+            ui.success(f"all checked layers are green (marker {marker}, {seconds}s)")
+        else:
+            first = next(r for r in results if r.layer == failing and not r.ok and not r.skipped)
+            ui.error(f"layer {failing} fails first: {first.cause}",
+                     f"read lab/playbooks/{first.playbook}.md" if first.playbook else first.hint)
+            if lab.faults:
+                ui.info(f"active faults: {', '.join(sorted(lab.faults))} (`labctl faults`)")
+    raise typer.Exit(exit_code(results))

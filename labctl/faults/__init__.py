@@ -1,0 +1,1 @@
+"""Fault injection: a table of faults (name → apply, verify, heal) that work in both runtimes."""

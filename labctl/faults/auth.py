@@ -1,0 +1,85 @@
+"""`auth`: the Collector's OTLP receivers require a bearer token; the proxy sends a wrong one or none.
+
+The overlay collector-configs/faults/auth.yaml switches bearertokenauth on (token from env); the proxy's
+upstream headers carry the wrong token (or lose it). The Collector answers gRPC UNAUTHENTICATED /
+HTTP 401; the proxy keeps the data (it does not drop on 401) until the token is right again.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import grpc
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
+
+from labctl.errors import LabError
+from labctl.faults.base import FaultContext, Option, wait_until
+from labctl.faults.network import _hostport, proxy_upstream
+
+OPTIONS = (Option("token", "what the proxy sends", choices=("wrong", "missing"), default="wrong",
+                  positional=True),)
+TOKEN_ENV = "LAB_FAULT_AUTH_TOKEN"
+
+
+def overlay(ctx: FaultContext) -> Any:
+    return ctx.model.root / "collector-configs" / "faults" / "auth.yaml"
+
+
+def apply(ctx: FaultContext, opts: dict[str, Any]) -> dict[str, Any]:
+    upstream = proxy_upstream(ctx)
+    token = secrets.token_hex(12)
+    collector = ctx.add_overrides("collector", env={TOKEN_ENV: token}, configs=[overlay(ctx)])
+    try:
+        headers = ctx.effective_env("proxy").get("LAB_PROXY_UPSTREAM_HEADERS", "")
+        kept = [h for h in headers.split(",") if h and not h.lower().startswith("authorization=")]
+        if opts["token"] == "wrong":
+            kept.append(f"authorization=Bearer%20wrong-{secrets.token_hex(4)}")  # percent-encoded, OTEL style
+        proxy = ctx.add_overrides("proxy", env={"LAB_PROXY_UPSTREAM_HEADERS": ",".join(kept)})
+    except LabError:
+        ctx.remove_overrides(collector)
+        raise
+    return {"token": str(opts["token"]), "upstream": upstream, "secret": token,
+            "overrides": [collector, proxy]}
+
+
+def _export(target: str, token: str | None) -> grpc.StatusCode:
+    metadata = [("authorization", f"Bearer {token}")] if token else []
+    with grpc.insecure_channel(target) as channel:
+        stub = metrics_service_pb2_grpc.MetricsServiceStub(channel)
+        try:
+            stub.Export(metrics_service_pb2.ExportMetricsServiceRequest(), timeout=2, metadata=metadata)
+        except grpc.RpcError as exc:
+            return exc.code()  # type: ignore[no-any-return]
+    return grpc.StatusCode.OK
+
+
+def verify(ctx: FaultContext, rec: dict[str, Any]) -> list[str]:
+    target = ctx.lab.addr("collector", "otlp_grpc") if ctx.lab.runtime == "native" else _hostport(rec["upstream"])
+    codes: dict[str, grpc.StatusCode] = {}
+
+    def enforced() -> bool:
+        codes["none"] = _export(target, None)
+        return codes["none"] == grpc.StatusCode.UNAUTHENTICATED
+
+    if not wait_until("collector enforces auth", enforced, timeout=10, interval=0.2):
+        raise LabError(f"the Collector at {target} does not require a token (export without one: "
+                       f"{codes.get('none')})", f"see {ctx.lab.log_path('collector')}")
+    with_token = _export(target, rec["secret"])
+    if with_token != grpc.StatusCode.OK:
+        raise LabError(f"the Collector rejects even the right token ({with_token.name})")
+    headers = ctx.effective_env("proxy").get("LAB_PROXY_UPSTREAM_HEADERS", "")
+    sends = "a wrong bearer token" if "authorization=" in headers.lower() else "no token"
+    if not wait_until("proxy ready", lambda: ctx.runtime.probe("proxy", timeout=0.5), timeout=10):
+        raise LabError("the proxy did not come back", f"see {ctx.lab.log_path('proxy')}")
+    return [f"Collector {target}: export without a token → {codes['none'].name}, with its token → OK",
+            f"the proxy now sends {sends}"]
+
+
+def heal(ctx: FaultContext, rec: dict[str, Any]) -> None:
+    for undo in reversed(rec["overrides"]):
+        ctx.remove_overrides(undo)
+    for service in ("collector", "proxy"):
+        if not wait_until(f"{service} healthy", lambda s=service: ctx.runtime.probe(s, timeout=0.5),  # type: ignore[misc]
+                          timeout=15):
+            raise LabError(f"{service} did not come back after healing", f"see {ctx.lab.log_path(service)}")

@@ -1,0 +1,150 @@
+"""What a fault is (a table entry: apply, verify, heal, with options) and the context it works in.
+
+A fault's `apply` returns a JSON-able record of everything it changed; `heal` undoes exactly that record,
+so lab.json alone is enough for another shell (or a later `labctl heal`) to restore the lab.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from labctl.errors import LabError
+from labctl.model import LabModel
+from labctl.runtimes.base import Runtime
+from labctl.state import LabState
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str
+    help: str
+    choices: tuple[str, ...] = ()
+    default: str | int | None = None
+    kind: type = str
+    positional: bool = False  # `labctl break latency 500` fills this option
+
+    def parse(self, fault: str, raw: str) -> str | int:
+        if self.kind is int:
+            try:
+                value: str | int = int(raw)
+            except ValueError:
+                raise LabError(f"{fault}: --{self.name} must be a whole number, got {raw!r}",
+                               f"e.g. `labctl break {fault} --{self.name} 500`") from None
+            if value < 0:
+                raise LabError(f"{fault}: --{self.name} must not be negative, got {raw!r}")
+            return value
+        if self.choices and raw not in self.choices:
+            raise LabError(f"{fault}: --{self.name} {raw!r} is not one of {', '.join(self.choices)}",
+                           f"e.g. `labctl break {fault} --{self.name} {self.choices[0]}`")
+        return raw
+
+
+@dataclass
+class FaultContext:
+    lab: LabState
+    runtime: Runtime
+    model: LabModel
+
+    @property
+    def running(self) -> list[str]:
+        return list(self.model.stage(self.lab.stage).services) if self.lab.stage else []
+
+    def fault_dir(self, name: str) -> Path:
+        path = self.lab.dir / "faults" / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def refresh(self) -> None:
+        self.lab = self.lab.reload()
+        self.runtime.lab = self.lab
+
+    # --- overrides: add ours on top of whatever is there, and take exactly ours away again ----------
+
+    def add_overrides(self, service: str, env: dict[str, str] | None = None,
+                      configs: list[Path] | None = None, may_fail_start: bool = False) -> dict[str, Any]:
+        """Apply extra env/config files to a service (restarts it); returns the undo record.
+
+        With may_fail_start, a service that does not come back is part of the fault (e.g. an invalid
+        URL): the error is kept in the record instead of raised.
+        """
+        self.refresh()
+        current = self.lab.overrides.get(service, {})
+        cur_env = dict(current.get("env", {}))
+        cur_cfg = list(current.get("extra_configs", []))
+        before = {k: cur_env.get(k) for k in (env or {})}
+        added = [str(Path(p).resolve()) for p in configs or [] if str(Path(p).resolve()) not in cur_cfg]
+        cur_env.update(env or {})
+        undo: dict[str, Any] = {"service": service, "env_before": before, "configs_added": added}
+        try:
+            self.runtime.set_overrides(service, extra_configs=[Path(p) for p in cur_cfg + added], env=cur_env)
+        except LabError as exc:
+            if not may_fail_start:
+                self.refresh()
+                self.remove_overrides(undo)  # leave the lab as it was
+                raise
+            undo["start_error"] = exc.message
+        self.refresh()
+        return undo
+
+    def remove_overrides(self, undo: dict[str, Any]) -> None:
+        service = undo["service"]
+        self.refresh()
+        current = self.lab.overrides.get(service, {})
+        env = dict(current.get("env", {}))
+        for key, old in undo.get("env_before", {}).items():
+            if old is None:
+                env.pop(key, None)
+            else:
+                env[key] = old
+        configs = [c for c in current.get("extra_configs", []) if c not in undo.get("configs_added", [])]
+        self.runtime.set_overrides(service, extra_configs=[Path(c) for c in configs], env=env)
+        self.refresh()
+
+    def effective_env(self, service: str) -> dict[str, str]:
+        """The service's env as the runtime starts it: model env (+ when-running extras) + overrides."""
+        from labctl.checks.context import service_env
+
+        return service_env(self.lab, self.model, service)
+
+
+@dataclass(frozen=True)
+class Fault:
+    name: str
+    summary: str
+    layer: int  # the layer where `labctl check` should see the first failure
+    needs: tuple[str, ...]  # services the stage must run
+    apply: Callable[[FaultContext, dict[str, Any]], dict[str, Any]]
+    verify: Callable[[FaultContext, dict[str, Any]], list[str]]  # evidence lines; LabError when not in effect
+    heal: Callable[[FaultContext, dict[str, Any]], None]
+    options: tuple[Option, ...] = ()
+    # The pipeline-health alert (lab/prometheus/rules) expected to fire for these options, if one covers it.
+    alert: Callable[[dict[str, Any]], str | None] = field(default=lambda opts: None)
+    playbook: str | None = None
+    touches: Callable[[dict[str, Any]], set[str]] = field(default=lambda opts: set())  # conflict keys
+
+    def option(self, name: str) -> Option:
+        for opt in self.options:
+            if opt.name == name:
+                return opt
+        valid = ", ".join(f"--{o.name}" for o in self.options) or "none"
+        raise LabError(f"fault {self.name!r} has no option --{name}", f"its options: {valid}")
+
+
+def wait_until(what: str, check: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
+    """Poll `check` until true or `timeout`; False on timeout (callers turn that into a LabError)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if check():
+                return True
+        except (OSError, ValueError, KeyError, LabError, requests.RequestException):
+            ...  # a probe that raises is "not yet"
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)

@@ -1,0 +1,95 @@
+"""`endpoint`: the proxy's upstream (its OTLP exporter to the Collector) points at a bad endpoint."""
+
+from __future__ import annotations
+
+import socket
+import urllib.parse
+from typing import Any
+
+import requests
+
+from labctl.checks.probe import tcp_probe
+from labctl.errors import LabError
+from labctl.faults.base import FaultContext, Option, wait_until
+from labctl.faults.network import proxy_upstream
+from labctl.state import find_free_ports
+
+KINDS = ("unreachable-host", "wrong-port", "protocol-mismatch", "invalid-url")
+OPTIONS = (Option("kind", "what is wrong with the endpoint", choices=KINDS, default="unreachable-host",
+                  positional=True),)
+# RFC 6761: names under .invalid never resolve, so this host is unreachable without touching any network.
+UNREACHABLE_HOST = "collector.invalid"
+INVALID_URL = "htp//collector:4317"
+
+
+def _bad_env(ctx: FaultContext, kind: str) -> dict[str, str]:
+    upstream = proxy_upstream(ctx)
+    parsed = urllib.parse.urlparse(upstream)
+    if kind == "unreachable-host":
+        return {"LAB_PROXY_UPSTREAM": f"http://{UNREACHABLE_HOST}:{parsed.port}"}
+    if kind == "wrong-port":
+        port = find_free_ports(1)[0] if ctx.lab.runtime == "native" else 9  # nobody listens there
+        return {"LAB_PROXY_UPSTREAM": f"http://{parsed.hostname}:{port}"}
+    if kind == "protocol-mismatch":
+        current = ctx.effective_env("proxy").get("LAB_PROXY_UPSTREAM_PROTOCOL", "grpc")
+        other = "http/protobuf" if current == "grpc" else "grpc"
+        return {"LAB_PROXY_UPSTREAM_PROTOCOL": other}  # same port, other protocol
+    return {"LAB_PROXY_UPSTREAM": INVALID_URL}
+
+
+def apply(ctx: FaultContext, opts: dict[str, Any]) -> dict[str, Any]:
+    kind = str(opts["kind"])
+    env = _bad_env(ctx, kind)
+    # The proxy refuses to start with an invalid URL (as a Collector would): that *is* the fault.
+    undo = ctx.add_overrides("proxy", env=env, may_fail_start=kind == "invalid-url")
+    return {"kind": kind, "env": env, "overrides": [undo]}
+
+
+def verify(ctx: FaultContext, rec: dict[str, Any]) -> list[str]:
+    env = ctx.effective_env("proxy")
+    for key, value in rec["env"].items():
+        if env.get(key) != value:
+            raise LabError(f"the proxy's {key} is {env.get(key)!r}, not {value!r}")
+    kind = rec["kind"]
+    upstream = env.get("LAB_PROXY_UPSTREAM", "")
+    evidence = [f"proxy upstream: {upstream} ({env.get('LAB_PROXY_UPSTREAM_PROTOCOL', 'grpc')})"]
+    if kind == "invalid-url":
+        if wait_until("proxy down", lambda: ctx.runtime.probe("proxy", timeout=0.3), timeout=1.0):
+            raise LabError("the proxy still answers with an invalid upstream URL")
+        evidence.append("the proxy refuses to start: its upstream is not an http(s) URL")
+        return evidence
+    if not wait_until("proxy ready", lambda: ctx.runtime.probe("proxy", timeout=0.5), timeout=10):
+        raise LabError("the proxy did not come back with its new upstream", f"see {ctx.lab.log_path('proxy')}")
+    parsed = urllib.parse.urlparse(upstream)
+    host, port = parsed.hostname or "", parsed.port or 0
+    if kind == "unreachable-host":
+        try:
+            socket.getaddrinfo(host, port)
+        except socket.gaierror as exc:
+            evidence.append(f"{host} does not resolve ({exc.strerror})")
+        else:
+            raise LabError(f"{host} resolves: the endpoint is not unreachable")
+    elif kind == "wrong-port" and ctx.lab.runtime == "native":
+        seen = tcp_probe(host, port, timeout=0.5)
+        if seen != "refused":
+            raise LabError(f"{host}:{port} should refuse connections but {seen}")
+        evidence.append(f"{host}:{port} refuses connections (the Collector listens elsewhere)")
+    elif kind == "protocol-mismatch" and ctx.lab.runtime == "native":
+        try:
+            resp = requests.post(f"http://{host}:{port}/v1/metrics", data=b"", timeout=1,
+                                 headers={"Content-Type": "application/x-protobuf"})
+            outcome = f"HTTP {resp.status_code}"
+            bad = not resp.ok
+        except requests.RequestException as exc:
+            outcome, bad = type(exc).__name__, True
+        if not bad:
+            raise LabError(f"{host}:{port} accepts OTLP/HTTP: no protocol mismatch")
+        evidence.append(f"OTLP/HTTP to the gRPC port {host}:{port} fails ({outcome})")
+    return evidence
+
+
+def heal(ctx: FaultContext, rec: dict[str, Any]) -> None:
+    for undo in rec["overrides"]:
+        ctx.remove_overrides(undo)
+    if not wait_until("proxy ready", lambda: ctx.runtime.probe("proxy", timeout=0.5), timeout=10):
+        raise LabError("the proxy did not come back after healing", f"see {ctx.lab.log_path('proxy')}")

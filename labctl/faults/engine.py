@@ -1,0 +1,130 @@
+"""break / heal / list: option parsing, conflicts, verification and persistence in lab.json `faults`."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from labctl.errors import LabError
+from labctl.faults.base import Fault, FaultContext
+from labctl.faults.registry import FAULTS
+from labctl.model import LabModel, load_model
+from labctl.runtimes.base import get_runtime
+from labctl.state import LabState
+
+
+def get_fault(name: str) -> Fault:
+    try:
+        return FAULTS[name]
+    except KeyError:
+        listing = "; ".join(f"{f.name} ({f.summary})" for f in FAULTS.values())
+        raise LabError(f"unknown fault {name!r}", f"faults: {listing}") from None
+
+
+def parse_options(fault: Fault, args: list[str]) -> dict[str, Any]:
+    """`--key value`, `--key=value`, `key=value`, or one bare value for the positional option."""
+    opts: dict[str, Any] = {}
+    rest = list(args)
+    while rest:
+        item = rest.pop(0)
+        if item.startswith("--"):
+            key, eq, value = item[2:].partition("=")
+            if not eq:
+                if not rest:
+                    raise LabError(f"{fault.name}: --{key} needs a value", _usage(fault))
+                value = rest.pop(0)
+        elif "=" in item:
+            key, _, value = item.partition("=")
+        else:
+            positional = [o for o in fault.options if o.positional]
+            if not positional or positional[0].name in opts:
+                raise LabError(f"{fault.name}: unexpected argument {item!r}", _usage(fault))
+            key, value = positional[0].name, item
+        opt = fault.option(key.replace("_", "-"))
+        opts[opt.name] = opt.parse(fault.name, value)
+    for opt in fault.options:
+        opts.setdefault(opt.name, opt.default)
+    return opts
+
+
+def _usage(fault: Fault) -> str:
+    parts = []
+    for o in fault.options:
+        what = "|".join(o.choices) if o.choices else ("N" if o.kind is int else "VALUE")
+        parts.append(f"[--{o.name} {what}] (default {o.default}: {o.help})")
+    return f"usage: labctl break {fault.name} " + " ".join(parts) if parts else f"usage: labctl break {fault.name}"
+
+
+def context(lab: LabState | None = None, model: LabModel | None = None) -> FaultContext:
+    lab = lab or LabState.current()
+    model = model or load_model()
+    return FaultContext(lab=lab, runtime=get_runtime(lab, model), model=model)
+
+
+def break_fault(ctx: FaultContext, name: str, args: list[str]) -> dict[str, Any]:
+    fault = get_fault(name)
+    opts = parse_options(fault, args)
+    ctx.refresh()
+    if name in ctx.lab.faults:
+        raise LabError(f"fault {name!r} is already active", f"heal it first: `labctl heal {name}`")
+    keys = fault.touches(opts)
+    for other, active in ctx.lab.faults.items():
+        clash = keys & FAULTS[other].touches(active.get("options", {})) if other in FAULTS else set()
+        if clash:
+            raise LabError(f"fault {other!r} already changes {', '.join(sorted(clash))}",
+                           f"heal it first: `labctl heal {other}`")
+    missing = [s for s in fault.needs if s not in ctx.running]
+    if missing:
+        raise LabError(f"{name} needs {', '.join(missing)}, which {ctx.lab.stage} does not run",
+                       "start a later module, e.g. `labctl up module-3`")
+    started = time.monotonic()
+    record = fault.apply(ctx, opts)
+    entry = {"options": opts, "record": record, "since": time.time(),
+             "layer": record.get("layer", fault.layer),
+             "playbook": fault.playbook, "alert": fault.alert(opts)}
+    _persist(ctx, name, entry)  # before verify: a failed verify must still be healable
+    try:
+        evidence = fault.verify(ctx, record)
+    except LabError as exc:
+        heal_fault(ctx, name)
+        raise LabError(f"{name} did not take effect, so it was undone: {exc.message}",
+                       exc.hint or "see `labctl status` and the service logs") from None
+    entry["evidence"] = evidence
+    entry["seconds"] = round(time.monotonic() - started, 2)
+    _persist(ctx, name, entry)
+    return entry
+
+
+def _persist(ctx: FaultContext, name: str, entry: dict[str, Any] | None) -> None:
+    ctx.refresh()
+    if entry is None:
+        ctx.lab.faults.pop(name, None)
+    else:
+        ctx.lab.faults[name] = entry
+    ctx.lab.save()
+    ctx.runtime.lab = ctx.lab
+
+
+def heal_fault(ctx: FaultContext, name: str) -> float:
+    ctx.refresh()
+    if name not in ctx.lab.faults:
+        active = ", ".join(ctx.lab.faults) or "none"
+        if name not in FAULTS:
+            get_fault(name)
+        raise LabError(f"fault {name!r} is not active", f"active faults: {active}")
+    started = time.monotonic()
+    entry = ctx.lab.faults[name]
+    FAULTS[name].heal(ctx, entry["record"])
+    _persist(ctx, name, None)
+    return round(time.monotonic() - started, 2)
+
+
+def heal_all(ctx: FaultContext) -> dict[str, float]:
+    ctx.refresh()
+    # Newest first: undo in the reverse order of application.
+    names = sorted(ctx.lab.faults, key=lambda n: ctx.lab.faults[n].get("since", 0), reverse=True)
+    return {n: heal_fault(ctx, n) for n in names}
+
+
+def active_faults(lab: LabState) -> list[dict[str, Any]]:
+    return [{"name": n, **{k: v for k, v in e.items() if k != "record"}} for n, e in lab.faults.items()]

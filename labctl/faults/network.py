@@ -1,0 +1,227 @@
+"""`network` and `latency`: a fault relay placed on one hop (native), or a network cut (docker).
+
+Native: the client of the hop is repointed through a relay that black-holes (connections are accepted
+and never answered — requests hang until the client's own timeout, like a real partition), delays, or
+— with `--mode refuse` — at a closed port (connection refused). The proxy's upstream is repointed
+through its env (restart); Prometheus's scrape target through its file_sd file (re-read by itself).
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+from labctl.checks.probe import http_get, tcp_probe
+from labctl.errors import LabError
+from labctl.faults import docker_net
+from labctl.faults.base import FaultContext, Option, wait_until
+from labctl.faults.relays import relay_alive, relay_status, start_relay, stop_relay
+from labctl.runtimes.targets import SCRAPE_TARGETS
+from labctl.state import find_free_ports
+
+HOPS = ("proxy-collector", "collector-prometheus", "prometheus-grafana")
+HOP_LAYER = {"proxy-collector": 2, "collector-prometheus": 3, "prometheus-grafana": 4}
+# The file_sd files that point Prometheus at the Collector (both its exporter and its own metrics).
+SCRAPE_FILES = [f for f, (svc, _p) in SCRAPE_TARGETS.items() if svc == "collector"]
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+NETWORK_OPTIONS = (
+    Option("hop", "which hop to cut", choices=HOPS, default="proxy-collector", positional=True),
+    Option("mode", "hang: connections hang and time out; refuse: connection refused",
+           choices=("hang", "refuse"), default="hang"),
+)
+LATENCY_OPTIONS = (
+    Option("ms", "delay added to every chunk of data on the hop, in milliseconds", kind=int, default=1000,
+           positional=True),
+    Option("hop", "which hop to slow down", choices=HOPS[:2], default="proxy-collector"),
+)
+
+
+def proxy_upstream(ctx: FaultContext) -> str:
+    """The proxy's current upstream URL (lab.yaml env + overrides); LabError when it has none."""
+    upstream = ctx.effective_env("proxy").get("LAB_PROXY_UPSTREAM", "")
+    if not upstream:
+        raise LabError("the proxy has no upstream in this module (nothing to cut)",
+                       "break the proxy↔collector hop from module-2 on: `labctl up module-2`")
+    return upstream
+
+
+def _hostport(url: str) -> str:
+    parsed = urllib.parse.urlparse(url if "://" in url else f"http://{url}")
+    return f"{parsed.hostname}:{parsed.port}"
+
+
+def _needs(ctx: FaultContext, *services: str) -> None:
+    missing = [s for s in services if s not in ctx.running]
+    if missing:
+        raise LabError(f"this fault needs {', '.join(missing)}, which {ctx.lab.stage} does not run",
+                       "start a later module first, e.g. `labctl up module-3`")
+
+
+# --- apply / verify / heal --------------------------------------------------------------------------
+
+
+def apply_network(ctx: FaultContext, opts: dict[str, Any]) -> dict[str, Any]:
+    return _apply(ctx, str(opts["hop"]), "blackhole" if opts["mode"] == "hang" else "refuse", 0)
+
+
+def apply_latency(ctx: FaultContext, opts: dict[str, Any]) -> dict[str, Any]:
+    return _apply(ctx, str(opts["hop"]), "latency", int(opts["ms"]))
+
+
+def _apply(ctx: FaultContext, hop: str, mode: str, latency_ms: int) -> dict[str, Any]:
+    record = _apply_hop(ctx, hop, mode, latency_ms)
+    record["layer"] = HOP_LAYER[hop]
+    return record
+
+
+def _apply_hop(ctx: FaultContext, hop: str, mode: str, latency_ms: int) -> dict[str, Any]:
+    if ctx.lab.runtime == "docker" and mode != "latency":
+        return docker_net.partition(ctx, hop)
+    if hop == "proxy-collector":
+        _needs(ctx, "proxy", "collector")
+        target = _hostport(proxy_upstream(ctx))
+        relay = _relay_or_closed_port(ctx, "proxy-collector", target, mode, latency_ms)
+        undo = ctx.add_overrides("proxy", env={"LAB_PROXY_UPSTREAM": f"http://{relay['addr']}"})
+        return {"hop": hop, "mode": mode, "relays": [relay], "overrides": [undo]}
+    if hop == "collector-prometheus":
+        _needs(ctx, "collector", "prometheus")
+        return _apply_scrape(ctx, mode, latency_ms)
+    _needs(ctx, "prometheus", "grafana")
+    if not ctx.runtime.is_running("grafana"):
+        raise LabError("Grafana is not running in this lab, so there is no prometheus↔grafana hop to cut",
+                       "natively Grafana needs its binary (`labctl install grafana`); or use --runtime docker")
+    raise LabError("the native prometheus↔grafana partition needs Grafana's datasource URL to be repointed, "
+                   "which this lab's Grafana provisioning does not take from the environment",
+                   "use --runtime docker for this hop, or cut collector-prometheus instead")
+
+
+def _relay_or_closed_port(ctx: FaultContext, name: str, target: str, mode: str,
+                          latency_ms: int) -> dict[str, Any]:
+    if mode == "refuse":
+        # A port nobody listens on: the kernel answers SYN with RST, exactly "connection refused".
+        port = find_free_ports(1)[0]
+        return {"name": name, "port": port, "addr": f"127.0.0.1:{port}", "target": target, "mode": "refuse"}
+    return start_relay(ctx, "network" if mode == "blackhole" else "latency", name, target, mode, latency_ms)
+
+
+def _targets_dir(ctx: FaultContext) -> Path:
+    return ctx.lab.data_dir("prometheus") / "targets"
+
+
+def _apply_scrape(ctx: FaultContext, mode: str, latency_ms: int) -> dict[str, Any]:
+    folder = _targets_dir(ctx)
+    relays: list[dict[str, Any]] = []
+    originals: dict[str, str] = {}
+    try:
+        for filename in SCRAPE_FILES:
+            path = folder / filename
+            text = path.read_text()
+            originals[filename] = text
+            doc = json.loads(text)
+            new_targets = []
+            for group in doc:
+                targets = []
+                for target in group.get("targets", []):
+                    relay = _relay_or_closed_port(ctx, f"scrape-{filename.removesuffix('.json')}", target,
+                                                  mode, latency_ms)
+                    relays.append(relay)
+                    targets.append(relay["addr"])
+                new_targets.append({**group, "targets": targets})
+            _write_atomic(path, json.dumps(new_targets, indent=2) + "\n")
+    except OSError as exc:
+        for relay in relays:
+            if "pid_file" in relay:
+                stop_relay(relay)
+        raise LabError(f"cannot rewrite Prometheus' scrape targets in {folder}: {exc}",
+                       "is Prometheus part of this lab? `labctl status`") from None
+    return {"hop": "collector-prometheus", "mode": mode, "relays": relays,
+            "targets_dir": str(folder), "originals": originals}
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.fault.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)  # Prometheus watches the folder and never reads half a file
+
+
+def verify(ctx: FaultContext, rec: dict[str, Any]) -> list[str]:
+    if rec.get("docker"):
+        return docker_net.verify(ctx, rec)
+    evidence: list[str] = []
+    for relay in rec["relays"]:
+        host, port = relay["addr"].split(":")
+        if relay["mode"] == "refuse":
+            seen = tcp_probe(host, int(port), timeout=0.5)
+            if seen != "refused":
+                raise LabError(f"{relay['addr']} should refuse connections but {seen}")
+            evidence.append(f"{relay['addr']} refuses connections (stands in for {relay['target']})")
+        elif relay["mode"] == "blackhole":
+            seen = tcp_probe(host, int(port), timeout=0.3, payload=H2_PREFACE)
+            if seen != "silent" or not relay_alive(relay):
+                raise LabError(f"the partition relay at {relay['addr']} is not black-holing ({seen})")
+            evidence.append(f"{relay['addr']} accepts and never answers (black hole for {relay['target']})")
+        else:
+            if not relay_alive(relay):
+                raise LabError(f"the latency relay at {relay['addr']} is not running")
+            evidence.append(f"{relay['addr']} relays to {relay['target']} with {relay['latency_ms']} ms delay")
+    if rec["hop"] == "proxy-collector":
+        upstream = ctx.effective_env("proxy").get("LAB_PROXY_UPSTREAM")
+        want = f"http://{rec['relays'][0]['addr']}"
+        if upstream != want:
+            raise LabError(f"the proxy's upstream is {upstream}, not {want}")
+        if not wait_until("proxy ready", lambda: ctx.runtime.probe("proxy", timeout=0.5), timeout=10):
+            raise LabError("the proxy did not come back after repointing its upstream",
+                           f"see {ctx.lab.log_path('proxy')}")
+        evidence.append(f"proxy restarted with upstream {upstream}")
+    else:
+        evidence.extend(_verify_scrape(ctx, rec))
+    return evidence
+
+
+def _verify_scrape(ctx: FaultContext, rec: dict[str, Any]) -> list[str]:
+    ports = {str(r["port"]) for r in rec["relays"]}
+    url = ctx.lab.url("prometheus", "web") + "/api/v1/targets"
+    seen: list[str] = []
+
+    def repointed() -> bool:
+        reply = http_get(url, timeout=1)
+        if not reply.ok:
+            return False
+        active = reply.json()["data"]["activeTargets"]
+        seen[:] = [t["scrapeUrl"] for t in active]
+        hits = {p for p in ports if any(f":{p}/" in s for s in seen)}
+        return hits == ports
+
+    if not wait_until("prometheus re-read targets", repointed, timeout=10, interval=0.1):
+        raise LabError("Prometheus did not pick up the rewritten scrape targets",
+                       f"scrape URLs seen: {', '.join(seen) or 'none'}")
+    return [f"Prometheus now scrapes {u}" for u in seen if any(f":{p}/" in u for p in ports)]
+
+
+def heal(ctx: FaultContext, rec: dict[str, Any]) -> None:
+    if rec.get("docker"):
+        docker_net.heal(ctx, rec)
+        return
+    for undo in rec.get("overrides", []):
+        ctx.remove_overrides(undo)
+    if rec["hop"] == "collector-prometheus":
+        folder = Path(rec["targets_dir"])
+        for filename, text in rec["originals"].items():
+            _write_atomic(folder / filename, text)
+    for relay in rec["relays"]:
+        if "pid_file" in relay:
+            stop_relay(relay)
+    if rec["hop"] == "proxy-collector" and not wait_until(
+            "proxy ready", lambda: ctx.runtime.probe("proxy", timeout=0.5), timeout=10):
+        raise LabError("the proxy did not come back after healing", f"see {ctx.lab.log_path('proxy')}")
+
+
+def relay_counts(rec: dict[str, Any]) -> list[dict[str, Any]]:
+    return [relay_status(r) for r in rec.get("relays", []) if "status" in r]
+
+
+def touches(opts: dict[str, Any]) -> set[str]:
+    return {f"hop:{opts.get('hop')}"}
