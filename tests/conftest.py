@@ -115,3 +115,9 @@ def lab_state_dir(tmp_path: Path) -> Iterator[Path]:
         if LabState.exists(state_dir):
             run_labctl("down", state_dir=state_dir, check=False)
         kill_leftovers(state_dir)
+
+
+@pytest.fixture
+def labctl() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """run_labctl as a fixture: labctl("status", "--json", state_dir=d, check=False)."""
+    return run_labctl

@@ -1,0 +1,161 @@
+"""The native lab, for real: `labctl up module-3` runs the proxy, the lab's Collector and Prometheus as
+detached processes; OpenTelemetry SDK data sent to the Collector shows up in Prometheus and in the
+Collector's logs pipeline; `labctl down` leaves nothing behind."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from opentelemetry._logs import SeverityNumber
+from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcLogExporter
+from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcMetricExporter
+from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HttpMetricExporter
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricExporter, MetricExportResult
+from opentelemetry.sdk.resources import Resource
+from prometheus_api_client import PrometheusConnect
+from urllib3.util.retry import Retry
+
+from labctl.runtimes import process
+from labctl.runtimes.ports import port_in_use
+from labctl.state import LabState
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+RESOURCE = Resource.create({"service.name": "claude-code", "service.version": "2.0.0-test"})
+
+
+def send_token_usage(exporter: MetricExporter, session: str, tokens: int) -> None:
+    """Record Claude Code's token counter with the SDK and export it once through `exporter`."""
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(resource=RESOURCE, metric_readers=[reader])
+    counter = provider.get_meter("com.anthropic.claude_code").create_counter(
+        "claude_code.token.usage", unit="tokens", description="Number of tokens used"
+    )
+    counter.add(tokens, {"type": "input", "model": "claude-test", "session.id": session})
+    data = reader.get_metrics_data()
+    assert data is not None
+    result = exporter.export(data, timeout_millis=10_000)
+    exporter.shutdown()
+    provider.shutdown()
+    assert result is MetricExportResult.SUCCESS, f"the Collector did not accept the export ({result})"
+
+
+def prometheus(lab: LabState) -> PrometheusConnect:
+    # Retries off: a missing series must show as missing now, not after hidden retries.
+    return PrometheusConnect(url=lab.url("prometheus", "web"), disable_ssl=True, retry=Retry(total=0))
+
+
+def wait_for(what: str, probe, timeout: float = 60.0, every: float = 1.0):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(every)
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})", pytrace=False)
+
+
+def records(lab: LabState) -> dict[str, process.ProcRecord]:
+    out = {}
+    for service in ("proxy", "collector", "prometheus", "grafana"):
+        rec = process.read_record(lab.pid_path(service))
+        if rec is not None and rec.alive():
+            out[service] = rec
+    return out
+
+
+def status_json(labctl, state_dir: Path) -> dict:
+    return json.loads(labctl("status", "--json", state_dir=state_dir).stdout)
+
+
+def test_module_3_metrics_over_grpc_and_http_and_events_reach_the_pipeline(native_lab, labctl):
+    lab = native_lab("module-3")
+    status = status_json(labctl, lab.dir)
+    assert status["stage"] == "module-3" and status["runtime"] == "native"
+    assert {s["service"]: (s["state"], s["health"]) for s in status["services"]} == {
+        "proxy": ("running", "healthy"),
+        "collector": ("running", "healthy"),
+        "prometheus": ("running", "healthy"),
+    }
+
+    run = uuid.uuid4().hex[:8]
+    send_token_usage(
+        GrpcMetricExporter(endpoint=lab.addr("collector", "otlp_grpc"), insecure=True), f"grpc-{run}", 120
+    )
+    send_token_usage(
+        HttpMetricExporter(endpoint=lab.url("collector", "otlp_http") + "/v1/metrics"), f"http-{run}", 75
+    )
+
+    prom = prometheus(lab)
+    for session, tokens in ((f"grpc-{run}", 120), (f"http-{run}", 75)):
+        query = f'claude_code_token_usage_tokens_total{{session_id="{session}"}}'
+        series = wait_for(f"{query} in Prometheus", lambda q=query: prom.custom_query(q))
+        assert float(series[0]["value"][1]) == tokens
+        assert series[0]["metric"]["type"] == "input" and series[0]["metric"]["job"] == "collector"
+
+    # Prometheus scrapes the Collector's own telemetry too (file_sd targets written by labctl).
+    targets = prom.get_current_metric_value("up")
+    up = {t["metric"]["job"]: t["value"][1] for t in targets}
+    assert up.get("collector") == "1" and up.get("otelcol") == "1", up
+
+    # A Claude Code event as an OTLP log: the logs pipeline's debug exporter prints it in the Collector log.
+    provider = LoggerProvider(resource=RESOURCE)
+    provider.add_log_record_processor(
+        SimpleLogRecordProcessor(GrpcLogExporter(endpoint=lab.addr("collector", "otlp_grpc"), insecure=True))
+    )
+    provider.get_logger("com.anthropic.claude_code.events").emit(
+        body="claude_code.api_request",
+        event_name="claude_code.api_request",
+        severity_number=SeverityNumber.INFO,
+        attributes={"event.name": "api_request", "lab.marker": f"event-{run}", "cost_usd": 0.0123},
+    )
+    provider.shutdown()
+    log = lab.log_path("collector")
+    wait_for(f"event-{run} in {log}", lambda: f"event-{run}" in log.read_text(), timeout=30, every=0.5)
+
+    # Down from another invocation: no process and no port left.
+    pids = records(lab)
+    assert set(pids) == {"proxy", "collector", "prometheus"}
+    labctl("down", state_dir=lab.dir)
+    assert not [s for s, rec in pids.items() if rec.alive()]
+    assert not [p for ports in lab.ports.values() for p in ports.values() if port_in_use(p)]
+    assert not LabState.exists(lab.dir)
+    assert status_json(labctl, lab.dir)["running"] is False
+
+
+def test_up_is_additive_and_idempotent_and_down_works_from_another_invocation(native_lab, labctl):
+    lab = native_lab("module-1")
+    first = records(lab)
+    assert set(first) == {"proxy"}
+
+    lab = native_lab("module-2")
+    second = records(lab)
+    assert set(second) == {"proxy", "collector"}
+    # The proxy gained its upstream (the Collector), so it was restarted with the new environment.
+    assert second["proxy"].pid != first["proxy"].pid
+
+    lab = native_lab("module-3")
+    third = records(lab)
+    assert set(third) == {"proxy", "collector", "prometheus"}
+    assert third["collector"].pid == second["collector"].pid and third["proxy"].pid == second["proxy"].pid
+
+    again = records(native_lab("module-3"))  # idempotent: nothing restarts
+    assert {s: r.pid for s, r in again.items()} == {s: r.pid for s, r in third.items()}
+
+    lab = native_lab("module-2")  # going down a stage stops the layers above only
+    fourth = records(lab)
+    assert set(fourth) == {"proxy", "collector"}
+    assert not third["prometheus"].alive()
+    assert fourth["collector"].pid == third["collector"].pid
+    assert LabState.load(lab.dir).stage == "module-2"
+
+    labctl("down", state_dir=lab.dir)
+    assert not [s for s, rec in fourth.items() if rec.alive()]
