@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh Debian 12 machine: installs what the tests need (Python packages,
+# chromium for the page tests, the lab's Collector build and Prometheus), then runs pytest.
+# Usage: bash tests/run-all.sh [extra pytest args]
+# Env: PYTHON (default python3), LABCTL_TEST_WORKERS (pytest-xdist workers, default 2; 0 = serial).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+step() { printf '\n==> %s\n' "$*"; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    echo "need root for: $* (install it yourself, then rerun)" >&2; return 1; fi
+}
+
+apt_install() {
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
+}
+
+PY="${PYTHON:-python3}"
+command -v "$PY" >/dev/null || { step "installing python3"; apt_install python3 python3-venv python3-pip; }
+
+# Debian's own Python refuses system-wide pip installs (PEP 668): use a virtualenv there.
+managed=$("$PY" -c 'import os, sys, sysconfig; print(int(sys.prefix == sys.base_prefix and os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED"))))')
+if [ "$managed" = "1" ]; then
+  if [ ! -x .venv/bin/python ]; then
+    step "creating .venv (this Python is managed by the OS)"
+    "$PY" -m venv .venv 2>/dev/null || { apt_install python3-venv; "$PY" -m venv .venv; }
+  fi
+  PY="$PWD/.venv/bin/python"
+fi
+if ! "$PY" -m pip --version >/dev/null 2>&1; then
+  step "installing pip"
+  "$PY" -m ensurepip --upgrade 2>/dev/null || apt_install python3-pip
+fi
+export PATH="$(dirname "$("$PY" -c 'import sys; print(sys.executable)')"):$PATH"
+
+step "installing labctl and its test dependencies"
+"$PY" -m pip install -q -e '.[test]'
+
+# Page tests drive the system chromium through playwright: no browser download.
+if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
+  step "installing chromium"
+  apt_install chromium
+fi
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+export LABCTL_CHROMIUM="${LABCTL_CHROMIUM:-$(command -v chromium || command -v chromium-browser)}"
+
+# The docs tests parse the Mermaid diagrams with the real mermaid parser (node).
+if [ -f tests/docs/mermaid/package-lock.json ] && [ ! -d tests/docs/mermaid/node_modules ]; then
+  if ! command -v npm >/dev/null; then step "installing nodejs"; apt_install nodejs npm; fi
+  step "installing the mermaid parser for the docs tests"
+  npm ci --silent --no-audit --no-fund --prefix tests/docs/mermaid
+fi
+
+# Real binaries for the native lab (cached in ~/.cache/labctl/bin; a no-op when up to date).
+step "labctl install collector"
+"$PY" -m labctl install collector
+step "labctl install prometheus"
+"$PY" -m labctl install prometheus
+
+# Tests are isolated (temp state dirs, free ports), so two workers are safe; files stay together.
+workers="${LABCTL_TEST_WORKERS:-2}"
+xdist=()
+if [ "$workers" != "0" ]; then xdist=(-n "$workers" --dist loadfile); fi
+
+step "pytest"
+status=0
+"$PY" -m pytest -q -ra --timeout 600 "${xdist[@]}" "$@" || status=$?
+
+# Style is part of the suite, but never hides test results: it runs after pytest.
+step "ruff check labctl tests"
+"$PY" -m ruff check -q labctl tests || status=$((status ? status : 1))
+
+exit "$status"
