@@ -43,7 +43,7 @@ def token_usage(points: int, bad: int = 0, session: str = "s-1", marker: str = "
         p = m.sum.data_points.add()
         p.as_double = value
         p.start_time_unix_nano = T0 + seq * 1000
-        p.time_unix_nano = T0 + seq * 1000 + 1
+        p.time_unix_nano = T0 + (seq + 1) * 1000   # contiguous deltas, as an SDK sends them
         attrs = {"session.id": session, "user.account_uuid": "u-1", "organization.id": "o-1",
                  "terminal.type": "tmux", "model": "claude-sonnet-4-5", "query_source": "main",
                  "type": types[i % 4] if i < points else "bogus-type"}
