@@ -1,0 +1,292 @@
+"""Write the tables of the docs from the files they describe, between `<!-- generated:NAME -->` markers.
+
+    python tests/docs/generate_tables.py          # rewrite the docs in place
+    python tests/docs/generate_tables.py --check  # exit 1 when a doc is out of date (the test does this)
+
+Sources: lab/lab.yaml and compose/versions.env (through labctl's model), the contract
+(lab/contracts/claude-code.yaml), the proxy's OpenAPI document, lab/prometheus/rules/,
+dashboards/*.json and the playbook names `labctl check` links to (labctl/checks/playbooks.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import docsmd
+
+REPO = docsmd.REPO
+MARKER_RE = re.compile(
+    r"(?P<open><!-- generated:(?P<name>[a-z0-9-]+) -->)\n(?P<body>.*?)(?P<close><!-- /generated:(?P=name) -->)",
+    re.DOTALL,
+)
+
+
+def _cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ").strip()
+
+
+def _code(text: Any) -> str:
+    # Inline code that may contain backticks or pipes: double backticks keep it one span.
+    text = _cell(text)
+    return f"`` {text} ``" if "`" in text else f"`{text}`"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _missing(what: str) -> str:
+    return f"_Not generated: {what} does not exist in this checkout._"
+
+
+# ---- lab model -------------------------------------------------------------------------------------
+
+def images() -> str:
+    from labctl.model import load_model
+
+    versions = load_model(REPO).versions
+    rows = [[_code(k), _code(v)] for k, v in sorted(versions.items()) if k.endswith("_IMAGE")]
+    return _table(["variable", "image"], rows)
+
+
+def ports() -> str:
+    from labctl.model import load_model
+
+    model = load_model(REPO)
+    rows = []
+    for svc in model.services.values():
+        for port in svc.ports.values():
+            rows.append([str(svc.layer), _code(svc.name), _code(port.name), str(port.host), _cell(port.what)])
+    return _table(["layer", "service", "port", "default", "what"], rows)
+
+
+# ---- contract --------------------------------------------------------------------------------------
+
+def _attr_summary(attrs: dict[str, Any]) -> str:
+    parts = []
+    for key, attr in attrs.items():
+        text = f"`{key}`"
+        if attr.requirement == "required":
+            text = f"**{text}**"
+        if attr.values is not None:
+            text += " (" + ", ".join(str(v) for v in attr.values) + ")"
+        if attr.sensitive:
+            text += " _redacted_"
+        parts.append(text)
+    return ", ".join(parts) or "—"
+
+
+def _range(lo: float | None, hi: float | None) -> str:
+    if lo is None and hi is None:
+        return "—"
+    return f"{'−∞' if lo is None else format(lo, 'g')} … {'∞' if hi is None else format(hi, 'g')}"
+
+
+def _contract():
+    from labctl.contract.loader import read_contract_file
+
+    path = REPO / "lab" / "contracts" / "claude-code.yaml"
+    return read_contract_file(path) if path.exists() else None
+
+
+def contract_metrics() -> str:
+    from labctl.contract.promname import prometheus_name
+
+    spec = _contract()
+    if spec is None:
+        return _missing("lab/contracts/claude-code.yaml")
+    rows = []
+    for m in spec.metrics.values():
+        prom = m.prometheus_name or prometheus_name(
+            m.name, m.unit or "", monotonic_sum=m.instrument == "counter", namespace=spec.prometheus_namespace
+        )
+        card = ", ".join(f"{k} ≤ {v}" for k, v in m.cardinality.items()) or "—"
+        rows.append([
+            _code(m.name), _code(prom), m.instrument, _code(m.unit) if m.unit else "—",
+            m.temporality, _attr_summary(m.attributes), _range(m.min, m.max), _cell(card),
+        ])
+    table = _table(["metric", "in Prometheus", "instrument", "unit", "temporality", "attributes",
+                    "range", "cardinality"], rows)
+    common = _attr_summary(spec.common_attributes)
+    resource = _attr_summary(spec.resource)
+    return (f"{table}\n\nRequired attributes are in **bold**. Allowed on every metric and event: {common}. "
+            f"Resource attributes: {resource}.")
+
+
+def contract_events() -> str:
+    spec = _contract()
+    if spec is None:
+        return _missing("lab/contracts/claude-code.yaml")
+    rows = [[_code(e.name), _cell(e.description) or "—", _attr_summary(e.attributes)] for e in spec.events.values()]
+    return _table(["event.name", "what", "attributes"], rows)
+
+
+# ---- proxy API -------------------------------------------------------------------------------------
+
+def _openapi_file() -> Path | None:
+    found = sorted(p for p in (REPO / "labctl").rglob("openapi*") if p.suffix in (".yaml", ".yml", ".json"))
+    return found[0] if found else None
+
+
+def proxy_api() -> str:
+    path = _openapi_file()
+    if path is None:
+        return _missing("the proxy's OpenAPI document (labctl/**/openapi.yaml)")
+    doc = json.loads(path.read_text()) if path.suffix == ".json" else yaml.safe_load(path.read_text())
+    rows = []
+    for route, ops in (doc.get("paths") or {}).items():
+        for method, op in ops.items():
+            if method.lower() not in ("get", "post", "put", "delete", "patch"):
+                continue
+            params = ", ".join(f"`{p.get('name')}`" for p in op.get("parameters", []) if isinstance(p, dict)
+                               and p.get("name")) or "—"
+            rows.append([f"`{method.upper()} {route}`", _cell(op.get("summary") or op.get("description") or ""),
+                         params])
+    rel = path.relative_to(REPO)
+    return (_table(["request", "what it returns", "parameters"], rows)
+            + f"\n\nThe full document: `{rel}` (OpenAPI {doc.get('openapi', '?')}); the proxy also serves it.")
+
+
+# ---- Prometheus rules and dashboards ---------------------------------------------------------------
+
+def _rule_files() -> Iterator[Path]:
+    folder = REPO / "lab" / "prometheus" / "rules"
+    if folder.is_dir():
+        for path in sorted(folder.iterdir()):
+            if path.suffix in (".yml", ".yaml") and not path.stem.endswith("_test") and "test" not in path.parts:
+                yield path
+
+
+def alert_rules() -> str:
+    rows = []
+    for path in _rule_files():
+        doc = yaml.safe_load(path.read_text()) or {}
+        for group in doc.get("groups") or []:
+            for rule in group.get("rules") or []:
+                if "alert" not in rule:
+                    continue
+                ann = rule.get("annotations") or {}
+                rows.append([
+                    f"`{rule['alert']}`", _cell(group.get("name", "")), _code(" ".join(str(rule["expr"]).split())),
+                    _cell(rule.get("for", "0s")), _cell((rule.get("labels") or {}).get("severity", "")),
+                    _cell(ann.get("summary", "")),
+                ])
+    if not rows:
+        return _missing("alert rules under lab/prometheus/rules/")
+    return _table(["alert", "group", "expression", "for", "severity", "summary"], rows)
+
+
+def _panels(panels: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    for panel in panels:
+        yield panel
+        yield from _panels(panel.get("panels") or [])
+
+
+def dashboard_queries() -> str:
+    out = []
+    for path in sorted((REPO / "dashboards").glob("*.json")):
+        dash = json.loads(path.read_text())
+        rows = []
+        for panel in _panels(dash.get("panels") or []):
+            for target in panel.get("targets") or []:
+                expr = target.get("expr")
+                if expr:
+                    rows.append([_cell(panel.get("title", "")), _code(" ".join(str(expr).split()))])
+        out.append(f"**{_cell(dash.get('title', path.stem))}** (`dashboards/{path.name}`, uid "
+                   f"`{dash.get('uid', '?')}`)\n\n" + _table(["panel", "query"], rows))
+    return "\n\n".join(out) if out else _missing("dashboards/*.json")
+
+
+# ---- playbooks -------------------------------------------------------------------------------------
+
+def _checked_playbooks() -> dict[str, str]:
+    from labctl.checks.playbooks import PLAYBOOKS
+
+    return dict(PLAYBOOKS)
+
+
+def playbooks_checked() -> str:
+    rows = [[f"[{name}]({name}.md)", _cell(what)] for name, what in _checked_playbooks().items()]
+    return _table(["playbook", "when"], rows)
+
+
+def _title(path: Path) -> str:
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("# "):
+            return line[2:].removeprefix("Playbook: ").strip()
+    return path.stem
+
+
+def playbooks_common() -> str:
+    checked = _checked_playbooks()
+    rows = []
+    for path in sorted((REPO / "lab" / "playbooks").glob("*.md")):
+        if path.name == "README.md" or path.stem in checked:
+            continue
+        rows.append([f"[{path.stem}]({path.name})", _cell(_title(path))])
+    return _table(["playbook", "problem"], rows)
+
+
+SECTIONS: dict[str, Callable[[], str]] = {
+    "images": images,
+    "ports": ports,
+    "contract-metrics": contract_metrics,
+    "contract-events": contract_events,
+    "proxy-api": proxy_api,
+    "alert-rules": alert_rules,
+    "dashboard-queries": dashboard_queries,
+    "playbooks-checked": playbooks_checked,
+    "playbooks-common": playbooks_common,
+}
+
+
+def render(text: str, cache: dict[str, str] | None = None) -> str:
+    """The document with every generated section rewritten from its source."""
+    cache = {} if cache is None else cache
+
+    def sub(m: re.Match[str]) -> str:
+        name = m.group("name")
+        if name not in SECTIONS:
+            raise KeyError(f"unknown generated section {name!r}; known: {', '.join(SECTIONS)}")
+        if name not in cache:
+            cache[name] = SECTIONS[name]().rstrip("\n")
+        return f"{m.group('open')}\n{cache[name]}\n{m.group('close')}"
+
+    return MARKER_RE.sub(sub, text)
+
+
+def documents_with_sections() -> list[Path]:
+    return [p for p in docsmd.doc_files() if "<!-- generated:" in p.read_text(encoding="utf-8")]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only report out-of-date docs")
+    args = parser.parse_args(argv)
+    cache: dict[str, str] = {}
+    stale = []
+    for path in documents_with_sections():
+        text = path.read_text(encoding="utf-8")
+        new = render(text, cache)
+        if new != text:
+            stale.append(path.relative_to(REPO))
+            if not args.check:
+                path.write_text(new, encoding="utf-8")
+    for rel in stale:
+        print(("out of date: " if args.check else "updated: ") + str(rel))
+    return 1 if (args.check and stale) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""The tables in the docs are exactly what tests/docs/generate_tables.py makes from the real files."""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+
+import docsmd
+import generate_tables
+
+
+def test_generated_sections_are_up_to_date():
+    docs = generate_tables.documents_with_sections()
+    names = set()
+    for path in docs:
+        names.update(m.group("name") for m in generate_tables.MARKER_RE.finditer(path.read_text()))
+    # Every section the generator knows is used somewhere: a table is not silently dropped from the docs.
+    assert names == set(generate_tables.SECTIONS), set(generate_tables.SECTIONS) ^ names
+    cache: dict[str, str] = {}
+    stale = []
+    for path in docs:
+        text = path.read_text(encoding="utf-8")
+        new = generate_tables.render(text, cache)
+        if new != text:
+            diff = "\n".join(itertools.islice(difflib.unified_diff(
+                text.splitlines(), new.splitlines(), str(path), "generated", lineterm=""), 40))
+            stale.append(diff)
+    assert not stale, ("docs out of date: run `python tests/docs/generate_tables.py`\n" + "\n".join(stale))
+
+
+def test_generated_sections_hold_real_content():
+    # No section may be the placeholder the generator writes when its source file is missing.
+    for path in generate_tables.documents_with_sections():
+        text = path.read_text(encoding="utf-8")
+        for m in generate_tables.MARKER_RE.finditer(text):
+            assert "_Not generated:" not in m.group("body"), f"{path.name}: section {m.group('name')} has no source"
+            assert m.group("body").count("\n|") >= 2, f"{path.name}: section {m.group('name')} has no table rows"
+
+
+def test_contract_tables_name_every_metric_and_event():
+    from labctl.contract.loader import read_contract_file
+
+    spec = read_contract_file(docsmd.REPO / "lab" / "contracts" / "claude-code.yaml")
+    page = (docsmd.REPO / "lab" / "docs" / "contracts.md").read_text(encoding="utf-8")
+    for name in list(spec.metrics) + list(spec.events):
+        assert f"`{name}`" in page
+
+
+def test_instructor_guide_port_offsets_never_collide():
+    # The instructor guide promises: offsets in multiples of 100 keep 50 students' ports apart.
+    from labctl.model import load_model
+
+    defaults = [p.host for svc in load_model(docsmd.REPO).services.values() for p in svc.ports.values()]
+    taken: dict[int, int] = {}
+    for student in range(50):
+        for port in defaults:
+            shifted = port + 100 * student
+            assert shifted <= 65535
+            assert shifted not in taken, f"student {student} and {taken[shifted]} both get port {shifted}"
+            taken[shifted] = student
+    guide = (docsmd.REPO / "lab" / "docs" / "instructor-guide.md").read_text(encoding="utf-8")
+    assert "multiples of 100" in guide and "50 students" in guide
