@@ -9,6 +9,7 @@ import time
 import uuid
 from pathlib import Path
 
+import psutil
 import pytest
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcLogExporter
@@ -22,7 +23,7 @@ from opentelemetry.sdk.resources import Resource
 from prometheus_api_client import PrometheusConnect
 from urllib3.util.retry import Retry
 
-from labctl.runtimes import process
+from labctl.runtimes import get_runtime, process
 from labctl.runtimes.ports import port_in_use
 from labctl.state import LabState
 
@@ -159,3 +160,30 @@ def test_up_is_additive_and_idempotent_and_down_works_from_another_invocation(na
 
     labctl("down", state_dir=lab.dir)
     assert not [s for s, rec in fourth.items() if rec.alive()]
+
+
+def test_overrides_are_persisted_and_applied_by_restarting_the_service(native_lab, tmp_path):
+    lab = native_lab("module-2")
+    before = records(lab)["collector"]
+    overlay = tmp_path / "detailed-metrics.yaml"
+    overlay.write_text("exporters:\n  debug:\n    verbosity: detailed\n")
+
+    runtime = get_runtime(LabState.load(lab.dir))
+    runtime.set_overrides("collector", extra_configs=[overlay], env={"LAB_TEST_OVERRIDE": "on"})
+    after = records(lab)["collector"]
+    assert after.pid != before.pid
+    assert after.cmd[-2:] == ["--config", str(overlay)]
+    assert psutil.Process(after.pid).environ().get("LAB_TEST_OVERRIDE") == "on"
+    assert LabState.load(lab.dir).overrides["collector"]["extra_configs"] == [str(overlay)]
+
+    # The merged overlay is live: the metrics pipeline's debug exporter now prints metric names.
+    send_token_usage(
+        GrpcMetricExporter(endpoint=lab.addr("collector", "otlp_grpc"), insecure=True), "override", 1
+    )
+    log = lab.log_path("collector")
+    wait_for("a detailed metric dump in the collector log",
+             lambda: "claude_code.token.usage" in log.read_text().split("=== labctl")[-1], timeout=20, every=0.5)
+
+    runtime.set_overrides("collector")  # clearing restores the base configuration
+    restored = records(lab)["collector"]
+    assert "--config" not in restored.cmd[2:] and not LabState.load(lab.dir).overrides
