@@ -37,7 +37,8 @@ class Option:
                 raise LabError(f"{fault}: --{self.name} must be a whole number, got {raw!r}",
                                f"e.g. `labctl break {fault} --{self.name} 500`") from None
             if value < 0:
-                raise LabError(f"{fault}: --{self.name} must not be negative, got {raw!r}")
+                raise LabError(f"{fault}: --{self.name} must not be negative, got {raw!r}",
+                               f"e.g. `labctl break {fault} --{self.name} 500`")
             return value
         if self.choices and raw not in self.choices:
             raise LabError(f"{fault}: --{self.name} {raw!r} is not one of {', '.join(self.choices)}",

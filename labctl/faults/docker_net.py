@@ -34,7 +34,7 @@ def container_name(ctx: Any, service: str) -> str:
 
 
 def client(ctx: Any) -> DockerClient:
-    call = getattr(ctx.runtime, "docker_client_call", None)
+    call = getattr(ctx.runtime, "client_call", None)
     return DockerClient(client_call=list(call) if call else ["docker"],
                         compose_project_name=project_name(ctx))
 

@@ -78,7 +78,11 @@ def _apply(ctx: FaultContext, hop: str, mode: str, latency_ms: int) -> dict[str,
 
 
 def _apply_hop(ctx: FaultContext, hop: str, mode: str, latency_ms: int) -> dict[str, Any]:
-    if ctx.lab.runtime == "docker" and mode != "latency":
+    if ctx.lab.runtime == "docker":
+        if mode == "latency":
+            raise LabError("the latency fault runs a relay on this machine, which containers cannot use",
+                           "use the native runtime (`labctl up --runtime native ...`) for latency")
+        # A real cut of the hop's target (both modes: peers then fail to resolve/reach it).
         return docker_net.partition(ctx, hop)
     if hop == "proxy-collector":
         _needs(ctx, "proxy", "collector")
@@ -108,7 +112,8 @@ def _relay_or_closed_port(ctx: FaultContext, name: str, target: str, mode: str,
 
 
 def _targets_dir(ctx: FaultContext) -> Path:
-    return ctx.lab.data_dir("prometheus") / "targets"
+    docker_dir = getattr(ctx.runtime, "targets_dir", None)  # docker writes targets outside the data dir
+    return Path(docker_dir) if docker_dir else ctx.lab.data_dir("prometheus") / "targets"
 
 
 def _apply_scrape(ctx: FaultContext, mode: str, latency_ms: int) -> dict[str, Any]:

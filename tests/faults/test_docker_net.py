@@ -1,0 +1,48 @@
+"""Docker runtime's partition, without an engine: the exact docker CLI commands python-on-whales issues.
+
+A recorder stands in for the `docker` binary (python-on-whales' client_call), so this checks the
+commands and the alias restoration, not Docker itself — no engine can run on these machines.
+"""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+from types import SimpleNamespace
+
+from labctl.faults import docker_net
+from labctl.runtimes.docker import DockerRuntime
+from labctl.state import LabState
+
+
+def _recorder(tmp_path: Path) -> tuple[Path, Path]:
+    log = tmp_path / "calls.jsonl"
+    script = tmp_path / "docker"
+    script.write_text(f"#!/usr/bin/env python3\nimport json, sys\n"
+                      f"open({str(log)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n")
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    return script, log
+
+
+def test_partition_disconnects_target_and_heal_restores_alias(tmp_path: Path) -> None:
+    script, log = _recorder(tmp_path)
+    lab = LabState(dir=tmp_path / "lab", runtime="docker", stage="module-3", instance="class1")
+    runtime = DockerRuntime(lab, client_call=[str(script)])  # the real docker runtime, recorder as CLI
+    ctx = SimpleNamespace(runtime=runtime, lab=lab)
+    rec = docker_net.partition(ctx, "collector-prometheus")
+    assert rec["container"] == "labctl-class1-collector-1"
+    docker_net.heal(ctx, rec)
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    assert calls == [
+        ["network", "disconnect", "labctl-class1_default", "labctl-class1-collector-1"],
+        ["network", "connect", "--alias", "collector", "labctl-class1_default", "labctl-class1-collector-1"],
+    ]
+
+
+def test_default_names_follow_compose_v2(tmp_path: Path) -> None:
+    ctx = SimpleNamespace(runtime=SimpleNamespace(), lab=SimpleNamespace(instance="default"))
+    assert docker_net.project_name(ctx) == "labctl-default"
+    assert docker_net.network_name(ctx) == "labctl-default_default"
+    assert docker_net.container_name(ctx, "prometheus") == "labctl-default-prometheus-1"
+    assert docker_net.HOP_TARGET["collector-prometheus"] == "collector"
