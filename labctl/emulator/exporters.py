@@ -51,6 +51,7 @@ class ExporterStats:
     retried: int = 0  # retry attempts the SDK logged
     items_sent: int = 0  # data points / log records in accepted batches
     items_failed: int = 0
+    in_flight: int = 0  # export calls started and not finished (still retrying when the process exits)
     first_export_s: float | None = None  # seconds after start of the first export attempt
     last_error: str | None = None
     export_seconds: list[float] = field(default_factory=list)  # duration of each export call
@@ -74,9 +75,17 @@ class RunStats:
         with self.lock:
             return self.exporters.setdefault(name, ExporterStats(name))
 
+    def begin(self, name: str) -> None:
+        with self.lock:
+            s = self.exporters.setdefault(name, ExporterStats(name))
+            s.in_flight += 1
+            if s.first_export_s is None:
+                s.first_export_s = time.monotonic() - self.started
+
     def record(self, name: str, ok: bool, items: int, seconds: float, started_at: float) -> None:
         with self.lock:
             s = self.exporters.setdefault(name, ExporterStats(name))
+            s.in_flight -= 1
             if s.first_export_s is None:
                 s.first_export_s = started_at - self.started
             s.export_seconds.append(seconds)
@@ -126,6 +135,7 @@ class CountingMetricExporter(MetricExporter):
 
     def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
         t0 = time.monotonic()
+        self.stats.begin(self.name)
         try:
             result = self.inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
         except Exception as exc:  # noqa: BLE001 - an exporter bug must not stop the run: count a failure
@@ -151,6 +161,7 @@ class CountingLogExporter(LogRecordExporter):
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
         t0 = time.monotonic()
+        self.stats.begin(self.name)
         try:
             result = self.inner.export(batch)
         except Exception as exc:  # noqa: BLE001 - as above

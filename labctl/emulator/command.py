@@ -1,0 +1,118 @@
+"""The `emit` and `env` commands' bodies. `labctl emit`/`labctl env` register these functions; the emulator
+package's own entry point (`python -m labctl.emulator emit`) runs the very same functions without loading
+labctl's other command modules (the matrix starts one emulator per case and saves that start-up time)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from labctl import ui
+from labctl.emulator.labenv import lab_env, render
+from labctl.emulator.runner import EmitOptions, Emulator, parse_models
+from labctl.emulator.settings import load_settings
+from labctl.state import LabState
+
+
+def env_command(
+    protocol: Annotated[str, typer.Option("--protocol", help="grpc, http/protobuf or http/json")] = "grpc",
+    shell: Annotated[str, typer.Option("--shell", help="sh (bash/zsh), fish or powershell")] = "sh",
+    json_out: Annotated[bool, typer.Option("--json", help="print the variables as JSON")] = False,
+) -> None:
+    """Print the environment block to paste before starting a real Claude Code against the running lab."""
+    lab = LabState.current()
+    env = lab_env(lab, protocol)
+    if json_out:
+        ui.print_json(env)
+        return
+    sys.stdout.write(f"# Claude Code → labctl lab ({lab.stage}, {protocol}). Paste, then start `claude`.\n")
+    sys.stdout.write(render(env, shell) + "\n")
+
+
+def _short(text: str | None, limit: int = 90) -> str:
+    if not text:
+        return ""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _summary_rows(summary: dict[str, Any]) -> list[list[Any]]:
+    return [
+        [e["name"], e["sent"], e["failed"], e["retried"], e["items_sent"], _short(e["last_error"])]
+        for e in summary["exporters"]
+    ]
+
+
+def emit_command(
+    sessions: Annotated[int, typer.Option("--sessions", help="concurrent Claude Code sessions")] = 3,
+    duration: Annotated[float, typer.Option("--duration", help="seconds to run")] = 30.0,
+    rate: Annotated[float, typer.Option("--rate", help="prompts per minute per session")] = 6.0,
+    models: Annotated[str | None, typer.Option("--models", help="model mix, e.g. sonnet=6,haiku=3,opus=1")] = None,
+    error_rate: Annotated[float, typer.Option("--error-rate", help="share of API requests that fail first")] = 0.03,
+    seed: Annotated[int | None, typer.Option("--seed", help="same seed, same sessions and values")] = None,
+    marker: Annotated[str | None, typer.Option("--marker", help="tag (resource + attribute lab.marker)")] = None,
+    from_lab: Annotated[bool, typer.Option("--from-lab", help="use the `labctl env` block of the running lab")] = False,
+    protocol: Annotated[str, typer.Option("--protocol", help="with --from-lab: grpc, http/protobuf, http/json")] = "grpc",
+    json_out: Annotated[bool, typer.Option("--json", help="print the run summary as JSON")] = False,
+    summary_file: Annotated[Path | None, typer.Option("--summary-file", help="also write the summary here")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="don't echo the SDK's log lines")] = False,
+    fail_on_error: Annotated[bool, typer.Option("--fail-on-error", help="exit 3 when a batch was not delivered")]
+    = False,
+) -> None:
+    """Emulate Claude Code's telemetry, configured only by Claude Code's environment variables
+    (CLAUDE_CODE_ENABLE_TELEMETRY, OTEL_METRICS_EXPORTER, OTEL_EXPORTER_OTLP_PROTOCOL, ...)."""
+    env = dict(os.environ)
+    if from_lab:
+        env.update(lab_env(LabState.current(), protocol))
+    settings = load_settings(env)
+    options = EmitOptions(sessions=sessions, duration_s=duration, rate_per_min=rate, models=parse_models(models),
+                          error_rate=error_rate, seed=seed, marker=marker, quiet_sdk=quiet)
+    console_active = "console" in settings.metrics_exporters or "console" in settings.logs_exporters
+    # Console exporters own stdout (as in Claude Code); our own lines then go to stderr.
+    out = ui.err_console if (console_active or json_out) else ui.console
+    for n in settings.notices:
+        if n.level == "warning":
+            ui.warn(f"{n.variable}: {n.message}")
+        else:
+            ui.err_console.print(f"note: {n.variable}: {n.message}")
+    emulator = Emulator(settings, options)
+    targets = ", ".join(
+        f"metrics→{t.protocol} {t.url}" if sig == "m" else f"logs→{t.protocol} {t.url}"
+        for sig, t in (("m", settings.metrics_otlp), ("l", settings.logs_otlp)) if t
+    )
+    out.print(
+        f"emulating {sessions} Claude Code session(s) for {duration:g}s (seed {emulator.seed}"
+        + (f", marker {marker}" if marker else "") + ")"
+        + (f": {targets}" if targets else f": exporters {', '.join(settings.metrics_exporters + settings.logs_exporters) or 'none'}")
+    )
+    summary = emulator.run()
+    if summary_file:
+        summary_file.parent.mkdir(parents=True, exist_ok=True)
+        summary_file.write_text(json.dumps(summary, indent=2))
+    if json_out:
+        ui.print_json(summary)
+    else:
+        out.print(
+            f"{summary['actions']} actions → {summary['metric_increments']} counter increments, "
+            f"{summary['events']} events in {summary['run_seconds']}s (CPU {summary['cpu_percent']}%)"
+        )
+        if summary["exporters"]:
+            from rich.table import Table
+
+            t = Table(title="exports", header_style="bold")
+            for col in ("exporter", "sent", "failed", "retried", "items sent", "last error"):
+                t.add_column(col)
+            for row in _summary_rows(summary):
+                t.add_row(*(str(c) for c in row))
+            out.print(t)
+        if not summary["shutdown_flushed"]:
+            out.print("[yellow]OpenTelemetry shutdown timeout: the final flush did not finish "
+                      f"within {settings.shutdown_timeout_ms} ms (CLAUDE_CODE_OTEL_SHUTDOWN_TIMEOUT_MS)[/]")
+    failed = any(e["failed"] for e in summary["exporters"])
+    if fail_on_error and failed:
+        raise typer.Exit(3)

@@ -1,0 +1,1 @@
+"""The configuration test matrix: cases as data, run against real receivers, reported."""
