@@ -50,3 +50,17 @@ def test_playbooks_the_checks_name_in_code_are_known():
             if name not in known:
                 unknown.append(f"{path.relative_to(docsmd.REPO)}: {name}")
     assert not unknown, f"code links playbooks that PLAYBOOKS does not list: {unknown}"
+
+
+def test_every_alert_rule_has_a_playbook_row():
+    # Prometheus' alert names are what a student sees first: each must be explained in the alert playbook.
+    import yaml
+
+    page = (PLAYBOOK_DIR / "pipeline-alert-firing.md").read_text(encoding="utf-8")
+    names = []
+    for path in sorted((docsmd.REPO / "lab" / "prometheus" / "rules").glob("*.y*ml")):
+        for group in (yaml.safe_load(path.read_text()) or {}).get("groups") or []:
+            names += [r["alert"] for r in group.get("rules") or [] if "alert" in r]
+    assert names, "no alert rules found under lab/prometheus/rules"
+    missing = [n for n in names if f"`{n}`" not in page]
+    assert not missing, f"alerts with no row in pipeline-alert-firing.md: {missing}"

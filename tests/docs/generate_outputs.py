@@ -1,0 +1,187 @@
+"""Run the exercises' commands against a real native lab and write their output into the module guides.
+
+    python tests/docs/generate_outputs.py           # run the scenario, rewrite the docs
+    python tests/docs/generate_outputs.py --check   # run it, report docs whose output no longer matches
+
+Each `<!-- output:NAME -->` … `<!-- /output:NAME -->` section of a doc holds a console transcript
+made here from a real run — so what a guide says a student will see is what the tool printed. The lab
+runs natively in a temporary state directory; its ports are shifted by a free offset and written back
+as the defaults, and the state directory is written as the default one, so the text reads as on a
+student's machine. The test (test_docs_outputs.py) re-runs the scenario and compares, ignoring numbers
+that change from run to run (ports, times, counts) and the width of table borders.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import docsmd
+
+REPO = docsmd.REPO
+DEFAULT_STATE = "~/.local/state/labctl/default"
+WIDTH = 100
+OUTPUT_RE = re.compile(
+    r"(?P<open><!-- output:(?P<name>[a-z0-9-]+) -->)\n(?P<body>.*?)(?P<close><!-- /output:(?P=name) -->)", re.DOTALL
+)
+
+
+@dataclass(frozen=True)
+class Step:
+    section: str | None  # the doc section the transcript goes to (None: run, don't show)
+    args: tuple[str, ...]  # as the student types them after `labctl`
+    exit_codes: tuple[int, ...] = (0,)  # what the exercise expects; anything else stops the run
+    run_extra: tuple[str, ...] = ()  # added when running only (never shown)
+
+
+# The exercises of lab/modules, in the order a student does them. One lab, built up module by module.
+SCENARIO: tuple[Step, ...] = (
+    Step("module-1-up", ("up", "module-1"), run_extra=("--port-offset", "{offset}")),
+    Step("module-1-status", ("status",)),
+    Step("module-1-check", ("check", "--layer", "1")),
+    Step("module-2-up", ("up", "module-2")),
+    Step("module-2-up", ("status",)),
+    Step("module-2-check", ("check", "--layer", "2")),
+    Step("module-2-break-network", ("break", "network")),
+    Step("module-2-break-network", ("check", "--layer", "2"), exit_codes=(11, 12)),
+    Step(None, ("heal", "network")),
+    Step("module-3-up", ("up", "module-3")),
+    Step("module-3-up", ("status",)),
+    Step("module-3-check", ("check", "--layer", "3")),
+    Step("module-4-up", ("up", "module-4")),
+    Step("module-4-up", ("status",)),
+    Step("module-4-check", ("check", "--layer", "4")),
+)
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _default_ports() -> list[int]:
+    from labctl.model import load_model
+
+    return [p.host for svc in load_model(REPO).services.values() for p in svc.ports.values()]
+
+
+def pick_offset() -> int:
+    """An offset under 910 (so every port keeps its number of digits) where every shifted port is free."""
+    ports = _default_ports()
+    for offset in range(520, 910, 13):
+        if all(_port_free(p + offset) for p in ports):
+            return offset
+    raise RuntimeError("no free port offset between 520 and 910 for the docs lab")
+
+
+def _state_dir(base: Path) -> Path:
+    # Same length as the default state dir, so rich tables keep their layout when the path is replaced.
+    pad = len(DEFAULT_STATE) - len(str(base)) - 1
+    return base / ("s" * max(pad, 1))
+
+
+class Runner:
+    def __init__(self, state_dir: Path, offset: int) -> None:
+        self.state_dir = state_dir
+        self.offset = offset
+        self.env = {k: v for k, v in os.environ.items()
+                    if not k.startswith(("LABCTL_STATE_DIR", "LABCTL_INSTANCE", "LABCTL_RUNTIME", "OTEL_"))}
+        self.env.update({"LABCTL_STATE_DIR": str(state_dir), "LABCTL_RUNTIME": "native", "COLUMNS": str(WIDTH),
+                         "NO_COLOR": "1", "TERM": "dumb", "PYTHONUNBUFFERED": "1"})
+        self.shifted = {p + offset: p for p in _default_ports()}
+
+    def run(self, step: Step) -> str:
+        extra = tuple(a.replace("{offset}", str(self.offset)) for a in step.run_extra)
+        proc = subprocess.run(
+            [sys.executable, "-m", "labctl", *step.args, *extra],
+            cwd=REPO, env=self.env, capture_output=True, text=True, timeout=240, check=False,
+        )
+        out = (proc.stdout + proc.stderr).rstrip()
+        if proc.returncode not in step.exit_codes:
+            raise RuntimeError(f"`labctl {' '.join(step.args)}` exited {proc.returncode}, the exercise expects "
+                               f"{step.exit_codes}:\n{out}")
+        return self.tidy(out)
+
+    def tidy(self, text: str) -> str:
+        """Write what a student on default ports and the default state dir would see."""
+        text = text.replace(str(self.state_dir), DEFAULT_STATE)
+        text = re.sub(r"(?<!\d)(\d{4,5})(?!\d)", lambda m: str(self.shifted.get(int(m.group(1)), m.group(1))), text)
+        text = text.replace(f"{sys.executable} -m labctl", "labctl").replace("python -m labctl", "labctl")
+        return "\n".join(line.rstrip() for line in text.splitlines())
+
+    def down(self) -> None:
+        subprocess.run([sys.executable, "-m", "labctl", "down", "--volumes"], cwd=REPO, env=self.env,
+                       capture_output=True, timeout=120, check=False)
+
+
+def run_scenario() -> dict[str, str]:
+    """Every section's transcript, from one real run; the lab is always torn down."""
+    base = Path(tempfile.mkdtemp(prefix="lab"))
+    runner = Runner(_state_dir(base), pick_offset())
+    sections: dict[str, list[str]] = {}
+    try:
+        for step in SCENARIO:
+            out = runner.run(step)
+            if step.section:
+                sections.setdefault(step.section, []).append(f"$ labctl {' '.join(step.args)}\n{out}".rstrip())
+    finally:
+        runner.down()
+        shutil.rmtree(base, ignore_errors=True)
+    return {name: "\n".join(parts) for name, parts in sections.items()}
+
+
+def render(text: str, outputs: dict[str, str]) -> str:
+    def sub(m: re.Match[str]) -> str:
+        name = m.group("name")
+        if name not in outputs:
+            raise KeyError(f"no step of the scenario writes output section {name!r}")
+        return f"{m.group('open')}\n```console\n{outputs[name]}\n```\n{m.group('close')}"
+
+    return OUTPUT_RE.sub(sub, text)
+
+
+def documents_with_outputs() -> list[Path]:
+    return [p for p in docsmd.doc_files() if "<!-- output:" in p.read_text(encoding="utf-8")]
+
+
+def normalise(text: str) -> str:
+    """What must not change between two runs: words and structure, not numbers or border widths."""
+    text = re.sub(r"\d+(\.\d+)?", "0", text)
+    text = re.sub(r"([━─═┄-])\1+", r"\1", text)
+    text = re.sub(r"[ \t]+", " ", text)
+    return "\n".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only report docs whose outputs differ")
+    args = parser.parse_args(argv)
+    outputs = run_scenario()
+    stale = []
+    for path in documents_with_outputs():
+        text = path.read_text(encoding="utf-8")
+        new = render(text, outputs)
+        if normalise(new) != normalise(text) or (not args.check and new != text):
+            stale.append(path.relative_to(REPO))
+            if not args.check:
+                path.write_text(new, encoding="utf-8")
+    for rel in stale:
+        print(("differs: " if args.check else "updated: ") + str(rel))
+    return 1 if (args.check and stale) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

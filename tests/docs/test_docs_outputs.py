@@ -1,0 +1,65 @@
+"""The exercises' expected outputs are what the real tool prints (tests/docs/generate_outputs.py)."""
+
+from __future__ import annotations
+
+import difflib
+
+import generate_outputs
+import pytest
+
+
+def _sections_in_docs() -> dict[str, str]:
+    found: dict[str, str] = {}
+    for path in generate_outputs.documents_with_outputs():
+        for m in generate_outputs.OUTPUT_RE.finditer(path.read_text(encoding="utf-8")):
+            found[m.group("name")] = m.group("body")
+    return found
+
+
+def test_every_output_section_comes_from_the_scenario():
+    in_docs = set(_sections_in_docs())
+    in_scenario = {s.section for s in generate_outputs.SCENARIO if s.section}
+    assert in_docs == in_scenario, f"docs only: {in_docs - in_scenario}; scenario only: {in_scenario - in_docs}"
+
+
+def test_output_sections_are_filled_with_transcripts():
+    for name, body in _sections_in_docs().items():
+        assert body.startswith("```console\n$ labctl "), f"output section {name} holds no generated transcript"
+
+
+def test_tidy_writes_default_ports_and_state_dir(tmp_path):
+    runner = generate_outputs.Runner(tmp_path / "state", offset=520)
+    text = runner.tidy(f"proxy http://127.0.0.1:{4317 + 520}/ data {tmp_path / 'state'}/lab.json took 12345 ms")
+    assert text == f"proxy http://127.0.0.1:4317/ data {generate_outputs.DEFAULT_STATE}/lab.json took 12345 ms"
+
+
+def test_normalise_ignores_numbers_and_border_widths():
+    a = "│ proxy │ ok │ 12 points │\n┏━━━━┓"
+    b = "│ proxy │ ok │ 3 points │\n┏━━━━━━━━┓"
+    assert generate_outputs.normalise(a) == generate_outputs.normalise(b)
+    assert generate_outputs.normalise("ok") != generate_outputs.normalise("FAIL")
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_outputs_in_the_docs_match_a_real_run():
+    from labctl.errors import LabError
+    from labctl.install import resolve_binary
+
+    for name in ("otelcol-lab", "prometheus"):
+        try:
+            resolve_binary(name)
+        except LabError as exc:  # names `labctl install <component>`
+            pytest.fail(f"{name} is needed to re-run the exercises: {exc}")
+    outputs = generate_outputs.run_scenario()
+    docs = _sections_in_docs()
+    diffs = []
+    for name, body in docs.items():
+        shown = body.removeprefix("```console\n").removesuffix("```\n")
+        if generate_outputs.normalise(shown) != generate_outputs.normalise(outputs[name]):
+            diffs.append("\n".join(difflib.unified_diff(
+                shown.splitlines(), outputs[name].splitlines(), f"docs:{name}", "real run", lineterm="")))
+    assert not diffs, ("the docs show output the tool no longer prints; run "
+                       "`python tests/docs/generate_outputs.py`\n" + "\n\n".join(diffs))
+
+
