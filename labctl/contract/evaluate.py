@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from labctl.contract.model import Attribute, ContractSpec, MetricRule
@@ -59,7 +59,7 @@ def _v(path: str, rule: str, message: str) -> Violation:
 class _CompiledAttrs:
     """Attribute checks of one metric / event / resource, merged with the contract's common attributes."""
 
-    __slots__ = ("checks", "keymap", "known", "required")
+    __slots__ = ("checks", "keymap", "known", "required", "sensitive")
 
     def __init__(self, attrs: dict[str, Attribute], common: dict[str, Attribute], strict_unknown: bool,
                  extra_known: tuple[str, ...] = ()) -> None:
@@ -77,6 +77,10 @@ class _CompiledAttrs:
             frozenset(merged) | frozenset(extra_known) if strict_unknown else None
         )
         self.keymap = None
+        self.sensitive = frozenset(k for k, a in merged.items() if a.sensitive)
+
+    def _shown(self, key: str, value: Any) -> str:
+        return "(redacted)" if key in self.sensitive else repr(value)  # never echo prompt text
 
     def check(self, attrs: dict[str, Any], base: str, out: list[Violation]) -> None:
         for k in self.required:
@@ -95,7 +99,7 @@ class _CompiledAttrs:
             values, typecheck, tname, lo, hi = c
             if typecheck is not None and not typecheck(v):
                 out.append(_v(f"{base}.attributes[{k}]", "attribute_type",
-                              f"attribute '{k}' is {v!r}, expected a {tname}"))
+                              f"attribute '{k}' is {self._shown(k, v)}, expected a {tname}"))
                 continue
             if values is not None:
                 try:
@@ -105,18 +109,18 @@ class _CompiledAttrs:
                 if not ok:
                     allowed = ", ".join(sorted(str(x) for x in values))
                     out.append(_v(f"{base}.attributes[{k}]", "attribute_value",
-                                  f"attribute '{k}' is {v!r}, allowed: {allowed}"))
+                                  f"attribute '{k}' is {self._shown(k, v)}, allowed: {allowed}"))
                     continue
             if lo is not None or hi is not None:
                 try:
                     num = float(v)
                 except (TypeError, ValueError):
                     out.append(_v(f"{base}.attributes[{k}]", "attribute_type",
-                                  f"attribute '{k}' is {v!r}, expected a number"))
+                                  f"attribute '{k}' is {self._shown(k, v)}, expected a number"))
                     continue
                 if not math.isfinite(num) or (lo is not None and num < lo) or (hi is not None and num > hi):
                     out.append(_v(f"{base}.attributes[{k}]", "attribute_range",
-                                  f"attribute '{k}' is {v!r}, outside [{lo}, {hi}]"))
+                                  f"attribute '{k}' is {self._shown(k, v)}, outside [{lo}, {hi}]"))
 
 
 class _CompiledMetric:
@@ -179,8 +183,10 @@ class Contract:
 
     # --- lookups ---------------------------------------------------------------------------------
 
-    def metric_rule(self, name: str) -> MetricRule | None:
-        c = self._metrics.get(name)
+    def metric_rule(self, name: str, unit: str = "", kind: str | None = "sum",
+                    monotonic: bool = True) -> MetricRule | None:
+        """The rule for an OTLP metric (seed contracts match it by its Prometheus name)."""
+        c = self._lookup(name, unit, kind, monotonic)
         return c.rule if c is not None else None
 
     def _lookup(self, name: str, unit: str, kind: str | None, monotonic: bool) -> _CompiledMetric | None:
@@ -278,7 +284,7 @@ class Contract:
                                 self._cardinality(cm, cattrs, pbase, viol)
                             if cm.required_fields:
                                 self._seed_fields(cm, value, cattrs, p.time_unix_nano, pbase, viol)
-                        items.append((meta, pi, p, attrs, value, viol))
+                        items.append((meta, pi, p, attrs, value, viol, None))
                         if viol:
                             ev._note_rejected((ri, si, mi), pi, viol)
         ev.total = len(items)
@@ -326,6 +332,7 @@ class Contract:
                 else:
                     break
             entry = None
+            skey: bytes | None = None
             if cache is not None and (i >= n or b[i] == 0x3A or b[i] == 0x40):
                 skey = b[i:]
                 entry = cache.get(skey)
@@ -368,7 +375,7 @@ class Contract:
             if seed_fields:
                 self._seed_fields(cm, value, cattrs, p.time_unix_nano, f"{prefix}{pi}]",  # type: ignore[arg-type]
                                   viol)
-            items.append((meta, pi, p, attrs, value, viol))
+            items.append((meta, pi, p, attrs, value, viol, skey))
             if viol:
                 ev._note_rejected(key, pi, viol)
 
@@ -494,7 +501,7 @@ class Contract:
                                                f"event '{name}' is not in the contract"))
                         else:
                             rule.check(attrs, base, viol)
-                    items.append((meta, li, lr, attrs, name, viol))
+                    items.append((meta, li, lr, attrs, name, viol, None))
                     if viol:
                         ev._note_rejected((ri, si, 0), li, viol)
         ev.total = len(items)
@@ -508,7 +515,7 @@ class Contract:
                 meta = (resource, scope, None, "span", "", "", False, ri, si, 0)
                 for i, span in enumerate(ss.spans):
                     attrs = {kv.key: any_value(kv.value) for kv in span.attributes}
-                    items.append((meta, i, span, attrs, span.name, []))
+                    items.append((meta, i, span, attrs, span.name, [], None))
         ev.total = len(items)
 
 
@@ -548,6 +555,27 @@ class Evaluation:
     def violations(self) -> list[Violation]:
         return [v for item in self._items for v in item[5]]
 
+    def metric_points(self) -> Iterator[tuple[Any, ...]]:
+        """Number points for accumulation, without building records:
+        (name, kind, unit, monotonic, temporality, resource, attrs, value, start_ns, time_ns, series, ok).
+        `series` identifies the attribute set within the metric (serialized attributes) or is None."""
+        if self.signal != "metrics":
+            return
+        for meta, _i, p, attrs, value, viol, skey in self._items:
+            kind = meta[3]
+            if kind != "sum" and kind != "gauge":
+                continue
+            yield (meta[2], kind, meta[4], meta[6], meta[5], meta[0], attrs, value, p.start_time_unix_nano,
+                   p.time_unix_nano, skey, not viol)
+
+    def events(self) -> Iterator[tuple[str, dict[str, Any], dict[str, Any], bool]]:
+        """Log records carrying an event name: (event name, attributes, resource, ok)."""
+        if self.signal != "logs":
+            return
+        for meta, _i, _lr, attrs, name, viol, _k in self._items:
+            if name:
+                yield str(name), attrs, meta[0], not viol
+
     @property
     def records(self) -> list[dict[str, Any]]:
         if self._records is None:
@@ -555,7 +583,7 @@ class Evaluation:
         return self._records
 
     def _record(self, item: tuple[Any, ...]) -> dict[str, Any]:
-        meta, _index, msg, attrs, value, viol = item
+        meta, _index, msg, attrs, value, viol = item[:6]
         resource, scope, name, kind, unit, temporality, monotonic = meta[:7]
         if self.signal == "metrics":
             t = msg.time_unix_nano

@@ -1,0 +1,181 @@
+"""Prometheus text exposition for /metrics: the proxied metrics (HELP/TYPE from the contract, names as
+the Collector's prometheus exporter writes them, delta turned into running totals) and the proxy's own
+counters (from the transport's stats_provider), alerts and inspection counters."""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from typing import Any
+
+from labctl.contract import Contract, Evaluation
+from labctl.contract.promname import label_name, prometheus_name
+from labctl.proxy.inspect.accumulate import CounterAccumulator
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def escape(value: Any) -> str:
+    return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _fmt(v: float) -> str:
+    if isinstance(v, int) or (isinstance(v, float) and v.is_integer() and abs(v) < 1e15):
+        return str(int(v))
+    if isinstance(v, float) and not math.isfinite(v):
+        return "NaN" if math.isnan(v) else ("+Inf" if v > 0 else "-Inf")
+    return repr(float(v))
+
+
+def _labels(pairs: dict[str, Any]) -> str:
+    if not pairs:
+        return ""
+    return "{" + ",".join(f'{k}="{escape(v)}"' for k, v in pairs.items()) + "}"
+
+
+class _Family:
+    __slots__ = ("help", "name", "series", "type")
+
+    def __init__(self, name: str, help_text: str, type_: str) -> None:
+        self.name = name
+        self.help = help_text
+        self.type = type_
+        self.series: dict[Any, tuple[dict[str, str], float]] = {}
+
+
+class ProxiedMetrics:
+    """Running values of every proxied counter/gauge series, bounded by `max_series`."""
+
+    def __init__(self, resource_labels: tuple[str, ...] = ("service.name", "lab.marker"),
+                 max_series: int = 20_000, hidden: frozenset[str] = frozenset()) -> None:
+        self.resource_labels = resource_labels
+        self.max_series = max_series
+        self.hidden = hidden
+        self.families: OrderedDict[str, _Family] = OrderedDict()
+        self.counters = CounterAccumulator(max_series * 2)
+        self.n_series = 0
+        self.dropped_series = 0
+
+    def observe(self, ev: Evaluation) -> None:
+        if ev.signal != "metrics":
+            return
+        contract: Contract = ev.contract
+        fam_cache: dict[tuple[str, str, bool, str], _Family] = {}
+        res_cache: dict[int, tuple[tuple[Any, ...], dict[str, str]]] = {}
+        for (name, kind, unit, monotonic, temporality, resource, attrs, value, start_ns, _t, series,
+             _ok) in ev.metric_points():
+            if value is None or (isinstance(value, float) and not math.isfinite(value)):
+                continue
+            fkey = (name, unit, monotonic, kind)
+            fam = fam_cache.get(fkey)
+            if fam is None:
+                fam = fam_cache[fkey] = self._family(contract, name, unit, kind, monotonic)
+            rc = res_cache.get(id(resource))
+            if rc is None:
+                rl = {label_name(k): str(resource[k]) for k in self.resource_labels if k in resource}
+                rc = res_cache[id(resource)] = (tuple(rl.items()), rl)
+            skey = (rc[0], series if series is not None else _attrs_key(attrs))
+            cur = fam.series.get(skey)
+            if cur is None:
+                if self.n_series >= self.max_series:
+                    self.dropped_series += 1
+                    continue
+                labels = {label_name(k): ("[REDACTED]" if k in self.hidden else _label_value(v))
+                          for k, v in attrs.items()}
+                labels.update(rc[1])
+                cur = (labels, 0.0)
+                self.n_series += 1
+            if kind == "sum" and monotonic:
+                inc = self.counters.increase((fam.name, skey), temporality, start_ns, float(value))
+                fam.series[skey] = (cur[0], cur[1] + inc)
+            elif kind == "sum" and temporality == "delta":
+                fam.series[skey] = (cur[0], cur[1] + float(value))
+            else:
+                fam.series[skey] = (cur[0], float(value))
+
+    def _family(self, contract: Contract, name: str, unit: str, kind: str, monotonic: bool) -> _Family:
+        counter = kind == "sum" and monotonic
+        rule = contract.metric_rule(name, unit, kind, monotonic) if contract is not None else None
+        ns = contract.spec.prometheus_namespace if contract is not None else ""
+        prom = (rule.prometheus_name if rule is not None and rule.prometheus_name else
+                prometheus_name(name, unit, monotonic_sum=counter, namespace=ns))
+        fam = self.families.get(prom)
+        if fam is None:
+            help_text = rule.help_text() if rule is not None else f"{name} (not in the contract)"
+            type_ = "counter" if counter else "gauge"
+            if rule is not None and rule.prom_type() in ("counter", "gauge") and rule.kind == kind:
+                type_ = rule.prom_type()
+            fam = self.families[prom] = _Family(prom, help_text, type_)
+        return fam
+
+    def render(self, out: list[str]) -> None:
+        for fam in self.families.values():
+            out.append(f"# HELP {fam.name} {escape(fam.help)}")
+            out.append(f"# TYPE {fam.name} {fam.type}")
+            for labels, value in fam.series.values():
+                out.append(f"{fam.name}{_labels(labels)} {_fmt(value)}")
+
+
+def _label_value(v: Any) -> str:
+    if isinstance(v, str):
+        return v
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+def _attrs_key(attrs: dict[str, Any]) -> Any:
+    try:
+        return tuple(sorted(attrs.items()))
+    except TypeError:
+        return repr(sorted(attrs.items(), key=lambda kv: kv[0]))
+
+
+def render_proxy_stats(stats: dict[str, Any], out: list[str]) -> None:
+    """The transport's counters (`counters`: name -> {signal: n} or {signal: {reason: n}}) and gauges."""
+    try:
+        from labctl.proxy.stats import COUNTER_HELP, GAUGE_HELP
+    except ImportError:  # pragma: no cover - the transport ships both modules together
+        COUNTER_HELP, GAUGE_HELP = {}, {}
+    for name, by_signal in (stats.get("counters") or {}).items():
+        if not isinstance(by_signal, dict):
+            continue
+        metric = f"labctl_proxy_{label_name(name)}_total"
+        out.append(f"# HELP {metric} {escape(COUNTER_HELP.get(name, name))}")
+        out.append(f"# TYPE {metric} counter")
+        for signal, v in by_signal.items():
+            if isinstance(v, dict):
+                for reason, n in v.items():
+                    out.append(f'{metric}{{signal="{escape(signal)}",reason="{escape(reason)}"}} {_fmt(n)}')
+            elif isinstance(v, (int, float)):
+                out.append(f'{metric}{{signal="{escape(signal)}"}} {_fmt(v)}')
+    for name, v in (stats.get("gauges") or {}).items():
+        metric = f"labctl_proxy_{label_name(name)}"
+        help_text = escape(GAUGE_HELP.get(name, name.replace("_", " ")))
+        if isinstance(v, dict):
+            out.append(f"# HELP {metric} {help_text}")
+            out.append(f"# TYPE {metric} gauge")
+            for signal, n in v.items():
+                if isinstance(n, (int, float)):
+                    out.append(f'{metric}{{signal="{escape(signal)}"}} {_fmt(n)}')
+        elif isinstance(v, bool):
+            out.append(f"# HELP {metric} {help_text} (1 = yes)")
+            out.append(f"# TYPE {metric} gauge")
+            out.append(f"{metric} {1 if v else 0}")
+        elif isinstance(v, (int, float)):
+            out.append(f"# HELP {metric} {help_text}")
+            out.append(f"# TYPE {metric} gauge")
+            out.append(f"{metric} {_fmt(v)}")
+        elif isinstance(v, str):
+            out.append(f"# HELP {metric} {help_text} (the current value is the label)")
+            out.append(f"# TYPE {metric} gauge")
+            out.append(f'{metric}{{value="{escape(v)}"}} 1')
+    upstream = stats.get("upstream")
+    if isinstance(upstream, dict) and upstream.get("state"):
+        out.append("# HELP labctl_proxy_upstream_state The forwarder's state (the current one is 1).")
+        out.append("# TYPE labctl_proxy_upstream_state gauge")
+        out.append(f'labctl_proxy_upstream_state{{state="{escape(upstream["state"])}"}} 1')
+    if "uptime_s" in stats and isinstance(stats["uptime_s"], (int, float)):
+        out.append("# HELP labctl_proxy_uptime_seconds Seconds since the proxy started.")
+        out.append("# TYPE labctl_proxy_uptime_seconds gauge")
+        out.append(f"labctl_proxy_uptime_seconds {_fmt(stats['uptime_s'])}")
