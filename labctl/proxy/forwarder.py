@@ -17,7 +17,16 @@ from typing import Any
 from labctl.proxy.config import UpstreamSettings
 from labctl.proxy.spool import Spool
 from labctl.proxy.stats import Stats
-from labctl.proxy.upstream import AUTH, OK, PERMANENT, GrpcSender, HttpSender, Result, safe_endpoint
+from labctl.proxy.upstream import (
+    AUTH,
+    OK,
+    PERMANENT,
+    RETRYABLE,
+    GrpcSender,
+    HttpSender,
+    Result,
+    safe_endpoint,
+)
 
 log = logging.getLogger("labctl.proxy.forwarder")
 
@@ -67,7 +76,11 @@ class Forwarder:
         signal = batch[0].signal
         items = sum(e.items for e in batch)
         body = batch[0].body if len(batch) == 1 else b"".join(e.body for e in batch)
-        result = await self.sender.send(signal, body)
+        try:
+            result = await self.sender.send(signal, body)
+        except Exception as exc:   # a sender bug must not stop forwarding: retry like a network error
+            log.exception("sending to the upstream failed unexpectedly")
+            result = Result(RETRYABLE, f"{type(exc).__name__}: {exc}", "internal")
         if result.kind == OK:
             self.spool.remove(batch)
             self.stats.forwarded[signal] += items - result.rejected

@@ -55,9 +55,11 @@ class Answer:
 class ContractHolder:
     """The current contract, replaced atomically when its file changes (in-flight requests keep theirs)."""
 
-    def __init__(self, path: Path | None, loader: Callable[[Path], Any] | None) -> None:
+    def __init__(self, path: Path | None, loader: Callable[[Path], Any] | None,
+                 on_change: Callable[[Any], None] | None = None) -> None:
         self.path = path
         self.loader = loader
+        self.on_change = on_change
         self.current: Any = None
         self.version = 0
         self.last_error = ""
@@ -98,6 +100,8 @@ class ContractHolder:
                               self.version)
                 continue
             self.current, self.version, self.last_error = new, self.version + 1, ""
+            if self.on_change is not None:
+                self.on_change(new)
             log.info("contract %s reloaded (version %d)", self.path, self.version)
 
 

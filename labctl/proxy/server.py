@@ -63,9 +63,13 @@ class ProxyServer:
         cfg = self.cfg
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         loader = self._contract_loader or (_default_contract_loader() if cfg.contract_path else None)
-        self.contract = ContractHolder(cfg.contract_path, loader)
         factory = self._inspector_factory or _default_inspector_factory()
         self.inspector = factory(cfg.raw, cfg.data_dir)
+        # The page shows the contract before the first export arrives, and the new one after a reload.
+        show = getattr(self.inspector, "set_contract", None)
+        self.contract = ContractHolder(cfg.contract_path, loader, show)
+        if show is not None and self.contract.current is not None:
+            show(self.contract.current)
         if cfg.upstream.enabled:
             self.spool = Spool(cfg.data_dir / "spool.sqlite", max_bytes=cfg.spool_max_bytes,
                                memory_bytes=cfg.queue_memory_bytes, overflow=cfg.spool_overflow,

@@ -9,6 +9,7 @@ the data gone (the Collector's exporter drops it). Everything else is permanent.
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import time
 import urllib.parse
@@ -81,8 +82,13 @@ def _partial(signal: str, body: bytes) -> tuple[int, str]:
 
 class HttpSender:
     def __init__(self, settings: UpstreamSettings) -> None:
-        self.base = settings.endpoint.rstrip("/")
+        p = urllib.parse.urlsplit(settings.endpoint)
         self.headers = {**settings.headers, "content-type": "application/x-protobuf"}
+        if p.username is not None and "authorization" not in self.headers:
+            # user:password in the URL becomes Basic auth; the URL itself is used without it.
+            raw = f"{urllib.parse.unquote(p.username)}:{urllib.parse.unquote(p.password or '')}".encode()
+            self.headers["authorization"] = "Basic " + base64.b64encode(raw).decode()
+        self.base = safe_endpoint(settings.endpoint).rstrip("/")
         self.timeout = aiohttp.ClientTimeout(total=settings.timeout)
         self._session: aiohttp.ClientSession | None = None
 
