@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from pathlib import Path
 
 from labctl.cli.main import app
 from labctl.errors import LabError
@@ -12,6 +13,7 @@ from labctl.errors import LabError
 _COMMAND_MODULES = [
     "lab_commands",
     "proxy_commands",
+    "proxy_inspect_commands",
     "contract_commands",
     "emit_commands",
     "matrix_commands",
@@ -20,8 +22,27 @@ _COMMAND_MODULES = [
 ]
 
 
-def _register() -> None:
-    for name in _COMMAND_MODULES:
+# Lifecycle commands are run most and must start fast (`labctl down` ≤ 3 s): when the labctl program
+# itself runs one of them, only their module is imported. Help and every other command import all.
+_LAB_COMMANDS = {"up", "down", "status", "logs", "doctor", "install"}
+_GLOBAL_OPTIONS_WITH_VALUE = {"--runtime", "--state-dir", "--instance"}
+
+
+def _wanted(argv: list[str]) -> list[str]:
+    program = Path(argv[0]).name if argv else ""
+    if program not in ("labctl", "__main__.py") or "--help" in argv:
+        return _COMMAND_MODULES
+    args = iter(argv[1:])
+    for arg in args:
+        if arg in _GLOBAL_OPTIONS_WITH_VALUE:
+            next(args, None)
+        elif not arg.startswith("-"):
+            return ["lab_commands"] if arg in _LAB_COMMANDS else _COMMAND_MODULES
+    return _COMMAND_MODULES
+
+
+def _register(modules: list[str] | None = None) -> None:
+    for name in modules or _COMMAND_MODULES:
         try:
             importlib.import_module(f"labctl.cli.{name}")
         except ModuleNotFoundError as exc:
@@ -30,7 +51,7 @@ def _register() -> None:
                 raise
 
 
-_register()
+_register(_wanted(sys.argv))
 
 
 def main() -> None:

@@ -14,6 +14,8 @@ import sys
 import time
 from dataclasses import dataclass
 
+import psutil
+
 from labctl import ui
 from labctl.errors import LabError
 from labctl.model import Placement
@@ -272,7 +274,10 @@ class NativeRuntime(Runtime):
                 continue
             if alive:
                 proc = rec.process() if rec else None
-                stopped = proc is not None and proc.status() == "stopped"
+                try:
+                    stopped = proc is not None and proc.status() == psutil.STATUS_STOPPED  # SIGSTOP (freeze)
+                except psutil.Error:
+                    stopped = False
                 state = "frozen" if stopped else "running"
                 health = "healthy" if self.probe(service) else "unhealthy"
                 detail = "" if service in stage else f"not part of {self.lab.stage}"
