@@ -19,7 +19,6 @@ _UNIT_WORDS = {
 _PER_WORDS = {"s": "second", "m": "minute", "h": "hour", "d": "day", "w": "week", "mo": "month", "y": "year"}
 _INVALID = re.compile(r"[^a-zA-Z0-9_:]")
 _INVALID_LABEL = re.compile(r"[^a-zA-Z0-9_]")
-_MULTI = re.compile(r"__+")
 
 
 def _unit_suffix(unit: str) -> str:
@@ -36,14 +35,18 @@ def _unit_suffix(unit: str) -> str:
 
 def prometheus_name(name: str, unit: str = "", monotonic_sum: bool = False, namespace: str = "",
                     gauge_ratio: bool = False) -> str:
-    base = _MULTI.sub("_", _INVALID.sub("_", name)).strip("_")
-    suffix = _INVALID.sub("_", _unit_suffix(unit)).strip("_")
-    if gauge_ratio and unit == "1":
-        suffix = "ratio"
-    if suffix and not base.endswith("_" + suffix) and base != suffix:
-        base = f"{base}_{suffix}"
-    if monotonic_sum and not base.endswith("_total"):
-        base += "_total"
+    # Like the Collector's translator: split into word tokens, drop "total" from counters (it is
+    # re-added at the end), append the unit words unless the name already has them.
+    tokens = [t for t in re.split(r"[^a-zA-Z0-9:]+", name) if t]
+    if monotonic_sum:
+        tokens = [t for t in tokens if t != "total"]
+    suffix = "ratio" if gauge_ratio and unit == "1" else _unit_suffix(unit)
+    for t in (x for x in re.split(r"[^a-zA-Z0-9:]+", suffix) if x):
+        if t not in tokens or suffix.count("_") > 0:
+            tokens.append(t)
+    if monotonic_sum:
+        tokens.append("total")
+    base = "_".join(tokens)
     if namespace:
         base = f"{_INVALID.sub('_', namespace)}_{base}"
     if base and base[0].isdigit():

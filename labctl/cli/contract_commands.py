@@ -1,0 +1,186 @@
+"""`labctl contract ...`: check payloads against the contract offline, show, export and import it."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+
+from labctl.cli.main import app
+from labctl.errors import LabError
+
+contract_app = typer.Typer(help="The telemetry contract (layer 1): check payloads, show, export, import.",
+                           no_args_is_help=True)
+app.add_typer(contract_app, name="contract")
+
+ContractOpt = Annotated[Path | None, typer.Option(
+    "--contract", "-c", help="Contract file (labctl, seed or Weaver format) or Weaver registry directory. "
+                             "Default: lab/contracts/claude-code.yaml.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+OutOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")]
+
+
+def _load(path: Path | None) -> Any:  # a labctl.contract.Contract
+    from labctl.contract import default_contract_path, load_contract
+
+    return load_contract(path or default_contract_path())
+
+
+def _write(text: str, output: Path | None) -> None:
+    if output is None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    else:
+        output.write_text(text, encoding="utf-8")
+        from labctl import ui
+
+        ui.success(f"wrote {output}")
+
+
+@contract_app.command("check")
+def check(
+    payload: Annotated[str, typer.Argument(help="OTLP payload file (protobuf or OTLP/JSON, may be gzip), or - for stdin.")],
+    contract: ContractOpt = None,
+    signal: Annotated[str, typer.Option("--signal", help="auto, metrics, logs or traces.")] = "auto",
+    as_json: JsonOpt = False,
+) -> None:
+    """Validate an OTLP payload offline: every violation with its path. Exit 1 when anything violates."""
+    from labctl.contract.payload_io import read_payload
+
+    if signal not in ("auto", "metrics", "logs", "traces"):
+        raise LabError(f"--signal {signal!r} is not known", "use auto, metrics, logs or traces")
+    if payload == "-":
+        data, source = sys.stdin.buffer.read(), "<stdin>"
+    else:
+        p = Path(payload)
+        if not p.is_file():
+            raise LabError(f"payload file {payload} does not exist", "pass an OTLP payload file, or - for stdin")
+        data, source = p.read_bytes(), payload
+    c = _load(contract)
+    sig, request = read_payload(data, source, signal)
+    ev = c.evaluate(sig, request)
+    violations = ev.violations()
+    if as_json:
+        from labctl.ui import print_json
+
+        print_json({"payload": source, "contract": c.name, "signal": sig, "items": ev.total,
+                    "violating_items": ev.rejected, "violations": violations})
+    else:
+        from labctl import ui
+
+        noun = {"metrics": "data points", "logs": "log records", "traces": "spans"}[sig]
+        if violations:
+            # One violation per block, path unabridged: a student copies it to find the spot in the payload.
+            for v in violations:
+                ui.console.print(f"[red]✗ {escape(v['rule'])}[/] at {escape(v['path'])}", soft_wrap=True)
+                ui.console.print(f"    {escape(v['message'])}", soft_wrap=True)
+            ui.error(f"{ev.rejected} of {ev.total} {noun} violate contract '{c.name}'",
+                     "fix the sender (or the contract, if the contract is what is wrong)")
+        else:
+            ui.success(f"{source}: all {ev.total} {noun} conform to contract '{c.name}'")
+    if violations:
+        raise typer.Exit(1)
+
+
+@contract_app.command("show")
+def show(contract: ContractOpt = None, as_json: JsonOpt = False) -> None:
+    """The metrics and events a contract defines."""
+    c = _load(contract)
+    if as_json:
+        from labctl.ui import print_json
+
+        print_json(c.spec.to_dict())
+        return
+    from labctl import ui
+
+    rows = []
+    for m in c.spec.metrics.values():
+        attrs = ", ".join(f"{a.name}{'*' if a.requirement == 'required' else ''}"
+                          + (f"∈{{{','.join(map(str, a.values))}}}" if a.values else "") for a in m.attributes.values())
+        rows.append(["metric", m.name, m.instrument, "" if m.unit is None else (m.unit or "(none)"), m.temporality, attrs])
+    for e in c.spec.events.values():
+        attrs = ", ".join(f"{a.name}{'*' if a.requirement == 'required' else ''}" for a in e.attributes.values()
+                          if not a.name.startswith("event."))
+        rows.append(["event", e.name, "log record", "", "", attrs])
+    ui.table(["signal", "name", "instrument", "unit", "temporality", "attributes"],
+             [[escape(str(x)) for x in r] for r in rows],
+             title=f"contract {c.name} ({c.spec.dialect} format, {c.path}) — * = required")
+
+
+@contract_app.command("validate")
+def validate(contract: Annotated[Path, typer.Argument(help="Contract file or Weaver registry directory.")]) -> None:
+    """Load a contract and report its problems with file:line (exit 2), or what it defines."""
+    from labctl import ui
+
+    c = _load(contract)
+    ui.success(f"{contract}: ok — {c.spec.dialect} format, {len(c.spec.metrics)} metrics, {len(c.spec.events)} events")
+
+
+@contract_app.command("schema")
+def schema(contract: ContractOpt = None, plain: Annotated[bool, typer.Option(
+        "--plain", help="Only the record shape, without the contract's rules.")] = False,
+        output: OutOpt = None) -> None:
+    """JSON Schema of the proxy's payload records (JSONL log lines, /api/payloads/{id} records)."""
+    from labctl.contract.schema import record_schema
+
+    _write(json.dumps(record_schema(None if plain else _load(contract)), indent=2), output)
+
+
+@contract_app.command("export")
+def export(fmt: Annotated[str, typer.Option("--format", "-f", help="weaver, labctl or json-schema.")] = "weaver",
+           contract: ContractOpt = None, output: OutOpt = None) -> None:
+    """Write the contract as an OpenTelemetry Weaver registry, in labctl's format, or as JSON Schema."""
+    c = _load(contract)
+    if fmt == "weaver":
+        from labctl.contract.weaver import dump_weaver
+
+        _write(dump_weaver(c.spec), output)
+    elif fmt == "labctl":
+        import yaml
+
+        _write(yaml.safe_dump(c.spec.to_dict(), sort_keys=False, allow_unicode=True, width=110), output)
+    elif fmt == "json-schema":
+        from labctl.contract.schema import record_schema
+
+        _write(json.dumps(record_schema(c), indent=2), output)
+    else:
+        raise LabError(f"--format {fmt!r} is not known", "use weaver, labctl or json-schema")
+
+
+@contract_app.command("import")
+def import_(source: Annotated[Path, typer.Argument(help="Weaver registry file or directory (or a seed-format file).")],
+            output: OutOpt = None) -> None:
+    """Convert a Weaver registry (or a seed-format contract) into labctl's contract format."""
+    import yaml
+
+    from labctl.contract import load_contract
+
+    c = load_contract(source)
+    header = f"# Imported by labctl contract import from {source.name} ({c.spec.dialect} format).\n"
+    _write(header + yaml.safe_dump(c.spec.to_dict(), sort_keys=False, allow_unicode=True, width=110), output)
+
+
+@contract_app.command("sample")
+def sample(signal: Annotated[str, typer.Option("--signal", help="metrics or logs.")] = "metrics",
+           fmt: Annotated[str, typer.Option("--format", "-f", help="json (OTLP/JSON) or protobuf.")] = "json",
+           session: Annotated[str, typer.Option("--session", help="session.id to put on the data.")] = "sess-1",
+           output: OutOpt = None) -> None:
+    """Write a conforming Claude Code-shaped payload, to edit and feed to `labctl contract check`."""
+    from labctl.contract.samples import sample_events, sample_metrics
+
+    if signal not in ("metrics", "logs"):
+        raise LabError(f"--signal {signal!r} is not known", "use metrics or logs")
+    msg = sample_metrics(session) if signal == "metrics" else sample_events(session)
+    if fmt == "json":
+        from labctl.proxy.codec import to_otlp_json
+
+        _write(json.dumps(to_otlp_json(msg), indent=2), output)
+    elif fmt == "protobuf":
+        if output is None:
+            raise LabError("protobuf output is binary", "pass --output FILE")
+        output.write_bytes(msg.SerializeToString())
+    else:
+        raise LabError(f"--format {fmt!r} is not known", "use json or protobuf")
