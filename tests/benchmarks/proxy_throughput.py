@@ -1,0 +1,181 @@
+"""Benchmark: the logging proxy side by side with the real Collector receiving the same load.
+
+  1. Ingest throughput (data points/s) for 1-, 100- and 1000-point batches over HTTP/protobuf and gRPC,
+     proxy (module-1 sink, lab contract in observe mode, inspector on) and the lab Collector (base.yaml),
+     with the ratio. Also the proxy without a contract, to show what contract evaluation + inspection cost.
+  2. Latency at classroom load: 30 sessions each exporting metrics and events every second; p50/p99 of
+     the proxy's answer vs the Collector's, and the difference (what the proxy adds).
+  3. Memory under a 10x burst: 300 sessions' worth of exports per second; the proxy's peak RSS.
+
+Goals (issue 3): >= 0.5x the Collector on 1000-point batches; p99 added <= 5 ms at 30 sessions/s;
+memory bounded under a 10x burst. Needs the Collector binary (`labctl install collector`).
+
+    python tests/benchmarks/proxy_throughput.py [--seconds 3] [--concurrency 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import aiohttp
+import grpc
+import psutil
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests" / "proxy"))
+
+from collector_process import Collector
+from payloads import events, token_usage
+from proxy_harness import CONTRACT, free_port
+from proxy_process import ProxyProcess
+
+METHOD = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"
+LOGS_METHOD = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
+PB = {"Content-Type": "application/x-protobuf"}
+
+
+class Target:
+    def __init__(self, name: str, http: str, grpc_addr: str, pid: int) -> None:
+        self.name, self.http, self.grpc, self.pid = name, http, grpc_addr, pid
+
+
+async def _throughput(target: Target, protocol: str, points: int, seconds: float, conc: int) -> float:
+    body = token_usage(points).SerializeToString()
+    done = 0
+    stop_at = time.perf_counter() + seconds
+    if protocol == "grpc":
+        channel = grpc.aio.insecure_channel(target.grpc)
+        call = channel.unary_unary(METHOD)
+
+        async def worker() -> None:
+            nonlocal done
+            while time.perf_counter() < stop_at:
+                await call(body, timeout=10)
+                done += points
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(conc)))
+        elapsed = time.perf_counter() - start
+        await channel.close()
+    else:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=conc)) as s:
+            async def worker() -> None:
+                nonlocal done
+                while time.perf_counter() < stop_at:
+                    async with s.post(target.http + "/v1/metrics", data=body, headers=PB) as r:
+                        await r.read()
+                        assert r.status == 200, r.status
+                    done += points
+            start = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(conc)))
+            elapsed = time.perf_counter() - start
+    return done / elapsed
+
+
+async def _classroom(target: Target, sessions: int, seconds: float) -> list[float]:
+    """Each session sends one metrics request (28 points) and one events request (5) per second over HTTP."""
+    latencies: list[float] = []
+    metrics_body = token_usage(28).SerializeToString()
+    events_body = events(5).SerializeToString()
+    async with aiohttp.ClientSession() as s:
+        async def session(i: int) -> None:
+            await asyncio.sleep(i / sessions)      # spread sessions over the second, like real clients
+            next_at = time.perf_counter()
+            end = next_at + seconds
+            while next_at < end:
+                for path, body in (("/v1/metrics", metrics_body), ("/v1/logs", events_body)):
+                    t0 = time.perf_counter()
+                    async with s.post(target.http + path, data=body, headers=PB) as r:
+                        await r.read()
+                    latencies.append((time.perf_counter() - t0) * 1000)
+                next_at += 1.0
+                await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+        await asyncio.gather(*(session(i) for i in range(sessions)))
+    return latencies
+
+
+def pct(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
+
+
+def start_proxy(workdir: Path, contract: bool) -> ProxyProcess:
+    raw = {"listen": {"otlp_grpc": f"127.0.0.1:{free_port()}", "otlp_http": f"127.0.0.1:{free_port()}",
+                      "admin": f"127.0.0.1:{free_port()}"},
+           "data_dir": str(workdir / "data"),
+           "contract": {"path": str(CONTRACT) if contract else "", "mode": "observe"},
+           "inspect": {"console": "off"}}
+    workdir.mkdir(parents=True, exist_ok=True)
+    return ProxyProcess(yaml.safe_load(yaml.safe_dump(raw)), workdir).start()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--classroom-seconds", type=float, default=10.0)
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="proxy-bench-"))
+    (tmp / "collector").mkdir()
+    collector = Collector(tmp / "collector").start()
+    proxy = start_proxy(tmp / "proxy", contract=True)
+    bare = start_proxy(tmp / "bare", contract=False)
+    try:
+        targets = {
+            "collector": Target("collector", collector.endpoint("http"), f"127.0.0.1:{collector.grpc_port}",
+                                collector.proc.pid),
+            "proxy": Target("proxy", proxy.http, proxy.raw["listen"]["otlp_grpc"], proxy.proc.pid),
+            "proxy-no-contract": Target("proxy-no-contract", bare.http, bare.raw["listen"]["otlp_grpc"],
+                                        bare.proc.pid),
+        }
+        print(f"# throughput, points/s ({args.seconds:g}s per cell, {args.concurrency} concurrent clients)")
+        print(f"{'protocol':14} {'batch':>6} {'collector':>11} {'proxy':>11} {'ratio':>6} {'proxy-no-contract':>18}")
+        for protocol in ("http/protobuf", "grpc"):
+            for points in (1, 100, 1000):
+                r = {name: asyncio.run(_throughput(t, protocol, points, args.seconds, args.concurrency))
+                     for name, t in targets.items()}
+                print(f"{protocol:14} {points:>6} {r['collector']:>11,.0f} {r['proxy']:>11,.0f} "
+                      f"{r['proxy'] / r['collector']:>6.2f} {r['proxy-no-contract']:>18,.0f}")
+
+        print(f"\n# classroom load: 30 sessions x (metrics + events) per second, {args.classroom_seconds:g}s, HTTP")
+        lat = {name: asyncio.run(_classroom(targets[name], 30, args.classroom_seconds))
+               for name in ("collector", "proxy")}
+        for name, values in lat.items():
+            print(f"{name:10} requests={len(values):5} p50={pct(values, 50):6.2f} ms  p99={pct(values, 99):6.2f} ms")
+        print(f"added by the proxy: p50={pct(lat['proxy'], 50) - pct(lat['collector'], 50):+.2f} ms  "
+              f"p99={pct(lat['proxy'], 99) - pct(lat['collector'], 99):+.2f} ms  (goal p99 added <= 5 ms)")
+
+        print("\n# 10x burst: 300 sessions for 5s against the proxy")
+        proc = psutil.Process(proxy.proc.pid)
+        before = proc.memory_info().rss
+        peak = before
+        stop = threading.Event()
+
+        def sample() -> None:
+            nonlocal peak
+            while not stop.is_set():
+                peak = max(peak, proc.memory_info().rss)
+                time.sleep(0.05)
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        burst = asyncio.run(_classroom(targets["proxy"], 300, 5))
+        time.sleep(1)
+        stop.set()
+        sampler.join()
+        after = proc.memory_info().rss
+        print(f"requests={len(burst)} p50={pct(burst, 50):.2f} ms p99={pct(burst, 99):.2f} ms; proxy RSS "
+              f"before={before / 2**20:.0f} MiB peak={peak / 2**20:.0f} MiB after={after / 2**20:.0f} MiB")
+    finally:
+        proxy.stop()
+        bare.stop()
+        collector.stop()
+
+
+if __name__ == "__main__":
+    main()
