@@ -65,8 +65,6 @@ class ProxyServer:
         loader = self._contract_loader or (_default_contract_loader() if cfg.contract_path else None)
         factory = self._inspector_factory or _default_inspector_factory()
         self.inspector = factory(cfg.raw, cfg.data_dir)
-        if self.contract.current is not None and hasattr(self.inspector, "set_contract"):
-            self.inspector.set_contract(self.contract.current)   # shown on the page before the first export
         # The page shows the contract before the first export arrives, and the new one after a reload.
         show = getattr(self.inspector, "set_contract", None)
         self.contract = ContractHolder(cfg.contract_path, loader, show)
