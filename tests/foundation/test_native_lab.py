@@ -23,6 +23,8 @@ from opentelemetry.sdk.resources import Resource
 from prometheus_api_client import PrometheusConnect
 from urllib3.util.retry import Retry
 
+from labctl.errors import LabError
+from labctl.install import resolve_binary
 from labctl.runtimes import get_runtime, process
 from labctl.runtimes.ports import port_in_use
 from labctl.state import LabState
@@ -150,6 +152,17 @@ def test_up_is_additive_and_idempotent_and_down_works_from_another_invocation(na
 
     again = records(native_lab("module-3"))  # idempotent: nothing restarts
     assert {s: r.pid for s, r in again.items()} == {s: r.pid for s, r in third.items()}
+
+    # module-4 natively: Grafana runs only where its binary can be had; otherwise status says so plainly.
+    lab = native_lab("module-4")
+    grafana = {s["service"]: s for s in status_json(labctl, lab.dir)["services"]}["grafana"]
+    try:
+        resolve_binary("grafana")
+        assert grafana["state"] == "running" and grafana["health"] == "healthy"
+    except LabError:
+        assert grafana["state"] == "not available"
+        assert "--runtime docker" in grafana["detail"]
+    assert {s: r.pid for s, r in records(lab).items() if s != "grafana"} == {s: r.pid for s, r in third.items()}
 
     lab = native_lab("module-2")  # going down a stage stops the layers above only
     fourth = records(lab)
