@@ -251,6 +251,19 @@ def _grpc_headers(target: OtlpTarget) -> tuple[tuple[str, str], ...]:
     return tuple((k.lower(), v) for k, v in target.headers.items())
 
 
+def _requests_session(settings: Settings, target: OtlpTarget) -> Any:
+    """The HTTP/protobuf exporter sends through `requests`, which lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE from
+    the environment override the exporter's own CA file (a requests quirk). With a CA file configured, use
+    a session that does not read the environment, so the configured certificate is the one trusted."""
+    if not (target.tls and settings.ca_certificate):
+        return None
+    import requests
+
+    session = requests.Session()
+    session.trust_env = False
+    return session
+
+
 def build_otlp_metric_exporter(settings: Settings, target: OtlpTarget) -> MetricExporter:
     temporality = temporality_map(settings)
     timeout_s = target.timeout_ms / 1000
@@ -275,6 +288,7 @@ def build_otlp_metric_exporter(settings: Settings, target: OtlpTarget) -> Metric
         return HttpMetric(
             endpoint=target.url,
             certificate_file=settings.ca_certificate if target.tls and settings.ca_certificate else None,
+            session=_requests_session(settings, target),
             headers=target.headers,
             timeout=timeout_s,
             compression=HttpCompression.Gzip if target.compression == "gzip" else HttpCompression.NoCompression,
@@ -315,6 +329,7 @@ def build_otlp_log_exporter(settings: Settings, target: OtlpTarget) -> LogRecord
         return HttpLogs(
             endpoint=target.url,
             certificate_file=settings.ca_certificate if target.tls and settings.ca_certificate else None,
+            session=_requests_session(settings, target),
             headers=target.headers,
             timeout=timeout_s,
             compression=HttpCompression.Gzip if target.compression == "gzip" else HttpCompression.NoCompression,

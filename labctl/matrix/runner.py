@@ -280,7 +280,7 @@ def observe_case(case: Case, workdir: Path) -> dict[str, Any]:
             "gives_up_s": max((e["max_export_s"] or 0 for e in failing), default=None),
             "first_export_s": metrics_exp["first_export_s"] if metrics_exp else None,
             "metric_exports": (metrics_exp["attempts"] + metrics_exp.get("in_flight", 0)) if metrics_exp else 0,
-            "notices": [n["message"] for n in summary.get("notices", [])],
+            "notices": [f"{n['variable']}: {n['message']}" for n in summary.get("notices", [])],
             "messages": summary.get("sdk_messages", [])[:12],
             "startup_error": " ".join(proc.stderr.split())[:400] if config_error else None,
             "settings": summary.get("settings"),
