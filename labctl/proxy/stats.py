@@ -14,10 +14,12 @@ SIGNAL_NAMES = ("metrics", "logs", "traces")
 
 # name -> help, for every counter in the snapshot (the /metrics renderer uses these).
 COUNTER_HELP = {
-    "requests": "Export requests received, by signal and outcome (ok, partial, rejected).",
+    "requests": "Export requests received, by signal and outcome (ok, partial, spool_full, unauthenticated, "
+                "unsupported_media_type, unsupported_encoding, too_large, bad_protobuf, bad_json, bad_gzip).",
     "received": "Items (data points, log records, spans) received in decodable requests, by signal.",
     "accepted": "Items acknowledged to the client (stored durably when an upstream is configured).",
-    "rejected": "Items refused, by signal and reason (contract, spool_full, unauthenticated, bad request).",
+    "rejected": "Items in decodable requests that were not acknowledged, by signal and reason (contract: enforce "
+                "mode, reported in partial success; spool_full: answered 429 / RESOURCE_EXHAUSTED).",
     "forwarded": "Items the upstream accepted.",
     "dropped": "Acknowledged items given up on, by signal and reason (spool_overflow, upstream_permanent, "
                "upstream_partial). Zero unless the overflow policy is drop_oldest or the upstream refused data.",
@@ -28,6 +30,10 @@ GAUGE_HELP = {
     "spooled": "Items waiting to be forwarded, stored in the durable spool (includes the queued ones).",
     "spool_bytes": "Bytes of export requests waiting in the durable spool.",
     "spool_max_bytes": "The spool size limit; at the limit the overflow policy applies.",
+    "spool_rows": "Export requests waiting in the durable spool.",
+    "queue_bytes": "Bytes of unsent export requests also held in memory.",
+    "queue_max_bytes": "The memory queue limit; beyond it unsent data is read back from the spool.",
+    "spool_full": "1 while the spool is at its limit (overflow policy in effect).",
 }
 
 
