@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from labctl.faults import auth, endpoint, network, process_faults
+from labctl.faults import auth, contract_faults, endpoint, network, process_faults
 from labctl.faults.base import Fault
 
 FAULTS: dict[str, Fault] = {
@@ -19,7 +19,7 @@ FAULTS: dict[str, Fault] = {
         ),
         Fault(
             name="latency",
-            summary="add delay to a hop (default 1000 ms on proxy→collector)",
+            summary="add delay to a hop (default 500 ms each way on proxy→collector)",
             layer=2, needs=("proxy", "collector"), options=network.LATENCY_OPTIONS,
             apply=network.apply_latency, verify=network.verify, heal=network.heal,
             playbook="upstream-slow", touches=network.touches,
@@ -55,6 +55,18 @@ FAULTS: dict[str, Fault] = {
             apply=process_faults.apply_storage_down, verify=process_faults.verify_down,
             heal=process_faults.heal_start, playbook="prometheus-down",
             touches=lambda opts: {"prometheus-process"},
+        ),
+        Fault(
+            name="contract",
+            summary="the proxy's contract now requires an attribute the application does not send",
+            layer=1, needs=("proxy",), apply=contract_faults.apply_contract, verify=contract_faults.verify,
+            heal=contract_faults.heal, playbook="contract-violation", touches=lambda opts: {"proxy-contract"},
+        ),
+        Fault(
+            name="cardinality",
+            summary="the proxy's contract allows one series per token/cost metric: real sessions exceed it",
+            layer=1, needs=("proxy",), apply=contract_faults.apply_cardinality, verify=contract_faults.verify,
+            heal=contract_faults.heal, playbook="contract-violation", touches=lambda opts: {"proxy-contract"},
         ),
     ]
 }

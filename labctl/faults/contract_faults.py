@@ -1,0 +1,75 @@
+"""Layer-1 faults: the contract the proxy checks against changes under the producer's feet.
+
+Both write a variant of the lab's contract into the fault's directory and point the proxy at it
+(`LAB_PROXY_CONTRACT`, applied by restarting the proxy; acknowledged data waits in its spool). That is
+a real failure mode — a consumer tightens the contract and the producer's data starts to violate it —
+and it is found with layer 1's own tools: the check's verdict, `/api/violations`, `/api/contract`.
+
+  contract     every metric now requires an attribute (`team.id`) that Claude Code does not send
+  cardinality  the token and cost metrics allow a single series each: any real session exceeds it
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+import yaml
+
+from labctl.errors import LabError
+from labctl.faults.base import FaultContext
+
+REQUIRED_ATTRIBUTE = "team.id"
+LIMITED_METRICS = ("claude_code.token.usage", "claude_code.cost.usage")
+
+
+def _lab_contract(ctx: FaultContext) -> dict[str, Any]:
+    from labctl.contract import default_contract_path
+
+    return yaml.safe_load(default_contract_path().read_text(encoding="utf-8"))
+
+
+def _variant(kind: str, data: dict[str, Any]) -> dict[str, Any]:
+    metrics = data.get("metrics") or {}
+    if kind == "contract":
+        for rule in metrics.values():
+            rule.setdefault("attributes", {})[REQUIRED_ATTRIBUTE] = {"requirement": "required", "type": "string"}
+    else:
+        for name in LIMITED_METRICS:
+            if name in metrics:
+                metrics[name]["cardinality"] = {"*": 1}
+    data["description"] = f"{data.get('description', '')} (changed by `labctl break {kind}`)".strip()
+    return data
+
+
+def _apply(kind: str, ctx: FaultContext) -> dict[str, Any]:
+    if "proxy" not in ctx.running or not ctx.runtime.is_running("proxy"):
+        raise LabError("the proxy is not running: nothing to break", "start the lab first: `labctl up module-1`")
+    path = ctx.fault_dir(kind) / "contract.yaml"
+    path.write_text(yaml.safe_dump(_variant(kind, _lab_contract(ctx)), sort_keys=False), encoding="utf-8")
+    undo = ctx.add_overrides("proxy", env={"LAB_PROXY_CONTRACT": str(path)})
+    return {"service": "proxy", "contract": str(path), "undo": undo}
+
+
+def apply_contract(ctx: FaultContext, opts: dict[str, Any]) -> dict[str, Any]:
+    return _apply("contract", ctx)
+
+
+def apply_cardinality(ctx: FaultContext, opts: dict[str, Any]) -> dict[str, Any]:
+    return _apply("cardinality", ctx)
+
+
+def verify(ctx: FaultContext, rec: dict[str, Any]) -> list[str]:
+    """The proxy reports the variant as the contract in force (its own API, not our file)."""
+    url = ctx.lab.url("proxy", "admin") + "/api/contract"
+    try:
+        info = requests.get(url, timeout=3).json()
+    except (requests.RequestException, ValueError) as exc:
+        raise LabError(f"cannot read the proxy's contract at {url}: {exc}") from None
+    if info.get("path") != rec["contract"]:
+        raise LabError(f"the proxy still checks against {info.get('path')!r}, not the changed contract")
+    return [f"proxy's contract in force: {rec['contract']}", f"from {url}"]
+
+
+def heal(ctx: FaultContext, rec: dict[str, Any]) -> None:
+    ctx.remove_overrides(rec["undo"])
