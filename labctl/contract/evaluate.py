@@ -439,6 +439,8 @@ class Contract:
 
     @staticmethod
     def _cardinality(cm: _CompiledMetric, attrs: dict[str, Any], base: str, out: list[Violation]) -> None:
+        new: list[tuple[set[Any], Any]] = []
+        over = False
         for key, limit, seen in cm.cardinality:
             if key == "*":
                 try:
@@ -455,10 +457,14 @@ class Contract:
             if val in seen:
                 continue
             if len(seen) >= limit:
+                over = True
                 what = "attribute sets (series)" if key == "*" else f"values of '{key}'"
                 out.append(_v(f"{base}.attributes" + ("" if key == "*" else f"[{key}]"), "cardinality",
                               f"more than {limit} distinct {what} for '{cm.rule.name}'"))
             else:
+                new.append((seen, val))
+        if not over:  # a refused point takes no room in any limit
+            for seen, val in new:
                 seen.add(val)
 
     @staticmethod
