@@ -170,6 +170,14 @@ def plan_session(
                 if data["command"] and rng.random() < 0.3:
                     data["command"] = "gh pr create"
                 steps.append(("tool", data))
+        # After accepted edits people often commit, and now and then open a pull request (Bash tool uses).
+        if any(k == "tool" and d["added"] for k, d in steps) and rng.random() < 0.5:
+            for command in ("git commit", "gh pr create") if rng.random() < 0.3 else ("git commit",):
+                steps.append(("tool", {
+                    "tool_name": "Bash", "tool_use_id": "toolu_" + _uuid(rng).replace("-", "")[:24],
+                    "decision": "accept", "source": rng.choice(DECISION_SOURCES), "language": "Shell",
+                    "model": model, "success": True, "duration_ms": rng.randint(200, 4000),
+                    "result_bytes": rng.randint(80, 2000), "added": 0, "removed": 0, "command": command}))
         for i, (kind, data) in enumerate(steps):
             add(t + window * (i + 1) / (len(steps) + 1), kind, **data)
         cli_s = sum(d["duration_ms"] for k, d in steps if k in ("api_request", "tool")) / 1000

@@ -143,8 +143,9 @@ def parse_prom_text(text: str) -> list[tuple[str, dict[str, str], float]]:
 
 class Collector(Process):
     def __init__(self, workdir: Path, host: str = "127.0.0.1", auth_token: str | None = None, tls: bool = False,
-                 binary: Path | None = None) -> None:
+                 binary: Path | None = None, extra_configs: list[Path] | None = None) -> None:
         super().__init__("otelcol", workdir)
+        self.extra_configs = list(extra_configs or [])
         self.host = host
         self.grpc_port, self.http_port = free_port(host), free_port(host)
         self.prom_port, self.internal_port, self.health_port = free_port(), free_port(), free_port()
@@ -188,6 +189,7 @@ class Collector(Process):
                 f"      http:\n        tls:\n          cert_file: {self.cert}\n          key_file: {key}\n"
             )
             configs.append(overlay)
+        configs += self.extra_configs
         argv = [str(binary)]
         for c in configs:
             argv += ["--config", str(c)]
