@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from labctl.checks.context import CheckContext, wait_for
-from labctl.checks.probe import http_get
+from labctl.checks.probe import error_lines, http_get
 from labctl.checks.result import CheckResult
 from labctl.runtimes.process import tail
 
@@ -23,26 +23,16 @@ def counter(stats: dict[str, Any] | None, name: str, signal: str = "metrics") ->
     return int(sum(value.values()) if isinstance(value, dict) else value)
 
 
-def _records_with_marker(node: Any, marker: str) -> list[dict[str, Any]]:
-    """Every dict in the payload view that mentions the marker and carries a verdict."""
-    found: list[dict[str, Any]] = []
-    if isinstance(node, dict):
-        if "verdict" in node and marker in json.dumps(node):
-            found.append(node)
-        else:
-            for value in node.values():
-                found.extend(_records_with_marker(value, marker))
-    elif isinstance(node, list):
-        for value in node:
-            found.extend(_records_with_marker(value, marker))
-    return found
+def last_payload_seq(cx: CheckContext) -> int:
+    reply = http_get(cx.url("proxy", "admin", "/api/payloads?limit=1"), timeout=2)
+    return int(reply.json().get("last_seq", 0)) if reply.ok else 0
 
 
 def check(cx: CheckContext) -> list[CheckResult]:
     ready_url = cx.url("proxy", "admin", "/readyz")
     ready = http_get(ready_url, timeout=2)
     if not ready.ok:
-        log = tail(cx.lab.log_path("proxy"), 3).strip().splitlines()
+        log = error_lines(tail(cx.lab.log_path("proxy"), 40))
         return [CheckResult(1, "proxy answers", False, [ready.describe(), *(f"log: {x}" for x in log[-2:])],
                             cause="the logging proxy is not running or not ready, so nothing can be received",
                             hint="`labctl status`, then `labctl logs proxy` for why it stopped",
@@ -67,28 +57,35 @@ def check(cx: CheckContext) -> list[CheckResult]:
 
 
 def _verdict(cx: CheckContext, marker: str) -> CheckResult:
-    url = cx.url("proxy", "admin", "/api/payloads")
-    records: list[dict[str, Any]] = []
+    """The contract verdict on the payloads that carried the marker (the inspector's payload view)."""
+    base = cx.url("proxy", "admin", "/api/payloads")
+    after = int(cx.before.get("payload_seq", 0))
+    found: list[dict[str, Any]] = []
 
     def look() -> list[dict[str, Any]]:
-        reply = http_get(url, timeout=2)
-        if reply.ok:
-            records[:] = _records_with_marker(reply.json(), marker)
+        reply = http_get(f"{base}?after={after}&limit=50", timeout=2)
         cx.notes["payloads_status"] = reply.describe()
-        return records
+        if not reply.ok:
+            return []
+        found.clear()
+        for summary in reply.json().get("payloads", []):
+            detail = http_get(f"{base}/{summary['id']}", timeout=2)
+            if detail.ok and marker in json.dumps(detail.json().get("records", [])):
+                found.append(detail.json())
+        return found
 
-    wait_for(look, timeout=2.0)
-    if not records:
+    # Metrics and the event are two requests: wait until both are in the view.
+    wait_for(lambda: len(look()) >= (2 if cx.marker and cx.marker.events else 1), timeout=2.0)
+    if not found:
         return CheckResult(1, "contract verdict", False, [cx.notes["payloads_status"],
-                                                          f"no record with lab.marker={marker} in the payload view"],
-                           cause="the proxy's inspector shows no record of the marker",
+                                                          f"no payload with lab.marker={marker} in {base}"],
+                           cause="the proxy's inspector shows no payload carrying the marker",
                            hint="open the proxy's page and look for the marker", playbook="marker-not-received")
-    violations = [r for r in records if r.get("verdict") != "ok"]
-    if violations:
-        first = violations[0]
-        msgs = [v.get("message", "") for v in first.get("violations", [])][:2]
-        return CheckResult(1, "contract verdict", False,
-                           [f"{len(violations)}/{len(records)} marker records violate the contract", *msgs],
+    evidence = [f"payload #{p['id']} {p['signal']}: {p['items']} items, verdict {p['verdict']}"
+                + (f" — {p['message'][:160]}" if p.get("message") else "") for p in found]
+    if any(p.get("verdict") != "ok" for p in found):
+        return CheckResult(1, "contract verdict", False, evidence,
                            cause="the telemetry breaks the metric/event contract",
-                           hint="read the violations on the proxy page", playbook="contract-violation")
-    return CheckResult(1, "contract verdict", True, [f"{len(records)} marker records, all verdict ok ({url})"])
+                           hint="read the violations on the proxy page (or `labctl proxy` /api/violations)",
+                           playbook="contract-violation")
+    return CheckResult(1, "contract verdict", True, evidence)

@@ -7,7 +7,7 @@ from typing import Any
 from labctl.checks import exposition
 from labctl.checks.context import CheckContext, service_env, wait_for
 from labctl.checks.layer1 import counter, proxy_stats
-from labctl.checks.probe import http_get
+from labctl.checks.probe import error_lines, http_get
 from labctl.checks.result import CheckResult
 from labctl.checks.upstream import diagnose, parse_headers
 from labctl.runtimes.process import tail
@@ -35,7 +35,7 @@ def check(cx: CheckContext) -> list[CheckResult]:
     health = http_get(health_url, timeout=2)
     results: list[CheckResult] = []
     if not health.ok:
-        log = tail(cx.lab.log_path("collector"), 3).strip().splitlines()
+        log = error_lines(tail(cx.lab.log_path("collector"), 40))
         results.append(CheckResult(2, "collector health", False, [health.describe(), *(f"log: {x}" for x in log[-2:])],
                                    cause="the Collector is not running (or not healthy): the proxy has nowhere "
                                          "to deliver, so it spools and retries",

@@ -11,8 +11,12 @@ import logging
 import secrets
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
+from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 from opentelemetry.sdk.metrics import Counter, MeterProvider
 from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMetricReader
 from opentelemetry.sdk.resources import Resource
@@ -45,6 +49,7 @@ class Marker:
     value: str
     session_id: str
     points: int = 0
+    events: int = 0
     sent_ok: bool = False
     error: str | None = None
     endpoint: str = ""
@@ -56,7 +61,7 @@ def new_marker() -> str:
 
 
 def send_marker(endpoint: str, marker: str, timeout_s: float = 5.0, headers: dict[str, str] | None = None,
-                repeat: int = 1) -> Marker:
+                repeat: int = 1, events: bool = True) -> Marker:
     """Export one session's counters to `endpoint` (OTLP gRPC, e.g. http://127.0.0.1:4317) `repeat` times."""
     session = str(uuid.uuid4())
     result = Marker(value=marker, session_id=session, endpoint=endpoint)
@@ -98,6 +103,12 @@ def send_marker(endpoint: str, marker: str, timeout_s: float = 5.0, headers: dic
                 seen = "; ".join(captured.messages[-2:])
                 result.error = f"export to {endpoint} returned {outcome.name}" + (f": {seen}" if seen else "")
                 return result
+        if events:
+            error = _send_event(endpoint, resource, {**common, "event.name": "api_request"}, timeout_s, headers)
+            if error:
+                result.error = error
+                return result
+            result.events = 1
         result.sent_ok = True
         return result
     except Exception as exc:  # noqa: BLE001 — the SDK may raise anything; a check reports, never crashes
@@ -108,6 +119,33 @@ def send_marker(endpoint: str, marker: str, timeout_s: float = 5.0, headers: dic
         sdk_logger.propagate = True
         exporter.shutdown()
         provider.shutdown()
+
+
+def _send_event(endpoint: str, resource: Resource, attributes: dict[str, str], timeout_s: float,
+                headers: dict[str, str] | None) -> str | None:
+    """One `claude_code.api_request` event (an OTLP log record), as Claude Code sends its events."""
+    exporter = OTLPLogExporter(endpoint=endpoint, insecure=True, timeout=timeout_s, headers=headers or {})
+    provider = LoggerProvider(resource=resource)
+    memory = InMemoryLogRecordExporter()
+    provider.add_log_record_processor(SimpleLogRecordProcessor(memory))
+    try:
+        provider.get_logger("com.anthropic.claude_code.events").emit(
+            event_name="claude_code.api_request", body="claude_code.api_request",
+            attributes={**attributes, "event.timestamp": _iso_now(), "event.sequence": 1,
+                        "model": "claude-sonnet-4-5", "cost_usd": 0.0123, "duration_ms": 850,
+                        "input_tokens": 1200, "output_tokens": 340, "cache_read_tokens": 5000,
+                        "cache_creation_tokens": 800, "request_id": f"req_{secrets.token_hex(8)}",
+                        "query_source": "main"})
+        provider.force_flush()
+        outcome = exporter.export(list(memory.get_finished_logs()))
+        return None if outcome.name == "SUCCESS" else f"event export to {endpoint} returned {outcome.name}"
+    finally:
+        exporter.shutdown()
+        provider.shutdown()
+
+
+def _iso_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class _Capture(logging.Handler):

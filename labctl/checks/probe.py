@@ -80,3 +80,10 @@ def tcp_probe(host: str, port: int, timeout: float = 1.0, payload: bytes | None 
             return "silent"
         except OSError:
             return "closed"
+
+
+def error_lines(log_text: str, keep: int = 2) -> list[str]:
+    """The last error-looking lines of a service log (a killed process leaves none: then nothing)."""
+    words = ("error", "panic", "fatal", "exception", "refused", "invalid")
+    lines = [x.strip() for x in log_text.splitlines() if any(w in x.lower() for w in words)]
+    return [x[:300] for x in lines[-keep:]]

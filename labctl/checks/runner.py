@@ -23,6 +23,7 @@ def run_checks(lab: LabState, layers: tuple[int, ...] = LAYERS, model: LabModel 
     cx = CheckContext(lab=lab, model=model, running=running, progress=progress)
     if "proxy" in running:
         cx.before["proxy"] = layer1.proxy_stats(cx)
+        cx.before["payload_seq"] = layer1.last_payload_seq(cx)
     if "collector" in running:
         cx.before["collector"] = layer2.internal_metrics(cx)
     if "proxy" in running:

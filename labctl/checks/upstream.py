@@ -33,7 +33,7 @@ def parse_headers(text: str) -> dict[str, str]:
     return out
 
 
-def export_probe(endpoint: str, protocol: str, headers: dict[str, str], timeout: float = 2.0) -> tuple[str, float]:
+def export_probe(endpoint: str, protocol: str, headers: dict[str, str], timeout: float = 4.0) -> tuple[str, float]:
     """One empty OTLP metrics export, as the proxy would send it: (outcome, seconds)."""
     parsed = urllib.parse.urlparse(endpoint if "://" in endpoint else f"http://{endpoint}")
     started = time.monotonic()
@@ -72,7 +72,8 @@ def diagnose(endpoint: str, protocol: str, headers: dict[str, str], collector_po
     except socket.gaierror as exc:
         return Diagnosis(f"the upstream host {host!r} does not resolve (unreachable host)",
                          "upstream-unreachable", [*evidence, f"DNS lookup of {host}: {exc.strerror}"])
-    seen = tcp_probe(host, port, timeout=1.0, payload=H2_PREFACE)
+    # 2.5s: long enough that a slow (latency) hop still answers, short enough to keep `check` quick.
+    seen = tcp_probe(host, port, timeout=2.5, payload=H2_PREFACE)
     if seen == "refused":
         wrong = host in ("127.0.0.1", "localhost") and port not in collector_ports.values()
         why = (f"nothing listens on {host}:{port}: the Collector listens on "
@@ -83,7 +84,7 @@ def diagnose(endpoint: str, protocol: str, headers: dict[str, str], collector_po
     if seen in ("silent", "timeout"):
         return Diagnosis(f"connections to {host}:{port} hang and time out: the proxy↔collector hop is "
                          "partitioned (packets go nowhere)", "upstream-unreachable",
-                         [*evidence, f"TCP {host}:{port}: {'connects, then no answer' if seen == 'silent' else 'connect timed out'} within 1s"])
+                         [*evidence, f"TCP {host}:{port}: {'connects, then no answer' if seen == 'silent' else 'connect timed out'} within 2.5s"])
     # Something answers: speak OTLP the way the proxy does.
     outcome, seconds = export_probe(endpoint, protocol, headers)
     evidence.append(f"empty OTLP export with the proxy's headers: {outcome} in {seconds * 1000:.0f} ms")
@@ -91,6 +92,10 @@ def diagnose(endpoint: str, protocol: str, headers: dict[str, str], collector_po
         sent = "a bearer token" if "authorization" in headers else "no token"
         return Diagnosis(f"the Collector rejects the proxy's credentials ({outcome.split(':')[0]}); the proxy "
                          f"sends {sent}", "upstream-auth", evidence)
+    if "DEADLINE_EXCEEDED" in outcome or outcome in ("ReadTimeout", "Timeout"):
+        return Diagnosis(f"the hop is slow: an empty export did not finish within {seconds:.0f}s although "
+                         f"{host}:{port} accepts connections (added latency, or a stalled Collector)",
+                         "upstream-slow", evidence)
     if outcome != "OK":
         other = "http/protobuf" if protocol == "grpc" else "grpc"
         return Diagnosis(f"the upstream at {host}:{port} does not speak OTLP over {protocol} ({outcome}); "

@@ -14,7 +14,7 @@ import grpc
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 
 from labctl.errors import LabError
-from labctl.faults.base import FaultContext, Option, wait_until
+from labctl.faults.base import FaultContext, Option, run_all, wait_until
 from labctl.faults.network import _hostport, proxy_upstream
 
 OPTIONS = (Option("token", "what the proxy sends", choices=("wrong", "missing"), default="wrong",
@@ -77,9 +77,9 @@ def verify(ctx: FaultContext, rec: dict[str, Any]) -> list[str]:
 
 
 def heal(ctx: FaultContext, rec: dict[str, Any]) -> None:
-    for undo in reversed(rec["overrides"]):
-        ctx.remove_overrides(undo)
-    for service in ("collector", "proxy"):
-        if not wait_until(f"{service} healthy", lambda s=service: ctx.runtime.probe(s, timeout=0.5),  # type: ignore[misc]
-                          timeout=15):
+    def healthy(service: str) -> None:
+        if not wait_until(f"{service} healthy", lambda: ctx.runtime.probe(service, timeout=0.5), timeout=15):
             raise LabError(f"{service} did not come back after healing", f"see {ctx.lab.log_path(service)}")
+
+    run_all([*(lambda u=u: ctx.remove_overrides(u) for u in reversed(rec["overrides"])),
+             lambda: healthy("collector"), lambda: healthy("proxy")])

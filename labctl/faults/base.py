@@ -106,6 +106,9 @@ class FaultContext:
         configs = [c for c in current.get("extra_configs", []) if c not in undo.get("configs_added", [])]
         self.runtime.set_overrides(service, extra_configs=[Path(c) for c in configs], env=env)
         self.refresh()
+        # The service ran before the fault; if it died meanwhile (e.g. a failed restart), start it again.
+        if not self.runtime.is_running(service):
+            self.runtime.start_service(service)
 
     def effective_env(self, service: str) -> dict[str, str]:
         """The service's env as the runtime starts it: model env (+ when-running extras) + overrides."""
@@ -135,6 +138,18 @@ class Fault:
                 return opt
         valid = ", ".join(f"--{o.name}" for o in self.options) or "none"
         raise LabError(f"fault {self.name!r} has no option --{name}", f"its options: {valid}")
+
+
+def run_all(steps: list[Callable[[], None]]) -> None:
+    """Run every undo step even if one fails (a half-healed lab is worse), then raise the first error."""
+    errors: list[LabError] = []
+    for step in steps:
+        try:
+            step()
+        except LabError as exc:
+            errors.append(exc)
+    if errors:
+        raise LabError("; ".join(e.message for e in errors), errors[0].hint or "run `labctl heal` again")
 
 
 def wait_until(what: str, check: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:

@@ -10,7 +10,7 @@ import requests
 
 from labctl.checks.probe import tcp_probe
 from labctl.errors import LabError
-from labctl.faults.base import FaultContext, Option, wait_until
+from labctl.faults.base import FaultContext, Option, run_all, wait_until
 from labctl.faults.network import proxy_upstream
 from labctl.state import find_free_ports
 
@@ -19,7 +19,8 @@ OPTIONS = (Option("kind", "what is wrong with the endpoint", choices=KINDS, defa
                   positional=True),)
 # RFC 6761: names under .invalid never resolve, so this host is unreachable without touching any network.
 UNREACHABLE_HOST = "collector.invalid"
-INVALID_URL = "htp//collector:4317"
+# A frequent mistake: a gRPC "scheme". OTLP endpoints are http(s) URLs, so the proxy refuses to start.
+INVALID_SCHEME = "grpc"
 
 
 def _bad_env(ctx: FaultContext, kind: str) -> dict[str, str]:
@@ -34,7 +35,7 @@ def _bad_env(ctx: FaultContext, kind: str) -> dict[str, str]:
         current = ctx.effective_env("proxy").get("LAB_PROXY_UPSTREAM_PROTOCOL", "grpc")
         other = "http/protobuf" if current == "grpc" else "grpc"
         return {"LAB_PROXY_UPSTREAM_PROTOCOL": other}  # same port, other protocol
-    return {"LAB_PROXY_UPSTREAM": INVALID_URL}
+    return {"LAB_PROXY_UPSTREAM": f"{INVALID_SCHEME}://{parsed.hostname}:{parsed.port}"}
 
 
 def apply(ctx: FaultContext, opts: dict[str, Any]) -> dict[str, Any]:
@@ -89,7 +90,8 @@ def verify(ctx: FaultContext, rec: dict[str, Any]) -> list[str]:
 
 
 def heal(ctx: FaultContext, rec: dict[str, Any]) -> None:
-    for undo in rec["overrides"]:
-        ctx.remove_overrides(undo)
-    if not wait_until("proxy ready", lambda: ctx.runtime.probe("proxy", timeout=0.5), timeout=10):
-        raise LabError("the proxy did not come back after healing", f"see {ctx.lab.log_path('proxy')}")
+    def ready() -> None:
+        if not wait_until("proxy ready", lambda: ctx.runtime.probe("proxy", timeout=0.5), timeout=10):
+            raise LabError("the proxy did not come back after healing", f"see {ctx.lab.log_path('proxy')}")
+
+    run_all([*(lambda u=u: ctx.remove_overrides(u) for u in rec["overrides"]), ready])

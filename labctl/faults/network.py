@@ -16,7 +16,7 @@ from typing import Any
 from labctl.checks.probe import http_get, tcp_probe
 from labctl.errors import LabError
 from labctl.faults import docker_net
-from labctl.faults.base import FaultContext, Option, wait_until
+from labctl.faults.base import FaultContext, Option, run_all, wait_until
 from labctl.faults.relays import relay_alive, relay_status, start_relay, stop_relay
 from labctl.runtimes.targets import SCRAPE_TARGETS
 from labctl.state import find_free_ports
@@ -33,7 +33,7 @@ NETWORK_OPTIONS = (
            choices=("hang", "refuse"), default="hang"),
 )
 LATENCY_OPTIONS = (
-    Option("ms", "delay added to every chunk of data on the hop, in milliseconds", kind=int, default=1000,
+    Option("ms", "delay added to every chunk of data on the hop, in milliseconds", kind=int, default=500,
            positional=True),
     Option("hop", "which hop to slow down", choices=HOPS[:2], default="proxy-collector"),
 )
@@ -210,18 +210,35 @@ def heal(ctx: FaultContext, rec: dict[str, Any]) -> None:
     if rec.get("docker"):
         docker_net.heal(ctx, rec)
         return
-    for undo in rec.get("overrides", []):
-        ctx.remove_overrides(undo)
+    steps: list[Any] = [lambda u=u: ctx.remove_overrides(u) for u in rec.get("overrides", [])]
     if rec["hop"] == "collector-prometheus":
-        folder = Path(rec["targets_dir"])
-        for filename, text in rec["originals"].items():
-            _write_atomic(folder / filename, text)
-    for relay in rec["relays"]:
-        if "pid_file" in relay:
-            stop_relay(relay)
-    if rec["hop"] == "proxy-collector" and not wait_until(
-            "proxy ready", lambda: ctx.runtime.probe("proxy", timeout=0.5), timeout=10):
+        steps.append(lambda: _restore_scrape(ctx, rec))
+    steps += [lambda r=r: stop_relay(r) for r in rec["relays"] if "pid_file" in r]
+    if rec["hop"] == "proxy-collector":
+        steps.append(lambda: _proxy_ready(ctx))
+    run_all(steps)
+
+
+def _proxy_ready(ctx: FaultContext) -> None:
+    if not wait_until("proxy ready", lambda: ctx.runtime.probe("proxy", timeout=0.5), timeout=10):
         raise LabError("the proxy did not come back after healing", f"see {ctx.lab.log_path('proxy')}")
+
+
+def _restore_scrape(ctx: FaultContext, rec: dict[str, Any]) -> None:
+    folder = Path(rec["targets_dir"])
+    for filename, text in rec["originals"].items():
+        _write_atomic(folder / filename, text)
+    # Healed means Prometheus scrapes the real addresses again, not just that the files are back.
+    want = {t for text in rec["originals"].values() for group in json.loads(text) for t in group["targets"]}
+    url = ctx.lab.url("prometheus", "web") + "/api/v1/targets"
+
+    def back() -> bool:
+        reply = http_get(url, timeout=1)
+        urls = [t["scrapeUrl"] for t in reply.json()["data"]["activeTargets"]] if reply.ok else []
+        return all(any(f"//{t}/" in u for u in urls) for t in want)
+
+    if not wait_until("prometheus scrapes the real targets", back, timeout=10, interval=0.1):
+        raise LabError("Prometheus did not pick up the restored scrape targets", f"files in {folder}")
 
 
 def relay_counts(rec: dict[str, Any]) -> list[dict[str, Any]]:
