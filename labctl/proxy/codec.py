@@ -53,25 +53,27 @@ def inflate(body: bytes, encoding: str | None, limit: int) -> bytes:
     enc = (encoding or "identity").strip().lower()
     if enc in ("", "identity"):
         return body
-    if enc not in ("gzip", "x-gzip"):
-        raise CodecError(415, f"unsupported Content-Encoding {encoding!r}: send gzip or no encoding",
+    if enc not in ("gzip", "x-gzip", "deflate"):
+        raise CodecError(415, f"unsupported Content-Encoding {encoding!r}: send gzip (or deflate) or no encoding",
                          "unsupported_encoding")
+    # gzip framing, or zlib framing for `deflate` (HTTP's meaning of the word).
+    wbits = 16 + zlib.MAX_WBITS if enc != "deflate" else zlib.MAX_WBITS
     out: list[bytes] = []
     size = 0
     data = body
     while True:   # a gzip stream may hold several members back to back
-        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        d = zlib.decompressobj(wbits)
         try:
             chunk = d.decompress(data, limit - size + 1)
         except zlib.error as exc:
-            raise CodecError(400, f"body is not valid gzip: {exc}", "bad_gzip") from None
+            raise CodecError(400, f"body is not valid {enc}: {exc}", "bad_compression") from None
         size += len(chunk)
         if size > limit or d.unconsumed_tail:
             raise CodecError(413, f"request body inflates to more than the {limit}-byte limit",
                              "too_large")
         out.append(chunk)
         if not d.eof:
-            raise CodecError(400, "gzip body is truncated (the stream ends before its trailer)", "bad_gzip")
+            raise CodecError(400, f"{enc} body is truncated (the stream ends before its trailer)", "bad_compression")
         data = d.unused_data
         if not data:
             break

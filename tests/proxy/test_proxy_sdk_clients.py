@@ -88,3 +88,60 @@ def test_raw_otlp_json_with_hex_ids_string_ints_and_unknown_fields(start_proxy):
     assert r.status_code == 200
     c = proxy.stats()["counters"]
     assert c["accepted"]["traces"] == 1 and c["accepted"]["metrics"] == 2
+
+
+def test_sdk_otlp_json_http_exporter_with_gzip_delivers(start_proxy):
+    from opentelemetry.exporter.otlp.common.http import Compression
+    from opentelemetry.exporter.otlp.json.http._log_exporter import OTLPLogExporter as JsonLogExporter
+    from opentelemetry.exporter.otlp.json.http.metric_exporter import OTLPMetricExporter as JsonMetricExporter
+
+    proxy = start_proxy(auth={"bearer_token": "tok"})
+    headers = {"Authorization": "Bearer tok"}
+    sent = _export_tokens(JsonMetricExporter(endpoint=proxy.http + "/v1/metrics", headers=headers,
+                                             compression=Compression.GZIP,
+                                             preferred_temporality={Counter: AggregationTemporality.DELTA}))
+    logs = LoggerProvider(resource=RESOURCE)
+    logs.add_log_record_processor(SimpleLogRecordProcessor(JsonLogExporter(endpoint=proxy.http + "/v1/logs",
+                                                                           headers=headers)))
+    from opentelemetry._logs import LogRecord
+    logs.get_logger("events").emit(LogRecord(body="claude_code.user_prompt", attributes={"prompt_length": 12}))
+    logs.shutdown()
+    c = proxy.stats()["counters"]
+    assert c["accepted"]["metrics"] == sent and c["accepted"]["logs"] == 1
+    assert "unauthenticated" not in c["requests"]["metrics"]
+
+
+def test_sdk_grpc_exporter_with_gzip_and_oversized_message(start_proxy):
+    import grpc
+    from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+    from payloads import token_usage
+
+    proxy = start_proxy(limits={"max_request_bytes": "64KiB"})
+    sent = _export_tokens(OTLPMetricExporter(endpoint=proxy.grpc, insecure=True, compression=grpc.Compression.Gzip,
+                                             preferred_temporality={Counter: AggregationTemporality.DELTA}))
+    assert proxy.stats()["counters"]["accepted"]["metrics"] == sent
+    big = token_usage(2000).SerializeToString()
+    assert len(big) > 64 * 1024
+    stub = grpc.insecure_channel(proxy.grpc).unary_unary(
+        "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export")
+    try:
+        stub(big, timeout=5)
+        raise AssertionError("an oversized message was accepted")
+    except grpc.RpcError as exc:
+        assert exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    # Small enough on the wire but larger than the limit once inflated: refused too.
+    try:
+        stub(big, timeout=5, compression=grpc.Compression.Gzip)
+        raise AssertionError("an oversized (inflated) message was accepted")
+    except grpc.RpcError as exc:
+        assert exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def test_sdk_json_exporter_with_deflate_delivers(start_proxy):
+    from opentelemetry.exporter.otlp.common.http import Compression
+    from opentelemetry.exporter.otlp.json.http.metric_exporter import OTLPMetricExporter as JsonMetricExporter
+
+    proxy = start_proxy()
+    sent = _export_tokens(JsonMetricExporter(endpoint=proxy.http + "/v1/metrics", compression=Compression.DEFLATE,
+                                             preferred_temporality={Counter: AggregationTemporality.DELTA}))
+    assert proxy.stats()["counters"]["accepted"]["metrics"] == sent
