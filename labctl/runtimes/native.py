@@ -182,6 +182,8 @@ class NativeRuntime(Runtime):
             self.lab.log_path(launch.service),
             cwd=self.lab.data_dir(launch.service),
             pid_path=self.lab.pid_path(launch.service),
+            # Only the lab's own settings count: the user's shell env may differ between invocations.
+            fingerprint=launch.fingerprint,
         )
 
     def _wait_healthy(self, services: list[str], timeout: float = HEALTH_TIMEOUT) -> None:

@@ -52,7 +52,10 @@ def read_record(pid_path: Path) -> ProcRecord | None:
         return None
 
 
-def spawn(cmd: list[str], env: dict[str, str], log_path: Path, cwd: Path, pid_path: Path) -> ProcRecord:
+def spawn(
+    cmd: list[str], env: dict[str, str], log_path: Path, cwd: Path, pid_path: Path, fingerprint: str
+) -> ProcRecord:
+    """Start `cmd` detached; `fingerprint` identifies its configuration (see `fingerprint()`)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     cwd.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
@@ -70,7 +73,7 @@ def spawn(cmd: list[str], env: dict[str, str], log_path: Path, cwd: Path, pid_pa
             close_fds=True,
         )
     rec = ProcRecord(
-        pid=proc.pid, create_time=psutil.Process(proc.pid).create_time(), fingerprint=fingerprint(cmd, env), cmd=cmd
+        pid=proc.pid, create_time=psutil.Process(proc.pid).create_time(), fingerprint=fingerprint, cmd=cmd
     )
     pid_path.write_text(json.dumps(asdict(rec)))
     return rec
