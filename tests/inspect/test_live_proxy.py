@@ -1,0 +1,106 @@
+"""Against a real proxy process: redaction everywhere, `labctl proxy sessions/export`, the JSONL log."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+
+import requests
+from inspect_harness import REPO
+
+from labctl.contract.samples import Point, logs_request, metrics_request, sample_metrics, session_attrs
+
+TOKEN = "tok-3f9a1c77e2b84d0f"
+PROMPT = "refactor the invoice module and add tests for the tax rounding"
+PARAMS = '{"command": "cat ~/.ssh/id_rsa_secretfile"}'
+
+
+def labctl(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "labctl", *args], capture_output=True, text=True, env=env,
+                          cwd=REPO, timeout=60, check=False)
+
+
+def test_token_and_prompt_never_appear_in_any_output(start_proxy) -> None:
+    proxy = start_proxy(auth={"bearer_token": TOKEN}, inspect={"console": "points"},
+                        redact={"attributes": ["user.email"]})
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    a = {**session_attrs("sess-red"), "user.email": "student@example.org"}
+    events = logs_request([
+        ("claude_code.user_prompt", {**a, "prompt_length": len(PROMPT), "prompt": PROMPT}),
+        ("claude_code.tool_result", {**a, "tool_name": "Bash", "success": "true", "duration_ms": 3,
+                                     "tool_parameters": PARAMS}),
+        # a violating record with the prompt in it: violation messages must not quote it either
+        ("claude_code.user_prompt", {**a, "prompt": PROMPT}),
+    ])
+    r = proxy.send("logs", events, auth)
+    assert r.status_code == 200, r.text
+    r = proxy.send("metrics", metrics_request([Point("claude_code.token.usage", 10,
+                                                     {**a, "model": "m", "type": "input"})]), auth)
+    assert r.status_code == 200
+    assert proxy.send("metrics", sample_metrics(), {"Authorization": "Bearer wrong"}).status_code == 401
+
+    outputs = {}
+    for path in ("/", "/static/app.js", "/metrics", "/api/payloads", "/api/payloads/1", "/api/payloads/2",
+                 "/api/violations", "/api/sessions", "/api/sessions/sess-red", "/api/alerts", "/api/contract",
+                 "/api/overview", "/api/stats", "/api/export?format=json", "/api/export?format=csv",
+                 "/api/export?what=violations&format=csv"):
+        resp = requests.get(proxy.admin + path, timeout=10)
+        assert resp.status_code == 200, (path, resp.status_code)
+        outputs[path] = resp.text
+    outputs["jsonl"] = (proxy.data_dir / "inspect" / "records.jsonl").read_text()
+    outputs["cli sessions"] = labctl("proxy", "sessions", "--url", proxy.admin, "--json").stdout
+    outputs["cli export"] = labctl("proxy", "export", "--format", "csv", "--url", proxy.admin).stdout
+    outputs["proxy log"] = proxy.log()
+    for name, text in outputs.items():
+        for secret in (TOKEN, PROMPT, "id_rsa_secretfile", "student@example.org"):
+            assert secret not in text, f"{secret!r} leaked into {name}"
+    # ...and the data itself did arrive and is visible, redacted
+    payload = json.loads(outputs["/api/payloads/1"])
+    assert payload["headers"]["authorization"] == "[REDACTED]"
+    prompt_rec = payload["records"][0]
+    assert prompt_rec["name"] == "user_prompt" and prompt_rec["attributes"]["prompt"] == "[REDACTED]"
+    assert payload["records"][1]["attributes"]["tool_parameters"] == "[REDACTED]"
+    assert payload["records"][2]["verdict"] == "violation"
+    assert "[REDACTED]" in outputs["jsonl"] and "user_prompt" in outputs["proxy log"]
+
+
+def test_sessions_and_export_commands(start_proxy) -> None:
+    proxy = start_proxy()
+    for sid in ("alpha", "beta"):
+        a = session_attrs(sid)
+        pts = [Point("claude_code.token.usage", 1000, {**a, "model": "m", "type": "input"}),
+               Point("claude_code.token.usage", 200, {**a, "model": "m", "type": "output"}),
+               Point("claude_code.cost.usage", 0.25, {**a, "model": "m"}),
+               Point("claude_code.lines_of_code.count", 12, {**a, "type": "added"}),
+               Point("claude_code.commit.count", 1, a)]
+        assert proxy.send("metrics", metrics_request(pts)).status_code == 200
+        assert proxy.send("metrics", metrics_request(pts[:1])).status_code == 200  # delta: adds 1000 more
+
+    r = labctl("proxy", "sessions", "--url", proxy.admin, "--json")
+    assert r.returncode == 0, r.stderr
+    sessions = {s["session_id"]: s for s in json.loads(r.stdout)}
+    assert set(sessions) == {"alpha", "beta"}
+    assert sessions["alpha"]["tokens"] == {"input": 2000, "output": 200}
+    assert sessions["alpha"]["cost_usd"] == 0.25 and sessions["alpha"]["lines_added"] == 12
+    r = labctl("proxy", "sessions", "--url", proxy.admin)
+    assert r.returncode == 0 and "alpha" in r.stdout and "2000/200/0/0" in r.stdout
+
+    r = labctl("proxy", "export", "--format", "csv", "--url", proxy.admin)
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert r.returncode == 0 and {row["session_id"] for row in rows} == {"alpha", "beta"}
+    assert {row["tokens_input"] for row in rows} == {"2000"}
+    r = labctl("proxy", "export", "--format", "json", "--url", proxy.admin)
+    assert {s["session_id"] for s in json.loads(r.stdout)["sessions"]} == {"alpha", "beta"}
+
+    # JSONL: one record per data point, each with signal, resource, attributes, value, verdict, violations
+    lines = [json.loads(x) for x in (proxy.data_dir / "inspect" / "records.jsonl").read_text().splitlines()]
+    assert len(lines) == 12
+    assert all({"signal", "resource", "attributes", "value", "verdict", "violations"} <= set(d) for d in lines)
+
+    r = labctl("proxy", "sessions", "--url", "http://127.0.0.1:9")
+    assert r.returncode == 2 and "cannot reach the proxy's admin API" in r.stderr
