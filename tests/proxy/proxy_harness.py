@@ -7,7 +7,6 @@ import json
 import socket
 import threading
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,30 +21,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def inspector_factory() -> Callable[..., Any] | None:
-    """The real Inspector when it is importable (None = the server's default)."""
-    try:
-        import labctl.proxy.inspect as inspect_pkg
-        if hasattr(inspect_pkg, "Inspector"):
-            return None
-    except ImportError:
-        pass
-    return TemporaryInspector
-
-
-class TemporaryInspector:
-    """TEMPORARY test-only adapter used only while labctl.proxy.inspect.Inspector has not landed yet."""
-
-    def __init__(self, config: dict[str, Any], data_dir: Path) -> None:
-        self.observed: list[tuple[str, Any, dict[str, Any]]] = []
-
-    def observe(self, signal: str, ev: Any, meta: dict[str, Any]) -> None:
-        self.observed.append((signal, ev, meta))
-
-    def routes(self, stats_provider: Callable[[], dict[str, Any]]) -> list[Any]:
-        return []
 
 
 def make_config(data_dir: Path, **sections: Any) -> dict[str, Any]:
@@ -71,7 +46,7 @@ class RunningProxy:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        self.server = ProxyServer(self.cfg, inspector_factory=inspector_factory())
+        self.server = ProxyServer(self.cfg)
         self.call(self.server.start())
 
     def call(self, coro: Any, timeout: float = 30) -> Any:

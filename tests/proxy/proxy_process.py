@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from proxy_harness import REPO, inspector_factory
+from proxy_harness import REPO
 
 
 class ProxyProcess:
@@ -33,11 +33,7 @@ class ProxyProcess:
         return "http://" + self.raw["listen"]["otlp_http"]
 
     def start(self) -> ProxyProcess:
-        if inspector_factory() is None:
-            cmd = [sys.executable, "-m", "labctl", "proxy", "serve", "--config", str(self.config_path)]
-        else:   # TEMPORARY: until labctl.proxy.inspect lands, run the same server with the test adapter.
-            cmd = [sys.executable, str(Path(__file__).with_name("serve_with_test_inspector.py")),
-                   str(self.config_path)]
+        cmd = [sys.executable, "-m", "labctl", "proxy", "serve", "--config", str(self.config_path)]
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO,
