@@ -235,7 +235,9 @@ def observe_case(case: Case, workdir: Path) -> dict[str, Any]:
             series: list[dict[str, Any]] = []
             end = time.monotonic() + 4
             while time.monotonic() < end:
-                series = setup.prometheus.query('{__name__=~"claude_code_.+"}')
+                # A range selector: once the emulator has exited, Prometheus marks its series stale and an
+                # instant query would no longer show what was scraped.
+                series = setup.prometheus.query('{__name__=~"claude_code_.+"}[10m]')
                 if series:
                     break
                 time.sleep(0.5)
