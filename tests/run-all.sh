@@ -36,6 +36,7 @@ if ! "$PY" -m pip --version >/dev/null 2>&1; then
 fi
 export PATH="$(dirname "$("$PY" -c 'import sys; print(sys.executable)')"):$PATH"
 
+export PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1
 step "installing labctl and its test dependencies"
 "$PY" -m pip install -q -e '.[test]'
 
