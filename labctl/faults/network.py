@@ -81,7 +81,7 @@ def _apply_hop(ctx: FaultContext, hop: str, mode: str, latency_ms: int) -> dict[
     if ctx.lab.runtime == "docker":
         if mode == "latency":
             raise LabError("the latency fault runs a relay on this machine, which containers cannot use",
-                           "use the native runtime (`labctl up --runtime native ...`) for latency")
+                           "use the native runtime (`labctl --runtime native up <module>`) for latency")
         # A real cut of the hop's target (both modes: peers then fail to resolve/reach it).
         return docker_net.partition(ctx, hop)
     if hop == "proxy-collector":

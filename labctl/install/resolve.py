@@ -54,7 +54,7 @@ def resolve_binary(name: str) -> Path:
     if component == "grafana":
         hint = (
             f"download Grafana's official release archive, unpack it and set {var}=<dir>/bin/grafana "
-            "(or put it on PATH), or use the docker runtime (`labctl up module-4 --runtime docker`)"
+            "(or put it on PATH), or use the docker runtime (`labctl --runtime docker up module-4`)"
         )
     raise LabError(f"{name} was not found (looked at ${var}, PATH and {bin_dir()})", hint)
 

@@ -154,7 +154,7 @@ class DockerRuntime(Runtime):
         if not ok:
             raise LabError(
                 f"the lab uses the docker runtime but {why}",
-                "start Docker, or `labctl down` and `labctl up <module> --runtime native`",
+                "start Docker, or `labctl down` and `labctl --runtime native up <module>`",
             )
 
     def up(self, stage: str) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import typer.main
 
 # Tokens a doc uses to stand for a value the reader chooses (<fault>, NAME, ...): not checked as values.
-_PLACEHOLDER_RE = re.compile(r"^(<.*>|\[.*\]|[A-Z][A-Z0-9_]*|\.\.\.|…)$")
+_PLACEHOLDER_RE = re.compile(r"^(<.*>|\[.*\]|[A-Z][A-Z0-9_]*|\.\.\.|…|[^|\s]+(\|[^|\s]+)+)$")
 
 
 def root_command() -> Any:
@@ -109,6 +109,8 @@ def problems(argv: list[str], root: Any = None) -> list[str]:
             i += 1
             continue
         if _is_group(cmd) and not positionals:
+            if _PLACEHOLDER_RE.match(tok):
+                return found  # "labctl proxy ..." or "labctl matrix list|run": stands for several commands
             sub = cmd.commands.get(tok)
             if sub is None:
                 found.append(f"`{where}` has no command {tok!r} (it has: {', '.join(sorted(cmd.commands))})")
@@ -160,13 +162,19 @@ def _extra_args_problems(path: list[str], args: list[str]) -> list[str]:
     if fault is None:
         return [f"`{where}`: no fault {args[0]!r} (faults: {', '.join(FAULTS)})"]
     options = {o.name: o for o in fault.options}
+    positional = [o for o in fault.options if getattr(o, "positional", False)]
     found = []
     rest = args[1:]
     i = 0
     while i < len(rest):
         tok = rest[i]
         if not tok.startswith("--"):
-            found.append(f"`{where} {fault.name}`: unexpected argument {tok!r}")
+            if positional and not _PLACEHOLDER_RE.match(tok):
+                option = positional.pop(0)
+                if option.choices and tok not in option.choices:
+                    found.append(f"`{where} {fault.name}`: {tok!r} is not one of {list(option.choices)}")
+            elif not _PLACEHOLDER_RE.match(tok):
+                found.append(f"`{where} {fault.name}`: unexpected argument {tok!r}")
             i += 1
             continue
         name, eq, value = tok[2:].partition("=")

@@ -120,7 +120,7 @@ class Runner:
 
     def tidy(self, text: str) -> str:
         """Write what a student on default ports and the default state dir would see."""
-        text = text.replace(str(self.state_dir), DEFAULT_STATE)
+        text = text.replace(str(self.state_dir), DEFAULT_STATE).replace(str(Path.home()), "~")
         text = re.sub(r"(?<!\d)(\d{4,5})(?!\d)", lambda m: str(self.shifted.get(int(m.group(1)), m.group(1))), text)
         text = text.replace(f"{sys.executable} -m labctl", "labctl").replace("python -m labctl", "labctl")
         return "\n".join(line.rstrip() for line in text.splitlines())

@@ -58,3 +58,29 @@ def test_checker_accepts_real_commands(root):
     assert clitree.problems(["status", "--json"], root) == []
     assert clitree.problems(["break", "network", "--hop", "collector-prometheus"], root) == []
     assert clitree.problems(["--instance", "alice", "up", "module-1", "--port-offset", "100"], root) == []
+
+
+def _hints_in_code() -> list[tuple[str, int, str]]:
+    """`labctl …` commands the tool itself tells a student to run (hints, messages, docstrings)."""
+    import re
+    import shlex
+
+    found = []
+    for path in sorted((docsmd.REPO / "labctl").rglob("*.py")):
+        for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            for m in re.finditer(r"`labctl ([^`{}]*)`", line):
+                try:
+                    argv = shlex.split(m.group(1))
+                except ValueError:
+                    argv = m.group(1).split()
+                found.append((str(path.relative_to(docsmd.REPO)), line_no, argv))
+    return found
+
+
+def test_every_command_the_tool_suggests_exists(root):
+    # Error hints and "next:" lines are docs too: a hint naming a command that does not exist strands a student.
+    hints = _hints_in_code()
+    assert len(hints) >= 20
+    failures = [f"{path}:{line}: labctl {' '.join(argv)}\n    {p}"
+                for path, line, argv in hints for p in clitree.problems(argv, root)]
+    assert not failures, "the tool suggests commands it does not have:\n" + "\n".join(failures)
