@@ -123,6 +123,8 @@ def test_module_3_metrics_over_grpc_and_http_and_events_reach_the_pipeline(nativ
     provider.shutdown()
     log = lab.log_path("collector")
     wait_for(f"event-{run} in {log}", lambda: f"event-{run}" in log.read_text(), timeout=30, every=0.5)
+    shown = labctl("logs", "collector", "--lines", "400", state_dir=lab.dir).stdout
+    assert f"event-{run}" in shown and "claude_code.api_request" in shown
 
     # Down from another invocation: no process and no port left.
     pids = records(lab)
