@@ -25,6 +25,13 @@ def configure(state_dir: Path | None = None, instance: str | None = None, runtim
     _cli_options.update(state_dir=state_dir, instance=instance, runtime=runtime)
 
 
+def override_runtime(runtime: str) -> None:
+    """`labctl up module-3 --runtime native`: the command's own option wins over the global one."""
+    if runtime not in ("docker", "native", "auto"):
+        raise LabError(f"unknown runtime {runtime!r}", "use docker, native or auto")
+    _cli_options["runtime"] = runtime
+
+
 def instance_name() -> str:
     name = _cli_options["instance"] or os.environ.get("LABCTL_INSTANCE") or DEFAULT_INSTANCE
     if not name.replace("-", "").replace("_", "").isalnum():

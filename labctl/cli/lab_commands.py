@@ -59,8 +59,14 @@ def up(
     free_ports: Annotated[
         bool, typer.Option("--free-ports", help="Pick free ports for every service (tests, shared machines).")
     ] = False,
+    runtime: Annotated[
+        str | None,
+        typer.Option("--runtime", help="docker, native or auto; same as the global option (either place works)."),
+    ] = None,
 ) -> None:
     """Start a stage. Additive and idempotent: only missing layers start; layers above it stop."""
+    if runtime is not None:
+        state.override_runtime(runtime)
     model = load_model()
     stage = model.stage(module)  # unknown module: error before anything is touched
     lab = _prepare_lab(model, port_offset, free_ports)

@@ -119,12 +119,18 @@ def test_collector_that_never_gets_healthy_is_reported(tmp_path, recorder):
 
 
 @pytest.mark.skipif(base.docker_engine()[0], reason="a Docker engine answers on this machine")
-def test_docker_requested_without_an_engine_is_a_clear_error(tmp_path):
+@pytest.mark.parametrize(
+    "args",
+    [["--runtime", "docker", "up", "module-1"], ["up", "module-1", "--runtime", "docker"]],
+    ids=["global-option", "up-option"],
+)
+def test_docker_requested_without_an_engine_is_a_clear_error(tmp_path, args):
     result = subprocess.run(
-        ["python", "-m", "labctl", "--state-dir", str(tmp_path), "--runtime", "docker", "up", "module-1"],
+        ["python", "-m", "labctl", "--state-dir", str(tmp_path), *args],
         capture_output=True, text=True, check=False, env={**os.environ, "COLUMNS": "200"},
     )
     assert result.returncode == 2
     assert "--runtime docker was requested but" in result.stderr
     assert "--runtime native" in result.stderr
+    assert "Traceback" not in result.stderr
     assert not (tmp_path / "lab.json").exists()
