@@ -122,9 +122,10 @@ def hostile_metrics(draw):
             else:
                 p.as_int = draw(st.integers(-(2**63), 2**63 - 1))
             p.time_unix_nano = draw(st.integers(0, 2**64 - 1))
-            for j in range(draw(st.integers(0, 30))):
+            for j in range(draw(st.integers(0, 12))):
+                huge = draw(st.integers(0, 15)) == 0
                 p.attributes.append(kv(draw(st.sampled_from(["session.id", "type", "model", f"a{j}"])),
-                                       draw(st.one_of(st.text(max_size=20), st.just("v" * 100_000)))))
+                                       "v" * 100_000 if huge else draw(st.text(max_size=20))))
     return req
 
 
@@ -138,7 +139,7 @@ def ingest(tmp_path_factory):
     spool.close()
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=500, deadline=None, suppress_health_check=list(HealthCheck))
 @given(req=hostile_metrics())
 def test_hostile_values_go_through_contract_and_spool_without_crashing(ingest, req):
     n = SIGNALS["metrics"].count(req)
@@ -147,6 +148,16 @@ def test_hostile_values_go_through_contract_and_spool_without_crashing(ingest, r
     assert 0 <= answer.rejected <= n
     assert ingest.stats.accepted["metrics"] - before[0].get("metrics", 0) == n - answer.rejected
     assert bool(answer.rejected) == bool(answer.message)
+
+
+def test_huge_attribute_counts_and_values(ingest):
+    req = token_usage(2)
+    point = req.resource_metrics[0].scope_metrics[0].metrics[0].sum.data_points[0]
+    for i in range(20_000):
+        point.attributes.append(kv(f"attr.{i}", "x" * 50))
+    point.attributes.append(kv("huge", "y" * 2_000_000))
+    answer = ingest.handle(SIGNALS["metrics"], req, req.SerializeToString(), {"protocol": "test"})
+    assert answer.rejected <= 2
 
 
 @pytest.mark.integration
