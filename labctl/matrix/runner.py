@@ -229,7 +229,8 @@ def observe_case(case: Case, workdir: Path) -> dict[str, Any]:
             stats = setup.proxy.stats()
             counters = stats.get("counters", stats)
             accepted = counters.get("accepted", {})
-            obs["proxy"] = {"accepted": accepted, "rejected": counters.get("rejected", {})}
+            obs["proxy"] = {"accepted": accepted, "rejected": counters.get("rejected", {}),
+                            "requests": counters.get("requests", {})}
             seen["proxy"] = sum(int(n) for n in accepted.values()) > 0 if isinstance(accepted, dict) else False
         if setup.prometheus:
             series: list[dict[str, Any]] = []
