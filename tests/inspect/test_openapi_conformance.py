@@ -1,0 +1,86 @@
+"""The admin API answers as its OpenAPI document says (schemathesis against a live proxy with data)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+import requests.adapters
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from inspect_harness import ProxyProc
+
+from labctl.contract.samples import Point, metrics_request, sample_events, sample_metrics, session_attrs
+from labctl.proxy.inspect.api import openapi_document
+
+
+@pytest.fixture(scope="module")
+def live_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxyProc]:
+    proxy = ProxyProc(Path(tmp_path_factory.mktemp("openapi")),
+                      alerts=[{"name": "cost", "kind": "session_cost", "threshold": 0.001}])
+    try:
+        proxy.start()
+        assert proxy.send("metrics", sample_metrics()).status_code == 200
+        assert proxy.send("logs", sample_events()).status_code == 200
+        bad = metrics_request([Point("claude_code.token.usage", -1, {**session_attrs(), "type": "x"})])
+        assert proxy.send("metrics", bad).status_code == 200
+        yield proxy
+    finally:
+        proxy.stop()
+
+
+@pytest.fixture(scope="module")
+def admin_schema(live_proxy: ProxyProc):
+    # the document as the live server serves it (from_url would skip the document's own operation)
+    served = requests.get(live_proxy.admin + "/api/openapi.json", timeout=5).json()
+    schema = schemathesis.openapi.from_dict(served)
+    schema.config.update(base_url=live_proxy.admin)
+    return schema
+
+
+class _PlainAdapter(requests.adapters.BaseAdapter):
+    """requests' HTTPAdapter behind a BaseAdapter: schemathesis' connection bookkeeping inspects HTTPAdapter
+    pools, which urllib3-future (installed alongside grafana-client's niquests) lays out differently."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._inner = requests.adapters.HTTPAdapter()
+
+    def send(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return self._inner.send(*args, **kwargs)
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def test_every_operation_conforms(admin_schema) -> None:
+    """Each operation with generated parameters (valid ones and, for queries, edge values): status codes,
+    content types and bodies must match the document. (schemathesis' pytest plugin does not support
+    this pytest version, so its strategies are driven by hypothesis directly.)"""
+    checked = []
+    session = requests.Session()
+    session.adapters.clear()
+    session.mount("http://", _PlainAdapter())
+    for result in admin_schema.get_all_operations():
+        operation = result.ok()
+
+        @given(case=operation.as_strategy())
+        @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        def run(case) -> None:
+            case.call_and_validate(session=session)
+
+        run()
+        checked.append(operation.label)
+    assert {f"GET {p}" for p in openapi_document()["paths"]} - set(checked) == set()
+
+
+def test_served_document_is_the_packaged_one(live_proxy: ProxyProc) -> None:
+    served = requests.get(live_proxy.admin + "/api/openapi.json", timeout=5).json()
+    assert served == openapi_document()
+    packaged = Path(__file__).resolve().parents[2] / "labctl" / "proxy" / "inspect" / "openapi.json"
+    assert json.loads(packaged.read_text()) == served
+    assert {"/api/payloads", "/api/violations", "/api/sessions", "/api/alerts", "/api/contract", "/metrics",
+            "/healthz", "/readyz", "/api/stats"} <= set(served["paths"])
