@@ -11,6 +11,7 @@ from labctl.cli.main import app
 from labctl.errors import LabError
 from labctl.model import LabModel, load_model
 from labctl.runtimes.base import choose_runtime, get_runtime
+from labctl.runtimes.native import NativeRuntime
 from labctl.state import LabState, allocate_ports
 
 # What to try once a stage is up (the next exercise step).
@@ -63,6 +64,9 @@ def up(
         str | None,
         typer.Option("--runtime", help="docker, native or auto; same as the global option (either place works)."),
     ] = None,
+    install: Annotated[
+        bool, typer.Option("--install", help="Native: build/install missing binaries first (labctl install).")
+    ] = False,
 ) -> None:
     """Start a stage. Additive and idempotent: only missing layers start; layers above it stop."""
     if runtime is not None:
@@ -72,6 +76,8 @@ def up(
     lab = _prepare_lab(model, port_offset, free_ports)
     lab.save()
     runtime = get_runtime(lab, model)
+    if install and isinstance(runtime, NativeRuntime):
+        runtime.auto_install = True
     ui.info(f"starting [bold]{stage.name}[/] ({stage.adds}) with the {lab.runtime} runtime")
     runtime.up(stage.name)
     rows = runtime.status()

@@ -13,6 +13,7 @@ import signal as signals
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import psutil
 
@@ -49,6 +50,7 @@ class Unavailable(Exception):
 
 class NativeRuntime(Runtime):
     name = "native"
+    auto_install = False  # `labctl up --install`: build/install missing binaries instead of failing
 
     # --- where things are -------------------------------------------------------------------------
 
@@ -88,10 +90,8 @@ class NativeRuntime(Runtime):
                 )
             cmd = [sys.executable, "-m", svc.native.python_module]
         elif svc.native.binary:
-            from labctl.install import resolve_binary
-
             try:
-                binary = resolve_binary(svc.native.binary)
+                binary = self._binary(svc.native.binary)
                 if service == "grafana":
                     from labctl.install import grafana_home
 
@@ -114,6 +114,20 @@ class NativeRuntime(Runtime):
             cmd += ["--config", str(path)]
         env.update(override.get("env") or {})
         return Launch(service=service, cmd=cmd, env=env)
+
+    def _binary(self, name: str) -> Path:
+        """Configured path, PATH, the lab's cache — then, with `up --install`, build/install it now."""
+        from labctl.install import BINARIES, install, resolve_binary
+
+        try:
+            return resolve_binary(name)
+        except LabError as exc:
+            if not self.auto_install:
+                exc.hint = f"{exc.hint or ''}; or let `labctl up <module> --install` do it".lstrip("; ")
+                raise
+            ui.info(f"{name} is missing: running `labctl install {BINARIES[name]}` (cached afterwards)")
+            install(BINARIES[name])
+            return resolve_binary(name)
 
     def _full_env(self, launch: Launch) -> dict[str, str]:
         base = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUB_PREFIXES)}
