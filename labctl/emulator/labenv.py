@@ -16,7 +16,13 @@ PROTOCOL_PORT = {"grpc": "otlp_grpc", "http/protobuf": "otlp_http", "http/json":
 
 
 def auth_token(lab: LabState) -> str | None:
-    """The bearer token clients must send, when the lab's auth setting is on (else None)."""
+    """The bearer token clients must send, when the lab's auth setting is on (else None).
+
+    Two places say so: the lab's settings (`auth`/`auth_enabled` with `auth_token`), or an override that
+    runs the proxy with LAB_PROXY_AUTH_TOKEN (what the proxy itself then demands)."""
+    proxy_env = ((lab.overrides or {}).get("proxy") or {}).get("env") or {}
+    if proxy_env.get("LAB_PROXY_AUTH_TOKEN"):
+        return str(proxy_env["LAB_PROXY_AUTH_TOKEN"])
     s: dict[str, Any] = lab.settings or {}
     enabled = s.get("auth") or s.get("auth_enabled") or s.get("client_auth")
     token = s.get("auth_token")
