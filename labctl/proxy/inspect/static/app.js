@@ -31,7 +31,7 @@ function verdictCell(v) { return el("span", v, v === "ok" ? "ok" : "violation");
 
 function fmtNum(n) {
   if (typeof n !== "number") return String(n);
-  return Number.isInteger(n) ? n.toLocaleString("en") : n.toFixed(4);
+  return Number.isInteger(n) ? n.toLocaleString("en") : String(Number(n.toFixed(4)));
 }
 
 function attrsText(attrs) {

@@ -1,0 +1,57 @@
+"""The live inspector page in headless Chromium: a payload sent now shows up without a reload."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from labctl.contract.samples import Point, metrics_request, session_attrs
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+pytestmark = pytest.mark.skipif(shutil.which("chromium") is None,
+                                reason="Debian's chromium is not installed (tests/run-all.sh installs it)")
+
+
+def test_page_shows_a_payload_just_sent_without_reload(start_proxy) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    proxy = start_proxy(alerts=[{"name": "pricey-session", "kind": "session_cost", "threshold": 0.5}])
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            page = browser.new_page()
+            page.goto(proxy.admin + "/")
+            expect(page.locator("#live")).to_contain_text("live", timeout=15_000)
+            expect(page.locator("#payloads tbody")).to_contain_text("waiting for the first export")
+            # a marker in the page's JS state: if the page reloaded, it would be gone
+            page.evaluate("window.__marker = 'still-the-same-page'")
+
+            a = session_attrs("sess-page-test")
+            req = metrics_request([
+                Point("claude_code.token.usage", 4242, {**a, "model": "claude-opus", "type": "input"}),
+                Point("claude_code.token.usage", 7, {**a, "model": "claude-opus", "type": "bogus"}),
+                Point("claude_code.cost.usage", 0.75, {**a, "model": "claude-opus"}),
+            ])
+            assert proxy.send("metrics", req).status_code == 200
+
+            row = page.locator("#payloads tbody tr.payload").first
+            expect(row).to_contain_text("metrics", timeout=15_000)
+            expect(row).to_contain_text("3 (1 violating)")
+            expect(row).to_contain_text("violation")
+            expect(page.locator("#violations tbody")).to_contain_text("attribute_value")
+            expect(page.locator("#violations tbody")).to_contain_text("attributes[type]")
+            expect(page.locator("#sessions tbody")).to_contain_text("sess-page-test")
+            expect(page.locator("#sessions tbody")).to_contain_text("4,242 / 0 / 0 / 0")
+            expect(page.locator("#alerts")).to_contain_text("FIRING pricey-session")
+            assert page.evaluate("window.__marker") == "still-the-same-page"
+
+            row.click()  # the payload's points, with their verdicts
+            expect(page.locator("#records tbody")).to_contain_text("4242")
+            expect(page.locator("#records tbody")).to_contain_text("is 'bogus', allowed")
+            assert page.evaluate("window.__marker") == "still-the-same-page"
+        finally:
+            browser.close()
