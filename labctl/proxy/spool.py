@@ -46,6 +46,8 @@ class Spool:
         self.overflow = overflow
         self.stats = stats
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        # Before the table exists: lets a drained spool hand its pages back to the file system.
+        self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={'FULL' if sync == 'full' else 'NORMAL'}")
         self._db.execute(
@@ -65,6 +67,7 @@ class Spool:
         self._cache_items = dict.fromkeys(SIGNAL_NAMES, 0)
         # The cache mirrors *all* pending entries or is bypassed until the backlog drains.
         self._in_sync = self.pending_rows == 0
+        self._grown = self.pending_rows > 0     # a backlog worth vacuuming after it drains
         self._inflight_last = 0
         self._nonempty: asyncio.Event | None = None
         self.full = False
@@ -96,6 +99,7 @@ class Spool:
             else:
                 # Memory queue full: from here the forwarder reads the disk until the backlog drains.
                 self._drop_cache()
+                self._grown = True
         if self.overflow == "drop_oldest" and self.pending_bytes > self.max_bytes:
             self._evict()
         if self._nonempty is not None:
@@ -192,8 +196,12 @@ class Spool:
             self._cache_bytes -= len(e.body)
             self._cache_items[e.signal] -= e.items
         self._inflight_last = 0
-        if self.pending_rows == 0 and not self._in_sync:
+        if self.pending_rows == 0:
             self._in_sync = True
+            if self._grown:
+                # A backlog has drained: give the disk space back (cheap when the table is empty).
+                self._db.executescript("PRAGMA incremental_vacuum;")   # executescript steps it to the end
+                self._grown = False
         if self.full and self.pending_bytes < self.max_bytes:
             self._set_full(False)
 

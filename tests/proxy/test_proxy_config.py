@@ -85,3 +85,15 @@ def test_cli_check_validates_the_lab_config():
     result = CliRunner().invoke(app, ["proxy", "serve", "--config", str(LAB_YAML), "--check"], env={})
     assert result.exit_code == 0, result.output
     assert "upstream none: the proxy is the sink" in result.output
+
+
+def test_cli_reports_a_broken_config_without_a_traceback(tmp_path):
+    import subprocess
+    import sys
+    bad = tmp_path / "p.yaml"
+    bad.write_text("spool: {overflow: sometimes}\n")
+    result = subprocess.run([sys.executable, "-m", "labctl", "proxy", "serve", "--config", str(bad)],
+                            check=False, capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert result.returncode == 2
+    assert "spool.overflow: 'sometimes' is not one of reject, drop_oldest" in result.stderr
+    assert "Traceback" not in result.stderr

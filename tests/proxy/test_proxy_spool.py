@@ -104,3 +104,14 @@ def test_wait_wakes_on_append(tmp_path):
         return True
 
     assert asyncio.run(scenario())
+
+
+def test_drained_spool_gives_disk_space_back(tmp_path):
+    spool = open_spool(tmp_path, max_bytes=10**8, memory_bytes=1000)
+    for _ in range(200):
+        spool.append("metrics", 1, b"z" * 50_000)
+    spool._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    full = (tmp_path / "spool.sqlite").stat().st_size
+    drain(spool)
+    spool._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert (tmp_path / "spool.sqlite").stat().st_size < full / 10
