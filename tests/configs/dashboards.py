@@ -1,0 +1,85 @@
+"""Reading the lab's dashboards: panels, their queries, and the datasources they name."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.configs.confhelpers import DASHBOARDS
+
+DASHBOARD_FILES = sorted(DASHBOARDS.glob("*.json"))
+DATASOURCE_UID = "lab-prometheus"
+
+# Fallbacks that make a panel show 0 instead of "No data" when the thing counted has not happened yet.
+_FALLBACK = re.compile(r"\s+or\s+(vector\(0\)|sum by \([^)]*\) \(rate\([a-z_]+\[1m\]\)\) \* 0)$")
+
+
+@dataclass(frozen=True)
+class Query:
+    dashboard: str
+    panel: str
+    ref_id: str
+    expr: str
+    range: bool
+
+    @property
+    def id(self) -> str:
+        return f"{self.dashboard}/{self.panel}/{self.ref_id}"
+
+    @property
+    def primary(self) -> str:
+        """The expression without its zero fallback (what must have data once the event happened)."""
+        return _FALLBACK.sub("", self.expr)
+
+    @property
+    def has_fallback(self) -> bool:
+        return self.primary != self.expr
+
+
+def load(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())
+
+
+def panels(dashboard: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for panel in dashboard["panels"]:
+        if panel.get("type") == "row":
+            yield from panel.get("panels", [])
+        else:
+            yield panel
+
+
+def queries() -> list[Query]:
+    out = []
+    for path in DASHBOARD_FILES:
+        dash = load(path)
+        for panel in panels(dash):
+            for target in panel.get("targets", []):
+                out.append(
+                    Query(
+                        dash["uid"],
+                        panel["title"],
+                        target["refId"],
+                        target["expr"],
+                        bool(target.get("range")),
+                    )
+                )
+    return out
+
+
+def datasource_uids(node: Any) -> Iterator[str]:
+    """Every datasource uid named anywhere in a dashboard (panel, target, annotation, variable)."""
+    if isinstance(node, dict):
+        ds = node.get("datasource")
+        if isinstance(ds, dict) and "uid" in ds:
+            yield ds["uid"]
+        elif isinstance(ds, str):
+            yield ds
+        for value in node.values():
+            yield from datasource_uids(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from datasource_uids(value)

@@ -1,0 +1,135 @@
+"""Grafana provisioning and dashboards, checked without Grafana (no Grafana binary can run here; the
+docker runtime runs the real one). Structure, datasource uids, and every panel query parsed by promtool."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from labctl.model import load_model
+from tests.configs.confhelpers import DASHBOARDS, REPO, binary
+from tests.configs.dashboards import DASHBOARD_FILES, DATASOURCE_UID, datasource_uids, load, panels, queries
+
+PROVISIONING = DASHBOARDS / "provisioning"
+
+
+def _yaml(path: Path) -> dict:
+    return yaml.safe_load(path.read_text())
+
+
+def test_datasource_is_provisioned_with_the_fixed_uid() -> None:
+    files = sorted((PROVISIONING / "datasources").glob("*.yaml"))
+    assert files
+    sources = [ds for f in files for ds in _yaml(f)["datasources"]]
+    assert all(_yaml(f)["apiVersion"] == 1 for f in files)
+    (prom,) = [ds for ds in sources if ds["uid"] == DATASOURCE_UID]
+    assert prom["type"] == "prometheus"
+    assert prom["access"] == "proxy"
+    assert prom["isDefault"] is True
+    # Grafana expands $VAR/${VAR} (no defaults): both runtimes must set LAB_PROMETHEUS_URL.
+    assert prom["url"] == "${LAB_PROMETHEUS_URL}"
+
+
+def test_both_runtimes_set_the_variables_provisioning_reads() -> None:
+    grafana = load_model(REPO).service("grafana")
+    assert grafana.env["LAB_PROMETHEUS_URL"] == "http://{addr:prometheus.web}"
+    assert grafana.env["LAB_DASHBOARDS_DIR"] == "{repo}/dashboards"
+    assert grafana.env["GF_PATHS_PROVISIONING"] == "{repo}/dashboards/provisioning"
+    compose = _yaml(REPO / "compose" / "module-4.yml")["services"]["grafana"]["environment"]
+    assert compose["LAB_PROMETHEUS_URL"] == "http://prometheus:9090"
+    assert compose["LAB_DASHBOARDS_DIR"] == "/lab/dashboards"
+    assert compose["GF_PATHS_PROVISIONING"] == "/lab/dashboards/provisioning"
+
+
+def test_dashboard_provider_loads_the_dashboards_folder() -> None:
+    doc = _yaml(PROVISIONING / "dashboards" / "lab.yaml")
+    assert doc["apiVersion"] == 1
+    (provider,) = doc["providers"]
+    assert provider["type"] == "file"
+    assert provider["options"]["path"] == "${LAB_DASHBOARDS_DIR}"
+    assert provider["allowUiUpdates"] is False
+    # The model lists what Grafana mounts/reads: every dashboard file is declared there.
+    config = set(load_model(REPO).service("grafana").config)
+    assert {f"dashboards/{p.name}" for p in DASHBOARD_FILES} <= config
+
+
+def test_two_dashboards_with_fixed_uids() -> None:
+    uids = {load(p)["uid"] for p in DASHBOARD_FILES}
+    assert uids == {"claude-code-usage", "pipeline-health"}
+
+
+@pytest.mark.parametrize("path", DASHBOARD_FILES, ids=lambda p: p.name)
+def test_every_panel_uses_the_provisioned_datasource(path: Path) -> None:
+    dash = load(path)
+    assert set(datasource_uids(dash)) == {DATASOURCE_UID}
+    assert dash["templating"]["list"] == [], "template variables would break direct PromQL evaluation"
+    ids = [p["id"] for p in dash["panels"]]
+    assert len(ids) == len(set(ids)), "panel ids must be unique"
+    for panel in panels(dash):
+        assert panel["datasource"] == {"type": "prometheus", "uid": DATASOURCE_UID}, panel["title"]
+        assert panel["targets"], f"{panel['title']}: no query"
+        assert panel.get("description"), f"{panel['title']}: say what the panel shows"
+        for target in panel["targets"]:
+            assert target["datasource"]["uid"] == DATASOURCE_UID
+            assert "$" not in target["expr"], f"{panel['title']}: template variable in {target['expr']}"
+
+
+def test_pipeline_dashboard_covers_each_layer() -> None:
+    dash = load(DASHBOARDS / "pipeline-health.json")
+    rows = [p["title"] for p in dash["panels"] if p["type"] == "row"]
+    assert [r.split(":")[0] for r in rows] == ["Layer 1", "Layer 2", "Layer 3"]
+
+
+def test_every_query_parses(tmp_path: Path) -> None:
+    # promtool parses PromQL offline when the queries are recording rules.
+    rules = [{"record": f"lab:panel_query_{i}", "expr": q.expr} for i, q in enumerate(queries())]
+    alert_exprs = [
+        d["model"]["expr"]
+        for f in (PROVISIONING / "alerting").glob("*.yaml")
+        for g in _yaml(f)["groups"]
+        for r in g["rules"]
+        for d in r["data"]
+        if d["datasourceUid"] == DATASOURCE_UID
+    ]
+    rules += [{"record": f"lab:grafana_alert_{i}", "expr": e} for i, e in enumerate(alert_exprs)]
+    path = tmp_path / "panels.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "panels", "rules": rules}]}))
+    result = subprocess.run(
+        [str(binary("promtool")), "check", "rules", str(path)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"SUCCESS: {len(rules)} rules found" in result.stdout
+
+
+def test_promtool_rejects_a_bad_query(tmp_path: Path) -> None:
+    # The parse check above can fail: a broken expression is refused.
+    path = tmp_path / "bad.yml"
+    path.write_text(
+        yaml.safe_dump({"groups": [{"name": "g", "rules": [{"record": "x", "expr": "sum(rate(a[1m]"}]}]})
+    )
+    result = subprocess.run(
+        [str(binary("promtool")), "check", "rules", str(path)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode != 0
+
+
+def test_grafana_alert_rules_are_well_formed() -> None:
+    files = sorted((PROVISIONING / "alerting").glob("*.yaml"))
+    assert files
+    for f in files:
+        doc = _yaml(f)
+        assert doc["apiVersion"] == 1
+        for group in doc["groups"]:
+            assert group["folder"] and group["interval"]
+            for rule in group["rules"]:
+                ref_ids = {d["refId"] for d in rule["data"]}
+                assert rule["condition"] in ref_ids
+                assert {d["datasourceUid"] for d in rule["data"]} <= {DATASOURCE_UID, "__expr__"}
+                for d in rule["data"]:
+                    if d["datasourceUid"] == "__expr__":
+                        assert d["model"]["expression"] in ref_ids
+                assert rule["uid"] and rule["title"] and rule["for"]
+                assert {"summary", "description"} <= set(rule["annotations"])
