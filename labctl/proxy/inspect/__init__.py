@@ -109,13 +109,22 @@ class Inspector:
         now = self.clock()
         self.contract = ev.contract
         red = self._redactor_for(ev.contract)
-        records = [red.record(r) for r in ev.records]
+        records = ev.records
+        hidden = red.attributes
+        safe_resources: dict[int, bool] = {}
         nviol = 0
-        for r in records:
-            if r["violations"]:
-                nviol += 1
-                for v in r["violations"]:
-                    self.violation_rules[(signal, v["rule"])] += 1
+        for i, r in enumerate(records):
+            # Cheap checks first: most records carry nothing to redact and no violation.
+            res = r["resource"]
+            res_ok = safe_resources.get(id(res))
+            if res_ok is None:
+                res_ok = safe_resources[id(res)] = hidden.isdisjoint(res)
+            if r["violations"] or not res_ok or "body" in r or not hidden.isdisjoint(r["attributes"]):
+                r = records[i] = red.record(r)
+                if r["violations"]:
+                    nviol += 1
+                    for v in r["violations"]:
+                        self.violation_rules[(signal, v["rule"])] += 1
         self.requests += 1
         self.items[(signal, "ok")] += ev.total - nviol
         self.items[(signal, "violation")] += nviol
@@ -140,8 +149,9 @@ class Inspector:
             for r in records:
                 r["payload"] = pid
             self.jsonl.write(records)
-        self.sessions.observe(ev, now)
-        self.metrics.observe(ev)
+        points = list(ev.metric_points()) if signal == "metrics" else None
+        self.sessions.observe(ev, now, points)
+        self.metrics.observe(ev, points)
         self.alerts.record(now, self.sessions.last_tokens, self.sessions.last_api_requests,
                            self.sessions.last_api_errors)
         self.alerts.evaluate(now)

@@ -56,15 +56,15 @@ class ProxiedMetrics:
         self.n_series = 0
         self.dropped_series = 0
 
-    def observe(self, ev: Evaluation) -> None:
+    def observe(self, ev: Evaluation, points: list[tuple[Any, ...]] | None = None) -> None:
         if ev.signal != "metrics":
             return
         contract: Contract = ev.contract
         fam_cache: dict[tuple[str, str, bool, str], _Family] = {}
         res_cache: dict[int, tuple[tuple[Any, ...], dict[str, str]]] = {}
         for (name, kind, unit, monotonic, temporality, resource, attrs, value, start_ns, _t, series,
-             _ok) in ev.metric_points():
-            if value is None or (isinstance(value, float) and not math.isfinite(value)):
+             _ok) in (ev.metric_points() if points is None else points):
+            if value is None or (value.__class__ is float and not math.isfinite(value)):
                 continue
             fkey = (name, unit, monotonic, kind)
             fam = fam_cache.get(fkey)
@@ -86,7 +86,10 @@ class ProxiedMetrics:
                 cur = (labels, 0.0)
                 self.n_series += 1
             if kind == "sum" and monotonic:
-                inc = self.counters.increase((fam.name, skey), temporality, start_ns, float(value))
+                if temporality == "cumulative":
+                    inc = self.counters.increase((fam.name, skey), temporality, start_ns, float(value))
+                else:
+                    inc = value if value > 0 else 0.0
                 fam.series[skey] = (cur[0], cur[1] + inc)
             elif kind == "sum" and temporality == "delta":
                 fam.series[skey] = (cur[0], cur[1] + float(value))

@@ -147,44 +147,66 @@ class SessionTracker:
             self.sessions.move_to_end(sid)
         return s
 
-    def observe(self, ev: Evaluation, now: float | None = None) -> None:
+    def observe(self, ev: Evaluation, now: float | None = None, points: list[tuple[Any, ...]] | None = None) -> None:
+        """`points`: ev.metric_points() already listed by the caller (saves a second pass)."""
         now = time.time() if now is None else now
         self.last_tokens = 0.0
         self.last_api_requests = 0
         self.last_api_errors = 0
         if ev.signal == "metrics":
-            self._metrics(ev, now)
+            self._metrics(ev.metric_points() if points is None else points, now)
         elif ev.signal == "logs":
             self._events(ev, now)
 
-    def _metrics(self, ev: Evaluation, now: float) -> None:
+    def _metrics(self, points: Any, now: float) -> None:
         res_keys: dict[int, tuple[Any, ...]] = {}
+        touched: dict[str, Session] = {}
+        sessions = self.sessions
+        counters = self.counters
+        isfinite = math.isfinite
         for (name, _kind, _unit, _mono, temporality, resource, attrs, value, start_ns, _t, series,
-             ok) in ev.metric_points():
+             ok) in points:
             spec = _METRICS.get(name)
-            if spec is None or value is None or not math.isfinite(value):
+            if spec is None or value is None or not isfinite(value):
                 continue
-            sid = session_id_of(attrs, resource)
+            sid = attrs.get("session.id")
             if sid is None:
-                continue
-            rk = res_keys.get(id(resource))
-            if rk is None:
-                rk = res_keys[id(resource)] = _resource_key(resource)
-            key = (name, rk, series if series is not None else _attrs_key(attrs))
-            inc = self.counters.increase(key, temporality, start_ns, float(value))
-            s = self._session(sid, now)
+                sid = resource.get("session.id")
+                if sid is None:
+                    continue
+            sid = str(sid)
+            if temporality == "cumulative":  # only cumulative points need the series' last value
+                rk = res_keys.get(id(resource))
+                if rk is None:
+                    rk = res_keys[id(resource)] = _resource_key(resource)
+                key = (name, rk, series if series is not None else _attrs_key(attrs))
+                inc = counters.increase(key, temporality, start_ns, float(value))
+            else:
+                inc = value if value > 0 else 0.0
+            s = touched.get(sid)
+            if s is None:
+                s = sessions.get(sid)
+                if s is None:
+                    s = self._session(sid, now)
+                touched[sid] = s
             if not ok:
                 s.violations += 1
-            self._identity(s, attrs, resource)
+            model = attrs.get("model")
+            if (model is not None and model not in s.models) or not s.user:
+                self._identity(s, attrs, resource)
             field, split = spec
             if split is None:
                 setattr(s, field, getattr(s, field) + inc)
             else:
                 bucket = getattr(s, field)
-                k = str(attrs.get(split, "unknown"))
+                k = attrs.get(split, "unknown")
                 bucket[k] = bucket.get(k, 0.0) + inc
             if field == "tokens":
                 self.last_tokens += inc
+        for sid, s in touched.items():  # recency once per session and batch, not per point
+            s.last_seen = now
+            if sid in sessions:
+                sessions.move_to_end(sid)
 
     def _events(self, ev: Evaluation, now: float) -> None:
         for name, attrs, resource, ok in ev.events():

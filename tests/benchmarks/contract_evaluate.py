@@ -1,0 +1,80 @@
+"""Benchmark: contract evaluation and inspection on the proxy's hot path (issue 3), in-process.
+
+Prints points/s for a 1000-point ExportMetricsServiceRequest shaped like Claude Code's (8 metrics,
+200 sessions, the token/cost series with all their attributes):
+  - evaluate, first sight of every series (full attribute decoding);
+  - evaluate, series seen before (what a proxy sees when clients re-export every interval);
+  - evaluate + building the records;
+  - Inspector.observe (records, redaction, ring buffer, JSONL log, sessions, /metrics series, alerts).
+The end-to-end comparison with the real Collector is tests/benchmarks/proxy_throughput.py.
+
+    python tests/benchmarks/contract_evaluate.py [--seconds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from labctl.contract import Contract, default_contract_path, load_contract
+from labctl.contract.samples import Point, metrics_request, session_attrs
+from labctl.proxy.inspect import Inspector
+
+
+def batch(sessions: int = 200) -> object:
+    """5 points per session (4 token types + cost): 1000 points for 200 sessions."""
+    kinds = [("claude_code.token.usage", {"type": t}) for t in ("input", "output", "cacheRead", "cacheCreation")]
+    kinds += [("claude_code.cost.usage", {})]
+    out: list[Point] = []
+    for name, extra in kinds:  # grouped by metric, as SDKs export them
+        for s in range(sessions):
+            out.append(Point(name, 100 + s, {**session_attrs(f"bench-{s}"), "model": "claude-sonnet-4-5",
+                                             "query_source": "main", **extra}))
+    return metrics_request(out)
+
+
+def rate(label: str, fn: Callable[[], object], points: int, seconds: float) -> float:
+    fn()
+    n = 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        fn()
+        n += 1
+    per = (time.perf_counter() - start) / n
+    pps = points / per
+    print(f"{label:<48} {per * 1e3:8.2f} ms/request {pps:12,.0f} points/s")
+    return pps
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=2.0)
+    args = ap.parse_args()
+    contract = load_contract(default_contract_path())
+    req = batch()
+    n = sum(len(m.sum.data_points) for m in req.resource_metrics[0].scope_metrics[0].metrics)
+    print(f"batch: {n} points, {len(req.resource_metrics[0].scope_metrics[0].metrics)} metrics")
+
+    def first_sight() -> object:
+        c = Contract(contract.spec)  # a fresh compiled contract: no series seen yet
+        return c.evaluate("metrics", req)
+
+    pps_first = rate("evaluate, every series new", first_sight, n, args.seconds)
+    pps = rate("evaluate, series seen before", lambda: contract.evaluate("metrics", req), n, args.seconds)
+    rate("evaluate + records", lambda: contract.evaluate("metrics", req).records, n, args.seconds)
+    with tempfile.TemporaryDirectory() as tmp:
+        ins = Inspector({"inspect": {"console": "off"}}, Path(tmp))
+        rate("evaluate + Inspector.observe (JSONL on)",
+             lambda: ins.observe("metrics", contract.evaluate("metrics", req), {"protocol": "bench"}), n, args.seconds)
+        ins.close()
+        ins = Inspector({"inspect": {"console": "off"}, "log": {"enabled": False}}, Path(tmp))
+        rate("evaluate + Inspector.observe (JSONL off)",
+             lambda: ins.observe("metrics", contract.evaluate("metrics", req), {"protocol": "bench"}), n, args.seconds)
+    print(f"\nevaluate on the hot path: {pps:,.0f} points/s with known series, {pps_first:,.0f} on first sight")
+
+
+if __name__ == "__main__":
+    main()
