@@ -17,6 +17,7 @@ matrix_app = typer.Typer(help="The configuration test matrix: exporters × proto
                               "timeouts × headers, expected vs observed.", no_args_is_help=True)
 app.add_typer(matrix_app, name="matrix")
 
+CasesOpt = Annotated[Path | None, typer.Option("--cases", help="cases file (default: lab/matrix/cases.yaml)")]
 FilterOpt = Annotated[list[str] | None, typer.Option(
     "--filter", "-f", help="id, tag (ci), receiver kind or dimension value (e.g. grpc, timeout=1000); "
     "repeat for AND, comma for OR")]
@@ -25,13 +26,14 @@ FilterOpt = Annotated[list[str] | None, typer.Option(
 @matrix_app.command("list")
 def list_cases(
     filters: FilterOpt = None,
+    cases_file: CasesOpt = None,
     json_out: Annotated[bool, typer.Option("--json", help="print the cases as JSON")] = False,
 ) -> None:
     """Show the matrix cases with their dimensions and expected behaviour."""
-    from labctl.matrix.cases import load_cases, select
+    from labctl.matrix.cases import CASES_FILE, load_cases, select
     from labctl.matrix.report import expected_text
 
-    cases = select(load_cases(), filters or [])
+    cases = select(load_cases(cases_file or CASES_FILE), filters or [])
     if json_out:
         ui.print_json([{"id": c.id, "title": c.title, "dims": c.dims, "receiver": c.receiver, "expect": c.expect,
                         "focus": c.focus, "tags": c.tags} for c in cases])
@@ -45,6 +47,7 @@ def list_cases(
 @matrix_app.command("run")
 def run_cases(
     filters: FilterOpt = None,
+    cases_file: CasesOpt = None,
     report_dir: Annotated[Path | None, typer.Option("--report-dir", help="where report.json/.html and REPORT.md go "
                                                     "(default: a new temporary directory)")] = None,
     markdown: Annotated[Path | None, typer.Option("--markdown", help="write the Markdown report here instead "
@@ -54,11 +57,11 @@ def run_cases(
 ) -> None:
     """Run the cases (each isolated: own receivers, ports and directory), compare observed with expected.
     Exits 1 when any case is unexpected."""
-    from labctl.matrix.cases import load_cases, select
+    from labctl.matrix.cases import CASES_FILE, load_cases, select
     from labctl.matrix.report import expected_text, observed_text, to_json, write_reports
     from labctl.matrix.runner import CaseResult, run_matrix
 
-    cases = select(load_cases(), filters or [])
+    cases = select(load_cases(cases_file or CASES_FILE), filters or [])
     root = report_dir or Path(tempfile.mkdtemp(prefix="labctl-matrix-"))
     work = root / "cases"
     done = [0]
