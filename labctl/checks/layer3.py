@@ -67,13 +67,14 @@ def _targets(cx: CheckContext) -> CheckResult:
     if not down:
         return CheckResult(3, "scrape targets", True, evidence or [f"{url}: no targets"])
     first = down[0]
+    down_jobs = " ".join(f"job {t['labels'].get('job')}" for t in down)
     err = first.get("lastError", "")
     how = ("the scrape hangs until its timeout: the hop is partitioned" if "deadline" in err or "timeout" in err
            else "connection refused: nothing listens there" if "refused" in err else err)
     return CheckResult(3, "scrape targets", False, evidence,
                        cause=f"Prometheus cannot scrape {first['labels'].get('job')} at {first['scrapeUrl']}: {how}",
                        hint="Status > Targets in Prometheus shows the error; check the address and the hop",
-                       playbook="scrape-target-down")
+                       playbook="scrape-target-down", notes=down_jobs)
 
 
 def _marker(cx: CheckContext, targets: CheckResult) -> CheckResult:
@@ -95,7 +96,9 @@ def _marker(cx: CheckContext, targets: CheckResult) -> CheckResult:
 
     # The marker appears at the next scrape of the Collector: wait one interval plus the scrape itself.
     cx.progress(f"waiting up to {cx.scrape_interval * 2:.0f}s for the next scrape to pick up the marker")
-    count = wait_for(look, timeout=cx.scrape_interval * 2 + 1, interval=0.5)
+    # When the Collector's target is down the marker cannot arrive: one look, no waiting.
+    collector_down = not targets.ok and "job collector" in (targets.notes or "")
+    count = wait_for(look, timeout=0 if collector_down else cx.scrape_interval * 2 + 1, interval=0.5)
     url = cx.url("prometheus", "web", f"/api/v1/query?query={promql}")
     if count:
         cx.reached["prometheus"] = True

@@ -26,6 +26,7 @@ class CheckResult:
     hint: str | None = None
     playbook: str | None = None
     skipped: bool = False  # the stage does not run this layer: neither pass nor fail
+    notes: str | None = field(default=None, repr=False)  # machine hints between checks, not printed
 
     @property
     def verdict(self) -> str:
@@ -35,6 +36,7 @@ class CheckResult:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        data.pop("notes", None)
         data["verdict"] = self.verdict
         return data
 

@@ -106,6 +106,11 @@ def down(
     else:
         ui.info(f"nothing to stop: no lab in {directory}")
         return
+    # Active faults must not outlive the lab: relays stop, fault overrides leave lab.json.
+    from labctl.faults.engine import forget_faults
+
+    if forgotten := forget_faults(lab):
+        ui.info(f"dropped active faults: {', '.join(forgotten)}")
     get_runtime(lab).down(volumes=volumes)
     ui.success("lab stopped" + (" and its data deleted" if volumes else " (data kept; --volumes deletes it)"))
 

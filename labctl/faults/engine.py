@@ -128,3 +128,38 @@ def heal_all(ctx: FaultContext) -> dict[str, float]:
 
 def active_faults(lab: LabState) -> list[dict[str, Any]]:
     return [{"name": n, **{k: v for k, v in e.items() if k != "record"}} for n, e in lab.faults.items()]
+
+
+def forget_faults(lab: LabState) -> list[str]:
+    """Undo every active fault in the lab's *state* only, without restarting anything (for `labctl down`):
+    fault overrides come out of lab.json, relays stop, rewritten scrape targets are restored. The next
+    `labctl up` then starts the lab as it was before the faults."""
+    from pathlib import Path
+
+    from labctl.faults.relays import stop_relay
+
+    names = list(lab.faults)
+    for name in names:
+        record = lab.faults[name].get("record", {})
+        for undo in record.get("overrides", []):
+            current = lab.overrides.get(undo["service"], {})
+            env = dict(current.get("env", {}))
+            for key, old in undo.get("env_before", {}).items():
+                if old is None:
+                    env.pop(key, None)
+                else:
+                    env[key] = old
+            configs = [c for c in current.get("extra_configs", []) if c not in undo.get("configs_added", [])]
+            if env or configs:
+                lab.overrides[undo["service"]] = {"extra_configs": configs, "env": env}
+            else:
+                lab.overrides.pop(undo["service"], None)
+        for relay in record.get("relays", []):
+            if "pid_file" in relay:
+                stop_relay(relay)
+        for filename, text in record.get("originals", {}).items():
+            (Path(record["targets_dir"]) / filename).write_text(text)
+        lab.faults.pop(name)
+    if names:
+        lab.save()
+    return names

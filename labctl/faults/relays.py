@@ -30,7 +30,7 @@ def start_relay(ctx: FaultContext, fault: str, name: str, target: str, mode: str
     # The relay must import this very labctl even when started from another working directory.
     env["PYTHONPATH"] = str(ctx.model.root) + os.pathsep + env.get("PYTHONPATH", "")
     pid_path = folder / f"{name}.pid"
-    rec = process.spawn(cmd, env, folder / f"{name}.log", folder, pid_path)
+    rec = process.spawn(cmd, env, folder / f"{name}.log", folder, pid_path, process.fingerprint(cmd, {}))
     if not wait_until("relay", lambda: status.is_file() and rec.alive(), timeout=5):
         process.terminate([rec], timeout=1)
         raise LabError(f"the fault relay for {fault} did not start",

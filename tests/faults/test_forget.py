@@ -1,0 +1,34 @@
+"""`labctl down` drops active faults from the state: no fault override survives into the next `up`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from labctl.faults.engine import forget_faults
+from labctl.state import LabState
+
+
+def test_forget_restores_overrides_and_targets(tmp_path: Path) -> None:
+    targets = tmp_path / "targets"
+    targets.mkdir()
+    (targets / "collector.json").write_text('[{"targets": ["127.0.0.1:9999"]}]')
+    lab = LabState(dir=tmp_path / "lab", stage="module-3")
+    lab.overrides = {
+        "proxy": {"env": {"LAB_PROXY_UPSTREAM": "http://127.0.0.1:1234", "KEEP": "me"}, "extra_configs": []},
+        "collector": {"env": {"LAB_FAULT_AUTH_TOKEN": "t"}, "extra_configs": ["/x/faults/auth.yaml"]},
+    }
+    lab.faults = {
+        "network": {"record": {"overrides": [{"service": "proxy", "env_before": {"LAB_PROXY_UPSTREAM": None},
+                                              "configs_added": []}],
+                               "relays": [], "targets_dir": str(targets),
+                               "originals": {"collector.json": '[{"targets": ["127.0.0.1:8889"]}]'}}},
+        "auth": {"record": {"overrides": [{"service": "collector", "env_before": {"LAB_FAULT_AUTH_TOKEN": None},
+                                           "configs_added": ["/x/faults/auth.yaml"]}]}},
+    }
+    lab.save()
+    assert sorted(forget_faults(lab)) == ["auth", "network"]
+    again = LabState.load(lab.dir)
+    assert again.faults == {}
+    assert again.overrides == {"proxy": {"env": {"KEEP": "me"}, "extra_configs": []}}
+    assert json.loads((targets / "collector.json").read_text())[0]["targets"] == ["127.0.0.1:8889"]
