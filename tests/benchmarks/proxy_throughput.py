@@ -105,14 +105,38 @@ def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
 
 
-def start_proxy(workdir: Path, contract: bool) -> ProxyProcess:
+def start_proxy(workdir: Path, contract: bool, upstream: str = "") -> ProxyProcess:
     raw = {"listen": {"otlp_grpc": f"127.0.0.1:{free_port()}", "otlp_http": f"127.0.0.1:{free_port()}",
                       "admin": f"127.0.0.1:{free_port()}"},
            "data_dir": str(workdir / "data"),
            "contract": {"path": str(CONTRACT) if contract else "", "mode": "observe"},
-           "inspect": {"console": "off"}}
+           "inspect": {"console": "off"},
+           "upstream": {"endpoint": upstream, "retry": {"initial_interval": "1s", "max_interval": "5s"}}}
     workdir.mkdir(parents=True, exist_ok=True)
     return ProxyProcess(yaml.safe_load(yaml.safe_dump(raw)), workdir).start()
+
+
+def burst_report(name: str, target: Target) -> None:
+    print(f"\n# 10x burst: 300 sessions x (metrics + events) per second for 5s, {name}")
+    proc = psutil.Process(target.pid)
+    before = proc.memory_info().rss
+    peak = before
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not stop.is_set():
+            peak = max(peak, proc.memory_info().rss)
+            time.sleep(0.05)
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    burst = asyncio.run(_classroom(target, 300, 5))
+    time.sleep(1)
+    stop.set()
+    sampler.join()
+    after = proc.memory_info().rss
+    print(f"requests={len(burst)} p50={pct(burst, 50):.2f} ms p99={pct(burst, 99):.2f} ms; proxy RSS "
+          f"before={before / 2**20:.0f} MiB peak={peak / 2**20:.0f} MiB after={after / 2**20:.0f} MiB")
 
 
 def main() -> None:
@@ -151,26 +175,18 @@ def main() -> None:
         print(f"added by the proxy: p50={pct(lat['proxy'], 50) - pct(lat['collector'], 50):+.2f} ms  "
               f"p99={pct(lat['proxy'], 99) - pct(lat['collector'], 99):+.2f} ms  (goal p99 added <= 5 ms)")
 
-        print("\n# 10x burst: 300 sessions for 5s against the proxy")
-        proc = psutil.Process(proxy.proc.pid)
-        before = proc.memory_info().rss
-        peak = before
-        stop = threading.Event()
-
-        def sample() -> None:
-            nonlocal peak
-            while not stop.is_set():
-                peak = max(peak, proc.memory_info().rss)
-                time.sleep(0.05)
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        burst = asyncio.run(_classroom(targets["proxy"], 300, 5))
-        time.sleep(1)
-        stop.set()
-        sampler.join()
-        after = proc.memory_info().rss
-        print(f"requests={len(burst)} p50={pct(burst, 50):.2f} ms p99={pct(burst, 99):.2f} ms; proxy RSS "
-              f"before={before / 2**20:.0f} MiB peak={peak / 2**20:.0f} MiB after={after / 2**20:.0f} MiB")
+        # The burst: once against the module-1 sink, once with the upstream down (everything is spooled).
+        down = start_proxy(tmp / "down", contract=True, upstream=f"http://127.0.0.1:{free_port()}")
+        try:
+            targets["proxy, upstream down"] = Target("down", down.http, down.raw["listen"]["otlp_grpc"], down.proc.pid)
+            for name in ("proxy", "proxy, upstream down"):
+                burst_report(name, targets[name])
+            s = down.stats()
+            print(f"upstream down: spooled={sum(s['gauges']['spooled'].values())} items "
+                  f"({s['gauges']['spool_bytes'] / 2**20:.1f} MiB on disk), memory queue "
+                  f"{s['gauges']['queue_bytes'] / 2**20:.1f} of {s['gauges']['queue_max_bytes'] / 2**20:.0f} MiB")
+        finally:
+            down.stop()
     finally:
         proxy.stop()
         bare.stop()
