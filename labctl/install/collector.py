@@ -7,9 +7,11 @@ from pathlib import Path
 
 from labctl.install.gobuild import (
     ProgressFn,
+    cached_without_go,
     fingerprint,
     go_env,
     go_version,
+    has_go,
     is_up_to_date,
     run_go,
     write_stamp,
@@ -44,6 +46,8 @@ def install_collector(*, force: bool = False, progress: ProgressFn | None = None
     versions = load_versions(root)
     core = require(versions, "LAB_COLLECTOR_CORE_VERSION")
     target = bin_dir() / BINARY
+    if not has_go() and target.is_file() and not force:
+        return cached_without_go("collector", target)
     digest = build_fingerprint(root)
     if not force and is_up_to_date([target], digest):
         return {"component": "collector", "binary": str(target), "built": False, "seconds": 0.0}

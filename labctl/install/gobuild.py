@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -30,6 +31,21 @@ def go_binary() -> str:
     if not go:
         raise LabError("the Go toolchain (`go`) is not on PATH", _GO_HINT)
     return go
+
+
+def has_go() -> bool:
+    return shutil.which("go") is not None
+
+
+def cached_without_go(component: str, binary: Path) -> dict[str, object]:
+    """Without Go a cached build cannot be checked against the sources: use it, and say so."""
+    return {
+        "component": component,
+        "binary": str(binary),
+        "built": False,
+        "seconds": 0.0,
+        "note": "cached build used without Go: it cannot be checked against the pinned sources",
+    }
 
 
 def go_version() -> str:
@@ -83,15 +99,23 @@ def write_stamp(binary: Path, digest: str, info: dict[str, str]) -> None:
 def run_go(
     args: list[str], *, cwd: Path | None, env: dict[str, str], what: str, progress: ProgressFn | None = None
 ) -> float:
-    """Run `go ARGS`, streaming its output to a log and a status line; return seconds taken."""
+    """Run `go ARGS`, streaming its output to a log and a status line; return seconds taken.
+
+    With `progress` the caller owns the display (e.g. a rich Progress: only one live display may be
+    active), and gets "<what> (<seconds>s): <last go line>"; without it a status spinner is shown here.
+    """
     log_dir = cache_dir() / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{what.replace(' ', '-')}.log"
     tail: deque[str] = deque(maxlen=15)
     start = time.monotonic()
-    console = Console(stderr=True)
     cmd = [go_binary(), *args]
-    with log_path.open("w", encoding="utf-8") as log, console.status(f"{what}: starting go…") as status:
+    with contextlib.ExitStack() as stack:
+        if progress is None:
+            status = stack.enter_context(Console(stderr=True).status(f"{what}: starting go…"))
+            progress = status.update
+        progress(f"{what}: starting go…")
+        log = stack.enter_context(log_path.open("w", encoding="utf-8"))
         log.write("$ " + " ".join(cmd) + "\n")
         proc = subprocess.Popen(
             cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
@@ -101,10 +125,7 @@ def run_go(
             log.write(line)
             line = line.rstrip()
             tail.append(line)
-            elapsed = time.monotonic() - start
-            status.update(f"{what} ({elapsed:.0f}s): {line[:100]}")
-            if progress:
-                progress(line)
+            progress(f"{what} ({time.monotonic() - start:.0f}s): {line[:100]}")
         rc = proc.wait()
     seconds = time.monotonic() - start
     if rc != 0:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from labctl.install.gobuild import (
     ProgressFn,
+    cached_without_go,
     fingerprint,
     go_env,
     go_version,
+    has_go,
     is_up_to_date,
     run_go,
     write_stamp,
@@ -23,6 +25,8 @@ def install_prometheus(*, force: bool = False, progress: ProgressFn | None = Non
     module_version = require(versions, "LAB_PROMETHEUS_MODULE_VERSION")
     release = require(versions, "LAB_PROMETHEUS_VERSION")
     targets = [bin_dir() / name for name in BINARIES]
+    if not has_go() and all(t.is_file() for t in targets) and not force:
+        return cached_without_go("prometheus", targets[0])
     digest = fingerprint([go_version(), module_version, release], [])
     if not force and is_up_to_date(targets, digest):
         return {"component": "prometheus", "binary": str(targets[0]), "built": False, "seconds": 0.0}
