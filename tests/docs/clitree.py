@@ -55,18 +55,45 @@ def _takes_value(param: Any) -> bool:
     return _is_option(param) and not (param.is_flag or param.count)
 
 
+def value_kind(param: Any) -> tuple[str, list[str]]:
+    """("int" | "float" | "choice" | "text", choices) for a parameter, from Typer's annotation or click's type."""
+    import enum
+    import types
+    import typing
+
+    descriptor = getattr(param, "type_descriptor", None)
+    annotation = getattr(descriptor, "annotation", None)
+    if annotation is not None:
+        args = typing.get_args(annotation)
+        if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+            non_none = [a for a in args if a is not type(None)]
+            annotation = non_none[0] if len(non_none) == 1 else annotation
+        if typing.get_origin(annotation) is typing.Literal:
+            return "choice", [str(a) for a in typing.get_args(annotation)]
+        if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+            return "choice", [str(m.value) for m in annotation]
+        if annotation is bool:
+            return "text", []
+        if annotation is int:
+            return "int", []
+        if annotation is float:
+            return "float", []
+        return "text", []
+    ptype = getattr(param, "type", None)  # plain click
+    if getattr(ptype, "choices", None) is not None:
+        return "choice", [str(c) for c in ptype.choices]
+    return {"integer": "int", "float": "float"}.get(getattr(ptype, "name", ""), "text"), []
+
+
 def _check_value(param: Any, value: str, where: str) -> list[str]:
     if _PLACEHOLDER_RE.match(value):
         return []
-    ptype = getattr(param, "type", None)
-    type_name = getattr(ptype, "name", "")
-    if getattr(ptype, "choices", None) is not None:
-        allowed = [str(c) for c in ptype.choices]
-        if value not in allowed:
-            return [f"{where}: {value!r} is not one of {allowed}"]
-    elif type_name == "integer" and not re.fullmatch(r"-?\d+", value):
+    kind, allowed = value_kind(param)
+    if kind == "choice" and value not in allowed:
+        return [f"{where}: {value!r} is not one of {allowed}"]
+    if kind == "int" and not re.fullmatch(r"-?\d+", value):
         return [f"{where}: {value!r} is not a whole number"]
-    elif type_name == "float":
+    if kind == "float":
         try:
             float(value)
         except ValueError:

@@ -48,6 +48,8 @@ SCENARIO: tuple[Step, ...] = (
     Step("module-1-up", ("up", "module-1"), run_extra=("--port-offset", "{offset}")),
     Step("module-1-status", ("status",)),
     Step("module-1-check", ("check", "--layer", "1")),
+    Step("module-1-contract-check", ("contract", "check", "lab/modules/module-1/token-usage.json")),
+    Step("module-1-contract-check", ("contract", "check", "/tmp/broken.json"), exit_codes=(1,)),
     Step("module-1-break-contract", ("break", "contract")),
     Step("module-1-break-contract", ("check", "--layer", "1"), exit_codes=(11,)),
     Step(None, ("heal", "contract")),
@@ -96,10 +98,22 @@ def _state_dir(base: Path) -> Path:
     return base / ("s" * max(pad, 1))
 
 
+# Files the exercises tell the student to make, made here the same way, in the run's own directory.
+BROKEN_COPY = "/tmp/broken.json"
+
+
+def _make_files(base: Path) -> dict[str, Path]:
+    example = (REPO / "lab" / "modules" / "module-1" / "token-usage.json").read_text(encoding="utf-8")
+    broken = base / "broken.json"
+    broken.write_text(example.replace('"input"', '"prompt"'), encoding="utf-8")  # the guide's sed edit
+    return {BROKEN_COPY: broken}
+
+
 class Runner:
-    def __init__(self, state_dir: Path, offset: int) -> None:
+    def __init__(self, state_dir: Path, offset: int, files: dict[str, Path] | None = None) -> None:
         self.state_dir = state_dir
         self.offset = offset
+        self.files = files or {}
         self.env = {k: v for k, v in os.environ.items()
                     if not k.startswith(("LABCTL_STATE_DIR", "LABCTL_INSTANCE", "LABCTL_RUNTIME", "OTEL_"))}
         self.env.update({"LABCTL_STATE_DIR": str(state_dir), "LABCTL_RUNTIME": "native", "COLUMNS": str(WIDTH),
@@ -108,8 +122,9 @@ class Runner:
 
     def run(self, step: Step) -> str:
         extra = tuple(a.replace("{offset}", str(self.offset)) for a in step.run_extra)
+        args = tuple(str(self.files.get(a, a)) for a in step.args)
         proc = subprocess.run(
-            [sys.executable, "-m", "labctl", *step.args, *extra],
+            [sys.executable, "-m", "labctl", *args, *extra],
             cwd=REPO, env=self.env, capture_output=True, text=True, timeout=240, check=False,
         )
         out = (proc.stdout + proc.stderr).rstrip()
@@ -120,6 +135,8 @@ class Runner:
 
     def tidy(self, text: str) -> str:
         """Write what a student on default ports and the default state dir would see."""
+        for shown, real in self.files.items():
+            text = text.replace(str(real), shown)
         text = text.replace(str(self.state_dir), DEFAULT_STATE).replace(str(Path.home()), "~")
         text = re.sub(r"(?<!\d)(\d{4,5})(?!\d)", lambda m: str(self.shifted.get(int(m.group(1)), m.group(1))), text)
         text = text.replace(f"{sys.executable} -m labctl", "labctl").replace("python -m labctl", "labctl")
@@ -133,7 +150,7 @@ class Runner:
 def run_scenario() -> dict[str, str]:
     """Every section's transcript, from one real run; the lab is always torn down."""
     base = Path(tempfile.mkdtemp(prefix="lab"))
-    runner = Runner(_state_dir(base), pick_offset())
+    runner = Runner(_state_dir(base), pick_offset(), _make_files(base))
     sections: dict[str, list[str]] = {}
     try:
         for step in SCENARIO:

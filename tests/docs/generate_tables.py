@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import clitree
 import docsmd
 
 REPO = docsmd.REPO
@@ -238,7 +239,73 @@ def playbooks_common() -> str:
     return _table(["playbook", "problem"], rows)
 
 
+# ---- CLI reference ---------------------------------------------------------------------------------
+
+def _walk(cmd: Any, path: list[str]) -> Iterator[tuple[list[str], Any]]:
+    yield path, cmd
+    for name in sorted(getattr(cmd, "commands", {}) or {}):
+        yield from _walk(cmd.commands[name], [*path, name])
+
+
+def _param_row(param: Any) -> list[str]:
+    if param.param_type_name == "argument":
+        name = f"`{param.name.upper()}`" + ("" if param.required else " (optional)")
+    else:
+        name = ", ".join(f"`{o}`" for o in [*param.opts, *param.secondary_opts])
+        if not (param.is_flag or param.count):
+            kind, _ = clitree.value_kind(param)
+            name += f" `{param.metavar or {'int': 'N', 'float': 'X'}.get(kind, 'TEXT')}`"
+    _, choices = clitree.value_kind(param)
+    helptext = _cell(getattr(param, "help", "") or "")
+    if choices:
+        helptext += " One of: " + ", ".join(f"`{c}`" for c in choices) + "."
+    default = param.default
+    if param.param_type_name == "option" and default not in (None, False, (), []) and not callable(default):
+        helptext += f" Default: `{default}`."
+    return [name, helptext or "—"]
+
+
+def cli_reference() -> str:
+    import typer.main
+
+    import labctl.cli
+
+    root = typer.main.get_command(labctl.cli.app)
+    out = []
+    for path, cmd in _walk(root, ["labctl"]):
+        if getattr(cmd, "hidden", False):
+            continue
+        title = " ".join(path)
+        helptext = (cmd.help or "").strip().split("\n\n")[0].replace("\n", " ")
+        params = [p for p in cmd.params if p.param_type_name in ("argument", "option") and p.name != "help"]
+        is_group = bool(getattr(cmd, "commands", None))
+        section = [f"### `{title}`", "", _cell(helptext) or "—"]
+        if params:
+            section += ["", _table(["argument / option", "meaning"], [_param_row(p) for p in params])]
+        if is_group and len(path) > 1:
+            section += ["", "Commands: " + ", ".join(f"`{title} {n}`" for n in sorted(cmd.commands)) + "."]
+        out.append("\n".join(section))
+    return "\n\n".join(out)
+
+
+def faults() -> str:
+    from labctl.faults.registry import FAULTS
+
+    rows = []
+    for f in FAULTS.values():
+        opts = "<br>".join(
+            f"`--{o.name}` {' / '.join(f'`{c}`' for c in o.choices) if o.choices else '`N`'}"
+            + (f" (default `{o.default}`)" if o.default is not None else "") for o in f.options) or "—"
+        alert = f.alert({o.name: o.default for o in f.options}) if f.options or f.alert else None
+        rows.append([f"`{f.name}`", str(f.layer), _cell(f.summary), opts,
+                     f"`{alert}`" if alert else "—",
+                     f"[{f.playbook}](../playbooks/{f.playbook}.md)" if f.playbook else "—"])
+    return _table(["fault", "first failing layer", "what it does", "options", "alert (defaults)", "playbook"], rows)
+
+
 SECTIONS: dict[str, Callable[[], str]] = {
+    "cli-reference": cli_reference,
+    "faults": faults,
     "images": images,
     "ports": ports,
     "contract-metrics": contract_metrics,

@@ -46,6 +46,8 @@ def test_every_documented_command_and_option_exists(root):
         ["break", "no-such-fault"],
         ["break", "network", "--hop", "nowhere"],
         ["break", "network", "--no-such-option", "1"],
+        ["check", "--layer", "two"],
+        ["emit", "--duration", "soon"],
     ],
 )
 def test_checker_rejects_what_the_cli_rejects(root, argv):
