@@ -281,7 +281,7 @@ def from_dict(raw: Any, base_dir: Path, source: Path | None = None,
         otlp_http=http_l,
         admin=admin_l,
         # data_dir is relative to the working directory (where the student runs it), the contract to the file.
-        data_dir=Path(str(top.get("data_dir", ".labctl-proxy"))).expanduser(),
+        data_dir=Path(str(top.get("data_dir", "~/.local/state/labctl/proxy"))).expanduser(),
         contract_path=rel(cpath) if cpath else None,
         mode=_choice(contract.get("mode", "observe"), "contract.mode", _MODES),
         contract_reload=_bool(contract.get("reload", True), "contract.reload"),

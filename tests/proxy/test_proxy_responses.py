@@ -199,3 +199,13 @@ def test_grpc_invalid_argument_and_partial_success(start_proxy):
     c = proxy.stats()["counters"]
     assert c["accepted"] == {"metrics": 6, "logs": 3, "traces": 0}
     assert c["requests"]["metrics"] == {"bad_protobuf": 1, "partial": 1}
+
+
+def test_port_in_use_is_a_clear_error(start_proxy):
+    from labctl.errors import LabError
+
+    first = start_proxy()
+    for taken in ({"otlp_http": first.http.removeprefix("http://")}, {"otlp_grpc": first.grpc}):
+        with pytest.raises(LabError) as err:
+            start_proxy(listen=taken)
+        assert "cannot listen" in err.value.message and "LAB_PROXY_OTLP" in (err.value.hint or "")
