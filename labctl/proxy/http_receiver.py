@@ -11,7 +11,9 @@ from __future__ import annotations
 import hmac
 import logging
 
+import aiohttp
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2
 
@@ -83,7 +85,12 @@ class HttpReceiver:
                           f"unsupported Content-Type {shown!r}: OTLP/HTTP takes application/x-protobuf or "
                           "application/json", reply_media)
         try:
-            body = await self._read(request)
+            try:
+                body = await self._read(request)
+            except (ConnectionError, aiohttp.ClientPayloadError, HttpProcessingError):
+                # The client went away mid-body: nothing was acknowledged, nobody to answer.
+                self.stats.requests[(sig.name, "client_disconnected")] += 1
+                raise web.HTTPBadRequest(text="request body ended early") from None
             body = codec.inflate(body, request.headers.get("Content-Encoding"), self.max_bytes)
             msg = codec.decode(sig, body, media)
         except CodecError as exc:

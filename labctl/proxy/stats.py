@@ -15,7 +15,7 @@ SIGNAL_NAMES = ("metrics", "logs", "traces")
 # name -> help, for every counter in the snapshot (the /metrics renderer uses these).
 COUNTER_HELP = {
     "requests": "Export requests received, by signal and outcome (ok, partial, spool_full, unauthenticated, "
-                "unsupported_media_type, unsupported_encoding, too_large, bad_protobuf, bad_json, bad_compression).",
+                "unsupported_media_type, unsupported_encoding, too_large, bad_protobuf, bad_json, bad_compression, client_disconnected).",
     "received": "Items (data points, log records, spans) received in decodable requests, by signal.",
     "accepted": "Items acknowledged to the client (stored durably when an upstream is configured).",
     "rejected": "Items in decodable requests that were not acknowledged, by signal and reason (contract: enforce "

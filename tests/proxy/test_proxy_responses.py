@@ -209,3 +209,23 @@ def test_port_in_use_is_a_clear_error(start_proxy):
         with pytest.raises(LabError) as err:
             start_proxy(listen=taken)
         assert "cannot listen" in err.value.message and "LAB_PROXY_OTLP" in (err.value.hint or "")
+
+
+def test_client_vanishing_mid_body_is_counted_and_harmless(start_proxy):
+    import socket
+
+    proxy = start_proxy()
+    port = int(proxy.http.rsplit(":", 1)[1])
+    for framing in (b"Content-Length: 1000\r\n\r\n0123456789", b"Transfer-Encoding: chunked\r\n\r\n5\r\nabc"):
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.sendall(b"POST /v1/metrics HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n" + framing)
+            s.shutdown(socket.SHUT_WR)
+            s.recv(100)
+    r = post(proxy.http + "/v1/metrics", token_usage(1).SerializeToString(), PB)
+    assert r.status_code == 200
+    import time
+    deadline = time.monotonic() + 5
+    while proxy.stats()["counters"]["requests"]["metrics"].get("client_disconnected") != 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert proxy.stats()["counters"]["accepted"]["metrics"] == 1
