@@ -75,7 +75,8 @@ class Runtime(ABC):
         else:
             self.lab.overrides.pop(service, None)
         self.lab.save()
-        if self.is_running(service):
+        # A service of the running stage is (re)started, also after a failed start: healing must work.
+        if service in self.stage_services() or self.is_running(service):
             self.restart(service)
 
     @abstractmethod

@@ -98,8 +98,13 @@ def test_collector_overrides_become_a_compose_override_file(tmp_path, recorder):
     rt = make_runtime(tmp_path, recorder)
     rt.lab.stage = "module-2"
     rt.lab.save()
+    rt.collector_timeout = 0.5  # the recorder starts no container, so the health wait must give up
     fault = load_model().root / "collector-configs" / "auth.yaml"
-    rt.set_overrides("collector", extra_configs=[fault], env={"LAB_COLLECTOR_AUTH_TOKEN": "t0ken"})
+    with pytest.raises(LabError, match="collector was not healthy"):
+        rt.set_overrides("collector", extra_configs=[fault], env={"LAB_COLLECTOR_AUTH_TOKEN": "t0ken"})
+    (recreate,) = [c for c in calls(recorder) if " up " in c]
+    assert f"--file {rt.override_file} " in recreate
+    assert recreate.endswith("up --detach --wait --wait-timeout 180 --force-recreate --no-deps collector")
     doc = rt.override_doc()["services"]["collector"]
     assert doc["command"] == [
         "--config", "/lab/collector-configs/base.yaml", "--config", "/lab/collector-configs/auth.yaml"

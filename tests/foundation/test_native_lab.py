@@ -202,3 +202,14 @@ def test_overrides_are_persisted_and_applied_by_restarting_the_service(native_la
     runtime.set_overrides("collector")  # clearing restores the base configuration
     restored = records(lab)["collector"]
     assert "--config" not in restored.cmd[2:] and not LabState.load(lab.dir).overrides
+
+    # A broken configuration: the start fails with the service's own words and the next step.
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("exporters:\n  nosuchexporter: {}\n")
+    with pytest.raises(LabError) as err:
+        runtime.set_overrides("collector", extra_configs=[broken])
+    assert "collector exited while starting" in err.value.message
+    assert "nosuchexporter" in err.value.message  # the tail of the collector's log
+    assert "labctl logs collector" in (err.value.hint or "")
+    runtime.set_overrides("collector")
+    assert records(lab)["collector"].alive()
