@@ -202,7 +202,12 @@ class DockerRuntime(Runtime):
             ) from None
 
     def down(self, volumes: bool = False) -> None:
-        self.require_engine()
+        ok, why = docker_engine()
+        if not ok:
+            raise LabError(
+                f"cannot stop the docker lab: {why}",
+                f"start Docker and run `labctl down` again (to forget this lab instead, delete {self.lab.path})",
+            )
         # All layer files, so every service of this project is found, whatever stage is running.
         self._compose(
             lambda c: c.compose.down(remove_orphans=True, volumes=volumes, timeout=5),
