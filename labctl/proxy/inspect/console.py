@@ -4,6 +4,7 @@ lab captures into the proxy's service log."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from rich.console import Console
@@ -11,14 +12,31 @@ from rich.markup import escape
 
 
 class ConsoleView:
-    def __init__(self, mode: str = "summary", console: Console | None = None, max_lines: int = 20) -> None:
+    def __init__(self, mode: str = "summary", console: Console | None = None, max_lines: int = 20,
+                 max_payloads_per_s: int = 20) -> None:
         self.mode = mode
         self.console = console or Console(stderr=True, highlight=False, soft_wrap=True)
         self.max_lines = max_lines
+        self.max_payloads_per_s = max_payloads_per_s
+        self._second = 0
+        self._shown = 0
+        self._skipped = 0
 
     def show(self, summary: dict[str, Any], records: list[dict[str, Any]]) -> None:
         if self.mode == "off":
             return
+        # Under load a line per payload would cost more than the proxy's work: show the first few per
+        # second and say how many were left out (the page and the JSONL log have all of them).
+        second = int(time.monotonic())
+        if second != self._second:
+            if self._skipped:
+                self.console.print(f"[dim]… {self._skipped} more payloads in the last second not shown "
+                                   "(see the inspector page or the JSONL log)[/]")
+            self._second, self._shown, self._skipped = second, 0, 0
+        if self._shown >= self.max_payloads_per_s:
+            self._skipped += 1
+            return
+        self._shown += 1
         ok = summary["verdict"] == "ok"
         colour = "green" if ok else "red"
         self.console.print(

@@ -45,7 +45,9 @@ function renderPayloadRows() {
     tbody.appendChild(row(["waiting for the first export…"], "empty")).firstChild.colSpan = 7;
     return;
   }
+  const onlyBad = document.getElementById("only-violations").checked;
   for (const p of state.payloads) {
+    if (onlyBad && p.verdict === "ok") continue;
     const tr = row([p.seq, p.time, p.signal, p.protocol, p.items + (p.rejected ? " (" + p.rejected + " violating)" : ""),
       verdictCell(p.verdict), (p.names || []).join(", ")], "clickable payload" + (p._new ? " new" : ""));
     tr.dataset.seq = p.seq;
@@ -167,5 +169,6 @@ async function tick() {
   }
 }
 
+document.getElementById("only-violations").addEventListener("change", renderPayloadRows);
 tick();
 setInterval(tick, 1000);
