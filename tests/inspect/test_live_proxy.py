@@ -104,3 +104,35 @@ def test_sessions_and_export_commands(start_proxy) -> None:
 
     r = labctl("proxy", "sessions", "--url", "http://127.0.0.1:9")
     assert r.returncode == 2 and "cannot reach the proxy's admin API" in r.stderr
+
+
+def test_contract_edit_is_picked_up_by_the_inspector(start_proxy, tmp_path) -> None:
+    import time
+
+    contract = tmp_path / "contract.yaml"
+    contract.write_text((REPO / "lab" / "contracts" / "claude-code.yaml").read_text())
+    proxy = start_proxy(contract={"path": str(contract), "mode": "observe", "reload": True})
+    info = requests.get(proxy.admin + "/api/contract", timeout=5).json()
+    assert info["loaded"] and info["name"] == "claude-code"  # known before any data arrives
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
+
+    def answer() -> str:
+        resp = ExportMetricsServiceResponse.FromString(proxy.send("metrics", point).content)
+        return resp.partial_success.error_message
+
+    point = metrics_request([Point("claude_code.commit.count", 1, session_attrs())])
+    assert answer() == ""
+    # the class decides commits are not part of the contract any more
+    text = contract.read_text().replace("  claude_code.commit.count:", "  claude_code.commit.count.retired:")
+    contract.write_text(text.replace("contract: claude-code", "contract: claude-code-v2"))
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if "is not in the contract" in answer():  # observe mode: accepted, but reported
+            break
+        time.sleep(0.3)
+    else:
+        raise AssertionError("the edited contract was not picked up")
+    info = requests.get(proxy.admin + "/api/contract", timeout=5).json()
+    assert info["name"] == "claude-code-v2" and "claude_code.commit.count.retired" in info["contract"]["metrics"]
+    violations = requests.get(proxy.admin + "/api/violations", timeout=5).json()["violations"]
+    assert violations[0]["rule"] == "unknown_metric" and violations[0]["name"] == "claude_code.commit.count"
