@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 import pytest
 
 from labctl.errors import LabError
-from labctl.install import BINARIES, env_var_for, install, resolve_binary
+from labctl.install import BINARIES, cache_dir, env_var_for, install, resolve_binary
 from labctl.install.collector import build_fingerprint, install_collector
 from labctl.install.gobuild import is_up_to_date, stamp_path
 from labctl.install.prometheus import install_prometheus
 from tests.configs.confhelpers import REPO
 
 GO = shutil.which("go")
+# The lab's real cache (where tests/run-all.sh installed the binaries), read before any isolation.
+REAL_CACHE = cache_dir()
 GO_DIR = str(Path(GO).parent) if GO else ""
 
 
@@ -124,8 +125,7 @@ def test_grafana_binary_outside_an_archive_is_explained(
 
 def test_install_all_reports_grafana_without_failing(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Point the cache at the real, already built binaries (tests/run-all.sh built them): nothing rebuilds.
-    real_cache = Path(os.path.expanduser("~/.cache/labctl"))
-    monkeypatch.setenv("LABCTL_CACHE_DIR", str(real_cache))
+    monkeypatch.setenv("LABCTL_CACHE_DIR", str(REAL_CACHE))
     monkeypatch.setenv("PATH", GO_DIR)
     results = {r["component"]: r for r in install("all")}
     assert results["collector"]["built"] is False
@@ -150,7 +150,7 @@ def test_collector_fingerprint_follows_the_sources(tmp_path: Path) -> None:
     main = root / "collector-configs" / "distribution" / "main.go"
     main.write_text(main.read_text() + "\n// changed\n")
     assert build_fingerprint(root) != before
-    binary_path = Path(os.path.expanduser("~/.cache/labctl/bin/otelcol-lab"))
+    binary_path = REAL_CACHE / "bin" / "otelcol-lab"
     assert is_up_to_date([binary_path], before)
     assert not is_up_to_date([binary_path], build_fingerprint(root))
     assert stamp_path(binary_path).name == ".otelcol-lab.stamp.json"
