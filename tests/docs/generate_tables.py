@@ -257,6 +257,8 @@ def _param_row(param: Any) -> list[str]:
             name += f" `{param.metavar or {'int': 'N', 'float': 'X'}.get(kind, 'TEXT')}`"
     _, choices = clitree.value_kind(param)
     helptext = _cell(getattr(param, "help", "") or "")
+    if helptext and not helptext.endswith((".", ")")):
+        helptext += "."
     if choices:
         helptext += " One of: " + ", ".join(f"`{c}`" for c in choices) + "."
     default = param.default

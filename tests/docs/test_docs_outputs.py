@@ -34,8 +34,8 @@ def test_tidy_writes_default_ports_and_state_dir(tmp_path):
 
 
 def test_normalise_ignores_numbers_and_border_widths():
-    a = "│ proxy │ ok │ 12 points seen │ marker check-4865a457\n┏━━━━┓"
-    b = "│ proxy │ ok │ 3 points │\n│       │    │ seen   │ marker check-0123abcd\n┏━━━━━━━━┓"
+    a = "│ proxy │ ok │ 12 points seen │ marker check-4865a457\n┏━━━━┓ query=check-c…"
+    b = "│ proxy │ ok │ 3 points │\n│       │    │ seen   │ marker check-0123abcd\n┏━━━━━━━━┓ query=check-a…"
     assert generate_outputs.normalise(a) == generate_outputs.normalise(b)
     assert generate_outputs.normalise("│ ok │ proxy") != generate_outputs.normalise("│ FAIL │ proxy")
 
