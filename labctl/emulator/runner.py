@@ -87,6 +87,7 @@ class Emulator:
         watcher = install_sdk_log_watcher(self.stats, quiet=self.options.quiet_sdk)
         cpu0 = resource.getrusage(resource.RUSAGE_SELF)
         t_start = time.monotonic()
+        self.stats.started = t_start  # export times are measured from here, like Claude Code's start
         telemetry = Telemetry(self.settings, self.stats, marker=self.options.marker, console_out=self.console_out,
                               service_name=self.settings.service_name)
         try:

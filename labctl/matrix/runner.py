@@ -175,16 +175,15 @@ def _scrape_loop(port: int, stop: threading.Event, found: dict[str, Any]) -> Non
 
 def _wait_collector(c: Collector, deadline_s: float) -> dict[str, dict[str, float]]:
     """The Collector's accepted/refused counts, once they stop changing (its batch processor waits 1 s)."""
-    last: dict[str, dict[str, float]] = {}
+    time.sleep(1.2)  # the exit flush may still sit in the Collector's 1 s batch
+    last: dict[str, dict[str, float]] = c.received()
     stable = 0
     end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        cur = c.received()
-        stable = stable + 1 if cur == last and cur else 0
-        last = cur
-        if stable >= 2:
-            break
+    while time.monotonic() < end and stable < 2:
         time.sleep(0.4)
+        cur = c.received()
+        stable = stable + 1 if cur == last else 0
+        last = cur
     return last
 
 
