@@ -48,7 +48,7 @@ def check(
     as_json: JsonOpt = False,
 ) -> None:
     """Validate an OTLP payload offline: every violation with its path. Exit 1 when anything violates."""
-    from labctl.contract.payload_io import read_payload
+    from labctl.contract.payload_io import read_payloads
 
     if signal not in ("auto", "metrics", "logs", "traces"):
         raise LabError(f"--signal {signal!r} is not known", "use auto, metrics, logs or traces")
@@ -60,28 +60,41 @@ def check(
             raise LabError(f"payload file {payload} does not exist", "pass an OTLP payload file, or - for stdin")
         data, source = p.read_bytes(), payload
     c = _load(contract)
-    sig, request = read_payload(data, source, signal)
-    ev = c.evaluate(sig, request)
-    violations = ev.violations()
+    payloads = read_payloads(data, source, signal)
+    results = []
+    for i, (sig, request) in enumerate(payloads):
+        ev = c.evaluate(sig, request)
+        prefix = f"payload[{i}]." if len(payloads) > 1 else ""
+        violations = [{**v, "path": prefix + v["path"]} for v in ev.violations()]
+        results.append((sig, ev.total, ev.rejected, violations))
+    all_violations = [v for r in results for v in r[3]]
     if as_json:
         from labctl.ui import print_json
 
-        print_json({"payload": source, "contract": c.name, "signal": sig, "items": ev.total,
-                    "violating_items": ev.rejected, "violations": violations})
+        out = [{"payload": source if len(payloads) == 1 else f"{source}[{i}]", "contract": c.name, "signal": sig,
+                "items": total, "violating_items": rejected, "violations": viol}
+               for i, (sig, total, rejected, viol) in enumerate(results)]
+        print_json(out[0] if len(out) == 1 else out)
     else:
         from labctl import ui
 
-        noun = {"metrics": "data points", "logs": "log records", "traces": "spans"}[sig]
-        if violations:
+        for _sig, _total, _rejected, violations in results:
             # One violation per block, path unabridged: a student copies it to find the spot in the payload.
             for v in violations:
                 ui.console.print(f"[red]✗ {escape(v['rule'])}[/] at {escape(v['path'])}", soft_wrap=True)
                 ui.console.print(f"    {escape(v['message'])}", soft_wrap=True)
-            ui.error(f"{ev.rejected} of {ev.total} {noun} violate contract '{c.name}'",
+        total = sum(r[1] for r in results)
+        rejected = sum(r[2] for r in results)
+        sigs = {r[0] for r in results}
+        noun = {"metrics": "data points", "logs": "log records", "traces": "spans"}[sigs.pop()] if len(sigs) == 1 \
+            else "items"
+        where = f"{source} ({len(payloads)} payloads)" if len(payloads) > 1 else source
+        if all_violations:
+            ui.error(f"{rejected} of {total} {noun} in {where} violate contract '{c.name}'",
                      "fix the sender (or the contract, if the contract is what is wrong)")
         else:
-            ui.success(f"{source}: all {ev.total} {noun} conform to contract '{c.name}'")
-    if violations:
+            ui.success(f"{where}: all {total} {noun} conform to contract '{c.name}'")
+    if all_violations:
         raise typer.Exit(1)
 
 

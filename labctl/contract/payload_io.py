@@ -39,6 +39,25 @@ def _looks_like(signal: str, msg: Any) -> bool:
     return any(len(sp.trace_id) == 16 for rs in msg.resource_spans for ss in rs.scope_spans for sp in ss.spans)
 
 
+def read_payloads(data: bytes, source: str, signal: str = "auto") -> list[tuple[str, Any]]:
+    """Every request in a file: one payload, or JSON Lines of OTLP/JSON requests (as the Collector's
+    file exporter writes them)."""
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as exc:
+            raise LabError(f"{source}: broken gzip data: {exc}", "pass the payload uncompressed or as valid gzip") from None
+    stripped = data.strip()
+    if stripped[:1] == b"{" and b"\n" in stripped:
+        lines = [ln for ln in stripped.split(b"\n") if ln.strip()]
+        if len(lines) > 1 and all(ln.lstrip()[:1] == b"{" and ln.rstrip()[-1:] == b"}" for ln in lines):
+            try:
+                json.loads(stripped)
+            except ValueError:  # not one document: JSON Lines
+                return [read_payload(ln, f"{source} line {i + 1}", signal) for i, ln in enumerate(lines)]
+    return [read_payload(data, source, signal)]
+
+
 def read_payload(data: bytes, source: str, signal: str = "auto") -> tuple[str, Any]:
     """(signal, Export*ServiceRequest) from the bytes of a payload file."""
     if data[:2] == b"\x1f\x8b":

@@ -72,3 +72,14 @@ def test_seed_contract_and_bad_inputs(labctl_run, tmp_path: Path) -> None:
     assert r.returncode == 2 and "without resourceMetrics" in r.stderr
     r = labctl_run("contract", "check", str(tmp_path / "missing.pb"))
     assert r.returncode == 2 and "does not exist" in r.stderr
+
+
+def test_json_lines_of_requests(labctl_run, tmp_path: Path) -> None:
+    """The Collector's file exporter writes one OTLP/JSON request per line: each is checked."""
+    lines = tmp_path / "export.jsonl"
+    lines.write_text("\n".join(json.dumps(to_otlp_json(m)) for m in (sample_metrics(), bad_metrics())) + "\n")
+    r = labctl_run("contract", "check", str(lines))
+    assert r.returncode == 1
+    assert "payload[1].resourceMetrics[0].scopeMetrics[0].metrics[0](claude_code.token.usage)" in r.stdout
+    assert "payload[0]." not in r.stdout
+    assert "2 of 15 data points" in r.stderr and "(2 payloads)" in r.stderr
