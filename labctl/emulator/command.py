@@ -90,7 +90,21 @@ def emit_command(
         + (f", marker {marker}" if marker else "") + ")"
         + (f": {targets}" if targets else f": exporters {', '.join(settings.metrics_exporters + settings.logs_exporters) or 'none'}")
     )
-    summary = emulator.run()
+    if not settings.exports_anything:
+        out.print("[yellow]nothing will be exported[/] — to send to the running lab: `labctl emit --from-lab`, "
+                  "or `eval \"$(labctl env)\"` first")
+
+    last_print = [0.0]
+
+    def tick(now: float, actions: int) -> None:
+        # A heartbeat every 10 s on long runs, so a student sees the emulator is alive and what it sent.
+        if now - last_print[0] >= 10:
+            last_print[0] = now
+            sent = sum(e.sent for e in emulator.stats.exporters.values())
+            failed = sum(e.failed for e in emulator.stats.exporters.values())
+            out.print(f"  {now:5.0f}s  {actions} actions, {sent} batches sent, {failed} failed")
+
+    summary = emulator.run(on_tick=None if json_out else tick)
     if summary_file:
         summary_file.parent.mkdir(parents=True, exist_ok=True)
         summary_file.write_text(json.dumps(summary, indent=2))

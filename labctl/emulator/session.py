@@ -181,7 +181,7 @@ def plan_session(
         for i, (kind, data) in enumerate(steps):
             add(t + window * (i + 1) / (len(steps) + 1), kind, **data)
         cli_s = sum(d["duration_ms"] for k, d in steps if k in ("api_request", "tool")) / 1000
-        add(t + window, "active_time", user_s=0.0, cli_s=round(cli_s, 3))
+        add(t + window, "active_time", cli_s=round(cli_s, 3))
         t += gap
     actions.sort()
     return SessionPlan(index, ident, actions)

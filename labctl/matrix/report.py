@@ -11,7 +11,7 @@ from typing import Any
 
 from labctl.matrix.runner import CaseResult
 
-REGENERATE = "labctl matrix run --report-dir <dir> --markdown lab/matrix/REPORT.md"
+REGENERATE = "labctl matrix run --markdown lab/matrix/REPORT.md"
 
 
 def expected_text(e: dict[str, Any]) -> str:
