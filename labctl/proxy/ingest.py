@@ -86,6 +86,9 @@ class ContractHolder:
             stamp = self._stat()
             if stamp is None or stamp == self._stamp:
                 continue
+            await asyncio.sleep(0.1)   # let an editor finish writing before reading a half-written file
+            if self._stat() != stamp:
+                continue
             self._stamp = stamp
             try:
                 new = await asyncio.to_thread(self.loader, self.path)
