@@ -90,7 +90,8 @@ def check(
             else "items"
         where = f"{source} ({len(payloads)} payloads)" if len(payloads) > 1 else source
         if all_violations:
-            ui.error(f"{rejected} of {total} {noun} in {where} violate contract '{c.name}'",
+            ui.error(f"{rejected} of {total} {noun} violate contract '{c.name}'"
+                     + (f" ({len(payloads)} payloads)" if len(payloads) > 1 else ""),
                      "fix the sender (or the contract, if the contract is what is wrong)")
         else:
             ui.success(f"{where}: all {total} {noun} conform to contract '{c.name}'")
