@@ -59,7 +59,7 @@ def _v(path: str, rule: str, message: str) -> Violation:
 class _CompiledAttrs:
     """Attribute checks of one metric / event / resource, merged with the contract's common attributes."""
 
-    __slots__ = ("checks", "keymap", "known", "required", "sensitive")
+    __slots__ = ("checks", "known", "required", "sensitive")
 
     def __init__(self, attrs: dict[str, Attribute], common: dict[str, Attribute], strict_unknown: bool,
                  extra_known: tuple[str, ...] = ()) -> None:
@@ -76,7 +76,6 @@ class _CompiledAttrs:
         self.known: frozenset[str] | None = (
             frozenset(merged) | frozenset(extra_known) if strict_unknown else None
         )
-        self.keymap = None
         self.sensitive = frozenset(k for k, a in merged.items() if a.sensitive)
 
     def _shown(self, key: str, value: Any) -> str:
@@ -244,22 +243,23 @@ class Contract:
                     monotonic = bool(kind == "sum" and data.is_monotonic)
                     temporality = data.aggregation_temporality if kind in ("sum", "histogram",
                                                                            "exponential_histogram") else 0
-                    mbase = f"{rbase}.scopeMetrics[{si}].metrics[{mi}]({m.name})"
-                    cm = self._lookup(m.name, m.unit, kind, monotonic)
+                    name, unit = m.name, m.unit
+                    mbase = f"{rbase}.scopeMetrics[{si}].metrics[{mi}]({name})"
+                    cm = self._lookup(name, unit, kind, monotonic)
                     mviol: list[Violation] = list(res_viol)
                     if cm is None:
                         if unknown_violation:
                             mviol.append(_v(mbase + ".name", "unknown_metric",
-                                            f"metric '{m.name}' is not in the contract"))
+                                            f"metric '{name}' is not in the contract"))
                     else:
                         self._metric_level(cm, m, kind, monotonic, temporality, mbase, mviol)
-                    meta = (resource, scope, m.name, kind, m.unit, _TEMPORALITY.get(temporality, "unspecified"),
+                    meta = (resource, scope, name, kind, unit, _TEMPORALITY.get(temporality, "unspecified"),
                             monotonic, ri, si, mi)
                     if data is None:
                         continue
                     pbase_prefix = f"{mbase}.{kind}.dataPoints["
                     if kind in ("sum", "gauge"):
-                        self._number_points(cm, m.name, meta, data.data_points, monotonic, mviol, pbase_prefix,
+                        self._number_points(cm, name, meta, data.data_points, monotonic, mviol, pbase_prefix,
                                             (ri, si, mi), ev)
                         continue
                     for pi, p in enumerate(data.data_points):
