@@ -305,8 +305,24 @@ def faults() -> str:
     return _table(["fault", "first failing layer", "what it does", "options", "alert (defaults)", "playbook"], rows)
 
 
+def matrix_cases() -> str:
+    from labctl.matrix.cases import load_cases
+    from labctl.matrix.report import expected_text
+
+    rows = []
+    for case in load_cases():
+        d = case.dims
+        rows.append([f"`{case.id}`", _cell(d.get("exporter", "")), _cell(d.get("protocol", "")),
+                     _cell(d.get("endpoint", "")), _cell(d.get("interval", "")), _cell(d.get("timeout", "")),
+                     _cell(d.get("headers", "")), _cell(expected_text(case.expect)), _cell(case.focus),
+                     "ci" if "ci" in case.tags else ""])
+    return _table(["case", "exporter", "protocol", "endpoint", "interval ms", "timeout ms", "headers",
+                   "expected behaviour", "debugging focus", "CI"], rows)
+
+
 SECTIONS: dict[str, Callable[[], str]] = {
     "cli-reference": cli_reference,
+    "matrix-cases": matrix_cases,
     "faults": faults,
     "images": images,
     "ports": ports,
