@@ -75,3 +75,17 @@ def test_diagnose_black_hole_hangs() -> None:
 
 def test_diagnose_invalid_url() -> None:
     assert "not a valid" in diagnose("htp//collector:4317", "grpc", {}, {}, 500).cause
+
+
+def test_every_playbook_the_checks_name_exists() -> None:
+    import re
+
+    from labctl.checks.playbooks import PLAYBOOKS, playbook_path
+
+    used = set()
+    for path in (REPO / "labctl" / "checks").glob("*.py"):
+        used |= set(re.findall(r'playbook="([a-z-]+)"', path.read_text()))
+        used |= set(re.findall(r'Diagnosis\([^)]*?"(upstream-[a-z]+)"', path.read_text(), re.S))
+    assert used and used <= set(PLAYBOOKS), used - set(PLAYBOOKS)
+    for name in PLAYBOOKS:
+        assert playbook_path(name, REPO).is_file(), name
