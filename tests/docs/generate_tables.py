@@ -320,8 +320,26 @@ def matrix_cases() -> str:
                    "expected behaviour", "debugging focus", "CI"], rows)
 
 
+def test_files() -> str:
+    import ast
+
+    rows = []
+    for path in sorted((REPO / "tests").rglob("*.py")):
+        rel = path.relative_to(REPO)
+        if "node_modules" in rel.parts or not (path.name.startswith(("test_", "bench")) or
+                                               rel.parts[1] == "benchmarks"):
+            continue
+        if path.name == "__init__.py":
+            continue
+        doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+        first = doc.strip().split("\n\n")[0].replace("\n", " ")
+        rows.append([f"`{rel.parts[1]}`", f"`{path.name}`", _cell(first) or "—"])
+    return _table(["folder", "file", "what it proves"], rows)
+
+
 SECTIONS: dict[str, Callable[[], str]] = {
     "cli-reference": cli_reference,
+    "test-files": test_files,
     "matrix-cases": matrix_cases,
     "faults": faults,
     "images": images,
