@@ -79,6 +79,30 @@ async def _throughput(target: Target, protocol: str, points: int, seconds: float
     return done / elapsed
 
 
+async def _latencies(target: Target, protocol: str, points: int, n: int) -> list[float]:
+    """One client, one request at a time: the time each answer takes, in ms."""
+    body = token_usage(points).SerializeToString()
+    out: list[float] = []
+    if protocol == "grpc":
+        channel = grpc.aio.insecure_channel(target.grpc)
+        call = channel.unary_unary(METHOD)
+        await call(body, timeout=10)   # connect outside the measurement
+        for _ in range(n):
+            t0 = time.perf_counter()
+            await call(body, timeout=10)
+            out.append((time.perf_counter() - t0) * 1000)
+        await channel.close()
+        return out
+    async with aiohttp.ClientSession() as s:
+        for i in range(n + 1):
+            t0 = time.perf_counter()
+            async with s.post(target.http + "/v1/metrics", data=body, headers=PB) as r:
+                await r.read()
+            if i:
+                out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
 async def _classroom(target: Target, sessions: int, seconds: float) -> list[float]:
     """Each session sends one metrics request (28 points) and one events request (5) per second over HTTP."""
     latencies: list[float] = []
@@ -166,6 +190,17 @@ def main() -> None:
                      for name, t in targets.items()}
                 print(f"{protocol:14} {points:>6} {r['collector']:>11,.0f} {r['proxy']:>11,.0f} "
                       f"{r['proxy'] / r['collector']:>6.2f} {r['proxy-no-contract']:>18,.0f}")
+
+        print("\n# latency per request, one client, sequential (ms): proxy vs Collector, and what the proxy adds")
+        print(f"{'protocol':14} {'batch':>6} {'coll p50':>9} {'coll p99':>9} {'proxy p50':>10} {'proxy p99':>10} "
+              f"{'added p50':>10} {'added p99':>10}")
+        for protocol in ("http/protobuf", "grpc"):
+            for points in (1, 100, 1000):
+                n = 300 if points < 1000 else 100
+                c = asyncio.run(_latencies(targets["collector"], protocol, points, n))
+                p = asyncio.run(_latencies(targets["proxy"], protocol, points, n))
+                print(f"{protocol:14} {points:>6} {pct(c, 50):>9.2f} {pct(c, 99):>9.2f} {pct(p, 50):>10.2f} "
+                      f"{pct(p, 99):>10.2f} {pct(p, 50) - pct(c, 50):>+10.2f} {pct(p, 99) - pct(c, 99):>+10.2f}")
 
         print(f"\n# classroom load: 30 sessions x (metrics + events) per second, {args.classroom_seconds:g}s, HTTP")
         lat = {name: asyncio.run(_classroom(targets[name], 30, args.classroom_seconds))
