@@ -86,10 +86,14 @@ class Emulator:
     def run(self, on_tick: Callable[[float, int], None] | None = None) -> dict[str, Any]:
         watcher = install_sdk_log_watcher(self.stats, quiet=self.options.quiet_sdk)
         cpu0 = resource.getrusage(resource.RUSAGE_SELF)
-        t_start = time.monotonic()
-        self.stats.started = t_start  # export times are measured from here, like Claude Code's start
+        t_init = time.monotonic()
         telemetry = Telemetry(self.settings, self.stats, marker=self.options.marker, console_out=self.console_out,
                               service_name=self.settings.service_name)
+        # Claude Code sets telemetry up before the session starts: the session clock (and the export times
+        # in the summary) start once the exporters and readers exist.
+        t_start = time.monotonic()
+        self.stats.started = t_start
+        init_s = t_start - t_init
         try:
             heap: list[Action] = [a for p in self.plans for a in p.actions]
             heapq.heapify(heap)
@@ -126,6 +130,7 @@ class Emulator:
             "sessions": [p.identity.session_id for p in self.plans],
             "settings": self.settings.describe(),
             "notices": [n.__dict__ for n in self.settings.notices],
+            "telemetry_init_seconds": round(init_s, 3),
             "run_seconds": round(run_s, 3),
             "actions": self.actions_done,
             "actions_per_second": round(self.actions_done / run_s, 2) if run_s else 0.0,

@@ -191,6 +191,13 @@ def _sum(d: dict[str, float] | None) -> float:
     return sum((d or {}).values())
 
 
+def _startup_error(stderr: str) -> str:
+    """The error line(s) of a refused start, without the hint."""
+    text = " ".join(stderr.split())
+    text = text.split("what to do:", 1)[0]
+    return text[text.find("error:"):].removeprefix("error:").strip()[:400]
+
+
 def observe_case(case: Case, workdir: Path) -> dict[str, Any]:
     setup = _start_receivers(case, workdir)
     try:
@@ -284,7 +291,7 @@ def observe_case(case: Case, workdir: Path) -> dict[str, Any]:
             "metric_exports": (metrics_exp["attempts"] + metrics_exp.get("in_flight", 0)) if metrics_exp else 0,
             "notices": [f"{n['variable']}: {n['message']}" for n in summary.get("notices", [])],
             "messages": summary.get("sdk_messages", [])[:12],
-            "startup_error": " ".join(proc.stderr.split())[:400] if config_error else None,
+            "startup_error": _startup_error(proc.stderr) if config_error else None,
             "settings": summary.get("settings"),
         })
         if proc.returncode not in (0, 2):
