@@ -138,6 +138,8 @@ def problems(argv: list[str], root: Any = None) -> list[str]:
         if _is_group(cmd) and not positionals:
             if _PLACEHOLDER_RE.match(tok):
                 return found  # "labctl proxy ..." or "labctl matrix list|run": stands for several commands
+            if "/" in tok and all(part in cmd.commands for part in tok.split("/")):
+                return found  # "labctl proxy sessions/export": two real commands written as one
             sub = cmd.commands.get(tok)
             if sub is None:
                 found.append(f"`{where}` has no command {tok!r} (it has: {', '.join(sorted(cmd.commands))})")
