@@ -26,6 +26,7 @@ _MAX_CACHED_SERIES = 50_000
 _isfinite = math.isfinite
 _unpack_double = struct.Struct("<d").unpack_from
 _unpack_int = struct.Struct("<q").unpack_from
+_unpack_u64 = struct.Struct("<Q").unpack_from
 
 
 def _is_number(v: Any) -> bool:
@@ -284,7 +285,8 @@ class Contract:
                                 self._cardinality(cm, cattrs, pbase, viol)
                             if cm.required_fields:
                                 self._seed_fields(cm, value, cattrs, p.time_unix_nano, pbase, viol)
-                        items.append((meta, pi, p, attrs, value, viol, None))
+                        items.append((meta, pi, p, attrs, value, viol, None, p.start_time_unix_nano,
+                                      p.time_unix_nano))
                         if viol:
                             ev._note_rejected((ri, si, mi), pi, viol)
         ev.total = len(items)
@@ -317,9 +319,14 @@ class Contract:
             n = len(b)
             value: Any = None
             vk: str | None = None
+            start_ns = time_ns = 0
             while i < n:
                 t = b[i]
-                if t == 0x11 or t == 0x19:  # start_time_unix_nano, time_unix_nano (fixed64)
+                if t == 0x11:  # start_time_unix_nano (fixed64)
+                    start_ns = _unpack_u64(b, i + 1)[0]
+                    i += 9
+                elif t == 0x19:  # time_unix_nano (fixed64)
+                    time_ns = _unpack_u64(b, i + 1)[0]
                     i += 9
                 elif t == 0x21:  # as_double
                     value = _unpack_double(b, i + 1)[0]
@@ -375,7 +382,7 @@ class Contract:
             if seed_fields:
                 self._seed_fields(cm, value, cattrs, p.time_unix_nano, f"{prefix}{pi}]",  # type: ignore[arg-type]
                                   viol)
-            items.append((meta, pi, p, attrs, value, viol, skey))
+            items.append((meta, pi, p, attrs, value, viol, skey, start_ns, time_ns))
             if viol:
                 ev._note_rejected(key, pi, viol)
 
@@ -507,7 +514,7 @@ class Contract:
                                                f"event '{name}' is not in the contract"))
                         else:
                             rule.check(attrs, base, viol)
-                    items.append((meta, li, lr, attrs, name, viol, None))
+                    items.append((meta, li, lr, attrs, name, viol, None, 0, 0))
                     if viol:
                         ev._note_rejected((ri, si, 0), li, viol)
         ev.total = len(items)
@@ -521,7 +528,7 @@ class Contract:
                 meta = (resource, scope, None, "span", "", "", False, ri, si, 0)
                 for i, span in enumerate(ss.spans):
                     attrs = {kv.key: any_value(kv.value) for kv in span.attributes}
-                    items.append((meta, i, span, attrs, span.name, [], None))
+                    items.append((meta, i, span, attrs, span.name, [], None, 0, 0))
         ev.total = len(items)
 
 
@@ -567,20 +574,29 @@ class Evaluation:
         `series` identifies the attribute set within the metric (serialized attributes) or is None."""
         if self.signal != "metrics":
             return
-        for meta, _i, p, attrs, value, viol, skey in self._items:
+        for meta, _i, _p, attrs, value, viol, skey, start_ns, time_ns in self._items:
             kind = meta[3]
             if kind != "sum" and kind != "gauge":
                 continue
-            yield (meta[2], kind, meta[4], meta[6], meta[5], meta[0], attrs, value, p.start_time_unix_nano,
-                   p.time_unix_nano, skey, not viol)
+            yield (meta[2], kind, meta[4], meta[6], meta[5], meta[0], attrs, value, start_ns, time_ns, skey,
+                   not viol)
 
     def events(self) -> Iterator[tuple[str, dict[str, Any], dict[str, Any], bool]]:
         """Log records carrying an event name: (event name, attributes, resource, ok)."""
         if self.signal != "logs":
             return
-        for meta, _i, _lr, attrs, name, viol, _k in self._items:
+        for meta, _i, _lr, attrs, name, viol, *_ in self._items:
             if name:
                 yield str(name), attrs, meta[0], not viol
+
+    def record(self, index: int) -> dict[str, Any]:
+        """The record of one item, without building all of them."""
+        if self._records is not None:
+            return self._records[index]
+        return self._record(self._items[index])
+
+    def violating_indices(self) -> list[int]:
+        return [i for i, item in enumerate(self._items) if item[5]]
 
     @property
     def records(self) -> list[dict[str, Any]]:
@@ -589,10 +605,9 @@ class Evaluation:
         return self._records
 
     def _record(self, item: tuple[Any, ...]) -> dict[str, Any]:
-        meta, _index, msg, attrs, value, viol = item[:6]
+        meta, _index, msg, attrs, value, viol, _skey, start_ns, t = item
         resource, scope, name, kind, unit, temporality, monotonic = meta[:7]
         if self.signal == "metrics":
-            t = msg.time_unix_nano
             iso = self._iso.get(t)
             if iso is None:
                 iso = self._iso[t] = iso_time(t)
@@ -603,7 +618,7 @@ class Evaluation:
                                                                                 value - value == 0)
                           else json_number(value) if not isinstance(value, dict)
                           else {k: json_number(v) if isinstance(v, float) else v for k, v in value.items()}),
-                "start_time_unix_nano": msg.start_time_unix_nano, "time_unix_nano": t, "time": iso,
+                "start_time_unix_nano": start_ns, "time_unix_nano": t, "time": iso,
                 "verdict": "violation" if viol else "ok", "violations": viol,
             }
         rec: dict[str, Any] = {"signal": self.signal, "resource": resource, "scope": scope}

@@ -41,3 +41,24 @@ def test_jsonl_rotates_at_its_size_limit(tmp_path: Path) -> None:
     previous = (tmp_path / "r.jsonl.1").read_text().splitlines()
     assert (tmp_path / "r.jsonl").stat().st_size <= 1000
     assert [json.loads(x)["i"] for x in previous + current] == list(range(30 - len(previous) - len(current), 30))
+
+
+def test_fast_jsonl_lines_equal_the_records(tmp_path: Path) -> None:
+    """The log's shortcut encoder writes exactly Evaluation.records (redacted) plus the payload id."""
+    cc = load_contract(default_contract_path())
+    a = {**session_attrs(), "model": "m"}
+    pts = [Point("claude_code.token.usage", 5, {**a, "type": "input"}),
+           Point("claude_code.token.usage", 6.5, {**a, "type": "output"}),
+           Point("claude_code.token.usage", float("inf"), {**a, "type": "input"}),
+           Point("claude_code.token.usage", 7, {**a, "type": "bogus"}),
+           Point("claude_code.cost.usage", 0.125, {**a, "prompt": "secret prompt"}),
+           Point("some.gauge", 3, a, kind="gauge")]
+    ins = Inspector({"inspect": {"console": "off", "records_per_payload": 1}}, tmp_path)
+    for _ in range(2):  # the second time every series comes from the caches
+        ev = cc.evaluate("metrics", metrics_request(pts))
+        entry = ins.observe("metrics", ev)
+        expected = [json.loads(json.dumps({**ins.redactor.record(r), "payload": entry["seq"]}))
+                    for r in ev.records]
+        lines = (tmp_path / "inspect" / "records.jsonl").read_text().splitlines()[-len(pts):]
+        assert [json.loads(x) for x in lines] == expected
+    assert "secret prompt" not in (tmp_path / "inspect" / "records.jsonl").read_text()

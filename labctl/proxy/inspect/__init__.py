@@ -25,6 +25,7 @@ from labctl.errors import LabError
 from labctl.proxy.inspect.alerts import AlertEngine, parse_rules
 from labctl.proxy.inspect.console import ConsoleView
 from labctl.proxy.inspect.exposition import ProxiedMetrics
+from labctl.proxy.inspect.jsonl_fast import JsonlEncoder
 from labctl.proxy.inspect.sessions import SessionTracker
 from labctl.proxy.inspect.store import JsonlLog, PayloadStore
 from labctl.redact import Redactor
@@ -94,6 +95,7 @@ class Inspector:
         self.items: Counter[tuple[str, str]] = Counter()  # (signal, verdict) -> items
         self.violation_rules: Counter[tuple[str, str]] = Counter()  # (signal, rule) -> violations
         self.requests = 0
+        self._encoder = JsonlEncoder()
 
     # --- observing -------------------------------------------------------------------------------
 
@@ -109,25 +111,34 @@ class Inspector:
         now = self.clock()
         self.contract = ev.contract
         red = self._redactor_for(ev.contract)
-        records = ev.records
         hidden = red.attributes
+        # Full records only for what is kept and shown: the first records of the payload and every
+        # violating one. The JSONL log gets all of them through the encoder's shortcuts.
+        total = ev.total
+        n_keep = min(total, self.store.max_records)
+        built: dict[int, dict[str, Any]] = {}
         safe_resources: dict[int, bool] = {}
-        nviol = 0
-        for i, r in enumerate(records):
-            # Cheap checks first: most records carry nothing to redact and no violation.
+        for i in range(n_keep):
+            r = ev.record(i)
             res = r["resource"]
             res_ok = safe_resources.get(id(res))
             if res_ok is None:
                 res_ok = safe_resources[id(res)] = hidden.isdisjoint(res)
             if r["violations"] or not res_ok or "body" in r or not hidden.isdisjoint(r["attributes"]):
-                r = records[i] = red.record(r)
-                if r["violations"]:
-                    nviol += 1
-                    for v in r["violations"]:
-                        self.violation_rules[(signal, v["rule"])] += 1
+                r = red.record(r)
+            built[i] = r
+        violating_idx = ev.violating_indices()
+        for i in violating_idx:
+            if i not in built:
+                built[i] = red.record(ev.record(i))
+        violating = [built[i] for i in violating_idx]
+        for r in violating:
+            for v in r["violations"]:
+                self.violation_rules[(signal, v["rule"])] += 1
         self.requests += 1
-        self.items[(signal, "ok")] += ev.total - nviol
-        self.items[(signal, "violation")] += nviol
+        self.items[(signal, "ok")] += total - len(violating)
+        self.items[(signal, "violation")] += len(violating)
+        kept = [built[i] for i in range(n_keep)]
         summary = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z",
             "signal": signal,
@@ -136,26 +147,25 @@ class Inspector:
             "peer": str(meta.get("peer", "")),
             "bytes": int(meta.get("bytes", 0) or 0),
             "headers": red.header_map(meta.get("headers") or {}),
-            "items": ev.total,
+            "items": total,
             "rejected": ev.rejected,
             "verdict": "violation" if ev.rejected else "ok",
             "contract": getattr(ev.contract, "name", None),
             "message": red.text(ev.message),
-            "names": sorted({str(r.get("name")) for r in records[:2000]})[:20],
+            "names": _names(ev),
         }
-        entry = self.store.add(summary, records)
+        entry = self.store.add(summary, kept, violating, total)
         if self.jsonl is not None:
-            pid = entry["seq"]
-            for r in records:
-                r["payload"] = pid
-            self.jsonl.write(records)
+            self.jsonl.write_bytes(self._encoder.encode(ev, red, entry["seq"], built))
         points = list(ev.metric_points()) if signal == "metrics" else None
         self.sessions.observe(ev, now, points)
         self.metrics.observe(ev, points)
         self.alerts.record(now, self.sessions.last_tokens, self.sessions.last_api_requests,
                            self.sessions.last_api_errors)
         self.alerts.evaluate(now)
-        self.console.show(summary, records)
+        if self.console.mode != "off":
+            shown = kept + [built[i] for i in violating_idx if i >= n_keep]
+            self.console.show(summary, shown)
         return entry
 
     def _alert_changed(self, alert: dict[str, Any]) -> None:
@@ -188,3 +198,15 @@ class Inspector:
     def close(self) -> None:
         if self.jsonl is not None:
             self.jsonl.close()
+
+
+def _names(ev: Any) -> list[str]:
+    """The distinct metric / event / span names of a payload (at most 20), for the payload list."""
+    names: set[str] = set()
+    pos = 2 if ev.signal == "metrics" else None
+    for item in ev._items:
+        name = item[0][pos] if pos is not None else item[4]
+        names.add(str(name))
+        if len(names) > 20:
+            break
+    return sorted(names)[:20]

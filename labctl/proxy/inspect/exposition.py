@@ -55,6 +55,7 @@ class ProxiedMetrics:
         self.counters = CounterAccumulator(max_series * 2)
         self.n_series = 0
         self.dropped_series = 0
+        self._family_cache: dict[tuple[Any, ...], tuple[Contract, _Family]] = {}
 
     def observe(self, ev: Evaluation, points: list[tuple[Any, ...]] | None = None) -> None:
         if ev.signal != "metrics":
@@ -97,6 +98,17 @@ class ProxiedMetrics:
                 fam.series[skey] = (cur[0], float(value))
 
     def _family(self, contract: Contract, name: str, unit: str, kind: str, monotonic: bool) -> _Family:
+        key = (id(contract), name, unit, kind, monotonic)
+        hit = self._family_cache.get(key)
+        if hit is not None and hit[0] is contract:
+            return hit[1]
+        fam = self._new_family(contract, name, unit, kind, monotonic)
+        if len(self._family_cache) > 10_000:
+            self._family_cache.clear()
+        self._family_cache[key] = (contract, fam)
+        return fam
+
+    def _new_family(self, contract: Contract, name: str, unit: str, kind: str, monotonic: bool) -> _Family:
         counter = kind == "sum" and monotonic
         rule = contract.metric_rule(name, unit, kind, monotonic) if contract is not None else None
         ns = contract.spec.prometheus_namespace if contract is not None else ""

@@ -38,25 +38,26 @@ class PayloadStore:
         self.last_seq = 0
         self.last_violation_seq = 0
 
-    def add(self, summary: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, Any]:
+    def add(self, summary: dict[str, Any], records: list[dict[str, Any]], violating: list[dict[str, Any]],
+            total: int) -> dict[str, Any]:
+        """`records`: the first records of the payload (at most max_records); `violating`: every violating one."""
         seq = next(self._seq)
         self.last_seq = seq
         summary["seq"] = seq
         summary["id"] = seq
-        summary["records_truncated"] = max(0, len(records) - self.max_records)
+        summary["records_truncated"] = max(0, total - min(len(records), self.max_records))
         entry = dict(summary)
         entry["records"] = records[: self.max_records]
         self.payloads.append(entry)
-        for rec in records:
-            if rec["verdict"] != "ok":
-                for v in rec["violations"]:
-                    vseq = next(self._vseq)
-                    self.last_violation_seq = vseq
-                    self.violations.append({
-                        "seq": vseq, "payload_id": seq, "time": summary["time"], "signal": rec["signal"],
-                        "name": rec.get("name"), "session_id": (rec.get("attributes") or {}).get("session.id"),
-                        "path": v["path"], "rule": v["rule"], "message": v["message"],
-                    })
+        for rec in violating:
+            for v in rec["violations"]:
+                vseq = next(self._vseq)
+                self.last_violation_seq = vseq
+                self.violations.append({
+                    "seq": vseq, "payload_id": seq, "time": summary["time"], "signal": rec["signal"],
+                    "name": rec.get("name"), "session_id": (rec.get("attributes") or {}).get("session.id"),
+                    "path": v["path"], "rule": v["rule"], "message": v["message"],
+                })
         return entry
 
     def list(self, after: int = 0, limit: int = 50, signal: str | None = None,
@@ -105,9 +106,12 @@ class JsonlLog:
         self.failed = False
 
     def write(self, objs: list[dict[str, Any]]) -> None:
-        if not objs:
+        if objs:
+            self.write_bytes(b"\n".join(dumps(o) for o in objs) + b"\n")
+
+    def write_bytes(self, data: bytes) -> None:
+        if not data:
             return
-        data = b"\n".join(dumps(o) for o in objs) + b"\n"
         try:
             if self._size + len(data) > self.max_bytes and self._size:
                 self._rotate()

@@ -1,0 +1,85 @@
+"""The JSON Lines of one export request, written without building a dict per data point.
+
+A proxy sees the same series again every export interval, and most points carry nothing to redact and
+no violation. So the parts that repeat are serialized once: the metric's header (signal, resource,
+scope, name, kind, unit, temporality) per Metric message, the attributes per series (kept while the
+contract's series cache keeps that attributes dict alive). Violating points, events and spans are
+written from their full records. The lines are the same JSON objects as `Evaluation.records`, plus
+the payload id.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from labctl.contract import Evaluation
+from labctl.contract.otlpvalues import iso_time
+from labctl.proxy.inspect.store import dumps
+from labctl.redact import Redactor
+
+
+class JsonlEncoder:
+    def __init__(self, max_cached: int = 50_000) -> None:
+        self._attrs: dict[int, tuple[dict[str, Any], Redactor, bytes]] = {}
+        self.max_cached = max_cached
+
+    def _attrs_json(self, attrs: dict[str, Any], red: Redactor, cacheable: bool) -> bytes:
+        if cacheable:
+            hit = self._attrs.get(id(attrs))
+            if hit is not None and hit[0] is attrs and hit[1] is red:
+                return hit[2]
+        data = dumps(red.attrs(attrs))
+        if cacheable:
+            if len(self._attrs) >= self.max_cached:
+                self._attrs.clear()
+            self._attrs[id(attrs)] = (attrs, red, data)  # holding attrs keeps its id from being reused
+        return data
+
+    def encode(self, ev: Evaluation, red: Redactor, payload_id: int,
+               records: dict[int, dict[str, Any]]) -> bytes:
+        """`records`: already built (and redacted) records by item index; used as they are."""
+        tail_ok = b',"verdict":"ok","violations":[],"payload":' + str(payload_id).encode() + b"}"
+        if ev.signal != "metrics":
+            out = []
+            for i in range(ev.total):
+                rec = records.get(i)
+                if rec is None:
+                    rec = red.record(ev.record(i))
+                out.append(dumps({**rec, "payload": payload_id}))
+            return b"\n".join(out) + b"\n" if out else b""
+        parts: list[bytes] = []
+        headers: dict[int, bytes] = {}
+        iso_cache: dict[int, bytes] = {}
+        resources: dict[int, dict[str, Any]] = {}
+        for i, item in enumerate(ev._items):
+            meta, _pi, _p, attrs, value, viol, skey, start_ns, t = item
+            rec = records.get(i)
+            if viol or rec is not None or meta[3] not in ("sum", "gauge") or value is None or \
+                    (value.__class__ is float and not math.isfinite(value)):
+                if rec is None:
+                    rec = red.record(ev.record(i))
+                parts.append(dumps({**rec, "payload": payload_id}))
+                parts.append(b"\n")
+                continue
+            head = headers.get(id(meta))
+            if head is None:
+                resource = meta[0]
+                res = resources.get(id(resource))
+                if res is None:
+                    res = resources[id(resource)] = red.attrs(resource)
+                head = dumps({"signal": "metrics", "resource": res, "scope": meta[1], "name": meta[2],
+                              "kind": meta[3], "unit": meta[4], "temporality": meta[5], "monotonic": meta[6]})
+                head = headers[id(meta)] = head[:-1] + b',"attributes":'
+            iso = iso_cache.get(t)
+            if iso is None:
+                stamp = iso_time(t)
+                iso = iso_cache[t] = b"null" if stamp is None else b'"' + stamp.encode() + b'"'
+            parts.append(head)
+            parts.append(self._attrs_json(attrs, red, skey is not None))
+            parts.append(b',"value":%s,"start_time_unix_nano":%d,"time_unix_nano":%d,"time":%s' % (
+                repr(value).encode() if value.__class__ is float else str(value).encode(),
+                start_ns, t, iso))
+            parts.append(tail_ok)
+            parts.append(b"\n")
+        return b"".join(parts)
