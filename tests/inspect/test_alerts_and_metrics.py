@@ -90,6 +90,8 @@ def test_api_error_rate_alert(cc, tmp_path: Path) -> None:
     err = ("claude_code.api_error", {**a, "model": "m", "error": "overloaded", "duration_ms": 2})
     ins.observe("logs", cc.evaluate("logs", logs_request([err, err])))
     assert ins.alerts.active() == []  # 2 events: below min_events, no verdict yet
+    [metrics] = fetch(ins, "/metrics")
+    assert 'labctl_proxy_events_total{event="api_error"} 2' in metrics
     ins.observe("logs", cc.evaluate("logs", logs_request([ok, ok])))
     [firing] = ins.alerts.active()
     assert firing["value"] == 0.5

@@ -95,6 +95,7 @@ class Inspector:
         self.items: Counter[tuple[str, str]] = Counter()  # (signal, verdict) -> items
         self.violation_rules: Counter[tuple[str, str]] = Counter()  # (signal, rule) -> violations
         self.requests = 0
+        self.events: Counter[str] = Counter()  # event name -> log records seen (events never reach Prometheus)
         self._encoder = JsonlEncoder()
 
     # --- observing -------------------------------------------------------------------------------
@@ -157,6 +158,9 @@ class Inspector:
         entry = self.store.add(summary, kept, violating, total)
         if self.jsonl is not None:
             self.jsonl.write_bytes(self._encoder.encode(ev, red, entry["seq"], built))
+        if signal == "logs":
+            for name, _attrs, _res, _ok in ev.events():
+                self.events[name] += 1
         points = list(ev.metric_points()) if signal == "metrics" else None
         self.sessions.observe(ev, now, points)
         self.metrics.observe(ev, points)

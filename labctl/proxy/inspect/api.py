@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from labctl.proxy.inspect.exposition import CONTENT_TYPE, render_proxy_stats
+from labctl.proxy.inspect.exposition import CONTENT_TYPE, escape, render_proxy_stats
 from labctl.proxy.inspect.sessions import CSV_FIELDS
 
 if TYPE_CHECKING:
@@ -93,6 +93,10 @@ def make_routes(ins: Inspector, stats_provider: Callable[[], dict[str, Any]] | N
         out.append("# TYPE labctl_proxy_contract_violations_total counter")
         for (signal, rule), n in sorted(ins.violation_rules.items()):
             out.append(f'labctl_proxy_contract_violations_total{{signal="{signal}",rule="{rule}"}} {n}')
+        out.append("# HELP labctl_proxy_events_total Events (log records with event.name) seen, by event name.")
+        out.append("# TYPE labctl_proxy_events_total counter")
+        for name, n in sorted(ins.events.items()):
+            out.append(f'labctl_proxy_events_total{{event="{escape(name)}"}} {n}')
         out.append("# HELP labctl_proxy_sessions Claude Code sessions the proxy currently tracks.")
         out.append("# TYPE labctl_proxy_sessions gauge")
         out.append(f"labctl_proxy_sessions {len(ins.sessions.sessions)}")
