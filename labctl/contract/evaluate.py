@@ -27,6 +27,8 @@ _isfinite = math.isfinite
 _unpack_double = struct.Struct("<d").unpack_from
 _unpack_int = struct.Struct("<q").unpack_from
 _unpack_u64 = struct.Struct("<Q").unpack_from
+_unpack_head_double = struct.Struct("<xQxQxd").unpack_from
+_unpack_head_int = struct.Struct("<xQxQxq").unpack_from
 
 
 def _is_number(v: Any) -> bool:
@@ -320,6 +322,16 @@ class Contract:
             value: Any = None
             vk: str | None = None
             start_ns = time_ns = 0
+            # The usual layout (start, time, value, then attributes) in one unpack; the loop handles the rest.
+            if n >= 27 and b[0] == 0x11 and b[9] == 0x19:
+                if b[18] == 0x21:
+                    start_ns, time_ns, value = _unpack_head_double(b)
+                    vk = "as_double"
+                    i = 27
+                elif b[18] == 0x31:
+                    start_ns, time_ns, value = _unpack_head_int(b)
+                    vk = "as_int"
+                    i = 27
             while i < n:
                 t = b[i]
                 if t == 0x11:  # start_time_unix_nano (fixed64)
