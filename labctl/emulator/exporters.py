@@ -6,6 +6,12 @@ the Python SDK reads some variables differently from Claude Code's JS SDK (e.g. 
 OTEL_EXPORTER_OTLP_TIMEOUT as seconds). `CountingMetricExporter`/`CountingLogExporter` wrap them to count
 sent and failed batches; `SdkLogWatcher` counts retries from the SDK's own log lines and shows those lines
 the way the SDK logs them.
+
+HTTP/JSON uses `opentelemetry-exporter-otlp-json-http` as it is: checked against what Claude Code's JS exporter
+does, it needs nothing of our own — proper OTLP/JSON (lowerCamelCase keys, integer enums, 64-bit integers as
+strings), retries on 429/502/503/504 honouring Retry-After within the export timeout (the JS rule), gzip on
+request, and the same signal paths. The one difference a receiver could see is the body framing: the JS
+exporter sends it chunked, Python with a Content-Length; OTLP receivers accept both.
 """
 
 from __future__ import annotations
