@@ -129,6 +129,7 @@ class SessionTracker:
     def __init__(self, max_sessions: int = 1000, hidden: frozenset[str] = frozenset()) -> None:
         self.max_sessions = max_sessions
         self.hidden = hidden  # redacted attributes: never copied into a session
+        self._info: dict[int, tuple[Any, ...]] = {}
         self.sessions: OrderedDict[str, Session] = OrderedDict()
         self.counters = CounterAccumulator()
         # what the last observe() added, for rate alerts: tokens, cost, api requests, api errors
@@ -164,17 +165,31 @@ class SessionTracker:
         sessions = self.sessions
         counters = self.counters
         isfinite = math.isfinite
+        info_cache = self._info
         for (name, _kind, _unit, _mono, temporality, resource, attrs, value, start_ns, _t, series,
              ok) in points:
-            spec = _METRICS.get(name)
-            if spec is None or value is None or not isfinite(value):
-                continue
-            sid = attrs.get("session.id")
-            if sid is None:
-                sid = resource.get("session.id")
-                if sid is None:
+            # What a series contributes to (session, field, bucket) is worked out once per attributes dict;
+            # the contract hands out the same dict for a series as long as it caches it.
+            info = info_cache.get(id(attrs))
+            if info is None or info[0] is not attrs or info[1] != name:
+                spec = _METRICS.get(name)
+                if spec is None:
                     continue
-            sid = str(sid)
+                sid = attrs.get("session.id")
+                if sid is None:
+                    sid = resource.get("session.id")
+                    if sid is None:
+                        continue
+                field, split = spec
+                info = (attrs, name, str(sid), field, None if split is None else attrs.get(split, "unknown"),
+                        attrs.get("model"))
+                if series is not None and "session.id" in attrs:
+                    if len(info_cache) >= 50_000:
+                        info_cache.clear()
+                    info_cache[id(attrs)] = info
+            if value is None or not isfinite(value):
+                continue
+            _a, _n, sid, field, k, model = info
             if temporality == "cumulative":  # only cumulative points need the series' last value
                 rk = res_keys.get(id(resource))
                 if rk is None:
@@ -191,15 +206,12 @@ class SessionTracker:
                 touched[sid] = s
             if not ok:
                 s.violations += 1
-            model = attrs.get("model")
             if (model is not None and model not in s.models) or not s.user:
                 self._identity(s, attrs, resource)
-            field, split = spec
-            if split is None:
+            if k is None:
                 setattr(s, field, getattr(s, field) + inc)
             else:
                 bucket = getattr(s, field)
-                k = attrs.get(split, "unknown")
                 bucket[k] = bucket.get(k, 0.0) + inc
             if field == "tokens":
                 self.last_tokens += inc
