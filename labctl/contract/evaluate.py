@@ -23,6 +23,7 @@ _TEMPORALITY_CODE = {"delta": 1, "cumulative": 2}
 _EVENT_STANDARD = ("event.name", "event.timestamp", "event.sequence")
 _MAX_CACHED_METRICS = 2_000
 _MAX_CACHED_SERIES = 50_000
+_MAX_CACHED_TOTAL = 200_000  # all metrics together: bounded memory whatever the clients send
 _isfinite = math.isfinite
 _unpack_double = struct.Struct("<d").unpack_from
 _unpack_int = struct.Struct("<q").unpack_from
@@ -82,7 +83,10 @@ class _CompiledAttrs:
         self.sensitive = frozenset(k for k, a in merged.items() if a.sensitive)
 
     def _shown(self, key: str, value: Any) -> str:
-        return "(redacted)" if key in self.sensitive else repr(value)  # never echo prompt text
+        if key in self.sensitive:
+            return "(redacted)"  # never echo prompt text
+        shown = repr(value)
+        return shown if len(shown) <= 120 else shown[:100] + f"... ({len(shown)} chars)"
 
     def check(self, attrs: dict[str, Any], base: str, out: list[Violation]) -> None:
         for k in self.required:
@@ -169,6 +173,7 @@ class Contract:
         self._by_prom: dict[tuple[str, str, str, bool], _CompiledMetric | None] = {}
         # metric name -> serialized attributes -> [attrs, attribute violations, admitted, label attrs]
         self._series: dict[str, dict[bytes, list[Any]]] = {}
+        self._series_total = 0
         strict = spec.unknown_attributes == "violation"
         self._events = {
             name: _CompiledAttrs(ev.attributes, spec.common_attributes, strict, _EVENT_STANDARD)
@@ -294,12 +299,17 @@ class Contract:
         ev.total = len(items)
 
     def _series_cache(self, name: str) -> dict[bytes, list[Any]] | None:
+        if self._series_total >= _MAX_CACHED_TOTAL:
+            for c in self._series.values():
+                c.clear()
+            self._series_total = 0
         cache = self._series.get(name)
         if cache is None:
             if len(self._series) >= _MAX_CACHED_METRICS:
                 return None
             cache = self._series[name] = {}
         elif len(cache) >= _MAX_CACHED_SERIES:
+            self._series_total -= len(cache)
             cache.clear()  # bounded memory: start over rather than grow
         return cache
 
@@ -365,6 +375,7 @@ class Contract:
                         attr_check.check(cattrs, "", templates)
                     entry = [attrs, templates, not card, cattrs]
                     cache[skey] = entry
+                    self._series_total += 1
                 attrs, templates, admitted, cattrs = entry
             else:
                 vk = p.WhichOneof("value")

@@ -62,3 +62,18 @@ def test_fast_jsonl_lines_equal_the_records(tmp_path: Path) -> None:
         lines = (tmp_path / "inspect" / "records.jsonl").read_text().splitlines()[-len(pts):]
         assert [json.loads(x) for x in lines] == expected
     assert "secret prompt" not in (tmp_path / "inspect" / "records.jsonl").read_text()
+
+
+def test_huge_attribute_values_are_clipped_everywhere(tmp_path: Path) -> None:
+    cc = load_contract(default_contract_path())
+    huge = "x" * 100_000
+    ins = Inspector({"inspect": {"console": "off"}}, tmp_path)
+    pts = [Point("claude_code.token.usage", 1, {**session_attrs(), "model": huge, "type": "input"}),
+           Point("claude_code.token.usage", 1, {**session_attrs(), "model": "m", "type": huge})]
+    for _ in range(2):
+        entry = ins.observe("metrics", cc.evaluate("metrics", metrics_request(pts)))
+    assert all(len(json.dumps(r)) < 6000 for r in entry["records"])
+    assert entry["records"][0]["attributes"]["model"].endswith("…(+97952 chars)")
+    assert all(len(v["message"]) < 300 for v in ins.store.violations)
+    lines = (tmp_path / "inspect" / "records.jsonl").read_text().splitlines()
+    assert len(lines) == 4 and all(len(x) < 6000 for x in lines)

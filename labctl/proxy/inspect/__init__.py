@@ -27,7 +27,7 @@ from labctl.proxy.inspect.console import ConsoleView
 from labctl.proxy.inspect.exposition import ProxiedMetrics
 from labctl.proxy.inspect.jsonl_fast import JsonlEncoder
 from labctl.proxy.inspect.sessions import SessionTracker
-from labctl.proxy.inspect.store import JsonlLog, PayloadStore
+from labctl.proxy.inspect.store import JsonlLog, PayloadStore, clip_record
 from labctl.redact import Redactor
 
 __all__ = ["Inspector"]
@@ -127,11 +127,11 @@ class Inspector:
                 res_ok = safe_resources[id(res)] = hidden.isdisjoint(res)
             if r["violations"] or not res_ok or "body" in r or not hidden.isdisjoint(r["attributes"]):
                 r = red.record(r)
-            built[i] = r
+            built[i] = clip_record(r)
         violating_idx = ev.violating_indices()
         for i in violating_idx:
             if i not in built:
-                built[i] = red.record(ev.record(i))
+                built[i] = clip_record(red.record(ev.record(i)))
         violating = [built[i] for i in violating_idx]
         for r in violating:
             for v in r["violations"]:

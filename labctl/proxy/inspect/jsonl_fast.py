@@ -15,7 +15,7 @@ from typing import Any
 
 from labctl.contract import Evaluation
 from labctl.contract.otlpvalues import iso_time
-from labctl.proxy.inspect.store import dumps
+from labctl.proxy.inspect.store import clip_attrs, clip_record, dumps
 from labctl.redact import Redactor
 
 
@@ -29,7 +29,7 @@ class JsonlEncoder:
             hit = self._attrs.get(id(attrs))
             if hit is not None and hit[0] is attrs and hit[1] is red:
                 return hit[2]
-        data = dumps(red.attrs(attrs))
+        data = dumps(clip_attrs(red.attrs(attrs)))
         if cacheable:
             if len(self._attrs) >= self.max_cached:
                 self._attrs.clear()
@@ -45,7 +45,7 @@ class JsonlEncoder:
             for i in range(ev.total):
                 rec = records.get(i)
                 if rec is None:
-                    rec = red.record(ev.record(i))
+                    rec = clip_record(red.record(ev.record(i)))
                 out.append(dumps({**rec, "payload": payload_id}))
             return b"\n".join(out) + b"\n" if out else b""
         parts: list[bytes] = []
@@ -58,7 +58,7 @@ class JsonlEncoder:
             if viol or rec is not None or meta[3] not in ("sum", "gauge") or value is None or \
                     (value.__class__ is float and not math.isfinite(value)):
                 if rec is None:
-                    rec = red.record(ev.record(i))
+                    rec = clip_record(red.record(ev.record(i)))
                 parts.append(dumps({**rec, "payload": payload_id}))
                 parts.append(b"\n")
                 continue
@@ -67,7 +67,7 @@ class JsonlEncoder:
                 resource = meta[0]
                 res = resources.get(id(resource))
                 if res is None:
-                    res = resources[id(resource)] = red.attrs(resource)
+                    res = resources[id(resource)] = clip_attrs(red.attrs(resource))
                 head = dumps({"signal": "metrics", "resource": res, "scope": meta[1], "name": meta[2],
                               "kind": meta[3], "unit": meta[4], "temporality": meta[5], "monotonic": meta[6]})
                 head = headers[id(meta)] = head[:-1] + b',"attributes":'

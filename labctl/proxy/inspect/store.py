@@ -27,6 +27,36 @@ except ImportError:  # pragma: no cover - orjson is a dependency; the fallback k
 
 log = logging.getLogger("labctl.proxy.inspect")
 
+MAX_VALUE_CHARS = 2048  # longer attribute strings are clipped in the log, the page and the API
+
+
+def clip_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
+    """The same dict unless a string value is longer than MAX_VALUE_CHARS (memory and page stay bounded)."""
+    for v in attrs.values():
+        if isinstance(v, str) and len(v) > MAX_VALUE_CHARS:
+            break
+    else:
+        return attrs
+    return {k: (v[:MAX_VALUE_CHARS] + f"…(+{len(v) - MAX_VALUE_CHARS} chars)"
+                if isinstance(v, str) and len(v) > MAX_VALUE_CHARS else v) for k, v in attrs.items()}
+
+
+def clip_record(rec: dict[str, Any]) -> dict[str, Any]:
+    attrs = rec.get("attributes")
+    res = rec.get("resource")
+    body = rec.get("body")
+    new_attrs = clip_attrs(attrs) if isinstance(attrs, dict) else attrs
+    new_res = clip_attrs(res) if isinstance(res, dict) else res
+    new_body = (body[:MAX_VALUE_CHARS] + f"…(+{len(body) - MAX_VALUE_CHARS} chars)"
+                if isinstance(body, str) and len(body) > MAX_VALUE_CHARS else body)
+    if new_attrs is attrs and new_res is res and new_body is body:
+        return rec
+    out = dict(rec)
+    out["attributes"], out["resource"] = new_attrs, new_res
+    if "body" in rec:
+        out["body"] = new_body
+    return out
+
 
 class PayloadStore:
     def __init__(self, max_payloads: int = 200, max_records: int = 200, max_violations: int = 1000) -> None:
