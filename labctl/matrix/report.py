@@ -110,7 +110,8 @@ _CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#1d2330;background:#fafbfc}
 h1{font-size:20px;margin:0 0 4px} .sum{color:#555;margin-bottom:16px}
 table{border-collapse:collapse;width:100%;background:#fff} th,td{border:1px solid #dde1e7;padding:6px 8px;
-vertical-align:top;text-align:left} th{background:#eef1f5;position:sticky;top:0}
+vertical-align:top;text-align:left;overflow-wrap:break-word} th{background:#eef1f5;position:sticky;top:0}
+table{table-layout:fixed} td:nth-child(9),td:nth-child(10),td:nth-child(11),td:nth-child(2){overflow-wrap:anywhere}
 tr.bad td{background:#fff1f0} td.v{font-weight:600} td.ok{color:#137333} td.no{color:#b3261e}
 code{font:12px ui-monospace,monospace;background:#f0f2f5;padding:1px 3px;border-radius:3px}
 .focus{color:#555;font-size:12px} input{padding:6px;width:320px;margin-bottom:10px}
@@ -120,6 +121,10 @@ _JS = """
 document.getElementById('q').addEventListener('input',e=>{const q=e.target.value.toLowerCase();
 document.querySelectorAll('tbody tr').forEach(tr=>{tr.style.display=tr.textContent.toLowerCase().includes(q)?'':'none'})});
 """
+
+
+_COLUMNS = (("#", 3), ("case", 17), ("exporter", 7), ("protocol", 7), ("endpoint", 8), ("interval", 5),
+            ("timeout", 5), ("headers", 6), ("expected", 15), ("observed", 15), ("verdict", 8), ("time", 4))
 
 
 def to_html(results: list[CaseResult], wall_s: float) -> str:
@@ -142,8 +147,7 @@ def to_html(results: list[CaseResult], wall_s: float) -> str:
         f"<div class='sum'>{len(results)} cases · {ok} as expected · {len(results) - ok} unexpected · wall time "
         f"{wall_s:.0f} s · generated {e(time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()))}</div>"
         "<input id='q' placeholder='filter (id, protocol, outcome…)'>"
-        "<table><thead><tr><th>#</th><th>case</th><th>exporter</th><th>protocol</th><th>endpoint</th><th>interval</th>"
-        "<th>timeout</th><th>headers</th><th>expected</th><th>observed</th><th>verdict</th><th>time</th></tr></thead>"
+        "<table><thead><tr>" + "".join(f"<th style='width:{w}%'>{h}</th>" for h, w in _COLUMNS) + "</tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table><script>{_JS}</script></body></html>"
     )
 
