@@ -32,9 +32,9 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "proxy"))
 
-from collector_process import Collector
-from payloads import events, token_usage
+from proxy_collector import Collector
 from proxy_harness import CONTRACT, free_port
+from proxy_payloads import events, token_usage
 from proxy_process import ProxyProcess
 
 METHOD = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"

@@ -7,9 +7,9 @@ import uuid
 
 import pytest
 import requests
-from collector_process import Collector
-from payloads import events, token_usage
-from test_proxy_forwarding import wait_for
+from proxy_collector import Collector
+from proxy_harness import wait_for
+from proxy_payloads import events, token_usage
 
 PB = {"Content-Type": "application/x-protobuf"}
 pytestmark = [pytest.mark.integration]

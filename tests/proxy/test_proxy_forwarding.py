@@ -12,21 +12,11 @@ from typing import Self
 
 import pytest
 import requests
-from payloads import events, token_usage
-from proxy_harness import free_port
+from proxy_harness import free_port, wait_for
+from proxy_payloads import events, token_usage
 
 PB = {"Content-Type": "application/x-protobuf"}
 FAST_RETRY = {"initial_interval": "50ms", "max_interval": "300ms"}
-
-
-def wait_for(predicate, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def upstream_url(protocol: str, port: int) -> str:

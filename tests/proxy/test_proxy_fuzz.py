@@ -15,8 +15,8 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
-from payloads import kv, token_usage
 from proxy_harness import CONTRACT
+from proxy_payloads import kv, token_usage
 
 from labctl.contract import load_contract
 from labctl.proxy import codec

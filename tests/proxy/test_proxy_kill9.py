@@ -6,10 +6,9 @@ import signal
 
 import pytest
 import requests
-from payloads import events, token_usage
-from proxy_harness import free_port, make_config
+from proxy_harness import free_port, make_config, wait_for
+from proxy_payloads import events, token_usage
 from proxy_process import ProxyProcess
-from test_proxy_forwarding import wait_for
 
 PB = {"Content-Type": "application/x-protobuf"}
 

@@ -7,9 +7,8 @@ import shutil
 
 import requests
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
-from payloads import token_usage
-from proxy_harness import CONTRACT
-from test_proxy_forwarding import wait_for
+from proxy_harness import CONTRACT, wait_for
+from proxy_payloads import token_usage
 
 PB = {"Content-Type": "application/x-protobuf"}
 

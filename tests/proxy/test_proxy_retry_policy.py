@@ -20,9 +20,8 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
     ExportMetricsServiceResponse,
 )
-from payloads import token_usage
-from proxy_harness import free_port
-from test_proxy_forwarding import wait_for
+from proxy_harness import free_port, wait_for
+from proxy_payloads import token_usage
 
 PB = {"Content-Type": "application/x-protobuf"}
 

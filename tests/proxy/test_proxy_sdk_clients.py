@@ -114,7 +114,7 @@ def test_sdk_otlp_json_http_exporter_with_gzip_delivers(start_proxy):
 def test_sdk_grpc_exporter_with_gzip_and_oversized_message(start_proxy):
     import grpc
     from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
-    from payloads import token_usage
+    from proxy_payloads import token_usage
 
     proxy = start_proxy(limits={"max_request_bytes": "64KiB"})
     sent = _export_tokens(OTLPMetricExporter(endpoint=proxy.grpc, insecure=True, compression=grpc.Compression.Gzip,
