@@ -60,3 +60,14 @@ def test_instructor_guide_port_offsets_never_collide():
             taken[shifted] = student
     guide = (docsmd.REPO / "lab" / "docs" / "instructor-guide.md").read_text(encoding="utf-8")
     assert "multiples of 100" in guide and "50 students" in guide
+
+
+def test_port_descriptions_are_whole():
+    # The ports table shows lab.yaml's `what` texts; an unquoted comma in a YAML flow mapping would cut
+    # one short and turn the rest into stray keys.
+    import yaml
+
+    raw = yaml.safe_load((docsmd.REPO / "lab" / "lab.yaml").read_text(encoding="utf-8"))
+    for name, svc in raw["services"].items():
+        for port, spec in svc["ports"].items():
+            assert set(spec) <= {"host", "container", "what"}, f"{name}.{port} has stray keys: {spec}"
