@@ -170,3 +170,12 @@ def test_seed_contract_help_text_on_metrics(tmp_path: Path) -> None:
     [text] = fetch(ins, "/metrics")
     assert "# HELP otel_claude_code_token_usage_tokens_total Total tokens used" in text
     assert "otel_claude_code_token_usage_tokens_total{" in text
+
+
+def test_the_labs_proxy_config_has_valid_inspection_sections(tmp_path: Path) -> None:
+    from labctl.proxy import config
+
+    cfg = config.load(Path(__file__).resolve().parents[2] / "lab" / "proxy" / "proxy.yaml")
+    ins = Inspector(cfg.raw, tmp_path)
+    assert {r.kind for r in ins.alerts.rules} == {"session_cost", "tokens_per_minute", "api_error_rate"}
+    assert "user.email" in ins.redactor.attributes

@@ -118,6 +118,11 @@ def parse_rules(section: Any) -> list[AlertRule]:
             raise LabError(f"proxy config: {where}: a second alert named {name!r}", "give every alert its own name")
         seen.add(name)
         threshold = item.get("threshold")
+        if isinstance(threshold, str):  # `${VAR:-5}` in the config expands to a string
+            try:
+                threshold = float(threshold)
+            except ValueError:
+                pass
         if not isinstance(threshold, (int, float)) or isinstance(threshold, bool) or threshold < 0:
             raise LabError(f"proxy config: {where}: threshold {threshold!r} must be a number >= 0",
                            "e.g. threshold: 5 (USD), 100000 (tokens/min) or 0.2 (error ratio)")
