@@ -294,4 +294,5 @@ class Telemetry:
         finished = done.wait(timeout_s)
         if self.prometheus_server is not None:
             self.prometheus_server.shutdown()
+            self.prometheus_server.server_close()  # release the port (shutdown only stops serving)
         return finished

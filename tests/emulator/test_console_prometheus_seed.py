@@ -94,6 +94,8 @@ def test_plans_are_identical_for_one_seed() -> None:
 
 def _port_free(port: int) -> bool:
     with socket.socket() as s:
+        # Like the exporter's own server: connections in TIME_WAIT from earlier scrapes do not hold the port.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
             return True
