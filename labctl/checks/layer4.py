@@ -117,9 +117,9 @@ def _grafana(cx: CheckContext) -> list[CheckResult]:
     password = cx.lab.settings.get("grafana_admin_password")
     api = GrafanaApi.from_url(base, credential=("admin", password) if password else None, timeout=5)
     try:
-        ds = api.datasource.health_inquiry("lab-prometheus")
-        ok = str(ds.get("status", "")).upper() == "OK"
-        results.append(CheckResult(4, "datasource", ok, [f"lab-prometheus: {ds.get('message', ds)}"],
+        ds = api.datasource.health_inquiry("lab-prometheus")  # a DatasourceHealthResponse dataclass
+        ok = bool(ds.success) and str(ds.status).upper() == "OK"
+        results.append(CheckResult(4, "datasource", ok, [f"lab-prometheus: {ds.status} — {ds.message}"],
                                    cause=None if ok else "Grafana cannot query Prometheus through its datasource",
                                    playbook=None if ok else "grafana-datasource"))
     except Exception as exc:  # noqa: BLE001 — grafana-client raises its own and niquests' errors
