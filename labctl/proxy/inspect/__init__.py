@@ -207,10 +207,13 @@ class Inspector:
 def _names(ev: Any) -> list[str]:
     """The distinct metric / event / span names of a payload (at most 20), for the payload list."""
     names: set[str] = set()
-    pos = 2 if ev.signal == "metrics" else None
-    for item in ev._items:
-        name = item[0][pos] if pos is not None else item[4]
-        names.add(str(name))
-        if len(names) > 20:
-            break
+    if ev.signal == "metrics":  # from the request's Metric messages: a handful, whatever the point count
+        for rm in ev.request.resource_metrics:
+            for sm in rm.scope_metrics:
+                names.update(m.name for m in sm.metrics)
+    else:
+        for item in ev._items:
+            names.add(str(item[4]))
+            if len(names) > 20:
+                break
     return sorted(names)[:20]

@@ -54,9 +54,9 @@ class JsonlEncoder:
         resources: dict[int, dict[str, Any]] = {}
         for i, item in enumerate(ev._items):
             meta, _pi, _p, attrs, value, viol, skey, start_ns, t = item
-            rec = records.get(i)
-            if viol or rec is not None or meta[3] not in ("sum", "gauge") or value is None or \
+            if viol or meta[3] not in ("sum", "gauge") or value is None or \
                     (value.__class__ is float and not math.isfinite(value)):
+                rec = records.get(i)
                 if rec is None:
                     rec = clip_record(red.record(ev.record(i)))
                 parts.append(dumps({**rec, "payload": payload_id}))
