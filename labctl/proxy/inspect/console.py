@@ -13,11 +13,12 @@ from rich.markup import escape
 
 class ConsoleView:
     def __init__(self, mode: str = "summary", console: Console | None = None, max_lines: int = 20,
-                 max_payloads_per_s: int = 20) -> None:
+                 max_payloads_per_s: int = 20, clock: Any = time.monotonic) -> None:
         self.mode = mode
         self.console = console or Console(stderr=True, highlight=False, soft_wrap=True)
         self.max_lines = max_lines
         self.max_payloads_per_s = max_payloads_per_s
+        self.clock = clock
         self._second = 0
         self._shown = 0
         self._skipped = 0
@@ -27,7 +28,7 @@ class ConsoleView:
             return
         # Under load a line per payload would cost more than the proxy's work: show the first few per
         # second and say how many were left out (the page and the JSONL log have all of them).
-        second = int(time.monotonic())
+        second = int(self.clock())
         if second != self._second:
             if self._skipped:
                 self.console.print(f"[dim]… {self._skipped} more payloads in the last second not shown "
