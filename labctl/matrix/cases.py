@@ -16,7 +16,7 @@ OUTCOMES = ("delivered", "failed", "pending", "config_error", "nothing", "sent_n
 PLACES = ("collector", "proxy", "stdout", "scrape", "prometheus")
 DIMENSIONS = ("exporter", "protocol", "endpoint", "interval", "timeout", "headers")
 EXPECT_KEYS = {"outcome", "seen_in", "not_seen_in", "error", "notice", "retries", "gives_up_s", "first_export_s",
-               "min_exports"}
+               "min_exports", "hops_agree"}
 
 
 @dataclass

@@ -32,6 +32,8 @@ def expected_text(e: dict[str, Any]) -> str:
         parts.append(f"first export {e['first_export_s'][0]}–{e['first_export_s'][1]} s")
     if "min_exports" in e:
         parts.append(f"≥{e['min_exports']} exports")
+    if e.get("hops_agree"):
+        parts.append("proxy and Collector counts agree")
     return "; ".join(parts)
 
 

@@ -102,7 +102,14 @@ def _start_receivers(case: Case, workdir: Path) -> Setup:
             if r.get("scrape"):
                 setup.scrape_port = int(v["prom_port"])
         elif kind == "proxy":
-            p = Proxy(workdir / "proxy", host=host, auth_token=token if r.get("auth") else None)
+            upstream = None
+            if r.get("upstream") == "collector":  # the lab's module-2 pipeline: client → proxy → Collector
+                c = Collector(workdir / "collector")
+                setup.stoppers.append(c.stop)
+                c.start()
+                setup.collector = c
+                upstream = f"http://{c.grpc_addr}"
+            p = Proxy(workdir / "proxy", host=host, auth_token=token if r.get("auth") else None, upstream=upstream)
             setup.stoppers.append(p.stop)
             p.start()
             setup.proxy = p
@@ -330,6 +337,13 @@ def compare(case: Case, obs: dict[str, Any]) -> list[str]:
         f = obs.get("first_export_s")
         if f is None or not lo <= f <= hi:
             out.append(f"first export at {f}s, expected {lo}–{hi}s")
+    if e.get("hops_agree"):
+        proxy = (obs.get("proxy") or {}).get("accepted", {})
+        coll = obs.get("collector") or {}
+        for signal in ("metrics", "logs"):
+            a, b = int(proxy.get(signal, 0)), int(_sum(coll.get(f"accepted_{signal}")))
+            if a != b:
+                out.append(f"{signal}: proxy accepted {a}, Collector accepted {b}")
     if "min_exports" in e and obs.get("metric_exports", 0) < e["min_exports"]:
         out.append(f"{obs.get('metric_exports', 0)} metric exports, expected at least {e['min_exports']}")
     return out

@@ -73,3 +73,14 @@ def test_html_is_self_contained() -> None:
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)
     assert "<style>" in page and "<script>" in page
     assert to_markdown(results(), 1.0).count("\n| ") >= 3
+
+
+def test_hops_must_agree() -> None:
+    case = CASES["otlp-proxy-to-collector"]
+    base = {"outcome": "delivered", "seen": {"proxy": True, "collector": True}}
+    same = observed(**base, proxy={"accepted": {"metrics": 10, "logs": 4}},
+                    collector={"accepted_metrics": {"grpc": 10.0}, "accepted_logs": {"grpc": 4.0}})
+    assert compare(case, same) == []
+    lost = observed(**base, proxy={"accepted": {"metrics": 10, "logs": 4}},
+                    collector={"accepted_metrics": {"grpc": 7.0}, "accepted_logs": {"grpc": 4.0}})
+    assert compare(case, lost) == ["metrics: proxy accepted 10, Collector accepted 7"]
