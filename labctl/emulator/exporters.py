@@ -12,6 +12,10 @@ does, it needs nothing of our own — proper OTLP/JSON (lowerCamelCase keys, int
 strings), retries on 429/502/503/504 honouring Retry-After within the export timeout (the JS rule), gzip on
 request, and the same signal paths. The one difference a receiver could see is the body framing: the JS
 exporter sends it chunked, Python with a Content-Length; OTLP receivers accept both.
+
+Retry cadence is the Python SDK's (2^n s with ±20 % jitter, up to 6 attempts); the JS SDK waits 1 s × 1.5^n
+(at most 5 s, 5 attempts). Both retry the same failures and both stop when OTEL_EXPORTER_OTLP_TIMEOUT is spent,
+so what a student observes — retried or not, and when the export gives up — is the same.
 """
 
 from __future__ import annotations
