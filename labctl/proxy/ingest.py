@@ -119,6 +119,14 @@ class Ingest:
         self.retry_after = retry_after
         self._inspect_failures = 0
 
+    def _observe(self, name: str, ev: Any, meta: dict[str, Any]) -> None:
+        try:
+            self.inspector.observe(name, ev, meta)
+        except Exception:
+            self._inspect_failures += 1
+            if self._inspect_failures == 1:
+                log.exception("inspecting a %s request failed; the data itself was accepted", name)
+
     def handle(self, signal: Signal, msg: Message, raw: bytes | None, meta: dict[str, Any]) -> Answer:
         name = signal.name
         n = signal.count(msg)
@@ -134,7 +142,7 @@ class Ingest:
             try:
                 ev = contract.evaluate(name, msg)
                 if self.inspector is not None:
-                    self.inspector.observe(name, ev, meta)
+                    self._observe(name, ev, meta)
                 if ev.rejected:
                     if self.mode == "enforce":
                         rejected, message = ev.rejected, ev.message
