@@ -396,8 +396,11 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             notices.append(Notice("info", "OTEL_LOGS_EXPORTER",
                                   "not set: the five events (user_prompt, api_request, ...) are not exported"))
 
-    metric_interval = _interval(env, "OTEL_METRIC_EXPORT_INTERVAL", DEFAULT_METRIC_INTERVAL_MS, notices)
-    logs_interval = _interval(env, "OTEL_LOGS_EXPORT_INTERVAL", DEFAULT_LOGS_INTERVAL_MS, notices)
+    # Claude Code reads the intervals only while building its exporters, i.e. with telemetry on.
+    metric_interval, logs_interval = DEFAULT_METRIC_INTERVAL_MS, DEFAULT_LOGS_INTERVAL_MS
+    if enabled:
+        metric_interval = _interval(env, "OTEL_METRIC_EXPORT_INTERVAL", DEFAULT_METRIC_INTERVAL_MS, notices)
+        logs_interval = _interval(env, "OTEL_LOGS_EXPORT_INTERVAL", DEFAULT_LOGS_INTERVAL_MS, notices)
 
     temporality_raw = (env.get("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE") or "").strip()
     temporality: Literal["delta", "cumulative", "lowmemory"]

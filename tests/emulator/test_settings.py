@@ -66,7 +66,8 @@ def test_logging_hint_points_to_console() -> None:
 
 def test_bad_values_do_not_matter_while_telemetry_is_off() -> None:
     # Claude Code only builds exporters when CLAUDE_CODE_ENABLE_TELEMETRY is truthy.
-    s = load_settings({"OTEL_METRICS_EXPORTER": "logging", "OTEL_EXPORTER_OTLP_PROTOCOL": "bogus"})
+    s = load_settings({"OTEL_METRICS_EXPORTER": "logging", "OTEL_EXPORTER_OTLP_PROTOCOL": "bogus",
+                       "OTEL_METRIC_EXPORT_INTERVAL": "0"})
     assert not s.telemetry_enabled and not s.exports_anything
     assert "CLAUDE_CODE_ENABLE_TELEMETRY" in notices(s)
 
