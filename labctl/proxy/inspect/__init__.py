@@ -166,7 +166,7 @@ class Inspector:
         self.metrics.observe(ev, points)
         self.alerts.record(now, self.sessions.last_tokens, self.sessions.last_api_requests,
                            self.sessions.last_api_errors)
-        self.alerts.evaluate(now)
+        self.alerts.evaluate(now, self.sessions.touched)
         if self.console.mode != "off":
             shown = kept + [built[i] for i in violating_idx if i >= n_keep]
             self.console.show(summary, shown)

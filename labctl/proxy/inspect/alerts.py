@@ -161,18 +161,27 @@ class AlertEngine:
         while self._api and self._api[0][0] < horizon:
             self._api.popleft()
 
-    def evaluate(self, now: float | None = None) -> None:
+    def evaluate(self, now: float | None = None, touched: Any = None) -> None:
+        """`touched`: the session ids an export just changed — then only those are looked at for the
+        per-session rules (every read of the API or the page looks at all of them)."""
         now = time.time() if now is None else now
         self._prune(now)
         for rule in self.rules:
             if rule.kind == "session_cost":
-                for sid, s in list(self.sessions.sessions.items()):
+                if touched is not None:
+                    candidates = [(sid, self.sessions.sessions[sid]) for sid in touched
+                                  if sid in self.sessions.sessions]
+                else:
+                    candidates = list(self.sessions.sessions.items())
+                for sid, s in candidates:
                     active = now - s.last_seen <= rule.window
                     key = (rule.name, (("session_id", sid),))
                     st = self.states.get(key)
                     if st is None and not (active and s.cost_usd > rule.threshold):
                         continue
                     self._set(rule, {"session_id": sid}, s.cost_usd, active and s.cost_usd > rule.threshold, now)
+                if touched is not None:
+                    continue
                 # sessions forgotten by the tracker resolve too
                 for key, st in list(self.states.items()):
                     if key[0] == rule.name and st.state == "firing" and \

@@ -136,6 +136,7 @@ class SessionTracker:
         self.last_tokens = 0.0
         self.last_api_requests = 0
         self.last_api_errors = 0
+        self.touched: set[str] = set()  # sessions the last observe() changed
 
     def _session(self, sid: str, now: float) -> Session:
         s = self.sessions.get(sid)
@@ -154,6 +155,7 @@ class SessionTracker:
         self.last_tokens = 0.0
         self.last_api_requests = 0
         self.last_api_errors = 0
+        self.touched: set[str] = set()
         if ev.signal == "metrics":
             self._metrics(ev.metric_points() if points is None else points, now)
         elif ev.signal == "logs":
@@ -215,6 +217,7 @@ class SessionTracker:
                 bucket[k] = bucket.get(k, 0.0) + inc
             if field == "tokens":
                 self.last_tokens += inc
+        self.touched.update(touched)
         for sid, s in touched.items():  # recency once per session and batch, not per point
             s.last_seen = now
             if sid in sessions:
@@ -231,6 +234,7 @@ class SessionTracker:
             if sid is None:
                 continue
             s = self._session(sid, now)
+            self.touched.add(sid)
             if not ok:
                 s.violations += 1
             self._identity(s, attrs, resource)
