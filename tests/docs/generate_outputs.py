@@ -133,6 +133,32 @@ class Runner:
                                f"{step.exit_codes}:\n{out}")
         return self.tidy(out)
 
+    def settle(self, step: Step) -> None:
+        """After `up` of a stage with Prometheus: wait until every target has been scraped once.
+
+        A student reads the status before running the check; without this pause the check could see a
+        target whose health is still "unknown" (not yet scraped), which is not what the guide shows.
+        """
+        if step.args[:1] != ("up",) or step.args[1] not in ("module-3", "module-4"):
+            return
+        import json
+        import time
+
+        import requests
+
+        port = json.loads((self.state_dir / "lab.json").read_text())["ports"]["prometheus"]["web"]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                targets = requests.get(f"http://127.0.0.1:{port}/api/v1/targets", timeout=2).json()
+                active = targets["data"]["activeTargets"]
+                if active and all(t["health"] != "unknown" for t in active):
+                    return
+            except (requests.RequestException, ValueError, KeyError):
+                pass
+            time.sleep(0.5)
+        raise RuntimeError("Prometheus did not scrape every target within 60 s")
+
     def tidy(self, text: str) -> str:
         """Write what a student on default ports and the default state dir would see."""
         for shown, real in self.files.items():
@@ -155,6 +181,7 @@ def run_scenario() -> dict[str, str]:
     try:
         for step in SCENARIO:
             out = runner.run(step)
+            runner.settle(step)
             if step.section:
                 sections.setdefault(step.section, []).append(f"$ labctl {' '.join(step.args)}\n{out}".rstrip())
     finally:
