@@ -8,14 +8,14 @@ HTTP 401; the proxy keeps the data (it does not drop on 401) until the token is 
 from __future__ import annotations
 
 import secrets
-from typing import Any
-
-import grpc
-from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
+from typing import TYPE_CHECKING, Any
 
 from labctl.errors import LabError
 from labctl.faults.base import FaultContext, Option, run_all, wait_until
-from labctl.faults.network import _hostport, proxy_upstream
+from labctl.faults.network import proxy_upstream
+
+if TYPE_CHECKING:
+    import grpc
 
 OPTIONS = (Option("token", "what the proxy sends", choices=("wrong", "missing"), default="wrong",
                   positional=True),)
@@ -44,6 +44,9 @@ def apply(ctx: FaultContext, opts: dict[str, Any]) -> dict[str, Any]:
 
 
 def _export(target: str, token: str | None) -> grpc.StatusCode:
+    import grpc  # imported when used: keeps `labctl --help` fast
+    from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
+
     metadata = [("authorization", f"Bearer {token}")] if token else []
     with grpc.insecure_channel(target) as channel:
         stub = metrics_service_pb2_grpc.MetricsServiceStub(channel)
@@ -55,7 +58,10 @@ def _export(target: str, token: str | None) -> grpc.StatusCode:
 
 
 def verify(ctx: FaultContext, rec: dict[str, Any]) -> list[str]:
-    target = ctx.lab.addr("collector", "otlp_grpc") if ctx.lab.runtime == "native" else _hostport(rec["upstream"])
+    import grpc
+
+    # The host port reaches the Collector in both runtimes (docker publishes it on 127.0.0.1).
+    target = ctx.lab.addr("collector", "otlp_grpc")
     codes: dict[str, grpc.StatusCode] = {}
 
     def enforced() -> bool:

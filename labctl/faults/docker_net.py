@@ -8,12 +8,12 @@ All commands go through python-on-whales, which shells out to the docker CLI; te
 
 from __future__ import annotations
 
-from typing import Any
-
-from python_on_whales import DockerClient
-from python_on_whales.exceptions import DockerException
+from typing import TYPE_CHECKING, Any
 
 from labctl.errors import LabError
+
+if TYPE_CHECKING:
+    from python_on_whales import DockerClient
 
 # hop -> the service whose container is cut off (the hop's target: the side that stops answering)
 HOP_TARGET = {"proxy-collector": "collector", "collector-prometheus": "collector",
@@ -34,12 +34,16 @@ def container_name(ctx: Any, service: str) -> str:
 
 
 def client(ctx: Any) -> DockerClient:
+    from python_on_whales import DockerClient  # imported when used: keeps `labctl --help` fast
+
     call = getattr(ctx.runtime, "client_call", None)
     return DockerClient(client_call=list(call) if call else ["docker"],
                         compose_project_name=project_name(ctx))
 
 
 def partition(ctx: Any, hop: str) -> dict[str, Any]:
+    from python_on_whales.exceptions import DockerException
+
     service = HOP_TARGET[hop]
     net, ctr = network_name(ctx), container_name(ctx, service)
     try:
@@ -51,6 +55,8 @@ def partition(ctx: Any, hop: str) -> dict[str, Any]:
 
 
 def verify(ctx: Any, rec: dict[str, Any]) -> list[str]:
+    from python_on_whales.exceptions import DockerException
+
     try:
         inspected = client(ctx).container.inspect(rec["container"])
         networks = list(inspected.network_settings.networks or {})
@@ -62,6 +68,8 @@ def verify(ctx: Any, rec: dict[str, Any]) -> list[str]:
 
 
 def heal(ctx: Any, rec: dict[str, Any]) -> None:
+    from python_on_whales.exceptions import DockerException
+
     try:
         client(ctx).network.connect(rec["network"], rec["container"], alias=rec["service"])
     except DockerException as exc:

@@ -11,7 +11,10 @@ import stat
 from pathlib import Path
 from types import SimpleNamespace
 
-from labctl.faults import docker_net
+import yaml
+
+from labctl.faults import auth, docker_net, endpoint
+from labctl.faults.base import FaultContext
 from labctl.runtimes.docker import DockerRuntime
 from labctl.state import LabState
 
@@ -46,3 +49,36 @@ def test_default_names_follow_compose_v2(tmp_path: Path) -> None:
     assert docker_net.network_name(ctx) == "labctl-default_default"
     assert docker_net.container_name(ctx, "prometheus") == "labctl-default-prometheus-1"
     assert docker_net.HOP_TARGET["collector-prometheus"] == "collector"
+
+
+def _docker_ctx(tmp_path: Path) -> tuple[FaultContext, Path]:
+    script, log = _recorder(tmp_path)
+    lab = LabState(dir=tmp_path / "lab", runtime="docker", stage="module-3", instance="class1")
+    runtime = DockerRuntime(lab, client_call=[str(script)])
+    lab.ports = runtime.model.default_ports()
+    lab.save()
+    return FaultContext(lab=lab, runtime=runtime, model=runtime.model), log
+
+
+def test_endpoint_fault_in_docker_is_a_compose_override_and_heal_removes_it(tmp_path: Path) -> None:
+    ctx, _ = _docker_ctx(tmp_path)
+    rec = endpoint.apply(ctx, {"kind": "unreachable-host"})
+    override = yaml.safe_load(ctx.runtime.override_file.read_text())  # type: ignore[attr-defined]
+    assert override == {"services": {"proxy": {"environment": {
+        "LAB_PROXY_UPSTREAM": "http://collector.invalid:4317"}}}}
+    ctx.remove_overrides(rec["overrides"][0])
+    assert not ctx.runtime.override_file.exists()  # type: ignore[attr-defined]
+    assert LabState.load(ctx.lab.dir).overrides == {}
+
+
+def test_auth_fault_in_docker_mounts_the_overlay_and_breaks_the_proxy_token(tmp_path: Path) -> None:
+    ctx, _ = _docker_ctx(tmp_path)
+    rec = auth.apply(ctx, {"token": "wrong"})
+    services = yaml.safe_load(ctx.runtime.override_file.read_text())["services"]  # type: ignore[attr-defined]
+    assert services["collector"]["command"] == [
+        "--config", "/lab/collector-configs/base.yaml", "--config", "/lab/collector-configs/faults/auth.yaml"]
+    assert services["collector"]["environment"]["LAB_FAULT_AUTH_TOKEN"] == rec["secret"]
+    assert services["proxy"]["environment"]["LAB_PROXY_UPSTREAM_HEADERS"].startswith("authorization=Bearer%20wrong-")
+    for undo in reversed(rec["overrides"]):
+        ctx.remove_overrides(undo)
+    assert not ctx.runtime.override_file.exists()  # type: ignore[attr-defined]
