@@ -116,3 +116,11 @@ def test_session_store_is_bounded(cc) -> None:
     for i in range(5):
         tracker.observe(cc.evaluate("metrics", metrics_request([tokens(1, sid=f"x{i}")])), now=float(i))
     assert list(tracker.sessions) == ["x2", "x3", "x4"]
+
+
+def test_tokens_without_session_id_still_count_for_the_rate(cc) -> None:
+    """OTEL_METRICS_INCLUDE_SESSION_ID=false: no session to add to, but the token rate alert sees them."""
+    tracker = SessionTracker()
+    req = metrics_request([Point("claude_code.token.usage", 500, {"model": "m", "type": "input"})])
+    tracker.observe(cc.evaluate("metrics", req), now=1.0)
+    assert tracker.sessions == {} and tracker.last_tokens == 500

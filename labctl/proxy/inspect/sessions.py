@@ -165,7 +165,6 @@ class SessionTracker:
         res_keys: dict[int, tuple[Any, ...]] = {}
         touched: dict[str, Session] = {}
         sessions = self.sessions
-        counters = self.counters
         isfinite = math.isfinite
         info_cache = self._info
         for (name, _kind, _unit, _mono, temporality, resource, attrs, value, start_ns, _t, series,
@@ -181,6 +180,10 @@ class SessionTracker:
                 if sid is None:
                     sid = resource.get("session.id")
                     if sid is None:
+                        # no session (OTEL_METRICS_INCLUDE_SESSION_ID=false): still counts for token rates
+                        if spec[0] == "tokens" and value is not None and isfinite(value):
+                            self.last_tokens += self._increase(name, temporality, resource, attrs, series,
+                                                               start_ns, value, res_keys)
                         continue
                 field, split = spec
                 info = (attrs, name, str(sid), field, None if split is None else attrs.get(split, "unknown"),
@@ -193,11 +196,7 @@ class SessionTracker:
                 continue
             _a, _n, sid, field, k, model = info
             if temporality == "cumulative":  # only cumulative points need the series' last value
-                rk = res_keys.get(id(resource))
-                if rk is None:
-                    rk = res_keys[id(resource)] = _resource_key(resource)
-                key = (name, rk, series if series is not None else _attrs_key(attrs))
-                inc = counters.increase(key, temporality, start_ns, float(value))
+                inc = self._increase(name, temporality, resource, attrs, series, start_ns, value, res_keys)
             else:
                 inc = value if value > 0 else 0.0
             s = touched.get(sid)
@@ -222,6 +221,16 @@ class SessionTracker:
             s.last_seen = now
             if sid in sessions:
                 sessions.move_to_end(sid)
+
+    def _increase(self, name: str, temporality: str, resource: dict[str, Any], attrs: dict[str, Any],
+                  series: Any, start_ns: int, value: float, res_keys: dict[int, tuple[Any, ...]]) -> float:
+        if temporality != "cumulative":
+            return value if value > 0 else 0.0
+        rk = res_keys.get(id(resource))
+        if rk is None:
+            rk = res_keys[id(resource)] = _resource_key(resource)
+        key = (name, rk, series if series is not None else _attrs_key(attrs))
+        return self.counters.increase(key, temporality, start_ns, float(value))
 
     def _events(self, ev: Evaluation, now: float) -> None:
         for name, attrs, resource, ok in ev.events():
