@@ -50,6 +50,14 @@ def test_page_shows_a_payload_just_sent_without_reload(start_proxy) -> None:
             row.click()  # the payload's points, with their verdicts
             expect(page.locator("#records tbody")).to_contain_text("4242")
             expect(page.locator("#records tbody")).to_contain_text("is 'bogus', allowed")
+
+            # a conforming payload arrives too; the filter shows only the one with violations
+            ok = metrics_request([Point("claude_code.commit.count", 1, a)])
+            assert proxy.send("metrics", ok).status_code == 200
+            expect(page.locator("#payloads tbody tr.payload")).to_have_count(2, timeout=15_000)
+            page.check("#only-violations")
+            expect(page.locator("#payloads tbody tr.payload")).to_have_count(1)
+            expect(page.locator("#payloads tbody tr.payload").first).to_contain_text("violation")
             assert page.evaluate("window.__marker") == "still-the-same-page"
         finally:
             browser.close()
