@@ -231,3 +231,18 @@ def test_records_carry_what_a_student_needs(cc: Contract) -> None:
     names = [r["name"] for r in ev.records]
     assert names == ["user_prompt", "api_request", "api_error", "tool_decision", "tool_result"]
     assert all(r["kind"] == "event" for r in ev.records)
+
+
+def test_spans_get_records_and_no_contract_rules(cc: Contract) -> None:
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    req = ExportTraceServiceRequest()
+    ss = req.resource_spans.add().scope_spans.add()
+    ss.spans.add(name="tool.run", trace_id=b"\x01" * 16, span_id=b"\x02" * 8, start_time_unix_nano=10**18,
+                 end_time_unix_nano=10**18 + 2_500_000)
+    ev = cc.evaluate("traces", req)
+    assert (ev.total, ev.rejected) == (1, 0)
+    rec = ev.records[0]
+    assert rec["name"] == "tool.run" and rec["value"] == 2.5 and rec["unit"] == "ms"
+    assert rec["trace_id"] == "01" * 16 and rec["verdict"] == "ok"
+    assert ev.filtered_request() is req
