@@ -1,0 +1,46 @@
+"""Each module guide has what the curriculum promises: objectives, concepts, exercises, at least two
+"break it, then find it" exercises with real faults, the traps, and a self-check for its layer."""
+
+from __future__ import annotations
+
+import re
+
+import docsmd
+import pytest
+
+from labctl.faults.registry import FAULTS
+
+MODULES = [docsmd.REPO / "lab" / "modules" / f"module-{n}" / "README.md" for n in (1, 2, 3, 4)]
+SECTIONS = ("objectives", "concepts", "exercises", "break it, then find it", "traps real users hit", "done?")
+
+
+def _sections(text: str) -> dict[str, str]:
+    parts = re.split(r"^## (.+)$", text, flags=re.MULTILINE)
+    return {title.strip().lower(): body for title, body in zip(parts[1::2], parts[2::2], strict=True)}
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: p.parent.name)
+def test_module_guide_has_every_part(path):
+    sections = _sections(path.read_text(encoding="utf-8"))
+    for name in SECTIONS:
+        assert name in sections, f"{path.parent.name} has no '## {name}' section"
+
+
+@pytest.mark.parametrize("n, path", list(enumerate(MODULES, start=1)), ids=[f"module-{n}" for n in (1, 2, 3, 4)])
+def test_module_breaks_at_least_two_faults_and_checks_its_layer(n, path):
+    text = path.read_text(encoding="utf-8")
+    breaks = _sections(text)["break it, then find it"]
+    faults = {ref.argv[1] for ref in _refs(path) if ref.argv[:1] == ["break"] and len(ref.argv) > 1
+              and f"labctl {' '.join(ref.argv)}" in breaks}
+    assert len(faults & set(FAULTS)) >= 2, f"module-{n} breaks only {sorted(faults)}"
+    assert f"labctl check --layer {n}" in text, f"module-{n} has no self-check for layer {n}"
+
+
+def test_the_traps_are_all_taught():
+    text = "\n".join(p.read_text(encoding="utf-8") for p in MODULES).lower()
+    for trap in ("delta", "metric_expiration", "logs pipeline", "silent", "datasource uid"):
+        assert trap in text, f"no module teaches the trap {trap!r}"
+
+
+def _refs(path):
+    return docsmd.command_refs(path)
