@@ -98,7 +98,16 @@ class NativeRuntime(Runtime):
                     extra["grafana_home"] = str(grafana_home(binary))
             except LabError as exc:
                 if svc.optional_native:
-                    raise Unavailable(f"{exc.message}. {exc.hint or ''}".strip()) from None
+                    # Short and plain for the status table; `labctl doctor` shows the full how-to.
+                    what = (
+                        f"no {svc.native.binary} binary on this machine"
+                        if "was not found" in exc.message
+                        else exc.message
+                    )
+                    raise Unavailable(
+                        f"{what}; `labctl --runtime docker up {self._top_stage(service)}` runs it, "
+                        "`labctl doctor` says how to install it natively"
+                    ) from None
                 raise
             cmd = [str(binary)]
         else:
@@ -122,12 +131,19 @@ class NativeRuntime(Runtime):
         try:
             return resolve_binary(name)
         except LabError as exc:
+            if BINARIES[name] == "grafana":
+                raise  # no build from source: `up --install` cannot help (doctor explains the archive)
             if not self.auto_install:
                 exc.hint = f"{exc.hint or ''}; or let `labctl up <module> --install` do it".lstrip("; ")
                 raise
             ui.info(f"{name} is missing: running `labctl install {BINARIES[name]}` (cached afterwards)")
             install(BINARIES[name])
             return resolve_binary(name)
+
+    def _top_stage(self, service: str) -> str:
+        """The first stage that includes `service` (for hints)."""
+        layer = self.model.service(service).layer
+        return next(s.name for s in self.model.stages.values() if s.layer == layer)
 
     def _full_env(self, launch: Launch) -> dict[str, str]:
         base = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUB_PREFIXES)}
