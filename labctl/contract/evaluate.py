@@ -174,6 +174,8 @@ class Contract:
         # metric name -> serialized attributes -> [attrs, attribute violations, admitted, label attrs]
         self._series: dict[str, dict[bytes, list[Any]]] = {}
         self._series_total = 0
+        # Rules named as Prometheus shows them (the seed's format) are found by translating OTLP names.
+        self._prom_lookup = any(r.label_style == "prometheus" for r in spec.metrics.values())
         strict = spec.unknown_attributes == "violation"
         self._events = {
             name: _CompiledAttrs(ev.attributes, spec.common_attributes, strict, _EVENT_STANDARD)
@@ -198,7 +200,7 @@ class Contract:
 
     def _lookup(self, name: str, unit: str, kind: str | None, monotonic: bool) -> _CompiledMetric | None:
         c = self._metrics.get(name)
-        if c is not None or self.spec.dialect != "seed":
+        if c is not None or not self._prom_lookup:
             return c
         key = (name, unit, kind or "", monotonic)
         if key in self._by_prom:

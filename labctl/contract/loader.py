@@ -30,7 +30,7 @@ _TOP_KEYS = ("contract", "version", "description", "policy", "prometheus_namespa
              "common_attributes", "metrics", "events")
 _POLICY_KEYS = ("unknown_metrics", "unknown_events", "unknown_attributes", "logs_without_event_name")
 _METRIC_KEYS = ("instrument", "unit", "temporality", "description", "value_type", "range", "cardinality",
-                "attributes", "prometheus")
+                "attributes", "prometheus", "match", "required_fields")
 _EVENT_KEYS = ("description", "attributes")
 _ATTR_KEYS = ("requirement", "type", "values", "range", "brief", "sensitive")
 _SEED_KEYS = ("metric_type", "labels", "validation_rules", "prometheus_format", "description", "help", "unit")
@@ -186,6 +186,14 @@ def _metric(where: Where, name: str, m: Any, parent: Any) -> MetricRule:
                              "e.g. cardinality: {session.id: 1000, '*': 5000}")
         rule.cardinality[str(key)] = limit
     rule.attributes = _attributes(where, m.get("attributes"), "attributes", m, what)
+    # match: prometheus — the name and attribute keys are as Prometheus shows them (the seed's way)
+    rule.label_style = _choice(where, m, "match", m.get("match", "otel"), ("otel", "prometheus"), what)
+    fields = where.expect_list(m.get("required_fields"), "required_fields", f"{what} required_fields", m)
+    for f in fields:
+        if f not in _SEED_FIELDS:
+            raise where.fail(m, "required_fields", f"{what}: unknown required field {f!r}",
+                             f"use any of: {', '.join(_SEED_FIELDS)}")
+    rule.required_fields = tuple(str(f) for f in fields)
     prom = where.expect_map(m.get("prometheus"), "prometheus", f"{what} prometheus", m)
     where.check_keys(prom, ("name", "help", "type"), f"{what} prometheus")
     rule.prometheus_name = prom.get("name")

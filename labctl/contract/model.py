@@ -105,6 +105,10 @@ class MetricRule:
             out["cardinality"] = dict(self.cardinality)
         if self.attributes:
             out["attributes"] = {k: a.to_dict() for k, a in self.attributes.items()}
+        if self.label_style != "otel":
+            out["match"] = self.label_style  # named and labelled as Prometheus shows it (seed format)
+        if self.required_fields:
+            out["required_fields"] = list(self.required_fields)
         if self.prometheus_name or self.prometheus_help or self.prometheus_type:
             prom: dict[str, Any] = {}
             if self.prometheus_name:

@@ -103,10 +103,10 @@ def record_schema(contract: Any = None) -> dict[str, Any]:
     spec = getattr(contract, "spec", contract)
     schema["title"] = f"labctl proxy payload record (contract {spec.name})"
     rules: list[dict[str, Any]] = []
-    prom_style = spec.dialect == "seed"
+    prom_style = any(m.label_style == "prometheus" for m in spec.metrics.values())
     for m in spec.metrics.values():
-        if prom_style:
-            continue  # seed contracts compare Prometheus labels; only the record shape applies
+        if m.label_style == "prometheus":
+            continue  # seed-style rules compare Prometheus labels; only the record shape applies
         value: dict[str, Any] = {"type": "number"}
         if m.min is not None:
             value["minimum"] = m.min

@@ -241,8 +241,6 @@ def parse_weaver(docs: list[tuple[Any, str]]) -> ContractSpec:
             spec.events[str(name)] = EventRule(name=str(name), description="" if brief == name else brief,
                                                attributes=attrs)
         # span / entity groups describe other signals: not part of a metrics/events contract
-    if any(m.label_style == "prometheus" for m in spec.metrics.values()):
-        spec.dialect = "seed"
     if not spec.metrics and not spec.events:
         raise LabError(f"{spec.source}: the Weaver registry defines no metric or event groups",
                        "add groups of type metric (metric_name, instrument, unit) or event (name)")

@@ -170,3 +170,17 @@ def test_cli_export_and_import_weaver(labctl_run, tmp_path: Path) -> None:
     r = labctl_run("contract", "import", str(out), "-o", str(back))
     assert r.returncode == 0, r.stderr
     assert load_contract(back).spec.to_dict() == load_contract(default_contract_path()).spec.to_dict()
+
+
+def test_seed_contract_imported_into_labctl_format_keeps_its_meaning(labctl_run, tmp_path: Path) -> None:
+    out = tmp_path / "from-seed.yaml"
+    r = labctl_run("contract", "import", str(SEED_FILE), "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    converted = load_contract(out)
+    assert converted.spec.dialect == "labctl"
+    seed = load_contract(SEED_FILE)
+    bad = metrics_request([Point("claude_code.token.usage", 5, {"model": "m"}),
+                           Point("claude_code.token.usage", 2_000_000, {"model": "m", "type": "input"})])
+    for req in (sample_metrics(), bad):
+        assert converted.evaluate("metrics", req).violations() == seed.evaluate("metrics", req).violations()
+    assert len(seed.evaluate("metrics", bad).violations()) == 2
