@@ -1,0 +1,33 @@
+"""Prometheus's files for the native runtime: config + rules copied, file_sd targets from the lab's ports."""
+
+from __future__ import annotations
+
+import json
+
+import yaml
+
+from labctl.model import load_model
+from labctl.runtimes.targets import SCRAPE_TARGETS, install_prometheus_config, write_targets
+from labctl.state import LabState, allocate_ports
+
+
+def test_prometheus_data_dir_gets_config_rules_and_a_target_per_job(tmp_path):
+    model = load_model()
+    lab = LabState(dir=tmp_path, ports=allocate_ports(model.default_ports(), offset=7))
+    data = lab.data_dir("prometheus")
+    install_prometheus_config(model, data)
+    write_targets(model, data / "targets", lab.addr)
+
+    config = yaml.safe_load((data / "prometheus.yml").read_text())
+    files = {f for job in config["scrape_configs"] for sd in job.get("file_sd_configs", []) for f in sd["files"]}
+    assert files == {f"targets/{name}" for name in SCRAPE_TARGETS}, "every job's targets file is written"
+
+    rules = sorted(p.name for p in (data / "rules").iterdir())
+    expected = sorted(p.name for p in (model.root / "lab" / "prometheus" / "rules").glob("*.yml"))
+    assert rules == expected and rules
+
+    collector = json.loads((data / "targets" / "collector.json").read_text())
+    assert collector == [{"targets": [f"127.0.0.1:{8889 + 7}"], "labels": {"service": "collector", "layer": "2"}}]
+    internal = json.loads((data / "targets" / "collector-internal.json").read_text())
+    assert internal[0]["targets"] == [f"127.0.0.1:{8888 + 7}"]
+    assert not list((data / "targets").glob(".*.tmp")), "targets are replaced atomically"
