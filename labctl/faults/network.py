@@ -17,7 +17,7 @@ from labctl.checks.probe import http_get, tcp_probe
 from labctl.errors import LabError
 from labctl.faults import docker_net
 from labctl.faults.base import FaultContext, Option, run_all, wait_until
-from labctl.faults.relays import relay_alive, relay_status, start_relay, stop_relay
+from labctl.faults.relays import relay_alive, relay_status, start_relay, stop_relay, wait_relay
 from labctl.runtimes.targets import SCRAPE_TARGETS
 from labctl.state import find_free_ports
 
@@ -87,8 +87,13 @@ def _apply_hop(ctx: FaultContext, hop: str, mode: str, latency_ms: int) -> dict[
     if hop == "proxy-collector":
         _needs(ctx, "proxy", "collector")
         target = _hostport(proxy_upstream(ctx))
-        relay = _relay_or_closed_port(ctx, "proxy-collector", target, mode, latency_ms)
-        undo = ctx.add_overrides("proxy", env={"LAB_PROXY_UPSTREAM": f"http://{relay['addr']}"})
+        # The relay starts while the proxy restarts: the proxy only connects once it has data to send.
+        relay = _relay_or_closed_port(ctx, "proxy-collector", target, mode, latency_ms, wait=False)
+        try:
+            undo = ctx.add_overrides("proxy", env={"LAB_PROXY_UPSTREAM": f"http://{relay['addr']}"})
+        finally:
+            if "pid_file" in relay:
+                wait_relay(relay)
         return {"hop": hop, "mode": mode, "relays": [relay], "overrides": [undo]}
     if hop == "collector-prometheus":
         _needs(ctx, "collector", "prometheus")
@@ -103,12 +108,13 @@ def _apply_hop(ctx: FaultContext, hop: str, mode: str, latency_ms: int) -> dict[
 
 
 def _relay_or_closed_port(ctx: FaultContext, name: str, target: str, mode: str,
-                          latency_ms: int) -> dict[str, Any]:
+                          latency_ms: int, wait: bool = True) -> dict[str, Any]:
     if mode == "refuse":
         # A port nobody listens on: the kernel answers SYN with RST, exactly "connection refused".
         port = find_free_ports(1)[0]
         return {"name": name, "port": port, "addr": f"127.0.0.1:{port}", "target": target, "mode": "refuse"}
-    return start_relay(ctx, "network" if mode == "blackhole" else "latency", name, target, mode, latency_ms)
+    return start_relay(ctx, "network" if mode == "blackhole" else "latency", name, target, mode, latency_ms,
+                       wait=wait)
 
 
 def _targets_dir(ctx: FaultContext) -> Path:
@@ -120,27 +126,35 @@ def _apply_scrape(ctx: FaultContext, mode: str, latency_ms: int) -> dict[str, An
     folder = _targets_dir(ctx)
     relays: list[dict[str, Any]] = []
     originals: dict[str, str] = {}
+    rewritten: dict[str, str] = {}
     try:
         for filename in SCRAPE_FILES:
-            path = folder / filename
-            text = path.read_text()
+            text = (folder / filename).read_text()
             originals[filename] = text
-            doc = json.loads(text)
-            new_targets = []
-            for group in doc:
+            new_groups = []
+            for group in json.loads(text):
                 targets = []
                 for target in group.get("targets", []):
+                    # Relays start side by side; the files change once all of them listen.
                     relay = _relay_or_closed_port(ctx, f"scrape-{filename.removesuffix('.json')}", target,
-                                                  mode, latency_ms)
+                                                  mode, latency_ms, wait=False)
                     relays.append(relay)
                     targets.append(relay["addr"])
-                new_targets.append({**group, "targets": targets})
-            _write_atomic(path, json.dumps(new_targets, indent=2) + "\n")
-    except OSError as exc:
+                new_groups.append({**group, "targets": targets})
+            rewritten[filename] = json.dumps(new_groups, indent=2) + "\n"
+        for relay in relays:
+            if "pid_file" in relay:
+                wait_relay(relay)
+        for filename, text in rewritten.items():
+            _write_atomic(folder / filename, text)
+    except (OSError, LabError) as exc:
         for relay in relays:
             if "pid_file" in relay:
                 stop_relay(relay)
-        raise LabError(f"cannot rewrite Prometheus' scrape targets in {folder}: {exc}",
+        for filename, text in originals.items():
+            if filename in rewritten:
+                _write_atomic(folder / filename, text)
+        raise LabError(f"cannot cut the scrape hop in {folder}: {exc}",
                        "is Prometheus part of this lab? `labctl status`") from None
     return {"hop": "collector-prometheus", "mode": mode, "relays": relays,
             "targets_dir": str(folder), "originals": originals}

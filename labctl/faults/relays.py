@@ -16,8 +16,11 @@ from labctl.state import find_free_ports
 
 
 def start_relay(ctx: FaultContext, fault: str, name: str, target: str, mode: str,
-                latency_ms: int = 0) -> dict[str, Any]:
-    """A relay on a free loopback port forwarding to `target` (host:port); returns its record."""
+                latency_ms: int = 0, wait: bool = True) -> dict[str, Any]:
+    """A relay on a free loopback port forwarding to `target` (host:port); returns its record.
+
+    With wait=False the caller overlaps the relay's start-up with other work and calls wait_relay().
+    """
     if mode not in MODES:
         raise LabError(f"unknown relay mode {mode!r}", f"use one of {', '.join(MODES)}")
     port = find_free_ports(1)[0]
@@ -30,13 +33,20 @@ def start_relay(ctx: FaultContext, fault: str, name: str, target: str, mode: str
     # The relay must import this very labctl even when started from another working directory.
     env["PYTHONPATH"] = str(ctx.model.root) + os.pathsep + env.get("PYTHONPATH", "")
     pid_path = folder / f"{name}.pid"
-    rec = process.spawn(cmd, env, folder / f"{name}.log", folder, pid_path, process.fingerprint(cmd, {}))
-    if not wait_until("relay", lambda: status.is_file() and rec.alive(), timeout=5):
-        process.terminate([rec], timeout=1)
-        raise LabError(f"the fault relay for {fault} did not start",
-                       f"see {folder / (name + '.log')}")
-    return {"name": name, "port": port, "addr": f"127.0.0.1:{port}", "target": target, "mode": mode,
-            "latency_ms": latency_ms, "pid_file": str(pid_path), "status": str(status)}
+    process.spawn(cmd, env, folder / f"{name}.log", folder, pid_path, process.fingerprint(cmd, {}))
+    relay = {"name": name, "port": port, "addr": f"127.0.0.1:{port}", "target": target, "mode": mode,
+             "latency_ms": latency_ms, "pid_file": str(pid_path), "status": str(status),
+             "log": str(folder / f"{name}.log")}
+    if wait:
+        wait_relay(relay)
+    return relay
+
+
+def wait_relay(relay: dict[str, Any], timeout: float = 5.0) -> None:
+    status = Path(relay["status"])
+    if not wait_until("relay", lambda: status.is_file() and relay_alive(relay), timeout=timeout):
+        stop_relay(relay)
+        raise LabError(f"the fault relay {relay['name']} did not start", f"see {relay['log']}")
 
 
 def relay_status(relay: dict[str, Any]) -> dict[str, Any]:
