@@ -66,7 +66,9 @@ def kill_leftovers(state_dir: Path) -> list[str]:
     """Last line of defence: stop every process a pid file in the state dir still names."""
     left = []
     records = []
-    for pid_file in (state_dir / "services").glob("*/*.pid"):
+    # services/<name>/ hold the lab's processes; faults/<name>/ the fault relays (labctl.faults.relay).
+    pid_files = [*(state_dir / "services").glob("*/*.pid"), *(state_dir / "faults").glob("*/*.pid")]
+    for pid_file in pid_files:
         rec = process.read_record(pid_file)
         if rec is not None and rec.alive():
             left.append(pid_file.stem)
