@@ -139,3 +139,16 @@ def test_docker_requested_without_an_engine_is_a_clear_error(tmp_path, args):
     assert "--runtime native" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "lab.json").exists()
+
+
+def test_service_primitives_map_to_compose_commands_of_this_project(tmp_path, recorder, capsys):
+    rt = make_runtime(tmp_path, recorder)
+    rt.lab.stage = "module-2"
+    rt.stop_service("collector")
+    rt.kill_service("collector", 9)
+    rt.logs("collector", lines=50)
+    issued = [c.split(" --project-directory ")[1].split(" ", 1)[1] for c in calls(recorder)]
+    assert issued == ["stop --timeout 5 collector", "kill --signal SIGKILL collector", "logs --tail 50 collector"]
+    assert all("--project-name labctl-class-a" in c for c in calls(recorder))
+    with pytest.raises(LabError, match="unknown service 'nope'"):
+        rt.stop_service("nope")
