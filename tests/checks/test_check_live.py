@@ -54,3 +54,16 @@ def test_check_without_a_lab_is_a_clear_error(tmp_path: Path) -> None:
 def test_check_rejects_an_unknown_layer(tmp_path: Path) -> None:
     res = run_labctl("check", "--layer", "7", state_dir=tmp_path / "nolab", check=False)
     assert res.returncode == 2 and "--layer 7 does not exist" in res.stderr
+
+
+def test_module_1_checks_the_proxy_only_and_faults_need_later_modules(native_lab) -> None:  # type: ignore[no-untyped-def]
+    lab = native_lab("module-1")
+    res = run_labctl("check", "--json", state_dir=lab.dir, check=False)
+    report = json.loads(res.stdout)
+    assert res.returncode == 0, json.dumps(report, indent=1)
+    verdicts = {(r["layer"], r["verdict"]) for r in report["results"]}
+    assert (1, "ok") in verdicts and {(2, "skip"), (3, "skip"), (4, "skip")} <= verdicts
+    broke = run_labctl("break", "network", state_dir=lab.dir, check=False)
+    assert broke.returncode == 2
+    assert "needs collector, which module-1 does not run" in broke.stderr
+    assert json.loads(run_labctl("faults", "--json", state_dir=lab.dir).stdout) == []

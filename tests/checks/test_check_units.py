@@ -85,7 +85,7 @@ def test_every_playbook_the_checks_name_exists() -> None:
     used = set()
     for path in (REPO / "labctl" / "checks").glob("*.py"):
         used |= set(re.findall(r'playbook="([a-z-]+)"', path.read_text()))
-        used |= set(re.findall(r'Diagnosis\([^)]*?"(upstream-[a-z]+)"', path.read_text(), re.S))
+        used |= set(re.findall(r'Diagnosis\([^)]*?"(upstream-[a-z]+)"', path.read_text(), re.DOTALL))
     assert used and used <= set(PLAYBOOKS), used - set(PLAYBOOKS)
     for name in PLAYBOOKS:
         assert playbook_path(name, REPO).is_file(), name
