@@ -49,8 +49,9 @@ def check(cx: CheckContext) -> list[CheckResult]:
     cx.reached["proxy"] = True
     after = proxy_stats(cx)
     got = counter(after, "received") - counter(cx.before.get("proxy"), "received")
-    evidence = [(f"{marker.points} data points exported with lab.marker={marker.value}; "
-                f"proxy received +{got} metric points")]
+    events = counter(after, "received", "logs") - counter(cx.before.get("proxy"), "received", "logs")
+    evidence = [(f"{marker.points} data points and {marker.events} event exported with lab.marker={marker.value}; "
+                f"proxy received +{got} metric points, +{events} log records")]
     results.append(CheckResult(1, "marker received", True, evidence))
     results.append(_verdict(cx, marker.value))
     return results

@@ -47,6 +47,10 @@ def check(
         marker = cx.marker.value if cx.marker else "-"
         if failing is None:
             ui.success(f"all checked layers are green (marker {marker}, {seconds}s)")
+            if cx.notes.get("firing"):
+                names = sorted({a["labels"]["alertname"] for a in cx.notes["firing"]})
+                ui.warn(f"still firing: {', '.join(names)} — rate-based alerts resolve once their window "
+                        "(1m) no longer covers the outage")
         else:
             first = next(r for r in results if r.layer == failing and not r.ok and not r.skipped)
             ui.error(f"layer {failing} fails first: {first.cause}",
