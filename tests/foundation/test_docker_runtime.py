@@ -148,7 +148,7 @@ def test_service_primitives_map_to_compose_commands_of_this_project(tmp_path, re
     rt.kill_service("collector", 9)
     rt.logs("collector", lines=50)
     issued = [c.split(" --project-directory ")[1].split(" ", 1)[1] for c in calls(recorder)]
-    assert issued == ["stop --timeout 5 collector", "kill --signal SIGKILL collector", "logs --tail 50 collector"]
+    assert issued == ["stop --timeout 5 collector", "kill --signal SIGKILL collector", "logs --no-color --tail 50 collector"]
     assert all("--project-name labctl-class-a" in c for c in calls(recorder))
     with pytest.raises(LabError, match="unknown service 'nope'"):
         rt.stop_service("nope")
