@@ -13,7 +13,7 @@ from labctl.errors import LabError
 CASES_FILE = Path(__file__).resolve().parents[2] / "lab" / "matrix" / "cases.yaml"
 RECEIVERS = ("collector", "proxy", "prometheus-scrape", "prometheus-otlp", "blackhole", "unreachable", "scrape", "none")
 OUTCOMES = ("delivered", "failed", "pending", "config_error", "nothing", "sent_not_stored", "any")
-PLACES = ("collector", "proxy", "stdout", "scrape", "prometheus")
+PLACES = ("collector", "collector_b", "proxy", "stdout", "scrape", "prometheus")
 DIMENSIONS = ("exporter", "protocol", "endpoint", "interval", "timeout", "headers")
 EXPECT_KEYS = {"outcome", "seen_in", "not_seen_in", "error", "notice", "retries", "gives_up_s", "first_export_s",
                "min_exports", "hops_agree"}

@@ -66,6 +66,7 @@ class Setup:
 
     values: dict[str, str] = field(default_factory=dict)
     collector: Collector | None = None
+    collector_b: Collector | None = None  # a second, independent Collector ("multiple collectors")
     proxy: Proxy | None = None
     prometheus: Prometheus | None = None
     scrape_port: int | None = None
@@ -101,6 +102,12 @@ def _start_receivers(case: Case, workdir: Path) -> Setup:
                      ca=str(c.cert or ""))
             if r.get("scrape"):
                 setup.scrape_port = int(v["prom_port"])
+            if r.get("second"):
+                b = Collector(workdir / "collector-b", host=str(r["second"]))
+                setup.stoppers.append(b.stop)
+                b.start()
+                setup.collector_b = b
+                v.update(grpc_url_b=f"http://{b.grpc_addr}", http_url_b=f"http://{b.http_addr}")
         elif kind == "proxy":
             upstream = None
             if r.get("upstream") == "collector":  # the lab's module-2 pipeline: client → proxy → Collector
@@ -237,6 +244,10 @@ def observe_case(case: Case, workdir: Path) -> dict[str, Any]:
             counts = _wait_collector(setup.collector, 6)
             obs["collector"] = {k: dict(v) for k, v in counts.items()}
             seen["collector"] = (_sum(counts.get("accepted_metrics")) + _sum(counts.get("accepted_logs"))) > 0
+        if setup.collector_b:
+            counts_b = _wait_collector(setup.collector_b, 4)
+            obs["collector_b"] = {k: dict(v) for k, v in counts_b.items()}
+            seen["collector_b"] = (_sum(counts_b.get("accepted_metrics")) + _sum(counts_b.get("accepted_logs"))) > 0
         if setup.proxy:
             time.sleep(0.3)
             stats = setup.proxy.stats()
