@@ -5,6 +5,7 @@ Collector's logs pipeline; `labctl down` leaves nothing behind."""
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from pathlib import Path
@@ -213,3 +214,18 @@ def test_overrides_are_persisted_and_applied_by_restarting_the_service(native_la
     assert "labctl logs collector" in (err.value.hint or "")
     runtime.set_overrides("collector")
     assert records(lab)["collector"].alive()
+
+
+def test_up_install_builds_a_missing_collector_then_starts_it(labctl, lab_state_dir, tmp_path):
+    cache = tmp_path / "cache"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LABCTL_")}
+    env.update(LABCTL_CACHE_DIR=str(cache), COLUMNS="200", LABCTL_HEALTH_TIMEOUT="90")
+    result = labctl(
+        "up", "module-2", "--runtime", "native", "--free-ports", "--install", state_dir=lab_state_dir, env=env,
+        timeout=900,
+    )
+    assert "otelcol-lab is missing: running `labctl install collector`" in result.stdout
+    built = cache / "bin" / "otelcol-lab"
+    assert built.is_file()
+    collector = process.read_record(lab_state_dir / "services" / "collector" / "collector.pid")
+    assert collector is not None and collector.alive() and collector.cmd[0] == str(built)
