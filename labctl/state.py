@@ -4,11 +4,14 @@ services/<name>/ (pid, log, data). Every command after `up` reads the chosen por
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import secrets
 import socket
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -148,6 +151,24 @@ class LabState:
         if not self.settings.get(name):
             self.settings[name] = secrets.token_urlsafe(nbytes)
         return str(self.settings[name])
+
+
+@contextlib.contextmanager
+def lifecycle_lock(directory: Path) -> Iterator[None]:
+    """One `up`/`down` at a time per lab: a second one waits instead of racing on pids and ports."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".lock", "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            from labctl import ui
+
+            ui.warn(f"another labctl up/down is running on {directory}; waiting for it to finish")
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def find_free_ports(count: int) -> list[int]:

@@ -9,10 +9,10 @@ import typer
 from labctl import state, ui
 from labctl.cli.main import app
 from labctl.errors import LabError
-from labctl.model import LabModel, load_model
+from labctl.model import LabModel, Stage, load_model
 from labctl.runtimes.base import choose_runtime, get_runtime
 from labctl.runtimes.native import NativeRuntime
-from labctl.state import LabState, allocate_ports
+from labctl.state import LabState, allocate_ports, lifecycle_lock
 
 # What to try once a stage is up (the next exercise step).
 _NEXT = {
@@ -73,6 +73,11 @@ def up(
         state.override_runtime(runtime)
     model = load_model()
     stage = model.stage(module)  # unknown module: error before anything is touched
+    with lifecycle_lock(state.state_dir()):
+        _up(model, stage, port_offset, free_ports, install)
+
+
+def _up(model: LabModel, stage: Stage, port_offset: int, free_ports: bool, install: bool) -> None:
     lab = _prepare_lab(model, port_offset, free_ports)
     lab.save()
     runtime = get_runtime(lab, model)
@@ -111,7 +116,8 @@ def down(
 
     if forgotten := forget_faults(lab):
         ui.info(f"dropped active faults: {', '.join(forgotten)}")
-    get_runtime(lab).down(volumes=volumes)
+    with lifecycle_lock(directory):
+        get_runtime(lab).down(volumes=volumes)
     ui.success("lab stopped" + (" and its data deleted" if volumes else " (data kept; --volumes deletes it)"))
 
 
