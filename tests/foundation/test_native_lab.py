@@ -229,4 +229,3 @@ def test_up_install_builds_a_missing_collector_then_starts_it(labctl, lab_state_
     assert built.is_file()
     collector = process.read_record(lab_state_dir / "services" / "collector" / "collector.pid")
     assert collector is not None and collector.alive() and collector.cmd[0] == str(built)
-
