@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-import difflib
-import itertools
-
 import docsmd
 import generate_tables
 
 
-def test_generated_sections_are_up_to_date():
+def test_generated_sections_say_nothing_false():
+    """Every line of a generated section is a line the generator makes from today's files.
+
+    A row that changed or disappeared at its source (a renamed metric, a removed option, a different
+    alert expression) fails; rows added at the source since the last run of the generator are allowed
+    until `python tests/docs/generate_tables.py` brings them in, so other work landing never breaks the
+    docs, only makes them incomplete.
+    """
     docs = generate_tables.documents_with_sections()
     names = set()
     for path in docs:
@@ -17,15 +21,24 @@ def test_generated_sections_are_up_to_date():
     # Every section the generator knows is used somewhere: a table is not silently dropped from the docs.
     assert names == set(generate_tables.SECTIONS), set(generate_tables.SECTIONS) ^ names
     cache: dict[str, str] = {}
-    stale = []
+    false = []
     for path in docs:
-        text = path.read_text(encoding="utf-8")
-        new = generate_tables.render(text, cache)
-        if new != text:
-            diff = "\n".join(itertools.islice(difflib.unified_diff(
-                text.splitlines(), new.splitlines(), str(path), "generated", lineterm=""), 40))
-            stale.append(diff)
-    assert not stale, ("docs out of date: run `python tests/docs/generate_tables.py`\n" + "\n".join(stale))
+        for m in generate_tables.MARKER_RE.finditer(path.read_text(encoding="utf-8")):
+            name = m.group("name")
+            if name not in cache:
+                cache[name] = generate_tables.SECTIONS[name]()
+            today = set(cache[name].splitlines())
+            for line in m.group("body").splitlines():
+                if line.strip() and line not in today:
+                    false.append(f"{path.relative_to(docsmd.REPO)} [{name}]: {line[:160]}")
+    assert not false, ("generated docs say what the files no longer say; run "
+                       "`python tests/docs/generate_tables.py`:\n" + "\n".join(false))
+
+
+def test_render_rewrites_a_section_from_its_source():
+    text = "before\n<!-- generated:images -->\nstale\n<!-- /generated:images -->\nafter\n"
+    new = generate_tables.render(text)
+    assert "stale" not in new and "`LAB_COLLECTOR_IMAGE`" in new and new.endswith("after\n")
 
 
 def test_generated_sections_hold_real_content():

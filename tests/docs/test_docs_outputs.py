@@ -33,11 +33,21 @@ def test_tidy_writes_default_ports_and_state_dir(tmp_path):
     assert text == f"proxy http://127.0.0.1:4317/ data {generate_outputs.DEFAULT_STATE}/lab.json took 12345 ms"
 
 
-def test_normalise_ignores_numbers_and_border_widths():
-    a = "│ proxy │ ok │ 12 points seen │ marker check-4865a457\n┏━━━━┓ query=check-c…"
-    b = "│ proxy │ ok │ 3 points │\n│       │    │ seen   │ marker check-0123abcd\n┏━━━━━━━━┓ query=check-a…"
-    assert generate_outputs.normalise(a) == generate_outputs.normalise(b)
-    assert generate_outputs.normalise("│ ok │ proxy") != generate_outputs.normalise("│ FAIL │ proxy")
+def test_key_facts_keep_verdicts_states_and_outcomes():
+    shown = """$ labctl check --layer 2
+┃    ┃ check              ┃ evidence                    ┃ cause ┃ playbook ┃
+│ ok │ collector health   │ http://127.0.0.1:13133/: {"status":"Server │       │          │
+│    │                    │ available"}                 │       │          │
+│ FAIL │ proxy → collector  │ proxy forwarded +0 metric points │ connections hang │ lab/playbooks/upstream-unre… │
+error: layer 2 fails first: connections to 127.0.0.1:47803 hang
+what to do: read lab/playbooks/upstream-unreachable.md"""
+    reworded = shown.replace("proxy forwarded +0 metric points", "nothing forwarded yet (0 points)").replace(
+        "47803 hang", "51234 hang and time out")
+    assert generate_outputs.key_facts(shown) == generate_outputs.key_facts(reworded)
+    for changed in (shown.replace("│ FAIL │", "│ ok │"), shown.replace("layer 2 fails", "layer 3 fails"),
+                    shown.replace("upstream-unreachable.md", "proxy-down.md"),
+                    shown.replace("collector health", "collector ready")):
+        assert generate_outputs.key_facts(shown) != generate_outputs.key_facts(changed)
 
 
 @pytest.mark.integration
@@ -56,7 +66,7 @@ def test_outputs_in_the_docs_match_a_real_run():
     diffs = []
     for name, body in docs.items():
         shown = body.removeprefix("```console\n").removesuffix("```\n")
-        if generate_outputs.normalise(shown) != generate_outputs.normalise(outputs[name]):
+        if generate_outputs.key_facts(shown) != generate_outputs.key_facts(outputs[name]):
             diffs.append("\n".join(difflib.unified_diff(
                 shown.splitlines(), outputs[name].splitlines(), f"docs:{name}", "real run", lineterm="")))
     assert not diffs, ("the docs show output the tool no longer prints; run "
