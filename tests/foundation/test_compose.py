@@ -139,3 +139,24 @@ def test_docker_compose_config_accepts_every_stage(model, tmp_path):
         cmd += ["--env-file", str(model.root / "compose" / "versions.env"), "--env-file", str(env), "config", "-q"]
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)
         assert result.returncode == 0, result.stderr
+
+
+def test_every_compose_variable_is_set_by_versions_env_or_the_instance_env_file(model, tmp_path):
+    from labctl.runtimes.docker import DockerRuntime
+    from labctl.state import LabState, allocate_ports
+
+    lab = LabState(dir=tmp_path, runtime="docker", ports=allocate_ports(model.default_ports(), offset=3))
+    rt = DockerRuntime(lab, model)
+    rt.write_env_file()
+    provided = dict(model.versions)
+    for line in rt.env_file.read_text().splitlines():
+        if line and not line.startswith("#"):
+            key, value = line.split("=", 1)
+            provided[key] = value
+    used = {m.group(1) for path in all_files(model) for m in _VAR.finditer(path.read_text())}
+    # LAB_LABCTL_VERSION only tags the locally built proxy image (it has a default); all others are set.
+    missing = used - set(provided) - {"LAB_LABCTL_VERSION"}
+    assert not missing, f"compose uses variables nobody sets: {sorted(missing)}"
+    for service, ports in lab.ports.items():
+        for name, port in ports.items():
+            assert provided[port_var(service, name)] == str(port)
