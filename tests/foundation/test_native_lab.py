@@ -106,9 +106,11 @@ def test_module_3_metrics_over_grpc_and_http_and_events_reach_the_pipeline(nativ
         assert series[0]["metric"]["type"] == "input" and series[0]["metric"]["job"] == "collector"
 
     # Prometheus scrapes the Collector's own telemetry too (file_sd targets written by labctl).
-    targets = prom.get_current_metric_value("up")
-    up = {t["metric"]["job"]: t["value"][1] for t in targets}
-    assert up.get("collector") == "1" and up.get("otelcol") == "1", up
+    def jobs_up() -> dict[str, str] | None:
+        up = {t["metric"]["job"]: t["value"][1] for t in prom.get_current_metric_value("up")}
+        return up if all(up.get(job) == "1" for job in ("collector", "otelcol", "proxy", "prometheus")) else None
+
+    wait_for("every scrape job up (collector, otelcol, proxy, prometheus)", jobs_up, timeout=30)
 
     # A Claude Code event as an OTLP log: the logs pipeline's debug exporter prints it in the Collector log.
     provider = LoggerProvider(resource=RESOURCE)
