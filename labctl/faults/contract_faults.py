@@ -1,7 +1,9 @@
 """Layer-1 faults: the contract the proxy checks against changes under the producer's feet.
 
-Both write a variant of the lab's contract into the fault's directory and point the proxy at it
-(`LAB_PROXY_CONTRACT`, applied by restarting the proxy; acknowledged data waits in its spool). That is
+Both write a variant of the lab's contract and point the proxy at it (`LAB_PROXY_CONTRACT`, applied by
+restarting the proxy; acknowledged data waits in its spool). The variant goes under
+lab/modules/module-1/faults/ (git-ignored) rather than the state directory, because the Docker runtime
+mounts lab/ into the proxy's container: one place that both runtimes' proxies can read. That is
 a real failure mode — a consumer tightens the contract and the producer's data starts to violate it —
 and it is found with layer 1's own tools: the check's verdict, `/api/violations`, `/api/contract`.
 
@@ -11,6 +13,7 @@ and it is found with layer 1's own tools: the check's verdict, `/api/violations`
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import requests
@@ -43,12 +46,20 @@ def _variant(kind: str, data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _apply(kind: str, ctx: FaultContext) -> dict[str, Any]:
+    from labctl.model import DOCKER_REPO
+
     if "proxy" not in ctx.running or not ctx.runtime.is_running("proxy"):
         raise LabError("the proxy is not running: nothing to break", "start the lab first: `labctl up module-1`")
-    path = ctx.fault_dir(kind) / "contract.yaml"
+    root = ctx.model.root
+    # One file per lab (instance name + its state directory), so labs sharing a checkout never collide.
+    lab_id = hashlib.sha1(str(ctx.lab.dir.resolve()).encode()).hexdigest()[:8]
+    path = root / "lab" / "modules" / "module-1" / "faults" / f"{ctx.lab.instance}-{lab_id}-{kind}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(_variant(kind, _lab_contract(ctx)), sort_keys=False), encoding="utf-8")
-    undo = ctx.add_overrides("proxy", env={"LAB_PROXY_CONTRACT": str(path)})
-    return {"service": "proxy", "contract": str(path), "undo": undo}
+    # The path as the proxy sees it: the file itself natively, the mounted repo inside a container.
+    seen = f"{DOCKER_REPO}/{path.relative_to(root)}" if ctx.lab.runtime == "docker" else str(path)
+    undo = ctx.add_overrides("proxy", env={"LAB_PROXY_CONTRACT": seen})
+    return {"service": "proxy", "contract": seen, "file": str(path), "undo": undo}
 
 
 def apply_contract(ctx: FaultContext, opts: dict[str, Any]) -> dict[str, Any]:
@@ -72,4 +83,8 @@ def verify(ctx: FaultContext, rec: dict[str, Any]) -> list[str]:
 
 
 def heal(ctx: FaultContext, rec: dict[str, Any]) -> None:
+    from pathlib import Path
+
     ctx.remove_overrides(rec["undo"])
+    if rec.get("file"):
+        Path(rec["file"]).unlink(missing_ok=True)
