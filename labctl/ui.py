@@ -16,12 +16,25 @@ console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
 
+# Set by commands run with --json: stdout then carries only the JSON document, messages go to stderr.
+_json_mode = False
+
+
+def json_mode(on: bool = True) -> None:
+    global _json_mode
+    _json_mode = on
+
+
+def _out() -> Console:
+    return err_console if _json_mode else console
+
+
 def info(msg: str) -> None:
-    console.print(msg)
+    _out().print(msg)
 
 
 def success(msg: str) -> None:
-    console.print(f"[bold green]✓[/] {msg}")
+    _out().print(f"[bold green]✓[/] {msg}")
 
 
 def warn(msg: str) -> None:

@@ -10,7 +10,7 @@ from labctl import state, ui
 from labctl.cli.main import app
 from labctl.errors import LabError
 from labctl.model import LabModel, Stage, load_model
-from labctl.runtimes.base import choose_runtime, get_runtime
+from labctl.runtimes.base import ServiceStatus, choose_runtime, get_runtime
 from labctl.runtimes.native import NativeRuntime
 from labctl.state import LabState, allocate_ports, lifecycle_lock
 
@@ -67,17 +67,21 @@ def up(
     install: Annotated[
         bool, typer.Option("--install", help="Native: build/install missing binaries first (labctl install).")
     ] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the resulting status as JSON.")] = False,
 ) -> None:
     """Start a stage. Additive and idempotent: only missing layers start; layers above it stop."""
+    ui.json_mode(json_out)
     if runtime is not None:
         state.override_runtime(runtime)
     model = load_model()
     stage = model.stage(module)  # unknown module: error before anything is touched
     with lifecycle_lock(state.state_dir()):
-        _up(model, stage, port_offset, free_ports, install)
+        _up(model, stage, port_offset, free_ports, install, json_out)
 
 
-def _up(model: LabModel, stage: Stage, port_offset: int, free_ports: bool, install: bool) -> None:
+def _up(
+    model: LabModel, stage: Stage, port_offset: int, free_ports: bool, install: bool, json_out: bool
+) -> None:
     lab = _prepare_lab(model, port_offset, free_ports)
     lab.save()
     runtime = get_runtime(lab, model)
@@ -86,6 +90,9 @@ def _up(model: LabModel, stage: Stage, port_offset: int, free_ports: bool, insta
     ui.info(f"starting [bold]{stage.name}[/] ({stage.adds}) with the {lab.runtime} runtime")
     runtime.up(stage.name)
     rows = runtime.status()
+    if json_out:
+        ui.print_json(_status_doc(lab, rows))
+        return
     ui.table(
         ["service", "layer", "state", "health", "url"],
         [[r.service, r.layer, r.state, r.health, r.url if r.state == "running" else r.detail] for r in rows],
@@ -121,6 +128,16 @@ def down(
     ui.success("lab stopped" + (" and its data deleted" if volumes else " (data kept; --volumes deletes it)"))
 
 
+def _status_doc(lab: LabState, rows: list[ServiceStatus]) -> dict[str, object]:
+    return {
+        "running": bool(lab.stage),
+        "stage": lab.stage,
+        "runtime": lab.runtime,
+        "state_dir": str(lab.dir),
+        "services": [r.as_dict() for r in rows],
+    }
+
+
 @app.command()
 def status(json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """Each service of the running stage: layer, state, health and URL."""
@@ -134,15 +151,7 @@ def status(json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")]
     lab = LabState.load(directory)
     rows = get_runtime(lab).status()
     if json_out:
-        ui.print_json(
-            {
-                "running": bool(lab.stage),
-                "stage": lab.stage,
-                "runtime": lab.runtime,
-                "state_dir": str(lab.dir),
-                "services": [r.as_dict() for r in rows],
-            }
-        )
+        ui.print_json(_status_doc(lab, rows))
         return
     ui.table(
         ["service", "layer", "state", "health", "url", "detail"],

@@ -155,7 +155,11 @@ def test_up_is_additive_and_idempotent_and_down_works_from_another_invocation(na
     assert set(third) == {"proxy", "collector", "prometheus"}
     assert third["collector"].pid == second["collector"].pid and third["proxy"].pid == second["proxy"].pid
 
-    again = records(native_lab("module-3"))  # idempotent: nothing restarts
+    # Idempotent: nothing restarts. (--json: stdout is exactly the status document.)
+    doc = json.loads(labctl("up", "module-3", "--runtime", "native", "--json", state_dir=lab.dir).stdout)
+    assert doc["stage"] == "module-3"
+    assert {s["service"]: s["health"] for s in doc["services"]} == dict.fromkeys(third, "healthy")
+    again = records(lab)
     assert {s: r.pid for s, r in again.items()} == {s: r.pid for s, r in third.items()}
 
     # module-4 natively: Grafana runs only where its binary can be had; otherwise status says so plainly.
