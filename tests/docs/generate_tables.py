@@ -130,7 +130,7 @@ def contract_events() -> str:
     if spec is None:
         return _missing("lab/contracts/claude-code.yaml")
     rows = [[_code(e.name), _cell(e.description) or "—", _attr_summary(e.attributes)] for e in spec.events.values()]
-    return _table(["event.name", "what", "attributes"], rows)
+    return _table(["event", "what", "attributes"], rows)
 
 
 # ---- proxy API -------------------------------------------------------------------------------------
