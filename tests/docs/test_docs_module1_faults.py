@@ -11,9 +11,7 @@ import json
 import pytest
 import requests
 
-pytestmark = [pytest.mark.integration]
-
-
+@pytest.mark.integration
 @pytest.mark.parametrize("fault, rule", [("contract", "required"), ("cardinality", "cardinality")])
 def test_module_1_fault_is_found_at_layer_1_and_heals(native_lab, labctl, fault, rule):
     lab = native_lab("module-1")
@@ -38,3 +36,27 @@ def test_module_1_fault_is_found_at_layer_1_and_heals(native_lab, labctl, fault,
     assert healed.returncode == 0, healed.stdout + healed.stderr
     contract = requests.get(lab.url("proxy", "admin") + "/api/contract", timeout=5).json()
     assert contract["path"].endswith("lab/contracts/claude-code.yaml")
+
+
+@pytest.mark.parametrize("kind", ["contract", "cardinality"])
+def test_contract_variants_load_and_differ_as_described(tmp_path, kind):
+    # The variant the fault writes is a valid contract (the proxy would refuse a broken one) that changes
+    # exactly what the module-1 exercise asks the student to find.
+    import yaml
+
+    from labctl.contract import default_contract_path
+    from labctl.contract.loader import read_contract_file
+    from labctl.faults import contract_faults
+
+    original = yaml.safe_load(default_contract_path().read_text(encoding="utf-8"))
+    path = tmp_path / "variant.yaml"
+    path.write_text(yaml.safe_dump(contract_faults._variant(kind, original)), encoding="utf-8")
+    spec = read_contract_file(path)
+    base = read_contract_file(default_contract_path())
+    assert set(spec.metrics) == set(base.metrics) and set(spec.events) == set(base.events)
+    if kind == "contract":
+        assert all(m.attributes[contract_faults.REQUIRED_ATTRIBUTE].requirement == "required"
+                   for m in spec.metrics.values())
+    else:
+        for name in contract_faults.LIMITED_METRICS:
+            assert spec.metrics[name].cardinality == {"*": 1}
