@@ -11,6 +11,7 @@ import json
 import pytest
 import requests
 
+
 @pytest.mark.integration
 @pytest.mark.parametrize("fault, rule", [("contract", "required"), ("cardinality", "cardinality")])
 def test_module_1_fault_is_found_at_layer_1_and_heals(native_lab, labctl, fault, rule):
