@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from tests.configs.confhelpers import REPO
 GO = shutil.which("go")
 # The lab's real cache (where tests/run-all.sh installed the binaries), read before any isolation.
 REAL_CACHE = cache_dir()
-GO_DIR = str(Path(GO).parent) if GO else ""
+ORIGINAL_PATH = os.environ.get("PATH", "")
 
 
 @pytest.fixture
@@ -126,7 +127,7 @@ def test_grafana_binary_outside_an_archive_is_explained(
 def test_install_all_reports_grafana_without_failing(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Point the cache at the real, already built binaries (tests/run-all.sh built them): nothing rebuilds.
     monkeypatch.setenv("LABCTL_CACHE_DIR", str(REAL_CACHE))
-    monkeypatch.setenv("PATH", GO_DIR)
+    monkeypatch.setenv("PATH", ORIGINAL_PATH)  # go (and node, which decided how Prometheus was built)
     results = {r["component"]: r for r in install("all")}
     assert results["collector"]["built"] is False
     assert results["prometheus"]["built"] is False
@@ -166,3 +167,19 @@ def test_without_go_a_cached_build_is_used_and_a_missing_one_explained(isolated:
     (result,) = install("collector")
     assert result["built"] is False and result["binary"] == str(cached)
     assert "without Go" in str(result["note"])
+
+
+def test_a_prometheus_with_its_ui_stays_current_without_node(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Node.js gone later (PATH has only Go): the cached build with its UI is still up to date, never
+    # replaced by one without the UI.
+    from labctl.install.prometheus import want_ui
+
+    monkeypatch.setenv("LABCTL_CACHE_DIR", str(REAL_CACHE))
+    stamp = (REAL_CACHE / "bin" / ".prometheus.stamp.json").read_text()
+    if '"web_ui": "True"' not in stamp:
+        pytest.skip("the cached Prometheus was built without its UI (no Node.js on this machine)")
+    monkeypatch.setenv("PATH", str(Path(GO).parent) if GO else "")
+    assert not want_ui()
+    assert install_prometheus()["built"] is False

@@ -3,6 +3,7 @@ targets files written like the runtimes write them). Queried with prometheus-api
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -89,3 +90,24 @@ def test_prometheus_scrapes_the_collector_and_stores_claude_code_metrics(
     start = time.monotonic()
     wait_for("LabScrapeTargetDown resolved", lambda: not _alerts(prom, "LabScrapeTargetDown", "firing"), 60)
     assert time.monotonic() - start < 60
+
+
+def test_web_ui_is_served(start_prometheus) -> None:
+    # labctl builds the UI into the binary when Node.js is there (as on the lab's machines and CI).
+    from labctl.install.gobuild import stamp_path
+    from labctl.install.prometheus import want_ui
+    from tests.configs.confhelpers import binary
+
+    if not want_ui():
+        pytest.skip("no Node.js here: `labctl install prometheus` builds Prometheus without its web UI")
+    stamp = stamp_path(binary("prometheus"))
+    if not stamp.is_file():
+        pytest.skip(f"{binary('prometheus')} was not built by labctl install (no stamp)")
+    assert '"web_ui": "True"' in stamp.read_text(), "the cached Prometheus was built without its web UI"
+    server = start_prometheus({})
+    page = requests.get(f"{server.url}/query", timeout=5)
+    assert page.status_code == 200 and "<!doctype html>" in page.text.lower()
+    asset = re.search(r'src="\./(assets/[^"]+\.js)"', page.text)
+    assert asset, page.text[:500]
+    js = requests.get(f"{server.url}/{asset.group(1)}", timeout=5)
+    assert js.status_code == 200 and len(js.content) > 10_000
