@@ -63,6 +63,7 @@ def _targets(cx: CheckContext) -> CheckResult:
             or t["labels"].get("job") == "prometheus"]
     down = [t for t in mine if t["health"] == "down"]
     evidence = [f"{t['labels'].get('job')} {t['scrapeUrl']}: {t['health']}"
+                + (f" in {t['lastScrapeDuration'] * 1000:.0f} ms" if t.get("lastScrapeDuration") else "")
                 + (f" — {t['lastError']}" if t.get("lastError") else "") for t in mine]
     if not down:
         return CheckResult(3, "scrape targets", True, evidence or [f"{url}: no targets"])

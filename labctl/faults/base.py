@@ -81,7 +81,8 @@ class FaultContext:
         before = {k: cur_env.get(k) for k in (env or {})}
         added = [str(Path(p).resolve()) for p in configs or [] if str(Path(p).resolve()) not in cur_cfg]
         cur_env.update(env or {})
-        undo: dict[str, Any] = {"service": service, "env_before": before, "configs_added": added}
+        undo: dict[str, Any] = {"service": service, "env_before": before, "configs_added": added,
+                                "was_running": self.runtime.is_running(service)}
         try:
             self.runtime.set_overrides(service, extra_configs=[Path(p) for p in cur_cfg + added], env=cur_env)
         except LabError as exc:
@@ -106,8 +107,8 @@ class FaultContext:
         configs = [c for c in current.get("extra_configs", []) if c not in undo.get("configs_added", [])]
         self.runtime.set_overrides(service, extra_configs=[Path(c) for c in configs], env=env)
         self.refresh()
-        # The service ran before the fault; if it died meanwhile (e.g. a failed restart), start it again.
-        if not self.runtime.is_running(service):
+        # It ran before the fault; if it died meanwhile (e.g. a failed restart), start it again.
+        if undo.get("was_running") and not self.runtime.is_running(service):
             self.runtime.start_service(service)
 
     def effective_env(self, service: str) -> dict[str, str]:

@@ -107,6 +107,9 @@ def exercise(lab: Lab, fault: str, args: list[str], layer: int, playbook: str, c
     marker = f"loss-{fault}-{secrets.token_hex(3)}"
     acked = int(lab.send(marker))
     assert acked == 1, "the healthy lab must acknowledge a session"
+    # Stored before the fault: a Collector restart loses what it accepted but Prometheus has not scraped
+    # yet (its prometheus exporter keeps no state) — not the proxy's data to guard any more.
+    _poll("the pre-fault session in Prometheus", lambda: lab.sessions_stored(marker) == 1, timeout=30, interval=0.5)
 
     broke = lab.cli("break", fault, *args, "--json")
     entry = json.loads(broke.stdout)

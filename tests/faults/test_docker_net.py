@@ -51,29 +51,36 @@ def test_default_names_follow_compose_v2(tmp_path: Path) -> None:
     assert docker_net.HOP_TARGET["collector-prometheus"] == "collector"
 
 
-def _docker_ctx(tmp_path: Path) -> tuple[FaultContext, Path]:
-    script, log = _recorder(tmp_path)
+def _docker_ctx(tmp_path: Path) -> tuple[FaultContext, list[str]]:
+    script, _log = _recorder(tmp_path)
     lab = LabState(dir=tmp_path / "lab", runtime="docker", stage="module-3", instance="class1")
     runtime = DockerRuntime(lab, client_call=[str(script)])
     lab.ports = runtime.model.default_ports()
     lab.save()
-    return FaultContext(lab=lab, runtime=runtime, model=runtime.model), log
+    # Without an engine a recreate cannot become healthy: record which services the runtime would
+    # recreate (its `compose up --force-recreate`, tested in tests/foundation) and check the override.
+    restarted: list[str] = []
+    runtime.restart = restarted.append  # type: ignore[method-assign]
+    return FaultContext(lab=lab, runtime=runtime, model=runtime.model), restarted
 
 
 def test_endpoint_fault_in_docker_is_a_compose_override_and_heal_removes_it(tmp_path: Path) -> None:
-    ctx, _ = _docker_ctx(tmp_path)
+    ctx, restarted = _docker_ctx(tmp_path)
     rec = endpoint.apply(ctx, {"kind": "unreachable-host"})
+    assert restarted == ["proxy"]
     override = yaml.safe_load(ctx.runtime.override_file.read_text())  # type: ignore[attr-defined]
     assert override == {"services": {"proxy": {"environment": {
         "LAB_PROXY_UPSTREAM": "http://collector.invalid:4317"}}}}
     ctx.remove_overrides(rec["overrides"][0])
     assert not ctx.runtime.override_file.exists()  # type: ignore[attr-defined]
     assert LabState.load(ctx.lab.dir).overrides == {}
+    assert restarted == ["proxy", "proxy"]
 
 
 def test_auth_fault_in_docker_mounts_the_overlay_and_breaks_the_proxy_token(tmp_path: Path) -> None:
-    ctx, _ = _docker_ctx(tmp_path)
+    ctx, restarted = _docker_ctx(tmp_path)
     rec = auth.apply(ctx, {"token": "wrong"})
+    assert restarted == ["collector", "proxy"]
     services = yaml.safe_load(ctx.runtime.override_file.read_text())["services"]  # type: ignore[attr-defined]
     assert services["collector"]["command"] == [
         "--config", "/lab/collector-configs/base.yaml", "--config", "/lab/collector-configs/faults/auth.yaml"]
@@ -82,3 +89,4 @@ def test_auth_fault_in_docker_mounts_the_overlay_and_breaks_the_proxy_token(tmp_
     for undo in reversed(rec["overrides"]):
         ctx.remove_overrides(undo)
     assert not ctx.runtime.override_file.exists()  # type: ignore[attr-defined]
+    assert restarted == ["collector", "proxy", "proxy", "collector"]
