@@ -75,6 +75,7 @@ def install_prometheus(*, force: bool = False, progress: ProgressFn | None = Non
             ui.warn(f"prometheus: {note} (the API works; `labctl install prometheus --force` retries)")
     else:
         note = "built without the web UI (Node.js/npx not found); the HTTP API is complete"
+        ui.warn(f"prometheus: {note}")
     if not built_ui:
         env = go_env()
         env["GOBIN"] = str(bin_dir())
