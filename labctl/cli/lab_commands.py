@@ -21,6 +21,11 @@ _NEXT = {
     3: "`labctl emit --sessions 1`, then query claude_code_token_usage_tokens_total in Prometheus",
     4: "`labctl emit --sessions 1`, then open the Claude Code usage dashboard in Grafana",
 }
+# Native module-4 without a Grafana binary: the dashboards' queries can still be proven against Prometheus.
+_NEXT_WITHOUT_GRAFANA = (
+    "`labctl emit --sessions 1`, then `labctl check --layer 4` runs every dashboard panel's query "
+    "against Prometheus (Grafana is not running here)"
+)
 
 
 def _prepare_lab(model: LabModel, port_offset: int, free_ports: bool) -> LabState:
@@ -99,7 +104,9 @@ def _up(
     )
     ok = [r for r in rows if r.health == "healthy"]
     ui.success(f"{stage.name} is up: {len(ok)} of {len(rows)} services healthy (state dir: {lab.dir})")
-    ui.info(f"next: {_NEXT.get(stage.layer, '`labctl status`')}")
+    grafana_missing = any(r.service == "grafana" and r.state != "running" for r in rows)
+    next_step = _NEXT_WITHOUT_GRAFANA if grafana_missing else _NEXT.get(stage.layer, "`labctl status`")
+    ui.info(f"next: {next_step}")
     later = [s for s in model.stages.values() if s.layer == stage.layer + 1]
     if later:
         ui.info(f"then: `labctl up {later[0].name}` adds {later[0].adds}")
