@@ -171,18 +171,22 @@ def lifecycle_lock(directory: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def find_free_ports(count: int) -> list[int]:
-    """Distinct free loopback ports: all sockets stay open until every port is chosen, so none repeats."""
+def find_free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """Distinct free ports on `host`: all sockets stay open until every port is chosen, so none repeats."""
     socks: list[socket.socket] = []
     try:
         for _ in range(count):
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
+            s.bind((host, 0))
             socks.append(s)
         return [s.getsockname()[1] for s in socks]
     finally:
         for s in socks:
             s.close()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    return find_free_ports(1, host)[0]
 
 
 def allocate_ports(

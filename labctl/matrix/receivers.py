@@ -29,14 +29,9 @@ from typing import Any
 import requests
 
 from labctl.errors import LabError
+from labctl.state import free_port
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 def wait_http(url: str, timeout_s: float, proc: subprocess.Popen[bytes] | None = None, log: Path | None = None,

@@ -34,8 +34,8 @@ from labctl.matrix.receivers import (
     Prometheus,
     Proxy,
     Unreachable,
-    free_port,
 )
+from labctl.state import free_port
 
 CONFIG_ERROR_MARK = "would fail to start telemetry"
 CLIENT_VARS = re.compile(r"^(OTEL_|CLAUDE_CODE_|NODE_EXTRA_CA_CERTS$)")

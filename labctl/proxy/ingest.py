@@ -20,21 +20,18 @@ from labctl.errors import LabError
 from labctl.proxy.signals import Signal
 from labctl.proxy.spool import Spool, SpoolFull
 from labctl.proxy.stats import Stats
+from labctl.redact import Redactor
 
 log = logging.getLogger("labctl.proxy")
 
-_SECRET_HINTS = ("auth", "token", "key", "secret", "cookie", "password", "credential", "signature")
+_REDACT = Redactor()  # the default rules; the inspector adds the config's own before storing
 
 
 def safe_headers(headers: Any) -> dict[str, str]:
     """Request headers for the inspection record with anything credential-like replaced, never logged."""
-    out: dict[str, str] = {}
-    for k, v in headers.items():
-        key = str(k).lower()
-        if key.startswith(":") or key.endswith("-bin"):
-            continue
-        out[key] = "[REDACTED]" if any(h in key for h in _SECRET_HINTS) else str(v)[:200]
-    return out
+    kept = {str(k).lower(): str(v)[:200] for k, v in headers.items()
+            if not str(k).startswith(":") and not str(k).lower().endswith("-bin")}
+    return _REDACT.header_map(kept)
 
 
 class Busy(Exception):

@@ -9,7 +9,6 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +20,7 @@ import requests
 
 from labctl.errors import LabError
 from labctl.install import resolve_binary
+from labctl.state import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 COLLECTOR_CONFIGS = REPO / "collector-configs"
@@ -34,12 +34,6 @@ def binary(name: str) -> Path:
         return resolve_binary(name)
     except LabError as exc:
         pytest.fail(f"{exc.message}: {exc.hint} (tests/run-all.sh does this before pytest)", pytrace=False)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_http(

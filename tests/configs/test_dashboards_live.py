@@ -12,9 +12,8 @@ import time
 
 import pytest
 from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcMetricExporter
-from prometheus_api_client import PrometheusConnect
-from urllib3.util.retry import Retry
 
+from labctl import promql
 from tests.configs.confhelpers import wait_for
 from tests.configs.dashboards import queries
 from tests.configs.otlp_send import send_claude_code_event, send_claude_code_metrics
@@ -27,7 +26,7 @@ ABSENT_WHEN_HEALTHY = ("otelcol_exporter_send_failed_", "labctl_proxy_rejected_t
 
 def test_every_panel_query_returns_data(native_lab) -> None:
     lab = native_lab("module-3")
-    prom = PrometheusConnect(url=lab.url("prometheus", "web"), disable_ssl=True, retry=Retry(total=0))
+    prom = promql.client(lab.url("prometheus", "web"))
     send_claude_code_metrics(
         GrpcMetricExporter(endpoint=lab.addr("proxy", "otlp_grpc"), insecure=True), marker="dashboards"
     )

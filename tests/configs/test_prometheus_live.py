@@ -11,16 +11,12 @@ import requests
 from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcMetricExporter
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HttpMetricExporter
 from prometheus_api_client import PrometheusConnect
-from urllib3.util.retry import Retry
 
+from labctl.promql import client
 from tests.configs.confhelpers import Collector, free_port, wait_for, write_targets
 from tests.configs.otlp_send import send_claude_code_metrics
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def client(url: str) -> PrometheusConnect:
-    return PrometheusConnect(url=url, disable_ssl=True, retry=Retry(total=0))
 
 
 def _alerts(prom: PrometheusConnect, name: str, state: str) -> list[dict]:

@@ -21,9 +21,8 @@ from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricExporter, MetricExportResult
 from opentelemetry.sdk.resources import Resource
-from prometheus_api_client import PrometheusConnect
-from urllib3.util.retry import Retry
 
+from labctl import promql
 from labctl.errors import LabError
 from labctl.install import resolve_binary
 from labctl.runtimes import get_runtime, process
@@ -49,11 +48,6 @@ def send_token_usage(exporter: MetricExporter, session: str, tokens: int) -> Non
     exporter.shutdown()
     provider.shutdown()
     assert result is MetricExportResult.SUCCESS, f"the Collector did not accept the export ({result})"
-
-
-def prometheus(lab: LabState) -> PrometheusConnect:
-    # Retries off: a missing series must show as missing now, not after hidden retries.
-    return PrometheusConnect(url=lab.url("prometheus", "web"), disable_ssl=True, retry=Retry(total=0))
 
 
 def wait_for(what: str, probe, timeout: float = 60.0, every: float = 1.0):
@@ -98,7 +92,7 @@ def test_module_3_metrics_over_grpc_and_http_and_events_reach_the_pipeline(nativ
         HttpMetricExporter(endpoint=lab.url("collector", "otlp_http") + "/v1/metrics"), f"http-{run}", 75
     )
 
-    prom = prometheus(lab)
+    prom = promql.client(lab.url("prometheus", "web"))
     for session, tokens in ((f"grpc-{run}", 120), (f"http-{run}", 75)):
         query = f'claude_code_token_usage_tokens_total{{session_id="{session}"}}'
         series = wait_for(f"{query} in Prometheus", lambda q=query: prom.custom_query(q))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,15 +12,11 @@ from typing import Any
 import requests
 import yaml
 
+from labctl.state import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 CONTRACT = REPO / "lab" / "contracts" / "claude-code.yaml"
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class ProxyProc:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
 import time
 import urllib.request
@@ -13,15 +12,10 @@ from typing import Any
 
 from labctl.proxy import config as proxy_config
 from labctl.proxy.server import ProxyServer
+from labctl.state import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 CONTRACT = REPO / "lab" / "contracts" / "claude-code.yaml"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for(predicate, timeout: float = 30.0, what: str = "condition"):
