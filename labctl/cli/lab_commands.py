@@ -202,17 +202,30 @@ def doctor(json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")]
 def install(
     component: Annotated[str, typer.Argument(help="collector, prometheus, grafana or all.")] = "all",
     force: Annotated[bool, typer.Option("--force", help="Rebuild even when the cached binary is current.")] = False,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="auto (Go build when go is on PATH, else the official archive), go or archive "
+            "(default: LABCTL_INSTALL_FROM or auto).",
+        ),
+    ] = None,
 ) -> None:
     """Build or install the binaries the native runtime needs, into the lab's cache."""
     from labctl.install import install as do_install
 
     with ui.progress() as prog:
         task = prog.add_task(f"installing {component}", total=None)
-        results = do_install(component, force=force, progress=lambda msg: prog.update(task, description=msg))
+        results = do_install(
+            component, force=force, source=source, progress=lambda msg: prog.update(task, description=msg)
+        )
     for result in results:
         if result.get("error"):
             ui.warn(f"{result['component']}: {result['error']}" + (f" — {result['hint']}" if result.get("hint") else ""))
         elif result.get("built"):
-            ui.success(f"{result['component']}: built {result['binary']} ({result.get('seconds', 0):.0f}s)")
+            verb = f"installed {result.get('version')} from the official archive:" if result.get("source") == "archive" else "built"
+            ui.success(f"{result['component']}: {verb} {result['binary']} ({result.get('seconds', 0):.0f}s)")
         else:
             ui.success(f"{result['component']}: {result['binary']} is up to date")
+        if result.get("note") and result.get("source") == "archive":
+            ui.info(f"  {result['note']}")

@@ -1,18 +1,46 @@
-"""`install(component)`: the entry point `labctl install [component]` calls."""
+"""`install(component)`: the entry point `labctl install [component]` calls, and where binaries come from.
+
+Sources (`--from` / `LABCTL_INSTALL_FROM`): `auto` (default), `go` or `archive`.
+- collector: auto = the lab's own distribution built with Go when `go` is on PATH, else the official
+  otelcol-contrib release archive (a superset of the lab's components), checksum-verified.
+- prometheus: auto = built from its Go modules when `go` is on PATH, else the official archive; when
+  neither works, the OS package is mentioned only if its major version is the lab's.
+- grafana: always the official archive (it cannot be built here); a binary you named is used as is.
+"""
 
 from __future__ import annotations
 
+import os
+
 from labctl.errors import LabError
+from labctl.install import archives
 from labctl.install.collector import install_collector
-from labctl.install.gobuild import ProgressFn
+from labctl.install.gobuild import ProgressFn, cached_without_go, has_go
 from labctl.install.grafana import install_grafana
+from labctl.install.ospackage import advice, apt_candidate
+from labctl.install.paths import bin_dir, repo_root
 from labctl.install.prometheus import install_prometheus
 
 COMPONENTS = ("collector", "prometheus", "grafana", "all")
+SOURCES = ("auto", "go", "archive")
+SOURCE_VAR = "LABCTL_INSTALL_FROM"
+
+
+def install_source(source: str | None = None) -> str:
+    """`--from`, else LABCTL_INSTALL_FROM, else auto."""
+    value = (source or os.environ.get(SOURCE_VAR) or "auto").strip().lower()
+    if value not in SOURCES:
+        origin = "--from" if source else SOURCE_VAR
+        raise LabError(f"{origin}={value!r} is not a source", "sources: " + ", ".join(SOURCES))
+    return value
 
 
 def install(
-    component: str = "all", *, force: bool = False, progress: ProgressFn | None = None
+    component: str = "all",
+    *,
+    force: bool = False,
+    progress: ProgressFn | None = None,
+    source: str | None = None,
 ) -> list[dict[str, object]]:
     """Build/install one component (or all); returns one result dict per component.
 
@@ -21,20 +49,54 @@ def install(
     """
     if component not in COMPONENTS:
         raise LabError(f"unknown component {component!r}", "components: " + ", ".join(COMPONENTS))
+    src = install_source(source)
     if component == "collector":
-        return [install_collector(force=force, progress=progress)]
+        return [_collector(src, force, progress)]
     if component == "prometheus":
-        return [install_prometheus(force=force, progress=progress)]
+        return [_prometheus(src, force, progress)]
     if component == "grafana":
-        return [install_grafana(force=force)]
-    results = [
-        install_collector(force=force, progress=progress),
-        install_prometheus(force=force, progress=progress),
-    ]
+        return [install_grafana(force=force, source=src, progress=progress)]
+    results = [_collector(src, force, progress), _prometheus(src, force, progress)]
     try:
-        results.append(install_grafana(force=force))
+        results.append(install_grafana(force=force, source="auto" if src == "go" else src, progress=progress))
     except LabError as exc:
         results.append(
             {"component": "grafana", "binary": None, "built": False, "error": exc.message, "hint": exc.hint}
         )
     return results
+
+
+def _collector(src: str, force: bool, progress: ProgressFn | None) -> dict[str, object]:
+    if src == "go" or (src == "auto" and has_go()):
+        return install_collector(force=force, progress=progress)
+    own = bin_dir() / "otelcol-lab"
+    if src == "auto" and own.is_file() and not force:
+        return cached_without_go("collector", own)  # the lab's own build beats the archive
+    rel = archives.release("collector", repo_root())
+    result = archives.install_archive(rel, force=force, progress=progress)
+    result["note"] = (
+        f"the official otelcol-contrib {rel.version} serves as otelcol-lab (it has every component "
+        "the lab's configs use, and many more); with Go, `labctl install collector --from go` builds "
+        "the lab's own distribution"
+    )
+    return result
+
+
+def _prometheus(src: str, force: bool, progress: ProgressFn | None) -> dict[str, object]:
+    if src == "go":
+        return install_prometheus(force=force, progress=progress)
+    rel = archives.release("prometheus", repo_root())
+    if src == "auto" and not force and archives.is_current(rel):
+        return archives.install_archive(rel)  # the official build, with its web UI: keep it
+    if src == "auto" and has_go():
+        return install_prometheus(force=force, progress=progress)
+    targets = [bin_dir() / "prometheus", bin_dir() / "promtool"]
+    if src == "auto" and all(t.is_file() for t in targets) and not force:
+        return cached_without_go("prometheus", targets[0])
+    try:
+        return archives.install_archive(rel, force=force, progress=progress)
+    except LabError as exc:
+        about_os = advice("prometheus", apt_candidate("prometheus"), rel.version)
+        if about_os:
+            exc.hint = f"{exc.hint}; {about_os}" if exc.hint else about_os
+        raise

@@ -1,34 +1,36 @@
-"""Grafana for the native runtime: only a binary the user provides.
+"""Grafana for the native runtime: the official release archive (it is not built from source here).
 
-No registry this lab may use ships Grafana, its official archive cannot be
-downloaded from machines like the CI one, and it is not built from source here.
-So `labctl install grafana` resolves a user-provided binary or says exactly how
-to get one; it never pretends.
+A Grafana you named (LABCTL_GRAFANA_BIN) or have on PATH is used as is; otherwise
+`labctl install grafana` downloads the archive for this OS/arch, checks its SHA-256 against the
+published one and unpacks it into the lab's cache. Where the archive cannot be reached, the error
+says every other way (docker runtime, a local mirror, your own binary); it never pretends.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+
 from labctl.errors import LabError
+from labctl.install import archives
+from labctl.install.gobuild import ProgressFn
 from labctl.install.paths import repo_root
 from labctl.install.resolve import env_var_for, grafana_home, resolve_binary
-from labctl.install.versions import load_versions, require
 
 
-def install_grafana(*, force: bool = False) -> dict[str, object]:
-    versions = load_versions(repo_root())
-    version = require(versions, "LAB_GRAFANA_VERSION")
-    image = versions.get("LAB_GRAFANA_IMAGE", f"grafana/grafana:{version}")
-    var = env_var_for("grafana")
-    try:
-        binary = resolve_binary("grafana")
-    except LabError as exc:
+def install_grafana(
+    *, force: bool = False, source: str = "auto", progress: ProgressFn | None = None
+) -> dict[str, object]:
+    if source == "go":
         raise LabError(
-            "Grafana cannot be installed automatically: no official Grafana archive is reachable from "
-            "this machine and no package registry the lab uses ships it",
-            f"either use the docker runtime (image {image}), or download "
-            f"grafana-{version}.linux-amd64.tar.gz from Grafana's download page on a machine with internet, "
-            f"check its SHA-256 against the published one, unpack it here and set {var}=<unpacked dir>/bin/grafana "
-            "(or put it on PATH). Without Grafana, native module-4 runs without it and says so.",
-        ) from exc
-    home = grafana_home(binary)
-    return {"component": "grafana", "binary": str(binary), "home": str(home), "built": False, "seconds": 0.0}
+            "Grafana cannot be built here (the lab only builds the Collector and Prometheus with Go)",
+            "run `labctl install grafana` (the official archive), or use the docker runtime",
+        )
+    if source == "auto" and (os.environ.get(env_var_for("grafana")) or shutil.which("grafana")):
+        binary = resolve_binary("grafana")  # yours: used as is, never replaced by a download
+        home = grafana_home(binary)
+        return {"component": "grafana", "binary": str(binary), "home": str(home), "built": False, "seconds": 0.0}
+    rel = archives.release("grafana", repo_root())
+    result = archives.install_archive(rel, force=force, progress=progress)
+    result["home"] = str(rel.dist_dir)
+    return result

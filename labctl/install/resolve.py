@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
 
+from labctl import ui
 from labctl.errors import LabError
 from labctl.install.paths import bin_dir
 
@@ -16,6 +18,11 @@ BINARIES: dict[str, str] = {
     "promtool": "prometheus",
     "grafana": "grafana",
 }
+
+# A role another binary can fill, looked for in the cache after the role's own name: without Go,
+# `labctl install collector` installs the official otelcol-contrib, a superset of otelcol-lab.
+ALTERNATES: dict[str, tuple[str, ...]] = {"otelcol-lab": ("otelcol-contrib",)}
+_announced: set[Path] = set()
 
 
 def env_var_for(name: str) -> str:
@@ -49,14 +56,35 @@ def resolve_binary(name: str) -> Path:
     cached = bin_dir() / name
     if _is_executable(cached):
         return cached
+    for other in ALTERNATES.get(name, ()):
+        stand_in = bin_dir() / other
+        if _is_executable(stand_in):
+            _announce(name, stand_in)
+            return stand_in
     component = BINARIES[name]
     hint = f"run `labctl install {component}`, put {name} on PATH, or set {var}=<path>"
     if component == "grafana":
         hint = (
-            f"download Grafana's official release archive, unpack it and set {var}=<dir>/bin/grafana "
-            "(or put it on PATH), or use the docker runtime (`labctl --runtime docker up module-4`)"
+            "run `labctl install grafana` (the official release archive, checksum-verified), put grafana "
+            f"on PATH or set {var}=<unpacked archive>/bin/grafana, or use the docker runtime "
+            "(`labctl --runtime docker up module-4`)"
         )
     raise LabError(f"{name} was not found (looked at ${var}, PATH and {bin_dir()})", hint)
+
+
+def _announce(name: str, path: Path) -> None:
+    """Say once per process which binary fills the role, so nobody wonders which Collector runs."""
+    if path in _announced:
+        return
+    _announced.add(path)
+    try:
+        version = json.loads(path.with_name(f".{path.name}.stamp.json").read_text(encoding="utf-8"))["version"]
+    except (OSError, ValueError, KeyError):
+        version = "of unknown version"
+    ui.info(
+        f"{name}: using {path} — the official {path.name} {version} (a superset of the lab's components); "
+        f"`labctl install collector --from go` builds the lab's own {name}"
+    )
 
 
 def grafana_home(binary: Path) -> Path:
