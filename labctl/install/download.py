@@ -10,9 +10,11 @@ import contextlib
 import hashlib
 import os
 import re
+import socket
 import tarfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path, PurePosixPath
 
@@ -62,9 +64,21 @@ def fetch(url: str, dest: Path, *, what: str, hint: str, progress: ProgressFn | 
         except urllib.error.HTTPError as exc:
             raise DownloadError(f"downloading {url} failed: the server answered {exc.code} {exc.reason}", hint) from None
         except (urllib.error.URLError, OSError) as exc:  # DNS, refused, reset, timeout
-            reason = getattr(exc, "reason", None) or exc
-            raise DownloadError(f"could not download {url}: {reason}", hint) from None
+            raise DownloadError(f"could not download {url}: {_why(url, exc)}", hint) from None
     return done
+
+
+def _why(url: str, exc: BaseException) -> str:
+    """The network failure in words a student can act on."""
+    reason = getattr(exc, "reason", None) or exc
+    host = urllib.parse.urlsplit(url).netloc
+    if isinstance(reason, socket.gaierror):
+        return f"the name {urllib.parse.urlsplit(url).hostname} cannot be resolved (no internet access or DNS here?)"
+    if isinstance(reason, ConnectionRefusedError):
+        return f"connection refused by {host} (is the mirror running?)"
+    if isinstance(reason, TimeoutError | socket.timeout):
+        return f"no answer from {host} within {timeout():.0f}s (LABCTL_DOWNLOAD_TIMEOUT)"
+    return str(reason)
 
 
 def sha256_of(path: Path) -> str:
