@@ -62,7 +62,7 @@ class Process:
 
     def spawn(self, argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        with open(self.log, "wb") as fh:
+        with open(self.log, "ab") as fh:  # a restarted process keeps its earlier log
             self.proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
                                          cwd=cwd or self.workdir, start_new_session=True)
 

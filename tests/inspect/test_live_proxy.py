@@ -55,7 +55,7 @@ def test_token_and_prompt_never_appear_in_any_output(start_proxy) -> None:
     outputs["jsonl"] = (proxy.data_dir / "inspect" / "records.jsonl").read_text()
     outputs["cli sessions"] = labctl("proxy", "sessions", "--url", proxy.admin, "--json").stdout
     outputs["cli export"] = labctl("proxy", "export", "--format", "csv", "--url", proxy.admin).stdout
-    outputs["proxy log"] = proxy.log()
+    outputs["proxy log"] = proxy.log_text()
     for name, text in outputs.items():
         for secret in (TOKEN, PROMPT, "id_rsa_secretfile", "student@example.org"):
             assert secret not in text, f"{secret!r} leaked into {name}"

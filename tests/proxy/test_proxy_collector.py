@@ -48,9 +48,9 @@ def test_data_through_the_proxy_arrives_in_the_collector(start_proxy, collectors
                       timeout=10).status_code == 200
     # 5 requests x 4 points x 2.5 tokens, accumulated from delta by the Collector's prometheus exporter.
     wait_for(lambda: collector.series_value("claude_code_token_usage_tokens_total",
-                                            f'session_id="{session}"') == 50.0,
+                                            session_id=session) == 50.0,
              what="the proxied metric in the Collector's prometheus exporter")
-    wait_for(lambda: collector.internal("otelcol_receiver_accepted_log_records_total") >= 7,
+    wait_for(lambda: collector.internal_total("otelcol_receiver_accepted_log_records_total") >= 7,
              what="the Collector to accept the proxied events")
     s = proxy.stats()
     assert s["counters"]["forwarded"] == {"metrics": 20, "logs": 7, "traces": 0}
@@ -75,6 +75,6 @@ def test_collector_auth_failure_is_held_then_delivered_after_the_fix(start_proxy
     port = strict.grpc_port
     strict.stop()
     healed = collectors(grpc_port=port)
-    wait_for(lambda: healed.series_value("claude_code_token_usage_tokens_total", f'session_id="{session}"') == 60.0,
+    wait_for(lambda: healed.series_value("claude_code_token_usage_tokens_total", session_id=session) == 60.0,
              what="the held data in the Collector")
     assert proxy.stats()["counters"]["forwarded"]["metrics"] == 6

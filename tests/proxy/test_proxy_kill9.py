@@ -33,7 +33,7 @@ def test_sigkill_and_restart_replays_everything_acknowledged(tmp_path, start_pro
         proxy.kill(signal.SIGKILL)
 
         proxy.start()   # same config, same data dir: the spool is recovered
-        assert "replaying them in order" in proxy.log()
+        assert "replaying them in order" in proxy.log_text()
         assert proxy.stats()["gauges"]["spooled"] == acked
         sink = start_proxy(listen={"otlp_grpc": f"127.0.0.1:{upstream_port}", "otlp_http": "off"},
                            contract={"path": ""})
