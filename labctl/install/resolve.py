@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import subprocess
 from pathlib import Path
 
 from labctl import ui
@@ -23,6 +25,10 @@ BINARIES: dict[str, str] = {
 # `labctl install collector` installs the official otelcol-contrib, a superset of otelcol-lab.
 ALTERNATES: dict[str, tuple[str, ...]] = {"otelcol-lab": ("otelcol-contrib",)}
 _announced: set[Path] = set()
+
+# The lab's rules, flags and OTLP receiver need Prometheus 3: an older one on PATH (Debian 12 ships
+# 2.42) is passed over, with a word, rather than started and failing in obscure ways.
+MIN_MAJOR: dict[str, int] = {"prometheus": 3, "promtool": 3}
 
 
 def env_var_for(name: str) -> str:
@@ -51,7 +57,7 @@ def resolve_binary(name: str) -> Path:
             )
         return path
     on_path = shutil.which(name)
-    if on_path:
+    if on_path and _new_enough(name, Path(on_path)):
         return Path(on_path)
     cached = bin_dir() / name
     if _is_executable(cached):
@@ -70,6 +76,27 @@ def resolve_binary(name: str) -> Path:
             "(`labctl --runtime docker up module-4`)"
         )
     raise LabError(f"{name} was not found (looked at ${var}, PATH and {bin_dir()})", hint)
+
+
+def _new_enough(name: str, path: Path) -> bool:
+    """False only when the binary states a major version below the lab's minimum."""
+    minimum = MIN_MAJOR.get(name)
+    if minimum is None:
+        return True
+    try:
+        out = subprocess.run(
+            [str(path), "--version"], check=False, capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return True
+    found = re.search(r"version (\d+)\.\d+", out.stdout + out.stderr)
+    if not found or int(found.group(1)) >= minimum:
+        return True
+    ui.warn(
+        f"{path} is {name} {found.group(0).split()[-1]}; the lab needs {minimum}.x, so PATH is skipped "
+        f"(`labctl install prometheus` puts one in {bin_dir()})"
+    )
+    return False
 
 
 def _announce(name: str, path: Path) -> None:

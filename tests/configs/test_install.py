@@ -187,6 +187,16 @@ def test_order_is_override_then_path_then_cache(isolated: Path, monkeypatch: pyt
     assert resolve_binary("prometheus") == override
 
 
+def test_an_old_prometheus_on_path_is_passed_over(isolated: Path) -> None:
+    old = isolated / "path" / "prometheus"
+    old.write_bytes(_script("prometheus,", "2.42.0 (branch: debian/sid)"))
+    old.chmod(0o755)
+    cached = _executable(isolated / "cache" / "bin" / "prometheus")
+    assert resolve_binary("prometheus") == cached
+    old.write_bytes(_script("prometheus,", "3.16.0 (branch: HEAD)"))
+    assert resolve_binary("prometheus") == old
+
+
 def test_override_to_a_non_executable_is_an_error(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     target = isolated / "not-executable"
     target.write_text("")
