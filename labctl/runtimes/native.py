@@ -131,8 +131,6 @@ class NativeRuntime(Runtime):
         try:
             return resolve_binary(name)
         except LabError as exc:
-            if BINARIES[name] == "grafana":
-                raise  # no build from source: `up --install` cannot help (doctor explains the archive)
             if not self.auto_install:
                 exc.hint = f"{exc.hint or ''}; or let `labctl up <module> --install` do it".lstrip("; ")
                 raise
