@@ -1,25 +1,23 @@
 """Helpers for the config tests: the real binaries, and a real Collector / Prometheus on free ports.
 
-Processes are started in a temp dir and always stopped (terminate, then kill) when the test ends.
+Processes (labctl.matrix.receivers) are started in a temp dir and always stopped when the test ends.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
-import shutil
-import subprocess
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import requests
 
 from labctl.errors import LabError
 from labctl.install import resolve_binary
+from labctl.matrix import receivers
+from labctl.model import load_model
+from labctl.runtimes.targets import install_prometheus_config
 from labctl.state import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,42 +34,16 @@ def binary(name: str) -> Path:
         pytest.fail(f"{exc.message}: {exc.hint} (tests/run-all.sh does this before pytest)", pytrace=False)
 
 
-def wait_http(
-    url: str, timeout: float = 60.0, proc: subprocess.Popen[bytes] | None = None, log: Path | None = None
-) -> None:
-    deadline = time.monotonic() + timeout
-    last = ""
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            detail = log.read_text()[-3000:] if log and log.exists() else ""
-            pytest.fail(
-                f"process exited with {proc.returncode} before {url} answered\n{detail}", pytrace=False
-            )
-        try:
-            if requests.get(url, timeout=2).status_code == 200:
-                return
-        except requests.RequestException as exc:
-            last = str(exc)
-        time.sleep(0.2)
-    pytest.fail(f"{url} did not answer 200 within {timeout}s ({last})", pytrace=False)
+class Collector(receivers.Collector):
+    """The lab's Collector (base.yaml, plus the auth overlay when given a token), ports by lab.yaml name."""
 
+    def __init__(self, workdir: Path, auth_token: str | None = None) -> None:
+        super().__init__(workdir, auth_token=auth_token, binary=binary("otelcol-lab"))
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
-@dataclass
-class Collector:
-    proc: subprocess.Popen[bytes]
-    log: Path
-    ports: dict[str, int]
-    env: dict[str, str] = field(default_factory=dict)
+    @property
+    def ports(self) -> dict[str, int]:
+        return {"otlp_grpc": self.grpc_port, "otlp_http": self.http_port, "prom_exporter": self.prom_port,
+                "internal": self.internal_port, "health": self.health_port}
 
     def addr(self, name: str) -> str:
         return f"127.0.0.1:{self.ports[name]}"
@@ -80,43 +52,20 @@ class Collector:
         return f"http://{self.addr(name)}{path}"
 
 
-def collector_env(ports: dict[str, int], tmp: Path) -> dict[str, str]:
-    return {
-        "LAB_COLLECTOR_OTLP_GRPC_LISTEN": f"127.0.0.1:{ports['otlp_grpc']}",
-        "LAB_COLLECTOR_OTLP_HTTP_LISTEN": f"127.0.0.1:{ports['otlp_http']}",
-        "LAB_COLLECTOR_PROM_EXPORTER_LISTEN": f"127.0.0.1:{ports['prom_exporter']}",
-        "LAB_COLLECTOR_INTERNAL_HOST": "127.0.0.1",
-        "LAB_COLLECTOR_INTERNAL_PORT": str(ports["internal"]),
-        "LAB_COLLECTOR_HEALTH_LISTEN": f"127.0.0.1:{ports['health']}",
-        "LAB_COLLECTOR_DATA_DIR": str(tmp),
-    }
-
-
 @contextlib.contextmanager
-def running_collector(
-    tmp: Path, configs: list[Path], extra_env: dict[str, str] | None = None
-) -> Iterator[Collector]:
-    ports = {name: free_port() for name in ("otlp_grpc", "otlp_http", "prom_exporter", "internal", "health")}
-    env = {**os.environ, **collector_env(ports, tmp), **(extra_env or {})}
-    log = tmp / "collector.log"
-    args = [str(binary("otelcol-lab"))]
-    for config in configs:
-        args += ["--config", str(config)]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=tmp)
-    col = Collector(proc, log, ports, env)
+def running_collector(tmp: Path, auth_token: str | None = None) -> Iterator[Collector]:
+    col = Collector(tmp, auth_token)
     try:
-        wait_http(col.url("health"), proc=proc, log=log)
-        yield col
+        yield col.start(timeout_s=60)
     finally:
-        stop(proc)
+        col.stop()
 
 
-@dataclass
-class Prometheus:
-    proc: subprocess.Popen[bytes]
-    dir: Path
-    port: int
+class Prometheus(receivers.Process):
+    def __init__(self, data: Path) -> None:
+        super().__init__("prometheus", data)
+        self.dir = data
+        self.port = free_port()
 
     @property
     def url(self) -> str:
@@ -134,37 +83,22 @@ def write_targets(targets_dir: Path, targets: dict[str, str]) -> None:
 
 
 def install_prometheus_dir(dest: Path) -> Path:
-    """prometheus.yml and rules/ copied the way the native runtime does (tests/ stays behind)."""
-    dest.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(PROMETHEUS_DIR / "prometheus.yml", dest / "prometheus.yml")
-    shutil.copytree(PROMETHEUS_DIR / "rules", dest / "rules")
+    """prometheus.yml and rules/ laid out by the native runtime's own code."""
+    install_prometheus_config(load_model(REPO), dest)
     return dest / "prometheus.yml"
 
 
 def launch_prometheus(data: Path, targets: dict[str, str]) -> Prometheus:
     """Prometheus with the lab's config in `data` (as the native runtime lays it out), on a free port."""
     config = install_prometheus_dir(data)
-    port = free_port()
-    write_targets(data / "targets", {"prometheus.json": f"127.0.0.1:{port}", **targets})
-    log = data / "prometheus.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                str(binary("prometheus")),
-                f"--config.file={config}",
-                f"--storage.tsdb.path={data / 'tsdb'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--web.enable-lifecycle",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=data,
-        )
-    prom = Prometheus(proc, data, port)
+    prom = Prometheus(data)
+    write_targets(data / "targets", {"prometheus.json": f"127.0.0.1:{prom.port}", **targets})
+    prom.spawn([str(binary("prometheus")), f"--config.file={config}", f"--storage.tsdb.path={data / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{prom.port}", "--web.enable-lifecycle"])
     try:
-        wait_http(f"{prom.url}/-/ready", proc=proc, log=log)
+        receivers.wait_http(f"{prom.url}/-/ready", 60, prom.proc, prom.log)
     except BaseException:
-        stop(proc)
+        prom.stop()
         raise
     return prom
 

@@ -8,19 +8,17 @@ from pathlib import Path
 import pytest
 
 from tests.configs.confhelpers import (
-    COLLECTOR_CONFIGS,
     Collector,
     Prometheus,
     launch_prometheus,
     running_collector,
-    stop,
 )
 
 
 @pytest.fixture
 def collector(tmp_path: Path) -> Iterator[Collector]:
     """The lab's Collector with collector-configs/base.yaml, every listener on a free loopback port."""
-    with running_collector(tmp_path, [COLLECTOR_CONFIGS / "base.yaml"]) as col:
+    with running_collector(tmp_path) as col:
         yield col
 
 
@@ -38,4 +36,4 @@ def start_prometheus(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], Prom
         yield start
     finally:
         for prom in started:
-            stop(prom.proc)
+            prom.stop()

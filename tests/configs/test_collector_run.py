@@ -13,7 +13,7 @@ from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExp
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HttpMetricExporter
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 
-from tests.configs.confhelpers import COLLECTOR_CONFIGS, Collector, running_collector, wait_text
+from tests.configs.confhelpers import Collector, running_collector, wait_text
 from tests.configs.otlp_send import send_claude_code_event, send_claude_code_metrics
 
 pytestmark = pytest.mark.integration
@@ -133,8 +133,7 @@ def _grpc_export(addr: str, token: str | None) -> grpc.StatusCode:
 
 def test_auth_overlay_requires_the_bearer_token(tmp_path: Path) -> None:
     token = "lab-secret-token"
-    configs = [COLLECTOR_CONFIGS / "base.yaml", COLLECTOR_CONFIGS / "auth.yaml"]
-    with running_collector(tmp_path, configs, {"LAB_COLLECTOR_AUTH_TOKEN": token}) as col:
+    with running_collector(tmp_path, auth_token=token) as col:
         url = col.url("otlp_http", "/v1/metrics")
         body = metrics_service_pb2.ExportMetricsServiceRequest().SerializeToString()
         headers = {"Content-Type": "application/x-protobuf"}
