@@ -61,6 +61,10 @@ step "labctl install collector"
 step "labctl install prometheus"
 "$PY" -m labctl install prometheus
 
+# The real `docker compose` CLI plugin, built once from its Go module (cached) for the compose config tests.
+step "docker compose plugin (test tool)"
+if LABCTL_COMPOSE_PLUGIN=$(bash tests/tools/build-compose-plugin.sh); then export LABCTL_COMPOSE_PLUGIN; fi
+
 # Tests are isolated (temp state dirs, free ports), so two workers are safe; files stay together.
 workers="${LABCTL_TEST_WORKERS:-2}"
 xdist=()
