@@ -16,8 +16,10 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -76,6 +78,18 @@ def kill_leftovers(state_dir: Path) -> list[str]:
     for rec in records:
         process.send_signal(rec, signal.SIGKILL)
     return left
+
+
+def wait_for(what: str, probe: Callable[[], Any], timeout: float = 60.0, interval: float = 1.0) -> Any:
+    """Poll probe() until it returns something truthy; fail naming `what` and the last value."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}; last value: {last!r}", pytrace=False)
 
 
 @contextlib.contextmanager

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from labctl.matrix import receivers
 from labctl.model import load_model
 from labctl.runtimes.targets import install_prometheus_config
 from labctl.state import free_port
+from tests.conftest import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 COLLECTOR_CONFIGS = REPO / "collector-configs"
@@ -101,18 +101,6 @@ def launch_prometheus(data: Path, targets: dict[str, str]) -> Prometheus:
         prom.stop()
         raise
     return prom
-
-
-def wait_for(what: str, probe: Callable[[], object], timeout: float = 60.0, interval: float = 1.0) -> object:
-    """Poll probe() until it returns something truthy; fail naming `what` and the last value."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}; last value: {last!r}", pytrace=False)
 
 
 def wait_text(

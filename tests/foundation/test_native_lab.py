@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import uuid
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from labctl.install import resolve_binary
 from labctl.runtimes import get_runtime, process
 from labctl.runtimes.ports import port_in_use
 from labctl.state import LabState
+from tests.conftest import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -48,17 +48,6 @@ def send_token_usage(exporter: MetricExporter, session: str, tokens: int) -> Non
     exporter.shutdown()
     provider.shutdown()
     assert result is MetricExportResult.SUCCESS, f"the Collector did not accept the export ({result})"
-
-
-def wait_for(what: str, probe, timeout: float = 60.0, every: float = 1.0):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(every)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})", pytrace=False)
 
 
 def records(lab: LabState) -> dict[str, process.ProcRecord]:
@@ -119,7 +108,7 @@ def test_module_3_metrics_over_grpc_and_http_and_events_reach_the_pipeline(nativ
     )
     provider.shutdown()
     log = lab.log_path("collector")
-    wait_for(f"event-{run} in {log}", lambda: f"event-{run}" in log.read_text(), timeout=30, every=0.5)
+    wait_for(f"event-{run} in {log}", lambda: f"event-{run}" in log.read_text(), timeout=30, interval=0.5)
     shown = labctl("logs", "collector", "--lines", "400", state_dir=lab.dir).stdout
     assert f"event-{run}" in shown and "claude_code.api_request" in shown
 
@@ -198,7 +187,7 @@ def test_overrides_are_persisted_and_applied_by_restarting_the_service(native_la
     )
     log = lab.log_path("collector")
     wait_for("a detailed metric dump in the collector log",
-             lambda: "claude_code.token.usage" in log.read_text().split("=== labctl")[-1], timeout=20, every=0.5)
+             lambda: "claude_code.token.usage" in log.read_text().split("=== labctl")[-1], timeout=20, interval=0.5)
 
     runtime.set_overrides("collector")  # clearing restores the base configuration
     restored = records(lab)["collector"]
