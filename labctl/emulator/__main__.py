@@ -17,10 +17,7 @@ if __name__ == "__main__":
     try:
         app()
     except LabError as exc:
-        from rich.console import Console
+        from labctl import ui  # imported on the error path only: start-up stays light
 
-        err = Console(stderr=True)
-        err.print(f"[bold red]error:[/] {exc.message}")
-        if exc.hint:
-            err.print(f"[bold]what to do:[/] {exc.hint}")
+        ui.error(exc.message, exc.hint)
         sys.exit(exc.exit_code)
