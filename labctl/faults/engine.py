@@ -141,7 +141,9 @@ def forget_faults(lab: LabState) -> list[str]:
     names = list(lab.faults)
     for name in names:
         record = lab.faults[name].get("record", {})
-        for undo in record.get("overrides", []):
+        # Faults keep their override undo records under "overrides" (a list) or "undo" (one).
+        undos = [*record.get("overrides", []), *([record["undo"]] if "undo" in record else [])]
+        for undo in undos:
             current = lab.overrides.get(undo["service"], {})
             env = dict(current.get("env", {}))
             for key, old in undo.get("env_before", {}).items():
@@ -157,6 +159,8 @@ def forget_faults(lab: LabState) -> list[str]:
         for relay in record.get("relays", []):
             if "pid_file" in relay:
                 stop_relay(relay)
+        if record.get("file"):  # a generated variant (contract faults)
+            Path(record["file"]).unlink(missing_ok=True)
         for filename, text in record.get("originals", {}).items():
             (Path(record["targets_dir"]) / filename).write_text(text)
         lab.faults.pop(name)

@@ -25,9 +25,12 @@ def test_forget_restores_overrides_and_targets(tmp_path: Path) -> None:
                                "originals": {"collector.json": '[{"targets": ["127.0.0.1:8889"]}]'}}},
         "auth": {"record": {"overrides": [{"service": "collector", "env_before": {"LAB_FAULT_AUTH_TOKEN": None},
                                            "configs_added": ["/x/faults/auth.yaml"]}]}},
+        "contract": {"record": {"undo": {"service": "proxy", "env_before": {"LAB_PROXY_CONTRACT": None},
+                                         "configs_added": []}}},
     }
+    lab.overrides["proxy"]["env"]["LAB_PROXY_CONTRACT"] = "/x/variant.yaml"
     lab.save()
-    assert sorted(forget_faults(lab)) == ["auth", "network"]
+    assert sorted(forget_faults(lab)) == ["auth", "contract", "network"]
     again = LabState.load(lab.dir)
     assert again.faults == {}
     assert again.overrides == {"proxy": {"env": {"KEEP": "me"}, "extra_configs": []}}
