@@ -28,6 +28,7 @@ from typing import Any
 
 import requests
 
+from labctl.checks.exposition import Sample, parse
 from labctl.errors import LabError
 from labctl.state import free_port
 
@@ -119,23 +120,6 @@ def make_self_signed(directory: Path, host: str) -> tuple[Path, Path]:
 # --- the Collector ----------------------------------------------------------------------------------------
 
 
-def parse_prom_text(text: str) -> list[tuple[str, dict[str, str], float]]:
-    """Prometheus text exposition → (name, labels, value) samples."""
-    out: list[tuple[str, dict[str, str], float]] = []
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        m = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)", line)
-        if not m:
-            continue
-        labels = dict(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"', m.group(3) or ""))
-        try:
-            out.append((m.group(1), labels, float(m.group(4))))
-        except ValueError:
-            continue
-    return out
-
-
 class Collector(Process):
     def __init__(self, workdir: Path, host: str = "127.0.0.1", auth_token: str | None = None, tls: bool = False,
                  binary: Path | None = None, extra_configs: list[Path] | None = None) -> None:
@@ -193,22 +177,22 @@ class Collector(Process):
         wait_http(f"http://127.0.0.1:{self.health_port}/", timeout_s, self.proc, self.log)
         return self
 
-    def internal(self) -> list[tuple[str, dict[str, str], float]]:
-        return parse_prom_text(requests.get(f"http://127.0.0.1:{self.internal_port}/metrics", timeout=3).text)
+    def internal(self) -> list[Sample]:
+        return parse(requests.get(f"http://127.0.0.1:{self.internal_port}/metrics", timeout=3).text)
 
-    def exported(self) -> list[tuple[str, dict[str, str], float]]:
-        return parse_prom_text(requests.get(f"http://127.0.0.1:{self.prom_port}/metrics", timeout=3).text)
+    def exported(self) -> list[Sample]:
+        return parse(requests.get(f"http://127.0.0.1:{self.prom_port}/metrics", timeout=3).text)
 
     def received(self) -> dict[str, dict[str, float]]:
         """Accepted and refused items by signal and transport, from the Collector's own metrics."""
         out: dict[str, dict[str, float]] = {}
-        for name, labels, value in self.internal():
-            m = re.match(r"otelcol_receiver_(accepted|refused)_(metric_points|log_records)", name)
+        for s in self.internal():
+            m = re.match(r"otelcol_receiver_(accepted|refused)_(metric_points|log_records)", s.name)
             if m:
                 key = f"{m.group(1)}_{'metrics' if m.group(2) == 'metric_points' else 'logs'}"
                 out.setdefault(key, {})
-                t = labels.get("transport", "?")
-                out[key][t] = out[key].get(t, 0) + value
+                t = s.labels.get("transport", "?")
+                out[key][t] = out[key].get(t, 0) + s.value
         return out
 
 

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 import requests
 
+from labctl.checks.exposition import Sample, parse
 from labctl.emulator.runner import EmitOptions, Emulator, parse_models
 from labctl.emulator.session import plan_run
 from labctl.emulator.settings import load_settings
-from labctl.matrix.receivers import parse_prom_text
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -113,22 +113,22 @@ def test_prometheus_exporter_scraped_on_9464() -> None:
     t = threading.Thread(target=lambda: result.update(emulator.run()), daemon=True)
     t.start()
     try:
-        samples: list[tuple[str, dict[str, str], float]] = []
+        samples: list[Sample] = []
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
-                samples = parse_prom_text(requests.get("http://127.0.0.1:9464/metrics", timeout=2).text)
+                samples = parse(requests.get("http://127.0.0.1:9464/metrics", timeout=2).text)
             except requests.RequestException:
                 samples = []
-            names = {n for n, _, _ in samples}
+            names = {s.name for s in samples}
             if {"claude_code_token_usage_tokens_total", "claude_code_cost_usage_USD_total"} <= names:
                 break
             time.sleep(0.3)
-        names = {n for n, _, _ in samples}
+        names = {s.name for s in samples}
         assert "claude_code_token_usage_tokens_total" in names, sorted(names)
         assert "claude_code_cost_usage_USD_total" in names
         assert "claude_code_session_count_total" in names
-        tokens = [lbl for n, lbl, _ in samples if n == "claude_code_token_usage_tokens_total"]
+        tokens = [s.labels for s in samples if s.name == "claude_code_token_usage_tokens_total"]
         assert all({"session_id", "model", "type", "lab_marker"} <= set(lbl) for lbl in tokens)
         assert not any(n.startswith("python_") for n in names)  # only OpenTelemetry metrics, like Claude Code's
     finally:
