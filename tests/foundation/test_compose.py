@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from labctl.model import LabModel, Placement, load_model
+from labctl.model import LabModel, Placement, load_model, read_env_file
 from labctl.runtimes.docker import layer_files, port_var
 
 _VAR = re.compile(r"\$\{([A-Z0-9_]+)(?::?[-?][^}]*)?\}")
@@ -132,11 +132,7 @@ def test_every_compose_variable_is_set_by_versions_env_or_the_instance_env_file(
     lab = LabState(dir=tmp_path, runtime="docker", ports=allocate_ports(model.default_ports(), offset=3))
     rt = DockerRuntime(lab, model)
     rt.write_env_file()
-    provided = dict(model.versions)
-    for line in rt.env_file.read_text().splitlines():
-        if line and not line.startswith("#"):
-            key, value = line.split("=", 1)
-            provided[key] = value
+    provided = {**model.versions, **read_env_file(rt.env_file)}
     used = {m.group(1) for path in all_files(model) for m in _VAR.finditer(path.read_text())}
     # LAB_LABCTL_VERSION only tags the locally built proxy image (it has a default); all others are set.
     missing = used - set(provided) - {"LAB_LABCTL_VERSION"}

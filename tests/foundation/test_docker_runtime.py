@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from labctl.errors import LabError
-from labctl.model import load_model
+from labctl.model import load_model, read_env_file
 from labctl.runtimes import base
 from labctl.runtimes.docker import DockerRuntime
 from labctl.state import LabState, allocate_ports
@@ -72,7 +72,7 @@ def test_up_module_1_issues_one_compose_up_with_files_project_and_env_files(tmp_
     )
     assert ups == [expected]
     assert not any("prune" in c or c.startswith("system") for c in calls(recorder))
-    env = dict(line.split("=", 1) for line in (rt.lab.dir / "compose.env").read_text().splitlines()[1:])
+    env = read_env_file(rt.lab.dir / "compose.env")
     assert env["LAB_PORT_PROXY_OTLP_GRPC"] == str(rt.lab.port("proxy", "otlp_grpc"))
     assert env["LAB_PROMETHEUS_TARGETS_DIR"] == str(rt.targets_dir)
     assert len(env["LAB_GRAFANA_ADMIN_PASSWORD"]) >= 16 and env["LAB_GRAFANA_ADMIN_PASSWORD"] != "admin"
