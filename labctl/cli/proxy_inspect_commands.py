@@ -34,8 +34,10 @@ def admin_url(url: str | None) -> str:
             lab = LabState.load()
             if lab.stage and "proxy" in lab.ports and "admin" in lab.ports["proxy"]:
                 return lab.url("proxy", "admin")
-        except LabError:
-            pass
+        except LabError as exc:
+            from labctl import ui
+
+            ui.warn(f"{exc.message}; trying {DEFAULT_ADMIN_URL}")
     return DEFAULT_ADMIN_URL
 
 
