@@ -11,8 +11,9 @@ import pytest
 import requests
 from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcMetricExporter
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HttpMetricExporter
-from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 
+from labctl.otlp.probe import grpc_export
 from tests.configs.confhelpers import Collector, running_collector, wait_text
 from tests.configs.otlp_send import send_claude_code_event, send_claude_code_metrics
 
@@ -120,15 +121,7 @@ def test_internal_telemetry_uses_the_pinned_names(collector: Collector) -> None:
 
 
 def _grpc_export(addr: str, token: str | None) -> grpc.StatusCode:
-    request = metrics_service_pb2.ExportMetricsServiceRequest()
-    metadata = [("authorization", f"Bearer {token}")] if token else None
-    with grpc.insecure_channel(addr) as channel:
-        stub = metrics_service_pb2_grpc.MetricsServiceStub(channel)
-        try:
-            stub.Export(request, metadata=metadata, timeout=5)
-        except grpc.RpcError as exc:
-            return exc.code()
-    return grpc.StatusCode.OK
+    return grpc_export(addr, {"authorization": f"Bearer {token}"} if token else None)[0]
 
 
 def test_auth_overlay_requires_the_bearer_token(tmp_path: Path) -> None:
