@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 import grpc
 import requests
-from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 
 from labctl.checks.probe import tcp_probe
+from labctl.otlp.probe import grpc_export
 
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
@@ -38,15 +38,8 @@ def export_probe(endpoint: str, protocol: str, headers: dict[str, str], timeout:
     parsed = urllib.parse.urlparse(endpoint if "://" in endpoint else f"http://{endpoint}")
     started = time.monotonic()
     if protocol == "grpc":
-        target = f"{parsed.hostname}:{parsed.port}"
-        with grpc.insecure_channel(target) as channel:
-            stub = metrics_service_pb2_grpc.MetricsServiceStub(channel)
-            try:
-                stub.Export(metrics_service_pb2.ExportMetricsServiceRequest(), timeout=timeout,
-                            metadata=list(headers.items()))
-                outcome = "OK"
-            except grpc.RpcError as exc:
-                outcome = f"{exc.code().name}: {exc.details()}"  # type: ignore[attr-defined]
+        code, details = grpc_export(f"{parsed.hostname}:{parsed.port}", headers, timeout=timeout)
+        outcome = "OK" if code == grpc.StatusCode.OK else f"{code.name}: {details}"
     else:
         url = endpoint.rstrip("/") + "/v1/metrics"
         try:

@@ -44,17 +44,9 @@ def apply(ctx: FaultContext, opts: dict[str, Any]) -> dict[str, Any]:
 
 
 def _export(target: str, token: str | None) -> grpc.StatusCode:
-    import grpc  # imported when used: keeps `labctl --help` fast
-    from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
+    from labctl.otlp.probe import grpc_export  # imported when used: keeps `labctl --help` fast
 
-    metadata = [("authorization", f"Bearer {token}")] if token else []
-    with grpc.insecure_channel(target) as channel:
-        stub = metrics_service_pb2_grpc.MetricsServiceStub(channel)
-        try:
-            stub.Export(metrics_service_pb2.ExportMetricsServiceRequest(), timeout=2, metadata=metadata)
-        except grpc.RpcError as exc:
-            return exc.code()  # type: ignore[no-any-return]
-    return grpc.StatusCode.OK
+    return grpc_export(target, {"authorization": f"Bearer {token}"} if token else {}, timeout=2)[0]
 
 
 def verify(ctx: FaultContext, rec: dict[str, Any]) -> list[str]:
