@@ -274,86 +274,65 @@ def _requests_session(settings: Settings, target: OtlpTarget) -> Any:
     return session
 
 
-def build_otlp_metric_exporter(settings: Settings, target: OtlpTarget) -> MetricExporter:
-    temporality = temporality_map(settings)
+def _exporter_args(settings: Settings, target: OtlpTarget) -> dict[str, Any]:
+    """What every OTLP exporter of `target.protocol` is built with, the same for metrics and logs."""
     timeout_s = target.timeout_ms / 1000
+    gzip = target.compression == "gzip"
     if target.protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.exporter import Compression as GrpcCompression
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcMetric
 
         ca = _read_ca(settings)
-        return GrpcMetric(
-            endpoint=target.grpc_target,
-            insecure=not target.tls,
-            credentials=grpc.ssl_channel_credentials(root_certificates=ca) if target.tls else None,
-            headers=_grpc_headers(target) or None,  # type: ignore[arg-type]
-            timeout=timeout_s,
-            compression=GrpcCompression.Gzip if target.compression == "gzip" else GrpcCompression.NoCompression,
-            preferred_temporality=temporality,
-        )
+        return {
+            "endpoint": target.grpc_target,
+            "insecure": not target.tls,
+            "credentials": grpc.ssl_channel_credentials(root_certificates=ca) if target.tls else None,
+            "headers": _grpc_headers(target) or None,
+            "timeout": timeout_s,
+            "compression": GrpcCompression.Gzip if gzip else GrpcCompression.NoCompression,
+        }
+    certificate_file = settings.ca_certificate if target.tls and settings.ca_certificate else None
     if target.protocol == "http/protobuf":
         from opentelemetry.exporter.otlp.proto.http import Compression as HttpCompression
-        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HttpMetric
 
-        return HttpMetric(
-            endpoint=target.url,
-            certificate_file=settings.ca_certificate if target.tls and settings.ca_certificate else None,
-            session=_requests_session(settings, target),
-            headers=target.headers,
-            timeout=timeout_s,
-            compression=HttpCompression.Gzip if target.compression == "gzip" else HttpCompression.NoCompression,
-            preferred_temporality=temporality,
-        )
+        return {
+            "endpoint": target.url,
+            "certificate_file": certificate_file,
+            "session": _requests_session(settings, target),
+            "headers": target.headers,
+            "timeout": timeout_s,
+            "compression": HttpCompression.Gzip if gzip else HttpCompression.NoCompression,
+        }
     from opentelemetry.exporter.otlp.common.http import Compression as JsonCompression
-    from opentelemetry.exporter.otlp.json.http.metric_exporter import OTLPMetricExporter as JsonMetric
 
-    return JsonMetric(
-        endpoint=target.url,
-        certificate_file=settings.ca_certificate if target.tls and settings.ca_certificate else None,
-        headers=target.headers,
-        timeout=timeout_s,
-        compression=JsonCompression.GZIP if target.compression == "gzip" else JsonCompression.NONE,
-        preferred_temporality=temporality,
-    )
+    return {
+        "endpoint": target.url,
+        "certificate_file": certificate_file,
+        "headers": target.headers,
+        "timeout": timeout_s,
+        "compression": JsonCompression.GZIP if gzip else JsonCompression.NONE,
+    }
+
+
+def build_otlp_metric_exporter(settings: Settings, target: OtlpTarget) -> MetricExporter:
+    exporter: Any
+    if target.protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as exporter
+    elif target.protocol == "http/protobuf":
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as exporter
+    else:
+        from opentelemetry.exporter.otlp.json.http.metric_exporter import OTLPMetricExporter as exporter
+    return exporter(**_exporter_args(settings, target), preferred_temporality=temporality_map(settings))  # type: ignore[no-any-return]
 
 
 def build_otlp_log_exporter(settings: Settings, target: OtlpTarget) -> LogRecordExporter:
-    timeout_s = target.timeout_ms / 1000
+    exporter: Any
     if target.protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcLogs
-        from opentelemetry.exporter.otlp.proto.grpc.exporter import Compression as GrpcCompression
-
-        ca = _read_ca(settings)
-        return GrpcLogs(
-            endpoint=target.grpc_target,
-            insecure=not target.tls,
-            credentials=grpc.ssl_channel_credentials(root_certificates=ca) if target.tls else None,
-            headers=_grpc_headers(target) or None,  # type: ignore[arg-type]
-            timeout=timeout_s,
-            compression=GrpcCompression.Gzip if target.compression == "gzip" else GrpcCompression.NoCompression,
-        )
-    if target.protocol == "http/protobuf":
-        from opentelemetry.exporter.otlp.proto.http import Compression as HttpCompression
-        from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpLogs
-
-        return HttpLogs(
-            endpoint=target.url,
-            certificate_file=settings.ca_certificate if target.tls and settings.ca_certificate else None,
-            session=_requests_session(settings, target),
-            headers=target.headers,
-            timeout=timeout_s,
-            compression=HttpCompression.Gzip if target.compression == "gzip" else HttpCompression.NoCompression,
-        )
-    from opentelemetry.exporter.otlp.common.http import Compression as JsonCompression
-    from opentelemetry.exporter.otlp.json.http._log_exporter import OTLPLogExporter as JsonLogs
-
-    return JsonLogs(
-        endpoint=target.url,
-        certificate_file=settings.ca_certificate if target.tls and settings.ca_certificate else None,
-        headers=target.headers,
-        timeout=timeout_s,
-        compression=JsonCompression.GZIP if target.compression == "gzip" else JsonCompression.NONE,
-    )
+        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as exporter
+    elif target.protocol == "http/protobuf":
+        from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as exporter
+    else:
+        from opentelemetry.exporter.otlp.json.http._log_exporter import OTLPLogExporter as exporter
+    return exporter(**_exporter_args(settings, target))  # type: ignore[no-any-return]
 
 
 def console_metric_exporter(out: IO[str]) -> MetricExporter:
