@@ -335,6 +335,23 @@ def build_otlp_log_exporter(settings: Settings, target: OtlpTarget) -> LogRecord
     return exporter(**_exporter_args(settings, target))  # type: ignore[no-any-return]
 
 
+class SerializedWriter:
+    """A stream the console exporters share: each prints whole documents from its own thread, and a text
+    stream is not thread-safe, so without the lock two documents can interleave mid-line."""
+
+    def __init__(self, out: IO[str]) -> None:
+        self._out = out
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            return self._out.write(text)
+
+    def flush(self) -> None:
+        with self._lock:
+            self._out.flush()
+
+
 def console_metric_exporter(out: IO[str]) -> MetricExporter:
     # Like Claude Code's console exporter: cumulative, printed to stdout.
     return ConsoleMetricExporter(out=out)

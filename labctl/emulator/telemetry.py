@@ -29,6 +29,7 @@ from labctl.emulator.exporters import (
     CountingLogExporter,
     CountingMetricExporter,
     RunStats,
+    SerializedWriter,
     build_otlp_log_exporter,
     build_otlp_metric_exporter,
     console_log_exporter,
@@ -89,7 +90,7 @@ class Telemetry:
         self.marker = marker
         self.resource = build_resource(settings, marker, service_name)
         self.prometheus_server: Any = None
-        out = console_out or sys.stdout
+        out = SerializedWriter(console_out or sys.stdout)
         readers: list[MetricReader] = []
         log_exporters = []
         with scrubbed_environment():
