@@ -24,7 +24,7 @@ _COMMAND_MODULES = [
 
 # Lifecycle commands are run most and must start fast (`labctl down` ≤ 3 s): when the labctl program
 # itself runs one of them, only their module is imported. Help and every other command import all.
-_LAB_COMMANDS = {"up", "down", "status", "logs", "doctor", "install"}
+_LAB_COMMANDS = {"up", "down", "status", "ports", "url", "logs", "doctor", "install"}
 _GLOBAL_OPTIONS_WITH_VALUE = {"--runtime", "--state-dir", "--instance"}
 
 

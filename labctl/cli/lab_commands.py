@@ -16,14 +16,14 @@ from labctl.state import LabState, allocate_ports, lifecycle_lock
 
 # What to try once a stage is up (the next exercise step).
 _NEXT = {
-    1: "`labctl emit --sessions 1` sends Claude Code-like telemetry; watch it arrive on the proxy page",
-    2: "`labctl emit --sessions 1`, then `labctl logs collector` shows the events in the logs pipeline",
-    3: "`labctl emit --sessions 1`, then query claude_code_token_usage_tokens_total in Prometheus",
-    4: "`labctl emit --sessions 1`, then open the Claude Code usage dashboard in Grafana",
+    1: "`labctl emit --from-lab --sessions 1` sends Claude Code-like telemetry; watch it arrive on the proxy page",
+    2: "`labctl emit --from-lab --sessions 1`, then `labctl logs collector` shows the events in the logs pipeline",
+    3: "`labctl emit --from-lab --sessions 1`, then query claude_code_token_usage_tokens_total in Prometheus",
+    4: "`labctl emit --from-lab --sessions 1`, then open the Claude Code usage dashboard in Grafana",
 }
 # Native module-4 without a Grafana binary: the dashboards' queries can still be proven against Prometheus.
 _NEXT_WITHOUT_GRAFANA = (
-    "`labctl emit --sessions 1`, then `labctl check --layer 4` runs every dashboard panel's query "
+    "`labctl emit --from-lab --sessions 1`, then `labctl check --layer 4` runs every dashboard panel's query "
     "against Prometheus (Grafana is not running here)"
 )
 
@@ -168,6 +168,44 @@ def status(json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")]
     for r in rows:
         if r.state == "not available":
             ui.warn(f"{r.service} is not available on this machine: {r.detail}")
+
+
+@app.command()
+def ports(json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Every port of the running lab: service, port name, URL and what it is for."""
+    lab = LabState.load()
+    model = load_model()
+    rows = [
+        {"service": svc, "port": name, "url": lab.url(svc, name), "what": model.service(svc).ports[name].what}
+        for svc in model.stage(lab.stage).services
+        for name in model.service(svc).ports
+    ]
+    if json_out:
+        ui.print_json(rows)
+        return
+    ui.table(["service", "port", "url", "what"], [list(r.values()) for r in rows], title=f"{lab.stage} ports")
+    ui.info("in scripts: `labctl url SERVICE.PORT` prints one of them, e.g. curl $(labctl url proxy.admin)/api/stats")
+
+
+@app.command()
+def url(
+    target: Annotated[str, typer.Argument(help="SERVICE or SERVICE.PORT, e.g. proxy.admin or collector.health.")],
+) -> None:
+    """Print one URL of the running lab (the service's main page, or one named port) for use in scripts."""
+    lab = LabState.load()
+    model = load_model()
+    service, _, port_name = target.partition(".")
+    spec = model.service(service)
+    if service not in model.stage(lab.stage).services:
+        raise LabError(f"{service} is not part of {lab.stage}", "`labctl ports` lists what this stage runs")
+    if not port_name:
+        print(lab.url(service, spec.url.port) + spec.url.path)
+        return
+    if port_name not in spec.ports:
+        raise LabError(
+            f"{service} has no port {port_name!r}", f"{service}'s ports: {', '.join(spec.ports)} (`labctl ports`)"
+        )
+    print(lab.url(service, port_name))
 
 
 @app.command()
