@@ -14,6 +14,7 @@ import grpc
 from aiohttp import web
 
 from labctl.errors import LabError
+from labctl.proxy import h2_hint
 from labctl.proxy.admin import make_admin_app
 from labctl.proxy.config import Listen, ProxyConfig
 from labctl.proxy.forwarder import Forwarder
@@ -56,6 +57,7 @@ class ProxyServer:
         self._tasks: list[asyncio.Task[Any]] = []
         self.ports: dict[str, int] = {}
         self._ready = False
+        self._h2_hint: h2_hint.GrpcOnHttpPortHint | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
@@ -96,6 +98,8 @@ class ProxyServer:
             self._tasks.append(asyncio.create_task(self.forwarder.run(), name="forwarder"))
         if cfg.contract_reload:
             self._tasks.append(asyncio.create_task(self.contract.watch(), name="contract-reload"))
+        if "otlp_http" in self.ports:
+            self._h2_hint = h2_hint.install(self.ports["otlp_http"], self.ports.get("otlp_grpc"))
         self._ready = True
         self._banner()
 
@@ -133,6 +137,9 @@ class ProxyServer:
 
     async def stop(self) -> None:
         self._ready = False
+        if self._h2_hint is not None:
+            h2_hint.uninstall(self._h2_hint)
+            self._h2_hint = None
         if self.forwarder is not None:
             await self.forwarder.stop()
         for task in self._tasks:
