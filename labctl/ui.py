@@ -53,7 +53,9 @@ def table(
 ) -> None:
     t = Table(title=title, show_lines=False, header_style="bold")
     for col in columns:
-        t.add_column(col)
+        # fold: long words (paths, URLs, commands) wrap onto the next line instead of ending in "…",
+        # so a fix or a path stays complete and copyable at 80 columns.
+        t.add_column(col, overflow="fold")
     for row in rows:
         t.add_row(*("" if cell is None else str(cell) for cell in row))
     console.print(t)
