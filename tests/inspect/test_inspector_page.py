@@ -33,17 +33,26 @@ def test_page_shows_a_payload_just_sent_without_reload(start_proxy) -> None:
                 Point("claude_code.token.usage", 4242, {**a, "model": "claude-opus", "type": "input"}),
                 Point("claude_code.token.usage", 7, {**a, "model": "claude-opus", "type": "bogus"}),
                 Point("claude_code.cost.usage", 0.75, {**a, "model": "claude-opus"}),
+                Point("claude_code.active_time.total", 12.5, {**a, "type": "user"}),
+                Point("claude_code.active_time.total", 3, {**a, "type": "cli"}),
             ])
             assert proxy.send("metrics", req).status_code == 200
 
             row = page.locator("#payloads tbody tr.payload").first
             expect(row).to_contain_text("metrics", timeout=15_000)
-            expect(row).to_contain_text("3 (1 violating)")
+            expect(row).to_contain_text("5 (1 violating)")
+            # the header counts requests and items, each labelled as what it is
+            expect(page.locator("#status")).to_contain_text("requests 1")
+            expect(page.locator("#status")).to_contain_text("items ok 4")
+            expect(page.locator("#status")).to_contain_text("items violating 1")
             expect(row).to_contain_text("violation")
             expect(page.locator("#violations tbody")).to_contain_text("attribute_value")
             expect(page.locator("#violations tbody")).to_contain_text("attributes[type]")
             expect(page.locator("#sessions tbody")).to_contain_text("sess-page-test")
             expect(page.locator("#sessions tbody")).to_contain_text("4,242 / 0 / 0 / 0")
+            # active time as Claude Code reports it, by type (not one unexplained sum)
+            expect(page.locator("#sessions thead")).to_contain_text("active s user / cli")
+            expect(page.locator("#sessions tbody")).to_contain_text("12.5 / 3")
             expect(page.locator("#alerts")).to_contain_text("FIRING pricey-session")
             assert page.evaluate("window.__marker") == "still-the-same-page"
 

@@ -87,6 +87,12 @@ async function showPayload(seq) {
   }
 }
 
+// Claude Code reports active time by type (user typing, cli work); show both, not one unexplained sum.
+function activeTime(s) {
+  const by = s.active_time_by_type || {};
+  return fmtNum(by.user || 0) + " / " + fmtNum(by.cli || 0);
+}
+
 function renderSessions(sessions) {
   const tbody = document.querySelector("#sessions tbody");
   tbody.replaceChildren();
@@ -99,7 +105,7 @@ function renderSessions(sessions) {
     const e = s.edit_decisions || {};
     const tr = row([s.session_id, s.user || "", [t.input || 0, t.output || 0, t.cacheRead || 0, t.cacheCreation || 0].map(fmtNum).join(" / "),
       fmtNum(s.cost_usd), fmtNum(s.lines_added) + " / " + fmtNum(s.lines_removed), fmtNum(s.commits), fmtNum(s.pull_requests),
-      fmtNum(s.active_time_s), fmtNum(e.accept || 0) + " / " + fmtNum(e.reject || 0), s.api_requests + " / " + s.api_errors,
+      activeTime(s), fmtNum(e.accept || 0) + " / " + fmtNum(e.reject || 0), s.api_requests + " / " + s.api_errors,
       s.last_seen], "session");
     tr.dataset.session = s.session_id;
     tbody.appendChild(tr);
