@@ -12,6 +12,9 @@ import requests
 from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcMetricExporter
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HttpMetricExporter
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
+from opentelemetry.sdk.metrics import Counter, MeterProvider
+from opentelemetry.sdk.metrics.export import AggregationTemporality, PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import Resource
 
 from labctl.otlp.probe import grpc_export
 from tests.configs.confhelpers import Collector, running_collector, wait_text
@@ -118,6 +121,72 @@ def test_internal_telemetry_uses_the_pinned_names(collector: Collector) -> None:
     assert _sample(text, "otelcol_exporter_queue_capacity", exporter="prometheus") == 1000
     assert _sample(text, "otelcol_exporter_queue_size", exporter="prometheus") is not None
     assert re.search(r"^otelcol_process_memory_rss_bytes ", text, re.MULTILINE)
+
+
+# Interval by interval, what each series gets (None: no measurement in that interval, so the SDK exports
+# no point for it). "steady" is updated every interval; "sparse" skips intervals 2 and 4, like a
+# Claude Code session that is idle while another one works.
+_SPARSE_PLAN = {
+    "steady": [100, 200, 300, 400, 500, 600],
+    "sparse": [1000, 2000, None, 4000, None, 8000],
+}
+_SPARSE_COST = {"steady": 0.5, "sparse": 0.25}  # USD per token-interval, a double-valued counter too
+
+
+def test_sparse_delta_counters_are_summed_exactly(collector: Collector) -> None:
+    """Regression: a delta series with gaps must still add up to what was sent.
+
+    The OpenTelemetry SDK (Claude Code's too) exports a delta point only for series that got a
+    measurement; the next point of a series that skipped intervals starts at the previous *collection*
+    time, not at that series' last timestamp. The prometheus exporter on its own adds a delta only when
+    its start equals the previous point's timestamp and otherwise *replaces* the value — without the
+    delta_to_cumulative processor "sparse" shows 8000 instead of 15000, with no error anywhere.
+    """
+    exporter = GrpcMetricExporter(
+        endpoint=collector.addr("otlp_grpc"),
+        insecure=True,
+        preferred_temporality={Counter: AggregationTemporality.DELTA},
+    )
+    # A long interval: the test decides when an interval ends (force_flush = one collect + export).
+    reader = PeriodicExportingMetricReader(exporter, export_interval_millis=3_600_000)
+    provider = MeterProvider(
+        resource=Resource.create({"service.name": "claude-code", "lab.marker": "sparse"}),
+        metric_readers=[reader],
+    )
+    meter = provider.get_meter("com.anthropic.claude_code", "2.0.14")
+    tokens = meter.create_counter("claude_code.token.usage", unit="tokens")
+    cost = meter.create_counter("claude_code.cost.usage", unit="USD")
+    sent_tokens = dict.fromkeys(_SPARSE_PLAN, 0)
+    sent_cost = dict.fromkeys(_SPARSE_PLAN, 0.0)
+    try:
+        for interval in range(len(_SPARSE_PLAN["steady"])):
+            for session, values in _SPARSE_PLAN.items():
+                value = values[interval]
+                if value is None:
+                    continue
+                attrs = {"session.id": f"session-{session}", "type": "input", "model": "claude-sonnet-4-5"}
+                tokens.add(value, attrs)
+                cost.add(_SPARSE_COST[session] * value / 100, {k: v for k, v in attrs.items() if k != "type"})
+                sent_tokens[session] += value
+                sent_cost[session] += _SPARSE_COST[session] * value / 100
+            assert provider.force_flush(timeout_millis=15_000), "the SDK could not export an interval"
+    finally:
+        provider.shutdown()
+    assert sent_tokens == {"steady": 2100, "sparse": 15000}  # the plan itself, spelled out
+
+    exporter_url = collector.url("prom_exporter", "/metrics")
+    # "steady" has no gaps, so once it shows its full sum every interval has reached the exporter.
+    text = wait_text(
+        "every interval on the prometheus exporter",
+        lambda: _scrape(exporter_url),
+        lambda t: _sample(t, "claude_code_token_usage_tokens_total", session_id="session-steady")
+        == sent_tokens["steady"],
+    )
+    for session in _SPARSE_PLAN:
+        got = _sample(text, "claude_code_token_usage_tokens_total", session_id=f"session-{session}")
+        assert got == sent_tokens[session], f"{session}: exporter shows {got} tokens, {sent_tokens[session]} sent"
+        got_cost = _sample(text, "claude_code_cost_usage_USD_total", session_id=f"session-{session}")
+        assert got_cost == pytest.approx(sent_cost[session]), f"{session}: cost {got_cost}, {sent_cost[session]} sent"
 
 
 def _grpc_export(addr: str, token: str | None) -> grpc.StatusCode:
