@@ -64,7 +64,7 @@ def test_grpc_and_http_metrics_come_out_under_claude_code_names(collector: Colle
     )
     for name in CLAUDE_CODE_NAMES:
         assert re.search(rf"^{name}\{{", text, re.MULTILINE), f"{name} missing from the exporter"
-    # Delta counters (Claude Code's default temporality) are accumulated by the exporter.
+    # Delta counters (Claude Code's default temporality) come out as cumulative totals (delta_to_cumulative).
     assert _sample(text, "claude_code_token_usage_tokens_total", lab_marker="grpc-1", type="input") == 1200
     assert _sample(text, "claude_code_token_usage_tokens_total", lab_marker="http-1", type="input") == 500
     # Datapoint attributes become labels with dots turned into underscores.
