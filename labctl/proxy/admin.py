@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -12,8 +13,12 @@ from aiohttp import web
 log = logging.getLogger("labctl.proxy.admin")
 
 
+# PUT body (or None for DELETE) -> (HTTP status, JSON answer)
+Retarget = Callable[[Any], Awaitable[tuple[int, dict[str, Any]]]]
+
+
 def make_admin_app(stats_provider: Callable[[], dict[str, Any]], ready: Callable[[], tuple[bool, str]],
-                   extra_routes: list[web.RouteDef]) -> web.Application:
+                   extra_routes: list[web.RouteDef], retarget: Retarget | None = None) -> web.Application:
     async def api_stats(_: web.Request) -> web.Response:
         return web.json_response(stats_provider())
 
@@ -25,7 +30,21 @@ def make_admin_app(stats_provider: Callable[[], dict[str, Any]], ready: Callable
         body = {"ready": ok, "detail": why, "upstream": stats_provider()["upstream"]}
         return web.json_response(body, status=200 if ok else 503)
 
-    mine = [web.get("/api/stats", api_stats), web.get("/healthz", healthz), web.get("/readyz", readyz)]
+    async def put_upstream(request: web.Request) -> web.Response:
+        try:
+            body = await request.json(loads=json.loads)
+        except ValueError:
+            return web.json_response({"error": "the body is not JSON: send {\"endpoint\": \"http://HOST:PORT\"}"},
+                                     status=400)
+        status, answer = await retarget(body) if retarget else (409, {"error": "no upstream"})
+        return web.json_response(answer, status=status)
+
+    async def delete_upstream(_: web.Request) -> web.Response:
+        status, answer = await retarget(None) if retarget else (409, {"error": "no upstream"})
+        return web.json_response(answer, status=status)
+
+    mine = [web.get("/api/stats", api_stats), web.get("/healthz", healthz), web.get("/readyz", readyz),
+            web.put("/api/upstream", put_upstream), web.delete("/api/upstream", delete_upstream)]
     taken = {(r.method, r.path) for r in mine}
     app = web.Application()
     app.add_routes(mine)

@@ -46,6 +46,7 @@ class Forwarder:
         self.next_attempt_at: float | None = None
         self._single_left = 0             # entries to send one by one after a refused merged batch
         self._stop = asyncio.Event()
+        self._wake = asyncio.Event()      # set by retarget(): end the backoff wait now
 
     def delay(self, result: Result) -> float:
         r = self.settings.retry
@@ -68,7 +69,28 @@ class Forwarder:
                 return
             await self._attempt()
 
+    async def retarget(self, settings: UpstreamSettings, sender: HttpSender | GrpcSender) -> None:
+        """Send to another upstream from now on (PUT/DELETE /api/upstream): same spool, same counters.
+
+        The backoff of the old target does not apply to the new one, so the next attempt is immediate; an
+        attempt still waiting on the old target is cancelled by closing it and then simply repeated.
+        """
+        old = self.sender
+        self.settings, self.sender = settings, sender
+        self.state, self.failures, self.next_attempt_at = "idle", 0, None
+        self.last_error, self.last_error_at = "", None
+        self._single_left = 0
+        self._wake.set()
+        log.info("upstream changed at runtime: now forwarding to %s over %s", safe_endpoint(settings.endpoint),
+                 settings.protocol)
+        await old.close()
+
+    def retry_now(self) -> None:
+        """End the current backoff wait: the next attempt starts at once (e.g. the upstream is back)."""
+        self._wake.set()
+
     async def _attempt(self) -> None:
+        self._wake.clear()
         max_bytes = 1 if self._single_left > 0 else self.settings.batch_max_bytes
         batch = self.spool.peek(max_bytes)
         if not batch:
@@ -76,11 +98,14 @@ class Forwarder:
         signal = batch[0].signal
         items = sum(e.items for e in batch)
         body = batch[0].body if len(batch) == 1 else b"".join(e.body for e in batch)
+        sender = self.sender
         try:
-            result = await self.sender.send(signal, body)
+            result = await sender.send(signal, body)
         except Exception as exc:   # a sender bug must not stop forwarding: retry like a network error
             log.exception("sending to the upstream failed unexpectedly")
             result = Result(RETRYABLE, f"{type(exc).__name__}: {exc}", "internal")
+        if sender is not self.sender and result.kind != OK:
+            return  # retargeted meanwhile: that answer was the old upstream's; the batch goes to the new one
         if result.kind == OK:
             self.spool.remove(batch)
             self.stats.forwarded[signal] += items - result.rejected
@@ -120,10 +145,14 @@ class Forwarder:
                 log.warning("upstream unavailable (%s); spooling and retrying with backoff", result.detail)
         self.state = new_state
         self.next_attempt_at = time.time() + wait
+        stopper = asyncio.ensure_future(self._stop.wait())
+        waker = asyncio.ensure_future(self._wake.wait())
         try:
-            await asyncio.wait_for(self._stop.wait(), wait)
-        except TimeoutError:
-            pass
+            await asyncio.wait({stopper, waker}, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopper.cancel()
+            waker.cancel()
+            await asyncio.gather(stopper, waker, return_exceptions=True)
 
     def snapshot(self) -> dict[str, Any]:
         now = time.time()

@@ -21,6 +21,7 @@ from labctl.proxy.forwarder import Forwarder
 from labctl.proxy.grpc_receiver import GrpcReceiver
 from labctl.proxy.http_receiver import HttpReceiver
 from labctl.proxy.ingest import ContractHolder, Ingest
+from labctl.proxy.retarget import describe, retargeted
 from labctl.proxy.spool import Spool
 from labctl.proxy.stats import SIGNAL_NAMES, Stats
 from labctl.proxy.upstream import make_sender, safe_endpoint
@@ -89,7 +90,7 @@ class ProxyServer:
                 http = HttpReceiver(ingest, self.stats, max_bytes=cfg.max_request_bytes, token=cfg.auth_token)
                 self.ports["otlp_http"] = await self._start_http(http.app(), cfg.otlp_http, "otlp_http")
             routes = list(self.inspector.routes(self.stats_provider)) if self.inspector is not None else []
-            admin = make_admin_app(self.stats_provider, self.readiness, routes)
+            admin = make_admin_app(self.stats_provider, self.readiness, routes, self.retarget)
             self.ports["admin"] = await self._start_http(admin, cfg.admin, "admin", decompress=True)
         except BaseException:
             await self.stop()
@@ -173,6 +174,23 @@ class ProxyServer:
         finally:
             await self.stop()
 
+    async def retarget(self, body: Any) -> tuple[int, dict[str, Any]]:
+        """PUT /api/upstream (body: endpoint/protocol/headers) or DELETE (body None: back to the configured
+        upstream). The forwarder switches in place: counters, history and the spool stay."""
+        if self.forwarder is None:
+            return 409, {"error": "this proxy has no upstream (it is the sink, module-1): nothing to change; "
+                                  "configure one with LAB_PROXY_UPSTREAM"}
+        configured = self.cfg.upstream
+        try:
+            new = configured if body is None else retargeted(configured, self.forwarder.settings, body)
+        except LabError as exc:
+            return 400, {"error": exc.message + (f" — {exc.hint}" if exc.hint else "")}
+        if new != self.forwarder.settings:
+            await self.forwarder.retarget(new, make_sender(new))
+        else:
+            self.forwarder.retry_now()  # same target: just retry now instead of finishing the backoff
+        return 200, describe(new, configured)
+
     # -- reporting ----------------------------------------------------------------------------------
 
     def readiness(self) -> tuple[bool, str]:
@@ -184,6 +202,9 @@ class ProxyServer:
         """The transport's counters and state (GET /api/stats; rendered on /metrics by the inspector)."""
         if self.forwarder is not None:
             upstream = self.forwarder.snapshot()
+            # Changed at runtime (PUT /api/upstream)? Header names only: values may be tokens.
+            upstream["configured"] = self.forwarder.settings == self.cfg.upstream
+            upstream["header_names"] = sorted(self.forwarder.settings.headers)
         else:
             upstream = {"endpoint": "", "protocol": "", "state": "none", "note": SINK_NOTE}
         if self.spool is not None:

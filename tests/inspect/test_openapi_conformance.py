@@ -15,12 +15,16 @@ from inspect_harness import ProxyProc
 
 from labctl.contract.samples import Point, metrics_request, sample_events, sample_metrics, session_attrs
 from labctl.proxy.inspect.api import openapi_document
+from labctl.state import find_free_ports
 
 
 @pytest.fixture(scope="module")
 def live_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxyProc]:
+    # An upstream where nothing listens: data waits in the spool, and PUT/DELETE /api/upstream have a
+    # forwarder to retarget (generated endpoints are only ever dialled by the proxy, never answered).
     proxy = ProxyProc(Path(tmp_path_factory.mktemp("openapi")),
-                      alerts=[{"name": "cost", "kind": "session_cost", "threshold": 0.001}])
+                      alerts=[{"name": "cost", "kind": "session_cost", "threshold": 0.001}],
+                      upstream={"endpoint": f"http://127.0.0.1:{find_free_ports(1)[0]}", "timeout": "1s"})
     try:
         proxy.start()
         assert proxy.send("metrics", sample_metrics()).status_code == 200
@@ -74,7 +78,8 @@ def test_every_operation_conforms(admin_schema) -> None:
 
         run()
         checked.append(operation.label)
-    assert {f"GET {p}" for p in openapi_document()["paths"]} - set(checked) == set()
+    documented = {f"{method.upper()} {path}" for path, ops in openapi_document()["paths"].items() for method in ops}
+    assert documented - set(checked) == set()
 
 
 def test_served_document_is_the_packaged_one(live_proxy: ProxyProc) -> None:
@@ -84,3 +89,32 @@ def test_served_document_is_the_packaged_one(live_proxy: ProxyProc) -> None:
     assert json.loads(packaged.read_text()) == served
     assert {"/api/payloads", "/api/violations", "/api/sessions", "/api/alerts", "/api/contract", "/metrics",
             "/healthz", "/readyz", "/api/stats"} <= set(served["paths"])
+
+
+def test_upstream_changes_at_runtime_and_back_exactly(live_proxy: ProxyProc) -> None:
+    """PUT /api/upstream retargets the running proxy (no restart: counters and uptime go on); DELETE
+    restores the configured upstream exactly; bad bodies are 400 with the reason."""
+    api = live_proxy.admin + "/api/upstream"
+    configured = requests.delete(api, timeout=5).json()  # whatever the generated cases left: back to config
+    assert configured["configured"] is True
+    before = requests.get(live_proxy.admin + "/api/stats", timeout=5).json()
+    other = f"http://127.0.0.1:{find_free_ports(1)[0]}"
+    put = requests.put(api, json={"endpoint": other, "protocol": "http/protobuf",
+                                  "headers": "authorization=Bearer%20secret-x"}, timeout=5)
+    assert put.status_code == 200, put.text
+    assert put.json() == {"endpoint": other, "protocol": "http/protobuf", "header_names": ["authorization"],
+                          "configured": False}
+    assert "secret-x" not in put.text
+    after = requests.get(live_proxy.admin + "/api/stats", timeout=5).json()
+    assert after["upstream"]["endpoint"] == other and after["upstream"]["protocol"] == "http/protobuf"
+    assert after["upstream"]["configured"] is False
+    assert after["uptime_s"] >= before["uptime_s"]  # the same process: nothing restarted
+    assert after["counters"]["received"] == before["counters"]["received"]  # counters kept
+    for body, why in (([1], "must be a mapping"), ({"endpoint": "grpc://x:1"}, "not an http(s) URL"),
+                      ({"protocol": "smtp"}, "not one of"), ({"port": 1}, "unknown key")):
+        bad = requests.put(api, json=body, timeout=5)
+        assert bad.status_code == 400 and why in bad.json()["error"], (body, bad.text)
+    back = requests.delete(api, timeout=5).json()
+    assert back == configured
+    stats = requests.get(live_proxy.admin + "/api/stats", timeout=5).json()
+    assert stats["upstream"]["endpoint"] == configured["endpoint"] and stats["upstream"]["configured"] is True
