@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +40,18 @@ TOKEN_KEYS = {"input": "input_tokens", "output": "output_tokens", "cacheRead": "
               "cacheCreation": "cache_creation_tokens"}
 
 
-def _sent_totals() -> tuple[dict[str, dict[str, float]], dict[str, float], int]:
-    """Per session: tokens by type and cost, exactly as the emulator's plan for SEED sends them."""
+EXPORT_INTERVAL_S = 5.0  # `labctl env`'s OTEL_METRIC_EXPORT_INTERVAL
+
+
+def _sent_totals() -> tuple[dict[str, dict[str, float]], dict[str, float], int, int]:
+    """Per session: tokens by type and cost, exactly as the emulator's plan for SEED sends them; the number
+    of actions; and how many series (session + model, query_source, speed, effort) pause for more than two
+    export intervals, so that at least one export certainly carries no point for them (the trap)."""
     plans = plan_run(SEED, SESSIONS, DURATION_S, RATE, parse_models(None), ERROR_RATE)
     tokens: dict[str, dict[str, float]] = {}
     cost: dict[str, float] = {}
     actions = 0
+    seen_at: dict[tuple[Any, ...], list[float]] = {}
     for plan in plans:
         sid = plan.identity.session_id
         tokens[sid] = dict.fromkeys(TOKEN_KEYS, 0)
@@ -52,10 +59,13 @@ def _sent_totals() -> tuple[dict[str, dict[str, float]], dict[str, float], int]:
         for action in plan.actions:
             actions += 1
             if action.kind == "api_request":
+                d = action.data
                 for token_type, key in TOKEN_KEYS.items():
-                    tokens[sid][token_type] += action.data[key]
-                cost[sid] += action.data["cost_usd"]
-    return tokens, cost, actions
+                    tokens[sid][token_type] += d[key]
+                cost[sid] += d["cost_usd"]
+                seen_at.setdefault((sid, d["model"], d["query_source"], d["speed"], d["effort"]), []).append(action.at)
+    sparse = sum(any(b - a > 2 * EXPORT_INTERVAL_S for a, b in pairwise(t)) for t in seen_at.values())
+    return tokens, cost, actions, sparse
 
 
 def _prometheus(lab: LabState) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
@@ -111,8 +121,9 @@ def _wait_agree(what: str, fetch: Callable[[], Any], sent: Any, cost_tol: float,
 def test_emulator_proxy_and_prometheus_totals_agree(native_lab: Callable[..., LabState]) -> None:
     lab = native_lab("module-3")
     state_dir = lab.dir
-    sent_tokens, sent_cost, planned_actions = _sent_totals()
+    sent_tokens, sent_cost, planned_actions, sparse_series = _sent_totals()
     assert len(sent_tokens) == SESSIONS and all(sum(t.values()) > 0 for t in sent_tokens.values())
+    assert sparse_series > 0, "this seed has no series with a gap: pick one that exercises the delta trap"
 
     result = run_labctl(
         "emit", "--from-lab", "--sessions", str(SESSIONS), "--seed", str(SEED), "--duration", str(DURATION_S),
@@ -129,6 +140,6 @@ def test_emulator_proxy_and_prometheus_totals_agree(native_lab: Callable[..., La
 
     sent = (sent_tokens, sent_cost)
     # The proxy saw every batch before emit's final flush returned; allow a moment for its bookkeeping.
-    _wait_agree("`labctl proxy sessions --json`", lambda: _proxy(state_dir), sent, cost_tol=2e-6, timeout=5)
+    _wait_agree("`labctl proxy sessions --json`", lambda: _proxy(state_dir), sent, cost_tol=2e-6, timeout=10)
     # Prometheus: the Collector's 1 s batch, then the next 5 s scrape (lab/prometheus/prometheus.yml).
     _wait_agree("Prometheus (sum by session_id, type)", lambda: _prometheus(lab), sent, cost_tol=1e-9, timeout=15)
