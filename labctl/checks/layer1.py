@@ -87,6 +87,6 @@ def _verdict(cx: CheckContext, marker: str) -> CheckResult:
     if any(p.get("verdict") != "ok" for p in found):
         return CheckResult(1, "contract verdict", False, evidence,
                            cause="the telemetry breaks the metric/event contract",
-                           hint="read the violations on the proxy page (or `labctl proxy` /api/violations)",
+                           hint="read the violations on the proxy page (or `labctl proxy export --what violations`)",
                            playbook="contract-violation")
     return CheckResult(1, "contract verdict", True, evidence)

@@ -101,17 +101,30 @@ def _delivery(cx: CheckContext, collector_up: bool) -> CheckResult:
                            playbook="collector-down")
     probe = diagnose(endpoint, protocol, _headers(cx), cx.lab.ports.get("collector", {}), cx.slow_hop_ms)
     if probe.ok:
-        # The hop works now (e.g. just healed): the proxy delivers after its current backoff (≤ its
-        # max retry interval), so give it that long before calling it a failure.
+        # The hop works now (e.g. just healed): the proxy delivers on its next retry, after its current
+        # backoff. Wait that long (from its own /api/stats) before calling anything a failure.
+        retry_in = _retry_in(stats)
         cx.progress("the upstream answers; waiting for the proxy's next retry")
-        if wait_for(lambda: _marker_exported(cx), timeout=6.0):
+        if wait_for(lambda: _marker_exported(cx), timeout=min(12.0, (retry_in or 0) + 4.0)):
             cx.reached["collector"] = True
             return CheckResult(2, name, True, [(f"lab_marker={cx.marker.value if cx.marker else ''} is on the "
                                                "Collector's exporter (delivered on the proxy's next retry)"),
                                                *evidence, *probe.evidence[1:]])
+        now = proxy_stats(cx) or {}
+        state = (now.get("upstream") or {}).get("state")
+        if state in ("retrying", "auth_failed"):
+            retry_in = _retry_in(now)
+            when = f"retrying in {retry_in:.0f} s" if retry_in is not None else "retrying soon"
+            return CheckResult(2, name, False, evidence + probe.evidence[1:],
+                               cause=f"the proxy is in backoff after earlier failed attempts ({when}): the "
+                                     "upstream answers again and the spooled data goes out on that retry",
+                               hint=f"wait {retry_in or 5:.0f} s and run `labctl check` again "
+                                    "(/api/stats → upstream.next_attempt_in_s)",
+                               playbook="upstream-unreachable")
         return CheckResult(2, name, False, evidence + probe.evidence[1:],
-                           cause="the upstream answers but the marker is not on the Collector's exporter yet",
-                           hint="the proxy may be backing off after earlier failures; wait a few seconds and rerun",
+                           cause="the upstream answers and the proxy is not backing off, but the marker is not "
+                                 "on the Collector's exporter",
+                           hint="look at the Collector's pipeline and exporter (`labctl logs collector`)",
                            playbook="collector-export-failing")
     return CheckResult(2, name, False, evidence + probe.evidence[1:], cause=probe.cause,
                        hint={"upstream-auth": "make the proxy's LAB_PROXY_UPSTREAM_HEADERS carry the Collector's token",
@@ -121,9 +134,23 @@ def _delivery(cx: CheckContext, collector_up: bool) -> CheckResult:
                        playbook=probe.playbook)
 
 
+def _retry_in(stats: dict[str, Any]) -> float | None:
+    value = (stats.get("upstream") or {}).get("next_attempt_in_s")
+    return float(value) if value is not None else None
+
+
 def _headers(cx: CheckContext) -> dict[str, str]:
+    """The headers the proxy sends upstream, as far as we can know them: its configured ones, plus a
+    placeholder for any header it was given at runtime (PUT /api/upstream shows names, never values)."""
     env = service_env(cx.lab, cx.model, "proxy")
-    return parse_headers(env.get("LAB_PROXY_UPSTREAM_HEADERS", ""))
+    headers = parse_headers(env.get("LAB_PROXY_UPSTREAM_HEADERS", ""))
+    upstream = (proxy_stats(cx) or {}).get("upstream") or {}
+    if upstream.get("configured") is False:
+        names = set(upstream.get("header_names") or [])
+        headers = {k: v for k, v in headers.items() if k in names}
+        for name in names - set(headers):
+            headers[name] = "(set at runtime, value not readable)"
+    return headers
 
 
 def _pipeline(cx: CheckContext) -> CheckResult:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import time
+from datetime import datetime
 from typing import Any
 
 import requests
@@ -127,11 +130,12 @@ def _rules_and_alerts(cx: CheckContext) -> CheckResult:
     broken = [r["name"] for g in groups for r in g["rules"] if r.get("health") == "err"]
     firing = [a for a in alerts.json()["data"]["alerts"] if a["state"] == "firing"]
     pending = [a for a in alerts.json()["data"]["alerts"] if a["state"] == "pending"]
-    cx.notes["firing"] = firing
+    by_rule = {r["name"]: {**r, "interval": g.get("interval")} for g in groups for r in g["rules"]}
+    cx.notes["firing"] = [{**a, "rule": by_rule.get(a["labels"]["alertname"], {})} for a in firing]
     for a in firing:
         labels = a["labels"]
         what = labels.get("job") or labels.get("exporter") or labels.get("signal") or ""
-        evidence.append(f"FIRING {labels['alertname']} {what} (since {a.get('activeAt', '?')[:19]})")
+        evidence.append(f"FIRING {labels['alertname']} {what} ({fired_at(a, by_rule.get(labels['alertname'], {}))})")
     if pending:
         evidence.append("pending: " + ", ".join(sorted({a["labels"]["alertname"] for a in pending})))
     if not firing:
@@ -142,6 +146,52 @@ def _rules_and_alerts(cx: CheckContext) -> CheckResult:
                                  "faults would go unnoticed",
                            hint="check rules/ beside prometheus.yml (promtool check rules)",
                            playbook="alert-rules-missing")
-    # Firing alerts are shown as evidence for the failing hop; rate-based ones stay firing for the
-    # length of their window after a fault is healed, so they do not fail this row by themselves.
-    return CheckResult(3, name, True, evidence, playbook="pipeline-alert-firing" if firing else None)
+    # Firing pipeline alerts make this row a warning (not a failure): the failing hop, if any, fails its
+    # own row; after a heal an alert keeps firing until its rule is next evaluated (or its window passes).
+    mine = [a for a in firing if a["labels"]["alertname"] in {r["name"] for g in pipeline for r in g["rules"]}]
+    return CheckResult(3, name, True, evidence, warning=bool(mine),
+                       cause=f"{len(mine)} pipeline-health alert(s) firing" if mine else None,
+                       hint="see `labctl check`'s note on when they resolve" if mine else None,
+                       playbook="pipeline-alert-firing" if mine else None)
+
+
+def _iso(ts: float) -> str:
+    return time.strftime("%H:%M:%SZ", time.gmtime(ts))
+
+
+def _ts(text: str | None) -> float | None:
+    if not text or text.startswith("0001"):
+        return None
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return None
+
+
+def fired_at(alert: dict[str, Any], rule: dict[str, Any]) -> str:
+    """Prometheus' activeAt is when the condition became true (pending); it fires `for:` later."""
+    active = _ts(alert.get("activeAt"))
+    if active is None:
+        return "active since ?"
+    hold = float(rule.get("duration") or 0)
+    if not hold:
+        return f"firing since {_iso(active)}"
+    return f"condition true since {_iso(active)}, firing since {_iso(active + hold)} (for: {hold:g}s)"
+
+
+_RANGE = re.compile(r"\[(\d+[smhd])\]")
+
+
+def resolve_note(alert: dict[str, Any]) -> str:
+    """When a still-firing alert will resolve, from its own rule (range window or plain condition)."""
+    rule = alert.get("rule") or {}
+    name = alert["labels"]["alertname"]
+    expr = " ".join(str(rule.get("query", "")).split())
+    interval = float(rule.get("interval") or 5)
+    windows = _RANGE.findall(expr)
+    if windows:
+        longest = max(windows, key=lambda w: parse_duration(w, 0))
+        return (f"{name} (`{expr[:80]}`) looks back {longest}: it resolves once that window no longer "
+                f"covers the outage, i.e. up to {longest} after the fix")
+    return (f"{name} (`{expr[:80]}`) is still resolving: its condition is re-checked every {interval:g}s, so "
+            f"it resolves at the next evaluation(s) once the condition is false")

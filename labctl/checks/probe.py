@@ -82,8 +82,19 @@ def tcp_probe(host: str, port: int, timeout: float = 1.0, payload: bytes | None 
             return "closed"
 
 
+START_MARK = "=== labctl "  # labctl.runtimes.process.spawn writes this line before every start
+
+
+def since_last_start(log_text: str) -> str:
+    """Only the lines of the current (or last) run: older runs' errors are stale evidence."""
+    lines = log_text.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith(START_MARK)]
+    return "\n".join(lines[starts[-1] + 1:] if starts else lines)
+
+
 def error_lines(log_text: str, keep: int = 2) -> list[str]:
-    """The last error-looking lines of a service log (a killed process leaves none: then nothing)."""
+    """The last error-looking lines of a service log's latest run (a killed process leaves none)."""
+    log_text = since_last_start(log_text)
     words = ("error", "panic", "fatal", "exception", "refused", "invalid")
     lines = [x.strip() for x in log_text.splitlines() if any(w in x.lower() for w in words)]
     return [x[:300] for x in lines[-keep:]]

@@ -26,13 +26,16 @@ class CheckResult:
     hint: str | None = None
     playbook: str | None = None
     skipped: bool = False  # the stage does not run this layer: neither pass nor fail
+    warning: bool = False  # passes (exit code stays green) but shows something to look at, e.g. firing alerts
     notes: str | None = field(default=None, repr=False)  # machine hints between checks, not printed
 
     @property
     def verdict(self) -> str:
         if self.skipped:
             return "skip"
-        return "ok" if self.ok else "FAIL"
+        if not self.ok:
+            return "FAIL"
+        return "warn" if self.warning else "ok"
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from labctl import ui
+from labctl.checks.layer3 import resolve_note
 from labctl.checks.result import LAYER_TITLES, exit_code, first_failing_layer
 from labctl.checks.runner import LAYERS, run_checks
 from labctl.cli.main import app
@@ -40,17 +41,21 @@ def check(
             rows = []
             for r in (r for r in results if r.layer == n):
                 why = "" if r.ok else "\n".join(x for x in (r.cause, f"→ {r.hint}" if r.hint else None) if x)
-                verdict = {"ok": "[green]ok[/]", "FAIL": "[bold red]FAIL[/]", "skip": "[dim]skip[/]"}[r.verdict]
+                if r.warning:
+                    why = "\n".join(x for x in (r.cause, f"→ {r.hint}" if r.hint else None) if x)
+                verdict = {"ok": "[green]ok[/]", "warn": "[bold yellow]warn[/]", "FAIL": "[bold red]FAIL[/]",
+                           "skip": "[dim]skip[/]"}[r.verdict]
                 rows.append([verdict, r.name, "\n".join(r.evidence), why,
-                             f"lab/playbooks/{r.playbook}.md" if r.playbook and not r.ok else ""])
+                             f"lab/playbooks/{r.playbook}.md" if r.playbook and (r.warning or not r.ok) else ""])
             ui.table(["", "check", "evidence", "cause", "playbook"], rows, title=LAYER_TITLES[n])
         marker = cx.marker.value if cx.marker else "-"
         if failing is None:
             ui.success(f"all checked layers are green (marker {marker}, {seconds}s)")
-            if cx.notes.get("firing"):
-                names = sorted({a["labels"]["alertname"] for a in cx.notes["firing"]})
-                ui.warn(f"still firing: {', '.join(names)} — rate-based alerts resolve once their window "
-                        "(1m) no longer covers the outage")
+            seen: set[str] = set()
+            for alert in cx.notes.get("firing", []):
+                if alert["labels"]["alertname"] not in seen:
+                    seen.add(alert["labels"]["alertname"])
+                    ui.warn(f"still firing: {resolve_note(alert)}")
         else:
             first = next(r for r in results if r.layer == failing and not r.ok and not r.skipped)
             ui.error(f"layer {failing} fails first: {first.cause}",

@@ -31,6 +31,8 @@ def _fault_help() -> str:
 def break_(
     ctx: typer.Context,
     fault: Annotated[str, typer.Argument(help="Fault name (see `labctl faults --all`).")],
+    explain: Annotated[bool, typer.Option("--explain", help="Also print what exactly was changed and the "
+                                          "evidence that it took effect (gives the answer away).")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     fctx = engine.context()
@@ -40,10 +42,15 @@ def break_(
     if json_out:
         ui.print_json({"fault": fault, "seconds": seconds, **{k: v for k, v in entry.items() if k != "record"}})
         return
-    opts = " ".join(f"--{k} {v}" for k, v in entry["options"].items())
-    ui.success(f"{fault} {opts} is in effect ({seconds:.1f}s)")
-    for line in entry.get("evidence", []):
-        ui.info(f"  · {line}")
+    # By default only what was done, in neutral terms: finding the cause is the student's exercise.
+    ui.success(f"{fault}: {engine.neutral_summary(entry)}; the fault is in effect (verified, {seconds:.1f}s)")
+    if explain:
+        opts = " ".join(f"--{k} {v}" for k, v in entry["options"].items())
+        ui.info(f"  options: {opts or '(none)'}")
+        for line in entry.get("evidence", []):
+            ui.info(f"  · {line}")
+    else:
+        ui.info("  (details: `labctl break ... --explain` or `labctl faults --json` — they give the answer away)")
     ui.info(f"next: `labctl check` to find the broken layer; `labctl heal {fault}` to undo it")
 
 
@@ -56,16 +63,29 @@ def heal(
     fctx = engine.context()
     if fault and all_:
         raise LabError("give a fault name or --all, not both", "e.g. `labctl heal network` or `labctl heal --all`")
+    if fault and fault not in fctx.lab.faults:
+        engine.get_fault(fault)  # an unknown name stays an error
+        # Healing what is not broken is a no-op, not a failure: the lab already is as it should be.
+        active = ", ".join(sorted(fctx.lab.faults)) or "none"
+        if json_out:
+            ui.print_json({"healed": {}, "not_active": fault, "active": sorted(fctx.lab.faults)})
+        else:
+            ui.info(f"{fault} is not active: nothing to heal (active faults: {active})")
+        return
     healed = engine.heal_all(fctx) if (all_ or not fault) else {fault: engine.heal_fault(fctx, fault)}
+    # Healed means usable: the proxy may still be in its retry backoff, Prometheus before its next scrape.
+    pending = engine.await_usable(fctx) if healed else []
     if json_out:
-        ui.print_json({"healed": healed})
+        ui.print_json({"healed": healed, "usable": not pending, "pending": pending})
         return
     if not healed:
         ui.info("no active faults: nothing to heal")
     for name, seconds in healed.items():
         ui.success(f"healed {name} ({seconds:.1f}s)")
-    if healed:
-        ui.info("next: `labctl check` should be green again")
+    for line in pending:
+        ui.warn(f"{line} — `labctl check` may still fail until it recovers")
+    if healed and not pending:
+        ui.info("the proxy delivers and Prometheus scrapes again; next: `labctl check` should be green")
 
 
 @app.command(help="List active faults (persisted in the lab's state), or with --all every fault there is.")

@@ -1,8 +1,8 @@
 """`auth`: the Collector's OTLP receivers require a bearer token; the proxy sends a wrong one or none.
 
 The overlay collector-configs/faults/auth.yaml switches bearertokenauth on (token from env); the proxy's
-upstream headers carry the wrong token (or lose it). The Collector answers gRPC UNAUTHENTICATED /
-HTTP 401; the proxy keeps the data (it does not drop on 401) until the token is right again.
+upstream headers carry the wrong token (or lose it), set on the running proxy through its admin API.
+The Collector answers gRPC UNAUTHENTICATED / HTTP 401; the proxy keeps the data (it does not drop on 401) until the token is right again.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import secrets
 from typing import TYPE_CHECKING, Any
 
 from labctl.errors import LabError
+from labctl.faults import proxy_admin
 from labctl.faults.base import FaultContext, Option, run_all, wait_until
 from labctl.faults.network import proxy_upstream
 
@@ -35,12 +36,13 @@ def apply(ctx: FaultContext, opts: dict[str, Any]) -> dict[str, Any]:
         kept = [h for h in headers.split(",") if h and not h.lower().startswith("authorization=")]
         if opts["token"] == "wrong":
             kept.append(f"authorization=Bearer%20wrong-{secrets.token_hex(4)}")  # percent-encoded, OTEL style
-        proxy = ctx.add_overrides("proxy", env={"LAB_PROXY_UPSTREAM_HEADERS": ",".join(kept)})
+        # The running proxy gets the new headers through its admin API (no restart).
+        change = proxy_admin.set_upstream(ctx, headers=",".join(kept))
     except LabError:
         ctx.remove_overrides(collector)
         raise
     return {"token": str(opts["token"]), "upstream": upstream, "secret": token,
-            "overrides": [collector, proxy]}
+            "overrides": [collector], "upstream_change": change}
 
 
 def _export(target: str, token: str | None) -> grpc.StatusCode:
@@ -66,8 +68,12 @@ def verify(ctx: FaultContext, rec: dict[str, Any]) -> list[str]:
     with_token = _export(target, rec["secret"])
     if with_token != grpc.StatusCode.OK:
         raise LabError(f"the Collector rejects even the right token ({with_token.name})")
-    headers = ctx.effective_env("proxy").get("LAB_PROXY_UPSTREAM_HEADERS", "")
-    sends = "a wrong bearer token" if "authorization=" in headers.lower() else "no token"
+    if "upstream_change" in rec:
+        names = proxy_admin.current(ctx).get("header_names", [])
+        sends = "a wrong bearer token" if "authorization" in names else "no token"
+    else:  # a record from before runtime retargeting
+        headers = ctx.effective_env("proxy").get("LAB_PROXY_UPSTREAM_HEADERS", "")
+        sends = "a wrong bearer token" if "authorization=" in headers.lower() else "no token"
     if not wait_until("proxy ready", lambda: ctx.runtime.probe("proxy", timeout=0.5), timeout=10):
         raise LabError("the proxy did not come back", f"see {ctx.lab.log_path('proxy')}")
     return [f"Collector {target}: export without a token → {codes['none'].name}, with its token → OK",
@@ -79,5 +85,6 @@ def heal(ctx: FaultContext, rec: dict[str, Any]) -> None:
         if not wait_until(f"{service} healthy", lambda: ctx.runtime.probe(service, timeout=0.5), timeout=15):
             raise LabError(f"{service} did not come back after healing", f"see {ctx.lab.log_path(service)}")
 
-    run_all([*(lambda u=u: ctx.remove_overrides(u) for u in reversed(rec["overrides"])),
+    steps = [lambda: proxy_admin.reset_upstream(ctx)] if "upstream_change" in rec else []
+    run_all([*steps, *(lambda u=u: ctx.remove_overrides(u) for u in reversed(rec["overrides"])),
              lambda: healthy("collector"), lambda: healthy("proxy")])

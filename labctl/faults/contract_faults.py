@@ -1,11 +1,12 @@
 """Layer-1 faults: the contract the proxy checks against changes under the producer's feet.
 
-Both write a variant of the lab's contract and point the proxy at it (`LAB_PROXY_CONTRACT`, applied by
-restarting the proxy; acknowledged data waits in its spool). The variant goes under
-lab/modules/module-1/faults/ (git-ignored) rather than the state directory, because the Docker runtime
-mounts lab/ into the proxy's container: one place that both runtimes' proxies can read. That is
-a real failure mode — a consumer tightens the contract and the producer's data starts to violate it —
-and it is found with layer 1's own tools: the check's verdict, `/api/violations`, `/api/contract`.
+Both write a variant of the lab's contract into the lab's state directory (`<state>/faults/<kind>/`,
+never into the repository checkout) and point the proxy at it (`LAB_PROXY_CONTRACT`, applied by
+restarting the proxy; acknowledged data waits in its spool). Natively the proxy reads that file; the
+Docker proxy cannot see the state directory, so the file is copied into its data volume (`/data`).
+That is a real failure mode — a consumer tightens the contract and the producer's data starts to
+violate it — and it is found with layer 1's own tools: the check's verdict, `/api/violations`,
+`/api/contract`.
 
   contract     every metric now requires an attribute (`team.id`) that Claude Code does not send
   cardinality  the token and cost metrics allow a single series each: any real session exceeds it
@@ -13,7 +14,7 @@ and it is found with layer 1's own tools: the check's verdict, `/api/violations`
 
 from __future__ import annotations
 
-import hashlib
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -46,20 +47,30 @@ def _variant(kind: str, data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _apply(kind: str, ctx: FaultContext) -> dict[str, Any]:
-    from labctl.model import DOCKER_REPO
-
     if "proxy" not in ctx.running or not ctx.runtime.is_running("proxy"):
         raise LabError("the proxy is not running: nothing to break", "start the lab first: `labctl up module-1`")
-    root = ctx.model.root
-    # One file per lab (instance name + its state directory), so labs sharing a checkout never collide.
-    lab_id = hashlib.sha1(str(ctx.lab.dir.resolve()).encode()).hexdigest()[:8]
-    path = root / "lab" / "modules" / "module-1" / "faults" / f"{ctx.lab.instance}-{lab_id}-{kind}.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = ctx.fault_dir(kind) / f"{kind}-contract.yaml"
     path.write_text(yaml.safe_dump(_variant(kind, _lab_contract(ctx)), sort_keys=False), encoding="utf-8")
-    # The path as the proxy sees it: the file itself natively, the mounted repo inside a container.
-    seen = f"{DOCKER_REPO}/{path.relative_to(root)}" if ctx.lab.runtime == "docker" else str(path)
+    seen = str(path)
+    if ctx.lab.runtime == "docker":
+        seen = _copy_into_container(ctx, path, f"/data/fault-{kind}-contract.yaml")
     undo = ctx.add_overrides("proxy", env={"LAB_PROXY_CONTRACT": seen})
     return {"service": "proxy", "contract": seen, "file": str(path), "undo": undo}
+
+
+def _copy_into_container(ctx: FaultContext, path: Path, target: str) -> str:
+    """The proxy container sees its data volume, not our state directory: copy the variant there."""
+    from python_on_whales.exceptions import DockerException
+
+    from labctl.faults.docker_net import client, container_name
+
+    ctr = container_name(ctx, "proxy")
+    try:
+        client(ctx).container.copy(path, (ctr, target))
+    except DockerException as exc:
+        raise LabError(f"cannot copy the changed contract into {ctr}: {exc}",
+                       "is the lab up in docker? `labctl status`") from None
+    return target
 
 
 def apply_contract(ctx: FaultContext, opts: dict[str, Any]) -> dict[str, Any]:
@@ -83,8 +94,6 @@ def verify(ctx: FaultContext, rec: dict[str, Any]) -> list[str]:
 
 
 def heal(ctx: FaultContext, rec: dict[str, Any]) -> None:
-    from pathlib import Path
-
     ctx.remove_overrides(rec["undo"])
     if rec.get("file"):
         Path(rec["file"]).unlink(missing_ok=True)

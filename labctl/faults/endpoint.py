@@ -10,6 +10,7 @@ import requests
 
 from labctl.checks.probe import tcp_probe
 from labctl.errors import LabError
+from labctl.faults import proxy_admin
 from labctl.faults.base import FaultContext, Option, run_all, wait_until
 from labctl.faults.network import proxy_upstream
 from labctl.state import find_free_ports
@@ -38,22 +39,38 @@ def _bad_env(ctx: FaultContext, kind: str) -> dict[str, str]:
     return {"LAB_PROXY_UPSTREAM": f"{INVALID_SCHEME}://{parsed.hostname}:{parsed.port}"}
 
 
+_API_KEY = {"LAB_PROXY_UPSTREAM": "endpoint", "LAB_PROXY_UPSTREAM_PROTOCOL": "protocol"}
+
+
 def apply(ctx: FaultContext, opts: dict[str, Any]) -> dict[str, Any]:
     kind = str(opts["kind"])
     env = _bad_env(ctx, kind)
-    # The proxy refuses to start with an invalid URL (as a Collector would): that *is* the fault.
-    undo = ctx.add_overrides("proxy", env=env, may_fail_start=kind == "invalid-url")
-    return {"kind": kind, "env": env, "overrides": [undo]}
+    if kind == "invalid-url":
+        # The proxy refuses to start with an invalid URL (as a Collector would): that *is* the fault, so
+        # this one goes through the proxy's env and a restart.
+        undo = ctx.add_overrides("proxy", env=env, may_fail_start=True)
+        return {"kind": kind, "env": env, "overrides": [undo]}
+    # The others retarget the running proxy (no restart: counters and history stay).
+    change = proxy_admin.set_upstream(ctx, **{_API_KEY[k]: v for k, v in env.items()})
+    return {"kind": kind, "env": env, "upstream_change": change}
+
+
+def _upstream_now(ctx: FaultContext, rec: dict[str, Any]) -> tuple[str, str]:
+    if "upstream_change" in rec:
+        now = proxy_admin.current(ctx)
+        return str(now.get("endpoint", "")), str(now.get("protocol", ""))
+    env = ctx.effective_env("proxy")
+    return env.get("LAB_PROXY_UPSTREAM", ""), env.get("LAB_PROXY_UPSTREAM_PROTOCOL", "grpc")
 
 
 def verify(ctx: FaultContext, rec: dict[str, Any]) -> list[str]:
-    env = ctx.effective_env("proxy")
+    upstream, protocol = _upstream_now(ctx, rec)
+    actual = {"LAB_PROXY_UPSTREAM": upstream, "LAB_PROXY_UPSTREAM_PROTOCOL": protocol}
     for key, value in rec["env"].items():
-        if env.get(key) != value:
-            raise LabError(f"the proxy's {key} is {env.get(key)!r}, not {value!r}")
+        if actual[key] != value:
+            raise LabError(f"the proxy's {_API_KEY[key]} is {actual[key]!r}, not {value!r}")
     kind = rec["kind"]
-    upstream = env.get("LAB_PROXY_UPSTREAM", "")
-    evidence = [f"proxy upstream: {upstream} ({env.get('LAB_PROXY_UPSTREAM_PROTOCOL', 'grpc')})"]
+    evidence = [f"proxy upstream: {upstream} ({protocol})"]
     if kind == "invalid-url":
         if wait_until("proxy down", lambda: ctx.runtime.probe("proxy", timeout=0.3), timeout=1.0):
             raise LabError("the proxy still answers with an invalid upstream URL")
@@ -94,4 +111,7 @@ def heal(ctx: FaultContext, rec: dict[str, Any]) -> None:
         if not wait_until("proxy ready", lambda: ctx.runtime.probe("proxy", timeout=0.5), timeout=10):
             raise LabError("the proxy did not come back after healing", f"see {ctx.lab.log_path('proxy')}")
 
-    run_all([*(lambda u=u: ctx.remove_overrides(u) for u in rec["overrides"]), ready])
+    steps = [lambda u=u: ctx.remove_overrides(u) for u in rec.get("overrides", [])]
+    if "upstream_change" in rec:
+        steps.append(lambda: proxy_admin.reset_upstream(ctx))
+    run_all([*steps, ready])

@@ -5,8 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import requests
+
 from labctl.errors import LabError
-from labctl.faults.base import Fault, FaultContext
+from labctl.faults.base import Fault, FaultContext, wait_until
 from labctl.faults.registry import FAULTS
 from labctl.model import LabModel, load_model
 from labctl.runtimes.base import get_runtime
@@ -119,11 +121,86 @@ def heal_fault(ctx: FaultContext, name: str) -> float:
     return round(time.monotonic() - started, 2)
 
 
+def await_usable(ctx: FaultContext, timeout: float = 15.0) -> list[str]:
+    """After a heal: wait until the lab is really usable again, not just until the processes are back —
+    the proxy may sit in its retry backoff, and Prometheus still shows a target down until its next
+    scrape. Returns what is still pending (empty when `labctl check` can be green)."""
+    ctx.refresh()
+    # With other faults still active a hop may rightly stay broken: nothing to wait for.
+    if ctx.lab.faults:
+        return []
+    pending = [p for p in (_await_proxy(ctx, timeout), _await_scrapes(ctx, timeout)) if p]
+    return pending
+
+
+def _await_proxy(ctx: FaultContext, timeout: float) -> str | None:
+    if "proxy" not in ctx.running or not ctx.runtime.is_running("proxy"):
+        return None
+    from labctl.faults import proxy_admin
+
+    url = ctx.lab.url("proxy", "admin") + "/api/stats"
+    seen: dict[str, Any] = {}
+    proxy_admin.retry_now(ctx)  # the upstream is back: end the proxy's backoff instead of waiting it out
+
+    def delivering() -> bool:
+        seen.update(requests.get(url, timeout=1).json().get("upstream") or {})
+        return seen.get("state") in ("ok", "idle", "none")
+
+    if wait_until("proxy delivering", delivering, timeout=timeout, interval=0.25):
+        return None
+    retry_in = seen.get("next_attempt_in_s")
+    return (f"the proxy's upstream is still {seen.get('state', 'unknown')}"
+            + (f" (next attempt in {retry_in} s)" if retry_in is not None else "")
+            + (f": {str(seen.get('last_error'))[:160]}" if seen.get("last_error") else ""))
+
+
+def _await_scrapes(ctx: FaultContext, timeout: float) -> str | None:
+    """Every scrape target of a running service is `up` again in Prometheus (≤ one scrape interval)."""
+    if "prometheus" not in ctx.running or not ctx.runtime.is_running("prometheus"):
+        return None
+    url = ctx.lab.url("prometheus", "web") + "/api/v1/targets"
+    down: list[str] = []
+
+    def all_up() -> bool:
+        active = requests.get(url, timeout=1).json()["data"]["activeTargets"]
+        down[:] = [t["scrapeUrl"] for t in active
+                   if t["labels"].get("service", t["labels"].get("job")) in ctx.running and t["health"] != "up"]
+        return not down
+
+    if wait_until("prometheus scrapes again", all_up, timeout=timeout, interval=0.25):
+        return None
+    return f"Prometheus still cannot scrape {', '.join(down) or 'its targets'}"
+
+
 def heal_all(ctx: FaultContext) -> dict[str, float]:
     ctx.refresh()
     # Newest first: undo in the reverse order of application.
     names = sorted(ctx.lab.faults, key=lambda n: ctx.lab.faults[n].get("since", 0), reverse=True)
     return {n: heal_fault(ctx, n) for n in names}
+
+
+def neutral_summary(entry: dict[str, Any]) -> str:
+    """What a fault changed, without saying how that breaks the lab (students find that themselves)."""
+    record = entry.get("record", {})
+    done: list[str] = []
+    undos = [*record.get("overrides", []), *([record["undo"]] if "undo" in record else [])]
+    for undo in undos:
+        keys = set(undo.get("env_before", {}))
+        if keys & {"LAB_PROXY_UPSTREAM", "LAB_PROXY_UPSTREAM_PROTOCOL", "LAB_PROXY_UPSTREAM_HEADERS"}:
+            done.append(f"{undo['service']} upstream changed")
+        elif undo.get("configs_added"):
+            done.append(f"{undo['service']} configuration changed")
+        else:
+            done.append(f"{undo['service']} settings changed")
+    if record.get("upstream_change"):
+        done.append("proxy upstream changed (at runtime, no restart)")
+    if record.get("targets_dir"):
+        done.append("Prometheus scrape targets changed")
+    if record.get("docker"):
+        done.append(f"{record.get('service', 'a service')}'s network changed")
+    if "signal" in record or (record.get("service") and not undos and not record.get("docker")):
+        done.append(f"{record['service']} process changed")
+    return ", ".join(dict.fromkeys(done)) or "lab changed"
 
 
 def active_faults(lab: LabState) -> list[dict[str, Any]]:

@@ -2,8 +2,9 @@
 
 Native: the client of the hop is repointed through a relay that black-holes (connections are accepted
 and never answered — requests hang until the client's own timeout, like a real partition), delays, or
-— with `--mode refuse` — at a closed port (connection refused). The proxy's upstream is repointed
-through its env (restart); Prometheus's scrape target through its file_sd file (re-read by itself).
+— with `--mode refuse` — at a closed port (connection refused). The running proxy's upstream is
+repointed through its admin API (PUT /api/upstream: no restart, counters and history stay); Prometheus's
+scrape target through its file_sd file (re-read by itself).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from labctl.checks.probe import http_get, tcp_probe
 from labctl.errors import LabError
-from labctl.faults import docker_net
+from labctl.faults import docker_net, proxy_admin
 from labctl.faults.base import FaultContext, Option, run_all, wait_until
 from labctl.faults.relays import relay_alive, relay_status, start_relay, stop_relay, wait_relay
 from labctl.runtimes.targets import SCRAPE_TARGETS
@@ -87,14 +88,15 @@ def _apply_hop(ctx: FaultContext, hop: str, mode: str, latency_ms: int) -> dict[
     if hop == "proxy-collector":
         _needs(ctx, "proxy", "collector")
         target = _hostport(proxy_upstream(ctx))
-        # The relay starts while the proxy restarts: the proxy only connects once it has data to send.
-        relay = _relay_or_closed_port(ctx, "proxy-collector", target, mode, latency_ms, wait=False)
+        relay = _relay_or_closed_port(ctx, "proxy-collector", target, mode, latency_ms)
+        # The running proxy is retargeted (no restart: its counters and history stay).
         try:
-            undo = ctx.add_overrides("proxy", env={"LAB_PROXY_UPSTREAM": f"http://{relay['addr']}"})
-        finally:
+            change = proxy_admin.set_upstream(ctx, endpoint=f"http://{relay['addr']}")
+        except LabError:
             if "pid_file" in relay:
-                wait_relay(relay)
-        return {"hop": hop, "mode": mode, "relays": [relay], "overrides": [undo]}
+                stop_relay(relay)
+            raise
+        return {"hop": hop, "mode": mode, "relays": [relay], "upstream_change": change}
     if hop == "collector-prometheus":
         _needs(ctx, "collector", "prometheus")
         return _apply_scrape(ctx, mode, latency_ms)
@@ -187,14 +189,19 @@ def verify(ctx: FaultContext, rec: dict[str, Any]) -> list[str]:
                 raise LabError(f"the latency relay at {relay['addr']} is not running")
             evidence.append(f"{relay['addr']} relays to {relay['target']} with {relay['latency_ms']} ms delay")
     if rec["hop"] == "proxy-collector":
-        upstream = ctx.effective_env("proxy").get("LAB_PROXY_UPSTREAM")
         want = f"http://{rec['relays'][0]['addr']}"
+        if "upstream_change" in rec:  # retargeted at runtime: the proxy's own report is the proof
+            upstream = proxy_admin.current(ctx).get("endpoint")
+            how = "proxy forwards to"
+        else:  # a record from before runtime retargeting (env override + restart)
+            upstream = ctx.effective_env("proxy").get("LAB_PROXY_UPSTREAM")
+            how = "proxy restarted with upstream"
         if upstream != want:
             raise LabError(f"the proxy's upstream is {upstream}, not {want}")
         if not wait_until("proxy ready", lambda: ctx.runtime.probe("proxy", timeout=0.5), timeout=10):
             raise LabError("the proxy did not come back after repointing its upstream",
                            f"see {ctx.lab.log_path('proxy')}")
-        evidence.append(f"proxy restarted with upstream {upstream}")
+        evidence.append(f"{how} {upstream}")
     else:
         evidence.extend(_verify_scrape(ctx, rec))
     return evidence
@@ -225,6 +232,8 @@ def heal(ctx: FaultContext, rec: dict[str, Any]) -> None:
         docker_net.heal(ctx, rec)
         return
     steps: list[Any] = [lambda u=u: ctx.remove_overrides(u) for u in rec.get("overrides", [])]
+    if "upstream_change" in rec:
+        steps.append(lambda: proxy_admin.reset_upstream(ctx))  # before the relay goes: no dangling connection
     if rec["hop"] == "collector-prometheus":
         steps.append(lambda: _restore_scrape(ctx, rec))
     steps += [lambda r=r: stop_relay(r) for r in rec["relays"] if "pid_file" in r]

@@ -89,3 +89,52 @@ def test_every_playbook_the_checks_name_exists() -> None:
     assert used and used <= set(PLAYBOOKS), used - set(PLAYBOOKS)
     for name in PLAYBOOKS:
         assert playbook_path(name, REPO).is_file(), name
+
+
+def test_firing_alert_notes_follow_the_rule() -> None:
+    from labctl.checks.layer3 import fired_at, resolve_note
+
+    plain = {"labels": {"alertname": "LabScrapeTargetDown"},
+             "rule": {"query": "up == 0", "duration": 15, "interval": 5}}
+    note = resolve_note(plain)
+    assert "`up == 0`" in note and "still resolving" in note and "every 5s" in note
+    assert "window" not in note and "rate" not in note
+    windowed = {"labels": {"alertname": "ProxyUpstreamFailing"},
+                "rule": {"query": "sum(rate(labctl_proxy_retries_total[1m])) > 0", "interval": 5}}
+    assert "looks back 1m" in resolve_note(windowed)
+    # activeAt is when the condition became true; it fires `for:` later.
+    alert = {"activeAt": "2026-11-27T12:00:00.123456789Z"}
+    assert fired_at(alert, {"duration": 15}) == ("condition true since 12:00:00Z, firing since 12:00:15Z "
+                                                 "(for: 15s)")
+    assert fired_at(alert, {}) == "firing since 12:00:00Z"
+
+
+def test_a_warning_row_passes_but_is_shown_as_warn() -> None:
+    row = CheckResult(3, "alert rules & alerts", True, warning=True)
+    assert row.verdict == "warn" and exit_code([row]) == 0
+
+
+def test_log_evidence_comes_from_the_latest_start_only() -> None:
+    from labctl.checks.probe import error_lines
+
+    log = ("old error: connection refused\n=== labctl 2026-11-27T12:00:00: starting proxy\n"
+           "info: listening\n=== labctl 2026-11-27T12:01:00: starting proxy\n"
+           "error: upstream 'grpc://x:1' is not an http(s) URL\n")
+    assert error_lines(log) == ["error: upstream 'grpc://x:1' is not an http(s) URL"]
+
+
+def test_tables_wrap_long_words_instead_of_truncating() -> None:
+    from rich.console import Console
+
+    from labctl import ui
+
+    long_fix = "set LABCTL_GRAFANA_BIN=/some/very/long/unpacked/archive/path/bin/grafana-server-binary"
+    saved = ui.console
+    ui.console = Console(width=80, record=True, force_terminal=False)
+    try:
+        ui.table(["check", "fix"], [["binary grafana", long_fix]])
+        text = ui.console.export_text()
+    finally:
+        ui.console = saved
+    assert "…" not in text
+    assert "".join(line.strip("│ ").replace("│", "").strip() for line in text.splitlines()).count("grafana-server") == 1

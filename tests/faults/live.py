@@ -25,6 +25,8 @@ from labctl.runtimes import process
 from labctl.state import LabState
 from tests.conftest import run_labctl, started_lab
 
+REPO = Path(__file__).resolve().parents[2]
+
 
 class Lab:
     def __init__(self, state_dir: Path) -> None:
@@ -101,9 +103,18 @@ def _snapshot(lab: Lab) -> dict[str, Any]:
             "targets": {p.name: p.read_text() for p in sorted(targets.glob("*.json"))}}
 
 
+def proxy_stats(lab: Lab) -> dict[str, Any]:
+    return requests.get(lab.state.url("proxy", "admin") + "/api/stats", timeout=5).json()  # type: ignore[no-any-return]
+
+
 def exercise(lab: Lab, fault: str, args: list[str], layer: int, playbook: str, cause: str,
-             alert: str | None, wait_alert_resolved: bool = False) -> None:
+             alert: str | None, wait_alert_resolved: bool = False, proxy_restarts: bool = False,
+             green_at_once: bool = False, during: Any = None) -> None:
+    """`proxy_restarts`: whether the fault may restart the proxy (only the ones that change its env or
+    contract); all others keep its counters and history. `green_at_once`: the first check after heal
+    must be green (heal waits until the lab is usable). `during(lab, entry)`: extra checks mid-fault."""
     before = _snapshot(lab)
+    stats_before = proxy_stats(lab)
     marker = f"loss-{fault}-{secrets.token_hex(3)}"
     acked = int(lab.send(marker))
     assert acked == 1, "the healthy lab must acknowledge a session"
@@ -119,6 +130,8 @@ def exercise(lab: Lab, fault: str, args: list[str], layer: int, playbook: str, c
     assert [a["name"] for a in active] == [fault]
 
     acked += int(lab.send(marker))  # sent during the fault: acknowledged data must survive it
+    if during is not None:
+        during(lab, entry)
 
     code, report = lab.check()
     assert code == 10 + layer, json.dumps(report, indent=1)
@@ -134,8 +147,19 @@ def exercise(lab: Lab, fault: str, args: list[str], layer: int, playbook: str, c
         shown = [e for r in report["results"] for e in r["evidence"] if f"FIRING {alert}" in e]
         assert shown, json.dumps(report, indent=1)
 
-    lab.cli("heal", fault)
+    healed = lab.cli("heal", fault)
     assert _snapshot(lab) == before, "heal must restore the exact previous state"
+    if not proxy_restarts:
+        # The same proxy process: its counters and history went on through break and heal.
+        after = proxy_stats(lab)
+        assert after["uptime_s"] > stats_before["uptime_s"], "the fault must not restart the proxy"
+        assert after["counters"]["received"]["metrics"] > stats_before["counters"]["received"]["metrics"]
+        assert after["upstream"]["configured"] is True and after["upstream"]["endpoint"] == \
+            stats_before["upstream"]["endpoint"], after["upstream"]
+    if green_at_once:
+        assert "should be green" in healed.stdout, healed.stdout + healed.stderr
+        code, report = lab.check()
+        assert code == 0, json.dumps(report, indent=1)
     _poll("a green check after heal", lambda: _green(lab), timeout=60, interval=0.5)
     _poll(f"all {acked} acknowledged sessions in Prometheus",
           lambda: lab.sessions_stored(marker) == acked, timeout=45)

@@ -64,3 +64,21 @@ def test_every_fault_links_an_existing_playbook_and_alert_rule() -> None:
 
 def test_required_faults_exist() -> None:
     assert {"network", "endpoint", "auth", "latency", "collector-crash", "storage-down"} <= set(FAULTS)
+
+
+def test_break_output_is_neutral_by_default() -> None:
+    from labctl.faults.engine import neutral_summary
+
+    network = {"record": {"hop": "proxy-collector", "mode": "blackhole", "relays": [{"addr": "127.0.0.1:5"}],
+                          "upstream_change": {"asked": {"endpoint": "http://127.0.0.1:5"}}}}
+    assert neutral_summary(network) == "proxy upstream changed (at runtime, no restart)"
+    scrape = {"record": {"hop": "collector-prometheus", "relays": [], "targets_dir": "/t", "originals": {}}}
+    assert neutral_summary(scrape) == "Prometheus scrape targets changed"
+    crash = {"record": {"service": "collector", "signal": "KILL"}}
+    assert neutral_summary(crash) == "collector process changed"
+    contract = {"record": {"service": "proxy", "undo": {"service": "proxy", "env_before": {"LAB_PROXY_CONTRACT": None},
+                                                        "configs_added": []}}}
+    assert neutral_summary(contract) == "proxy settings changed"
+    for entry in (network, scrape, crash, contract):
+        text = neutral_summary(entry)
+        assert "127.0.0.1" not in text and "black" not in text and "resolve" not in text

@@ -52,4 +52,12 @@ def test_endpoint(lab: Lab, kind: str, playbook: str, cause: str) -> None:
 
 
 def test_endpoint_invalid_url_stops_the_proxy(lab: Lab) -> None:
-    exercise(lab, "endpoint", ["invalid-url"], 1, "proxy-down", "not running", None)
+    # The one fault that restarts the proxy (it refuses to start): the evidence is from this start only.
+    def no_stale_log(lab: Lab, entry: dict) -> None:  # type: ignore[type-arg]
+        _, report = lab.check()
+        down = next(r for r in report["results"] if r["name"] == "proxy answers")
+        logs = [e for e in down["evidence"] if e.startswith("log: ")]
+        assert logs and all("not an http(s) URL" in e or "grpc://" in e for e in logs), down
+
+    exercise(lab, "endpoint", ["invalid-url"], 1, "proxy-down", "not running", None, proxy_restarts=True,
+             during=no_stale_log)
