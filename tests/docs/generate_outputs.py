@@ -163,7 +163,8 @@ class Runner:
         """Write what a student on default ports and the default state dir would see."""
         for shown, real in self.files.items():
             text = text.replace(str(real), shown)
-        text = text.replace(str(self.state_dir), DEFAULT_STATE).replace(str(Path.home()), "~")
+        text = text.replace(str(self.state_dir), DEFAULT_STATE)
+        text = text.replace(str(REPO) + "/", "").replace(str(Path.home()), "~")  # paths as a student reads them
         text = re.sub(r"(?<!\d)(\d{4,5})(?!\d)", lambda m: str(self.shifted.get(int(m.group(1)), m.group(1))), text)
         text = text.replace(f"{sys.executable} -m labctl", "labctl").replace("python -m labctl", "labctl")
         return "\n".join(line.rstrip() for line in text.splitlines())
@@ -173,27 +174,39 @@ class Runner:
                        capture_output=True, timeout=120, check=False)
 
 
-def run_scenario() -> dict[str, str]:
-    """Every section's transcript, from one real run; the lab is always torn down."""
+def run_scenario(partial: dict[str, str] | None = None) -> dict[str, str]:
+    """Every section's transcript, from one real run; the lab is always torn down.
+
+    With `partial` (a dict), sections finished before a failing step are put there before the error is
+    raised, so the generator can still refresh them.
+    """
     base = Path(tempfile.mkdtemp(prefix="lab"))
     runner = Runner(_state_dir(base), pick_offset(), _make_files(base))
     sections: dict[str, list[str]] = {}
+    failing: str | None = None
     try:
         for step in SCENARIO:
+            failing = step.section
             out = runner.run(step)
             runner.settle(step)
             if step.section:
                 sections.setdefault(step.section, []).append(f"$ labctl {' '.join(step.args)}\n{out}".rstrip())
+    except RuntimeError:
+        if partial is not None:
+            partial.update({n: "\n".join(p) for n, p in sections.items() if n != failing})
+        raise
     finally:
         runner.down()
         shutil.rmtree(base, ignore_errors=True)
     return {name: "\n".join(parts) for name, parts in sections.items()}
 
 
-def render(text: str, outputs: dict[str, str]) -> str:
+def render(text: str, outputs: dict[str, str], keep_missing: bool = False) -> str:
     def sub(m: re.Match[str]) -> str:
         name = m.group("name")
         if name not in outputs:
+            if keep_missing:
+                return m.group(0)
             raise KeyError(f"no step of the scenario writes output section {name!r}")
         return f"{m.group('open')}\n```console\n{outputs[name]}\n```\n{m.group('close')}"
 
@@ -244,8 +257,17 @@ def key_facts(text: str) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only report docs whose key facts differ")
+    parser.add_argument("--partial", action="store_true",
+                        help="when a step fails, still rewrite the sections finished before it (then exit 1)")
     args = parser.parse_args(argv)
-    outputs = run_scenario()
+    failed: RuntimeError | None = None
+    done: dict[str, str] = {}
+    try:
+        outputs = run_scenario(done if args.partial else None)
+    except RuntimeError as exc:
+        if not args.partial:
+            raise
+        failed, outputs = exc, done
     stale = []
     for path in documents_with_outputs():
         text = path.read_text(encoding="utf-8")
@@ -254,12 +276,15 @@ def main(argv: list[str] | None = None) -> int:
             if any(key_facts(body) != key_facts(outputs[name]) for name, body in shown.items()):
                 stale.append(path.relative_to(REPO))
             continue
-        new = render(text, outputs)
+        new = render(text, outputs, keep_missing=failed is not None)
         if new != text:
             stale.append(path.relative_to(REPO))
             path.write_text(new, encoding="utf-8")
     for rel in stale:
         print(("differs: " if args.check else "updated: ") + str(rel))
+    if failed is not None:
+        print(f"stopped early: {failed}", file=sys.stderr)
+        return 1
     return 1 if (args.check and stale) else 0
 
 
