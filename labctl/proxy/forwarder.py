@@ -101,6 +101,12 @@ class Forwarder:
         sender = self.sender
         try:
             result = await sender.send(signal, body)
+        except asyncio.CancelledError:
+            # retarget() closed the old upstream's channel under this call (grpc.aio cancels the RPC):
+            # not our task being stopped, so repeat the batch on the new upstream instead of dying.
+            if sender is self.sender or self._stop.is_set():
+                raise
+            return
         except Exception as exc:   # a sender bug must not stop forwarding: retry like a network error
             log.exception("sending to the upstream failed unexpectedly")
             result = Result(RETRYABLE, f"{type(exc).__name__}: {exc}", "internal")
