@@ -1,4 +1,4 @@
-"""Docker runtime's partition, without an engine: the exact docker CLI commands python-on-whales issues.
+"""Docker runtime's faults, without an engine: the exact docker CLI commands python-on-whales issues.
 
 A recorder stands in for the `docker` binary (python-on-whales' client_call), so this checks the
 commands and the alias restoration, not Docker itself — no engine can run on these machines.
@@ -7,16 +7,25 @@ commands and the alias restoration, not Docker itself — no engine can run on t
 from __future__ import annotations
 
 import json
+import os
 import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
+import requests
 import yaml
 
 from labctl.faults import auth, docker_net, endpoint
 from labctl.faults.base import FaultContext
 from labctl.runtimes.docker import DockerRuntime
-from labctl.state import LabState
+from labctl.state import LabState, find_free_ports
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _recorder(tmp_path: Path) -> tuple[Path, Path]:
@@ -51,11 +60,13 @@ def test_default_names_follow_compose_v2(tmp_path: Path) -> None:
     assert docker_net.HOP_TARGET["collector-prometheus"] == "collector"
 
 
-def _docker_ctx(tmp_path: Path) -> tuple[FaultContext, list[str]]:
+def _docker_ctx(tmp_path: Path, proxy_admin: int | None = None) -> tuple[FaultContext, list[str]]:
     script, _log = _recorder(tmp_path)
     lab = LabState(dir=tmp_path / "lab", runtime="docker", stage="module-3", instance="class1")
     runtime = DockerRuntime(lab, client_call=[str(script)])
     lab.ports = runtime.model.default_ports()
+    if proxy_admin is not None:  # the published admin port, played by a real proxy process
+        lab.ports["proxy"]["admin"] = proxy_admin
     lab.save()
     # Without an engine a recreate cannot become healthy: record which services the runtime would
     # recreate (its `compose up --force-recreate`, tested in tests/foundation) and check the override.
@@ -64,29 +75,77 @@ def _docker_ctx(tmp_path: Path) -> tuple[FaultContext, list[str]]:
     return FaultContext(lab=lab, runtime=runtime, model=runtime.model), restarted
 
 
-def test_endpoint_fault_in_docker_is_a_compose_override_and_heal_removes_it(tmp_path: Path) -> None:
-    ctx, restarted = _docker_ctx(tmp_path)
+@pytest.fixture
+def real_proxy(tmp_path: Path) -> Iterator[int]:
+    """A real proxy process (as in the docker lab: upstream `collector:4317`) whose admin port stands in
+    for the container's published one; yields that port."""
+    grpc_port, http_port, admin = find_free_ports(3)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "LAB_PROXY_OTLP_GRPC_LISTEN": f"127.0.0.1:{grpc_port}",
+           "LAB_PROXY_OTLP_HTTP_LISTEN": f"127.0.0.1:{http_port}", "LAB_PROXY_ADMIN_LISTEN": f"127.0.0.1:{admin}",
+           "LAB_PROXY_DATA_DIR": str(tmp_path / "proxy-data"), "LAB_PROXY_UPSTREAM": "http://collector:4317"}
+    proc = subprocess.Popen([sys.executable, "-m", "labctl", "proxy", "serve", "--config",
+                             str(REPO / "lab" / "proxy" / "proxy.yaml")], env=env, cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"http://127.0.0.1:{admin}/readyz", timeout=1).ok:
+                    break
+            except requests.RequestException:
+                time.sleep(0.1)
+        else:
+            pytest.fail("the proxy did not become ready")
+        yield admin
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _upstream(admin: int) -> dict:  # type: ignore[type-arg]
+    return requests.get(f"http://127.0.0.1:{admin}/api/stats", timeout=5).json()["upstream"]  # type: ignore[no-any-return]
+
+
+def test_endpoint_fault_in_docker_retargets_the_running_proxy(tmp_path: Path, real_proxy: int) -> None:
+    ctx, restarted = _docker_ctx(tmp_path, proxy_admin=real_proxy)
     rec = endpoint.apply(ctx, {"kind": "unreachable-host"})
+    assert restarted == [] and not ctx.runtime.override_file.exists()  # type: ignore[attr-defined]
+    assert _upstream(real_proxy)["endpoint"] == "http://collector.invalid:4317"
+    endpoint.heal(ctx, rec)
+    assert _upstream(real_proxy)["endpoint"] == "http://collector:4317"
+    assert _upstream(real_proxy)["configured"] is True
+    assert restarted == []
+
+
+def test_invalid_url_in_docker_is_a_compose_override_and_heal_removes_it(tmp_path: Path) -> None:
+    ctx, restarted = _docker_ctx(tmp_path)
+    rec = endpoint.apply(ctx, {"kind": "invalid-url"})
     assert restarted == ["proxy"]
     override = yaml.safe_load(ctx.runtime.override_file.read_text())  # type: ignore[attr-defined]
     assert override == {"services": {"proxy": {"environment": {
-        "LAB_PROXY_UPSTREAM": "http://collector.invalid:4317"}}}}
+        "LAB_PROXY_UPSTREAM": "grpc://collector:4317"}}}}
     ctx.remove_overrides(rec["overrides"][0])
     assert not ctx.runtime.override_file.exists()  # type: ignore[attr-defined]
     assert LabState.load(ctx.lab.dir).overrides == {}
     assert restarted == ["proxy", "proxy"]
 
 
-def test_auth_fault_in_docker_mounts_the_overlay_and_breaks_the_proxy_token(tmp_path: Path) -> None:
-    ctx, restarted = _docker_ctx(tmp_path)
+def test_auth_fault_in_docker_mounts_the_overlay_and_breaks_the_proxy_token(tmp_path: Path,
+                                                                            real_proxy: int) -> None:
+    ctx, restarted = _docker_ctx(tmp_path, proxy_admin=real_proxy)
     rec = auth.apply(ctx, {"token": "wrong"})
-    assert restarted == ["collector", "proxy"]
+    assert restarted == ["collector"]  # the proxy gets its new headers at runtime
     services = yaml.safe_load(ctx.runtime.override_file.read_text())["services"]  # type: ignore[attr-defined]
     assert services["collector"]["command"] == [
         "--config", "/lab/collector-configs/base.yaml", "--config", "/lab/collector-configs/faults/auth.yaml"]
     assert services["collector"]["environment"]["LAB_FAULT_AUTH_TOKEN"] == rec["secret"]
-    assert services["proxy"]["environment"]["LAB_PROXY_UPSTREAM_HEADERS"].startswith("authorization=Bearer%20wrong-")
+    assert "proxy" not in services
+    assert _upstream(real_proxy)["header_names"] == ["authorization"]
     for undo in reversed(rec["overrides"]):
         ctx.remove_overrides(undo)
+    from labctl.faults import proxy_admin
+
+    proxy_admin.reset_upstream(ctx)
     assert not ctx.runtime.override_file.exists()  # type: ignore[attr-defined]
-    assert restarted == ["collector", "proxy", "proxy", "collector"]
+    assert restarted == ["collector", "collector"]
+    assert _upstream(real_proxy)["header_names"] == [] and _upstream(real_proxy)["configured"] is True
