@@ -97,14 +97,7 @@ class FaultContext:
     def remove_overrides(self, undo: dict[str, Any]) -> None:
         service = undo["service"]
         self.refresh()
-        current = self.lab.overrides.get(service, {})
-        env = dict(current.get("env", {}))
-        for key, old in undo.get("env_before", {}).items():
-            if old is None:
-                env.pop(key, None)
-            else:
-                env[key] = old
-        configs = [c for c in current.get("extra_configs", []) if c not in undo.get("configs_added", [])]
+        configs, env = overrides_without(self.lab.overrides.get(service, {}), undo)
         self.runtime.set_overrides(service, extra_configs=[Path(c) for c in configs], env=env)
         self.refresh()
         # It ran before the fault; if it died meanwhile (e.g. a failed restart), start it again.
@@ -139,6 +132,18 @@ class Fault:
                 return opt
         valid = ", ".join(f"--{o.name}" for o in self.options) or "none"
         raise LabError(f"fault {self.name!r} has no option --{name}", f"its options: {valid}")
+
+
+def overrides_without(current: dict[str, Any], undo: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
+    """A service's overrides (extra configs, env) as they were before the fault that `undo` records."""
+    env = dict(current.get("env", {}))
+    for key, old in undo.get("env_before", {}).items():
+        if old is None:
+            env.pop(key, None)
+        else:
+            env[key] = old
+    configs = [c for c in current.get("extra_configs", []) if c not in undo.get("configs_added", [])]
+    return configs, env
 
 
 def run_all(steps: list[Callable[[], None]]) -> None:

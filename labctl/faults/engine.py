@@ -8,7 +8,7 @@ from typing import Any
 import requests
 
 from labctl.errors import LabError
-from labctl.faults.base import Fault, FaultContext, wait_until
+from labctl.faults.base import Fault, FaultContext, overrides_without, wait_until
 from labctl.faults.registry import FAULTS
 from labctl.model import LabModel, load_model
 from labctl.runtimes.base import get_runtime
@@ -221,14 +221,7 @@ def forget_faults(lab: LabState) -> list[str]:
         # Faults keep their override undo records under "overrides" (a list) or "undo" (one).
         undos = [*record.get("overrides", []), *([record["undo"]] if "undo" in record else [])]
         for undo in undos:
-            current = lab.overrides.get(undo["service"], {})
-            env = dict(current.get("env", {}))
-            for key, old in undo.get("env_before", {}).items():
-                if old is None:
-                    env.pop(key, None)
-                else:
-                    env[key] = old
-            configs = [c for c in current.get("extra_configs", []) if c not in undo.get("configs_added", [])]
+            configs, env = overrides_without(lab.overrides.get(undo["service"], {}), undo)
             if env or configs:
                 lab.overrides[undo["service"]] = {"extra_configs": configs, "env": env}
             else:
