@@ -10,18 +10,17 @@ from typing import Any
 import requests
 import yaml
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
-from urllib3.util.retry import Retry
 
 from labctl.checks.context import CheckContext, parse_duration, wait_for
 from labctl.checks.probe import http_get
 from labctl.checks.result import CheckResult
+from labctl.promql import client
 
 PIPELINE_GROUP = "lab-pipeline-health"
 
 
 def prom(cx: CheckContext) -> PrometheusConnect:
-    # Retries OFF: the client's default (3 retries on 5xx) would hide exactly the faults we inject.
-    return PrometheusConnect(url=cx.url("prometheus", "web"), disable_ssl=True, retry=Retry(total=0), timeout=3)
+    return client(cx.url("prometheus", "web"), timeout=3)
 
 
 def query(cx: CheckContext, promql: str) -> list[dict[str, Any]]:
