@@ -76,7 +76,7 @@ def _targets(cx: CheckContext) -> CheckResult:
            else "connection refused: nothing listens there" if "refused" in err else err)
     return CheckResult(3, "scrape targets", False, evidence,
                        cause=f"Prometheus cannot scrape {first['labels'].get('job')} at {first['scrapeUrl']}: {how}",
-                       hint="Status > Targets in Prometheus shows the error; check the address and the hop",
+                       hint="the Target health page in Prometheus shows the error; check the address and the hop",
                        playbook="scrape-target-down", notes=down_jobs)
 
 
