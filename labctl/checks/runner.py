@@ -8,6 +8,7 @@ from labctl.checks import layer1, layer2, layer3, layer4
 from labctl.checks.context import CheckContext
 from labctl.checks.marker import new_marker, send_marker
 from labctl.checks.result import CheckResult
+from labctl.emulator.labenv import auth_token
 from labctl.model import LabModel, load_model
 from labctl.state import LabState
 
@@ -28,7 +29,9 @@ def run_checks(lab: LabState, layers: tuple[int, ...] = LAYERS, model: LabModel 
         cx.before["collector"] = layer2.internal_metrics(cx)
     if "proxy" in running:
         progress("sending a marker to the proxy (OTLP gRPC, like Claude Code)")
-        cx.marker = send_marker(lab.url("proxy", "otlp_grpc"), new_marker(), timeout_s=3)
+        token = auth_token(lab)  # `up --auth`: the marker presents the lab's token like any client
+        headers = {"authorization": f"Bearer {token}"} if token else None
+        cx.marker = send_marker(lab.url("proxy", "otlp_grpc"), new_marker(), timeout_s=3, headers=headers)
     results: list[CheckResult] = []
     # Later layers need to know how far the marker got, so earlier layers always run; only the
     # requested ones are reported.

@@ -73,6 +73,13 @@ def up(
         bool, typer.Option("--install", help="Native: build/install missing binaries first (labctl install).")
     ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the resulting status as JSON.")] = False,
+    auth: Annotated[
+        bool | None,
+        typer.Option(
+            "--auth/--no-auth",
+            help="Clients must send a bearer token to the proxy (`labctl env` prints it); kept until --no-auth.",
+        ),
+    ] = None,
 ) -> None:
     """Start a stage. Additive and idempotent: only missing layers start; layers above it stop."""
     ui.json_mode(json_out)
@@ -81,13 +88,20 @@ def up(
     model = load_model()
     stage = model.stage(module)  # unknown module: error before anything is touched
     with lifecycle_lock(state.state_dir()):
-        _up(model, stage, port_offset, free_ports, install, json_out)
+        _up(model, stage, port_offset, free_ports, install, json_out, auth)
 
 
 def _up(
-    model: LabModel, stage: Stage, port_offset: int, free_ports: bool, install: bool, json_out: bool
+    model: LabModel, stage: Stage, port_offset: int, free_ports: bool, install: bool, json_out: bool,
+    auth: bool | None,
 ) -> None:
     lab = _prepare_lab(model, port_offset, free_ports)
+    if auth is True:
+        lab.ensure_secret("auth_token")  # the proxy's env changes with it, so the runtime restarts the proxy
+        lab.settings["auth_enabled"] = True
+    elif auth is False:
+        lab.settings.pop("auth_token", None)
+        lab.settings.pop("auth_enabled", None)
     lab.save()
     runtime = get_runtime(lab, model)
     if install and isinstance(runtime, NativeRuntime):
@@ -106,6 +120,8 @@ def _up(
     ui.success(f"{stage.name} is up: {len(ok)} of {len(rows)} services healthy (state dir: {lab.dir})")
     grafana_missing = any(r.service == "grafana" and r.state != "running" for r in rows)
     next_step = _NEXT_WITHOUT_GRAFANA if grafana_missing else _NEXT.get(stage.layer, "`labctl status`")
+    if lab.settings.get("auth_enabled"):
+        ui.info("auth is on: clients must send the lab's bearer token — `labctl env` prints it in the block")
     ui.info(f"next: {next_step}")
     later = [s for s in model.stages.values() if s.layer == stage.layer + 1]
     if later:

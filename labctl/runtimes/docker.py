@@ -97,6 +97,7 @@ class DockerRuntime(Runtime):
                 lines.append(f"{port_var(service, name)}={port}")
         lines.append(f"LAB_PROMETHEUS_TARGETS_DIR={self.targets_dir}")
         lines.append(f"LAB_GRAFANA_ADMIN_PASSWORD={self.lab.ensure_secret('grafana_admin_password')}")
+        lines.append(f"LAB_AUTH_TOKEN={self.lab.settings.get('auth_token', '')}")  # `up --auth`; empty = off
         self.lab.dir.mkdir(parents=True, exist_ok=True)
         self.env_file.write_text("\n".join(lines) + "\n")
         self.env_file.chmod(0o600)
