@@ -10,14 +10,17 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from proxy_harness import REPO
 
 from labctl.matrix.receivers import Process, wait_http
 
+REPO = Path(__file__).resolve().parents[2]
+
 
 class ProxyProcess(Process):
-    def __init__(self, raw_config: dict[str, Any], workdir: Path) -> None:
+    def __init__(self, raw_config: dict[str, Any], workdir: Path, env: dict[str, str] | None = None) -> None:
         super().__init__("proxy", workdir)
+        self.extra_env = env or {}  # e.g. a terminal width for the proxy's console view
+        workdir.mkdir(parents=True, exist_ok=True)
         self.config_path = workdir / "proxy.yaml"
         self.config_path.write_text(yaml.safe_dump(raw_config))
         self.raw = raw_config
@@ -32,7 +35,7 @@ class ProxyProcess(Process):
 
     def start(self) -> ProxyProcess:
         self.spawn([sys.executable, "-m", "labctl", "proxy", "serve", "--config", str(self.config_path)],
-                   {"PYTHONPATH": str(REPO)}, cwd=REPO)
+                   {"PYTHONPATH": str(REPO), **self.extra_env}, cwd=REPO)
         wait_http(self.admin + "/readyz", 30, self.proc, self.log)
         return self
 
