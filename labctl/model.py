@@ -62,6 +62,7 @@ class Service:
     native: NativeSpec = field(default_factory=NativeSpec)
     optional_native: bool = False
     docker_data: str = DOCKER_DATA
+    runtimes: tuple[str, ...] = ("native", "docker")  # e.g. the scrape relay runs natively only
 
     def port(self, name: str) -> Port:
         try:
@@ -89,6 +90,8 @@ class Hop:
     target_port: str
     kind: str
     also: tuple[tuple[str, str], ...] = ()
+    # Natively the hop goes through another service's port (the scrape relay): (service, port).
+    native_via: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -133,6 +136,10 @@ class LabModel:
             if hop.name == name:
                 return hop
         raise LabError(f"unknown hop {name!r}", f"valid hops: {', '.join(h.name for h in self.hops)}")
+
+    def stage_services(self, stage: str, runtime: str) -> list[str]:
+        """The services a stage runs with this runtime (lab.yaml `runtimes:` leaves some out)."""
+        return [s for s in self.stage(stage).services if runtime in self.service(s).runtimes]
 
     def default_ports(self) -> dict[str, dict[str, int]]:
         return {s.name: {p.name: p.host for p in s.ports.values()} for s in self.services.values()}
@@ -280,6 +287,7 @@ def _service(name: str, raw: dict[str, Any]) -> Service:
         ),
         optional_native=bool(raw.get("optional_native", False)),
         docker_data=str((raw.get("docker") or {}).get("data", DOCKER_DATA)),
+        runtimes=tuple(str(r) for r in raw.get("runtimes") or ("native", "docker")),
     )
 
 
@@ -289,6 +297,7 @@ def _hop(raw: dict[str, Any]) -> Hop:
         return svc, port
 
     svc, port = split(raw["to"])
+    via = raw.get("native_via")
     return Hop(
         name=str(raw["name"]),
         source=str(raw["from"]),
@@ -296,6 +305,7 @@ def _hop(raw: dict[str, Any]) -> Hop:
         target_port=port,
         kind=str(raw.get("kind", "push")),
         also=tuple(split(a) for a in raw.get("also") or ()),
+        native_via=split(via) if via else None,
     )
 
 
@@ -320,6 +330,9 @@ def parse_model(root: Path) -> LabModel:
         for s in stage.services:
             if s not in services:
                 raise LabError(f"{path}: stage {stage.name} names unknown service {s!r}")
+    for svc in services.values():
+        if not set(svc.runtimes) <= {"native", "docker"}:
+            raise LabError(f"{path}: service {svc.name} has runtimes {list(svc.runtimes)}", "use native and/or docker")
     versions = read_env_file(root / "compose" / "versions.env")
     return LabModel(root=root, services=services, stages=stages, hops=hops, versions=versions)
 

@@ -58,7 +58,7 @@ def service_env(lab: LabState, model: LabModel, service: str) -> dict[str, str]:
     """A service's env as the runtime starts it: lab.yaml env (+ when-running extras) + overrides."""
     from labctl.model import Placement
 
-    running = list(model.stage(lab.stage).services) if lab.stage else []
+    running = model.stage_services(lab.stage, lab.runtime) if lab.stage else []
     where = Placement(runtime=lab.runtime,  # type: ignore[arg-type]
                       ports=lab.ports, repo=model.root, settings=lab.settings,
                       data_dirs={s: lab.data_dir(s) for s in model.services})

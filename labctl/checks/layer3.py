@@ -42,8 +42,16 @@ def check(cx: CheckContext) -> list[CheckResult]:
         glob = (yaml.safe_load(config.json()["data"]["yaml"]) or {}).get("global", {})
         cx.scrape_interval = parse_duration(str(glob.get("scrape_interval", "")), cx.scrape_interval)
     targets = _targets(cx)
-    results.append(targets)
-    results.append(_marker(cx, targets))
+    marker = _marker(cx, targets)
+    if not marker.ok and targets.ok and cx.reached.get("collector"):
+        # The marker waited for up to two scrapes: a scrape hop that broke just before the check (the
+        # targets still showed the last good scrape) shows only now. Name that cause, not a lost series.
+        again = _targets(cx)
+        if not again.ok:
+            targets = again
+            marker = CheckResult(3, marker.name, False, marker.evidence, cause=again.cause, hint=again.hint,
+                                 playbook=again.playbook)
+    results += [targets, marker]
     results.append(_rules_and_alerts(cx))
     return results
 
@@ -60,11 +68,19 @@ def _targets(cx: CheckContext) -> CheckResult:
 
     # A target is "unknown" until its first scrape: at most one interval.
     wait_for(known, timeout=cx.scrape_interval + 1)
+    # A target still "up" whose next scrape is overdue has a scrape in progress that takes longer than
+    # its interval (a hop that just started to hang): its health is stale. Wait for that scrape's outcome,
+    # at most its timeout, instead of reporting "up" from before.
+    stalled = [t for t in active if _overdue(t, cx.scrape_interval)]
+    if stalled:
+        cx.progress(f"a scrape of {stalled[0]['scrapeUrl']} is taking longer than its interval; waiting for it")
+        limit = max(parse_duration(t.get("scrapeTimeout", ""), cx.scrape_interval) for t in stalled)
+        wait_for(lambda: known() and not any(_overdue(t, cx.scrape_interval) for t in active), timeout=limit + 1)
     # Only the lab's services count: a service the stage does not run is expected to be down.
     mine = [t for t in active if t.get("labels", {}).get("service", t["labels"].get("job")) in cx.running
             or t["labels"].get("job") == "prometheus"]
     down = [t for t in mine if t["health"] == "down"]
-    evidence = [f"{t['labels'].get('job')} {t['scrapeUrl']}: {t['health']}"
+    evidence = [f"{t['labels'].get('job')} {t['scrapeUrl']}{_via(t)}: {t['health']}"
                 + (f" in {t['lastScrapeDuration'] * 1000:.0f} ms" if t.get("lastScrapeDuration") else "")
                 + (f" — {t['lastError']}" if t.get("lastError") else "") for t in mine]
     if not down:
@@ -72,12 +88,40 @@ def _targets(cx: CheckContext) -> CheckResult:
     first = down[0]
     down_jobs = " ".join(f"job {t['labels'].get('job')}" for t in down)
     err = first.get("lastError", "")
-    how = ("the scrape hangs until its timeout: the hop is partitioned" if "deadline" in err or "timeout" in err
-           else "connection refused: nothing listens there" if "refused" in err else err)
+    relayed = bool(_via(first))
+    if "deadline" in err or "timeout" in err:
+        how = "the scrape hangs until its timeout: the hop is partitioned"
+    elif "refused" in err:
+        how = "connection refused: nothing listens there" + (" (is the scrape relay running? `labctl status`)"
+                                                             if relayed else "")
+    elif relayed and "502" in err:
+        how = f"the scrape relay cannot reach {first['labels'].get('instance')} (HTTP 502 Bad Gateway)"
+    else:
+        how = err
     return CheckResult(3, "scrape targets", False, evidence,
-                       cause=f"Prometheus cannot scrape {first['labels'].get('job')} at {first['scrapeUrl']}: {how}",
-                       hint="the Target health page in Prometheus shows the error; check the address and the hop",
+                       cause=f"Prometheus cannot scrape {first['labels'].get('job')} at {first['scrapeUrl']}"
+                             f"{_via(first)}: {how}",
+                       hint="the Target health page in Prometheus shows the error"
+                            + (" (natively its scrape URL is the lab's scrape relay, the Endpoint column; the "
+                               "instance label is the Collector's own address)" if relayed else "")
+                            + "; check the address and the hop",
                        playbook="scrape-target-down", notes=down_jobs)
+
+
+def _overdue(target: dict[str, Any], default_interval: float) -> bool:
+    last = _ts(target.get("lastScrape"))
+    interval = parse_duration(target.get("scrapeInterval", ""), default_interval)
+    return target.get("health") == "up" and last is not None and time.time() - last > interval + 1.0
+
+
+def _via(target: dict[str, Any]) -> str:
+    """Natively Prometheus scrapes the Collector through the lab's scrape relay (lab.yaml `native_via`):
+    the scrape URL is the relay's, the `instance` label the Collector's own address. Say so where a
+    student sees the relay's port."""
+    instance = target.get("labels", {}).get("instance", "")
+    if instance and f"//{instance}/" not in target.get("scrapeUrl", ""):
+        return f" (scrape relay for {instance})"
+    return ""
 
 
 def _marker(cx: CheckContext, targets: CheckResult) -> CheckResult:

@@ -20,7 +20,7 @@ def run_checks(lab: LabState, layers: tuple[int, ...] = LAYERS, model: LabModel 
                progress: Callable[[str], None] = lambda msg: None,
                grafana_running: bool | None = None) -> tuple[CheckContext, list[CheckResult]]:
     model = model or load_model()
-    running = list(model.stage(lab.stage).services) if lab.stage else []
+    running = model.stage_services(lab.stage, lab.runtime) if lab.stage else []
     cx = CheckContext(lab=lab, model=model, running=running, progress=progress)
     if "proxy" in running:
         cx.before["proxy"] = layer1.proxy_stats(cx)

@@ -47,6 +47,10 @@ def _prepare_lab(model: LabModel, port_offset: int, free_ports: bool) -> LabStat
                     "run `labctl down` first to change ports",
                 )
             lab.ports = allocate_ports(model.default_ports(), port_offset, free_ports)
+        missing = {s: p for s, p in model.default_ports().items() if s not in lab.ports}
+        if missing:
+            # A lab from an older labctl (e.g. before the scrape relay): free ports, never a clash.
+            lab.ports.update(allocate_ports(missing, free=True))
         if not running and requested != lab.runtime:
             lab.runtime = choose_runtime(requested)
         return lab
@@ -193,7 +197,7 @@ def ports(json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
     model = load_model()
     rows = [
         {"service": svc, "port": name, "url": lab.url(svc, name), "what": model.service(svc).ports[name].what}
-        for svc in model.stage(lab.stage).services
+        for svc in model.stage_services(lab.stage, lab.runtime)
         for name in model.service(svc).ports
     ]
     if json_out:
@@ -212,7 +216,7 @@ def url(
     model = load_model()
     service, _, port_name = target.partition(".")
     spec = model.service(service)
-    if service not in model.stage(lab.stage).services:
+    if service not in model.stage_services(lab.stage, lab.runtime):
         raise LabError(f"{service} is not part of {lab.stage}", "`labctl ports` lists what this stage runs")
     if not port_name:
         print(lab.url(service, spec.url.port) + spec.url.path)

@@ -54,7 +54,7 @@ class FaultContext:
 
     @property
     def running(self) -> list[str]:
-        return list(self.model.stage(self.lab.stage).services) if self.lab.stage else []
+        return self.model.stage_services(self.lab.stage, self.lab.runtime) if self.lab.stage else []
 
     def fault_dir(self, name: str) -> Path:
         path = self.lab.dir / "faults" / name

@@ -196,6 +196,8 @@ def neutral_summary(entry: dict[str, Any]) -> str:
         done.append("proxy upstream changed (at runtime, no restart)")
     if record.get("targets_dir"):
         done.append("Prometheus scrape targets changed")
+    if record.get("switch"):
+        done.append(f"{record['switch'].get('service', 'relay')} switched (at runtime, no restart)")
     if record.get("docker"):
         done.append(f"{record.get('service', 'a service')}'s network changed")
     if "signal" in record or (record.get("service") and not undos and not record.get("docker")):
@@ -209,7 +211,8 @@ def active_faults(lab: LabState) -> list[dict[str, Any]]:
 
 def forget_faults(lab: LabState) -> list[str]:
     """Undo every active fault in the lab's *state* only, without restarting anything (for `labctl down`):
-    fault overrides come out of lab.json, relays stop, rewritten scrape targets are restored. The next
+    fault overrides come out of lab.json, relays stop, rewritten scrape targets are restored, the scrape
+    relay's saved mode goes back to pass. The next
     `labctl up` then starts the lab as it was before the faults."""
     from pathlib import Path
 
@@ -233,6 +236,10 @@ def forget_faults(lab: LabState) -> list[str]:
             Path(record["file"]).unlink(missing_ok=True)
         for filename, text in record.get("originals", {}).items():
             (Path(record["targets_dir"]) / filename).write_text(text)
+        if record.get("switch"):  # the scrape relay keeps its mode in a file: the next `up` starts it in pass
+            from labctl.faults.scrape_relay import reset_saved_mode
+
+            reset_saved_mode(lab)
         lab.faults.pop(name)
     if names:
         lab.save()

@@ -1,10 +1,12 @@
-"""`network` and `latency`: a fault relay placed on one hop (native), or a network cut (docker).
+"""`network` and `latency`: a fault relay on one hop (native), or a network cut (docker).
 
-Native: the client of the hop is repointed through a relay that black-holes (connections are accepted
-and never answered — requests hang until the client's own timeout, like a real partition), delays, or
-— with `--mode refuse` — at a closed port (connection refused). The running proxy's upstream is
-repointed through its admin API (PUT /api/upstream: no restart, counters and history stay); Prometheus's
-scrape target through its file_sd file (re-read by itself).
+Native, proxy → Collector: the running proxy is repointed (admin API PUT /api/upstream: no restart,
+counters and history stay) through a relay started for the fault that black-holes (connections are
+accepted and never answered — requests hang until the client's own timeout, like a real partition) or
+delays, or — with `--mode refuse` — at a closed port (connection refused).
+Native, Collector → Prometheus: Prometheus always scrapes through the lab's permanent scrape relay; the
+fault switches its mode at runtime (labctl/faults/scrape_relay.py). Labs faulted by an older labctl
+(scrape targets rewritten, records with `originals`) still heal by restoring those files.
 """
 
 from __future__ import annotations
@@ -16,16 +18,13 @@ from typing import Any
 
 from labctl.checks.probe import http_get, tcp_probe
 from labctl.errors import LabError
-from labctl.faults import docker_net, proxy_admin
+from labctl.faults import docker_net, proxy_admin, scrape_relay
 from labctl.faults.base import FaultContext, Option, run_all, wait_until
-from labctl.faults.relays import relay_alive, relay_status, start_relay, stop_relay, wait_relay
-from labctl.runtimes.targets import SCRAPE_TARGETS
+from labctl.faults.relays import relay_alive, start_relay, stop_relay
 from labctl.state import find_free_ports
 
 HOPS = ("proxy-collector", "collector-prometheus", "prometheus-grafana")
 HOP_LAYER = {"proxy-collector": 2, "collector-prometheus": 3, "prometheus-grafana": 4}
-# The file_sd files that point Prometheus at the Collector (both its exporter and its own metrics).
-SCRAPE_FILES = [f for f, (svc, _p) in SCRAPE_TARGETS.items() if svc == "collector"]
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 NETWORK_OPTIONS = (
@@ -99,7 +98,7 @@ def _apply_hop(ctx: FaultContext, hop: str, mode: str, latency_ms: int) -> dict[
         return {"hop": hop, "mode": mode, "relays": [relay], "upstream_change": change}
     if hop == "collector-prometheus":
         _needs(ctx, "collector", "prometheus")
-        return _apply_scrape(ctx, mode, latency_ms)
+        return scrape_relay.apply(ctx, mode, latency_ms)
     _needs(ctx, "prometheus", "grafana")
     if not ctx.runtime.is_running("grafana"):
         raise LabError("Grafana is not running in this lab, so there is no prometheus↔grafana hop to cut",
@@ -110,56 +109,12 @@ def _apply_hop(ctx: FaultContext, hop: str, mode: str, latency_ms: int) -> dict[
 
 
 def _relay_or_closed_port(ctx: FaultContext, name: str, target: str, mode: str,
-                          latency_ms: int, wait: bool = True) -> dict[str, Any]:
+                          latency_ms: int) -> dict[str, Any]:
     if mode == "refuse":
         # A port nobody listens on: the kernel answers SYN with RST, exactly "connection refused".
         port = find_free_ports(1)[0]
         return {"name": name, "port": port, "addr": f"127.0.0.1:{port}", "target": target, "mode": "refuse"}
-    return start_relay(ctx, "network" if mode == "blackhole" else "latency", name, target, mode, latency_ms,
-                       wait=wait)
-
-
-def _targets_dir(ctx: FaultContext) -> Path:
-    docker_dir = getattr(ctx.runtime, "targets_dir", None)  # docker writes targets outside the data dir
-    return Path(docker_dir) if docker_dir else ctx.lab.data_dir("prometheus") / "targets"
-
-
-def _apply_scrape(ctx: FaultContext, mode: str, latency_ms: int) -> dict[str, Any]:
-    folder = _targets_dir(ctx)
-    relays: list[dict[str, Any]] = []
-    originals: dict[str, str] = {}
-    rewritten: dict[str, str] = {}
-    try:
-        for filename in SCRAPE_FILES:
-            text = (folder / filename).read_text()
-            originals[filename] = text
-            new_groups = []
-            for group in json.loads(text):
-                targets = []
-                for target in group.get("targets", []):
-                    # Relays start side by side; the files change once all of them listen.
-                    relay = _relay_or_closed_port(ctx, f"scrape-{filename.removesuffix('.json')}", target,
-                                                  mode, latency_ms, wait=False)
-                    relays.append(relay)
-                    targets.append(relay["addr"])
-                new_groups.append({**group, "targets": targets})
-            rewritten[filename] = json.dumps(new_groups, indent=2) + "\n"
-        for relay in relays:
-            if "pid_file" in relay:
-                wait_relay(relay)
-        for filename, text in rewritten.items():
-            _write_atomic(folder / filename, text)
-    except (OSError, LabError) as exc:
-        for relay in relays:
-            if "pid_file" in relay:
-                stop_relay(relay)
-        for filename, text in originals.items():
-            if filename in rewritten:
-                _write_atomic(folder / filename, text)
-        raise LabError(f"cannot cut the scrape hop in {folder}: {exc}",
-                       "is Prometheus part of this lab? `labctl status`") from None
-    return {"hop": "collector-prometheus", "mode": mode, "relays": relays,
-            "targets_dir": str(folder), "originals": originals}
+    return start_relay(ctx, "network" if mode == "blackhole" else "latency", name, target, mode, latency_ms)
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -171,6 +126,8 @@ def _write_atomic(path: Path, text: str) -> None:
 def verify(ctx: FaultContext, rec: dict[str, Any]) -> list[str]:
     if rec.get("docker"):
         return docker_net.verify(ctx, rec)
+    if "switch" in rec:
+        return scrape_relay.verify(ctx, rec)
     evidence: list[str] = []
     for relay in rec["relays"]:
         host, port = relay["addr"].split(":")
@@ -188,53 +145,34 @@ def verify(ctx: FaultContext, rec: dict[str, Any]) -> list[str]:
             if not relay_alive(relay):
                 raise LabError(f"the latency relay at {relay['addr']} is not running")
             evidence.append(f"{relay['addr']} relays to {relay['target']} with {relay['latency_ms']} ms delay")
-    if rec["hop"] == "proxy-collector":
-        want = f"http://{rec['relays'][0]['addr']}"
-        if "upstream_change" in rec:  # retargeted at runtime: the proxy's own report is the proof
-            upstream = proxy_admin.current(ctx).get("endpoint")
-            how = "proxy forwards to"
-        else:  # a record from before runtime retargeting (env override + restart)
-            upstream = ctx.effective_env("proxy").get("LAB_PROXY_UPSTREAM")
-            how = "proxy restarted with upstream"
-        if upstream != want:
-            raise LabError(f"the proxy's upstream is {upstream}, not {want}")
-        if not wait_until("proxy ready", lambda: ctx.runtime.probe("proxy", timeout=0.5), timeout=10):
-            raise LabError("the proxy did not come back after repointing its upstream",
-                           f"see {ctx.lab.log_path('proxy')}")
-        evidence.append(f"{how} {upstream}")
-    else:
-        evidence.extend(_verify_scrape(ctx, rec))
+    # Only the proxy-collector hop gets here (the scrape hop's records have "switch" or are healed only).
+    want = f"http://{rec['relays'][0]['addr']}"
+    if "upstream_change" in rec:  # retargeted at runtime: the proxy's own report is the proof
+        upstream = proxy_admin.current(ctx).get("endpoint")
+        how = "proxy forwards to"
+    else:  # a record from before runtime retargeting (env override + restart)
+        upstream = ctx.effective_env("proxy").get("LAB_PROXY_UPSTREAM")
+        how = "proxy restarted with upstream"
+    if upstream != want:
+        raise LabError(f"the proxy's upstream is {upstream}, not {want}")
+    if not wait_until("proxy ready", lambda: ctx.runtime.probe("proxy", timeout=0.5), timeout=10):
+        raise LabError("the proxy did not come back after repointing its upstream",
+                       f"see {ctx.lab.log_path('proxy')}")
+    evidence.append(f"{how} {upstream}")
     return evidence
-
-
-def _verify_scrape(ctx: FaultContext, rec: dict[str, Any]) -> list[str]:
-    ports = {str(r["port"]) for r in rec["relays"]}
-    url = ctx.lab.url("prometheus", "web") + "/api/v1/targets"
-    seen: list[str] = []
-
-    def repointed() -> bool:
-        reply = http_get(url, timeout=1)
-        if not reply.ok:
-            return False
-        active = reply.json()["data"]["activeTargets"]
-        seen[:] = [t["scrapeUrl"] for t in active]
-        hits = {p for p in ports if any(f":{p}/" in s for s in seen)}
-        return hits == ports
-
-    if not wait_until("prometheus re-read targets", repointed, timeout=10, interval=0.1):
-        raise LabError("Prometheus did not pick up the rewritten scrape targets",
-                       f"scrape URLs seen: {', '.join(seen) or 'none'}")
-    return [f"Prometheus now scrapes {u}" for u in seen if any(f":{p}/" in u for p in ports)]
 
 
 def heal(ctx: FaultContext, rec: dict[str, Any]) -> None:
     if rec.get("docker"):
         docker_net.heal(ctx, rec)
         return
+    if "switch" in rec:
+        scrape_relay.heal(ctx, rec)
+        return
     steps: list[Any] = [lambda u=u: ctx.remove_overrides(u) for u in rec.get("overrides", [])]
     if "upstream_change" in rec:
         steps.append(lambda: proxy_admin.reset_upstream(ctx))  # before the relay goes: no dangling connection
-    if rec["hop"] == "collector-prometheus":
+    if "originals" in rec:  # an older labctl rewrote Prometheus' scrape targets: put them back
         steps.append(lambda: _restore_scrape(ctx, rec))
     steps += [lambda r=r: stop_relay(r) for r in rec["relays"] if "pid_file" in r]
     if rec["hop"] == "proxy-collector":
@@ -262,10 +200,6 @@ def _restore_scrape(ctx: FaultContext, rec: dict[str, Any]) -> None:
 
     if not wait_until("prometheus scrapes the real targets", back, timeout=10, interval=0.1):
         raise LabError("Prometheus did not pick up the restored scrape targets", f"files in {folder}")
-
-
-def relay_counts(rec: dict[str, Any]) -> list[dict[str, Any]]:
-    return [relay_status(r) for r in rec.get("relays", []) if "status" in r]
 
 
 def touches(opts: dict[str, Any]) -> set[str]:

@@ -83,7 +83,7 @@ class Runtime(ABC):
     def is_running(self, service: str) -> bool: ...
 
     def stage_services(self) -> list[str]:
-        return list(self.model.stage(self.lab.stage).services) if self.lab.stage else []
+        return self.model.stage_services(self.lab.stage, self.name) if self.lab.stage else []
 
     def service_url(self, service: str) -> str:
         svc = self.model.service(service)

@@ -93,6 +93,8 @@ class DockerRuntime(Runtime):
         """Host ports, the targets dir and generated secrets, for compose's `${...}` interpolation."""
         lines = ["# Written by labctl for this lab instance; read by docker compose (--env-file)."]
         for service, ports in sorted(self.lab.ports.items()):
+            if service in self.model.services and self.name not in self.model.service(service).runtimes:
+                continue  # native-only (the scrape relay): no compose variable
             for name, port in sorted(ports.items()):
                 lines.append(f"{port_var(service, name)}={port}")
         lines.append(f"LAB_PROMETHEUS_TARGETS_DIR={self.targets_dir}")
@@ -159,19 +161,20 @@ class DockerRuntime(Runtime):
             )
 
     def up(self, stage: str) -> None:
-        st = self.model.stage(stage)
+        self.model.stage(stage)  # unknown stage: LabError
         self.require_engine()
-        new = [s for s in st.services if not self.is_running(s)]
+        services = self.model.stage_services(stage, self.name)  # the scrape relay is native only
+        new = [s for s in services if not self.is_running(s)]
         check_ports_free([(s, n, self.lab.port(s, n)) for s in new for n in self.model.service(s).ports], stage)
         self.lab.stage = stage
         self.lab.save()
         self.prepare_files()
-        ui.info(f"docker compose up ({', '.join(st.services)}); the first run pulls images and builds the proxy")
+        ui.info(f"docker compose up ({', '.join(services)}); the first run pulls images and builds the proxy")
         self._compose(
             lambda c: c.compose.up(detach=True, wait=True, wait_timeout=WAIT_TIMEOUT, remove_orphans=True, build=True),
             "start the lab",
         )
-        self._wait_collector(st.services)
+        self._wait_collector(services)
 
     def prepare_files(self) -> None:
         self.write_env_file()
@@ -237,7 +240,7 @@ class DockerRuntime(Runtime):
         stage = self.stage_services()
         containers = self._containers() if ok else {}
         rows = []
-        for service in self.model.ordered(list(self.model.services)):
+        for service in self.model.ordered([s for s in self.model.services if self.name in self.model.service(s).runtimes]):
             container = containers.get(service)
             if container is None and service not in stage:
                 continue

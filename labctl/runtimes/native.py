@@ -154,8 +154,7 @@ class NativeRuntime(Runtime):
     # --- up ------------------------------------------------------------------------------------------
 
     def up(self, stage: str) -> None:
-        st = self.model.stage(stage)
-        wanted = self.model.ordered(list(st.services))
+        wanted = self.model.ordered(self.model.stage_services(stage, self.name))
         # Layers above the requested stage go first (`up module-2` after module-4).
         above = [s for s in self.running_services() if s not in wanted]
         if above:
@@ -200,7 +199,8 @@ class NativeRuntime(Runtime):
         data.mkdir(parents=True, exist_ok=True)
         if service == "prometheus":
             install_prometheus_config(self.model, data)
-            write_targets(self.model, data / "targets", self.lab.addr)
+            # Through the scrape relay where the model says so (the collector-prometheus hop).
+            write_targets(self.model, data / "targets", self.lab.addr, relayed=True)
 
     def _start(self, launch: Launch) -> None:
         self._prepare(launch.service)

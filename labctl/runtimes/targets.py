@@ -19,12 +19,30 @@ SCRAPE_TARGETS: dict[str, tuple[str, str]] = {
 }
 
 
-def write_targets(model: LabModel, targets_dir: Path, addr: Callable[[str, str], str]) -> None:
-    """addr(service, port) -> "host:port" as Prometheus reaches it (loopback natively, DNS name in docker)."""
+def relay_for(model: LabModel, service: str, port: str) -> tuple[str, str] | None:
+    """The (service, port) that relays scrapes of service.port natively (lab.yaml hops' `native_via`)."""
+    for hop in model.hops:
+        if (hop.target_service, hop.target_port) == (service, port) and hop.native_via:
+            return hop.native_via
+    return None
+
+
+def write_targets(model: LabModel, targets_dir: Path, addr: Callable[[str, str], str], relayed: bool = False) -> None:
+    """addr(service, port) -> "host:port" as Prometheus reaches it (loopback natively, DNS name in docker).
+
+    relayed (native): a target whose hop has `native_via` is scraped through that relay port, with the
+    real address as its `instance` label, so series, alerts and dashboards look the same either way.
+    """
     targets_dir.mkdir(parents=True, exist_ok=True)
     for filename, (service, port) in SCRAPE_TARGETS.items():
         svc = model.service(service)
-        doc = [{"targets": [addr(service, port)], "labels": {"service": service, "layer": str(svc.layer)}}]
+        labels = {"service": service, "layer": str(svc.layer)}
+        target = addr(service, port)
+        via = relay_for(model, service, port) if relayed else None
+        if via:
+            labels["instance"] = target
+            target = addr(*via)
+        doc = [{"targets": [target], "labels": labels}]
         tmp = targets_dir / f".{filename}.tmp"
         tmp.write_text(json.dumps(doc, indent=2) + "\n")
         tmp.replace(targets_dir / filename)  # atomic: Prometheus never reads half a file

@@ -74,11 +74,14 @@ def test_break_output_is_neutral_by_default() -> None:
     assert neutral_summary(network) == "proxy upstream changed (at runtime, no restart)"
     scrape = {"record": {"hop": "collector-prometheus", "relays": [], "targets_dir": "/t", "originals": {}}}
     assert neutral_summary(scrape) == "Prometheus scrape targets changed"
+    switched = {"record": {"hop": "collector-prometheus", "mode": "blackhole", "relays": [],
+                           "switch": {"service": "scrape-relay", "control": "http://127.0.0.1:6"}}}
+    assert neutral_summary(switched) == "scrape-relay switched (at runtime, no restart)"
     crash = {"record": {"service": "collector", "signal": "KILL"}}
     assert neutral_summary(crash) == "collector process changed"
     contract = {"record": {"service": "proxy", "undo": {"service": "proxy", "env_before": {"LAB_PROXY_CONTRACT": None},
                                                         "configs_added": []}}}
     assert neutral_summary(contract) == "proxy settings changed"
-    for entry in (network, scrape, crash, contract):
+    for entry in (network, scrape, switched, crash, contract):
         text = neutral_summary(entry)
         assert "127.0.0.1" not in text and "black" not in text and "resolve" not in text

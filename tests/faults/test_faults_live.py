@@ -10,9 +10,12 @@ resolves only after its 1m window, which is too slow to wait for in CI (its firi
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+import requests
 
 from tests.faults.live import Lab, exercise, live_lab
 
@@ -32,9 +35,32 @@ def test_network_refuse(lab: Lab) -> None:
     exercise(lab, "network", ["--mode", "refuse"], 2, "upstream-unreachable", "connection refused", None)
 
 
+def _through_the_scrape_relay(mode: str) -> Any:
+    """Mid-fault: natively the fault switched the lab's scrape relay (Prometheus' targets did not change),
+    and the Collector's series keep its own address as `instance`."""
+
+    def check(lab: Lab, entry: dict[str, Any]) -> None:
+        state = lab.state
+        relay = requests.get(state.url("scrape-relay", "control") + "/status", timeout=5).json()
+        assert relay["mode"] == mode, relay
+        targets = json.loads((state.data_dir("prometheus") / "targets" / "collector.json").read_text())
+        assert targets[0]["targets"] == [state.addr("scrape-relay", "prom_exporter")]
+        up = lab.prom("/api/v1/query", query='up{job="collector"}')["result"]
+        assert [r["metric"]["instance"] for r in up] == [state.addr("collector", "prom_exporter")]
+        assert any("scrape relay" in e for e in entry["evidence"]), entry
+
+    return check
+
+
 def test_network_scrape_partition(lab: Lab) -> None:
     exercise(lab, "network", ["--hop", "collector-prometheus"], 3, "scrape-target-down",
-             "Prometheus cannot scrape", "LabScrapeTargetDown", wait_alert_resolved=True)
+             "the hop is partitioned", "LabScrapeTargetDown", wait_alert_resolved=True,
+             during=_through_the_scrape_relay("blackhole"), green_at_once=True)
+
+
+def test_network_scrape_refuse(lab: Lab) -> None:
+    exercise(lab, "network", ["--hop", "collector-prometheus", "--mode", "refuse"], 3, "scrape-target-down",
+             "connection refused", None, during=_through_the_scrape_relay("refuse"), green_at_once=True)
 
 
 def test_latency(lab: Lab) -> None:

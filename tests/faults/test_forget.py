@@ -35,3 +35,15 @@ def test_forget_restores_overrides_and_targets(tmp_path: Path) -> None:
     assert again.faults == {}
     assert again.overrides == {"proxy": {"env": {"KEEP": "me"}, "extra_configs": []}}
     assert json.loads((targets / "collector.json").read_text())[0]["targets"] == ["127.0.0.1:8889"]
+
+
+def test_forget_puts_the_scrape_relay_back_to_pass_for_the_next_up(tmp_path: Path) -> None:
+    lab = LabState(dir=tmp_path / "lab", stage="module-3")
+    saved = lab.data_dir("scrape-relay") / "mode.json"
+    saved.parent.mkdir(parents=True)
+    saved.write_text('{"mode": "blackhole", "latency_ms": 0}')
+    lab.faults = {"network": {"record": {"hop": "collector-prometheus", "mode": "blackhole", "relays": [],
+                                         "switch": {"service": "scrape-relay", "routes": []}}}}
+    lab.save()
+    assert forget_faults(lab) == ["network"]
+    assert json.loads(saved.read_text())["mode"] == "pass", "a relay started by the next `up` must not cut the hop"

@@ -109,3 +109,26 @@ def test_unknown_placeholder_is_named(model):
     where = Placement(runtime="native", ports={}, repo=model.root)
     with pytest.raises(LabError, match=r"\{nonsense\}"):
         model.resolve("{nonsense}", "proxy", where)
+
+
+def test_the_scrape_relay_relays_exactly_the_hops_that_name_it(model, tmp_path: Path):
+    """lab.yaml says it twice — hops' `native_via` (for the targets) and the relay's --route arguments
+    (what it forwards): they must agree, and the relay is native only, in every stage with Prometheus."""
+    relay = model.service("scrape-relay")
+    assert relay.runtimes == ("native",)
+    where = Placement(runtime="native", ports=model.default_ports(), repo=model.root,
+                      data_dirs={s: tmp_path / s for s in model.services})
+    args = model.native_args("scrape-relay", where)
+    routes = {args[i + 1] for i, a in enumerate(args) if a == "--route"}
+    expected = set()
+    for hop in model.hops:
+        if hop.native_via:
+            via_service, via_port = hop.native_via
+            assert via_service == "scrape-relay" and via_port in relay.ports, hop.name
+            target = model.service(hop.target_service).port(hop.target_port).host
+            expected.add(f"127.0.0.1:{relay.ports[via_port].host}=127.0.0.1:{target}")
+    assert routes == expected and expected
+    assert all(a.startswith("127.0.0.1:") for a in args if ":" in a and "=" not in a and "/" not in a)
+    for stage in model.stages.values():
+        assert ("prometheus" in stage.services) == ("scrape-relay" in stage.services), stage.name
+        assert "scrape-relay" not in model.stage_services(stage.name, "docker")

@@ -31,3 +31,19 @@ def test_prometheus_data_dir_gets_config_rules_and_a_target_per_job(tmp_path):
     internal = json.loads((data / "targets" / "collector-internal.json").read_text())
     assert internal[0]["targets"] == [f"127.0.0.1:{8888 + 7}"]
     assert not list((data / "targets").glob(".*.tmp")), "targets are replaced atomically"
+
+
+def test_natively_the_collector_is_scraped_through_the_scrape_relay_with_its_own_instance_label(tmp_path):
+    model = load_model()
+    lab = LabState(dir=tmp_path, ports=allocate_ports(model.default_ports(), offset=7))
+    targets = tmp_path / "targets"
+    write_targets(model, targets, lab.addr, relayed=True)
+    collector = json.loads((targets / "collector.json").read_text())
+    assert collector == [{"targets": [f"127.0.0.1:{18889 + 7}"],
+                          "labels": {"service": "collector", "layer": "2", "instance": f"127.0.0.1:{8889 + 7}"}}]
+    internal = json.loads((targets / "collector-internal.json").read_text())
+    assert internal[0]["targets"] == [f"127.0.0.1:{18888 + 7}"]
+    assert internal[0]["labels"]["instance"] == f"127.0.0.1:{8888 + 7}"
+    # Only the hops with `native_via` go through it.
+    proxy = json.loads((targets / "proxy.json").read_text())
+    assert proxy[0]["targets"] == [f"127.0.0.1:{4320 + 7}"] and "instance" not in proxy[0]["labels"]
