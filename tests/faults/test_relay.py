@@ -1,4 +1,5 @@
-"""The fault relay against a real local TCP echo server: pass, black hole (hang), latency."""
+"""The fault relay against real local TCP servers: pass, black hole (hang), latency, and the switchable
+scrape relay (control API, stalled keep-alive connections, refuse and reopen, 502, mode kept on restart)."""
 
 from __future__ import annotations
 
