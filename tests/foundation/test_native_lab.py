@@ -52,7 +52,7 @@ def send_token_usage(exporter: MetricExporter, session: str, tokens: int) -> Non
 
 def records(lab: LabState) -> dict[str, process.ProcRecord]:
     out = {}
-    for service in ("proxy", "collector", "prometheus", "grafana"):
+    for service in ("proxy", "collector", "prometheus", "scrape-relay", "grafana"):
         rec = process.read_record(lab.pid_path(service))
         if rec is not None and rec.alive():
             out[service] = rec
@@ -71,6 +71,7 @@ def test_module_3_metrics_over_grpc_and_http_and_events_reach_the_pipeline(nativ
         "proxy": ("running", "healthy"),
         "collector": ("running", "healthy"),
         "prometheus": ("running", "healthy"),
+        "scrape-relay": ("running", "healthy"),  # Prometheus' way to the Collector natively
     }
 
     run = uuid.uuid4().hex[:8]
@@ -114,7 +115,7 @@ def test_module_3_metrics_over_grpc_and_http_and_events_reach_the_pipeline(nativ
 
     # Down from another invocation: no process and no port left.
     pids = records(lab)
-    assert set(pids) == {"proxy", "collector", "prometheus"}
+    assert set(pids) == {"proxy", "collector", "prometheus", "scrape-relay"}
     labctl("down", state_dir=lab.dir)
     assert not [s for s, rec in pids.items() if rec.alive()]
     assert not [p for ports in lab.ports.values() for p in ports.values() if port_in_use(p)]
@@ -135,7 +136,7 @@ def test_up_is_additive_and_idempotent_and_down_works_from_another_invocation(na
 
     lab = native_lab("module-3")
     third = records(lab)
-    assert set(third) == {"proxy", "collector", "prometheus"}
+    assert set(third) == {"proxy", "collector", "prometheus", "scrape-relay"}
     assert third["collector"].pid == second["collector"].pid and third["proxy"].pid == second["proxy"].pid
 
     # Idempotent: nothing restarts. (--json: stdout is exactly the status document.)
@@ -159,7 +160,7 @@ def test_up_is_additive_and_idempotent_and_down_works_from_another_invocation(na
     lab = native_lab("module-2")  # going down a stage stops the layers above only
     fourth = records(lab)
     assert set(fourth) == {"proxy", "collector"}
-    assert not third["prometheus"].alive()
+    assert not third["prometheus"].alive() and not third["scrape-relay"].alive()
     assert fourth["collector"].pid == third["collector"].pid
     assert LabState.load(lab.dir).stage == "module-2"
 
@@ -218,3 +219,33 @@ def test_up_install_builds_a_missing_collector_then_starts_it(labctl, lab_state_
     assert built.is_file()
     collector = process.read_record(lab_state_dir / "services" / "collector" / "collector.pid")
     assert collector is not None and collector.alive() and collector.cmd[0] == str(built)
+
+
+def test_down_after_labctl_was_killed_mid_up_leaves_no_process_behind(labctl, lab_state_dir):
+    """kill -9 of `labctl up module-3` while it waits for its services (the scrape relay among them):
+    `labctl down` from another invocation still finds every process by its pid file."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import REPO, labctl_env
+
+    up = subprocess.Popen([sys.executable, "-m", "labctl", "--state-dir", str(lab_state_dir), "--runtime", "native",
+                           "up", "module-3", "--free-ports"], cwd=REPO, env=labctl_env(),
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    relay_pid = lab_state_dir / "services" / "scrape-relay" / "scrape-relay.pid"
+    deadline = time.monotonic() + 60
+    while not relay_pid.exists() and up.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert relay_pid.exists(), "labctl up never started the scrape relay"
+    up.send_signal(signal.SIGKILL)  # mid-way: the services are starting, nothing waits for them any more
+    up.wait(10)
+    started = [rec for s in ("proxy", "collector", "prometheus", "scrape-relay")
+               if (rec := process.read_record(lab_state_dir / "services" / s / f"{s}.pid")) is not None]
+    assert any("labctl.faults.relay" in r.cmd for r in started)
+    ports = [p for named in LabState.load(lab_state_dir).ports.values() for p in named.values()]
+    labctl("down", state_dir=lab_state_dir)
+    assert not [r.cmd[:3] for r in started if r.alive()], "a process outlived `labctl down`"
+    assert not [p for p in ports if port_in_use(p)], "a port is still held after `labctl down`"
+    assert not LabState.exists(lab_state_dir), "down removes the lab's state"
