@@ -133,6 +133,9 @@ class Relay:
                     _reset(conn)  # what it sent was not kept: resuming it would corrupt its stream
                 self.flowing.set()  # held connections go on
             self.switched = time.time()
+            # One line per switch in the relay's log (`labctl logs scrape-relay`): what changed, when.
+            print(f"relay {os.getpid()}: mode {old} -> {mode}" + (f" ({round(self.latency * 1000)} ms)"
+                  if mode == "latency" else "") + f"; {len(self.conns)} open connection(s)", flush=True)
             if self.state_path:
                 _write_json(self.state_path, {"mode": self.mode, "latency_ms": round(self.latency * 1000)})
             self.write_status()

@@ -20,8 +20,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 GOALS = {"check_s": 15.0, "break_s": 3.0, "heal_s": 3.0}
 FAULTS = [
-    ["network"], ["network", "--mode", "refuse"], ["network", "--hop", "collector-prometheus"],
-    ["latency", "500"], ["endpoint", "unreachable-host"], ["endpoint", "wrong-port"],
+    ["network"], ["network", "--mode", "refuse"],
+    # Natively the scrape hop is the lab's permanent scrape relay, switched at runtime (no target change).
+    ["network", "--hop", "collector-prometheus"], ["network", "--hop", "collector-prometheus", "--mode", "refuse"],
+    ["latency", "500"], ["latency", "500", "--hop", "collector-prometheus"], ["endpoint", "unreachable-host"], ["endpoint", "wrong-port"],
     ["endpoint", "protocol-mismatch"], ["endpoint", "invalid-url"], ["auth", "wrong"],
     ["collector-crash"], ["storage-down"],
 ]
