@@ -15,6 +15,7 @@ from typing import Any
 from labctl.contract.model import Attribute, ContractSpec, MetricRule
 from labctl.contract.otlpvalues import any_value, iso_time, json_number
 from labctl.contract.promname import label_name, prometheus_name
+from labctl.contract.wire import Spans, number_point_spans
 
 Violation = dict[str, str]
 
@@ -218,10 +219,12 @@ class Contract:
 
     # --- evaluation ------------------------------------------------------------------------------
 
-    def evaluate(self, signal: str, request: Any) -> Evaluation:
+    def evaluate(self, signal: str, request: Any, raw: bytes | None = None) -> Evaluation:
+        """`raw`: the protobuf bytes `request` was parsed from, when at hand (a faster walk of the points)."""
         ev = Evaluation(signal, self, request)
+        ev.raw = raw
         if signal == "metrics":
-            self._evaluate_metrics(request, ev)
+            self._evaluate_metrics(request, ev, number_point_spans(raw) if raw else None, raw)
         elif signal == "logs":
             self._evaluate_logs(request, ev)
         elif signal == "traces":
@@ -238,7 +241,8 @@ class Contract:
                 v["rule"] = "resource_" + v["rule"]
         return out
 
-    def _evaluate_metrics(self, request: Any, ev: Evaluation) -> None:
+    def _evaluate_metrics(self, request: Any, ev: Evaluation, spans: Spans | None = None,
+                          raw: bytes | None = None) -> None:
         items = ev._items
         unknown_violation = self.spec.unknown_metrics == "violation"
         for ri, rm in enumerate(request.resource_metrics):
@@ -269,8 +273,14 @@ class Contract:
                         continue
                     pbase_prefix = f"{mbase}.{kind}.dataPoints["
                     if kind in ("sum", "gauge"):
-                        self._number_points(cm, name, meta, data.data_points, monotonic, mviol, pbase_prefix,
-                                            (ri, si, mi), ev)
+                        offs = spans.get((ri, si, mi)) if spans is not None else None
+                        points = data.data_points
+                        if offs is not None and len(offs) == 2 * len(points):
+                            self._number_points(cm, name, meta, points, monotonic, mviol, pbase_prefix,
+                                                (ri, si, mi), ev, raw, offs)
+                        else:
+                            self._number_points(cm, name, meta, points, monotonic, mviol, pbase_prefix,
+                                                (ri, si, mi), ev)
                         continue
                     for pi, p in enumerate(data.data_points):
                         attrs = {kv.key: any_value(kv.value) for kv in p.attributes}
@@ -317,33 +327,48 @@ class Contract:
 
     def _number_points(self, cm: _CompiledMetric | None, name: str, meta: tuple[Any, ...], points: Any,
                        monotonic: bool, mviol: list[Violation], prefix: str, key: tuple[int, int, int],
-                       ev: Evaluation) -> None:
+                       ev: Evaluation, raw: bytes | None = None, offs: list[int] | None = None) -> None:
         """Sum/gauge points. The fast path: a point's serialized bytes after its timestamps and value
         are exactly its attributes, so a series seen before (Claude Code re-exports the same series every
-        interval) costs one C-level serialization and one dict look-up instead of decoding every
-        attribute. Anything unusual (exemplars, unknown field order) takes the plain decoding path."""
+        interval) costs one dict look-up instead of decoding every attribute. The bytes are the request's
+        own (`raw`, points at `offs` from labctl.contract.wire) or, without them, each point serialized
+        again. Anything unusual (exemplars, unknown field order) takes the plain decoding path."""
         items = ev._items
         cache = self._series_cache(name)
         attr_check = cm.attrs if cm is not None else None
         card = cm is not None and bool(cm.cardinality)
         seed_fields = cm.required_fields if cm is not None else ()
-        for pi, p in enumerate(points):
-            b = p.SerializeToString()
-            i = 0
-            n = len(b)
+        n_points = len(offs) // 2 if offs is not None else len(points)
+        for pi in range(n_points):
+            p = None
+            if offs is not None:
+                b = raw
+                i = offs[2 * pi]
+                n = offs[2 * pi + 1]
+                if not (n - i >= 27 and b[i] == 0x11 and b[i + 9] == 0x19 and b[i + 18] in (0x21, 0x31)):
+                    # Another encoder's field order: let protobuf lay the point out canonically.
+                    p = points[pi]
+                    b = p.SerializeToString()
+                    i = 0
+                    n = len(b)
+            else:
+                p = points[pi]
+                b = p.SerializeToString()
+                i = 0
+                n = len(b)
             value: Any = None
             vk: str | None = None
             start_ns = time_ns = 0
             # The usual layout (start, time, value, then attributes) in one unpack; the loop handles the rest.
-            if n >= 27 and b[0] == 0x11 and b[9] == 0x19:
-                if b[18] == 0x21:
-                    start_ns, time_ns, value = _unpack_head_double(b)
+            if n - i >= 27 and b[i] == 0x11 and b[i + 9] == 0x19:
+                if b[i + 18] == 0x21:
+                    start_ns, time_ns, value = _unpack_head_double(b, i)
                     vk = "as_double"
-                    i = 27
-                elif b[18] == 0x31:
-                    start_ns, time_ns, value = _unpack_head_int(b)
+                    i += 27
+                elif b[i + 18] == 0x31:
+                    start_ns, time_ns, value = _unpack_head_int(b, i)
                     vk = "as_int"
-                    i = 27
+                    i += 27
             while i < n:
                 t = b[i]
                 if t == 0x11:  # start_time_unix_nano (fixed64)
@@ -365,9 +390,11 @@ class Contract:
             entry = None
             skey: bytes | None = None
             if cache is not None and (i >= n or b[i] == 0x3A or b[i] == 0x40):
-                skey = b[i:]
+                skey = b[i:n]
                 entry = cache.get(skey)
                 if entry is None:
+                    if p is None:
+                        p = points[pi]
                     attrs = {kv.key: any_value(kv.value) for kv in p.attributes}
                     templates: list[Violation] = []
                     cattrs = attrs
@@ -380,6 +407,8 @@ class Contract:
                     self._series_total += 1
                 attrs, templates, admitted, cattrs = entry
             else:
+                if p is None:
+                    p = points[pi]
                 vk = p.WhichOneof("value")
                 value = p.as_double if vk == "as_double" else (p.as_int if vk == "as_int" else None)
                 attrs = {kv.key: any_value(kv.value) for kv in p.attributes}
@@ -405,8 +434,8 @@ class Contract:
                 if len(viol) == before and entry is not None:
                     entry[2] = True  # every value of this series is now known: skip the check next time
             if seed_fields:
-                self._seed_fields(cm, value, cattrs, p.time_unix_nano, f"{prefix}{pi}]",  # type: ignore[arg-type]
-                                  viol)
+                self._seed_fields(cm, value, cattrs, points[pi].time_unix_nano,  # type: ignore[arg-type]
+                                  f"{prefix}{pi}]", viol)
             items.append((meta, pi, p, attrs, value, viol, skey, start_ns, time_ns))
             if viol:
                 ev._note_rejected(key, pi, viol)
@@ -571,6 +600,7 @@ class Evaluation:
         self._first: list[Violation] = []
         self._records: list[dict[str, Any]] | None = None
         self._iso: dict[int, str | None] = {}
+        self.raw: bytes | None = None  # the protobuf bytes of `request`, when the caller had them
 
     def _note_rejected(self, key: tuple[int, int, int], index: int, viol: list[Violation]) -> None:
         self.rejected += 1
@@ -629,23 +659,16 @@ class Evaluation:
             self._records = [self._record(item) for item in self._items]
         return self._records
 
+    def detached_items(self, n: int) -> list[tuple[Any, ...]]:
+        """The first n metric items without their protobuf point, for `metric_record` later: what a
+        caller keeps then holds its own small values, not the whole request."""
+        return [(it[0], it[1], None, *it[3:]) for it in self._items[:n]]
+
     def _record(self, item: tuple[Any, ...]) -> dict[str, Any]:
-        meta, _index, msg, attrs, value, viol, _skey, start_ns, t = item
-        resource, scope, name, kind, unit, temporality, monotonic = meta[:7]
         if self.signal == "metrics":
-            iso = self._iso.get(t)
-            if iso is None:
-                iso = self._iso[t] = iso_time(t)
-            return {
-                "signal": "metrics", "resource": resource, "scope": scope, "name": name, "kind": kind,
-                "unit": unit, "temporality": temporality, "monotonic": monotonic, "attributes": attrs,
-                "value": (value if value is None or value.__class__ is int or (value.__class__ is float and
-                                                                                value - value == 0)
-                          else json_number(value) if not isinstance(value, dict)
-                          else {k: json_number(v) if isinstance(v, float) else v for k, v in value.items()}),
-                "start_time_unix_nano": start_ns, "time_unix_nano": t, "time": iso,
-                "verdict": "violation" if viol else "ok", "violations": viol,
-            }
+            return metric_record(item, self._iso)
+        meta, _index, msg, attrs, value, viol, _skey, _start_ns, _t = item
+        resource, scope = meta[0], meta[1]
         rec: dict[str, Any] = {"signal": self.signal, "resource": resource, "scope": scope}
         if self.signal == "logs":
             body = any_value(msg.body) if msg.HasField("body") else None
@@ -691,6 +714,25 @@ class Evaluation:
                     del records[i]
             _prune(top, "scope_logs", "log_records")
         return out
+
+
+def metric_record(item: tuple[Any, ...], iso_cache: dict[int, str | None]) -> dict[str, Any]:
+    """The record of one metric item (see `Evaluation.records`); `iso_cache` maps times to ISO strings."""
+    meta, _index, _msg, attrs, value, viol, _skey, start_ns, t = item
+    resource, scope, name, kind, unit, temporality, monotonic = meta[:7]
+    iso = iso_cache.get(t)
+    if iso is None:
+        iso = iso_cache[t] = iso_time(t)
+    return {
+        "signal": "metrics", "resource": resource, "scope": scope, "name": name, "kind": kind,
+        "unit": unit, "temporality": temporality, "monotonic": monotonic, "attributes": attrs,
+        "value": (value if value is None or value.__class__ is int or (value.__class__ is float and
+                                                                        value - value == 0)
+                  else json_number(value) if not isinstance(value, dict)
+                  else {k: json_number(v) if isinstance(v, float) else v for k, v in value.items()}),
+        "start_time_unix_nano": start_ns, "time_unix_nano": t, "time": iso,
+        "verdict": "violation" if viol else "ok", "violations": viol,
+    }
 
 
 def _prune(top: Any, scope_field: str, item_field: str) -> None:

@@ -137,7 +137,7 @@ class Ingest:
         contract = self.contract.current
         if contract is not None:
             try:
-                ev = contract.evaluate(name, msg)
+                ev = contract.evaluate(name, msg, raw)
                 if self.inspector is not None:
                     self._observe(name, ev, meta)
                 if ev.rejected:

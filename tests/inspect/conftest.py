@@ -25,3 +25,22 @@ def start_proxy(tmp_path: Path) -> Iterator[Callable[..., ProxyProc]]:
         for proxy in reversed(running):
             with contextlib.suppress(OSError):
                 proxy.stop()
+
+
+@pytest.fixture
+def make_inspector() -> Iterator[Callable[..., Any]]:
+    """Inspector(config, data_dir, ...) closed at the end (its JSONL writer process with it)."""
+    from labctl.proxy.inspect import Inspector
+
+    made: list[Any] = []
+
+    def make(*args: Any, **kwargs: Any) -> Any:
+        ins = Inspector(*args, **kwargs)
+        made.append(ins)
+        return ins
+
+    try:
+        yield make
+    finally:
+        for ins in made:
+            ins.close()

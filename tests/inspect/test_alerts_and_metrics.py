@@ -57,9 +57,9 @@ def alert_lines(path: Path) -> list[dict[str, Any]]:
     return [d for d in map(json.loads, path.read_text().splitlines()) if d.get("type") == "alert"]
 
 
-def test_token_rate_alert_fires_and_resolves(cc, tmp_path: Path) -> None:
+def test_token_rate_alert_fires_and_resolves(cc, tmp_path: Path, make_inspector) -> None:
     clock = Clock()
-    ins = Inspector({"alerts": [{"name": "burst", "kind": "tokens_per_minute", "threshold": 1000,
+    ins = make_inspector({"alerts": [{"name": "burst", "kind": "tokens_per_minute", "threshold": 1000,
                                  "window": "60s"}]}, tmp_path, clock=clock)
     ins.observe("metrics", cc.evaluate("metrics", metrics_request([tokens(600)])))
     assert ins.alerts.active() == []
@@ -77,12 +77,13 @@ def test_token_rate_alert_fires_and_resolves(cc, tmp_path: Path) -> None:
     assert snap["firing"] == 0 and snap["alerts"][0]["state"] == "resolved"
     assert [h["state"] for h in snap["history"]] == ["resolved", "firing"]
     assert 'labctl_proxy_alert_firing{alert="burst"} 0' in metrics
+    assert ins.flush_log()
     assert [a["state"] for a in alert_lines(tmp_path / "inspect" / "records.jsonl")] == ["firing", "resolved"]
 
 
-def test_api_error_rate_alert(cc, tmp_path: Path) -> None:
+def test_api_error_rate_alert(cc, tmp_path: Path, make_inspector) -> None:
     clock = Clock()
-    ins = Inspector({"alerts": [{"name": "errors", "kind": "api_error_rate", "threshold": 0.3, "window": "5m",
+    ins = make_inspector({"alerts": [{"name": "errors", "kind": "api_error_rate", "threshold": 0.3, "window": "5m",
                                  "min_events": 4}]}, tmp_path, clock=clock)
     a = session_attrs()
     ok = ("claude_code.api_request", {**a, "model": "m", "cost_usd": 0.1, "duration_ms": 1, "input_tokens": 1,
@@ -101,9 +102,9 @@ def test_api_error_rate_alert(cc, tmp_path: Path) -> None:
     assert ins.alerts.snapshot()["alerts"][0]["state"] == "resolved"
 
 
-def test_session_cost_alert_per_session(cc, tmp_path: Path) -> None:
+def test_session_cost_alert_per_session(cc, tmp_path: Path, make_inspector) -> None:
     clock = Clock()
-    ins = Inspector({"alerts": [{"name": "cost", "kind": "session_cost", "threshold": 1.0, "idle": "10m"}]},
+    ins = make_inspector({"alerts": [{"name": "cost", "kind": "session_cost", "threshold": 1.0, "idle": "10m"}]},
                     tmp_path, clock=clock)
     pts = [Point("claude_code.cost.usage", 0.6, {**session_attrs("a"), "model": "m"}),
            Point("claude_code.cost.usage", 0.2, {**session_attrs("b"), "model": "m"})]
@@ -129,8 +130,8 @@ def test_bad_alert_config_is_a_clear_error(tmp_path: Path) -> None:
         Inspector({"inspect": {"payloadz": 3}}, tmp_path)
 
 
-def test_metrics_exposition_help_type_totals_and_proxy_counters(cc, tmp_path: Path) -> None:
-    ins = Inspector({"log": {"enabled": False}}, tmp_path)
+def test_metrics_exposition_help_type_totals_and_proxy_counters(cc, tmp_path: Path, make_inspector) -> None:
+    ins = make_inspector({"log": {"enabled": False}}, tmp_path)
     for _ in range(3):  # delta: 3 x 100 = 300
         ins.observe("metrics", cc.evaluate("metrics", metrics_request([tokens(100)])))
     for v in (50, 80, 80):  # cumulative in another session: 80
@@ -159,23 +160,23 @@ def test_metrics_exposition_help_type_totals_and_proxy_counters(cc, tmp_path: Pa
             float(ln.rsplit(" ", 1)[1])
 
 
-def test_seed_contract_help_text_on_metrics(tmp_path: Path) -> None:
+def test_seed_contract_help_text_on_metrics(tmp_path: Path, make_inspector) -> None:
     seed = contract_from_text(
         "metrics:\n  otel_claude_code_token_usage_tokens_total:\n    metric_type: counter\n"
         "    labels: [model, type]\n    prometheus_format: |\n"
         "      # HELP otel_claude_code_token_usage_tokens_total Total tokens used\n"
         "      # TYPE otel_claude_code_token_usage_tokens_total counter\n")
-    ins = Inspector({"log": {"enabled": False}}, tmp_path)
+    ins = make_inspector({"log": {"enabled": False}}, tmp_path)
     ins.observe("metrics", seed.evaluate("metrics", metrics_request([tokens(7)])))
     [text] = fetch(ins, "/metrics")
     assert "# HELP otel_claude_code_token_usage_tokens_total Total tokens used" in text
     assert "otel_claude_code_token_usage_tokens_total{" in text
 
 
-def test_the_labs_proxy_config_has_valid_inspection_sections(tmp_path: Path) -> None:
+def test_the_labs_proxy_config_has_valid_inspection_sections(tmp_path: Path, make_inspector) -> None:
     from labctl.proxy import config
 
     cfg = config.load(Path(__file__).resolve().parents[2] / "lab" / "proxy" / "proxy.yaml")
-    ins = Inspector(cfg.raw, tmp_path)
+    ins = make_inspector(cfg.raw, tmp_path)
     assert {r.kind for r in ins.alerts.rules} == {"session_cost", "tokens_per_minute", "api_error_rate"}
     assert "user.email" in ins.redactor.attributes

@@ -52,6 +52,7 @@ def test_token_and_prompt_never_appear_in_any_output(start_proxy) -> None:
         resp = requests.get(proxy.admin + path, timeout=10)
         assert resp.status_code == 200, (path, resp.status_code)
         outputs[path] = resp.text
+    proxy.wait_log()
     outputs["jsonl"] = (proxy.data_dir / "inspect" / "records.jsonl").read_text()
     outputs["cli sessions"] = labctl("proxy", "sessions", "--url", proxy.admin, "--json").stdout
     outputs["cli export"] = labctl("proxy", "export", "--format", "csv", "--url", proxy.admin).stdout
@@ -98,6 +99,7 @@ def test_sessions_and_export_commands(start_proxy) -> None:
     assert {s["session_id"] for s in json.loads(r.stdout)["sessions"]} == {"alpha", "beta"}
 
     # JSONL: one record per data point, each with signal, resource, attributes, value, verdict, violations
+    proxy.wait_log()
     lines = [json.loads(x) for x in (proxy.data_dir / "inspect" / "records.jsonl").read_text().splitlines()]
     assert len(lines) == 12
     assert all({"signal", "resource", "attributes", "value", "verdict", "violations"} <= set(d) for d in lines)

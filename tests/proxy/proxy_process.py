@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,18 @@ class ProxyProcess(Process):
     def stats(self) -> dict[str, Any]:
         with urllib.request.urlopen(self.admin + "/api/stats", timeout=5) as resp:
             return json.loads(resp.read())
+
+    def wait_log(self, timeout: float = 30) -> None:
+        """Until the JSON Lines log holds every payload received so far (its writer is a child process)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with urllib.request.urlopen(self.admin + "/api/overview", timeout=5) as resp:
+                ov = json.loads(resp.read())
+            if ov["log"]["written_through"] >= ov["last_seq"]:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the JSONL log is still behind after {timeout}s: {ov['log']}")
+            time.sleep(0.05)
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc is not None and self.proc.poll() is None:

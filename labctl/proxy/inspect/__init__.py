@@ -7,7 +7,8 @@
 Config sections (all optional):
     inspect:  {payloads: 200, records_per_payload: 200, violations: 1000, console: summary|points|off,
                resource_labels: [service.name, lab.marker], max_series: 20000}
-    log:      {enabled: true, path: inspect/records.jsonl (relative to data_dir), max_bytes: 64MiB}
+    log:      {enabled: true, path: inspect/records.jsonl (relative to data_dir), max_bytes: 64MiB,
+               writer: process | inline}   (process: a child process writes it, see logwriter.py)
     sessions: {max: 1000}
     redact:   {headers: [...], attributes: [...]}
     alerts:   [{name, kind: session_cost|tokens_per_minute|api_error_rate, threshold, window, min_events}]
@@ -26,8 +27,10 @@ from labctl.proxy.inspect.alerts import AlertEngine, parse_rules
 from labctl.proxy.inspect.console import ConsoleView
 from labctl.proxy.inspect.exposition import ProxiedMetrics
 from labctl.proxy.inspect.jsonl_fast import JsonlEncoder
+from labctl.proxy.inspect.logwriter import LogWriterProcess
+from labctl.proxy.inspect.records import LazyRecords, safe_record
 from labctl.proxy.inspect.sessions import SessionTracker
-from labctl.proxy.inspect.store import JsonlLog, PayloadStore, clip_record
+from labctl.proxy.inspect.store import JsonlLog, PayloadStore, dumps
 from labctl.redact import Redactor
 
 __all__ = ["Inspector"]
@@ -79,15 +82,22 @@ class Inspector:
                                       _positive_int(ins, "max_series", 20_000, "inspect"), hidden)
         sess = _section(config, "sessions", ("max",))
         self.sessions = SessionTracker(_positive_int(sess, "max", 1000, "sessions"), hidden)
-        logc = _section(config, "log", ("enabled", "path", "max_bytes"))
+        logc = _section(config, "log", ("enabled", "path", "max_bytes", "writer"))
         self.jsonl: JsonlLog | None = None
+        self.log_writer: LogWriterProcess | None = None
+        self._log_dropped = 0
         if logc.get("enabled", True):
             from labctl.proxy.config import parse_size
 
             path = Path(str(logc.get("path", "inspect/records.jsonl")))
             if not path.is_absolute():
                 path = self.data_dir / path
-            self.jsonl = JsonlLog(path, parse_size(logc.get("max_bytes", "64MiB"), "log.max_bytes"))
+            max_bytes = parse_size(logc.get("max_bytes", "64MiB"), "log.max_bytes")
+            writer = str(logc.get("writer", "process"))
+            if writer not in ("process", "inline"):
+                raise LabError(f"proxy config: log.writer is {writer!r}",
+                               "use process (a child process writes the log) or inline")
+            self._log_path, self._log_max, self._log_mode = path, max_bytes, writer
         self.alerts = AlertEngine(parse_rules(config.get("alerts")), self.sessions, self._alert_changed)
         self.contract: Any = None
         self.mode = str((config.get("contract") or {}).get("mode", "observe")) \
@@ -97,6 +107,12 @@ class Inspector:
         self.requests = 0
         self.events: Counter[str] = Counter()  # event name -> log records seen (events never reach Prometheus)
         self._encoder = JsonlEncoder()
+        if logc.get("enabled", True):  # opened last: a config error above leaves no child process behind
+            if self._log_mode == "process":
+                self._log_path.parent.mkdir(parents=True, exist_ok=True)
+                self.log_writer = LogWriterProcess(self._log_path, self._log_max)
+            else:
+                self.jsonl = JsonlLog(self._log_path, self._log_max)
 
     # --- observing -------------------------------------------------------------------------------
 
@@ -112,26 +128,13 @@ class Inspector:
         now = self.clock()
         self.contract = ev.contract
         red = self._redactor_for(ev.contract)
-        hidden = red.attributes
-        # Full records only for what is kept and shown: the first records of the payload and every
-        # violating one. The JSONL log gets all of them through the encoder's shortcuts.
+        # Violating records are built now (the violations list, the console); the first records of a
+        # metrics payload only when someone opens it (records.LazyRecords). The JSONL log gets every
+        # record through the encoder's shortcuts.
         total = ev.total
         n_keep = min(total, self.store.max_records)
-        built: dict[int, dict[str, Any]] = {}
-        safe_resources: dict[int, bool] = {}
-        for i in range(n_keep):
-            r = ev.record(i)
-            res = r["resource"]
-            res_ok = safe_resources.get(id(res))
-            if res_ok is None:
-                res_ok = safe_resources[id(res)] = hidden.isdisjoint(res)
-            if r["violations"] or not res_ok or "body" in r or not hidden.isdisjoint(r["attributes"]):
-                r = red.record(r)
-            built[i] = clip_record(r)
         violating_idx = ev.violating_indices()
-        for i in violating_idx:
-            if i not in built:
-                built[i] = clip_record(red.record(ev.record(i)))
+        built = {i: safe_record(ev.record(i), red) for i in violating_idx}
         violating = [built[i] for i in violating_idx]
         for r in violating:
             for v in r["violations"]:
@@ -139,7 +142,11 @@ class Inspector:
         self.requests += 1
         self.items[(signal, "ok")] += total - len(violating)
         self.items[(signal, "violation")] += len(violating)
-        kept = [built[i] for i in range(n_keep)]
+        kept: Any
+        if signal == "metrics":
+            kept = LazyRecords(ev.detached_items(n_keep), built, red)
+        else:
+            kept = [built[i] if i in built else safe_record(ev.record(i), red) for i in range(n_keep)]
         summary = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z",
             "signal": signal,
@@ -156,8 +163,7 @@ class Inspector:
             "names": _names(ev),
         }
         entry = self.store.add(summary, kept, violating, total)
-        if self.jsonl is not None:
-            self.jsonl.write_bytes(self._encoder.encode(ev, red, entry["seq"], built))
+        self._log(ev, red, entry["seq"], built)
         if signal == "logs":
             for name, _attrs, _res, _ok in ev.events():
                 self.events[name] += 1
@@ -167,14 +173,58 @@ class Inspector:
         self.alerts.record(now, self.sessions.last_tokens, self.sessions.last_api_requests,
                            self.sessions.last_api_errors)
         self.alerts.evaluate(now, self.sessions.touched)
-        if self.console.mode != "off":
-            shown = kept + [built[i] for i in violating_idx if i >= n_keep]
-            self.console.show(summary, shown)
+        if self.console.mode == "points":
+            records = kept if isinstance(kept, list) else kept.build()
+            self.console.show(summary, records + [built[i] for i in violating_idx if i >= n_keep])
+        elif self.console.mode == "summary":
+            self.console.show(summary, violating)  # summary lists only the violating points
         return entry
 
-    def _alert_changed(self, alert: dict[str, Any]) -> None:
+    def _log(self, ev: Any, red: Redactor, payload_id: int, built: dict[int, dict[str, Any]]) -> None:
+        """One JSON line per record: handed to the writer process, or written here."""
+        writer = self.log_writer
+        if writer is not None:
+            if not writer.failed:
+                raw = ev.raw if ev.raw is not None else ev.request.SerializeToString()
+                writer.payload(ev.signal, payload_id, raw, {i: ev._items[i][5] for i in built}, red, ev.total)
+                return
+            self._writer_failed()
         if self.jsonl is not None:
-            self.jsonl.write([{"type": "alert", **alert}])
+            self.jsonl.write_bytes(self._encoder.encode(ev, red, payload_id, built))
+
+    def _writer_failed(self) -> None:
+        """The writer process is gone (it said why in the log): write the log in this process from now on."""
+        if self.log_writer is not None:
+            self._log_dropped += self.log_writer.dropped_records
+        self.log_writer = None
+        self.jsonl = JsonlLog(self._log_path, self._log_max)
+
+    def log_stats(self) -> tuple[int, int]:
+        """(records left out of the JSON Lines log so far, bytes waiting for its writer)."""
+        w = self.log_writer
+        return (self._log_dropped + (w.dropped_records if w is not None else 0), w.pending if w is not None else 0)
+
+    def log_status(self) -> dict[str, Any]:
+        """For /api/overview: a client waits for `written_through` to reach a payload id to read its lines."""
+        dropped, pending = self.log_stats()
+        w = self.log_writer
+        return {"writer": "process" if w is not None else "inline" if self.jsonl is not None else "off",
+                "written_through": w.written_through if w is not None else self.store.last_seq,
+                "pending_bytes": pending, "dropped_records": dropped}
+
+    def _alert_changed(self, alert: dict[str, Any]) -> None:
+        line = dumps({"type": "alert", **alert}) + b"\n"
+        if self.log_writer is not None:
+            if not self.log_writer.failed:
+                self.log_writer.lines(line)
+                return
+            self._writer_failed()
+        if self.jsonl is not None:
+            self.jsonl.write_bytes(line)
+
+    def flush_log(self, timeout: float = 10.0) -> bool:
+        """Wait until the JSON Lines log holds everything observed so far (True at once when inline)."""
+        return self.log_writer.flush(timeout) if self.log_writer is not None else True
 
     def refresh(self) -> None:
         """Re-evaluate time-based state (rates fall, idle sessions resolve) before answering a read."""
@@ -200,6 +250,8 @@ class Inspector:
         self.contract = contract
 
     def close(self) -> None:
+        if self.log_writer is not None:
+            self.log_writer.close()
         if self.jsonl is not None:
             self.jsonl.close()
 

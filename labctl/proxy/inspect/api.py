@@ -111,6 +111,14 @@ def make_routes(ins: Inspector, stats_provider: Callable[[], dict[str, Any]] | N
         out.append("# TYPE labctl_proxy_alert_value gauge")
         for labels, _firing, value in gauges:
             out.append(f"labctl_proxy_alert_value{_labels(labels)} {_fmt(value)}")
+        log_dropped, log_pending = ins.log_stats()
+        out.append("# HELP labctl_proxy_inspect_log_dropped_total Records left out of the JSON Lines log because "
+                   "its writer process fell too far behind (the data itself was accepted).")
+        out.append("# TYPE labctl_proxy_inspect_log_dropped_total counter")
+        out.append(f"labctl_proxy_inspect_log_dropped_total {log_dropped}")
+        out.append("# HELP labctl_proxy_inspect_log_pending_bytes Bytes waiting for the JSON Lines log writer.")
+        out.append("# TYPE labctl_proxy_inspect_log_pending_bytes gauge")
+        out.append(f"labctl_proxy_inspect_log_pending_bytes {log_pending}")
         out.append("# HELP labctl_proxy_exposition_series_dropped_total Proxied series not shown: over max_series.")
         out.append("# TYPE labctl_proxy_exposition_series_dropped_total counter")
         out.append(f"labctl_proxy_exposition_series_dropped_total {ins.metrics.dropped_series}")
@@ -133,6 +141,7 @@ def make_routes(ins: Inspector, stats_provider: Callable[[], dict[str, Any]] | N
             "last_violation_seq": ins.store.last_violation_seq,
             "sessions": len(ins.sessions.sessions),
             "alerts_firing": sum(1 for a in ins.alerts.states.values() if a.state == "firing"),
+            "log": ins.log_status(),
             "upstream": stats.get("upstream"),
             "counters": stats.get("counters"),
         })

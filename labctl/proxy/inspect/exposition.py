@@ -40,7 +40,7 @@ class _Family:
         self.name = name
         self.help = help_text
         self.type = type_
-        self.series: dict[Any, tuple[dict[str, str], float]] = {}
+        self.series: dict[Any, list[Any]] = {}  # key -> [labels, value, key]
 
 
 class ProxiedMetrics:
@@ -56,6 +56,7 @@ class ProxiedMetrics:
         self.n_series = 0
         self.dropped_series = 0
         self._family_cache: dict[tuple[Any, ...], tuple[Contract, _Family]] = {}
+        self._binds: dict[int, tuple[Any, ...]] = {}  # id(attrs) -> (attrs, family, resource labels, cell)
 
     def observe(self, ev: Evaluation, points: list[tuple[Any, ...]] | None = None) -> None:
         if ev.signal != "metrics":
@@ -63,9 +64,11 @@ class ProxiedMetrics:
         contract: Contract = ev.contract
         fam_cache: dict[tuple[str, str, bool, str], _Family] = {}
         res_cache: dict[int, tuple[tuple[Any, ...], dict[str, str]]] = {}
+        binds = self._binds
+        isfinite = math.isfinite
         for (name, kind, unit, monotonic, temporality, resource, attrs, value, start_ns, _t, series,
              _ok) in (ev.metric_points() if points is None else points):
-            if value is None or (value.__class__ is float and not math.isfinite(value)):
+            if value is None or (value.__class__ is float and not isfinite(value)):
                 continue
             fkey = (name, unit, monotonic, kind)
             fam = fam_cache.get(fkey)
@@ -75,27 +78,36 @@ class ProxiedMetrics:
             if rc is None:
                 rl = {label_name(k): str(resource[k]) for k in self.resource_labels if k in resource}
                 rc = res_cache[id(resource)] = (tuple(rl.items()), rl)
-            skey = (rc[0], series if series is not None else _attrs_key(attrs))
-            cur = fam.series.get(skey)
-            if cur is None:
-                if self.n_series >= self.max_series:
-                    self.dropped_series += 1
-                    continue
-                labels = {label_name(k): ("[REDACTED]" if k in self.hidden else _label_value(v))
-                          for k, v in attrs.items()}
-                labels.update(rc[1])
-                cur = (labels, 0.0)
-                self.n_series += 1
+            # A series seen before is found through its attributes dict, which the contract hands out
+            # again for the same series: no key tuple built and hashed per point.
+            bound = binds.get(id(attrs))
+            if bound is not None and bound[0] is attrs and bound[1] is fam and bound[2] == rc[0]:
+                cell = bound[3]
+            else:
+                skey = (rc[0], series if series is not None else _attrs_key(attrs))
+                cell = fam.series.get(skey)
+                if cell is None:
+                    if self.n_series >= self.max_series:
+                        self.dropped_series += 1
+                        continue
+                    labels = {label_name(k): ("[REDACTED]" if k in self.hidden else _label_value(v))
+                              for k, v in attrs.items()}
+                    labels.update(rc[1])
+                    cell = fam.series[skey] = [labels, 0.0, skey]
+                    self.n_series += 1
+                if series is not None:
+                    if len(binds) >= 2 * self.max_series:
+                        binds.clear()
+                    binds[id(attrs)] = (attrs, fam, rc[0], cell)  # holding attrs keeps its id unique
             if kind == "sum" and monotonic:
                 if temporality == "cumulative":
-                    inc = self.counters.increase((fam.name, skey), temporality, start_ns, float(value))
-                else:
-                    inc = value if value > 0 else 0.0
-                fam.series[skey] = (cur[0], cur[1] + inc)
+                    cell[1] += self.counters.increase((fam.name, cell[2]), temporality, start_ns, float(value))
+                elif value > 0:
+                    cell[1] += value
             elif kind == "sum" and temporality == "delta":
-                fam.series[skey] = (cur[0], cur[1] + float(value))
+                cell[1] += float(value)
             else:
-                fam.series[skey] = (cur[0], float(value))
+                cell[1] = float(value)
 
     def _family(self, contract: Contract, name: str, unit: str, kind: str, monotonic: bool) -> _Family:
         key = (id(contract), name, unit, kind, monotonic)
@@ -127,7 +139,7 @@ class ProxiedMetrics:
         for fam in self.families.values():
             out.append(f"# HELP {fam.name} {escape(fam.help)}")
             out.append(f"# TYPE {fam.name} {fam.type}")
-            for labels, value in fam.series.values():
+            for labels, value, _key in fam.series.values():
                 out.append(f"{fam.name}{_labels(labels)} {_fmt(value)}")
 
 

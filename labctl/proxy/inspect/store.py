@@ -68,16 +68,17 @@ class PayloadStore:
         self.last_seq = 0
         self.last_violation_seq = 0
 
-    def add(self, summary: dict[str, Any], records: list[dict[str, Any]], violating: list[dict[str, Any]],
+    def add(self, summary: dict[str, Any], records: Any, violating: list[dict[str, Any]],
             total: int) -> dict[str, Any]:
-        """`records`: the first records of the payload (at most max_records); `violating`: every violating one."""
+        """`records`: the first records of the payload (at most max_records), a list or a LazyRecords
+        (built by `get`); `violating`: every violating one."""
         seq = next(self._seq)
         self.last_seq = seq
         summary["seq"] = seq
         summary["id"] = seq
         summary["records_truncated"] = max(0, total - min(len(records), self.max_records))
         entry = dict(summary)
-        entry["records"] = records[: self.max_records]
+        entry["records"] = records[: self.max_records] if isinstance(records, list) else records
         self.payloads.append(entry)
         for rec in violating:
             for v in rec["violations"]:
@@ -106,8 +107,11 @@ class PayloadStore:
         return out
 
     def get(self, pid: int) -> dict[str, Any] | None:
+        """One payload with its records (built now if they were kept lazily)."""
         for p in self.payloads:
             if p["seq"] == pid:
+                if not isinstance(p["records"], list):
+                    p["records"] = p["records"].build()
                 return p
         return None
 

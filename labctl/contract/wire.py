@@ -1,0 +1,125 @@
+"""Where each sum/gauge data point sits in the bytes of an ExportMetricsServiceRequest.
+
+The evaluator reads a point's timestamps, value and serialized attributes straight from the request's
+wire bytes (see `Contract._number_points`). Asking protobuf for them point by point means a Python
+wrapper and a re-serialization per point, the largest cost on the proxy's hot path; walking the bytes
+the request arrived in costs a few byte reads per point.
+
+Only the nesting down to the data points is walked (resource_metrics → scope_metrics → metrics →
+gauge/sum → data_points). Anything unexpected (a group wire type, a truncated length) makes the walk
+give up and the caller falls back to the protobuf objects, so a strange but valid request is only slower.
+"""
+
+from __future__ import annotations
+
+# Field numbers (opentelemetry/proto/metrics/v1/metrics.proto, collector/metrics/v1/metrics_service.proto)
+_RESOURCE_METRICS = 1   # ExportMetricsServiceRequest
+_SCOPE_METRICS = 2      # ResourceMetrics
+_METRICS = 2            # ScopeMetrics
+_GAUGE, _SUM = 5, 7     # Metric (oneof data)
+_DATA_POINTS = 1        # Gauge, Sum
+
+Spans = dict[tuple[int, int, int], list[int]]
+
+
+class _Malformed(Exception):
+    pass
+
+
+def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        if pos >= len(buf) or shift > 63:
+            raise _Malformed
+        b = buf[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if b < 0x80:
+            return result, pos
+        shift += 7
+
+
+def _fields(buf: bytes, pos: int, end: int):  # type: ignore[no-untyped-def]
+    """(field number, start, end) of each length-delimited field in buf[pos:end]; others skipped."""
+    while pos < end:
+        key, pos = _varint(buf, pos)
+        wire = key & 7
+        if wire == 2:
+            n, pos = _varint(buf, pos)
+            if pos + n > end:
+                raise _Malformed
+            yield key >> 3, pos, pos + n
+            pos += n
+        elif wire == 0:
+            _, pos = _varint(buf, pos)
+        elif wire == 1:
+            pos += 8
+        elif wire == 5:
+            pos += 4
+        else:  # groups (3, 4) never appear in OTLP
+            raise _Malformed
+    if pos != end:
+        raise _Malformed
+
+
+def _points(buf: bytes, pos: int, end: int, out: list[int]) -> None:
+    """Append start, end of every data point of one Gauge/Sum message; the loop is the hot part."""
+    while pos < end:
+        if buf[pos] == 0x0A:  # data_points, length-delimited
+            n = buf[pos + 1]
+            if n < 0x80:
+                pos += 2
+            else:
+                n, pos = _varint(buf, pos + 1)
+            out.append(pos)
+            pos += n
+            out.append(pos)
+        else:
+            key, pos = _varint(buf, pos)
+            wire = key & 7
+            if wire == 2:
+                n, pos = _varint(buf, pos)
+                pos += n
+            elif wire == 0:
+                _, pos = _varint(buf, pos)
+            elif wire == 1:
+                pos += 8
+            elif wire == 5:
+                pos += 4
+            else:
+                raise _Malformed
+    if pos != end:
+        raise _Malformed
+
+
+def number_point_spans(buf: bytes) -> Spans | None:
+    """(resource, scope, metric) index -> [start0, end0, start1, end1, ...] of its sum/gauge points.
+
+    None when the bytes cannot be walked; the caller then uses the parsed message alone. The indexes
+    follow the order in which repeated fields appear on the wire, as the parsed message does.
+    """
+    spans: Spans = {}
+    try:
+        ri = 0
+        for f, rs, re in _fields(buf, 0, len(buf)):
+            if f != _RESOURCE_METRICS:
+                continue
+            si = 0
+            for f2, ss, se in _fields(buf, rs, re):
+                if f2 != _SCOPE_METRICS:
+                    continue
+                mi = 0
+                for f3, ms, me in _fields(buf, ss, se):
+                    if f3 != _METRICS:
+                        continue
+                    out: list[int] = []
+                    for f4, ds, de in _fields(buf, ms, me):
+                        if f4 == _GAUGE or f4 == _SUM:
+                            _points(buf, ds, de, out)
+                    spans[(ri, si, mi)] = out
+                    mi += 1
+                si += 1
+            ri += 1
+    except (_Malformed, IndexError):
+        return None
+    return spans
