@@ -1,13 +1,14 @@
-"""Where each sum/gauge data point sits in the bytes of an ExportMetricsServiceRequest.
+"""Where the sum/gauge data points sit in the bytes of an ExportMetricsServiceRequest.
 
 The evaluator reads a point's timestamps, value and serialized attributes straight from the request's
-wire bytes (see `Contract._number_points`). Asking protobuf for them point by point means a Python
+wire bytes (see `Contract._known_points`). Asking protobuf for them point by point means a Python
 wrapper and a re-serialization per point, the largest cost on the proxy's hot path; walking the bytes
 the request arrived in costs a few byte reads per point.
 
-Only the nesting down to the data points is walked (resource_metrics → scope_metrics → metrics →
-gauge/sum → data_points). Anything unexpected (a group wire type, a truncated length) makes the walk
-give up and the caller falls back to the protobuf objects, so a strange but valid request is only slower.
+Only the nesting down to each metric's Gauge/Sum message is walked here (resource_metrics →
+scope_metrics → metrics → gauge/sum); the evaluator walks the points inside it. Anything unexpected
+(a group wire type, a truncated length) makes the walk give up and the caller falls back to the
+protobuf objects, so a strange but valid request is only slower.
 """
 
 from __future__ import annotations
@@ -17,9 +18,8 @@ _RESOURCE_METRICS = 1   # ExportMetricsServiceRequest
 _SCOPE_METRICS = 2      # ResourceMetrics
 _METRICS = 2            # ScopeMetrics
 _GAUGE, _SUM = 5, 7     # Metric (oneof data)
-_DATA_POINTS = 1        # Gauge, Sum
 
-Spans = dict[tuple[int, int, int], list[int]]
+Regions = dict[tuple[int, int, int], tuple[int, int]]
 
 
 class _Malformed(Exception):
@@ -62,43 +62,39 @@ def _fields(buf: bytes, pos: int, end: int):  # type: ignore[no-untyped-def]
         raise _Malformed
 
 
-def _points(buf: bytes, pos: int, end: int, out: list[int]) -> None:
-    """Append start, end of every data point of one Gauge/Sum message; the loop is the hot part."""
-    while pos < end:
-        if buf[pos] == 0x0A:  # data_points, length-delimited
-            n = buf[pos + 1]
-            if n < 0x80:
-                pos += 2
-            else:
-                n, pos = _varint(buf, pos + 1)
-            out.append(pos)
-            pos += n
-            out.append(pos)
-        else:
-            key, pos = _varint(buf, pos)
-            wire = key & 7
-            if wire == 2:
-                n, pos = _varint(buf, pos)
-                pos += n
-            elif wire == 0:
-                _, pos = _varint(buf, pos)
-            elif wire == 1:
-                pos += 8
-            elif wire == 5:
-                pos += 4
-            else:
-                raise _Malformed
-    if pos != end:
-        raise _Malformed
+def skip_field(buf: bytes, pos: int) -> int:
+    """The position after the field that starts at `pos`."""
+    key, pos = _varint(buf, pos)
+    wire = key & 7
+    if wire == 2:
+        n, pos = _varint(buf, pos)
+        return pos + n
+    if wire == 0:
+        return _varint(buf, pos)[1]
+    if wire == 1:
+        return pos + 8
+    if wire == 5:
+        return pos + 4
+    raise _Malformed
 
 
-def number_point_spans(buf: bytes) -> Spans | None:
-    """(resource, scope, metric) index -> [start0, end0, start1, end1, ...] of its sum/gauge points.
+def varint(buf: bytes, pos: int) -> tuple[int, int]:
+    """(value, position after it) of the varint at `pos`; ValueError when it is not one."""
+    try:
+        return _varint(buf, pos)
+    except _Malformed:
+        raise ValueError(f"no varint at byte {pos}") from None
 
-    None when the bytes cannot be walked; the caller then uses the parsed message alone. The indexes
-    follow the order in which repeated fields appear on the wire, as the parsed message does.
+
+def number_point_regions(buf: bytes) -> Regions | None:
+    """(resource, scope, metric) index -> (start, end) of its one Gauge or Sum message.
+
+    Inside that region every `data_points` field (tag 0x0A) is one point, in the order the parsed
+    message lists them. A metric whose data field appears more than once (protobuf would merge them)
+    gets no region. None when the bytes cannot be walked; the caller then uses the parsed message alone.
+    The indexes follow the order in which repeated fields appear on the wire, as the parsed message does.
     """
-    spans: Spans = {}
+    regions: Regions = {}
     try:
         ri = 0
         for f, rs, re in _fields(buf, 0, len(buf)):
@@ -112,14 +108,12 @@ def number_point_spans(buf: bytes) -> Spans | None:
                 for f3, ms, me in _fields(buf, ss, se):
                     if f3 != _METRICS:
                         continue
-                    out: list[int] = []
-                    for f4, ds, de in _fields(buf, ms, me):
-                        if f4 == _GAUGE or f4 == _SUM:
-                            _points(buf, ds, de, out)
-                    spans[(ri, si, mi)] = out
+                    found = [(ds, de) for f4, ds, de in _fields(buf, ms, me) if f4 == _GAUGE or f4 == _SUM]
+                    if len(found) == 1:
+                        regions[(ri, si, mi)] = found[0]
                     mi += 1
                 si += 1
             ri += 1
     except (_Malformed, IndexError):
         return None
-    return spans
+    return regions

@@ -12,7 +12,7 @@ memory bounded under a 10x burst. Needs the Collector binary (`labctl install co
 The proxy uses two processes (its JSON Lines log is written by a child on the other core); the
 memory figures include both. On a machine with one free core the proxy's figures drop accordingly.
 
-    python tests/benchmarks/proxy_throughput.py [--seconds 3] [--concurrency 8]
+    python tests/benchmarks/proxy_throughput.py [--seconds 2] [--rounds 3] [--concurrency 8]
         [--only throughput|latency|classroom|burst ...] [--batches 1,100,1000]
 """
 
@@ -180,7 +180,8 @@ def burst_report(name: str, target: Target) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--seconds", type=float, default=2.0)
+    ap.add_argument("--rounds", type=int, default=3, help="throughput rounds per cell (the median is shown)")
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--classroom-seconds", type=float, default=10.0)
     ap.add_argument("--only", choices=("throughput", "latency", "classroom", "burst"), action="append",
@@ -203,7 +204,7 @@ def main() -> None:
                                         bare.proc.pid),
         }
         if "throughput" in parts:
-            throughput(targets, batches, args.seconds, args.concurrency)
+            throughput(targets, batches, args.seconds, args.concurrency, args.rounds)
         if "latency" in parts:
             latency(targets, batches)
         if "classroom" in parts:
@@ -217,12 +218,19 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def throughput(targets: dict[str, Target], batches: list[int], seconds: float, conc: int) -> None:
-    print(f"# throughput, points/s ({seconds:g}s per cell, {conc} concurrent clients)")
+def throughput(targets: dict[str, Target], batches: list[int], seconds: float, conc: int, rounds: int) -> None:
+    """Each cell is measured `rounds` times, the targets taking turns, and the medians are compared:
+    a burst of other work on the machine then weighs on both sides instead of on one."""
+    print(f"# throughput, points/s (median of {rounds} rounds of {seconds:g}s, targets in turn, "
+          f"{conc} concurrent clients)")
     print(f"{'protocol':14} {'batch':>6} {'collector':>11} {'proxy':>11} {'ratio':>6} {'proxy-no-contract':>18}")
     for protocol in ("http/protobuf", "grpc"):
         for points in batches:
-            r = {name: asyncio.run(_throughput(t, protocol, points, seconds, conc)) for name, t in targets.items()}
+            runs: dict[str, list[float]] = {name: [] for name in targets}
+            for _ in range(rounds):
+                for name, t in targets.items():
+                    runs[name].append(asyncio.run(_throughput(t, protocol, points, seconds, conc)))
+            r = {name: statistics.median(v) for name, v in runs.items()}
             print(f"{protocol:14} {points:>6} {r['collector']:>11,.0f} {r['proxy']:>11,.0f} "
                   f"{r['proxy'] / r['collector']:>6.2f} {r['proxy-no-contract']:>18,.0f}")
 

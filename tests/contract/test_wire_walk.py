@@ -14,7 +14,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 
 from labctl.contract import Contract, default_contract_path, load_contract
 from labctl.contract.samples import Point, metrics_request, sample_metrics, session_attrs
-from labctl.contract.wire import number_point_spans
+from labctl.contract.wire import number_point_regions, varint
 
 A = {**session_attrs(), "model": "claude-sonnet-4-5"}
 
@@ -36,7 +36,11 @@ def _fields(buf: bytes) -> list[bytes]:
         key = buf[pos]
         pos += 1
         wire = key & 7
-        if wire == 1:
+        if wire == 0:
+            while buf[pos] >= 0x80:
+                pos += 1
+            pos += 1
+        elif wire == 1:
             pos += 8
         elif wire == 2:
             n, shift = 0, 0
@@ -54,14 +58,27 @@ def _fields(buf: bytes) -> list[bytes]:
     return out
 
 
+def point_spans(raw: bytes) -> dict[tuple[int, int, int], list[tuple[int, int]]]:
+    """(start, end) of every data point, found from the regions the contract walks."""
+    regions = number_point_regions(raw)
+    assert regions is not None
+    out: dict[tuple[int, int, int], list[tuple[int, int]]] = {}
+    for key, (pos, end) in regions.items():
+        spans = out[key] = []
+        for field in _fields(raw[pos:end]):
+            if field[0] == 0x0A:
+                n, i = varint(field, 1)
+                spans.append((pos + i, pos + i + n))
+            pos += len(field)
+    return out
+
+
 def attributes_first(raw: bytes) -> bytes:
     """The same request with every point's attributes written before its timestamps and value, as an
     encoder that follows the .proto declaration order would: same lengths, so it is patched in place."""
-    spans = number_point_spans(raw)
-    assert spans
     out = bytearray(raw)
-    for offs in spans.values():
-        for start, end in zip(offs[::2], offs[1::2], strict=True):
+    for spans in point_spans(raw).values():
+        for start, end in spans:
             fields = _fields(raw[start:end])
             attrs = [f for f in fields if f[0] == 0x3A]
             rest = [f for f in fields if f[0] != 0x3A]
@@ -71,15 +88,13 @@ def attributes_first(raw: bytes) -> bytes:
 
 def test_points_of_the_labs_sample_are_found() -> None:
     raw = sample_metrics(n_sessions=3).SerializeToString()
-    spans = number_point_spans(raw)
+    spans = point_spans(raw)
     msg = ExportMetricsServiceRequest.FromString(raw)
     sm = msg.resource_metrics[0].scope_metrics[0]
-    assert spans is not None
-    assert [len(spans[(0, 0, i)]) // 2 for i in range(len(sm.metrics))] == \
+    assert [len(spans[(0, 0, i)]) for i in range(len(sm.metrics))] == \
         [len(getattr(m, m.WhichOneof("data")).data_points) for m in sm.metrics]
-    first = sm.metrics[0].sum.data_points[0].SerializeToString()
-    start, end = spans[(0, 0, 0)][:2]
-    assert raw[start:end] == first
+    start, end = spans[(0, 0, 0)][0]
+    assert raw[start:end] == sm.metrics[0].sum.data_points[0].SerializeToString()
 
 
 def test_same_verdicts_and_records_through_either_path() -> None:
@@ -114,9 +129,7 @@ def test_exemplars_unknown_fields_and_repeated_messages() -> None:
     assert walked == plain
     # an unknown field (number 99, fixed64) inside a point and a second ScopeMetrics
     unknown = bytes([0x99, 0x06]) + struct.pack("<Q", 7)
-    spans = number_point_spans(raw)
-    assert spans is not None
-    start, end = spans[(0, 0, 0)][2:4]
+    start, end = point_spans(raw)[(0, 0, 0)][1]
     with_unknown = ExportMetricsServiceRequest.FromString(raw)
     p2 = with_unknown.resource_metrics[0].scope_metrics[0].metrics[0].sum.data_points[1]
     p2.ParseFromString(raw[start:end] + unknown)
@@ -131,9 +144,9 @@ def test_exemplars_unknown_fields_and_repeated_messages() -> None:
 
 
 def test_bytes_that_cannot_be_walked_fall_back_to_the_message() -> None:
-    assert number_point_spans(b"\x0b\x01") is None            # a group wire type
-    assert number_point_spans(b"\x0a\x05\x12\x09abc") is None   # a length past the end
-    assert number_point_spans(b"") == {}
+    assert number_point_regions(b"\x0b\x01") is None            # a group wire type
+    assert number_point_regions(b"\x0a\x05\x12\x09abc") is None   # a length past the end
+    assert number_point_regions(b"") == {}
     c = load_contract(default_contract_path())
     req = metrics_request([Point("claude_code.token.usage", 5, {**A, "type": "input"})])
     ev = c.evaluate("metrics", req, b"\x0b\x01")  # bytes that are not this request's: message wins

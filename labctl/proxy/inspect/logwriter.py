@@ -2,9 +2,9 @@
 
 Encoding one JSON line per data point is a fifth of the proxy's work at high load, and nothing on the
 request path needs those lines. So the proxy hands each payload's wire bytes, with the verdicts it
-reached, to a child process (`python -m labctl.proxy.inspect.logwriter`) that decodes them again, writes
-the lines and rotates the file. The child decodes with an empty contract and takes every violation
-from the proxy, so the lines say exactly what the proxy answered, even across contract reloads.
+reached, to a child process (logwriter_child.py) that decodes them again, writes the lines and rotates
+the file. The child decodes with an empty contract and takes every violation from the proxy, so the
+lines say exactly what the proxy answered, even across contract reloads.
 
 Frames on the child's stdin: 4-byte big-endian length + pickle of one message:
     ("red", Redactor)                              redaction in force from now on
@@ -21,23 +21,21 @@ or grow without bound. If the child dies, the proxy says so and writes the log i
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import pickle
 import queue
-import signal
 import struct
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 log = logging.getLogger("labctl.proxy.inspect")
 
-_LEN = struct.Struct(">I")
+_LEN = struct.Struct(">I")  # frame length, as the child reads it
 
 
 class LogWriterProcess:
@@ -62,7 +60,7 @@ class LogWriterProcess:
         root = str(Path(__file__).resolve().parents[3])  # the child imports this very labctl
         env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "labctl.proxy.inspect.logwriter", "--path", str(path),
+            [sys.executable, "-m", "labctl.proxy.inspect.logwriter_child", "--path", str(path),
              "--max-bytes", str(max_bytes)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True)
         self._sender = threading.Thread(target=self._send_loop, name="jsonl-writer-send", daemon=True)
@@ -183,72 +181,3 @@ class LogWriterProcess:
             self._cond.notify_all()
         log.error("the inspection log writer (pid %d) stopped%s; the proxy writes %s itself from now on",
                   self.proc.pid, f" with exit code {code}" if code is not None else "", self.path)
-
-
-# --- the child ------------------------------------------------------------------------------------
-
-
-def _read_frame(stream: BinaryIO) -> bytes | None:
-    head = stream.read(4)
-    if len(head) < 4:
-        return None
-    (n,) = _LEN.unpack(head)
-    data = stream.read(n)
-    return data if len(data) == n else None
-
-
-def run_child(path: Path, max_bytes: int, stdin: BinaryIO, stdout: BinaryIO) -> None:
-    from labctl.contract import Contract, ContractSpec
-    from labctl.proxy.inspect.jsonl_fast import JsonlEncoder
-    from labctl.proxy.inspect.store import JsonlLog
-    from labctl.proxy.signals import SIGNALS
-    from labctl.redact import Redactor
-
-    # No rules: the child only decodes; every verdict comes from the proxy.
-    decoder = Contract(ContractSpec(name="log", unknown_metrics="allow", unknown_events="allow"))
-    encoder = JsonlEncoder()
-    out = JsonlLog(path, max_bytes)
-    red = Redactor()
-    try:
-        while (frame := _read_frame(stdin)) is not None:
-            msg = pickle.loads(frame)
-            if msg[0] == "p":
-                _, signal_name, payload_id, raw, violations = msg
-                try:
-                    request = SIGNALS[signal_name].request_type.FromString(raw)
-                    ev = decoder.evaluate(signal_name, request, raw)
-                    items = ev._items
-                    for i, viol in violations.items():
-                        items[i] = (*items[i][:5], viol, *items[i][6:])
-                    out.write_bytes(encoder.encode(ev, red, payload_id, {}))
-                except Exception:  # one payload the log cannot show must not end the log
-                    logging.getLogger("labctl.proxy.inspect").exception(
-                        "payload %d could not be written to the inspection log", payload_id)
-                stdout.write(b"p %d\n" % payload_id)
-            elif msg[0] == "l":
-                out.write_bytes(msg[1])
-            elif msg[0] == "red":
-                red = msg[1]
-            elif msg[0] == "s":
-                stdout.write(b"s %d\n" % msg[1])
-            stdout.flush()
-    finally:
-        out.close()
-
-
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m labctl.proxy.inspect.logwriter", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--path", required=True, type=Path)
-    ap.add_argument("--max-bytes", required=True, type=int)
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s jsonl-writer %(levelname)s %(message)s")
-    # Ctrl-C or a stop signal sent to the proxy's whole process group must not cut the log short: the
-    # child ends when its input does, which happens when the proxy closes it or dies.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    run_child(args.path, args.max_bytes, sys.stdin.buffer, sys.stdout.buffer)
-
-
-if __name__ == "__main__":
-    main()
