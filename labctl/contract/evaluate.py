@@ -356,9 +356,12 @@ class Contract:
             if b[pos] != 0x0A:  # not a data point (temporality, monotonic, unknown): step over it
                 pos = skip_field(b, pos)
                 continue
-            n = b[pos + 1]
+            n = b[pos + 1]  # the point's length: one or two varint bytes for any usual point
             if n < 0x80:
                 i = pos + 2
+            elif b[pos + 2] < 0x80:
+                n = (n & 0x7F) | (b[pos + 2] << 7)
+                i = pos + 3
             else:
                 n, i = varint(b, pos + 1)
             pos = i + n  # this point is b[i:pos]
@@ -683,18 +686,14 @@ class Evaluation:
     def violations(self) -> list[Violation]:
         return [v for item in self._items for v in item[5]]
 
-    def metric_points(self) -> Iterator[tuple[Any, ...]]:
-        """Number points for accumulation, without building records:
-        (name, kind, unit, monotonic, temporality, resource, attrs, value, start_ns, time_ns, series, ok).
-        `series` identifies the attribute set within the metric (serialized attributes) or is None."""
-        if self.signal != "metrics":
-            return
-        for meta, _i, _p, attrs, value, viol, skey, start_ns, time_ns in self._items:
-            kind = meta[3]
-            if kind != "sum" and kind != "gauge":
-                continue
-            yield (meta[2], kind, meta[4], meta[6], meta[5], meta[0], attrs, value, start_ns, time_ns, skey,
-                   not viol)
+    @property
+    def items(self) -> list[tuple[Any, ...]]:
+        """One tuple per point / log record / span, in request order, without building records:
+        (meta, index, message or None, attributes, value, violations, series, start_ns, time_ns).
+        meta = (resource, scope, name, kind, unit, temporality, monotonic, ri, si, mi) is shared by the
+        items of one Metric; `series` identifies the attribute set within its metric (the serialized
+        attributes) or is None. For number points `value` is the int or float, for others a dict."""
+        return self._items
 
     def events(self) -> Iterator[tuple[str, dict[str, Any], dict[str, Any], bool]]:
         """Log records carrying an event name: (event name, attributes, resource, ok)."""

@@ -107,7 +107,9 @@ def test_same_verdicts_and_records_through_either_path() -> None:
            Point("claude_code.cost.usage", 0.25, {**A, "prompt": "secret"}),
            Point("claude_code.cost.usage", 0.5, {}),
            Point("some.gauge", 3, A, kind="gauge"),
-           Point("claude_code.session.count", 1, A, temporality="cumulative")]
+           Point("claude_code.session.count", 1, A, temporality="cumulative"),
+           Point("claude_code.token.usage", 8, {**A, "type": "input", "big": "x" * 200}),     # 2-byte length
+           Point("claude_code.token.usage", 9, {**A, "type": "input", "huge": "y" * 20_000})]  # 3-byte length
     req = metrics_request(pts)
     req.resource_metrics.add().CopyFrom(metrics_request(pts[:3], resource={"service.name": "other"}).resource_metrics[0])
     for raw in (req.SerializeToString(), attributes_first(req.SerializeToString())):

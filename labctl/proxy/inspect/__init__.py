@@ -167,9 +167,8 @@ class Inspector:
         if signal == "logs":
             for name, _attrs, _res, _ok in ev.events():
                 self.events[name] += 1
-        points = list(ev.metric_points()) if signal == "metrics" else None
-        self.sessions.observe(ev, now, points)
-        self.metrics.observe(ev, points)
+        self.sessions.observe(ev, now)
+        self.metrics.observe(ev)
         self.alerts.record(now, self.sessions.last_tokens, self.sessions.last_api_requests,
                            self.sessions.last_api_errors)
         self.alerts.evaluate(now, self.sessions.touched)

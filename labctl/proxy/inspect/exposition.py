@@ -58,33 +58,39 @@ class ProxiedMetrics:
         self._family_cache: dict[tuple[Any, ...], tuple[Contract, _Family]] = {}
         self._binds: dict[int, tuple[Any, ...]] = {}  # id(attrs) -> (attrs, family, resource labels, cell)
 
-    def observe(self, ev: Evaluation, points: list[tuple[Any, ...]] | None = None) -> None:
+    def observe(self, ev: Evaluation) -> None:
         if ev.signal != "metrics":
             return
         contract: Contract = ev.contract
-        fam_cache: dict[tuple[str, str, bool, str], _Family] = {}
-        res_cache: dict[int, tuple[tuple[Any, ...], dict[str, str]]] = {}
         binds = self._binds
         isfinite = math.isfinite
-        for (name, kind, unit, monotonic, temporality, resource, attrs, value, start_ns, _t, series,
-             _ok) in (ev.metric_points() if points is None else points):
+        last_meta: Any = None
+        skip = True
+        for meta, _i, _p, attrs, value, _viol, series, start_ns, _t in ev.items:
+            if meta is not last_meta:  # what a Metric's points share is worked out once per Metric
+                last_meta = meta
+                resource, _scope, name, kind, unit, temporality, monotonic = meta[:7]
+                skip = kind != "sum" and kind != "gauge"
+                if skip:
+                    continue
+                fam = self._family(contract, name, unit, kind, monotonic)
+                rl = {label_name(k): str(resource[k]) for k in self.resource_labels if k in resource}
+                rkey = tuple(rl.items())
+                # counter: add increases; delta sum: add; anything else: the last value
+                mode = ("counter" if kind == "sum" and monotonic else
+                        "add" if kind == "sum" and temporality == "delta" else "set")
+                cumulative = temporality == "cumulative"
+            elif skip:
+                continue
             if value is None or (value.__class__ is float and not isfinite(value)):
                 continue
-            fkey = (name, unit, monotonic, kind)
-            fam = fam_cache.get(fkey)
-            if fam is None:
-                fam = fam_cache[fkey] = self._family(contract, name, unit, kind, monotonic)
-            rc = res_cache.get(id(resource))
-            if rc is None:
-                rl = {label_name(k): str(resource[k]) for k in self.resource_labels if k in resource}
-                rc = res_cache[id(resource)] = (tuple(rl.items()), rl)
             # A series seen before is found through its attributes dict, which the contract hands out
             # again for the same series: no key tuple built and hashed per point.
             bound = binds.get(id(attrs))
-            if bound is not None and bound[0] is attrs and bound[1] is fam and bound[2] == rc[0]:
+            if bound is not None and bound[0] is attrs and bound[1] is fam and bound[2] == rkey:
                 cell = bound[3]
             else:
-                skey = (rc[0], series if series is not None else _attrs_key(attrs))
+                skey = (rkey, series if series is not None else _attrs_key(attrs))
                 cell = fam.series.get(skey)
                 if cell is None:
                     if self.n_series >= self.max_series:
@@ -92,19 +98,19 @@ class ProxiedMetrics:
                         continue
                     labels = {label_name(k): ("[REDACTED]" if k in self.hidden else _label_value(v))
                               for k, v in attrs.items()}
-                    labels.update(rc[1])
+                    labels.update(rl)
                     cell = fam.series[skey] = [labels, 0.0, skey]
                     self.n_series += 1
                 if series is not None:
                     if len(binds) >= 2 * self.max_series:
                         binds.clear()
-                    binds[id(attrs)] = (attrs, fam, rc[0], cell)  # holding attrs keeps its id unique
-            if kind == "sum" and monotonic:
-                if temporality == "cumulative":
-                    cell[1] += self.counters.increase((fam.name, cell[2]), temporality, start_ns, float(value))
+                    binds[id(attrs)] = (attrs, fam, rkey, cell)  # holding attrs keeps its id unique
+            if mode == "counter":
+                if cumulative:
+                    cell[1] += self.counters.increase((fam.name, cell[2]), "cumulative", start_ns, float(value))
                 elif value > 0:
                     cell[1] += value
-            elif kind == "sum" and temporality == "delta":
+            elif mode == "add":
                 cell[1] += float(value)
             else:
                 cell[1] = float(value)

@@ -149,33 +149,36 @@ class SessionTracker:
             self.sessions.move_to_end(sid)
         return s
 
-    def observe(self, ev: Evaluation, now: float | None = None, points: list[tuple[Any, ...]] | None = None) -> None:
-        """`points`: ev.metric_points() already listed by the caller (saves a second pass)."""
+    def observe(self, ev: Evaluation, now: float | None = None) -> None:
         now = time.time() if now is None else now
         self.last_tokens = 0.0
         self.last_api_requests = 0
         self.last_api_errors = 0
         self.touched: set[str] = set()
         if ev.signal == "metrics":
-            self._metrics(ev.metric_points() if points is None else points, now)
+            self._metrics(ev.items, now)
         elif ev.signal == "logs":
             self._events(ev, now)
 
-    def _metrics(self, points: Any, now: float) -> None:
+    def _metrics(self, items: list[tuple[Any, ...]], now: float) -> None:
         res_keys: dict[int, tuple[Any, ...]] = {}
         touched: dict[str, Session] = {}
         sessions = self.sessions
         isfinite = math.isfinite
         info_cache = self._info
-        for (name, _kind, _unit, _mono, temporality, resource, attrs, value, start_ns, _t, series,
-             ok) in points:
+        last_meta: Any = None
+        spec: Any = None
+        for meta, _i, _p, attrs, value, viol, series, start_ns, _t in items:
+            if meta is not last_meta:  # one Metric's points share name, resource and temporality
+                last_meta = meta
+                resource, name, temporality = meta[0], meta[2], meta[5]
+                spec = _METRICS.get(name) if meta[3] == "sum" or meta[3] == "gauge" else None
+            if spec is None:
+                continue
             # What a series contributes to (session, field, bucket) is worked out once per attributes dict;
             # the contract hands out the same dict for a series as long as it caches it.
             info = info_cache.get(id(attrs))
             if info is None or info[0] is not attrs or info[1] != name:
-                spec = _METRICS.get(name)
-                if spec is None:
-                    continue
                 sid = attrs.get("session.id")
                 if sid is None:
                     sid = resource.get("session.id")
@@ -205,7 +208,7 @@ class SessionTracker:
                 if s is None:
                     s = self._session(sid, now)
                 touched[sid] = s
-            if not ok:
+            if viol:
                 s.violations += 1
             if (model is not None and model not in s.models) or not s.user:
                 self._identity(s, attrs, resource)
