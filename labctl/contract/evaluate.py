@@ -341,7 +341,7 @@ class Contract:
         isfinite = _isfinite
         pos, end = region
         pi = 0
-        if general:  # every point takes the general path: walk them, then one call for all
+        if general:  # every point takes the general path: find them all, then one call
             spans = []
             while pos < end:
                 if b[pos] != 0x0A:
@@ -350,9 +350,9 @@ class Contract:
                 n, i = varint(b, pos + 1)
                 pos = i + n
                 spans.append((len(spans), i, pos))
-            pi = len(spans)
             self._number_points(cm, name, meta, points, monotonic, mviol, prefix, key, ev, raw, spans)
-        while pos < end:
+            pi = len(spans)
+        while pos < end:  # (nothing left here after the general path)
             if b[pos] != 0x0A:  # not a data point (temporality, monotonic, unknown): step over it
                 pos = skip_field(b, pos)
                 continue
@@ -397,8 +397,9 @@ class Contract:
         """Sum/gauge points. The fast path: a point's serialized bytes after its timestamps and value
         are exactly its attributes, so a series seen before (Claude Code re-exports the same series every
         interval) costs one dict look-up instead of decoding every attribute. The bytes are the request's
-        own (`raw`, points at `offs` from labctl.contract.wire) or, without them, each point serialized
-        again. Anything unusual (exemplars, unknown field order) takes the plain decoding path."""
+        own (`raw`, with `spans`: (point index, start, end) of the points to do) or, without them, each
+        point serialized again. Anything unusual (exemplars, unknown field order) takes the plain
+        decoding path."""
         items = ev._items
         cache = self._series_cache(name)
         attr_check = cm.attrs if cm is not None else None
