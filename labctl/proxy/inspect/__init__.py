@@ -185,7 +185,7 @@ class Inspector:
         if writer is not None:
             if not writer.failed:
                 raw = ev.raw if ev.raw is not None else ev.request.SerializeToString()
-                writer.payload(ev.signal, payload_id, raw, {i: ev._items[i][5] for i in built}, red, ev.total)
+                writer.payload(ev.signal, payload_id, raw, {i: ev.items[i][5] for i in built}, red, ev.total)
                 return
             self._writer_failed()
         if self.jsonl is not None:
@@ -263,7 +263,7 @@ def _names(ev: Any) -> list[str]:
             for sm in rm.scope_metrics:
                 names.update(m.name for m in sm.metrics)
     else:
-        for item in ev._items:
+        for item in ev.items:
             names.add(str(item[4]))
             if len(names) > 20:
                 break

@@ -52,7 +52,7 @@ class JsonlEncoder:
         headers: dict[int, bytes] = {}
         iso_cache: dict[int, bytes] = {}
         resources: dict[int, dict[str, Any]] = {}
-        for i, item in enumerate(ev._items):
+        for i, item in enumerate(ev.items):
             meta, _pi, _p, attrs, value, viol, skey, start_ns, t = item
             if viol or meta[3] not in ("sum", "gauge") or value is None or \
                     (value.__class__ is float and not math.isfinite(value)):
