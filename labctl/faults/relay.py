@@ -108,7 +108,7 @@ class Relay:
         if self.mode != "blackhole":
             self.flowing.set()
         if self.mode != "refuse":
-            await self._open_listeners()
+            await self._open_listeners(reopen=False)
         self.write_status()
 
     async def set_mode(self, mode: str, latency_ms: int | None = None) -> dict[str, Any]:
@@ -141,7 +141,7 @@ class Relay:
             self.write_status()
             return self.status()
 
-    async def _open_listeners(self) -> None:
+    async def _open_listeners(self, reopen: bool = True) -> None:
         opened: list[Route] = []
         for route in self.routes:
             if route.server is not None:
@@ -154,8 +154,9 @@ class Relay:
                     assert done.server is not None
                     done.server.close()
                     done.server = None
-                raise ModeError(409, f"cannot listen on {_join(route.listen)} again: {exc.strerror or exc} "
-                                     "(another process took the port while the relay refused connections)") from None
+                why = (" again: {} (another process took the port while the relay refused connections)" if reopen
+                       else ": {} (is another lab or relay using it?)").format(exc.strerror or exc)
+                raise ModeError(409, f"cannot listen on {_join(route.listen)}{why}") from None
             opened.append(route)
 
     def _close_listeners(self) -> None:
@@ -180,8 +181,8 @@ class Relay:
         self.write_status()
         try:
             held = await self._hold(conn, reader)
-            if held is None:
-                return  # the client gave up during the black hole
+            if held is None or self.mode == "refuse":
+                return  # the client gave up during the black hole, or it was reset (refuse)
             try:
                 up_reader, up_writer = await asyncio.open_connection(*route.target)
             except OSError as exc:
@@ -336,11 +337,14 @@ async def _main(args: argparse.Namespace) -> None:
     relay = Relay(routes, mode, latency, Path(args.status) if args.status else None, state, args.http)
     try:
         await relay.start()
-    except ModeError as exc:
+    except ModeError as exc:  # a route's port is taken: say which, exit non-zero (`labctl up` shows it)
         raise SystemExit(f"relay: {exc}") from None
     control = None
     if args.control:
-        control = await asyncio.start_server(relay.control, *_hostport(args.control), reuse_address=True)
+        try:
+            control = await asyncio.start_server(relay.control, *_hostport(args.control), reuse_address=True)
+        except OSError as exc:
+            raise SystemExit(f"relay: cannot listen on {args.control} for its control API: {exc.strerror or exc}") from None
     print(f"relay {os.getpid()}: {mode} " + ", ".join(f"{_join(r.listen)} -> {_join(r.target)}" for r in routes)
           + (f"; control on {args.control}" if args.control else ""), flush=True)
     stop = asyncio.Event()
