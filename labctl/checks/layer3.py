@@ -145,7 +145,18 @@ def _marker(cx: CheckContext, targets: CheckResult) -> CheckResult:
     cx.progress(f"waiting up to {cx.scrape_interval * 2:.0f}s for the next scrape to pick up the marker")
     # When the Collector's target is down the marker cannot arrive: one look, no waiting.
     collector_down = not targets.ok and "job collector" in (targets.notes or "")
-    count = wait_for(look, timeout=0 if collector_down else cx.scrape_interval * 2 + 1, interval=0.5)
+    found = {"count": 0, "scrape_failing": False}
+
+    def settled() -> bool:
+        found["count"] = look()
+        if not found["count"]:
+            # The scrape hop may break while we wait (e.g. just after `labctl break`): stop waiting then,
+            # check() names the target's error.
+            found["scrape_failing"] = _collector_scrape_failing(cx)
+        return bool(found["count"]) or found["scrape_failing"]
+
+    wait_for(settled, timeout=0 if collector_down else cx.scrape_interval * 2 + 1, interval=0.5)
+    count = found["count"]
     url = cx.url("prometheus", "web", f"/api/v1/query?query={promql}")
     if count:
         cx.reached["prometheus"] = True
@@ -157,6 +168,16 @@ def _marker(cx: CheckContext, targets: CheckResult) -> CheckResult:
                        cause="Prometheus scrapes the Collector but has no marker series: the series is dropped or "
                              "renamed on the way (relabeling, translation, expiration)",
                        playbook="series-missing")
+
+
+def _collector_scrape_failing(cx: CheckContext) -> bool:
+    """Prometheus' last scrape of the Collector's exporter failed (a scrape that is only overdue may still
+    succeed, late: a slow hop, not a cut one)."""
+    reply = http_get(cx.url("prometheus", "web", "/api/v1/targets"), timeout=2)
+    if not reply.ok:
+        return False
+    return any(t["labels"].get("job") == "collector" and t["health"] == "down"
+               for t in reply.json()["data"]["activeTargets"])
 
 
 def _rules_and_alerts(cx: CheckContext) -> CheckResult:
