@@ -87,3 +87,36 @@ def test_endpoint_invalid_url_stops_the_proxy(lab: Lab) -> None:
 
     exercise(lab, "endpoint", ["invalid-url"], 1, "proxy-down", "not running", None, proxy_restarts=True,
              during=no_stale_log)
+
+
+def test_a_scrape_fault_recorded_by_an_older_labctl_still_heals(lab: Lab) -> None:
+    """Before the scrape relay, the scrape hop was cut by rewriting Prometheus' target files (the record
+    keeps the `originals`). A lab faulted that way heals by restoring them."""
+    import time
+
+    from labctl.state import find_free_ports
+
+    state = lab.state
+    folder = state.data_dir("prometheus") / "targets"
+    originals = {name: (folder / name).read_text() for name in ("collector.json", "collector-internal.json")}
+    closed = find_free_ports(1)[0]
+    for name in originals:  # what the older labctl did: the targets at a closed port
+        (folder / name).write_text(json.dumps([{"targets": [f"127.0.0.1:{closed}"],
+                                                "labels": {"service": "collector", "layer": "2"}}]))
+    relay = {"name": "scrape-collector", "port": closed, "addr": f"127.0.0.1:{closed}", "target": "x", "mode": "refuse"}
+    state.faults["network"] = {
+        "options": {"hop": "collector-prometheus", "mode": "refuse"}, "since": time.time(), "layer": 3,
+        "playbook": "scrape-target-down", "alert": "LabScrapeTargetDown",
+        "record": {"hop": "collector-prometheus", "mode": "refuse", "relays": [relay], "layer": 3,
+                   "targets_dir": str(folder), "originals": originals}}
+    state.save()
+    lab.cli("heal", "network")
+    assert {name: (folder / name).read_text() for name in originals} == originals
+    assert lab.state.faults == {}
+    _poll_green(lab)
+
+
+def _poll_green(lab: Lab) -> None:
+    from tests.faults.live import _green, _poll
+
+    _poll("a green check", lambda: _green(lab), timeout=60, interval=0.5)
