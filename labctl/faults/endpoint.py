@@ -72,7 +72,12 @@ def verify(ctx: FaultContext, rec: dict[str, Any]) -> list[str]:
     kind = rec["kind"]
     evidence = [f"proxy upstream: {upstream} ({protocol})"]
     if kind == "invalid-url":
-        if wait_until("proxy down", lambda: ctx.runtime.probe("proxy", timeout=0.3), timeout=1.0):
+        start_error = next((u.get("start_error") for u in rec.get("overrides", []) if u.get("start_error")), None)
+        if start_error and not ctx.runtime.is_running("proxy"):
+            # The restart already saw it exit: one probe confirms nothing answers (no waiting needed).
+            if ctx.runtime.probe("proxy", timeout=0.3):
+                raise LabError("the proxy still answers with an invalid upstream URL")
+        elif wait_until("proxy down", lambda: ctx.runtime.probe("proxy", timeout=0.3), timeout=1.0):
             raise LabError("the proxy still answers with an invalid upstream URL")
         evidence.append("the proxy refuses to start: its upstream is not an http(s) URL")
         return evidence
