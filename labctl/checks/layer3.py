@@ -76,9 +76,19 @@ def _targets(cx: CheckContext) -> CheckResult:
         cx.progress(f"a scrape of {stalled[0]['scrapeUrl']} is taking longer than its interval; waiting for it")
         limit = max(parse_duration(t.get("scrapeTimeout", ""), cx.scrape_interval) for t in stalled)
         wait_for(lambda: known() and not any(_overdue(t, cx.scrape_interval) for t in active), timeout=limit + 1)
-    # Only the lab's services count: a service the stage does not run is expected to be down.
-    mine = [t for t in active if t.get("labels", {}).get("service", t["labels"].get("job")) in cx.running
-            or t["labels"].get("job") == "prometheus"]
+    # A target last scraped before the latest `labctl heal` shows the broken state: its next scrape
+    # (at most one interval away) tells whether the heal worked. Heal does not wait for it; check does.
+    healed_at = cx.lab.settings.get("healed_at")
+    stale = {t["scrapeUrl"] for t in _mine(cx, active)
+             if t["health"] == "down" and healed_at and (_ts(t.get("lastScrape")) or 0) < healed_at}
+    if stale:
+        cx.progress(f"{', '.join(sorted(stale))} was last scraped before the heal; waiting for its next scrape "
+                    f"(every {cx.scrape_interval:g}s)")
+        limit = cx.scrape_interval + max(parse_duration(t.get("scrapeTimeout", ""), cx.scrape_interval)
+                                         for t in active if t["scrapeUrl"] in stale)
+        wait_for(lambda: known() and all((_ts(t.get("lastScrape")) or 0) >= healed_at
+                                         for t in active if t["scrapeUrl"] in stale), timeout=limit + 1)
+    mine = _mine(cx, active)
     down = [t for t in mine if t["health"] == "down"]
     evidence = [f"{t['labels'].get('job')} {t['scrapeUrl']}{_via(t)}: {t['health']}"
                 + (f" in {t['lastScrapeDuration'] * 1000:.0f} ms" if t.get("lastScrapeDuration") else "")
@@ -106,6 +116,12 @@ def _targets(cx: CheckContext) -> CheckResult:
                                "instance label is the Collector's own address)" if relayed else "")
                             + "; check the address and the hop",
                        playbook="scrape-target-down", notes=down_jobs)
+
+
+def _mine(cx: CheckContext, active: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Only the lab's services count: a service the stage does not run is expected to be down."""
+    return [t for t in active if t.get("labels", {}).get("service", t["labels"].get("job")) in cx.running
+            or t["labels"].get("job") == "prometheus"]
 
 
 def _overdue(target: dict[str, Any], default_interval: float) -> bool:

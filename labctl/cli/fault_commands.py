@@ -73,10 +73,11 @@ def heal(
             ui.info(f"{fault} is not active: nothing to heal (active faults: {active})")
         return
     healed = engine.heal_all(fctx) if (all_ or not fault) else {fault: engine.heal_fault(fctx, fault)}
-    # Healed means usable: the proxy may still be in its retry backoff, Prometheus before its next scrape.
-    pending = engine.await_usable(fctx) if healed else []
+    # Healed means usable: the proxy may still be in its retry backoff (it is told to retry now).
+    pending, scrapes_down = engine.await_usable(fctx) if healed else ([], [])
     if json_out:
-        ui.print_json({"healed": healed, "usable": not pending, "pending": pending})
+        ui.print_json({"healed": healed, "usable": not pending, "pending": pending,
+                       "last_scrape_failed": scrapes_down})
         return
     if not healed:
         ui.info("no active faults: nothing to heal")
@@ -84,8 +85,11 @@ def heal(
         ui.success(f"healed {name} ({seconds:.1f}s)")
     for line in pending:
         ui.warn(f"{line} — `labctl check` may still fail until it recovers")
+    if scrapes_down:
+        ui.info(f"Prometheus' last scrape of {', '.join(scrapes_down)} was before the heal; its next one "
+                "(at most one scrape interval away) shows it up again, and `labctl check` waits for it")
     if healed and not pending:
-        ui.info("the proxy delivers and Prometheus scrapes again; next: `labctl check` should be green")
+        ui.info("the proxy delivers again; next: `labctl check` should be green")
 
 
 @app.command(help="List active faults (persisted in the lab's state), or with --all every fault there is.")

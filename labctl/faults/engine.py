@@ -97,12 +97,14 @@ def break_fault(ctx: FaultContext, name: str, args: list[str]) -> dict[str, Any]
     return entry
 
 
-def _persist(ctx: FaultContext, name: str, entry: dict[str, Any] | None) -> None:
+def _persist(ctx: FaultContext, name: str, entry: dict[str, Any] | None, healed_at: float | None = None) -> None:
     ctx.refresh()
     if entry is None:
         ctx.lab.faults.pop(name, None)
     else:
         ctx.lab.faults[name] = entry
+    if healed_at is not None:  # `labctl check` waits for scrapes newer than this (layer3._targets)
+        ctx.lab.settings["healed_at"] = healed_at
     ctx.lab.save()
     ctx.runtime.lab = ctx.lab
 
@@ -117,20 +119,20 @@ def heal_fault(ctx: FaultContext, name: str) -> float:
     started = time.monotonic()
     entry = ctx.lab.faults[name]
     FAULTS[name].heal(ctx, entry["record"])
-    _persist(ctx, name, None)
+    _persist(ctx, name, None, healed_at=time.time())
     return round(time.monotonic() - started, 2)
 
 
-def await_usable(ctx: FaultContext, timeout: float = 15.0) -> list[str]:
-    """After a heal: wait until the lab is really usable again, not just until the processes are back —
-    the proxy may sit in its retry backoff, and Prometheus still shows a target down until its next
-    scrape. Returns what is still pending (empty when `labctl check` can be green)."""
+def await_usable(ctx: FaultContext, timeout: float = 15.0) -> tuple[list[str], list[str]]:
+    """After a heal: wait until the proxy delivers again (it may sit in its retry backoff; its upstream is
+    told to retry now). Returns (what still does not work, scrape targets Prometheus last saw down).
+    Prometheus' next scrape is not waited for (at most one interval): `labctl check` waits for it."""
     ctx.refresh()
     # With other faults still active a hop may rightly stay broken: nothing to wait for.
     if ctx.lab.faults:
-        return []
-    pending = [p for p in (_await_proxy(ctx, timeout), _await_scrapes(ctx, timeout)) if p]
-    return pending
+        return [], []
+    pending = _await_proxy(ctx, timeout)
+    return ([pending] if pending else []), _scrapes_down(ctx)
 
 
 def _await_proxy(ctx: FaultContext, timeout: float) -> str | None:
@@ -140,11 +142,19 @@ def _await_proxy(ctx: FaultContext, timeout: float) -> str | None:
 
     url = ctx.lab.url("proxy", "admin") + "/api/stats"
     seen: dict[str, Any] = {}
-    proxy_admin.retry_now(ctx)  # the upstream is back: end the proxy's backoff instead of waiting it out
+    nudged = [0.0]
 
     def delivering() -> bool:
         seen.update(requests.get(url, timeout=1).json().get("upstream") or {})
-        return seen.get("state") in ("ok", "idle", "none")
+        if seen.get("state") in ("ok", "idle", "none"):
+            return True
+        # The upstream is back: end the proxy's backoff instead of waiting it out. Again every half
+        # second, because a service that just started may answer its health check a moment before its
+        # OTLP port listens, and the first retry then only lengthens the backoff.
+        if time.monotonic() - nudged[0] >= 0.5:
+            nudged[0] = time.monotonic()
+            proxy_admin.retry_now(ctx)
+        return False
 
     if wait_until("proxy delivering", delivering, timeout=timeout, interval=0.25):
         return None
@@ -154,22 +164,17 @@ def _await_proxy(ctx: FaultContext, timeout: float) -> str | None:
             + (f": {str(seen.get('last_error'))[:160]}" if seen.get("last_error") else ""))
 
 
-def _await_scrapes(ctx: FaultContext, timeout: float) -> str | None:
-    """Every scrape target of a running service is `up` again in Prometheus (≤ one scrape interval)."""
+def _scrapes_down(ctx: FaultContext) -> list[str]:
+    """Scrape URLs of the lab's services whose last scrape failed (one look, no waiting)."""
     if "prometheus" not in ctx.running or not ctx.runtime.is_running("prometheus"):
-        return None
+        return []
     url = ctx.lab.url("prometheus", "web") + "/api/v1/targets"
-    down: list[str] = []
-
-    def all_up() -> bool:
+    try:
         active = requests.get(url, timeout=1).json()["data"]["activeTargets"]
-        down[:] = [t["scrapeUrl"] for t in active
-                   if t["labels"].get("service", t["labels"].get("job")) in ctx.running and t["health"] != "up"]
-        return not down
-
-    if wait_until("prometheus scrapes again", all_up, timeout=timeout, interval=0.25):
-        return None
-    return f"Prometheus still cannot scrape {', '.join(down) or 'its targets'}"
+    except (requests.RequestException, ValueError, KeyError):
+        return []
+    return [t["scrapeUrl"] for t in active
+            if t["labels"].get("service", t["labels"].get("job")) in ctx.running and t["health"] == "down"]
 
 
 def heal_all(ctx: FaultContext) -> dict[str, float]:

@@ -85,9 +85,15 @@ class Forwarder:
                  settings.protocol)
         await old.close()
 
-    def retry_now(self) -> None:
-        """End the current backoff wait: the next attempt starts at once (e.g. the upstream is back)."""
+    async def retry_now(self, sender: HttpSender | GrpcSender | None = None) -> None:
+        """End the current backoff wait: the next attempt starts at once (e.g. the upstream is back), on
+        `sender` when given (a fresh connection to the same target), keeping state and counters."""
+        old = None
+        if sender is not None:
+            old, self.sender = self.sender, sender
         self._wake.set()
+        if old is not None:
+            await old.close()
 
     async def _attempt(self) -> None:
         self._wake.clear()

@@ -188,7 +188,9 @@ class ProxyServer:
         if new != self.forwarder.settings:
             await self.forwarder.retarget(new, make_sender(new))
         else:
-            self.forwarder.retry_now()  # same target: just retry now instead of finishing the backoff
+            # Same target: retry now instead of finishing the backoff, on a fresh connection (a gRPC
+            # channel that saw the upstream refuse would first wait out its own reconnect delay).
+            await self.forwarder.retry_now(make_sender(new))
         return 200, describe(new, configured)
 
     # -- reporting ----------------------------------------------------------------------------------

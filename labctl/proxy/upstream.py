@@ -149,7 +149,11 @@ class GrpcSender:
         p = urllib.parse.urlsplit(settings.endpoint)
         secure = p.scheme == "https"
         target = f"{p.hostname}:{p.port or (443 if secure else 4317)}"
-        options = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", 16 << 20)]
+        # The forwarder paces its own retries (backoff, Retry-After): the channel must not add its own
+        # reconnect backoff on top, which grows to two minutes by default after a long outage.
+        options = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", 16 << 20),
+                   ("grpc.initial_reconnect_backoff_ms", 100), ("grpc.min_reconnect_backoff_ms", 100),
+                   ("grpc.max_reconnect_backoff_ms", 1000)]
         self.channel = (grpc.aio.secure_channel(target, grpc.ssl_channel_credentials(), options=options)
                         if secure else grpc.aio.insecure_channel(target, options=options))
         self.target = target
