@@ -7,9 +7,12 @@ such request must come out the same as through the protobuf objects alone.
 
 from __future__ import annotations
 
+import json
 import struct
 from typing import Any
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
 from labctl.contract import Contract, default_contract_path, load_contract
@@ -153,3 +156,69 @@ def test_bytes_that_cannot_be_walked_fall_back_to_the_message() -> None:
     req = metrics_request([Point("claude_code.token.usage", 5, {**A, "type": "input"})])
     ev = c.evaluate("metrics", req, b"\x0b\x01")  # bytes that are not this request's: message wins
     assert ev.total == 1 and ev.records[0]["value"] == 5
+
+
+# --- any request protobuf can write: random structure, then shuffled field order -------------------
+
+_values = st.one_of(st.integers(-(2**63), 2**63 - 1), st.floats(allow_nan=True, allow_infinity=True))
+_attrs = st.dictionaries(st.sampled_from(["session.id", "type", "model", "user.id", "x", "terminal.type"]),
+                         st.one_of(st.text(max_size=300), st.integers(-5, 5)), max_size=5)
+_points = st.lists(st.tuples(_values, _attrs, st.booleans(), st.integers(0, 3)), max_size=6)
+_metrics = st.lists(st.tuples(st.sampled_from(["claude_code.token.usage", "claude_code.cost.usage",
+                                               "claude_code.session.count", "other.metric"]),
+                              st.sampled_from(["sum", "gauge", "histogram", "none"]), _points), max_size=4)
+
+
+def _request(resources: list[list[Any]]) -> ExportMetricsServiceRequest:
+    req = ExportMetricsServiceRequest()
+    for metrics in resources:
+        rm = req.resource_metrics.add()
+        rm.resource.attributes.add(key="service.name").value.string_value = "claude-code"
+        sm = rm.scope_metrics.add()
+        for name, kind, points in metrics:
+            m = sm.metrics.add(name=name)
+            if kind == "none":
+                continue
+            data = getattr(m, kind)
+            if kind == "sum":
+                data.is_monotonic = True
+                data.aggregation_temporality = 1
+            for value, attrs, as_int, extras in points:
+                p = data.data_points.add()
+                if kind == "histogram":
+                    p.count = abs(int(value)) if isinstance(value, int) else 1
+                elif isinstance(value, int) or as_int:
+                    p.as_int = int(value) if isinstance(value, int) else 7
+                else:
+                    p.as_double = value
+                for k, v in attrs.items():
+                    kv = p.attributes.add(key=k)
+                    if isinstance(v, str):
+                        kv.value.string_value = v
+                    else:
+                        kv.value.int_value = v
+                p.time_unix_nano = 1_700_000_000_000_000_000 + extras
+                if extras & 1:
+                    p.start_time_unix_nano = 1_699_999_999_000_000_000
+                if kind != "histogram" and extras & 2:
+                    p.exemplars.add(as_double=1.5)
+    return req
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(_metrics, min_size=1, max_size=3), st.randoms(use_true_random=False))
+def test_any_request_evaluates_the_same_from_its_bytes(resources: list[list[Any]], rnd: Any) -> None:
+    c = load_contract(default_contract_path())
+    raw = _request(resources).SerializeToString()
+    shuffled = bytearray(raw)
+    for spans in point_spans(raw).values():  # each point's fields in another order: an encoder may
+        for start, end in spans:
+            fields = _fields(raw[start:end])
+            rnd.shuffle(fields)
+            attrs = [f for f in fields if f[0] == 0x3A]  # repeated attributes keep their own order
+            it = iter(sorted(attrs, key=lambda f: raw[start:end].index(f)))
+            shuffled[start:end] = b"".join(next(it) if f[0] == 0x3A else f for f in fields)
+    for data in (raw, bytes(shuffled)):
+        plain, walked = both(c, data)
+        assert walked[1] == plain[1]
+        assert json.dumps(walked[0], sort_keys=True, default=str) == json.dumps(plain[0], sort_keys=True, default=str)
