@@ -722,7 +722,7 @@ class Evaluation:
     def detached_items(self, n: int) -> list[tuple[Any, ...]]:
         """The first n metric items without their protobuf point, for `metric_record` later: what a
         caller keeps then holds its own small values, not the whole request."""
-        return [(it[0], it[1], None, *it[3:]) for it in self._items[:n]]
+        return [it if it[2] is None else (it[0], it[1], None, *it[3:]) for it in self._items[:n]]
 
     def _record(self, item: tuple[Any, ...]) -> dict[str, Any]:
         if self.signal == "metrics":
