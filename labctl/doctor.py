@@ -52,7 +52,7 @@ def _ports(model: LabModel) -> list[Finding]:
     if LabState.exists():
         lab = LabState.load()
         ports = lab.ports or ports
-        # A docker lab does not use the native-only ports (the scrape relay's).
+        # A docker lab does not use the native-only ports (the scrape and query relays').
         ports = {s: p for s, p in ports.items() if s not in model.services or lab.runtime in model.service(s).runtimes}
         from labctl.runtimes.base import get_runtime
 

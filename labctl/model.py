@@ -62,7 +62,7 @@ class Service:
     native: NativeSpec = field(default_factory=NativeSpec)
     optional_native: bool = False
     docker_data: str = DOCKER_DATA
-    runtimes: tuple[str, ...] = ("native", "docker")  # e.g. the scrape relay runs natively only
+    runtimes: tuple[str, ...] = ("native", "docker")  # e.g. the scrape and query relays run natively only
 
     def port(self, name: str) -> Port:
         try:
@@ -90,7 +90,7 @@ class Hop:
     target_port: str
     kind: str
     also: tuple[tuple[str, str], ...] = ()
-    # Natively the hop goes through another service's port (the scrape relay): (service, port).
+    # Natively the hop goes through another service's port (the scrape or query relay): (service, port).
     native_via: tuple[str, str] | None = None
 
 
@@ -141,6 +141,15 @@ class LabModel:
         """The services a stage runs with this runtime (lab.yaml `runtimes:` leaves some out)."""
         return [s for s in self.stage(stage).services if runtime in self.service(s).runtimes]
 
+    def reach(self, source: str, service: str, port: str) -> tuple[str, str]:
+        """The (service, port) `source` connects to natively for service.port: its hop's `native_via`
+        relay where lab.yaml gives one, else service.port itself."""
+        self.service(service).port(port)
+        for hop in self.hops:
+            if (hop.source, hop.target_service, hop.target_port) == (source, service, port) and hop.native_via:
+                return hop.native_via
+        return service, port
+
     def default_ports(self) -> dict[str, dict[str, int]]:
         return {s.name: {p.name: p.host for p in s.ports.values()} for s in self.services.values()}
 
@@ -177,10 +186,14 @@ class LabModel:
         if kind == "listen_port":
             host_port, container_port = own_port(arg)
             return str(host_port if native else container_port)
-        if kind == "addr":
+        if kind in ("addr", "hop_addr"):
             if not arg or "." not in arg:
-                raise LabError(f"placeholder {raw} in lab.yaml must look like {{addr:SERVICE.PORT}}")
+                raise LabError(f"placeholder {raw} in lab.yaml must look like {{{kind}:SERVICE.PORT}}")
             other_name, port_name = arg.split(".", 1)
+            if kind == "hop_addr" and native:
+                # Natively this service's hop to SERVICE.PORT may go through a relay (`native_via`): the
+                # client is pointed at the relay, so a fault only switches the relay's mode.
+                other_name, port_name = self.reach(service, other_name, port_name)
             other = self.service(other_name)
             p = other.port(port_name)
             if native:
@@ -206,7 +219,8 @@ class LabModel:
             return where.extra[kind]
         raise LabError(
             f"unknown placeholder {raw} in lab/lab.yaml (service {service})",
-            "use one of {listen:P} {listen_host:P} {listen_port:P} {addr:S.P} {repo} {data} {setting:N} "
+            "use one of {listen:P} {listen_host:P} {listen_port:P} {addr:S.P} {hop_addr:S.P} {repo} {data} "
+            "{setting:N} "
             "{optional_setting:N}",
         )
 

@@ -230,7 +230,7 @@ def url(
 
 @app.command()
 def logs(
-    service: Annotated[str, typer.Argument(help="proxy, collector, prometheus, scrape-relay (native) or grafana.")],
+    service: Annotated[str, typer.Argument(help="proxy, collector, prometheus, scrape-relay, query-relay (native) or grafana.")],
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines (Ctrl-C stops).")] = False,
     lines: Annotated[int, typer.Option("--lines", "-n", help="How many recent lines to show.")] = 200,
 ) -> None:

@@ -241,10 +241,10 @@ def forget_faults(lab: LabState) -> list[str]:
             Path(record["file"]).unlink(missing_ok=True)
         for filename, text in record.get("originals", {}).items():
             (Path(record["targets_dir"]) / filename).write_text(text)
-        if record.get("switch"):  # the scrape relay keeps its mode in a file: the next `up` starts it in pass
-            from labctl.faults.scrape_relay import reset_saved_mode
+        if record.get("switch"):  # a hop's relay keeps its mode in a file: the next `up` starts it in pass
+            from labctl.faults.relay_switch import OLD_SERVICE, reset_saved_mode
 
-            reset_saved_mode(lab)
+            reset_saved_mode(lab, record["switch"].get("service", OLD_SERVICE))
         lab.faults.pop(name)
     if names:
         lab.save()

@@ -4,9 +4,10 @@ Native, proxy → Collector: the running proxy is repointed (admin API PUT /api/
 counters and history stay) through a relay started for the fault that black-holes (connections are
 accepted and never answered — requests hang until the client's own timeout, like a real partition) or
 delays, or — with `--mode refuse` — at a closed port (connection refused).
-Native, Collector → Prometheus: Prometheus always scrapes through the lab's permanent scrape relay; the
-fault switches its mode at runtime (labctl/faults/scrape_relay.py). Labs faulted by an older labctl
-(scrape targets rewritten, records with `originals`) still heal by restoring those files.
+Native, Collector → Prometheus and Prometheus → Grafana: Prometheus always scrapes through the lab's
+permanent scrape relay and Grafana always queries through its query relay; the fault switches that
+relay's mode at runtime (labctl/faults/relay_switch.py). Labs faulted by an older labctl (scrape targets
+rewritten, records with `originals`) still heal by restoring those files.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 from labctl.checks.probe import http_get, tcp_probe
 from labctl.errors import LabError
-from labctl.faults import docker_net, proxy_admin, scrape_relay
+from labctl.faults import docker_net, proxy_admin, relay_switch
 from labctl.faults.base import FaultContext, Option, run_all, wait_until
 from labctl.faults.relays import relay_alive, start_relay, stop_relay
 from labctl.state import find_free_ports
@@ -35,7 +36,7 @@ NETWORK_OPTIONS = (
 LATENCY_OPTIONS = (
     Option("ms", "delay added to every chunk of data on the hop, in milliseconds", kind=int, default=500,
            positional=True),
-    Option("hop", "which hop to slow down", choices=HOPS[:2], default="proxy-collector"),
+    Option("hop", "which hop to slow down", choices=HOPS, default="proxy-collector"),
 )
 
 
@@ -98,14 +99,13 @@ def _apply_hop(ctx: FaultContext, hop: str, mode: str, latency_ms: int) -> dict[
         return {"hop": hop, "mode": mode, "relays": [relay], "upstream_change": change}
     if hop == "collector-prometheus":
         _needs(ctx, "collector", "prometheus")
-        return scrape_relay.apply(ctx, mode, latency_ms)
+        return relay_switch.apply(ctx, hop, mode, latency_ms)
     _needs(ctx, "prometheus", "grafana")
     if not ctx.runtime.is_running("grafana"):
         raise LabError("Grafana is not running in this lab, so there is no prometheus↔grafana hop to cut",
                        "natively Grafana needs its binary (`labctl install grafana`); or use --runtime docker")
-    raise LabError("the native prometheus↔grafana partition needs Grafana's datasource URL to be repointed, "
-                   "which this lab's Grafana provisioning does not take from the environment",
-                   "use --runtime docker for this hop, or cut collector-prometheus instead")
+    # Grafana's datasource URL is the query relay's route (lab.yaml `hop_addr`): switch the relay.
+    return relay_switch.apply(ctx, hop, mode, latency_ms)
 
 
 def _relay_or_closed_port(ctx: FaultContext, name: str, target: str, mode: str,
@@ -127,7 +127,7 @@ def verify(ctx: FaultContext, rec: dict[str, Any]) -> list[str]:
     if rec.get("docker"):
         return docker_net.verify(ctx, rec)
     if "switch" in rec:
-        return scrape_relay.verify(ctx, rec)
+        return relay_switch.verify(ctx, rec)
     evidence: list[str] = []
     for relay in rec["relays"]:
         host, port = relay["addr"].split(":")
@@ -145,7 +145,7 @@ def verify(ctx: FaultContext, rec: dict[str, Any]) -> list[str]:
             if not relay_alive(relay):
                 raise LabError(f"the latency relay at {relay['addr']} is not running")
             evidence.append(f"{relay['addr']} relays to {relay['target']} with {relay['latency_ms']} ms delay")
-    # Only the proxy-collector hop gets here (the scrape hop's records have "switch" or are healed only).
+    # Only the proxy-collector hop gets here (relayed hops' records have "switch" or are healed only).
     want = f"http://{rec['relays'][0]['addr']}"
     if "upstream_change" in rec:  # retargeted at runtime: the proxy's own report is the proof
         upstream = proxy_admin.current(ctx).get("endpoint")
@@ -167,7 +167,7 @@ def heal(ctx: FaultContext, rec: dict[str, Any]) -> None:
         docker_net.heal(ctx, rec)
         return
     if "switch" in rec:
-        scrape_relay.heal(ctx, rec)
+        relay_switch.heal(ctx, rec)
         return
     steps: list[Any] = [lambda u=u: ctx.remove_overrides(u) for u in rec.get("overrides", [])]
     if "upstream_change" in rec:

@@ -94,7 +94,7 @@ class DockerRuntime(Runtime):
         lines = ["# Written by labctl for this lab instance; read by docker compose (--env-file)."]
         for service, ports in sorted(self.lab.ports.items()):
             if service in self.model.services and self.name not in self.model.service(service).runtimes:
-                continue  # native-only (the scrape relay): no compose variable
+                continue  # native-only (the scrape and query relays): no compose variable
             for name, port in sorted(ports.items()):
                 lines.append(f"{port_var(service, name)}={port}")
         lines.append(f"LAB_PROMETHEUS_TARGETS_DIR={self.targets_dir}")
@@ -163,7 +163,7 @@ class DockerRuntime(Runtime):
     def up(self, stage: str) -> None:
         self.model.stage(stage)  # unknown stage: LabError
         self.require_engine()
-        services = self.model.stage_services(stage, self.name)  # the scrape relay is native only
+        services = self.model.stage_services(stage, self.name)  # the scrape and query relays are native only
         new = [s for s in services if not self.is_running(s)]
         check_ports_free([(s, n, self.lab.port(s, n)) for s in new for n in self.model.service(s).ports], stage)
         self.lab.stage = stage

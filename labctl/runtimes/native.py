@@ -199,7 +199,7 @@ class NativeRuntime(Runtime):
         data.mkdir(parents=True, exist_ok=True)
         if service == "prometheus":
             install_prometheus_config(self.model, data)
-            # Through the scrape relay where the model says so (the collector-prometheus hop).
+            # Through the scrape relay where the model says so (the collector-prometheus hops).
             write_targets(self.model, data / "targets", self.lab.addr, relayed=True)
 
     def _start(self, launch: Launch) -> None:

@@ -20,11 +20,12 @@ SCRAPE_TARGETS: dict[str, tuple[str, str]] = {
 
 
 def relay_for(model: LabModel, service: str, port: str) -> tuple[str, str] | None:
-    """The (service, port) that relays scrapes of service.port natively (lab.yaml hops' `native_via`)."""
-    for hop in model.hops:
-        if (hop.target_service, hop.target_port) == (service, port) and hop.native_via:
-            return hop.native_via
-    return None
+    """The (service, port) that relays scrapes of service.port natively (lab.yaml hops' `native_via`).
+
+    Only Prometheus' own hops count: Grafana's hop to prometheus.web goes through the query relay, but
+    Prometheus scraping itself does not."""
+    via = model.reach("prometheus", service, port)
+    return via if via != (service, port) else None
 
 
 def write_targets(model: LabModel, targets_dir: Path, addr: Callable[[str, str], str], relayed: bool = False) -> None:

@@ -47,3 +47,19 @@ def test_forget_puts_the_scrape_relay_back_to_pass_for_the_next_up(tmp_path: Pat
     lab.save()
     assert forget_faults(lab) == ["network"]
     assert json.loads(saved.read_text())["mode"] == "pass", "a relay started by the next `up` must not cut the hop"
+
+
+def test_forget_puts_the_query_relay_back_to_pass_and_leaves_the_scrape_relay_alone(tmp_path: Path) -> None:
+    """Each relay keeps its own mode file: forgetting Grafana's hop fault resets the query relay only."""
+    lab = LabState(dir=tmp_path / "lab", stage="module-4")
+    saved = {}
+    for service in ("query-relay", "scrape-relay"):
+        saved[service] = lab.data_dir(service) / "mode.json"
+        saved[service].parent.mkdir(parents=True)
+        saved[service].write_text('{"mode": "refuse", "latency_ms": 0}')
+    lab.faults = {"network": {"record": {"hop": "prometheus-grafana", "mode": "refuse", "relays": [],
+                                         "switch": {"service": "query-relay", "routes": []}}}}
+    lab.save()
+    assert forget_faults(lab) == ["network"]
+    assert json.loads(saved["query-relay"].read_text())["mode"] == "pass"
+    assert json.loads(saved["scrape-relay"].read_text())["mode"] == "refuse"

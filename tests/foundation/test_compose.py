@@ -50,9 +50,10 @@ def merged_env(model: LabModel, service: str, layer: int) -> dict[str, str]:
 def test_one_file_per_layer_and_every_model_service_in_its_layer(model):
     assert [p.name for p in all_files(model)] == ["module-1.yml", "module-2.yml", "module-3.yml", "module-4.yml"]
     defined = defined_services(model)
-    # The scrape relay runs natively only (lab.yaml `runtimes`): docker cuts that hop with the network.
+    # The scrape and query relays run natively only (lab.yaml `runtimes`): docker cuts those hops with the
+    # network.
     assert set(defined) == {s for s, svc in model.services.items() if "docker" in svc.runtimes}
-    assert {s for s, svc in model.services.items() if "docker" not in svc.runtimes} == {"scrape-relay"}
+    assert {s for s, svc in model.services.items() if "docker" not in svc.runtimes} == {"scrape-relay", "query-relay"}
     for name, (layer, _) in defined.items():
         assert layer == model.service(name).layer, f"{name} belongs in module-{model.service(name).layer}.yml"
 

@@ -111,24 +111,50 @@ def test_unknown_placeholder_is_named(model):
         model.resolve("{nonsense}", "proxy", where)
 
 
-def test_the_scrape_relay_relays_exactly_the_hops_that_name_it(model, tmp_path: Path):
-    """lab.yaml says it twice — hops' `native_via` (for the targets) and the relay's --route arguments
-    (what it forwards): they must agree, and the relay is native only, in every stage with Prometheus."""
-    relay = model.service("scrape-relay")
+@pytest.mark.parametrize(("relay_name", "stage_needs"), [("scrape-relay", "prometheus"), ("query-relay", "grafana")])
+def test_each_relay_relays_exactly_the_hops_that_name_it(model, tmp_path: Path, relay_name: str, stage_needs: str):
+    """lab.yaml says it twice — hops' `native_via` (what the clients are pointed at) and the relay's
+    --route arguments (what it forwards): they must agree, and the relay is native only, in every stage
+    with the client it serves (Prometheus scrapes, Grafana queries)."""
+    relay = model.service(relay_name)
     assert relay.runtimes == ("native",)
     where = Placement(runtime="native", ports=model.default_ports(), repo=model.root,
                       data_dirs={s: tmp_path / s for s in model.services})
-    args = model.native_args("scrape-relay", where)
+    args = model.native_args(relay_name, where)
     routes = {args[i + 1] for i, a in enumerate(args) if a == "--route"}
     expected = set()
     for hop in model.hops:
-        if hop.native_via:
-            via_service, via_port = hop.native_via
-            assert via_service == "scrape-relay" and via_port in relay.ports, hop.name
+        if hop.native_via and hop.native_via[0] == relay_name:
+            assert hop.native_via[1] in relay.ports, hop.name
             target = model.service(hop.target_service).port(hop.target_port).host
-            expected.add(f"127.0.0.1:{relay.ports[via_port].host}=127.0.0.1:{target}")
+            expected.add(f"127.0.0.1:{relay.ports[hop.native_via[1]].host}=127.0.0.1:{target}")
     assert routes == expected and expected
     assert all(a.startswith("127.0.0.1:") for a in args if ":" in a and "=" not in a and "/" not in a)
     for stage in model.stages.values():
-        assert ("prometheus" in stage.services) == ("scrape-relay" in stage.services), stage.name
-        assert "scrape-relay" not in model.stage_services(stage.name, "docker")
+        assert (stage_needs in stage.services) == (relay_name in stage.services), stage.name
+        assert relay_name not in model.stage_services(stage.name, "docker")
+
+
+def test_every_native_via_names_a_relay_port(model):
+    relays = {"scrape-relay", "query-relay"}
+    vias = {hop.name: hop.native_via for hop in model.hops if hop.native_via}
+    assert set(vias) == {"collector-prometheus", "collector-internal-prometheus", "prometheus-grafana"}
+    assert all(service in relays and port in model.service(service).ports for service, port in vias.values())
+
+
+def test_grafana_queries_prometheus_through_the_query_relay_natively_and_directly_in_docker(model, tmp_path: Path):
+    """{hop_addr:SERVICE.PORT}: the address along this service's hop — natively the hop's relay port."""
+    ports = {**model.default_ports(), "query-relay": {"prometheus_web": 29090, "control": 29091},
+             "prometheus": {"web": 29999}}
+    native = Placement(runtime="native", ports=ports, repo=model.root,
+                       data_dirs={s: tmp_path / s for s in model.services})
+    docker = Placement(runtime="docker", ports=ports, repo=model.root)
+    assert model.service_env("grafana", native, [])["LAB_PROMETHEUS_URL"] == "http://127.0.0.1:29090"
+    assert model.service_env("grafana", docker, [])["LAB_PROMETHEUS_URL"] == "http://prometheus:9090"
+    # Without a relayed hop from that service, it is {addr:...}: the proxy reaches the Collector directly.
+    assert model.resolve("{hop_addr:collector.otlp_grpc}", "proxy", native) == "127.0.0.1:14317"
+    assert model.resolve("{hop_addr:prometheus.web}", "proxy", native) == "127.0.0.1:29999"
+    with pytest.raises(LabError, match="hop_addr:SERVICE.PORT"):
+        model.resolve("{hop_addr:prometheus}", "grafana", native)
+    with pytest.raises(LabError, match="no port 'nope'"):
+        model.resolve("{hop_addr:prometheus.nope}", "grafana", native)

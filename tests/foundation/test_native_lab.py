@@ -52,7 +52,7 @@ def send_token_usage(exporter: MetricExporter, session: str, tokens: int) -> Non
 
 def records(lab: LabState) -> dict[str, process.ProcRecord]:
     out = {}
-    for service in ("proxy", "collector", "prometheus", "scrape-relay", "grafana"):
+    for service in ("proxy", "collector", "prometheus", "scrape-relay", "query-relay", "grafana"):
         rec = process.read_record(lab.pid_path(service))
         if rec is not None and rec.alive():
             out[service] = rec
@@ -148,19 +148,27 @@ def test_up_is_additive_and_idempotent_and_down_works_from_another_invocation(na
 
     # module-4 natively: Grafana runs only where its binary can be had; otherwise status says so plainly.
     lab = native_lab("module-4")
-    grafana = {s["service"]: s for s in status_json(labctl, lab.dir)["services"]}["grafana"]
+    rows = {s["service"]: s for s in status_json(labctl, lab.dir)["services"]}
+    grafana = rows["grafana"]
+    # Grafana's way to Prometheus natively, with or without Grafana: its own process, not the scrape relay.
+    assert (rows["query-relay"]["state"], rows["query-relay"]["health"]) == ("running", "healthy")
+    fourth_up = records(lab)
+    assert fourth_up["query-relay"].pid != fourth_up["scrape-relay"].pid
     try:
         resolve_binary("grafana")
         assert grafana["state"] == "running" and grafana["health"] == "healthy"
     except LabError:
         assert grafana["state"] == "not available"
         assert "--runtime docker" in grafana["detail"]
-    assert {s: r.pid for s, r in records(lab).items() if s != "grafana"} == {s: r.pid for s, r in third.items()}
+    assert {s: r.pid for s, r in records(lab).items() if s not in ("grafana", "query-relay")} == {
+        s: r.pid for s, r in third.items()}
 
     lab = native_lab("module-2")  # going down a stage stops the layers above only
     fourth = records(lab)
     assert set(fourth) == {"proxy", "collector"}
     assert not third["prometheus"].alive() and not third["scrape-relay"].alive()
+    assert not fourth_up["query-relay"].alive()
+    assert not [p for p in lab.ports["query-relay"].values() if port_in_use(p)], "the query relay's ports stay held"
     assert fourth["collector"].pid == third["collector"].pid
     assert LabState.load(lab.dir).stage == "module-2"
 

@@ -47,3 +47,6 @@ def test_natively_the_collector_is_scraped_through_the_scrape_relay_with_its_own
     # Only the hops with `native_via` go through it.
     proxy = json.loads((targets / "proxy.json").read_text())
     assert proxy[0]["targets"] == [f"127.0.0.1:{4320 + 7}"] and "instance" not in proxy[0]["labels"]
+    # Grafana's hop to prometheus.web goes through the query relay; Prometheus scraping itself does not.
+    own = json.loads((targets / "prometheus.json").read_text())
+    assert own[0]["targets"] == [f"127.0.0.1:{9090 + 7}"] and "instance" not in own[0]["labels"]
