@@ -221,8 +221,7 @@ class Contract:
 
     def evaluate(self, signal: str, request: Any, raw: bytes | None = None) -> Evaluation:
         """`raw`: the protobuf bytes `request` was parsed from, when at hand (a faster walk of the points)."""
-        ev = Evaluation(signal, self, request)
-        ev.raw = raw
+        ev = Evaluation(signal, self, request, raw)
         if signal == "metrics":
             self._evaluate_metrics(request, ev, number_point_regions(raw) if raw else None, raw)
         elif signal == "logs":
@@ -653,7 +652,7 @@ class Contract:
 class Evaluation:
     """The verdict on one request: per-point records (built on demand), rejects, filtered request."""
 
-    def __init__(self, signal: str, contract: Contract, request: Any) -> None:
+    def __init__(self, signal: str, contract: Contract, request: Any, raw: bytes | None = None) -> None:
         self.signal = signal
         self.contract = contract
         self.request = request
@@ -664,7 +663,7 @@ class Evaluation:
         self._first: list[Violation] = []
         self._records: list[dict[str, Any]] | None = None
         self._iso: dict[int, str | None] = {}
-        self.raw: bytes | None = None  # the protobuf bytes of `request`, when the caller had them
+        self.raw = raw  # the protobuf bytes of `request`, when the caller had them
 
     def _note_rejected(self, key: tuple[int, int, int], index: int, viol: list[Violation]) -> None:
         self.rejected += 1

@@ -86,6 +86,7 @@ class Inspector:
         self.jsonl: JsonlLog | None = None
         self.log_writer: LogWriterProcess | None = None
         self._log_dropped = 0
+        self._log_mode: str | None = None  # process | inline; None: no log
         if logc.get("enabled", True):
             from labctl.proxy.config import parse_size
 
@@ -107,12 +108,12 @@ class Inspector:
         self.requests = 0
         self.events: Counter[str] = Counter()  # event name -> log records seen (events never reach Prometheus)
         self._encoder = JsonlEncoder()
-        if logc.get("enabled", True):  # opened last: a config error above leaves no child process behind
-            if self._log_mode == "process":
-                self._log_path.parent.mkdir(parents=True, exist_ok=True)
-                self.log_writer = LogWriterProcess(self._log_path, self._log_max)
-            else:
-                self.jsonl = JsonlLog(self._log_path, self._log_max)
+        # Opened last: a config error above leaves no child process behind.
+        if self._log_mode == "process":
+            self._log_path.parent.mkdir(parents=True, exist_ok=True)
+            self.log_writer = LogWriterProcess(self._log_path, self._log_max)
+        elif self._log_mode == "inline":
+            self.jsonl = JsonlLog(self._log_path, self._log_max)
 
     # --- observing -------------------------------------------------------------------------------
 
@@ -181,22 +182,22 @@ class Inspector:
 
     def _log(self, ev: Any, red: Redactor, payload_id: int, built: dict[int, dict[str, Any]]) -> None:
         """One JSON line per record: handed to the writer process, or written here."""
-        writer = self.log_writer
+        writer = self._live_writer()
         if writer is not None:
-            if not writer.failed:
-                raw = ev.raw if ev.raw is not None else ev.request.SerializeToString()
-                writer.payload(ev.signal, payload_id, raw, {i: ev.items[i][5] for i in built}, red, ev.total)
-                return
-            self._writer_failed()
-        if self.jsonl is not None:
+            raw = ev.raw if ev.raw is not None else ev.request.SerializeToString()
+            writer.payload(ev.signal, payload_id, raw, {i: ev.items[i][5] for i in built}, red, ev.total)
+        elif self.jsonl is not None:
             self.jsonl.write_bytes(self._encoder.encode(ev, red, payload_id, built))
 
-    def _writer_failed(self) -> None:
-        """The writer process is gone (it said why in the log): write the log in this process from now on."""
-        if self.log_writer is not None:
-            self._log_dropped += self.log_writer.dropped_records
-        self.log_writer = None
-        self.jsonl = JsonlLog(self._log_path, self._log_max)
+    def _live_writer(self) -> LogWriterProcess | None:
+        """The writer process, or None. One found gone (it said why in the log) is replaced by writing
+        the log in this process from now on."""
+        writer = self.log_writer
+        if writer is not None and writer.failed:
+            self._log_dropped += writer.dropped_records
+            self.log_writer = writer = None
+            self.jsonl = JsonlLog(self._log_path, self._log_max)
+        return writer
 
     def log_stats(self) -> tuple[int, int]:
         """(records left out of the JSON Lines log so far, bytes waiting for its writer)."""
@@ -213,12 +214,10 @@ class Inspector:
 
     def _alert_changed(self, alert: dict[str, Any]) -> None:
         line = dumps({"type": "alert", **alert}) + b"\n"
-        if self.log_writer is not None:
-            if not self.log_writer.failed:
-                self.log_writer.lines(line)
-                return
-            self._writer_failed()
-        if self.jsonl is not None:
+        writer = self._live_writer()
+        if writer is not None:
+            writer.lines(line)
+        elif self.jsonl is not None:
             self.jsonl.write_bytes(line)
 
     def flush_log(self, timeout: float = 10.0) -> bool:
