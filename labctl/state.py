@@ -132,6 +132,11 @@ class LabState:
     def url(self, service: str, port_name: str) -> str:
         return f"http://{self.addr(service, port_name)}"
 
+    def admin_headers(self) -> dict[str, str]:
+        """What labctl sends to the proxy's admin API: the lab's token when auth is on (`up --auth`)."""
+        token = self.settings.get("auth_token") if self.settings.get("auth_enabled") else None
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
     # --- files ----------------------------------------------------------------------------------------
 
     def service_dir(self, service: str) -> Path:

@@ -12,7 +12,7 @@ from labctl.runtimes.process import tail
 
 
 def proxy_stats(cx: CheckContext) -> dict[str, Any] | None:
-    reply = http_get(cx.url("proxy", "admin", "/api/stats"), timeout=2)
+    reply = http_get(cx.url("proxy", "admin", "/api/stats"), timeout=2, headers=cx.lab.admin_headers())
     return reply.json() if reply.ok else None
 
 
@@ -24,7 +24,8 @@ def counter(stats: dict[str, Any] | None, name: str, signal: str = "metrics") ->
 
 
 def last_payload_seq(cx: CheckContext) -> int:
-    reply = http_get(cx.url("proxy", "admin", "/api/payloads?limit=1"), timeout=2)
+    reply = http_get(cx.url("proxy", "admin", "/api/payloads?limit=1"), timeout=2,
+                     headers=cx.lab.admin_headers())
     return int(reply.json().get("last_seq", 0)) if reply.ok else 0
 
 
@@ -64,13 +65,13 @@ def _verdict(cx: CheckContext, marker: str) -> CheckResult:
     found: list[dict[str, Any]] = []
 
     def look() -> list[dict[str, Any]]:
-        reply = http_get(f"{base}?after={after}&limit=50", timeout=2)
+        reply = http_get(f"{base}?after={after}&limit=50", timeout=2, headers=cx.lab.admin_headers())
         cx.notes["payloads_status"] = reply.describe()
         if not reply.ok:
             return []
         found.clear()
         for summary in reply.json().get("payloads", []):
-            detail = http_get(f"{base}/{summary['id']}", timeout=2)
+            detail = http_get(f"{base}/{summary['id']}", timeout=2, headers=cx.lab.admin_headers())
             if detail.ok and marker in json.dumps(detail.json().get("records", [])):
                 found.append(detail.json())
         return found

@@ -125,7 +125,8 @@ def _up(
     grafana_missing = any(r.service == "grafana" and r.state != "running" for r in rows)
     next_step = _NEXT_WITHOUT_GRAFANA if grafana_missing else _NEXT.get(stage.layer, "`labctl status`")
     if lab.settings.get("auth_enabled"):
-        ui.info("auth is on: clients must send the lab's bearer token — `labctl env` prints it in the block")
+        ui.info("auth is on: clients must send the lab's bearer token — `labctl env` prints it in the block; "
+                "`labctl url proxy` prints the inspector page's address with it")
     ui.info(f"next: {next_step}")
     later = [s for s in model.stages.values() if s.layer == stage.layer + 1]
     if later:
@@ -219,7 +220,10 @@ def url(
     if service not in model.stage_services(lab.stage, lab.runtime):
         raise LabError(f"{service} is not part of {lab.stage}", "`labctl ports` lists what this stage runs")
     if not port_name:
-        print(lab.url(service, spec.url.port) + spec.url.path)
+        page = lab.url(service, spec.url.port) + spec.url.path
+        # With auth on, the proxy's page needs the token once (it becomes a cookie, see labctl/proxy/guard.py).
+        token = lab.admin_headers().get("Authorization", "").removeprefix("Bearer ")
+        print(f"{page}?token={token}" if service == "proxy" and token else page)
         return
     if port_name not in spec.ports:
         raise LabError(

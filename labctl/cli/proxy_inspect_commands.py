@@ -41,13 +41,33 @@ def admin_url(url: str | None) -> str:
     return DEFAULT_ADMIN_URL
 
 
+def _headers(base: str) -> dict[str, str]:
+    """The token for the running lab's own proxy (`up --auth`), else $LABCTL_PROXY_TOKEN; never sent elsewhere."""
+    from labctl.state import LabState
+
+    token = os.environ.get("LABCTL_PROXY_TOKEN")
+    if token:
+        return {"Authorization": f"Bearer {token}"}
+    if LabState.exists():
+        try:
+            lab = LabState.load()
+            if lab.stage and "admin" in lab.ports.get("proxy", {}) and base == lab.url("proxy", "admin"):
+                return lab.admin_headers()
+        except LabError:
+            ...
+    return {}
+
+
 def _get(base: str, path: str, params: dict[str, str] | None = None) -> requests.Response:
     try:
-        r = requests.get(base + path, params=params, timeout=10)
+        r = requests.get(base + path, params=params, timeout=10, headers=_headers(base))
     except requests.RequestException as exc:
         raise LabError(f"cannot reach the proxy's admin API at {base}: {type(exc).__name__}",
                        "start the lab (`labctl up module-1`) or the proxy (`labctl proxy serve`), or pass --url"
                        ) from None
+    if r.status_code == 401:
+        raise LabError(f"{base}{path} demands the lab's token (the lab runs with `up --auth`)",
+                       "run this against your own lab, or set LABCTL_PROXY_TOKEN to its token (`labctl env`)")
     if r.status_code != 200:
         raise LabError(f"{base}{path} answered HTTP {r.status_code}: {r.text[:200]}",
                        "is that URL really the proxy's admin listener? (`labctl status` shows it)")

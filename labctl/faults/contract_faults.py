@@ -85,7 +85,7 @@ def verify(ctx: FaultContext, rec: dict[str, Any]) -> list[str]:
     """The proxy reports the variant as the contract in force (its own API, not our file)."""
     url = ctx.lab.url("proxy", "admin") + "/api/contract"
     try:
-        info = requests.get(url, timeout=3).json()
+        info = requests.get(url, timeout=3, headers=ctx.lab.admin_headers()).json()
     except (requests.RequestException, ValueError) as exc:
         raise LabError(f"cannot read the proxy's contract at {url}: {exc}") from None
     if info.get("path") != rec["contract"]:

@@ -145,7 +145,7 @@ def _await_proxy(ctx: FaultContext, timeout: float) -> str | None:
     nudged = [0.0]
 
     def delivering() -> bool:
-        seen.update(requests.get(url, timeout=1).json().get("upstream") or {})
+        seen.update(requests.get(url, timeout=1, headers=ctx.lab.admin_headers()).json().get("upstream") or {})
         if seen.get("state") in ("ok", "idle", "none"):
             return True
         # The upstream is back: end the proxy's backoff instead of waiting it out. Again every half

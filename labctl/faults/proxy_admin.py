@@ -19,7 +19,7 @@ def _api(ctx: FaultContext) -> str:
 def set_upstream(ctx: FaultContext, **change: str) -> dict[str, Any]:
     """Retarget the running proxy; returns the record heal needs (what was asked for)."""
     try:
-        resp = requests.put(_api(ctx), json=change, timeout=5)
+        resp = requests.put(_api(ctx), json=change, timeout=5, headers=ctx.lab.admin_headers())
     except requests.RequestException as exc:
         raise LabError(f"cannot reach the proxy's admin API at {_api(ctx)}: {type(exc).__name__}",
                        "is the proxy running? `labctl status`") from None
@@ -34,7 +34,7 @@ def reset_upstream(ctx: FaultContext) -> None:
     """Back to the configured upstream (and retry now). A proxy that is not running has forgotten the
     change already: its next start uses its configuration."""
     try:
-        resp = requests.delete(_api(ctx), timeout=5)
+        resp = requests.delete(_api(ctx), timeout=5, headers=ctx.lab.admin_headers())
     except requests.RequestException:
         if ctx.runtime.is_running("proxy"):
             raise LabError(f"cannot reach the proxy's admin API at {_api(ctx)} to restore its upstream",
@@ -48,14 +48,15 @@ def reset_upstream(ctx: FaultContext) -> None:
 def retry_now(ctx: FaultContext) -> None:
     """End the proxy's retry backoff (an empty PUT): used after the upstream is back."""
     try:
-        requests.put(_api(ctx), json={}, timeout=5)
+        requests.put(_api(ctx), json={}, timeout=5, headers=ctx.lab.admin_headers())
     except requests.RequestException:
         ...  # best effort: without it the proxy retries at the end of its backoff anyway
 
 
 def current(ctx: FaultContext) -> dict[str, Any]:
     """The proxy's upstream as it reports it (/api/stats)."""
-    resp = requests.get(ctx.lab.url("proxy", "admin") + "/api/stats", timeout=3)
+    resp = requests.get(ctx.lab.url("proxy", "admin") + "/api/stats", timeout=3,
+                        headers=ctx.lab.admin_headers())
     resp.raise_for_status()
     return dict(resp.json().get("upstream") or {})
 

@@ -10,6 +10,8 @@ from typing import Any
 
 from aiohttp import web
 
+from labctl.proxy import guard
+
 log = logging.getLogger("labctl.proxy.admin")
 
 
@@ -18,7 +20,8 @@ Retarget = Callable[[Any], Awaitable[tuple[int, dict[str, Any]]]]
 
 
 def make_admin_app(stats_provider: Callable[[], dict[str, Any]], ready: Callable[[], tuple[bool, str]],
-                   extra_routes: list[web.RouteDef], retarget: Retarget | None = None) -> web.Application:
+                   extra_routes: list[web.RouteDef], retarget: Retarget | None = None,
+                   token: str = "", allowed_hosts: tuple[str, ...] = ("proxy",)) -> web.Application:
     async def api_stats(_: web.Request) -> web.Response:
         return web.json_response(stats_provider())
 
@@ -46,7 +49,7 @@ def make_admin_app(stats_provider: Callable[[], dict[str, Any]], ready: Callable
     mine = [web.get("/api/stats", api_stats), web.get("/healthz", healthz), web.get("/readyz", readyz),
             web.put("/api/upstream", put_upstream), web.delete("/api/upstream", delete_upstream)]
     taken = {(r.method, r.path) for r in mine}
-    app = web.Application()
+    app = web.Application(middlewares=[guard.middleware(token, allowed_hosts)])
     app.add_routes(mine)
     for route in extra_routes:
         if (route.method, getattr(route, "path", None)) in taken:

@@ -104,6 +104,7 @@ class ProxyConfig:
     mode: str
     contract_reload: bool
     auth_token: str
+    allowed_hosts: tuple[str, ...]          # Host names the admin listener answers besides IPs and localhost
     max_request_bytes: int
     upstream: UpstreamSettings
     queue_memory_bytes: int
@@ -247,6 +248,15 @@ def _upstream(sec: _Section) -> UpstreamSettings:
     )
 
 
+def _names(value: Any, where: str) -> tuple[str, ...]:
+    """A list of host names, or one comma-separated string (how an env variable gives them)."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+        raise LabError(f"{where} must be a list of host names or one comma-separated string",
+                       f"e.g. {where.split('.')[-1]}: [proxy, lab.example.org]")
+    return tuple(i.strip() for i in items if i.strip())
+
+
 def from_dict(raw: Any, base_dir: Path, source: Path | None = None,
               env: dict[str, str] | None = None) -> ProxyConfig:
     """Expand and validate an already-parsed YAML document."""
@@ -257,7 +267,7 @@ def from_dict(raw: Any, base_dir: Path, source: Path | None = None,
                                  "spool", *PASS_THROUGH))
     listen = _Section(top.get("listen"), "listen", ("otlp_grpc", "otlp_http", "admin"))
     contract = _Section(top.get("contract"), "contract", ("path", "mode", "reload"))
-    auth = _Section(top.get("auth"), "auth", ("bearer_token",))
+    auth = _Section(top.get("auth"), "auth", ("bearer_token", "allowed_hosts"))
     limits = _Section(top.get("limits"), "limits", ("max_request_bytes", "retry_after"))
     queue = _Section(top.get("queue"), "queue", ("memory_bytes",))
     spool = _Section(top.get("spool"), "spool", ("max_bytes", "overflow", "sync"))
@@ -286,6 +296,7 @@ def from_dict(raw: Any, base_dir: Path, source: Path | None = None,
         mode=_choice(contract.get("mode", "observe"), "contract.mode", _MODES),
         contract_reload=_bool(contract.get("reload", True), "contract.reload"),
         auth_token=str(auth.get("bearer_token", "")).strip(),
+        allowed_hosts=_names(auth.get("allowed_hosts", "proxy"), "auth.allowed_hosts"),
         max_request_bytes=parse_size(limits.get("max_request_bytes", "64MiB"), "limits.max_request_bytes"),
         upstream=_upstream(_Section(top.get("upstream"), "upstream",
                                     ("endpoint", "protocol", "headers", "timeout", "retry", "batch_max_bytes"))),

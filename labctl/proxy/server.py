@@ -90,7 +90,8 @@ class ProxyServer:
                 http = HttpReceiver(ingest, self.stats, max_bytes=cfg.max_request_bytes, token=cfg.auth_token)
                 self.ports["otlp_http"] = await self._start_http(http.app(), cfg.otlp_http, "otlp_http")
             routes = list(self.inspector.routes(self.stats_provider)) if self.inspector is not None else []
-            admin = make_admin_app(self.stats_provider, self.readiness, routes, self.retarget)
+            admin = make_admin_app(self.stats_provider, self.readiness, routes, self.retarget,
+                                   token=cfg.auth_token, allowed_hosts=cfg.allowed_hosts)
             self.ports["admin"] = await self._start_http(admin, cfg.admin, "admin", decompress=True)
         except BaseException:
             await self.stop()

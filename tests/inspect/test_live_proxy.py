@@ -19,8 +19,8 @@ PROMPT = "refactor the invoice module and add tests for the tax rounding"
 PARAMS = '{"command": "cat ~/.ssh/id_rsa_secretfile"}'
 
 
-def labctl(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"}
+def labctl(*args: str, token: str = "") -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200", **({"LABCTL_PROXY_TOKEN": token} if token else {})}
     return subprocess.run([sys.executable, "-m", "labctl", *args], capture_output=True, text=True, env=env,
                           cwd=REPO, timeout=60, check=False)
 
@@ -49,13 +49,15 @@ def test_token_and_prompt_never_appear_in_any_output(start_proxy) -> None:
                  "/api/violations", "/api/sessions", "/api/sessions/sess-red", "/api/alerts", "/api/contract",
                  "/api/overview", "/api/stats", "/api/export?format=json", "/api/export?format=csv",
                  "/api/export?what=violations&format=csv"):
-        resp = requests.get(proxy.admin + path, timeout=10)
+        # With a token configured the admin plane demands it too (labctl/proxy/guard.py).
+        assert requests.get(proxy.admin + path, timeout=10).status_code == (200 if path == "/metrics" else 401)
+        resp = requests.get(proxy.admin + path, timeout=10, headers=auth)
         assert resp.status_code == 200, (path, resp.status_code)
         outputs[path] = resp.text
     proxy.wait_log()
     outputs["jsonl"] = (proxy.data_dir / "inspect" / "records.jsonl").read_text()
-    outputs["cli sessions"] = labctl("proxy", "sessions", "--url", proxy.admin, "--json").stdout
-    outputs["cli export"] = labctl("proxy", "export", "--format", "csv", "--url", proxy.admin).stdout
+    outputs["cli sessions"] = labctl("proxy", "sessions", "--url", proxy.admin, "--json", token=TOKEN).stdout
+    outputs["cli export"] = labctl("proxy", "export", "--format", "csv", "--url", proxy.admin, token=TOKEN).stdout
     outputs["proxy log"] = proxy.log_text()
     for name, text in outputs.items():
         for secret in (TOKEN, PROMPT, "id_rsa_secretfile", "student@example.org"):

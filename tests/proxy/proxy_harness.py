@@ -75,7 +75,11 @@ class RunningProxy:
         return f"http://127.0.0.1:{self.server.ports['admin']}"
 
     def stats(self) -> dict[str, Any]:
-        with urllib.request.urlopen(self.admin + "/api/stats", timeout=5) as resp:
+        # With a token configured the admin API demands it too (labctl/proxy/guard.py).
+        token = self.server.cfg.auth_token
+        request = urllib.request.Request(self.admin + "/api/stats",
+                                         headers={"Authorization": f"Bearer {token}"} if token else {})
+        with urllib.request.urlopen(request, timeout=5) as resp:
             return json.loads(resp.read())
 
     def stop(self) -> None:

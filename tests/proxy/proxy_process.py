@@ -40,15 +40,20 @@ class ProxyProcess(Process):
         wait_http(self.admin + "/readyz", 30, self.proc, self.log)
         return self
 
+    def admin_request(self, path: str) -> urllib.request.Request:
+        """A request to the admin API, with the configured token (the admin plane demands it too)."""
+        token = (self.raw.get("auth") or {}).get("bearer_token")
+        return urllib.request.Request(self.admin + path, headers={"Authorization": f"Bearer {token}"} if token else {})
+
     def stats(self) -> dict[str, Any]:
-        with urllib.request.urlopen(self.admin + "/api/stats", timeout=5) as resp:
+        with urllib.request.urlopen(self.admin_request("/api/stats"), timeout=5) as resp:
             return json.loads(resp.read())
 
     def wait_log(self, timeout: float = 30) -> None:
         """Until the JSON Lines log holds every payload received so far (its writer is a child process)."""
         deadline = time.monotonic() + timeout
         while True:
-            with urllib.request.urlopen(self.admin + "/api/overview", timeout=5) as resp:
+            with urllib.request.urlopen(self.admin_request("/api/overview"), timeout=5) as resp:
                 ov = json.loads(resp.read())
             if ov["log"]["written_through"] >= ov["last_seq"]:
                 return

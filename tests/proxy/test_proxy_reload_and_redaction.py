@@ -51,9 +51,11 @@ def test_tokens_never_appear_in_logs_stats_or_errors(start_proxy, caplog):
     wait_for(lambda: proxy.stats()["counters"]["retries"]["metrics"], what="a failed upstream attempt")
     outputs.append(str(proxy.stats()))
     outputs.append(requests.get(proxy.admin + "/readyz", timeout=5).text)
+    admin_auth = {"Authorization": f"Bearer {inbound}"}  # the admin plane demands the token too
     for path in ("/api/payloads", "/api/export", "/metrics", "/api/overview"):
-        outputs.append(requests.get(proxy.admin + path, timeout=5).text)
-    payloads = requests.get(proxy.admin + "/api/payloads", timeout=5).text
+        outputs.append(requests.get(proxy.admin + path, timeout=5, headers=admin_auth).text)
+        outputs.append(requests.get(proxy.admin + path, timeout=5).text)  # the refusal must not leak it either
+    payloads = requests.get(proxy.admin + "/api/payloads", timeout=5, headers=admin_auth).text
     assert "authorization" in payloads.lower()   # the header is shown as present, its value redacted
     outputs.append(caplog.text)
     jsonl = proxy.cfg.data_dir / "inspect" / "records.jsonl"
