@@ -227,7 +227,10 @@ class Proxy(Process):
         return self
 
     def stats(self) -> dict[str, Any]:
-        data: dict[str, Any] = requests.get(f"http://127.0.0.1:{self.admin_port}/api/stats", timeout=3).json()
+        # With a token the admin API demands it too (labctl/proxy/guard.py).
+        headers = {"Authorization": f"Bearer {self.auth_token}"} if self.auth_token else {}
+        data: dict[str, Any] = requests.get(f"http://127.0.0.1:{self.admin_port}/api/stats", timeout=3,
+                                            headers=headers).json()
         return data
 
 
