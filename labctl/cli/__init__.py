@@ -19,6 +19,7 @@ _COMMAND_MODULES = [
     "matrix_commands",
     "fault_commands",
     "check_commands",
+    "claude_commands",
 ]
 
 

@@ -262,7 +262,9 @@ def doctor(json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 @app.command()
 def install(
-    component: Annotated[str, typer.Argument(help="collector, prometheus, grafana or all.")] = "all",
+    component: Annotated[
+        str, typer.Argument(help="collector, prometheus, grafana, all (these three) or claude-code.")
+    ] = "all",
     force: Annotated[bool, typer.Option("--force", help="Rebuild even when the cached binary is current.")] = False,
     source: Annotated[
         str | None,
@@ -273,7 +275,9 @@ def install(
         ),
     ] = None,
 ) -> None:
-    """Build or install the binaries the native runtime needs, into the lab's cache."""
+    """Build or install the binaries the native runtime needs, into the lab's cache.
+
+    `claude-code` installs the pinned real Claude Code (npm) for `labctl claude`; never part of `all`."""
     from labctl.install import install as do_install
 
     with ui.progress() as prog:
@@ -285,9 +289,10 @@ def install(
         if result.get("error"):
             ui.warn(f"{result['component']}: {result['error']}" + (f" — {result['hint']}" if result.get("hint") else ""))
         elif result.get("built"):
-            verb = f"installed {result.get('version')} from the official archive:" if result.get("source") == "archive" else "built"
+            verb = {"archive": f"installed {result.get('version')} from the official archive:",
+                    "npm": f"installed {result.get('version')} from the npm registry:"}.get(str(result.get("source")), "built")
             ui.success(f"{result['component']}: {verb} {result['binary']} ({result.get('seconds', 0):.0f}s)")
         else:
             ui.success(f"{result['component']}: {result['binary']} is up to date")
-        if result.get("note") and result.get("source") == "archive":
+        if result.get("note") and result.get("source") in ("archive", "npm"):
             ui.info(f"  {result['note']}")

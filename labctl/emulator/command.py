@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from labctl import ui
-from labctl.emulator.labenv import lab_env, render
+from labctl.emulator.labenv import client_env, lab_env, render, stub_running
 from labctl.emulator.runner import EmitOptions, Emulator, parse_models
 from labctl.emulator.settings import load_settings
 from labctl.state import LabState
@@ -23,14 +23,28 @@ def env_command(
     protocol: Annotated[str, typer.Option("--protocol", help="grpc, http/protobuf or http/json")] = "grpc",
     shell: Annotated[str, typer.Option("--shell", help="sh (bash/zsh), fish or powershell")] = "sh",
     json_out: Annotated[bool, typer.Option("--json", help="print the variables as JSON")] = False,
+    real_account: Annotated[
+        bool, typer.Option("--real-account", help="your own Claude account answers, not the lab's model stub")
+    ] = False,
 ) -> None:
-    """Print the environment block to paste before starting a real Claude Code against the running lab."""
+    """Print the environment block to paste before starting a real Claude Code against the running lab.
+
+    With the lab's model stub running (every module), the block also points the client's model requests
+    at the stub with a dummy key: no account needed, nothing leaves the machine. Otherwise (or with
+    --real-account) the client uses your own login or key."""
     lab = LabState.current()
-    env = lab_env(lab, protocol)
+    env = client_env(lab, protocol, real_account=real_account)
     if json_out:
         ui.print_json(env)
         return
+    stub = not real_account and stub_running(lab)
     sys.stdout.write(f"# Claude Code → labctl lab ({lab.stage}, {protocol}). Paste, then start `claude`.\n")
+    if stub:
+        sys.stdout.write("# The model is the lab's stub (offline, scripted: lab/scenarios/); "
+                         "`labctl env --real-account` uses your own account instead.\n")
+    else:
+        sys.stdout.write("# The model is your own Claude account (your login or ANTHROPIC_API_KEY); "
+                         "usage is billed to it.\n")
     sys.stdout.write(render(env, shell) + "\n")
 
 

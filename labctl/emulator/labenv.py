@@ -1,7 +1,8 @@
 """The environment block that points a real Claude Code (or `labctl emit --from-lab`) at the running lab.
 
-`labctl env` prints it; `labctl emit --from-lab` applies the very same mapping, so the emulator and a real
-Claude Code are configured identically.
+`labctl env` prints it; `labctl emit --from-lab` applies the very same telemetry mapping (`lab_env`), so
+the emulator and a real Claude Code are configured identically; `labctl claude` runs the pinned client
+with the full block (`client_env`: telemetry plus the model the client talks to).
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from labctl.errors import LabError
 from labctl.state import LabState
 
 PROTOCOL_PORT = {"grpc": "otlp_grpc", "http/protobuf": "otlp_http", "http/json": "otlp_http"}
+STUB_SERVICE = "model-stub"
+# The stub accepts any key; this one says what it is, and no account has it.
+STUB_API_KEY = "sk-ant-lab-model-stub-not-a-real-key"
 
 
 def auth_token(lab: LabState) -> str | None:
@@ -57,11 +61,39 @@ def lab_env(lab: LabState, protocol: str = "grpc", metric_interval_ms: int = 500
     return env
 
 
-def render(env: dict[str, str], shell: str = "sh") -> str:
-    if shell == "fish":
-        return "\n".join(f"set -gx {k} {shlex.quote(v)}" for k, v in env.items())
-    if shell == "powershell":
-        return "\n".join(f"$env:{k} = '{v}'" for k, v in env.items())
-    if shell != "sh":
+def stub_running(lab: LabState) -> bool:
+    """The lab's stage runs the model stub (every module does, unless the lab predates it)."""
+    from labctl.model import load_model
+
+    return bool(lab.stage) and STUB_SERVICE in lab.ports and STUB_SERVICE in load_model().stage_services(
+        lab.stage or "", lab.runtime)
+
+
+def model_env(lab: LabState, real_account: bool = False) -> dict[str, str | None]:
+    """Where the client's model requests go: the lab's stub (a dummy key), or the user's own account.
+
+    A None value means "unset it": a shell that pasted the stub's block earlier must not keep sending a
+    real-account session to the stub."""
+    if not real_account and stub_running(lab):
+        return {"ANTHROPIC_BASE_URL": lab.url(STUB_SERVICE, "api"), "ANTHROPIC_API_KEY": STUB_API_KEY}
+    return {"ANTHROPIC_BASE_URL": None}
+
+
+def client_env(lab: LabState, protocol: str = "grpc", real_account: bool = False) -> dict[str, str | None]:
+    """The whole block for a real Claude Code: telemetry to the proxy, model requests to the stub."""
+    return {**lab_env(lab, protocol), **model_env(lab, real_account)}
+
+
+def render(env: dict[str, str] | dict[str, str | None], shell: str = "sh") -> str:
+    """Export lines for one shell; a None value unsets the variable."""
+    if shell not in ("sh", "fish", "powershell"):
         raise LabError(f"unknown shell {shell!r}", "use sh (bash/zsh), fish or powershell")
-    return "\n".join(f"export {k}={shlex.quote(v)}" for k, v in env.items())
+    lines = []
+    for k, v in env.items():
+        if shell == "fish":
+            lines.append(f"set -e {k}" if v is None else f"set -gx {k} {shlex.quote(v)}")
+        elif shell == "powershell":
+            lines.append(f"Remove-Item Env:{k} -ErrorAction SilentlyContinue" if v is None else f"$env:{k} = '{v}'")
+        else:
+            lines.append(f"unset {k}" if v is None else f"export {k}={shlex.quote(v)}")
+    return "\n".join(lines)

@@ -6,6 +6,7 @@ Sources (`--from` / `LABCTL_INSTALL_FROM`): `auto` (default), `go` or `archive`.
 - prometheus: auto = built from its Go modules when `go` is on PATH, else the official archive; when
   neither works, the OS package is mentioned only if its major version is the lab's.
 - grafana: always the official archive (it cannot be built here); a binary you named is used as is.
+- claude-code: the pinned npm package (only when asked by name: its licence is the user's to accept).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from labctl.install.ospackage import advice, apt_candidate
 from labctl.install.paths import bin_dir, repo_root
 from labctl.install.prometheus import install_prometheus
 
-COMPONENTS = ("collector", "prometheus", "grafana", "all")
+COMPONENTS = ("collector", "prometheus", "grafana", "claude-code", "all")
 SOURCES = ("auto", "go", "archive")
 SOURCE_VAR = "LABCTL_INSTALL_FROM"
 
@@ -56,6 +57,10 @@ def install(
         return [_prometheus(src, force, progress)]
     if component == "grafana":
         return [install_grafana(force=force, source=src, progress=progress)]
+    if component == "claude-code":
+        from labctl.install.claudecode import install_claude_code
+
+        return [install_claude_code(force=force, progress=progress)]
     results = [_collector(src, force, progress), _prometheus(src, force, progress)]
     try:
         results.append(install_grafana(force=force, source="auto" if src == "go" else src, progress=progress))

@@ -28,8 +28,9 @@ WAIT_TIMEOUT = 180  # seconds `compose up --wait` may take (first run pulls imag
 
 
 def port_var(service: str, port: str) -> str:
-    """Compose variable carrying a host port: proxy.otlp_grpc -> LAB_PORT_PROXY_OTLP_GRPC."""
-    return f"LAB_PORT_{service.upper()}_{port.upper()}"
+    """Compose variable carrying a host port: proxy.otlp_grpc -> LAB_PORT_PROXY_OTLP_GRPC (`-` becomes `_`:
+    model-stub.api -> LAB_PORT_MODEL_STUB_API, a valid variable name)."""
+    return f"LAB_PORT_{service.upper()}_{port.upper()}".replace("-", "_")
 
 
 def compose_dir(model: LabModel) -> Path:

@@ -16,11 +16,14 @@ def test_ports_and_url_name_the_running_labs_ports(tmp_path: Path) -> None:
     state_dir = tmp_path / "lab"
     with started_lab("module-1", state_dir) as lab:
         listed = json.loads(run_labctl("ports", "--json", state_dir=state_dir).stdout)
-        proxy_ports = load_model().service("proxy").ports
-        assert {(row["service"], row["port"]) for row in listed} == {("proxy", name) for name in proxy_ports}
+        model = load_model()
+        services = model.stage_services("module-1", "native")
+        assert {(row["service"], row["port"]) for row in listed} == {
+            (s, name) for s in services for name in model.service(s).ports
+        }
         for row in listed:
-            assert row["url"] == f"http://127.0.0.1:{lab.port('proxy', row['port'])}"
-            assert row["what"] == proxy_ports[row["port"]].what
+            assert row["url"] == f"http://127.0.0.1:{lab.port(row['service'], row['port'])}"
+            assert row["what"] == model.service(row["service"]).ports[row["port"]].what
 
         admin = run_labctl("url", "proxy.admin", state_dir=state_dir).stdout.strip()
         assert admin == f"http://127.0.0.1:{lab.port('proxy', 'admin')}"

@@ -1,0 +1,373 @@
+"""The model stub's HTTP server: the Anthropic Messages API endpoints Claude Code calls, answered from scenarios.
+
+Which turn a request is comes from the conversation itself (the number of assistant messages it carries),
+so the client's retries of a failed turn ask for the same turn again; attempts are counted per session
+(the client's `X-Claude-Code-Session-Id`) to play a turn's scripted faults in order. Requests without
+tools (titles, quota probes) are side requests: they never consume a scripted turn.
+
+Nothing a client sends is logged but its shape: no prompt or answer text reaches the stub's log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from labctl.modelstub import answers
+from labctl.modelstub.scenario import Scenario, Turn
+
+MAX_BODY_BYTES = 32 * 1024 * 1024  # the Messages API's own request size limit
+SCENARIO_HEADER = "x-lab-scenario"  # `labctl claude` sets it (ANTHROPIC_CUSTOM_HEADERS) to pick a scenario
+KNOWN_MODELS = ("claude-opus-5-5", "claude-sonnet-5-5", "claude-haiku-5-5")
+_MAX_SESSIONS = 2000  # attempt counters kept (oldest sessions forgotten first)
+_WORKDIR_MARK = "Primary working directory: "
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class ApiError(Exception):
+    """Answered as the API's error shape with this status."""
+
+    def __init__(self, status: int, error_type: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.error_type, self.message, self.headers = status, error_type, message, headers or {}
+
+
+@dataclass
+class Stats:
+    """What the stub did, for `GET /stub/stats`, tests and the benchmark (its own time per turn)."""
+
+    started: float = field(default_factory=time.time)
+    turns: int = 0
+    side: int = 0
+    faults: int = 0
+    after_script: int = 0
+    bad_requests: int = 0
+    turn_ms: deque[float] = field(default_factory=lambda: deque(maxlen=1000))
+
+    def as_dict(self) -> dict[str, Any]:
+        ms = sorted(self.turn_ms)
+        return {
+            "turns": self.turns, "side_requests": self.side, "faults": self.faults,
+            "after_script": self.after_script, "bad_requests": self.bad_requests,
+            "stub_ms_per_turn": {
+                "count": len(ms),
+                "mean": round(sum(ms) / len(ms), 3) if ms else None,
+                "p50": round(ms[len(ms) // 2], 3) if ms else None,
+                "max": round(ms[-1], 3) if ms else None,
+            },
+        }
+
+
+class ModelStub:
+    def __init__(self, scenarios: dict[str, Scenario], default: str, log_path: Path | None = None) -> None:
+        if default not in scenarios:
+            raise ValueError(f"default scenario {default!r} is not among {sorted(scenarios)}")
+        self.scenarios = scenarios
+        self.default = default
+        self.stats = Stats()
+        self.attempts: OrderedDict[tuple[str, str, int], int] = OrderedDict()
+        self.side_counter = 0
+        self._log = log_path.open("a", buffering=1) if log_path else None
+
+    # --- the application -------------------------------------------------------------------------
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[self._errors])
+        app.router.add_post("/v1/messages", self.messages)
+        app.router.add_post("/v1/messages/count_tokens", self.count_tokens)
+        app.router.add_get("/v1/models", self.models)
+        app.router.add_get("/v1/models/{model}", self.model)
+        app.router.add_route("HEAD", "/api/hello", self.hello)  # the client's reachability probe
+        app.router.add_get("/", self.index)
+        app.router.add_get("/healthz", self.healthz)
+        app.router.add_get("/stub/stats", self.get_stats)
+        app.router.add_get("/stub/scenarios", self.list_scenarios)
+        app.on_cleanup.append(self._close)
+        return app
+
+    async def _close(self, _app: web.Application) -> None:
+        if self._log:
+            self._log.close()
+
+    @web.middleware
+    async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Every failure leaves as the API's error shape with a request-id: never a traceback, never a crash."""
+        try:
+            return await handler(request)
+        except ApiError as exc:
+            return self._error(exc.status, exc.error_type, exc.message, exc.headers)
+        except web.HTTPRequestEntityTooLarge:
+            return self._error(413, "request_too_large", f"Request exceeds the maximum size of {MAX_BODY_BYTES} bytes")
+        except web.HTTPNotFound:
+            return self._error(404, "not_found_error", f"Not found: {request.method} {request.path}")
+        except web.HTTPMethodNotAllowed:
+            return self._error(405, "invalid_request_error", f"Method {request.method} is not allowed on {request.path}")
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            return self._error(exc.status, "invalid_request_error", exc.reason or "bad request")
+        except (ConnectionResetError, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the API shape, whatever went wrong
+            return self._error(500, "api_error", f"lab model stub internal error: {type(exc).__name__}")
+
+    def _error(self, status: int, error_type: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
+        if status < 500:
+            self.stats.bad_requests += 1
+        request_id = answers.stable_id("req", "error", time.monotonic_ns())
+        return web.json_response(answers.error_body(error_type, message, request_id), status=status,
+                                 headers={"request-id": request_id, **(headers or {})})
+
+    # --- small endpoints ---------------------------------------------------------------------------
+
+    async def hello(self, _request: web.Request) -> web.Response:
+        return web.Response(status=200)
+
+    async def index(self, _request: web.Request) -> web.Response:
+        return web.json_response({
+            "service": "labctl model stub: a local stand-in for the Anthropic Messages API",
+            "endpoints": ["POST /v1/messages", "POST /v1/messages/count_tokens", "GET /v1/models",
+                          "GET /stub/stats", "GET /stub/scenarios"],
+            "default_scenario": self.default,
+            "scenario_header": SCENARIO_HEADER,
+        })
+
+    async def healthz(self, _request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "scenarios": len(self.scenarios)})
+
+    async def get_stats(self, _request: web.Request) -> web.Response:
+        return web.json_response(self.stats.as_dict())
+
+    async def list_scenarios(self, _request: web.Request) -> web.Response:
+        return web.json_response([
+            {"name": s.name, "description": s.description, "turns": len(s.turns), "model": s.model,
+             "default": s.name == self.default}
+            for s in self.scenarios.values()
+        ])
+
+    def _model_ids(self) -> list[str]:
+        ids = list(KNOWN_MODELS)
+        for scenario in self.scenarios.values():
+            for name in (scenario.model, *(t.model for t in scenario.turns)):
+                if name and name not in ids:
+                    ids.append(name)
+        return ids
+
+    def _model_doc(self, model_id: str) -> dict[str, Any]:
+        display = model_id.removeprefix("claude-").replace("-", " ").title()
+        return {"type": "model", "id": model_id, "display_name": f"Claude {display} (lab stub)",
+                "created_at": "2026-01-01T00:00:00Z"}
+
+    async def models(self, _request: web.Request) -> web.Response:
+        ids = self._model_ids()
+        return web.json_response({"data": [self._model_doc(m) for m in ids], "has_more": False,
+                                  "first_id": ids[0], "last_id": ids[-1]})
+
+    async def model(self, request: web.Request) -> web.Response:
+        model_id = request.match_info["model"]
+        if model_id not in self._model_ids():
+            raise ApiError(404, "not_found_error", f"model: {model_id}")
+        return web.json_response(self._model_doc(model_id))
+
+    async def count_tokens(self, request: web.Request) -> web.Response:
+        body = await _json_body(request)
+        _require_model(body)
+        _require_messages(body)
+        # Deterministic and roughly the API's ratio: about four characters a token.
+        size = len(json.dumps([body.get("system"), body["messages"], body.get("tools")], separators=(",", ":")))
+        return web.json_response({"input_tokens": max(1, size // 4)})
+
+    # --- /v1/messages --------------------------------------------------------------------------------
+
+    def _scenario(self, request: web.Request) -> Scenario:
+        name = request.headers.get(SCENARIO_HEADER, "").strip() or self.default
+        if name not in self.scenarios:
+            raise ApiError(400, "invalid_request_error",
+                           f"lab model stub: unknown scenario {name!r} (known: {', '.join(self.scenarios)})")
+        return self.scenarios[name]
+
+    async def messages(self, request: web.Request) -> web.StreamResponse:
+        began = time.perf_counter()
+        _require_key(request)
+        body = await _json_body(request)
+        model = _require_model(body)
+        messages = _require_messages(body)
+        max_tokens = body.get("max_tokens")
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+            raise ApiError(400, "invalid_request_error", "max_tokens: Field required (a whole number ≥ 1)")
+        stream = body.get("stream", False)
+        if not isinstance(stream, bool):
+            raise ApiError(400, "invalid_request_error", "stream: Input should be a valid boolean")
+        scenario = self._scenario(request)
+        session = _session_id(request, body)
+        tools = body.get("tools")
+        if not tools:  # a side request (title, quota probe): never a scripted turn
+            self.side_counter += 1
+            self.stats.side += 1
+            ids = answers.ids_for(scenario.seed, scenario.name, session, -self.side_counter, 0)
+            self._record("side", scenario, session, None, 0, 200, model)
+            return await self._answer(request, scenario.side, ids, model, None, stream, began, counted=False)
+
+        turn_index = sum(1 for m in messages if isinstance(m, dict) and m.get("role") == "assistant")
+        key = (session, scenario.name, turn_index)
+        attempt = self.attempts.pop(key, 0)
+        self.attempts[key] = attempt + 1
+        while len(self.attempts) > _MAX_SESSIONS:
+            self.attempts.popitem(last=False)
+
+        turn = scenario.turn(turn_index)
+        if turn is None:
+            self.stats.after_script += 1
+            self._record("after_script", scenario, session, turn_index, attempt, 200, model)
+            ids = answers.ids_for(scenario.seed, scenario.name, session, turn_index, 0)
+            return await self._answer(request, Turn(text=scenario.after_script), ids, model, None, stream, began,
+                                      counted=False)
+        request_id = answers.stable_id("req", scenario.seed, scenario.name, session, turn_index, attempt)
+        if attempt < len(turn.faults):
+            fault = turn.faults[attempt]
+            self.stats.faults += 1
+            self._record("fault", scenario, session, turn_index, attempt, fault.status, model)
+            if not fault.mid_stream or not stream:
+                headers = {"request-id": request_id}
+                if fault.retry_after is not None:
+                    headers["retry-after"] = f"{fault.retry_after:g}"
+                return web.json_response(answers.fault_body(fault, request_id), status=fault.status, headers=headers)
+            ids = answers.ids_for(scenario.seed, scenario.name, session, turn_index, 0)
+            resp = await self._open_stream(request, request_id)
+            await resp.write(answers.message_start(turn, ids, turn.model or model))
+            await resp.write(answers.sse("error", answers.fault_body(fault, request_id)))
+            await resp.write_eof()
+            return resp
+        self.stats.turns += 1
+        self._record("turn", scenario, session, turn_index, attempt, 200, turn.model or model)
+        ids = answers.ids_for(scenario.seed, scenario.name, session, turn_index, len(turn.tools))
+        return await self._answer(request, turn, ids, turn.model or model, _workdir(body), stream, began,
+                                  request_id=request_id, counted=True)
+
+    async def _open_stream(self, request: web.Request, request_id: str) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"content-type": "text/event-stream; charset=utf-8",
+                                           "cache-control": "no-cache", "request-id": request_id})
+        await resp.prepare(request)
+        return resp
+
+    async def _answer(self, request: web.Request, turn: Turn, ids: answers.AnswerIds, model: str,
+                      workdir: str | None, stream: bool, began: float, *, counted: bool,
+                      request_id: str | None = None) -> web.StreamResponse:
+        request_id = request_id or answers.stable_id("req", ids.message)
+        delay = turn.first_token_delay_ms / 1000
+        if not stream:
+            doc = answers.message(turn, ids, model, workdir)
+            spent = time.perf_counter() - began
+            if delay:
+                await asyncio.sleep(delay)
+            resp = web.json_response(doc, headers={"request-id": request_id})
+            if counted:
+                self.stats.turn_ms.append(spent * 1000)
+            return resp
+        resp = await self._open_stream(request, request_id)
+        spent = time.perf_counter() - began
+        if delay:
+            await asyncio.sleep(delay)  # the slow first token: headers are out, message_start waits
+        mark = time.perf_counter()
+        chunks = [answers.message_start(turn, ids, model), *answers.stream_body(turn, ids, workdir)]
+        await resp.write(b"".join(chunks))
+        await resp.write_eof()
+        spent += time.perf_counter() - mark
+        if counted:
+            self.stats.turn_ms.append(spent * 1000)
+        return resp
+
+    def _record(self, kind: str, scenario: Scenario, session: str, turn: int | None, attempt: int, status: int,
+                model: str) -> None:
+        """One line per answered request in the stub's log: its shape, never its content."""
+        if self._log:
+            self._log.write(json.dumps({
+                "time": round(time.time(), 3), "kind": kind, "scenario": scenario.name, "session": session,
+                "turn": turn, "attempt": attempt, "status": status, "model": model,
+            }) + "\n")
+
+
+# --- request checks (the API's messages for the same mistakes) -----------------------------------------
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    raw = await request.read()
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "invalid_request_error", "The request body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_request_error", "The request body must be a JSON object.")
+    return body
+
+
+def _require_key(request: web.Request) -> None:
+    if not request.headers.get("x-api-key") and not request.headers.get("authorization"):
+        raise ApiError(401, "authentication_error",
+                       "x-api-key header is required (the lab's stub accepts any value, e.g. `labctl env`'s)")
+
+
+def _require_model(body: dict[str, Any]) -> str:
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise ApiError(400, "invalid_request_error", "model: Field required")
+    return model
+
+
+def _require_messages(body: dict[str, Any]) -> list[Any]:
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise ApiError(400, "invalid_request_error", "messages: Field required (a non-empty list)")
+    for i, msg in enumerate(messages):
+        if not isinstance(msg, dict) or msg.get("role") not in ("user", "assistant", "system"):
+            raise ApiError(400, "invalid_request_error", f"messages.{i}.role: Input should be 'user' or 'assistant'")
+        if not isinstance(msg.get("content"), str | list):
+            raise ApiError(400, "invalid_request_error", f"messages.{i}.content: Field required")
+    return messages
+
+
+def _session_id(request: web.Request, body: dict[str, Any]) -> str:
+    header = request.headers.get("x-claude-code-session-id")
+    if header:
+        return header[:128]
+    metadata = body.get("metadata")
+    user_id = metadata.get("user_id") if isinstance(metadata, dict) else None
+    if isinstance(user_id, str):
+        try:
+            doc = json.loads(user_id)
+        except ValueError:
+            doc = None
+        if isinstance(doc, dict) and isinstance(doc.get("session_id"), str):
+            return doc["session_id"][:128]
+    return "anonymous"
+
+
+def _workdir(body: dict[str, Any]) -> str | None:
+    """The client's working directory, from its environment note (system prompt or a system message)."""
+    texts: list[str] = []
+    system = body.get("system")
+    if isinstance(system, str):
+        texts.append(system)
+    elif isinstance(system, list):
+        texts += [b.get("text", "") for b in system if isinstance(b, dict)]
+    for msg in body.get("messages", []):
+        content = msg.get("content") if isinstance(msg, dict) else None
+        if isinstance(content, str):
+            texts.append(content)
+        elif isinstance(content, list):
+            texts += [b.get("text", "") for b in content if isinstance(b, dict) and isinstance(b.get("text"), str)]
+    for text in texts:
+        if isinstance(text, str) and (at := text.find(_WORKDIR_MARK)) >= 0:
+            line = text[at + len(_WORKDIR_MARK):].split("\n", 1)[0].strip()
+            if line.startswith("/"):
+                return line
+    return None
