@@ -130,7 +130,8 @@ def validate(contract: Annotated[Path, typer.Argument(help="Contract file or Wea
     from labctl import ui
 
     c = _load(contract)
-    ui.success(f"{contract}: ok — {c.spec.dialect} format, {len(c.spec.metrics)} metrics, {len(c.spec.events)} events")
+    ui.success(f"{contract}: ok — {c.spec.dialect} format, {len(c.spec.metrics)} metrics, {len(c.spec.events)} events"
+               + (f", {len(c.spec.spans)} spans" if c.spec.spans else ""))
 
 
 @contract_app.command("schema")

@@ -8,6 +8,7 @@ look-ups. Records (one dict per point) are only built when someone asks for `Eva
 from __future__ import annotations
 
 import math
+import re
 import struct
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from labctl.contract.model import Attribute, ContractSpec, MetricRule
 from labctl.contract.otlpvalues import any_value, iso_time, json_number
 from labctl.contract.promname import label_name, prometheus_name
+from labctl.contract.spans import KIND_NAMES, SpanChecker
 from labctl.contract.wire import Regions, number_point_regions, skip_field, varint
 
 Violation = dict[str, str]
@@ -64,7 +66,7 @@ def _v(path: str, rule: str, message: str) -> Violation:
 class _CompiledAttrs:
     """Attribute checks of one metric / event / resource, merged with the contract's common attributes."""
 
-    __slots__ = ("checks", "known", "required", "sensitive")
+    __slots__ = ("checks", "known", "patterns", "required", "sensitive")
 
     def __init__(self, attrs: dict[str, Attribute], common: dict[str, Attribute], strict_unknown: bool,
                  extra_known: tuple[str, ...] = ()) -> None:
@@ -73,8 +75,10 @@ class _CompiledAttrs:
         self.required = tuple(k for k, a in merged.items() if a.requirement == "required")
         self.checks: dict[str, tuple[frozenset[Any] | None, Callable[[Any], bool] | None, str,
                                      float | None, float | None]] = {}
+        # a value outside `values` may still match the attribute's pattern (e.g. query_source agent:...)
+        self.patterns = {k: re.compile(a.pattern) for k, a in merged.items() if a.pattern is not None}
         for k, a in merged.items():
-            values = frozenset(a.values) if a.values is not None else None
+            values = frozenset(a.values or ()) if a.values is not None or a.pattern is not None else None
             check = _TYPE_CHECKS.get(a.type)
             if values is not None or check is not None or a.min is not None or a.max is not None:
                 self.checks[k] = (values, check, a.type, a.min, a.max)
@@ -113,8 +117,12 @@ class _CompiledAttrs:
                     ok = v in values
                 except TypeError:  # an array/kvlist value is never a member of an enum
                     ok = False
+                if not ok and k in self.patterns and isinstance(v, str):
+                    ok = self.patterns[k].fullmatch(v) is not None
                 if not ok:
                     allowed = ", ".join(sorted(str(x) for x in values))
+                    if k in self.patterns:
+                        allowed = (allowed + " or " if allowed else "") + f"a match of {self.patterns[k].pattern}"
                     out.append(_v(f"{base}.attributes[{k}]", "attribute_value",
                                   f"attribute '{k}' is {self._shown(k, v)}, allowed: {allowed}"))
                     continue
@@ -187,6 +195,7 @@ class Contract:
         for name in list(spec.events):
             if "." in name:
                 self._events.setdefault(name.split(".", 1)[1], self._events[name])
+        self._spans = SpanChecker(spec, lambda rule: _CompiledAttrs(rule.attributes, spec.common_attributes, strict))
         self._resource = _CompiledAttrs(spec.resource, {}, False)
         self._resource_required = bool(spec.resource)
         self.sensitive_attributes = spec.sensitive_attributes()
@@ -638,14 +647,10 @@ class Contract:
 
     def _evaluate_traces(self, request: Any, ev: Evaluation) -> None:
         items = ev._items
-        for ri, rs in enumerate(request.resource_spans):
-            resource = {kv.key: any_value(kv.value) for kv in rs.resource.attributes}
-            for si, ss in enumerate(rs.scope_spans):
-                scope = {"name": ss.scope.name, "version": ss.scope.version}
-                meta = (resource, scope, None, "span", "", "", False, ri, si, 0)
-                for i, span in enumerate(ss.spans):
-                    attrs = {kv.key: any_value(kv.value) for kv in span.attributes}
-                    items.append((meta, i, span, attrs, span.name, [], None, 0, 0))
+        for item, droppable in self._spans.evaluate(request, self._resource_violations):
+            items.append(item)
+            if droppable:  # a late parent finding alone is reported, never dropped: the child is gone
+                ev._note_rejected((item[0][7], item[0][8], 0), item[1], item[5])
         ev.total = len(items)
 
 
@@ -739,6 +744,7 @@ class Evaluation:
             dur = (msg.end_time_unix_nano - msg.start_time_unix_nano) / 1e6
             rec.update(name=value, kind="span", attributes=attrs, value=dur, unit="ms",
                        trace_id=msg.trace_id.hex(), span_id=msg.span_id.hex(),
+                       parent_span_id=msg.parent_span_id.hex(), span_kind=KIND_NAMES.get(msg.kind, str(msg.kind)),
                        time_unix_nano=msg.start_time_unix_nano, time=iso_time(msg.start_time_unix_nano))
         rec["verdict"] = "violation" if viol else "ok"
         rec["violations"] = viol
@@ -772,6 +778,13 @@ class Evaluation:
                 for i in sorted(idxs, reverse=True):
                     del records[i]
             _prune(top, "scope_logs", "log_records")
+        elif self.signal == "traces":
+            top = out.resource_spans
+            for (ri, si, _), idxs in self._rejected_at.items():
+                spans = top[ri].scope_spans[si].spans
+                for i in sorted(idxs, reverse=True):
+                    del spans[i]
+            _prune(top, "scope_spans", "spans")
         return out
 
 

@@ -16,23 +16,27 @@ from labctl.contract.model import (
     ATTRIBUTE_TYPES,
     INSTRUMENTS,
     REQUIREMENT_LEVELS,
+    SPAN_KINDS,
     TEMPORALITIES,
     UNKNOWN_POLICIES,
     Attribute,
     ContractSpec,
     EventRule,
     MetricRule,
+    SpanRule,
 )
 from labctl.contract.yamlsrc import LineDict, Where, load_yaml, read_yaml_file
 from labctl.errors import LabError
 
 _TOP_KEYS = ("contract", "version", "description", "policy", "prometheus_namespace", "resource",
-             "common_attributes", "metrics", "events")
-_POLICY_KEYS = ("unknown_metrics", "unknown_events", "unknown_attributes", "logs_without_event_name")
+             "common_attributes", "metrics", "events", "spans")
+_POLICY_KEYS = ("unknown_metrics", "unknown_events", "unknown_spans", "unknown_attributes",
+                "logs_without_event_name")
 _METRIC_KEYS = ("instrument", "unit", "temporality", "description", "value_type", "range", "cardinality",
                 "attributes", "prometheus", "match", "required_fields")
 _EVENT_KEYS = ("description", "attributes")
-_ATTR_KEYS = ("requirement", "type", "values", "range", "brief", "sensitive")
+_SPAN_KEYS = ("kind", "description", "attributes", "parents", "root")
+_ATTR_KEYS = ("requirement", "type", "values", "pattern", "range", "brief", "sensitive")
 _SEED_KEYS = ("metric_type", "labels", "validation_rules", "prometheus_format", "description", "help", "unit")
 _SEED_RULE_KEYS = ("required_fields", "required_labels", "value_range")
 _SEED_FIELDS = ("value", "labels", "timestamp")
@@ -112,6 +116,14 @@ def _attribute(where: Where, name: str, spec: Any, parent: Any, what: str) -> At
         if not isinstance(values, list) or not values:
             raise where.fail(spec, "values", f"{w}: 'values' must be a non-empty list", "e.g. values: [a, b]")
         attr.values = tuple(values)
+    if "pattern" in spec:
+        pattern = spec["pattern"]
+        try:
+            re.compile(str(pattern))
+        except re.error as exc:
+            raise where.fail(spec, "pattern", f"{w}: 'pattern' is not a regular expression: {exc}",
+                             "e.g. pattern: '^agent:.+$' (the whole value must match)") from None
+        attr.pattern = str(pattern)
     if "range" in spec:
         attr.min, attr.max = _range(where, spec, "range", spec["range"], w)
     attr.brief = str(spec.get("brief", "") or "")
@@ -156,10 +168,39 @@ def _parse_labctl(data: LineDict, where: Where) -> ContractSpec:
             name=str(name), description=str(e.get("description", "") or ""),
             attributes=_attributes(where, e.get("attributes"), "attributes", e, what),
         )
-    if not spec.metrics and not spec.events:
-        raise where.fail(data, None, "the contract defines no metrics and no events",
-                         "add a `metrics:` or `events:` section (see lab/contracts/claude-code.yaml)")
+    spans = where.expect_map(data.get("spans"), "spans", "spans", data)
+    for name, sp in spans.items():
+        spec.spans[str(name)] = _span(where, str(name), sp, spans)
+    for rule in spec.spans.values():
+        for parent in rule.parents or ():
+            if parent not in spec.spans:
+                raise where.fail(spans.get(rule.name), "parents",
+                                 f"span '{rule.name}': parent '{parent}' is not a span of this contract",
+                                 f"add a spans.{parent} entry, or fix the name")
+    if not spec.metrics and not spec.events and not spec.spans:
+        raise where.fail(data, None, "the contract defines no metrics, events or spans",
+                         "add a `metrics:`, `events:` or `spans:` section (see lab/contracts/claude-code.yaml)")
     return spec
+
+
+def _span(where: Where, name: str, sp: Any, parent: Any) -> SpanRule:
+    what = f"span '{name}'"
+    sp = where.expect_map(sp, name, what, parent)
+    where.check_keys(sp, _SPAN_KEYS, what)
+    rule = SpanRule(name=name, description=str(sp.get("description", "") or ""))
+    rule.kind = _choice(where, sp, "kind", sp.get("kind", "any"), SPAN_KINDS, what)
+    rule.attributes = _attributes(where, sp.get("attributes"), "attributes", sp, what)
+    if "parents" in sp:
+        parents = where.expect_list(sp.get("parents"), "parents", f"{what} parents", sp)
+        if not parents:
+            raise where.fail(sp, "parents", f"{what}: 'parents' is empty",
+                             "list the allowed parent span names, or write root: true for a root span")
+        rule.parents = tuple(str(p) for p in parents)
+    root = sp.get("root", False)
+    if not isinstance(root, bool):
+        raise where.fail(sp, "root", f"{what}: 'root' must be true or false", "root: true")
+    rule.root = root
+    return rule
 
 
 def _metric(where: Where, name: str, m: Any, parent: Any) -> MetricRule:

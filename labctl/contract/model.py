@@ -15,6 +15,7 @@ INSTRUMENTS = ("counter", "updowncounter", "gauge", "histogram")
 TEMPORALITIES = ("any", "delta", "cumulative")
 ATTRIBUTE_TYPES = ("any", "string", "int", "double", "number", "boolean", "string[]")
 UNKNOWN_POLICIES = ("allow", "violation")
+SPAN_KINDS = ("any", "internal", "server", "client", "producer", "consumer")
 
 
 @dataclass
@@ -29,6 +30,7 @@ class Attribute:
     min: float | None = None  # for numeric attributes (e.g. cost_usd >= 0)
     max: float | None = None
     sensitive: bool = False  # redacted in every output (prompt text, tool parameters)
+    pattern: str | None = None  # a regular expression the whole value may match instead of `values`
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"requirement": self.requirement}
@@ -36,6 +38,8 @@ class Attribute:
             out["type"] = self.type
         if self.values is not None:
             out["values"] = list(self.values)
+        if self.pattern is not None:
+            out["pattern"] = self.pattern
         if self.min is not None or self.max is not None:
             out["range"] = [self.min, self.max]
         if self.brief:
@@ -138,6 +142,30 @@ class EventRule:
 
 
 @dataclass
+class SpanRule:
+    """What one span must look like: its kind, attributes and where it sits in the trace."""
+
+    name: str
+    kind: str = "any"
+    description: str = ""
+    attributes: dict[str, Attribute] = field(default_factory=dict)
+    # Allowed parent span names; None = the parent is not checked. `root`: the span may have no parent.
+    parents: tuple[str, ...] | None = None
+    root: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind}
+        if self.description:
+            out["description"] = self.description
+        if self.root:
+            out["root"] = True
+        if self.parents is not None:
+            out["parents"] = list(self.parents)
+        out["attributes"] = {k: a.to_dict() for k, a in self.attributes.items()}
+        return out
+
+
+@dataclass
 class ContractSpec:
     """A whole contract, independent of the file dialect it came from."""
 
@@ -150,8 +178,10 @@ class ContractSpec:
     common_attributes: dict[str, Attribute] = field(default_factory=dict)  # allowed on every metric/event
     metrics: dict[str, MetricRule] = field(default_factory=dict)
     events: dict[str, EventRule] = field(default_factory=dict)
+    spans: dict[str, SpanRule] = field(default_factory=dict)
     unknown_metrics: str = "violation"
     unknown_events: str = "violation"
+    unknown_spans: str = "allow"  # a contract without spans says nothing about traces
     unknown_attributes: str = "allow"
     logs_without_event_name: str = "allow"
     prometheus_namespace: str = ""
@@ -162,6 +192,8 @@ class ContractSpec:
             keys.update(a.name for a in ev.attributes.values() if a.sensitive)
         for m in self.metrics.values():
             keys.update(a.name for a in m.attributes.values() if a.sensitive)
+        for sp in self.spans.values():
+            keys.update(a.name for a in sp.attributes.values() if a.sensitive)
         return keys
 
     def to_dict(self) -> dict[str, Any]:
@@ -175,6 +207,7 @@ class ContractSpec:
         out["policy"] = {
             "unknown_metrics": self.unknown_metrics,
             "unknown_events": self.unknown_events,
+            "unknown_spans": self.unknown_spans,
             "unknown_attributes": self.unknown_attributes,
             "logs_without_event_name": self.logs_without_event_name,
         }
@@ -186,6 +219,8 @@ class ContractSpec:
             out["common_attributes"] = {k: a.to_dict() for k, a in self.common_attributes.items()}
         out["metrics"] = {k: m.to_dict() for k, m in self.metrics.items()}
         out["events"] = {k: e.to_dict() for k, e in self.events.items()}
+        if self.spans:
+            out["spans"] = {k: s.to_dict() for k, s in self.spans.items()}
         return out
 
 

@@ -1,6 +1,7 @@
 """OpenTelemetry Weaver registry format (semantic convention YAML, `groups:`) — read and write.
 
 Metrics are `type: metric` groups (metric_name, instrument, unit), events `type: event` groups (name),
+spans `type: span` groups (span_kind; the name, parents and root under annotations.labctl),
 attributes carry `requirement_level` and enum `members`. What Weaver has no field for (temporality,
 value ranges, cardinality limits, sensitivity, the contract's policy) travels in `annotations.labctl`, so
 an export followed by an import gives back the same contract; a plain Weaver registry without those
@@ -17,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from labctl.contract.model import Attribute, ContractSpec, EventRule, MetricRule
+from labctl.contract.model import SPAN_KINDS, Attribute, ContractSpec, EventRule, MetricRule, SpanRule
 from labctl.contract.yamlsrc import Where, read_yaml_file
 from labctl.errors import LabError
 
@@ -47,6 +48,8 @@ def _attr_out(a: Attribute) -> dict[str, Any]:
         ann["range"] = [a.min, a.max]
     if a.sensitive:
         ann["sensitive"] = True
+    if a.pattern is not None:
+        ann["pattern"] = a.pattern
     if ann:
         out["annotations"] = {"labctl": ann}
     return out
@@ -67,6 +70,7 @@ def to_weaver(spec: ContractSpec) -> dict[str, Any]:
             "contract": spec.name, "version": spec.version, "description": spec.description,
             "prometheus_namespace": spec.prometheus_namespace,
             "policy": {"unknown_metrics": spec.unknown_metrics, "unknown_events": spec.unknown_events,
+                       "unknown_spans": spec.unknown_spans,
                        "unknown_attributes": spec.unknown_attributes,
                        "logs_without_event_name": spec.logs_without_event_name},
         }},
@@ -104,6 +108,20 @@ def to_weaver(spec: ContractSpec) -> dict[str, Any]:
             "id": f"event.{e.name}", "type": "event", "name": e.name, "brief": e.description or e.name,
             "stability": "development", "attributes": [_attr_out(a) for a in e.attributes.values()],
         })
+    for sp in spec.spans.values():
+        g = {"id": f"span.{sp.name}", "type": "span", "brief": sp.description or sp.name,
+             "stability": "development"}
+        if sp.kind != "any":
+            g["span_kind"] = sp.kind
+        if sp.attributes:
+            g["attributes"] = [_attr_out(a) for a in sp.attributes.values()]
+        span_ann: dict[str, Any] = {"name": sp.name}
+        if sp.parents is not None:
+            span_ann["parents"] = list(sp.parents)
+        if sp.root:
+            span_ann["root"] = True
+        g["annotations"] = {"labctl": span_ann}
+        groups.append(g)
     return {"groups": groups}
 
 
@@ -171,6 +189,8 @@ def _attr_in(where: Where, node: Any, registry: dict[str, tuple[Any, Where]], wh
     if "range" in ann:
         attr.min, attr.max = ann["range"]
     attr.sensitive = bool(ann.get("sensitive", False))
+    if "pattern" in ann:
+        attr.pattern = str(ann["pattern"])
     return attr
 
 
@@ -240,10 +260,22 @@ def parse_weaver(docs: list[tuple[Any, str]]) -> ContractSpec:
             brief = str(g.get("brief", "") or "").strip()
             spec.events[str(name)] = EventRule(name=str(name), description="" if brief == name else brief,
                                                attributes=attrs)
-        # span / entity groups describe other signals: not part of a metrics/events contract
-    if not spec.metrics and not spec.events:
+        elif gtype == "span":
+            name = ann.get("name") or gid.removeprefix("span.")
+            brief = str(g.get("brief", "") or "").strip()
+            kind = str(g.get("span_kind", "any"))
+            if kind not in SPAN_KINDS:
+                raise where.fail(g, "span_kind", f"{what}: span_kind {kind!r} is not known",
+                                 "use client, server, internal, producer or consumer")
+            parents = ann.get("parents")
+            spec.spans[str(name)] = SpanRule(
+                name=str(name), kind=kind, description="" if brief == name else brief, attributes=attrs,
+                parents=tuple(str(p) for p in parents) if parents is not None else None,
+                root=bool(ann.get("root", False)))
+        # entity groups describe other things: not part of this contract
+    if not spec.metrics and not spec.events and not spec.spans:
         raise LabError(f"{spec.source}: the Weaver registry defines no metric or event groups",
-                       "add groups of type metric (metric_name, instrument, unit) or event (name)")
+                       "add groups of type metric (metric_name, instrument, unit), event (name) or span")
     return spec
 
 

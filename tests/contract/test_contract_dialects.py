@@ -75,7 +75,7 @@ def test_weaver_round_trip_keeps_every_rule(tmp_path: Path) -> None:
     text = dump_weaver(original.spec)
     data = yaml.safe_load(text)
     types = {g["type"] for g in data["groups"]}
-    assert types == {"attribute_group", "metric", "event"}
+    assert types == {"attribute_group", "metric", "event", "span"}
     token = next(g for g in data["groups"] if g.get("metric_name") == "claude_code.token.usage")
     assert token["instrument"] == "counter" and token["unit"] == "tokens"
     type_attr = next(a for a in token["attributes"] if a["id"] == "type")

@@ -233,9 +233,10 @@ def test_records_carry_what_a_student_needs(cc: Contract) -> None:
     assert all(r["kind"] == "event" for r in ev.records)
 
 
-def test_spans_get_records_and_no_contract_rules(cc: Contract) -> None:
+def test_spans_get_records_and_no_rules_from_a_contract_without_spans() -> None:
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+    cc = contract_from_text("metrics:\n  a.b: {instrument: counter}\n")
     req = ExportTraceServiceRequest()
     ss = req.resource_spans.add().scope_spans.add()
     ss.spans.add(name="tool.run", trace_id=b"\x01" * 16, span_id=b"\x02" * 8, start_time_unix_nano=10**18,
@@ -245,4 +246,5 @@ def test_spans_get_records_and_no_contract_rules(cc: Contract) -> None:
     rec = ev.records[0]
     assert rec["name"] == "tool.run" and rec["value"] == 2.5 and rec["unit"] == "ms"
     assert rec["trace_id"] == "01" * 16 and rec["verdict"] == "ok"
+    assert rec["span_kind"] == "unspecified" and rec["parent_span_id"] == ""
     assert ev.filtered_request() is req

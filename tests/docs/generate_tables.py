@@ -80,8 +80,9 @@ def _attr_summary(attrs: dict[str, Any]) -> str:
         text = f"`{key}`"
         if attr.requirement == "required":
             text = f"**{text}**"
-        if attr.values is not None:
-            text += " (" + ", ".join(str(v) for v in attr.values) + ")"
+        allowed = [str(v) for v in attr.values or ()] + ([f"`{attr.pattern}`…"] if attr.pattern else [])
+        if allowed:
+            text += " (" + ", ".join(allowed) + ")"
         if attr.sensitive:
             text += " _redacted_"
         parts.append(text)
@@ -121,7 +122,7 @@ def contract_metrics() -> str:
                     "range", "cardinality"], rows)
     common = _attr_summary(spec.common_attributes)
     resource = _attr_summary(spec.resource)
-    return (f"{table}\n\nRequired attributes are in **bold**. Allowed on every metric and event: {common}. "
+    return (f"{table}\n\nRequired attributes are in **bold**. Allowed on every metric, event and span: {common}. "
             f"Resource attributes: {resource}.")
 
 
@@ -131,6 +132,18 @@ def contract_events() -> str:
         return _missing("lab/contracts/claude-code.yaml")
     rows = [[_code(e.name), _cell(e.description) or "—", _attr_summary(e.attributes)] for e in spec.events.values()]
     return _table(["event", "what", "attributes"], rows)
+
+
+def contract_spans() -> str:
+    spec = _contract()
+    if spec is None:
+        return _missing("lab/contracts/claude-code.yaml")
+    rows = []
+    for sp in spec.spans.values():
+        where = ", ".join(_code(p) for p in sp.parents or ()) if sp.parents is not None else ""
+        where = " or ".join(x for x in (where, "(root)" if sp.root else "") if x) or "not checked"
+        rows.append([_code(sp.name), sp.kind, where, _cell(sp.description) or "—", _attr_summary(sp.attributes)])
+    return _table(["span", "kind", "parent", "what", "attributes"], rows)
 
 
 # ---- proxy API -------------------------------------------------------------------------------------
@@ -346,6 +359,7 @@ SECTIONS: dict[str, Callable[[], str]] = {
     "ports": ports,
     "contract-metrics": contract_metrics,
     "contract-events": contract_events,
+    "contract-spans": contract_spans,
     "proxy-api": proxy_api,
     "alert-rules": alert_rules,
     "dashboard-queries": dashboard_queries,
