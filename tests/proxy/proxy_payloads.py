@@ -72,15 +72,19 @@ def events(n: int, marker: str = "") -> ExportLogsServiceRequest:
 
 
 def spans(n: int) -> ExportTraceServiceRequest:
+    """n root interaction spans, as Claude Code sends them with traces on (they conform to the contract)."""
     req = ExportTraceServiceRequest()
     rs = req.resource_spans.add()
     rs.resource.attributes.append(kv("service.name", "claude-code"))
     ss = rs.scope_spans.add()
     for i in range(n):
         s = ss.spans.add()
-        s.name = f"span-{i}"
+        s.name = "claude_code.interaction"
+        s.kind = 1  # SPAN_KIND_INTERNAL
         s.trace_id = bytes.fromhex("5b8efff798038103d269b633813fc60c")
         s.span_id = (i + 1).to_bytes(8, "big")
         s.start_time_unix_nano = T0
         s.end_time_unix_nano = T0 + 1000
+        s.attributes.append(kv("span.type", "interaction"))
+        s.attributes.append(kv("gen_ai.conversation.id", "s-1"))
     return req

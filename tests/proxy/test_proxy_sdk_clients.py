@@ -71,8 +71,10 @@ def test_raw_otlp_json_with_hex_ids_string_ints_and_unknown_fields(start_proxy):
             "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "claude-code"}}]},
             "scopeSpans": [{"spans": [{
                 "traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174",
-                "parentSpanId": "", "name": "api_request", "kind": 3,
+                "parentSpanId": "", "name": "claude_code.interaction", "kind": 1,
                 "startTimeUnixNano": "1544712660000000000", "endTimeUnixNano": 1544712661000000000,
+                "attributes": [{"key": "span.type", "value": {"stringValue": "interaction"}},
+                               {"key": "gen_ai.conversation.id", "value": {"stringValue": "s-1"}}],
                 "aNewFieldFromTheFuture": {"x": 1},
             }]}],
         }],
