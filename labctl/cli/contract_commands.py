@@ -199,3 +199,86 @@ def sample(signal: Annotated[str, typer.Option("--signal", help="metrics or logs
         output.write_bytes(msg.SerializeToString())
     else:
         raise LabError(f"--format {fmt!r} is not known", "use json or protobuf")
+
+
+@contract_app.command("propose")
+def propose(
+    payloads: Annotated[list[Path] | None, typer.Argument(
+        help="OTLP payload files to learn from (protobuf or OTLP/JSON). None: ask the proxy (learning mode).",
+        show_default=False)] = None,
+    contract: ContractOpt = None,
+    url: Annotated[str | None, typer.Option(
+        "--url", help="The proxy's admin URL (default: the running lab's proxy).")] = None,
+    stamp: Annotated[str | None, typer.Option(
+        "--stamp", help="Text for the brief of every new entry (default: 'observed <today>').")] = None,
+    output: Annotated[Path | None, typer.Option(
+        "--write", "-o", help="Write the patched contract (labctl format) to this file.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """What the telemetry sent has that the contract lacks: the changes, as a Weaver registry diff.
+
+    From the proxy in learning mode (`contract.mode: learn`, LAB_PROXY_MODE=learn), or from payload
+    files. `--write FILE` writes the patched contract; review it, then point the proxy at it."""
+    import time
+
+    import yaml
+
+    from labctl.contract.drift import propose as make_proposal
+    from labctl.contract.drift import registry_diff, weaver_changes
+    from labctl.contract.shape import TelemetryShape
+
+    c = _load(contract)
+    if payloads:
+        from labctl.contract.payload_io import read_payloads
+
+        shape = TelemetryShape()
+        for path in payloads:
+            if not path.is_file():
+                raise LabError(f"payload file {path} does not exist", "pass OTLP payload files, or none to ask the proxy")
+            for sig, request in read_payloads(path.read_bytes(), str(path), "auto"):
+                shape.observe(c.evaluate(sig, request))
+        source = f"{len(payloads)} payload file(s)"
+    else:
+        from labctl.cli.proxy_inspect_commands import _get, admin_url
+
+        base = admin_url(url)
+        drift = _get(base, "/api/contract/drift").json()
+        if not drift.get("recording"):
+            raise LabError(f"the proxy at {base} is not in learning mode (mode {drift.get('mode')}): it recorded nothing",
+                           "restart it with contract.mode: learn (`LAB_PROXY_MODE=learn labctl up …`), send "
+                           "telemetry, then run this again; or pass payload files")
+        shape = TelemetryShape.from_dict(drift["observed"] or {})
+        source = f"the proxy at {base} (learning since {drift.get('since')})"
+    patched, changes = make_proposal(c.spec, shape, stamp or f"observed {time.strftime('%Y-%m-%d', time.gmtime())}")
+    if output is not None:
+        header = (f"# Contract '{c.name}' patched by labctl contract propose from {source}.\n"
+                  f"# {len(changes)} change(s); comments of the original file are not kept.\n")
+        output.write_text(header + yaml.safe_dump(patched.to_dict(), sort_keys=False, allow_unicode=True,
+                                                  width=110), encoding="utf-8")
+    if as_json:
+        from labctl.ui import print_json
+
+        print_json({**weaver_changes(c.spec, changes), "source": source,
+                    "written": str(output) if output is not None else None})
+        return
+    from labctl import ui
+
+    if not changes:
+        ui.success(f"contract '{c.name}' already covers everything seen in {source}")
+        return
+    # One line per change, names unabridged (a table would split them at 80 columns).
+    ui.console.print(f"{len(changes)} change(s) to contract '{escape(c.name)}' from {escape(source)}:",
+                     soft_wrap=True)
+    for ch in changes:
+        sign = "[green]+[/]" if ch.type == "added" else "[yellow]~[/]"
+        where = " ".join(x for x in (ch.name or "(every signal)", ch.attribute) if x)
+        new = f" → {ch.value}" if ch.value else ""
+        seen = f"  [dim]({ch.observed})[/]" if ch.observed else ""
+        ui.console.print(f"{sign} {ch.what:<11} {escape(where)}{escape(new)}{seen}", soft_wrap=True)
+    sys.stdout.flush()
+    sys.stdout.write(registry_diff(c.spec, patched))
+    if output is not None:
+        ui.success(f"wrote the patched contract to {output}")
+        ui.info(f"check it: `labctl contract validate {output}`; use it: LAB_PROXY_CONTRACT={output}")
+    else:
+        ui.info("write it with --write FILE")

@@ -22,7 +22,7 @@ _VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 # Sections owned by the inspection side; this module only checks they are mappings or lists.
 PASS_THROUGH = ("inspect", "alerts", "redact", "sessions", "log")
-_MODES = ("observe", "enforce")
+_MODES = ("observe", "enforce", "learn")  # learn: observe, and record what the contract lacks
 _PROTOCOLS = ("grpc", "http/protobuf")
 _OVERFLOW = ("reject", "drop_oldest")
 _SYNC = ("normal", "full")

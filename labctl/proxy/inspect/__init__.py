@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from labctl.contract.shape import TelemetryShape
 from labctl.errors import LabError
 from labctl.proxy.inspect.alerts import AlertEngine, parse_rules
 from labctl.proxy.inspect.console import ConsoleView
@@ -103,6 +104,9 @@ class Inspector:
         self.contract: Any = None
         self.mode = str((config.get("contract") or {}).get("mode", "observe")) \
             if isinstance(config.get("contract"), dict) else "observe"
+        # learning mode: the shape of everything sent, for `labctl contract propose` (GET /api/contract/drift)
+        self.learned: TelemetryShape | None = TelemetryShape() if self.mode == "learn" else None
+        self.learning_since = time.time()
         self.items: Counter[tuple[str, str]] = Counter()  # (signal, verdict) -> items
         self.violation_rules: Counter[tuple[str, str]] = Counter()  # (signal, rule) -> violations
         self.requests = 0
@@ -168,6 +172,8 @@ class Inspector:
         if signal == "logs":
             for name, _attrs, _res, _ok in ev.events():
                 self.events[name] += 1
+        if self.learned is not None:
+            self.learned.observe(ev)
         self.sessions.observe(ev, now)
         self.metrics.observe(ev)
         self.alerts.record(now, self.sessions.last_tokens, self.sessions.last_api_requests,
@@ -242,6 +248,26 @@ class Inspector:
                     "contract": None}
         return {"loaded": True, "name": c.name, "path": c.path, "dialect": c.spec.dialect, "mode": self.mode,
                 "contract": c.spec.to_dict()}
+
+    def drift(self) -> dict[str, Any]:
+        """Learning mode's record: the shape of what was sent and what the contract in force lacks."""
+        from labctl.contract.drift import propose, weaver_changes
+
+        out: dict[str, Any] = {"mode": self.mode, "recording": self.learned is not None,
+                               "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.learning_since))}
+        if self.learned is None:
+            out.update(observed=None, changes=None,
+                       hint="start the proxy with contract.mode: learn (LAB_PROXY_MODE=learn) to record")
+            return out
+        out["observed"] = self.learned.to_dict()
+        out["changes"] = (weaver_changes(self.contract.spec, propose(self.contract.spec, self.learned)[1])["changes"]
+                          if self.contract is not None else None)
+        return out
+
+    def reset_drift(self) -> None:
+        if self.learned is not None:
+            self.learned = TelemetryShape()
+            self.learning_since = time.time()
 
     def set_contract(self, contract: Any) -> None:
         """Show a contract on the page and API before the first export arrives."""

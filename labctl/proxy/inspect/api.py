@@ -191,6 +191,13 @@ def make_routes(ins: Inspector, stats_provider: Callable[[], dict[str, Any]] | N
 
         return web.json_response(record_schema(ins.contract))
 
+    async def drift(_: web.Request) -> web.Response:
+        return web.json_response(ins.drift())
+
+    async def drift_reset(_: web.Request) -> web.Response:
+        ins.reset_drift()
+        return web.json_response(ins.drift())
+
     async def export(request: web.Request) -> web.Response:
         fmt = _choice(request, "format", ("json", "csv"), "json")
         what = _choice(request, "what", ("sessions", "violations"), "sessions")
@@ -225,5 +232,7 @@ def make_routes(ins: Inspector, stats_provider: Callable[[], dict[str, Any]] | N
         web.get("/api/alerts", guarded(alerts)),
         web.get("/api/contract", guarded(contract)),
         web.get("/api/contract/schema", guarded(contract_schema)),
+        web.get("/api/contract/drift", guarded(drift)),
+        web.delete("/api/contract/drift", guarded(drift_reset)),
         web.get("/api/export", guarded(export)),
     ]
