@@ -12,6 +12,7 @@ kills anything a failed run may have left behind.
 from __future__ import annotations
 
 import contextlib
+import multiprocessing.process
 import os
 import signal
 import subprocess
@@ -22,11 +23,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from labctl.runtimes import process
 from labctl.state import LabState
 
 REPO = Path(__file__).resolve().parent.parent
+
+# Property tests scale their example counts with the profile (tests/fuzz_budget.py): `fast` is the
+# default for a maintainer's run, run-all.sh passes `--hypothesis-profile thorough`.
+settings.register_profile("thorough", max_examples=100, deadline=None)
+settings.register_profile("fast", max_examples=10, deadline=None)
+settings.load_profile("fast")
 
 # Variables that would point a test's labctl at the developer's own lab.
 _ISOLATE = ("LABCTL_STATE_DIR", "LABCTL_INSTANCE", "LABCTL_RUNTIME")
@@ -137,3 +145,45 @@ def lab_state_dir(tmp_path: Path) -> Iterator[Path]:
 def labctl() -> Callable[..., subprocess.CompletedProcess[str]]:
     """run_labctl as a fixture: labctl("status", "--json", state_dir=d, check=False)."""
     return run_labctl
+
+
+
+# The fast lane (`pytest -m "not integration"`) must run without any binary or browser: a test that
+# starts a process (itself or through a fixture, of any scope) and is not marked `integration` fails
+# here, naming the fix, instead of passing on a machine that happens to have the binaries. Threads and
+# in-process servers are fine.
+_PROCESS_STARTERS = (
+    (subprocess.Popen, "_execute_child"),
+    (os, "fork"),
+    (os, "posix_spawn"),
+    (os, "posix_spawnp"),
+    (multiprocessing.process.BaseProcess, "start"),
+)
+
+
+@contextlib.contextmanager
+def _processes_refused(item: pytest.Item) -> Iterator[None]:
+    if item.get_closest_marker("integration") is not None:
+        yield
+        return
+
+    def refuse(*_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeError(f"{item.nodeid} starts a process: mark it @pytest.mark.integration")
+
+    with pytest.MonkeyPatch.context() as patch:
+        for owner, name in _PROCESS_STARTERS:
+            if hasattr(owner, name):
+                patch.setattr(owner, name, refuse)
+        yield
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    with _processes_refused(item):
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    with _processes_refused(item):
+        return (yield)

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh Debian 12 machine: installs what the tests need (Python packages,
 # chromium for the page tests, the lab's Collector build and Prometheus), then runs pytest.
-# Usage: bash tests/run-all.sh [extra pytest args]
+# Usage: bash tests/run-all.sh [--fast] [extra pytest args]
+#   --fast: the maintainer's lane: no chromium, Go builds or binaries; `pytest -m "not integration"` with
+#           the fast property-test profile, then ruff and mypy. The CI run is the one without --fast.
 # Env: PYTHON (default python3), LABCTL_TEST_WORKERS (pytest-xdist workers, default 2; 0 = serial).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+fast=0
+if [ "${1:-}" = "--fast" ]; then fast=1; shift; fi
 step() { printf '\n==> %s\n' "$*"; }
 
 as_root() {
@@ -40,42 +44,50 @@ export PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1
 step "installing labctl and its test dependencies"
 "$PY" -m pip install -q -e '.[test]'
 
-# Page tests drive the system chromium through playwright: no browser download.
-if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
-  step "installing chromium"
-  apt_install chromium
+if [ "$fast" = "0" ]; then
+  # Page tests drive the system chromium through playwright: no browser download.
+  if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
+    step "installing chromium"
+    apt_install chromium
+  fi
+  export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+  export LABCTL_CHROMIUM="${LABCTL_CHROMIUM:-$(command -v chromium || command -v chromium-browser)}"
+
+  # The docs tests parse the Mermaid diagrams with the real mermaid parser (node).
+  if [ -f tests/docs/mermaid/package-lock.json ] && [ ! -d tests/docs/mermaid/node_modules ]; then
+    if ! command -v npm >/dev/null; then step "installing nodejs"; apt_install nodejs npm; fi
+    step "installing the mermaid parser for the docs tests"
+    npm ci --silent --no-audit --no-fund --prefix tests/docs/mermaid
+  fi
+
+  # Real binaries for the native lab (cached in ~/.cache/labctl/bin; a no-op when up to date).
+  step "labctl install collector"
+  "$PY" -m labctl install collector
+  step "labctl install prometheus"
+  "$PY" -m labctl install prometheus
+
+  # The real `docker compose` CLI plugin, built once from its Go module (cached) for the compose config tests.
+  step "docker compose plugin (test tool)"
+  if LABCTL_COMPOSE_PLUGIN=$(bash tests/tools/build-compose-plugin.sh); then export LABCTL_COMPOSE_PLUGIN; fi
 fi
-export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
-export LABCTL_CHROMIUM="${LABCTL_CHROMIUM:-$(command -v chromium || command -v chromium-browser)}"
-
-# The docs tests parse the Mermaid diagrams with the real mermaid parser (node).
-if [ -f tests/docs/mermaid/package-lock.json ] && [ ! -d tests/docs/mermaid/node_modules ]; then
-  if ! command -v npm >/dev/null; then step "installing nodejs"; apt_install nodejs npm; fi
-  step "installing the mermaid parser for the docs tests"
-  npm ci --silent --no-audit --no-fund --prefix tests/docs/mermaid
-fi
-
-# Real binaries for the native lab (cached in ~/.cache/labctl/bin; a no-op when up to date).
-step "labctl install collector"
-"$PY" -m labctl install collector
-step "labctl install prometheus"
-"$PY" -m labctl install prometheus
-
-# The real `docker compose` CLI plugin, built once from its Go module (cached) for the compose config tests.
-step "docker compose plugin (test tool)"
-if LABCTL_COMPOSE_PLUGIN=$(bash tests/tools/build-compose-plugin.sh); then export LABCTL_COMPOSE_PLUGIN; fi
 
 # Tests are isolated (temp state dirs, free ports), so two workers are safe; files stay together.
 workers="${LABCTL_TEST_WORKERS:-2}"
 xdist=()
 if [ "$workers" != "0" ]; then xdist=(-n "$workers" --dist loadfile); fi
 
-step "pytest"
+# The full run tries every property test's whole example budget (tests/fuzz_budget.py); --fast runs
+# the lane that needs no process, binary or browser.
+if [ "$fast" = "1" ]; then lane=(-m "not integration"); else lane=(--hypothesis-profile thorough); fi
+
+step "pytest ${lane[*]}"
 status=0
-"$PY" -m pytest -q -ra --timeout 600 "${xdist[@]}" "$@" || status=$?
+"$PY" -m pytest -q -ra --timeout 600 "${xdist[@]}" "${lane[@]}" "$@" || status=$?
 
 # Style is part of the suite, but never hides test results: it runs after pytest.
 step "ruff check labctl tests"
 "$PY" -m ruff check -q labctl tests || status=$((status ? status : 1))
+step "mypy (labctl)"
+"$PY" -m mypy || status=$((status ? status : 1))
 
 exit "$status"

@@ -24,7 +24,7 @@ def prom(cx: CheckContext) -> PrometheusConnect:
 
 
 def query(cx: CheckContext, promql: str) -> list[dict[str, Any]]:
-    return prom(cx).custom_query(promql)  # type: ignore[no-any-return]
+    return prom(cx).custom_query(promql)
 
 
 def check(cx: CheckContext) -> list[CheckResult]:
@@ -78,7 +78,7 @@ def _targets(cx: CheckContext) -> CheckResult:
         wait_for(lambda: known() and not any(_overdue(t, cx.scrape_interval) for t in active), timeout=limit + 1)
     # A target last scraped before the latest `labctl heal` shows the broken state: its next scrape
     # (at most one interval away) tells whether the heal worked. Heal does not wait for it; check does.
-    healed_at = cx.lab.settings.get("healed_at")
+    healed_at: float = cx.lab.settings.get("healed_at") or 0.0
     stale = {t["scrapeUrl"] for t in _mine(cx, active)
              if t["health"] == "down" and healed_at and (_ts(t.get("lastScrape")) or 0) < healed_at}
     if stale:
@@ -161,7 +161,7 @@ def _marker(cx: CheckContext, targets: CheckResult) -> CheckResult:
     cx.progress(f"waiting up to {cx.scrape_interval * 2:.0f}s for the next scrape to pick up the marker")
     # When the Collector's target is down the marker cannot arrive: one look, no waiting.
     collector_down = not targets.ok and "job collector" in (targets.notes or "")
-    found = {"count": 0, "scrape_failing": False}
+    found: dict[str, Any] = {"count": 0, "scrape_failing": False}
 
     def settled() -> bool:
         found["count"] = look()

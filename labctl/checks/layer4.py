@@ -122,7 +122,7 @@ def _grafana(cx: CheckContext) -> list[CheckResult]:
         results.append(CheckResult(4, "datasource", ok, [f"lab-prometheus: {ds.status} — {ds.message}"],
                                    cause=None if ok else "Grafana cannot query Prometheus through its datasource",
                                    playbook=None if ok else "grafana-datasource"))
-    except Exception as exc:  # noqa: BLE001 — grafana-client raises its own and niquests' errors
+    except Exception as exc:
         results.append(CheckResult(4, "datasource", False, [f"lab-prometheus: {exc}"],
                                    cause="the lab-prometheus datasource is missing or broken",
                                    playbook="grafana-datasource"))
@@ -130,7 +130,7 @@ def _grafana(cx: CheckContext) -> list[CheckResult]:
         uid = json.loads(path.read_text()).get("uid", path.stem)
         try:
             board = api.dashboard.get_dashboard(uid)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             results.append(CheckResult(4, f"dashboard {uid}", False, [f"/api/dashboards/uid/{uid}: {exc}"],
                                        cause="the dashboard is not provisioned", playbook="dashboard-no-data"))
             continue
@@ -154,7 +154,7 @@ def _evaluate_grafana(cx: CheckContext, api: Any, uid: str, queries: list[tuple[
                 frames = res["results"][ref].get("frames", [])
                 rows = sum(len((f.get("data") or {}).get("values", [[]])[0] or []) for f in frames)
                 status[key] = f"ok ({rows} values)" if rows else f"no data: {expr}"
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 status[key] = f"error: {exc}"
         return all(v.startswith("ok") for v in status.values())
 

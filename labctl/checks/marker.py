@@ -22,7 +22,7 @@ from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMet
 from opentelemetry.sdk.resources import Resource
 
 # Claude Code exports deltas by default; the Collector's prometheus exporter accumulates them.
-_DELTA = {Counter: AggregationTemporality.DELTA}
+_DELTA: dict[type, AggregationTemporality] = {Counter: AggregationTemporality.DELTA}
 
 # name, unit, [(attributes, value)]: one session's worth, like a short Claude Code run.
 SESSION_POINTS: list[tuple[str, str, list[tuple[dict[str, str], float]]]] = [
@@ -111,7 +111,7 @@ def send_marker(endpoint: str, marker: str, timeout_s: float = 5.0, headers: dic
             result.events = 1
         result.sent_ok = True
         return result
-    except Exception as exc:  # noqa: BLE001 — the SDK may raise anything; a check reports, never crashes
+    except Exception as exc:
         result.error = f"{type(exc).__name__}: {exc}"
         return result
     finally:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -98,7 +98,7 @@ def faults(
     json_out: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     if all_:
-        rows = [{"name": f.name, "layer": f.layer, "summary": f.summary,
+        rows: list[dict[str, Any]] = [{"name": f.name, "layer": f.layer, "summary": f.summary,
                  "options": {o.name: {"choices": list(o.choices), "default": o.default, "help": o.help}
                              for o in f.options},
                  "alert": f.alert({o.name: o.default for o in f.options}), "playbook": f.playbook}

@@ -194,7 +194,8 @@ def status(json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")]
 @app.command()
 def ports(json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """Every port of the running lab: service, port name, URL and what it is for."""
-    lab = LabState.load()
+    lab = LabState.current()
+    assert lab.stage is not None  # current() refuses a lab without a stage
     model = load_model()
     rows = [
         {"service": svc, "port": name, "url": lab.url(svc, name), "what": model.service(svc).ports[name].what}
@@ -213,7 +214,8 @@ def url(
     target: Annotated[str, typer.Argument(help="SERVICE or SERVICE.PORT, e.g. proxy.admin or collector.health.")],
 ) -> None:
     """Print one URL of the running lab (the service's main page, or one named port) for use in scripts."""
-    lab = LabState.load()
+    lab = LabState.current()
+    assert lab.stage is not None  # current() refuses a lab without a stage
     model = load_model()
     service, _, port_name = target.partition(".")
     spec = model.service(service)

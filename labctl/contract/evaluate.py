@@ -261,7 +261,7 @@ class Contract:
                 scope = {"name": sm.scope.name, "version": sm.scope.version}
                 for mi, m in enumerate(sm.metrics):
                     kind = m.WhichOneof("data")
-                    data = getattr(m, kind) if kind else None
+                    data: Any = getattr(m, kind) if kind else None
                     monotonic = bool(kind == "sum" and data.is_monotonic)
                     temporality = data.aggregation_temporality if kind in ("sum", "histogram",
                                                                            "exponential_histogram") else 0
@@ -350,7 +350,7 @@ class Contract:
         pos, end = region
         pi = 0
         if general:  # every point takes the general path: find them all, then one call
-            spans = []
+            spans: list[tuple[int, int, int]] = []
             while pos < end:
                 if b[pos] != 0x0A:
                     pos = skip_field(b, pos)
@@ -416,7 +416,7 @@ class Contract:
         for pi, i, n in spans if spans is not None else ((k, 0, 0) for k in range(len(points))):
             p = None
             if spans is not None:
-                b = raw
+                b = raw or b""  # spans come with the request's bytes
                 if not (n - i >= 27 and b[i] == 0x11 and b[i + 9] == 0x19 and b[i + 18] in (0x21, 0x31)):
                     # Another encoder's field order: let protobuf lay the point out canonically.
                     p = points[pi]
@@ -492,10 +492,10 @@ class Contract:
                     attr_check.check(cattrs, "", templates)
                 admitted = not card
             viol = list(mviol) if mviol else []
-            if value is None or vk == "as_double" and not _isfinite(value) or \
-                    (monotonic and value < 0) or cm is not None and (
-                    cm.min is not None and value < cm.min or cm.max is not None and value > cm.max
-                    or cm.value_type != "any"):
+            if value is None or (vk == "as_double" and not _isfinite(value)) or \
+                    (monotonic and value < 0) or (cm is not None and (
+                    (cm.min is not None and value < cm.min) or (cm.max is not None and value > cm.max)
+                    or cm.value_type != "any")):
                 self._number_checks(cm, value, vk, monotonic, prefix, pi, viol)
             if templates:
                 pbase = f"{prefix}{pi}]"

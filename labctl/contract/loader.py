@@ -25,7 +25,7 @@ from labctl.contract.model import (
     MetricRule,
     SpanRule,
 )
-from labctl.contract.yamlsrc import LineDict, Where, load_yaml, read_yaml_file
+from labctl.contract.yamlsrc import Where, load_yaml, read_yaml_file
 from labctl.errors import LabError
 
 _TOP_KEYS = ("contract", "version", "description", "policy", "prometheus_namespace", "resource",
@@ -141,7 +141,7 @@ def _attributes(where: Where, node: Any, key: str, parent: Any, what: str) -> di
 
 # --- labctl dialect --------------------------------------------------------------------------------
 
-def _parse_labctl(data: LineDict, where: Where) -> ContractSpec:
+def _parse_labctl(data: dict[str, Any], where: Where) -> ContractSpec:
     where.check_keys(data, _TOP_KEYS, "contract")
     spec = ContractSpec(dialect="labctl", source=where.source)
     spec.name = str(data.get("contract", "contract"))
@@ -251,7 +251,7 @@ _HELP_RE = re.compile(r"^#\s*HELP\s+(\S+)\s+(.*)$")
 _TYPE_RE = re.compile(r"^#\s*TYPE\s+(\S+)\s+(\S+)")
 
 
-def _parse_seed(data: LineDict, where: Where) -> ContractSpec:
+def _parse_seed(data: dict[str, Any], where: Where) -> ContractSpec:
     """The seed's format: Prometheus-named metrics with labels and validation_rules.
 
     Labels are compared with the OTLP attributes as the Collector would turn them into labels

@@ -12,7 +12,7 @@ from typing import Any
 
 from labctl.contract.model import Attribute
 
-_JSON_TYPES = {"string": {"type": "string"}, "int": {"type": "integer"}, "double": {"type": "number"},
+_JSON_TYPES: dict[str, dict[str, Any]] = {"string": {"type": "string"}, "int": {"type": "integer"}, "double": {"type": "number"},
                "boolean": {"type": "boolean"}, "string[]": {"type": "array", "items": {"type": "string"}},
                "number": {"anyOf": [{"type": "number"}, {"type": "string", "pattern": r"^-?[0-9.eE+-]+$"}]}}
 

@@ -13,6 +13,8 @@ protobuf objects, so a strange but valid request is only slower.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 # Field numbers (opentelemetry/proto/metrics/v1/metrics.proto, collector/metrics/v1/metrics_service.proto)
 _RESOURCE_METRICS = 1   # ExportMetricsServiceRequest
 _SCOPE_METRICS = 2      # ResourceMetrics
@@ -39,7 +41,7 @@ def _varint(buf: bytes, pos: int) -> tuple[int, int]:
         shift += 7
 
 
-def _fields(buf: bytes, pos: int, end: int):  # type: ignore[no-untyped-def]
+def _fields(buf: bytes, pos: int, end: int) -> Iterator[tuple[int, int, int]]:
     """(field number, start, end) of each length-delimited field in buf[pos:end]; others skipped."""
     while pos < end:
         key, pos = _varint(buf, pos)
@@ -108,7 +110,7 @@ def number_point_regions(buf: bytes) -> Regions | None:
                 for f3, ms, me in _fields(buf, ss, se):
                     if f3 != _METRICS:
                         continue
-                    found = [(ds, de) for f4, ds, de in _fields(buf, ms, me) if f4 == _GAUGE or f4 == _SUM]
+                    found = [(ds, de) for f4, ds, de in _fields(buf, ms, me) if f4 in (_GAUGE, _SUM)]
                     if len(found) == 1:
                         regions[(ri, si, mi)] = found[0]
                     mi += 1

@@ -11,14 +11,14 @@ import yaml
 from labctl.errors import LabError
 
 
-class LineDict(dict):  # type: ignore[type-arg]
+class LineDict(dict[str, Any]):
     """A mapping that knows the line of itself and of each of its keys (1-based)."""
 
     line: int = 0
     key_lines: dict[str, int]
 
 
-class LineList(list):  # type: ignore[type-arg]
+class LineList(list[Any]):
     line: int = 0
 
 

@@ -148,7 +148,7 @@ class CountingMetricExporter(MetricExporter):
         self.stats.begin(self.name)
         try:
             result = self.inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - an exporter bug must not stop the run: count a failure
+        except Exception as exc:
             logging.getLogger("opentelemetry.exporter").error("exporter %s raised: %s", self.name, exc)
             result = MetricExportResult.FAILURE
         self.stats.record(self.name, result == MetricExportResult.SUCCESS, _count_points(metrics_data),
@@ -174,7 +174,7 @@ class CountingLogExporter(LogRecordExporter):
         self.stats.begin(self.name)
         try:
             result = self.inner.export(batch)
-        except Exception as exc:  # noqa: BLE001 - as above
+        except Exception as exc:
             logging.getLogger("opentelemetry.exporter").error("exporter %s raised: %s", self.name, exc)
             result = LogRecordExportResult.FAILURE
         ok = result is not None and result.name == "SUCCESS"
@@ -205,7 +205,7 @@ class SdkLogWatcher(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             msg = record.getMessage()
-        except Exception:  # noqa: BLE001 - a malformed log call in a library must not break the run
+        except Exception:
             return
         m = _SIGNAL_RE.search(msg)
         signal = m.group(1) if m else None
@@ -242,7 +242,7 @@ def temporality_map(settings: Settings) -> dict[type, AggregationTemporality]:
     instruments: list[type] = [Counter, UpDownCounter, Histogram, ObservableCounter, ObservableUpDownCounter,
                                ObservableGauge]
     if settings.temporality == "cumulative":
-        return {i: cumulative for i in instruments}
+        return dict.fromkeys(instruments, cumulative)
     if settings.temporality == "lowmemory":  # delta for synchronous counters and histograms only
         return {i: delta if i in (Counter, Histogram) else cumulative for i in instruments}
     # delta: monotonic sums and histograms delta, up-down counters stay cumulative (OTel spec)
@@ -321,7 +321,7 @@ def build_otlp_metric_exporter(settings: Settings, target: OtlpTarget) -> Metric
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as exporter
     else:
         from opentelemetry.exporter.otlp.json.http.metric_exporter import OTLPMetricExporter as exporter
-    return exporter(**_exporter_args(settings, target), preferred_temporality=temporality_map(settings))  # type: ignore[no-any-return]
+    return exporter(**_exporter_args(settings, target), preferred_temporality=temporality_map(settings))
 
 
 def build_otlp_log_exporter(settings: Settings, target: OtlpTarget) -> LogRecordExporter:
@@ -332,7 +332,7 @@ def build_otlp_log_exporter(settings: Settings, target: OtlpTarget) -> LogRecord
         from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as exporter
     else:
         from opentelemetry.exporter.otlp.json.http._log_exporter import OTLPLogExporter as exporter
-    return exporter(**_exporter_args(settings, target))  # type: ignore[no-any-return]
+    return exporter(**_exporter_args(settings, target))
 
 
 class SerializedWriter:

@@ -60,7 +60,8 @@ def parse_models(text: str | None) -> dict[str, float]:
         try:
             w = float(weight) if weight else 1.0
         except ValueError:
-            raise LabError(f"weight {weight!r} for {name} in --models is not a number", "e.g. sonnet=6,haiku=3")
+            raise LabError(f"weight {weight!r} for {name} in --models is not a number",
+                           "e.g. sonnet=6,haiku=3") from None
         if w < 0:
             raise LabError(f"weight for {name} in --models is negative", "weights are relative shares, e.g. 6")
         out[model] = w

@@ -324,26 +324,25 @@ def _otlp_target(env: Mapping[str, str], signal: Signal, notices: list[Notice]) 
 
     # HTTP protocols
     path = f"v1/{signal}"
-    url: str | None = None
+    http_url: str | None = None
     if specific is not None:
         if _js_url_parses(specific):
-            url = specific
+            http_url = specific
         else:
             notices.append(Notice("warning", specific_name or "", (
                 f"could not parse the export URL {specific!r}: falling back (Claude Code hides this warning)")))
-    if url is None and general is not None:
+    if http_url is None and general is not None:
         if _js_url_parses(general):
-            url = general if general.endswith("/") else general + "/"
-            url += path
+            http_url = (general if general.endswith("/") else general + "/") + path
         else:
             notices.append(Notice("warning", "OTEL_EXPORTER_OTLP_ENDPOINT", (
                 f"could not parse the export URL {general!r}: the exporter silently falls back to "
                 f"{DEFAULT_HTTP_ENDPOINT}/{path} (Claude Code hides this warning). Write a full URL such as "
                 "http://127.0.0.1:4318")))
-    if url is None:
-        url = f"{DEFAULT_HTTP_ENDPOINT}/{path}"
-    tls = urlsplit(url).scheme.lower() == "https"
-    return OtlpTarget(protocol, url, None, tls, _headers(env, signal, notices),
+    if http_url is None:
+        http_url = f"{DEFAULT_HTTP_ENDPOINT}/{path}"
+    tls = urlsplit(http_url).scheme.lower() == "https"
+    return OtlpTarget(protocol, http_url, None, tls, _headers(env, signal, notices),
                       _timeout(env, signal, notices), compression_raw)
 
 

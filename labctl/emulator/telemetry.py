@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
@@ -90,7 +90,7 @@ class Telemetry:
         self.marker = marker
         self.resource = build_resource(settings, marker, service_name)
         self.prometheus_server: Any = None
-        out = SerializedWriter(console_out or sys.stdout)
+        out = cast(IO[str], SerializedWriter(console_out or sys.stdout))  # write/flush is all they use
         readers: list[MetricReader] = []
         log_exporters = []
         with scrubbed_environment():

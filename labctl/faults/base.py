@@ -32,7 +32,7 @@ class Option:
     def parse(self, fault: str, raw: str) -> str | int:
         if self.kind is int:
             try:
-                value: str | int = int(raw)
+                value = int(raw)
             except ValueError:
                 raise LabError(f"{fault}: --{self.name} must be a whole number, got {raw!r}",
                                f"e.g. `labctl break {fault} --{self.name} 500`") from None

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import socket
 import urllib.parse
+from collections.abc import Callable
 from typing import Any
 
 import requests
@@ -116,7 +118,7 @@ def heal(ctx: FaultContext, rec: dict[str, Any]) -> None:
         if not wait_until("proxy ready", lambda: ctx.runtime.probe("proxy", timeout=0.5), timeout=10):
             raise LabError("the proxy did not come back after healing", f"see {ctx.lab.log_path('proxy')}")
 
-    steps = [lambda u=u: ctx.remove_overrides(u) for u in rec.get("overrides", [])]
+    steps: list[Callable[[], None]] = [functools.partial(ctx.remove_overrides, u) for u in rec.get("overrides", [])]
     if "upstream_change" in rec:
         steps.append(lambda: proxy_admin.reset_upstream(ctx))
     run_all([*steps, ready])

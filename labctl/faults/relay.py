@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -148,7 +149,7 @@ class Relay:
                 continue
             try:
                 route.server = await asyncio.start_server(
-                    lambda r, w, route=route: self.handle(route, r, w), *route.listen, reuse_address=True)
+                    functools.partial(self.handle, route), *route.listen, reuse_address=True)
             except OSError as exc:
                 for done in opened:
                     assert done.server is not None

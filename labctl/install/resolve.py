@@ -117,10 +117,7 @@ def _announce(name: str, path: Path) -> None:
 def grafana_home(binary: Path) -> Path:
     """Grafana's --homepath: `LABCTL_GRAFANA_HOME`, else the unpacked archive the binary sits in."""
     configured = os.environ.get("LABCTL_GRAFANA_HOME")
-    if configured:
-        home = Path(configured).expanduser()
-    else:
-        home = binary.resolve().parent.parent
+    home = Path(configured).expanduser() if configured else binary.resolve().parent.parent
     if not (home / "conf" / "defaults.ini").is_file():
         raise LabError(
             f"Grafana's home directory {home} has no conf/defaults.ini",

@@ -76,7 +76,7 @@ class Setup:
         for stop in reversed(self.stoppers):
             try:
                 stop()
-            except Exception as exc:  # noqa: BLE001 - cleanup must go on for the other receivers
+            except Exception as exc:
                 print(f"matrix: cleanup failed: {exc}", file=sys.stderr)
 
 
@@ -330,7 +330,7 @@ def compare(case: Case, obs: dict[str, Any]) -> list[str]:
     for place in e.get("not_seen_in", []):
         if obs["seen"].get(place):
             out.append(f"data unexpectedly seen in {place}")
-    text = "\n".join(obs.get("messages", []) + [obs.get("startup_error") or ""])
+    text = "\n".join([*obs.get("messages", []), obs.get("startup_error") or ""])
     if "error" in e and not re.search(e["error"], text, re.MULTILINE):
         out.append(f"no message matching /{e['error']}/")
     notices = "\n".join(obs.get("notices", [])) + "\n" + (obs.get("startup_error") or "")

@@ -15,5 +15,5 @@ def grpc_export(target: str, headers: dict[str, str] | None = None,
             stub.Export(metrics_service_pb2.ExportMetricsServiceRequest(), timeout=timeout,
                         metadata=list((headers or {}).items()))
         except grpc.RpcError as exc:
-            return exc.code(), exc.details() or ""  # type: ignore[attr-defined]
+            return exc.code(), exc.details() or ""
     return grpc.StatusCode.OK, ""

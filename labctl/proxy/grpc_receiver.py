@@ -8,6 +8,7 @@ RESOURCE_EXHAUSTED *with* RetryInfo in grpc-status-details-bin, the only form OT
 from __future__ import annotations
 
 import hmac
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -29,11 +30,11 @@ class GrpcReceiver:
     def handlers(self) -> list[grpc.GenericRpcHandler]:
         out = []
         for sig in SIGNALS.values():
-            method = grpc.unary_unary_rpc_method_handler(self._handler(sig))   # bytes in, bytes out
+            method: grpc.RpcMethodHandler = grpc.unary_unary_rpc_method_handler(self._handler(sig))   # bytes in, bytes out
             out.append(grpc.method_handlers_generic_handler(sig.grpc_service, {"Export": method}))
         return out
 
-    def _handler(self, sig: Signal):  # type: ignore[no-untyped-def]
+    def _handler(self, sig: Signal) -> Callable[[bytes, grpc.aio.ServicerContext], Awaitable[bytes]]:
         async def export(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
             return await self.export(sig, request, context)
         return export

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 from aiohttp import web
@@ -48,7 +49,7 @@ class HttpReceiver:
             app.router.add_post(sig.http_path, self._handler(sig))
         return app
 
-    def _handler(self, sig: Signal):  # type: ignore[no-untyped-def]
+    def _handler(self, sig: Signal) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def handle(request: web.Request) -> web.StreamResponse:
             return await self.export(sig, request)
         return handle

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from google.protobuf.message import Message
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
@@ -34,8 +35,8 @@ def _count_spans(req: Any) -> int:
 @dataclass(frozen=True)
 class Signal:
     name: str                     # "metrics" | "logs" | "traces"
-    request_type: type
-    response_type: type
+    request_type: type[Message]
+    response_type: type[Any]
     grpc_service: str             # fully qualified service name
     http_path: str
     rejected_field: str           # field of the partial_success message

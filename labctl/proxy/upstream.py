@@ -160,7 +160,7 @@ class GrpcSender:
         self.metadata = tuple(settings.headers.items())
         self.timeout = settings.timeout
         # Bytes in, bytes out: the spool already holds serialized requests.
-        self._calls = {name: self.channel.unary_unary(sig.grpc_method) for name, sig in SIGNALS.items()}
+        self._calls: dict[str, Any] = {name: self.channel.unary_unary(sig.grpc_method) for name, sig in SIGNALS.items()}
 
     async def send(self, signal: str, body: bytes) -> Result:
         try:

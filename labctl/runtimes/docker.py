@@ -81,7 +81,7 @@ class DockerRuntime(Runtime):
 
     def client(self, layer: int | None = None) -> DockerClient:
         return DockerClient(
-            compose_files=self.files(layer),
+            compose_files=list[str | Path](self.files(layer)),
             compose_project_name=self.project,
             compose_project_directory=compose_dir(self.model),
             compose_env_files=[compose_dir(self.model) / "versions.env", self.env_file],

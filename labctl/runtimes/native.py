@@ -188,8 +188,8 @@ class NativeRuntime(Runtime):
         self.lab.stage = stage
         self.lab.settings["unavailable"] = unavailable
         self.lab.save()
-        for service, why in unavailable.items():
-            ui.warn(f"{service} is not running: {why}")
+        for service, reason in unavailable.items():
+            ui.warn(f"{service} is not running: {reason}")
         for service in to_start:
             self._start(launches[service])
         self._wait_healthy(to_start)

@@ -115,8 +115,8 @@ def terminate(records: list[ProcRecord], timeout: float = 8.0) -> list[ProcRecor
     pending = [rec for rec, _ in procs]
     pending = _wait_gone(pending, deadline)
     for rec in pending:
-        if (proc := rec.process()) is not None:
-            _signal_group(proc, signal.SIGKILL)
+        if (left := rec.process()) is not None:
+            _signal_group(left, signal.SIGKILL)
     _wait_gone(pending, time.monotonic() + 5)
     return pending
 

@@ -36,10 +36,10 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "proxy"))
 
-from proxy_collector import Collector
-from proxy_harness import CONTRACT, free_port
-from proxy_payloads import events, token_usage
-from proxy_process import ProxyProcess
+from proxy_collector import Collector  # noqa: E402 (tests/proxy is on the path now)
+from proxy_harness import CONTRACT, free_port  # noqa: E402 (tests/proxy is on the path now)
+from proxy_payloads import events, token_usage  # noqa: E402 (tests/proxy is on the path now)
+from proxy_process import ProxyProcess  # noqa: E402
 
 METHOD = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"
 LOGS_METHOD = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"

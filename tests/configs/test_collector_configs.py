@@ -53,6 +53,7 @@ def _id(combo: tuple[Path, ...]) -> str:
 
 
 @pytest.mark.parametrize("configs", _combinations(), ids=_id)
+@pytest.mark.integration
 def test_config_validates(configs: tuple[Path, ...]) -> None:
     result = validate(configs, _env_for(configs))
     assert result.returncode == 0, f"validate failed for {_id(configs)}:\n{result.stdout}{result.stderr}"
@@ -62,6 +63,7 @@ def test_overlays_exist() -> None:
     assert COLLECTOR_CONFIGS / "auth.yaml" in OVERLAYS
 
 
+@pytest.mark.integration
 def test_validate_rejects_a_broken_config(tmp_path: Path) -> None:
     # Proves validate is a real check here: an unknown exporter and a dangling pipeline reference fail.
     broken = tmp_path / "broken.yaml"
@@ -73,6 +75,7 @@ def test_validate_rejects_a_broken_config(tmp_path: Path) -> None:
     assert "kafka" in result.stdout + result.stderr
 
 
+@pytest.mark.integration
 def test_auth_overlay_without_token_is_refused() -> None:
     # The token has no default: starting auth without one must fail loudly, never run open.
     env = {k: v for k, v in os.environ.items() if k != "LAB_COLLECTOR_AUTH_TOKEN"}

@@ -85,6 +85,7 @@ def test_pipeline_dashboard_covers_each_layer() -> None:
     assert [r.split(":")[0] for r in rows] == ["Layer 1", "Layer 2", "Layer 3"]
 
 
+@pytest.mark.integration
 def test_every_query_parses(tmp_path: Path) -> None:
     # promtool parses PromQL offline when the queries are recording rules.
     rules = [{"record": f"lab:panel_query_{i}", "expr": q.expr} for i, q in enumerate(queries())]
@@ -106,6 +107,7 @@ def test_every_query_parses(tmp_path: Path) -> None:
     assert f"SUCCESS: {len(rules)} rules found" in result.stdout
 
 
+@pytest.mark.integration
 def test_promtool_rejects_a_bad_query(tmp_path: Path) -> None:
     # The parse check above can fail: a broken expression is refused.
     path = tmp_path / "bad.yml"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 
+import pytest
 import yaml
 
 from labctl.model import load_model
@@ -64,6 +65,7 @@ def _registered() -> dict[str, set[str]]:
     }
 
 
+@pytest.mark.integration
 def test_every_component_a_config_uses_is_registered() -> None:
     registered = _registered()
     # The distribution also answers to the deprecated aliases (otlp -> otlp_grpc, otlphttp -> otlp_http,
@@ -83,6 +85,7 @@ def test_every_component_a_config_uses_is_registered() -> None:
     assert not missing, f"configs use components the lab's distribution lacks: {missing}"
 
 
+@pytest.mark.integration
 def test_distribution_registers_the_planned_components() -> None:
     assert _registered() == {
         "receivers": {"otlp"},
@@ -92,6 +95,7 @@ def test_distribution_registers_the_planned_components() -> None:
     }
 
 
+@pytest.mark.integration
 def test_binary_reports_the_pinned_release() -> None:
     out = subprocess.run(
         [str(binary("otelcol-lab")), "--version"], capture_output=True, text=True, check=True

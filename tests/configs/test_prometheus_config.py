@@ -36,6 +36,7 @@ def _seconds(duration: str) -> int:
     return int(m.group(1)) * {"s": 1, "m": 60, "h": 3600}[m.group(2)]
 
 
+@pytest.mark.integration
 def test_config_is_valid_with_targets_laid_out_like_the_runtime(tmp_path: Path) -> None:
     config = install_prometheus_dir(tmp_path)
     write_targets(
@@ -72,6 +73,7 @@ def test_config_shape() -> None:
     assert keep["action"] == "keep" and keep["regex"] == "labctl_proxy_.*"
 
 
+@pytest.mark.integration
 def test_rules_pass_promtool_check() -> None:
     result = promtool("check", "rules", *map(str, RULE_FILES))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -79,6 +81,7 @@ def test_rules_pass_promtool_check() -> None:
 
 
 @pytest.mark.parametrize("test_file", RULE_TESTS, ids=lambda p: p.name)
+@pytest.mark.integration
 def test_rule_unit_tests(test_file: Path) -> None:
     result = promtool("test", "rules", test_file.name, cwd=test_file.parent)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -6,6 +6,8 @@ import gzip
 import json
 from pathlib import Path
 
+import pytest
+
 from labctl.contract.samples import Point, logs_request, metrics_request, sample_metrics, session_attrs
 from labctl.proxy.codec import to_otlp_json
 
@@ -23,6 +25,7 @@ def bad_metrics():
     ])
 
 
+@pytest.mark.integration
 def test_conforming_protobuf_and_json_pass(labctl_run, tmp_path: Path) -> None:
     pb = tmp_path / "ok.pb"
     pb.write_bytes(sample_metrics().SerializeToString())
@@ -36,6 +39,7 @@ def test_conforming_protobuf_and_json_pass(labctl_run, tmp_path: Path) -> None:
                                                         "items": 12, "violating_items": 0, "violations": []}
 
 
+@pytest.mark.integration
 def test_violations_are_printed_with_their_paths_and_exit_1(labctl_run, tmp_path: Path) -> None:
     pb = tmp_path / "bad.pb"
     pb.write_bytes(bad_metrics().SerializeToString())
@@ -44,8 +48,8 @@ def test_violations_are_printed_with_their_paths_and_exit_1(labctl_run, tmp_path
         assert r.returncode == 1
         assert ("✗ attribute_value at resourceMetrics[0].scopeMetrics[0].metrics[0](claude_code.token.usage)"
                 ".sum.dataPoints[1].attributes[type]") in r.stdout
-        assert "✗ negative_counter at resourceMetrics[0].scopeMetrics[0].metrics[1](claude_code.cost.usage)" \
-               ".sum.dataPoints[0].asDouble" in r.stdout
+        assert ("✗ negative_counter at resourceMetrics[0].scopeMetrics[0].metrics[1](claude_code.cost.usage)"
+                ".sum.dataPoints[0].asDouble") in r.stdout
         assert "2 of 3 data points violate contract 'claude-code'" in r.stderr
     r = labctl_run("contract", "check", str(pb), "--json")
     data = json.loads(r.stdout)
@@ -53,6 +57,7 @@ def test_violations_are_printed_with_their_paths_and_exit_1(labctl_run, tmp_path
     assert sorted(v["rule"] for v in data["violations"]) == ["attribute_value", "negative_counter", "value_range"]
 
 
+@pytest.mark.integration
 def test_stdin_gzip_and_logs(labctl_run, tmp_path: Path) -> None:
     req = logs_request([("claude_code.tool_decision", {**session_attrs(), "tool_name": "Edit", "decision": "nope",
                                                        "source": "config"})])
@@ -61,6 +66,7 @@ def test_stdin_gzip_and_logs(labctl_run, tmp_path: Path) -> None:
     assert "logRecords[0].attributes[decision]" in r.stdout and "log records violate" in r.stderr
 
 
+@pytest.mark.integration
 def test_seed_contract_and_bad_inputs(labctl_run, tmp_path: Path) -> None:
     js = write_json(tmp_path / "ok.json", sample_metrics())
     seed = Path(__file__).resolve().parents[2] / "lab" / "contracts" / "claude-code-seed.yaml"
@@ -74,6 +80,7 @@ def test_seed_contract_and_bad_inputs(labctl_run, tmp_path: Path) -> None:
     assert r.returncode == 2 and "does not exist" in r.stderr
 
 
+@pytest.mark.integration
 def test_json_lines_of_requests(labctl_run, tmp_path: Path) -> None:
     """The Collector's file exporter writes one OTLP/JSON request per line: each is checked."""
     lines = tmp_path / "export.jsonl"

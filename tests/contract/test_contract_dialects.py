@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from labctl.contract import contract_from_text, default_contract_path, load_contract
@@ -162,6 +163,7 @@ def test_weaver_errors_name_the_file(tmp_path: Path) -> None:
     assert "ref 'missing.attr' is not defined" in info.value.message
 
 
+@pytest.mark.integration
 def test_cli_export_and_import_weaver(labctl_run, tmp_path: Path) -> None:
     out = tmp_path / "cc-weaver.yaml"
     r = labctl_run("contract", "export", "--format", "weaver", "-o", str(out))
@@ -172,6 +174,7 @@ def test_cli_export_and_import_weaver(labctl_run, tmp_path: Path) -> None:
     assert load_contract(back).spec.to_dict() == load_contract(default_contract_path()).spec.to_dict()
 
 
+@pytest.mark.integration
 def test_seed_contract_imported_into_labctl_format_keeps_its_meaning(labctl_run, tmp_path: Path) -> None:
     out = tmp_path / "from-seed.yaml"
     r = labctl_run("contract", "import", str(SEED_FILE), "-o", str(out))

@@ -112,6 +112,7 @@ def test_seed_format_errors() -> None:
     assert "metric_type" in err.message
 
 
+@pytest.mark.integration
 def test_cli_validate_reports_file_and_line(labctl_run, tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("metrics:\n  a.b:\n    instrument: counter\n    units: s\n")

@@ -180,8 +180,7 @@ def test_histogram_rules() -> None:
 
 
 def test_filtered_request_drops_exactly_the_violating_points(cc: Contract) -> None:
-    req = metrics_request([tok(1), tok(-1), tok(2, type="bogus"), tok(3)]
-                          + [Point("unknown.metric", 1, session_attrs())])
+    req = metrics_request([tok(1), tok(-1), tok(2, type="bogus"), tok(3), Point("unknown.metric", 1, session_attrs())])
     ev = cc.evaluate("metrics", req)
     assert (ev.total, ev.rejected) == (5, 3)
     assert "3 of 5 data points violate contract 'claude-code'" in ev.message

@@ -51,6 +51,7 @@ def test_contract_schema_rejects_a_violating_record_marked_ok(cc) -> None:
     assert not validator(record_schema(None)).is_valid(inconsistent)  # "violation" needs violations
 
 
+@pytest.mark.integration
 def test_cli_schema_is_valid_json_schema(labctl_run) -> None:
     r = labctl_run("contract", "schema")
     assert r.returncode == 0, r.stderr

@@ -11,6 +11,7 @@ import json
 import struct
 from typing import Any
 
+from fuzz_budget import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
@@ -205,7 +206,7 @@ def _request(resources: list[list[Any]]) -> ExportMetricsServiceRequest:
     return req
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.lists(_metrics, min_size=1, max_size=3), st.randoms(use_true_random=False))
 def test_any_request_evaluates_the_same_from_its_bytes(resources: list[list[Any]], rnd: Any) -> None:
     c = load_contract(default_contract_path())

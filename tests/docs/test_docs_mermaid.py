@@ -36,6 +36,7 @@ def _parse(blocks: list[dict]) -> list[dict]:
     return json.loads(proc.stdout)
 
 
+@pytest.mark.integration
 def test_every_mermaid_block_parses():
     blocks = docsmd.mermaid_blocks(docsmd.doc_files())
     assert len(blocks) >= 4, "the architecture docs should hold at least four diagrams"
@@ -52,6 +53,7 @@ def test_architecture_has_the_four_diagrams():
         assert heading.lower() in text.lower(), f"architecture.md lacks the section {heading!r}"
 
 
+@pytest.mark.integration
 def test_parser_rejects_a_broken_diagram():
     # The check is only worth something if the parser says no to a broken diagram.
     results = _parse([

@@ -13,7 +13,7 @@ import requests
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("fault, rule", [("contract", "required"), ("cardinality", "cardinality")])
+@pytest.mark.parametrize(("fault", "rule"), [("contract", "required"), ("cardinality", "cardinality")])
 def test_module_1_fault_is_found_at_layer_1_and_heals(native_lab, labctl, fault, rule):
     lab = native_lab("module-1")
     state = lab.dir

@@ -26,7 +26,7 @@ def test_module_guide_has_every_part(path):
         assert name in sections, f"{path.parent.name} has no '## {name}' section"
 
 
-@pytest.mark.parametrize("n, path", list(enumerate(MODULES, start=1)), ids=[f"module-{n}" for n in (1, 2, 3, 4)])
+@pytest.mark.parametrize(("n", "path"), list(enumerate(MODULES, start=1)), ids=[f"module-{n}" for n in (1, 2, 3, 4)])
 def test_module_breaks_at_least_two_faults_and_checks_its_layer(n, path):
     text = path.read_text(encoding="utf-8")
     breaks = _sections(text)["break it, then find it"]

@@ -67,6 +67,7 @@ def fingerprint(objs: list[dict[str, Any]]) -> tuple[list[Any], list[Any]]:
     return sorted(series.items()), sorted(events)
 
 
+@pytest.mark.integration
 def test_console_output_is_readable_and_seed_is_deterministic(tmp_path: Path) -> None:
     first, s1 = run_console(42, tmp_path, "a")
     second, s2 = run_console(42, tmp_path, "b")

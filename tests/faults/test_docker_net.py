@@ -37,6 +37,7 @@ def _recorder(tmp_path: Path) -> tuple[Path, Path]:
     return script, log
 
 
+@pytest.mark.integration
 def test_partition_disconnects_target_and_heal_restores_alias(tmp_path: Path) -> None:
     script, log = _recorder(tmp_path)
     lab = LabState(dir=tmp_path / "lab", runtime="docker", stage="module-3", instance="class1")
@@ -106,6 +107,7 @@ def _upstream(admin: int) -> dict:  # type: ignore[type-arg]
     return requests.get(f"http://127.0.0.1:{admin}/api/stats", timeout=5).json()["upstream"]  # type: ignore[no-any-return]
 
 
+@pytest.mark.integration
 def test_endpoint_fault_in_docker_retargets_the_running_proxy(tmp_path: Path, real_proxy: int) -> None:
     ctx, restarted = _docker_ctx(tmp_path, proxy_admin=real_proxy)
     rec = endpoint.apply(ctx, {"kind": "unreachable-host"})
@@ -117,6 +119,7 @@ def test_endpoint_fault_in_docker_retargets_the_running_proxy(tmp_path: Path, re
     assert restarted == []
 
 
+@pytest.mark.integration
 def test_invalid_url_in_docker_is_a_compose_override_and_heal_removes_it(tmp_path: Path) -> None:
     ctx, restarted = _docker_ctx(tmp_path)
     rec = endpoint.apply(ctx, {"kind": "invalid-url"})
@@ -130,6 +133,7 @@ def test_invalid_url_in_docker_is_a_compose_override_and_heal_removes_it(tmp_pat
     assert restarted == ["proxy", "proxy"]
 
 
+@pytest.mark.integration
 def test_auth_fault_in_docker_mounts_the_overlay_and_breaks_the_proxy_token(tmp_path: Path,
                                                                             real_proxy: int) -> None:
     ctx, restarted = _docker_ctx(tmp_path, proxy_admin=real_proxy)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import requests
 
 from labctl.state import LabState
@@ -16,6 +17,7 @@ def _env_block(state_dir: Path) -> dict[str, str]:
     return json.loads(run_labctl("env", "--protocol", "http/protobuf", "--json", state_dir=state_dir).stdout)
 
 
+@pytest.mark.integration
 def test_auth_on_then_off(tmp_path: Path) -> None:
     state_dir = tmp_path / "lab"
     with started_lab("module-1", state_dir, "--auth") as lab:

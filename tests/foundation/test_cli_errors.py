@@ -13,6 +13,7 @@ from labctl.model import load_model
 from labctl.runtimes.ports import port_in_use
 
 
+@pytest.mark.integration
 def test_unknown_module_lists_valid_ones_and_touches_nothing(labctl, lab_state_dir):
     result = labctl("--runtime", "native", "up", "module-9", state_dir=lab_state_dir, check=False)
     assert result.returncode == 2
@@ -22,6 +23,7 @@ def test_unknown_module_lists_valid_ones_and_touches_nothing(labctl, lab_state_d
     assert not lab_state_dir.exists()
 
 
+@pytest.mark.integration
 def test_missing_collector_binary_names_the_install_command(labctl, lab_state_dir, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("LABCTL_")}
     env.update(LABCTL_CACHE_DIR=str(tmp_path / "empty-cache"), PATH="/usr/bin:/bin", COLUMNS="200")
@@ -53,6 +55,7 @@ def _occupied_port_and_offset() -> tuple[socket.socket, int, int]:
     pytest.fail("no free port range found for the port-in-use test")
 
 
+@pytest.mark.integration
 def test_port_in_use_is_reported_with_number_and_owner_before_anything_starts(labctl, lab_state_dir):
     sock, port, offset = _occupied_port_and_offset()
     with sock:
@@ -66,6 +69,7 @@ def test_port_in_use_is_reported_with_number_and_owner_before_anything_starts(la
     assert not list(lab_state_dir.glob("services/*/*.pid"))
 
 
+@pytest.mark.integration
 def test_commands_without_a_lab_say_how_to_start_one(labctl, lab_state_dir):
     status = labctl("status", "--json", state_dir=lab_state_dir)
     assert '"running": false' in status.stdout
@@ -75,6 +79,7 @@ def test_commands_without_a_lab_say_how_to_start_one(labctl, lab_state_dir):
     assert "nothing to stop" in down.stdout
 
 
+@pytest.mark.integration
 def test_doctor_reports_each_check_with_a_fix(labctl, lab_state_dir):
     result = labctl("doctor", "--json", state_dir=lab_state_dir, check=False)
     findings = {f["name"]: f for f in json.loads(result.stdout)}

@@ -60,6 +60,7 @@ def calls(record: Path) -> list[str]:
     return [line for line in record.read_text().splitlines() if "version --format" not in line]
 
 
+@pytest.mark.integration
 def test_up_module_1_issues_one_compose_up_with_files_project_and_env_files(tmp_path, recorder):
     rt = make_runtime(tmp_path, recorder)
     rt.up("module-1")
@@ -82,6 +83,7 @@ def test_up_module_1_issues_one_compose_up_with_files_project_and_env_files(tmp_
     assert LabState.load(rt.lab.dir).stage == "module-1"
 
 
+@pytest.mark.integration
 def test_stage_files_grow_by_layer_and_down_uses_all_of_them(tmp_path, recorder):
     rt = make_runtime(tmp_path, recorder)
     rt.lab.stage = "module-3"
@@ -94,6 +96,7 @@ def test_stage_files_grow_by_layer_and_down_uses_all_of_them(tmp_path, recorder)
     assert not LabState.exists(rt.lab.dir)
 
 
+@pytest.mark.integration
 def test_collector_overrides_become_a_compose_override_file(tmp_path, recorder):
     rt = make_runtime(tmp_path, recorder)
     rt.lab.stage = "module-2"
@@ -115,6 +118,7 @@ def test_collector_overrides_become_a_compose_override_file(tmp_path, recorder):
         rt.container_path(tmp_path / "elsewhere.yaml")
 
 
+@pytest.mark.integration
 def test_collector_that_never_gets_healthy_is_reported(tmp_path, recorder):
     rt = make_runtime(tmp_path, recorder)
     rt.collector_timeout = 0.5  # nothing listens on its health port: the recorder starts no container
@@ -129,6 +133,7 @@ def test_collector_that_never_gets_healthy_is_reported(tmp_path, recorder):
     [["--runtime", "docker", "up", "module-1"], ["up", "module-1", "--runtime", "docker"]],
     ids=["global-option", "up-option"],
 )
+@pytest.mark.integration
 def test_docker_requested_without_an_engine_is_a_clear_error(tmp_path, args):
     result = subprocess.run(
         ["python", "-m", "labctl", "--state-dir", str(tmp_path), *args],
@@ -141,6 +146,7 @@ def test_docker_requested_without_an_engine_is_a_clear_error(tmp_path, args):
     assert not (tmp_path / "lab.json").exists()
 
 
+@pytest.mark.integration
 def test_service_primitives_map_to_compose_commands_of_this_project(tmp_path, recorder, capsys):
     rt = make_runtime(tmp_path, recorder)
     rt.lab.stage = "module-2"

@@ -154,7 +154,7 @@ def test_grafana_queries_prometheus_through_the_query_relay_natively_and_directl
     # Without a relayed hop from that service, it is {addr:...}: the proxy reaches the Collector directly.
     assert model.resolve("{hop_addr:collector.otlp_grpc}", "proxy", native) == "127.0.0.1:14317"
     assert model.resolve("{hop_addr:prometheus.web}", "proxy", native) == "127.0.0.1:29999"
-    with pytest.raises(LabError, match="hop_addr:SERVICE.PORT"):
+    with pytest.raises(LabError, match=r"hop_addr:SERVICE\.PORT"):
         model.resolve("{hop_addr:prometheus}", "grafana", native)
     with pytest.raises(LabError, match="no port 'nope'"):
         model.resolve("{hop_addr:prometheus.nope}", "grafana", native)

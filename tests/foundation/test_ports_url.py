@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import requests
 
 from labctl.model import load_model
 from tests.conftest import run_labctl, started_lab
 
 
+@pytest.mark.integration
 def test_ports_and_url_name_the_running_labs_ports(tmp_path: Path) -> None:
     state_dir = tmp_path / "lab"
     with started_lab("module-1", state_dir) as lab:

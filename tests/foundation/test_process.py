@@ -7,6 +7,7 @@ import dataclasses
 import time
 
 import psutil
+import pytest
 
 from labctl.runtimes import process
 
@@ -20,6 +21,7 @@ def spawn(tmp_path, script: str, name: str = "svc") -> process.ProcRecord:
     )
 
 
+@pytest.mark.integration
 def test_sigterm_then_sigkill_after_the_timeout(tmp_path):
     polite = spawn(tmp_path, "sleep 300", "polite")
     stubborn = spawn(tmp_path, STUBBORN, "stubborn")
@@ -32,6 +34,7 @@ def test_sigterm_then_sigkill_after_the_timeout(tmp_path):
     assert 1.0 <= took < 6.0
 
 
+@pytest.mark.integration
 def test_the_whole_process_group_stops(tmp_path):
     parent = spawn(tmp_path, "sleep 300 & wait")
     deadline = time.monotonic() + 5
@@ -45,6 +48,7 @@ def test_the_whole_process_group_stops(tmp_path):
     assert not alive, "a child of a service outlived `down`"
 
 
+@pytest.mark.integration
 def test_pid_file_round_trip_and_recycled_pid(tmp_path):
     rec = spawn(tmp_path, "sleep 300")
     try:

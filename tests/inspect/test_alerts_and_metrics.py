@@ -57,6 +57,7 @@ def alert_lines(path: Path) -> list[dict[str, Any]]:
     return [d for d in map(json.loads, path.read_text().splitlines()) if d.get("type") == "alert"]
 
 
+@pytest.mark.integration
 def test_token_rate_alert_fires_and_resolves(cc, tmp_path: Path, make_inspector) -> None:
     clock = Clock()
     ins = make_inspector({"alerts": [{"name": "burst", "kind": "tokens_per_minute", "threshold": 1000,
@@ -81,6 +82,7 @@ def test_token_rate_alert_fires_and_resolves(cc, tmp_path: Path, make_inspector)
     assert [a["state"] for a in alert_lines(tmp_path / "inspect" / "records.jsonl")] == ["firing", "resolved"]
 
 
+@pytest.mark.integration
 def test_api_error_rate_alert(cc, tmp_path: Path, make_inspector) -> None:
     clock = Clock()
     ins = make_inspector({"alerts": [{"name": "errors", "kind": "api_error_rate", "threshold": 0.3, "window": "5m",
@@ -102,6 +104,7 @@ def test_api_error_rate_alert(cc, tmp_path: Path, make_inspector) -> None:
     assert ins.alerts.snapshot()["alerts"][0]["state"] == "resolved"
 
 
+@pytest.mark.integration
 def test_session_cost_alert_per_session(cc, tmp_path: Path, make_inspector) -> None:
     clock = Clock()
     ins = make_inspector({"alerts": [{"name": "cost", "kind": "session_cost", "threshold": 1.0, "idle": "10m"}]},
@@ -139,9 +142,9 @@ def test_metrics_exposition_help_type_totals_and_proxy_counters(cc, tmp_path: Pa
     stats = Stats()
     stats.received["metrics"] += 6
     stats.rejected[("metrics", "contract")] += 1
-    provider = lambda: {"mode": "observe", "upstream": {"state": "none"}, "uptime_s": 3.0,
-                        "counters": stats.counters(),
-                        "gauges": {"queued": {"metrics": 0}, "spool_full": False, "overflow_policy": "reject"}}
+    def provider() -> dict[str, Any]:
+        return {"mode": "observe", "upstream": {"state": "none"}, "uptime_s": 3.0, "counters": stats.counters(),
+                "gauges": {"queued": {"metrics": 0}, "spool_full": False, "overflow_policy": "reject"}}
     [text] = fetch(ins, "/metrics", stats=provider)
     assert "# HELP claude_code_token_usage_tokens_total Number of tokens used" in text
     assert "# TYPE claude_code_token_usage_tokens_total counter" in text
@@ -173,6 +176,7 @@ def test_seed_contract_help_text_on_metrics(tmp_path: Path, make_inspector) -> N
     assert "otel_claude_code_token_usage_tokens_total{" in text
 
 
+@pytest.mark.integration
 def test_the_labs_proxy_config_has_valid_inspection_sections(tmp_path: Path, make_inspector) -> None:
     from labctl.proxy import config
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 
+import pytest
+
 from labctl.contract.samples import Point, metrics_request, session_attrs
 
 # tests/run-all.sh installs Debian's chromium (no browser download); LABCTL_CHROMIUM points elsewhere.
@@ -14,6 +16,7 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 
 
 
+@pytest.mark.integration
 def test_page_shows_a_payload_just_sent_without_reload(start_proxy) -> None:
     from playwright.sync_api import expect, sync_playwright
 

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import requests
 from inspect_harness import REPO
 
@@ -25,6 +26,7 @@ def labctl(*args: str, token: str = "") -> subprocess.CompletedProcess[str]:
                           cwd=REPO, timeout=60, check=False)
 
 
+@pytest.mark.integration
 def test_token_and_prompt_never_appear_in_any_output(start_proxy) -> None:
     proxy = start_proxy(auth={"bearer_token": TOKEN}, inspect={"console": "points"},
                         redact={"attributes": ["user.email"]})
@@ -72,6 +74,7 @@ def test_token_and_prompt_never_appear_in_any_output(start_proxy) -> None:
     assert "[REDACTED]" in outputs["jsonl"] and "user_prompt" in outputs["proxy log"]
 
 
+@pytest.mark.integration
 def test_sessions_and_export_commands(start_proxy) -> None:
     proxy = start_proxy()
     for sid in ("alpha", "beta"):
@@ -110,6 +113,7 @@ def test_sessions_and_export_commands(start_proxy) -> None:
     assert r.returncode == 2 and "cannot reach the proxy's admin API" in r.stderr
 
 
+@pytest.mark.integration
 def test_contract_edit_is_picked_up_by_the_inspector(start_proxy, tmp_path) -> None:
     import time
 

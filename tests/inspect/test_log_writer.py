@@ -38,6 +38,7 @@ def wait_until(predicate, timeout: float = 10.0) -> None:
         time.sleep(0.02)
 
 
+@pytest.mark.integration
 def test_a_writer_that_falls_behind_leaves_payloads_out_and_counts_them(tmp_path: Path) -> None:
     path = tmp_path / "records.jsonl"
     writer = LogWriterProcess(path, 64 << 20, max_pending=256 << 10)
@@ -60,6 +61,7 @@ def test_a_writer_that_falls_behind_leaves_payloads_out_and_counts_them(tmp_path
         writer.close()
 
 
+@pytest.mark.integration
 def test_when_the_writer_dies_the_proxy_writes_the_log_itself(tmp_path: Path, make_inspector,
                                                               caplog: pytest.LogCaptureFixture) -> None:
     cc = load_contract(default_contract_path())
@@ -81,6 +83,7 @@ def test_when_the_writer_dies_the_proxy_writes_the_log_itself(tmp_path: Path, ma
     assert [d["value"] for d in got] == [1, 1, 1, 2, 2, 2, 2]
 
 
+@pytest.mark.integration
 def test_the_writer_ends_with_the_proxy_even_after_kill_9(start_proxy) -> None:
     proxy = start_proxy()
     writers = [c for c in psutil.Process(proxy.proc.pid).children()

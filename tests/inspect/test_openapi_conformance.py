@@ -10,12 +10,16 @@ import pytest
 import requests
 import requests.adapters
 import schemathesis
+from fuzz_budget import examples
 from hypothesis import HealthCheck, given, settings
 from inspect_harness import ProxyProc
 
 from labctl.contract.samples import Point, metrics_request, sample_events, sample_metrics, session_attrs
 from labctl.proxy.inspect.api import openapi_document
 from labctl.state import find_free_ports
+
+# The live proxy of these tests is a real `labctl proxy serve` process.
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +76,7 @@ def test_every_operation_conforms(admin_schema) -> None:
         operation = result.ok()
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @settings(max_examples=examples(25), deadline=None, suppress_health_check=list(HealthCheck), database=None)
         def run(case) -> None:
             case.call_and_validate(session=session)
 

@@ -11,8 +11,11 @@ from labctl.contract import default_contract_path, load_contract
 from labctl.contract.samples import Point, metrics_request, sample_metrics, session_attrs
 from labctl.proxy.inspect.store import JsonlLog
 
+# The "process" writer starts the JSONL writer process: that case belongs to the integration lane.
+WRITERS = ["inline", pytest.param("process", marks=pytest.mark.integration)]
 
-@pytest.mark.parametrize("writer", ["inline", "process"])
+
+@pytest.mark.parametrize("writer", WRITERS)
 def test_ring_buffers_are_bounded_and_polling_by_seq_works(tmp_path: Path, make_inspector, writer: str) -> None:
     cc = load_contract(default_contract_path())
     ins = make_inspector({"inspect": {"payloads": 3, "records_per_payload": 5, "violations": 4, "console": "off"},
@@ -48,7 +51,7 @@ def test_jsonl_rotates_at_its_size_limit(tmp_path: Path) -> None:
     assert [json.loads(x)["i"] for x in previous + current] == list(range(30 - len(previous) - len(current), 30))
 
 
-@pytest.mark.parametrize("writer", ["inline", "process"])
+@pytest.mark.parametrize("writer", WRITERS)
 def test_fast_jsonl_lines_equal_the_records(tmp_path: Path, make_inspector, writer: str) -> None:
     """The log's shortcut encoder writes exactly Evaluation.records (redacted) plus the payload id, in the
     proxy's process or in the writer process (which decodes the wire bytes again)."""
@@ -75,7 +78,7 @@ def test_fast_jsonl_lines_equal_the_records(tmp_path: Path, make_inspector, writ
     assert "secret prompt" not in (tmp_path / "inspect" / "records.jsonl").read_text()
 
 
-@pytest.mark.parametrize("writer", ["inline", "process"])
+@pytest.mark.parametrize("writer", WRITERS)
 def test_huge_attribute_values_are_clipped_everywhere(tmp_path: Path, make_inspector, writer: str) -> None:
     cc = load_contract(default_contract_path())
     huge = "x" * 100_000

@@ -87,6 +87,7 @@ def test_cli_check_validates_the_lab_config():
     assert "upstream none: the proxy is the sink" in result.output
 
 
+@pytest.mark.integration
 def test_cli_reports_a_broken_config_without_a_traceback(tmp_path):
     import subprocess
     import sys

@@ -12,6 +12,7 @@ import zlib
 import psutil
 import pytest
 import requests
+from fuzz_budget import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
@@ -26,7 +27,7 @@ from labctl.proxy.signals import SIGNALS
 from labctl.proxy.spool import Spool
 from labctl.proxy.stats import Stats
 
-FAST = settings(max_examples=600, deadline=None, suppress_health_check=list(HealthCheck))
+FAST = settings(max_examples=examples(600), deadline=None, suppress_health_check=list(HealthCheck))
 LIMIT = 256 * 1024
 
 
@@ -139,7 +140,7 @@ def ingest(tmp_path_factory):
     spool.close()
 
 
-@settings(max_examples=500, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=examples(500), deadline=None, suppress_health_check=list(HealthCheck))
 @given(req=hostile_metrics())
 def test_hostile_values_go_through_contract_and_spool_without_crashing(ingest, req):
     n = SIGNALS["metrics"].count(req)

@@ -13,6 +13,7 @@ import pytest
 from labctl.otlp.probe import grpc_export
 
 
+@pytest.mark.integration
 def test_grpc_client_on_the_http_port_logs_one_clear_line(start_proxy: Callable[..., Any],
                                                           caplog: pytest.LogCaptureFixture) -> None:
     proxy = start_proxy()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import shutil
 
+import pytest
 import requests
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
 from proxy_harness import CONTRACT, wait_for
@@ -13,6 +14,7 @@ from proxy_payloads import token_usage
 PB = {"Content-Type": "application/x-protobuf"}
 
 
+@pytest.mark.integration
 def test_contract_edit_is_picked_up_without_dropping_the_connection(start_proxy, tmp_path):
     contract = tmp_path / "contract.yaml"
     shutil.copy(CONTRACT, contract)
@@ -36,6 +38,7 @@ def test_contract_edit_is_picked_up_without_dropping_the_connection(start_proxy,
         assert proxy.stats()["contract"]["last_reload_error"] == ""
 
 
+@pytest.mark.integration
 def test_tokens_never_appear_in_logs_stats_or_errors(start_proxy, caplog):
     caplog.set_level(logging.DEBUG)
     inbound, outbound = "in-TOKEN-7f3a9", "out-TOKEN-c41b2"

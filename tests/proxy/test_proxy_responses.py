@@ -34,6 +34,7 @@ def status_of(resp: requests.Response) -> status_pb2.Status:
     return st
 
 
+@pytest.mark.integration
 def test_full_success_is_200_with_empty_response_in_the_request_encoding(start_proxy):
     proxy = start_proxy()
     r = post(proxy.http + "/v1/metrics", token_usage(8).SerializeToString(), PB)
@@ -49,6 +50,7 @@ def test_full_success_is_200_with_empty_response_in_the_request_encoding(start_p
     assert (c["received"], c["accepted"]) == ({"metrics": 8, "logs": 3, "traces": 2},) * 2
 
 
+@pytest.mark.integration
 def test_enforce_mode_partial_success_counts_exact_over_protobuf_and_json(start_proxy):
     proxy = start_proxy(contract={"mode": "enforce"})
     r = post(proxy.http + "/v1/metrics", token_usage(7, bad=3).SerializeToString(), PB)
@@ -67,6 +69,7 @@ def test_enforce_mode_partial_success_counts_exact_over_protobuf_and_json(start_
     assert c["requests"]["metrics"] == {"partial": 2}
 
 
+@pytest.mark.integration
 def test_observe_mode_accepts_everything_and_warns(start_proxy):
     proxy = start_proxy()
     r = post(proxy.http + "/v1/metrics", token_usage(4, bad=2).SerializeToString(), PB)
@@ -86,6 +89,7 @@ def test_observe_mode_accepts_everything_and_warns(start_proxy):
     (b"this is not gzip at all", {**PB, "Content-Encoding": "gzip"}, "not valid gzip"),
     (gzip.compress(token_usage(3).SerializeToString())[:-6], {**PB, "Content-Encoding": "gzip"}, "truncated"),
 ])
+@pytest.mark.integration
 def test_undecodable_bodies_get_400_with_a_status_in_the_request_encoding(start_proxy, body, headers, needle):
     proxy = start_proxy()
     path = "/v1/traces" if b"traceId" in body else "/v1/metrics"
@@ -96,6 +100,7 @@ def test_undecodable_bodies_get_400_with_a_status_in_the_request_encoding(start_
     assert st.code == 3 and needle in st.message
 
 
+@pytest.mark.integration
 def test_unsupported_content_type_is_415(start_proxy):
     proxy = start_proxy()
     for ct in ("text/plain", "application/grpc", ""):
@@ -106,6 +111,7 @@ def test_unsupported_content_type_is_415(start_proxy):
     assert r.status_code == 415 and "Content-Encoding" in status_of(r).message
 
 
+@pytest.mark.integration
 def test_too_large_is_413_raw_and_inflated(start_proxy):
     proxy = start_proxy(limits={"max_request_bytes": "64KiB"})
     r = post(proxy.http + "/v1/metrics", b"\0" * (70 * 1024), PB)
@@ -122,6 +128,7 @@ def test_too_large_is_413_raw_and_inflated(start_proxy):
     assert r.status_code == 200
 
 
+@pytest.mark.integration
 def test_bearer_token_required_when_configured(start_proxy):
     proxy = start_proxy(auth={"bearer_token": "s3cret-token"})
     body = token_usage(2).SerializeToString()
@@ -148,6 +155,7 @@ def _spool_full_proxy(start_proxy):
                        spool={"max_bytes": 4000}, limits={"retry_after": "7s"})
 
 
+@pytest.mark.integration
 def test_full_spool_is_429_with_retry_after(start_proxy):
     proxy = _spool_full_proxy(start_proxy)
     body = token_usage(20).SerializeToString()
@@ -166,6 +174,7 @@ def test_full_spool_is_429_with_retry_after(start_proxy):
     assert s["counters"]["rejected"]["metrics"] == {"spool_full": 20 * len(busy)}
 
 
+@pytest.mark.integration
 def test_full_spool_over_grpc_is_resource_exhausted_with_retry_info(start_proxy):
     proxy = _spool_full_proxy(start_proxy)
     body = token_usage(20).SerializeToString()
@@ -184,6 +193,7 @@ def test_full_spool_over_grpc_is_resource_exhausted_with_retry_info(start_proxy)
     assert st.details[0].Unpack(info) and info.retry_delay.seconds == 7
 
 
+@pytest.mark.integration
 def test_grpc_invalid_argument_and_partial_success(start_proxy):
     proxy = start_proxy(contract={"mode": "enforce"})
     channel = grpc.insecure_channel(proxy.grpc)
@@ -201,6 +211,7 @@ def test_grpc_invalid_argument_and_partial_success(start_proxy):
     assert c["requests"]["metrics"] == {"bad_protobuf": 1, "partial": 1}
 
 
+@pytest.mark.integration
 def test_port_in_use_is_a_clear_error(start_proxy):
     from labctl.errors import LabError
 
@@ -211,6 +222,7 @@ def test_port_in_use_is_a_clear_error(start_proxy):
         assert "cannot listen" in err.value.message and "LAB_PROXY_OTLP" in (err.value.hint or "")
 
 
+@pytest.mark.integration
 def test_client_vanishing_mid_body_is_counted_and_harmless(start_proxy):
     import socket
 

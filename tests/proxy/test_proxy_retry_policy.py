@@ -101,6 +101,7 @@ def send(proxy, n_requests: int, points: int = 3) -> None:
         assert r.status_code == 200
 
 
+@pytest.mark.integration
 def test_http_429_retry_after_is_honoured(start_proxy, scripted):
     up = scripted(lambda n, _: (429, {"Retry-After": "1"}, OK_RESP) if n == 0 else (200, {}, OK_RESP))
     proxy = start_proxy(upstream={"endpoint": f"http://127.0.0.1:{up.port}", "protocol": "http/protobuf",
@@ -112,6 +113,7 @@ def test_http_429_retry_after_is_honoured(start_proxy, scripted):
     assert proxy.stats()["counters"]["forwarded"]["metrics"] == 3
 
 
+@pytest.mark.integration
 def test_http_503_then_ok_backs_off_and_delivers(start_proxy, scripted):
     up = scripted(lambda n, _: (503, {}, OK_RESP) if n < 3 else (200, {}, OK_RESP))
     proxy = start_proxy(upstream={"endpoint": f"http://127.0.0.1:{up.port}", "protocol": "http/protobuf",
@@ -126,6 +128,7 @@ def _poisoned(req: ExportMetricsServiceRequest) -> bool:
                for m in sm.metrics for p in m.sum.data_points)
 
 
+@pytest.mark.integration
 def test_permanent_400_drops_only_the_bad_request_of_a_merged_batch(start_proxy, scripted):
     gate = threading.Event()   # 503 until all four requests are spooled, so they go out as one merged batch
 
@@ -153,6 +156,7 @@ def test_permanent_400_drops_only_the_bad_request_of_a_merged_batch(start_proxy,
     assert merged   # the four requests did travel as one merged request first
 
 
+@pytest.mark.integration
 def test_upstream_partial_success_is_counted(start_proxy, scripted):
     partial = ExportMetricsServiceResponse()
     partial.partial_success.rejected_data_points = 2
@@ -173,6 +177,7 @@ def _retry_info(seconds: int) -> tuple[tuple[str, bytes], ...]:
     return (("grpc-status-details-bin", st.SerializeToString()),)
 
 
+@pytest.mark.integration
 def test_grpc_resource_exhausted_with_retry_info_is_retried_after_the_delay(start_proxy, scripted):
     up = scripted(lambda n, _: (grpc.StatusCode.RESOURCE_EXHAUSTED, _retry_info(1), None) if n == 0
                   else (None, None, OK_RESP), protocol="grpc")
@@ -182,6 +187,7 @@ def test_grpc_resource_exhausted_with_retry_info_is_retried_after_the_delay(star
     assert up.seen[1][0] - up.seen[0][0] >= 0.95
 
 
+@pytest.mark.integration
 def test_grpc_resource_exhausted_without_retry_info_is_permanent(start_proxy, scripted):
     up = scripted(lambda n, _: (grpc.StatusCode.RESOURCE_EXHAUSTED, (), None), protocol="grpc")
     proxy = start_proxy(upstream={"endpoint": f"http://127.0.0.1:{up.port}", "protocol": "grpc", "retry": FAST})
@@ -191,6 +197,7 @@ def test_grpc_resource_exhausted_without_retry_info_is_permanent(start_proxy, sc
     assert len(up.seen) == 1
 
 
+@pytest.mark.integration
 def test_grpc_unavailable_is_retried(start_proxy, scripted):
     up = scripted(lambda n, _: (grpc.StatusCode.UNAVAILABLE, (), None) if n < 2 else (None, None, OK_RESP),
                   protocol="grpc")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import requests
 from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcMetricExporter
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpLogExporter
@@ -31,6 +32,7 @@ def _export_tokens(exporter) -> int:
     return 4
 
 
+@pytest.mark.integration
 def test_sdk_grpc_metric_exporter_delivers(start_proxy):
     proxy = start_proxy()
     sent = _export_tokens(GrpcMetricExporter(endpoint=proxy.grpc, insecure=True,
@@ -40,6 +42,7 @@ def test_sdk_grpc_metric_exporter_delivers(start_proxy):
     assert c["requests"]["metrics"]["ok"] >= 1
 
 
+@pytest.mark.integration
 def test_sdk_http_protobuf_exporters_deliver_metrics_logs_and_spans(start_proxy):
     proxy = start_proxy()
     sent = _export_tokens(HttpMetricExporter(endpoint=proxy.http + "/v1/metrics",
@@ -64,6 +67,7 @@ def test_sdk_http_protobuf_exporters_deliver_metrics_logs_and_spans(start_proxy)
     assert c["accepted"] == {"metrics": sent, "logs": 3, "traces": 2}
 
 
+@pytest.mark.integration
 def test_raw_otlp_json_with_hex_ids_string_ints_and_unknown_fields(start_proxy):
     proxy = start_proxy()
     body = {
@@ -92,6 +96,7 @@ def test_raw_otlp_json_with_hex_ids_string_ints_and_unknown_fields(start_proxy):
     assert c["accepted"]["traces"] == 1 and c["accepted"]["metrics"] == 2
 
 
+@pytest.mark.integration
 def test_sdk_otlp_json_http_exporter_with_gzip_delivers(start_proxy):
     from opentelemetry.exporter.otlp.common.http import Compression
     from opentelemetry.exporter.otlp.json.http._log_exporter import OTLPLogExporter as JsonLogExporter
@@ -113,6 +118,7 @@ def test_sdk_otlp_json_http_exporter_with_gzip_delivers(start_proxy):
     assert "unauthenticated" not in c["requests"]["metrics"]
 
 
+@pytest.mark.integration
 def test_sdk_grpc_exporter_with_gzip_and_oversized_message(start_proxy):
     import grpc
     from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
@@ -139,6 +145,7 @@ def test_sdk_grpc_exporter_with_gzip_and_oversized_message(start_proxy):
         assert exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
+@pytest.mark.integration
 def test_sdk_json_exporter_with_deflate_delivers(start_proxy):
     from opentelemetry.exporter.otlp.common.http import Compression
     from opentelemetry.exporter.otlp.json.http.metric_exporter import OTLPMetricExporter as JsonMetricExporter

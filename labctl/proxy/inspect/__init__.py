@@ -124,7 +124,7 @@ class Inspector:
     def _redactor_for(self, contract: Any) -> Redactor:
         if contract is not self._redactor_contract:
             self._redactor_contract = contract
-            extra = getattr(contract, "sensitive_attributes", set()) or set()
+            extra: set[str] = getattr(contract, "sensitive_attributes", set()) or set()
             self.redactor = self._base_redactor.with_attributes(extra)
         return self.redactor
 

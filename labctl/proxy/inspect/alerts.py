@@ -175,7 +175,7 @@ class AlertEngine:
                     candidates = list(self.sessions.sessions.items())
                 for sid, s in candidates:
                     active = now - s.last_seen <= rule.window
-                    key = (rule.name, (("session_id", sid),))
+                    key: tuple[str, tuple[tuple[str, str], ...]] = (rule.name, (("session_id", sid),))
                     st = self.states.get(key)
                     if st is None and not (active and s.cost_usd > rule.threshold):
                         continue

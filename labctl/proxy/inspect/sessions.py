@@ -154,7 +154,7 @@ class SessionTracker:
         self.last_tokens = 0.0
         self.last_api_requests = 0
         self.last_api_errors = 0
-        self.touched: set[str] = set()
+        self.touched = set()
         if ev.signal == "metrics":
             self._metrics(ev.items, now)
         elif ev.signal == "logs":

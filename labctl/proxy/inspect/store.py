@@ -6,6 +6,7 @@ log file rotates at `max_bytes` (one previous file kept as `.1`).
 
 from __future__ import annotations
 
+import builtins
 import itertools
 import json
 import logging
@@ -115,7 +116,8 @@ class PayloadStore:
                 return p
         return None
 
-    def list_violations(self, after: int = 0, limit: int = 100, rule: str | None = None) -> list[dict[str, Any]]:
+    def list_violations(self, after: int = 0, limit: int = 100,
+                        rule: str | None = None) -> builtins.list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         for v in reversed(self.violations):
             if v["seq"] <= after:
