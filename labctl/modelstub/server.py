@@ -117,7 +117,7 @@ class ModelStub:
             return self._error(exc.status, "invalid_request_error", exc.reason or "bad request")
         except (ConnectionResetError, asyncio.CancelledError):
             raise
-        except Exception as exc:  # noqa: BLE001 - the API shape, whatever went wrong
+        except Exception as exc:  # the API shape, whatever went wrong
             return self._error(500, "api_error", f"lab model stub internal error: {type(exc).__name__}")
 
     def _error(self, status: int, error_type: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
@@ -269,10 +269,10 @@ class ModelStub:
             spent = time.perf_counter() - began
             if delay:
                 await asyncio.sleep(delay)
-            resp = web.json_response(doc, headers={"request-id": request_id})
+            answer = web.json_response(doc, headers={"request-id": request_id})
             if counted:
                 self.stats.turn_ms.append(spent * 1000)
-            return resp
+            return answer
         resp = await self._open_stream(request, request_id)
         spent = time.perf_counter() - began
         if delay:

@@ -19,6 +19,7 @@ import ipaddress
 from collections.abc import Awaitable, Callable, Iterable
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 COOKIE = "labctl_token"
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -53,7 +54,7 @@ def token_matches(request: web.Request, token: str) -> bool:
     return bool(cookie) and hmac.compare_digest(cookie.encode(), expected)
 
 
-def middleware(token: str, allowed_hosts: Iterable[str]) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def middleware(token: str, allowed_hosts: Iterable[str]) -> Middleware:
     allowed = tuple(allowed_hosts)
 
     @web.middleware

@@ -50,6 +50,7 @@ def test_auth_on_then_off(tmp_path: Path) -> None:
         assert requests.post(metrics, data=b"", headers=headers, timeout=5).status_code == 200
 
 
+@pytest.mark.integration
 def test_auth_guards_the_admin_plane(tmp_path: Path) -> None:
     """With `up --auth`, another local client can neither read the lab (payloads, stats, the page) nor
     re-point it (PUT/DELETE /api/upstream); labctl's own commands still work; the page works after the
