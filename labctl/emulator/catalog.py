@@ -10,11 +10,15 @@ from dataclasses import dataclass
 
 METER_NAME = "com.anthropic.claude_code"
 EVENT_LOGGER_NAME = "com.anthropic.claude_code.events"
-# Claude Code passes "0.0.0" as the meter/logger version (its build does not stamp it).
-SCOPE_VERSION = "0.0.0"
+TRACER_NAME = "com.anthropic.claude_code.tracing"
+TRACER_VERSION = "1.0.0"
 SERVICE_NAME = "claude-code"
-# The emulated Claude Code release (service.version / app.version).
-APP_VERSION = "2.1.111"
+# The emulated Claude Code release (service.version / app.version), the one the lab's contract was
+# observed from; its meter and event logger carry the same version.
+APP_VERSION = "2.1.332"
+SCOPE_VERSION = APP_VERSION
+# Bundled plugins Claude Code 2.1.332 loads at start-up (one plugin_loaded event each).
+BUNDLED_PLUGINS = ("cc-plugin-agents-md", "cc-plugin-plugin-authoring", "cc-plugin-privacy", "cc-plugin-telemetry")
 
 
 @dataclass(frozen=True)
@@ -38,13 +42,13 @@ METRICS: dict[str, MetricDef] = {
             "claude_code.cost.usage",
             "USD",
             "Cost of the Claude Code session",
-            ("model", "query_source", "speed", "effort"),
+            ("model", "query_source", "effort"),
         ),
         MetricDef(
             "claude_code.token.usage",
             "tokens",
             "Number of tokens used",
-            ("type", "model", "query_source", "speed", "effort"),
+            ("type", "model", "query_source", "effort"),
         ),
         MetricDef(
             "claude_code.code_edit_tool.decision",
@@ -57,32 +61,35 @@ METRICS: dict[str, MetricDef] = {
 }
 
 EVENTS: dict[str, tuple[str, ...]] = {
-    "user_prompt": ("prompt_length", "prompt", "prompt.id"),
-    "api_request": (
-        "model",
-        "cost_usd",
-        "duration_ms",
-        "input_tokens",
-        "output_tokens",
-        "cache_read_tokens",
-        "cache_creation_tokens",
-        "request_id",
-        "speed",
-        "query_source",
-        "effort",
-    ),
-    "api_error": ("model", "error", "status_code", "duration_ms", "attempt", "request_id"),
-    "tool_decision": ("tool_name", "tool_use_id", "decision", "source"),
-    "tool_result": (
-        "tool_name",
-        "tool_use_id",
-        "success",
-        "duration_ms",
-        "error_type",
-        "decision_type",
-        "decision_source",
-        "tool_result_size_bytes",
-    ),
+    "managed_settings_resolved": ("managed_settings.trigger", "managed_settings.sources",
+                                  "managed_settings.source_behavior", "managed_settings.helper.state",
+                                  "managed_settings.helper.applied"),
+    "plugin_loaded": ("plugin.name", "marketplace.name", "plugin.scope", "enabled_via", "plugin_id_hash",
+                      "has_hooks", "has_mcp", "host_owned_mcp", "skill_path_count", "command_path_count",
+                      "agent_path_count", "safe_mode"),
+    "user_prompt": ("prompt.id", "prompt_length", "prompt", "prompt_text", "message.uuid"),
+    "api_request": ("prompt.id", "model", "input_tokens", "output_tokens", "cache_read_tokens",
+                    "cache_creation_tokens", "cache_creation_5m_tokens", "cache_creation_1h_tokens", "cost_usd",
+                    "cost_usd_micros", "duration_ms", "ttft_ms", "request_id", "speed", "query_source", "effort"),
+    "assistant_response": ("prompt.id", "response_length", "response", "request_id", "message.uuid", "model",
+                           "query_source"),
+    "api_error": ("prompt.id", "model", "error", "status_code", "duration_ms", "attempt", "speed",
+                  "query_source", "effort"),
+    "api_retries_exhausted": ("prompt.id", "model", "error", "status_code", "total_attempts",
+                              "total_retry_duration_ms", "speed", "query_source", "effort"),
+    "tool_decision": ("prompt.id", "decision", "source", "tool_name", "tool_use_id", "tool_source",
+                      "permission_mode", "request_id"),
+    "tool_result": ("prompt.id", "tool_name", "tool_use_id", "success", "duration_ms", "error_type",
+                    "tool_input_size_bytes", "tool_result_size_bytes", "request_id"),
+}
+
+# Spans (with CLAUDE_CODE_ENHANCED_TELEMETRY_BETA=1 and OTEL_TRACES_EXPORTER): name -> parent names.
+SPANS: dict[str, tuple[str, ...]] = {
+    "claude_code.interaction": (),
+    "claude_code.llm_request": ("claude_code.interaction",),
+    "claude_code.tool": ("claude_code.interaction",),
+    "claude_code.tool.blocked_on_user": ("claude_code.tool",),
+    "claude_code.tool.execution": ("claude_code.tool",),
 }
 
 TOKEN_TYPES = ("input", "output", "cacheRead", "cacheCreation")

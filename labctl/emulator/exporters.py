@@ -47,6 +47,8 @@ from opentelemetry.sdk.metrics.export import (
     MetricExportResult,
     MetricsData,
 )
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter, SpanExportResult
 
 from labctl.emulator.settings import OtlpTarget, Settings
 
@@ -188,9 +190,35 @@ class CountingLogExporter(LogRecordExporter):
         return True
 
 
+class CountingSpanExporter(SpanExporter):
+    def __init__(self, inner: SpanExporter, name: str, stats: RunStats) -> None:
+        self.inner = inner
+        self.name = name
+        self.stats = stats
+        stats.exporter(name)
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        t0 = time.monotonic()
+        self.stats.begin(self.name)
+        try:
+            result = self.inner.export(spans)
+        except Exception as exc:  # noqa: BLE001 - as above
+            logging.getLogger("opentelemetry.exporter").error("exporter %s raised: %s", self.name, exc)
+            result = SpanExportResult.FAILURE
+        ok = result is not None and result.name == "SUCCESS"
+        self.stats.record(self.name, ok, len(spans), time.monotonic() - t0, t0)
+        return result
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
 # --- the SDK's own log lines --------------------------------------------------------------------------
 
-_SIGNAL_RE = re.compile(r"exporting (metrics|logs)")
+_SIGNAL_RE = re.compile(r"exporting (metrics|logs|spans)")
 
 
 class SdkLogWatcher(logging.Handler):
@@ -335,6 +363,17 @@ def build_otlp_log_exporter(settings: Settings, target: OtlpTarget) -> LogRecord
     return exporter(**_exporter_args(settings, target))
 
 
+def build_otlp_span_exporter(settings: Settings, target: OtlpTarget) -> SpanExporter:
+    exporter: Any
+    if target.protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as exporter
+    elif target.protocol == "http/protobuf":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as exporter
+    else:
+        from opentelemetry.exporter.otlp.json.http.trace_exporter import OTLPSpanExporter as exporter
+    return exporter(**_exporter_args(settings, target))  # type: ignore[no-any-return]
+
+
 class SerializedWriter:
     """A stream the console exporters share: each prints whole documents from its own thread, and a text
     stream is not thread-safe, so without the lock two documents can interleave mid-line."""
@@ -359,3 +398,7 @@ def console_metric_exporter(out: IO[str]) -> MetricExporter:
 
 def console_log_exporter(out: IO[str]) -> LogRecordExporter:
     return ConsoleLogRecordExporter(out=out)
+
+
+def console_span_exporter(out: IO[str]) -> SpanExporter:
+    return ConsoleSpanExporter(out=out)

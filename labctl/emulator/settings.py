@@ -28,10 +28,15 @@ from urllib.parse import unquote, urlsplit
 
 from labctl.errors import LabError
 
-Signal = Literal["metrics", "logs"]
+Signal = Literal["metrics", "logs", "traces"]
 PROTOCOLS = ("grpc", "http/protobuf", "http/json")
 METRICS_EXPORTERS = ("otlp", "prometheus", "console")
 LOGS_EXPORTERS = ("otlp", "console")
+TRACES_EXPORTERS = ("otlp", "console")
+# Claude Code sends spans only with one of these switched on (its "enhanced telemetry" beta).
+TRACING_SWITCHES = ("CLAUDE_CODE_ENHANCED_TELEMETRY_BETA", "ENABLE_ENHANCED_TELEMETRY_BETA",
+                    "ENABLE_BETA_TRACING_DETAILED")
+DEFAULT_TRACES_INTERVAL_MS = 5000
 DEFAULT_METRIC_INTERVAL_MS = 60000
 DEFAULT_LOGS_INTERVAL_MS = 5000
 DEFAULT_TIMEOUT_MS = 10000
@@ -90,11 +95,16 @@ class Settings:
     ca_certificate: str | None
     service_name: str | None = None  # OTEL_SERVICE_NAME (the JS env detector lets it override claude-code)
     shutdown_timeout_ms: int = 2000  # CLAUDE_CODE_OTEL_SHUTDOWN_TIMEOUT_MS: how long the exit flush may take
+    traces_exporters: tuple[str, ...] = ()  # OTEL_TRACES_EXPORTER, only with a TRACING_SWITCHES variable on
+    traces_otlp: OtlpTarget | None = None
+    traces_interval_ms: int = DEFAULT_TRACES_INTERVAL_MS
+    custom_base_url: bool = False  # ANTHROPIC_BASE_URL is set (the lab's model stub): anthropic.custom_base_url
     notices: tuple[Notice, ...] = field(default=())
 
     @property
     def exports_anything(self) -> bool:
-        return self.telemetry_enabled and bool(self.metrics_exporters or self.logs_exporters)
+        return self.telemetry_enabled and bool(self.metrics_exporters or self.logs_exporters
+                                               or self.traces_exporters)
 
     def describe(self) -> dict[str, object]:
         """A redacted, printable view (header values are never shown)."""
@@ -117,6 +127,8 @@ class Settings:
             "logs_exporters": list(self.logs_exporters),
             "metrics_otlp": target(self.metrics_otlp),
             "logs_otlp": target(self.logs_otlp),
+            "traces_exporters": list(self.traces_exporters),
+            "traces_otlp": target(self.traces_otlp),
             "metric_interval_ms": self.metric_interval_ms,
             "logs_interval_ms": self.logs_interval_ms,
             "temporality": self.temporality,
@@ -395,11 +407,33 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             notices.append(Notice("info", "OTEL_LOGS_EXPORTER",
                                   "not set: the five events (user_prompt, api_request, ...) are not exported"))
 
+    traces_exporters: tuple[str, ...] = ()
+    traces_otlp = None
+    tracing = any(env_truthy(env.get(name)) for name in TRACING_SWITCHES)
+    requested_traces = parse_exporter_list(env.get("OTEL_TRACES_EXPORTER"))
+    if enabled and requested_traces and not tracing:
+        notices.append(Notice("info", "OTEL_TRACES_EXPORTER",
+                              "is set, but Claude Code sends spans only with CLAUDE_CODE_ENHANCED_TELEMETRY_BETA=1"))
+    elif enabled and tracing:
+        for exp in requested_traces:
+            if exp not in TRACES_EXPORTERS:
+                raise TelemetryConfigError(f"Unknown exporter type set in OTEL_TRACES_EXPORTER env var: {exp}",
+                                           "use otlp, console or none")
+        traces_exporters = requested_traces
+        if "otlp" in traces_exporters:
+            traces_otlp = _otlp_target(env, "traces", notices)
+        if not traces_exporters:
+            notices.append(Notice("info", "OTEL_TRACES_EXPORTER",
+                                  "not set: the enhanced telemetry beta is on, but no spans are exported"))
+
     # Claude Code reads the intervals only while building its exporters, i.e. with telemetry on.
     metric_interval, logs_interval = DEFAULT_METRIC_INTERVAL_MS, DEFAULT_LOGS_INTERVAL_MS
     if enabled:
         metric_interval = _interval(env, "OTEL_METRIC_EXPORT_INTERVAL", DEFAULT_METRIC_INTERVAL_MS, notices)
         logs_interval = _interval(env, "OTEL_LOGS_EXPORT_INTERVAL", DEFAULT_LOGS_INTERVAL_MS, notices)
+    traces_interval = DEFAULT_TRACES_INTERVAL_MS
+    if traces_exporters:
+        traces_interval = _interval(env, "OTEL_TRACES_EXPORT_INTERVAL", DEFAULT_TRACES_INTERVAL_MS, notices)
 
     temporality_raw = (env.get("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE") or "").strip()
     temporality: Literal["delta", "cumulative", "lowmemory"]
@@ -458,5 +492,9 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         ca_certificate=ca,
         service_name=(env.get("OTEL_SERVICE_NAME") or "").strip() or None,
         shutdown_timeout_ms=int(shutdown_ms),
+        traces_exporters=traces_exporters,
+        traces_otlp=traces_otlp,
+        traces_interval_ms=traces_interval,
+        custom_base_url=bool((env.get("ANTHROPIC_BASE_URL") or "").strip()),
         notices=tuple(notices),
     )
