@@ -77,6 +77,8 @@ def emit_command(
     quiet: Annotated[bool, typer.Option("--quiet", help="don't echo the SDK's log lines")] = False,
     fail_on_error: Annotated[bool, typer.Option("--fail-on-error", help="exit 3 when a batch was not delivered")]
     = False,
+    scenario: Annotated[str | None, typer.Option(
+        "--scenario", help="play one model-stub scenario (lab/scenarios/NAME.yaml) as `labctl claude` does")] = None,
 ) -> None:
     """Emulate Claude Code's telemetry, configured only by Claude Code's environment variables
     (CLAUDE_CODE_ENABLE_TELEMETRY, OTEL_METRICS_EXPORTER, OTEL_EXPORTER_OTLP_PROTOCOL, ...)."""
@@ -85,7 +87,8 @@ def emit_command(
         env.update(lab_env(LabState.current(), protocol))
     settings = load_settings(env)
     options = EmitOptions(sessions=sessions, duration_s=duration, rate_per_min=rate, models=parse_models(models),
-                          error_rate=error_rate, seed=seed, marker=marker, quiet_sdk=quiet)
+                          error_rate=error_rate, seed=seed, marker=marker, quiet_sdk=quiet,
+                          scenario=scenario)
     console_active = "console" in settings.metrics_exporters or "console" in settings.logs_exporters
     # Console exporters own stdout (as in Claude Code); our own lines then go to stderr.
     out = ui.err_console if (console_active or json_out) else ui.console
@@ -96,11 +99,13 @@ def emit_command(
             ui.err_console.print(f"note: {n.variable}: {n.message}")
     emulator = Emulator(settings, options)
     targets = ", ".join(
-        f"metrics→{t.protocol} {t.url}" if sig == "m" else f"logs→{t.protocol} {t.url}"
-        for sig, t in (("m", settings.metrics_otlp), ("l", settings.logs_otlp)) if t
+        f"{sig}→{t.protocol} {t.url}"
+        for sig, t in (("metrics", settings.metrics_otlp), ("logs", settings.logs_otlp),
+                       ("traces", settings.traces_otlp)) if t
     )
+    what = f"scenario {scenario} as one" if scenario else str(sessions)
     out.print(
-        f"emulating {sessions} Claude Code session(s) for {duration:g}s (seed {emulator.seed}"
+        f"emulating {what} Claude Code session(s) for {duration:g}s (seed {emulator.seed}"
         + (f", marker {marker}" if marker else "") + ")"
         + (f": {targets}" if targets else f": exporters {', '.join(settings.metrics_exporters + settings.logs_exporters) or 'none'}")
     )

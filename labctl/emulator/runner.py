@@ -34,6 +34,7 @@ class EmitOptions:
     seed: int | None = None
     marker: str | None = None
     quiet_sdk: bool = False  # don't echo the SDK's log lines (they are still counted)
+    scenario: str | None = None  # play this model-stub scenario (lab/scenarios/NAME.yaml) as one session
 
     def validate(self) -> None:
         if self.sessions < 1:
@@ -78,8 +79,15 @@ class Emulator:
         self.seed = options.seed if options.seed is not None else random.SystemRandom().randrange(2**31)
         self.stats = RunStats()
         self.console_out = console_out or sys.stdout
-        self.plans: list[SessionPlan] = plan_run(self.seed, options.sessions, options.duration_s,
-                                                 options.rate_per_min, options.models, options.error_rate)
+        if options.scenario:
+            from labctl.emulator.session import plan_scenario
+            from labctl.modelstub.client import scenario as load_scenario
+
+            self.plans: list[SessionPlan] = [plan_scenario(load_scenario(options.scenario), self.seed,
+                                                           options.duration_s)]
+        else:
+            self.plans = plan_run(self.seed, options.sessions, options.duration_s, options.rate_per_min,
+                                  options.models, options.error_rate)
         self.stop = threading.Event()
         self.actions_done = 0
         self.lag_max_s = 0.0

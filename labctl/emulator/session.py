@@ -194,3 +194,68 @@ def plan_run(
         if m not in MODELS:
             raise ValueError(m)
     return [plan_session(seed, i, duration_s, rate_per_min, models, error_rate) for i in range(sessions)]
+
+
+# --- a scripted session: the model stub's scenario, played by the emulator --------------------------
+
+SCENARIO_MODEL = "claude-opus-5-5"  # what Claude Code 2.1.332 asks for when no --model is given
+
+
+def _allowed(tool: str, allowed: tuple[str, ...], disallowed: tuple[str, ...]) -> bool:
+    """--allowedTools / --disallowedTools as `claude -p` applies them (`Bash(cmd)` allows that tool)."""
+    def names(rules: tuple[str, ...]) -> set[str]:
+        return {r.split("(", 1)[0] for r in rules}
+
+    return tool not in names(disallowed) and tool in names(allowed)
+
+
+def _lines(call_input: dict[str, Any], tool: str) -> tuple[int, int]:
+    if tool == "Write":
+        return len(str(call_input.get("content", "")).splitlines()), 0
+    if tool == "Edit":
+        return (len(str(call_input.get("new_string", "")).splitlines()),
+                len(str(call_input.get("old_string", "")).splitlines()))
+    return 0, 0
+
+
+def plan_scenario(scenario: Any, seed: int, duration_s: float) -> SessionPlan:
+    """One session doing what a model-stub scenario (labctl.modelstub.scenario.Scenario) scripts, as
+    `labctl claude --scenario NAME` makes the real client do it: one prompt, one API request per turn (after
+    the turn's faults), the turn's tool uses accepted or refused by the scenario's allowed tools."""
+    rng = random.Random(f"{seed}:{scenario.name}")
+    ident = make_identity(rng, 0)
+    ident.start_type = "fresh"
+    ident.terminal = "non-interactive"  # `claude -p`
+    model = scenario.model or SCENARIO_MODEL
+    steps: list[tuple[str, dict[str, Any]]] = [("session_start", {"start_type": "fresh"}),
+                                               ("user_prompt", {"prompt": scenario.prompt, "prompt_id": _uuid(rng),
+                                                                "typing_s": 0.0})]
+    for ti, turn in enumerate(scenario.turns):
+        request_id = "req_" + _uuid(rng).replace("-", "")[:24]
+        for attempt, fault in enumerate(turn.faults, start=1):
+            steps.append(("api_error", {"model": model, "status_code": fault.status,
+                                        "error": fault.message or f"HTTP {fault.status}", "duration_ms": 50,
+                                        "attempt": attempt, "request_id": request_id}))
+        u = turn.usage
+        price_model = model if model in MODELS else "claude-opus-4-1-20250805"
+        steps.append(("api_request", {
+            "model": model, "input_tokens": u.input, "output_tokens": u.output, "cache_read_tokens": u.cache_read,
+            "cache_creation_tokens": u.cache_creation,
+            "cost_usd": cost_usd(price_model, u.input, u.output, u.cache_read, u.cache_creation),
+            "duration_ms": 40 + turn.first_token_delay_ms, "request_id": request_id, "query_source": "main",
+            "speed": "normal", "effort": "medium", "stop_reason": turn.final_stop_reason}))
+        for call in turn.tools:
+            ok = _allowed(call.name, scenario.allowed_tools, scenario.disallowed_tools)
+            added, removed = _lines(call.input, call.name) if ok else (0, 0)
+            steps.append(("tool", {
+                "tool_name": call.name, "tool_use_id": "toolu_" + _uuid(rng).replace("-", "")[:24],
+                "decision": "accept" if ok else "reject", "source": "config", "language": "Python",
+                "model": model, "success": ok, "duration_ms": 20, "result_bytes": 120,
+                "input_bytes": len(str(call.input)), "added": added, "removed": removed,
+                "command": None, "command_line": call.input.get("command"), "request_id": request_id,
+                "turn": ti}))
+    cli_s = sum(d.get("duration_ms", 0) for k, d in steps if k in ("api_request", "tool")) / 1000
+    steps.append(("active_time", {"cli_s": round(max(cli_s, 0.001), 3)}))
+    window = max(0.5, min(duration_s * 0.8, 0.2 * len(steps)))
+    actions = [Action(0.1 + window * i / len(steps), 0, i, kind, data) for i, (kind, data) in enumerate(steps)]
+    return SessionPlan(0, ident, actions)

@@ -84,6 +84,18 @@ def scrubbed_environment() -> Iterator[None]:
         os.environ.update(saved)
 
 
+_SHELL_BUILTINS = frozenset({"echo", "cd", "pwd", "export", "test", "true", "false", "printf", "type"})
+
+
+def _bash_attributes(d: dict[str, Any]) -> dict[str, str]:
+    """What 2.1.332 puts on a Bash tool span about the command (never the command itself)."""
+    if d["tool_name"] != "Bash":
+        return {}
+    words = str(d.get("command_line") or d.get("command") or "").split()
+    argv0 = words[0] if words else "other"
+    return {"bash_command_class": "shell_builtin" if argv0 in _SHELL_BUILTINS else "other", "bash_argv0": argv0}
+
+
 class Telemetry:
     def __init__(
         self,
@@ -301,7 +313,7 @@ class Telemetry:
             prompt = "<REDACTED>" if redact else d["prompt"]
             self._event(plan, "user_prompt", {"prompt.id": prompt_id, "prompt_length": str(len(d["prompt"])),
                                               "prompt": prompt, "prompt_text": prompt,
-                                              "message.uuid": str(uuid.uuid4())})
+                                              "message.uuid": str(uuid.uuid5(uuid.NAMESPACE_OID, prompt_id))})
             self._add("claude_code.active_time.total", d["typing_s"], base, type="user")
             if self.tracer is not None:
                 seq = len([a for a in plan.actions if a.kind == "user_prompt" and a.at <= action.at])
@@ -335,7 +347,8 @@ class Telemetry:
             self._event(plan, "assistant_response", {
                 "prompt.id": prompt_id, "response_length": response_length,
                 "response": "<REDACTED>" if redact else "(the emulator's stand-in answer)",
-                "request_id": d["request_id"], "message.uuid": str(uuid.uuid4()), "model": d["model"],
+                "request_id": d["request_id"], "message.uuid": str(uuid.uuid5(uuid.NAMESPACE_OID, d["request_id"])),
+                "model": d["model"],
                 "query_source": event_source})
             failed = self._pending_attempts.pop(plan.index, [])
             attempts = [*failed, len(failed) + 1]
@@ -378,7 +391,8 @@ class Telemetry:
             tool_span = self._span(plan, "claude_code.tool", {
                 "tool_name": d["tool_name"], "tool_name_safe": d["tool_name"], "gen_ai.operation.name": "execute_tool",
                 "gen_ai.tool.name": d["tool_name"], "tool_use_id": d["tool_use_id"],
-                "gen_ai.tool.call.id": d["tool_use_id"], "duration_ms": d["duration_ms"] + 5}, d["duration_ms"] + 5)
+                "gen_ai.tool.call.id": d["tool_use_id"], "duration_ms": d["duration_ms"] + 5,
+                **_bash_attributes(d)}, d["duration_ms"] + 5)
             blocked = self._span(plan, "claude_code.tool.blocked_on_user", {
                 "duration_ms": 2, "decision": d["decision"], "source": d["source"]}, 2, parent=tool_span)
             if blocked is not None:

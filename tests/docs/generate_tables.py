@@ -146,6 +146,26 @@ def contract_spans() -> str:
     return _table(["span", "kind", "parent", "what", "attributes"], rows)
 
 
+def emulator_differences() -> str:
+    from labctl.emulator.conformance import REMAINING
+
+    rows = []
+    seen: dict[tuple[str, str, str], list[str]] = {}
+    for r in REMAINING:  # one row per difference and reason; wildcard rows gather their signals
+        d = r.difference
+        key = (d.name if d.name != "*" else "every metric, event and span", d.aspect, r.why)
+        seen.setdefault(key, [])
+        if d.detail and d.detail not in seen[key]:
+            seen[key].append(d.detail)
+    for (name, aspect, why), details in seen.items():
+        what = {"only_real": "only the real client sends it", "only_emulated": "only the emulator sends it",
+                "attribute_only_emulated": "attributes only the emulator sends",
+                "attribute_only_real": "attributes only the real client sends"}.get(aspect, aspect)
+        rows.append([_code(name) if not name.startswith("every") else name, what,
+                     ", ".join(_code(x) for x in details) or "—", _cell(why)])
+    return _table(["where", "difference", "keys", "why it stays"], rows)
+
+
 # ---- proxy API -------------------------------------------------------------------------------------
 
 def _openapi_file() -> Path | None:
@@ -360,6 +380,7 @@ SECTIONS: dict[str, Callable[[], str]] = {
     "contract-metrics": contract_metrics,
     "contract-events": contract_events,
     "contract-spans": contract_spans,
+    "emulator-differences": emulator_differences,
     "proxy-api": proxy_api,
     "alert-rules": alert_rules,
     "dashboard-queries": dashboard_queries,
