@@ -65,6 +65,10 @@ if [ "$fast" = "0" ]; then
   "$PY" -m labctl install collector
   step "labctl install prometheus"
   "$PY" -m labctl install prometheus
+  # The pinned real Claude Code (npm, its native binary) for the real-client tests; cached, a no-op when current.
+  if ! command -v npm >/dev/null; then step "installing nodejs"; apt_install nodejs npm; fi
+  step "labctl install claude-code"
+  "$PY" -m labctl install claude-code
 
   # The real `docker compose` CLI plugin, built once from its Go module (cached) for the compose config tests.
   step "docker compose plugin (test tool)"

@@ -371,7 +371,7 @@ def build_otlp_span_exporter(settings: Settings, target: OtlpTarget) -> SpanExpo
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as exporter
     else:
         from opentelemetry.exporter.otlp.json.http.trace_exporter import OTLPSpanExporter as exporter
-    return exporter(**_exporter_args(settings, target))  # type: ignore[no-any-return]
+    return exporter(**_exporter_args(settings, target))
 
 
 class SerializedWriter:
