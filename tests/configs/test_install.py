@@ -213,7 +213,7 @@ def test_unknown_binary_and_component(isolated: Path) -> None:
         resolve_binary("jaeger")
     with pytest.raises(LabError) as err:
         install("jaeger")
-    assert "collector, prometheus, grafana, all" in (err.value.hint or "")
+    assert "collector, prometheus, grafana, claude-code, all" in (err.value.hint or "")
 
 
 def test_grafana_install_says_how_to_get_it(isolated: Path) -> None:
