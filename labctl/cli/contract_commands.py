@@ -101,27 +101,43 @@ def check(
 
 @contract_app.command("show")
 def show(contract: ContractOpt = None, as_json: JsonOpt = False) -> None:
-    """The metrics and events a contract defines."""
+    """The metrics, events and spans a contract defines."""
     c = _load(contract)
     if as_json:
         from labctl.ui import print_json
 
         print_json(c.spec.to_dict())
         return
+    from rich.padding import Padding
+    from rich.text import Text
+
     from labctl import ui
 
-    rows = []
-    for m in c.spec.metrics.values():
-        attrs = ", ".join(f"{a.name}{'*' if a.requirement == 'required' else ''}"
-                          + (f"∈{{{','.join(map(str, a.values))}}}" if a.values else "") for a in m.attributes.values())
-        rows.append(["metric", m.name, m.instrument, "" if m.unit is None else (m.unit or "(none)"), m.temporality, attrs])
-    for e in c.spec.events.values():
-        attrs = ", ".join(f"{a.name}{'*' if a.requirement == 'required' else ''}" for a in e.attributes.values()
-                          if not a.name.startswith("event."))
-        rows.append(["event", e.name, "log record", "", "", attrs])
-    ui.table(["signal", "name", "instrument", "unit", "temporality", "attributes"],
-             [[escape(str(x)) for x in r] for r in rows],
-             title=f"contract {c.name} ({c.spec.dialect} format, {c.path}) — * = required")
+    # One block per name, names unabridged (a table would split them at 80 columns).
+    def attrs(rule_attrs: Any, skip: tuple[str, ...] = ()) -> str:
+        return ", ".join(f"{a.name}{'*' if a.requirement == 'required' else ''}"
+                         + (f"∈{{{','.join(map(str, a.values))}}}" if a.values else "")
+                         + (f"~/{a.pattern}/" if a.pattern else "")
+                         for a in rule_attrs.values() if a.name not in skip) or "—"
+
+    out = ui.console
+    out.print(f"contract {escape(c.name)} ({c.spec.dialect} format, {escape(str(c.path))}) — * = required",
+              soft_wrap=True)
+    sections: list[tuple[str, list[tuple[str, str, str]]]] = [
+        ("metrics", [(m.name, (f"{m.instrument}, unit {m.unit or '(none)' if m.unit is not None else 'any'}, "
+                               f"temporality {m.temporality}"), attrs(m.attributes)) for m in c.spec.metrics.values()]),
+        ("events", [(e.name, "log record", attrs(e.attributes, ("event.timestamp", "event.sequence")))
+                    for e in c.spec.events.values()]),
+        ("spans", [(sp.name, f"{sp.kind} span" + (f", under {', '.join(sp.parents)}" if sp.parents else "")
+                    + (", root" if sp.root else ""), attrs(sp.attributes)) for sp in c.spec.spans.values()]),
+    ]
+    for title, entries in sections:
+        if not entries:
+            continue
+        out.print(f"\n[bold]{title}[/]")
+        for name, what, attributes in entries:
+            out.print(f"  [cyan]{escape(name)}[/]  {escape(what)}", soft_wrap=True)
+            out.print(Padding(Text(attributes), (0, 0, 0, 6)))
 
 
 @contract_app.command("validate")

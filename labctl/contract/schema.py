@@ -53,6 +53,8 @@ def base_schema() -> dict[str, Any]:
             "time": {"type": ["string", "null"]},
             "trace_id": {"type": "string"},
             "span_id": {"type": "string"},
+            "parent_span_id": {"type": "string"},
+            "span_kind": {"enum": ["unspecified", "internal", "server", "client", "producer", "consumer"]},
             "payload": {"type": "integer"},
             "verdict": {"enum": ["ok", "violation"]},
             "violations": {"type": "array", "items": VIOLATION},

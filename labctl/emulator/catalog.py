@@ -1,7 +1,8 @@
-"""What Claude Code emits, as data: the eight metrics, the five events, models and their prices.
+"""What Claude Code emits, as data: the eight metrics, the events and spans, models and their prices.
 
-Facts from Claude Code's public monitoring documentation (see the lab's reference notes). The session
-model and the instruments both read this table, so a name or unit is written exactly once.
+Facts from Claude Code's public monitoring documentation and from what the real client 2.1.332 sends
+(see lab/contracts/claude-code.yaml). The session model and the instruments both read this table, so a
+name or unit is written exactly once.
 """
 
 from __future__ import annotations

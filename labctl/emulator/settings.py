@@ -405,7 +405,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
                                   "no metrics or logs exporter is set: nothing is exported"))
         elif not logs_exporters:
             notices.append(Notice("info", "OTEL_LOGS_EXPORTER",
-                                  "not set: the five events (user_prompt, api_request, ...) are not exported"))
+                                  "not set: the events (user_prompt, api_request, ...) are not exported"))
 
     traces_exporters: tuple[str, ...] = ()
     traces_otlp = None

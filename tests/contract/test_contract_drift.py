@@ -115,6 +115,7 @@ def test_the_shape_survives_its_json_form() -> None:
     assert shape.metrics["claude_code.cost.usage"].units == {"cents"}
 
 
+@pytest.mark.integration
 def test_cli_propose_from_payload_files_prints_the_registry_diff_and_writes(labctl_run, tmp_path: Path) -> None:
     files = []
     for i, (_sig, req) in enumerate(newer_client()):
@@ -191,6 +192,7 @@ def test_the_proxy_in_learning_mode_records_and_propose_reads_it(labctl_run, tmp
             proc.wait(5)
 
 
+@pytest.mark.integration
 def test_propose_says_when_the_proxy_is_not_learning(labctl_run) -> None:
     r = labctl_run("contract", "propose", "--url", f"http://127.0.0.1:{_free_port()}")
     assert r.returncode != 0 and "cannot reach the proxy's admin API" in r.stderr

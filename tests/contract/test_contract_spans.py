@@ -132,3 +132,16 @@ def test_contract_spans_section_errors_name_the_line() -> None:
     with pytest.raises(LabError) as info:
         contract_from_text("events:\n  e:\n    attributes:\n      q: {pattern: '(['}\n", "c.yaml")
     assert "not a regular expression" in info.value.message
+
+
+@pytest.mark.integration
+def test_cli_show_lists_spans_with_their_parents(labctl_run) -> None:
+    r = labctl_run("contract", "show")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert "spans" in lines and "metrics" in lines and "events" in lines
+    assert ("  claude_code.llm_request  internal span, under claude_code.interaction, claude_code.tool.execution"
+            in lines)
+    assert "  claude_code.interaction  internal span, root" in lines
+    r = labctl_run("contract", "validate", str(default_contract_path()))
+    assert "10 spans" in r.stdout
