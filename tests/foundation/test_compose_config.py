@@ -24,6 +24,9 @@ from labctl.model import LabModel, Stage, load_model
 from labctl.runtimes.docker import DockerRuntime, compose_dir, layer_files
 from labctl.state import LabState, allocate_ports
 
+# Every test here runs the real `docker compose config` (a process): the integration lane.
+pytestmark = pytest.mark.integration
+
 BUILD_SCRIPT = "tests/tools/build-compose-plugin.sh"
 BIND_FOLDERS = {"lab", "collector-configs", "dashboards"}  # the repo folders containers may see
 PORT_OFFSET = 7  # ports unlike the defaults, so the test proves the per-instance env file is what counts
