@@ -120,7 +120,8 @@ def plan_session(
         window = max(0.05, min(gap, 8.0) * 0.9)  # this prompt's work fits before the next prompt
         prompt_n += 1
         text = rng.choice(PROMPTS)
-        add(t, "user_prompt", prompt=text, prompt_id=_uuid(rng), typing_s=round(rng.uniform(2, 30), 3))
+        prompt_id = _uuid(rng)  # every action of this prompt carries it (prompt.id, and its trace)
+        add(t, "user_prompt", prompt=text, prompt_id=prompt_id, typing_s=round(rng.uniform(2, 30), 3))
         model = _pick_weighted(rng, models)
         n_requests = rng.choices((1, 2, 3, 4), weights=(3, 4, 2, 1))[0]
         steps: list[tuple[str, dict[str, Any]]] = []
@@ -179,9 +180,9 @@ def plan_session(
                     "model": model, "success": True, "duration_ms": rng.randint(200, 4000),
                     "result_bytes": rng.randint(80, 2000), "added": 0, "removed": 0, "command": command}))
         for i, (kind, data) in enumerate(steps):
-            add(t + window * (i + 1) / (len(steps) + 1), kind, **data)
+            add(t + window * (i + 1) / (len(steps) + 1), kind, **{**data, "prompt_id": prompt_id})
         cli_s = sum(d["duration_ms"] for k, d in steps if k in ("api_request", "tool")) / 1000
-        add(t + window, "active_time", cli_s=round(cli_s, 3))
+        add(t + window, "active_time", cli_s=round(cli_s, 3), prompt_id=prompt_id)
         t += gap
     actions.sort()
     return SessionPlan(index, ident, actions)
@@ -227,8 +228,9 @@ def plan_scenario(scenario: Any, seed: int, duration_s: float) -> SessionPlan:
     ident.start_type = "fresh"
     ident.terminal = "non-interactive"  # `claude -p`
     model = scenario.model or SCENARIO_MODEL
+    prompt_id = _uuid(rng)
     steps: list[tuple[str, dict[str, Any]]] = [("session_start", {"start_type": "fresh"}),
-                                               ("user_prompt", {"prompt": scenario.prompt, "prompt_id": _uuid(rng),
+                                               ("user_prompt", {"prompt": scenario.prompt, "prompt_id": prompt_id,
                                                                 "typing_s": 0.0})]
     for ti, turn in enumerate(scenario.turns):
         request_id = "req_" + _uuid(rng).replace("-", "")[:24]
@@ -256,6 +258,8 @@ def plan_scenario(scenario: Any, seed: int, duration_s: float) -> SessionPlan:
                 "turn": ti}))
     cli_s = sum(d.get("duration_ms", 0) for k, d in steps if k in ("api_request", "tool")) / 1000
     steps.append(("active_time", {"cli_s": round(max(cli_s, 0.001), 3)}))
+    steps = [(kind, {**data, "prompt_id": prompt_id}) if kind != "session_start" else (kind, data)
+             for kind, data in steps]
     window = max(0.5, min(duration_s * 0.8, 0.2 * len(steps)))
     actions = [Action(0.1 + window * i / len(steps), 0, i, kind, data) for i, (kind, data) in enumerate(steps)]
     return SessionPlan(0, ident, actions)

@@ -169,7 +169,8 @@ class Telemetry:
         )
         self.tracer = (self.tracer_provider.get_tracer(catalog.TRACER_NAME, catalog.TRACER_VERSION)
                        if self.tracer_provider else None)
-        self._interactions: dict[int, tuple[Span, int]] = {}  # session -> (open interaction span, sequence)
+        # (session, prompt.id) -> (its open interaction span, sequence); the emulator's prompts may overlap
+        self._interactions: dict[tuple[int, str], tuple[Span, int]] = {}
         self._prompt_ids: dict[int, str] = {}  # session -> the current prompt's prompt.id
         self._pending_attempts: dict[int, list[int]] = {}  # session -> failed attempts before the next request
         self._sequences: dict[int, int] = {}
@@ -263,12 +264,12 @@ class Telemetry:
 
     # --- actions ------------------------------------------------------------------------------------
 
-    def _span(self, plan: SessionPlan, name: str, attrs: dict[str, Any], duration_ms: float,
+    def _span(self, plan: SessionPlan, prompt_id: str, name: str, attrs: dict[str, Any], duration_ms: float,
               parent: Span | None = None, events: tuple[tuple[str, dict[str, Any], int], ...] = ()) -> Span | None:
         """A span that ends now and began `duration_ms` ago (Claude Code exports a span when it ends)."""
         if self.tracer is None:
             return None
-        interaction = self._interactions.get(plan.index)
+        interaction = self._interactions.get((plan.index, prompt_id))
         parent = parent if parent is not None else interaction[0] if interaction else None
         end = time.time_ns()
         start = end - int(max(duration_ms, 0) * 1e6)
@@ -281,8 +282,8 @@ class Telemetry:
             span.add_event(ev_name, ev_attrs, timestamp=at)
         return span
 
-    def _end_interaction(self, plan: SessionPlan) -> None:
-        open_span = self._interactions.pop(plan.index, None)
+    def _end_interaction(self, plan: SessionPlan, prompt_id: str) -> None:
+        open_span = self._interactions.pop((plan.index, prompt_id), None)
         if open_span is not None:
             span, _seq = open_span
             span.set_attribute("interaction.duration_ms", int((time.time_ns() - span.start_time) / 1e6))  # type: ignore[attr-defined]
@@ -292,7 +293,7 @@ class Telemetry:
         base = self.standard_attributes(plan)
         d = action.data
         k = action.kind
-        prompt_id = self._prompt_ids.get(plan.index, "")
+        prompt_id = d.get("prompt_id") or self._prompt_ids.get(plan.index, "")
         redact = not self.settings.log_user_prompts
         if k == "session_start":
             self._add("claude_code.session.count", 1, base, start_type=d["start_type"])
@@ -308,7 +309,6 @@ class Telemetry:
                     "has_hooks": True, "has_mcp": False, "host_owned_mcp": False, "skill_path_count": 0,
                     "command_path_count": 0, "agent_path_count": 0, "safe_mode": "false"})
         elif k == "user_prompt":
-            self._end_interaction(plan)  # the previous prompt's work is over
             self._prompt_ids[plan.index] = prompt_id = d["prompt_id"]
             prompt = "<REDACTED>" if redact else d["prompt"]
             self._event(plan, "user_prompt", {"prompt.id": prompt_id, "prompt_length": str(len(d["prompt"])),
@@ -317,12 +317,12 @@ class Telemetry:
             self._add("claude_code.active_time.total", d["typing_s"], base, type="user")
             if self.tracer is not None:
                 seq = len([a for a in plan.actions if a.kind == "user_prompt" and a.at <= action.at])
-                span = self._span(plan, "claude_code.interaction", {
+                span = self._span(plan, prompt_id, "claude_code.interaction", {
                     "gen_ai.operation.name": "invoke_agent", "user_prompt": prompt,
                     "user_prompt_length": len(d["prompt"]), "interaction.sequence": seq, "parent.source": "none",
                     "queued_sends": 0}, 0, parent=None)
                 if span is not None:
-                    self._interactions[plan.index] = (span, seq)
+                    self._interactions[(plan.index, prompt_id)] = (span, seq)
         elif k == "api_request":
             metric_source = d["query_source"]
             # events name the main thread `sdk` as 2.1.332 does for `claude -p`, a subagent by its agent type
@@ -353,7 +353,7 @@ class Telemetry:
             failed = self._pending_attempts.pop(plan.index, [])
             attempts = [*failed, len(failed) + 1]
             now = time.time_ns()
-            span = self._span(plan, "claude_code.llm_request", {
+            span = self._span(plan, prompt_id, "claude_code.llm_request", {
                 "model": d["model"], "gen_ai.system": "anthropic", "gen_ai.request.model": d["model"],
                 "gen_ai.operation.name": "chat", "llm_request.context": "interaction", "speed": d["speed"],
                 "query_source_safe": event_source.replace(":", "."), "duration_ms": d["duration_ms"],
@@ -388,12 +388,12 @@ class Telemetry:
             if d["tool_name"] in ("Edit", "Write", "NotebookEdit"):
                 self._add("claude_code.code_edit_tool.decision", 1, base, decision=d["decision"], source=d["source"],
                           tool_name=d["tool_name"], language=d["language"])
-            tool_span = self._span(plan, "claude_code.tool", {
+            tool_span = self._span(plan, prompt_id, "claude_code.tool", {
                 "tool_name": d["tool_name"], "tool_name_safe": d["tool_name"], "gen_ai.operation.name": "execute_tool",
                 "gen_ai.tool.name": d["tool_name"], "tool_use_id": d["tool_use_id"],
                 "gen_ai.tool.call.id": d["tool_use_id"], "duration_ms": d["duration_ms"] + 5,
                 **_bash_attributes(d)}, d["duration_ms"] + 5)
-            blocked = self._span(plan, "claude_code.tool.blocked_on_user", {
+            blocked = self._span(plan, prompt_id, "claude_code.tool.blocked_on_user", {
                 "duration_ms": 2, "decision": d["decision"], "source": d["source"]}, 2, parent=tool_span)
             if blocked is not None:
                 blocked.end()
@@ -409,7 +409,7 @@ class Telemetry:
                 if self.settings.log_tool_details and d.get("command"):
                     result["tool_parameters"] = '{"bash_command":"git"}'
                 self._event(plan, "tool_result", result)
-                execution = self._span(plan, "claude_code.tool.execution", {
+                execution = self._span(plan, prompt_id, "claude_code.tool.execution", {
                     "tool_use_id": d["tool_use_id"], "gen_ai.tool.call.id": d["tool_use_id"],
                     "duration_ms": d["duration_ms"], "success": bool(d["success"])}, d["duration_ms"],
                     parent=tool_span)
@@ -427,7 +427,7 @@ class Telemetry:
                 self._add("claude_code.pull_request.count", 1, base)
         elif k == "active_time":
             self._add("claude_code.active_time.total", d["cli_s"], base, type="cli")
-            self._end_interaction(plan)  # the prompt's work is done: its trace is complete
+            self._end_interaction(plan, prompt_id)  # the prompt's work is done: its trace is complete
 
     # --- the end ------------------------------------------------------------------------------------
 

@@ -1,7 +1,9 @@
 """The emulator's output checked by the lab's own logging proxy against the Claude Code contract.
 
 The proxy (`python -m labctl proxy serve`, lab/contracts/claude-code.yaml) decodes every request, evaluates each
-data point and event against the contract and reports violations on /api/violations; a student sees the same.
+data point, event and span against the contract (span kinds and parents included, with traces on as
+CLAUDE_CODE_ENHANCED_TELEMETRY_BETA=1 and OTEL_TRACES_EXPORTER=otlp switch them on) and reports violations
+on /api/violations; a student sees the same.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ def test_emulator_output_satisfies_the_contract_over_every_protocol(tmp_path: Pa
             env.update(CLAUDE_CODE_ENABLE_TELEMETRY="1", OTEL_METRICS_EXPORTER="otlp", OTEL_LOGS_EXPORTER="otlp",
                        OTEL_EXPORTER_OTLP_PROTOCOL=protocol, OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
                        OTEL_METRIC_EXPORT_INTERVAL="1000", OTEL_LOGS_EXPORT_INTERVAL="500",
-                       OTEL_RESOURCE_ATTRIBUTES="team=blue")
+                       OTEL_RESOURCE_ATTRIBUTES="team=blue", CLAUDE_CODE_ENHANCED_TELEMETRY_BETA="1",
+                       OTEL_TRACES_EXPORTER="otlp", OTEL_TRACES_EXPORT_INTERVAL="500")
             before = api(p, "/api/overview")["items"]
             proc = subprocess.run([sys.executable, "-m", "labctl.emulator", "emit", "--sessions", "3", "--duration",
                                    "3", "--rate", "120", "--error-rate", "0.25", "--seed", str(13 + n), "--marker",
@@ -43,7 +46,7 @@ def test_emulator_output_satisfies_the_contract_over_every_protocol(tmp_path: Pa
             assert proc.returncode == 0, proc.stderr
             overview = api(p, "/api/overview")
             items = overview["items"]
-            for signal in ("metrics", "logs"):
+            for signal in ("metrics", "logs", "traces"):
                 assert items.get(f"{signal}:ok", 0) > before.get(f"{signal}:ok", 0), (protocol, overview)
                 assert items.get(f"{signal}:violation", 0) == 0, (protocol, api(p, "/api/violations"))
             assert api(p, "/api/violations")["violations"] == []
