@@ -233,8 +233,8 @@ def propose(
 ) -> None:
     """What the telemetry sent has that the contract lacks: the changes, as a Weaver registry diff.
 
-    From the proxy in learning mode (`contract.mode: learn`, LAB_PROXY_MODE=learn), or from payload
-    files. `--write FILE` writes the patched contract; review it, then point the proxy at it."""
+    From the proxy while it learns (`labctl contract learn`, or `contract.mode: learn` in its config), or
+    from payload files. `--write FILE` writes the patched contract; review it, then point the proxy at it."""
     import time
 
     import yaml
@@ -261,8 +261,8 @@ def propose(
         drift = _get(base, "/api/contract/drift").json()
         if not drift.get("recording"):
             raise LabError(f"the proxy at {base} is not in learning mode (mode {drift.get('mode')}): it recorded nothing",
-                           "restart it with contract.mode: learn (`LAB_PROXY_MODE=learn labctl up …`), send "
-                           "telemetry, then run this again; or pass payload files")
+                           "switch learning on with `labctl contract learn`, run Claude Code, then run this again; "
+                           "or pass payload files")
         shape = TelemetryShape.from_dict(drift["observed"] or {})
         source = f"the proxy at {base} (learning since {drift.get('since')})"
     patched, changes = make_proposal(c.spec, shape, stamp or f"observed {time.strftime('%Y-%m-%d', time.gmtime())}")
@@ -298,3 +298,35 @@ def propose(
         ui.info(f"check it: `labctl contract validate {output}`; use it: LAB_PROXY_CONTRACT={output}")
     else:
         ui.info("write it with --write FILE")
+
+
+@contract_app.command("learn")
+def learn(
+    stop: Annotated[bool, typer.Option("--stop", help="Stop recording (and forget what was recorded).")] = False,
+    url: Annotated[str | None, typer.Option(
+        "--url", help="The proxy's admin URL (default: the running lab's proxy).")] = None,
+) -> None:
+    """Start (or --stop) the proxy's learning: it records what the telemetry has that the contract lacks.
+
+    The proxy keeps forwarding and checking as before; `labctl contract propose` then shows the patch."""
+    import requests
+
+    from labctl import ui
+    from labctl.cli.proxy_inspect_commands import _headers, admin_url
+
+    base = admin_url(url)
+    try:
+        r = requests.put(base + "/api/contract/drift", json={"recording": not stop}, headers=_headers(base),
+                         timeout=10)
+    except requests.RequestException as exc:
+        raise LabError(f"cannot reach the proxy's admin API at {base}: {type(exc).__name__}",
+                       "start the lab (`labctl up module-1`) or the proxy (`labctl proxy serve`), or pass --url"
+                       ) from None
+    if r.status_code != 200:
+        raise LabError(f"{base}/api/contract/drift answered HTTP {r.status_code}: {r.text[:200]}",
+                       "is that URL the proxy's admin listener, and is this labctl as new as the proxy?")
+    if stop:
+        ui.success(f"the proxy at {base} stopped learning (mode {r.json().get('mode')})")
+    else:
+        ui.success(f"the proxy at {base} is learning since {r.json().get('since')}: run Claude Code, then "
+                   "`labctl contract propose`")

@@ -8,12 +8,14 @@ print them as a Weaver registry diff, and write a contract under which the same 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -143,19 +145,20 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.mark.integration
-def test_the_proxy_in_learning_mode_records_and_propose_reads_it(labctl_run, tmp_path: Path) -> None:
+@contextlib.contextmanager
+def _proxy(tmp_path: Path, mode: str) -> Iterator[tuple[int, str]]:
+    """A real proxy (`labctl proxy serve`) on free ports: (its OTLP/HTTP port, its admin URL)."""
     http, admin = _free_port(), _free_port()
-    cfg = tmp_path / "proxy.yaml"
+    cfg = tmp_path / f"proxy-{mode}.yaml"
     cfg.write_text(yaml.safe_dump({
         "listen": {"otlp_grpc": f"127.0.0.1:{_free_port()}", "otlp_http": f"127.0.0.1:{http}",
                    "admin": f"127.0.0.1:{admin}"},
-        "data_dir": str(tmp_path / "data"),
-        "contract": {"path": str(default_contract_path()), "mode": "learn"},
+        "data_dir": str(tmp_path / f"data-{mode}"), "inspect": {"console": "off"},
+        "contract": {"path": str(default_contract_path()), "mode": mode},
     }))
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen([sys.executable, "-m", "labctl", "proxy", "serve", "-c", str(cfg)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{admin}"
     try:
         deadline = time.monotonic() + 60
@@ -167,10 +170,27 @@ def test_the_proxy_in_learning_mode_records_and_propose_reads_it(labctl_run, tmp
                 pass
             assert time.monotonic() < deadline and proc.poll() is None, "the proxy did not start"
             time.sleep(0.2)
-        for sig, req in newer_client():
-            r = requests.post(f"http://127.0.0.1:{http}/v1/{sig}", data=req.SerializeToString(), timeout=10,
-                              headers={"Content-Type": "application/x-protobuf"})
-            assert r.status_code == 200  # learning observes: nothing is dropped
+        yield http, base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def _send(http: int) -> None:
+    for sig, req in newer_client():
+        r = requests.post(f"http://127.0.0.1:{http}/v1/{sig}", data=req.SerializeToString(), timeout=10,
+                          headers={"Content-Type": "application/x-protobuf"})
+        assert r.status_code == 200  # learning observes: nothing is dropped
+
+
+@pytest.mark.integration
+def test_the_proxy_in_learning_mode_records_and_propose_reads_it(labctl_run, tmp_path: Path) -> None:
+    with _proxy(tmp_path, "learn") as (http, base):
+        _send(http)
         drift = requests.get(base + "/api/contract/drift", timeout=10).json()
         assert drift["mode"] == "learn" and drift["recording"] is True
         assert "claude_code.web_search.count" in drift["observed"]["metrics"]
@@ -183,16 +203,23 @@ def test_the_proxy_in_learning_mode_records_and_propose_reads_it(labctl_run, tmp
         assert {c["name"] for c in doc["changes"]["spans"]} == {"claude_code.web_search", "claude_code.llm_request"}
         reset = requests.delete(base + "/api/contract/drift", timeout=10).json()
         assert reset["observed"]["metrics"] == {} and reset["changes"] == {}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 @pytest.mark.integration
-def test_propose_says_when_the_proxy_is_not_learning(labctl_run) -> None:
+def test_learning_switched_on_in_a_running_observe_proxy(labctl_run, tmp_path: Path) -> None:
     r = labctl_run("contract", "propose", "--url", f"http://127.0.0.1:{_free_port()}")
     assert r.returncode != 0 and "cannot reach the proxy's admin API" in r.stderr
+    with _proxy(tmp_path, "observe") as (http, base):
+        r = labctl_run("contract", "propose", "--url", base)
+        assert r.returncode != 0 and "not in learning mode" in r.stderr and "labctl contract learn" in r.stderr
+        assert requests.put(base + "/api/contract/drift", json={"recording": "yes"}, timeout=10).status_code == 400
+        r = labctl_run("contract", "learn", "--url", base)
+        assert r.returncode == 0 and "is learning since" in r.stdout + r.stderr
+        _send(http)
+        r = labctl_run("contract", "propose", "--url", base, "--json")
+        assert r.returncode == 0, r.stderr
+        assert {c["name"] for c in json.loads(r.stdout)["changes"]["events"]} >= {"claude_code.plan_approved"}
+        assert requests.get(base + "/api/contract", timeout=10).json()["mode"] == "observe"
+        r = labctl_run("contract", "learn", "--stop", "--url", base)
+        assert r.returncode == 0
+        assert requests.get(base + "/api/contract/drift", timeout=10).json()["recording"] is False

@@ -257,12 +257,20 @@ class Inspector:
                                "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.learning_since))}
         if self.learned is None:
             out.update(observed=None, changes=None,
-                       hint="start the proxy with contract.mode: learn (LAB_PROXY_MODE=learn) to record")
+                       hint="switch recording on: `labctl contract learn` (or run the proxy with contract.mode: learn)")
             return out
         out["observed"] = self.learned.to_dict()
         out["changes"] = (weaver_changes(self.contract.spec, propose(self.contract.spec, self.learned)[1])["changes"]
                           if self.contract is not None else None)
         return out
+
+    def set_recording(self, on: bool) -> None:
+        """Learning switched on or off while the proxy runs (off forgets what was recorded)."""
+        if on and self.learned is None:
+            self.learned = TelemetryShape()
+            self.learning_since = time.time()
+        elif not on:
+            self.learned = None
 
     def reset_drift(self) -> None:
         if self.learned is not None:

@@ -194,6 +194,17 @@ def make_routes(ins: Inspector, stats_provider: Callable[[], dict[str, Any]] | N
     async def drift(_: web.Request) -> web.Response:
         return web.json_response(ins.drift())
 
+    async def drift_switch(request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or set(body) != {"recording"} or not isinstance(body["recording"], bool):
+            return _error(400, 'send {"recording": true} to start recording what the contract lacks, '
+                               '{"recording": false} to stop')
+        ins.set_recording(body["recording"])
+        return web.json_response(ins.drift())
+
     async def drift_reset(_: web.Request) -> web.Response:
         ins.reset_drift()
         return web.json_response(ins.drift())
@@ -233,6 +244,7 @@ def make_routes(ins: Inspector, stats_provider: Callable[[], dict[str, Any]] | N
         web.get("/api/contract", guarded(contract)),
         web.get("/api/contract/schema", guarded(contract_schema)),
         web.get("/api/contract/drift", guarded(drift)),
+        web.put("/api/contract/drift", guarded(drift_switch)),
         web.delete("/api/contract/drift", guarded(drift_reset)),
         web.get("/api/export", guarded(export)),
     ]
