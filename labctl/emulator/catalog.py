@@ -76,8 +76,6 @@ EVENTS: dict[str, tuple[str, ...]] = {
                            "query_source"),
     "api_error": ("prompt.id", "model", "error", "status_code", "duration_ms", "attempt", "speed",
                   "query_source", "effort"),
-    "api_retries_exhausted": ("prompt.id", "model", "error", "status_code", "total_attempts",
-                              "total_retry_duration_ms", "speed", "query_source", "effort"),
     "tool_decision": ("prompt.id", "decision", "source", "tool_name", "tool_use_id", "tool_source",
                       "permission_mode", "request_id"),
     "tool_result": ("prompt.id", "tool_name", "tool_use_id", "success", "duration_ms", "error_type",

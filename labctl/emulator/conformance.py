@@ -43,8 +43,9 @@ REMAINING: tuple[Remaining, ...] = tuple(
     + [
         Remaining(Difference("events", "claude_code.api_error", "only_emulated"),
                   "the emulator reports each failed attempt as an api_error event (as Claude Code documents); "
-                  "2.1.332 reports a failure only when its retries are exhausted and otherwise records the "
-                  "attempts as gen_ai.request.attempt span events"),
+                  "2.1.332 reports a failure only when its retries are exhausted (then with "
+                  "api_retries_exhausted, which the emulator never sends: its retries always succeed in the "
+                  "end) and otherwise records the attempts as gen_ai.request.attempt span events"),
         Remaining(Difference("events", "claude_code.retention_sweep", "only_real"),
                   "a housekeeping event the client sends now and then (old transcripts); it says nothing "
                   "about the session"),
