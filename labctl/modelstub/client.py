@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,7 +97,12 @@ def prepare(
             f"({STUB_SERVICE} is part of {', '.join(model.stages)})",
         )
     chosen = scenario(name)
-    work = (workdir or lab.dir / "claude" / "work" / chosen.name).resolve()
+    if workdir is None:
+        # labctl's own folder, emptied for every run: the same scenario gives the same files and figures.
+        work = (lab.dir / "claude" / "work" / chosen.name).resolve()
+        shutil.rmtree(work, ignore_errors=True)
+    else:
+        work = workdir.resolve()
     work.mkdir(parents=True, exist_ok=True)
     home = home_dir(lab)
     config_dir = _write_config(home, work)
@@ -108,6 +114,8 @@ def prepare(
     env.update(_OFFLINE)
     env.update({"HOME": str(home), "CLAUDE_CONFIG_DIR": str(config_dir),
                 "ANTHROPIC_CUSTOM_HEADERS": f"{SCENARIO_HEADER}: {chosen.name}"})
+    if chosen.max_retries is not None:
+        env["CLAUDE_CODE_MAX_RETRIES"] = str(chosen.max_retries)
     if traces:
         env.update({"CLAUDE_CODE_ENHANCED_TELEMETRY_BETA": "1", "OTEL_TRACES_EXPORTER": "otlp",
                     "OTEL_TRACES_EXPORT_INTERVAL": "1000"})

@@ -8,6 +8,7 @@ demand, and may delay its first token. Every error names the file, the path insi
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,20 +104,94 @@ class Scenario:
     seed: int = 0
     model: str | None = None  # `labctl claude` passes it as --model
     allowed_tools: tuple[str, ...] = ()  # `labctl claude` passes them as --allowedTools
-    disallowed_tools: tuple[str, ...] = ()  # ... and --disallowedTools (a rejected tool call)
+    disallowed_tools: tuple[str, ...] = ()  # ... and --disallowedTools
+    max_retries: int | None = None  # `labctl claude` sets CLAUDE_CODE_MAX_RETRIES (an exhausted budget: api_error)
     side: Turn = DEFAULT_SIDE
     after_script: str = AFTER_SCRIPT
 
     def turn(self, index: int) -> Turn | None:
         return self.turns[index] if 0 <= index < len(self.turns) else None
 
-    def totals(self) -> dict[str, int]:
-        """What the scripted turns add up to (side requests excluded): the figures a test expects."""
-        out = {"input": 0, "output": 0, "cache_read": 0, "cache_creation": 0}
+    def answered(self) -> tuple[Turn, ...]:
+        """The turns the client receives: all, unless a turn's faults outlast the retry budget (it gives up)."""
+        out = []
         for turn in self.turns:
-            for key in out:
-                out[key] += getattr(turn.usage, key)
-        return out
+            if self.max_retries is not None and len(turn.faults) > self.max_retries:
+                break
+            out.append(turn)
+        return tuple(out)
+
+    def allows(self, tool: str) -> bool:
+        """Whether a `-p` run with allowed_tools accepts this tool (by name, or a `Name(pattern)` rule)."""
+        return any(rule == tool or rule.startswith(f"{tool}(") for rule in self.allowed_tools)
+
+    def expected(self) -> Expected:
+        """What one `-p` run of this scenario must add up to in the lab (side requests excluded)."""
+        tokens = {"input": 0, "output": 0, "cacheRead": 0, "cacheCreation": 0}
+        decisions = {"accept": 0, "reject": 0}
+        edits = {"accept": 0, "reject": 0}
+        files: dict[str, str] = {}
+        added = removed = 0
+        answered = self.answered()
+        for turn in answered:
+            u = turn.usage
+            for key, value in (("input", u.input), ("output", u.output), ("cacheRead", u.cache_read),
+                               ("cacheCreation", u.cache_creation)):
+                tokens[key] += value
+            for call in turn.tools:
+                verdict = "accept" if self.allows(call.name) else "reject"
+                decisions[verdict] += 1
+                if call.name in _EDIT_TOOLS:
+                    edits[verdict] += 1
+                if verdict == "accept":
+                    plus, minus = _lines_changed(call, files)
+                    added, removed = added + plus, removed + minus
+        return Expected(
+            tokens=tokens, lines_added=added, lines_removed=removed,
+            decisions={k: v for k, v in decisions.items() if v},
+            edit_decisions={k: v for k, v in edits.items() if v},
+            api_requests=len(answered), api_errors=int(len(answered) < len(self.turns)),
+        )
+
+
+_EDIT_TOOLS = ("Edit", "Write", "NotebookEdit")
+
+
+@dataclass(frozen=True)
+class Expected:
+    tokens: dict[str, int]  # by the client's token.usage `type`
+    lines_added: int
+    lines_removed: int
+    decisions: dict[str, int]  # tool_decision events by decision
+    edit_decisions: dict[str, int]  # code_edit_tool.decision by decision
+    api_requests: int
+    api_errors: int
+
+
+def _lines_changed(call: ToolCall, files: dict[str, str]) -> tuple[int, int]:
+    """Lines added and removed as the pinned client counts them: a new file's lines split on "\\n" (a final
+    newline counts as one more line), otherwise a line diff (tests/claude/test_real_client.py checks it)."""
+    path = str(call.input.get("file_path", ""))
+    if call.name == "Write":
+        content = str(call.input.get("content", ""))
+        before = files.get(path)
+        files[path] = content
+        if before is None:
+            return len(content.split("\n")), 0
+        return _diff(before, content)
+    if call.name == "Edit":
+        old, new = str(call.input.get("old_string", "")), str(call.input.get("new_string", ""))
+        files[path] = files.get(path, "").replace(old, new, 1)
+        return _diff(old, new)
+    return 0, 0
+
+
+def _diff(before: str, after: str) -> tuple[int, int]:
+    plus = minus = 0
+    for line in difflib.ndiff(before.splitlines(), after.splitlines()):
+        plus += line.startswith("+ ")
+        minus += line.startswith("- ")
+    return plus, minus
 
 
 # --- validation ---------------------------------------------------------------------------------------
@@ -240,8 +315,8 @@ def _turn(raw: Any, where: _Where) -> Turn:
     )
 
 
-_TOP_KEYS = {"description", "prompt", "seed", "model", "allowed_tools", "disallowed_tools", "turns", "side",
-             "after_script"}
+_TOP_KEYS = {"description", "prompt", "seed", "model", "allowed_tools", "disallowed_tools", "max_retries", "turns",
+             "side", "after_script"}
 
 
 def parse(raw: Any, path: Path) -> Scenario:
@@ -264,6 +339,7 @@ def parse(raw: Any, path: Path) -> Scenario:
         model=_text(model, where / "model") if model is not None else None,
         allowed_tools=_strings(data.get("allowed_tools", []), where / "allowed_tools"),
         disallowed_tools=_strings(data.get("disallowed_tools", []), where / "disallowed_tools"),
+        max_retries=_int(data["max_retries"], where / "max_retries") if "max_retries" in data else None,
         side=_turn(data["side"], where / "side") if "side" in data else DEFAULT_SIDE,
         after_script=_text(data.get("after_script", AFTER_SCRIPT), where / "after_script"),
     )

@@ -1,0 +1,208 @@
+"""The real Claude Code (the pinned npm package) against a native module-3 lab and its model stub, offline:
+what the scenario scripted is what the proxy, the Collector and Prometheus show, over grpc, http/protobuf
+and http/json; the contract finds no violation (observe and enforce); prompt text never leaks."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from labctl.modelstub.scenario import Expected, load_dir
+from labctl.redact import REDACTED
+from labctl.runtimes import get_runtime
+from labctl.state import LabState
+from tests.conftest import run_labctl, started_lab, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+SCENARIOS = load_dir(REPO / "lab" / "scenarios")
+PROTOCOLS = ("grpc", "http/protobuf", "http/json")
+# Spans the client sends with CLAUDE_CODE_ENHANCED_TELEMETRY_BETA=1 in a session that runs tools.
+SPANS = {"claude_code.interaction", "claude_code.llm_request", "claude_code.tool", "claude_code.tool.execution"}
+EVENTS = {"claude_code.user_prompt", "claude_code.api_request", "claude_code.tool_decision", "claude_code.tool_result"}
+
+
+@pytest.fixture(scope="module")
+def claude_installed() -> None:
+    """`labctl install claude-code` (cached: a no-op when tests/run-all.sh installed it already)."""
+    result = run_labctl("install", "claude-code", check=False, timeout=900)
+    if result.returncode != 0:
+        message = f"the pinned Claude Code could not be installed:\n{result.stdout}\n{result.stderr}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory, claude_installed: None) -> Iterator[LabState]:
+    """One native module-3 lab for every run of this file (the sessions are told apart by session.id)."""
+    with started_lab("module-3", tmp_path_factory.mktemp("claude") / "lab") as running:
+        yield running
+
+
+def run_claude(lab: LabState, scenario: str, protocol: str = "grpc", *args: str,
+               expect_exit: int = 0) -> str:
+    """`labctl claude --scenario ... --traces` with prompts logged by the client; returns the session id."""
+    stub_log = lab.data_dir("model-stub") / "requests.jsonl"
+    seen = len(stub_log.read_text().splitlines()) if stub_log.exists() else 0
+    env = {"OTEL_LOG_USER_PROMPTS": "1", "OTEL_LOG_TOOL_DETAILS": "1"}
+    result = run_labctl("claude", "--scenario", scenario, "--protocol", protocol, "--traces", *args,
+                        state_dir=lab.dir, check=False, timeout=180,
+                        env={**os.environ, "COLUMNS": "200", **env})
+    assert result.returncode == expect_exit, f"claude exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+    answered = [json.loads(line) for line in stub_log.read_text().splitlines()[seen:]]
+    sessions = {r["session"] for r in answered if r["scenario"] == scenario and r["kind"] in ("turn", "fault")}
+    assert len(sessions) == 1, f"expected one client session at the stub, got {sessions}"
+    return sessions.pop()
+
+
+def proxy_session(lab: LabState, session: str, expected: Expected) -> dict[str, Any]:
+    """The proxy's analytics for the session, once every scripted request has been reported."""
+
+    def ready() -> dict[str, Any] | None:
+        out = run_labctl("proxy", "sessions", "--json", state_dir=lab.dir).stdout
+        found = next((s for s in json.loads(out) if s["session_id"] == session), None)
+        if found and found["api_requests"] == expected.api_requests and found["api_errors"] == expected.api_errors \
+                and found["sessions_started"] == 1:
+            return found
+        return None
+
+    return wait_for(f"the proxy to report session {session}", ready, timeout=60)
+
+
+def prom(lab: LabState, query: str) -> dict[str, float]:
+    resp = requests.get(lab.url("prometheus", "web") + "/api/v1/query", params={"query": query}, timeout=10)
+    resp.raise_for_status()
+    return {"/".join(r["metric"].values()) or "value": float(r["value"][1]) for r in resp.json()["data"]["result"]}
+
+
+def prometheus_totals(lab: LabState, session: str) -> dict[str, Any]:
+    sel = f'session_id="{session}"'
+    return {
+        "tokens": prom(lab, f"sum by (type) (claude_code_token_usage_tokens_total{{{sel}}})"),
+        "lines": prom(lab, f"sum by (type) (claude_code_lines_of_code_count_total{{{sel}}})"),
+        "sessions": prom(lab, f"sum(claude_code_session_count_total{{{sel}}})"),
+        "edit_decisions": prom(lab, f"sum by (decision) (claude_code_code_edit_tool_decision_total{{{sel}}})"),
+    }
+
+
+def expected_prometheus(expected: Expected) -> dict[str, Any]:
+    lines = {"added": expected.lines_added, "removed": expected.lines_removed}
+    return {
+        "tokens": {k: float(v) for k, v in expected.tokens.items() if v},
+        "lines": {k: float(v) for k, v in lines.items() if v},
+        "sessions": {"value": 1.0},
+        "edit_decisions": {k: float(v) for k, v in expected.edit_decisions.items()},
+    }
+
+
+def assert_scripted_figures(lab: LabState, scenario: str, session: str) -> dict[str, Any]:
+    expected = SCENARIOS[scenario].expected()
+    found = proxy_session(lab, session, expected)
+    assert {k: v for k, v in found["tokens"].items() if v} == {k: v for k, v in expected.tokens.items() if v}
+    assert (found["lines_added"], found["lines_removed"]) == (expected.lines_added, expected.lines_removed)
+    assert found["edit_decisions"] == expected.edit_decisions
+    assert found["tool_decisions"] == expected.decisions
+    assert found["violations"] == 0, f"the contract flagged the real client's telemetry ({found['violations']})"
+    want = expected_prometheus(expected)
+    wait_for(f"Prometheus to hold session {session}'s scripted totals",
+             lambda: prometheus_totals(lab, session) == want, timeout=60)
+    return found
+
+
+def records_of(lab: LabState, session: str) -> list[dict[str, Any]]:
+    path = lab.data_dir("proxy") / "inspect" / "records.jsonl"
+    return [r for line in path.read_text().splitlines() if session in line for r in [json.loads(line)]]
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_a_scripted_session_adds_up_everywhere(lab: LabState, protocol: str) -> None:
+    session = run_claude(lab, "edit-bash", protocol)
+    assert (lab.dir / "claude" / "work" / "edit-bash" / "greet.py").read_text().startswith("def greet():")
+    assert_scripted_figures(lab, "edit-bash", session)
+
+    # Events and spans, as the proxy received them, with their verdicts: nothing outside the contract.
+    records = records_of(lab, session)
+    names = {r["name"] for r in records}
+    assert {e.removeprefix("claude_code.") for e in EVENTS} <= names, names
+    assert SPANS <= names, f"spans missing at the proxy: {SPANS - names}"
+    bad = [(r["name"], r["violations"]) for r in records if r.get("violations")]
+    assert not bad, f"contract violations on the real client's records: {bad[:5]}"
+
+    # ... and at the Collector: the events in its logs pipeline, the spans counted by its receiver.
+    def collector_has_events() -> bool:
+        text = lab.log_path("collector").read_text(errors="replace")
+        return session in text and all(e in text for e in EVENTS)
+
+    wait_for("the session's events in the Collector's log", collector_has_events, timeout=30)
+    internal = requests.get(lab.url("collector", "internal") + "/metrics", timeout=10).text
+    accepted = [line for line in internal.splitlines()
+                if line.startswith("otelcol_receiver_accepted_spans") and not line.endswith(" 0")]
+    assert accepted, "the Collector's receiver accepted no spans"
+
+
+def test_retried_faults_and_an_exhausted_retry_budget(lab: LabState) -> None:
+    # 429 (retry-after), 529 and 500, each retried by the client until the scripted answer comes.
+    retried = run_claude(lab, "retries")
+    assert_scripted_figures(lab, "retries", retried)
+    stub_log = (lab.data_dir("model-stub") / "requests.jsonl").read_text().splitlines()
+    faults = [json.loads(x)["status"] for x in stub_log if retried in x and '"fault"' in x]
+    assert faults == [429, 529, 500]
+
+    # The budget runs out (max_retries: 1): the client gives up and reports one api_error.
+    failed = run_claude(lab, "api-errors", expect_exit=1)
+    found = proxy_session(lab, failed, SCENARIOS["api-errors"].expected())
+    assert found["violations"] == 0
+    errors = [r for r in records_of(lab, failed) if r["name"] == "api_error"]
+    assert [(e["attributes"]["status_code"], e["attributes"]["attempt"]) for e in errors] == [(529, 2)]
+
+
+def test_enforce_mode_drops_nothing_of_the_real_client(lab: LabState) -> None:
+    runtime = get_runtime(LabState.load(lab.dir))
+    runtime.set_overrides("proxy", env={"LAB_PROXY_MODE": "enforce"})
+    try:
+        session = run_claude(lab, "hello-write", "http/json")
+        found = assert_scripted_figures(lab, "hello-write", session)
+        assert found["violations"] == 0
+        stats = requests.get(lab.url("proxy", "admin") + "/api/stats", timeout=10).json()
+        assert "enforce" in json.dumps(stats)
+    finally:
+        get_runtime(LabState.load(lab.dir)).set_overrides("proxy")
+
+
+def test_prompt_text_never_appears_unredacted(lab: LabState) -> None:
+    session = run_claude(lab, "hello-write", "grpc")
+    prompts = {s.prompt for s in SCENARIOS.values()}
+    leaks: list[str] = []
+
+    # Every file the lab wrote (logs, spools, records, the stub's log, Prometheus' TSDB and WAL). The
+    # client's own home (claude/) holds its transcripts, which are the client's, not the lab's.
+    for path in lab.dir.rglob("*"):
+        if path.is_file() and "claude" not in path.relative_to(lab.dir).parts[:1]:
+            data = path.read_bytes()
+            leaks += [f"{path}: {p!r}" for p in prompts if p.encode() in data]
+
+    # Every page and API of the proxy, and its exports.
+    admin = lab.url("proxy", "admin")
+    pages = ["/", "/api/overview", "/api/payloads", "/api/sessions", "/api/violations", "/api/export",
+             "/api/export?what=violations", "/api/stats", "/metrics"]
+    payloads = requests.get(admin + "/api/payloads", timeout=10).json()
+    items = payloads.get("payloads", payloads) if isinstance(payloads, dict) else payloads
+    pages += [f"/api/payloads/{p['id']}" for p in items if isinstance(p, dict) and "id" in p][:200]
+    for page in pages:
+        text = requests.get(admin + page, timeout=10).text
+        leaks += [f"{page}: {p!r}" for p in prompts if p in text]
+    for fmt in ("json", "csv"):
+        text = run_labctl("proxy", "export", "--format", fmt, state_dir=lab.dir).stdout
+        leaks += [f"proxy export {fmt}: {p!r}" for p in prompts if p in text]
+    assert not leaks, "prompt text leaked:\n" + "\n".join(leaks)
+    # The prompt attribute is there (OTEL_LOG_USER_PROMPTS=1), holding the lab's placeholder.
+    events = [r for r in records_of(lab, session) if r["name"] == "user_prompt"]
+    assert events and all(e["attributes"].get("prompt") == REDACTED for e in events), events
