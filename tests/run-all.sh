@@ -70,6 +70,15 @@ if [ "$fast" = "0" ]; then
   step "labctl install claude-code"
   "$PY" -m labctl install claude-code
 
+  # The real Claude Code (pinned npm package, cached in ~/.cache/labctl/claude-code) for tests/claude/:
+  # its licence is Anthropic's, accepted by whoever runs this suite. Under CI it must install.
+  step "labctl install claude-code"
+  if ! command -v npm >/dev/null; then apt_install nodejs npm || true; fi
+  if ! "$PY" -m labctl install claude-code; then
+    if [ "${CI:-}" = "true" ]; then echo "the pinned Claude Code could not be installed (npm registry reachable?)" >&2; exit 1; fi
+    echo "warning: Claude Code is not installed; tests/claude's real-client tests will be skipped" >&2
+  fi
+
   # The real `docker compose` CLI plugin, built once from its Go module (cached) for the compose config tests.
   step "docker compose plugin (test tool)"
   if LABCTL_COMPOSE_PLUGIN=$(bash tests/tools/build-compose-plugin.sh); then export LABCTL_COMPOSE_PLUGIN; fi

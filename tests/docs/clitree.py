@@ -111,6 +111,10 @@ def problems(argv: list[str], root: Any = None) -> list[str]:
     while i < len(argv):
         tok = argv[i]
         where = " ".join(path)
+        if tok == "--" and not _is_group(cmd):
+            # End of options, as click reads it: what follows is positional (e.g. `labctl claude -- ARGS`).
+            positionals += argv[i + 1:]
+            break
         if tok.startswith("-") and tok not in ("-",) and not re.fullmatch(r"-\d+(\.\d+)?", tok):
             name, eq, inline = tok.partition("=")
             param = _find_option(cmd, name)
