@@ -29,6 +29,8 @@ SCENARIO_HEADER = "x-lab-scenario"  # `labctl claude` sets it (ANTHROPIC_CUSTOM_
 KNOWN_MODELS = ("claude-opus-5-5", "claude-sonnet-5-5", "claude-haiku-5-5")
 _MAX_SESSIONS = 2000  # attempt counters kept (oldest sessions forgotten first)
 _WORKDIR_MARK = "Primary working directory: "
+# Set on a response whose request already has its line in the stub's log.
+_RECORDED = web.ResponseKey("labctl_recorded", bool)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -101,6 +103,14 @@ class ModelStub:
     @web.middleware
     async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """Every failure leaves as the API's error shape with a request-id: never a traceback, never a crash."""
+        resp = await self._answer_or_error(request, handler)
+        if self._log and not resp.get(_RECORDED):
+            # Every request without a line of its own (turns, faults, side requests): what else the client calls.
+            self._log.write(json.dumps({"time": round(time.time(), 3), "kind": "http", "method": request.method,
+                                        "path": request.path[:200], "status": resp.status}) + "\n")
+        return resp
+
+    async def _answer_or_error(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
             return await handler(request)
         except ApiError as exc:
@@ -240,13 +250,14 @@ class ModelStub:
                 headers = {"request-id": request_id}
                 if fault.retry_after is not None:
                     headers["retry-after"] = f"{fault.retry_after:g}"
-                return web.json_response(answers.fault_body(fault, request_id), status=fault.status, headers=headers)
+                return self._recorded(web.json_response(answers.fault_body(fault, request_id), status=fault.status,
+                                                        headers=headers))
             ids = answers.ids_for(scenario.seed, scenario.name, session, turn_index, 0)
             resp = await self._open_stream(request, request_id)
             await resp.write(answers.message_start(turn, ids, turn.model or model))
             await resp.write(answers.sse("error", answers.fault_body(fault, request_id)))
             await resp.write_eof()
-            return resp
+            return self._recorded(resp)
         self.stats.turns += 1
         self._record("turn", scenario, session, turn_index, attempt, 200, turn.model or model)
         ids = answers.ids_for(scenario.seed, scenario.name, session, turn_index, len(turn.tools))
@@ -272,7 +283,7 @@ class ModelStub:
             answer = web.json_response(doc, headers={"request-id": request_id})
             if counted:
                 self.stats.turn_ms.append(spent * 1000)
-            return answer
+            return self._recorded(answer)
         resp = await self._open_stream(request, request_id)
         spent = time.perf_counter() - began
         if delay:
@@ -284,6 +295,10 @@ class ModelStub:
         spent += time.perf_counter() - mark
         if counted:
             self.stats.turn_ms.append(spent * 1000)
+        return self._recorded(resp)
+
+    def _recorded(self, resp: web.StreamResponse) -> web.StreamResponse:
+        resp[_RECORDED] = True
         return resp
 
     def _record(self, kind: str, scenario: Scenario, session: str, turn: int | None, attempt: int, status: int,

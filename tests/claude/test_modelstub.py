@@ -184,3 +184,20 @@ def test_the_stub_refuses_to_start_on_a_bad_scenario(tmp_path: Path, capsys: pyt
     assert stub_main(["--scenarios", str(tmp_path), "--listen", "127.0.0.1:1"]) == 2
     err = capsys.readouterr().err
     assert "bad.yaml: turns[0].usage.output" in err and "→" in err
+
+
+def test_the_log_has_one_line_per_request_and_no_content(tmp_path: Path) -> None:
+    (tmp_path / "faulty.yaml").write_text(FAULTY)
+    log = tmp_path / "requests.jsonl"
+    with RunningStub(tmp_path, log=log) as stub:
+        post(stub, request_body(prompt="secret prompt text"), session("s1"))  # 429, scripted
+        post(stub, request_body(prompt="secret prompt text"), session("s1"))  # 529, scripted
+        post(stub, request_body(prompt="secret prompt text"), session("s1"))  # the answer
+        post(stub, request_body(tools=False), session("s1"))  # a side request
+        post(stub, {"model": "m"}, session("s1"))  # a bad request
+        requests.head(stub.url + "/api/hello", timeout=5)
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [(x["kind"], x["status"]) for x in lines] == [
+        ("fault", 429), ("fault", 529), ("turn", 200), ("side", 200), ("http", 400), ("http", 200)]
+    assert lines[-1]["method"] == "HEAD" and lines[-1]["path"] == "/api/hello"
+    assert "secret" not in log.read_text()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,19 @@ def lab(tmp_path_factory: pytest.TempPathFactory, claude_installed: None) -> Ite
     """One native module-3 lab for every run of this file (the sessions are told apart by session.id)."""
     with started_lab("module-3", tmp_path_factory.mktemp("claude") / "lab") as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def edit_bash_session(lab: LabState) -> Callable[[str], str]:
+    """The session id of one `edit-bash` run per protocol, run on first use and shared by the tests."""
+    runs: dict[str, str] = {}
+
+    def get(protocol: str) -> str:
+        if protocol not in runs:
+            runs[protocol] = run_claude(lab, "edit-bash", protocol)
+        return runs[protocol]
+
+    return get
 
 
 def run_claude(lab: LabState, scenario: str, protocol: str = "grpc", *args: str,
@@ -110,7 +123,6 @@ def assert_scripted_figures(lab: LabState, scenario: str, session: str) -> dict[
     assert (found["lines_added"], found["lines_removed"]) == (expected.lines_added, expected.lines_removed)
     assert found["edit_decisions"] == expected.edit_decisions
     assert found["tool_decisions"] == expected.decisions
-    assert found["violations"] == 0, f"the contract flagged the real client's telemetry ({found['violations']})"
     want = expected_prometheus(expected)
     wait_for(f"Prometheus to hold session {session}'s scripted totals",
              lambda: prometheus_totals(lab, session) == want, timeout=60)
@@ -123,18 +135,16 @@ def records_of(lab: LabState, session: str) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-def test_a_scripted_session_adds_up_everywhere(lab: LabState, protocol: str) -> None:
-    session = run_claude(lab, "edit-bash", protocol)
+def test_a_scripted_session_adds_up_everywhere(lab: LabState, edit_bash_session: Callable[[str], str],
+                                               protocol: str) -> None:
+    session = edit_bash_session(protocol)
     assert (lab.dir / "claude" / "work" / "edit-bash" / "greet.py").read_text().startswith("def greet():")
     assert_scripted_figures(lab, "edit-bash", session)
 
-    # Events and spans, as the proxy received them, with their verdicts: nothing outside the contract.
-    records = records_of(lab, session)
-    names = {r["name"] for r in records}
+    # Events and spans, as the proxy received them.
+    names = {r["name"] for r in records_of(lab, session)}
     assert {e.removeprefix("claude_code.") for e in EVENTS} <= names, names
     assert SPANS <= names, f"spans missing at the proxy: {SPANS - names}"
-    bad = [(r["name"], r["violations"]) for r in records if r.get("violations")]
-    assert not bad, f"contract violations on the real client's records: {bad[:5]}"
 
     # ... and at the Collector: the events in its logs pipeline, the spans counted by its receiver.
     def collector_has_events() -> bool:
@@ -148,6 +158,16 @@ def test_a_scripted_session_adds_up_everywhere(lab: LabState, protocol: str) -> 
     assert accepted, "the Collector's receiver accepted no spans"
 
 
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_the_contract_finds_no_violation_in_the_real_client(lab: LabState, edit_bash_session: Callable[[str], str],
+                                                            protocol: str) -> None:
+    session = edit_bash_session(protocol)
+    found = proxy_session(lab, session, SCENARIOS["edit-bash"].expected())
+    bad = [(r["name"], v) for r in records_of(lab, session) for v in r.get("violations") or []]
+    assert not bad, f"{len(bad)} contract violations on the real client's records, e.g. {bad[:6]}"
+    assert found["violations"] == 0
+
+
 def test_retried_faults_and_an_exhausted_retry_budget(lab: LabState) -> None:
     # 429 (retry-after), 529 and 500, each retried by the client until the scripted answer comes.
     retried = run_claude(lab, "retries")
@@ -158,8 +178,7 @@ def test_retried_faults_and_an_exhausted_retry_budget(lab: LabState) -> None:
 
     # The budget runs out (max_retries: 1): the client gives up and reports one api_error.
     failed = run_claude(lab, "api-errors", expect_exit=1)
-    found = proxy_session(lab, failed, SCENARIOS["api-errors"].expected())
-    assert found["violations"] == 0
+    proxy_session(lab, failed, SCENARIOS["api-errors"].expected())
     errors = [r for r in records_of(lab, failed) if r["name"] == "api_error"]
     assert [(e["attributes"]["status_code"], e["attributes"]["attempt"]) for e in errors] == [(529, 2)]
 
@@ -169,10 +188,11 @@ def test_enforce_mode_drops_nothing_of_the_real_client(lab: LabState) -> None:
     runtime.set_overrides("proxy", env={"LAB_PROXY_MODE": "enforce"})
     try:
         session = run_claude(lab, "hello-write", "http/json")
+        # Enforce mode drops what violates the contract: the totals prove nothing was dropped.
         found = assert_scripted_figures(lab, "hello-write", session)
         assert found["violations"] == 0
         stats = requests.get(lab.url("proxy", "admin") + "/api/stats", timeout=10).json()
-        assert "enforce" in json.dumps(stats)
+        assert stats["mode"] == "enforce"
     finally:
         get_runtime(LabState.load(lab.dir)).set_overrides("proxy")
 
@@ -193,9 +213,9 @@ def test_prompt_text_never_appears_unredacted(lab: LabState) -> None:
     admin = lab.url("proxy", "admin")
     pages = ["/", "/api/overview", "/api/payloads", "/api/sessions", "/api/violations", "/api/export",
              "/api/export?what=violations", "/api/stats", "/metrics"]
-    payloads = requests.get(admin + "/api/payloads", timeout=10).json()
-    items = payloads.get("payloads", payloads) if isinstance(payloads, dict) else payloads
-    pages += [f"/api/payloads/{p['id']}" for p in items if isinstance(p, dict) and "id" in p][:200]
+    listed = requests.get(admin + "/api/payloads?limit=1000", timeout=10).json()["payloads"]
+    assert listed, "the proxy lists no payloads"
+    pages += [f"/api/payloads/{p['id']}" for p in listed]
     for page in pages:
         text = requests.get(admin + page, timeout=10).text
         leaks += [f"{page}: {p!r}" for p in prompts if p in text]
