@@ -3,7 +3,9 @@
 Which turn a request is comes from the conversation itself (the number of assistant messages it carries),
 so the client's retries of a failed turn ask for the same turn again; attempts are counted per session
 (the client's `X-Claude-Code-Session-Id`) to play a turn's scripted faults in order. Requests without
-tools (titles, quota probes) are side requests: they never consume a scripted turn.
+tools (titles, quota probes) are side requests: they never consume a scripted turn. (Claude Code 2.1.332
+run by `labctl claude` sends nothing else: with CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC unset it also
+probes `HEAD /api/hello`, answered 200.)
 
 Nothing a client sends is logged but its shape: no prompt or answer text reaches the stub's log.
 """
@@ -104,7 +106,7 @@ class ModelStub:
     async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """Every failure leaves as the API's error shape with a request-id: never a traceback, never a crash."""
         resp = await self._answer_or_error(request, handler)
-        if self._log and not resp.get(_RECORDED):
+        if self._log and not resp.get(_RECORDED) and request.path != "/healthz":  # the lab's probes: noise
             # Every request without a line of its own (turns, faults, side requests): what else the client calls.
             self._log.write(json.dumps({"time": round(time.time(), 3), "kind": "http", "method": request.method,
                                         "path": request.path[:200], "status": resp.status}) + "\n")
