@@ -108,3 +108,34 @@ def test_still_serving_after_the_fuzzing(stub: RunningStub) -> None:
     answer = post(stub, "/v1/messages", json.dumps(request_body(stream=False)).encode(),
                   {"x-claude-code-session-id": "after-fuzz"})
     assert answer.status_code == 200 and answer.json()["content"][1]["name"] == "Write"
+
+
+turn_like = st.fixed_dictionaries({}, optional={
+    "text": json_values, "tools": json_values, "usage": st.one_of(
+        st.fixed_dictionaries({}, optional={k: json_values for k in ("input", "output", "cache_read")}), json_values),
+    "faults": st.one_of(st.lists(st.fixed_dictionaries({}, optional={
+        "status": st.one_of(st.sampled_from([429, 500, 529, 418]), json_values),
+        "retry_after": json_values, "mid_stream": json_values}), max_size=2), json_values),
+    "first_token_delay_ms": json_values, "model": json_values, "stop_reason": json_values,
+})
+scenario_like = st.one_of(json_values, st.fixed_dictionaries({}, optional={
+    "description": json_values, "prompt": json_values, "seed": json_values, "allowed_tools": json_values,
+    "max_retries": json_values, "turns": st.one_of(st.lists(turn_like, max_size=3), json_values),
+}))
+
+
+@FUZZ
+@given(doc=scenario_like)
+def test_any_scenario_document_loads_or_says_what_to_fix(tmp_path_factory: pytest.TempPathFactory,
+                                                        doc: Any) -> None:
+    from labctl.errors import LabError
+    from labctl.modelstub.scenario import parse
+
+    path = tmp_path_factory.getbasetemp() / "fuzzed.yaml"
+    try:
+        scenario = parse(doc, path)
+    except LabError as exc:
+        assert str(path) in exc.message and exc.hint  # the file, the place in it, and the fix
+    else:
+        assert scenario.turns and scenario.prompt == doc["prompt"]
+        scenario.expected()  # what a run must add up to is computable for every valid scenario
