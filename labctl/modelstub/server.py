@@ -106,6 +106,8 @@ class ModelStub:
     async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """Every failure leaves as the API's error shape with a request-id: never a traceback, never a crash."""
         resp = await self._answer_or_error(request, handler)
+        if not resp.prepared and "request-id" not in resp.headers:  # as the API: every answer has one
+            resp.headers["request-id"] = answers.stable_id("req", "other", time.monotonic_ns())
         if self._log and not resp.get(_RECORDED) and request.path != "/healthz":  # the lab's probes: noise
             # Every request without a line of its own (turns, faults, side requests): what else the client calls.
             self._log.write(json.dumps({"time": round(time.time(), 3), "kind": "http", "method": request.method,

@@ -112,7 +112,7 @@ def test_still_serving_after_the_fuzzing(stub: RunningStub) -> None:
 
 turn_like = st.fixed_dictionaries({}, optional={
     "text": json_values, "tools": json_values, "usage": st.one_of(
-        st.fixed_dictionaries({}, optional={k: json_values for k in ("input", "output", "cache_read")}), json_values),
+        st.fixed_dictionaries({}, optional=dict.fromkeys(("input", "output", "cache_read"), json_values)), json_values),
     "faults": st.one_of(st.lists(st.fixed_dictionaries({}, optional={
         "status": st.one_of(st.sampled_from([429, 500, 529, 418]), json_values),
         "retry_after": json_values, "mid_stream": json_values}), max_size=2), json_values),
