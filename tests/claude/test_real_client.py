@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -91,9 +92,11 @@ def proxy_session(lab: LabState, session: str, expected: Expected) -> dict[str, 
 
 
 def prom(lab: LabState, query: str) -> dict[str, float]:
+    """One instant query: {label value (or "value"): number}, zeros left out (as in the expectations)."""
     resp = requests.get(lab.url("prometheus", "web") + "/api/v1/query", params={"query": query}, timeout=10)
     resp.raise_for_status()
-    return {"/".join(r["metric"].values()) or "value": float(r["value"][1]) for r in resp.json()["data"]["result"]}
+    result = resp.json()["data"]["result"]
+    return {"/".join(r["metric"].values()) or "value": float(r["value"][1]) for r in result if float(r["value"][1])}
 
 
 def prometheus_totals(lab: LabState, session: str) -> dict[str, Any]:
@@ -124,8 +127,16 @@ def assert_scripted_figures(lab: LabState, scenario: str, session: str) -> dict[
     assert found["edit_decisions"] == expected.edit_decisions
     assert found["tool_decisions"] == expected.decisions
     want = expected_prometheus(expected)
-    wait_for(f"Prometheus to hold session {session}'s scripted totals",
-             lambda: prometheus_totals(lab, session) == want, timeout=60)
+    seen: list[dict[str, Any]] = []
+
+    def settled() -> bool:
+        seen.append(prometheus_totals(lab, session))
+        return seen[-1] == want
+
+    deadline = time.monotonic() + 60
+    while not settled() and time.monotonic() < deadline:
+        time.sleep(1)
+    assert seen[-1] == want, f"Prometheus (left) differs from the scenario's figures (right) for {session}"
     return found
 
 
