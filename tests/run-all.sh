@@ -65,15 +65,12 @@ if [ "$fast" = "0" ]; then
   "$PY" -m labctl install collector
   step "labctl install prometheus"
   "$PY" -m labctl install prometheus
-  # The pinned real Claude Code (npm, its native binary) for the real-client tests; cached, a no-op when current.
-  if ! command -v npm >/dev/null; then step "installing nodejs"; apt_install nodejs npm; fi
-  step "labctl install claude-code"
-  "$PY" -m labctl install claude-code
 
-  # The real Claude Code (pinned npm package, cached in ~/.cache/labctl/claude-code) for tests/claude/:
-  # its licence is Anthropic's, accepted by whoever runs this suite. Under CI it must install.
+  # The pinned real Claude Code (npm package, cached in ~/.cache/labctl/claude-code; a no-op when current)
+  # for the real-client tests: its licence is Anthropic's, accepted by whoever runs this suite. Under CI
+  # it must install; elsewhere those tests say they are skipped.
+  if ! command -v npm >/dev/null; then step "installing nodejs"; apt_install nodejs npm || true; fi
   step "labctl install claude-code"
-  if ! command -v npm >/dev/null; then apt_install nodejs npm || true; fi
   if ! "$PY" -m labctl install claude-code; then
     if [ "${CI:-}" = "true" ]; then echo "the pinned Claude Code could not be installed (npm registry reachable?)" >&2; exit 1; fi
     echo "warning: Claude Code is not installed; tests/claude's real-client tests will be skipped" >&2
