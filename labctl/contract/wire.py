@@ -20,6 +20,9 @@ _RESOURCE_METRICS = 1   # ExportMetricsServiceRequest
 _SCOPE_METRICS = 2      # ResourceMetrics
 _METRICS = 2            # ScopeMetrics
 _GAUGE, _SUM = 5, 7     # Metric (oneof data)
+# The same as the one-byte tags they are written with (field number << 3 | wire type 2)
+_METRICS_TAG = _METRICS << 3 | 2
+_GAUGE_TAG, _SUM_TAG = _GAUGE << 3 | 2, _SUM << 3 | 2
 
 Regions = dict[tuple[int, int, int], tuple[int, int]]
 
@@ -88,6 +91,51 @@ def varint(buf: bytes, pos: int) -> tuple[int, int]:
         raise ValueError(f"no varint at byte {pos}") from None
 
 
+def _metric_regions(buf: bytes, pos: int, end: int, ri: int, si: int, regions: Regions) -> None:
+    """The Gauge/Sum region of each Metric of one ScopeMetrics (buf[pos:end]) into `regions`.
+
+    The per-metric cost of the walk: a request of many one-point metrics has a Metric message per point,
+    so this loop reads one-byte tags and lengths inline and calls the general varint reader only for
+    the long ones. Every field of a Metric is length-delimited."""
+    mi = 0
+    while pos < end:
+        tag = buf[pos]
+        if tag & 7 != 2 or tag >= 0x80:  # not length-delimited, or a field number >= 16: general path
+            pos = skip_field(buf, pos)
+            continue
+        n = buf[pos + 1]
+        i = pos + 2
+        if n >= 0x80:
+            n, i = _varint(buf, pos + 1)
+        me = i + n
+        if me > end:
+            raise _Malformed
+        if tag == _METRICS_TAG:
+            found = None
+            count = 0
+            while i < me:
+                t = buf[i]
+                if t & 7 != 2 or t >= 0x80:
+                    i = skip_field(buf, i)
+                    continue
+                ln = buf[i + 1]
+                q = i + 2
+                if ln >= 0x80:
+                    ln, q = _varint(buf, i + 1)
+                if t in (_GAUGE_TAG, _SUM_TAG):
+                    found = (q, q + ln)
+                    count += 1
+                i = q + ln
+            if i != me:
+                raise _Malformed
+            if count == 1:
+                regions[(ri, si, mi)] = found  # type: ignore[assignment]
+            mi += 1
+        pos = me
+    if pos != end:
+        raise _Malformed
+
+
 def number_point_regions(buf: bytes) -> Regions | None:
     """(resource, scope, metric) index -> (start, end) of its one Gauge or Sum message.
 
@@ -104,17 +152,9 @@ def number_point_regions(buf: bytes) -> Regions | None:
                 continue
             si = 0
             for f2, ss, se in _fields(buf, rs, re):
-                if f2 != _SCOPE_METRICS:
-                    continue
-                mi = 0
-                for f3, ms, me in _fields(buf, ss, se):
-                    if f3 != _METRICS:
-                        continue
-                    found = [(ds, de) for f4, ds, de in _fields(buf, ms, me) if f4 in (_GAUGE, _SUM)]
-                    if len(found) == 1:
-                        regions[(ri, si, mi)] = found[0]
-                    mi += 1
-                si += 1
+                if f2 == _SCOPE_METRICS:
+                    _metric_regions(buf, ss, se, ri, si, regions)
+                    si += 1
             ri += 1
     except (_Malformed, IndexError):
         return None

@@ -1,19 +1,23 @@
 """Benchmark: the logging proxy side by side with the real Collector receiving the same load.
 
-  1. Ingest throughput (data points/s) for 1-, 100- and 1000-point batches over HTTP/protobuf and gRPC,
-     proxy (module-1 sink, lab contract in observe mode, inspector on) and the lab Collector (base.yaml),
-     with the ratio. Also the proxy without a contract, to show what contract evaluation + inspection cost.
+  1. Ingest throughput (data points/s) over HTTP/protobuf and gRPC, proxy (module-1 sink, lab contract in
+     observe mode, inspector on) and the lab Collector (base.yaml), with the ratio, in two shapes:
+     `points`: one metric with 1, 100 or 1000 points per request (how an SDK batches one instrument);
+     `metrics`: 100 or 1000 metrics of one point each per request (how a load generator such as the
+     Collector project's telemetrygen sends, where the per-metric cost shows).
+     Also the proxy without a contract, to show what contract evaluation + inspection cost.
   2. Latency at classroom load: 30 sessions each exporting metrics and events every second; p50/p99 of
      the proxy's answer vs the Collector's, and the difference (what the proxy adds).
   3. Memory under a 10x burst: 300 sessions' worth of exports per second; the proxy's peak RSS.
 
-Goals (issue 3): >= 0.5x the Collector on 1000-point batches; p99 added <= 5 ms at 30 sessions/s;
+Goals: >= 0.5x the Collector on 1000-point batches (issue 3) and on 100- and 1000-metric requests
+(issue 11); p99 added <= 5 ms at 30 sessions/s;
 memory bounded under a 10x burst. Needs the Collector binary (`labctl install collector`).
 The proxy uses two processes (its JSON Lines log is written by a child on the other core); the
 memory figures include both. On a machine with one free core the proxy's figures drop accordingly.
 
     python tests/benchmarks/proxy_throughput.py [--seconds 2] [--rounds 3] [--concurrency 8]
-        [--only throughput|latency|classroom|burst ...] [--batches 1,100,1000]
+        [--only throughput|latency|classroom|burst ...] [--batches 1,100,1000] [--metrics 100,1000]
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ sys.path.insert(0, str(REPO / "tests" / "proxy"))
 
 from proxy_collector import Collector  # noqa: E402 (tests/proxy is on the path now)
 from proxy_harness import CONTRACT, free_port  # noqa: E402 (tests/proxy is on the path now)
-from proxy_payloads import events, token_usage  # noqa: E402 (tests/proxy is on the path now)
+from proxy_payloads import events, one_point_metrics, token_usage  # noqa: E402 (tests/proxy is on the path now)
 from proxy_process import ProxyProcess  # noqa: E402
 
 METHOD = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"
@@ -51,8 +55,12 @@ class Target:
         self.name, self.http, self.grpc, self.pid = name, http, grpc_addr, pid
 
 
-async def _throughput(target: Target, protocol: str, points: int, seconds: float, conc: int) -> float:
-    body = token_usage(points).SerializeToString()
+def _body(shape: str, size: int) -> bytes:
+    return (token_usage(size) if shape == "points" else one_point_metrics(size)).SerializeToString()
+
+
+async def _throughput(target: Target, protocol: str, shape: str, points: int, seconds: float, conc: int) -> float:
+    body = _body(shape, points)
     done = 0
     stop_at = time.perf_counter() + seconds
     if protocol == "grpc":
@@ -186,10 +194,14 @@ def main() -> None:
     ap.add_argument("--classroom-seconds", type=float, default=10.0)
     ap.add_argument("--only", choices=("throughput", "latency", "classroom", "burst"), action="append",
                     help="run only these parts (repeatable); default: all")
-    ap.add_argument("--batches", default="1,100,1000", help="batch sizes for throughput and latency")
+    ap.add_argument("--batches", default="1,100,1000", help="points per request (one metric) for throughput and "
+                    "latency; empty for none")
+    ap.add_argument("--metrics", default="100,1000", help="one-point metrics per request for throughput; empty "
+                    "for none")
     args = ap.parse_args()
     parts = set(args.only or ("throughput", "latency", "classroom", "burst"))
-    batches = [int(b) for b in args.batches.split(",")]
+    batches = [int(b) for b in args.batches.split(",") if b]
+    shapes = [("points", b) for b in batches] + [("metrics", int(m)) for m in args.metrics.split(",") if m]
     tmp = Path(tempfile.mkdtemp(prefix="proxy-bench-"))
     (tmp / "collector").mkdir()
     collector = Collector(tmp / "collector").start()
@@ -204,7 +216,7 @@ def main() -> None:
                                         bare.proc.pid),
         }
         if "throughput" in parts:
-            throughput(targets, batches, args.seconds, args.concurrency, args.rounds)
+            throughput(targets, shapes, args.seconds, args.concurrency, args.rounds)
         if "latency" in parts:
             latency(targets, batches)
         if "classroom" in parts:
@@ -218,20 +230,22 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def throughput(targets: dict[str, Target], batches: list[int], seconds: float, conc: int, rounds: int) -> None:
+def throughput(targets: dict[str, Target], shapes: list[tuple[str, int]], seconds: float, conc: int,
+               rounds: int) -> None:
     """Each cell is measured `rounds` times, the targets taking turns, and the medians are compared:
     a burst of other work on the machine then weighs on both sides instead of on one."""
     print(f"# throughput, points/s (median of {rounds} rounds of {seconds:g}s, targets in turn, "
           f"{conc} concurrent clients)")
-    print(f"{'protocol':14} {'batch':>6} {'collector':>11} {'proxy':>11} {'ratio':>6} {'proxy-no-contract':>18}")
+    print("# shape: `N points` = one metric with N points; `N metrics` = N one-point metrics per request")
+    print(f"{'protocol':14} {'shape':>12} {'collector':>11} {'proxy':>11} {'ratio':>6} {'proxy-no-contract':>18}")
     for protocol in ("http/protobuf", "grpc"):
-        for points in batches:
+        for shape, size in shapes:
             runs: dict[str, list[float]] = {name: [] for name in targets}
             for _ in range(rounds):
                 for name, t in targets.items():
-                    runs[name].append(asyncio.run(_throughput(t, protocol, points, seconds, conc)))
+                    runs[name].append(asyncio.run(_throughput(t, protocol, shape, size, seconds, conc)))
             r = {name: statistics.median(v) for name, v in runs.items()}
-            print(f"{protocol:14} {points:>6} {r['collector']:>11,.0f} {r['proxy']:>11,.0f} "
+            print(f"{protocol:14} {f'{size} {shape}':>12} {r['collector']:>11,.0f} {r['proxy']:>11,.0f} "
                   f"{r['proxy'] / r['collector']:>6.2f} {r['proxy-no-contract']:>18,.0f}")
 
 

@@ -52,6 +52,34 @@ def token_usage(points: int, bad: int = 0, session: str = "s-1", marker: str = "
     return req
 
 
+def one_point_metrics(metrics: int, session: str = "s-1") -> ExportMetricsServiceRequest:
+    """`metrics` claude_code.token.usage metrics of one point each: the shape of a load generator such as
+    the Collector project's telemetrygen (one metric per point), where the per-metric cost shows."""
+    req = ExportMetricsServiceRequest()
+    rm = req.resource_metrics.add()
+    for k, v in RESOURCE.items():
+        rm.resource.attributes.append(kv(k, v))
+    sm = rm.scope_metrics.add()
+    sm.scope.name = "com.anthropic.claude_code"
+    types = ["input", "output", "cacheRead", "cacheCreation"]
+    for i in range(metrics):
+        m = sm.metrics.add()
+        m.name = "claude_code.token.usage"
+        m.unit = "tokens"
+        m.sum.aggregation_temporality = 1
+        m.sum.is_monotonic = True
+        p = m.sum.data_points.add()
+        p.as_double = 10.0
+        p.start_time_unix_nano = T0
+        p.time_unix_nano = T0 + 1000
+        attrs = {"session.id": f"{session}-{i // 4 % 25}", "user.account_uuid": "u-1", "organization.id": "o-1",
+                 "terminal.type": "tmux", "model": "claude-sonnet-4-5", "query_source": "main",
+                 "type": types[i % 4]}
+        for k, v in attrs.items():
+            p.attributes.append(kv(k, v))
+    return req
+
+
 def events(n: int, marker: str = "") -> ExportLogsServiceRequest:
     req = ExportLogsServiceRequest()
     rl = req.resource_logs.add()

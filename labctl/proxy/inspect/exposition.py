@@ -66,20 +66,32 @@ class ProxiedMetrics:
         isfinite = math.isfinite
         last_meta: Any = None
         skip = True
+        # What a Metric's points share, worked out once per distinct (resource, name, unit, kind,
+        # monotonic, temporality) of the request: many one-point metrics of a few names cost a few.
+        shared: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        resource_labels: dict[int, tuple[dict[str, str], tuple[tuple[str, str], ...]]] = {}
         for meta, _i, _p, attrs, value, _viol, series, start_ns, _t in ev.items:
-            if meta is not last_meta:  # what a Metric's points share is worked out once per Metric
+            if meta is not last_meta:
                 last_meta = meta
-                resource, _scope, name, kind, unit, temporality, monotonic = meta[:7]
+                kind = meta[3]
                 skip = kind != "sum" and kind != "gauge"
                 if skip:
                     continue
-                fam = self._family(contract, name, unit, kind, monotonic)
-                rl = {label_name(k): str(resource[k]) for k in self.resource_labels if k in resource}
-                rkey = tuple(rl.items())
-                # counter: add increases; delta sum: add; anything else: the last value
-                mode = ("counter" if kind == "sum" and monotonic else
-                        "add" if kind == "sum" and temporality == "delta" else "set")
-                cumulative = temporality == "cumulative"
+                key = (meta[7], *meta[2:7])  # the resource by its index in the request
+                hit = shared.get(key)
+                if hit is None:
+                    resource, _scope, name, kind, unit, temporality, monotonic = meta[:7]
+                    res_labels = resource_labels.get(meta[7])
+                    if res_labels is None:
+                        rl0 = {label_name(k): str(resource[k]) for k in self.resource_labels if k in resource}
+                        res_labels = resource_labels[meta[7]] = (rl0, tuple(rl0.items()))
+                    # counter: add increases; delta sum: add; anything else: the last value
+                    hit = shared[key] = (
+                        self._family(contract, name, unit, kind, monotonic), *res_labels,
+                        "counter" if kind == "sum" and monotonic else
+                        "add" if kind == "sum" and temporality == "delta" else "set",
+                        temporality == "cumulative")
+                fam, rl, rkey, mode, cumulative = hit
             elif skip:
                 continue
             if value is None or (value.__class__ is float and not isfinite(value)):

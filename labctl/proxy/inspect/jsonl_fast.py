@@ -49,9 +49,13 @@ class JsonlEncoder:
                 out.append(dumps({**rec, "payload": payload_id}))
             return b"\n".join(out) + b"\n" if out else b""
         parts: list[bytes] = []
-        headers: dict[int, bytes] = {}
+        # A header per distinct (resource, scope, name, kind, unit, temporality, monotonic) of this
+        # request: a request of many one-point metrics of a few names serializes a few headers.
+        headers: dict[tuple[Any, ...], bytes] = {}
         iso_cache: dict[int, bytes] = {}
         resources: dict[int, dict[str, Any]] = {}
+        last_meta: Any = None
+        head = b""
         for i, item in enumerate(ev.items):
             meta, _pi, _p, attrs, value, viol, skey, start_ns, t = item
             if viol or meta[3] not in ("sum", "gauge") or value is None or \
@@ -62,15 +66,20 @@ class JsonlEncoder:
                 parts.append(dumps({**rec, "payload": payload_id}))
                 parts.append(b"\n")
                 continue
-            head = headers.get(id(meta))
-            if head is None:
-                resource = meta[0]
-                res = resources.get(id(resource))
-                if res is None:
-                    res = resources[id(resource)] = clip_attrs(red.attrs(resource))
-                head = dumps({"signal": "metrics", "resource": res, "scope": meta[1], "name": meta[2],
-                              "kind": meta[3], "unit": meta[4], "temporality": meta[5], "monotonic": meta[6]})
-                head = headers[id(meta)] = head[:-1] + b',"attributes":'
+            if meta is not last_meta:
+                last_meta = meta
+                hkey = (meta[7], meta[8], *meta[2:7])  # resource and scope by their index in the request
+                cached = headers.get(hkey)
+                if cached is None:
+                    ri = meta[7]
+                    res = resources.get(ri)
+                    if res is None:
+                        res = resources[ri] = clip_attrs(red.attrs(meta[0]))
+                    cached = dumps({"signal": "metrics", "resource": res, "scope": meta[1], "name": meta[2],
+                                    "kind": meta[3], "unit": meta[4], "temporality": meta[5],
+                                    "monotonic": meta[6]})
+                    cached = headers[hkey] = cached[:-1] + b',"attributes":'
+                head = cached
             iso = iso_cache.get(t)
             if iso is None:
                 stamp = iso_time(t)
