@@ -106,11 +106,9 @@ class Scenario:
     allowed_tools: tuple[str, ...] = ()  # `labctl claude` passes them as --allowedTools
     disallowed_tools: tuple[str, ...] = ()  # ... and --disallowedTools
     max_retries: int | None = None  # `labctl claude` sets CLAUDE_CODE_MAX_RETRIES (an exhausted budget: api_error)
+    subagent: tuple[Turn, ...] = ()  # what a subagent (the Agent tool) is answered, turn by turn
     side: Turn = DEFAULT_SIDE
     after_script: str = AFTER_SCRIPT
-
-    def turn(self, index: int) -> Turn | None:
-        return self.turns[index] if 0 <= index < len(self.turns) else None
 
     def answered(self) -> tuple[Turn, ...]:
         """The turns the client receives: all, unless a turn's faults outlast the retry budget (it gives up)."""
@@ -133,7 +131,7 @@ class Scenario:
         files: dict[str, str] = {}
         added = removed = 0
         answered = self.answered()
-        for turn in answered:
+        for turn in (*answered, *(self.subagent if answered else ())):
             u = turn.usage
             for key, value in (("input", u.input), ("output", u.output), ("cacheRead", u.cache_read),
                                ("cacheCreation", u.cache_creation)):
@@ -150,7 +148,8 @@ class Scenario:
             tokens=tokens, lines_added=added, lines_removed=removed,
             decisions={k: v for k, v in decisions.items() if v},
             edit_decisions={k: v for k, v in edits.items() if v},
-            api_requests=len(answered), api_errors=int(len(answered) < len(self.turns)),
+            api_requests=len(answered) + (len(self.subagent) if answered else 0),
+            api_errors=int(len(answered) < len(self.turns)),
         )
 
 
@@ -316,7 +315,7 @@ def _turn(raw: Any, where: _Where) -> Turn:
 
 
 _TOP_KEYS = {"description", "prompt", "seed", "model", "allowed_tools", "disallowed_tools", "max_retries", "turns",
-             "side", "after_script"}
+             "subagent", "side", "after_script"}
 
 
 def parse(raw: Any, path: Path) -> Scenario:
@@ -329,6 +328,9 @@ def parse(raw: Any, path: Path) -> Scenario:
     if not isinstance(turns_raw, list) or not turns_raw:
         raise (where / "turns").fail("expected a non-empty list of turns", "add at least one `- text: ...` turn")
     model = data.get("model")
+    subagent_raw = data.get("subagent") or []
+    if not isinstance(subagent_raw, list):
+        raise (where / "subagent").fail("expected a list of turns", "write subagent: [{text: ...}]")
     return Scenario(
         name=path.stem,
         path=path,
@@ -340,6 +342,7 @@ def parse(raw: Any, path: Path) -> Scenario:
         allowed_tools=_strings(data.get("allowed_tools", []), where / "allowed_tools"),
         disallowed_tools=_strings(data.get("disallowed_tools", []), where / "disallowed_tools"),
         max_retries=_int(data["max_retries"], where / "max_retries") if "max_retries" in data else None,
+        subagent=tuple(_turn(t, where / "subagent" / i) for i, t in enumerate(subagent_raw)),
         side=_turn(data["side"], where / "side") if "side" in data else DEFAULT_SIDE,
         after_script=_text(data.get("after_script", AFTER_SCRIPT), where / "after_script"),
     )

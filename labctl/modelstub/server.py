@@ -28,6 +28,7 @@ from labctl.modelstub.scenario import Scenario, Turn
 
 MAX_BODY_BYTES = 32 * 1024 * 1024  # the Messages API's own request size limit
 SCENARIO_HEADER = "x-lab-scenario"  # `labctl claude` sets it (ANTHROPIC_CUSTOM_HEADERS) to pick a scenario
+AGENT_HEADER = "x-claude-code-agent-id"  # the client marks a subagent's requests with it
 KNOWN_MODELS = ("claude-opus-5-5", "claude-sonnet-5-5", "claude-haiku-5-5")
 _MAX_SESSIONS = 2000  # attempt counters kept (oldest sessions forgotten first)
 _WORKDIR_MARK = "Primary working directory: "
@@ -231,40 +232,44 @@ class ModelStub:
             self._record("side", scenario, session, None, 0, 200, model)
             return await self._answer(request, scenario.side, ids, model, None, stream, began, counted=False)
 
+        # A subagent's conversation plays the scenario's `subagent` script, counted on its own.
+        agent = request.headers.get(AGENT_HEADER, "").strip()[:64]
+        script = scenario.subagent if agent else scenario.turns
+        conversation = f"{session}/agent-{agent}" if agent else session  # ids and attempts are per conversation
         turn_index = sum(1 for m in messages if isinstance(m, dict) and m.get("role") == "assistant")
-        key = (session, scenario.name, turn_index)
+        key = (conversation, scenario.name, turn_index)
         attempt = self.attempts.pop(key, 0)
         self.attempts[key] = attempt + 1
         while len(self.attempts) > _MAX_SESSIONS:
             self.attempts.popitem(last=False)
 
-        turn = scenario.turn(turn_index)
+        turn = script[turn_index] if turn_index < len(script) else None
         if turn is None:
             self.stats.after_script += 1
-            self._record("after_script", scenario, session, turn_index, attempt, 200, model)
-            ids = answers.ids_for(scenario.seed, scenario.name, session, turn_index, 0)
+            self._record("after_script", scenario, session, turn_index, attempt, 200, model, agent)
+            ids = answers.ids_for(scenario.seed, scenario.name, conversation, turn_index, 0)
             return await self._answer(request, Turn(text=scenario.after_script), ids, model, None, stream, began,
                                       counted=False)
-        request_id = answers.stable_id("req", scenario.seed, scenario.name, session, turn_index, attempt)
+        request_id = answers.stable_id("req", scenario.seed, scenario.name, conversation, turn_index, attempt)
         if attempt < len(turn.faults):
             fault = turn.faults[attempt]
             self.stats.faults += 1
-            self._record("fault", scenario, session, turn_index, attempt, fault.status, model)
+            self._record("fault", scenario, session, turn_index, attempt, fault.status, model, agent)
             if not fault.mid_stream or not stream:
                 headers = {"request-id": request_id}
                 if fault.retry_after is not None:
                     headers["retry-after"] = f"{fault.retry_after:g}"
                 return self._recorded(web.json_response(answers.fault_body(fault, request_id), status=fault.status,
                                                         headers=headers))
-            ids = answers.ids_for(scenario.seed, scenario.name, session, turn_index, 0)
+            ids = answers.ids_for(scenario.seed, scenario.name, conversation, turn_index, 0)
             resp = await self._open_stream(request, request_id)
             await resp.write(answers.message_start(turn, ids, turn.model or model))
             await resp.write(answers.sse("error", answers.fault_body(fault, request_id)))
             await resp.write_eof()
             return self._recorded(resp)
         self.stats.turns += 1
-        self._record("turn", scenario, session, turn_index, attempt, 200, turn.model or model)
-        ids = answers.ids_for(scenario.seed, scenario.name, session, turn_index, len(turn.tools))
+        self._record("turn", scenario, session, turn_index, attempt, 200, turn.model or model, agent)
+        ids = answers.ids_for(scenario.seed, scenario.name, conversation, turn_index, len(turn.tools))
         return await self._answer(request, turn, ids, turn.model or model, _workdir(body), stream, began,
                                   request_id=request_id, counted=True)
 
@@ -306,13 +311,16 @@ class ModelStub:
         return resp
 
     def _record(self, kind: str, scenario: Scenario, session: str, turn: int | None, attempt: int, status: int,
-                model: str) -> None:
+                model: str, agent: str = "") -> None:
         """One line per answered request in the stub's log: its shape, never its content."""
         if self._log:
-            self._log.write(json.dumps({
+            line: dict[str, Any] = {
                 "time": round(time.time(), 3), "kind": kind, "scenario": scenario.name, "session": session,
                 "turn": turn, "attempt": attempt, "status": status, "model": model,
-            }) + "\n")
+            }
+            if agent:
+                line["agent"] = agent  # a subagent's request (its `subagent` script)
+            self._log.write(json.dumps(line) + "\n")
 
 
 # --- request checks (the API's messages for the same mistakes) -----------------------------------------

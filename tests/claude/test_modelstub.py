@@ -201,3 +201,19 @@ def test_the_log_has_one_line_per_request_and_no_content(tmp_path: Path) -> None
         ("fault", 429), ("fault", 529), ("turn", 200), ("side", 200), ("http", 400), ("http", 200)]
     assert lines[-1]["method"] == "HEAD" and lines[-1]["path"] == "/api/hello"
     assert "secret" not in log.read_text()
+
+
+def test_a_subagent_plays_its_own_script(tmp_path: Path) -> None:
+    log = tmp_path / "requests.jsonl"
+    with RunningStub(LAB_SCENARIOS, default="subagent", log=log) as stub:
+        main = post(stub, request_body(stream=False), session("s-agent")).json()
+        assert main["content"][1]["name"] == "Agent" and main["content"][1]["input"]["model"] == "haiku"
+        agent = {**session("s-agent"), "x-claude-code-agent-id": "a1"}
+        helper = post(stub, request_body(stream=False, model="claude-haiku-5-5"), agent).json()
+        assert helper["content"] == [{"type": "text", "text": "The folder is empty."}]
+        assert helper["model"] == "claude-haiku-5-5" and helper["usage"]["input_tokens"] == 700
+        final = post(stub, request_body(assistant_turns=1, stream=False), session("s-agent")).json()
+        assert final["content"][0]["text"] == "The helper found an empty folder."
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [(x["turn"], x.get("agent")) for x in lines] == [(0, None), (0, "a1"), (1, None)]
+    assert {x["session"] for x in lines} == {"s-agent"}

@@ -179,6 +179,15 @@ def test_the_contract_finds_no_violation_in_the_real_client(lab: LabState, edit_
     assert found["violations"] == 0
 
 
+def test_a_subagent_on_another_model(lab: LabState) -> None:
+    session = run_claude(lab, "subagent")
+    found = assert_scripted_figures(lab, "subagent", session)
+    assert found["models"] == ["claude-haiku-5-5", "claude-opus-5-5"]
+    by_model = prom(lab, f'sum by (model) (claude_code_token_usage_tokens_total{{session_id="{session}"}})')
+    assert by_model == {"claude-haiku-5-5": 700 + 15 + 1400, "claude-opus-5-5": 1360 + 90 + 2600 + 2690}
+    assert found["violations"] == 0
+
+
 def test_retried_faults_and_an_exhausted_retry_budget(lab: LabState) -> None:
     # 429 (retry-after), 529 and 500, each retried by the client until the scripted answer comes.
     retried = run_claude(lab, "retries")
