@@ -19,7 +19,9 @@ app.add_typer(proxy_app, name="proxy")
 @proxy_app.command("serve")
 def serve(
     config: Annotated[Path, typer.Option("--config", "-c", help="Proxy config YAML (e.g. lab/proxy/proxy.yaml).")],
-    check: Annotated[bool, typer.Option("--check", help="Only load and validate the config, then exit.")] = False,
+    check: Annotated[
+        bool, typer.Option("--check", help="Only load and validate the config and its contract, then exit.")
+    ] = False,
     log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Run the proxy in the foreground until SIGTERM / Ctrl-C."""
@@ -27,6 +29,10 @@ def serve(
 
     cfg = proxy_config.load(config)
     if check:
+        if cfg.contract_path is not None:   # the dry run also proves the contract loads (`labctl reload`)
+            from labctl.contract import load_contract
+
+            load_contract(cfg.contract_path)
         typer.echo(f"{config}: ok (mode {cfg.mode}, upstream {cfg.upstream.endpoint or 'none: the proxy is the sink'})")
         return
     # Plain lines on stderr: the native runtime captures them into the service log. Headers are never logged.

@@ -17,11 +17,14 @@ log = logging.getLogger("labctl.proxy.admin")
 
 # PUT body (or None for DELETE) -> (HTTP status, JSON answer)
 Retarget = Callable[[Any], Awaitable[tuple[int, dict[str, Any]]]]
+# POST /api/reload: read proxy.yaml again -> (HTTP status, JSON answer)
+Reload = Callable[[], Awaitable[tuple[int, dict[str, Any]]]]
 
 
 def make_admin_app(stats_provider: Callable[[], dict[str, Any]], ready: Callable[[], tuple[bool, str]],
                    extra_routes: list[web.RouteDef], retarget: Retarget | None = None,
-                   token: str = "", allowed_hosts: tuple[str, ...] = ("proxy",)) -> web.Application:
+                   token: str | Callable[[], str] = "", allowed_hosts: tuple[str, ...] = ("proxy",),
+                   reload: Reload | None = None) -> web.Application:
     async def api_stats(_: web.Request) -> web.Response:
         return web.json_response(stats_provider())
 
@@ -46,8 +49,13 @@ def make_admin_app(stats_provider: Callable[[], dict[str, Any]], ready: Callable
         status, answer = await retarget(None) if retarget else (409, {"error": "no upstream"})
         return web.json_response(answer, status=status)
 
+    async def post_reload(_: web.Request) -> web.Response:
+        status, answer = await reload() if reload else (409, {"error": "this proxy cannot reload its config"})
+        return web.json_response(answer, status=status)
+
     mine = [web.get("/api/stats", api_stats), web.get("/healthz", healthz), web.get("/readyz", readyz),
-            web.put("/api/upstream", put_upstream), web.delete("/api/upstream", delete_upstream)]
+            web.put("/api/upstream", put_upstream), web.delete("/api/upstream", delete_upstream),
+            web.post("/api/reload", post_reload)]
     taken = {(r.method, r.path) for r in mine}
     app = web.Application(middlewares=[guard.middleware(token, allowed_hosts)])
     app.add_routes(mine)

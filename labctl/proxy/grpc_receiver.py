@@ -25,6 +25,10 @@ class GrpcReceiver:
     def __init__(self, ingest: Ingest, stats: Stats, *, token: str) -> None:
         self.ingest = ingest
         self.stats = stats
+        self.set_token(token)
+
+    def set_token(self, token: str) -> None:
+        """The bearer token clients must send (empty: none); proxy.yaml reloads change it live."""
         self._expected_auth = f"Bearer {token}".encode() if token else b""
 
     def handlers(self) -> list[grpc.GenericRpcHandler]:

@@ -54,8 +54,10 @@ def token_matches(request: web.Request, token: str) -> bool:
     return bool(cookie) and hmac.compare_digest(cookie.encode(), expected)
 
 
-def middleware(token: str, allowed_hosts: Iterable[str]) -> Middleware:
+def middleware(token: str | Callable[[], str], allowed_hosts: Iterable[str]) -> Middleware:
+    """`token`: the token, or a function returning the current one (a proxy.yaml reload may change it)."""
     allowed = tuple(allowed_hosts)
+    current_token = token if callable(token) else (lambda: token)
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -64,6 +66,7 @@ def middleware(token: str, allowed_hosts: Iterable[str]) -> Middleware:
                 {"error": f"unexpected Host header {request.headers.get('Host')!r}: this lab answers only "
                           "127.0.0.1, localhost and its own service names (DNS rebinding guard)"},
                 status=421)
+        token = current_token()
         if not token or request.path in OPEN_PATHS:
             return await handler(request)
         offered = request.query.get("token")

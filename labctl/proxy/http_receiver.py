@@ -41,6 +41,10 @@ class HttpReceiver:
         self.ingest = ingest
         self.stats = stats
         self.max_bytes = max_bytes
+        self.set_token(token)
+
+    def set_token(self, token: str) -> None:
+        """The bearer token clients must send (empty: none); proxy.yaml reloads change it live."""
         self._expected_auth = f"Bearer {token}".encode() if token else b""
 
     def app(self) -> web.Application:

@@ -14,9 +14,9 @@ import grpc
 from aiohttp import web
 
 from labctl.errors import LabError
-from labctl.proxy import h2_hint
+from labctl.proxy import h2_hint, reconfigure
 from labctl.proxy.admin import make_admin_app
-from labctl.proxy.config import Listen, ProxyConfig
+from labctl.proxy.config import Listen, ProxyConfig, load
 from labctl.proxy.forwarder import Forwarder
 from labctl.proxy.grpc_receiver import GrpcReceiver
 from labctl.proxy.http_receiver import HttpReceiver
@@ -59,6 +59,13 @@ class ProxyServer:
         self.ports: dict[str, int] = {}
         self._ready = False
         self._h2_hint: h2_hint.GrpcOnHttpPortHint | None = None
+        self.ingest: Ingest | None = None
+        self._receivers: list[GrpcReceiver | HttpReceiver] = []
+        # proxy.yaml reloads (POST /api/reload, SIGHUP): version 1 is the file read at start.
+        self.config_version = 1
+        self.pending_restart: list[str] = []
+        self.last_reload_error = ""
+        self._reload_lock = asyncio.Lock()
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
@@ -83,15 +90,21 @@ class ProxyServer:
             self.forwarder = Forwarder(cfg.upstream, self.spool, self.stats, make_sender(cfg.upstream))
         ingest = Ingest(mode=cfg.mode, stats=self.stats, spool=self.spool, contract=self.contract,
                         inspector=self.inspector, retry_after=cfg.retry_after)
+        self.ingest = ingest
         try:
             if cfg.otlp_grpc is not None:
-                await self._start_grpc(GrpcReceiver(ingest, self.stats, token=cfg.auth_token), cfg.otlp_grpc)
+                grpc_receiver = GrpcReceiver(ingest, self.stats, token=cfg.auth_token)
+                self._receivers.append(grpc_receiver)
+                await self._start_grpc(grpc_receiver, cfg.otlp_grpc)
             if cfg.otlp_http is not None:
                 http = HttpReceiver(ingest, self.stats, max_bytes=cfg.max_request_bytes, token=cfg.auth_token)
+                self._receivers.append(http)
                 self.ports["otlp_http"] = await self._start_http(http.app(), cfg.otlp_http, "otlp_http")
             routes = list(self.inspector.routes(self.stats_provider)) if self.inspector is not None else []
+            # The token is read per request: a proxy.yaml reload may change it (auth.bearer_token is live).
             admin = make_admin_app(self.stats_provider, self.readiness, routes, self.retarget,
-                                   token=cfg.auth_token, allowed_hosts=cfg.allowed_hosts)
+                                   token=lambda: self.cfg.auth_token, allowed_hosts=cfg.allowed_hosts,
+                                   reload=self.reload_config)
             self.ports["admin"] = await self._start_http(admin, cfg.admin, "admin", decompress=True)
         except BaseException:
             await self.stop()
@@ -169,6 +182,8 @@ class ProxyServer:
         loop = asyncio.get_running_loop()
         for sig in (signals.SIGTERM, signals.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        # SIGHUP re-reads proxy.yaml, like the Collector (the default action would end the proxy).
+        loop.add_signal_handler(signals.SIGHUP, lambda: loop.create_task(self.reload_config()))
         try:
             await stop.wait()
             log.info("stopping: unsent data stays in the spool and is sent after the next start")
@@ -193,6 +208,49 @@ class ProxyServer:
             # channel that saw the upstream refuse would first wait out its own reconnect delay).
             await self.forwarder.retry_now(make_sender(new))
         return 200, describe(new, configured)
+
+    async def reload_config(self) -> tuple[int, dict[str, Any]]:
+        """Read proxy.yaml again and apply what can change live (labctl.proxy.reconfigure says which).
+
+        A file that does not load changes nothing: the proxy keeps running its current configuration and
+        answers 400 with the error. Restart-only changes are reported as `restart_needed`."""
+        async with self._reload_lock:
+            running = self.cfg
+            if running.source is None:
+                return 409, {"error": "this proxy was not started from a file: nothing to reload"}
+            try:
+                new = await asyncio.to_thread(load, running.source)
+                contract = None
+                if running.contract_path and new.contract_path and new.contract_path != running.contract_path:
+                    loader = self._contract_loader or _default_contract_loader()
+                    contract = await asyncio.to_thread(loader, new.contract_path)
+            except LabError as exc:
+                self.last_reload_error = exc.message
+                log.error("proxy.yaml reload refused, version %d keeps running: %s", self.config_version,
+                          exc.message)
+                return 400, {"error": exc.message, "hint": exc.hint or "", "version": self.config_version}
+            live, restart = reconfigure.changed(running, new)
+            if live:
+                await self._apply_live(reconfigure.merged(running, new), contract)
+                self.config_version += 1
+            self.pending_restart, self.last_reload_error = restart, ""
+            log.info("proxy.yaml reloaded (version %d): live %s; waiting for a restart: %s", self.config_version,
+                     ", ".join(live) or "nothing changed", ", ".join(restart) or "nothing")
+            return 200, {"version": self.config_version, "applied": live, "restart_needed": restart}
+
+    async def _apply_live(self, cfg: ProxyConfig, contract: Any) -> None:
+        old, self.cfg = self.cfg, cfg
+        if self.ingest is not None:
+            self.ingest.mode, self.ingest.retry_after = cfg.mode, cfg.retry_after
+        for receiver in self._receivers:
+            receiver.set_token(cfg.auth_token)
+        if self.contract is not None and cfg.contract_path != old.contract_path:
+            self.contract.replace(cfg.contract_path, contract)
+        # A fault may have pointed the forwarder elsewhere (PUT /api/upstream): it stays there, and its heal
+        # (DELETE) returns to the new configured upstream.
+        forwarder = self.forwarder
+        if forwarder is not None and cfg.upstream != old.upstream and forwarder.settings == old.upstream:
+            await forwarder.retarget(cfg.upstream, make_sender(cfg.upstream))
 
     # -- reporting ----------------------------------------------------------------------------------
 
@@ -225,6 +283,12 @@ class ProxyServer:
                 "path": str(contract.path) if contract and contract.path else None,
                 "version": contract.version if contract else 0,
                 "last_reload_error": contract.last_error if contract else "",
+            },
+            "config": {
+                "path": str(self.cfg.source) if self.cfg.source else None,
+                "version": self.config_version,
+                "restart_needed": list(self.pending_restart),
+                "last_reload_error": self.last_reload_error,
             },
             "upstream": upstream,
             "counters": self.stats.counters(),

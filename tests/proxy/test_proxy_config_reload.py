@@ -1,0 +1,125 @@
+"""proxy.yaml reload on a running proxy process (POST /api/reload and SIGHUP): live settings take effect
+on the same connection, restart-only settings are reported as pending, a broken edit changes nothing."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+from proxy_harness import CONTRACT, make_config, wait_for
+from proxy_payloads import token_usage
+from proxy_process import REPO, ProxyProcess
+
+from labctl.state import free_port
+
+pytestmark = pytest.mark.integration
+
+PB = {"Content-Type": "application/x-protobuf"}
+
+
+def _edit(proxy: ProxyProcess, **sections: object) -> None:
+    raw = yaml.safe_load(proxy.config_path.read_text())
+    for key, value in sections.items():
+        raw[key] = {**raw.get(key, {}), **value} if isinstance(value, dict) else value
+    proxy.config_path.write_text(yaml.safe_dump(raw))
+
+
+def _post(session: requests.Session, proxy: ProxyProcess, token: str = "") -> int:
+    headers = {**PB, **({"Authorization": f"Bearer {token}"} if token else {})}
+    r = session.post(proxy.http + "/v1/metrics", data=token_usage(3).SerializeToString(), headers=headers,
+                     timeout=10)
+    return r.status_code
+
+
+def test_live_settings_apply_on_the_same_connection_and_restart_ones_wait(tmp_path: Path) -> None:
+    proxy = ProxyProcess(make_config(tmp_path / "data"), tmp_path).start()
+    try:
+        with requests.Session() as s:   # one keep-alive connection throughout
+            assert _post(s, proxy) == 200
+            _edit(proxy, auth={"bearer_token": "reloaded-token"}, contract={"mode": "enforce"},
+                  limits={"retry_after": "7s"}, spool={"max_bytes": "1MiB"})
+            r = requests.post(proxy.admin + "/api/reload", timeout=10)
+            assert r.status_code == 200, r.text
+            answer = r.json()
+            assert answer["version"] == 2
+            assert set(answer["applied"]) == {"auth.bearer_token", "contract.mode", "limits.retry_after"}
+            assert answer["restart_needed"] == ["spool.max_bytes"]
+            # The token is now required, on the connection opened before the reload.
+            assert _post(s, proxy) == 401
+            assert _post(s, proxy, "reloaded-token") == 200
+            stats = proxy.stats()
+            assert stats["mode"] == "enforce"
+            assert stats["config"]["version"] == 2 and stats["config"]["restart_needed"] == ["spool.max_bytes"]
+            # Reloading the same file again changes nothing and keeps the restart note.
+            again = requests.post(proxy.admin + "/api/reload", timeout=10).json()
+            assert again == {"version": 2, "applied": [], "restart_needed": ["spool.max_bytes"]}
+    finally:
+        proxy.stop()
+
+
+def test_a_broken_edit_is_refused_and_the_old_config_keeps_serving(tmp_path: Path) -> None:
+    proxy = ProxyProcess(make_config(tmp_path / "data"), tmp_path).start()
+    try:
+        good = proxy.config_path.read_text()
+        proxy.config_path.write_text(good + "spool:\n  overflow: sideways\n")
+        r = requests.post(proxy.admin + "/api/reload", timeout=10)
+        assert r.status_code == 400
+        assert r.json()["error"] == "spool.overflow: 'sideways' is not one of reject, drop_oldest"
+        proxy.config_path.write_text("listen: [not, a, mapping\n")
+        r = requests.post(proxy.admin + "/api/reload", timeout=10)
+        assert r.status_code == 400 and "is not valid YAML at line 2, column 1: expected ',' or ']'" in r.json()["error"]
+        stats = proxy.stats()
+        assert stats["config"]["version"] == 1
+        assert "not valid YAML" in stats["config"]["last_reload_error"]
+        with requests.Session() as s:
+            assert _post(s, proxy) == 200
+    finally:
+        proxy.stop()
+
+
+def test_sighup_reloads_instead_of_ending_the_proxy(tmp_path: Path) -> None:
+    proxy = ProxyProcess(make_config(tmp_path / "data"), tmp_path).start()
+    try:
+        _edit(proxy, contract={"mode": "enforce"})
+        assert proxy.proc is not None
+        proxy.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: proxy.stats()["config"]["version"] == 2, what="the SIGHUP reload")
+        assert proxy.proc.poll() is None and proxy.stats()["mode"] == "enforce"
+    finally:
+        proxy.stop()
+
+
+def test_upstream_changes_live_and_the_spool_goes_with_it(tmp_path: Path) -> None:
+    # Two upstreams that refuse (nothing listens): the data stays spooled across the switch.
+    first, second = f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"
+    raw = make_config(tmp_path / "data", upstream={"endpoint": first, "protocol": "http/protobuf",
+                                                   "retry": {"initial_interval": "50ms", "max_interval": "200ms"}})
+    proxy = ProxyProcess(raw, tmp_path).start()
+    try:
+        with requests.Session() as s:
+            assert _post(s, proxy) == 200
+        wait_for(lambda: proxy.stats()["gauges"]["spool_rows"] == 1, what="the request to be spooled")
+        _edit(proxy, upstream={"endpoint": second})
+        answer = requests.post(proxy.admin + "/api/reload", timeout=10).json()
+        assert answer["applied"] == ["upstream"] and answer["restart_needed"] == []
+        stats = proxy.stats()
+        assert stats["upstream"]["endpoint"] == second and stats["upstream"]["configured"] is True
+        assert stats["gauges"]["spool_rows"] == 1
+    finally:
+        proxy.stop()
+
+
+def test_dry_run_names_the_exact_error(tmp_path: Path) -> None:
+    config = tmp_path / "proxy.yaml"
+    raw = make_config(tmp_path / "data")
+    raw["contract"] = {"path": str(CONTRACT), "mode": "sometimes"}
+    config.write_text(yaml.safe_dump(raw))
+    out = subprocess.run([sys.executable, "-m", "labctl", "proxy", "serve", "--config", str(config), "--check"],
+                         capture_output=True, text=True, cwd=REPO, timeout=60, check=False)
+    assert out.returncode == 2   # LabError
+    assert "contract.mode: 'sometimes' is not one of observe, enforce" in out.stdout + out.stderr
