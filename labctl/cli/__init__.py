@@ -20,6 +20,7 @@ _COMMAND_MODULES = [
     "fault_commands",
     "check_commands",
     "claude_commands",
+    "ops_commands",
 ]
 
 

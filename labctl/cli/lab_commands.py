@@ -112,7 +112,7 @@ def _up(
         runtime.auto_install = True
     ui.info(f"starting [bold]{stage.name}[/] ({stage.adds}) with the {lab.runtime} runtime")
     runtime.up(stage.name)
-    rows = runtime.status()
+    rows = _note_edited_configs(lab, model, runtime.status())
     if json_out:
         ui.print_json(_status_doc(lab, rows))
         return
@@ -127,6 +127,10 @@ def _up(
     if lab.settings.get("auth_enabled"):
         ui.info("auth is on: clients must send the lab's bearer token — `labctl env` prints it in the block; "
                 "`labctl url proxy` prints the inspector page's address with it")
+    for r in rows:
+        if r.config_edited:
+            ui.warn(f"{r.service} runs an older version of {', '.join(r.config_edited)}: "
+                    f"`labctl reload {r.service}` applies the edit without a restart")
     ui.info(f"next: {next_step}")
     later = [s for s in model.stages.values() if s.layer == stage.layer + 1]
     if later:
@@ -156,6 +160,17 @@ def down(
     ui.success("lab stopped" + (" and its data deleted" if volumes else " (data kept; --volumes deletes it)"))
 
 
+def _note_edited_configs(lab: LabState, model: LabModel, rows: list[ServiceStatus]) -> list[ServiceStatus]:
+    """Running services whose configuration files were edited since they (re)loaded them."""
+    from labctl.ops.config_files import describe, edited_since_applied
+
+    for r in rows:
+        if r.state in ("running", "frozen") and (edited := edited_since_applied(lab, model, r.service)):
+            r.config_edited = edited
+            r.detail = "; ".join(filter(None, [r.detail, f"older {describe(edited)}: `labctl reload {r.service}`"]))
+    return rows
+
+
 def _status_doc(lab: LabState, rows: list[ServiceStatus]) -> dict[str, object]:
     return {
         "running": bool(lab.stage),
@@ -177,7 +192,7 @@ def status(json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")]
             ui.info("no lab is running. Start one with `labctl up module-1`.")
         return
     lab = LabState.load(directory)
-    rows = get_runtime(lab).status()
+    rows = _note_edited_configs(lab, load_model(), get_runtime(lab).status())
     if json_out:
         ui.print_json(_status_doc(lab, rows))
         return
@@ -189,6 +204,9 @@ def status(json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")]
     for r in rows:
         if r.state == "not available":
             ui.warn(f"{r.service} is not available on this machine: {r.detail}")
+        if r.config_edited:
+            ui.warn(f"{r.service} runs an older version of {', '.join(r.config_edited)}: "
+                    f"`labctl reload {r.service}` applies the edit")
 
 
 @app.command()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import requests
@@ -24,6 +24,8 @@ class ServiceStatus:
     url: str | None
     pid: int | None = None
     detail: str = ""
+    # Configuration files edited since the service (re)loaded them (lab.yaml `config:`; `labctl reload`).
+    config_edited: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)

@@ -19,6 +19,7 @@ from python_on_whales.exceptions import DockerException
 from labctl import ui
 from labctl.errors import LabError
 from labctl.model import DOCKER_REPO, LabModel
+from labctl.ops.config_files import record_applied
 from labctl.runtimes.base import Runtime, ServiceStatus, docker_engine
 from labctl.runtimes.ports import check_ports_free
 from labctl.runtimes.targets import write_targets
@@ -176,6 +177,7 @@ class DockerRuntime(Runtime):
             "start the lab",
         )
         self._wait_collector(services)
+        record_applied(self.lab, self.model, services)  # `labctl status` names files edited later
 
     def prepare_files(self) -> None:
         self.write_env_file()
@@ -290,6 +292,7 @@ class DockerRuntime(Runtime):
             lambda c: c.compose.up([service], detach=True, wait=True, wait_timeout=WAIT_TIMEOUT), f"start {service}"
         )
         self._wait_collector([service])
+        record_applied(self.lab, self.model, [service])
 
     def restart(self, service: str) -> None:
         # Recreate, so changed overrides (command, environment) take effect.
@@ -303,7 +306,35 @@ class DockerRuntime(Runtime):
             f"restart {service}",
         )
         self._wait_collector([service])
+        record_applied(self.lab, self.model, [service])
 
     def kill_service(self, service: str, signal: int) -> None:
         self.model.service(service)
         self._compose(lambda c: c.compose.kill([service], signal=signal), f"signal {service}")
+
+    # --- operating a running lab (labctl reload, backup, restore) -----------------------------------------
+
+    def exec_in(self, service: str, argv: list[str], user: str | None = None) -> tuple[int, str]:
+        """Run argv inside the service's running container: (exit code, output). The validation tools
+        (`otelcol validate`, `promtool check`, the proxy's dry run) run where the service runs."""
+        try:
+            out = self.client().compose.execute(service, argv, tty=False, user=user)
+        except DockerException as exc:
+            return exc.return_code or 1, "\n".join(filter(None, [exc.stdout, exc.stderr])).strip()
+        return 0, (out or "").strip()
+
+    def container_id(self, service: str) -> str:
+        container = self._containers().get(service)
+        if container is None:
+            raise LabError(f"{service} has no container in this lab", f"start it with `labctl up {self.lab.stage}`")
+        return str(container.id)
+
+    def copy_from(self, service: str, path: str, dest: Path) -> None:
+        """`docker cp` a path out of the service's container (running or stopped)."""
+        cid = self.container_id(service)
+        self._compose(lambda c: c.container.copy((cid, path), dest), f"copy {path} out of {service}")
+
+    def copy_to(self, service: str, src: Path, path: str) -> None:
+        """`docker cp` a local path into the service's container (running or stopped)."""
+        cid = self.container_id(service)
+        self._compose(lambda c: c.container.copy(src, (cid, path)), f"copy {src} into {service}")

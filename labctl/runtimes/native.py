@@ -20,6 +20,7 @@ import psutil
 from labctl import ui
 from labctl.errors import LabError
 from labctl.model import Placement
+from labctl.ops.config_files import record_applied
 from labctl.runtimes import process
 from labctl.runtimes.base import Runtime, ServiceStatus
 from labctl.runtimes.ports import check_ports_free
@@ -213,6 +214,7 @@ class NativeRuntime(Runtime):
             # Only the lab's own settings count: the user's shell env may differ between invocations.
             fingerprint=launch.fingerprint,
         )
+        record_applied(self.lab, self.model, [launch.service])  # `labctl status` names files edited later
 
     def _wait_healthy(self, services: list[str], timeout: float = HEALTH_TIMEOUT) -> None:
         if not services:

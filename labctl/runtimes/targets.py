@@ -50,18 +50,23 @@ def write_targets(model: LabModel, targets_dir: Path, addr: Callable[[str, str],
 
 
 def install_prometheus_config(model: LabModel, data_dir: Path) -> None:
-    """Copy prometheus.yml and rules/ into Prometheus's data dir (targets/ is written beside them)."""
+    """Link prometheus.yml and rules/ into Prometheus's data dir (targets/ is written beside them).
+
+    Links, not copies: Prometheus resolves `rule_files` and `file_sd` paths against the directory of the
+    config path it was given (the data dir, where the lab's targets are), while the files it reads are the
+    repository's own — so an edit plus `labctl reload prometheus` (or POST /-/reload) re-reads the real
+    files, exactly as the docker runtime's bind mounts do."""
     src = model.root / "lab" / "prometheus"
     config = src / "prometheus.yml"
     if not config.is_file():
         raise LabError(f"{config} is missing", "restore lab/prometheus/prometheus.yml from the repository")
+    if not (src / "rules").is_dir():
+        raise LabError(f"{src / 'rules'} is missing", "restore lab/prometheus/rules/ from the repository")
     data_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(config, data_dir / "prometheus.yml")
-    rules = data_dir / "rules"
-    if rules.exists():
-        shutil.rmtree(rules)
-    if (src / "rules").is_dir():
-        # Only the rule files: rule unit tests (tests/*.yml beside them) are not for the server.
-        shutil.copytree(src / "rules", rules, ignore=shutil.ignore_patterns("*test*"))
-    else:
-        rules.mkdir()
+    for name, target in (("prometheus.yml", config), ("rules", src / "rules")):
+        link = data_dir / name
+        if link.is_symlink() or link.is_file():
+            link.unlink()
+        elif link.is_dir():
+            shutil.rmtree(link)  # a copy made by an older labctl
+        link.symlink_to(target.resolve())

@@ -1,4 +1,4 @@
-"""Prometheus's files for the native runtime: config + rules copied, file_sd targets from the lab's ports."""
+"""Prometheus's files for the native runtime: config + rules linked to the repository's, file_sd targets from the lab's ports."""
 
 from __future__ import annotations
 
@@ -25,6 +25,9 @@ def test_prometheus_data_dir_gets_config_rules_and_a_target_per_job(tmp_path):
     rules = sorted(p.name for p in (data / "rules").iterdir())
     expected = sorted(p.name for p in (model.root / "lab" / "prometheus" / "rules").glob("*.yml"))
     assert rules == expected and rules
+    # The repository's own files, so an edit is what a reload reads (no stale copy).
+    assert (data / "prometheus.yml").resolve() == (model.root / "lab" / "prometheus" / "prometheus.yml").resolve()
+    assert (data / "rules").resolve() == (model.root / "lab" / "prometheus" / "rules").resolve()
 
     collector = json.loads((data / "targets" / "collector.json").read_text())
     assert collector == [{"targets": [f"127.0.0.1:{8889 + 7}"], "labels": {"service": "collector", "layer": "2"}}]
@@ -50,3 +53,16 @@ def test_natively_the_collector_is_scraped_through_the_scrape_relay_with_its_own
     # Grafana's hop to prometheus.web goes through the query relay; Prometheus scraping itself does not.
     own = json.loads((targets / "prometheus.json").read_text())
     assert own[0]["targets"] == [f"127.0.0.1:{9090 + 7}"] and "instance" not in own[0]["labels"]
+
+
+def test_a_copy_left_by_an_older_labctl_is_replaced_by_links(tmp_path):
+    model = load_model()
+    data = tmp_path / "data"
+    (data / "rules").mkdir(parents=True)
+    (data / "rules" / "stale.yml").write_text("groups: []\n")
+    (data / "prometheus.yml").write_text("global: {}\n")
+    install_prometheus_config(model, data)
+    assert (data / "rules").is_symlink() and (data / "prometheus.yml").is_symlink()
+    assert not (model.root / "lab" / "prometheus" / "rules" / "stale.yml").exists()
+    install_prometheus_config(model, data)  # again: idempotent
+    assert (data / "rules").is_symlink()

@@ -16,6 +16,8 @@ Config sections (all optional):
 
 from __future__ import annotations
 
+import json
+import logging
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -33,6 +35,8 @@ from labctl.proxy.inspect.records import LazyRecords, safe_record
 from labctl.proxy.inspect.sessions import SessionTracker
 from labctl.proxy.inspect.store import JsonlLog, PayloadStore, dumps
 from labctl.redact import Redactor
+
+log = logging.getLogger("labctl.proxy.inspect")
 
 __all__ = ["Inspector"]
 
@@ -83,6 +87,7 @@ class Inspector:
                                       _positive_int(ins, "max_series", 20_000, "inspect"), hidden)
         sess = _section(config, "sessions", ("max",))
         self.sessions = SessionTracker(_positive_int(sess, "max", 1000, "sessions"), hidden)
+        self._restore_sessions()
         logc = _section(config, "log", ("enabled", "path", "max_bytes", "writer"))
         self.jsonl: JsonlLog | None = None
         self.log_writer: LogWriterProcess | None = None
@@ -118,6 +123,17 @@ class Inspector:
             self.log_writer = LogWriterProcess(self._log_path, self._log_max)
         elif self._log_mode == "inline":
             self.jsonl = JsonlLog(self._log_path, self._log_max)
+
+    def _restore_sessions(self) -> None:
+        """`labctl restore` leaves the backed-up sessions here; they are taken over once, at start."""
+        path = self.data_dir / "inspect" / "sessions.json"
+        if not path.is_file():
+            return
+        try:
+            self.sessions.restore(json.loads(path.read_text())["sessions"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.error("restored sessions in %s are unreadable, starting without them: %s", path, exc)
+        path.replace(path.with_name("sessions.json.loaded"))
 
     # --- observing -------------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ sessions are forgotten beyond `max_sessions`.
 
 from __future__ import annotations
 
+import calendar
 import math
 import time
 from collections import OrderedDict
@@ -98,6 +99,27 @@ class Session:
             "violations": self.violations,
         }
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Session:
+        """A session as to_dict() wrote it (a restored backup, `labctl restore`)."""
+        s = cls(str(d["session_id"]), _epoch(d.get("first_seen")))
+        s.last_seen = _epoch(d.get("last_seen"))
+        s.user, s.service_version = str(d.get("user", "")), str(d.get("service_version", ""))
+        s.models = set(d.get("models") or [])
+        s.tokens = {str(k): float(v) for k, v in (d.get("tokens") or {}).items()}
+        s.cost_usd = float(d.get("cost_usd", 0))
+        s.lines = {"added": float(d.get("lines_added", 0)), "removed": float(d.get("lines_removed", 0))}
+        s.lines = {k: v for k, v in s.lines.items() if v}
+        s.commits, s.pull_requests = float(d.get("commits", 0)), float(d.get("pull_requests", 0))
+        s.active_time_s = {str(k): float(v) for k, v in (d.get("active_time_by_type") or {}).items()}
+        s.edit_decisions = {str(k): float(v) for k, v in (d.get("edit_decisions") or {}).items()}
+        s.starts = float(d.get("sessions_started", 0))
+        s.prompts, s.api_requests = int(d.get("prompts", 0)), int(d.get("api_requests", 0))
+        s.api_errors, s.tool_results = int(d.get("api_errors", 0)), int(d.get("tool_results", 0))
+        s.tool_decisions = {str(k): int(v) for k, v in (d.get("tool_decisions") or {}).items()}
+        s.tool_failures, s.violations = int(d.get("tool_failures", 0)), int(d.get("violations", 0))
+        return s
+
     def csv_row(self) -> dict[str, Any]:
         d = self.to_dict()
         t = d["tokens"]
@@ -123,6 +145,13 @@ def _num(x: float) -> float | int:
 
 def _iso(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def _epoch(iso: Any) -> float:
+    try:
+        return float(calendar.timegm(time.strptime(str(iso), "%Y-%m-%dT%H:%M:%SZ")))
+    except ValueError:
+        return time.time()
 
 
 class SessionTracker:
@@ -276,6 +305,14 @@ class SessionTracker:
                     break
         if not s.service_version:
             s.service_version = str(resource.get("service.version", "") or "")
+
+    def restore(self, sessions: list[dict[str, Any]]) -> None:
+        """Sessions from a backup (oldest first, as list() returns them newest first)."""
+        for d in reversed(sessions):
+            s = Session.from_dict(d)
+            self.sessions[s.session_id] = s
+        while len(self.sessions) > self.max_sessions:
+            self.sessions.popitem(last=False)
 
     def list(self) -> list[dict[str, Any]]:
         return [s.to_dict() for s in reversed(self.sessions.values())]

@@ -1,0 +1,1 @@
+"""Operating a running lab: configuration reloads, backup and restore."""
