@@ -9,11 +9,22 @@ from pathlib import Path
 import pytest
 import yaml
 
+from labctl.checks.layer4 import _BUILTINS
 from labctl.model import load_model
 from tests.configs.confhelpers import DASHBOARDS, REPO, binary
 from tests.configs.dashboards import DASHBOARD_FILES, DATASOURCE_UID, datasource_uids, load, panels, queries
 
 PROVISIONING = DASHBOARDS / "provisioning"
+# The PromQL features the lab's Prometheus runs with (lab/lab.yaml's --enable-feature).
+PROMETHEUS_FEATURES = next(
+    a.split("=", 1)[1] for a in load_model(REPO).service("prometheus").native.args if a.startswith("--enable-feature=")
+)
+
+
+def substitute(expr: str) -> str:
+    for key, value in _BUILTINS.items():
+        expr = expr.replace(key, value)
+    return expr
 
 
 def _yaml(path: Path) -> dict:
@@ -88,7 +99,9 @@ def test_pipeline_dashboard_covers_each_layer() -> None:
 @pytest.mark.integration
 def test_every_query_parses(tmp_path: Path) -> None:
     # promtool parses PromQL offline when the queries are recording rules.
-    rules = [{"record": f"lab:panel_query_{i}", "expr": q.expr} for i, q in enumerate(queries())]
+    # Grafana's builtins ($__range ...) substituted as labctl's layer-4 check does; the features the lab's
+    # Prometheus runs with (lab/lab.yaml) enabled.
+    rules = [{"record": f"lab:panel_query_{i}", "expr": substitute(q.expr)} for i, q in enumerate(queries())]
     alert_exprs = [
         d["model"]["expr"]
         for f in (PROVISIONING / "alerting").glob("*.yaml")
@@ -101,7 +114,8 @@ def test_every_query_parses(tmp_path: Path) -> None:
     path = tmp_path / "panels.yml"
     path.write_text(yaml.safe_dump({"groups": [{"name": "panels", "rules": rules}]}))
     result = subprocess.run(
-        [str(binary("promtool")), "check", "rules", str(path)], capture_output=True, text=True, check=False
+        [str(binary("promtool")), "check", "rules", str(path), f"--enable-feature={PROMETHEUS_FEATURES}"],
+        capture_output=True, text=True, check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"SUCCESS: {len(rules)} rules found" in result.stdout

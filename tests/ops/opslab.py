@@ -1,0 +1,190 @@
+"""A native lab run from a private copy of the repository, so a test can edit the lab's configuration
+files the way a student does (collector-configs/base.yaml, lab/prometheus/, lab/proxy/proxy.yaml) without
+touching the checkout other tests read. Plus a client that exports every second, and the totals a student
+compares: the proxy's count, Prometheus' stored samples, the dashboard's query."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from itertools import pairwise
+from pathlib import Path
+from typing import Any, Self
+
+import requests
+
+from labctl.checks.layer4 import _BUILTINS
+from labctl.state import LabState
+from tests.conftest import kill_leftovers, labctl_env
+
+REPO = Path(__file__).resolve().parents[2]
+COPIED = ("labctl", "lab", "collector-configs", "dashboards", "compose", "pyproject.toml")
+
+
+def copy_repo(dest: Path) -> Path:
+    dest.mkdir(parents=True)
+    for name in COPIED:
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(src, dest / name)
+    return dest
+
+
+class CopyLab:
+    def __init__(self, root: Path, state_dir: Path) -> None:
+        self.root, self.dir = root, state_dir
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return labctl_env(PYTHONPATH=str(self.root), **extra)
+
+    def cli(self, *args: str, check: bool = True, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "labctl", "--state-dir", str(self.dir), *args]
+        res = subprocess.run(cmd, capture_output=True, text=True, env=self.env(), cwd=self.root, timeout=timeout,
+                             check=False)
+        if check and res.returncode != 0:
+            raise AssertionError(f"`labctl {' '.join(args)}` exited {res.returncode}\n{res.stdout}\n{res.stderr}")
+        return res
+
+    @property
+    def state(self) -> LabState:
+        return LabState.load(self.dir)
+
+    def path(self, rel: str) -> Path:
+        return self.root / rel
+
+    def edit(self, rel: str, change: Callable[[str], str]) -> str:
+        """Apply `change` to a file of the copy; returns the old text (to put it back)."""
+        path = self.path(rel)
+        old = path.read_text()
+        new = change(old)
+        assert new != old, f"the edit of {rel} changed nothing"
+        path.write_text(new)
+        return old
+
+    def prom(self, path: str, **params: str) -> Any:
+        r = requests.get(self.state.url("prometheus", "web") + path, params=params, timeout=10)
+        r.raise_for_status()
+        return r.json()["data"]
+
+    def query_value(self, expr: str, at: float | None = None) -> float | None:
+        params = {"query": expr, **({"time": f"{at:.3f}"} if at is not None else {})}
+        res = self.prom("/api/v1/query", **params)["result"]
+        return float(res[0]["value"][1]) if res else None
+
+
+@contextlib.contextmanager
+def copy_lab(tmp_path: Path, stage: str) -> Iterator[CopyLab]:
+    lab = CopyLab(copy_repo(tmp_path / "repo"), tmp_path / "lab")
+    try:
+        lab.cli("--runtime", "native", "up", stage, "--free-ports")
+        yield lab
+    finally:
+        if LabState.exists(lab.dir):
+            lab.cli("down", check=False)
+        kill_leftovers(lab.dir)
+
+
+# --- the client: Claude Code's telemetry, exported every second ----------------------------------------------
+
+
+def start_client(lab: CopyLab, marker: str, duration: float, seed: int = 11, sessions: int = 2) -> subprocess.Popen[str]:
+    """`labctl emit` configured as a student's Claude Code would be, with a 1 s export interval."""
+    env = lab.env(CLAUDE_CODE_ENABLE_TELEMETRY="1", OTEL_METRICS_EXPORTER="otlp", OTEL_LOGS_EXPORTER="otlp",
+                  OTEL_EXPORTER_OTLP_PROTOCOL="grpc",
+                  OTEL_EXPORTER_OTLP_ENDPOINT=lab.state.url("proxy", "otlp_grpc"),
+                  OTEL_METRIC_EXPORT_INTERVAL="1000", OTEL_LOGS_EXPORT_INTERVAL="1000")
+    cmd = [sys.executable, "-m", "labctl", "emit", "--sessions", str(sessions), "--duration", str(duration),
+           "--rate", "60", "--seed", str(seed), "--marker", marker, "--error-rate", "0", "--json", "--quiet",
+           "--fail-on-error"]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=lab.root)
+
+
+def client_summary(proc: subprocess.Popen[str], timeout: float = 120) -> dict[str, Any]:
+    out, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, f"the client failed (exit {proc.returncode}):\n{out}\n{err}"
+    return dict(json.loads(out))
+
+
+# --- totals ----------------------------------------------------------------------------------------------------
+
+
+def proxy_tokens(lab: CopyLab) -> dict[str, dict[str, float]]:
+    """What the proxy counted: tokens per session and type (`labctl proxy sessions --json`)."""
+    sessions = json.loads(lab.cli("proxy", "sessions", "--json").stdout)
+    return {s["session_id"]: {k: float(v) for k, v in s["tokens"].items() if v} for s in sessions}
+
+
+def stored_tokens(lab: CopyLab, marker: str, window: str = "30m") -> dict[str, dict[str, float]]:
+    """Every token Prometheus stored, from its raw samples: each series' first value plus every increase,
+    a drop being a counter reset (the Collector's totals start again after a reload)."""
+    expr = f'claude_code_token_usage_tokens_total{{lab_marker="{marker}"}}[{window}]'
+    out: dict[str, dict[str, float]] = {}
+    for series in lab.prom("/api/v1/query", query=expr)["result"]:
+        values = [float(v) for _, v in series["values"]]
+        total = values[0] + sum(b - a if b >= a else b for a, b in pairwise(values))
+        m = series["metric"]
+        by_type = out.setdefault(m["session_id"], {})
+        by_type[m["type"]] = by_type.get(m["type"], 0.0) + total
+    return out
+
+
+def dashboard_expr(title: str) -> str:
+    """A panel's query from dashboards/claude-code-usage.json, with Grafana's builtins as the check sets them."""
+    board = json.loads((REPO / "dashboards" / "claude-code-usage.json").read_text())
+    expr = next(t["expr"] for p in board["panels"] if p.get("title") == title for t in p.get("targets", []))
+    for key, value in _BUILTINS.items():
+        expr = expr.replace(key, value)
+    return str(expr)
+
+
+class Watcher:
+    """Polls a query twice a second in the background: the dashboard total as a student would watch it."""
+
+    def __init__(self, lab: CopyLab, expr: str) -> None:
+        self.lab, self.expr = lab, expr
+        self.values: list[tuple[float, float]] = []
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                value = self.lab.query_value(self.expr)
+                if value is not None:
+                    self.values.append((time.time(), value))
+            except (requests.RequestException, KeyError, ValueError) as exc:
+                self.errors.append(str(exc))
+            self._stop.wait(0.5)
+
+    def drops(self) -> list[tuple[float, float]]:
+        """Every (before, after) where the total went down."""
+        vals = [v for _, v in self.values]
+        return [(a, b) for a, b in pairwise(vals) if b < a - 1e-9]
+
+
+def wait_until(what: str, probe: Callable[[], Any], timeout: float = 30.0, interval: float = 0.5) -> Any:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last value: {last!r}")
