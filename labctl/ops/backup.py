@@ -155,7 +155,8 @@ def _backup_prometheus(runtime: Runtime, dest: Path) -> dict[str, Any]:
 def _backup_proxy(runtime: Runtime, dest: Path) -> dict[str, Any]:
     dest.mkdir(parents=True)
     try:
-        sessions = requests.get(runtime.lab.url("proxy", "admin") + "/api/sessions", timeout=30).json()["sessions"]
+        sessions = requests.get(runtime.lab.url("proxy", "admin") + "/api/sessions", timeout=30,
+                                headers=runtime.lab.admin_headers()).json()["sessions"]
     except (requests.RequestException, ValueError, KeyError) as exc:
         raise LabError(f"the proxy did not list its sessions: {exc}", "`labctl status`, `labctl logs proxy`") from None
     if runtime.name == "docker":

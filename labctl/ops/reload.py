@@ -146,7 +146,8 @@ class Reloader:
     def _proxy(self, restart: bool) -> ReloadResult:
         started = time.monotonic()
         try:
-            r = requests.post(self._url("proxy", "admin") + "/api/reload", timeout=10)
+            r = requests.post(self._url("proxy", "admin") + "/api/reload", timeout=10,
+                              headers=self.lab.admin_headers())
         except requests.RequestException as exc:
             raise LabError(f"proxy: the reload request failed: {exc}", "is the proxy running? `labctl status`") from None
         answer = r.json() if r.headers.get("Content-Type", "").startswith("application/json") else {}

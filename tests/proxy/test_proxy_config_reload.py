@@ -49,14 +49,17 @@ def test_live_settings_apply_on_the_same_connection_and_restart_ones_wait(tmp_pa
             assert answer["version"] == 2
             assert set(answer["applied"]) == {"auth.bearer_token", "contract.mode", "limits.retry_after"}
             assert answer["restart_needed"] == ["spool.max_bytes"]
-            # The token is now required, on the connection opened before the reload.
+            # The token is now required, on the connection opened before the reload — and by the admin plane.
             assert _post(s, proxy) == 401
             assert _post(s, proxy, "reloaded-token") == 200
+            assert requests.get(proxy.admin + "/api/stats", timeout=5).status_code == 401
+            proxy.raw["auth"] = {"bearer_token": "reloaded-token"}
             stats = proxy.stats()
             assert stats["mode"] == "enforce"
             assert stats["config"]["version"] == 2 and stats["config"]["restart_needed"] == ["spool.max_bytes"]
             # Reloading the same file again changes nothing and keeps the restart note.
-            again = requests.post(proxy.admin + "/api/reload", timeout=10).json()
+            again = requests.post(proxy.admin + "/api/reload", timeout=10,
+                                  headers={"Authorization": "Bearer reloaded-token"}).json()
             assert again == {"version": 2, "applied": [], "restart_needed": ["spool.max_bytes"]}
     finally:
         proxy.stop()
