@@ -410,8 +410,8 @@ def _place_docker(runtime: Runtime, manifest: Manifest, parts: list[str], stage:
         src = manifest.directory / part
         for item in sorted(src.iterdir()):
             docker.copy_to(part, item, f"{inside}/{item.name}" if part != "prometheus" else f"{inside}/")
-        owner = {"prometheus": "65534:65534", "proxy": "0:0", "grafana": "472:0"}[part]
-        _docker_run_root(docker, part, f"chown -R {owner} {inside}")
+        # docker cp writes as root: hand the files to whoever owns the data dir in the image.
+        _docker_run_root(docker, part, f'chown -R "$(stat -c %u:%g {inside})" {inside}')
 
 
 def _docker_run_root(docker: Any, service: str, shell: str) -> None:

@@ -169,7 +169,7 @@ class Reloader:
     def _collector(self, restart: bool) -> ReloadResult:
         before = self._collector_up_since()
         started = time.monotonic()
-        self.runtime.kill_service("collector", signal.SIGHUP)
+        self.runtime.kill_service("collector", int(signal.SIGHUP))  # int: docker takes "1", not "Signals.SIGHUP"
         # The health_check extension is rebuilt with the pipelines: a new upSince is the new config running.
         _wait(lambda: (since := self._collector_up_since()) is not None and since != before,
               "the Collector to run its new configuration (a new health_check upSince)")

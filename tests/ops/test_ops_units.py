@@ -1,0 +1,124 @@
+"""The pieces of `labctl reload` and `backup`/`restore` that need no running lab: which proxy.yaml settings
+change live, which files a service runs an older version of, and every way a backup is refused."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from labctl.errors import LabError
+from labctl.model import load_model
+from labctl.ops import backup as ops_backup
+from labctl.ops.config_files import digest, edited_since_applied, record_applied
+from labctl.proxy import reconfigure
+from labctl.proxy.config import from_dict
+from labctl.state import LabState
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _cfg(tmp_path: Path, **sections: object) -> object:
+    raw: dict[str, object] = {"data_dir": str(tmp_path), "upstream": {"endpoint": "http://127.0.0.1:1"}}
+    raw.update(sections)
+    return from_dict(raw, tmp_path, env={})
+
+
+def test_live_and_restart_settings_of_the_proxy(tmp_path: Path) -> None:
+    old = _cfg(tmp_path)
+    new = _cfg(tmp_path, auth={"bearer_token": "t"}, limits={"retry_after": "9s", "max_request_bytes": "1MiB"},
+               upstream={"endpoint": "http://127.0.0.1:2", "timeout": "3s"}, spool={"overflow": "drop_oldest"},
+               listen={"admin": "127.0.0.1:9"}, alerts=[])
+    live, restart = reconfigure.changed(old, new)  # type: ignore[arg-type]
+    assert sorted(live) == ["auth.bearer_token", "limits.retry_after", "upstream"]
+    assert sorted(restart) == ["alerts", "limits.max_request_bytes", "listen.admin", "spool.overflow"]
+    running = reconfigure.merged(old, new)  # type: ignore[arg-type]
+    assert running.auth_token == "t" and running.upstream.endpoint == "http://127.0.0.1:2"
+    assert running.admin == old.admin and running.spool_overflow == "reject"  # type: ignore[attr-defined]
+    # Turning the upstream off (or on) creates or removes the spool: a restart.
+    live, restart = reconfigure.changed(old, _cfg(tmp_path, upstream={"endpoint": ""}))  # type: ignore[arg-type]
+    assert live == [] and restart == ["upstream (on or off)"]
+    assert reconfigure.changed(old, _cfg(tmp_path)) == ([], [])  # type: ignore[arg-type]
+
+
+def test_edited_files_are_named_until_recorded_again(tmp_path: Path) -> None:
+    model = load_model(REPO)
+    lab = LabState(dir=tmp_path)
+    record_applied(lab, model, ["prometheus"])
+    assert edited_since_applied(lab, model, "prometheus") == []
+    files = digest(model, "prometheus")
+    assert "lab/prometheus/prometheus.yml" in files and any(f.startswith("lab/prometheus/rules/") for f in files)
+    # An older digest (as if the file changed since): that file is named, the others are not.
+    lab.settings["config_applied"]["prometheus"]["lab/prometheus/prometheus.yml"] = "0" * 16
+    assert edited_since_applied(lab, model, "prometheus") == ["lab/prometheus/prometheus.yml"]
+    assert LabState.load(tmp_path).settings["config_applied"]["prometheus"] == files  # what was saved
+    assert edited_since_applied(lab, model, "scrape-relay") == []  # no config files declared
+
+
+def _backup(tmp_path: Path) -> Path:
+    """A well-formed backup directory, as `labctl backup` writes it (without a running lab)."""
+    root = tmp_path / "backup"
+    files = {"lab/lab.json": b'{"stage": "module-3", "ports": {}, "settings": {}}',
+             "prometheus/01ABC/meta.json": b"{}", "prometheus/01ABC/chunks/000001": b"chunk-bytes" * 100,
+             "proxy/spool.sqlite": b"sqlite", "proxy/inspect/records.jsonl": b'{"a": 1}\n'}
+    for rel, data in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+    model = load_model(REPO)
+    manifest = {"kind": ops_backup.KIND, "format": ops_backup.FORMAT, "stage": "module-3", "runtime": "native",
+                "versions": ops_backup._versions(model), "parts": {"prometheus": {}, "proxy": {}, "lab": {}},
+                "files": {rel: {"bytes": len(d), "sha256": hashlib.sha256(d).hexdigest()} for rel, d in files.items()}}
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    return root
+
+
+def _refused(root: Path) -> str:
+    with pytest.raises(LabError) as err:
+        ops_backup.verify(root, load_model(REPO))
+    return err.value.message
+
+
+def test_a_good_backup_verifies(tmp_path: Path) -> None:
+    manifest = ops_backup.verify(_backup(tmp_path), load_model(REPO))
+    assert manifest.stage == "module-3" and set(manifest.parts) == {"prometheus", "proxy", "lab"}
+
+
+def test_corrupt_truncated_extra_and_missing_files_are_each_named(tmp_path: Path) -> None:
+    root = _backup(tmp_path)
+    chunk = root / "prometheus/01ABC/chunks/000001"
+    data = bytearray(chunk.read_bytes())
+    data[5] ^= 1
+    chunk.write_bytes(bytes(data))
+    (root / "proxy/inspect/records.jsonl").write_bytes(b'{"a"')
+    (root / "proxy/spool.sqlite").unlink()
+    (root / "stray.txt").write_text("?")
+    message = _refused(root)
+    assert "nothing was restored and the lab is unchanged" in message
+    assert "prometheus/01ABC/chunks/000001: its SHA-256 differs from the manifest's (corrupt)" in message
+    assert "proxy/inspect/records.jsonl: 4 bytes, the manifest says 9 (truncated)" in message
+    assert "proxy/spool.sqlite: missing" in message
+    assert "stray.txt: not in the manifest" in message
+
+
+def test_partial_foreign_future_and_incompatible_backups_are_refused(tmp_path: Path) -> None:
+    root = _backup(tmp_path)
+    manifest = json.loads((root / "manifest.json").read_text())
+
+    def write(doc: object) -> None:
+        (root / "manifest.json").write_text(json.dumps(doc))
+
+    write({**manifest, "format": 99})
+    assert "the backup has format 99; this labctl reads format 1" in _refused(root)
+    write({**manifest, "versions": {**manifest["versions"], "prometheus": "2.53.0"}})
+    assert "the backup's TSDB is from Prometheus 2.53.0" in _refused(root)
+    write({**manifest, "files": {**manifest["files"], "../outside": {"bytes": 1, "sha256": "x"}}})
+    assert "../outside: a path outside the backup" in _refused(root)
+    write({"kind": "something-else"})
+    assert "is not a labctl backup manifest" in _refused(root)
+    (root / "manifest.json").write_text("{not json")
+    assert "is unreadable" in _refused(root)
+    (root / "manifest.json").unlink()
+    assert "has no manifest.json: not a complete labctl backup" in _refused(root)
+    assert "is not a directory" in _refused(tmp_path / "nowhere")
