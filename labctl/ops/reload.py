@@ -137,7 +137,9 @@ class Reloader:
             "grafana": self._grafana,
         }
         result = apply[service](restart)
-        record_applied(self.lab, self.model, [service])
+        if not (result.restart_needed and not result.restarted):
+            # A setting still waiting for a restart keeps `labctl status` saying the file is newer.
+            record_applied(self.lab, self.model, [service])
         return result
 
     def _url(self, service: str, port: str) -> str:
@@ -247,6 +249,7 @@ def _validate_grafana(root: Path) -> None:
     """Grafana has no offline validator: check what its provisioning reads parses and fits together."""
     prov = root / "dashboards" / "provisioning"
     problems: list[str] = []
+    uids = set()
     for path in sorted(prov.rglob("*.y*ml")):
         try:
             doc = yaml.safe_load(path.read_text())
@@ -255,10 +258,8 @@ def _validate_grafana(root: Path) -> None:
             continue
         if not isinstance(doc, dict) or doc.get("apiVersion") != 1:
             problems.append(f"{path.relative_to(root)}: a provisioning file needs `apiVersion: 1` at the top")
-    uids = set()
-    for path in sorted((prov / "datasources").glob("*.y*ml")):
-        doc = yaml.safe_load(path.read_text()) or {}
-        uids |= {str(d.get("uid")) for d in doc.get("datasources") or [] if isinstance(d, dict)}
+        elif path.parent.name == "datasources":
+            uids |= {str(d.get("uid")) for d in doc.get("datasources") or [] if isinstance(d, dict)}
     import json
 
     for path in sorted((root / "dashboards").glob("*.json")):
@@ -273,6 +274,7 @@ def _validate_grafana(root: Path) -> None:
             if uid and not uid.startswith("$") and uid not in uids:
                 problems.append(f"{path.relative_to(root)}: panel {panel.get('title')!r} uses datasource uid "
                                 f"{uid!r}, which no provisioning file defines ({', '.join(sorted(uids)) or 'none'})")
+                break  # one line per dashboard is enough to find it
     if problems:
         raise LabError("grafana: the edited provisioning is refused; the running configuration stays.\n"
                        + "\n".join(problems), "fix the files named above, then `labctl reload grafana` again")

@@ -122,3 +122,23 @@ def test_partial_foreign_future_and_incompatible_backups_are_refused(tmp_path: P
     (root / "manifest.json").unlink()
     assert "has no manifest.json: not a complete labctl backup" in _refused(root)
     assert "is not a directory" in _refused(tmp_path / "nowhere")
+
+
+def test_grafana_provisioning_is_checked_before_grafana_is_asked(tmp_path: Path) -> None:
+    # Grafana itself cannot run on these machines: what `labctl reload grafana` checks before it calls the
+    # provisioning reload API is tested here; the API call itself only runs against a real Grafana (docker).
+    import shutil
+
+    from labctl.ops.reload import _validate_grafana
+
+    shutil.copytree(REPO / "dashboards", tmp_path / "dashboards")
+    _validate_grafana(tmp_path)  # the lab's own files pass
+    source = tmp_path / "dashboards" / "provisioning" / "datasources" / "prometheus.yaml"
+    source.write_text(source.read_text().replace("uid: lab-prometheus", "uid: renamed"))
+    with pytest.raises(LabError) as err:
+        _validate_grafana(tmp_path)
+    assert "uses datasource uid 'lab-prometheus', which no provisioning file defines (renamed)" in err.value.message
+    source.write_text("apiVersion: 1\ndatasources: [\n")
+    with pytest.raises(LabError) as err:
+        _validate_grafana(tmp_path)
+    assert "dashboards/provisioning/datasources/prometheus.yaml: not valid YAML" in err.value.message
