@@ -151,3 +151,31 @@ def test_grafana_alert_rules_are_well_formed() -> None:
                         assert d["model"]["expression"] in ref_ids
                 assert rule["uid"] and rule["title"] and rule["for"]
                 assert {"summary", "description"} <= set(rule["annotations"])
+
+
+def test_dashboard_totals_count_across_a_counter_reset_and_a_vanished_series(tmp_path: Path) -> None:
+    # What a Collector reload does to Prometheus' view (promtool's rule unit tests, offline): session a's
+    # counter restarts from 0 (delta_to_cumulative's totals start again), session b's series vanishes
+    # (its exporter no longer offers it). `sum(...)` drops to 15; the dashboard's query still says 245.
+    tokens = next(q.expr for q in queries() if q.panel == "Tokens")
+    (tmp_path / "none.yml").write_text("groups: []\n")
+    series = "claude_code_token_usage_tokens_total"
+    cases = {"rule_files": ["none.yml"], "evaluation_interval": "5s", "tests": [{
+        "interval": "5s",
+        "input_series": [
+            {"series": f'{series}{{session_id="a",type="input"}}', "values": "10 20 30 stale 5 15"},
+            {"series": f'{series}{{session_id="b",type="input"}}', "values": "100 200 stale"},
+        ],
+        "promql_expr_test": [
+            {"expr": f"sum({series})", "eval_time": "25s", "exp_samples": [{"labels": "{}", "value": 15}]},
+            {"expr": substitute(tokens), "eval_time": "25s", "exp_samples": [{"labels": "{}", "value": 245}]},
+            {"expr": substitute(tokens), "eval_time": "5s", "exp_samples": [{"labels": "{}", "value": 220}]},
+        ],
+    }]}
+    path = tmp_path / "totals.test.yml"
+    path.write_text(yaml.safe_dump(cases))
+    result = subprocess.run(
+        [str(binary("promtool")), f"--enable-feature={PROMETHEUS_FEATURES}", "test", "rules", str(path)],
+        capture_output=True, text=True, check=False, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
