@@ -65,7 +65,8 @@ def reload(
         ui.print_json([r.as_dict() for r in results])
         return
     ui.table(["service", "how", "took", "what changed"],
-             [[r.service, r.how, f"{r.seconds:.2f}s", ", ".join(r.applied) or "-"] for r in results])
+             [[r.service, r.how, f"{r.seconds:.2f}s" + (f" (after {r.waited:.1f}s for a scrape)" if r.waited else ""),
+               ", ".join(r.applied) or "-"] for r in results])
     for r in results:
         if r.restart_needed and not r.restarted:
             ui.warn(f"{r.service}: {r.note}; `labctl reload {r.service} --restart` applies them "

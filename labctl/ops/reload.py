@@ -17,11 +17,13 @@ running configuration stays. Then:
 
 from __future__ import annotations
 
+import re
 import signal
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +47,7 @@ class ReloadResult:
     applied: list[str] = field(default_factory=list)  # what changed (proxy: settings)
     restart_needed: list[str] = field(default_factory=list)
     restarted: bool = False
+    waited: float = 0.0  # before the reload: the Collector's data scraped by Prometheus first
     note: str = ""
 
     def as_dict(self) -> dict[str, Any]:
@@ -170,14 +173,60 @@ class Reloader:
 
     def _collector(self, restart: bool) -> ReloadResult:
         before = self._collector_up_since()
+        held = self._hold_forwarding(True)
+        try:
+            waited = self._drain_collector() if held else 0.0
+            started = time.monotonic()
+            self.runtime.kill_service("collector", int(signal.SIGHUP))  # int: docker takes "1", not "Signals.SIGHUP"
+            # The health_check extension is rebuilt with the pipelines: a new upSince is the new config running.
+            _wait(lambda: (since := self._collector_up_since()) is not None and since != before,
+                  "the Collector to run its new configuration (a new health_check upSince)")
+            took = round(time.monotonic() - started, 3)
+        finally:
+            if held:
+                self._hold_forwarding(False)
+        note = "pipelines rebuilt in the same process; delta_to_cumulative's totals start again (a counter reset "
+        note += "for Prometheus, which the dashboards count across)"
+        if held:
+            note += (f"; the proxy held and spooled new data for {waited + took:.1f}s until Prometheus had "
+                     "scraped everything the Collector took, then sent it to the new pipeline")
+        return ReloadResult("collector", "SIGHUP", took, waited=round(waited, 3), note=note)
+
+    def _hold_forwarding(self, on: bool) -> bool:
+        """Hold (or resume) the proxy's forwarding while Prometheus scrapes the Collector; False when there is
+        nothing to protect (no Prometheus scraping it, or no proxy forwarding to it)."""
+        running = self.runtime.stage_services()
+        if on and not all(s in running and self.runtime.is_running(s) for s in ("proxy", "prometheus")):
+            return False
+        try:
+            r = requests.put(self._url("proxy", "admin") + "/api/forwarding", json={"hold": on, "seconds": 30},
+                             timeout=10, headers=self.lab.admin_headers())
+        except requests.RequestException as exc:
+            if on:
+                return False
+            raise LabError(f"the proxy did not resume forwarding: {exc}",
+                           "it resumes by itself within 30 s; `labctl logs proxy` says more") from None
+        return r.status_code == 200
+
+    def _drain_collector(self) -> float:
+        """Wait until the Collector exported every point it accepted and Prometheus scraped after that: its
+        in-memory totals may then be rebuilt without losing a point Prometheus has not stored yet."""
         started = time.monotonic()
-        self.runtime.kill_service("collector", int(signal.SIGHUP))  # int: docker takes "1", not "Signals.SIGHUP"
-        # The health_check extension is rebuilt with the pipelines: a new upSince is the new config running.
-        _wait(lambda: (since := self._collector_up_since()) is not None and since != before,
-              "the Collector to run its new configuration (a new health_check upSince)")
-        return ReloadResult("collector", "SIGHUP", round(time.monotonic() - started, 3),
-                            note="pipelines rebuilt: delta_to_cumulative totals start again (a counter reset "
-                                 "for Prometheus); the proxy's spool carried the moment it was away")
+        internal = self._url("collector", "internal") + "/metrics"
+        deadline = time.monotonic() + 3.0  # the batch processor's timeout is 1 s
+
+        def exported_all() -> bool:
+            accepted = _metric_sum(internal, "otelcol_receiver_accepted_metric_points_total")
+            sent = _metric_sum(internal, "otelcol_exporter_sent_metric_points_total", 'exporter="prometheus"')
+            return accepted is not None and sent is not None and sent >= accepted
+
+        while not exported_all() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        after = time.time()
+        base = self._url("prometheus", "web")
+        _wait(lambda: _last_scrape(base, "collector") > after,
+              "Prometheus to scrape the Collector once more before its reload", timeout=20)
+        return time.monotonic() - started
 
     def _collector_up_since(self) -> str | None:
         svc = self.model.service("collector")
@@ -189,7 +238,7 @@ class Reloader:
 
     def _prometheus(self, restart: bool) -> ReloadResult:
         base = self._url("prometheus", "web")
-        before = _prometheus_runtime(base).get("lastConfigTime")
+        asked = int(time.time())  # lastConfigTime has whole seconds
         started = time.monotonic()
         try:
             r = requests.post(base + "/-/reload", timeout=30)
@@ -198,7 +247,8 @@ class Reloader:
         if r.status_code != 200:
             raise LabError(f"prometheus: reload refused, the running configuration stays: {r.text.strip()}",
                            "fix lab/prometheus/, then `labctl reload prometheus` again")
-        info = _wait(lambda: (i := _prometheus_runtime(base)).get("lastConfigTime") != before and i,
+        # /-/reload answers when the reload is done; runtimeinfo confirms it (success, and loaded just now).
+        info = _wait(lambda: (i := _prometheus_runtime(base)) and _epoch(i.get("lastConfigTime")) >= asked and i,
                      "Prometheus to report the new configuration (runtimeinfo lastConfigTime)")
         if not info.get("reloadConfigSuccess"):
             raise LabError("prometheus: the reload did not succeed", "`labctl logs prometheus` says why")
@@ -232,6 +282,36 @@ def _prometheus_runtime(base: str) -> dict[str, Any]:
         return dict(r.json()["data"]) if r.status_code == 200 else {}
     except (requests.RequestException, ValueError, KeyError):
         return {}
+
+
+def _metric_sum(url: str, name: str, having: str = "") -> float | None:
+    """The sum of a metric's samples on a /metrics page (optionally only lines containing `having`)."""
+    try:
+        text = requests.get(url, timeout=3).text
+    except requests.RequestException:
+        return None
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and line[len(name):len(name) + 1] in ("{", " ") and having in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def _last_scrape(base: str, job: str) -> float:
+    """When Prometheus last scraped the job's target (epoch seconds; 0 when unknown)."""
+    try:
+        targets = requests.get(base + "/api/v1/targets", params={"state": "active"}, timeout=3).json()
+        stamps = [t.get("lastScrape", "") for t in targets["data"]["activeTargets"] if t["labels"].get("job") == job]
+    except (requests.RequestException, ValueError, KeyError):
+        return 0.0
+    return min((_epoch(re.sub(r"(\.\d{6})\d+", r"\1", s)) for s in stamps), default=0.0)
+
+
+def _epoch(stamp: Any) -> float:
+    try:
+        return datetime.fromisoformat(str(stamp)).timestamp()
+    except ValueError:
+        return 0.0
 
 
 def _wait(probe: Callable[[], Any], what: str, timeout: float = EFFECT_TIMEOUT) -> Any:

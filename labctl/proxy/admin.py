@@ -24,7 +24,7 @@ Reload = Callable[[], Awaitable[tuple[int, dict[str, Any]]]]
 def make_admin_app(stats_provider: Callable[[], dict[str, Any]], ready: Callable[[], tuple[bool, str]],
                    extra_routes: list[web.RouteDef], retarget: Retarget | None = None,
                    token: str | Callable[[], str] = "", allowed_hosts: tuple[str, ...] = ("proxy",),
-                   reload: Reload | None = None) -> web.Application:
+                   reload: Reload | None = None, forwarding: Retarget | None = None) -> web.Application:
     async def api_stats(_: web.Request) -> web.Response:
         return web.json_response(stats_provider())
 
@@ -53,9 +53,17 @@ def make_admin_app(stats_provider: Callable[[], dict[str, Any]], ready: Callable
         status, answer = await reload() if reload else (409, {"error": "this proxy cannot reload its config"})
         return web.json_response(answer, status=status)
 
+    async def put_forwarding(request: web.Request) -> web.Response:
+        try:
+            body = await request.json(loads=json.loads)
+        except ValueError:
+            return web.json_response({"error": 'the body is not JSON: send {"hold": true}'}, status=400)
+        status, answer = await forwarding(body) if forwarding else (409, {"error": "no upstream"})
+        return web.json_response(answer, status=status)
+
     mine = [web.get("/api/stats", api_stats), web.get("/healthz", healthz), web.get("/readyz", readyz),
             web.put("/api/upstream", put_upstream), web.delete("/api/upstream", delete_upstream),
-            web.post("/api/reload", post_reload)]
+            web.post("/api/reload", post_reload), web.put("/api/forwarding", put_forwarding)]
     taken = {(r.method, r.path) for r in mine}
     app = web.Application(middlewares=[guard.middleware(token, allowed_hosts)])
     app.add_routes(mine)

@@ -47,6 +47,10 @@ class Forwarder:
         self._single_left = 0             # entries to send one by one after a refused merged batch
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()      # set by retarget(): end the backoff wait now
+        # hold(): spool but do not send (`labctl reload collector` lets the Collector's exporter be scraped
+        # empty before its in-memory state is rebuilt). Released by hold(False) or after its time is up.
+        self.held_until: float | None = None
+        self._sending = False
 
     def delay(self, result: Result) -> float:
         r = self.settings.retry
@@ -55,8 +59,47 @@ class Forwarder:
         base = min(r.max_interval, r.initial_interval * (r.multiplier ** max(self.failures - 1, 0)))
         return min(r.max_interval, base * random.uniform(0.5, 1.5))   # ±50% jitter, like the Collector
 
+    @property
+    def held(self) -> bool:
+        if self.held_until is not None and time.monotonic() >= self.held_until:
+            self.held_until = None
+            log.warning("forwarding hold expired: sending again")
+            self._wake.set()
+        return self.held_until is not None
+
+    async def hold(self, on: bool, seconds: float = 30.0) -> None:
+        """Stop sending (data keeps being acknowledged and spooled) for at most `seconds`, or resume now.
+        Returns once no request is in flight, so nothing reaches the upstream after a hold."""
+        if not on:
+            self.held_until = None
+            self._wake.set()
+            log.info("forwarding resumed: %d requests spooled meanwhile", self.spool.pending_rows)
+            return
+        self.held_until = time.monotonic() + seconds
+        log.info("forwarding held for at most %.0fs: data is acknowledged and spooled", seconds)
+        while self._sending:
+            await asyncio.sleep(0.01)
+
+    async def _wait_released(self) -> None:
+        until = self.held_until
+        if until is None:
+            return
+        stopper = asyncio.ensure_future(self._stop.wait())
+        waker = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait({stopper, waker}, timeout=max(0.0, until - time.monotonic()) + 0.01,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopper.cancel()
+            waker.cancel()
+            await asyncio.gather(stopper, waker, return_exceptions=True)
+        self._wake.clear()
+
     async def run(self) -> None:
         while not self._stop.is_set():
+            if self.held:
+                await self._wait_released()
+                continue
             waiter = asyncio.ensure_future(self.spool.wait())
             stopper = asyncio.ensure_future(self._stop.wait())
             try:
@@ -96,6 +139,15 @@ class Forwarder:
             await old.close()
 
     async def _attempt(self) -> None:
+        if self.held:
+            return
+        self._sending = True
+        try:
+            await self._attempt_once()
+        finally:
+            self._sending = False
+
+    async def _attempt_once(self) -> None:
         self._wake.clear()
         max_bytes = 1 if self._single_left > 0 else self.settings.batch_max_bytes
         batch = self.spool.peek(max_bytes)
@@ -177,6 +229,7 @@ class Forwarder:
             "last_error_age_s": round(now - self.last_error_at, 1) if self.last_error_at else None,
             "last_success_age_s": round(now - self.last_success_at, 1) if self.last_success_at else None,
             "next_attempt_in_s": round(max(0.0, self.next_attempt_at - now), 1) if self.next_attempt_at else None,
+            "held": self.held,
         }
 
     async def stop(self) -> None:

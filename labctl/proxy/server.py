@@ -104,7 +104,7 @@ class ProxyServer:
             # The token is read per request: a proxy.yaml reload may change it (auth.bearer_token is live).
             admin = make_admin_app(self.stats_provider, self.readiness, routes, self.retarget,
                                    token=lambda: self.cfg.auth_token, allowed_hosts=cfg.allowed_hosts,
-                                   reload=self.reload_config)
+                                   reload=self.reload_config, forwarding=self.forwarding)
             self.ports["admin"] = await self._start_http(admin, cfg.admin, "admin", decompress=True)
         except BaseException:
             await self.stop()
@@ -208,6 +208,19 @@ class ProxyServer:
             # channel that saw the upstream refuse would first wait out its own reconnect delay).
             await self.forwarder.retry_now(make_sender(new))
         return 200, describe(new, configured)
+
+    async def forwarding(self, body: Any) -> tuple[int, dict[str, Any]]:
+        """PUT /api/forwarding {"hold": true, "seconds": 30} / {"hold": false}: stop sending (everything is
+        still acknowledged and spooled) or resume. A hold ends by itself after `seconds` (at most 120)."""
+        if self.forwarder is None:
+            return 409, {"error": "this proxy has no upstream (it is the sink, module-1): nothing to hold"}
+        if not isinstance(body, dict) or not isinstance(body.get("hold"), bool):
+            return 400, {"error": 'send {"hold": true, "seconds": 30} or {"hold": false}'}
+        seconds = body.get("seconds", 30)
+        if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not 0 < seconds <= 120:
+            return 400, {"error": "seconds must be a number above 0 and at most 120"}
+        await self.forwarder.hold(body["hold"], float(seconds))
+        return 200, {"held": self.forwarder.held, "spooled_rows": self.spool.pending_rows if self.spool else 0}
 
     async def reload_config(self) -> tuple[int, dict[str, Any]]:
         """Read proxy.yaml again and apply what can change live (labctl.proxy.reconfigure says which).
