@@ -153,6 +153,7 @@ def test_grafana_alert_rules_are_well_formed() -> None:
                 assert {"summary", "description"} <= set(rule["annotations"])
 
 
+@pytest.mark.integration
 def test_dashboard_totals_count_across_a_counter_reset_and_a_vanished_series(tmp_path: Path) -> None:
     # What a Collector reload does to Prometheus' view (promtool's rule unit tests, offline): session a's
     # counter restarts from 0 (delta_to_cumulative's totals start again), session b's series vanishes
