@@ -19,9 +19,8 @@ app.add_typer(proxy_app, name="proxy")
 @proxy_app.command("serve")
 def serve(
     config: Annotated[Path, typer.Option("--config", "-c", help="Proxy config YAML (e.g. lab/proxy/proxy.yaml).")],
-    check: Annotated[
-        bool, typer.Option("--check", help="Only load and validate the config and its contract, then exit.")
-    ] = False,
+    check: Annotated[bool, typer.Option("--check", help="A dry run: validate every section of the config and "
+                                        "load the contract, then exit without listening.")] = False,
     log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Run the proxy in the foreground until SIGTERM / Ctrl-C."""
@@ -29,11 +28,15 @@ def serve(
 
     cfg = proxy_config.load(config)
     if check:
-        if cfg.contract_path is not None:   # the dry run also proves the contract loads (`labctl reload`)
-            from labctl.contract import load_contract
+        # Everything start() would refuse, without binding a port or starting a process (like
+        # `otelcol validate`): the transport sections above, the inspection sections and the contract.
+        from labctl.contract import load_contract
+        from labctl.proxy.inspect.settings import InspectSettings
 
-            load_contract(cfg.contract_path)
-        typer.echo(f"{config}: ok (mode {cfg.mode}, upstream {cfg.upstream.endpoint or 'none: the proxy is the sink'})")
+        InspectSettings.from_config(cfg.raw, cfg.data_dir)
+        contract = load_contract(cfg.contract_path) if cfg.contract_path is not None else None
+        typer.echo(f"{config}: ok (mode {cfg.mode}, upstream {cfg.upstream.endpoint or 'none: the proxy is the sink'}, "
+                   f"contract {f'{contract.name!r} with {len(contract.spec.metrics)} metrics' if contract else 'none'})")
         return
     # Plain lines on stderr: the native runtime captures them into the service log. Headers are never logged.
     logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO),

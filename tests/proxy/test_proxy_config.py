@@ -87,6 +87,37 @@ def test_cli_check_validates_the_lab_config():
     assert "upstream none: the proxy is the sink" in result.output
 
 
+# Each of these passed `--check` before it validated the inspection sections and the contract, and
+# then failed when the proxy started.
+_FAILED_ONLY_AT_START = [
+    ("inspect: {console: loud}\n", "inspect.console is 'loud'"),
+    ("inspect: {payloads: 0}\n", "inspect.payloads must be a positive integer"),
+    ("inspect: {colour: blue}\n", "inspect: unknown key(s) colour"),
+    ("sessions: {max: many}\n", "sessions.max must be a positive integer"),
+    ("log: {writer: thread}\n", "log.writer is 'thread'"),
+    ("log: {max_bytes: lots}\n", "log.max_bytes"),
+    ("alerts: {cost: 5}\n", "'alerts' must be a list of rules"),
+    ("redact: [authorization]\n", "redact"),
+    ("contract: {path: broken.yaml}\n", "broken.yaml"),
+]
+
+
+@pytest.mark.parametrize(("section", "needle"), _FAILED_ONLY_AT_START)
+def test_cli_check_is_a_full_dry_run(tmp_path, section, needle):
+    from typer.testing import CliRunner
+
+    from labctl.cli import app
+    (tmp_path / "broken.yaml").write_text("metrics:\n  claude_code.token.usage: {instrument: gauge, unit: 5}\n"
+                                          "  - not a mapping\n")
+    cfg = tmp_path / "p.yaml"
+    cfg.write_text(f"data_dir: {tmp_path / 'data'}\n{section}")
+    result = CliRunner().invoke(app, ["proxy", "serve", "--config", str(cfg), "--check"], env={})
+    assert result.exit_code != 0, result.output
+    assert isinstance(result.exception, LabError), result.exception  # shown at the CLI boundary, with its hint
+    assert needle in result.exception.message, result.exception.message
+    assert not (tmp_path / "data").exists()  # a dry run: nothing created, nothing started
+
+
 @pytest.mark.integration
 def test_cli_reports_a_broken_config_without_a_traceback(tmp_path):
     import subprocess

@@ -25,14 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from labctl.contract.shape import TelemetryShape
-from labctl.errors import LabError
-from labctl.proxy.inspect.alerts import AlertEngine, parse_rules
+from labctl.proxy.inspect.alerts import AlertEngine
 from labctl.proxy.inspect.console import ConsoleView
 from labctl.proxy.inspect.exposition import ProxiedMetrics
 from labctl.proxy.inspect.jsonl_fast import JsonlEncoder
 from labctl.proxy.inspect.logwriter import LogWriterProcess
 from labctl.proxy.inspect.records import LazyRecords, safe_record
 from labctl.proxy.inspect.sessions import SessionTracker
+from labctl.proxy.inspect.settings import InspectSettings
 from labctl.proxy.inspect.store import JsonlLog, PayloadStore, dumps
 from labctl.redact import Redactor
 
@@ -40,75 +40,32 @@ log = logging.getLogger("labctl.proxy.inspect")
 
 __all__ = ["Inspector"]
 
-_INSPECT_KEYS = ("payloads", "records_per_payload", "violations", "console", "resource_labels", "max_series")
-
-
-def _section(config: dict[str, Any], key: str, allowed: tuple[str, ...]) -> dict[str, Any]:
-    sec = config.get(key) or {}
-    if not isinstance(sec, dict):
-        raise LabError(f"proxy config: '{key}' must be a mapping", f"write {key}: as `key: value` lines")
-    unknown = set(sec) - set(allowed)
-    if unknown:
-        raise LabError(f"proxy config: {key}: unknown key(s) {', '.join(sorted(map(str, unknown)))}",
-                       f"{key} takes: {', '.join(allowed)}")
-    return sec
-
-
-def _positive_int(sec: dict[str, Any], key: str, default: int, where: str) -> int:
-    v = sec.get(key, default)
-    if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-        raise LabError(f"proxy config: {where}.{key} must be a positive integer, got {v!r}", f"e.g. {key}: {default}")
-    return v
-
 
 class Inspector:
     def __init__(self, config: dict[str, Any] | None, data_dir: Path,
                  clock: Callable[[], float] = time.time) -> None:
-        config = config or {}
+        s = InspectSettings.from_config(config, data_dir)
+        self.settings = s
         self.clock = clock
         self.data_dir = Path(data_dir)
-        ins = _section(config, "inspect", _INSPECT_KEYS)
-        self.store = PayloadStore(
-            max_payloads=_positive_int(ins, "payloads", 200, "inspect"),
-            max_records=_positive_int(ins, "records_per_payload", 200, "inspect"),
-            max_violations=_positive_int(ins, "violations", 1000, "inspect"))
-        console = str(ins.get("console", "summary"))
-        if console not in ("summary", "points", "off"):
-            raise LabError(f"proxy config: inspect.console is {console!r}", "use summary, points or off")
-        self.console = ConsoleView(console)
-        resource_labels = ins.get("resource_labels", ["service.name", "lab.marker"])
-        if not isinstance(resource_labels, list):
-            raise LabError("proxy config: inspect.resource_labels must be a list", "e.g. [service.name, lab.marker]")
-        self._base_redactor = Redactor.from_config(config.get("redact"))
+        self.store = PayloadStore(max_payloads=s.payloads, max_records=s.records_per_payload,
+                                  max_violations=s.violations)
+        self.console = ConsoleView(s.console)
+        self._base_redactor = s.redactor
         self.redactor = self._base_redactor
         self._redactor_contract: Any = None
         hidden = frozenset(self.redactor.attributes)
-        self.metrics = ProxiedMetrics(tuple(map(str, resource_labels)),
-                                      _positive_int(ins, "max_series", 20_000, "inspect"), hidden)
-        sess = _section(config, "sessions", ("max",))
-        self.sessions = SessionTracker(_positive_int(sess, "max", 1000, "sessions"), hidden)
+        self.metrics = ProxiedMetrics(s.resource_labels, s.max_series, hidden)
+        self.sessions = SessionTracker(s.max_sessions, hidden)
         self._restore_sessions()
-        logc = _section(config, "log", ("enabled", "path", "max_bytes", "writer"))
         self.jsonl: JsonlLog | None = None
         self.log_writer: LogWriterProcess | None = None
         self._log_dropped = 0
-        self._log_mode: str | None = None  # process | inline; None: no log
-        if logc.get("enabled", True):
-            from labctl.proxy.config import parse_size
-
-            path = Path(str(logc.get("path", "inspect/records.jsonl")))
-            if not path.is_absolute():
-                path = self.data_dir / path
-            max_bytes = parse_size(logc.get("max_bytes", "64MiB"), "log.max_bytes")
-            writer = str(logc.get("writer", "process"))
-            if writer not in ("process", "inline"):
-                raise LabError(f"proxy config: log.writer is {writer!r}",
-                               "use process (a child process writes the log) or inline")
-            self._log_path, self._log_max, self._log_mode = path, max_bytes, writer
-        self.alerts = AlertEngine(parse_rules(config.get("alerts")), self.sessions, self._alert_changed)
+        self._log_mode = s.log_mode  # process | inline; None: no log
+        self._log_path, self._log_max = s.log_path, s.log_max_bytes
+        self.alerts = AlertEngine(list(s.alert_rules), self.sessions, self._alert_changed)
         self.contract: Any = None
-        self.mode = str((config.get("contract") or {}).get("mode", "observe")) \
-            if isinstance(config.get("contract"), dict) else "observe"
+        self.mode = s.mode
         # learning mode: the shape of everything sent, for `labctl contract propose` (GET /api/contract/drift)
         self.learned: TelemetryShape | None = TelemetryShape() if self.mode == "learn" else None
         self.learning_since = time.time()
