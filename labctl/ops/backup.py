@@ -331,7 +331,7 @@ def restore(directory: Path, model: LabModel, state_dir: Path, runtime_name: str
         lab.ports.update(allocate_ports(missing, free=True))
     lab.save()
     runtime = get_runtime(lab, model)
-    parts = [p for p in ("prometheus", "proxy", "grafana") if p in manifest.parts]
+    parts: list[str] = [p for p in ("prometheus", "proxy", "grafana") if p in manifest.parts]
     if runtime.name == "docker":
         _place_docker(runtime, manifest, parts, stage)
         runtime.up(stage)
