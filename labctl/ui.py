@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from rich.cells import cell_len
 from rich.console import Console
+from rich.errors import MarkupError
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -48,17 +53,96 @@ def error(msg: str, hint: str | None = None) -> None:
         err_console.print(f"[bold]what to do:[/] {hint}")
 
 
+def plain(cell: Any) -> str:
+    """A cell as the reader sees it (markup such as `[green]ok[/]` removed)."""
+    text = "" if cell is None else str(cell)
+    try:
+        return Text.from_markup(text).plain
+    except MarkupError:
+        return text
+
+
+def _unbreakable(token: str) -> bool:
+    # URLs, paths and ids are copied by students: they are never split across lines.
+    return "/" in token or "://" in token or bool(re.fullmatch(r"[\w.-]*[-_][\w.-]*", token))
+
+
+def wrap(text: str, width: int, indent: int = 0) -> list[str]:
+    """Wrap at spaces. A word longer than the line is split only when it is not a URL, path or id, and
+    then after a `.`, `,` or `]` where it can be (a JSON path or a JSON document stays readable)."""
+    room = max(width - indent, 20)
+    lines: list[str] = []
+    for para in text.splitlines() or [""]:
+        line = ""
+        for word in para.split():
+            pieces = [word]
+            if len(word) > room and not _unbreakable(word):
+                pieces = [p for p in re.split(r"(?<=[.,\]])", word) if p]
+                pieces = [p[i:i + room] for p in pieces for i in range(0, len(p), room)]
+            for n, piece in enumerate(pieces):
+                joined = line + (" " if line and n == 0 else "") + piece
+                if line and len(joined) > room:
+                    lines.append(line)
+                    line = piece
+                else:
+                    line = joined
+        lines.append(line)
+    return lines
+
+
+def width() -> int:
+    return _out().width
+
+
+def item(label: str, text: str, label_width: int, indent: int = 2) -> None:
+    """One labelled entry: `label  text`, the text wrapped with a hanging indent under itself."""
+    pad = indent + label_width + 2
+    lines = wrap(text, width(), pad)
+    head = " " * indent + label + " " * max(label_width - cell_len(plain(label)) + 2, 1)
+    for i, line in enumerate(lines):
+        # A URL longer than the room left moves left rather than past the edge (it is never split).
+        prefix = head if i == 0 else " " * min(pad, max(width() - len(line), 0))
+        # Only the label may carry markup; the text is printed as it is (it may hold brackets).
+        _out().print(prefix + escape(line), soft_wrap=True)
+
+
 def table(
-    columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None
+    columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None, *, wide: bool = False
 ) -> None:
-    t = Table(title=title, show_lines=False, header_style="bold")
-    for col in columns:
-        # fold: long words (paths, URLs, commands) wrap onto the next line instead of ending in "…",
-        # so a fix or a path stays complete and copyable at 80 columns.
-        t.add_column(col, overflow="fold")
-    for row in rows:
-        t.add_row(*("" if cell is None else str(cell) for cell in row))
-    console.print(t)
+    """A table when it fits the terminal without splitting a word; otherwise one block per row.
+
+    A table squeezed below its words' width makes rich fold cells mid-word (`http://…/metri` + `cs`),
+    which a student cannot copy. So each column is at least as wide as its longest word; when that
+    does not fit, every row becomes a block: the first cell, then `column: value` lines below it.
+    """
+    cells = [["" if c is None else str(c) for c in row] for row in rows]
+    if not wide:  # a column with nothing in it only costs width
+        keep = [i for i in range(len(columns)) if i == 0 or any(plain(r[i]).strip() for r in cells)]
+        columns, cells = [columns[i] for i in keep], [[r[i] for i in keep] for r in cells]
+    mins = [
+        max([cell_len(w) for w in col.split()] + [cell_len(w) for r in cells for w in plain(r[i]).split()] + [1])
+        for i, col in enumerate(columns)
+    ]
+    boxed = sum(mins) + 3 * len(columns) + 1  # "│ " + " │ " between cells + " │"
+    bare = sum(mins) + 2 * (len(columns) - 1)  # two spaces between cells, no borders
+    if wide or boxed <= console.width or bare <= console.width:
+        t = Table(title=title, show_lines=False, header_style="bold")
+        if not wide and boxed > console.width:
+            t = Table(title=title, header_style="bold underline", box=None, pad_edge=False, title_justify="left")
+        for col, least in zip(columns, mins, strict=True):
+            t.add_column(col, overflow="fold", min_width=least)
+        for row in cells:
+            t.add_row(*row)
+        console.print(t, crop=not wide, soft_wrap=wide)
+        return
+    if title:
+        console.print(f"[bold]{escape(title)}[/]")
+    label_width = max(cell_len(c) for c in columns[1:]) + 1 if len(columns) > 1 else 0
+    for row in cells:
+        console.print(f"[bold]{row[0]}[/]" if row[0] else "")
+        for col, cell in zip(columns[1:], row[1:], strict=True):
+            if plain(cell).strip():
+                item(f"{col}:", plain(cell), label_width)
 
 
 def print_json(obj: Any) -> None:

@@ -83,8 +83,13 @@ def _verdict(cx: CheckContext, marker: str) -> CheckResult:
                                                           f"no payload with lab.marker={marker} in {base}"],
                            cause="the proxy's inspector shows no payload carrying the marker",
                            hint="open the proxy's page and look for the marker", playbook="marker-not-received")
-    evidence = [f"payload #{p['id']} {p['signal']}: {p['items']} items, verdict {p['verdict']}"
-                + (f" — {p['message'][:160]}" if p.get("message") else "") for p in found]
+    evidence = []
+    for p in found:
+        evidence.append(f"payload #{p['id']} {p['signal']}: {p['items']} items, verdict {p['verdict']}")
+        if p.get("message"):
+            # "N of M … violate contract 'x': path: why; path: why" — the count, then the first example whole.
+            count, _, examples = p["message"].partition(": ")
+            evidence += [count, f"first: {examples.split('; ')[0]}"] if examples else [count]
     if any(p.get("verdict") != "ok" for p in found):
         return CheckResult(1, "contract verdict", False, evidence,
                            cause="the telemetry breaks the metric/event contract",

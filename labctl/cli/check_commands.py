@@ -9,7 +9,7 @@ import typer
 
 from labctl import ui
 from labctl.checks.layer3 import resolve_note
-from labctl.checks.result import LAYER_TITLES, exit_code, first_failing_layer
+from labctl.checks.result import LAYER_TITLES, CheckResult, exit_code, first_failing_layer
 from labctl.checks.runner import LAYERS, run_checks
 from labctl.cli.main import app
 from labctl.errors import LabError
@@ -37,17 +37,7 @@ def check(
                        "first_failing_layer": failing, "active_faults": sorted(lab.faults),
                        "results": [r.to_dict() for r in results]})
     else:
-        for n in sorted({r.layer for r in results}):
-            rows = []
-            for r in (r for r in results if r.layer == n):
-                why = "" if r.ok else "\n".join(x for x in (r.cause, f"→ {r.hint}" if r.hint else None) if x)
-                if r.warning:
-                    why = "\n".join(x for x in (r.cause, f"→ {r.hint}" if r.hint else None) if x)
-                verdict = {"ok": "[green]ok[/]", "warn": "[bold yellow]warn[/]", "FAIL": "[bold red]FAIL[/]",
-                           "skip": "[dim]skip[/]"}[r.verdict]
-                rows.append([verdict, r.name, "\n".join(r.evidence), why,
-                             f"lab/playbooks/{r.playbook}.md" if r.playbook and (r.warning or not r.ok) else ""])
-            ui.table(["", "check", "evidence", "cause", "playbook"], rows, title=LAYER_TITLES[n])
+        _print_results(results)
         marker = cx.marker.value if cx.marker else "-"
         if failing is None:
             ui.success(f"all checked layers are green (marker {marker}, {seconds}s)")
@@ -63,3 +53,22 @@ def check(
             if lab.faults:
                 ui.info(f"active faults: {', '.join(sorted(lab.faults))} (`labctl faults`)")
     raise typer.Exit(exit_code(results))
+
+
+_VERDICT = {"ok": "[green]ok[/]", "warn": "[bold yellow]warn[/]", "FAIL": "[bold red]FAIL[/]", "skip": "[dim]skip[/]"}
+
+
+def _print_results(results: list[CheckResult]) -> None:
+    """One line per check, its evidence wrapped under it; cause, next step and playbook only where it
+    did not pass. Not a table: evidence holds URLs and paths that a squeezed table cell would split."""
+    name_width = max(len(r.name) for r in results) + 5  # "FAIL " + name
+    for n in sorted({r.layer for r in results}):
+        ui.info(f"[bold]{LAYER_TITLES[n]}[/]")
+        for r in (r for r in results if r.layer == n):
+            label = f"{_VERDICT[r.verdict]}{' ' * (5 - len(r.verdict))}{r.name}"
+            ui.item(label, "\n".join(r.evidence) or "-", name_width)
+            if r.warning or not r.ok:
+                for text in (r.cause, f"→ {r.hint}" if r.hint else None,
+                             f"playbook: lab/playbooks/{r.playbook}.md" if r.playbook else None):
+                    if text:
+                        ui.item("", text, 5, indent=2)

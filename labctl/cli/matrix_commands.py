@@ -28,8 +28,10 @@ def list_cases(
     filters: FilterOpt = None,
     cases_file: CasesOpt = None,
     json_out: Annotated[bool, typer.Option("--json", help="print the cases as JSON")] = False,
+    wide: Annotated[bool, typer.Option("--wide", help="every dimension and the full expectation, one table "
+                                                      "(for a wide terminal)")] = False,
 ) -> None:
-    """Show the matrix cases with their dimensions and expected behaviour."""
+    """Show the matrix cases: what each tests and its expected outcome (--wide: every dimension)."""
     from labctl.matrix.cases import CASES_FILE, load_cases, select
     from labctl.matrix.report import expected_text
 
@@ -38,10 +40,18 @@ def list_cases(
         ui.print_json([{"id": c.id, "title": c.title, "dims": c.dims, "receiver": c.receiver, "expect": c.expect,
                         "focus": c.focus, "tags": c.tags} for c in cases])
         return
+    if not wide:
+        # Two lines a case: the id (never split) with its expected outcome, then what it tests.
+        ui.info(f"[bold]{len(cases)} matrix cases[/] (`--wide`: every dimension; `matrix run -f ID` runs one)")
+        id_width = max((len(c.id) for c in cases), default=0)
+        for c in cases:
+            ui.item(c.id, f"expects {c.expect['outcome']}", id_width, indent=0)
+            ui.item("", c.title, 0, indent=2)
+        return
     ui.table(["id", "exporter", "protocol", "endpoint", "interval", "timeout", "headers", "expected", "tags"],
              [[c.id, c.dims["exporter"], c.dims["protocol"], c.dims["endpoint"], c.dims["interval"], c.dims["timeout"],
                c.dims["headers"], expected_text(c.expect), ",".join(c.tags)] for c in cases],
-             title=f"{len(cases)} matrix cases")
+             title=f"{len(cases)} matrix cases", wide=True)
 
 
 @matrix_app.command("run")

@@ -1,0 +1,96 @@
+"""What a student sees in a default 80-column terminal: no line wider than that, and no URL, path or
+id split across lines (a split one cannot be copied). Each command is rendered at 80 columns and at
+200; every token with a `/` in the narrow output must appear whole in the wide one."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from rich.cells import cell_len
+
+from labctl import ui
+from labctl.matrix.cases import CASES_FILE, load_cases
+from tests.conftest import labctl_env, run_labctl
+
+NARROW = 80
+_BOX = re.compile(r"[│┃┏┓┗┛┣┫┡┩┠┨━─┳┻╇╈┯┷┼└┘┌┐├┤┬┴═╸╹]")
+_MARKER = re.compile(r"check-[0-9a-f]{8}")
+_COUNTS = re.compile(r"[\d/+\-.]+")  # "+12/-3", "0/1000": numbers that differ run to run, not locations
+
+
+def slashed_tokens(text: str) -> set[str]:
+    """URL- and path-like tokens (anything with a `/`), without the punctuation around them."""
+    words = (w.strip("()[]{},;:'\"`.") for w in _BOX.sub(" ", text).split())
+    return {w for w in words if "/" in w and not _COUNTS.fullmatch(w)}
+
+
+def problems(narrow: str, wide: str) -> list[str]:
+    # A line may pass the edge only when it is one path or URL longer than the terminal (kept whole).
+    found = [f"line of {cell_len(line)} columns: {line!r}" for line in narrow.splitlines()
+             if cell_len(line) > NARROW and " " in line.strip()]
+    narrow, wide = (_MARKER.sub("check-MARKER", t) for t in (narrow, wide))  # each check sends a new one
+    whole = slashed_tokens(wide)
+    found += [f"split or changed: {t!r}" for t in sorted(slashed_tokens(narrow) - whole)]
+    return found
+
+
+def test_the_detector_sees_a_folded_url() -> None:
+    wide = "│ collector │ http://127.0.0.1:8889/metrics │\n"
+    folded = "│ collector │ http://127.0.0.1:8889/metri │\n│           │ cs                          │\n"
+    assert problems(folded, wide) == ["split or changed: 'http://127.0.0.1:8889/metri'"]
+    assert problems(wide, wide) == []
+
+
+def test_a_table_too_wide_for_80_columns_splits_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    rows = [["upstream-unreachable", "http://127.0.0.1:18889/metrics", "lab/playbooks/upstream-unreachable.md",
+             "the proxy cannot reach the Collector: connections are refused on the port it was given"]]
+    cols = ["id", "url", "playbook", "why"]
+    printed = {}
+    for width in (NARROW, 200):
+        ui.console.width = width
+        try:
+            ui.table(cols, rows, title="t")
+        finally:
+            ui.console.width = 200
+        printed[width] = capsys.readouterr().out
+    assert problems(printed[NARROW], printed[200]) == []
+    assert "lab/playbooks/upstream-unreachable.md" in printed[NARROW]
+
+
+def test_wrap_keeps_urls_whole_and_splits_json_paths_after_a_dot() -> None:
+    url = "http://127.0.0.1:9090/api/v1/query?query=count({lab_marker=%22check-0%22})"
+    assert url in ui.wrap(f"14 series ({url})", 80, 30)[-1]
+    path = "resourceMetrics[0].scopeMetrics[0].metrics[0](claude_code.session.count).sum.dataPoints[0]"
+    lines = ui.wrap(f"first: {path}", 60, 20)
+    assert all(len(line) <= 40 for line in lines) and "".join(lines).replace("first: ", "") == path
+
+
+def _run(state_dir: Path, *args: str, columns: int) -> str:
+    r = run_labctl(*args, state_dir=state_dir, check=False, env=labctl_env(COLUMNS=str(columns)))
+    assert r.returncode in (0, 1, 11, 12, 13, 14), r.stderr
+    return r.stdout + r.stderr
+
+
+@pytest.mark.integration
+def test_main_commands_read_whole_at_80_columns(lab_state_dir: Path) -> None:
+    up = {NARROW: _run(lab_state_dir, "--runtime", "native", "up", "module-3", "--free-ports", columns=NARROW),
+          200: _run(lab_state_dir, "up", "module-3", columns=200)}
+    run_labctl("emit", "--from-lab", "--sessions", "1", state_dir=lab_state_dir)
+    report = {"up": problems(up[NARROW], up[200])}
+    commands = [("status",), ("ports",), ("check",), ("faults", "--all"), ("proxy", "sessions"), ("matrix", "list"),
+                ("doctor",), ("break", "contract"), ("check", "--layer", "1"), ("faults",)]
+    for args in commands:
+        narrow = _run(lab_state_dir, *args, columns=NARROW)
+        if args[0] == "break":  # a fault is broken once: heal it to render the wide run
+            run_labctl("heal", *args[1:], state_dir=lab_state_dir)
+        wide = _run(lab_state_dir, *args, columns=200)
+        report[" ".join(args)] = problems(narrow, wide)
+        if args == ("matrix", "list"):
+            words = set(narrow.split())
+            report["matrix ids"] = [c.id for c in load_cases(CASES_FILE) if c.id not in words]
+            assert len(narrow.splitlines()) < 3 * len(load_cases(CASES_FILE)), "matrix list is not compact"
+        if args == ("check", "--layer", "1"):
+            assert "required attribute" in narrow, "the contract fault's evidence is cut"
+    assert {k: v for k, v in report.items() if v} == {}
