@@ -29,7 +29,7 @@ import docsmd
 
 REPO = docsmd.REPO
 DEFAULT_STATE = "~/.local/state/labctl/default"
-WIDTH = 120
+WIDTH = 80  # a default terminal: what a student sees
 OUTPUT_RE = re.compile(
     r"(?P<open><!-- output:(?P<name>[a-z0-9-]+) -->)\n(?P<body>.*?)(?P<close><!-- /output:(?P=name) -->)", re.DOTALL
 )
