@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from labctl.modelstub import answers
@@ -57,19 +58,47 @@ class Stats:
     after_script: int = 0
     bad_requests: int = 0
     turn_ms: deque[float] = field(default_factory=lambda: deque(maxlen=1000))
+    turn_cpu_ms: deque[float] = field(default_factory=lambda: deque(maxlen=1000))
+
+    def add(self, clock: TurnClock) -> None:
+        wall, cpu = clock.spent_ms()
+        self.turn_ms.append(wall)
+        self.turn_cpu_ms.append(cpu)
 
     def as_dict(self) -> dict[str, Any]:
-        ms = sorted(self.turn_ms)
         return {
             "turns": self.turns, "side_requests": self.side, "faults": self.faults,
             "after_script": self.after_script, "bad_requests": self.bad_requests,
-            "stub_ms_per_turn": {
-                "count": len(ms),
-                "mean": round(sum(ms) / len(ms), 3) if ms else None,
-                "p50": round(ms[len(ms) // 2], 3) if ms else None,
-                "max": round(ms[-1], 3) if ms else None,
-            },
+            "stub_ms_per_turn": _summary(self.turn_ms),  # wall time: includes waiting for a CPU
+            "stub_cpu_ms_per_turn": _summary(self.turn_cpu_ms),  # the stub's own work
         }
+
+
+def _summary(values: deque[float]) -> dict[str, Any]:
+    ms = sorted(values)
+
+    def rank(q: float) -> float | None:
+        return round(ms[min(len(ms) - 1, int(q * len(ms)))], 3) if ms else None
+
+    return {"count": len(ms), "mean": round(sum(ms) / len(ms), 3) if ms else None,
+            "p50": rank(0.5), "p95": rank(0.95), "max": rank(1.0)}
+
+
+class TurnClock:
+    """The stub's own time for one answer, wall and CPU, without a scripted first-token delay."""
+
+    def __init__(self) -> None:
+        self.wall = time.perf_counter()
+        self.cpu = time.thread_time()
+        self.paused = 0.0
+
+    async def sleep(self, seconds: float) -> None:
+        start = time.perf_counter()
+        await asyncio.sleep(seconds)
+        self.paused += time.perf_counter() - start
+
+    def spent_ms(self) -> tuple[float, float]:
+        return ((time.perf_counter() - self.wall - self.paused) * 1000, (time.thread_time() - self.cpu) * 1000)
 
 
 class ModelStub:
@@ -211,7 +240,7 @@ class ModelStub:
         return self.scenarios[name]
 
     async def messages(self, request: web.Request) -> web.StreamResponse:
-        began = time.perf_counter()
+        clock = TurnClock()
         _require_key(request)
         body = await _json_body(request)
         model = _require_model(body)
@@ -230,7 +259,7 @@ class ModelStub:
             self.stats.side += 1
             ids = answers.ids_for(scenario.seed, scenario.name, session, -self.side_counter, 0)
             self._record("side", scenario, session, None, 0, 200, model)
-            return await self._answer(request, scenario.side, ids, model, None, stream, began, counted=False)
+            return await self._answer(request, scenario.side, ids, model, None, stream, clock, counted=False)
 
         # A subagent's conversation plays the scenario's `subagent` script, counted on its own.
         agent = request.headers.get(AGENT_HEADER, "").strip()[:64]
@@ -248,7 +277,7 @@ class ModelStub:
             self.stats.after_script += 1
             self._record("after_script", scenario, session, turn_index, attempt, 200, model, agent)
             ids = answers.ids_for(scenario.seed, scenario.name, conversation, turn_index, 0)
-            return await self._answer(request, Turn(text=scenario.after_script), ids, model, None, stream, began,
+            return await self._answer(request, Turn(text=scenario.after_script), ids, model, None, stream, clock,
                                       counted=False)
         request_id = answers.stable_id("req", scenario.seed, scenario.name, conversation, turn_index, attempt)
         if attempt < len(turn.faults):
@@ -270,7 +299,7 @@ class ModelStub:
         self.stats.turns += 1
         self._record("turn", scenario, session, turn_index, attempt, 200, turn.model or model, agent)
         ids = answers.ids_for(scenario.seed, scenario.name, conversation, turn_index, len(turn.tools))
-        return await self._answer(request, turn, ids, turn.model or model, _workdir(body), stream, began,
+        return await self._answer(request, turn, ids, turn.model or model, _workdir(body), stream, clock,
                                   request_id=request_id, counted=True)
 
     async def _open_stream(self, request: web.Request, request_id: str) -> web.StreamResponse:
@@ -280,30 +309,26 @@ class ModelStub:
         return resp
 
     async def _answer(self, request: web.Request, turn: Turn, ids: answers.AnswerIds, model: str,
-                      workdir: str | None, stream: bool, began: float, *, counted: bool,
+                      workdir: str | None, stream: bool, clock: TurnClock, *, counted: bool,
                       request_id: str | None = None) -> web.StreamResponse:
         request_id = request_id or answers.stable_id("req", ids.message)
         delay = turn.first_token_delay_ms / 1000
         if not stream:
             doc = answers.message(turn, ids, model, workdir)
-            spent = time.perf_counter() - began
             if delay:
-                await asyncio.sleep(delay)
+                await clock.sleep(delay)
             answer = web.json_response(doc, headers={"request-id": request_id})
             if counted:
-                self.stats.turn_ms.append(spent * 1000)
+                self.stats.add(clock)
             return self._recorded(answer)
         resp = await self._open_stream(request, request_id)
-        spent = time.perf_counter() - began
         if delay:
-            await asyncio.sleep(delay)  # the slow first token: headers are out, message_start waits
-        mark = time.perf_counter()
+            await clock.sleep(delay)  # the slow first token: headers are out, message_start waits
         chunks = [answers.message_start(turn, ids, model), *answers.stream_body(turn, ids, workdir)]
         await resp.write(b"".join(chunks))
         await resp.write_eof()
-        spent += time.perf_counter() - mark
         if counted:
-            self.stats.turn_ms.append(spent * 1000)
+            self.stats.add(clock)
         return self._recorded(resp)
 
     def _recorded(self, resp: web.StreamResponse) -> web.StreamResponse:
@@ -329,8 +354,8 @@ class ModelStub:
 async def _json_body(request: web.Request) -> dict[str, Any]:
     raw = await request.read()
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        body = orjson.loads(raw)  # a late turn's request carries the whole conversation: parse it fast
+    except (orjson.JSONDecodeError, UnicodeDecodeError):
         raise ApiError(400, "invalid_request_error", "The request body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_request_error", "The request body must be a JSON object.")

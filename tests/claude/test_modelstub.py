@@ -92,6 +92,8 @@ def test_side_requests_never_consume_a_turn(stub: RunningStub) -> None:
     after = requests.get(stub.url + "/stub/stats", timeout=5).json()
     assert after["side_requests"] == before["side_requests"] + 1 and after["turns"] == before["turns"] + 1
     assert after["stub_ms_per_turn"]["count"] >= 1 and after["stub_ms_per_turn"]["max"] < 1000
+    cpu = after["stub_cpu_ms_per_turn"]
+    assert cpu["count"] == after["stub_ms_per_turn"]["count"] and 0 < cpu["p50"] <= cpu["p95"] <= cpu["max"] < 1000
 
 
 def test_faults_play_in_order_then_the_answer(tmp_path: Path) -> None:
