@@ -295,14 +295,13 @@ class Contract:
                     pbase_prefix = f"{mbase}.{kind}.dataPoints["
                     if kind in ("sum", "gauge"):
                         region = regions.get((ri, si, mi)) if regions is not None else None
-                        if region is not None:
+                        if region is not None and raw is not None:  # regions come from raw
                             if name in caches:
                                 cache = caches[name]
                             else:
                                 cache = caches[name] = self._series_cache(name)
                             self._known_points(cm, name, meta, data.data_points, monotonic, mviol,
-                                               pbase_prefix, (ri, si, mi), ev, raw, region,  # type: ignore[arg-type]
-                                               cache)
+                                               pbase_prefix, (ri, si, mi), ev, raw, region, cache)
                         else:
                             self._number_points(cm, name, meta, data.data_points, monotonic, mviol,
                                                 pbase_prefix, (ri, si, mi), ev)
@@ -527,8 +526,8 @@ class Contract:
                 if len(viol) == before and entry is not None:
                     entry[2] = True  # every value of this series is now known: skip the check next time
             if seed_fields:
-                self._seed_fields(cm, value, cattrs, points[pi].time_unix_nano,  # type: ignore[arg-type]
-                                  f"{prefix}{pi}]", viol)
+                assert cm is not None  # seed_fields come from cm
+                self._seed_fields(cm, value, cattrs, points[pi].time_unix_nano, f"{prefix}{pi}]", viol)
             items.append((meta, pi, p, attrs, value, viol, skey, start_ns, time_ns))
             if viol:
                 ev._note_rejected(key, pi, viol)
