@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from labctl import ui
 from labctl.emulator.labenv import client_env, lab_env, render, stub_running
@@ -81,7 +82,8 @@ def emit_command(
         "--scenario", help="play one model-stub scenario (lab/scenarios/NAME.yaml) as `labctl claude` does")] = None,
 ) -> None:
     """Emulate Claude Code's telemetry, configured only by Claude Code's environment variables
-    (CLAUDE_CODE_ENABLE_TELEMETRY, OTEL_METRICS_EXPORTER, OTEL_EXPORTER_OTLP_PROTOCOL, ...)."""
+    (CLAUDE_CODE_ENABLE_TELEMETRY, OTEL_METRICS_EXPORTER, OTEL_EXPORTER_OTLP_PROTOCOL, ...).
+    Exits 4 when OTLP exporters were configured and nothing at all was delivered."""
     env = dict(os.environ)
     if from_lab:
         env.update(lab_env(LabState.current(), protocol))
@@ -135,17 +137,40 @@ def emit_command(
             f"{summary['events']} events in {summary['run_seconds']}s (CPU {summary['cpu_percent']}%)"
         )
         if summary["exporters"]:
-            from rich.table import Table
-
-            t = Table(title="exports", header_style="bold")
-            for col in ("exporter", "sent", "failed", "retried", "items sent", "last error"):
-                t.add_column(col)
-            for row in _summary_rows(summary):
-                t.add_row(*(str(c) for c in row))
-            out.print(t)
+            ui.table(["exporter", "sent", "failed", "retried", "items sent"],
+                     [row[:5] for row in _summary_rows(summary)], title="exports")
+            # Errors are sentences with URLs in them: printed whole below the table, never cut or folded.
+            for e in summary["exporters"]:
+                if e["last_error"]:
+                    out.print(f"[bold]{e['name']}[/] last error:", highlight=False)
+                    for line in ui.wrap(" ".join(e["last_error"].split()), out.width, 2):
+                        out.print("  " + escape(line), soft_wrap=True, highlight=False)
         if not summary["shutdown_flushed"]:
             out.print("[yellow]OpenTelemetry shutdown timeout: the final flush did not finish "
                       f"within {settings.shutdown_timeout_ms} ms (CLAUDE_CODE_OTEL_SHUTDOWN_TIMEOUT_MS)[/]")
+    _exit_when_nothing_delivered(summary, targets, errors_shown=not json_out)
     failed = any(e["failed"] for e in summary["exporters"])
     if fail_on_error and failed:
         raise typer.Exit(3)
+
+
+NOTHING_DELIVERED = 4  # the exit code: OTLP exporters were configured and not one item reached the endpoint
+
+
+def _exit_when_nothing_delivered(summary: dict[str, Any], targets: str, errors_shown: bool) -> None:
+    """A run whose OTLP exporters delivered nothing is a failure a script must see (exit 4), with the
+    last error in full — not a table that looks like a run and exit 0."""
+    otlp = [e for e in summary["exporters"] if "otlp" in e["name"]]
+    produced = summary["metric_increments"] or summary["events"]
+    if not otlp or not produced or any(e["items_sent"] for e in otlp):
+        return
+    errors = [e["last_error"] for e in otlp if e["last_error"]]
+    messages = [m for m in summary.get("sdk_messages", []) if "shutdown can only be called once" not in m]
+    # The exporters' last errors are printed above, under the table; else the last one in full here.
+    last = " ".join((errors[-1] if errors else messages[-1] if messages else "").split())
+    ui.error(f"nothing was delivered to {targets or 'the OTLP endpoint'}"
+             + (" (last error above)" if errors and errors_shown else f": {last}" if last else
+                " (no error was reported before the run ended)"),
+             "is the lab up (`labctl status`)? is the endpoint right (`labctl env`)? with `up --auth`, send "
+             "the token (`labctl emit --from-lab` does); `labctl check --layer 1` shows where it stops")
+    raise typer.Exit(NOTHING_DELIVERED)
