@@ -50,6 +50,7 @@ def claude(
         raise typer.BadParameter("name a scenario (`labctl claude --list` shows them)", param_hint="--scenario")
     ui.json_mode(True)  # labctl's own lines go to stderr: stdout is the client's (e.g. its `-p` answer)
     lab = LabState.current()
+    client.scenario(scenario)  # an unknown or broken scenario says so before anything else
     prepared = client.prepare(lab, resolve(), scenario, list(claude_args or []), protocol=protocol, workdir=workdir,
                               interactive=interactive, traces=traces)
     ui.info(f"claude → model stub {prepared.block['ANTHROPIC_BASE_URL']} (scenario {scenario}), "
@@ -58,4 +59,6 @@ def claude(
     code = client.run(prepared)
     if code:
         ui.warn(f"claude exited with status {code}")
+    ui.info("next: `labctl proxy sessions` shows the session's tokens, lines and decisions; "
+            "the inspector page (`labctl url proxy`) its events")
     sys.exit(code)
