@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,17 +40,6 @@ def wait_for(check: Callable[[], Any], timeout: float, interval: float = 0.25) -
         time.sleep(interval)
         value = check()
     return value
-
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-
-
-def parse_duration(text: str, default: float) -> float:
-    total, found = 0.0, False
-    for number, unit in _DURATION.findall(text or ""):
-        found = True
-        total += float(number) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
-    return total if found else default
 
 
 def service_env(lab: LabState, model: LabModel, service: str) -> dict[str, str]:

@@ -11,10 +11,11 @@ import requests
 import yaml
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
 
-from labctl.checks.context import CheckContext, parse_duration, wait_for
+from labctl.checks.context import CheckContext, wait_for
 from labctl.checks.probe import http_get
 from labctl.checks.result import CheckResult
 from labctl.promql import client
+from labctl.units import prometheus_duration
 
 PIPELINE_GROUP = "lab-pipeline-health"
 
@@ -40,7 +41,7 @@ def check(cx: CheckContext) -> list[CheckResult]:
     config = http_get(base + "/api/v1/status/config", timeout=2)
     if config.ok:
         glob = (yaml.safe_load(config.json()["data"]["yaml"]) or {}).get("global", {})
-        cx.scrape_interval = parse_duration(str(glob.get("scrape_interval", "")), cx.scrape_interval)
+        cx.scrape_interval = prometheus_duration(str(glob.get("scrape_interval", "")), cx.scrape_interval)
     targets = _targets(cx)
     marker = _marker(cx, targets)
     if not marker.ok and targets.ok and cx.reached.get("collector"):
@@ -74,7 +75,7 @@ def _targets(cx: CheckContext) -> CheckResult:
     stalled = [t for t in active if _overdue(t, cx.scrape_interval)]
     if stalled:
         cx.progress(f"a scrape of {stalled[0]['scrapeUrl']} is taking longer than its interval; waiting for it")
-        limit = max(parse_duration(t.get("scrapeTimeout", ""), cx.scrape_interval) for t in stalled)
+        limit = max(prometheus_duration(t.get("scrapeTimeout", ""), cx.scrape_interval) for t in stalled)
         wait_for(lambda: known() and not any(_overdue(t, cx.scrape_interval) for t in active), timeout=limit + 1)
     # A target last scraped before the latest `labctl heal` shows the broken state: its next scrape
     # (at most one interval away) tells whether the heal worked. Heal does not wait for it; check does.
@@ -84,7 +85,7 @@ def _targets(cx: CheckContext) -> CheckResult:
     if stale:
         cx.progress(f"{', '.join(sorted(stale))} was last scraped before the heal; waiting for its next scrape "
                     f"(every {cx.scrape_interval:g}s)")
-        limit = cx.scrape_interval + max(parse_duration(t.get("scrapeTimeout", ""), cx.scrape_interval)
+        limit = cx.scrape_interval + max(prometheus_duration(t.get("scrapeTimeout", ""), cx.scrape_interval)
                                          for t in active if t["scrapeUrl"] in stale)
         wait_for(lambda: known() and all((_ts(t.get("lastScrape")) or 0) >= healed_at
                                          for t in active if t["scrapeUrl"] in stale), timeout=limit + 1)
@@ -126,7 +127,7 @@ def _mine(cx: CheckContext, active: list[dict[str, Any]]) -> list[dict[str, Any]
 
 def _overdue(target: dict[str, Any], default_interval: float) -> bool:
     last = _ts(target.get("lastScrape"))
-    interval = parse_duration(target.get("scrapeInterval", ""), default_interval)
+    interval = prometheus_duration(target.get("scrapeInterval", ""), default_interval)
     return target.get("health") == "up" and last is not None and time.time() - last > interval + 1.0
 
 
@@ -270,7 +271,7 @@ def resolve_note(alert: dict[str, Any]) -> str:
     interval = float(rule.get("interval") or 5)
     windows = _RANGE.findall(expr)
     if windows:
-        longest = max(windows, key=lambda w: parse_duration(w, 0))
+        longest = max(windows, key=lambda w: prometheus_duration(w, 0))
         return (f"{name} (`{expr[:80]}`) looks back {longest}: it resolves once that window no longer "
                 f"covers the outage, i.e. up to {longest} after the fix")
     return (f"{name} (`{expr[:80]}`) is still resolving: its condition is re-checked every {interval:g}s, so "

@@ -46,3 +46,12 @@ def json_number(x: float | None) -> float | int | str | None:
     if isinstance(x, float) and not math.isfinite(x):
         return "NaN" if math.isnan(x) else ("+Inf" if x > 0 else "-Inf")
     return x
+
+
+def attrs_key(attrs: dict[str, Any]) -> Any:
+    """A hashable identity of an attributes dict (its series within a metric) when no wire bytes are at
+    hand; values that do not sort against each other fall back to their repr."""
+    try:
+        return tuple(sorted(attrs.items()))
+    except TypeError:
+        return repr(sorted(attrs.items(), key=lambda kv: kv[0]))

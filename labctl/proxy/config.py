@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from labctl.errors import LabError
+from labctl.units import parse_duration, parse_size
 
 _VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -56,11 +57,6 @@ def _expand_tree(node: Any, env: dict[str, str], where: str) -> Any:
     return node
 
 
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|kib|mb|mib|gb|gib)?\s*$", re.IGNORECASE)
-_SIZE_UNITS = {None: 1, "b": 1, "kb": 1000, "kib": 1024, "mb": 1000**2, "mib": 1024**2,
-               "gb": 1000**3, "gib": 1024**3}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_DURATION_UNITS = {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 @dataclass(frozen=True)
@@ -137,34 +133,6 @@ class _Section:
 
     def path(self, key: str) -> str:
         return f"{self.where}.{key}"
-
-
-def parse_size(value: Any, where: str) -> int:
-    if isinstance(value, bool):
-        raise LabError(f"{where}: {value!r} is not a size", "write a size like 64MiB, 512KiB or 1048576")
-    if isinstance(value, int):
-        n = value
-    else:
-        m = _SIZE.match(str(value))
-        if not m:
-            raise LabError(f"{where}: {value!r} is not a size", "write a size like 64MiB, 512KiB or 1048576")
-        n = int(float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "").lower() or None])
-    if n <= 0:
-        raise LabError(f"{where}: size must be positive, got {value!r}", "use a positive size like 64MiB")
-    return n
-
-
-def parse_duration(value: Any, where: str) -> float:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        secs = float(value)
-    else:
-        m = _DURATION.match(str(value))
-        if not m:
-            raise LabError(f"{where}: {value!r} is not a duration", "write a duration like 500ms, 10s or 1m")
-        secs = float(m.group(1)) * _DURATION_UNITS[m.group(2)]
-    if secs <= 0:
-        raise LabError(f"{where}: duration must be positive, got {value!r}", "use a duration like 500ms or 10s")
-    return secs
 
 
 def parse_listen(value: Any, where: str, optional: bool) -> Listen | None:

@@ -26,27 +26,13 @@ from typing import Any
 
 from labctl.errors import LabError
 from labctl.proxy.inspect.sessions import SessionTracker
+from labctl.units import parse_duration
 
 log = logging.getLogger("labctl.proxy.alerts")
 
 KINDS = ("session_cost", "tokens_per_minute", "api_error_rate")
 _DEFAULT_WINDOW = {"session_cost": 600.0, "tokens_per_minute": 60.0, "api_error_rate": 300.0}
 _UNITS = {"session_cost": "USD", "tokens_per_minute": "tokens/min", "api_error_rate": "ratio"}
-
-
-def _duration(value: Any, where: str) -> float:
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
-        return float(value)
-    text = str(value).strip()
-    for suffix, mult in (("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)):
-        if text.endswith(suffix):
-            try:
-                n = float(text[: -len(suffix)])
-            except ValueError:
-                break
-            if n > 0:
-                return n * mult
-    raise LabError(f"proxy config: {where}: {value!r} is not a duration", "write e.g. 30s, 5m or 1h")
 
 
 @dataclass
@@ -131,7 +117,7 @@ def parse_rules(section: Any) -> list[AlertRule]:
         if not isinstance(min_events, int) or isinstance(min_events, bool) or min_events < 1:
             raise LabError(f"proxy config: {where}: min_events must be a positive integer", "e.g. min_events: 5")
         rules.append(AlertRule(name=name, kind=str(kind), threshold=float(threshold),
-                               window=_duration(window_value, f"{where}.window"), min_events=min_events,
+                               window=parse_duration(window_value, f"proxy config: {where}.window"), min_events=min_events,
                                description=str(item.get("description", "") or "")))
     return rules
 

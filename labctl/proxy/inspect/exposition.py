@@ -9,6 +9,7 @@ from collections import OrderedDict
 from typing import Any
 
 from labctl.contract import Contract, Evaluation
+from labctl.contract.otlpvalues import attrs_key
 from labctl.contract.promname import label_name, prometheus_name
 from labctl.proxy.inspect.accumulate import CounterAccumulator
 
@@ -102,7 +103,7 @@ class ProxiedMetrics:
             if bound is not None and bound[0] is attrs and bound[1] is fam and bound[2] == rkey:
                 cell = bound[3]
             else:
-                skey = (rkey, series if series is not None else _attrs_key(attrs))
+                skey = (rkey, series if series is not None else attrs_key(attrs))
                 cell = fam.series.get(skey)
                 if cell is None:
                     if self.n_series >= self.max_series:
@@ -169,11 +170,6 @@ def _label_value(v: Any) -> str:
     return str(v)
 
 
-def _attrs_key(attrs: dict[str, Any]) -> Any:
-    try:
-        return tuple(sorted(attrs.items()))
-    except TypeError:
-        return repr(sorted(attrs.items(), key=lambda kv: kv[0]))
 
 
 def render_proxy_stats(stats: dict[str, Any], out: list[str]) -> None:

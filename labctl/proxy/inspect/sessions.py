@@ -15,6 +15,7 @@ from collections import OrderedDict
 from typing import Any
 
 from labctl.contract import Evaluation
+from labctl.contract.otlpvalues import attrs_key
 from labctl.proxy.inspect.accumulate import CounterAccumulator
 
 _PREFIX = "claude_code."
@@ -261,7 +262,7 @@ class SessionTracker:
         rk = res_keys.get(id(resource))
         if rk is None:
             rk = res_keys[id(resource)] = _resource_key(resource)
-        key = (name, rk, series if series is not None else _attrs_key(attrs))
+        key = (name, rk, series if series is not None else attrs_key(attrs))
         return self.counters.increase(key, temporality, start_ns, float(value))
 
     def _events(self, ev: Evaluation, now: float) -> None:
@@ -321,8 +322,3 @@ class SessionTracker:
         return self.sessions.get(sid)
 
 
-def _attrs_key(attrs: dict[str, Any]) -> Any:
-    try:
-        return tuple(sorted(attrs.items()))
-    except TypeError:
-        return repr(sorted(attrs.items(), key=lambda kv: kv[0]))

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from labctl.errors import LabError
-from labctl.proxy.config import parse_size
 from labctl.proxy.inspect.alerts import AlertRule, parse_rules
 from labctl.redact import Redactor
+from labctl.units import parse_size
 
 _INSPECT_KEYS = ("payloads", "records_per_payload", "violations", "console", "resource_labels", "max_series")
 _CONSOLES = ("summary", "points", "off")
