@@ -1,4 +1,8 @@
-"""Preflight checks for `labctl doctor`: engine, ports, binaries, disk, memory — each with its fix."""
+"""Preflight checks for `labctl doctor`: engine, ports, binaries, disk, memory — each with its fix.
+
+What is checked follows the runtime the lab uses (or `--runtime`): Docker's engine, compose plugin and
+images for a docker lab, the native binaries for a native one.
+"""
 
 from __future__ import annotations
 
@@ -45,11 +49,61 @@ def _engine() -> Finding:
     )
 
 
-def _ports(model: LabModel) -> list[Finding]:
+def _docker(model: LabModel, required: bool) -> list[Finding]:
+    """Engine, compose plugin, every image the lab needs, and whether the proxy image can be built."""
+    from labctl.runtimes import docker_images
+    from labctl.runtimes.docker import COMPOSE_HINT, compose_problem
+
+    ok, why = docker_engine()
+    if not ok:
+        return [Finding("docker engine", "fail" if required else "warn", f"{why}: the lab runs natively",
+                        "start Docker Engine / Docker Desktop" + ("" if required else " (nothing needed for native)"))]
+    out = [Finding("docker engine", "ok", f"Docker {why}")]
+    problem = compose_problem()
+    if problem:
+        out.append(Finding("docker compose", "fail" if required else "warn", problem, COMPOSE_HINT))
+        return out
+    out.append(Finding("docker compose", "ok", "`docker compose version` works"))
+    recorded = LabState.load().settings.get("images") if LabState.exists() else None
+    images = docker_images.chosen_images(model, recorded)
+    for role, ref in images.items():
+        if docker_images.image_id(ref):
+            out.append(Finding(f"image {role}", "ok", f"{ref} is here"))
+            continue
+        need = "module-4 needs it" if role == "grafana" else "`labctl up` pulls it (needs a registry)"
+        out.append(Finding(f"image {role}", "warn", f"{ref} is not on this machine: {need}",
+                           docker_images.how_to_get(ref)))
+    out.append(_proxy_image(model, images["python"]))
+    return out
+
+
+def _proxy_image(model: LabModel, python_ref: str) -> Finding:
+    from labctl.runtimes import docker_images
+
+    python_id = docker_images.image_id(python_ref)
+    if python_id is None:
+        return Finding("proxy image", "warn", f"cannot be built yet: its base image {python_ref} is missing",
+                       docker_images.how_to_get(python_ref))
+    tag = docker_images.proxy_tag(model, python_ref, python_id)
+    if docker_images.image_id(tag):
+        return Finding("proxy image", "ok", f"{tag} is built for this code")
+    try:
+        version, machine = docker_images.image_python(python_ref)
+    except LabError as exc:
+        return Finding("proxy image", "fail", exc.message, exc.hint or "")
+    if docker_images.wheelhouse_current(model, version, machine):
+        return Finding("proxy image", "ok", f"buildable offline: wheelhouse ready for Python {version} {machine}")
+    return Finding("proxy image", "warn", f"no wheelhouse for Python {version} {machine} yet: the first `up` "
+                   "downloads the proxy's dependencies (needs the package index)",
+                   "before class, with network: `labctl images wheelhouse`")
+
+
+def _ports(model: LabModel, runtime: str, port_offset: int = 0) -> list[Finding]:
     # Ports of a running lab belong to it; check the ports the next `up` would use otherwise.
     ours: set[int] = set()
-    ports = model.default_ports()
-    if LabState.exists():
+    ports = {s: {n: p + port_offset for n, p in named.items()} for s, named in model.default_ports().items()}
+    ports = {s: p for s, p in ports.items() if s not in model.services or runtime in model.service(s).runtimes}
+    if LabState.exists() and not port_offset:
         lab = LabState.load()
         ports = lab.ports or ports
         # A docker lab does not use the native-only ports (the scrape and query relays').
@@ -128,5 +182,22 @@ def _resources() -> list[Finding]:
     return out
 
 
-def run_checks(model: LabModel) -> list[Finding]:
-    return [_engine(), *_ports(model), *_binaries(model), *_resources()]
+def chosen_runtime(requested: str | None) -> tuple[str, bool]:
+    """(runtime to check for, whether it was asked for explicitly): --runtime, else the lab's, else auto."""
+    if requested in ("docker", "native"):
+        return requested, True
+    if requested not in (None, "auto"):
+        raise LabError(f"unknown runtime {requested!r}", "use docker, native or auto")
+    if LabState.exists():
+        return LabState.load().runtime, True
+    explicit = state.requested_runtime()
+    if explicit in ("docker", "native"):
+        return explicit, True
+    return ("docker" if docker_engine()[0] else "native"), False
+
+
+def run_checks(model: LabModel, runtime: str | None = None, port_offset: int = 0) -> list[Finding]:
+    chosen, explicit = chosen_runtime(runtime)
+    if chosen == "docker":
+        return [*_docker(model, explicit), *_ports(model, chosen, port_offset), *_resources()]
+    return [_engine(), *_ports(model, chosen, port_offset), *_binaries(model), *_resources()]

@@ -9,7 +9,7 @@ from labctl.checks.context import CheckContext, service_env, wait_for
 from labctl.checks.layer1 import counter, proxy_stats
 from labctl.checks.probe import error_lines, http_get
 from labctl.checks.result import CheckResult
-from labctl.checks.upstream import diagnose, parse_headers
+from labctl.checks.upstream import Diagnosis, diagnose, diagnose_in_container, parse_headers
 from labctl.runtimes.process import tail
 
 ACCEPTED = r"otelcol_receiver_accepted_metric_points(_total)?"
@@ -83,7 +83,7 @@ def _delivery(cx: CheckContext, collector_up: bool) -> CheckResult:
         evidence.insert(0, f"lab_marker={cx.marker.value if cx.marker else ''} is on the Collector's exporter")
         # Arrived, but is the hop healthy? A slow hop delivers, late.
         if endpoint:
-            probe = diagnose(endpoint, protocol, _headers(cx), cx.lab.ports.get("collector", {}), cx.slow_hop_ms)
+            probe = _diagnose(cx, endpoint, protocol)
             if not probe.ok and probe.playbook == "upstream-slow":
                 return CheckResult(2, name, False, evidence + probe.evidence, cause=probe.cause,
                                    hint="look for added latency on the hop (`labctl faults`), or a slow Collector",
@@ -99,7 +99,7 @@ def _delivery(cx: CheckContext, collector_up: bool) -> CheckResult:
                            "(it keeps the data in its spool and retries)",
                            hint="bring the Collector back (`labctl heal` / `labctl up`); the spool drains by itself",
                            playbook="collector-down")
-    probe = diagnose(endpoint, protocol, _headers(cx), cx.lab.ports.get("collector", {}), cx.slow_hop_ms)
+    probe = _diagnose(cx, endpoint, protocol)
     if probe.ok:
         # The hop works now (e.g. just healed): the proxy delivers on its next retry, after its current
         # backoff. Wait that long (from its own /api/stats) before calling anything a failure.
@@ -132,6 +132,18 @@ def _delivery(cx: CheckContext, collector_up: bool) -> CheckResult:
                              "upstream-slow": "find what delays the hop"}.get(
                            probe.playbook, "check the proxy's upstream address and the path to the Collector"),
                        playbook=probe.playbook)
+
+
+def _diagnose(cx: CheckContext, endpoint: str, protocol: str) -> Diagnosis:
+    """Probe the proxy's upstream from where the proxy runs (this host, or its container on Docker)."""
+    if cx.lab.runtime != "docker":
+        return diagnose(endpoint, protocol, _headers(cx), cx.lab.ports.get("collector", {}), cx.slow_hop_ms)
+    from labctl.runtimes.docker_images import clean_call
+
+    ports = {name: port.container for name, port in cx.model.service("collector").ports.items()}
+    container = f"labctl-{cx.lab.instance}-proxy-1".lower()
+    return diagnose_in_container(container, clean_call(["docker"]), endpoint, protocol, _headers(cx), ports,
+                                 cx.slow_hop_ms, ("collector",))
 
 
 def _retry_in(stats: dict[str, Any]) -> float | None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import socket
+import subprocess
 import time
 import urllib.parse
 from dataclasses import dataclass
@@ -52,8 +54,12 @@ def export_probe(endpoint: str, protocol: str, headers: dict[str, str], timeout:
 
 
 def diagnose(endpoint: str, protocol: str, headers: dict[str, str], collector_ports: dict[str, int],
-             slow_ms: float) -> Diagnosis:
-    """Why data does not get from the proxy to the Collector, probing the proxy's own upstream."""
+             slow_ms: float, collector_hosts: tuple[str, ...] = ("127.0.0.1", "localhost")) -> Diagnosis:
+    """Why data does not get from the proxy to the Collector, probing the proxy's own upstream.
+
+    Run where the proxy runs: natively on this host, on Docker inside the proxy's container
+    (diagnose_in_container). collector_ports are the Collector's ports as seen from there, at
+    collector_hosts."""
     parsed = urllib.parse.urlparse(endpoint if "://" in endpoint else f"http://{endpoint}")
     host, port = parsed.hostname, parsed.port
     if parsed.scheme not in ("http", "https") or not host or not port:
@@ -68,7 +74,7 @@ def diagnose(endpoint: str, protocol: str, headers: dict[str, str], collector_po
     # 2.5s: long enough that a slow (latency) hop still answers, short enough to keep `check` quick.
     seen = tcp_probe(host, port, timeout=2.5, payload=H2_PREFACE)
     if seen == "refused":
-        wrong = host in ("127.0.0.1", "localhost") and port not in collector_ports.values()
+        wrong = host in collector_hosts and port not in collector_ports.values()
         why = (f"nothing listens on {host}:{port}: the Collector listens on "
                f"{', '.join(f'{n}={p}' for n, p in collector_ports.items() if n.startswith('otlp'))}"
                if wrong else f"{host}:{port} refuses connections (the hop is cut or the Collector is down)")
@@ -97,3 +103,38 @@ def diagnose(endpoint: str, protocol: str, headers: dict[str, str], collector_po
         return Diagnosis(f"the hop is slow: an empty export takes {seconds * 1000:.0f} ms "
                          f"(more than {slow_ms:.0f} ms)", "upstream-slow", evidence)
     return Diagnosis("the upstream answers OTLP correctly", "upstream-unreachable", evidence, ok=True)
+
+
+_IN_CONTAINER = (
+    "import json, sys\n"
+    "from labctl.checks.upstream import diagnose\n"
+    "a = json.load(sys.stdin)\n"
+    "a['collector_hosts'] = tuple(a['collector_hosts'])\n"
+    "print(json.dumps(diagnose(**a).__dict__))\n"
+)
+
+
+def diagnose_in_container(container: str, client_call: list[str], endpoint: str, protocol: str,
+                          headers: dict[str, str], collector_ports: dict[str, int], slow_ms: float,
+                          collector_hosts: tuple[str, ...]) -> Diagnosis:
+    """Docker: the proxy reaches the Collector by its compose name on the lab's ingest network, which this
+    host can neither resolve nor route to. So the same diagnosis runs inside the proxy's container: the
+    proxy's own view of its upstream (DNS, connect, OTLP with its headers). Headers go over stdin."""
+    args = {"endpoint": endpoint, "protocol": protocol, "headers": headers, "collector_ports": collector_ports,
+            "slow_ms": slow_ms, "collector_hosts": list(collector_hosts)}
+    try:
+        out = subprocess.run([*client_call, "exec", "-i", container, "python", "-c", _IN_CONTAINER],
+                             input=json.dumps(args), capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        out = None
+        why = str(exc)
+    if out is not None and out.returncode == 0:
+        try:
+            return Diagnosis(**json.loads(out.stdout.strip().splitlines()[-1]))
+        except (ValueError, TypeError, IndexError):
+            why = f"unreadable answer {out.stdout[-200:]!r}"
+    elif out is not None:
+        why = (out.stderr.strip().splitlines() or [f"exit {out.returncode}"])[-1]
+    return Diagnosis(f"cannot probe the upstream from inside the proxy's container ({why})",
+                     "upstream-unreachable", [f"proxy upstream: {endpoint} ({protocol})",
+                                              f"docker exec {container}: {why}"])

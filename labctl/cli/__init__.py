@@ -21,6 +21,7 @@ _COMMAND_MODULES = [
     "check_commands",
     "claude_commands",
     "ops_commands",
+    "image_commands",
 ]
 
 

@@ -9,7 +9,7 @@ import typer
 from labctl import state, ui
 from labctl.cli.main import app
 from labctl.errors import LabError
-from labctl.model import LabModel, Stage, load_model
+from labctl.model import LabModel, Stage, load_model, read_env_file
 from labctl.runtimes.base import ServiceStatus, choose_runtime, get_runtime
 from labctl.runtimes.native import NativeRuntime
 from labctl.state import LabState, allocate_ports, lifecycle_lock
@@ -100,6 +100,7 @@ def _up(
     auth: bool | None,
 ) -> None:
     lab = _prepare_lab(model, port_offset, free_ports)
+    get_runtime(lab, model).preflight()  # nothing is recorded for a runtime that cannot start
     if auth is True:
         lab.ensure_secret("auth_token")  # the proxy's env changes with it, so the runtime restarts the proxy
         lab.settings["auth_enabled"] = True
@@ -145,6 +146,10 @@ def down(
     directory = state.state_dir()
     if LabState.exists(directory):
         lab = LabState.load(directory)
+    elif (directory / "compose.env").is_file():
+        # A docker lab already stopped (`down`, then `down --volumes`): its project still has volumes.
+        instance = read_env_file(directory / "compose.env").get("LAB_INSTANCE") or state.instance_name()
+        lab = LabState(dir=directory, runtime="docker", instance=instance)
     elif (directory / "services").is_dir():
         lab = LabState(dir=directory, runtime="native")  # leftovers of an interrupted `up`: stop them too
     else:
@@ -264,11 +269,20 @@ def logs(
 
 
 @app.command()
-def doctor(json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """Preflight: engine, ports, binaries, disk, memory — each problem with its fix."""
+def doctor(
+    runtime: Annotated[
+        str | None,
+        typer.Option("--runtime", help="Check for docker or native (default: the lab's runtime, else auto)."),
+    ] = None,
+    port_offset: Annotated[
+        int, typer.Option("--port-offset", help="Check the ports `up --port-offset N` would use.")
+    ] = 0,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Preflight for the chosen runtime: engine, compose and images, or binaries; ports, disk, memory."""
     from labctl.doctor import run_checks
 
-    results = run_checks(load_model())
+    results = run_checks(load_model(), runtime, port_offset)
     if json_out:
         ui.print_json([r.as_dict() for r in results])
     else:

@@ -1,31 +1,40 @@
-"""Docker runtime: a partition is a real network cut — `docker network disconnect` of the hop's target
-container from the lab network, and on heal `docker network connect --alias <service>` (without the alias
+"""Docker runtime: a partition cuts one hop's own network and nothing else.
+
+The compose files give every hop its own network (ingest: proxy → Collector, scrape: Collector →
+Prometheus, query: Prometheus → Grafana). Cutting a hop disconnects the hop's target from that network
+only — its published ports and its other hops stay — and puts a stand-in in its place under the same
+name, so the peer sees what it would see on a real cut network, exactly as on the native runtime:
+  hang    the stand-in accepts connections and never answers (labctl's relay in blackhole mode): the
+          peer's requests hang until its own timeout
+  refuse  the stand-in listens on nothing: the peer's connections are refused
+Heal removes the stand-in and reconnects the target with its service name as alias (without the alias
 the compose service name would no longer resolve for its peers).
 
-All commands go through python-on-whales, which shells out to the docker CLI; tests point its
-`client_call` at a recorder to check the exact commands without an engine.
+The stand-in runs labctl's relay (`python -m labctl.faults.relay`) from the lab's proxy image, so it
+needs no other image. It carries the project's compose labels: `labctl down` removes it like any
+container of the lab.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import subprocess
+from typing import Any
 
 from labctl.errors import LabError
+from labctl.runtimes.docker_images import clean_call
 
-if TYPE_CHECKING:
-    from python_on_whales import DockerClient
-
-# hop -> the service whose container is cut off (the hop's target: the side that stops answering)
-HOP_TARGET = {"proxy-collector": "collector", "collector-prometheus": "collector",
-              "prometheus-grafana": "prometheus"}
+# hop -> (the hop's compose network, the service whose side of it is cut: the one that stops answering)
+HOP_NETWORK = {"proxy-collector": ("ingest", "collector"), "collector-prometheus": ("scrape", "collector"),
+               "prometheus-grafana": ("query", "prometheus")}
+DOCKER_MODES = {"blackhole": "hang", "refuse": "refuse"}
 
 
 def project_name(ctx: Any) -> str:
-    return str(getattr(ctx.runtime, "project", None) or f"labctl-{ctx.lab.instance}")
+    return str(getattr(ctx.runtime, "project", None) or f"labctl-{ctx.lab.instance}".lower())
 
 
-def network_name(ctx: Any) -> str:
-    return str(getattr(ctx.runtime, "network", None) or f"{project_name(ctx)}_default")
+def network_name(ctx: Any, hop: str) -> str:
+    return f"{project_name(ctx)}_{HOP_NETWORK[hop][0]}"
 
 
 def container_name(ctx: Any, service: str) -> str:
@@ -33,46 +42,72 @@ def container_name(ctx: Any, service: str) -> str:
     return f"{project_name(ctx)}-{service}-1"
 
 
-def client(ctx: Any) -> DockerClient:
-    from python_on_whales import DockerClient  # imported when used: keeps `labctl --help` fast
-
-    call = getattr(ctx.runtime, "client_call", None)
-    return DockerClient(client_call=list(call) if call else ["docker"],
-                        compose_project_name=project_name(ctx))
-
-
-def partition(ctx: Any, hop: str) -> dict[str, Any]:
-    from python_on_whales.exceptions import DockerException
-
-    service = HOP_TARGET[hop]
-    net, ctr = network_name(ctx), container_name(ctx, service)
+def _docker(ctx: Any, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    call = list(getattr(ctx.runtime, "client_call", None) or ["docker"])
     try:
-        client(ctx).network.disconnect(net, ctr)
-    except DockerException as exc:  # carries the CLI's stderr
-        raise LabError(f"docker network disconnect {net} {ctr} failed: {exc}",
-                       "is the lab up in docker? `labctl status`") from None
-    return {"docker": True, "hop": hop, "service": service, "network": net, "container": ctr, "relays": []}
+        return subprocess.run([*clean_call(call), *args], capture_output=True, text=True, timeout=timeout,
+                              check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise LabError(f"docker {args[0]} did not run: {exc}", "is the engine up? `labctl doctor`") from None
+
+
+def _must(ctx: Any, *args: str) -> str:
+    out = _docker(ctx, *args)
+    if out.returncode != 0:
+        said = (out.stderr.strip().splitlines() or [f"exit {out.returncode}"])[-1]
+        raise LabError(f"`docker {' '.join(args[:3])} …` failed: {said}", "is the lab up in docker? `labctl status`")
+    return out.stdout
+
+
+def partition(ctx: Any, hop: str, mode: str = "blackhole") -> dict[str, Any]:
+    net_key, service = HOP_NETWORK[hop]
+    net, target = network_name(ctx, hop), container_name(ctx, service)
+    image = ctx.lab.settings.get("proxy_image")
+    if not image:
+        raise LabError("this docker lab has no proxy image recorded", "run `labctl up <module>` again")
+    ports = [p.container for p in ctx.model.service(service).ports.values()]
+    stand_in = f"{project_name(ctx)}-cut-{net_key}"
+    _docker(ctx, "rm", "--force", stand_in)  # a leftover of an interrupted break
+    _must(ctx, "network", "disconnect", net, target)
+    routes = [a for port in ports for a in ("--route", f"0.0.0.0:{port}=127.0.0.1:9")]
+    try:
+        _must(ctx, "run", "--detach", "--name", stand_in, "--network", net, "--network-alias", service,
+              "--label", f"com.docker.compose.project={project_name(ctx)}",
+              "--label", f"com.docker.compose.service=cut-{net_key}",
+              "--label", "com.docker.compose.oneoff=False", "--label", "com.docker.compose.container-number=1",
+              "--label", f"org.labctl.fault=network {hop}",
+              image, "python", "-m", "labctl.faults.relay", "--mode", mode, *routes)
+    except LabError:
+        _docker(ctx, "network", "connect", "--alias", service, net, target)
+        raise
+    return {"docker": True, "hop": hop, "mode": mode, "service": service, "network": net, "container": target,
+            "stand_in": stand_in, "relays": []}
 
 
 def verify(ctx: Any, rec: dict[str, Any]) -> list[str]:
-    from python_on_whales.exceptions import DockerException
+    import json
 
-    try:
-        inspected = client(ctx).container.inspect(rec["container"])
-        networks = list(inspected.network_settings.networks or {})
-    except DockerException as exc:
-        raise LabError(f"cannot inspect {rec['container']}: {exc}") from None
-    if rec["network"] in networks:
+    attached = json.loads(_must(ctx, "inspect", "--format", "{{json .NetworkSettings.Networks}}", rec["container"]))
+    if rec["network"] in attached:
         raise LabError(f"{rec['container']} is still attached to {rec['network']}")
-    return [f"{rec['container']} is disconnected from {rec['network']} (its peers cannot reach it)"]
+    evidence = [(f"{rec['container']} is disconnected from {rec['network']} (its other networks and published "
+                 "ports stay)")]
+    if rec.get("stand_in"):
+        running = _docker(ctx, "inspect", "--format", "{{.State.Running}}", rec["stand_in"]).stdout.strip()
+        if running != "true":
+            raise LabError(f"the stand-in {rec['stand_in']} for {rec['service']} is not running",
+                           f"`docker logs {rec['stand_in']}` says why")
+        what = ("accepts connections and never answers" if rec.get("mode") == "blackhole"
+                else "refuses connections")
+        evidence.append(f"on {rec['network']}, the name {rec['service']} now {what}")
+    return evidence
 
 
 def heal(ctx: Any, rec: dict[str, Any]) -> None:
-    from python_on_whales.exceptions import DockerException
-
-    try:
-        client(ctx).network.connect(rec["network"], rec["container"], alias=rec["service"])
-    except DockerException as exc:
-        raise LabError(f"docker network connect {rec['network']} {rec['container']} failed: {exc}",
+    if rec.get("stand_in"):
+        _docker(ctx, "rm", "--force", rec["stand_in"])
+    out = _docker(ctx, "network", "connect", "--alias", rec["service"], rec["network"], rec["container"])
+    if out.returncode != 0 and "already exists" not in out.stderr:
+        raise LabError(f"docker network connect {rec['network']} {rec['container']} failed: {out.stderr.strip()}",
                        f"reconnect it by hand: docker network connect --alias {rec['service']} "
-                       f"{rec['network']} {rec['container']}") from None
+                       f"{rec['network']} {rec['container']}")

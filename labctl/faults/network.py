@@ -83,8 +83,8 @@ def _apply_hop(ctx: FaultContext, hop: str, mode: str, latency_ms: int) -> dict[
         if mode == "latency":
             raise LabError("the latency fault runs a relay on this machine, which containers cannot use",
                            "use the native runtime (`labctl --runtime native up <module>`) for latency")
-        # A real cut of the hop's target (both modes: peers then fail to resolve/reach it).
-        return docker_net.partition(ctx, hop)
+        # A real cut of the hop's own network; a stand-in answers for the target as the mode says.
+        return docker_net.partition(ctx, hop, mode)
     if hop == "proxy-collector":
         _needs(ctx, "proxy", "collector")
         target = _hostport(proxy_upstream(ctx))

@@ -38,6 +38,9 @@ class Runtime(ABC):
         self.lab = lab
         self.model = model or load_model()
 
+    def preflight(self) -> None:
+        """What must hold before `up` records anything (docker: engine and compose plugin)."""
+
     @abstractmethod
     def up(self, stage: str) -> None: ...
 

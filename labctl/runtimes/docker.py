@@ -1,12 +1,20 @@
 """Docker runtime: the compose files under compose/ (one per layer), driven through python-on-whales.
 
 Every compose call goes through `client()`, which adds the layer files, the project name of this lab
-instance and the env files (pinned versions + this instance's ports and generated settings). Nothing
-outside the lab's own compose project is ever touched (no prune).
+instance and the env files (pinned versions + this instance's ports, images and generated settings). It
+runs compose with the shell's LAB_* and COMPOSE_* variables removed: compose would let them override the
+instance's env file (a stray LAB_PORT_PROXY_ADMIN would publish another port than labctl believes).
+Image overrides are read by labctl itself at `up` (labctl/runtimes/docker_images.py) and written to the
+env file. Nothing outside the lab's own compose project is ever touched (no prune).
+
+`up` writes the env file before any compose call, makes sure every image is here (pulls what is missing,
+builds the proxy image when its content changed) and records the stage only once the stage is up.
 """
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -20,12 +28,15 @@ from labctl import ui
 from labctl.errors import LabError
 from labctl.model import DOCKER_REPO, LabModel
 from labctl.ops.config_files import record_applied
+from labctl.runtimes import docker_images
 from labctl.runtimes.base import Runtime, ServiceStatus, docker_engine
+from labctl.runtimes.docker_images import clean_call
 from labctl.runtimes.ports import check_ports_free
 from labctl.runtimes.targets import write_targets
 from labctl.state import LabState
 
-WAIT_TIMEOUT = 180  # seconds `compose up --wait` may take (first run pulls images and builds the proxy)
+WAIT_TIMEOUT = 180  # seconds `compose up --wait` may take (slow machines, first start of Prometheus)
+NO_PROXY_IMAGE = "labctl-proxy:not-built"  # env file placeholder until `up` built the proxy image
 
 
 def port_var(service: str, port: str) -> str:
@@ -63,6 +74,10 @@ class DockerRuntime(Runtime):
         return self.lab.dir / "compose.env"
 
     @property
+    def build_log(self) -> Path:
+        return self.lab.dir / "logs" / "proxy-build.log"
+
+    @property
     def override_file(self) -> Path:
         return self.lab.dir / "compose.override.yml"
 
@@ -81,13 +96,19 @@ class DockerRuntime(Runtime):
         return files
 
     def client(self, layer: int | None = None) -> DockerClient:
+        if not self.env_file.exists():
+            self.write_env_file()  # compose interpolates every file: it needs the instance's variables
         return DockerClient(
             compose_files=list[str | Path](self.files(layer)),
             compose_project_name=self.project,
             compose_project_directory=compose_dir(self.model),
             compose_env_files=[compose_dir(self.model) / "versions.env", self.env_file],
-            client_call=self.client_call,
+            client_call=clean_call(self.client_call),
         )
+
+    def images(self) -> dict[str, str]:
+        """Each role's image for this lab: the shell's LAB_*_IMAGE at `up`, else recorded, else pinned."""
+        return docker_images.chosen_images(self.model, self.lab.settings.get("images"))
 
     # --- files written per instance ----------------------------------------------------------------
 
@@ -102,6 +123,10 @@ class DockerRuntime(Runtime):
         lines.append(f"LAB_PROMETHEUS_TARGETS_DIR={self.targets_dir}")
         lines.append(f"LAB_GRAFANA_ADMIN_PASSWORD={self.lab.ensure_secret('grafana_admin_password')}")
         lines.append(f"LAB_AUTH_TOKEN={self.lab.settings.get('auth_token', '')}")  # `up --auth`; empty = off
+        lines.append(f"LAB_INSTANCE={self.lab.instance}")  # lets `down --volumes` find the project later
+        for role, ref in sorted(self.images().items()):
+            lines.append(f"{docker_images.IMAGE_VARS[role]}={ref}")
+        lines.append(f"LAB_PROXY_IMAGE={self.lab.settings.get('proxy_image') or NO_PROXY_IMAGE}")
         self.lab.dir.mkdir(parents=True, exist_ok=True)
         self.env_file.write_text("\n".join(lines) + "\n")
         self.env_file.chmod(0o600)
@@ -162,22 +187,51 @@ class DockerRuntime(Runtime):
                 "start Docker, or `labctl down` and `labctl --runtime native up <module>`",
             )
 
-    def up(self, stage: str) -> None:
-        self.model.stage(stage)  # unknown stage: LabError
+    def preflight(self) -> None:
+        """Before anything is recorded: an engine answers and the compose plugin is there."""
         self.require_engine()
+        problem = compose_problem(self.client_call)
+        if problem:
+            raise LabError(f"the docker runtime needs Docker Compose v2, but {problem}", COMPOSE_HINT)
+
+    def up(self, stage: str) -> None:
+        layer = self.model.stage(stage).layer  # unknown stage: LabError
+        self.preflight()
         services = self.model.stage_services(stage, self.name)  # the scrape and query relays are native only
+        images = self.images()
+        self.lab.settings["images"] = images
+        self.write_env_file()  # before any compose call (listing containers interpolates the files too)
+        self._ensure_images(services, images)
+        if "proxy" in services:
+            self.lab.settings["proxy_image"] = docker_images.ensure_proxy_image(
+                self.model, images["python"], self.build_log, self.client_call, progress=ui.info
+            )
+        self.prepare_files()
         new = [s for s in services if not self.is_running(s)]
         check_ports_free([(s, n, self.lab.port(s, n)) for s in new for n in self.model.service(s).ports], stage)
-        self.lab.stage = stage
-        self.lab.save()
-        self.prepare_files()
-        ui.info(f"docker compose up ({', '.join(services)}); the first run pulls images and builds the proxy")
+        ui.info(f"starting {', '.join(services)} (docker compose, project {self.project})")
         self._compose(
-            lambda c: c.compose.up(detach=True, wait=True, wait_timeout=WAIT_TIMEOUT, remove_orphans=True, build=True),
+            lambda c: c.compose.up(detach=True, wait=True, wait_timeout=WAIT_TIMEOUT, remove_orphans=True),
             "start the lab",
+            layer=layer,
         )
         self._wait_collector(services)
-        record_applied(self.lab, self.model, services)  # `labctl status` names files edited later
+        self.lab.stage = stage  # recorded only once the stage is up
+        record_applied(self.lab, self.model, services)  # saves; `labctl status` names files edited later
+
+    def _ensure_images(self, services: list[str], images: dict[str, str]) -> None:
+        """Every image the stage runs is here, or pulled now; else one line naming it and how to get it."""
+        roles = [s for s in services if s in images] + (["python"] if "proxy" in services else [])
+        for role in roles:
+            ref = images[role]
+            if docker_images.image_id(ref, self.client_call):
+                continue
+            ui.info(f"pulling {ref} ({role})")
+            reason = docker_images.pull(ref, self.client_call)
+            if reason:
+                what = "the proxy's base image" if role == "python" else f"{role}'s image"
+                raise LabError(f"{what} {ref} is not on this machine and cannot be pulled ({reason})",
+                               docker_images.how_to_get(ref))
 
     def prepare_files(self) -> None:
         self.write_env_file()
@@ -222,6 +276,12 @@ class DockerRuntime(Runtime):
             layer=max(s.layer for s in self.model.stages.values()),
         )
         self.lab.path.unlink(missing_ok=True)
+        if volumes:
+            # The instance's files too: its env file holds Grafana's admin password.
+            for path in (self.env_file, self.override_file):
+                path.unlink(missing_ok=True)
+            for folder in ("services", "logs"):
+                shutil.rmtree(self.lab.dir / folder, ignore_errors=True)
 
     def _containers(self) -> dict[str, Any]:
         out = {}
@@ -266,6 +326,11 @@ class DockerRuntime(Runtime):
         return rows
 
     def logs(self, service: str, follow: bool = False, lines: int = 200) -> None:
+        if service == "proxy-build":
+            if not self.build_log.exists():
+                raise LabError("no proxy image was built for this lab", "`labctl up module-1` builds it")
+            sys.stdout.write("\n".join(self.build_log.read_text(errors="replace").splitlines()[-lines:]) + "\n")
+            return
         self.model.service(service)
         if follow:
             stream = self._compose(
@@ -338,3 +403,19 @@ class DockerRuntime(Runtime):
         """`docker cp` a local path into the service's container (running or stopped)."""
         cid = self.container_id(service)
         self._compose(lambda c: c.container.copy(src, (cid, path)), f"copy {src} into {service}")
+
+COMPOSE_HINT = ("install the Compose plugin (Docker Desktop has it; Linux: the docker-compose-plugin package), "
+                "check with `docker compose version`, then `labctl up` again")
+
+
+def compose_problem(client_call: list[str] | None = None) -> str | None:
+    """None when `docker compose version` works; else what is wrong, in one line."""
+    try:
+        out = subprocess.run([*(client_call or ["docker"]), "compose", "version", "--short"], capture_output=True,
+                             text=True, timeout=20, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"`docker compose version` did not run ({exc})"
+    if out.returncode != 0:
+        said = (out.stderr.strip().splitlines() or ["no output"])[0]
+        return f"`docker compose version` failed: {said}"
+    return None

@@ -1,7 +1,7 @@
-"""Docker runtime's faults, without an engine: the exact docker CLI commands python-on-whales issues.
+"""Docker runtime's faults, in milliseconds: the exact docker CLI commands labctl issues.
 
-A recorder stands in for the `docker` binary (python-on-whales' client_call), so this checks the
-commands and the alias restoration, not Docker itself — no engine can run on these machines.
+A recorder stands in for the `docker` binary (the runtime's client_call), so this checks the commands
+and the alias restoration; tests/docker/ runs the same faults on a real engine.
 """
 
 from __future__ import annotations
@@ -40,25 +40,32 @@ def _recorder(tmp_path: Path) -> tuple[Path, Path]:
 @pytest.mark.integration
 def test_partition_disconnects_target_and_heal_restores_alias(tmp_path: Path) -> None:
     script, log = _recorder(tmp_path)
-    lab = LabState(dir=tmp_path / "lab", runtime="docker", stage="module-3", instance="class1")
+    lab = LabState(dir=tmp_path / "lab", runtime="docker", stage="module-3", instance="class1",
+                   settings={"proxy_image": "labctl-proxy:abc"})
     runtime = DockerRuntime(lab, client_call=[str(script)])  # the real docker runtime, recorder as CLI
-    ctx = SimpleNamespace(runtime=runtime, lab=lab)
-    rec = docker_net.partition(ctx, "collector-prometheus")
+    ctx = SimpleNamespace(runtime=runtime, lab=lab, model=runtime.model)
+    rec = docker_net.partition(ctx, "collector-prometheus", "refuse")
     assert rec["container"] == "labctl-class1-collector-1"
     docker_net.heal(ctx, rec)
     calls = [json.loads(line) for line in log.read_text().splitlines()]
-    assert calls == [
-        ["network", "disconnect", "labctl-class1_default", "labctl-class1-collector-1"],
-        ["network", "connect", "--alias", "collector", "labctl-class1_default", "labctl-class1-collector-1"],
-    ]
+    net, ctr, stand_in = "labctl-class1_scrape", "labctl-class1-collector-1", "labctl-class1-cut-scrape"
+    assert calls[:2] == [["rm", "--force", stand_in], ["network", "disconnect", net, ctr]]
+    run = calls[2]
+    assert run[:8] == ["run", "--detach", "--name", stand_in, "--network", net, "--network-alias", "collector"]
+    assert "com.docker.compose.project=labctl-class1" in run  # `labctl down` removes it with the lab
+    image = run.index("labctl-proxy:abc")
+    assert run[image + 1:image + 6] == ["python", "-m", "labctl.faults.relay", "--mode", "refuse"]
+    assert "0.0.0.0:8889=127.0.0.1:9" in run  # every port of the collector answers as the mode says
+    assert calls[3:] == [["rm", "--force", stand_in], ["network", "connect", "--alias", "collector", net, ctr]]
 
 
-def test_default_names_follow_compose_v2(tmp_path: Path) -> None:
+def test_each_hop_has_its_own_network(tmp_path: Path) -> None:
     ctx = SimpleNamespace(runtime=SimpleNamespace(), lab=SimpleNamespace(instance="default"))
     assert docker_net.project_name(ctx) == "labctl-default"
-    assert docker_net.network_name(ctx) == "labctl-default_default"
+    assert docker_net.network_name(ctx, "proxy-collector") == "labctl-default_ingest"
+    assert docker_net.network_name(ctx, "collector-prometheus") == "labctl-default_scrape"
+    assert docker_net.network_name(ctx, "prometheus-grafana") == "labctl-default_query"
     assert docker_net.container_name(ctx, "prometheus") == "labctl-default-prometheus-1"
-    assert docker_net.HOP_TARGET["collector-prometheus"] == "collector"
 
 
 def _docker_ctx(tmp_path: Path, proxy_admin: int | None = None) -> tuple[FaultContext, list[str]]:

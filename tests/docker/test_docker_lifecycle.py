@@ -1,0 +1,103 @@
+"""The Docker runtime on a real engine, as a new user meets it: a fresh state directory, `down` then
+`down --volumes`, a missing compose plugin, a missing image, a stray LAB_PORT_* in the shell."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import requests
+
+from labctl.checks.marker import send_marker
+from labctl.state import LabState, find_free_ports
+from tests.conftest import labctl_env, run_labctl
+from tests.docker.conftest import docker, leftovers, project
+
+
+def test_fresh_state_dir_up_records_the_stage_only_after_success(docker_state, docker_lab) -> None:
+    state_dir, _ = docker_state
+    assert not state_dir.exists()
+    lab = docker_lab("module-2")
+    assert lab.stage == "module-2"
+    status = json.loads(run_labctl("status", "--json", state_dir=state_dir).stdout)
+    assert {s["service"]: s["health"] for s in status["services"]} == {"proxy": "healthy", "collector": "healthy"}
+    # The lane's stand-in images (LAB_*_IMAGE at `up`) are what runs, and are recorded for later commands.
+    env = dict(line.split("=", 1) for line in (state_dir / "compose.env").read_text().splitlines()
+               if "=" in line and not line.startswith("#"))
+    assert env["LAB_COLLECTOR_IMAGE"] == os.environ["LAB_COLLECTOR_IMAGE"]
+    image = docker("inspect", "--format", "{{.Config.Image}}", f"{project(lab)}-collector-1").stdout.strip()
+    assert image == os.environ["LAB_COLLECTOR_IMAGE"]
+    assert env["LAB_PROXY_IMAGE"].startswith("labctl-proxy:")
+    # Output is progress lines, not a build log.
+    out = run_labctl("up", "module-2", state_dir=state_dir).stdout
+    assert "Step " not in out and "--->" not in out
+
+
+def test_down_then_down_volumes_leaves_nothing(docker_state, docker_lab) -> None:
+    state_dir, instance = docker_state
+    lab = docker_lab("module-3")
+    name = project(lab)
+    run_labctl("down", state_dir=state_dir)
+    left = leftovers(name)
+    assert left["containers"] == [] and left["volumes"], left  # data kept
+    out = run_labctl("--instance", instance, "down", "--volumes", state_dir=state_dir)
+    assert "data deleted" in out.stdout
+    assert leftovers(name) == {"containers": [], "networks": [], "volumes": []}
+    # Only the empty lock file of `labctl`'s lifecycle commands stays (no secrets, no data).
+    assert sorted(p.name for p in state_dir.iterdir()) == [".lock"], list(state_dir.iterdir())
+
+
+def test_missing_compose_plugin_is_one_clear_error_and_records_nothing(tmp_path: Path) -> None:
+    empty_config = tmp_path / "docker-config"
+    empty_config.mkdir()
+    state_dir = tmp_path / "lab"
+    res = run_labctl("--runtime", "docker", "up", "module-1", "--free-ports", state_dir=state_dir, check=False,
+                     env=labctl_env(DOCKER_CONFIG=str(empty_config)))
+    assert res.returncode != 0
+    assert "needs Docker Compose v2" in res.stderr and "docker compose version" in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr
+    assert not (state_dir / "lab.json").exists()
+    doctor = run_labctl("doctor", "--runtime", "docker", "--json", state_dir=state_dir, check=False,
+                        env=labctl_env(DOCKER_CONFIG=str(empty_config)))
+    findings = {f["name"]: f for f in json.loads(doctor.stdout)}
+    assert findings["docker compose"]["level"] == "fail" and doctor.returncode == 1
+    assert not any(name.startswith("binary ") for name in findings)  # native checks only for native
+
+
+def test_missing_image_stops_before_recording_the_stage(docker_state, docker_lab) -> None:
+    state_dir, instance = docker_state
+    docker_lab("module-1")
+    absent = "labctl-test/absent:0"
+    res = run_labctl("--instance", instance, "up", "module-2", state_dir=state_dir, check=False,
+                     env=labctl_env(LAB_COLLECTOR_IMAGE=absent))
+    assert res.returncode != 0
+    assert f"collector's image {absent} is not on this machine and cannot be pulled" in res.stderr, res.stderr
+    assert "docker load" in res.stderr and "Traceback" not in res.stderr
+    assert LabState.load(state_dir).stage == "module-1"
+    # Module 4 without a Grafana image (none exists in the lane): the same one line, module-3 stays.
+    docker_lab("module-3")
+    res = run_labctl("--instance", instance, "up", "module-4", state_dir=state_dir, check=False)
+    assert res.returncode != 0
+    grafana = LabState.load(state_dir).settings["images"]["grafana"]
+    assert f"grafana's image {grafana} is not on this machine and cannot be pulled" in res.stderr, res.stderr
+    assert "python-on-whales" not in res.stderr and "stacktrace" not in res.stderr
+    assert LabState.load(state_dir).stage == "module-3"
+    status = json.loads(run_labctl("status", "--json", state_dir=state_dir).stdout)
+    assert sorted(s["service"] for s in status["services"] if s["health"] == "healthy") == [
+        "collector", "prometheus", "proxy"]
+
+
+def test_stray_lab_port_in_the_shell_does_not_override_the_lab(docker_state) -> None:
+    state_dir, instance = docker_state
+    stray = find_free_ports(1)[0]
+    env = labctl_env(LAB_PORT_PROXY_ADMIN=str(stray), LAB_AUTH_TOKEN="stray-token")
+    run_labctl("--runtime", "docker", "--instance", instance, "up", "module-1", "--free-ports",
+               state_dir=state_dir, env=env)
+    lab = LabState.load(state_dir)
+    assert lab.port("proxy", "admin") != stray
+    assert requests.get(lab.url("proxy", "admin") + "/readyz", timeout=5).ok
+    published = docker("port", f"{project(lab)}-proxy-1", "4320").stdout.strip()
+    assert published == f"127.0.0.1:{lab.port('proxy', 'admin')}"
+    # The stray token did not switch auth on either: a client without a token is accepted.
+    assert send_marker(lab.url("proxy", "otlp_grpc"), "stray-env", timeout_s=5).sent_ok

@@ -1,0 +1,145 @@
+"""Runtime parity: the same exercise on the native and the Docker runtime gives the same diagnosis.
+
+One module-3 lab per runtime serves every fault (heal restores the previous state). For each fault of
+FAULTS: send a session, `labctl break`, `labctl check --json`, `labctl heal`, check green again — and
+`check` must name the same layer, cause and playbook on both runtimes. Causes are compared with their
+addresses left out (127.0.0.1:<port> natively, collector:4317 on Docker).
+
+Adding a fault is adding one row to FAULTS.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from labctl.checks.marker import send_marker
+from labctl.state import LabState
+from tests.conftest import run_labctl, started_lab
+from tests.docker.conftest import remove_project
+
+# (fault, its arguments): every fault and mode the Docker runtime supports.
+FAULTS: list[tuple[str, list[str]]] = [
+    ("network", []),
+    ("network", ["--mode", "refuse"]),
+    ("network", ["--hop", "collector-prometheus"]),
+    ("network", ["--hop", "collector-prometheus", "--mode", "refuse"]),
+    ("endpoint", ["unreachable-host"]),
+    ("endpoint", ["wrong-port"]),
+    ("endpoint", ["protocol-mismatch"]),
+    ("endpoint", ["invalid-url"]),
+    ("auth", ["wrong"]),
+    ("auth", ["missing"]),
+    ("collector-crash", []),
+    ("storage-down", []),
+    ("contract", []),
+    ("cardinality", []),
+]
+
+_ADDR = re.compile(r"\b(?:\d{1,3}(?:\.\d{1,3}){3}|localhost|[a-z][\w.-]*):\d+\b")
+_NUMBER = re.compile(r"\b\d+(?:\.\d+)?\b")
+
+
+def normalized(cause: str | None) -> str:
+    """A cause without its addresses and numbers (ports, timings), which differ between runtimes."""
+    return _NUMBER.sub("N", _ADDR.sub("ADDR", cause or ""))
+
+
+class RuntimeLab:
+    def __init__(self, state_dir: Path, *global_args: str) -> None:
+        self.dir = state_dir
+        self.args = global_args
+
+    def cli(self, *args: str, check: bool = True) -> Any:
+        return run_labctl(*self.args, *args, state_dir=self.dir, check=check, timeout=180)
+
+    def check(self) -> tuple[int, dict[str, Any]]:
+        res = self.cli("check", "--json", check=False)
+        assert res.stdout.strip(), res.stderr
+        return res.returncode, json.loads(res.stdout)
+
+    def green(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        code, report = self.check()
+        while code != 0 and time.monotonic() < deadline:
+            time.sleep(1)
+            code, report = self.check()
+        assert code == 0, json.dumps(report, indent=1)
+
+    def diagnosis(self, fault: str, args: list[str]) -> dict[str, Any]:
+        """break → check → heal → green; returns what check said about the first failing layer."""
+        lab = LabState.load(self.dir)
+        assert send_marker(lab.url("proxy", "otlp_grpc"), f"parity-{secrets.token_hex(3)}", timeout_s=3).sent_ok
+        self.cli("break", fault, *args)
+        try:
+            code, report = self.check()
+        finally:
+            self.cli("heal", fault)
+        layer = report["first_failing_layer"]
+        failing = [r for r in report["results"] if r["verdict"] == "FAIL" and r["layer"] == layer]
+        self.green()
+        return {"exit": code, "layer": layer,
+                "findings": sorted({(r["playbook"], normalized(r["cause"])) for r in failing})}
+
+
+@pytest.fixture(scope="module")
+def native(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeLab]:
+    state_dir = tmp_path_factory.mktemp("parity-native") / "lab"
+    with started_lab("module-3", state_dir):
+        lab = RuntimeLab(state_dir)
+        lab.green()
+        yield lab
+
+
+@pytest.fixture(scope="module")
+def docker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeLab]:
+    state_dir = tmp_path_factory.mktemp("parity-docker") / "lab"
+    instance = f"p{uuid.uuid4().hex[:8]}"
+    lab = RuntimeLab(state_dir, "--instance", instance)
+    try:
+        lab.cli("--runtime", "docker", "up", "module-3", "--free-ports")
+        lab.green()
+        yield lab
+    finally:
+        lab.cli("heal", "--all", check=False)
+        lab.cli("down", "--volumes", check=False)
+        remove_project(f"labctl-{instance}")
+
+
+@pytest.mark.parametrize(("fault", "args"), FAULTS, ids=[" ".join([f, *a]) for f, a in FAULTS])
+def test_check_names_the_same_layer_cause_and_playbook(native: RuntimeLab, docker: RuntimeLab, fault: str,
+                                                      args: list[str]) -> None:
+    on_native = native.diagnosis(fault, args)
+    on_docker = docker.diagnosis(fault, args)
+    assert on_native["exit"] != 0, on_native
+    assert on_docker == on_native
+
+
+def test_up_module_1_to_3_and_back_down_runs_the_same_services(tmp_path: Path) -> None:
+    """Each stage, up and back down, shows the same services running (the native-only relays aside)."""
+    runs: dict[str, list[list[str]]] = {}
+    instance = f"s{uuid.uuid4().hex[:8]}"
+    for runtime in ("native", "docker"):
+        lab = RuntimeLab(tmp_path / runtime, "--instance", instance)
+        seen = []
+        try:
+            for n, stage in enumerate(("module-1", "module-2", "module-3", "module-1")):
+                lab.cli("--runtime", runtime, "up", stage, *(("--free-ports",) if n == 0 else ()))
+                status = json.loads(lab.cli("status", "--json").stdout)
+                seen.append(sorted(s["service"] for s in status["services"]
+                                   if s["state"] == "running" and not s["service"].endswith("-relay")))
+            runs[runtime] = seen
+        finally:
+            lab.cli("down", "--volumes", check=False)
+            if runtime == "docker":
+                remove_project(f"labctl-{instance}")
+    assert runs["docker"] == runs["native"] == [
+        ["proxy"], ["collector", "proxy"], ["collector", "prometheus", "proxy"], ["proxy"]]
