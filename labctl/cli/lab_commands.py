@@ -34,7 +34,8 @@ def _prepare_lab(model: LabModel, port_offset: int, free_ports: bool) -> LabStat
     requested = state.requested_runtime()
     if LabState.exists(directory):
         lab = LabState.load(directory)
-        running = any(s.state in ("running", "frozen") for s in get_runtime(lab, model).status())
+        current = get_runtime(lab, model)
+        running = any(current.is_running(s) for s in model.services if current.name in model.service(s).runtimes)
         if requested not in ("auto", lab.runtime) and running:
             raise LabError(
                 f"this lab is already running with the {lab.runtime} runtime",
@@ -100,7 +101,8 @@ def _up(
     auth: bool | None,
 ) -> None:
     lab = _prepare_lab(model, port_offset, free_ports)
-    get_runtime(lab, model).preflight()  # nothing is recorded for a runtime that cannot start
+    runtime = get_runtime(lab, model)
+    runtime.preflight()  # nothing is recorded for a runtime that cannot start
     if auth is True:
         lab.ensure_secret("auth_token")  # the proxy's env changes with it, so the runtime restarts the proxy
         lab.settings["auth_enabled"] = True
@@ -108,7 +110,6 @@ def _up(
         lab.settings.pop("auth_token", None)
         lab.settings.pop("auth_enabled", None)
     lab.save()
-    runtime = get_runtime(lab, model)
     if install and isinstance(runtime, NativeRuntime):
         runtime.auto_install = True
     ui.info(f"starting [bold]{stage.name}[/] ({stage.adds}) with the {lab.runtime} runtime")
@@ -259,7 +260,10 @@ def url(
 
 @app.command()
 def logs(
-    service: Annotated[str, typer.Argument(help="proxy, collector, prometheus, scrape-relay, query-relay (native) or grafana.")],
+    service: Annotated[str, typer.Argument(
+        help="proxy, collector, prometheus, scrape-relay, query-relay (native), grafana, or proxy-build "
+        "(docker: the proxy image's build log)."
+    )],
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines (Ctrl-C stops).")] = False,
     lines: Annotated[int, typer.Option("--lines", "-n", help="How many recent lines to show.")] = 200,
 ) -> None:

@@ -83,6 +83,7 @@ def _apply_hop(ctx: FaultContext, hop: str, mode: str, latency_ms: int) -> dict[
         if mode == "latency":
             raise LabError("the latency fault runs a relay on this machine, which containers cannot use",
                            "use the native runtime (`labctl --runtime native up <module>`) for latency")
+        _needs(ctx, *hop.split("-"))
         # A real cut of the hop's own network; a stand-in answers for the target as the mode says.
         return docker_net.partition(ctx, hop, mode)
     if hop == "proxy-collector":

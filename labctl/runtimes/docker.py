@@ -18,11 +18,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from python_on_whales import DockerClient
-from python_on_whales.exceptions import DockerException
 
 from labctl import ui
 from labctl.errors import LabError
@@ -34,6 +32,9 @@ from labctl.runtimes.docker_images import clean_call
 from labctl.runtimes.ports import check_ports_free
 from labctl.runtimes.targets import write_targets
 from labctl.state import LabState
+
+if TYPE_CHECKING:
+    from python_on_whales import DockerClient
 
 WAIT_TIMEOUT = 180  # seconds `compose up --wait` may take (slow machines, first start of Prometheus)
 NO_PROXY_IMAGE = "labctl-proxy:not-built"  # env file placeholder until `up` built the proxy image
@@ -64,6 +65,8 @@ class DockerRuntime(Runtime):
         super().__init__(lab, model)
         # client_call lets tests point python-on-whales at another docker-compatible CLI.
         self.client_call = client_call or ["docker"]
+        self._listed: dict[str, Any] | None = None  # the project's containers, until the next compose change
+        self._preflight_done = False
 
     @property
     def project(self) -> str:
@@ -96,6 +99,8 @@ class DockerRuntime(Runtime):
         return files
 
     def client(self, layer: int | None = None) -> DockerClient:
+        from python_on_whales import DockerClient  # imported when used: faults and checks start faster
+
         if not self.env_file.exists():
             self.write_env_file()  # compose interpolates every file: it needs the instance's variables
         return DockerClient(
@@ -189,10 +194,13 @@ class DockerRuntime(Runtime):
 
     def preflight(self) -> None:
         """Before anything is recorded: an engine answers and the compose plugin is there."""
+        if self._preflight_done:
+            return
         self.require_engine()
         problem = compose_problem(self.client_call)
         if problem:
             raise LabError(f"the docker runtime needs Docker Compose v2, but {problem}", COMPOSE_HINT)
+        self._preflight_done = True
 
     def up(self, stage: str) -> None:
         layer = self.model.stage(stage).layer  # unknown stage: LabError
@@ -211,7 +219,8 @@ class DockerRuntime(Runtime):
         check_ports_free([(s, n, self.lab.port(s, n)) for s in new for n in self.model.service(s).ports], stage)
         ui.info(f"starting {', '.join(services)} (docker compose, project {self.project})")
         self._compose(
-            lambda c: c.compose.up(detach=True, wait=True, wait_timeout=WAIT_TIMEOUT, remove_orphans=True),
+            lambda c: c.compose.up(detach=True, wait=True, wait_timeout=WAIT_TIMEOUT, remove_orphans=True,
+                                   pull="never"),  # every image is here (checked above)
             "start the lab",
             layer=layer,
         )
@@ -253,6 +262,9 @@ class DockerRuntime(Runtime):
             time.sleep(0.5)
 
     def _compose(self, call: Any, what: str, layer: int | None = None) -> Any:
+        from python_on_whales.exceptions import DockerException
+
+        self._listed = None  # whatever this call does, the next listing asks the engine again
         try:
             return call(self.client(layer))
         except DockerException as exc:
@@ -284,11 +296,14 @@ class DockerRuntime(Runtime):
                 shutil.rmtree(self.lab.dir / folder, ignore_errors=True)
 
     def _containers(self) -> dict[str, Any]:
+        if self._listed is not None:
+            return self._listed
         out = {}
         for container in self._compose(lambda c: c.compose.ps(all=True), "list the lab's containers"):
             service = container.config.labels.get("com.docker.compose.service")
             if service:
                 out[service] = container
+        self._listed = out
         return out
 
     def is_running(self, service: str) -> bool:
