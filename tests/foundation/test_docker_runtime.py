@@ -73,7 +73,7 @@ def test_up_module_1_issues_one_compose_up_with_files_project_and_env_files(tmp_
     expected = (
         f"compose --file {compose}/module-1.yml --env-file {compose}/versions.env "
         f"--env-file {rt.lab.dir}/compose.env --project-name labctl-class-a --project-directory {compose} "
-        "up --detach --wait --wait-timeout 180 --remove-orphans"
+        "up --detach --wait --wait-timeout 180 --remove-orphans --pull never"
     )
     assert ups == [expected]
     assert not any("prune" in c or c.startswith("system") for c in calls(recorder))
