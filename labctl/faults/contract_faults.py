@@ -60,16 +60,9 @@ def _apply(kind: str, ctx: FaultContext) -> dict[str, Any]:
 
 def _copy_into_container(ctx: FaultContext, path: Path, target: str) -> str:
     """The proxy container sees its data volume, not our state directory: copy the variant there."""
-    from python_on_whales.exceptions import DockerException
+    from labctl.faults.docker_net import copy_into
 
-    from labctl.faults.docker_net import client, container_name
-
-    ctr = container_name(ctx, "proxy")
-    try:
-        client(ctx).container.copy(path, (ctr, target))
-    except DockerException as exc:
-        raise LabError(f"cannot copy the changed contract into {ctr}: {exc}",
-                       "is the lab up in docker? `labctl status`") from None
+    copy_into(ctx, path, "proxy", target)
     return target
 
 

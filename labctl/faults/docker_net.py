@@ -59,6 +59,11 @@ def _must(ctx: Any, *args: str) -> str:
     return out.stdout
 
 
+def copy_into(ctx: Any, path: Any, service: str, target: str) -> None:
+    """`docker cp` a file of the state directory into a service's container."""
+    _must(ctx, "cp", str(path), f"{container_name(ctx, service)}:{target}")
+
+
 def partition(ctx: Any, hop: str, mode: str = "blackhole") -> dict[str, Any]:
     net_key, service = HOP_NETWORK[hop]
     net, target = network_name(ctx, hop), container_name(ctx, service)

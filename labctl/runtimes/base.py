@@ -38,7 +38,7 @@ class Runtime(ABC):
         self.lab = lab
         self.model = model or load_model()
 
-    def preflight(self) -> None:
+    def preflight(self) -> None:  # noqa: B027 - most runtimes need nothing checked first
         """What must hold before `up` records anything (docker: engine and compose plugin)."""
 
     @abstractmethod

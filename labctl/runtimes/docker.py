@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 WAIT_TIMEOUT = 180  # seconds `compose up --wait` may take (slow machines, first start of Prometheus)
 NO_PROXY_IMAGE = "labctl-proxy:not-built"  # env file placeholder until `up` built the proxy image
+PROXY_IMAGE_SERVICES = {"proxy", "model-stub"}  # labctl's own services: they run the proxy image
 
 
 def port_var(service: str, port: str) -> str:
@@ -210,7 +211,7 @@ class DockerRuntime(Runtime):
         self.lab.settings["images"] = images
         self.write_env_file()  # before any compose call (listing containers interpolates the files too)
         self._ensure_images(services, images)
-        if "proxy" in services:
+        if PROXY_IMAGE_SERVICES & set(services):
             self.lab.settings["proxy_image"] = docker_images.ensure_proxy_image(
                 self.model, images["python"], self.build_log, self.client_call, progress=ui.info
             )
@@ -230,7 +231,7 @@ class DockerRuntime(Runtime):
 
     def _ensure_images(self, services: list[str], images: dict[str, str]) -> None:
         """Every image the stage runs is here, or pulled now; else one line naming it and how to get it."""
-        roles = [s for s in services if s in images] + (["python"] if "proxy" in services else [])
+        roles = [s for s in services if s in images] + (["python"] if PROXY_IMAGE_SERVICES & set(services) else [])
         for role in roles:
             ref = images[role]
             if docker_images.image_id(ref, self.client_call):

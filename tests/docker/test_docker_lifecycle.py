@@ -7,12 +7,15 @@ import json
 import os
 from pathlib import Path
 
+import pytest
 import requests
 
 from labctl.checks.marker import send_marker
 from labctl.state import LabState, find_free_ports
 from tests.conftest import labctl_env, run_labctl
 from tests.docker.conftest import docker, leftovers, project
+
+pytestmark = [pytest.mark.integration, pytest.mark.docker]
 
 
 def test_fresh_state_dir_up_records_the_stage_only_after_success(docker_state, docker_lab) -> None:
@@ -21,7 +24,8 @@ def test_fresh_state_dir_up_records_the_stage_only_after_success(docker_state, d
     lab = docker_lab("module-2")
     assert lab.stage == "module-2"
     status = json.loads(run_labctl("status", "--json", state_dir=state_dir).stdout)
-    assert {s["service"]: s["health"] for s in status["services"]} == {"proxy": "healthy", "collector": "healthy"}
+    assert {s["service"]: s["health"] for s in status["services"]} == {
+        "proxy": "healthy", "model-stub": "healthy", "collector": "healthy"}
     # The lane's stand-in images (LAB_*_IMAGE at `up`) are what runs, and are recorded for later commands.
     env = dict(line.split("=", 1) for line in (state_dir / "compose.env").read_text().splitlines()
                if "=" in line and not line.startswith("#"))
@@ -85,7 +89,7 @@ def test_missing_image_stops_before_recording_the_stage(docker_state, docker_lab
     assert LabState.load(state_dir).stage == "module-3"
     status = json.loads(run_labctl("status", "--json", state_dir=state_dir).stdout)
     assert sorted(s["service"] for s in status["services"] if s["health"] == "healthy") == [
-        "collector", "prometheus", "proxy"]
+        "collector", "model-stub", "prometheus", "proxy"]
 
 
 def test_stray_lab_port_in_the_shell_does_not_override_the_lab(docker_state) -> None:

@@ -26,6 +26,8 @@ from labctl.state import LabState
 from tests.conftest import run_labctl, started_lab
 from tests.docker.conftest import remove_project
 
+pytestmark = [pytest.mark.integration, pytest.mark.docker]
+
 # (fault, its arguments): every fault and mode the Docker runtime supports.
 FAULTS: list[tuple[str, list[str]]] = [
     ("network", []),
@@ -142,4 +144,5 @@ def test_up_module_1_to_3_and_back_down_runs_the_same_services(tmp_path: Path) -
             if runtime == "docker":
                 remove_project(f"labctl-{instance}")
     assert runs["docker"] == runs["native"] == [
-        ["proxy"], ["collector", "proxy"], ["collector", "prometheus", "proxy"], ["proxy"]]
+        ["model-stub", "proxy"], ["collector", "model-stub", "proxy"],
+        ["collector", "model-stub", "prometheus", "proxy"], ["model-stub", "proxy"]]
