@@ -18,7 +18,7 @@
 #
 # When no engine can start the script says why and exits 69 (EX_UNAVAILABLE); CMD does not run.
 # Env: LABCTL_CACHE_DIR (default ~/.cache/labctl), LABCTL_ENGINE_STORAGE (overlay2 | vfs; default: try
-#      overlay2, then vfs).
+#      overlay2, then vfs), LABCTL_COMPOSE_PLUGIN (a built plugin; default: build-compose-plugin.sh's).
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -214,8 +214,10 @@ build_images() {
 }
 
 compose_plugin() {
-  local plugin
-  plugin=$(bash tests/tools/build-compose-plugin.sh) || die "the docker compose plugin could not be built"
+  local plugin=${LABCTL_COMPOSE_PLUGIN:-}  # run-all.sh has built it already
+  if [ -z "$plugin" ] || [ ! -x "$plugin" ]; then
+    plugin=$(bash tests/tools/build-compose-plugin.sh) || die "the docker compose plugin could not be built"
+  fi
   mkdir -p "$run_dir/docker-config/cli-plugins"
   ln -sf "$plugin" "$run_dir/docker-config/cli-plugins/docker-compose"
 }
