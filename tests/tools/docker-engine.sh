@@ -114,6 +114,9 @@ stop_engine() {
     local ids
     ids=$(DOCKER_HOST="unix://$sock" docker_cli ps -aq 2>/dev/null || true)
     [ -n "$ids" ] && DOCKER_HOST="unix://$sock" docker_cli rm -f $ids >/dev/null 2>&1 || true
+    # What failed tests left in this private engine (never the user's): the cached images stay.
+    DOCKER_HOST="unix://$sock" docker_cli network prune -f >/dev/null 2>&1 || true
+    DOCKER_HOST="unix://$sock" docker_cli volume prune -f >/dev/null 2>&1 || true
     as_root kill "$pid" 2>/dev/null || true
     local i
     for i in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
