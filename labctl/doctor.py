@@ -68,11 +68,10 @@ def _docker(model: LabModel, required: bool) -> list[Finding]:
     images = docker_images.chosen_images(model, recorded)
     for role, ref in images.items():
         if docker_images.image_id(ref):
-            out.append(Finding(f"image {role}", "ok", f"{ref} is here"))
+            out.append(Finding(f"image {role}", "ok", ref))
             continue
         need = "module-4 needs it" if role == "grafana" else "`labctl up` pulls it (needs a registry)"
-        out.append(Finding(f"image {role}", "warn", f"{ref} is not on this machine: {need}",
-                           docker_images.how_to_get(ref)))
+        out.append(Finding(f"image {role}", "warn", f"{ref} is not here: {need}", docker_images.GET_IMAGES))
     out.append(_proxy_image(model, images["python"]))
     return out
 
@@ -83,7 +82,7 @@ def _proxy_image(model: LabModel, python_ref: str) -> Finding:
     python_id = docker_images.image_id(python_ref)
     if python_id is None:
         return Finding("proxy image", "warn", f"cannot be built yet: its base image {python_ref} is missing",
-                       docker_images.how_to_get(python_ref))
+                       docker_images.GET_IMAGES)
     tag = docker_images.proxy_tag(model, python_ref, python_id)
     if docker_images.image_id(tag):
         return Finding("proxy image", "ok", f"{tag} is built for this code")

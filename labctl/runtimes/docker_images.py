@@ -81,9 +81,11 @@ def pull(ref: str, client: list[str] | None = None) -> str | None:
 
 
 def how_to_get(ref: str) -> str:
-    return (f"`docker pull {ref}` where a registry is reachable, or `docker load -i FILE` from the "
-            "instructor's archive (`labctl images save`); another image: set "
-            "the LAB_*_IMAGE variable (see `labctl images`)")
+    return (f"`docker pull {ref}` where a registry is reachable, or `labctl images load FILE` with the "
+            "instructor's archive; `labctl images` lists what the lab needs")
+
+
+GET_IMAGES = "`labctl images pull`, or `labctl images load FILE` (offline)"
 
 
 # --- the proxy image ---------------------------------------------------------------------------------

@@ -77,7 +77,7 @@ def test_missing_image_stops_before_recording_the_stage(docker_state, docker_lab
                      env=labctl_env(LAB_COLLECTOR_IMAGE=absent))
     assert res.returncode != 0
     assert f"collector's image {absent} is not on this machine and cannot be pulled" in res.stderr, res.stderr
-    assert "docker load" in res.stderr and "Traceback" not in res.stderr
+    assert "labctl images load" in res.stderr and "Traceback" not in res.stderr
     assert LabState.load(state_dir).stage == "module-1"
     # Module 4 without a Grafana image (none exists in the lane): the same one line, module-3 stays.
     docker_lab("module-3")

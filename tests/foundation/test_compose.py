@@ -65,6 +65,9 @@ def test_every_image_is_pinned_through_versions_env(model):
             dockerfile = (model.root / "compose" / svc["build"]["context"] / svc["build"]["dockerfile"]).resolve()
             assert dockerfile.is_file()
             assert "FROM ${LAB_PYTHON_IMAGE}" in dockerfile.read_text()
+        elif svc["image"].startswith("${LAB_PROXY_IMAGE"):
+            # labctl's own services run the proxy image labctl builds on the pinned Python image.
+            image_var = defined_services(model)["proxy"][1]["build"]["args"]["LAB_PYTHON_IMAGE"]
         else:
             image_var = svc["image"]
         m = _VAR.fullmatch(image_var)
@@ -146,3 +149,18 @@ def test_every_compose_variable_is_set_by_versions_env_or_the_instance_env_file(
             continue
         for name, port in ports.items():
             assert provided[port_var(service, name)] == str(port)
+
+
+def test_each_hop_has_its_own_network_and_services_share_at_most_one(model):
+    """A partition disconnects one service from one network: that cuts exactly one hop only when no two
+    services can also reach each other over a second network (labctl/faults/docker_net.py)."""
+    from labctl.faults.docker_net import HOP_NETWORK
+
+    networks = {name: set(svc.get("networks") or ["default"]) for name, (_, svc) in defined_services(model).items()}
+    names = sorted(networks)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            assert len(networks[a] & networks[b]) <= 1, f"{a} and {b} share {networks[a] & networks[b]}"
+    for hop, (net, target) in HOP_NETWORK.items():
+        source = next(h.source for h in model.hops if h.name == hop)
+        assert net in networks[target] and net in networks[source], (hop, net)
