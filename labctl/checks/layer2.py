@@ -143,7 +143,7 @@ def _diagnose(cx: CheckContext, endpoint: str, protocol: str) -> Diagnosis:
     ports = {name: port.container for name, port in cx.model.service("collector").ports.items()}
     container = f"labctl-{cx.lab.instance}-proxy-1".lower()
     return diagnose_in_container(container, clean_call(["docker"]), endpoint, protocol, _headers(cx), ports,
-                                 cx.slow_hop_ms, ("collector",))
+                                 cx.slow_hop_ms)
 
 
 def _retry_in(stats: dict[str, Any]) -> float | None:

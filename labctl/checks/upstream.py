@@ -54,12 +54,11 @@ def export_probe(endpoint: str, protocol: str, headers: dict[str, str], timeout:
 
 
 def diagnose(endpoint: str, protocol: str, headers: dict[str, str], collector_ports: dict[str, int],
-             slow_ms: float, collector_hosts: tuple[str, ...] = ("127.0.0.1", "localhost")) -> Diagnosis:
+             slow_ms: float) -> Diagnosis:
     """Why data does not get from the proxy to the Collector, probing the proxy's own upstream.
 
     Run where the proxy runs: natively on this host, on Docker inside the proxy's container
-    (diagnose_in_container). collector_ports are the Collector's ports as seen from there, at
-    collector_hosts."""
+    (diagnose_in_container). collector_ports are the Collector's ports as seen from there."""
     parsed = urllib.parse.urlparse(endpoint if "://" in endpoint else f"http://{endpoint}")
     host, port = parsed.hostname, parsed.port
     if parsed.scheme not in ("http", "https") or not host or not port:
@@ -74,11 +73,12 @@ def diagnose(endpoint: str, protocol: str, headers: dict[str, str], collector_po
     # 2.5s: long enough that a slow (latency) hop still answers, short enough to keep `check` quick.
     seen = tcp_probe(host, port, timeout=2.5, payload=H2_PREFACE)
     if seen == "refused":
-        wrong = host in collector_hosts and port not in collector_ports.values()
-        why = (f"nothing listens on {host}:{port}: the Collector listens on "
-               f"{', '.join(f'{n}={p}' for n, p in collector_ports.items() if n.startswith('otlp'))}"
-               if wrong else f"{host}:{port} refuses connections (the hop is cut or the Collector is down)")
-        return Diagnosis(f"connection refused: {why}", "upstream-unreachable",
+        # One cause for every way to get here (a wrong port, a cut hop, a stopped Collector): the port
+        # alone cannot tell them apart, and the Collector's real ports help with all three.
+        ports = ", ".join(f"{n}={p}" for n, p in collector_ports.items() if n.startswith("otlp"))
+        listens = f"; the Collector listens on {ports}" if ports else ""
+        return Diagnosis(f"connection refused: nothing listens on {host}:{port} (a wrong port, a cut hop or "
+                         f"a stopped Collector){listens}", "upstream-unreachable",
                          [*evidence, f"TCP connect to {host}:{port}: connection refused"])
     if seen in ("silent", "timeout"):
         return Diagnosis(f"connections to {host}:{port} hang and time out: the proxy↔collector hop is "
@@ -109,19 +109,17 @@ _IN_CONTAINER = (
     "import json, sys\n"
     "from labctl.checks.upstream import diagnose\n"
     "a = json.load(sys.stdin)\n"
-    "a['collector_hosts'] = tuple(a['collector_hosts'])\n"
     "print(json.dumps(diagnose(**a).__dict__))\n"
 )
 
 
 def diagnose_in_container(container: str, client_call: list[str], endpoint: str, protocol: str,
-                          headers: dict[str, str], collector_ports: dict[str, int], slow_ms: float,
-                          collector_hosts: tuple[str, ...]) -> Diagnosis:
+                          headers: dict[str, str], collector_ports: dict[str, int], slow_ms: float) -> Diagnosis:
     """Docker: the proxy reaches the Collector by its compose name on the lab's ingest network, which this
     host can neither resolve nor route to. So the same diagnosis runs inside the proxy's container: the
     proxy's own view of its upstream (DNS, connect, OTLP with its headers). Headers go over stdin."""
     args = {"endpoint": endpoint, "protocol": protocol, "headers": headers, "collector_ports": collector_ports,
-            "slow_ms": slow_ms, "collector_hosts": list(collector_hosts)}
+            "slow_ms": slow_ms}
     try:
         out = subprocess.run([*client_call, "exec", "-i", container, "python", "-c", _IN_CONTAINER],
                              input=json.dumps(args), capture_output=True, text=True, timeout=30, check=False)

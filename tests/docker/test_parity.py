@@ -3,7 +3,8 @@
 One module-3 lab per runtime serves every fault (heal restores the previous state). For each fault of
 FAULTS: send a session, `labctl break`, `labctl check --json`, `labctl heal`, check green again — and
 `check` must name the same layer, cause and playbook on both runtimes. Causes are compared with their
-addresses left out (127.0.0.1:<port> natively, collector:4317 on Docker).
+addresses and numbers left out (127.0.0.1:<port> natively, collector:4317 on Docker), and without the
+native runtime's mentions of its scrape relay (the route that hop takes natively, named in parentheses).
 
 Adding a fault is adding one row to FAULTS.
 """
@@ -46,13 +47,14 @@ FAULTS: list[tuple[str, list[str]]] = [
     ("cardinality", []),
 ]
 
+_NATIVE_ROUTE = re.compile(r" \((?:scrape relay for [^)]*|is the scrape relay running\? [^)]*)\)")
 _ADDR = re.compile(r"\b(?:\d{1,3}(?:\.\d{1,3}){3}|localhost|[a-z][\w.-]*):\d+\b")
 _NUMBER = re.compile(r"\b\d+(?:\.\d+)?\b")
 
 
 def normalized(cause: str | None) -> str:
     """A cause without its addresses and numbers (ports, timings), which differ between runtimes."""
-    return _NUMBER.sub("N", _ADDR.sub("ADDR", cause or ""))
+    return _NUMBER.sub("N", _ADDR.sub("ADDR", _NATIVE_ROUTE.sub("", cause or "")))
 
 
 class RuntimeLab:
