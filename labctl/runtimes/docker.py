@@ -398,6 +398,8 @@ class DockerRuntime(Runtime):
     def exec_in(self, service: str, argv: list[str], user: str | None = None) -> tuple[int, str]:
         """Run argv inside the service's running container: (exit code, output). The validation tools
         (`otelcol validate`, `promtool check`, the proxy's dry run) run where the service runs."""
+        from python_on_whales.exceptions import DockerException
+
         try:
             out = self.client().compose.execute(service, argv, tty=False, user=user)
         except DockerException as exc:
@@ -419,6 +421,7 @@ class DockerRuntime(Runtime):
         """`docker cp` a local path into the service's container (running or stopped)."""
         cid = self.container_id(service)
         self._compose(lambda c: c.container.copy(src, (cid, path)), f"copy {src} into {service}")
+
 
 COMPOSE_HINT = ("install the Compose plugin (Docker Desktop has it; Linux: the docker-compose-plugin package), "
                 "check with `docker compose version`, then `labctl up` again")
