@@ -10,13 +10,15 @@ from typing import Any
 
 import pytest
 import requests
+from fuzz_budget import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from stub_harness import KEY, LAB_SCENARIOS, RunningStub, request_body
 
 from labctl.modelstub.server import MAX_BODY_BYTES
 
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# 300 examples per test under run-all.sh's thorough profile, a tenth in the fast lane (tests/fuzz_budget.py).
+FUZZ = settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**63), 2**63) | st.floats(allow_nan=False) | st.text(max_size=30),
