@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from labctl.checks.marker import Marker
 from labctl.model import LabModel
+from labctl.poll import poll
 from labctl.state import LabState
 
 
@@ -34,12 +34,7 @@ class CheckContext:
 
 def wait_for(check: Callable[[], Any], timeout: float, interval: float = 0.25) -> Any:
     """Poll until `check()` returns something truthy (returned) or timeout (last value returned)."""
-    deadline = time.monotonic() + timeout
-    value = check()
-    while not value and time.monotonic() < deadline:
-        time.sleep(interval)
-        value = check()
-    return value
+    return poll(check, timeout, interval)
 
 
 def service_env(lab: LabState, model: LabModel, service: str) -> dict[str, str]:

@@ -6,7 +6,6 @@ so lab.json alone is enough for another shell (or a later `labctl heal`) to rest
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ import requests
 
 from labctl.errors import LabError
 from labctl.model import LabModel
+from labctl.poll import poll
 from labctl.runtimes.base import Runtime
 from labctl.state import LabState
 
@@ -159,14 +159,7 @@ def run_all(steps: list[Callable[[], None]]) -> None:
 
 
 def wait_until(what: str, check: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
-    """Poll `check` until true or `timeout`; False on timeout (callers turn that into a LabError)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if check():
-                return True
-        except (OSError, ValueError, KeyError, LabError, requests.RequestException):
-            ...  # a probe that raises is "not yet"
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
+    """Poll `check` until true or `timeout`; False on timeout (callers turn that into a LabError). A probe
+    that raises a connection or lab error is "not yet"."""
+    return bool(poll(check, timeout, interval,
+                     not_yet=(OSError, ValueError, KeyError, LabError, requests.RequestException)))

@@ -33,6 +33,7 @@ import yaml
 from labctl.errors import LabError
 from labctl.model import DOCKER_REPO
 from labctl.ops.config_files import record_applied
+from labctl.poll import poll
 from labctl.runtimes.base import Runtime
 
 RELOADABLE = ("proxy", "collector", "prometheus", "grafana")
@@ -315,14 +316,10 @@ def _epoch(stamp: Any) -> float:
 
 
 def _wait(probe: Callable[[], Any], what: str, timeout: float = EFFECT_TIMEOUT) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise LabError(f"timed out after {timeout:.0f}s waiting for {what}", "`labctl logs <service>` says why")
-        time.sleep(0.05)
+    value = poll(probe, timeout, 0.05)
+    if not value:
+        raise LabError(f"timed out after {timeout:.0f}s waiting for {what}", "`labctl logs <service>` says why")
+    return value
 
 
 def _validate_grafana(root: Path) -> None:
