@@ -140,8 +140,9 @@ def restore(
         result = do_restore(manifest.directory, model, directory_state, runtime_name)
     if json_out:
         ui.print_json({"directory": str(result.directory), "stage": result.stage, "runtime": result.runtime,
-                       "parts": result.parts, "seconds": result.seconds})
+                       "parts": result.parts, "seconds": result.seconds, "start_seconds": result.start_seconds})
         return
     ui.success(f"restored {', '.join(result.parts) or 'the lab state'} from {result.directory} and started "
-               f"{result.stage} ({result.runtime} runtime, {result.seconds:.1f}s)")
+               f"{result.stage} ({result.runtime} runtime, {result.seconds:.1f}s, of which starting the lab "
+               f"{result.start_seconds:.1f}s)")
     ui.info("`labctl check` proves the pipeline; the restored series answer the queries they answered before")

@@ -228,10 +228,16 @@ def _copy_whole_lines(src: Path, dest: Path) -> None:
 
 
 def _trim_to_last_line(path: Path) -> None:
-    data = path.read_bytes()
-    end = data.rfind(b"\n") + 1
-    if end != len(data):
-        path.write_bytes(data[:end])
+    """Cut a half-written last record off (only the file's tail is read: logs run to tens of MB)."""
+    with open(path, "r+b") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        tail_start = max(0, size - (1 << 20))
+        fh.seek(tail_start)
+        tail = fh.read()
+        if not tail or tail.endswith(b"\n"):
+            return
+        cut = tail.rfind(b"\n")
+        fh.truncate(tail_start + cut + 1 if cut >= 0 else tail_start)
 
 
 def _docker(runtime: Runtime) -> Any:
@@ -302,7 +308,8 @@ class RestoreResult:
     stage: str
     runtime: str
     parts: list[str]
-    seconds: float
+    seconds: float  # all of it
+    start_seconds: float = 0.0  # of which: starting the lab again (`up` of the backup's stage)
 
 
 def restore(directory: Path, model: LabModel, state_dir: Path, runtime_name: str) -> RestoreResult:
@@ -332,13 +339,18 @@ def restore(directory: Path, model: LabModel, state_dir: Path, runtime_name: str
     lab.save()
     runtime = get_runtime(lab, model)
     parts: list[str] = [p for p in ("prometheus", "proxy", "grafana") if p in manifest.parts]
+    up_started = 0.0
     if runtime.name == "docker":
         _place_docker(runtime, manifest, parts, stage)
+        up_started = time.monotonic()
         runtime.up(stage)
     else:
         with _swapped_native(lab, manifest, parts):
+            up_started = time.monotonic()
             runtime.up(stage)
-    return RestoreResult(manifest.directory, stage, runtime.name, parts, round(time.monotonic() - started, 2))
+    now = time.monotonic()
+    return RestoreResult(manifest.directory, stage, runtime.name, parts, round(now - started, 2),
+                         round(now - up_started, 2))
 
 
 _NATIVE_PLACES = {"prometheus": "tsdb", "proxy": ".", "grafana": "."}

@@ -38,6 +38,7 @@ from labctl.state import LabState
 REPO = Path(__file__).resolve().parents[2]
 GOALS = {"reload_s": 3.0, "backup_s": 10.0, "restore_s": 10.0}
 HOUR = 3600
+LOG_MAX = 64 * 1024 * 1024  # lab/proxy/proxy.yaml log.max_bytes
 STEP = 5  # the lab's scrape interval
 
 
@@ -97,11 +98,17 @@ def fill_proxy_log(state_dir: Path, students: int) -> int:
         finally:
             subprocess.run([sys.executable, "-m", "labctl", "--state-dir", str(probe), "down"], capture_output=True,
                            cwd=REPO, check=False)
+    # As the proxy keeps it: records.jsonl rotates to records.jsonl.1 at log.max_bytes (64 MiB), so an hour
+    # that wrote more leaves 64 MiB in .1 and the rest of the last rotation in records.jsonl.
     log = state_dir / "services" / "proxy" / "data" / "inspect" / "records.jsonl"
     log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "wb") as out:
-        out.writelines(sample for _ in range(HOUR // 10))
-    return log.stat().st_size
+    hour = len(sample) * (HOUR // 10)
+    rotated, current = (LOG_MAX, hour % LOG_MAX) if hour > LOG_MAX else (0, hour)
+    for path, size in ((log.with_name("records.jsonl.1"), rotated), (log, current)):
+        with open(path, "wb") as out:
+            out.writelines(sample for _ in range(size // len(sample)))
+    print(f"the class's JSON Lines log: {hour / 1e6:.0f} MB an hour, kept as the proxy rotates it")
+    return sum(p.stat().st_size for p in log.parent.glob("records.jsonl*"))
 
 
 def stored_tokens(state_dir: Path) -> tuple[str, str]:
@@ -147,9 +154,10 @@ def main() -> None:
             size = sum(p.stat().st_size for p in backup_dir.rglob("*") if p.is_file())
             print(f"backup            {figures['backup_s']:.1f}s ({size / 1e6:.0f} MB)")
             labctl(state_dir, "down", "--volumes")
-            figures["restore_s"], _ = labctl(state_dir, "restore", str(backup_dir))
+            figures["restore_s"], out = labctl(state_dir, "restore", str(backup_dir), "--json")
+            start_s = json.loads(out)["start_seconds"]
             restored = stored_tokens(state_dir)
-            print(f"restore           {figures['restore_s']:.1f}s (starting the lab again included); "
+            print(f"restore           {figures['restore_s']:.1f}s (of which starting module-3 again {start_s:.1f}s); "
                   f"token series and their sum before {stored}, after {restored}: "
                   + ("the same" if stored == restored else "DIFFERENT"))
         finally:

@@ -142,3 +142,12 @@ def test_grafana_provisioning_is_checked_before_grafana_is_asked(tmp_path: Path)
     with pytest.raises(LabError) as err:
         _validate_grafana(tmp_path)
     assert "dashboards/provisioning/datasources/prometheus.yaml: not valid YAML" in err.value.message
+
+
+def test_a_half_written_last_record_is_cut_from_the_copied_log(tmp_path: Path) -> None:
+    log = tmp_path / "records.jsonl"
+    log.write_bytes(b'{"a": 1}\n' * 200_000 + b'{"b": ')  # the writer was mid-line when it was copied
+    ops_backup._trim_to_last_line(log)
+    assert log.read_bytes().endswith(b'{"a": 1}\n') and log.stat().st_size == 9 * 200_000
+    ops_backup._trim_to_last_line(log)  # whole lines: unchanged
+    assert log.stat().st_size == 9 * 200_000
