@@ -28,6 +28,8 @@ _COMMAND_MODULES = [
 # Lifecycle commands are run most and must start fast (`labctl down` ≤ 3 s): when the labctl program
 # itself runs one of them, only their module is imported. Help and every other command import all.
 _LAB_COMMANDS = {"up", "down", "status", "ports", "url", "logs", "doctor", "install"}
+# Operating a running lab is timed too (a reload takes effect within seconds; backup and restore).
+_OPS_COMMANDS = {"reload", "backup", "restore"}
 _GLOBAL_OPTIONS_WITH_VALUE = {"--runtime", "--state-dir", "--instance"}
 
 
@@ -40,6 +42,8 @@ def _wanted(argv: list[str]) -> list[str]:
         if arg in _GLOBAL_OPTIONS_WITH_VALUE:
             next(args, None)
         elif not arg.startswith("-"):
+            if arg in _OPS_COMMANDS:
+                return ["ops_commands"]
             return ["lab_commands"] if arg in _LAB_COMMANDS else _COMMAND_MODULES
     return _COMMAND_MODULES
 

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
+import resource
 import shutil
 import subprocess
 import sys
@@ -42,11 +44,19 @@ LOG_MAX = 64 * 1024 * 1024  # lab/proxy/proxy.yaml log.max_bytes
 STEP = 5  # the lab's scrape interval
 
 
+CPU: dict[str, float] = {}  # command -> CPU seconds of labctl and the tools it ran (not the services)
+
+
 def labctl(state_dir: Path, *args: str) -> tuple[float, str]:
+    """Wall seconds and stdout of one `labctl` run; its CPU seconds go to CPU (a shared machine's wall
+    time is mostly waiting for a core: both are printed)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     res = subprocess.run([sys.executable, "-m", "labctl", "--state-dir", str(state_dir), *args],
                          capture_output=True, text=True, cwd=REPO, check=False)
     took = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU[" ".join(args[:2])] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if res.returncode != 0:
         raise SystemExit(f"labctl {' '.join(args)} failed:\n{res.stdout}\n{res.stderr}")
     return took, res.stdout
@@ -123,6 +133,7 @@ def stored_tokens(state_dir: Path) -> tuple[str, str]:
 
 
 def main() -> None:
+    print(f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())} ({os.cpu_count()} cores)")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--students", type=int, default=25)
     args = parser.parse_args()
@@ -148,16 +159,20 @@ def main() -> None:
                 [result] = json.loads(out)
                 figures[f"reload_{service}_s"] = result["seconds"]
                 print(f"reload {service:<10} took effect in {result['seconds']:.2f}s "
-                      f"(the command, Python start-up and validation included: {wall:.1f}s)")
+                      + (f"after {result['waited']:.1f}s for Prometheus' scrape " if result["waited"] else "")
+                      + f"(the whole command, Python start-up and validation included: {wall:.1f}s wall, "
+                      f"{CPU['reload ' + service]:.1f}s CPU)")
             backup_dir = Path(tmp) / "backup"
             figures["backup_s"], _ = labctl(state_dir, "backup", "--to", str(backup_dir))
             size = sum(p.stat().st_size for p in backup_dir.rglob("*") if p.is_file())
-            print(f"backup            {figures['backup_s']:.1f}s ({size / 1e6:.0f} MB)")
+            print(f"backup            {figures['backup_s']:.1f}s wall, {CPU['backup --to']:.1f}s CPU "
+                  f"({size / 1e6:.0f} MB)")
             labctl(state_dir, "down", "--volumes")
             figures["restore_s"], out = labctl(state_dir, "restore", str(backup_dir), "--json")
             start_s = json.loads(out)["start_seconds"]
             restored = stored_tokens(state_dir)
-            print(f"restore           {figures['restore_s']:.1f}s (of which starting module-3 again {start_s:.1f}s); "
+            print(f"restore           {figures['restore_s']:.1f}s wall, {CPU['restore ' + str(backup_dir)]:.1f}s CPU "
+                  f"(of which starting module-3 again {start_s:.1f}s); "
                   f"token series and their sum before {stored}, after {restored}: "
                   + ("the same" if stored == restored else "DIFFERENT"))
         finally:
