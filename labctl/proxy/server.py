@@ -233,6 +233,10 @@ class ProxyServer:
                 return 409, {"error": "this proxy was not started from a file: nothing to reload"}
             try:
                 new = await asyncio.to_thread(load, running.source)
+                # The inspection sections apply at the next start: they must be valid for that start too.
+                from labctl.proxy.inspect.settings import InspectSettings
+
+                InspectSettings.from_config(new.raw, new.data_dir)
                 contract = None
                 if running.contract_path and new.contract_path and new.contract_path != running.contract_path:
                     loader = self._contract_loader or _default_contract_loader()

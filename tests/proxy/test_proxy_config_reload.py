@@ -126,3 +126,15 @@ def test_dry_run_names_the_exact_error(tmp_path: Path) -> None:
                          capture_output=True, text=True, cwd=REPO, timeout=60, check=False)
     assert out.returncode == 2   # LabError
     assert "contract.mode: 'sometimes' is not one of observe, enforce" in out.stdout + out.stderr
+
+
+def test_a_broken_inspection_section_is_refused_although_it_applies_only_at_restart(tmp_path: Path) -> None:
+    proxy = ProxyProcess(make_config(tmp_path / "data"), tmp_path).start()
+    try:
+        _edit(proxy, inspect={"console": "loud"})
+        r = requests.post(proxy.admin + "/api/reload", timeout=10)
+        assert r.status_code == 400 and "inspect.console" in r.json()["error"]
+        assert proxy.stats()["config"] == {"path": str(proxy.config_path), "version": 1, "restart_needed": [],
+                                           "last_reload_error": r.json()["error"]}
+    finally:
+        proxy.stop()
