@@ -21,8 +21,10 @@ from labctl.checks.probe import http_get
 from labctl.checks.result import CheckResult
 
 # Grafana's built-in variables, with the values Grafana would pick for a 5s-scrape datasource.
-_BUILTINS = {"$__rate_interval": "1m", "${__rate_interval}": "1m", "$__interval": "15s",
-             "${__interval}": "15s", "$__range": "1h", "${__range}": "1h"}
+# Grafana's builtins as Grafana fills them for the default 1 h dashboard range: $__rate_interval is
+# max($__interval + scrape interval, 4 × scrape interval) with the datasource's timeInterval (5s), so 20s.
+_BUILTINS = {"$__rate_interval": "20s", "${__rate_interval}": "20s", "$__interval": "5s",
+             "${__interval}": "5s", "$__range": "1h", "${__range}": "1h"}
 
 
 def panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:

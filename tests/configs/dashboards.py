@@ -9,13 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from labctl.checks.layer4 import _BUILTINS
 from tests.configs.confhelpers import DASHBOARDS
 
 DASHBOARD_FILES = sorted(DASHBOARDS.glob("*.json"))
 DATASOURCE_UID = "lab-prometheus"
 
 # Fallbacks that make a panel show 0 instead of "No data" when the thing counted has not happened yet.
-_FALLBACK = re.compile(r"\s+or\s+(vector\(0\)|sum by \([^)]*\) \(rate\([a-z_]+\[1m\]\)\) \* 0)$")
+_FALLBACK = re.compile(r"\s+or\s+(vector\(0\)|sum by \([^)]*\) \(rate\([a-z_]+\[[^\]]+\]\)\) \* 0)$")
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,7 @@ class Query:
     dashboard: str
     panel: str
     ref_id: str
-    expr: str
+    expr: str  # as Prometheus receives it from Grafana: the builtins substituted
     range: bool
 
     @property
@@ -38,6 +39,13 @@ class Query:
     @property
     def has_fallback(self) -> bool:
         return self.primary != self.expr
+
+
+def substitute(expr: str) -> str:
+    """Grafana's builtins ($__range, $__rate_interval) filled in as Grafana and labctl's layer-4 check do."""
+    for key, value in _BUILTINS.items():
+        expr = expr.replace(key, value)
+    return expr
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -63,7 +71,7 @@ def queries() -> list[Query]:
                         dash["uid"],
                         panel["title"],
                         target["refId"],
-                        target["expr"],
+                        substitute(target["expr"]),
                         bool(target.get("range")),
                     )
                 )

@@ -3,6 +3,7 @@ docker runtime runs the real one). Structure, datasource uids, and every panel q
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -87,7 +88,8 @@ def test_every_panel_uses_the_provisioned_datasource(path: Path) -> None:
         assert panel.get("description"), f"{panel['title']}: say what the panel shows"
         for target in panel["targets"]:
             assert target["datasource"]["uid"] == DATASOURCE_UID
-            assert "$" not in target["expr"], f"{panel['title']}: template variable in {target['expr']}"
+            # Grafana's builtins only ($__range, $__rate_interval), which every evaluation here fills in.
+            assert "$" not in substitute(target["expr"]), f"{panel['title']}: template variable in {target['expr']}"
 
 
 def test_pipeline_dashboard_covers_each_layer() -> None:
@@ -172,6 +174,14 @@ def test_dashboard_totals_count_across_a_counter_reset_and_a_vanished_series(tmp
             {"expr": substitute(tokens), "eval_time": "25s", "exp_samples": [{"labels": "{}", "value": 245}]},
             {"expr": substitute(tokens), "eval_time": "5s", "exp_samples": [{"labels": "{}", "value": 220}]},
         ],
+    }, {
+        # A series that began before the dashboard's range counts only what it added inside it: the
+        # stat is the increase over the range the reader picked ($__range, 1h here), not a lifetime total.
+        "interval": "5s",
+        "input_series": [{"series": f'{series}{{session_id="old",type="input"}}', "values": "1000+0x800 1010"}],
+        "promql_expr_test": [
+            {"expr": substitute(tokens), "eval_time": "4005s", "exp_samples": [{"labels": "{}", "value": 10}]},
+        ],
     }]}
     path = tmp_path / "totals.test.yml"
     path.write_text(yaml.safe_dump(cases))
@@ -180,3 +190,26 @@ def test_dashboard_totals_count_across_a_counter_reset_and_a_vanished_series(tmp
         capture_output=True, text=True, check=False, cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_panels_follow_the_labs_query_rules() -> None:
+    # Module 3's rules: a stat shows the increase over the range the reader picked, a rate's window comes
+    # from Grafana ($__rate_interval: at least 4 scrape intervals), never a fixed window.
+    for path in DASHBOARD_FILES:
+        for panel in panels(load(path)):
+            for target in panel.get("targets", []):
+                expr = target["expr"]
+                windows = re.findall(r"\[([^\]]+)\]", expr)
+                if "rate(" in expr:
+                    assert "$__rate_interval" in windows, (panel["title"], expr)
+                if panel["type"] == "stat" and "increase(" in expr:
+                    assert set(windows) == {"$__range", "5m"} or set(windows) == {"$__range"}, (panel["title"], expr)
+                assert not re.search(r"\[\d+[smhd]\]", expr.replace("[5m] offset", "")), (panel["title"], expr)
+
+
+def test_no_grafana_alert_rule_treats_no_data_as_ok() -> None:
+    # An outage (no data at all) must not read as "all is well" and silence the alert.
+    for f in (PROVISIONING / "alerting").glob("*.yaml"):
+        for group in _yaml(f)["groups"]:
+            for rule in group["rules"]:
+                assert rule["noDataState"] != "OK", (f.name, rule["title"])
