@@ -26,8 +26,27 @@ from labctl.runtimes.base import Runtime, ServiceStatus
 from labctl.runtimes.ports import check_ports_free
 from labctl.runtimes.targets import install_prometheus_config, write_targets
 
-HEALTH_TIMEOUT = float(os.environ.get("LABCTL_HEALTH_TIMEOUT", "60"))
-STOP_TIMEOUT = float(os.environ.get("LABCTL_STOP_TIMEOUT", "8"))
+
+def _seconds_from_env(name: str, default: float) -> float:
+    """A timeout a slow machine may raise (LABCTL_HEALTH_TIMEOUT, LABCTL_STOP_TIMEOUT), read when used."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        raise LabError(f"{name}={raw!r} is not a number of seconds", f"e.g. {name}={default:g}, or unset it")
+    return value
+
+
+def health_timeout() -> float:
+    return _seconds_from_env("LABCTL_HEALTH_TIMEOUT", 60.0)
+
+
+def stop_timeout() -> float:
+    return _seconds_from_env("LABCTL_STOP_TIMEOUT", 8.0)
 
 # Variables of the user's shell that would change how a service behaves (they configure the emulator or
 # a real Claude Code, not the lab's own processes).
@@ -216,9 +235,10 @@ class NativeRuntime(Runtime):
         )
         record_applied(self.lab, self.model, [launch.service])  # `labctl status` names files edited later
 
-    def _wait_healthy(self, services: list[str], timeout: float = HEALTH_TIMEOUT) -> None:
+    def _wait_healthy(self, services: list[str], timeout: float | None = None) -> None:
         if not services:
             return
+        timeout = health_timeout() if timeout is None else timeout
         deadline = time.monotonic() + timeout
         pending = list(services)
         with ui.progress() as prog:
@@ -250,7 +270,8 @@ class NativeRuntime(Runtime):
 
     # --- stop ----------------------------------------------------------------------------------------
 
-    def _stop(self, services: list[str], reason: str = "", timeout: float = STOP_TIMEOUT) -> None:
+    def _stop(self, services: list[str], reason: str = "", timeout: float | None = None) -> None:
+        timeout = stop_timeout() if timeout is None else timeout
         records = [(s, r) for s in services if (r := self.record(s)) is not None]
         killed = process.terminate([r for _, r in records], timeout=timeout)
         for s, rec in records:
@@ -290,7 +311,7 @@ class NativeRuntime(Runtime):
         if rec is None or not process.send_signal(rec, signal):
             raise LabError(f"{service} is not running", f"start it with `labctl up {self.lab.stage or 'module-1'}`")
         if signal in (signals.SIGKILL, signals.SIGTERM):
-            process.terminate([rec], timeout=STOP_TIMEOUT)
+            process.terminate([rec], timeout=stop_timeout())
 
     # --- status and logs -----------------------------------------------------------------------------
 
