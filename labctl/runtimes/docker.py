@@ -68,6 +68,7 @@ class DockerRuntime(Runtime):
         self.client_call = client_call or ["docker"]
         self._listed: dict[str, Any] | None = None  # the project's containers, until the next compose change
         self._preflight_done = False
+        self._engine: tuple[bool, str] | None = None
 
     @property
     def project(self) -> str:
@@ -185,8 +186,14 @@ class DockerRuntime(Runtime):
 
     # --- lifecycle -----------------------------------------------------------------------------------
 
+    def engine(self) -> tuple[bool, str]:
+        """docker_engine(), asked once per command (each ask is a `docker version`)."""
+        if self._engine is None or not self._engine[0]:
+            self._engine = docker_engine()
+        return self._engine
+
     def require_engine(self) -> None:
-        ok, why = docker_engine()
+        ok, why = self.engine()
         if not ok:
             raise LabError(
                 f"the lab uses the docker runtime but {why}",
@@ -276,7 +283,7 @@ class DockerRuntime(Runtime):
             ) from None
 
     def down(self, volumes: bool = False) -> None:
-        ok, why = docker_engine()
+        ok, why = self.engine()
         if not ok:
             raise LabError(
                 f"cannot stop the docker lab: {why}",
@@ -308,14 +315,14 @@ class DockerRuntime(Runtime):
         return out
 
     def is_running(self, service: str) -> bool:
-        ok, _ = docker_engine()
+        ok, _ = self.engine()
         if not ok:
             return False
         container = self._containers().get(service)
         return bool(container is not None and container.state.running)
 
     def status(self) -> list[ServiceStatus]:
-        ok, why = docker_engine()
+        ok, why = self.engine()
         stage = self.stage_services()
         containers = self._containers() if ok else {}
         rows = []

@@ -86,7 +86,7 @@ def main() -> None:
             row("warm up module-3 (already running)", took, "warm up")
             took, _ = labctl(state_dir, instance, "down")
             row("down", took)
-            took, _ = labctl(state_dir, instance, "--runtime", "docker", "up", "module-3")
+            took, _ = labctl(state_dir, instance, "--runtime", "docker", "up", "module-3", "--free-ports")
             row("warm up module-3 (from down, images present)", took, "warm up")
             wait_green(state_dir, instance)
             took, _ = labctl(state_dir, instance, "check")
