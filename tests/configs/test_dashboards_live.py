@@ -37,7 +37,12 @@ def test_every_panel_query_returns_data(native_lab) -> None:
         lambda: prom.custom_query('claude_code_session_count_total{lab_marker="dashboards"}'),
         timeout=90,
     )
-    # rate(...[1m]) needs two samples of each series after the data arrived.
+    # Module 3's naming facts: the resource's service.name is `exported_job` (`job` is the scrape job),
+    # the other resource attributes are labels of target_info.
+    series = prom.custom_query('claude_code_session_count_total{lab_marker="dashboards"}')[0]["metric"]
+    assert (series["job"], series["exported_job"]) == ("collector", "claude-code"), series
+    assert prom.custom_query('target_info{job="collector", exported_job="claude-code"}')
+    # rate() needs two samples of each series after the data arrived.
     time.sleep(12)
 
     empty = []
