@@ -46,12 +46,15 @@ def labctl(state_dir: Path, instance: str, *args: str, ok: tuple[int, ...] = (0,
 
 def wait_green(state_dir: Path, instance: str, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
+    report = ""
     while time.monotonic() < deadline:
-        _, out = labctl(state_dir, instance, "check", "--json", ok=tuple(range(256)))
-        if json.loads(out).get("ok"):
+        res = subprocess.run([sys.executable, "-m", "labctl", "--state-dir", str(state_dir), "--instance", instance,
+                              "check", "--json"], capture_output=True, text=True, cwd=REPO, check=False)
+        if res.returncode == 0:  # check exits 0 only when every checked layer is green
             return
+        report = res.stdout
         time.sleep(1)
-    raise SystemExit("the lab did not turn green")
+    raise SystemExit(f"the lab did not turn green:\n{report}")
 
 
 def row(name: str, seconds: float, goal: str = "") -> None:
