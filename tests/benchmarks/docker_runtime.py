@@ -14,7 +14,6 @@ again on the running lab, then `down` and `up module-3` with every image present
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
