@@ -4,6 +4,7 @@ services/<name>/ (pid, log, data). Every command after `up` reads the chosen por
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import fcntl
 import json
@@ -11,6 +12,7 @@ import os
 import secrets
 import socket
 import tempfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -88,7 +90,9 @@ class LabState:
                 "run `labctl down` to clear it, then `labctl up <module>` again",
             ) from None
         known = {f for f in cls.__dataclass_fields__ if f != "dir"}
-        return cls(dir=directory, **{k: v for k, v in data.items() if k in known})
+        lab = cls(dir=directory, **{k: v for k, v in data.items() if k in known})
+        lab.faults.update(unseal(data.get("sealed", "")))
+        return lab
 
     @classmethod
     def current(cls) -> LabState:
@@ -106,6 +110,12 @@ class LabState:
         self.dir.mkdir(parents=True, exist_ok=True)
         data = asdict(self)
         data.pop("dir")
+        # Hidden faults (`labctl break --hidden`) are kept sealed, so that a look at lab.json does not
+        # give the exercise away. An obfuscation against glancing, not a secret: see labctl/faults/blind.py.
+        hidden = {n: e for n, e in self.faults.items() if e.get("hidden")}
+        if hidden:
+            data["faults"] = {n: e for n, e in self.faults.items() if n not in hidden}
+            data["sealed"] = seal(hidden)
         # Atomic replace: a reader in another process never sees half a file.
         fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".lab.", suffix=".json")
         with os.fdopen(fd, "w") as fh:
@@ -156,6 +166,21 @@ class LabState:
         if not self.settings.get(name):
             self.settings[name] = secrets.token_urlsafe(nbytes)
         return str(self.settings[name])
+
+
+def seal(value: Any) -> str:
+    return base64.b64encode(zlib.compress(json.dumps(value, sort_keys=True).encode())).decode()
+
+
+def unseal(text: str) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(zlib.decompress(base64.b64decode(text)))
+    except (ValueError, zlib.error):
+        raise LabError("the lab state's hidden faults are unreadable (lab.json `sealed` was edited)",
+                       "run `labctl down` to clear the lab, then `labctl up <module>` again") from None
+    return value if isinstance(value, dict) else {}
 
 
 @contextlib.contextmanager

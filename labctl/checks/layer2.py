@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from labctl.checks import exposition
@@ -72,8 +73,13 @@ def _delivery(cx: CheckContext, collector_up: bool) -> CheckResult:
     evidence = [(f"proxy forwarded +{fwd} metric points to {upstream.get('endpoint') or '(none)'} "
                 f"(state {upstream.get('state', '?')})")]
     if upstream.get("last_error"):
-        evidence.append(f"proxy's last upstream error ({upstream.get('last_error_age_s')}s ago): "
-                        f"{upstream['last_error'][:200]}")
+        age = upstream.get("last_error_age_s")
+        healed_at = cx.lab.settings.get("healed_at")
+        # Clean slate: an error from before the latest heal is an earlier fault's, not this one's.
+        earlier = healed_at is not None and age is not None and time.time() - float(age) < float(healed_at)
+        evidence.append(f"proxy's last upstream error ({age}s ago"
+                        + (", before the last heal: from an earlier fault" if earlier else "")
+                        + f"): {upstream['last_error'][:200]}")
     spooled = stats.get("gauges", {}).get("spooled", {})
     if spooled:
         evidence.append(f"spooled (acknowledged, waiting): {spooled}")
@@ -112,6 +118,16 @@ def _delivery(cx: CheckContext, collector_up: bool) -> CheckResult:
                                                *evidence, *probe.evidence[1:]])
         now = proxy_stats(cx) or {}
         state = (now.get("upstream") or {}).get("state")
+        last_error = str((now.get("upstream") or {}).get("last_error") or "")
+        if state == "retrying" and "refused" in last_error.lower() and "memory" in last_error.lower():
+            # The hop answers (an empty export is accepted) but real data is refused: the Collector's own
+            # memory_limiter, not the way there.
+            return CheckResult(2, name, False, evidence + probe.evidence[1:],
+                               cause="the Collector answers but refuses the proxy's data (its memory_limiter: "
+                                     "\"data refused due to high memory usage\")",
+                               hint="compare the Collector's memory_limiter with what it uses "
+                                    "(otelcol_process_runtime_heap_alloc_bytes on its internal metrics)",
+                               playbook="collector-refusing")
         if state in ("retrying", "auth_failed"):
             retry_in = _retry_in(now)
             when = f"retrying in {retry_in:.0f} s" if retry_in is not None else "retrying soon"
@@ -137,13 +153,19 @@ def _delivery(cx: CheckContext, collector_up: bool) -> CheckResult:
 def _diagnose(cx: CheckContext, endpoint: str, protocol: str) -> Diagnosis:
     """Probe the proxy's upstream from where the proxy runs (this host, or its container on Docker)."""
     if cx.lab.runtime != "docker":
-        return diagnose(endpoint, protocol, _headers(cx), cx.lab.ports.get("collector", {}), cx.slow_hop_ms)
+        return diagnose(endpoint, protocol, _headers(cx), _otlp_ports(cx), cx.slow_hop_ms)
     from labctl.runtimes.docker_images import clean_call
 
     ports = {name: port.container for name, port in cx.model.service("collector").ports.items()}
     container = f"labctl-{cx.lab.instance}-proxy-1".lower()
     return diagnose_in_container(container, clean_call(["docker"]), endpoint, protocol, _headers(cx), ports,
                                  cx.slow_hop_ms)
+
+
+def _otlp_ports(cx: CheckContext) -> dict[str, int]:
+    """Where the proxy may rightly send: the Collector's ports and, natively, the OTLP relay in front of it."""
+    relay = {f"otlp-relay.{k}": v for k, v in cx.lab.ports.get("otlp-relay", {}).items() if k != "control"}
+    return {**cx.lab.ports.get("collector", {}), **relay}
 
 
 def _retry_in(stats: dict[str, Any]) -> float | None:

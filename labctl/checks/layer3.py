@@ -11,8 +11,8 @@ import requests
 import yaml
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
 
-from labctl.checks.context import CheckContext, wait_for
-from labctl.checks.probe import http_get
+from labctl.checks.context import CheckContext, parse_duration, wait_for
+from labctl.checks.probe import first_byte, http_get
 from labctl.checks.result import CheckResult
 from labctl.promql import client
 from labctl.units import prometheus_duration
@@ -95,13 +95,38 @@ def _targets(cx: CheckContext) -> CheckResult:
                 + (f" in {t['lastScrapeDuration'] * 1000:.0f} ms" if t.get("lastScrapeDuration") else "")
                 + (f" — {t['lastError']}" if t.get("lastError") else "") for t in mine]
     if not down:
+        # Up, but slow: a scrape that takes more than half its timeout is one step from failing.
+        slow = [t for t in mine if (t.get("lastScrapeDuration") or 0)
+                > 0.5 * parse_duration(t.get("scrapeTimeout", ""), cx.scrape_interval)]
+        if slow:
+            t = slow[0]
+            return CheckResult(3, "scrape targets", True, evidence, warning=True,
+                               cause=f"scrapes of {t['labels'].get('job')} take {t['lastScrapeDuration']:.1f} s "
+                                     f"of a {t.get('scrapeTimeout', '?')} timeout: the hop or the target is slow",
+                               hint="scrape_duration_seconds over time shows whether it grows",
+                               playbook="upstream-slow")
         return CheckResult(3, "scrape targets", True, evidence or [f"{url}: no targets"])
     first = down[0]
     down_jobs = " ".join(f"job {t['labels'].get('job')}" for t in down)
     err = first.get("lastError", "")
     relayed = bool(_via(first))
+    playbook = "scrape-target-down"
     if "deadline" in err or "timeout" in err:
-        how = "the scrape hangs until its timeout: the hop is partitioned"
+        # The scrape timed out: a cut hop and one slower than the timeout look alike to Prometheus (and
+        # scrape_duration_seconds is the timeout for both). A timed probe with a longer budget tells them apart.
+        timeout = parse_duration(first.get("scrapeTimeout", ""), cx.scrape_interval)
+        budget = timeout + 3.0
+        cx.progress(f"timing a scrape of {first['scrapeUrl']} (up to {budget:g}s): slow or cut?")
+        seen, seconds = first_byte(first["scrapeUrl"], budget)
+        evidence.append(f"timed probe: GET {first['scrapeUrl']} → "
+                        + (f"first byte after {seconds:.1f} s" if seen == "answers" else
+                           f"no answer within {budget:g} s" if seen == "silent" else f"{seen} after {seconds:.1f} s"))
+        if seen == "answers":
+            how = (f"the hop is slow, not cut: a scrape answers after {seconds:.1f} s, longer than the "
+                   f"{timeout:g} s scrape timeout")
+            playbook = "upstream-slow"
+        else:
+            how = f"the scrape hangs, nothing comes back within {budget:g} s: the hop is partitioned (cut, not slow)"
     elif "refused" in err:
         how = "connection refused: nothing listens there" + (" (is the scrape relay running? `labctl status`)"
                                                              if relayed else "")
@@ -116,7 +141,7 @@ def _targets(cx: CheckContext) -> CheckResult:
                             + (" (natively its scrape URL is the lab's scrape relay, the Endpoint column; the "
                                "instance label is the Collector's own address)" if relayed else "")
                             + "; check the address and the hop",
-                       playbook="scrape-target-down", notes=down_jobs)
+                       playbook=playbook, notes=down_jobs)
 
 
 def _mine(cx: CheckContext, active: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -213,10 +238,14 @@ def _rules_and_alerts(cx: CheckContext) -> CheckResult:
     pending = [a for a in alerts.json()["data"]["alerts"] if a["state"] == "pending"]
     by_rule = {r["name"]: {**r, "interval": g.get("interval")} for g in groups for r in g["rules"]}
     cx.notes["firing"] = [{**a, "rule": by_rule.get(a["labels"]["alertname"], {})} for a in firing]
+    healed_at = cx.lab.settings.get("healed_at")
     for a in firing:
         labels = a["labels"]
         what = labels.get("job") or labels.get("exporter") or labels.get("signal") or ""
-        evidence.append(f"FIRING {labels['alertname']} {what} ({fired_at(a, by_rule.get(labels['alertname'], {}))})")
+        # Clean slate: an alert whose condition began before the latest heal belongs to an earlier fault.
+        earlier = healed_at and (_ts(a.get("activeAt")) or 0) < healed_at
+        evidence.append(f"FIRING {labels['alertname']} {what} ({fired_at(a, by_rule.get(labels['alertname'], {}))})"
+                        + (f" — began before the heal at {_iso(healed_at)}: from an earlier fault" if earlier else ""))
     if pending:
         evidence.append("pending: " + ", ".join(sorted({a["labels"]["alertname"] for a in pending})))
     if not firing:

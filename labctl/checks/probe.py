@@ -98,3 +98,22 @@ def error_lines(log_text: str, keep: int = 2) -> list[str]:
     words = ("error", "panic", "fatal", "exception", "refused", "invalid")
     lines = [x.strip() for x in log_text.splitlines() if any(w in x.lower() for w in words)]
     return [x[:300] for x in lines[-keep:]]
+
+
+def first_byte(url: str, budget: float) -> tuple[str, float]:
+    """A timed probe of an HTTP hop: GET the URL and wait up to `budget` seconds for the first byte back.
+
+    Tells a slow hop from a cut one, which a client's own timeout cannot: both end in "deadline
+    exceeded" once the delay is above the timeout. Returns ('answers', seconds to the first byte),
+    ('silent', budget) when nothing came back in time, or ('refused' | 'dns' | 'timeout' | 'closed', s).
+    """
+    import time
+    import urllib.parse
+
+    parsed = urllib.parse.urlparse(url)
+    host, port = parsed.hostname or "127.0.0.1", parsed.port or 80
+    path = (parsed.path or "/") + (f"?{parsed.query}" if parsed.query else "")
+    request = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n".encode()
+    started = time.monotonic()
+    seen = tcp_probe(host, port, timeout=budget, payload=request)
+    return seen, time.monotonic() - started

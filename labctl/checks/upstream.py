@@ -16,6 +16,7 @@ from labctl.checks.probe import tcp_probe
 from labctl.otlp.probe import grpc_export
 
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+PROBE_BUDGET_S = 4.5
 
 
 @dataclass
@@ -70,8 +71,12 @@ def diagnose(endpoint: str, protocol: str, headers: dict[str, str], collector_po
     except socket.gaierror as exc:
         return Diagnosis(f"the upstream host {host!r} does not resolve (unreachable host)",
                          "upstream-unreachable", [*evidence, f"DNS lookup of {host}: {exc.strerror}"])
-    # 2.5s: long enough that a slow (latency) hop still answers, short enough to keep `check` quick.
-    seen = tcp_probe(host, port, timeout=2.5, payload=H2_PREFACE)
+    # A timed probe: the server's first bytes (its HTTP/2 SETTINGS) within PROBE_BUDGET_S tell a slow hop
+    # (late, but it answers) from a cut one (never); long enough for a 2 s delay each way, short enough
+    # to keep `check` quick.
+    started = time.monotonic()
+    seen = tcp_probe(host, port, timeout=PROBE_BUDGET_S, payload=H2_PREFACE)
+    first_byte_s = time.monotonic() - started
     if seen == "refused":
         # One cause for every way to get here (a wrong port, a cut hop, a stopped Collector): the port
         # alone cannot tell them apart, and the Collector's real ports help with all three.
@@ -83,7 +88,8 @@ def diagnose(endpoint: str, protocol: str, headers: dict[str, str], collector_po
     if seen in ("silent", "timeout"):
         return Diagnosis(f"connections to {host}:{port} hang and time out: the proxy↔collector hop is "
                          "partitioned (packets go nowhere)", "upstream-unreachable",
-                         [*evidence, f"TCP {host}:{port}: {'connects, then no answer' if seen == 'silent' else 'connect timed out'} within 2.5s"])
+                         [*evidence, f"TCP {host}:{port}: {'connects, then no answer' if seen == 'silent' else 'connect timed out'} within {PROBE_BUDGET_S:g}s"])
+    evidence.append(f"timed probe: {host}:{port} answers the HTTP/2 preface after {first_byte_s * 1000:.0f} ms")
     # Something answers: speak OTLP the way the proxy does.
     outcome, seconds = export_probe(endpoint, protocol, headers)
     evidence.append(f"empty OTLP export with the proxy's headers: {outcome} in {seconds * 1000:.0f} ms")

@@ -22,6 +22,7 @@ _COMMAND_MODULES = [
     "claude_commands",
     "ops_commands",
     "image_commands",
+    "blind_commands",
 ]
 
 

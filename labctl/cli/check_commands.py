@@ -32,9 +32,15 @@ def check(
                                  progress=lambda msg: prog.update(task, description=msg))
     seconds = round(time.monotonic() - started, 1)
     failing = first_failing_layer(results)
+    secret = {n for n, e in lab.faults.items() if e.get("hidden")}
+    if secret:  # blind: evidence stays, the answer goes (labctl/faults/blind.py)
+        from labctl.faults.blind import conceal
+
+        results = conceal(results)
+    visible = sorted(set(lab.faults) - secret)
     if json_out:
         ui.print_json({"marker": cx.marker.value if cx.marker else None, "seconds": seconds,
-                       "first_failing_layer": failing, "active_faults": sorted(lab.faults),
+                       "first_failing_layer": failing, "active_faults": visible, "blind": bool(secret),
                        "results": [r.to_dict() for r in results]})
     else:
         _print_results(results)
@@ -50,8 +56,10 @@ def check(
             first = next(r for r in results if r.layer == failing and not r.ok and not r.skipped)
             ui.error(f"layer {failing} fails first: {first.cause}",
                      f"read lab/playbooks/{first.playbook}.md" if first.playbook else first.hint)
-            if lab.faults:
-                ui.info(f"active faults: {', '.join(sorted(lab.faults))} (`labctl faults`)")
+            if visible:
+                ui.info(f"active faults: {', '.join(visible)} (`labctl faults`)")
+            if secret:
+                ui.info("blind challenge: record your diagnosis with `labctl diagnose` (`labctl reveal` grades it)")
     raise typer.Exit(exit_code(results))
 
 

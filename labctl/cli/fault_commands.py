@@ -30,23 +30,60 @@ def _fault_help() -> str:
 )
 def break_(
     ctx: typer.Context,
-    fault: Annotated[str, typer.Argument(help="Fault name (see `labctl faults --all`).")],
+    fault: Annotated[str | None, typer.Argument(help="Fault name (see `labctl faults --all`); with "
+                                                "--random, leave it out.")] = None,
     explain: Annotated[bool, typer.Option("--explain", help="Also print what exactly was changed and the "
                                           "evidence that it took effect (gives the answer away).")] = False,
+    hidden: Annotated[bool, typer.Option("--hidden", help="A blind challenge: nothing names the fault until "
+                                         "`labctl reveal` grades the diagnosis.")] = False,
+    random_: Annotated[bool, typer.Option("--random", help="Draw the fault (and its options) from the pool "
+                                          "of faults this lab can take; implies --hidden.")] = False,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed for --random (the same seed draws the same "
+                                             "fault on the same stage).")] = None,
+    pool: Annotated[str | None, typer.Option("--pool", help="With --random: comma-separated fault names to "
+                                             "draw from (default: every fault).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     fctx = engine.context()
+    if random_:
+        hidden = True
+        if fault:
+            raise LabError("give a fault name or --random, not both", "e.g. `labctl break --random --seed 7`")
+    elif not fault:
+        raise LabError("which fault? give its name, or --random", "`labctl faults --all` lists them")
+    if hidden and explain:
+        raise LabError("--explain would give a hidden fault away", "leave out --explain (or --hidden)")
     started = time.monotonic()
-    entry = engine.break_fault(fctx, fault, list(ctx.args))
+    if random_:
+        from labctl.faults import blind
+
+        grafana_up = "grafana" in fctx.running and fctx.runtime.is_running("grafana")
+        names = [n.strip() for n in pool.split(",") if n.strip()] if pool else None
+        for name in names or []:
+            engine.get_fault(name)
+        fault, opts = blind.draw(fctx.running, fctx.lab.runtime, grafana_up, seed, names)
+        entry = engine.break_fault(fctx, fault, [], hidden=True, opts=opts)
+    else:
+        assert fault is not None
+        entry = engine.break_fault(fctx, fault, list(ctx.args), hidden=hidden)
     seconds = round(time.monotonic() - started, 2)
+    if hidden:
+        if json_out:
+            ui.print_json({"hidden": True, "seconds": seconds})
+            return
+        ui.success(f"a hidden fault is in effect (verified, {seconds:.1f}s); nothing names it until "
+                   "`labctl reveal`")
+        ui.info("the student's part: `labctl check`, the evidence, then `labctl diagnose`; "
+                "`labctl reveal` grades the diagnosis and heals")
+        return
     if json_out:
         ui.print_json({"fault": fault, "seconds": seconds, **{k: v for k, v in entry.items() if k != "record"}})
         return
     # By default only what was done, in neutral terms: finding the cause is the student's exercise.
     ui.success(f"{fault}: {engine.neutral_summary(entry)}; the fault is in effect (verified, {seconds:.1f}s)")
     if explain:
-        opts = " ".join(f"--{k} {v}" for k, v in entry["options"].items())
-        ui.info(f"  options: {opts or '(none)'}")
+        opts_text = " ".join(f"--{k} {v}" for k, v in entry["options"].items())
+        ui.info(f"  options: {opts_text or '(none)'}")
         for line in entry.get("evidence", []):
             ui.info(f"  · {line}")
     else:
@@ -63,6 +100,13 @@ def heal(
     fctx = engine.context()
     if fault and all_:
         raise LabError("give a fault name or --all, not both", "e.g. `labctl heal network` or `labctl heal --all`")
+    secret = {n for n, e in fctx.lab.faults.items() if e.get("hidden")}
+    if fault and secret and (fault in secret or fault not in fctx.lab.faults):
+        engine.get_fault(fault)
+        # Neither yes nor no: a name guessed at `heal` must not confirm (or rule out) the hidden fault.
+        raise LabError("a hidden fault is active: healing by name does not apply to it",
+                       "`labctl reveal` grades your diagnosis and heals it; `labctl heal --all` heals "
+                       "without grading")
     if fault and fault not in fctx.lab.faults:
         engine.get_fault(fault)  # an unknown name stays an error
         # Healing what is not broken is a no-op, not a failure: the lab already is as it should be.
@@ -75,14 +119,17 @@ def heal(
     healed = engine.heal_all(fctx) if (all_ or not fault) else {fault: engine.heal_fault(fctx, fault)}
     # Healed means usable: the proxy may still be in its retry backoff (it is told to retry now).
     pending, scrapes_down = engine.await_usable(fctx) if healed else ([], [])
+    shown = {("a hidden fault" if name in secret else name): seconds for name, seconds in healed.items()}
     if json_out:
-        ui.print_json({"healed": healed, "usable": not pending, "pending": pending,
+        ui.print_json({"healed": {n: s for n, s in healed.items() if n not in secret},
+                       "healed_hidden": len(secret & set(healed)), "usable": not pending, "pending": pending,
                        "last_scrape_failed": scrapes_down})
         return
     if not healed:
         ui.info("no active faults: nothing to heal")
-    for name, seconds in healed.items():
-        ui.success(f"healed {name} ({seconds:.1f}s)")
+    for name, seconds in shown.items():
+        ui.success(f"healed {name} ({seconds:.1f}s)" + (" — not graded (`labctl reveal` grades)"
+                                                        if name == "a hidden fault" else ""))
     for line in pending:
         ui.warn(f"{line} — `labctl check` may still fail until it recovers")
     if scrapes_down:
@@ -112,9 +159,15 @@ def faults(
                             for k, v in r["options"].items())] for r in rows], title="available faults")
         return
     lab = LabState.current()
-    active = engine.active_faults(lab)
+    active = [a for a in engine.active_faults(lab) if not a.get("hidden")]
+    secret = [e for e in lab.faults.values() if e.get("hidden")]
     if json_out:
-        ui.print_json(active)
+        ui.print_json(active + [{"hidden": True, "since": e["since"]} for e in secret])
+        return
+    for entry in secret:
+        ui.info(f"a hidden fault is active since {time.strftime('%H:%M:%S', time.localtime(entry['since']))}: "
+                "find it with `labctl check`, record your answer with `labctl diagnose`")
+    if not active and secret:
         return
     if not active:
         ui.info("no active faults (`labctl faults --all` lists what `labctl break` can do)")

@@ -261,8 +261,8 @@ def url(
 @app.command()
 def logs(
     service: Annotated[str, typer.Argument(
-        help="proxy, collector, prometheus, scrape-relay, query-relay (native), grafana, or proxy-build "
-        "(docker: the proxy image's build log)."
+        help="proxy, collector, prometheus, grafana, (native) otlp-relay, scrape-relay, query-relay, or "
+        "proxy-build (docker: the proxy image's build log)."
     )],
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines (Ctrl-C stops).")] = False,
     lines: Annotated[int, typer.Option("--lines", "-n", help="How many recent lines to show.")] = 200,

@@ -51,6 +51,7 @@ class FaultContext:
     lab: LabState
     runtime: Runtime
     model: LabModel
+    quiet: bool = False  # a hidden fault is being applied: services are asked not to log the change
 
     @property
     def running(self) -> list[str]:
@@ -75,6 +76,8 @@ class FaultContext:
         URL): the error is kept in the record instead of raised.
         """
         self.refresh()
+        if self.quiet and self.lab.runtime == "native":
+            configs = [self._neutral_copy(service, Path(p)) for p in configs or []]
         current = self.lab.overrides.get(service, {})
         cur_env = dict(current.get("env", {}))
         cur_cfg = list(current.get("extra_configs", []))
@@ -93,6 +96,18 @@ class FaultContext:
             undo["start_error"] = exc.message
         self.refresh()
         return undo
+
+    def _neutral_copy(self, service: str, path: Path) -> Path:
+        """A hidden fault's overlay under a name that says nothing (the service log shows its command
+        line: `--config .../faults/auth.yaml` would be the answer)."""
+        import hashlib
+
+        text = path.read_text()
+        folder = self.lab.dir / "config"
+        folder.mkdir(parents=True, exist_ok=True)
+        copy = folder / f"{service}-{hashlib.sha256(text.encode()).hexdigest()[:8]}.yaml"
+        copy.write_text(text)
+        return copy
 
     def remove_overrides(self, undo: dict[str, Any]) -> None:
         service = undo["service"]

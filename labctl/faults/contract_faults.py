@@ -1,6 +1,6 @@
 """Layer-1 faults: the contract the proxy checks against changes under the producer's feet.
 
-Both write a variant of the lab's contract into the lab's state directory (`<state>/faults/<kind>/`,
+Both write a variant of the lab's contract into the lab's state directory (`<state>/contracts/`,
 never into the repository checkout) and point the proxy at it (`LAB_PROXY_CONTRACT`, applied by
 restarting the proxy; acknowledged data waits in its spool). Natively the proxy reads that file; the
 Docker proxy cannot see the state directory, so the file is copied into its data volume (`/data`).
@@ -42,18 +42,20 @@ def _variant(kind: str, data: dict[str, Any]) -> dict[str, Any]:
         for name in LIMITED_METRICS:
             if name in metrics:
                 metrics[name]["cardinality"] = {"*": 1}
-    data["description"] = f"{data.get('description', '')} (changed by `labctl break {kind}`)".strip()
     return data
 
 
 def _apply(kind: str, ctx: FaultContext) -> dict[str, Any]:
     if "proxy" not in ctx.running or not ctx.runtime.is_running("proxy"):
         raise LabError("the proxy is not running: nothing to break", "start the lab first: `labctl up module-1`")
-    path = ctx.fault_dir(kind) / f"{kind}-contract.yaml"
+    # A neutral name: /api/contract shows this path, and a blind challenge must not read "fault" in it.
+    folder = ctx.lab.dir / "contracts"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "claude-code.yaml"
     path.write_text(yaml.safe_dump(_variant(kind, _lab_contract(ctx)), sort_keys=False), encoding="utf-8")
     seen = str(path)
     if ctx.lab.runtime == "docker":
-        seen = _copy_into_container(ctx, path, f"/data/fault-{kind}-contract.yaml")
+        seen = _copy_into_container(ctx, path, "/data/contracts-claude-code.yaml")
     undo = ctx.add_overrides("proxy", env={"LAB_PROXY_CONTRACT": seen})
     return {"service": "proxy", "contract": seen, "file": str(path), "undo": undo}
 

@@ -63,15 +63,24 @@ def context(lab: LabState | None = None, model: LabModel | None = None) -> Fault
     return FaultContext(lab=lab, runtime=get_runtime(lab, model), model=model)
 
 
-def break_fault(ctx: FaultContext, name: str, args: list[str]) -> dict[str, Any]:
+def break_fault(ctx: FaultContext, name: str, args: list[str], hidden: bool = False,
+                opts: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Apply, persist, verify. `hidden`: a blind challenge (labctl/faults/blind.py); its errors do not
+    name another hidden fault either."""
     fault = get_fault(name)
-    opts = parse_options(fault, args)
+    opts = parse_options(fault, args) if opts is None else opts
     ctx.refresh()
     if name in ctx.lab.faults:
+        if ctx.lab.faults[name].get("hidden") or hidden:
+            raise LabError("a hidden fault is active and already changes this part of the lab",
+                           "`labctl reveal` grades the diagnosis and heals it; then break again")
         raise LabError(f"fault {name!r} is already active", f"heal it first: `labctl heal {name}`")
     keys = fault.touches(opts)
     for other, active in ctx.lab.faults.items():
         clash = keys & FAULTS[other].touches(active.get("options", {})) if other in FAULTS else set()
+        if clash and (hidden or active.get("hidden")):
+            raise LabError("a hidden fault is active and already changes this part of the lab",
+                           "`labctl reveal` grades the diagnosis and heals it; then break again")
         if clash:
             raise LabError(f"fault {other!r} already changes {', '.join(sorted(clash))}",
                            f"heal it first: `labctl heal {other}`")
@@ -80,8 +89,9 @@ def break_fault(ctx: FaultContext, name: str, args: list[str]) -> dict[str, Any]
         raise LabError(f"{name} needs {', '.join(missing)}, which {ctx.lab.stage} does not run",
                        "start a later module, e.g. `labctl up module-3`")
     started = time.monotonic()
+    ctx.quiet = hidden  # a hidden fault's changes leave no trace in the services' own logs
     record = fault.apply(ctx, opts)
-    entry = {"options": opts, "record": record, "since": time.time(),
+    entry = {"options": opts, "record": record, "since": time.time(), "hidden": hidden,
              "layer": record.get("layer", fault.layer),
              "playbook": fault.playbook, "alert": fault.alert(opts)}
     _persist(ctx, name, entry)  # before verify: a failed verify must still be healable
@@ -89,6 +99,9 @@ def break_fault(ctx: FaultContext, name: str, args: list[str]) -> dict[str, Any]
         evidence = fault.verify(ctx, record)
     except LabError as exc:
         heal_fault(ctx, name)
+        if hidden:
+            raise LabError(f"the hidden fault did not take effect, so it was undone: {exc.message}",
+                           exc.hint or "see `labctl status`; try another seed") from None
         raise LabError(f"{name} did not take effect, so it was undone: {exc.message}",
                        exc.hint or "see `labctl status` and the service logs") from None
     entry["evidence"] = evidence
@@ -118,7 +131,9 @@ def heal_fault(ctx: FaultContext, name: str) -> float:
         raise LabError(f"fault {name!r} is not active", f"active faults: {active}")
     started = time.monotonic()
     entry = ctx.lab.faults[name]
+    ctx.quiet = bool(entry.get("hidden"))  # undoing a hidden fault leaves no trace in the logs either
     FAULTS[name].heal(ctx, entry["record"])
+    ctx.quiet = False
     _persist(ctx, name, None, healed_at=time.time())
     return round(time.monotonic() - started, 2)
 

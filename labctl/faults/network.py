@@ -1,13 +1,13 @@
-"""`network` and `latency`: a fault relay on one hop (native), or a network cut (docker).
+"""`network` and `latency`: switch a hop's permanent relay (native), or a network cut (docker).
 
-Native, proxy → Collector: the running proxy is repointed (admin API PUT /api/upstream: no restart,
-counters and history stay) through a relay started for the fault that black-holes (connections are
-accepted and never answered — requests hang until the client's own timeout, like a real partition) or
-delays, or — with `--mode refuse` — at a closed port (connection refused).
-Native, Collector → Prometheus and Prometheus → Grafana: Prometheus always scrapes through the lab's
-permanent scrape relay and Grafana always queries through its query relay; the fault switches that
-relay's mode at runtime (labctl/faults/relay_switch.py). Labs faulted by an older labctl (scrape targets
-rewritten, records with `originals`) still heal by restoring those files.
+Natively every hop goes through a permanent pass-through relay (lab.yaml hops' `native_via`): the proxy
+exports through the OTLP relay, Prometheus scrapes through the scrape relay, Grafana queries through the
+query relay. A fault switches that relay's mode at runtime (labctl/faults/relay_switch.py): black hole
+(connections are accepted and never answered — requests hang until the client's own timeout, like a real
+partition), refuse, or latency. Nothing is re-pointed, so a cut hop looks like a cut hop, not like a
+wrong endpoint. Labs started by an older labctl (no OTLP relay) re-point the running proxy at a relay
+started for the fault (admin API PUT /api/upstream) and still heal; records with `originals` (scrape
+targets rewritten) heal by restoring those files.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from labctl.faults.base import FaultContext, Option, run_all, wait_until
 from labctl.faults.relays import relay_alive, start_relay, stop_relay
 from labctl.state import find_free_ports
 
+RELAY = "otlp-relay"  # lab.yaml: natively the proxy → Collector hop's permanent relay
 HOPS = ("proxy-collector", "collector-prometheus", "prometheus-grafana")
 HOP_LAYER = {"proxy-collector": 2, "collector-prometheus": 3, "prometheus-grafana": 4}
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -88,6 +89,10 @@ def _apply_hop(ctx: FaultContext, hop: str, mode: str, latency_ms: int) -> dict[
         return docker_net.partition(ctx, hop, mode)
     if hop == "proxy-collector":
         _needs(ctx, "proxy", "collector")
+        if RELAY in ctx.running and RELAY in ctx.lab.ports:
+            # The proxy always sends through the lab's OTLP relay natively: switch it, re-point nothing.
+            return relay_switch.apply(ctx, hop, mode, latency_ms)
+        # A lab started by an older labctl (no OTLP relay): re-point the proxy at a fault relay.
         target = _hostport(proxy_upstream(ctx))
         relay = _relay_or_closed_port(ctx, "proxy-collector", target, mode, latency_ms)
         # The running proxy is retargeted (no restart: its counters and history stay).

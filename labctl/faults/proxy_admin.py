@@ -19,7 +19,8 @@ def _api(ctx: FaultContext) -> str:
 def set_upstream(ctx: FaultContext, **change: str) -> dict[str, Any]:
     """Retarget the running proxy; returns the record heal needs (what was asked for)."""
     try:
-        resp = requests.put(_api(ctx), json=change, timeout=5, headers=ctx.lab.admin_headers())
+        resp = requests.put(_api(ctx), json=change, timeout=5, headers=ctx.lab.admin_headers(),
+                            params={"quiet": "1"} if ctx.quiet else None)
     except requests.RequestException as exc:
         raise LabError(f"cannot reach the proxy's admin API at {_api(ctx)}: {type(exc).__name__}",
                        "is the proxy running? `labctl status`") from None
@@ -34,7 +35,8 @@ def reset_upstream(ctx: FaultContext) -> None:
     """Back to the configured upstream (and retry now). A proxy that is not running has forgotten the
     change already: its next start uses its configuration."""
     try:
-        resp = requests.delete(_api(ctx), timeout=5, headers=ctx.lab.admin_headers())
+        resp = requests.delete(_api(ctx), timeout=5, headers=ctx.lab.admin_headers(),
+                               params={"quiet": "1"} if ctx.quiet else None)
     except requests.RequestException:
         if ctx.runtime.is_running("proxy"):
             raise LabError(f"cannot reach the proxy's admin API at {_api(ctx)} to restore its upstream",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from labctl.faults import auth, contract_faults, endpoint, network, process_faults
+from labctl.faults import auth, collector_faults, contract_faults, endpoint, network, process_faults
 from labctl.faults.base import Fault
 
 FAULTS: dict[str, Fault] = {
@@ -47,6 +47,14 @@ FAULTS: dict[str, Fault] = {
             apply=process_faults.apply_crash, verify=process_faults.verify_down, heal=process_faults.heal_start,
             alert=lambda o: "LabScrapeTargetDown", playbook="collector-down",
             touches=lambda opts: {"collector-process"},
+        ),
+        Fault(
+            name="memory-pressure",
+            summary="the Collector's memory_limiter is far below its own heap: it refuses every export",
+            layer=2, needs=("proxy", "collector"),
+            apply=collector_faults.apply_memory, verify=collector_faults.verify_memory,
+            heal=collector_faults.heal_overlay, alert=lambda o: "CollectorReceiverRefusing",
+            playbook="collector-refusing", touches=lambda opts: {"collector-config"},
         ),
         Fault(
             name="storage-down",

@@ -80,15 +80,18 @@ class Relay:
         self.bytes_in = 0
         self.started = time.time()
         self.switched = time.time()
+        self.concealed = False  # the mode was set by a hidden fault (see set_mode)
         self._lock = asyncio.Lock()  # one mode change at a time
 
     # --- status ------------------------------------------------------------------------------------
 
-    def status(self) -> dict[str, Any]:
+    def status(self, detail: bool = True) -> dict[str, Any]:
+        """With detail=False while a hidden fault set the mode, the mode is left out (blind challenges)."""
+        mode: dict[str, Any] = {"mode": self.mode, "latency_ms": round(self.latency * 1000),
+                                "mode_since": self.switched}
         return {
             "pid": os.getpid(),
-            "mode": self.mode,
-            "latency_ms": round(self.latency * 1000),
+            **(mode if detail or not self.concealed else {}),
             "routes": [r.describe() for r in self.routes],
             "target": _join(self.routes[0].target) if self.routes else "",
             "connections": self.connections,
@@ -96,7 +99,6 @@ class Relay:
             "held_connections": sum(1 for c in self.conns if c.held) if not self.flowing.is_set() else 0,
             "bytes_in": self.bytes_in,
             "started": self.started,
-            "mode_since": self.switched,
         }
 
     def write_status(self) -> None:
@@ -112,7 +114,9 @@ class Relay:
             await self._open_listeners(reopen=False)
         self.write_status()
 
-    async def set_mode(self, mode: str, latency_ms: int | None = None) -> dict[str, Any]:
+    async def set_mode(self, mode: str, latency_ms: int | None = None, quiet: bool = False) -> dict[str, Any]:
+        """quiet: a hidden fault switches — no log line, and GET /status leaves the mode out until the next
+        switch (GET /status?detail=1 still shows it: that is how labctl verifies)."""
         if mode not in MODES:
             raise ModeError(400, f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
         if latency_ms is not None and (not isinstance(latency_ms, int) or latency_ms < 0):
@@ -134,11 +138,14 @@ class Relay:
                     _reset(conn)  # what it sent was not kept: resuming it would corrupt its stream
                 self.flowing.set()  # held connections go on
             self.switched = time.time()
+            self.concealed = quiet and mode != "pass"
             # One line per switch in the relay's log (`labctl logs scrape-relay`): what changed, when.
-            print(f"relay {os.getpid()}: mode {old} -> {mode}" + (f" ({round(self.latency * 1000)} ms)"
-                  if mode == "latency" else "") + f"; {len(self.conns)} open connection(s)", flush=True)
+            if not quiet:
+                print(f"relay {os.getpid()}: mode {old} -> {mode}" + (f" ({round(self.latency * 1000)} ms)"
+                      if mode == "latency" else "") + f"; {len(self.conns)} open connection(s)", flush=True)
             if self.state_path:
-                _write_json(self.state_path, {"mode": self.mode, "latency_ms": round(self.latency * 1000)})
+                _write_json(self.state_path, {"mode": self.mode, "latency_ms": round(self.latency * 1000),
+                                              "quiet": quiet})
             self.write_status()
             return self.status()
 
@@ -255,7 +262,7 @@ class Relay:
             method, path = lines[0].split(" ")[:2]
             headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
             body = await reader.readexactly(int(headers.get("content-length") or 0))
-            code, doc = await self._route(method, path.split("?")[0], body)
+            code, doc = await self._route(method, path, body)
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ValueError):
             code, doc = 400, {"error": "malformed request"}
         payload = json.dumps(doc).encode()
@@ -267,8 +274,9 @@ class Relay:
         writer.close()
 
     async def _route(self, method: str, path: str, body: bytes) -> tuple[int, dict[str, Any]]:
+        path, _, query = path.partition("?")
         if path == "/status" and method in ("GET", "HEAD"):
-            return 200, self.status()
+            return 200, self.status(detail="detail=1" in query.split("&"))
         if path == "/mode" and method == "PUT":
             try:
                 ask = json.loads(body or b"{}")
@@ -277,7 +285,8 @@ class Relay:
             if not isinstance(ask, dict):
                 return 400, {"error": 'body must be a JSON object like {"mode": "blackhole"}'}
             try:
-                return 200, await self.set_mode(str(ask.get("mode", "")), ask.get("latency_ms"))
+                return 200, await self.set_mode(str(ask.get("mode", "")), ask.get("latency_ms"),
+                                                bool(ask.get("quiet")))
             except ModeError as exc:
                 return exc.status, {"error": str(exc), **self.status()}
         return 404, {"error": f"{method} {path}: the relay answers GET /status and PUT /mode"}

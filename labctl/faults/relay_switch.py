@@ -25,6 +25,7 @@ MODE_FILE = "mode.json"  # lab.yaml passes `--state {data}/mode.json`: the mode 
 OLD_SERVICE = "scrape-relay"  # records from before the query relay name no other
 # What proves a route works again after heal, per hop kind: a scrape, or a query-side readiness call.
 HEAL_PATH = {"scrape": "/metrics", "query": "/-/ready"}
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 
 def relay_of(ctx: FaultContext, hop: str) -> str:
@@ -39,7 +40,7 @@ def routes(ctx: FaultContext, service: str) -> list[dict[str, str]]:
     """Every hop the relay service carries: its route's address, the real target, how heal proves it."""
     return [{"addr": ctx.lab.addr(*hop.native_via), "target": ctx.lab.addr(hop.target_service, hop.target_port),
              "hop": hop.name, "client": hop.source, "service": hop.target_service,
-             "path": HEAL_PATH.get(hop.kind, "/")}
+             "path": HEAL_PATH.get(hop.kind, "/"), "kind": hop.kind}
             for hop in ctx.model.hops if hop.native_via and hop.native_via[0] == service]
 
 
@@ -58,7 +59,7 @@ def _unreachable(ctx: FaultContext, service: str, what: str) -> LabError:
 
 def _status(ctx: FaultContext, service: str) -> dict[str, Any]:
     try:
-        resp = requests.get(_control(ctx, service) + "/status", timeout=2)
+        resp = requests.get(_control(ctx, service) + "/status?detail=1", timeout=2)
         resp.raise_for_status()
         return dict(resp.json())
     except (requests.RequestException, ValueError) as exc:
@@ -68,8 +69,8 @@ def _status(ctx: FaultContext, service: str) -> dict[str, Any]:
 def _switch(ctx: FaultContext, service: str, mode: str, latency_ms: int = 0) -> dict[str, Any]:
     """PUT /mode: the relay answers once the mode is in effect (listeners closed/reopened, conns stalled/reset)."""
     try:
-        resp = requests.put(_control(ctx, service) + "/mode", json={"mode": mode, "latency_ms": latency_ms},
-                            timeout=5)
+        resp = requests.put(_control(ctx, service) + "/mode", timeout=5,
+                            json={"mode": mode, "latency_ms": latency_ms, "quiet": ctx.quiet})
     except requests.RequestException as exc:
         raise _unreachable(ctx, service, f"cannot reach ({type(exc).__name__})") from None
     try:
@@ -115,7 +116,8 @@ def verify(ctx: FaultContext, rec: dict[str, Any]) -> list[str]:
                 raise LabError(f"{route['addr']} should refuse connections but {seen}")
             evidence.append(f"{where} refuses connections")
         elif mode == "blackhole":
-            request = f"GET {route.get('path', '/metrics')} HTTP/1.1\r\nHost: {service}\r\n\r\n".encode()
+            request = (H2_PREFACE if route.get("kind") == "push" else
+                       f"GET {route.get('path', '/metrics')} HTTP/1.1\r\nHost: {service}\r\n\r\n".encode())
             seen = tcp_probe(host, int(port), timeout=0.3, payload=request)
             if seen != "silent":
                 raise LabError(f"the {_name(service)} at {route['addr']} is not black-holing ({seen})")
@@ -138,6 +140,13 @@ def heal(ctx: FaultContext, rec: dict[str, Any]) -> None:
         target = route.get("service", "collector")
         if not ctx.runtime.is_running(target):
             continue  # nothing behind it (another fault stopped it); the relay itself is back to pass
+        if route.get("kind") == "push":  # OTLP gRPC: the Collector answers the HTTP/2 preface again
+            host, port = route["addr"].rsplit(":", 1)
+            seen = tcp_probe(host, int(port), timeout=3, payload=H2_PREFACE)
+            if seen != "answers":
+                raise LabError(f"the {_name(service)} at {route['addr']} still does not pass to {route['target']} "
+                               f"after heal ({seen})", f"see `labctl logs {service}` and `labctl logs {target}`")
+            continue
         url = f"http://{route['addr']}{route.get('path', '/metrics')}"
         try:
             resp = requests.get(url, timeout=3)

@@ -15,8 +15,11 @@ from labctl.proxy import guard
 log = logging.getLogger("labctl.proxy.admin")
 
 
-# PUT body (or None for DELETE) -> (HTTP status, JSON answer)
-Retarget = Callable[[Any], Awaitable[tuple[int, dict[str, Any]]]]
+# PUT body (or None for DELETE), quiet -> (HTTP status, JSON answer). quiet: a hidden fault (blind
+# challenge) retargets, so the proxy does not log the new endpoint.
+Retarget = Callable[[Any, bool], Awaitable[tuple[int, dict[str, Any]]]]
+# PUT /api/forwarding body -> (HTTP status, JSON answer)
+Forwarding = Callable[[Any], Awaitable[tuple[int, dict[str, Any]]]]
 # POST /api/reload: read proxy.yaml again -> (HTTP status, JSON answer)
 Reload = Callable[[], Awaitable[tuple[int, dict[str, Any]]]]
 
@@ -24,7 +27,7 @@ Reload = Callable[[], Awaitable[tuple[int, dict[str, Any]]]]
 def make_admin_app(stats_provider: Callable[[], dict[str, Any]], ready: Callable[[], tuple[bool, str]],
                    extra_routes: list[web.RouteDef], retarget: Retarget | None = None,
                    token: str | Callable[[], str] = "", allowed_hosts: tuple[str, ...] = ("proxy",),
-                   reload: Reload | None = None, forwarding: Retarget | None = None) -> web.Application:
+                   reload: Reload | None = None, forwarding: Forwarding | None = None) -> web.Application:
     async def api_stats(_: web.Request) -> web.Response:
         return web.json_response(stats_provider())
 
@@ -42,11 +45,13 @@ def make_admin_app(stats_provider: Callable[[], dict[str, Any]], ready: Callable
         except ValueError:
             return web.json_response({"error": "the body is not JSON: send {\"endpoint\": \"http://HOST:PORT\"}"},
                                      status=400)
-        status, answer = await retarget(body) if retarget else (409, {"error": "no upstream"})
+        quiet = request.query.get("quiet") == "1"
+        status, answer = await retarget(body, quiet) if retarget else (409, {"error": "no upstream"})
         return web.json_response(answer, status=status)
 
-    async def delete_upstream(_: web.Request) -> web.Response:
-        status, answer = await retarget(None) if retarget else (409, {"error": "no upstream"})
+    async def delete_upstream(request: web.Request) -> web.Response:
+        quiet = request.query.get("quiet") == "1"
+        status, answer = await retarget(None, quiet) if retarget else (409, {"error": "no upstream"})
         return web.json_response(answer, status=status)
 
     async def post_reload(_: web.Request) -> web.Response:

@@ -112,7 +112,7 @@ class Forwarder:
                 return
             await self._attempt()
 
-    async def retarget(self, settings: UpstreamSettings, sender: HttpSender | GrpcSender) -> None:
+    async def retarget(self, settings: UpstreamSettings, sender: HttpSender | GrpcSender, quiet: bool = False) -> None:
         """Send to another upstream from now on (PUT/DELETE /api/upstream): same spool, same counters.
 
         The backoff of the old target does not apply to the new one, so the next attempt is immediate; an
@@ -124,8 +124,9 @@ class Forwarder:
         self.last_error, self.last_error_at = "", None
         self._single_left = 0
         self._wake.set()
-        log.info("upstream changed at runtime: now forwarding to %s over %s", safe_endpoint(settings.endpoint),
-                 settings.protocol)
+        # quiet (a hidden fault, blind challenge): debug only, so the service log does not name the change.
+        log.log(logging.DEBUG if quiet else logging.INFO, "upstream changed at runtime: now forwarding to %s over %s",
+                safe_endpoint(settings.endpoint), settings.protocol)
         await old.close()
 
     async def retry_now(self, sender: HttpSender | GrpcSender | None = None) -> None:

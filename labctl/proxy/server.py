@@ -190,7 +190,7 @@ class ProxyServer:
         finally:
             await self.stop()
 
-    async def retarget(self, body: Any) -> tuple[int, dict[str, Any]]:
+    async def retarget(self, body: Any, quiet: bool = False) -> tuple[int, dict[str, Any]]:
         """PUT /api/upstream (body: endpoint/protocol/headers) or DELETE (body None: back to the configured
         upstream). The forwarder switches in place: counters, history and the spool stay."""
         if self.forwarder is None:
@@ -202,7 +202,7 @@ class ProxyServer:
         except LabError as exc:
             return 400, {"error": exc.message + (f" — {exc.hint}" if exc.hint else "")}
         if new != self.forwarder.settings:
-            await self.forwarder.retarget(new, make_sender(new))
+            await self.forwarder.retarget(new, make_sender(new), quiet=quiet)
         else:
             # Same target: retry now instead of finishing the backoff, on a fresh connection (a gRPC
             # channel that saw the upstream refuse would first wait out its own reconnect delay).

@@ -67,6 +67,18 @@ def test_latency(lab: Lab) -> None:
     exercise(lab, "latency", ["500"], 2, "upstream-slow", "the hop is slow", None)
 
 
+def test_a_slow_scrape_is_told_from_a_cut_one(lab: Lab) -> None:
+    """Above the scrape timeout (4 s) Prometheus reports a slow hop like a cut one; check's timed probe
+    waits longer and finds the first byte (the cut hop's case is test_network_scrape_partition)."""
+    exercise(lab, "latency", ["--hop", "collector-prometheus", "--ms", "2500"], 3, "upstream-slow",
+             "the hop is slow, not cut", None)
+
+
+def test_memory_pressure(lab: Lab) -> None:
+    exercise(lab, "memory-pressure", [], 2, "collector-refusing", "refuses the proxy's data",
+             "CollectorReceiverRefusing")
+
+
 @pytest.mark.parametrize(
     ("kind", "playbook", "cause"),
     [("unreachable-host", "upstream-unreachable", "does not resolve"),

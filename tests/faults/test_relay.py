@@ -236,3 +236,34 @@ def test_an_unreachable_target_is_a_502_naming_it(tmp_path: Path) -> None:
         assert resp.status_code == 502 and f"cannot connect to 127.0.0.1:{gone}" in resp.text
     finally:
         relay.stop()
+
+
+def test_a_quiet_switch_is_not_reported_in_status_nor_logged(echo_many: int, tmp_path: Path) -> None:
+    """A hidden fault (blind challenge) switches quietly: GET /status leaves the mode out until the next
+    switch, /status?detail=1 (how labctl verifies) still has it, and the relay's log has no line for it."""
+    relay = Switchable(echo_many, tmp_path)
+    relay.proc.terminate()
+    relay.proc.wait(5)
+    log = tmp_path / "relay.log"
+    with log.open("wb") as out:
+        relay.proc = subprocess.Popen(relay.cmd, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                try:
+                    requests.get(relay.control + "/status", timeout=0.5)
+                    break
+                except requests.RequestException:
+                    time.sleep(0.05)
+            assert relay.mode("blackhole", quiet=True).status_code == 200
+            plain = requests.get(relay.control + "/status", timeout=2).json()
+            assert "mode" not in plain and "latency_ms" not in plain and plain["routes"]
+            assert requests.get(relay.control + "/status?detail=1", timeout=2).json()["mode"] == "blackhole"
+            assert relay.mode("pass", quiet=True).status_code == 200
+            assert requests.get(relay.control + "/status", timeout=2).json()["mode"] == "pass"
+            assert relay.mode("refuse").status_code == 200  # a loud switch is reported and logged again
+            assert requests.get(relay.control + "/status", timeout=2).json()["mode"] == "refuse"
+        finally:
+            relay.stop()
+    text = log.read_text()
+    assert "blackhole" not in text and "-> refuse" in text

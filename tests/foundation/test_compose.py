@@ -53,7 +53,7 @@ def test_one_file_per_layer_and_every_model_service_in_its_layer(model):
     # The scrape and query relays run natively only (lab.yaml `runtimes`): docker cuts those hops with the
     # network.
     assert set(defined) == {s for s, svc in model.services.items() if "docker" in svc.runtimes}
-    assert {s for s, svc in model.services.items() if "docker" not in svc.runtimes} == {"scrape-relay", "query-relay"}
+    assert {s for s, svc in model.services.items() if "docker" not in svc.runtimes} == {"otlp-relay", "scrape-relay", "query-relay"}
     for name, (layer, _) in defined.items():
         assert layer == model.service(name).layer, f"{name} belongs in module-{model.service(name).layer}.yml"
 

@@ -61,11 +61,13 @@ def test_versions_are_pinned_exactly(model):
 def test_native_placeholders_use_loopback_host_ports(model, tmp_path: Path):
     ports = model.default_ports()
     ports["collector"]["otlp_grpc"] = 24317
+    ports["otlp-relay"]["otlp_grpc"] = 24319
     where = Placement(
         runtime="native", ports=ports, repo=model.root, data_dirs={s: tmp_path / s for s in model.services}
     )
     env = model.service_env("proxy", where, ["proxy", "collector"])
-    assert env["LAB_PROXY_UPSTREAM"] == "http://127.0.0.1:24317"
+    # Natively the proxy exports through the OTLP relay (the proxy-collector hop's `native_via`).
+    assert env["LAB_PROXY_UPSTREAM"] == "http://127.0.0.1:24319"
     assert env["LAB_PROXY_OTLP_GRPC_LISTEN"] == "127.0.0.1:4317"
     assert env["LAB_PROXY_DATA_DIR"] == str(tmp_path / "proxy")
     # Without the collector in the stage the proxy has no upstream (module-1).
@@ -111,7 +113,8 @@ def test_unknown_placeholder_is_named(model):
         model.resolve("{nonsense}", "proxy", where)
 
 
-@pytest.mark.parametrize(("relay_name", "stage_needs"), [("scrape-relay", "prometheus"), ("query-relay", "grafana")])
+@pytest.mark.parametrize(("relay_name", "stage_needs"),
+                         [("otlp-relay", "collector"), ("scrape-relay", "prometheus"), ("query-relay", "grafana")])
 def test_each_relay_relays_exactly_the_hops_that_name_it(model, tmp_path: Path, relay_name: str, stage_needs: str):
     """lab.yaml says it twice — hops' `native_via` (what the clients are pointed at) and the relay's
     --route arguments (what it forwards): they must agree, and the relay is native only, in every stage
@@ -136,9 +139,10 @@ def test_each_relay_relays_exactly_the_hops_that_name_it(model, tmp_path: Path, 
 
 
 def test_every_native_via_names_a_relay_port(model):
-    relays = {"scrape-relay", "query-relay"}
+    relays = {"otlp-relay", "scrape-relay", "query-relay"}
     vias = {hop.name: hop.native_via for hop in model.hops if hop.native_via}
-    assert set(vias) == {"collector-prometheus", "collector-internal-prometheus", "prometheus-grafana"}
+    assert set(vias) == {"proxy-collector", "collector-prometheus", "collector-internal-prometheus",
+                         "prometheus-grafana"}
     assert all(service in relays and port in model.service(service).ports for service, port in vias.values())
 
 
@@ -151,8 +155,10 @@ def test_grafana_queries_prometheus_through_the_query_relay_natively_and_directl
     docker = Placement(runtime="docker", ports=ports, repo=model.root)
     assert model.service_env("grafana", native, [])["LAB_PROMETHEUS_URL"] == "http://127.0.0.1:29090"
     assert model.service_env("grafana", docker, [])["LAB_PROMETHEUS_URL"] == "http://prometheus:9090"
-    # Without a relayed hop from that service, it is {addr:...}: the proxy reaches the Collector directly.
-    assert model.resolve("{hop_addr:collector.otlp_grpc}", "proxy", native) == "127.0.0.1:14317"
+    # The proxy's hop to the Collector is relayed natively (the OTLP relay), direct in docker; without a
+    # relayed hop from that service it is {addr:...}.
+    assert model.resolve("{hop_addr:collector.otlp_grpc}", "proxy", native) == "127.0.0.1:14319"
+    assert model.resolve("{hop_addr:collector.otlp_grpc}", "proxy", docker) == "collector:4317"
     assert model.resolve("{hop_addr:prometheus.web}", "proxy", native) == "127.0.0.1:29999"
     with pytest.raises(LabError, match=r"hop_addr:SERVICE\.PORT"):
         model.resolve("{hop_addr:prometheus}", "grafana", native)

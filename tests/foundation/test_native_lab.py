@@ -52,7 +52,8 @@ def send_token_usage(exporter: MetricExporter, session: str, tokens: int) -> Non
 
 def records(lab: LabState) -> dict[str, process.ProcRecord]:
     out = {}
-    for service in ("proxy", "model-stub", "collector", "prometheus", "scrape-relay", "query-relay", "grafana"):
+    for service in ("proxy", "model-stub", "collector", "otlp-relay", "prometheus", "scrape-relay", "query-relay",
+                    "grafana"):
         rec = process.read_record(lab.pid_path(service))
         if rec is not None and rec.alive():
             out[service] = rec
@@ -71,6 +72,7 @@ def test_module_3_metrics_over_grpc_and_http_and_events_reach_the_pipeline(nativ
         "proxy": ("running", "healthy"),
         "model-stub": ("running", "healthy"),  # the model the real Claude Code talks to (every module)
         "collector": ("running", "healthy"),
+        "otlp-relay": ("running", "healthy"),  # the proxy's way to the Collector natively
         "prometheus": ("running", "healthy"),
         "scrape-relay": ("running", "healthy"),  # Prometheus' way to the Collector natively
     }
@@ -116,7 +118,7 @@ def test_module_3_metrics_over_grpc_and_http_and_events_reach_the_pipeline(nativ
 
     # Down from another invocation: no process and no port left.
     pids = records(lab)
-    assert set(pids) == {"proxy", "model-stub", "collector", "prometheus", "scrape-relay"}
+    assert set(pids) == {"proxy", "model-stub", "collector", "otlp-relay", "prometheus", "scrape-relay"}
     labctl("down", state_dir=lab.dir)
     assert not [s for s, rec in pids.items() if rec.alive()]
     assert not [p for ports in lab.ports.values() for p in ports.values() if port_in_use(p)]
@@ -131,14 +133,14 @@ def test_up_is_additive_and_idempotent_and_down_works_from_another_invocation(na
 
     lab = native_lab("module-2")
     second = records(lab)
-    assert set(second) == {"proxy", "model-stub", "collector"}
+    assert set(second) == {"proxy", "model-stub", "collector", "otlp-relay"}
     assert second["model-stub"].pid == first["model-stub"].pid  # its configuration does not change
     # The proxy gained its upstream (the Collector), so it was restarted with the new environment.
     assert second["proxy"].pid != first["proxy"].pid
 
     lab = native_lab("module-3")
     third = records(lab)
-    assert set(third) == {"proxy", "model-stub", "collector", "prometheus", "scrape-relay"}
+    assert set(third) == {"proxy", "model-stub", "collector", "otlp-relay", "prometheus", "scrape-relay"}
     assert third["collector"].pid == second["collector"].pid and third["proxy"].pid == second["proxy"].pid
 
     # Idempotent: nothing restarts. (--json: stdout is exactly the status document.)
@@ -167,7 +169,7 @@ def test_up_is_additive_and_idempotent_and_down_works_from_another_invocation(na
 
     lab = native_lab("module-2")  # going down a stage stops the layers above only
     fourth = records(lab)
-    assert set(fourth) == {"proxy", "model-stub", "collector"}
+    assert set(fourth) == {"proxy", "model-stub", "collector", "otlp-relay"}
     assert not third["prometheus"].alive() and not third["scrape-relay"].alive()
     assert not fourth_up["query-relay"].alive()
     assert not [p for p in lab.ports["query-relay"].values() if port_in_use(p)], "the query relay's ports stay held"
@@ -251,7 +253,7 @@ def test_down_after_labctl_was_killed_mid_up_leaves_no_process_behind(labctl, la
     assert relay_pid.exists(), "labctl up never started the scrape relay"
     up.send_signal(signal.SIGKILL)  # mid-way: the services are starting, nothing waits for them any more
     up.wait(10)
-    started = [rec for s in ("proxy", "model-stub", "collector", "prometheus", "scrape-relay")
+    started = [rec for s in ("proxy", "model-stub", "collector", "otlp-relay", "prometheus", "scrape-relay")
                if (rec := process.read_record(lab_state_dir / "services" / s / f"{s}.pid")) is not None]
     assert any("labctl.faults.relay" in r.cmd for r in started)
     ports = [p for named in LabState.load(lab_state_dir).ports.values() for p in named.values()]
