@@ -238,6 +238,7 @@ def test_an_unreachable_target_is_a_502_naming_it(tmp_path: Path) -> None:
         relay.stop()
 
 
+@pytest.mark.integration
 def test_a_quiet_switch_is_not_reported_in_status_nor_logged(echo_many: int, tmp_path: Path) -> None:
     """A hidden fault (blind challenge) switches quietly: GET /status leaves the mode out until the next
     switch, /status?detail=1 (how labctl verifies) still has it, and the relay's log has no line for it."""
