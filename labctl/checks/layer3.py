@@ -11,7 +11,7 @@ import requests
 import yaml
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
 
-from labctl.checks.context import CheckContext, parse_duration, wait_for
+from labctl.checks.context import CheckContext, wait_for
 from labctl.checks.probe import first_byte, http_get
 from labctl.checks.result import CheckResult
 from labctl.promql import client
@@ -97,7 +97,7 @@ def _targets(cx: CheckContext) -> CheckResult:
     if not down:
         # Up, but slow: a scrape that takes more than half its timeout is one step from failing.
         slow = [t for t in mine if (t.get("lastScrapeDuration") or 0)
-                > 0.5 * parse_duration(t.get("scrapeTimeout", ""), cx.scrape_interval)]
+                > 0.5 * prometheus_duration(t.get("scrapeTimeout", ""), cx.scrape_interval)]
         if slow:
             t = slow[0]
             return CheckResult(3, "scrape targets", True, evidence, warning=True,
@@ -114,7 +114,7 @@ def _targets(cx: CheckContext) -> CheckResult:
     if "deadline" in err or "timeout" in err:
         # The scrape timed out: a cut hop and one slower than the timeout look alike to Prometheus (and
         # scrape_duration_seconds is the timeout for both). A timed probe with a longer budget tells them apart.
-        timeout = parse_duration(first.get("scrapeTimeout", ""), cx.scrape_interval)
+        timeout = prometheus_duration(first.get("scrapeTimeout", ""), cx.scrape_interval)
         budget = timeout + 3.0
         cx.progress(f"timing a scrape of {first['scrapeUrl']} (up to {budget:g}s): slow or cut?")
         seen, seconds = first_byte(first["scrapeUrl"], budget)
