@@ -34,14 +34,18 @@ def reload(
     lab = LabState.current()
     model = load_model()
     runtime = get_runtime(lab, model)
-    running = [s for s in RELOADABLE if s in runtime.stage_services() and runtime.is_running(s)]
+    # One look at the lab (one engine query with docker), not one per service.
+    rows = {r.service: r for r in runtime.status()}
+    running = [s for s in RELOADABLE if s in rows and rows[s].state == "running"]
     if services:
         for name in services:
             model.service(name)  # unknown name: the list of services
             if name not in RELOADABLE:
                 raise LabError(f"{name} has no configuration files to reload", f"reloadable: {', '.join(RELOADABLE)}")
             if name not in running:
-                raise LabError(f"{name} is not running in this lab ({lab.stage})",
+                row = rows.get(name)
+                seen = f": {row.state}" + (f" ({row.detail})" if row.detail else "") if row else ""
+                raise LabError(f"{name} is not running in this lab ({lab.stage}){seen}",
                                "`labctl status` shows what runs; `labctl up <module>` starts it")
         wanted = [s for s in RELOADABLE if s in services]
     else:
@@ -53,7 +57,7 @@ def reload(
                 ui.info("nothing to reload: no service's configuration files changed since it (re)loaded them "
                         "(`labctl reload SERVICE` reloads one anyway)")
             return
-    reloader = Reloader(runtime)
+    reloader = Reloader(runtime, set(running))
     with lifecycle_lock(lab.dir):
         for service in wanted:  # all validated before any is applied: one broken file changes nothing
             ui.info(f"validating {service}'s configuration")

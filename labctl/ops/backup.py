@@ -99,7 +99,7 @@ def backup(runtime: Runtime, to: Path | None = None) -> Manifest:
     os.chmod(staging, 0o700)  # lab.json holds generated secrets
     parts: dict[str, Any] = {}
     try:
-        running = [s for s in runtime.stage_services() if runtime.is_running(s)]
+        running = [r.service for r in runtime.status() if r.state == "running"]
         if "prometheus" in running:
             parts["prometheus"] = _backup_prometheus(runtime, staging / "prometheus")
         if "proxy" in running:

@@ -56,8 +56,9 @@ class ReloadResult:
 
 
 class Reloader:
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, running: set[str]) -> None:
         self.runtime = runtime
+        self.running = running  # the services `labctl status` saw running
         self.lab = runtime.lab
         self.model = runtime.model
 
@@ -196,8 +197,7 @@ class Reloader:
     def _hold_forwarding(self, on: bool) -> bool:
         """Hold (or resume) the proxy's forwarding while Prometheus scrapes the Collector; False when there is
         nothing to protect (no Prometheus scraping it, or no proxy forwarding to it)."""
-        running = self.runtime.stage_services()
-        if on and not all(s in running and self.runtime.is_running(s) for s in ("proxy", "prometheus")):
+        if on and not {"proxy", "prometheus"} <= self.running:
             return False
         try:
             r = requests.put(self._url("proxy", "admin") + "/api/forwarding", json={"hold": on, "seconds": 30},
