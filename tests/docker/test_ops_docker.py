@@ -24,7 +24,8 @@ MARKER = "docker-ops"
 
 def _tokens(lab: LabState, at: float) -> list[tuple[str, str, str]]:
     r = requests.get(lab.url("prometheus", "web") + "/api/v1/query", timeout=10, params={
-        "query": f'sum by (session_id, type) (claude_code_token_usage_tokens_total{{lab_marker="{MARKER}"}})',
+        # last_over_time: after the Collector's reload these series are stale (its exporter starts empty)
+        "query": f'sum by (session_id, type) (last_over_time(claude_code_token_usage_tokens_total{{lab_marker="{MARKER}"}}[10m]))',
         "time": f"{at:.3f}"})
     return sorted((x["metric"]["session_id"], x["metric"]["type"], x["value"][1]) for x in r.json()["data"]["result"])
 
