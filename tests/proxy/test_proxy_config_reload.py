@@ -1,11 +1,13 @@
 """proxy.yaml reload on a running proxy process (POST /api/reload and SIGHUP): live settings take effect
-on the same connection, restart-only settings are reported as pending, a broken edit changes nothing."""
+on the same connection, restart-only settings are reported as pending, a broken edit changes nothing.
+And the forwarding hold `labctl reload collector` uses: spooled while held, all sent on release."""
 
 from __future__ import annotations
 
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -138,3 +140,34 @@ def test_a_broken_inspection_section_is_refused_although_it_applies_only_at_rest
                                            "last_reload_error": r.json()["error"]}
     finally:
         proxy.stop()
+
+
+def test_a_forwarding_hold_spools_and_a_release_sends_everything(tmp_path: Path) -> None:
+    # What `labctl reload collector` relies on: while held, data is acknowledged and spooled, nothing is
+    # sent; on release the spool goes out; a hold ends by itself after its time.
+    sink = ProxyProcess(make_config(tmp_path / "sink-data"), tmp_path / "sink").start()
+    raw = make_config(tmp_path / "front-data", upstream={"endpoint": "http://" + sink.raw["listen"]["otlp_grpc"],
+                                                         "protocol": "grpc"})
+    front = ProxyProcess(raw, tmp_path / "front").start()
+    try:
+        def put(body: dict) -> requests.Response:  # type: ignore[type-arg]
+            return requests.put(front.admin + "/api/forwarding", json=body, timeout=10)
+
+        assert put({"hold": True, "seconds": 30}).json() == {"held": True, "spooled_rows": 0}
+        with requests.Session() as s:
+            assert all(_post(s, front) == 200 for _ in range(3))
+        time.sleep(0.5)
+        assert front.stats()["gauges"]["spool_rows"] == 3 and front.stats()["counters"]["forwarded"]["metrics"] == 0
+        assert front.stats()["upstream"]["held"] is True
+        assert put({"hold": False}).json()["held"] is False
+        wait_for(lambda: front.stats()["counters"]["forwarded"]["metrics"] == 9, what="the spool to be sent")
+        assert sink.stats()["counters"]["received"]["metrics"] == 9
+        # A hold ends by itself.
+        put({"hold": True, "seconds": 0.5})
+        with requests.Session() as s:
+            assert _post(s, front) == 200
+        wait_for(lambda: front.stats()["counters"]["forwarded"]["metrics"] == 12, what="the hold to expire")
+        assert put({"hold": True, "seconds": 500}).status_code == 400
+    finally:
+        front.stop()
+        sink.stop()
