@@ -106,6 +106,22 @@ def item(label: str, text: str, label_width: int, indent: int = 2) -> None:
         _out().print(prefix + escape(line), soft_wrap=True)
 
 
+def _fit(columns: Sequence[str], cells: list[list[str]], mins: list[int], room: int) -> list[int]:
+    """Column widths that fit `room`: each column's natural width, the widest shrunk first, never below
+    its longest word (rich's own layout can leave a table wider than the terminal, which then crops)."""
+    widths = [
+        max([cell_len(col)] + [cell_len(line) for r in cells for line in plain(r[i]).splitlines()])
+        for i, col in enumerate(columns)
+    ]
+    while sum(widths) > room:
+        slack = [w - m for w, m in zip(widths, mins, strict=True)]
+        i = max(range(len(widths)), key=lambda k: (widths[k] if slack[k] > 0 else -1))
+        if slack[i] <= 0:
+            break
+        widths[i] -= 1
+    return widths
+
+
 def table(
     columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None, *, wide: bool = False
 ) -> None:
@@ -123,14 +139,16 @@ def table(
         max([cell_len(w) for w in col.split()] + [cell_len(w) for r in cells for w in plain(r[i]).split()] + [1])
         for i, col in enumerate(columns)
     ]
-    boxed = sum(mins) + 3 * len(columns) + 1  # "│ " + " │ " between cells + " │"
-    bare = sum(mins) + 2 * (len(columns) - 1)  # two spaces between cells, no borders
-    if wide or boxed <= console.width or bare <= console.width:
+    boxed = 3 * len(columns) + 1  # "│ " + " │ " between cells + " │"
+    bare = 2 * (len(columns) - 1)  # two spaces between cells, no borders
+    if wide or sum(mins) + boxed <= console.width or sum(mins) + bare <= console.width:
         t = Table(title=title, show_lines=False, header_style="bold")
-        if not wide and boxed > console.width:
+        if not wide and sum(mins) + boxed > console.width:
             t = Table(title=title, header_style="bold underline", box=None, pad_edge=False, title_justify="left")
-        for col, least in zip(columns, mins, strict=True):
-            t.add_column(col, overflow="fold", min_width=least)
+            boxed = bare
+        widths = _fit(columns, cells, mins, console.width - boxed)
+        for col, fixed in zip(columns, widths, strict=True):
+            t.add_column(col, overflow="fold", width=None if wide else fixed)
         for row in cells:
             t.add_row(*row)
         console.print(t, crop=not wide, soft_wrap=wide)
