@@ -99,8 +99,8 @@ def test_main_commands_read_whole_at_80_columns(lab_state_dir: Path) -> None:
 def test_a_table_that_fits_is_never_wider_than_the_terminal(capsys: pytest.CaptureFixture[str]) -> None:
     # Rich's own layout kept "not available" on one line and pushed the table past 80 columns (cropped).
     rows = [["collector", "2", "running", "healthy", "http://127.0.0.1:8889/metrics"],
-            ["grafana", "4", "not available", "-", "no grafana binary on this machine; `labctl --runtime docker "
-             "up module-4` runs it, `labctl doctor` says how to install it natively"]]
+            ["grafana", "4", "not available", "-", ("no grafana binary on this machine; `labctl --runtime docker "
+             "up module-4` runs it, `labctl doctor` says how to install it natively")]]
     ui.console.width = NARROW
     try:
         ui.table(["service", "layer", "state", "health", "url"], rows)
