@@ -238,14 +238,15 @@ def _rules_and_alerts(cx: CheckContext) -> CheckResult:
     pending = [a for a in alerts.json()["data"]["alerts"] if a["state"] == "pending"]
     by_rule = {r["name"]: {**r, "interval": g.get("interval")} for g in groups for r in g["rules"]}
     cx.notes["firing"] = [{**a, "rule": by_rule.get(a["labels"]["alertname"], {})} for a in firing]
-    healed_at = cx.lab.settings.get("healed_at")
+    healed_setting = cx.lab.settings.get("healed_at")
+    healed_at = float(healed_setting) if healed_setting else None
     for a in firing:
         labels = a["labels"]
         what = labels.get("job") or labels.get("exporter") or labels.get("signal") or ""
         # Clean slate: an alert whose condition began before the latest heal belongs to an earlier fault.
         earlier = healed_at and (_ts(a.get("activeAt")) or 0) < healed_at
         evidence.append(f"FIRING {labels['alertname']} {what} ({fired_at(a, by_rule.get(labels['alertname'], {}))})"
-                        + (f" — began before the heal at {_iso(healed_at)}: from an earlier fault" if earlier else ""))
+                        + (f" — began before the heal at {_iso(healed_at or 0.0)}: from an earlier fault" if earlier else ""))
     if pending:
         evidence.append("pending: " + ", ".join(sorted({a["labels"]["alertname"] for a in pending})))
     if not firing:

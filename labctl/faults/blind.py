@@ -116,9 +116,9 @@ def answer(name: str, options: dict[str, Any]) -> Answer:
         return Answer(3, "none", "service-down", "Prometheus was stopped",
                       ("`labctl status`: Prometheus is not running", "its web port refuses connections"))
     if name in ("contract", "cardinality"):
-        what = ("now requires an attribute the application does not send" if name == "contract"
-                else "allows one series per token/cost metric")
-        return Answer(1, "client-proxy", "contract", f"the proxy's contract was replaced: it {what}",
+        change = ("now requires an attribute the application does not send" if name == "contract"
+                  else "allows one series per token/cost metric")
+        return Answer(1, "client-proxy", "contract", f"the proxy's contract was replaced: it {change}",
                       ("the marker arrives but its verdict is violation", "/api/contract is another file",
                        "/api/violations names the rule"))
     raise LabError(f"no answer is known for fault {name!r}", "blind challenges use the faults of the pool")
@@ -222,7 +222,7 @@ def grade(diagnosis: dict[str, Any] | None, truth: Answer) -> dict[str, Any]:
     given = diagnosis or {}
     fields = {"layer": (given.get("layer"), truth.layer), "hop": (given.get("hop"), truth.hop),
               "cause": (given.get("cause"), truth.cause)}
-    rows = [{"field": f, "yours": mine, "answer": right, "points": POINTS[f] if mine == right else 0,
+    rows: list[dict[str, Any]] = [{"field": f, "yours": mine, "answer": right, "points": POINTS[f] if mine == right else 0,
              "of": POINTS[f]} for f, (mine, right) in fields.items()]
     score = sum(r["points"] for r in rows)
     return {"rows": rows, "score": score, "of": sum(POINTS.values()),

@@ -34,7 +34,7 @@ def one_point_export(target: str, timeout: float = 3.0) -> tuple[grpc.StatusCode
         try:
             metrics_service_pb2_grpc.MetricsServiceStub(channel).Export(request, timeout=timeout)
         except grpc.RpcError as exc:
-            return exc.code(), exc.details() or ""  # type: ignore[attr-defined]
+            return exc.code(), exc.details() or ""
     return grpc.StatusCode.OK, ""
 
 
