@@ -37,7 +37,7 @@ def test_panel_variables_are_substituted() -> None:
     board = {"templating": {"list": [{"name": "model", "current": {"value": "$__all"}}]},
              "panels": [{"type": "row", "panels": [
                  {"title": "t", "targets": [{"refId": "A", "expr": 'rate(x{model=~"$model"}[$__rate_interval])'}]}]}]}
-    assert panel_queries(board) == [("t", "A", 'rate(x{model=~".*"}[1m])')]
+    assert panel_queries(board) == [("t", "A", 'rate(x{model=~".*"}[20s])')]  # Grafana's $__rate_interval: 4 × the lab's 5 s scrape
 
 
 def test_collector_counter_names_match_with_or_without_suffixes() -> None:
