@@ -56,8 +56,14 @@ def _docker(model: LabModel, required: bool) -> list[Finding]:
 
     ok, why = docker_engine()
     if not ok:
-        return [Finding("docker engine", "fail" if required else "warn", f"{why}: the lab runs natively",
-                        "start Docker Engine / Docker Desktop" + ("" if required else " (nothing needed for native)"))]
+        return [
+            Finding(
+                "docker engine",
+                "fail" if required else "warn",
+                f"{why}: the lab runs natively",
+                "start Docker Engine / Docker Desktop" + ("" if required else " (nothing needed for native)"),
+            )
+        ]
     out = [Finding("docker engine", "ok", f"Docker {why}")]
     problem = compose_problem()
     if problem:
@@ -81,8 +87,12 @@ def _proxy_image(model: LabModel, python_ref: str) -> Finding:
 
     python_id = docker_images.image_id(python_ref)
     if python_id is None:
-        return Finding("proxy image", "warn", f"cannot be built yet: its base image {python_ref} is missing",
-                       docker_images.GET_IMAGES)
+        return Finding(
+            "proxy image",
+            "warn",
+            f"cannot be built yet: its base image {python_ref} is missing",
+            docker_images.GET_IMAGES,
+        )
     tag = docker_images.proxy_tag(model, python_ref, python_id)
     if docker_images.image_id(tag):
         return Finding("proxy image", "ok", f"{tag} is built for this code")
@@ -91,22 +101,34 @@ def _proxy_image(model: LabModel, python_ref: str) -> Finding:
     except LabError as exc:
         return Finding("proxy image", "fail", exc.message, exc.hint or "")
     if docker_images.wheelhouse_current(model, version, machine):
-        return Finding("proxy image", "ok", f"buildable offline: wheelhouse ready for Python {version} {machine}")
-    return Finding("proxy image", "warn", f"no wheelhouse for Python {version} {machine} yet: the first `up` "
-                   "downloads the proxy's dependencies (needs the package index)",
-                   "before class, with network: `labctl images wheelhouse`")
+        return Finding(
+            "proxy image", "ok", f"buildable offline: wheelhouse ready for Python {version} {machine}"
+        )
+    return Finding(
+        "proxy image",
+        "warn",
+        f"no wheelhouse for Python {version} {machine} yet: the first `up` "
+        "downloads the proxy's dependencies (needs the package index)",
+        "before class, with network: `labctl images wheelhouse`",
+    )
 
 
 def _ports(model: LabModel, runtime: str, port_offset: int = 0) -> list[Finding]:
     # Ports of a running lab belong to it; check the ports the next `up` would use otherwise.
     ours: set[int] = set()
     ports = {s: {n: p + port_offset for n, p in named.items()} for s, named in model.default_ports().items()}
-    ports = {s: p for s, p in ports.items() if s not in model.services or runtime in model.service(s).runtimes}
+    ports = {
+        s: p for s, p in ports.items() if s not in model.services or runtime in model.service(s).runtimes
+    }
     if LabState.exists() and not port_offset:
         lab = LabState.load()
         ports = lab.ports or ports
         # A docker lab does not use the native-only ports (the scrape and query relays').
-        ports = {s: p for s, p in ports.items() if s not in model.services or lab.runtime in model.service(s).runtimes}
+        ports = {
+            s: p
+            for s, p in ports.items()
+            if s not in model.services or lab.runtime in model.service(s).runtimes
+        }
         from labctl.runtimes.base import get_runtime
 
         ours = {
@@ -130,7 +152,9 @@ def _ports(model: LabModel, runtime: str, port_offset: int = 0) -> list[Finding]
                 )
             )
     if not out:
-        out.append(Finding("ports", "ok", f"all {sum(len(p) for p in ports.values())} lab ports are free (or ours)"))
+        out.append(
+            Finding("ports", "ok", f"all {sum(len(p) for p in ports.values())} lab ports are free (or ours)")
+        )
     return out
 
 

@@ -7,8 +7,12 @@ from collections.abc import Callable
 from typing import Any
 
 
-def poll(probe: Callable[[], Any], timeout: float, interval: float = 0.25,
-         not_yet: tuple[type[BaseException], ...] = ()) -> Any:
+def poll(
+    probe: Callable[[], Any],
+    timeout: float,
+    interval: float = 0.25,
+    not_yet: tuple[type[BaseException], ...] = (),
+) -> Any:
     """Call `probe` until it returns something truthy (returned) or `timeout` seconds pass (the last,
     falsy, value returned; None when it only raised). It is called at least once. Exceptions of the
     types in `not_yet` mean "not yet" (a service still starting); any other propagates."""

@@ -15,8 +15,9 @@ from typing import Any
 from labctl.errors import LabError
 
 REDACTED = "[REDACTED]"
-DEFAULT_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key",
-                             "api-key", "x-auth-token"})
+DEFAULT_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "api-key", "x-auth-token"}
+)
 _SECRET_HINTS = ("auth", "token", "key", "secret", "cookie", "password", "credential", "signature")
 DEFAULT_ATTRIBUTES = frozenset({"prompt", "tool_parameters"})
 # A bearer/basic credential inside free text (an error message, a log body) is scrubbed too.
@@ -34,18 +35,24 @@ class Redactor:
         if section is None:
             section = {}
         if not isinstance(section, Mapping):
-            raise LabError("proxy config: 'redact' must be a mapping with 'headers' and/or 'attributes' lists",
-                           "e.g. redact: {headers: [x-tenant-key], attributes: [user.email]}")
+            raise LabError(
+                "proxy config: 'redact' must be a mapping with 'headers' and/or 'attributes' lists",
+                "e.g. redact: {headers: [x-tenant-key], attributes: [user.email]}",
+            )
         unknown = set(section) - {"headers", "attributes"}
         if unknown:
-            raise LabError(f"proxy config: redact: unknown key(s) {', '.join(sorted(map(str, unknown)))}",
-                           "redact takes 'headers' and 'attributes'")
+            raise LabError(
+                f"proxy config: redact: unknown key(s) {', '.join(sorted(map(str, unknown)))}",
+                "redact takes 'headers' and 'attributes'",
+            )
         lists = []
         for key in ("headers", "attributes"):
             value = section.get(key) or []
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise LabError(f"proxy config: redact.{key} must be a list of names",
-                               f"e.g. redact: {{{key}: [name1, name2]}}")
+                raise LabError(
+                    f"proxy config: redact.{key} must be a list of names",
+                    f"e.g. redact: {{{key}: [name1, name2]}}",
+                )
             lists.append(value)
         return cls(lists[0], [*lists[1], *extra_attributes])
 
@@ -103,7 +110,11 @@ class Redactor:
         out = []
         for v in viol:
             path = v.get("path", "")
-            key = path[path.rfind("attributes[") + 11:-1] if path.endswith("]") and "attributes[" in path else None
+            key = (
+                path[path.rfind("attributes[") + 11 : -1]
+                if path.endswith("]") and "attributes[" in path
+                else None
+            )
             if key is not None and key in self.attributes:
                 v = {**v, "message": f"attribute '{key}' breaks rule {v.get('rule')} (value redacted)"}
                 changed = True

@@ -80,7 +80,8 @@ class LabState:
         path = directory / "lab.json"
         if not path.is_file():
             raise LabError(
-                f"no lab is running (no {path})", "run `labctl up module-1` first (or pass the --state-dir used)"
+                f"no lab is running (no {path})",
+                "run `labctl up module-1` first (or pass the --state-dir used)",
             )
         try:
             data = json.loads(path.read_text())
@@ -178,8 +179,10 @@ def unseal(text: str) -> dict[str, Any]:
     try:
         value = json.loads(zlib.decompress(base64.b64decode(text)))
     except (ValueError, zlib.error):
-        raise LabError("the lab state's hidden faults are unreadable (lab.json `sealed` was edited)",
-                       "run `labctl down` to clear the lab, then `labctl up <module>` again") from None
+        raise LabError(
+            "the lab state's hidden faults are unreadable (lab.json `sealed` was edited)",
+            "run `labctl down` to clear the lab, then `labctl up <module>` again",
+        ) from None
     return value if isinstance(value, dict) else {}
 
 
@@ -233,5 +236,7 @@ def allocate_ports(
     result = {s: {p: n + offset for p, n in ports.items()} for s, ports in defaults.items()}
     bad = [f"{s}.{p}={n}" for s, ps in result.items() for p, n in ps.items() if not 1 <= n <= 65535]
     if bad:
-        raise LabError(f"--port-offset {offset} gives invalid ports: {', '.join(bad)}", "use a smaller offset")
+        raise LabError(
+            f"--port-offset {offset} gives invalid ports: {', '.join(bad)}", "use a smaller offset"
+        )
     return result

@@ -78,7 +78,7 @@ def wrap(text: str, width: int, indent: int = 0) -> list[str]:
             pieces = [word]
             if len(word) > room and not _unbreakable(word):
                 pieces = [p for p in re.split(r"(?<=[.,\]])", word) if p]
-                pieces = [p[i:i + room] for p in pieces for i in range(0, len(p), room)]
+                pieces = [p[i : i + room] for p in pieces for i in range(0, len(p), room)]
             for n, piece in enumerate(pieces):
                 joined = line + (" " if line and n == 0 else "") + piece
                 if line and len(joined) > room:
@@ -115,7 +115,7 @@ def _fit(columns: Sequence[str], cells: list[list[str]], mins: list[int], room: 
     ]
     while sum(widths) > room:
         slack = [w - m for w, m in zip(widths, mins, strict=True)]
-        i = max(range(len(widths)), key=lambda k: (widths[k] if slack[k] > 0 else -1))
+        i = max(range(len(widths)), key=lambda k: widths[k] if slack[k] > 0 else -1)
         if slack[i] <= 0:
             break
         widths[i] -= 1
@@ -136,7 +136,11 @@ def table(
         keep = [i for i in range(len(columns)) if i == 0 or any(plain(r[i]).strip() for r in cells)]
         columns, cells = [columns[i] for i in keep], [[r[i] for i in keep] for r in cells]
     mins = [
-        max([cell_len(w) for w in col.split()] + [cell_len(w) for r in cells for w in plain(r[i]).split()] + [1])
+        max(
+            [cell_len(w) for w in col.split()]
+            + [cell_len(w) for r in cells for w in plain(r[i]).split()]
+            + [1]
+        )
         for i, col in enumerate(columns)
     ]
     boxed = 3 * len(columns) + 1  # "│ " + " │ " between cells + " │"
@@ -144,7 +148,9 @@ def table(
     if wide or sum(mins) + boxed <= console.width or sum(mins) + bare <= console.width:
         t = Table(title=title, show_lines=False, header_style="bold")
         if not wide and sum(mins) + boxed > console.width:
-            t = Table(title=title, header_style="bold underline", box=None, pad_edge=False, title_justify="left")
+            t = Table(
+                title=title, header_style="bold underline", box=None, pad_edge=False, title_justify="left"
+            )
             boxed = bare
         widths = _fit(columns, cells, mins, console.width - boxed)
         for col, fixed in zip(columns, widths, strict=True):

@@ -16,8 +16,16 @@ from typing import Any
 from labctl.errors import LabError
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|kib|mb|mib|gb|gib)?\s*$", re.IGNORECASE)
-_SIZE_UNITS = {None: 1, "b": 1, "kb": 1000, "kib": 1024, "mb": 1000**2, "mib": 1024**2,
-               "gb": 1000**3, "gib": 1024**3}
+_SIZE_UNITS = {
+    None: 1,
+    "b": 1,
+    "kb": 1000,
+    "kib": 1024,
+    "mb": 1000**2,
+    "mib": 1024**2,
+    "gb": 1000**3,
+    "gib": 1024**3,
+}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _DURATION_UNITS = {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 # Prometheus' duration grammar (model.ParseDuration): units largest first, each at most once.
@@ -51,7 +59,9 @@ def parse_duration(value: Any, where: str) -> float:
             raise LabError(f"{where}: {value!r} is not a duration", "write a duration like 500ms, 10s or 1m")
         secs = float(m.group(1)) * _DURATION_UNITS[m.group(2)]
     if secs <= 0:
-        raise LabError(f"{where}: duration must be positive, got {value!r}", "use a duration like 500ms or 10s")
+        raise LabError(
+            f"{where}: duration must be positive, got {value!r}", "use a duration like 500ms or 10s"
+        )
     return secs
 
 

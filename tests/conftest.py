@@ -147,7 +147,6 @@ def labctl() -> Callable[..., subprocess.CompletedProcess[str]]:
     return run_labctl
 
 
-
 # The fast lane (`pytest -m "not integration"`) must run without any binary or browser: a test that
 # starts a process (itself or through a fixture, of any scope) and is not marked `integration` fails
 # here, naming the fix, instead of passing on a machine that happens to have the binaries. Threads and

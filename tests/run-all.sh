@@ -4,7 +4,7 @@
 # Docker lane: tests/docker on a private real engine (tests/tools/docker-engine.sh).
 # Usage: bash tests/run-all.sh [--fast] [extra pytest args]
 #   --fast: the maintainer's lane: no chromium, Go builds or binaries; `pytest -m "not integration"` with
-#           the fast property-test profile, then ruff and mypy; no Docker lane. The CI run is the one
+#           the fast property-test profile, then ruff (lint and format) and mypy; no Docker lane. The CI run is the one
 #           without --fast.
 # Env: PYTHON (default python3), LABCTL_TEST_WORKERS (pytest-xdist workers, default 2; 0 = serial),
 #      LABCTL_DOCKER_LANE=0 skips the Docker lane (not allowed under CI=true).
@@ -120,6 +120,8 @@ fi
 # Style is part of the suite, but never hides test results: it runs after pytest.
 step "ruff check labctl tests"
 "$PY" -m ruff check -q labctl tests || status=$((status ? status : 1))
+step "ruff format --check labctl tests"
+"$PY" -m ruff format --check -q labctl tests || status=$((status ? status : 1))
 step "mypy (labctl)"
 "$PY" -m mypy || status=$((status ? status : 1))
 

@@ -42,9 +42,13 @@ def service_env(lab: LabState, model: LabModel, service: str) -> dict[str, str]:
     from labctl.model import Placement
 
     running = model.stage_services(lab.stage, lab.runtime) if lab.stage else []
-    where = Placement(runtime=lab.runtime,  # type: ignore[arg-type]
-                      ports=lab.ports, repo=model.root, settings=lab.settings,
-                      data_dirs={s: lab.data_dir(s) for s in model.services})
+    where = Placement(
+        runtime=lab.runtime,  # type: ignore[arg-type]
+        ports=lab.ports,
+        repo=model.root,
+        settings=lab.settings,
+        data_dirs={s: lab.data_dir(s) for s in model.services},
+    )
     env = model.service_env(service, where, running)
     env.update(lab.overrides.get(service, {}).get("env", {}))
     return env

@@ -29,8 +29,11 @@ def parse(text: str) -> list[Sample]:
 def total(samples: list[Sample], name_regex: str, **labels: str) -> float | None:
     """Sum of samples whose name matches; None when no such metric exists at all."""
     pattern = re.compile(name_regex)
-    found = [s for s in samples if pattern.fullmatch(s.name)
-             and all(s.labels.get(k) == v for k, v in labels.items())]
+    found = [
+        s
+        for s in samples
+        if pattern.fullmatch(s.name) and all(s.labels.get(k) == v for k, v in labels.items())
+    ]
     if not found:
         return None
     return sum(s.value for s in found)

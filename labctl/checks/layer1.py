@@ -24,8 +24,9 @@ def counter(stats: dict[str, Any] | None, name: str, signal: str = "metrics") ->
 
 
 def last_payload_seq(cx: CheckContext) -> int:
-    reply = http_get(cx.url("proxy", "admin", "/api/payloads?limit=1"), timeout=2,
-                     headers=cx.lab.admin_headers())
+    reply = http_get(
+        cx.url("proxy", "admin", "/api/payloads?limit=1"), timeout=2, headers=cx.lab.admin_headers()
+    )
     return int(reply.json().get("last_seq", 0)) if reply.ok else 0
 
 
@@ -34,25 +35,43 @@ def check(cx: CheckContext) -> list[CheckResult]:
     ready = http_get(ready_url, timeout=2)
     if not ready.ok:
         log = error_lines(tail(cx.lab.log_path("proxy"), 40))
-        return [CheckResult(1, "proxy answers", False, [ready.describe(), *(f"log: {x}" for x in log[-2:])],
-                            cause="the logging proxy is not running or not ready, so nothing can be received",
-                            hint="`labctl status`, then `labctl logs proxy` for why it stopped",
-                            playbook="proxy-down")]
+        return [
+            CheckResult(
+                1,
+                "proxy answers",
+                False,
+                [ready.describe(), *(f"log: {x}" for x in log[-2:])],
+                cause="the logging proxy is not running or not ready, so nothing can be received",
+                hint="`labctl status`, then `labctl logs proxy` for why it stopped",
+                playbook="proxy-down",
+            )
+        ]
     results = [CheckResult(1, "proxy answers", True, [f"{ready_url}: ready"])]
     marker = cx.marker
     if marker is None or not marker.sent_ok:
         error = marker.error if marker else "no marker was sent"
-        results.append(CheckResult(1, "marker received", False, [f"export to {marker.endpoint if marker else '?'}: {error}"],
-                                   cause="the proxy did not accept the marker's OTLP export",
-                                   hint="check the client's OTEL_EXPORTER_OTLP_ENDPOINT/PROTOCOL (`labctl env`)",
-                                   playbook="marker-not-received"))
+        results.append(
+            CheckResult(
+                1,
+                "marker received",
+                False,
+                [f"export to {marker.endpoint if marker else '?'}: {error}"],
+                cause="the proxy did not accept the marker's OTLP export",
+                hint="check the client's OTEL_EXPORTER_OTLP_ENDPOINT/PROTOCOL (`labctl env`)",
+                playbook="marker-not-received",
+            )
+        )
         return results
     cx.reached["proxy"] = True
     after = proxy_stats(cx)
     got = counter(after, "received") - counter(cx.before.get("proxy"), "received")
     events = counter(after, "received", "logs") - counter(cx.before.get("proxy"), "received", "logs")
-    evidence = [(f"{marker.points} data points and {marker.events} event exported with lab.marker={marker.value}; "
-                f"proxy received +{got} metric points, +{events} log records")]
+    evidence = [
+        (
+            f"{marker.points} data points and {marker.events} event exported with lab.marker={marker.value}; "
+            f"proxy received +{got} metric points, +{events} log records"
+        )
+    ]
     results.append(CheckResult(1, "marker received", True, evidence))
     results.append(_verdict(cx, marker.value))
     return results
@@ -79,10 +98,15 @@ def _verdict(cx: CheckContext, marker: str) -> CheckResult:
     # Metrics and the event are two requests: wait until both are in the view.
     wait_for(lambda: len(look()) >= (2 if cx.marker and cx.marker.events else 1), timeout=2.0)
     if not found:
-        return CheckResult(1, "contract verdict", False, [cx.notes["payloads_status"],
-                                                          f"no payload with lab.marker={marker} in {base}"],
-                           cause="the proxy's inspector shows no payload carrying the marker",
-                           hint="open the proxy's page and look for the marker", playbook="marker-not-received")
+        return CheckResult(
+            1,
+            "contract verdict",
+            False,
+            [cx.notes["payloads_status"], f"no payload with lab.marker={marker} in {base}"],
+            cause="the proxy's inspector shows no payload carrying the marker",
+            hint="open the proxy's page and look for the marker",
+            playbook="marker-not-received",
+        )
     evidence = []
     for p in found:
         evidence.append(f"payload #{p['id']} {p['signal']}: {p['items']} items, verdict {p['verdict']}")
@@ -91,8 +115,13 @@ def _verdict(cx: CheckContext, marker: str) -> CheckResult:
             count, _, examples = p["message"].partition(": ")
             evidence += [count, f"first: {examples.split('; ')[0]}"] if examples else [count]
     if any(p.get("verdict") != "ok" for p in found):
-        return CheckResult(1, "contract verdict", False, evidence,
-                           cause="the telemetry breaks the metric/event contract",
-                           hint="read the violations on the proxy page (or `labctl proxy export --what violations`)",
-                           playbook="contract-violation")
+        return CheckResult(
+            1,
+            "contract verdict",
+            False,
+            evidence,
+            cause="the telemetry breaks the metric/event contract",
+            hint="read the violations on the proxy page (or `labctl proxy export --what violations`)",
+            playbook="contract-violation",
+        )
     return CheckResult(1, "contract verdict", True, evidence)

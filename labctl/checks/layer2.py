@@ -37,13 +37,22 @@ def check(cx: CheckContext) -> list[CheckResult]:
     results: list[CheckResult] = []
     if not health.ok:
         log = error_lines(tail(cx.lab.log_path("collector"), 40))
-        results.append(CheckResult(2, "collector health", False, [health.describe(), *(f"log: {x}" for x in log[-2:])],
-                                   cause="the Collector is not running (or not healthy): the proxy has nowhere "
-                                         "to deliver, so it spools and retries",
-                                   hint="`labctl status`; `labctl logs collector`; heal or restart it",
-                                   playbook="collector-down"))
+        results.append(
+            CheckResult(
+                2,
+                "collector health",
+                False,
+                [health.describe(), *(f"log: {x}" for x in log[-2:])],
+                cause="the Collector is not running (or not healthy): the proxy has nowhere "
+                "to deliver, so it spools and retries",
+                hint="`labctl status`; `labctl logs collector`; heal or restart it",
+                playbook="collector-down",
+            )
+        )
     else:
-        results.append(CheckResult(2, "collector health", True, [f"{health_url}: {health.body.strip()[:80]}"]))
+        results.append(
+            CheckResult(2, "collector health", True, [f"{health_url}: {health.body.strip()[:80]}"])
+        )
     results.append(_delivery(cx, health.ok))
     if health.ok:
         results.append(_pipeline(cx))
@@ -53,8 +62,14 @@ def check(cx: CheckContext) -> list[CheckResult]:
 def _delivery(cx: CheckContext, collector_up: bool) -> CheckResult:
     name = "proxy → collector"
     if not cx.reached.get("proxy"):
-        return CheckResult(2, name, False, ["the marker never reached the proxy (layer 1)"],
-                           cause="nothing to deliver: fix layer 1 first", playbook="marker-not-received")
+        return CheckResult(
+            2,
+            name,
+            False,
+            ["the marker never reached the proxy (layer 1)"],
+            cause="nothing to deliver: fix layer 1 first",
+            playbook="marker-not-received",
+        )
     # The Collector batches for up to 1s; the proxy forwards as soon as it has spooled.
     cx.progress("waiting for the marker at the Collector (batch timeout)")
     seen: dict[str, bool] = {}
@@ -70,41 +85,67 @@ def _delivery(cx: CheckContext, collector_up: bool) -> CheckResult:
     stats = proxy_stats(cx) or {}
     upstream: dict[str, Any] = stats.get("upstream", {})
     fwd = counter(stats, "forwarded") - counter(cx.before.get("proxy"), "forwarded")
-    evidence = [(f"proxy forwarded +{fwd} metric points to {upstream.get('endpoint') or '(none)'} "
-                f"(state {upstream.get('state', '?')})")]
+    evidence = [
+        (
+            f"proxy forwarded +{fwd} metric points to {upstream.get('endpoint') or '(none)'} "
+            f"(state {upstream.get('state', '?')})"
+        )
+    ]
     if upstream.get("last_error"):
         age = upstream.get("last_error_age_s")
         healed_at = cx.lab.settings.get("healed_at")
         # Clean slate: an error from before the latest heal is an earlier fault's, not this one's.
         earlier = healed_at is not None and age is not None and time.time() - float(age) < float(healed_at)
-        evidence.append(f"proxy's last upstream error ({age}s ago"
-                        + (", before the last heal: from an earlier fault" if earlier else "")
-                        + f"): {upstream['last_error'][:200]}")
+        evidence.append(
+            f"proxy's last upstream error ({age}s ago"
+            + (", before the last heal: from an earlier fault" if earlier else "")
+            + f"): {upstream['last_error'][:200]}"
+        )
     spooled = stats.get("gauges", {}).get("spooled", {})
     if spooled:
         evidence.append(f"spooled (acknowledged, waiting): {spooled}")
     endpoint, protocol = upstream.get("endpoint", ""), upstream.get("protocol", "grpc")
     if arrived:
         cx.reached["collector"] = True
-        evidence.insert(0, f"lab_marker={cx.marker.value if cx.marker else ''} is on the Collector's exporter")
+        evidence.insert(
+            0, f"lab_marker={cx.marker.value if cx.marker else ''} is on the Collector's exporter"
+        )
         # Arrived, but is the hop healthy? A slow hop delivers, late.
         if endpoint:
             probe = _diagnose(cx, endpoint, protocol)
             if not probe.ok and probe.playbook == "upstream-slow":
-                return CheckResult(2, name, False, evidence + probe.evidence, cause=probe.cause,
-                                   hint="look for added latency on the hop (`labctl faults`), or a slow Collector",
-                                   playbook=probe.playbook)
+                return CheckResult(
+                    2,
+                    name,
+                    False,
+                    evidence + probe.evidence,
+                    cause=probe.cause,
+                    hint="look for added latency on the hop (`labctl faults`), or a slow Collector",
+                    playbook=probe.playbook,
+                )
             evidence.extend(probe.evidence[1:])
         return CheckResult(2, name, True, evidence)
     if not endpoint:
-        return CheckResult(2, name, False, evidence, cause="the proxy has no upstream configured",
-                           hint="module-2 and later set LAB_PROXY_UPSTREAM; `labctl up module-2`",
-                           playbook="upstream-unreachable")
+        return CheckResult(
+            2,
+            name,
+            False,
+            evidence,
+            cause="the proxy has no upstream configured",
+            hint="module-2 and later set LAB_PROXY_UPSTREAM; `labctl up module-2`",
+            playbook="upstream-unreachable",
+        )
     if not collector_up:
-        return CheckResult(2, name, False, evidence, cause="the Collector is down, so the proxy cannot deliver "
-                           "(it keeps the data in its spool and retries)",
-                           hint="bring the Collector back (`labctl heal` / `labctl up`); the spool drains by itself",
-                           playbook="collector-down")
+        return CheckResult(
+            2,
+            name,
+            False,
+            evidence,
+            cause="the Collector is down, so the proxy cannot deliver "
+            "(it keeps the data in its spool and retries)",
+            hint="bring the Collector back (`labctl heal` / `labctl up`); the spool drains by itself",
+            playbook="collector-down",
+        )
     probe = _diagnose(cx, endpoint, protocol)
     if probe.ok:
         # The hop works now (e.g. just healed): the proxy delivers on its next retry, after its current
@@ -113,41 +154,73 @@ def _delivery(cx: CheckContext, collector_up: bool) -> CheckResult:
         cx.progress("the upstream answers; waiting for the proxy's next retry")
         if wait_for(lambda: _marker_exported(cx), timeout=min(12.0, (retry_in or 0) + 4.0)):
             cx.reached["collector"] = True
-            return CheckResult(2, name, True, [(f"lab_marker={cx.marker.value if cx.marker else ''} is on the "
-                                               "Collector's exporter (delivered on the proxy's next retry)"),
-                                               *evidence, *probe.evidence[1:]])
+            return CheckResult(
+                2,
+                name,
+                True,
+                [
+                    (
+                        f"lab_marker={cx.marker.value if cx.marker else ''} is on the "
+                        "Collector's exporter (delivered on the proxy's next retry)"
+                    ),
+                    *evidence,
+                    *probe.evidence[1:],
+                ],
+            )
         now = proxy_stats(cx) or {}
         state = (now.get("upstream") or {}).get("state")
         last_error = str((now.get("upstream") or {}).get("last_error") or "")
         if state == "retrying" and "refused" in last_error.lower() and "memory" in last_error.lower():
             # The hop answers (an empty export is accepted) but real data is refused: the Collector's own
             # memory_limiter, not the way there.
-            return CheckResult(2, name, False, evidence + probe.evidence[1:],
-                               cause="the Collector answers but refuses the proxy's data (its memory_limiter: "
-                                     "\"data refused due to high memory usage\")",
-                               hint="compare the Collector's memory_limiter with what it uses "
-                                    "(otelcol_process_runtime_heap_alloc_bytes on its internal metrics)",
-                               playbook="collector-refusing")
+            return CheckResult(
+                2,
+                name,
+                False,
+                evidence + probe.evidence[1:],
+                cause="the Collector answers but refuses the proxy's data (its memory_limiter: "
+                '"data refused due to high memory usage")',
+                hint="compare the Collector's memory_limiter with what it uses "
+                "(otelcol_process_runtime_heap_alloc_bytes on its internal metrics)",
+                playbook="collector-refusing",
+            )
         if state in ("retrying", "auth_failed"):
             retry_in = _retry_in(now)
             when = f"retrying in {retry_in:.0f} s" if retry_in is not None else "retrying soon"
-            return CheckResult(2, name, False, evidence + probe.evidence[1:],
-                               cause=f"the proxy is in backoff after earlier failed attempts ({when}): the "
-                                     "upstream answers again and the spooled data goes out on that retry",
-                               hint=f"wait {retry_in or 5:.0f} s and run `labctl check` again "
-                                    "(/api/stats → upstream.next_attempt_in_s)",
-                               playbook="upstream-unreachable")
-        return CheckResult(2, name, False, evidence + probe.evidence[1:],
-                           cause="the upstream answers and the proxy is not backing off, but the marker is not "
-                                 "on the Collector's exporter",
-                           hint="look at the Collector's pipeline and exporter (`labctl logs collector`)",
-                           playbook="collector-export-failing")
-    return CheckResult(2, name, False, evidence + probe.evidence[1:], cause=probe.cause,
-                       hint={"upstream-auth": "make the proxy's LAB_PROXY_UPSTREAM_HEADERS carry the Collector's token",
-                             "upstream-protocol": "match LAB_PROXY_UPSTREAM_PROTOCOL to the Collector port",
-                             "upstream-slow": "find what delays the hop"}.get(
-                           probe.playbook, "check the proxy's upstream address and the path to the Collector"),
-                       playbook=probe.playbook)
+            return CheckResult(
+                2,
+                name,
+                False,
+                evidence + probe.evidence[1:],
+                cause=f"the proxy is in backoff after earlier failed attempts ({when}): the "
+                "upstream answers again and the spooled data goes out on that retry",
+                hint=f"wait {retry_in or 5:.0f} s and run `labctl check` again "
+                "(/api/stats → upstream.next_attempt_in_s)",
+                playbook="upstream-unreachable",
+            )
+        return CheckResult(
+            2,
+            name,
+            False,
+            evidence + probe.evidence[1:],
+            cause="the upstream answers and the proxy is not backing off, but the marker is not "
+            "on the Collector's exporter",
+            hint="look at the Collector's pipeline and exporter (`labctl logs collector`)",
+            playbook="collector-export-failing",
+        )
+    return CheckResult(
+        2,
+        name,
+        False,
+        evidence + probe.evidence[1:],
+        cause=probe.cause,
+        hint={
+            "upstream-auth": "make the proxy's LAB_PROXY_UPSTREAM_HEADERS carry the Collector's token",
+            "upstream-protocol": "match LAB_PROXY_UPSTREAM_PROTOCOL to the Collector port",
+            "upstream-slow": "find what delays the hop",
+        }.get(probe.playbook, "check the proxy's upstream address and the path to the Collector"),
+        playbook=probe.playbook,
+    )
 
 
 def _diagnose(cx: CheckContext, endpoint: str, protocol: str) -> Diagnosis:
@@ -158,8 +231,9 @@ def _diagnose(cx: CheckContext, endpoint: str, protocol: str) -> Diagnosis:
 
     ports = {name: port.container for name, port in cx.model.service("collector").ports.items()}
     container = f"labctl-{cx.lab.instance}-proxy-1".lower()
-    return diagnose_in_container(container, clean_call(["docker"]), endpoint, protocol, _headers(cx), ports,
-                                 cx.slow_hop_ms)
+    return diagnose_in_container(
+        container, clean_call(["docker"]), endpoint, protocol, _headers(cx), ports, cx.slow_hop_ms
+    )
 
 
 def _otlp_ports(cx: CheckContext) -> dict[str, int]:
@@ -191,27 +265,46 @@ def _pipeline(cx: CheckContext) -> CheckResult:
     now = internal_metrics(cx)
     url = cx.url("collector", "internal", "/metrics")
     if now is None:
-        return CheckResult(2, "collector pipeline", False, [f"{url}: no answer"],
-                           cause="the Collector's internal metrics endpoint does not answer",
-                           playbook="collector-down")
+        return CheckResult(
+            2,
+            "collector pipeline",
+            False,
+            [f"{url}: no answer"],
+            cause="the Collector's internal metrics endpoint does not answer",
+            playbook="collector-down",
+        )
     before = cx.before.get("collector") or []
 
     def delta(regex: str, **labels: str) -> float:
-        return (exposition.total(now, regex, **labels) or 0) - (exposition.total(before, regex, **labels) or 0)
+        return (exposition.total(now, regex, **labels) or 0) - (
+            exposition.total(before, regex, **labels) or 0
+        )
 
     accepted, refused = delta(ACCEPTED), delta(REFUSED)
     sent, failed = delta(SENT, exporter="prometheus"), delta(FAILED)
     queue = exposition.total(now, QUEUE) or 0
     capacity = exposition.total(now, CAPACITY) or 0
-    evidence = [f"receiver accepted +{accepted:g} / refused +{refused:g} metric points",
-                f"exporter prometheus sent +{sent:g}, send failures +{failed:g}; queue {queue:g}/{capacity:g}",
-                f"from {url}"]
+    evidence = [
+        f"receiver accepted +{accepted:g} / refused +{refused:g} metric points",
+        f"exporter prometheus sent +{sent:g}, send failures +{failed:g}; queue {queue:g}/{capacity:g}",
+        f"from {url}",
+    ]
     if refused > 0:
-        return CheckResult(2, "collector pipeline", False, evidence,
-                           cause="the Collector's receiver refuses data (memory_limiter or invalid data)",
-                           playbook="collector-refusing")
+        return CheckResult(
+            2,
+            "collector pipeline",
+            False,
+            evidence,
+            cause="the Collector's receiver refuses data (memory_limiter or invalid data)",
+            playbook="collector-refusing",
+        )
     if failed > 0 or (capacity and queue / capacity > 0.8):
-        return CheckResult(2, "collector pipeline", False, evidence,
-                           cause="the Collector accepts data but its exporter fails or its queue fills",
-                           playbook="collector-export-failing")
+        return CheckResult(
+            2,
+            "collector pipeline",
+            False,
+            evidence,
+            cause="the Collector accepts data but its exporter fails or its queue fills",
+            playbook="collector-export-failing",
+        )
     return CheckResult(2, "collector pipeline", True, evidence)

@@ -32,11 +32,18 @@ def check(cx: CheckContext) -> list[CheckResult]:
     base = cx.url("prometheus", "web")
     ready = http_get(base + "/-/ready", timeout=2)
     if not ready.ok:
-        return [CheckResult(3, "prometheus ready", False, [ready.describe()],
-                            cause="Prometheus does not answer: storage is down, nothing is scraped or stored "
-                                  "(the Collector keeps its counters, so nothing is lost once it is back)",
-                            hint="`labctl status`; `labctl logs prometheus`; start it again",
-                            playbook="prometheus-down")]
+        return [
+            CheckResult(
+                3,
+                "prometheus ready",
+                False,
+                [ready.describe()],
+                cause="Prometheus does not answer: storage is down, nothing is scraped or stored "
+                "(the Collector keeps its counters, so nothing is lost once it is back)",
+                hint="`labctl status`; `labctl logs prometheus`; start it again",
+                playbook="prometheus-down",
+            )
+        ]
     results = [CheckResult(3, "prometheus ready", True, [f"{base}/-/ready: {ready.body.strip()[:60]}"])]
     config = http_get(base + "/api/v1/status/config", timeout=2)
     if config.ok:
@@ -50,8 +57,15 @@ def check(cx: CheckContext) -> list[CheckResult]:
         again = _targets(cx)
         if not again.ok:
             targets = again
-            marker = CheckResult(3, marker.name, False, marker.evidence, cause=again.cause, hint=again.hint,
-                                 playbook=again.playbook)
+            marker = CheckResult(
+                3,
+                marker.name,
+                False,
+                marker.evidence,
+                cause=again.cause,
+                hint=again.hint,
+                playbook=again.playbook,
+            )
     results += [targets, marker]
     results.append(_rules_and_alerts(cx))
     return results
@@ -74,37 +88,69 @@ def _targets(cx: CheckContext) -> CheckResult:
     # at most its timeout, instead of reporting "up" from before.
     stalled = [t for t in active if _overdue(t, cx.scrape_interval)]
     if stalled:
-        cx.progress(f"a scrape of {stalled[0]['scrapeUrl']} is taking longer than its interval; waiting for it")
+        cx.progress(
+            f"a scrape of {stalled[0]['scrapeUrl']} is taking longer than its interval; waiting for it"
+        )
         limit = max(prometheus_duration(t.get("scrapeTimeout", ""), cx.scrape_interval) for t in stalled)
-        wait_for(lambda: known() and not any(_overdue(t, cx.scrape_interval) for t in active), timeout=limit + 1)
+        wait_for(
+            lambda: known() and not any(_overdue(t, cx.scrape_interval) for t in active), timeout=limit + 1
+        )
     # A target last scraped before the latest `labctl heal` shows the broken state: its next scrape
     # (at most one interval away) tells whether the heal worked. Heal does not wait for it; check does.
     healed_at: float = cx.lab.settings.get("healed_at") or 0.0
-    stale = {t["scrapeUrl"] for t in _mine(cx, active)
-             if t["health"] == "down" and healed_at and (_ts(t.get("lastScrape")) or 0) < healed_at}
+    stale = {
+        t["scrapeUrl"]
+        for t in _mine(cx, active)
+        if t["health"] == "down" and healed_at and (_ts(t.get("lastScrape")) or 0) < healed_at
+    }
     if stale:
-        cx.progress(f"{', '.join(sorted(stale))} was last scraped before the heal; waiting for its next scrape "
-                    f"(every {cx.scrape_interval:g}s)")
-        limit = cx.scrape_interval + max(prometheus_duration(t.get("scrapeTimeout", ""), cx.scrape_interval)
-                                         for t in active if t["scrapeUrl"] in stale)
-        wait_for(lambda: known() and all((_ts(t.get("lastScrape")) or 0) >= healed_at
-                                         for t in active if t["scrapeUrl"] in stale), timeout=limit + 1)
+        cx.progress(
+            f"{', '.join(sorted(stale))} was last scraped before the heal; waiting for its next scrape "
+            f"(every {cx.scrape_interval:g}s)"
+        )
+        limit = cx.scrape_interval + max(
+            prometheus_duration(t.get("scrapeTimeout", ""), cx.scrape_interval)
+            for t in active
+            if t["scrapeUrl"] in stale
+        )
+        wait_for(
+            lambda: (
+                known()
+                and all(
+                    (_ts(t.get("lastScrape")) or 0) >= healed_at for t in active if t["scrapeUrl"] in stale
+                )
+            ),
+            timeout=limit + 1,
+        )
     mine = _mine(cx, active)
     down = [t for t in mine if t["health"] == "down"]
-    evidence = [f"{t['labels'].get('job')} {t['scrapeUrl']}{_via(t)}: {t['health']}"
-                + (f" in {t['lastScrapeDuration'] * 1000:.0f} ms" if t.get("lastScrapeDuration") else "")
-                + (f" — {t['lastError']}" if t.get("lastError") else "") for t in mine]
+    evidence = [
+        f"{t['labels'].get('job')} {t['scrapeUrl']}{_via(t)}: {t['health']}"
+        + (f" in {t['lastScrapeDuration'] * 1000:.0f} ms" if t.get("lastScrapeDuration") else "")
+        + (f" — {t['lastError']}" if t.get("lastError") else "")
+        for t in mine
+    ]
     if not down:
         # Up, but slow: a scrape that takes more than half its timeout is one step from failing.
-        slow = [t for t in mine if (t.get("lastScrapeDuration") or 0)
-                > 0.5 * prometheus_duration(t.get("scrapeTimeout", ""), cx.scrape_interval)]
+        slow = [
+            t
+            for t in mine
+            if (t.get("lastScrapeDuration") or 0)
+            > 0.5 * prometheus_duration(t.get("scrapeTimeout", ""), cx.scrape_interval)
+        ]
         if slow:
             t = slow[0]
-            return CheckResult(3, "scrape targets", True, evidence, warning=True,
-                               cause=f"scrapes of {t['labels'].get('job')} take {t['lastScrapeDuration']:.1f} s "
-                                     f"of a {t.get('scrapeTimeout', '?')} timeout: the hop or the target is slow",
-                               hint="scrape_duration_seconds over time shows whether it grows",
-                               playbook="upstream-slow")
+            return CheckResult(
+                3,
+                "scrape targets",
+                True,
+                evidence,
+                warning=True,
+                cause=f"scrapes of {t['labels'].get('job')} take {t['lastScrapeDuration']:.1f} s "
+                f"of a {t.get('scrapeTimeout', '?')} timeout: the hop or the target is slow",
+                hint="scrape_duration_seconds over time shows whether it grows",
+                playbook="upstream-slow",
+            )
         return CheckResult(3, "scrape targets", True, evidence or [f"{url}: no targets"])
     first = down[0]
     down_jobs = " ".join(f"job {t['labels'].get('job')}" for t in down)
@@ -118,36 +164,60 @@ def _targets(cx: CheckContext) -> CheckResult:
         budget = timeout + 3.0
         cx.progress(f"timing a scrape of {first['scrapeUrl']} (up to {budget:g}s): slow or cut?")
         seen, seconds = first_byte(first["scrapeUrl"], budget)
-        evidence.append(f"timed probe: GET {first['scrapeUrl']} → "
-                        + (f"first byte after {seconds:.1f} s" if seen == "answers" else
-                           f"no answer within {budget:g} s" if seen == "silent" else f"{seen} after {seconds:.1f} s"))
+        evidence.append(
+            f"timed probe: GET {first['scrapeUrl']} → "
+            + (
+                f"first byte after {seconds:.1f} s"
+                if seen == "answers"
+                else f"no answer within {budget:g} s"
+                if seen == "silent"
+                else f"{seen} after {seconds:.1f} s"
+            )
+        )
         if seen == "answers":
-            how = (f"the hop is slow, not cut: a scrape answers after {seconds:.1f} s, longer than the "
-                   f"{timeout:g} s scrape timeout")
+            how = (
+                f"the hop is slow, not cut: a scrape answers after {seconds:.1f} s, longer than the "
+                f"{timeout:g} s scrape timeout"
+            )
             playbook = "upstream-slow"
         else:
             how = f"the scrape hangs, nothing comes back within {budget:g} s: the hop is partitioned (cut, not slow)"
     elif "refused" in err:
-        how = "connection refused: nothing listens there" + (" (is the scrape relay running? `labctl status`)"
-                                                             if relayed else "")
+        how = "connection refused: nothing listens there" + (
+            " (is the scrape relay running? `labctl status`)" if relayed else ""
+        )
     elif relayed and "502" in err:
         how = f"the scrape relay cannot reach {first['labels'].get('instance')} (HTTP 502 Bad Gateway)"
     else:
         how = err
-    return CheckResult(3, "scrape targets", False, evidence,
-                       cause=f"Prometheus cannot scrape {first['labels'].get('job')} at {first['scrapeUrl']}"
-                             f"{_via(first)}: {how}",
-                       hint="the Target health page in Prometheus shows the error"
-                            + (" (natively its scrape URL is the lab's scrape relay, the Endpoint column; the "
-                               "instance label is the Collector's own address)" if relayed else "")
-                            + "; check the address and the hop",
-                       playbook=playbook, notes=down_jobs)
+    return CheckResult(
+        3,
+        "scrape targets",
+        False,
+        evidence,
+        cause=f"Prometheus cannot scrape {first['labels'].get('job')} at {first['scrapeUrl']}"
+        f"{_via(first)}: {how}",
+        hint="the Target health page in Prometheus shows the error"
+        + (
+            " (natively its scrape URL is the lab's scrape relay, the Endpoint column; the "
+            "instance label is the Collector's own address)"
+            if relayed
+            else ""
+        )
+        + "; check the address and the hop",
+        playbook=playbook,
+        notes=down_jobs,
+    )
 
 
 def _mine(cx: CheckContext, active: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Only the lab's services count: a service the stage does not run is expected to be down."""
-    return [t for t in active if t.get("labels", {}).get("service", t["labels"].get("job")) in cx.running
-            or t["labels"].get("job") == "prometheus"]
+    return [
+        t
+        for t in active
+        if t.get("labels", {}).get("service", t["labels"].get("job")) in cx.running
+        or t["labels"].get("job") == "prometheus"
+    ]
 
 
 def _overdue(target: dict[str, Any], default_interval: float) -> bool:
@@ -170,8 +240,14 @@ def _marker(cx: CheckContext, targets: CheckResult) -> CheckResult:
     name = "marker stored"
     marker = cx.marker.value if cx.marker else ""
     if not cx.reached.get("collector"):
-        return CheckResult(3, name, False, ["the marker did not get past the Collector (layer 2)"],
-                           cause="nothing to store: fix the earlier layer first", playbook="series-missing")
+        return CheckResult(
+            3,
+            name,
+            False,
+            ["the marker did not get past the Collector (layer 2)"],
+            cause="nothing to store: fix the earlier layer first",
+            playbook="series-missing",
+        )
     promql = f'count({{lab_marker="{marker}"}})'
     seen: list[str] = []
 
@@ -204,12 +280,24 @@ def _marker(cx: CheckContext, targets: CheckResult) -> CheckResult:
         cx.reached["prometheus"] = True
         return CheckResult(3, name, True, [f"{count} series with lab_marker={marker} ({url})"])
     if not targets.ok:
-        return CheckResult(3, name, False, [*seen, f"0 series for {promql}"], cause=targets.cause,
-                           hint=targets.hint, playbook=targets.playbook)
-    return CheckResult(3, name, False, [*seen, f"0 series for {promql} after {cx.scrape_interval * 2 + 1:.0f}s"],
-                       cause="Prometheus scrapes the Collector but has no marker series: the series is dropped or "
-                             "renamed on the way (relabeling, translation, expiration)",
-                       playbook="series-missing")
+        return CheckResult(
+            3,
+            name,
+            False,
+            [*seen, f"0 series for {promql}"],
+            cause=targets.cause,
+            hint=targets.hint,
+            playbook=targets.playbook,
+        )
+    return CheckResult(
+        3,
+        name,
+        False,
+        [*seen, f"0 series for {promql} after {cx.scrape_interval * 2 + 1:.0f}s"],
+        cause="Prometheus scrapes the Collector but has no marker series: the series is dropped or "
+        "renamed on the way (relabeling, translation, expiration)",
+        playbook="series-missing",
+    )
 
 
 def _collector_scrape_failing(cx: CheckContext) -> bool:
@@ -218,8 +306,10 @@ def _collector_scrape_failing(cx: CheckContext) -> bool:
     reply = http_get(cx.url("prometheus", "web", "/api/v1/targets"), timeout=2)
     if not reply.ok:
         return False
-    return any(t["labels"].get("job") == "collector" and t["health"] == "down"
-               for t in reply.json()["data"]["activeTargets"])
+    return any(
+        t["labels"].get("job") == "collector" and t["health"] == "down"
+        for t in reply.json()["data"]["activeTargets"]
+    )
 
 
 def _rules_and_alerts(cx: CheckContext) -> CheckResult:
@@ -227,8 +317,14 @@ def _rules_and_alerts(cx: CheckContext) -> CheckResult:
     rules = http_get(cx.url("prometheus", "web", "/api/v1/rules?type=alert"), timeout=2)
     alerts = http_get(cx.url("prometheus", "web", "/api/v1/alerts"), timeout=2)
     if not rules.ok or not alerts.ok:
-        return CheckResult(3, name, False, [rules.describe(), alerts.describe()],
-                           cause="Prometheus' rules API does not answer", playbook="alert-rules-missing")
+        return CheckResult(
+            3,
+            name,
+            False,
+            [rules.describe(), alerts.describe()],
+            cause="Prometheus' rules API does not answer",
+            playbook="alert-rules-missing",
+        )
     groups = rules.json()["data"]["groups"]
     pipeline = [g for g in groups if g["name"] == PIPELINE_GROUP]
     count = sum(len(g["rules"]) for g in pipeline)
@@ -245,25 +341,44 @@ def _rules_and_alerts(cx: CheckContext) -> CheckResult:
         what = labels.get("job") or labels.get("exporter") or labels.get("signal") or ""
         # Clean slate: an alert whose condition began before the latest heal belongs to an earlier fault.
         earlier = healed_at and (_ts(a.get("activeAt")) or 0) < healed_at
-        evidence.append(f"FIRING {labels['alertname']} {what} ({fired_at(a, by_rule.get(labels['alertname'], {}))})"
-                        + (f" — began before the heal at {_iso(healed_at or 0.0)}: from an earlier fault" if earlier else ""))
+        evidence.append(
+            f"FIRING {labels['alertname']} {what} ({fired_at(a, by_rule.get(labels['alertname'], {}))})"
+            + (
+                f" — began before the heal at {_iso(healed_at or 0.0)}: from an earlier fault"
+                if earlier
+                else ""
+            )
+        )
     if pending:
         evidence.append("pending: " + ", ".join(sorted({a["labels"]["alertname"] for a in pending})))
     if not firing:
         evidence.append("no alerts firing")
     if not pipeline or broken:
-        return CheckResult(3, name, False, evidence + [f"rules in error: {', '.join(broken)}"] * bool(broken),
-                           cause="the pipeline-health alert rules are not loaded (or fail to evaluate): "
-                                 "faults would go unnoticed",
-                           hint="check rules/ beside prometheus.yml (promtool check rules)",
-                           playbook="alert-rules-missing")
+        return CheckResult(
+            3,
+            name,
+            False,
+            evidence + [f"rules in error: {', '.join(broken)}"] * bool(broken),
+            cause="the pipeline-health alert rules are not loaded (or fail to evaluate): "
+            "faults would go unnoticed",
+            hint="check rules/ beside prometheus.yml (promtool check rules)",
+            playbook="alert-rules-missing",
+        )
     # Firing pipeline alerts make this row a warning (not a failure): the failing hop, if any, fails its
     # own row; after a heal an alert keeps firing until its rule is next evaluated (or its window passes).
-    mine = [a for a in firing if a["labels"]["alertname"] in {r["name"] for g in pipeline for r in g["rules"]}]
-    return CheckResult(3, name, True, evidence, warning=bool(mine),
-                       cause=f"{len(mine)} pipeline-health alert(s) firing" if mine else None,
-                       hint="see `labctl check`'s note on when they resolve" if mine else None,
-                       playbook="pipeline-alert-firing" if mine else None)
+    mine = [
+        a for a in firing if a["labels"]["alertname"] in {r["name"] for g in pipeline for r in g["rules"]}
+    ]
+    return CheckResult(
+        3,
+        name,
+        True,
+        evidence,
+        warning=bool(mine),
+        cause=f"{len(mine)} pipeline-health alert(s) firing" if mine else None,
+        hint="see `labctl check`'s note on when they resolve" if mine else None,
+        playbook="pipeline-alert-firing" if mine else None,
+    )
 
 
 def _iso(ts: float) -> str:
@@ -302,7 +417,11 @@ def resolve_note(alert: dict[str, Any]) -> str:
     windows = _RANGE.findall(expr)
     if windows:
         longest = max(windows, key=lambda w: prometheus_duration(w, 0))
-        return (f"{name} (`{expr[:80]}`) looks back {longest}: it resolves once that window no longer "
-                f"covers the outage, i.e. up to {longest} after the fix")
-    return (f"{name} (`{expr[:80]}`) is still resolving: its condition is re-checked every {interval:g}s, so "
-            f"it resolves at the next evaluation(s) once the condition is false")
+        return (
+            f"{name} (`{expr[:80]}`) looks back {longest}: it resolves once that window no longer "
+            f"covers the outage, i.e. up to {longest} after the fix"
+        )
+    return (
+        f"{name} (`{expr[:80]}`) is still resolving: its condition is re-checked every {interval:g}s, so "
+        f"it resolves at the next evaluation(s) once the condition is false"
+    )

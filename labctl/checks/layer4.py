@@ -23,8 +23,14 @@ from labctl.checks.result import CheckResult
 # Grafana's built-in variables, with the values Grafana would pick for a 5s-scrape datasource.
 # Grafana's builtins as Grafana fills them for the default 1 h dashboard range: $__rate_interval is
 # max($__interval + scrape interval, 4 × scrape interval) with the datasource's timeInterval (5s), so 20s.
-_BUILTINS = {"$__rate_interval": "20s", "${__rate_interval}": "20s", "$__interval": "5s",
-             "${__interval}": "5s", "$__range": "1h", "${__range}": "1h"}
+_BUILTINS = {
+    "$__rate_interval": "20s",
+    "${__rate_interval}": "20s",
+    "$__interval": "5s",
+    "${__interval}": "5s",
+    "$__range": "1h",
+    "${__range}": "1h",
+}
 
 
 def panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
@@ -66,12 +72,22 @@ def check(cx: CheckContext, grafana_running: bool) -> list[CheckResult]:
 
 
 def _promql_direct(cx: CheckContext) -> list[CheckResult]:
-    note = ("Grafana is not running in this lab (no Grafana binary on this machine): each panel's PromQL "
-            "was evaluated against Prometheus directly")
+    note = (
+        "Grafana is not running in this lab (no Grafana binary on this machine): each panel's PromQL "
+        "was evaluated against Prometheus directly"
+    )
     results = [CheckResult(4, "grafana", True, [note])]
     if not cx.reached.get("prometheus"):
-        results.append(CheckResult(4, "panels have data", False, [note, "the marker is not in Prometheus (layer 3)"],
-                                   cause="nothing to show: fix the earlier layer first", playbook="dashboard-no-data"))
+        results.append(
+            CheckResult(
+                4,
+                "panels have data",
+                False,
+                [note, "the marker is not in Prometheus (layer 3)"],
+                cause="nothing to show: fix the earlier layer first",
+                playbook="dashboard-no-data",
+            )
+        )
         return results
     for path in dashboard_files(cx):
         results.append(_evaluate(cx, path.stem, panel_queries(json.loads(path.read_text())), note))
@@ -100,10 +116,15 @@ def _evaluate(cx: CheckContext, name: str, queries: list[tuple[str, str, str]], 
     evidence = [f"{len(status) - len(empty)}/{len(status)} panel queries return data (via Prometheus)"]
     evidence += [f"{k}: {v}" for k, v in empty.items()]
     if empty:
-        return CheckResult(4, f"dashboard {name}", False, evidence,
-                           cause=f"{len(empty)} panel(s) of {name} would show 'No data'",
-                           hint="run the panel's query in Prometheus; check metric names and labels",
-                           playbook="dashboard-no-data")
+        return CheckResult(
+            4,
+            f"dashboard {name}",
+            False,
+            evidence,
+            cause=f"{len(empty)} panel(s) of {name} would show 'No data'",
+            hint="run the panel's query in Prometheus; check metric names and labels",
+            playbook="dashboard-no-data",
+        )
     return CheckResult(4, f"dashboard {name}", True, evidence)
 
 
@@ -113,44 +134,88 @@ def _grafana(cx: CheckContext) -> list[CheckResult]:
     base = cx.url("grafana", "web")
     health = http_get(base + "/api/health", timeout=3)
     if not health.ok:
-        return [CheckResult(4, "grafana", False, [health.describe()], cause="Grafana does not answer",
-                            hint="`labctl status`; `labctl logs grafana`", playbook="grafana-down")]
+        return [
+            CheckResult(
+                4,
+                "grafana",
+                False,
+                [health.describe()],
+                cause="Grafana does not answer",
+                hint="`labctl status`; `labctl logs grafana`",
+                playbook="grafana-down",
+            )
+        ]
     results = [CheckResult(4, "grafana", True, [f"{base}/api/health: {health.body.strip()[:80]}"])]
     password = cx.lab.settings.get("grafana_admin_password")
     api = GrafanaApi.from_url(base, credential=("admin", password) if password else None, timeout=5)
     try:
         ds = api.datasource.health_inquiry("lab-prometheus")  # a DatasourceHealthResponse dataclass
         ok = bool(ds.success) and str(ds.status).upper() == "OK"
-        results.append(CheckResult(4, "datasource", ok, [f"lab-prometheus: {ds.status} — {ds.message}"],
-                                   cause=None if ok else "Grafana cannot query Prometheus through its datasource",
-                                   playbook=None if ok else "grafana-datasource"))
+        results.append(
+            CheckResult(
+                4,
+                "datasource",
+                ok,
+                [f"lab-prometheus: {ds.status} — {ds.message}"],
+                cause=None if ok else "Grafana cannot query Prometheus through its datasource",
+                playbook=None if ok else "grafana-datasource",
+            )
+        )
     except Exception as exc:
-        results.append(CheckResult(4, "datasource", False, [f"lab-prometheus: {exc}"],
-                                   cause="the lab-prometheus datasource is missing or broken",
-                                   playbook="grafana-datasource"))
+        results.append(
+            CheckResult(
+                4,
+                "datasource",
+                False,
+                [f"lab-prometheus: {exc}"],
+                cause="the lab-prometheus datasource is missing or broken",
+                playbook="grafana-datasource",
+            )
+        )
     for path in dashboard_files(cx):
         uid = json.loads(path.read_text()).get("uid", path.stem)
         try:
             board = api.dashboard.get_dashboard(uid)
         except Exception as exc:
-            results.append(CheckResult(4, f"dashboard {uid}", False, [f"/api/dashboards/uid/{uid}: {exc}"],
-                                       cause="the dashboard is not provisioned", playbook="dashboard-no-data"))
+            results.append(
+                CheckResult(
+                    4,
+                    f"dashboard {uid}",
+                    False,
+                    [f"/api/dashboards/uid/{uid}: {exc}"],
+                    cause="the dashboard is not provisioned",
+                    playbook="dashboard-no-data",
+                )
+            )
             continue
         queries = panel_queries(board["dashboard"])
-        results.append(_evaluate_grafana(cx, api, uid, queries, bool(board.get("meta", {}).get("provisioned"))))
+        results.append(
+            _evaluate_grafana(cx, api, uid, queries, bool(board.get("meta", {}).get("provisioned")))
+        )
     return results
 
 
-def _evaluate_grafana(cx: CheckContext, api: Any, uid: str, queries: list[tuple[str, str, str]],
-                      provisioned: bool) -> CheckResult:
+def _evaluate_grafana(
+    cx: CheckContext, api: Any, uid: str, queries: list[tuple[str, str, str]], provisioned: bool
+) -> CheckResult:
     status: dict[str, str] = {}
 
     def run_all() -> bool:
         now = int(time.time() * 1000)
         for title, ref, expr in queries:
             key = f"{title} [{ref}]"
-            body = {"queries": [{"refId": ref, "datasource": {"uid": "lab-prometheus", "type": "prometheus"},
-                                 "expr": expr, "instant": True}], "from": str(now - 3600_000), "to": str(now)}
+            body = {
+                "queries": [
+                    {
+                        "refId": ref,
+                        "datasource": {"uid": "lab-prometheus", "type": "prometheus"},
+                        "expr": expr,
+                        "instant": True,
+                    }
+                ],
+                "from": str(now - 3600_000),
+                "to": str(now),
+            }
             try:
                 res = api.client.POST("/ds/query", json=body)
                 frames = res["results"][ref].get("frames", [])
@@ -162,9 +227,19 @@ def _evaluate_grafana(cx: CheckContext, api: Any, uid: str, queries: list[tuple[
 
     wait_for(run_all, timeout=cx.scrape_interval * 2 + 1, interval=1.0)
     empty = {k: v for k, v in status.items() if not v.startswith("ok")}
-    evidence = [(f"provisioned: {provisioned}; {len(status) - len(empty)}/{len(status)} panels return data "
-                "(Grafana /api/ds/query)"), *(f"{k}: {v}" for k, v in empty.items())]
+    evidence = [
+        (
+            f"provisioned: {provisioned}; {len(status) - len(empty)}/{len(status)} panels return data "
+            "(Grafana /api/ds/query)"
+        ),
+        *(f"{k}: {v}" for k, v in empty.items()),
+    ]
     ok = provisioned and not empty
-    return CheckResult(4, f"dashboard {uid}", ok, evidence,
-                       cause=None if ok else "panels show 'No data' (or the dashboard is not provisioned)",
-                       playbook=None if ok else "dashboard-no-data")
+    return CheckResult(
+        4,
+        f"dashboard {uid}",
+        ok,
+        evidence,
+        cause=None if ok else "panels show 'No data' (or the dashboard is not provisioned)",
+        playbook=None if ok else "dashboard-no-data",
+    )

@@ -27,19 +27,27 @@ _DELTA: dict[type, AggregationTemporality] = {Counter: AggregationTemporality.DE
 # name, unit, [(attributes, value)]: one session's worth, like a short Claude Code run.
 SESSION_POINTS: list[tuple[str, str, list[tuple[dict[str, str], float]]]] = [
     ("claude_code.session.count", "", [({"start_type": "fresh"}, 1)]),
-    ("claude_code.token.usage", "tokens", [
-        ({"type": "input", "model": "claude-sonnet-4-5", "query_source": "main"}, 1200),
-        ({"type": "output", "model": "claude-sonnet-4-5", "query_source": "main"}, 340),
-        ({"type": "cacheRead", "model": "claude-sonnet-4-5", "query_source": "main"}, 5000),
-        ({"type": "cacheCreation", "model": "claude-sonnet-4-5", "query_source": "main"}, 800),
-    ]),
+    (
+        "claude_code.token.usage",
+        "tokens",
+        [
+            ({"type": "input", "model": "claude-sonnet-4-5", "query_source": "main"}, 1200),
+            ({"type": "output", "model": "claude-sonnet-4-5", "query_source": "main"}, 340),
+            ({"type": "cacheRead", "model": "claude-sonnet-4-5", "query_source": "main"}, 5000),
+            ({"type": "cacheCreation", "model": "claude-sonnet-4-5", "query_source": "main"}, 800),
+        ],
+    ),
     ("claude_code.cost.usage", "USD", [({"model": "claude-sonnet-4-5", "query_source": "main"}, 0.0123)]),
     ("claude_code.lines_of_code.count", "", [({"type": "added"}, 12), ({"type": "removed"}, 3)]),
     ("claude_code.commit.count", "", [({}, 1)]),
     ("claude_code.pull_request.count", "", [({}, 1)]),
-    ("claude_code.code_edit_tool.decision", "", [
-        ({"tool_name": "Edit", "decision": "accept", "source": "config", "language": "Python"}, 1),
-    ]),
+    (
+        "claude_code.code_edit_tool.decision",
+        "",
+        [
+            ({"tool_name": "Edit", "decision": "accept", "source": "config", "language": "Python"}, 1),
+        ],
+    ),
     ("claude_code.active_time.total", "s", [({"type": "user"}, 4.0), ({"type": "cli"}, 2.5)]),
 ]
 
@@ -60,8 +68,14 @@ def new_marker() -> str:
     return f"check-{secrets.token_hex(4)}"
 
 
-def send_marker(endpoint: str, marker: str, timeout_s: float = 5.0, headers: dict[str, str] | None = None,
-                repeat: int = 1, events: bool = True) -> Marker:
+def send_marker(
+    endpoint: str,
+    marker: str,
+    timeout_s: float = 5.0,
+    headers: dict[str, str] | None = None,
+    repeat: int = 1,
+    events: bool = True,
+) -> Marker:
     """Export one session's counters to `endpoint` (OTLP gRPC, e.g. http://127.0.0.1:4317) `repeat` times."""
     session = str(uuid.uuid4())
     result = Marker(value=marker, session_id=session, endpoint=endpoint)
@@ -72,7 +86,10 @@ def send_marker(endpoint: str, marker: str, timeout_s: float = 5.0, headers: dic
     provider = MeterProvider(resource=resource, metric_readers=[reader])
     meter = provider.get_meter("com.anthropic.claude_code")
     exporter = OTLPMetricExporter(
-        endpoint=endpoint, insecure=True, timeout=timeout_s, headers=headers or {},
+        endpoint=endpoint,
+        insecure=True,
+        timeout=timeout_s,
+        headers=headers or {},
         preferred_temporality=_DELTA,
     )
     common = {
@@ -104,7 +121,9 @@ def send_marker(endpoint: str, marker: str, timeout_s: float = 5.0, headers: dic
                 result.error = f"export to {endpoint} returned {outcome.name}" + (f": {seen}" if seen else "")
                 return result
         if events:
-            error = _send_event(endpoint, resource, {**common, "event.name": "api_request"}, timeout_s, headers)
+            error = _send_event(
+                endpoint, resource, {**common, "event.name": "api_request"}, timeout_s, headers
+            )
             if error:
                 result.error = error
                 return result
@@ -121,8 +140,13 @@ def send_marker(endpoint: str, marker: str, timeout_s: float = 5.0, headers: dic
         provider.shutdown()
 
 
-def _send_event(endpoint: str, resource: Resource, attributes: dict[str, str], timeout_s: float,
-                headers: dict[str, str] | None) -> str | None:
+def _send_event(
+    endpoint: str,
+    resource: Resource,
+    attributes: dict[str, str],
+    timeout_s: float,
+    headers: dict[str, str] | None,
+) -> str | None:
     """One `claude_code.api_request` event (an OTLP log record), as Claude Code sends its events."""
     exporter = OTLPLogExporter(endpoint=endpoint, insecure=True, timeout=timeout_s, headers=headers or {})
     provider = LoggerProvider(resource=resource)
@@ -130,12 +154,23 @@ def _send_event(endpoint: str, resource: Resource, attributes: dict[str, str], t
     provider.add_log_record_processor(SimpleLogRecordProcessor(memory))
     try:
         provider.get_logger("com.anthropic.claude_code.events").emit(
-            event_name="claude_code.api_request", body="claude_code.api_request",
-            attributes={**attributes, "event.timestamp": _iso_now(), "event.sequence": 1,
-                        "model": "claude-sonnet-4-5", "cost_usd": 0.0123, "duration_ms": 850,
-                        "input_tokens": 1200, "output_tokens": 340, "cache_read_tokens": 5000,
-                        "cache_creation_tokens": 800, "request_id": f"req_{secrets.token_hex(8)}",
-                        "query_source": "main"})
+            event_name="claude_code.api_request",
+            body="claude_code.api_request",
+            attributes={
+                **attributes,
+                "event.timestamp": _iso_now(),
+                "event.sequence": 1,
+                "model": "claude-sonnet-4-5",
+                "cost_usd": 0.0123,
+                "duration_ms": 850,
+                "input_tokens": 1200,
+                "output_tokens": 340,
+                "cache_read_tokens": 5000,
+                "cache_creation_tokens": 800,
+                "request_id": f"req_{secrets.token_hex(8)}",
+                "query_source": "main",
+            },
+        )
         provider.force_flush()
         outcome = exporter.export(list(memory.get_finished_logs()))
         return None if outcome.name == "SUCCESS" else f"event export to {endpoint} returned {outcome.name}"

@@ -38,8 +38,13 @@ def classify(exc: BaseException) -> str:
         return "timeout"
     if "refused" in text:
         return "refused"
-    if "name or service not known" in text or "nodename nor servname" in text or "failed to resolve" in text \
-            or "temporary failure in name resolution" in text or "name resolution" in text:
+    if (
+        "name or service not known" in text
+        or "nodename nor servname" in text
+        or "failed to resolve" in text
+        or "temporary failure in name resolution" in text
+        or "name resolution" in text
+    ):
         return "dns"
     return "other"
 
@@ -49,11 +54,19 @@ def http_get(url: str, timeout: float = 2.0, **kwargs: Any) -> Reply:
         resp = requests.get(url, timeout=timeout, **kwargs)
     except requests.RequestException as exc:
         kind = classify(exc)
-        words = {"timeout": f"timed out after {timeout:g}s", "refused": "connection refused",
-                 "dns": "host name does not resolve"}.get(kind, str(exc))
+        words = {
+            "timeout": f"timed out after {timeout:g}s",
+            "refused": "connection refused",
+            "dns": "host name does not resolve",
+        }.get(kind, str(exc))
         return Reply(url, None, "", words, kind)
-    return Reply(url, resp.status_code, resp.text, None if resp.ok else f"HTTP {resp.status_code}",
-                 None if resp.ok else "http")
+    return Reply(
+        url,
+        resp.status_code,
+        resp.text,
+        None if resp.ok else f"HTTP {resp.status_code}",
+        None if resp.ok else "http",
+    )
 
 
 def tcp_probe(host: str, port: int, timeout: float = 1.0, payload: bytes | None = None) -> str:
@@ -89,7 +102,7 @@ def since_last_start(log_text: str) -> str:
     """Only the lines of the current (or last) run: older runs' errors are stale evidence."""
     lines = log_text.splitlines()
     starts = [i for i, line in enumerate(lines) if line.startswith(START_MARK)]
-    return "\n".join(lines[starts[-1] + 1:] if starts else lines)
+    return "\n".join(lines[starts[-1] + 1 :] if starts else lines)
 
 
 def error_lines(log_text: str, keep: int = 2) -> list[str]:

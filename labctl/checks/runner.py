@@ -16,9 +16,13 @@ LAYERS = (1, 2, 3, 4)
 LAYER_SERVICE = {1: "proxy", 2: "collector", 3: "prometheus", 4: "grafana"}
 
 
-def run_checks(lab: LabState, layers: tuple[int, ...] = LAYERS, model: LabModel | None = None,
-               progress: Callable[[str], None] = lambda msg: None,
-               grafana_running: bool | None = None) -> tuple[CheckContext, list[CheckResult]]:
+def run_checks(
+    lab: LabState,
+    layers: tuple[int, ...] = LAYERS,
+    model: LabModel | None = None,
+    progress: Callable[[str], None] = lambda msg: None,
+    grafana_running: bool | None = None,
+) -> tuple[CheckContext, list[CheckResult]]:
     model = model or load_model()
     running = model.stage_services(lab.stage, lab.runtime) if lab.stage else []
     cx = CheckContext(lab=lab, model=model, running=running, progress=progress)
@@ -39,8 +43,15 @@ def run_checks(lab: LabState, layers: tuple[int, ...] = LAYERS, model: LabModel 
         service = LAYER_SERVICE[layer]
         if service not in running:
             if layer in layers:
-                results.append(CheckResult(layer, LAYER_SERVICE[layer], True,
-                                           [f"{lab.stage} does not run {service}"], skipped=True))
+                results.append(
+                    CheckResult(
+                        layer,
+                        LAYER_SERVICE[layer],
+                        True,
+                        [f"{lab.stage} does not run {service}"],
+                        skipped=True,
+                    )
+                )
             continue
         progress(f"checking layer {layer}")
         if layer == 1:

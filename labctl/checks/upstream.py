@@ -36,7 +36,9 @@ def parse_headers(text: str) -> dict[str, str]:
     return out
 
 
-def export_probe(endpoint: str, protocol: str, headers: dict[str, str], timeout: float = 4.0) -> tuple[str, float]:
+def export_probe(
+    endpoint: str, protocol: str, headers: dict[str, str], timeout: float = 4.0
+) -> tuple[str, float]:
     """One empty OTLP metrics export, as the proxy would send it: (outcome, seconds)."""
     parsed = urllib.parse.urlparse(endpoint if "://" in endpoint else f"http://{endpoint}")
     started = time.monotonic()
@@ -46,16 +48,18 @@ def export_probe(endpoint: str, protocol: str, headers: dict[str, str], timeout:
     else:
         url = endpoint.rstrip("/") + "/v1/metrics"
         try:
-            resp = requests.post(url, data=b"", timeout=timeout,
-                                 headers={"Content-Type": "application/x-protobuf", **headers})
+            resp = requests.post(
+                url, data=b"", timeout=timeout, headers={"Content-Type": "application/x-protobuf", **headers}
+            )
             outcome = "OK" if resp.ok else f"HTTP {resp.status_code}"
         except requests.RequestException as exc:
             outcome = type(exc).__name__
     return outcome, time.monotonic() - started
 
 
-def diagnose(endpoint: str, protocol: str, headers: dict[str, str], collector_ports: dict[str, int],
-             slow_ms: float) -> Diagnosis:
+def diagnose(
+    endpoint: str, protocol: str, headers: dict[str, str], collector_ports: dict[str, int], slow_ms: float
+) -> Diagnosis:
     """Why data does not get from the proxy to the Collector, probing the proxy's own upstream.
 
     Run where the proxy runs: natively on this host, on Docker inside the proxy's container
@@ -63,14 +67,20 @@ def diagnose(endpoint: str, protocol: str, headers: dict[str, str], collector_po
     parsed = urllib.parse.urlparse(endpoint if "://" in endpoint else f"http://{endpoint}")
     host, port = parsed.hostname, parsed.port
     if parsed.scheme not in ("http", "https") or not host or not port:
-        return Diagnosis(f"the proxy's upstream {endpoint!r} is not a valid http://HOST:PORT URL",
-                         "upstream-unreachable", [f"upstream: {endpoint!r}"])
+        return Diagnosis(
+            f"the proxy's upstream {endpoint!r} is not a valid http://HOST:PORT URL",
+            "upstream-unreachable",
+            [f"upstream: {endpoint!r}"],
+        )
     evidence = [f"proxy upstream: {endpoint} ({protocol})"]
     try:
         socket.getaddrinfo(host, port)
     except socket.gaierror as exc:
-        return Diagnosis(f"the upstream host {host!r} does not resolve (unreachable host)",
-                         "upstream-unreachable", [*evidence, f"DNS lookup of {host}: {exc.strerror}"])
+        return Diagnosis(
+            f"the upstream host {host!r} does not resolve (unreachable host)",
+            "upstream-unreachable",
+            [*evidence, f"DNS lookup of {host}: {exc.strerror}"],
+        )
     # A timed probe: the server's first bytes (its HTTP/2 SETTINGS) within PROBE_BUDGET_S tell a slow hop
     # (late, but it answers) from a cut one (never); long enough for a 2 s delay each way, short enough
     # to keep `check` quick.
@@ -82,32 +92,57 @@ def diagnose(endpoint: str, protocol: str, headers: dict[str, str], collector_po
         # alone cannot tell them apart, and the Collector's real ports help with all three.
         ports = ", ".join(f"{n}={p}" for n, p in collector_ports.items() if n.startswith("otlp"))
         listens = f"; the Collector listens on {ports}" if ports else ""
-        return Diagnosis(f"connection refused: nothing listens on {host}:{port} (a wrong port, a cut hop or "
-                         f"a stopped Collector){listens}", "upstream-unreachable",
-                         [*evidence, f"TCP connect to {host}:{port}: connection refused"])
+        return Diagnosis(
+            f"connection refused: nothing listens on {host}:{port} (a wrong port, a cut hop or "
+            f"a stopped Collector){listens}",
+            "upstream-unreachable",
+            [*evidence, f"TCP connect to {host}:{port}: connection refused"],
+        )
     if seen in ("silent", "timeout"):
-        return Diagnosis(f"connections to {host}:{port} hang and time out: the proxy↔collector hop is "
-                         "partitioned (packets go nowhere)", "upstream-unreachable",
-                         [*evidence, f"TCP {host}:{port}: {'connects, then no answer' if seen == 'silent' else 'connect timed out'} within {PROBE_BUDGET_S:g}s"])
-    evidence.append(f"timed probe: {host}:{port} answers the HTTP/2 preface after {first_byte_s * 1000:.0f} ms")
+        return Diagnosis(
+            f"connections to {host}:{port} hang and time out: the proxy↔collector hop is "
+            "partitioned (packets go nowhere)",
+            "upstream-unreachable",
+            [
+                *evidence,
+                f"TCP {host}:{port}: {'connects, then no answer' if seen == 'silent' else 'connect timed out'} within {PROBE_BUDGET_S:g}s",
+            ],
+        )
+    evidence.append(
+        f"timed probe: {host}:{port} answers the HTTP/2 preface after {first_byte_s * 1000:.0f} ms"
+    )
     # Something answers: speak OTLP the way the proxy does.
     outcome, seconds = export_probe(endpoint, protocol, headers)
     evidence.append(f"empty OTLP export with the proxy's headers: {outcome} in {seconds * 1000:.0f} ms")
     if "UNAUTHENTICATED" in outcome or "HTTP 401" in outcome:
         sent = "a bearer token" if "authorization" in headers else "no token"
-        return Diagnosis(f"the Collector rejects the proxy's credentials ({outcome.split(':')[0]}); the proxy "
-                         f"sends {sent}", "upstream-auth", evidence)
+        return Diagnosis(
+            f"the Collector rejects the proxy's credentials ({outcome.split(':')[0]}); the proxy "
+            f"sends {sent}",
+            "upstream-auth",
+            evidence,
+        )
     if "DEADLINE_EXCEEDED" in outcome or outcome in ("ReadTimeout", "Timeout"):
-        return Diagnosis(f"the hop is slow: an empty export did not finish within {seconds:.0f}s although "
-                         f"{host}:{port} accepts connections (added latency, or a stalled Collector)",
-                         "upstream-slow", evidence)
+        return Diagnosis(
+            f"the hop is slow: an empty export did not finish within {seconds:.0f}s although "
+            f"{host}:{port} accepts connections (added latency, or a stalled Collector)",
+            "upstream-slow",
+            evidence,
+        )
     if outcome != "OK":
         other = "http/protobuf" if protocol == "grpc" else "grpc"
-        return Diagnosis(f"the upstream at {host}:{port} does not speak OTLP over {protocol} ({outcome}); "
-                         f"it probably expects {other} (protocol mismatch)", "upstream-protocol", evidence)
+        return Diagnosis(
+            f"the upstream at {host}:{port} does not speak OTLP over {protocol} ({outcome}); "
+            f"it probably expects {other} (protocol mismatch)",
+            "upstream-protocol",
+            evidence,
+        )
     if seconds * 1000 > slow_ms:
-        return Diagnosis(f"the hop is slow: an empty export takes {seconds * 1000:.0f} ms "
-                         f"(more than {slow_ms:.0f} ms)", "upstream-slow", evidence)
+        return Diagnosis(
+            f"the hop is slow: an empty export takes {seconds * 1000:.0f} ms (more than {slow_ms:.0f} ms)",
+            "upstream-slow",
+            evidence,
+        )
     return Diagnosis("the upstream answers OTLP correctly", "upstream-unreachable", evidence, ok=True)
 
 
@@ -119,16 +154,34 @@ _IN_CONTAINER = (
 )
 
 
-def diagnose_in_container(container: str, client_call: list[str], endpoint: str, protocol: str,
-                          headers: dict[str, str], collector_ports: dict[str, int], slow_ms: float) -> Diagnosis:
+def diagnose_in_container(
+    container: str,
+    client_call: list[str],
+    endpoint: str,
+    protocol: str,
+    headers: dict[str, str],
+    collector_ports: dict[str, int],
+    slow_ms: float,
+) -> Diagnosis:
     """Docker: the proxy reaches the Collector by its compose name on the lab's ingest network, which this
     host can neither resolve nor route to. So the same diagnosis runs inside the proxy's container: the
     proxy's own view of its upstream (DNS, connect, OTLP with its headers). Headers go over stdin."""
-    args = {"endpoint": endpoint, "protocol": protocol, "headers": headers, "collector_ports": collector_ports,
-            "slow_ms": slow_ms}
+    args = {
+        "endpoint": endpoint,
+        "protocol": protocol,
+        "headers": headers,
+        "collector_ports": collector_ports,
+        "slow_ms": slow_ms,
+    }
     try:
-        out = subprocess.run([*client_call, "exec", "-i", container, "python", "-c", _IN_CONTAINER],
-                             input=json.dumps(args), capture_output=True, text=True, timeout=30, check=False)
+        out = subprocess.run(
+            [*client_call, "exec", "-i", container, "python", "-c", _IN_CONTAINER],
+            input=json.dumps(args),
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         out = None
         why = str(exc)
@@ -139,6 +192,8 @@ def diagnose_in_container(container: str, client_call: list[str], endpoint: str,
             why = f"unreadable answer {out.stdout[-200:]!r}"
     elif out is not None:
         why = (out.stderr.strip().splitlines() or [f"exit {out.returncode}"])[-1]
-    return Diagnosis(f"cannot probe the upstream from inside the proxy's container ({why})",
-                     "upstream-unreachable", [f"proxy upstream: {endpoint} ({protocol})",
-                                              f"docker exec {container}: {why}"])
+    return Diagnosis(
+        f"cannot probe the upstream from inside the proxy's container ({why})",
+        "upstream-unreachable",
+        [f"proxy upstream: {endpoint} ({protocol})", f"docker exec {container}: {why}"],
+    )

@@ -15,14 +15,20 @@ from labctl.errors import LabError
 from labctl.faults import blind, engine
 from labctl.state import LabState
 
-class_app = typer.Typer(help="A whole class at once: every instance's blind challenge in one table; "
-                             "inject into or grade every instance.", no_args_is_help=True)
+class_app = typer.Typer(
+    help="A whole class at once: every instance's blind challenge in one table; "
+    "inject into or grade every instance.",
+    no_args_is_help=True,
+)
 app.add_typer(class_app, name="class")
 
 
-@app.command(help="Record your diagnosis of the lab's hidden fault; `labctl reveal` grades it.\n\nCause classes: "
-                  + "; ".join(f"{k} ({v})" for k, v in blind.CAUSES.items()) + ".",
-             short_help="Record your diagnosis of the lab's hidden fault; `labctl reveal` grades it.")
+@app.command(
+    help="Record your diagnosis of the lab's hidden fault; `labctl reveal` grades it.\n\nCause classes: "
+    + "; ".join(f"{k} ({v})" for k, v in blind.CAUSES.items())
+    + ".",
+    short_help="Record your diagnosis of the lab's hidden fault; `labctl reveal` grades it.",
+)
 def diagnose(
     layer: Annotated[int, typer.Option("--layer", help="The layer where the fault is: 1-4.")],
     hop: Annotated[str, typer.Option("--hop", help=f"The hop it is on: {', '.join(blind.HOPS)}.")],
@@ -47,12 +53,23 @@ def diagnose(
 def _print_graded(graded: list[dict[str, Any]], who: str = "") -> None:
     for g in graded:
         opts = " ".join(f"--{k} {v}" for k, v in g["options"].items())
-        verdict = "[green]right[/]" if g["correct"] else "[bold red]wrong[/]" if g["diagnosed"] else "no diagnosis"
-        ui.table(["", "your diagnosis", "the answer", "points"],
-                 [[r["field"], r["yours"] if r["yours"] is not None else "-", r["answer"], f"{r['points']}/{r['of']}"]
-                  for r in g["rows"]],
-                 title=f"{who}the fault was `{g['fault']}{' ' + opts if opts else ''}` — {verdict}, "
-                       f"{g['score']}/{g['of']} points")
+        verdict = (
+            "[green]right[/]" if g["correct"] else "[bold red]wrong[/]" if g["diagnosed"] else "no diagnosis"
+        )
+        ui.table(
+            ["", "your diagnosis", "the answer", "points"],
+            [
+                [
+                    r["field"],
+                    r["yours"] if r["yours"] is not None else "-",
+                    r["answer"],
+                    f"{r['points']}/{r['of']}",
+                ]
+                for r in g["rows"]
+            ],
+            title=f"{who}the fault was `{g['fault']}{' ' + opts if opts else ''}` — {verdict}, "
+            f"{g['score']}/{g['of']} points",
+        )
         ui.info(f"what it did: {g['explanation']}")
         for line in g["pointers"]:
             ui.info(f"  evidence that points to it: {line}")
@@ -62,9 +79,13 @@ def _print_graded(graded: list[dict[str, Any]], who: str = "") -> None:
         ui.success(f"healed ({g['healed_in_s']:.1f}s)")
 
 
-@app.command(help="Grade the recorded diagnosis against the hidden fault, explain the fault and the evidence "
-                  "that pointed to it, and heal it.")
-def reveal(json_out: Annotated[bool, typer.Option("--json", help="Print the grading as JSON.")] = False) -> None:
+@app.command(
+    help="Grade the recorded diagnosis against the hidden fault, explain the fault and the evidence "
+    "that pointed to it, and heal it."
+)
+def reveal(
+    json_out: Annotated[bool, typer.Option("--json", help="Print the grading as JSON.")] = False,
+) -> None:
     fctx = engine.context()
     graded = blind.reveal(fctx)
     pending, _ = engine.await_usable(fctx)
@@ -79,9 +100,14 @@ def reveal(json_out: Annotated[bool, typer.Option("--json", help="Print the grad
 # --- the class ---------------------------------------------------------------------------------------
 
 
-RootOpt = Annotated[Path | None, typer.Option(
-    "--root", help="The folder holding one state directory per instance (default: where `--instance` keeps "
-                   "them, $XDG_STATE_HOME/labctl or ~/.local/state/labctl).")]
+RootOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--root",
+        help="The folder holding one state directory per instance (default: where `--instance` keeps "
+        "them, $XDG_STATE_HOME/labctl or ~/.local/state/labctl).",
+    ),
+]
 
 
 def _root(root: Path | None) -> Path:
@@ -100,8 +126,11 @@ def _instances(root: Path) -> list[LabState]:
             except LabError as exc:
                 ui.warn(f"{sub.name}: {exc.message}")
     if not labs:
-        raise LabError(f"no lab instances under {root}", "start them with `labctl --instance NAME up ...`, "
-                       "or pass --root (the folder that holds their state directories)")
+        raise LabError(
+            f"no lab instances under {root}",
+            "start them with `labctl --instance NAME up ...`, "
+            "or pass --root (the folder that holds their state directories)",
+        )
     return labs
 
 
@@ -110,27 +139,48 @@ def _row(lab: LabState) -> dict[str, Any]:
     since = min((e.get("since", 0) for e in secret.values()), default=None)
     diagnosis = lab.settings.get("diagnosis")
     last = (lab.settings.get("graded") or [None])[-1]
-    return {"instance": lab.dir.name, "stage": lab.stage, "runtime": lab.runtime,
-            "hidden_fault": bool(secret),
-            "since": time.strftime("%H:%M:%S", time.localtime(since)) if since else None,
-            "diagnosed": bool(diagnosis),
-            "diagnosis": (f"layer {diagnosis['layer']}, {diagnosis['hop']}, {diagnosis['cause']}"
-                          if diagnosis else None),
-            "last_grade": (f"{last['fault']}: {last['score']}/{last['of']}"
-                           + (" right" if last["correct"] else " wrong")) if last else None}
+    return {
+        "instance": lab.dir.name,
+        "stage": lab.stage,
+        "runtime": lab.runtime,
+        "hidden_fault": bool(secret),
+        "since": time.strftime("%H:%M:%S", time.localtime(since)) if since else None,
+        "diagnosed": bool(diagnosis),
+        "diagnosis": (
+            f"layer {diagnosis['layer']}, {diagnosis['hop']}, {diagnosis['cause']}" if diagnosis else None
+        ),
+        "last_grade": (
+            f"{last['fault']}: {last['score']}/{last['of']}" + (" right" if last["correct"] else " wrong")
+        )
+        if last
+        else None,
+    }
 
 
-@class_app.command("show", help="One row per instance: stage, hidden fault active since, diagnosis, last grade.")
-def class_show(root: RootOpt = None,
-               json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+@class_app.command(
+    "show", help="One row per instance: stage, hidden fault active since, diagnosis, last grade."
+)
+def class_show(
+    root: RootOpt = None, json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False
+) -> None:
     rows = [_row(lab) for lab in _instances(_root(root))]
     if json_out:
         ui.print_json(rows)
         return
-    ui.table(["instance", "stage", "hidden fault", "diagnosis", "last grade"],
-             [[r["instance"], r["stage"] or "down", f"since {r['since']}" if r["hidden_fault"] else "-",
-               r["diagnosis"] or "-", r["last_grade"] or "-"] for r in rows],
-             title=f"the class ({len(rows)} instances under {_root(root)})")
+    ui.table(
+        ["instance", "stage", "hidden fault", "diagnosis", "last grade"],
+        [
+            [
+                r["instance"],
+                r["stage"] or "down",
+                f"since {r['since']}" if r["hidden_fault"] else "-",
+                r["diagnosis"] or "-",
+                r["last_grade"] or "-",
+            ]
+            for r in rows
+        ],
+        title=f"the class ({len(rows)} instances under {_root(root)})",
+    )
 
 
 def _each(root: Path | None, what: str, action: Any) -> list[dict[str, Any]]:
@@ -149,12 +199,17 @@ def _each(root: Path | None, what: str, action: Any) -> list[dict[str, Any]]:
     return out
 
 
-@class_app.command("break", help="Inject a hidden fault into every running instance, drawn at random per "
-                                 "instance (seed + its position in the table: reproducible, not all alike).")
-def class_break(root: RootOpt = None,
-                seed: Annotated[int, typer.Option("--seed", help="Base seed.")] = 0,
-                pool: Annotated[str | None, typer.Option("--pool", help="Comma-separated fault names.")] = None,
-                json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+@class_app.command(
+    "break",
+    help="Inject a hidden fault into every running instance, drawn at random per "
+    "instance (seed + its position in the table: reproducible, not all alike).",
+)
+def class_break(
+    root: RootOpt = None,
+    seed: Annotated[int, typer.Option("--seed", help="Base seed.")] = 0,
+    pool: Annotated[str | None, typer.Option("--pool", help="Comma-separated fault names.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
     names = [n.strip() for n in pool.split(",") if n.strip()] if pool else None
     position = iter(range(1_000_000))
 
@@ -173,13 +228,22 @@ def class_break(root: RootOpt = None,
 
 
 @class_app.command("reveal", help="Grade every instance's diagnosis, explain and heal its hidden fault.")
-def class_reveal(root: RootOpt = None,
-                 json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+def class_reveal(
+    root: RootOpt = None, json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False
+) -> None:
     done = _each(root, "reveal", lambda ctx: {"graded": blind.reveal(ctx)})
     if json_out:
         ui.print_json(done)
         return
-    rows = [[d["instance"], g["fault"], "right" if g["correct"] else ("wrong" if g["diagnosed"] else "none"),
-             f"{g['score']}/{g['of']}"] for d in done for g in d.get("graded", [])]
+    rows = [
+        [
+            d["instance"],
+            g["fault"],
+            "right" if g["correct"] else ("wrong" if g["diagnosed"] else "none"),
+            f"{g['score']}/{g['of']}",
+        ]
+        for d in done
+        for g in d.get("graded", [])
+    ]
     rows += [[d["instance"], "-", d["error"], "-"] for d in done if "error" in d]
     ui.table(["instance", "fault", "diagnosis", "points"], rows, title="graded and healed")

@@ -16,20 +16,25 @@ from labctl.errors import LabError
 from labctl.state import LabState
 
 
-@app.command(help="Send a marker through the running lab and follow it hop by hop. Exit code: 0 when green, "
-                  "10+N when layer N is the first that fails.")
+@app.command(
+    help="Send a marker through the running lab and follow it hop by hop. Exit code: 0 when green, "
+    "10+N when layer N is the first that fails."
+)
 def check(
     layer: Annotated[int | None, typer.Option("--layer", help="Only report this layer (1-4).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
 ) -> None:
     if layer is not None and layer not in LAYERS:
-        raise LabError(f"--layer {layer} does not exist", "use 1 (proxy), 2 (Collector), 3 (Prometheus), 4 (Grafana)")
+        raise LabError(
+            f"--layer {layer} does not exist", "use 1 (proxy), 2 (Collector), 3 (Prometheus), 4 (Grafana)"
+        )
     lab = LabState.current()
     started = time.monotonic()
     with ui.progress() as prog:
         task = prog.add_task("checking", total=None)
-        cx, results = run_checks(lab, (layer,) if layer else LAYERS,
-                                 progress=lambda msg: prog.update(task, description=msg))
+        cx, results = run_checks(
+            lab, (layer,) if layer else LAYERS, progress=lambda msg: prog.update(task, description=msg)
+        )
     seconds = round(time.monotonic() - started, 1)
     failing = first_failing_layer(results)
     secret = {n for n, e in lab.faults.items() if e.get("hidden")}
@@ -39,9 +44,16 @@ def check(
         results = conceal(results)
     visible = sorted(set(lab.faults) - secret)
     if json_out:
-        ui.print_json({"marker": cx.marker.value if cx.marker else None, "seconds": seconds,
-                       "first_failing_layer": failing, "active_faults": visible, "blind": bool(secret),
-                       "results": [r.to_dict() for r in results]})
+        ui.print_json(
+            {
+                "marker": cx.marker.value if cx.marker else None,
+                "seconds": seconds,
+                "first_failing_layer": failing,
+                "active_faults": visible,
+                "blind": bool(secret),
+                "results": [r.to_dict() for r in results],
+            }
+        )
     else:
         _print_results(results)
         marker = cx.marker.value if cx.marker else "-"
@@ -54,16 +66,25 @@ def check(
                     ui.warn(f"still firing: {resolve_note(alert)}")
         else:
             first = next(r for r in results if r.layer == failing and not r.ok and not r.skipped)
-            ui.error(f"layer {failing} fails first: {first.cause}",
-                     f"read lab/playbooks/{first.playbook}.md" if first.playbook else first.hint)
+            ui.error(
+                f"layer {failing} fails first: {first.cause}",
+                f"read lab/playbooks/{first.playbook}.md" if first.playbook else first.hint,
+            )
             if visible:
                 ui.info(f"active faults: {', '.join(visible)} (`labctl faults`)")
             if secret:
-                ui.info("blind challenge: record your diagnosis with `labctl diagnose` (`labctl reveal` grades it)")
+                ui.info(
+                    "blind challenge: record your diagnosis with `labctl diagnose` (`labctl reveal` grades it)"
+                )
     raise typer.Exit(exit_code(results))
 
 
-_VERDICT = {"ok": "[green]ok[/]", "warn": "[bold yellow]warn[/]", "FAIL": "[bold red]FAIL[/]", "skip": "[dim]skip[/]"}
+_VERDICT = {
+    "ok": "[green]ok[/]",
+    "warn": "[bold yellow]warn[/]",
+    "FAIL": "[bold red]FAIL[/]",
+    "skip": "[dim]skip[/]",
+}
 
 
 def _print_results(results: list[CheckResult]) -> None:
@@ -76,7 +97,10 @@ def _print_results(results: list[CheckResult]) -> None:
             label = f"{_VERDICT[r.verdict]}{' ' * (5 - len(r.verdict))}{r.name}"
             ui.item(label, "\n".join(r.evidence) or "-", name_width)
             if r.warning or not r.ok:
-                for text in (r.cause, f"→ {r.hint}" if r.hint else None,
-                             f"playbook: lab/playbooks/{r.playbook}.md" if r.playbook else None):
+                for text in (
+                    r.cause,
+                    f"→ {r.hint}" if r.hint else None,
+                    f"playbook: lab/playbooks/{r.playbook}.md" if r.playbook else None,
+                ):
                     if text:
                         ui.item("", text, 5, indent=2)

@@ -18,15 +18,21 @@ def claude(
         list[str] | None, typer.Argument(help="Arguments for claude itself, after `--`.", show_default=False)
     ] = None,
     scenario: Annotated[
-        str | None, typer.Option("--scenario", "-s", help="The scenario the model stub plays (lab/scenarios/NAME.yaml).")
+        str | None,
+        typer.Option("--scenario", "-s", help="The scenario the model stub plays (lab/scenarios/NAME.yaml)."),
     ] = None,
-    protocol: Annotated[str, typer.Option("--protocol", help="OTLP protocol: grpc, http/protobuf or http/json.")] = "grpc",
+    protocol: Annotated[
+        str, typer.Option("--protocol", help="OTLP protocol: grpc, http/protobuf or http/json.")
+    ] = "grpc",
     workdir: Annotated[
         Path | None,
-        typer.Option("--workdir", help="Where the client works (default: <state dir>/claude/work/<scenario>)."),
+        typer.Option(
+            "--workdir", help="Where the client works (default: <state dir>/claude/work/<scenario>)."
+        ),
     ] = None,
     interactive: Annotated[
-        bool, typer.Option("--interactive", help="Start the client's own terminal UI instead of `-p <prompt>`.")
+        bool,
+        typer.Option("--interactive", help="Start the client's own terminal UI instead of `-p <prompt>`."),
     ] = False,
     traces: Annotated[
         bool, typer.Option("--traces", help="Also export spans (CLAUDE_CODE_ENHANCED_TELEMETRY_BETA=1).")
@@ -43,22 +49,38 @@ def claude(
     from labctl.state import LabState
 
     if list_scenarios:
-        ui.table(["scenario", "turns", "what it does"],
-                 [[s.name, len(s.turns), s.description] for s in client.scenarios().values()])
+        ui.table(
+            ["scenario", "turns", "what it does"],
+            [[s.name, len(s.turns), s.description] for s in client.scenarios().values()],
+        )
         return
     if not scenario:
-        raise typer.BadParameter("name a scenario (`labctl claude --list` shows them)", param_hint="--scenario")
+        raise typer.BadParameter(
+            "name a scenario (`labctl claude --list` shows them)", param_hint="--scenario"
+        )
     ui.json_mode(True)  # labctl's own lines go to stderr: stdout is the client's (e.g. its `-p` answer)
     lab = LabState.current()
     client.scenario(scenario)  # an unknown or broken scenario says so before anything else
-    prepared = client.prepare(lab, resolve(), scenario, list(claude_args or []), protocol=protocol, workdir=workdir,
-                              interactive=interactive, traces=traces)
-    ui.info(f"claude → model stub {prepared.block['ANTHROPIC_BASE_URL']} (scenario {scenario}), "
-            f"telemetry → {prepared.block['OTEL_EXPORTER_OTLP_ENDPOINT']} ({protocol})")
+    prepared = client.prepare(
+        lab,
+        resolve(),
+        scenario,
+        list(claude_args or []),
+        protocol=protocol,
+        workdir=workdir,
+        interactive=interactive,
+        traces=traces,
+    )
+    ui.info(
+        f"claude → model stub {prepared.block['ANTHROPIC_BASE_URL']} (scenario {scenario}), "
+        f"telemetry → {prepared.block['OTEL_EXPORTER_OTLP_ENDPOINT']} ({protocol})"
+    )
     ui.info(f"working in {prepared.workdir}")
     code = client.run(prepared)
     if code:
         ui.warn(f"claude exited with status {code}")
-    ui.info("next: `labctl proxy sessions` shows the session's tokens, lines and decisions; "
-            "the inspector page (`labctl url proxy`) its events")
+    ui.info(
+        "next: `labctl proxy sessions` shows the session's tokens, lines and decisions; "
+        "the inspector page (`labctl url proxy`) its events"
+    )
     sys.exit(code)

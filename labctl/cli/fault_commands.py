@@ -26,22 +26,50 @@ def _fault_help() -> str:
 @app.command(
     "break",
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-    help="Inject a fault into the running lab (it proves it took effect before returning).\n\n" + _fault_help(),
+    help="Inject a fault into the running lab (it proves it took effect before returning).\n\n"
+    + _fault_help(),
 )
 def break_(
     ctx: typer.Context,
-    fault: Annotated[str | None, typer.Argument(help="Fault name (see `labctl faults --all`); with "
-                                                "--random, leave it out.")] = None,
-    explain: Annotated[bool, typer.Option("--explain", help="Also print what exactly was changed and the "
-                                          "evidence that it took effect (gives the answer away).")] = False,
-    hidden: Annotated[bool, typer.Option("--hidden", help="A blind challenge: nothing names the fault until "
-                                         "`labctl reveal` grades the diagnosis.")] = False,
-    random_: Annotated[bool, typer.Option("--random", help="Draw the fault (and its options) from the pool "
-                                          "of faults this lab can take; implies --hidden.")] = False,
-    seed: Annotated[int | None, typer.Option("--seed", help="Seed for --random (the same seed draws the same "
-                                             "fault on the same stage).")] = None,
-    pool: Annotated[str | None, typer.Option("--pool", help="With --random: comma-separated fault names to "
-                                             "draw from (default: every fault).")] = None,
+    fault: Annotated[
+        str | None,
+        typer.Argument(help="Fault name (see `labctl faults --all`); with --random, leave it out."),
+    ] = None,
+    explain: Annotated[
+        bool,
+        typer.Option(
+            "--explain",
+            help="Also print what exactly was changed and the "
+            "evidence that it took effect (gives the answer away).",
+        ),
+    ] = False,
+    hidden: Annotated[
+        bool,
+        typer.Option(
+            "--hidden",
+            help="A blind challenge: nothing names the fault until `labctl reveal` grades the diagnosis.",
+        ),
+    ] = False,
+    random_: Annotated[
+        bool,
+        typer.Option(
+            "--random",
+            help="Draw the fault (and its options) from the pool "
+            "of faults this lab can take; implies --hidden.",
+        ),
+    ] = False,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            "--seed", help="Seed for --random (the same seed draws the same fault on the same stage)."
+        ),
+    ] = None,
+    pool: Annotated[
+        str | None,
+        typer.Option(
+            "--pool", help="With --random: comma-separated fault names to draw from (default: every fault)."
+        ),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     fctx = engine.context()
@@ -71,13 +99,18 @@ def break_(
         if json_out:
             ui.print_json({"hidden": True, "seconds": seconds})
             return
-        ui.success(f"a hidden fault is in effect (verified, {seconds:.1f}s); nothing names it until "
-                   "`labctl reveal`")
-        ui.info("the student's part: `labctl check`, the evidence, then `labctl diagnose`; "
-                "`labctl reveal` grades the diagnosis and heals")
+        ui.success(
+            f"a hidden fault is in effect (verified, {seconds:.1f}s); nothing names it until `labctl reveal`"
+        )
+        ui.info(
+            "the student's part: `labctl check`, the evidence, then `labctl diagnose`; "
+            "`labctl reveal` grades the diagnosis and heals"
+        )
         return
     if json_out:
-        ui.print_json({"fault": fault, "seconds": seconds, **{k: v for k, v in entry.items() if k != "record"}})
+        ui.print_json(
+            {"fault": fault, "seconds": seconds, **{k: v for k, v in entry.items() if k != "record"}}
+        )
         return
     # By default only what was done, in neutral terms: finding the cause is the student's exercise.
     ui.success(f"{fault}: {engine.neutral_summary(entry)}; the fault is in effect (verified, {seconds:.1f}s)")
@@ -87,7 +120,9 @@ def break_(
         for line in entry.get("evidence", []):
             ui.info(f"  · {line}")
     else:
-        ui.info("  (details: `labctl break ... --explain` or `labctl faults --json` — they give the answer away)")
+        ui.info(
+            "  (details: `labctl break ... --explain` or `labctl faults --json` — they give the answer away)"
+        )
     ui.info(f"next: `labctl check` to find the broken layer; `labctl heal {fault}` to undo it")
 
 
@@ -99,14 +134,17 @@ def heal(
 ) -> None:
     fctx = engine.context()
     if fault and all_:
-        raise LabError("give a fault name or --all, not both", "e.g. `labctl heal network` or `labctl heal --all`")
+        raise LabError(
+            "give a fault name or --all, not both", "e.g. `labctl heal network` or `labctl heal --all`"
+        )
     secret = {n for n, e in fctx.lab.faults.items() if e.get("hidden")}
     if fault and secret and (fault in secret or fault not in fctx.lab.faults):
         engine.get_fault(fault)
         # Neither yes nor no: a name guessed at `heal` must not confirm (or rule out) the hidden fault.
-        raise LabError("a hidden fault is active: healing by name does not apply to it",
-                       "`labctl reveal` grades your diagnosis and heals it; `labctl heal --all` heals "
-                       "without grading")
+        raise LabError(
+            "a hidden fault is active: healing by name does not apply to it",
+            "`labctl reveal` grades your diagnosis and heals it; `labctl heal --all` heals without grading",
+        )
     if fault and fault not in fctx.lab.faults:
         engine.get_fault(fault)  # an unknown name stays an error
         # Healing what is not broken is a no-op, not a failure: the lab already is as it should be.
@@ -121,20 +159,30 @@ def heal(
     pending, scrapes_down = engine.await_usable(fctx) if healed else ([], [])
     shown = {("a hidden fault" if name in secret else name): seconds for name, seconds in healed.items()}
     if json_out:
-        ui.print_json({"healed": {n: s for n, s in healed.items() if n not in secret},
-                       "healed_hidden": len(secret & set(healed)), "usable": not pending, "pending": pending,
-                       "last_scrape_failed": scrapes_down})
+        ui.print_json(
+            {
+                "healed": {n: s for n, s in healed.items() if n not in secret},
+                "healed_hidden": len(secret & set(healed)),
+                "usable": not pending,
+                "pending": pending,
+                "last_scrape_failed": scrapes_down,
+            }
+        )
         return
     if not healed:
         ui.info("no active faults: nothing to heal")
     for name, seconds in shown.items():
-        ui.success(f"healed {name} ({seconds:.1f}s)" + (" — not graded (`labctl reveal` grades)"
-                                                        if name == "a hidden fault" else ""))
+        ui.success(
+            f"healed {name} ({seconds:.1f}s)"
+            + (" — not graded (`labctl reveal` grades)" if name == "a hidden fault" else "")
+        )
     for line in pending:
         ui.warn(f"{line} — `labctl check` may still fail until it recovers")
     if scrapes_down:
-        ui.info(f"Prometheus' last scrape of {', '.join(scrapes_down)} was before the heal; its next one "
-                "(at most one scrape interval away) shows it up again, and `labctl check` waits for it")
+        ui.info(
+            f"Prometheus' last scrape of {', '.join(scrapes_down)} was before the heal; its next one "
+            "(at most one scrape interval away) shows it up again, and `labctl check` waits for it"
+        )
     if healed and not pending:
         ui.info("the proxy delivers again; next: `labctl check` should be green")
 
@@ -145,18 +193,39 @@ def faults(
     json_out: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     if all_:
-        rows: list[dict[str, Any]] = [{"name": f.name, "layer": f.layer, "summary": f.summary,
-                 "options": {o.name: {"choices": list(o.choices), "default": o.default, "help": o.help}
-                             for o in f.options},
-                 "alert": f.alert({o.name: o.default for o in f.options}), "playbook": f.playbook}
-                for f in FAULTS.values()]
+        rows: list[dict[str, Any]] = [
+            {
+                "name": f.name,
+                "layer": f.layer,
+                "summary": f.summary,
+                "options": {
+                    o.name: {"choices": list(o.choices), "default": o.default, "help": o.help}
+                    for o in f.options
+                },
+                "alert": f.alert({o.name: o.default for o in f.options}),
+                "playbook": f.playbook,
+            }
+            for f in FAULTS.values()
+        ]
         if json_out:
             ui.print_json(rows)
             return
-        ui.table(["fault", "layer", "what it does", "options"],
-                 [[r["name"], r["layer"], r["summary"],
-                   " ".join(f"--{k} {'|'.join(v['choices']) or 'N'} (default {v['default']})"
-                            for k, v in r["options"].items())] for r in rows], title="available faults")
+        ui.table(
+            ["fault", "layer", "what it does", "options"],
+            [
+                [
+                    r["name"],
+                    r["layer"],
+                    r["summary"],
+                    " ".join(
+                        f"--{k} {'|'.join(v['choices']) or 'N'} (default {v['default']})"
+                        for k, v in r["options"].items()
+                    ),
+                ]
+                for r in rows
+            ],
+            title="available faults",
+        )
         return
     lab = LabState.current()
     active = [a for a in engine.active_faults(lab) if not a.get("hidden")]
@@ -165,14 +234,26 @@ def faults(
         ui.print_json(active + [{"hidden": True, "since": e["since"]} for e in secret])
         return
     for entry in secret:
-        ui.info(f"a hidden fault is active since {time.strftime('%H:%M:%S', time.localtime(entry['since']))}: "
-                "find it with `labctl check`, record your answer with `labctl diagnose`")
+        ui.info(
+            f"a hidden fault is active since {time.strftime('%H:%M:%S', time.localtime(entry['since']))}: "
+            "find it with `labctl check`, record your answer with `labctl diagnose`"
+        )
     if not active and secret:
         return
     if not active:
         ui.info("no active faults (`labctl faults --all` lists what `labctl break` can do)")
         return
-    ui.table(["fault", "options", "since", "layer", "evidence"],
-             [[a["name"], " ".join(f"{k}={v}" for k, v in a["options"].items()),
-               time.strftime("%H:%M:%S", time.localtime(a["since"])), a["layer"],
-               "; ".join(a.get("evidence", []))] for a in active], title="active faults")
+    ui.table(
+        ["fault", "options", "since", "layer", "evidence"],
+        [
+            [
+                a["name"],
+                " ".join(f"{k}={v}" for k, v in a["options"].items()),
+                time.strftime("%H:%M:%S", time.localtime(a["since"])),
+                a["layer"],
+                "; ".join(a.get("evidence", [])),
+            ]
+            for a in active
+        ],
+        title="active faults",
+    )

@@ -18,8 +18,10 @@ from labctl import ui
 from labctl.cli.main import app
 from labctl.errors import LabError
 
-images_app = typer.Typer(help="The Docker images the lab needs: list, pull, build, save and load them "
-                              "(offline classrooms).", invoke_without_command=True)
+images_app = typer.Typer(
+    help="The Docker images the lab needs: list, pull, build, save and load them (offline classrooms).",
+    invoke_without_command=True,
+)
 app.add_typer(images_app, name="images")
 
 
@@ -42,7 +44,9 @@ def _engine() -> None:
 
     ok, why = docker_engine()
     if not ok:
-        raise LabError(f"`labctl images` works on a Docker engine, but {why}", "start Docker, then run it again")
+        raise LabError(
+            f"`labctl images` works on a Docker engine, but {why}", "start Docker, then run it again"
+        )
 
 
 @images_app.callback()
@@ -57,18 +61,30 @@ def show(
 
     _engine()
     images, proxy = _refs()
-    rows = [docker_images.Image(role, ref, docker_images.image_id(ref) is not None) for role, ref in images.items()]
-    rows.append(docker_images.Image("proxy", proxy or "(built from the python image)",
-                                    bool(proxy and docker_images.image_id(proxy))))
+    rows = [
+        docker_images.Image(role, ref, docker_images.image_id(ref) is not None)
+        for role, ref in images.items()
+    ]
+    rows.append(
+        docker_images.Image(
+            "proxy", proxy or "(built from the python image)", bool(proxy and docker_images.image_id(proxy))
+        )
+    )
     if json_out:
         ui.print_json([r.as_dict() for r in rows])
         return
-    ui.table(["role", "image", "here"], [[r.role, r.ref, "yes" if r.present else "[yellow]no[/]"] for r in rows])
-    ui.info("pins: compose/versions.env; override one with LAB_COLLECTOR_IMAGE, LAB_PROMETHEUS_IMAGE, "
-            "LAB_GRAFANA_IMAGE or LAB_PYTHON_IMAGE when you run `labctl up`")
+    ui.table(
+        ["role", "image", "here"], [[r.role, r.ref, "yes" if r.present else "[yellow]no[/]"] for r in rows]
+    )
+    ui.info(
+        "pins: compose/versions.env; override one with LAB_COLLECTOR_IMAGE, LAB_PROMETHEUS_IMAGE, "
+        "LAB_GRAFANA_IMAGE or LAB_PYTHON_IMAGE when you run `labctl up`"
+    )
     if not all(r.present for r in rows):
-        ui.info("missing ones: `labctl images pull` (network), `labctl images build` (the proxy), or "
-                "`labctl images load FILE` (the instructor's archive)")
+        ui.info(
+            "missing ones: `labctl images pull` (network), `labctl images build` (the proxy), or "
+            "`labctl images load FILE` (the instructor's archive)"
+        )
 
 
 @images_app.command()
@@ -91,8 +107,10 @@ def pull() -> None:
         else:
             ui.success(f"{role}: pulled {ref}")
     if failed:
-        raise LabError(f"{len(failed)} image(s) could not be pulled: {', '.join(failed)}",
-                       "pull on a machine with network and bring them here with `labctl images save`/`load`")
+        raise LabError(
+            f"{len(failed)} image(s) could not be pulled: {', '.join(failed)}",
+            "pull on a machine with network and bring them here with `labctl images save`/`load`",
+        )
 
 
 @images_app.command()
@@ -132,14 +150,18 @@ def save(file: Annotated[Path, typer.Argument(help="The archive to write, e.g. l
     refs = [*images.values(), *([proxy] if proxy else [])]
     missing = [r for r in refs if not docker_images.image_id(r)]
     if missing:
-        raise LabError(f"not on this machine: {', '.join(missing)}",
-                       "`labctl images pull` and `labctl images build` first")
+        raise LabError(
+            f"not on this machine: {', '.join(missing)}",
+            "`labctl images pull` and `labctl images build` first",
+        )
     ui.info(f"saving {len(refs)} images into {file}")
     out = docker_images.docker(["save", "--output", str(file), *refs], timeout=1800)
     if out.returncode != 0:
         raise LabError(f"docker save failed: {out.stderr.strip()}", "is there room on the disk?")
-    ui.success(f"{file}: {file.stat().st_size / 2**20:.0f} MB, {len(refs)} images — on each machine: "
-               f"`labctl images load {file.name}`")
+    ui.success(
+        f"{file}: {file.stat().st_size / 2**20:.0f} MB, {len(refs)} images — on each machine: "
+        f"`labctl images load {file.name}`"
+    )
 
 
 @images_app.command()

@@ -35,7 +35,9 @@ def _prepare_lab(model: LabModel, port_offset: int, free_ports: bool) -> LabStat
     if LabState.exists(directory):
         lab = LabState.load(directory)
         current = get_runtime(lab, model)
-        running = any(current.is_running(s) for s in model.services if current.name in model.service(s).runtimes)
+        running = any(
+            current.is_running(s) for s in model.services if current.name in model.service(s).runtimes
+        )
         if requested not in ("auto", lab.runtime) and running:
             raise LabError(
                 f"this lab is already running with the {lab.runtime} runtime",
@@ -72,7 +74,9 @@ def up(
     ] = False,
     runtime: Annotated[
         str | None,
-        typer.Option("--runtime", help="docker, native or auto; same as the global option (either place works)."),
+        typer.Option(
+            "--runtime", help="docker, native or auto; same as the global option (either place works)."
+        ),
     ] = None,
     install: Annotated[
         bool, typer.Option("--install", help="Native: build/install missing binaries first (labctl install).")
@@ -97,7 +101,12 @@ def up(
 
 
 def _up(
-    model: LabModel, stage: Stage, port_offset: int, free_ports: bool, install: bool, json_out: bool,
+    model: LabModel,
+    stage: Stage,
+    port_offset: int,
+    free_ports: bool,
+    install: bool,
+    json_out: bool,
     auth: bool | None,
 ) -> None:
     lab = _prepare_lab(model, port_offset, free_ports)
@@ -126,18 +135,24 @@ def _up(
     grafana_missing = any(r.service == "grafana" and r.state != "running" for r in rows)
     if grafana_missing and len(ok) == len(rows) - 1:
         # Expected on a machine without a Grafana binary: one calm line, not "6 of 7 healthy".
-        ui.success(f"{stage.name} is up: all {len(ok)} services healthy; Grafana is not installed here, so "
-                   f"layer 4 is checked against Prometheus (state dir: {lab.dir})")
+        ui.success(
+            f"{stage.name} is up: all {len(ok)} services healthy; Grafana is not installed here, so "
+            f"layer 4 is checked against Prometheus (state dir: {lab.dir})"
+        )
     else:
         ui.success(f"{stage.name} is up: {len(ok)} of {len(rows)} services healthy (state dir: {lab.dir})")
     next_step = _NEXT_WITHOUT_GRAFANA if grafana_missing else _NEXT.get(stage.layer, "`labctl status`")
     if lab.settings.get("auth_enabled"):
-        ui.info("auth is on: clients must send the lab's bearer token — `labctl env` prints it in the block; "
-                "`labctl url proxy` prints the inspector page's address with it")
+        ui.info(
+            "auth is on: clients must send the lab's bearer token — `labctl env` prints it in the block; "
+            "`labctl url proxy` prints the inspector page's address with it"
+        )
     for r in rows:
         if r.config_edited:
-            ui.warn(f"{r.service} runs an older version of {', '.join(r.config_edited)}: "
-                    f"`labctl reload {r.service}` applies the edit without a restart")
+            ui.warn(
+                f"{r.service} runs an older version of {', '.join(r.config_edited)}: "
+                f"`labctl reload {r.service}` applies the edit without a restart"
+            )
     ui.info(f"next: {next_step}")
     later = [s for s in model.stages.values() if s.layer == stage.layer + 1]
     if later:
@@ -146,7 +161,9 @@ def _up(
 
 @app.command()
 def down(
-    volumes: Annotated[bool, typer.Option("--volumes", help="Also delete the services' data and logs.")] = False,
+    volumes: Annotated[
+        bool, typer.Option("--volumes", help="Also delete the services' data and logs.")
+    ] = False,
 ) -> None:
     """Stop every service of the lab (SIGTERM, then SIGKILL after a timeout)."""
     directory = state.state_dir()
@@ -178,7 +195,9 @@ def _note_edited_configs(lab: LabState, model: LabModel, rows: list[ServiceStatu
     for r in rows:
         if r.state in ("running", "frozen") and (edited := edited_since_applied(lab, model, r.service)):
             r.config_edited = edited
-            r.detail = "; ".join(filter(None, [r.detail, f"older {describe(edited)}: `labctl reload {r.service}`"]))
+            r.detail = "; ".join(
+                filter(None, [r.detail, f"older {describe(edited)}: `labctl reload {r.service}`"])
+            )
     return rows
 
 
@@ -216,8 +235,10 @@ def status(json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")]
         if r.state == "not available":
             ui.warn(f"{r.service} is not available on this machine: {r.detail}")
         if r.config_edited:
-            ui.warn(f"{r.service} runs an older version of {', '.join(r.config_edited)}: "
-                    f"`labctl reload {r.service}` applies the edit")
+            ui.warn(
+                f"{r.service} runs an older version of {', '.join(r.config_edited)}: "
+                f"`labctl reload {r.service}` applies the edit"
+            )
 
 
 @app.command()
@@ -235,12 +256,16 @@ def ports(json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
         ui.print_json(rows)
         return
     ui.table(["service", "port", "url", "what"], [list(r.values()) for r in rows], title=f"{lab.stage} ports")
-    ui.info("in scripts: `labctl url SERVICE.PORT` prints one of them, e.g. curl $(labctl url proxy.admin)/api/stats")
+    ui.info(
+        "in scripts: `labctl url SERVICE.PORT` prints one of them, e.g. curl $(labctl url proxy.admin)/api/stats"
+    )
 
 
 @app.command()
 def url(
-    target: Annotated[str, typer.Argument(help="SERVICE or SERVICE.PORT, e.g. proxy.admin or collector.health.")],
+    target: Annotated[
+        str, typer.Argument(help="SERVICE or SERVICE.PORT, e.g. proxy.admin or collector.health.")
+    ],
 ) -> None:
     """Print one URL of the running lab (the service's main page, or one named port) for use in scripts."""
     lab = LabState.current()
@@ -258,18 +283,24 @@ def url(
         return
     if port_name not in spec.ports:
         raise LabError(
-            f"{service} has no port {port_name!r}", f"{service}'s ports: {', '.join(spec.ports)} (`labctl ports`)"
+            f"{service} has no port {port_name!r}",
+            f"{service}'s ports: {', '.join(spec.ports)} (`labctl ports`)",
         )
     print(lab.url(service, port_name))
 
 
 @app.command()
 def logs(
-    service: Annotated[str, typer.Argument(
-        help="proxy, collector, prometheus, grafana, (native) otlp-relay, scrape-relay, query-relay, or "
-        "proxy-build (docker: the proxy image's build log)."
-    )],
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines (Ctrl-C stops).")] = False,
+    service: Annotated[
+        str,
+        typer.Argument(
+            help="proxy, collector, prometheus, grafana, (native) otlp-relay, scrape-relay, query-relay, or "
+            "proxy-build (docker: the proxy image's build log)."
+        ),
+    ],
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new lines (Ctrl-C stops).")
+    ] = False,
     lines: Annotated[int, typer.Option("--lines", "-n", help="How many recent lines to show.")] = 200,
 ) -> None:
     """Print a service's log."""
@@ -308,7 +339,9 @@ def install(
     component: Annotated[
         str, typer.Argument(help="collector, prometheus, grafana, all (these three) or claude-code.")
     ] = "all",
-    force: Annotated[bool, typer.Option("--force", help="Rebuild even when the cached binary is current.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Rebuild even when the cached binary is current.")
+    ] = False,
     source: Annotated[
         str | None,
         typer.Option(
@@ -330,10 +363,15 @@ def install(
         )
     for result in results:
         if result.get("error"):
-            ui.warn(f"{result['component']}: {result['error']}" + (f" — {result['hint']}" if result.get("hint") else ""))
+            ui.warn(
+                f"{result['component']}: {result['error']}"
+                + (f" — {result['hint']}" if result.get("hint") else "")
+            )
         elif result.get("built"):
-            verb = {"archive": f"installed {result.get('version')} from the official archive:",
-                    "npm": f"installed {result.get('version')} from the npm registry:"}.get(str(result.get("source")), "built")
+            verb = {
+                "archive": f"installed {result.get('version')} from the official archive:",
+                "npm": f"installed {result.get('version')} from the npm registry:",
+            }.get(str(result.get("source")), "built")
             ui.success(f"{result['component']}: {verb} {result['binary']} ({result.get('seconds', 0):.0f}s)")
         else:
             ui.success(f"{result['component']}: {result['binary']} is up to date")

@@ -33,7 +33,9 @@ def _global_options(
     ] = None,
     instance: Annotated[
         str | None,
-        typer.Option("--instance", help="Name of this lab instance (default: default). Env: LABCTL_INSTANCE."),
+        typer.Option(
+            "--instance", help="Name of this lab instance (default: default). Env: LABCTL_INSTANCE."
+        ),
     ] = None,
 ) -> None:
     """Global options are stored once; every command reads them through labctl.state."""

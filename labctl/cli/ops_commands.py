@@ -22,10 +22,13 @@ from labctl.state import LabState, lifecycle_lock
 def reload(
     services: Annotated[
         list[str] | None,
-        typer.Argument(help="proxy, collector, prometheus, grafana (default: those whose files were edited)."),
+        typer.Argument(
+            help="proxy, collector, prometheus, grafana (default: those whose files were edited)."
+        ),
     ] = None,
     restart: Annotated[
-        bool, typer.Option("--restart", help="Proxy: also restart it when a changed setting cannot apply live.")
+        bool,
+        typer.Option("--restart", help="Proxy: also restart it when a changed setting cannot apply live."),
     ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -41,12 +44,16 @@ def reload(
         for name in services:
             model.service(name)  # unknown name: the list of services
             if name not in RELOADABLE:
-                raise LabError(f"{name} has no configuration files to reload", f"reloadable: {', '.join(RELOADABLE)}")
+                raise LabError(
+                    f"{name} has no configuration files to reload", f"reloadable: {', '.join(RELOADABLE)}"
+                )
             if name not in running:
                 row = rows.get(name)
                 seen = f": {row.state}" + (f" ({row.detail})" if row.detail else "") if row else ""
-                raise LabError(f"{name} is not running in this lab ({lab.stage}){seen}",
-                               "`labctl status` shows what runs; `labctl up <module>` starts it")
+                raise LabError(
+                    f"{name} is not running in this lab ({lab.stage}){seen}",
+                    "`labctl status` shows what runs; `labctl up <module>` starts it",
+                )
         wanted = [s for s in RELOADABLE if s in services]
     else:
         wanted = [s for s in running if edited_since_applied(lab, model, s)]
@@ -54,8 +61,10 @@ def reload(
             if json_out:
                 ui.print_json([])
             else:
-                ui.info("nothing to reload: no service's configuration files changed since it (re)loaded them "
-                        "(`labctl reload SERVICE` reloads one anyway)")
+                ui.info(
+                    "nothing to reload: no service's configuration files changed since it (re)loaded them "
+                    "(`labctl reload SERVICE` reloads one anyway)"
+                )
             return
     reloader = Reloader(runtime, set(running))
     with lifecycle_lock(lab.dir):
@@ -68,16 +77,29 @@ def reload(
     if json_out:
         ui.print_json([r.as_dict() for r in results])
         return
-    ui.table(["service", "how", "took", "what changed"],
-             [[r.service, r.how, f"{r.seconds:.2f}s" + (f" (after {r.waited:.1f}s for a scrape)" if r.waited else ""),
-               ", ".join(r.applied) or "-"] for r in results])
+    ui.table(
+        ["service", "how", "took", "what changed"],
+        [
+            [
+                r.service,
+                r.how,
+                f"{r.seconds:.2f}s" + (f" (after {r.waited:.1f}s for a scrape)" if r.waited else ""),
+                ", ".join(r.applied) or "-",
+            ]
+            for r in results
+        ],
+    )
     for r in results:
         if r.restart_needed and not r.restarted:
-            ui.warn(f"{r.service}: {r.note}; `labctl reload {r.service} --restart` applies them "
-                    "(clients retry for about a second; the spool keeps unsent data)")
+            ui.warn(
+                f"{r.service}: {r.note}; `labctl reload {r.service} --restart` applies them "
+                "(clients retry for about a second; the spool keeps unsent data)"
+            )
         elif r.note:
             ui.info(f"{r.service}: {r.note}")
-    ui.success(f"reloaded {', '.join(r.service for r in results)}; `labctl check` proves the pipeline end to end")
+    ui.success(
+        f"reloaded {', '.join(r.service for r in results)}; `labctl check` proves the pipeline end to end"
+    )
 
 
 @app.command()
@@ -104,8 +126,10 @@ def backup(
     files = manifest.data["files"]
     size = sum(int(f["bytes"]) for f in files.values())
     ui.table(["part", "what"], [[part, _part_text(part, info)] for part, info in manifest.parts.items()])
-    ui.success(f"backup of {lab.stage} in {manifest.directory} ({len(files)} files, {size / 1e6:.1f} MB, "
-               f"{time.monotonic() - started:.1f}s)")
+    ui.success(
+        f"backup of {lab.stage} in {manifest.directory} ({len(files)} files, {size / 1e6:.1f} MB, "
+        f"{time.monotonic() - started:.1f}s)"
+    )
     ui.info(f"restore it with `labctl restore {manifest.directory}` (also after `labctl down --volumes`)")
 
 
@@ -139,14 +163,26 @@ def restore(
         runtime_name = LabState.load(directory_state).runtime
     else:
         requested = state.requested_runtime()
-        runtime_name = choose_runtime(manifest.data.get("runtime", "auto") if requested == "auto" else requested)
+        runtime_name = choose_runtime(
+            manifest.data.get("runtime", "auto") if requested == "auto" else requested
+        )
     with lifecycle_lock(directory_state):
         result = do_restore(manifest.directory, model, directory_state, runtime_name)
     if json_out:
-        ui.print_json({"directory": str(result.directory), "stage": result.stage, "runtime": result.runtime,
-                       "parts": result.parts, "seconds": result.seconds, "start_seconds": result.start_seconds})
+        ui.print_json(
+            {
+                "directory": str(result.directory),
+                "stage": result.stage,
+                "runtime": result.runtime,
+                "parts": result.parts,
+                "seconds": result.seconds,
+                "start_seconds": result.start_seconds,
+            }
+        )
         return
-    ui.success(f"restored {', '.join(result.parts) or 'the lab state'} from {result.directory} and started "
-               f"{result.stage} ({result.runtime} runtime, {result.seconds:.1f}s, of which starting the lab "
-               f"{result.start_seconds:.1f}s)")
+    ui.success(
+        f"restored {', '.join(result.parts) or 'the lab state'} from {result.directory} and started "
+        f"{result.stage} ({result.runtime} runtime, {result.seconds:.1f}s, of which starting the lab "
+        f"{result.start_seconds:.1f}s)"
+    )
     ui.info("`labctl check` proves the pipeline; the restored series answer the queries they answered before")

@@ -11,16 +11,25 @@ import typer
 
 from labctl.cli.main import app
 
-proxy_app = typer.Typer(help="The logging proxy: OTLP in, contract check, inspection, lossless forwarding.",
-                        no_args_is_help=True)
+proxy_app = typer.Typer(
+    help="The logging proxy: OTLP in, contract check, inspection, lossless forwarding.", no_args_is_help=True
+)
 app.add_typer(proxy_app, name="proxy")
 
 
 @proxy_app.command("serve")
 def serve(
-    config: Annotated[Path, typer.Option("--config", "-c", help="Proxy config YAML (e.g. lab/proxy/proxy.yaml).")],
-    check: Annotated[bool, typer.Option("--check", help="A dry run: validate every section of the config and "
-                                        "load the contract, then exit without listening.")] = False,
+    config: Annotated[
+        Path, typer.Option("--config", "-c", help="Proxy config YAML (e.g. lab/proxy/proxy.yaml).")
+    ],
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="A dry run: validate every section of the config and "
+            "load the contract, then exit without listening.",
+        ),
+    ] = False,
     log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Run the proxy in the foreground until SIGTERM / Ctrl-C."""
@@ -35,12 +44,16 @@ def serve(
 
         InspectSettings.from_config(cfg.raw, cfg.data_dir)
         contract = load_contract(cfg.contract_path) if cfg.contract_path is not None else None
-        typer.echo(f"{config}: ok (mode {cfg.mode}, upstream {cfg.upstream.endpoint or 'none: the proxy is the sink'}, "
-                   f"contract {f'{contract.name!r} with {len(contract.spec.metrics)} metrics' if contract else 'none'})")
+        typer.echo(
+            f"{config}: ok (mode {cfg.mode}, upstream {cfg.upstream.endpoint or 'none: the proxy is the sink'}, "
+            f"contract {f'{contract.name!r} with {len(contract.spec.metrics)} metrics' if contract else 'none'})"
+        )
         return
     # Plain lines on stderr: the native runtime captures them into the service log. Headers are never logged.
-    logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=getattr(logging, log_level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     from labctl.proxy.server import ProxyServer
 
     try:

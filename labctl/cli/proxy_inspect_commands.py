@@ -16,9 +16,14 @@ from labctl.errors import LabError
 
 DEFAULT_ADMIN_URL = "http://127.0.0.1:4320"
 
-UrlOpt = Annotated[str | None, typer.Option(
-    "--url", help="The proxy's admin URL. Default: the running lab's proxy, else $LABCTL_PROXY_ADMIN_URL, "
-                  f"else {DEFAULT_ADMIN_URL}.")]
+UrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--url",
+        help="The proxy's admin URL. Default: the running lab's proxy, else $LABCTL_PROXY_ADMIN_URL, "
+        f"else {DEFAULT_ADMIN_URL}.",
+    ),
+]
 
 
 def admin_url(url: str | None) -> str:
@@ -62,21 +67,28 @@ def _get(base: str, path: str, params: dict[str, str] | None = None) -> requests
     try:
         r = requests.get(base + path, params=params, timeout=10, headers=_headers(base))
     except requests.RequestException as exc:
-        raise LabError(f"cannot reach the proxy's admin API at {base}: {type(exc).__name__}",
-                       "start the lab (`labctl up module-1`) or the proxy (`labctl proxy serve`), or pass --url"
-                       ) from None
+        raise LabError(
+            f"cannot reach the proxy's admin API at {base}: {type(exc).__name__}",
+            "start the lab (`labctl up module-1`) or the proxy (`labctl proxy serve`), or pass --url",
+        ) from None
     if r.status_code == 401:
-        raise LabError(f"{base}{path} demands the lab's token (the lab runs with `up --auth`)",
-                       "run this against your own lab, or set LABCTL_PROXY_TOKEN to its token (`labctl env`)")
+        raise LabError(
+            f"{base}{path} demands the lab's token (the lab runs with `up --auth`)",
+            "run this against your own lab, or set LABCTL_PROXY_TOKEN to its token (`labctl env`)",
+        )
     if r.status_code != 200:
-        raise LabError(f"{base}{path} answered HTTP {r.status_code}: {r.text[:200]}",
-                       "is that URL really the proxy's admin listener? (`labctl status` shows it)")
+        raise LabError(
+            f"{base}{path} answered HTTP {r.status_code}: {r.text[:200]}",
+            "is that URL really the proxy's admin listener? (`labctl status` shows it)",
+        )
     return r
 
 
 @proxy_app.command("sessions")
-def sessions(url: UrlOpt = None,
-             as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False) -> None:
+def sessions(
+    url: UrlOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
     """Per-session analytics from the proxy: tokens, cost, lines, commits, PRs, active time, decisions, errors."""
     base = admin_url(url)
     data: list[dict[str, Any]] = _get(base, "/api/sessions").json()["sessions"]
@@ -94,22 +106,47 @@ def sessions(url: UrlOpt = None,
     for s in data:
         t = s.get("tokens", {})
         e = s.get("edit_decisions", {})
-        rows.append([
-            escape(s["session_id"]),
-            f"{t.get('input', 0)}/{t.get('output', 0)}/{t.get('cacheRead', 0)}/{t.get('cacheCreation', 0)}",
-            f"{s['cost_usd']:.4f}", f"+{s['lines_added']}/-{s['lines_removed']}", s["commits"], s["pull_requests"],
-            f"{s['active_time_s']:g}", f"{e.get('accept', 0)}/{e.get('reject', 0)}",
-            f"{s.get('api_requests', 0)}/{s['api_errors']}", escape(str(s.get("last_seen", ""))),
-        ])
-    ui.table(["session", "tokens in/out/cache r/c", "cost USD", "lines", "commits", "PRs", "active s",
-              "edits ✓/✗", "API req/err", "last seen"], rows, title=f"sessions seen by the proxy at {base}")
+        rows.append(
+            [
+                escape(s["session_id"]),
+                f"{t.get('input', 0)}/{t.get('output', 0)}/{t.get('cacheRead', 0)}/{t.get('cacheCreation', 0)}",
+                f"{s['cost_usd']:.4f}",
+                f"+{s['lines_added']}/-{s['lines_removed']}",
+                s["commits"],
+                s["pull_requests"],
+                f"{s['active_time_s']:g}",
+                f"{e.get('accept', 0)}/{e.get('reject', 0)}",
+                f"{s.get('api_requests', 0)}/{s['api_errors']}",
+                escape(str(s.get("last_seen", ""))),
+            ]
+        )
+    ui.table(
+        [
+            "session",
+            "tokens in/out/cache r/c",
+            "cost USD",
+            "lines",
+            "commits",
+            "PRs",
+            "active s",
+            "edits ✓/✗",
+            "API req/err",
+            "last seen",
+        ],
+        rows,
+        title=f"sessions seen by the proxy at {base}",
+    )
 
 
 @proxy_app.command("export")
-def export(fmt: Annotated[str, typer.Option("--format", "-f", help="json or csv.")] = "json",
-           what: Annotated[str, typer.Option("--what", help="sessions or violations.")] = "sessions",
-           output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (default stdout).")] = None,
-           url: UrlOpt = None) -> None:
+def export(
+    fmt: Annotated[str, typer.Option("--format", "-f", help="json or csv.")] = "json",
+    what: Annotated[str, typer.Option("--what", help="sessions or violations.")] = "sessions",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File to write (default stdout).")
+    ] = None,
+    url: UrlOpt = None,
+) -> None:
     """Export session analytics (or recent violations) as JSON or CSV — redacted like everything else."""
     if fmt not in ("json", "csv"):
         raise LabError(f"--format {fmt!r} is not known", "use json or csv")

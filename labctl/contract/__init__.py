@@ -1,8 +1,8 @@
 """Layer 1's contract: what Claude Code's metrics and events must look like, and the checks that prove it.
 
-    contract = load_contract(path)             # LabError with file:line on a broken file
-    ev = contract.evaluate("metrics", request)  # request: an OTLP Export*ServiceRequest protobuf
-    ev.records, ev.rejected, ev.filtered_request(), ev.message
+contract = load_contract(path)             # LabError with file:line on a broken file
+ev = contract.evaluate("metrics", request)  # request: an OTLP Export*ServiceRequest protobuf
+ev.records, ev.rejected, ev.filtered_request(), ev.message
 """
 
 from __future__ import annotations

@@ -20,8 +20,13 @@ from labctl.contract.shape import AttrShape, ItemShape, TelemetryShape
 
 _EVENT_STANDARD = ("event.name",)  # carried by every event: the name itself is never an attribute rule
 _COMPATIBLE = {  # contract type -> observed types it accepts
-    "any": None, "string": {"string"}, "int": {"int"}, "double": {"int", "double"},
-    "number": {"int", "double", "number"}, "boolean": {"boolean"}, "string[]": {"string[]"},
+    "any": None,
+    "string": {"string"},
+    "int": {"int"},
+    "double": {"int", "double"},
+    "number": {"int", "double", "number"},
+    "boolean": {"boolean"},
+    "string[]": {"string[]"},
 }
 _MAX_SHOWN = 4
 
@@ -57,8 +62,12 @@ def _observed(a: AttrShape) -> str:
 
 def _new_attribute(key: str, a: AttrShape, stamp: str) -> Attribute:
     t = a.merged_type()
-    return Attribute(name=key, requirement="recommended", type=t if t != "any" else "any",
-                     brief=f"{stamp}: {_shown(a.values, a.more_values)}" if a.values else stamp)
+    return Attribute(
+        name=key,
+        requirement="recommended",
+        type=t if t != "any" else "any",
+        brief=f"{stamp}: {_shown(a.values, a.more_values)}" if a.values else stamp,
+    )
 
 
 def _accepts(rule: Attribute, value: Any) -> bool:
@@ -77,8 +86,14 @@ class _Proposal:
         self.stamp = stamp
         self.changes: list[Change] = []
 
-    def attributes(self, signal: str, name: str, rule_attrs: dict[str, Attribute], observed: ItemShape,
-                   skip: tuple[str, ...] = ()) -> None:
+    def attributes(
+        self,
+        signal: str,
+        name: str,
+        rule_attrs: dict[str, Attribute],
+        observed: ItemShape,
+        skip: tuple[str, ...] = (),
+    ) -> None:
         common = self.spec.common_attributes
         for key, a in observed.attributes.items():
             if key in skip:
@@ -87,48 +102,93 @@ class _Proposal:
             where = signal if key in rule_attrs or key not in common else "common"
             if rule is None:
                 rule_attrs[key] = _new_attribute(key, a, self.stamp)
-                self.changes.append(Change("added", signal, name, "attribute", key, a.merged_type(), _observed(a)))
+                self.changes.append(
+                    Change("added", signal, name, "attribute", key, a.merged_type(), _observed(a))
+                )
                 continue
             allowed = _COMPATIBLE.get(rule.type)
             if allowed is not None and not a.types <= allowed:
-                new_type = a.merged_type() if rule.type != "double" or a.merged_type() != "number" else "number"
-                self.changes.append(Change("updated", where, "" if where == "common" else name, "type", key,
-                                           new_type, f"contract: {rule.type}; seen: {', '.join(sorted(a.types))}"))
+                new_type = (
+                    a.merged_type() if rule.type != "double" or a.merged_type() != "number" else "number"
+                )
+                self.changes.append(
+                    Change(
+                        "updated",
+                        where,
+                        "" if where == "common" else name,
+                        "type",
+                        key,
+                        new_type,
+                        f"contract: {rule.type}; seen: {', '.join(sorted(a.types))}",
+                    )
+                )
                 rule.type = new_type
             if rule.values is not None or rule.pattern is not None:
                 new = [v for v in a.values if not _accepts(rule, v)]
                 for v in new:
                     rule.values = (*(rule.values or ()), v)
-                    self.changes.append(Change("added", where, "" if where == "common" else name, "enum_member",
-                                               key, str(v), f"allowed: {_shown(list(rule.values[:-1]))}"))
+                    self.changes.append(
+                        Change(
+                            "added",
+                            where,
+                            "" if where == "common" else name,
+                            "enum_member",
+                            key,
+                            str(v),
+                            f"allowed: {_shown(list(rule.values[:-1]))}",
+                        )
+                    )
 
     def metric(self, name: str, observed: ItemShape) -> None:
         rule = self.spec.metrics.get(name)
         instrument = next(iter(observed.instruments)) if len(observed.instruments) == 1 else None
         unit = next(iter(observed.units)) if len(observed.units) == 1 else None
         if rule is None:
-            rule = MetricRule(name=name, instrument=instrument or "counter", unit=unit,
-                              description=f"{self.stamp}")
+            rule = MetricRule(
+                name=name, instrument=instrument or "counter", unit=unit, description=f"{self.stamp}"
+            )
             self.spec.metrics[name] = rule
-            self.changes.append(Change("added", "metrics", name, "metric", value=rule.instrument,
-                                       observed=f"unit {unit!r}, {', '.join(sorted(observed.temporalities))}"))
+            self.changes.append(
+                Change(
+                    "added",
+                    "metrics",
+                    name,
+                    "metric",
+                    value=rule.instrument,
+                    observed=f"unit {unit!r}, {', '.join(sorted(observed.temporalities))}",
+                )
+            )
             self.attributes("metrics", name, rule.attributes, observed)
             return
-        if instrument is not None and instrument != rule.instrument and instrument in ("counter", "updowncounter",
-                                                                                      "gauge", "histogram"):
-            self.changes.append(Change("updated", "metrics", name, "instrument", value=instrument,
-                                       observed=f"contract: {rule.instrument}"))
+        if (
+            instrument is not None
+            and instrument != rule.instrument
+            and instrument in ("counter", "updowncounter", "gauge", "histogram")
+        ):
+            self.changes.append(
+                Change(
+                    "updated",
+                    "metrics",
+                    name,
+                    "instrument",
+                    value=instrument,
+                    observed=f"contract: {rule.instrument}",
+                )
+            )
             rule.instrument = instrument
         if rule.unit is not None and unit is not None and unit != rule.unit:
-            self.changes.append(Change("updated", "metrics", name, "unit", value=unit,
-                                       observed=f"contract: {rule.unit!r}"))
+            self.changes.append(
+                Change("updated", "metrics", name, "unit", value=unit, observed=f"contract: {rule.unit!r}")
+            )
             rule.unit = unit
         self.attributes("metrics", name, rule.attributes, observed)
 
     def event(self, name: str, observed: ItemShape) -> None:
         rule = self.spec.events.get(name)
         if rule is None:  # the contract may name it with its prefix (claude_code.user_prompt for user_prompt)
-            rule = next((r for n, r in self.spec.events.items() if "." in n and n.split(".", 1)[1] == name), None)
+            rule = next(
+                (r for n, r in self.spec.events.items() if "." in n and n.split(".", 1)[1] == name), None
+            )
         if rule is None:
             prefixes = {n.split(".", 1)[0] for n in self.spec.events if "." in n}
             full = f"{next(iter(prefixes))}.{name}" if len(prefixes) == 1 and "." not in name else name
@@ -144,15 +204,35 @@ class _Proposal:
         parents = sorted(p for p in observed.parents if p != "(root)")
         if rule is None:
             rule = self.spec.spans[name] = SpanRule(
-                name=name, kind=kind if kind != "unspecified" else "any", description=self.stamp,
-                parents=tuple(parents) if parents else None, root="(root)" in observed.parents)
-            self.changes.append(Change("added", "spans", name, "span", value=rule.kind,
-                                       observed=f"under: {', '.join(sorted(observed.parents)) or '?'}"))
+                name=name,
+                kind=kind if kind != "unspecified" else "any",
+                description=self.stamp,
+                parents=tuple(parents) if parents else None,
+                root="(root)" in observed.parents,
+            )
+            self.changes.append(
+                Change(
+                    "added",
+                    "spans",
+                    name,
+                    "span",
+                    value=rule.kind,
+                    observed=f"under: {', '.join(sorted(observed.parents)) or '?'}",
+                )
+            )
             self.attributes("spans", name, rule.attributes, observed)
             return
         if rule.kind != "any" and observed.kinds and observed.kinds != {rule.kind}:
-            self.changes.append(Change("updated", "spans", name, "kind", value=kind,
-                                       observed=f"contract: {rule.kind}; seen: {', '.join(sorted(observed.kinds))}"))
+            self.changes.append(
+                Change(
+                    "updated",
+                    "spans",
+                    name,
+                    "kind",
+                    value=kind,
+                    observed=f"contract: {rule.kind}; seen: {', '.join(sorted(observed.kinds))}",
+                )
+            )
             rule.kind = kind
         if rule.parents is not None or rule.root:
             for p in parents:
@@ -181,15 +261,21 @@ class _Proposal:
                         candidates[key].add(v)
         for key, merged in candidates.items():
             carriers = [t for t in tables if sum(key in i.attributes for i in t.values()) * 2 > len(t)]
-            in_rules = any(key in r.attributes for rules in (self.spec.metrics, self.spec.events, self.spec.spans)
-                           for r in rules.values())
+            in_rules = any(
+                key in r.attributes
+                for rules in (self.spec.metrics, self.spec.events, self.spec.spans)
+                for r in rules.values()
+            )
             if len(carriers) == len(tables) and not in_rules:
                 self.spec.common_attributes[key] = _new_attribute(key, merged, self.stamp)
-                self.changes.append(Change("added", "common", "", "attribute", key, merged.merged_type(),
-                                           _observed(merged)))
+                self.changes.append(
+                    Change("added", "common", "", "attribute", key, merged.merged_type(), _observed(merged))
+                )
 
 
-def propose(spec: ContractSpec, shape: TelemetryShape, stamp: str = "learned") -> tuple[ContractSpec, list[Change]]:
+def propose(
+    spec: ContractSpec, shape: TelemetryShape, stamp: str = "learned"
+) -> tuple[ContractSpec, list[Change]]:
     """The contract patched with everything `shape` has that `spec` lacks, and the changes made.
     `stamp` goes into the brief of every new entry (e.g. 'observed 2026-12-04 from claude-code 2.1.332')."""
     p = _Proposal(spec, stamp)
@@ -209,9 +295,11 @@ def weaver_changes(spec: ContractSpec, changes: list[Change]) -> dict[str, Any]:
     key = {"metrics": "metrics", "events": "events", "spans": "spans", "common": "registry_attributes"}
     for c in changes:
         groups.setdefault(key[c.signal], []).append(c.to_dict())
-    return {"baseline": {"contract": spec.name, "version": spec.version},
-            "head": {"contract": spec.name, "version": f"{spec.version}+proposed"},
-            "changes": groups}
+    return {
+        "baseline": {"contract": spec.name, "version": spec.version},
+        "head": {"contract": spec.name, "version": f"{spec.version}+proposed"},
+        "changes": groups,
+    }
 
 
 def registry_diff(before: ContractSpec, after: ContractSpec) -> str:
@@ -220,5 +308,8 @@ def registry_diff(before: ContractSpec, after: ContractSpec) -> str:
 
     a = dump_weaver(before).splitlines(keepends=True)
     b = dump_weaver(after).splitlines(keepends=True)
-    return "".join(difflib.unified_diff(a, b, f"registry/{before.name}.yaml (contract)",
-                                        f"registry/{after.name}.yaml (proposed)", n=2))
+    return "".join(
+        difflib.unified_diff(
+            a, b, f"registry/{before.name}.yaml (contract)", f"registry/{after.name}.yaml (proposed)", n=2
+        )
+    )

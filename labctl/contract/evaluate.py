@@ -68,13 +68,19 @@ class _CompiledAttrs:
 
     __slots__ = ("checks", "known", "patterns", "required", "sensitive")
 
-    def __init__(self, attrs: dict[str, Attribute], common: dict[str, Attribute], strict_unknown: bool,
-                 extra_known: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        attrs: dict[str, Attribute],
+        common: dict[str, Attribute],
+        strict_unknown: bool,
+        extra_known: tuple[str, ...] = (),
+    ) -> None:
         merged = dict(common)
         merged.update(attrs)
         self.required = tuple(k for k, a in merged.items() if a.requirement == "required")
-        self.checks: dict[str, tuple[frozenset[Any] | None, Callable[[Any], bool] | None, str,
-                                     float | None, float | None]] = {}
+        self.checks: dict[
+            str, tuple[frozenset[Any] | None, Callable[[Any], bool] | None, str, float | None, float | None]
+        ] = {}
         # a value outside `values` may still match the attribute's pattern (e.g. query_source agent:...)
         self.patterns = {k: re.compile(a.pattern) for k, a in merged.items() if a.pattern is not None}
         for k, a in merged.items():
@@ -96,21 +102,36 @@ class _CompiledAttrs:
     def check(self, attrs: dict[str, Any], base: str, out: list[Violation]) -> None:
         for k in self.required:
             if k not in attrs:
-                out.append(_v(f"{base}.attributes[{k}]", "required_attribute",
-                              f"required attribute '{k}' is missing"))
+                out.append(
+                    _v(
+                        f"{base}.attributes[{k}]",
+                        "required_attribute",
+                        f"required attribute '{k}' is missing",
+                    )
+                )
         checks = self.checks
         known = self.known
         for k, v in attrs.items():
             c = checks.get(k)
             if c is None:
                 if known is not None and k not in known:
-                    out.append(_v(f"{base}.attributes[{k}]", "unknown_attribute",
-                                  f"attribute '{k}' is not in the contract"))
+                    out.append(
+                        _v(
+                            f"{base}.attributes[{k}]",
+                            "unknown_attribute",
+                            f"attribute '{k}' is not in the contract",
+                        )
+                    )
                 continue
             values, typecheck, tname, lo, hi = c
             if typecheck is not None and not typecheck(v):
-                out.append(_v(f"{base}.attributes[{k}]", "attribute_type",
-                              f"attribute '{k}' is {self._shown(k, v)}, expected a {tname}"))
+                out.append(
+                    _v(
+                        f"{base}.attributes[{k}]",
+                        "attribute_type",
+                        f"attribute '{k}' is {self._shown(k, v)}, expected a {tname}",
+                    )
+                )
                 continue
             if values is not None:
                 try:
@@ -122,20 +143,37 @@ class _CompiledAttrs:
                 if not ok:
                     allowed = ", ".join(sorted(str(x) for x in values))
                     if k in self.patterns:
-                        allowed = (allowed + " or " if allowed else "") + f"a match of {self.patterns[k].pattern}"
-                    out.append(_v(f"{base}.attributes[{k}]", "attribute_value",
-                                  f"attribute '{k}' is {self._shown(k, v)}, allowed: {allowed}"))
+                        allowed = (
+                            allowed + " or " if allowed else ""
+                        ) + f"a match of {self.patterns[k].pattern}"
+                    out.append(
+                        _v(
+                            f"{base}.attributes[{k}]",
+                            "attribute_value",
+                            f"attribute '{k}' is {self._shown(k, v)}, allowed: {allowed}",
+                        )
+                    )
                     continue
             if lo is not None or hi is not None:
                 try:
                     num = float(v)
                 except (TypeError, ValueError):
-                    out.append(_v(f"{base}.attributes[{k}]", "attribute_type",
-                                  f"attribute '{k}' is {self._shown(k, v)}, expected a number"))
+                    out.append(
+                        _v(
+                            f"{base}.attributes[{k}]",
+                            "attribute_type",
+                            f"attribute '{k}' is {self._shown(k, v)}, expected a number",
+                        )
+                    )
                     continue
                 if not math.isfinite(num) or (lo is not None and num < lo) or (hi is not None and num > hi):
-                    out.append(_v(f"{base}.attributes[{k}]", "attribute_range",
-                                  f"attribute '{k}' is {self._shown(k, v)}, outside [{lo}, {hi}]"))
+                    out.append(
+                        _v(
+                            f"{base}.attributes[{k}]",
+                            "attribute_range",
+                            f"attribute '{k}' is {self._shown(k, v)}, outside [{lo}, {hi}]",
+                        )
+                    )
 
 
 class _CompiledMetric:
@@ -167,7 +205,9 @@ class _CompiledMetric:
         self.max = rule.max
         self.value_type = rule.value_type
         # attribute -> (limit, distinct values seen); bounded by the limit, so memory stays bounded
-        self.cardinality: list[tuple[str, int, set[Any]]] = [(k, n, set()) for k, n in rule.cardinality.items()]
+        self.cardinality: list[tuple[str, int, set[Any]]] = [
+            (k, n, set()) for k, n in rule.cardinality.items()
+        ]
         self.required_fields = rule.required_fields
 
 
@@ -195,15 +235,18 @@ class Contract:
         for name in list(spec.events):
             if "." in name:
                 self._events.setdefault(name.split(".", 1)[1], self._events[name])
-        self._spans = SpanChecker(spec, lambda rule: _CompiledAttrs(rule.attributes, spec.common_attributes, strict))
+        self._spans = SpanChecker(
+            spec, lambda rule: _CompiledAttrs(rule.attributes, spec.common_attributes, strict)
+        )
         self._resource = _CompiledAttrs(spec.resource, {}, False)
         self._resource_required = bool(spec.resource)
         self.sensitive_attributes = spec.sensitive_attributes()
 
     # --- lookups ---------------------------------------------------------------------------------
 
-    def metric_rule(self, name: str, unit: str = "", kind: str | None = "sum",
-                    monotonic: bool = True) -> MetricRule | None:
+    def metric_rule(
+        self, name: str, unit: str = "", kind: str | None = "sum", monotonic: bool = True
+    ) -> MetricRule | None:
         """The rule for an OTLP metric (seed contracts match it by its Prometheus name)."""
         c = self._lookup(name, unit, kind, monotonic)
         return c.rule if c is not None else None
@@ -249,8 +292,9 @@ class Contract:
                 v["rule"] = "resource_" + v["rule"]
         return out
 
-    def _evaluate_metrics(self, request: Any, ev: Evaluation, regions: Regions | None = None,
-                          raw: bytes | None = None) -> None:
+    def _evaluate_metrics(
+        self, request: Any, ev: Evaluation, regions: Regions | None = None, raw: bytes | None = None
+    ) -> None:
         items = ev._items
         unknown_violation = self.spec.unknown_metrics == "violation"
         # Per request, what depends only on a metric's name, unit, kind, monotonic and temporality:
@@ -268,8 +312,11 @@ class Contract:
                     kind = m.WhichOneof("data")
                     data: Any = getattr(m, kind) if kind else None
                     monotonic = bool(kind == "sum" and data.is_monotonic)
-                    temporality = data.aggregation_temporality if kind in ("sum", "histogram",
-                                                                           "exponential_histogram") else 0
+                    temporality = (
+                        data.aggregation_temporality
+                        if kind in ("sum", "histogram", "exponential_histogram")
+                        else 0
+                    )
                     name, unit = m.name, m.unit
                     mbase = f"{rbase}.scopeMetrics[{si}].metrics[{mi}]({name})"
                     desc = (name, unit, kind, monotonic, temporality)
@@ -284,12 +331,27 @@ class Contract:
                     mviol: list[Violation] = list(res_viol)
                     if cm is None:
                         if unknown_violation:
-                            mviol.append(_v(mbase + ".name", "unknown_metric",
-                                            f"metric '{name}' is not in the contract"))
+                            mviol.append(
+                                _v(
+                                    mbase + ".name",
+                                    "unknown_metric",
+                                    f"metric '{name}' is not in the contract",
+                                )
+                            )
                     elif not known[1]:
                         self._metric_level(cm, m, kind, monotonic, temporality, mbase, mviol)
-                    meta = (resource, scope, name, kind, unit, _TEMPORALITY.get(temporality, "unspecified"),
-                            monotonic, ri, si, mi)
+                    meta = (
+                        resource,
+                        scope,
+                        name,
+                        kind,
+                        unit,
+                        _TEMPORALITY.get(temporality, "unspecified"),
+                        monotonic,
+                        ri,
+                        si,
+                        mi,
+                    )
                     if data is None:
                         continue
                     pbase_prefix = f"{mbase}.{kind}.dataPoints["
@@ -300,26 +362,57 @@ class Contract:
                                 cache = caches[name]
                             else:
                                 cache = caches[name] = self._series_cache(name)
-                            self._known_points(cm, name, meta, data.data_points, monotonic, mviol,
-                                               pbase_prefix, (ri, si, mi), ev, raw, region, cache)
+                            self._known_points(
+                                cm,
+                                name,
+                                meta,
+                                data.data_points,
+                                monotonic,
+                                mviol,
+                                pbase_prefix,
+                                (ri, si, mi),
+                                ev,
+                                raw,
+                                region,
+                                cache,
+                            )
                         else:
-                            self._number_points(cm, name, meta, data.data_points, monotonic, mviol,
-                                                pbase_prefix, (ri, si, mi), ev)
+                            self._number_points(
+                                cm,
+                                name,
+                                meta,
+                                data.data_points,
+                                monotonic,
+                                mviol,
+                                pbase_prefix,
+                                (ri, si, mi),
+                                ev,
+                            )
                         continue
                     for pi, p in enumerate(data.data_points):
                         attrs = {kv.key: any_value(kv.value) for kv in p.attributes}
                         viol = list(mviol) if mviol else []
                         if kind == "histogram":
-                            value: Any = {"count": p.count, "sum": p.sum if p.HasField("sum") else None,
-                                          "bucket_counts": list(p.bucket_counts),
-                                          "explicit_bounds": list(p.explicit_bounds)}
+                            value: Any = {
+                                "count": p.count,
+                                "sum": p.sum if p.HasField("sum") else None,
+                                "bucket_counts": list(p.bucket_counts),
+                                "explicit_bounds": list(p.explicit_bounds),
+                            }
                             self._histogram_checks(p, pbase_prefix, pi, viol)
                         elif kind == "exponential_histogram":
-                            value = {"count": p.count, "sum": p.sum if p.HasField("sum") else None,
-                                     "scale": p.scale, "zero_count": p.zero_count}
+                            value = {
+                                "count": p.count,
+                                "sum": p.sum if p.HasField("sum") else None,
+                                "scale": p.scale,
+                                "zero_count": p.zero_count,
+                            }
                         else:  # summary
-                            value = {"count": p.count, "sum": p.sum,
-                                     "quantiles": [[q.quantile, q.value] for q in p.quantile_values]}
+                            value = {
+                                "count": p.count,
+                                "sum": p.sum,
+                                "quantiles": [[q.quantile, q.value] for q in p.quantile_values],
+                            }
                         if cm is not None:
                             pbase = f"{pbase_prefix}{pi}]"
                             cattrs = {label_name(k): v for k, v in attrs.items()} if cm.prom_labels else attrs
@@ -328,8 +421,9 @@ class Contract:
                                 self._cardinality(cm, cattrs, pbase, viol)
                             if cm.required_fields:
                                 self._seed_fields(cm, value, cattrs, p.time_unix_nano, pbase, viol)
-                        items.append((meta, pi, p, attrs, value, viol, None, p.start_time_unix_nano,
-                                      p.time_unix_nano))
+                        items.append(
+                            (meta, pi, p, attrs, value, viol, None, p.start_time_unix_nano, p.time_unix_nano)
+                        )
                         if viol:
                             ev._note_rejected((ri, si, mi), pi, viol)
         ev.total = len(items)
@@ -349,16 +443,31 @@ class Contract:
             cache.clear()  # bounded memory: start over rather than grow
         return cache
 
-    def _known_points(self, cm: _CompiledMetric | None, name: str, meta: tuple[Any, ...], points: Any,
-                      monotonic: bool, mviol: list[Violation], prefix: str, key: tuple[int, int, int],
-                      ev: Evaluation, raw: bytes, region: tuple[int, int],
-                      cache: dict[bytes, list[Any]] | None) -> None:
+    def _known_points(
+        self,
+        cm: _CompiledMetric | None,
+        name: str,
+        meta: tuple[Any, ...],
+        points: Any,
+        monotonic: bool,
+        mviol: list[Violation],
+        prefix: str,
+        key: tuple[int, int, int],
+        ev: Evaluation,
+        raw: bytes,
+        region: tuple[int, int],
+        cache: dict[bytes, list[Any]] | None,
+    ) -> None:
         """The proxy's hot path: the points of one Gauge/Sum read from the request's bytes (`region`,
         from labctl.contract.wire). A point laid out as protobuf writes it (start, time, value,
         attributes), of a series seen before that passed every attribute check, with an ordinary value,
         costs a few byte reads, one unpack and one dict look-up. Any other point goes through
         `_number_points`, alone, in its place. `cache`: the metric's series cache (_series_cache)."""
-        general = cache is None or bool(mviol) or (cm is not None and (cm.required_fields or cm.value_type != "any"))
+        general = (
+            cache is None
+            or bool(mviol)
+            or (cm is not None and (cm.required_fields or cm.value_type != "any"))
+        )
         lo = cm.min if cm is not None else None
         hi = cm.max if cm is not None else None
         append = ev._items.append
@@ -404,24 +513,40 @@ class Contract:
                 else:
                     ok = False
                 i += 27
-                if ok and (i == pos or b[i] == 0x3A or b[i] == 0x40) and not (monotonic and value < 0) and \
-                        (lo is None or value >= lo) and (hi is None or value <= hi):
+                if (
+                    ok
+                    and (i == pos or b[i] == 0x3A or b[i] == 0x40)
+                    and not (monotonic and value < 0)
+                    and (lo is None or value >= lo)
+                    and (hi is None or value <= hi)
+                ):
                     skey = b[i:pos]
                     entry = cache.get(skey)  # type: ignore[union-attr]
                     if entry is not None and entry[2] and not entry[1]:  # admitted, no attribute violation
                         append((meta, pi, None, entry[0], value, [], skey, start_ns, time_ns))
                         pi += 1
                         continue
-            self._number_points(cm, name, meta, points, monotonic, mviol, prefix, key, ev, raw,
-                                [(pi, pos - n, pos)])
+            self._number_points(
+                cm, name, meta, points, monotonic, mviol, prefix, key, ev, raw, [(pi, pos - n, pos)]
+            )
             pi += 1
         if pi != len(points):  # cannot happen for bytes protobuf parsed; never let it pass unseen
             raise ValueError(f"walked {pi} points of {name} but the request has {len(points)}")
 
-    def _number_points(self, cm: _CompiledMetric | None, name: str, meta: tuple[Any, ...], points: Any,
-                       monotonic: bool, mviol: list[Violation], prefix: str, key: tuple[int, int, int],
-                       ev: Evaluation, raw: bytes | None = None,
-                       spans: list[tuple[int, int, int]] | None = None) -> None:
+    def _number_points(
+        self,
+        cm: _CompiledMetric | None,
+        name: str,
+        meta: tuple[Any, ...],
+        points: Any,
+        monotonic: bool,
+        mviol: list[Violation],
+        prefix: str,
+        key: tuple[int, int, int],
+        ev: Evaluation,
+        raw: bytes | None = None,
+        spans: list[tuple[int, int, int]] | None = None,
+    ) -> None:
         """Sum/gauge points. The fast path: a point's serialized bytes after its timestamps and value
         are exactly its attributes, so a series seen before (Claude Code re-exports the same series every
         interval) costs one dict look-up instead of decoding every attribute. The bytes are the request's
@@ -512,10 +637,19 @@ class Contract:
                     attr_check.check(cattrs, "", templates)
                 admitted = not card
             viol = list(mviol) if mviol else []
-            if value is None or (vk == "as_double" and not _isfinite(value)) or \
-                    (monotonic and value < 0) or (cm is not None and (
-                    (cm.min is not None and value < cm.min) or (cm.max is not None and value > cm.max)
-                    or cm.value_type != "any")):
+            if (
+                value is None
+                or (vk == "as_double" and not _isfinite(value))
+                or (monotonic and value < 0)
+                or (
+                    cm is not None
+                    and (
+                        (cm.min is not None and value < cm.min)
+                        or (cm.max is not None and value > cm.max)
+                        or cm.value_type != "any"
+                    )
+                )
+            ):
                 self._number_checks(cm, value, vk, monotonic, prefix, pi, viol)
             if templates:
                 pbase = f"{prefix}{pi}]"
@@ -533,27 +667,61 @@ class Contract:
                 ev._note_rejected(key, pi, viol)
 
     @staticmethod
-    def _metric_level(cm: _CompiledMetric, m: Any, kind: str | None, monotonic: bool, temporality: int,
-                      mbase: str, out: list[Violation]) -> None:
+    def _metric_level(
+        cm: _CompiledMetric,
+        m: Any,
+        kind: str | None,
+        monotonic: bool,
+        temporality: int,
+        mbase: str,
+        out: list[Violation],
+    ) -> None:
         if kind != cm.kind:
-            out.append(_v(mbase, "instrument", f"'{m.name}' should be a {cm.rule.instrument} "
-                          f"(OTLP {cm.kind}), got {kind or 'no data'}"))
+            out.append(
+                _v(
+                    mbase,
+                    "instrument",
+                    f"'{m.name}' should be a {cm.rule.instrument} (OTLP {cm.kind}), got {kind or 'no data'}",
+                )
+            )
         elif cm.monotonic is not None and monotonic != cm.monotonic:
-            out.append(_v(mbase + ".sum.isMonotonic", "monotonic",
-                          f"'{m.name}' should be {'monotonic' if cm.monotonic else 'non-monotonic'}"))
+            out.append(
+                _v(
+                    mbase + ".sum.isMonotonic",
+                    "monotonic",
+                    f"'{m.name}' should be {'monotonic' if cm.monotonic else 'non-monotonic'}",
+                )
+            )
         if cm.temporality and kind == cm.kind and temporality != cm.temporality:
-            out.append(_v(mbase + f".{kind}.aggregationTemporality", "temporality",
-                          f"'{m.name}' should be {_TEMPORALITY[cm.temporality]}, got "
-                          f"{_TEMPORALITY.get(temporality, temporality)}"))
+            out.append(
+                _v(
+                    mbase + f".{kind}.aggregationTemporality",
+                    "temporality",
+                    f"'{m.name}' should be {_TEMPORALITY[cm.temporality]}, got "
+                    f"{_TEMPORALITY.get(temporality, temporality)}",
+                )
+            )
         elif kind in ("sum", "histogram") and temporality == 0:
-            out.append(_v(mbase + f".{kind}.aggregationTemporality", "temporality",
-                          f"'{m.name}' has no aggregation temporality (UNSPECIFIED is invalid)"))
+            out.append(
+                _v(
+                    mbase + f".{kind}.aggregationTemporality",
+                    "temporality",
+                    f"'{m.name}' has no aggregation temporality (UNSPECIFIED is invalid)",
+                )
+            )
         if cm.unit is not None and m.unit != cm.unit:
             out.append(_v(mbase + ".unit", "unit", f"'{m.name}' unit should be {cm.unit!r}, got {m.unit!r}"))
 
     @staticmethod
-    def _number_checks(cm: _CompiledMetric | None, value: Any, vk: str | None, monotonic: bool,
-                       prefix: str, pi: int, out: list[Violation]) -> None:
+    def _number_checks(
+        cm: _CompiledMetric | None,
+        value: Any,
+        vk: str | None,
+        monotonic: bool,
+        prefix: str,
+        pi: int,
+        out: list[Violation],
+    ) -> None:
         if value is None:
             out.append(_v(f"{prefix}{pi}]", "value_missing", "data point has no value (asInt/asDouble)"))
             return
@@ -561,8 +729,13 @@ class Contract:
             out.append(_v(f"{prefix}{pi}].asDouble", "value_not_finite", f"value is {value} (NaN/Inf)"))
             return
         if monotonic and value < 0:
-            out.append(_v(f"{prefix}{pi}].{'asDouble' if vk == 'as_double' else 'asInt'}", "negative_counter",
-                          f"a monotonic counter cannot be negative, got {value}"))
+            out.append(
+                _v(
+                    f"{prefix}{pi}].{'asDouble' if vk == 'as_double' else 'asInt'}",
+                    "negative_counter",
+                    f"a monotonic counter cannot be negative, got {value}",
+                )
+            )
         if cm is None:
             return
         if (cm.min is not None and value < cm.min) or (cm.max is not None and value > cm.max):
@@ -579,16 +752,31 @@ class Contract:
         counts = p.bucket_counts
         if counts:
             if len(p.explicit_bounds) != len(counts) - 1:
-                out.append(_v(f"{prefix}{pi}].explicitBounds", "histogram_buckets",
-                              f"{len(counts)} bucket counts need {len(counts) - 1} bounds, "
-                              f"got {len(p.explicit_bounds)}"))
+                out.append(
+                    _v(
+                        f"{prefix}{pi}].explicitBounds",
+                        "histogram_buckets",
+                        f"{len(counts)} bucket counts need {len(counts) - 1} bounds, "
+                        f"got {len(p.explicit_bounds)}",
+                    )
+                )
             if sum(counts) != p.count:
-                out.append(_v(f"{prefix}{pi}].count", "histogram_buckets",
-                              f"count {p.count} != sum of bucket counts {sum(counts)}"))
+                out.append(
+                    _v(
+                        f"{prefix}{pi}].count",
+                        "histogram_buckets",
+                        f"count {p.count} != sum of bucket counts {sum(counts)}",
+                    )
+                )
         bounds = list(p.explicit_bounds)
         if any(not math.isfinite(b) for b in bounds) or bounds != sorted(bounds):
-            out.append(_v(f"{prefix}{pi}].explicitBounds", "histogram_buckets",
-                          "bounds must be finite and increasing"))
+            out.append(
+                _v(
+                    f"{prefix}{pi}].explicitBounds",
+                    "histogram_buckets",
+                    "bounds must be finite and increasing",
+                )
+            )
 
     @staticmethod
     def _cardinality(cm: _CompiledMetric, attrs: dict[str, Any], base: str, out: list[Violation]) -> None:
@@ -612,8 +800,13 @@ class Contract:
             if len(seen) >= limit:
                 over = True
                 what = "attribute sets (series)" if key == "*" else f"values of '{key}'"
-                out.append(_v(f"{base}.attributes" + ("" if key == "*" else f"[{key}]"), "cardinality",
-                              f"more than {limit} distinct {what} for '{cm.rule.name}'"))
+                out.append(
+                    _v(
+                        f"{base}.attributes" + ("" if key == "*" else f"[{key}]"),
+                        "cardinality",
+                        f"more than {limit} distinct {what} for '{cm.rule.name}'",
+                    )
+                )
             else:
                 new.append((seen, val))
         if not over:  # a refused point takes no room in any limit
@@ -621,8 +814,9 @@ class Contract:
                 seen.add(val)
 
     @staticmethod
-    def _seed_fields(cm: _CompiledMetric, value: Any, attrs: dict[str, Any], t: int, base: str,
-                     out: list[Violation]) -> None:
+    def _seed_fields(
+        cm: _CompiledMetric, value: Any, attrs: dict[str, Any], t: int, base: str, out: list[Violation]
+    ) -> None:
         for f in cm.required_fields:
             if f == "value" and value is None and not any(v["rule"] == "value_missing" for v in out):
                 out.append(_v(base, "required_field", "required field 'value' is missing"))
@@ -650,14 +844,20 @@ class Contract:
                     base = f"{rbase}.scopeLogs[{si}].logRecords[{li}]"
                     if not name:
                         if no_name_violation:
-                            viol.append(_v(base, "missing_event_name",
-                                           "log record has no event.name (not an event)"))
+                            viol.append(
+                                _v(base, "missing_event_name", "log record has no event.name (not an event)")
+                            )
                     else:
                         rule = self._events.get(str(name))
                         if rule is None:
                             if unknown_violation:
-                                viol.append(_v(base + ".attributes[event.name]", "unknown_event",
-                                               f"event '{name}' is not in the contract"))
+                                viol.append(
+                                    _v(
+                                        base + ".attributes[event.name]",
+                                        "unknown_event",
+                                        f"event '{name}' is not in the contract",
+                                    )
+                                )
                         else:
                             rule.check(attrs, base, viol)
                     items.append((meta, li, lr, attrs, name, viol, None, 0, 0))
@@ -756,16 +956,31 @@ class Evaluation:
         rec: dict[str, Any] = {"signal": self.signal, "resource": resource, "scope": scope}
         if self.signal == "logs":
             body = any_value(msg.body) if msg.HasField("body") else None
-            rec.update(name=value, kind="event" if value else "log", attributes=attrs, value=None,
-                       body=body, severity=msg.severity_text or None,
-                       time_unix_nano=msg.time_unix_nano or msg.observed_time_unix_nano,
-                       time=iso_time(msg.time_unix_nano or msg.observed_time_unix_nano))
+            rec.update(
+                name=value,
+                kind="event" if value else "log",
+                attributes=attrs,
+                value=None,
+                body=body,
+                severity=msg.severity_text or None,
+                time_unix_nano=msg.time_unix_nano or msg.observed_time_unix_nano,
+                time=iso_time(msg.time_unix_nano or msg.observed_time_unix_nano),
+            )
         else:
             dur = (msg.end_time_unix_nano - msg.start_time_unix_nano) / 1e6
-            rec.update(name=value, kind="span", attributes=attrs, value=dur, unit="ms",
-                       trace_id=msg.trace_id.hex(), span_id=msg.span_id.hex(),
-                       parent_span_id=msg.parent_span_id.hex(), span_kind=KIND_NAMES.get(msg.kind, str(msg.kind)),
-                       time_unix_nano=msg.start_time_unix_nano, time=iso_time(msg.start_time_unix_nano))
+            rec.update(
+                name=value,
+                kind="span",
+                attributes=attrs,
+                value=dur,
+                unit="ms",
+                trace_id=msg.trace_id.hex(),
+                span_id=msg.span_id.hex(),
+                parent_span_id=msg.parent_span_id.hex(),
+                span_kind=KIND_NAMES.get(msg.kind, str(msg.kind)),
+                time_unix_nano=msg.start_time_unix_nano,
+                time=iso_time(msg.start_time_unix_nano),
+            )
         rec["verdict"] = "violation" if viol else "ok"
         rec["violations"] = viol
         return rec
@@ -816,14 +1031,27 @@ def metric_record(item: tuple[Any, ...], iso_cache: dict[int, str | None]) -> di
     if iso is None:
         iso = iso_cache[t] = iso_time(t)
     return {
-        "signal": "metrics", "resource": resource, "scope": scope, "name": name, "kind": kind,
-        "unit": unit, "temporality": temporality, "monotonic": monotonic, "attributes": attrs,
-        "value": (value if value is None or value.__class__ is int or (value.__class__ is float and
-                                                                        value - value == 0)
-                  else json_number(value) if not isinstance(value, dict)
-                  else {k: json_number(v) if isinstance(v, float) else v for k, v in value.items()}),
-        "start_time_unix_nano": start_ns, "time_unix_nano": t, "time": iso,
-        "verdict": "violation" if viol else "ok", "violations": viol,
+        "signal": "metrics",
+        "resource": resource,
+        "scope": scope,
+        "name": name,
+        "kind": kind,
+        "unit": unit,
+        "temporality": temporality,
+        "monotonic": monotonic,
+        "attributes": attrs,
+        "value": (
+            value
+            if value is None or value.__class__ is int or (value.__class__ is float and value - value == 0)
+            else json_number(value)
+            if not isinstance(value, dict)
+            else {k: json_number(v) if isinstance(v, float) else v for k, v in value.items()}
+        ),
+        "start_time_unix_nano": start_ns,
+        "time_unix_nano": t,
+        "time": iso,
+        "verdict": "violation" if viol else "ok",
+        "violations": viol,
     }
 
 

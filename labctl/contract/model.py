@@ -61,7 +61,9 @@ class MetricRule:
     attributes: dict[str, Attribute] = field(default_factory=dict)
     min: float | None = None
     max: float | None = None
-    cardinality: dict[str, int] = field(default_factory=dict)  # attribute -> max distinct values; "*" = series
+    cardinality: dict[str, int] = field(
+        default_factory=dict
+    )  # attribute -> max distinct values; "*" = series
     prometheus_name: str | None = None  # set when the contract names the metric as Prometheus shows it
     prometheus_help: str | None = None
     prometheus_type: str | None = None

@@ -8,8 +8,14 @@ from typing import Any
 
 from labctl.errors import LabError
 
-_JSON_KEYS = {"resourceMetrics": "metrics", "resource_metrics": "metrics", "resourceLogs": "logs",
-              "resource_logs": "logs", "resourceSpans": "traces", "resource_spans": "traces"}
+_JSON_KEYS = {
+    "resourceMetrics": "metrics",
+    "resource_metrics": "metrics",
+    "resourceLogs": "logs",
+    "resource_logs": "logs",
+    "resourceSpans": "traces",
+    "resource_spans": "traces",
+}
 MAX_BYTES = 256 * 1024 * 1024
 
 
@@ -25,18 +31,27 @@ def _decode(signal: str, body: bytes, media: str, source: str) -> Any:
     try:
         return codec.decode(_signals()[signal], body, media)
     except codec.CodecError as exc:
-        raise LabError(f"{source}: {exc.message}",
-                       "pass an OTLP Export*ServiceRequest as protobuf or OTLP/JSON (--signal if it is ambiguous)"
-                       ) from None
+        raise LabError(
+            f"{source}: {exc.message}",
+            "pass an OTLP Export*ServiceRequest as protobuf or OTLP/JSON (--signal if it is ambiguous)",
+        ) from None
 
 
 def _looks_like(signal: str, msg: Any) -> bool:
     if signal == "metrics":
-        return any(m.WhichOneof("data") for rm in msg.resource_metrics for sm in rm.scope_metrics for m in sm.metrics)
+        return any(
+            m.WhichOneof("data") for rm in msg.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
+        )
     if signal == "logs":
-        return any(lr.time_unix_nano or lr.observed_time_unix_nano or len(lr.attributes) or lr.HasField("body")
-                   for rl in msg.resource_logs for sl in rl.scope_logs for lr in sl.log_records)
-    return any(len(sp.trace_id) == 16 for rs in msg.resource_spans for ss in rs.scope_spans for sp in ss.spans)
+        return any(
+            lr.time_unix_nano or lr.observed_time_unix_nano or len(lr.attributes) or lr.HasField("body")
+            for rl in msg.resource_logs
+            for sl in rl.scope_logs
+            for lr in sl.log_records
+        )
+    return any(
+        len(sp.trace_id) == 16 for rs in msg.resource_spans for ss in rs.scope_spans for sp in ss.spans
+    )
 
 
 def read_payloads(data: bytes, source: str, signal: str = "auto") -> list[tuple[str, Any]]:
@@ -46,7 +61,9 @@ def read_payloads(data: bytes, source: str, signal: str = "auto") -> list[tuple[
         try:
             data = gzip.decompress(data)
         except (OSError, EOFError) as exc:
-            raise LabError(f"{source}: broken gzip data: {exc}", "pass the payload uncompressed or as valid gzip") from None
+            raise LabError(
+                f"{source}: broken gzip data: {exc}", "pass the payload uncompressed or as valid gzip"
+            ) from None
     stripped = data.strip()
     if stripped[:1] == b"{" and b"\n" in stripped:
         lines = [ln for ln in stripped.split(b"\n") if ln.strip()]
@@ -64,22 +81,30 @@ def read_payload(data: bytes, source: str, signal: str = "auto") -> tuple[str, A
         try:
             data = gzip.decompress(data)
         except (OSError, EOFError) as exc:
-            raise LabError(f"{source}: broken gzip data: {exc}", "pass the payload uncompressed or as valid gzip") from None
+            raise LabError(
+                f"{source}: broken gzip data: {exc}", "pass the payload uncompressed or as valid gzip"
+            ) from None
     if len(data) > MAX_BYTES:
-        raise LabError(f"{source}: {len(data)} bytes is more than an OTLP payload should be",
-                       "split the file into requests of at most 256 MiB")
+        raise LabError(
+            f"{source}: {len(data)} bytes is more than an OTLP payload should be",
+            "split the file into requests of at most 256 MiB",
+        )
     stripped = data.lstrip()
     if stripped[:1] in (b"{", b"["):
         try:
             tree = json.loads(stripped)
         except ValueError as exc:
-            raise LabError(f"{source}: looks like JSON but does not parse: {exc}",
-                           "fix the JSON (the error says where) or pass a protobuf file") from None
+            raise LabError(
+                f"{source}: looks like JSON but does not parse: {exc}",
+                "fix the JSON (the error says where) or pass a protobuf file",
+            ) from None
         if signal == "auto":
             keys = [k for k in (tree if isinstance(tree, dict) else {}) if k in _JSON_KEYS]
             if not keys:
-                raise LabError(f"{source}: JSON without resourceMetrics, resourceLogs or resourceSpans",
-                               "an OTLP/JSON payload starts with one of those keys")
+                raise LabError(
+                    f"{source}: JSON without resourceMetrics, resourceLogs or resourceSpans",
+                    "an OTLP/JSON payload starts with one of those keys",
+                )
             signal = _JSON_KEYS[keys[0]]
         return signal, _decode(signal, stripped, "application/json", source)
     if signal != "auto":
@@ -92,5 +117,7 @@ def read_payload(data: bytes, source: str, signal: str = "auto") -> tuple[str, A
             continue
         if _looks_like(candidate, msg):
             return candidate, msg
-    raise LabError(f"{source}: not a recognisable OTLP protobuf payload (metrics, logs or traces)",
-                   "check the file, or pass --signal metrics|logs|traces")
+    raise LabError(
+        f"{source}: not a recognisable OTLP protobuf payload (metrics, logs or traces)",
+        "check the file, or pass --signal metrics|logs|traces",
+    )

@@ -10,11 +10,31 @@ from __future__ import annotations
 import re
 
 _UNIT_WORDS = {
-    "d": "days", "h": "hours", "min": "minutes", "s": "seconds", "ms": "milliseconds",
-    "us": "microseconds", "ns": "nanoseconds", "By": "bytes", "KiBy": "kibibytes", "MiBy": "mebibytes",
-    "GiBy": "gibibytes", "TiBy": "tibibytes", "KBy": "kilobytes", "MBy": "megabytes", "GBy": "gigabytes",
-    "TBy": "terabytes", "m": "meters", "V": "volts", "A": "amperes", "J": "joules", "W": "watts",
-    "g": "grams", "Cel": "celsius", "Hz": "hertz", "%": "percent",
+    "d": "days",
+    "h": "hours",
+    "min": "minutes",
+    "s": "seconds",
+    "ms": "milliseconds",
+    "us": "microseconds",
+    "ns": "nanoseconds",
+    "By": "bytes",
+    "KiBy": "kibibytes",
+    "MiBy": "mebibytes",
+    "GiBy": "gibibytes",
+    "TiBy": "tibibytes",
+    "KBy": "kilobytes",
+    "MBy": "megabytes",
+    "GBy": "gigabytes",
+    "TBy": "terabytes",
+    "m": "meters",
+    "V": "volts",
+    "A": "amperes",
+    "J": "joules",
+    "W": "watts",
+    "g": "grams",
+    "Cel": "celsius",
+    "Hz": "hertz",
+    "%": "percent",
 }
 _PER_WORDS = {"s": "second", "m": "minute", "h": "hour", "d": "day", "w": "week", "mo": "month", "y": "year"}
 _INVALID = re.compile(r"[^a-zA-Z0-9_:]")
@@ -33,8 +53,9 @@ def _unit_suffix(unit: str) -> str:
     return _UNIT_WORDS.get(unit, unit)
 
 
-def prometheus_name(name: str, unit: str = "", monotonic_sum: bool = False, namespace: str = "",
-                    gauge_ratio: bool = False) -> str:
+def prometheus_name(
+    name: str, unit: str = "", monotonic_sum: bool = False, namespace: str = "", gauge_ratio: bool = False
+) -> str:
     # Like the Collector's translator: split into word tokens, drop "total" from counters (it is
     # re-added at the end), append the unit words unless the name already has them.
     tokens = [t for t in re.split(r"[^a-zA-Z0-9:]+", name) if t]

@@ -16,8 +16,12 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality, Metric, NumberDataPoint
 
-DEFAULT_RESOURCE = {"service.name": "claude-code", "service.version": "2.0.0", "os.type": "linux",
-                    "host.arch": "x64"}
+DEFAULT_RESOURCE = {
+    "service.name": "claude-code",
+    "service.version": "2.0.0",
+    "os.type": "linux",
+    "host.arch": "x64",
+}
 
 
 def any_value(v: Any) -> AnyValue:
@@ -53,10 +57,16 @@ class Point:
     kind: str = "sum"
 
 
-_UNITS = {"claude_code.cost.usage": "USD", "claude_code.token.usage": "tokens", "claude_code.active_time.total": "s"}
+_UNITS = {
+    "claude_code.cost.usage": "USD",
+    "claude_code.token.usage": "tokens",
+    "claude_code.active_time.total": "s",
+}
 
 
-def metrics_request(points: Iterable[Point], resource: Mapping[str, Any] | None = None) -> ExportMetricsServiceRequest:
+def metrics_request(
+    points: Iterable[Point], resource: Mapping[str, Any] | None = None
+) -> ExportMetricsServiceRequest:
     """One resource, one scope; consecutive points of the same metric share one Metric message."""
     req = ExportMetricsServiceRequest()
     rm = req.resource_metrics.add()
@@ -73,8 +83,10 @@ def metrics_request(points: Iterable[Point], resource: Mapping[str, Any] | None 
             if p.kind == "sum":
                 current.sum.is_monotonic = p.monotonic
                 current.sum.aggregation_temporality = (
-                    AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA if p.temporality == "delta"
-                    else AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE)
+                    AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA
+                    if p.temporality == "delta"
+                    else AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
+                )
         data = current.sum if p.kind == "sum" else current.gauge
         dp: NumberDataPoint = data.data_points.add()
         dp.attributes.extend(key_values(p.attributes))
@@ -87,8 +99,9 @@ def metrics_request(points: Iterable[Point], resource: Mapping[str, Any] | None 
     return req
 
 
-def logs_request(events: Iterable[tuple[str, Mapping[str, Any]]],
-                 resource: Mapping[str, Any] | None = None) -> ExportLogsServiceRequest:
+def logs_request(
+    events: Iterable[tuple[str, Mapping[str, Any]]], resource: Mapping[str, Any] | None = None
+) -> ExportLogsServiceRequest:
     """Events as Claude Code sends them: log records with event.name / event.timestamp attributes."""
     req = ExportLogsServiceRequest()
     rl = req.resource_logs.add()
@@ -101,17 +114,23 @@ def logs_request(events: Iterable[tuple[str, Mapping[str, Any]]],
         lr.time_unix_nano = now
         lr.observed_time_unix_nano = now
         lr.body.string_value = name
-        full = {"event.name": name.removeprefix("claude_code."),
-                "event.timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(now / 1e9)),
-                "event.sequence": seq}
+        full = {
+            "event.name": name.removeprefix("claude_code."),
+            "event.timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(now / 1e9)),
+            "event.sequence": seq,
+        }
         full.update(attrs)
         lr.attributes.extend(key_values(full))
     return req
 
 
 def session_attrs(session_id: str = "sess-1", **extra: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {"session.id": session_id, "user.account_uuid": "acct-1", "organization.id": "org-1",
-                           "terminal.type": "xterm"}
+    out: dict[str, Any] = {
+        "session.id": session_id,
+        "user.account_uuid": "acct-1",
+        "organization.id": "org-1",
+        "terminal.type": "xterm",
+    }
     out.update(extra)
     return out
 
@@ -134,8 +153,11 @@ def sample_metrics(session_id: str = "sess-1", n_sessions: int = 1) -> ExportMet
             Point("claude_code.lines_of_code.count", 7, {**a, "type": "removed", "model": m["model"]}),
             Point("claude_code.commit.count", 1, a),
             Point("claude_code.pull_request.count", 1, a),
-            Point("claude_code.code_edit_tool.decision", 1,
-                  {**a, "tool_name": "Edit", "decision": "accept", "source": "config", "language": "Python"}),
+            Point(
+                "claude_code.code_edit_tool.decision",
+                1,
+                {**a, "tool_name": "Edit", "decision": "accept", "source": "config", "language": "Python"},
+            ),
             Point("claude_code.active_time.total", 12.5, {**a, "type": "user"}),
         ]
     return metrics_request(points)
@@ -144,15 +166,44 @@ def sample_metrics(session_id: str = "sess-1", n_sessions: int = 1) -> ExportMet
 def sample_events(session_id: str = "sess-1", prompt: str = "<redacted>") -> ExportLogsServiceRequest:
     """A valid batch with one of each of the five Claude Code events."""
     a = session_attrs(session_id)
-    return logs_request([
-        ("claude_code.user_prompt", {**a, "prompt_length": len(prompt), "prompt": prompt, "prompt.id": "p-1"}),
-        ("claude_code.api_request", {**a, "model": "claude-sonnet-4-5", "cost_usd": 0.0123, "duration_ms": 830,
-                                     "input_tokens": 1200, "output_tokens": 350, "cache_read_tokens": 900,
-                                     "cache_creation_tokens": 100, "request_id": "req-1"}),
-        ("claude_code.api_error", {**a, "model": "claude-sonnet-4-5", "error": "Overloaded", "status_code": "529",
-                                   "duration_ms": 120, "attempt": 1}),
-        ("claude_code.tool_decision", {**a, "tool_name": "Edit", "tool_use_id": "t-1", "decision": "accept",
-                                       "source": "config"}),
-        ("claude_code.tool_result", {**a, "tool_name": "Edit", "tool_use_id": "t-1", "success": "true",
-                                     "duration_ms": 15}),
-    ])
+    return logs_request(
+        [
+            (
+                "claude_code.user_prompt",
+                {**a, "prompt_length": len(prompt), "prompt": prompt, "prompt.id": "p-1"},
+            ),
+            (
+                "claude_code.api_request",
+                {
+                    **a,
+                    "model": "claude-sonnet-4-5",
+                    "cost_usd": 0.0123,
+                    "duration_ms": 830,
+                    "input_tokens": 1200,
+                    "output_tokens": 350,
+                    "cache_read_tokens": 900,
+                    "cache_creation_tokens": 100,
+                    "request_id": "req-1",
+                },
+            ),
+            (
+                "claude_code.api_error",
+                {
+                    **a,
+                    "model": "claude-sonnet-4-5",
+                    "error": "Overloaded",
+                    "status_code": "529",
+                    "duration_ms": 120,
+                    "attempt": 1,
+                },
+            ),
+            (
+                "claude_code.tool_decision",
+                {**a, "tool_name": "Edit", "tool_use_id": "t-1", "decision": "accept", "source": "config"},
+            ),
+            (
+                "claude_code.tool_result",
+                {**a, "tool_name": "Edit", "tool_use_id": "t-1", "success": "true", "duration_ms": 15},
+            ),
+        ]
+    )

@@ -12,9 +12,14 @@ from typing import Any
 
 from labctl.contract.model import Attribute
 
-_JSON_TYPES: dict[str, dict[str, Any]] = {"string": {"type": "string"}, "int": {"type": "integer"}, "double": {"type": "number"},
-               "boolean": {"type": "boolean"}, "string[]": {"type": "array", "items": {"type": "string"}},
-               "number": {"anyOf": [{"type": "number"}, {"type": "string", "pattern": r"^-?[0-9.eE+-]+$"}]}}
+_JSON_TYPES: dict[str, dict[str, Any]] = {
+    "string": {"type": "string"},
+    "int": {"type": "integer"},
+    "double": {"type": "number"},
+    "boolean": {"type": "boolean"},
+    "string[]": {"type": "array", "items": {"type": "string"}},
+    "number": {"anyOf": [{"type": "number"}, {"type": "string", "pattern": r"^-?[0-9.eE+-]+$"}]},
+}
 
 VIOLATION = {
     "type": "object",
@@ -22,8 +27,9 @@ VIOLATION = {
     "properties": {"path": {"type": "string"}, "rule": {"type": "string"}, "message": {"type": "string"}},
 }
 
-_VALUE = {"anyOf": [{"type": "number"}, {"type": "null"}, {"enum": ["NaN", "+Inf", "-Inf"]},
-                    {"type": "object"}]}
+_VALUE = {
+    "anyOf": [{"type": "number"}, {"type": "null"}, {"enum": ["NaN", "+Inf", "-Inf"]}, {"type": "object"}]
+}
 
 
 def base_schema() -> dict[str, Any]:
@@ -37,10 +43,24 @@ def base_schema() -> dict[str, Any]:
         "properties": {
             "signal": {"enum": ["metrics", "logs", "traces"]},
             "resource": {"type": "object"},
-            "scope": {"type": "object", "properties": {"name": {"type": "string"}, "version": {"type": "string"}}},
+            "scope": {
+                "type": "object",
+                "properties": {"name": {"type": "string"}, "version": {"type": "string"}},
+            },
             "name": {"type": ["string", "null"]},
-            "kind": {"enum": ["sum", "gauge", "histogram", "exponential_histogram", "summary", "event", "log",
-                              "span", None]},
+            "kind": {
+                "enum": [
+                    "sum",
+                    "gauge",
+                    "histogram",
+                    "exponential_histogram",
+                    "summary",
+                    "event",
+                    "log",
+                    "span",
+                    None,
+                ]
+            },
             "unit": {"type": "string"},
             "temporality": {"enum": ["delta", "cumulative", "unspecified", ""]},
             "monotonic": {"type": "boolean"},
@@ -60,10 +80,14 @@ def base_schema() -> dict[str, Any]:
             "violations": {"type": "array", "items": VIOLATION},
         },
         "allOf": [
-            {"if": {"properties": {"verdict": {"const": "ok"}}},
-             "then": {"properties": {"violations": {"maxItems": 0}}}},
-            {"if": {"properties": {"verdict": {"const": "violation"}}},
-             "then": {"properties": {"violations": {"minItems": 1}}}},
+            {
+                "if": {"properties": {"verdict": {"const": "ok"}}},
+                "then": {"properties": {"violations": {"maxItems": 0}}},
+            },
+            {
+                "if": {"properties": {"verdict": {"const": "violation"}}},
+                "then": {"properties": {"violations": {"minItems": 1}}},
+            },
         ],
     }
 
@@ -80,8 +104,11 @@ def _attr_schema(a: Attribute) -> dict[str, Any]:
             bounds["minimum"] = a.min
         if a.max is not None:
             bounds["maximum"] = a.max
-        s = {"allOf": [s, {"if": {"type": "number"}, "then": bounds}]} if s else {"if": {"type": "number"},
-                                                                                     "then": bounds}
+        s = (
+            {"allOf": [s, {"if": {"type": "number"}, "then": bounds}]}
+            if s
+            else {"if": {"type": "number"}, "then": bounds}
+        )
     if a.brief:
         s["description"] = a.brief
     return s
@@ -114,30 +141,53 @@ def record_schema(contract: Any = None) -> dict[str, Any]:
             value["minimum"] = m.min
         if m.max is not None:
             value["maximum"] = m.max
-        props: dict[str, Any] = {"kind": {"const": m.kind}, "value": value,
-                                 "attributes": _attrs_object(m.attributes, spec.common_attributes)}
+        props: dict[str, Any] = {
+            "kind": {"const": m.kind},
+            "value": value,
+            "attributes": _attrs_object(m.attributes, spec.common_attributes),
+        }
         if m.unit is not None:
             props["unit"] = {"const": m.unit}
         if m.monotonic is not None:
             props["monotonic"] = {"const": m.monotonic}
         if m.temporality != "any":
             props["temporality"] = {"const": m.temporality}
-        rules.append({"if": {"properties": {"signal": {"const": "metrics"}, "name": {"const": m.name}},
-                             "required": ["signal", "name"]},
-                      "then": {"properties": props}})
+        rules.append(
+            {
+                "if": {
+                    "properties": {"signal": {"const": "metrics"}, "name": {"const": m.name}},
+                    "required": ["signal", "name"],
+                },
+                "then": {"properties": props},
+            }
+        )
     for e in spec.events.values():
         names = [e.name]
         if "." in e.name:
             names.append(e.name.split(".", 1)[1])
-        rules.append({"if": {"properties": {"signal": {"const": "logs"}, "name": {"enum": names}},
-                             "required": ["signal", "name"]},
-                      "then": {"properties": {"attributes": _attrs_object(e.attributes, spec.common_attributes)}}})
+        rules.append(
+            {
+                "if": {
+                    "properties": {"signal": {"const": "logs"}, "name": {"enum": names}},
+                    "required": ["signal", "name"],
+                },
+                "then": {"properties": {"attributes": _attrs_object(e.attributes, spec.common_attributes)}},
+            }
+        )
     if spec.resource:
         rules.append({"properties": {"resource": _attrs_object(spec.resource, {})}})
     if spec.unknown_metrics == "violation" and not prom_style:
-        rules.append({"if": {"properties": {"signal": {"const": "metrics"}}, "required": ["signal"]},
-                      "then": {"properties": {"name": {"enum": list(spec.metrics)}}}})
+        rules.append(
+            {
+                "if": {"properties": {"signal": {"const": "metrics"}}, "required": ["signal"]},
+                "then": {"properties": {"name": {"enum": list(spec.metrics)}}},
+            }
+        )
     # Contract rules describe conforming data: they bind records whose verdict is ok.
-    schema["allOf"].append({"if": {"properties": {"verdict": {"const": "ok"}}, "required": ["verdict"]},
-                            "then": {"allOf": rules}})
+    schema["allOf"].append(
+        {
+            "if": {"properties": {"verdict": {"const": "ok"}}, "required": ["verdict"]},
+            "then": {"allOf": rules},
+        }
+    )
     return schema

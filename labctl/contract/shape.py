@@ -23,9 +23,14 @@ MAX_NAMES = 500  # distinct metric / event / span names kept per signal
 MAX_KEYS = 200  # distinct attribute keys kept per name
 _MAX_SERIES_SEEN = 50_000
 _MAX_SPAN_IDS = 20_000
-_INSTRUMENTS = {("sum", True): "counter", ("sum", False): "updowncounter", ("gauge", False): "gauge",
-                ("histogram", False): "histogram", ("exponential_histogram", False): "histogram",
-                ("summary", False): "summary"}
+_INSTRUMENTS = {
+    ("sum", True): "counter",
+    ("sum", False): "updowncounter",
+    ("gauge", False): "gauge",
+    ("histogram", False): "histogram",
+    ("exponential_histogram", False): "histogram",
+    ("summary", False): "summary",
+}
 
 
 def value_type(v: Any) -> str:
@@ -43,7 +48,11 @@ def value_type(v: Any) -> str:
             float(v)
         except ValueError:
             return "string"
-        return "number" if v.strip() and v.strip().lower() not in ("nan", "inf", "-inf", "infinity") else "string"
+        return (
+            "number"
+            if v.strip() and v.strip().lower() not in ("nan", "inf", "-inf", "infinity")
+            else "string"
+        )
     return "any"
 
 

@@ -69,8 +69,11 @@ class SpanChecker:
         if len(seen) > _REMEMBERED_SPANS:
             seen.popitem(last=False)
 
-    def evaluate(self, request: Any, resource_violations: Callable[[dict[str, Any], str], list[Violation]],
-                 ) -> Iterator[tuple[tuple[Any, ...], bool]]:
+    def evaluate(
+        self,
+        request: Any,
+        resource_violations: Callable[[dict[str, Any], str], list[Violation]],
+    ) -> Iterator[tuple[tuple[Any, ...], bool]]:
         """(item, droppable) for every span of `request` in order; item as in `Evaluation.items`.
         `droppable`: the span violates the contract itself (not only through a late parent finding)."""
         # Spans of this request first: a parent later in the same request is not "late".
@@ -101,19 +104,35 @@ class SpanChecker:
                 out.append(_v(base + ".name", "unknown_span", f"span '{sp.name}' is not in the contract"))
             return
         if rule.kind is not None and sp.kind != rule.kind:
-            out.append(_v(base + ".kind", "span_kind", f"span '{sp.name}' should be of kind {rule.rule.kind}, "
-                                                       f"got {KIND_NAMES.get(sp.kind, sp.kind)}"))
+            out.append(
+                _v(
+                    base + ".kind",
+                    "span_kind",
+                    f"span '{sp.name}' should be of kind {rule.rule.kind}, "
+                    f"got {KIND_NAMES.get(sp.kind, sp.kind)}",
+                )
+            )
         rule.attrs.check(attrs, base, out)
         parent_id = bytes(sp.parent_span_id)
         if not parent_id:
             if rule.parents is not None and not rule.root:
-                out.append(_v(base + ".parentSpanId", "span_parent",
-                              f"span '{sp.name}' has no parent; it belongs under: {rule.allowed_parents()}"))
+                out.append(
+                    _v(
+                        base + ".parentSpanId",
+                        "span_parent",
+                        f"span '{sp.name}' has no parent; it belongs under: {rule.allowed_parents()}",
+                    )
+                )
             return
         if rule.parents is None:
             if rule.root:
-                out.append(_v(base + ".parentSpanId", "span_parent",
-                              f"span '{sp.name}' has a parent; it should be a root span"))
+                out.append(
+                    _v(
+                        base + ".parentSpanId",
+                        "span_parent",
+                        f"span '{sp.name}' has a parent; it should be a root span",
+                    )
+                )
             return
         parent = self._seen.get(parent_id)
         if parent is None:
@@ -123,8 +142,13 @@ class SpanChecker:
                 self._pending.popitem(last=False)
             return
         if not rule.parent_ok(parent):
-            out.append(_v(base + ".parentSpanId", "span_parent",
-                          f"span '{sp.name}' is under '{parent}'; it belongs under: {rule.allowed_parents()}"))
+            out.append(
+                _v(
+                    base + ".parentSpanId",
+                    "span_parent",
+                    f"span '{sp.name}' is under '{parent}'; it belongs under: {rule.allowed_parents()}",
+                )
+            )
 
     def _late(self, sp: Any, base: str) -> list[Violation]:
         """Children that arrived before this span and named it as their parent."""
@@ -133,7 +157,12 @@ class SpanChecker:
         for child_name, child_id in waiting or ():
             rule = self.rules.get(child_name)
             if rule is not None and not rule.parent_ok(sp.name):
-                out.append(_v(base, "span_parent_late",
-                              f"span '{child_name}' (span id {child_id}, sent earlier) is under '{sp.name}'; "
-                              f"it belongs under: {rule.allowed_parents()} (reported only: it was forwarded)"))
+                out.append(
+                    _v(
+                        base,
+                        "span_parent_late",
+                        f"span '{child_name}' (span id {child_id}, sent earlier) is under '{sp.name}'; "
+                        f"it belongs under: {rule.allowed_parents()} (reported only: it was forwarded)",
+                    )
+                )
         return out

@@ -24,20 +24,37 @@ from labctl.errors import LabError
 
 COMMON_GROUP = "labctl.common_attributes"
 RESOURCE_GROUP = "labctl.resource"
-_WEAVER_TYPES = {"string", "int", "double", "boolean", "string[]", "int[]", "double[]", "boolean[]", "any",
-                 "template[string]"}
+_WEAVER_TYPES = {
+    "string",
+    "int",
+    "double",
+    "boolean",
+    "string[]",
+    "int[]",
+    "double[]",
+    "boolean[]",
+    "any",
+    "template[string]",
+}
 
 
 # --- export --------------------------------------------------------------------------------------
 
+
 def _attr_out(a: Attribute) -> dict[str, Any]:
     out: dict[str, Any] = {"id": a.name}
     if a.values is not None:
-        out["type"] = {"members": [{"id": _member_id(v), "value": v, "stability": "development"}
-                                   for v in a.values]}
+        out["type"] = {
+            "members": [{"id": _member_id(v), "value": v, "stability": "development"} for v in a.values]
+        }
     else:
-        out["type"] = {"int": "int", "double": "double", "number": "double", "boolean": "boolean",
-                       "string[]": "string[]"}.get(a.type, "string")
+        out["type"] = {
+            "int": "int",
+            "double": "double",
+            "number": "double",
+            "boolean": "boolean",
+            "string[]": "string[]",
+        }.get(a.type, "string")
     out["brief"] = a.brief or a.name
     out["requirement_level"] = a.requirement
     out["stability"] = "development"
@@ -62,28 +79,46 @@ def _member_id(v: Any) -> str:
 
 def to_weaver(spec: ContractSpec) -> dict[str, Any]:
     groups: list[dict[str, Any]] = []
-    groups.append({
-        "id": RESOURCE_GROUP, "type": "attribute_group",
-        "brief": f"Resource attributes every {spec.name} resource carries",
-        "attributes": [_attr_out(a) for a in spec.resource.values()],
-        "annotations": {"labctl": {
-            "contract": spec.name, "version": spec.version, "description": spec.description,
-            "prometheus_namespace": spec.prometheus_namespace,
-            "policy": {"unknown_metrics": spec.unknown_metrics, "unknown_events": spec.unknown_events,
-                       "unknown_spans": spec.unknown_spans,
-                       "unknown_attributes": spec.unknown_attributes,
-                       "logs_without_event_name": spec.logs_without_event_name},
-        }},
-    })
-    groups.append({
-        "id": COMMON_GROUP, "type": "attribute_group",
-        "brief": "Standard attributes allowed on every metric and event",
-        "attributes": [_attr_out(a) for a in spec.common_attributes.values()],
-    })
+    groups.append(
+        {
+            "id": RESOURCE_GROUP,
+            "type": "attribute_group",
+            "brief": f"Resource attributes every {spec.name} resource carries",
+            "attributes": [_attr_out(a) for a in spec.resource.values()],
+            "annotations": {
+                "labctl": {
+                    "contract": spec.name,
+                    "version": spec.version,
+                    "description": spec.description,
+                    "prometheus_namespace": spec.prometheus_namespace,
+                    "policy": {
+                        "unknown_metrics": spec.unknown_metrics,
+                        "unknown_events": spec.unknown_events,
+                        "unknown_spans": spec.unknown_spans,
+                        "unknown_attributes": spec.unknown_attributes,
+                        "logs_without_event_name": spec.logs_without_event_name,
+                    },
+                }
+            },
+        }
+    )
+    groups.append(
+        {
+            "id": COMMON_GROUP,
+            "type": "attribute_group",
+            "brief": "Standard attributes allowed on every metric and event",
+            "attributes": [_attr_out(a) for a in spec.common_attributes.values()],
+        }
+    )
     for m in spec.metrics.values():
         g: dict[str, Any] = {
-            "id": f"metric.{m.name}", "type": "metric", "metric_name": m.name,
-            "brief": m.description or m.name, "instrument": m.instrument, "unit": m.unit or "1", "stability": "development",
+            "id": f"metric.{m.name}",
+            "type": "metric",
+            "metric_name": m.name,
+            "brief": m.description or m.name,
+            "instrument": m.instrument,
+            "unit": m.unit or "1",
+            "stability": "development",
         }
         if m.attributes:
             g["attributes"] = [_attr_out(a) for a in m.attributes.values()]
@@ -95,8 +130,15 @@ def to_weaver(spec: ContractSpec) -> dict[str, Any]:
         if m.value_type != "any":
             ann["value_type"] = m.value_type
         if m.prometheus_name or m.prometheus_help or m.prometheus_type:
-            ann["prometheus"] = {k: v for k, v in (("name", m.prometheus_name), ("help", m.prometheus_help),
-                                                   ("type", m.prometheus_type)) if v}
+            ann["prometheus"] = {
+                k: v
+                for k, v in (
+                    ("name", m.prometheus_name),
+                    ("help", m.prometheus_help),
+                    ("type", m.prometheus_type),
+                )
+                if v
+            }
         if m.label_style != "otel":
             ann["label_style"] = m.label_style
         if m.required_fields:
@@ -104,13 +146,23 @@ def to_weaver(spec: ContractSpec) -> dict[str, Any]:
         g["annotations"] = {"labctl": ann}
         groups.append(g)
     for e in spec.events.values():
-        groups.append({
-            "id": f"event.{e.name}", "type": "event", "name": e.name, "brief": e.description or e.name,
-            "stability": "development", "attributes": [_attr_out(a) for a in e.attributes.values()],
-        })
+        groups.append(
+            {
+                "id": f"event.{e.name}",
+                "type": "event",
+                "name": e.name,
+                "brief": e.description or e.name,
+                "stability": "development",
+                "attributes": [_attr_out(a) for a in e.attributes.values()],
+            }
+        )
     for sp in spec.spans.values():
-        g = {"id": f"span.{sp.name}", "type": "span", "brief": sp.description or sp.name,
-             "stability": "development"}
+        g = {
+            "id": f"span.{sp.name}",
+            "type": "span",
+            "brief": sp.description or sp.name,
+            "stability": "development",
+        }
         if sp.kind != "any":
             g["span_kind"] = sp.kind
         if sp.attributes:
@@ -126,12 +178,15 @@ def to_weaver(spec: ContractSpec) -> dict[str, Any]:
 
 
 def dump_weaver(spec: ContractSpec) -> str:
-    header = (f"# OpenTelemetry Weaver registry for contract '{spec.name}' (written by labctl contract export).\n"
-              "# labctl-specific rules are kept under annotations.labctl.\n")
+    header = (
+        f"# OpenTelemetry Weaver registry for contract '{spec.name}' (written by labctl contract export).\n"
+        "# labctl-specific rules are kept under annotations.labctl.\n"
+    )
     return header + yaml.safe_dump(to_weaver(spec), sort_keys=False, allow_unicode=True, width=110)
 
 
 # --- import --------------------------------------------------------------------------------------
+
 
 def _requirement(where: Where, node: Any, value: Any) -> str:
     if value is None:
@@ -145,20 +200,29 @@ def _requirement(where: Where, node: Any, value: Any) -> str:
             return "recommended"  # a condition we cannot evaluate: check it like a recommended one
         if key in ("recommended", "required", "opt_in"):
             return str(key)
-    raise where.fail(node, "requirement_level", f"unknown requirement_level {value!r}",
-                     "use required, recommended, opt_in or {conditionally_required: ...}")
+    raise where.fail(
+        node,
+        "requirement_level",
+        f"unknown requirement_level {value!r}",
+        "use required, recommended, opt_in or {conditionally_required: ...}",
+    )
 
 
 def _attr_in(where: Where, node: Any, registry: dict[str, tuple[Any, Where]], what: str) -> Attribute:
     if not isinstance(node, dict):
-        raise where.fail(node, None, f"{what}: an attribute must be a mapping with 'id' or 'ref'",
-                         "e.g. - ref: session.id")
+        raise where.fail(
+            node, None, f"{what}: an attribute must be a mapping with 'id' or 'ref'", "e.g. - ref: session.id"
+        )
     base: dict[str, Any] = {}
     if "ref" in node:
         ref = node["ref"]
         if ref not in registry:
-            raise where.fail(node, "ref", f"{what}: attribute ref '{ref}' is not defined in the registry",
-                             "define it in an attribute_group (id: ...) or import that file too")
+            raise where.fail(
+                node,
+                "ref",
+                f"{what}: attribute ref '{ref}' is not defined in the registry",
+                "define it in an attribute_group (id: ...) or import that file too",
+            )
         base = dict(registry[ref][0])
         base.update({k: v for k, v in node.items() if k != "ref"})
         name = str(ref)
@@ -175,14 +239,25 @@ def _attr_in(where: Where, node: Any, registry: dict[str, tuple[Any, Where]], wh
     if isinstance(typ, dict):
         members = typ.get("members")
         if not isinstance(members, list) or not members:
-            raise where.fail(node, "type", f"{what}: enum type of '{name}' has no members", "add members: [...]")
+            raise where.fail(
+                node, "type", f"{what}: enum type of '{name}' has no members", "add members: [...]"
+            )
         attr.values = tuple(m.get("value") for m in members if isinstance(m, dict))
     elif typ in _WEAVER_TYPES:
-        attr.type = {"string": "string", "int": "int", "double": "double", "boolean": "boolean",
-                     "string[]": "string[]"}.get(str(typ), "any")
+        attr.type = {
+            "string": "string",
+            "int": "int",
+            "double": "double",
+            "boolean": "boolean",
+            "string[]": "string[]",
+        }.get(str(typ), "any")
     else:
-        raise where.fail(node, "type", f"{what}: unknown attribute type {typ!r}",
-                         f"use one of {', '.join(sorted(_WEAVER_TYPES))} or an enum with members")
+        raise where.fail(
+            node,
+            "type",
+            f"{what}: unknown attribute type {typ!r}",
+            f"use one of {', '.join(sorted(_WEAVER_TYPES))} or an enum with members",
+        )
     ann = (base.get("annotations") or {}).get("labctl") or {}
     if "type" in ann:
         attr.type = str(ann["type"])
@@ -201,8 +276,12 @@ def parse_weaver(docs: list[tuple[Any, str]]) -> ContractSpec:
     for data, source in docs:
         where = Where(source)
         if not isinstance(data, dict) or not isinstance(data.get("groups"), list):
-            raise where.fail(data, None, "a Weaver registry file needs a top-level 'groups:' list",
-                             "see https://github.com/open-telemetry/weaver docs/registry.md")
+            raise where.fail(
+                data,
+                None,
+                "a Weaver registry file needs a top-level 'groups:' list",
+                "see https://github.com/open-telemetry/weaver docs/registry.md",
+            )
         for g in data["groups"]:
             if not isinstance(g, dict) or "id" not in g or "type" not in g:
                 raise where.fail(g, None, "every Weaver group needs 'id' and 'type'", "add id: and type:")
@@ -234,16 +313,26 @@ def parse_weaver(docs: list[tuple[Any, str]]) -> ContractSpec:
         elif gtype == "metric":
             name = g.get("metric_name")
             if not name:
-                raise where.fail(g, None, f"{what}: a metric group needs 'metric_name'", "add metric_name: ...")
+                raise where.fail(
+                    g, None, f"{what}: a metric group needs 'metric_name'", "add metric_name: ..."
+                )
             instrument = g.get("instrument")
             if instrument not in ("counter", "updowncounter", "gauge", "histogram"):
-                raise where.fail(g, "instrument", f"{what}: instrument {instrument!r} is not supported",
-                                 "use counter, updowncounter, gauge or histogram")
+                raise where.fail(
+                    g,
+                    "instrument",
+                    f"{what}: instrument {instrument!r} is not supported",
+                    "use counter, updowncounter, gauge or histogram",
+                )
             rule = MetricRule(name=str(name), instrument=str(instrument), attributes=attrs)
             brief = str(g.get("brief", "") or "").strip()
             rule.description = "" if brief == name else brief
             unit = g.get("unit")
-            rule.unit = ann["unit"] if "unit" in ann else (None if unit is None else ("" if unit == "1" else str(unit)))
+            rule.unit = (
+                ann["unit"]
+                if "unit" in ann
+                else (None if unit is None else ("" if unit == "1" else str(unit)))
+            )
             rule.temporality = str(ann.get("temporality", "any"))
             if "range" in ann:
                 rule.min, rule.max = ann["range"]
@@ -258,29 +347,42 @@ def parse_weaver(docs: list[tuple[Any, str]]) -> ContractSpec:
         elif gtype == "event":
             name = g.get("name") or gid.removeprefix("event.")
             brief = str(g.get("brief", "") or "").strip()
-            spec.events[str(name)] = EventRule(name=str(name), description="" if brief == name else brief,
-                                               attributes=attrs)
+            spec.events[str(name)] = EventRule(
+                name=str(name), description="" if brief == name else brief, attributes=attrs
+            )
         elif gtype == "span":
             name = ann.get("name") or gid.removeprefix("span.")
             brief = str(g.get("brief", "") or "").strip()
             kind = str(g.get("span_kind", "any"))
             if kind not in SPAN_KINDS:
-                raise where.fail(g, "span_kind", f"{what}: span_kind {kind!r} is not known",
-                                 "use client, server, internal, producer or consumer")
+                raise where.fail(
+                    g,
+                    "span_kind",
+                    f"{what}: span_kind {kind!r} is not known",
+                    "use client, server, internal, producer or consumer",
+                )
             parents = ann.get("parents")
             spec.spans[str(name)] = SpanRule(
-                name=str(name), kind=kind, description="" if brief == name else brief, attributes=attrs,
+                name=str(name),
+                kind=kind,
+                description="" if brief == name else brief,
+                attributes=attrs,
                 parents=tuple(str(p) for p in parents) if parents is not None else None,
-                root=bool(ann.get("root", False)))
+                root=bool(ann.get("root", False)),
+            )
         # entity groups describe other things: not part of this contract
     if not spec.metrics and not spec.events and not spec.spans:
-        raise LabError(f"{spec.source}: the Weaver registry defines no metric or event groups",
-                       "add groups of type metric (metric_name, instrument, unit), event (name) or span")
+        raise LabError(
+            f"{spec.source}: the Weaver registry defines no metric or event groups",
+            "add groups of type metric (metric_name, instrument, unit), event (name) or span",
+        )
     return spec
 
 
 def read_weaver_dir(path: Path) -> ContractSpec:
     files = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml"))
     if not files:
-        raise LabError(f"{path} has no .yaml files", "point at a Weaver registry directory or a contract file")
+        raise LabError(
+            f"{path} has no .yaml files", "point at a Weaver registry directory or a contract file"
+        )
     return parse_weaver([(read_yaml_file(f), str(f)) for f in files])

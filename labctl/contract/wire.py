@@ -16,10 +16,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 # Field numbers (opentelemetry/proto/metrics/v1/metrics.proto, collector/metrics/v1/metrics_service.proto)
-_RESOURCE_METRICS = 1   # ExportMetricsServiceRequest
-_SCOPE_METRICS = 2      # ResourceMetrics
-_METRICS = 2            # ScopeMetrics
-_GAUGE, _SUM = 5, 7     # Metric (oneof data)
+_RESOURCE_METRICS = 1  # ExportMetricsServiceRequest
+_SCOPE_METRICS = 2  # ResourceMetrics
+_METRICS = 2  # ScopeMetrics
+_GAUGE, _SUM = 5, 7  # Metric (oneof data)
 # The same as the one-byte tags they are written with (field number << 3 | wire type 2)
 _METRICS_TAG = _METRICS << 3 | 2
 _GAUGE_TAG, _SUM_TAG = _GAUGE << 3 | 2, _SUM << 3 | 2

@@ -36,9 +36,7 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
         if isinstance(key, (int, float, bool)) or key is None:
             key = str(key) if key is not None else "null"
         if key in out:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
         out[key] = loader.construct_object(value_node, deep=True)
         out.key_lines[key] = key_node.start_mark.line + 1
     return out
@@ -112,14 +110,22 @@ class Where:
             empty.key_lines = {}
             return empty
         if not isinstance(node, dict):
-            raise self.fail(parent if parent is not None else node, key, f"{what} must be a mapping",
-                            "write it as `key: value` lines indented under it")
+            raise self.fail(
+                parent if parent is not None else node,
+                key,
+                f"{what} must be a mapping",
+                "write it as `key: value` lines indented under it",
+            )
         return node  # type: ignore[return-value]
 
     def expect_list(self, node: Any, key: str | None, what: str, parent: Any = None) -> list[Any]:
         if node is None:
             return []
         if not isinstance(node, list):
-            raise self.fail(parent if parent is not None else node, key, f"{what} must be a list",
-                            "write it as [a, b] or as '- item' lines")
+            raise self.fail(
+                parent if parent is not None else node,
+                key,
+                f"{what} must be a list",
+                "write it as [a, b] or as '- item' lines",
+            )
         return node

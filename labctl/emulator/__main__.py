@@ -9,7 +9,9 @@ import typer
 from labctl.emulator.command import emit_command, env_command
 from labctl.errors import LabError
 
-app = typer.Typer(name="labctl-emulator", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+app = typer.Typer(
+    name="labctl-emulator", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False
+)
 app.command("emit")(emit_command)
 app.command("env")(env_command)
 

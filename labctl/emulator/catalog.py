@@ -19,7 +19,12 @@ SERVICE_NAME = "claude-code"
 APP_VERSION = "2.1.332"
 SCOPE_VERSION = APP_VERSION
 # Bundled plugins Claude Code 2.1.332 loads at start-up (one plugin_loaded event each).
-BUNDLED_PLUGINS = ("cc-plugin-agents-md", "cc-plugin-plugin-authoring", "cc-plugin-privacy", "cc-plugin-telemetry")
+BUNDLED_PLUGINS = (
+    "cc-plugin-agents-md",
+    "cc-plugin-plugin-authoring",
+    "cc-plugin-privacy",
+    "cc-plugin-telemetry",
+)
 
 
 @dataclass(frozen=True)
@@ -62,24 +67,87 @@ METRICS: dict[str, MetricDef] = {
 }
 
 EVENTS: dict[str, tuple[str, ...]] = {
-    "managed_settings_resolved": ("managed_settings.trigger", "managed_settings.sources",
-                                  "managed_settings.source_behavior", "managed_settings.helper.state",
-                                  "managed_settings.helper.applied"),
-    "plugin_loaded": ("plugin.name", "marketplace.name", "plugin.scope", "enabled_via", "plugin_id_hash",
-                      "has_hooks", "has_mcp", "host_owned_mcp", "skill_path_count", "command_path_count",
-                      "agent_path_count", "safe_mode"),
+    "managed_settings_resolved": (
+        "managed_settings.trigger",
+        "managed_settings.sources",
+        "managed_settings.source_behavior",
+        "managed_settings.helper.state",
+        "managed_settings.helper.applied",
+    ),
+    "plugin_loaded": (
+        "plugin.name",
+        "marketplace.name",
+        "plugin.scope",
+        "enabled_via",
+        "plugin_id_hash",
+        "has_hooks",
+        "has_mcp",
+        "host_owned_mcp",
+        "skill_path_count",
+        "command_path_count",
+        "agent_path_count",
+        "safe_mode",
+    ),
     "user_prompt": ("prompt.id", "prompt_length", "prompt", "prompt_text", "message.uuid"),
-    "api_request": ("prompt.id", "model", "input_tokens", "output_tokens", "cache_read_tokens",
-                    "cache_creation_tokens", "cache_creation_5m_tokens", "cache_creation_1h_tokens", "cost_usd",
-                    "cost_usd_micros", "duration_ms", "ttft_ms", "request_id", "speed", "query_source", "effort"),
-    "assistant_response": ("prompt.id", "response_length", "response", "request_id", "message.uuid", "model",
-                           "query_source"),
-    "api_error": ("prompt.id", "model", "error", "status_code", "duration_ms", "attempt", "speed",
-                  "query_source", "effort"),
-    "tool_decision": ("prompt.id", "decision", "source", "tool_name", "tool_use_id", "tool_source",
-                      "permission_mode", "request_id"),
-    "tool_result": ("prompt.id", "tool_name", "tool_use_id", "success", "duration_ms", "error_type",
-                    "tool_input_size_bytes", "tool_result_size_bytes", "request_id"),
+    "api_request": (
+        "prompt.id",
+        "model",
+        "input_tokens",
+        "output_tokens",
+        "cache_read_tokens",
+        "cache_creation_tokens",
+        "cache_creation_5m_tokens",
+        "cache_creation_1h_tokens",
+        "cost_usd",
+        "cost_usd_micros",
+        "duration_ms",
+        "ttft_ms",
+        "request_id",
+        "speed",
+        "query_source",
+        "effort",
+    ),
+    "assistant_response": (
+        "prompt.id",
+        "response_length",
+        "response",
+        "request_id",
+        "message.uuid",
+        "model",
+        "query_source",
+    ),
+    "api_error": (
+        "prompt.id",
+        "model",
+        "error",
+        "status_code",
+        "duration_ms",
+        "attempt",
+        "speed",
+        "query_source",
+        "effort",
+    ),
+    "tool_decision": (
+        "prompt.id",
+        "decision",
+        "source",
+        "tool_name",
+        "tool_use_id",
+        "tool_source",
+        "permission_mode",
+        "request_id",
+    ),
+    "tool_result": (
+        "prompt.id",
+        "tool_name",
+        "tool_use_id",
+        "success",
+        "duration_ms",
+        "error_type",
+        "tool_input_size_bytes",
+        "tool_result_size_bytes",
+        "request_id",
+    ),
 }
 
 # Spans (with CLAUDE_CODE_ENHANCED_TELEMETRY_BETA=1 and OTEL_TRACES_EXPORTER): name -> parent names.
@@ -110,12 +178,17 @@ MODELS: dict[str, ModelPrice] = {
     "claude-opus-4-1-20250805": ModelPrice(15.0, 75.0, 1.50, 18.75),
 }
 # Short names accepted by --models (e.g. "sonnet=6,haiku=3,opus=1").
-MODEL_ALIASES = {"sonnet": "claude-sonnet-4-5-20250929", "haiku": "claude-haiku-4-5-20251001",
-                 "opus": "claude-opus-4-1-20250805"}
+MODEL_ALIASES = {
+    "sonnet": "claude-sonnet-4-5-20250929",
+    "haiku": "claude-haiku-4-5-20251001",
+    "opus": "claude-opus-4-1-20250805",
+}
 DEFAULT_MODEL_MIX = {"sonnet": 6.0, "haiku": 3.0, "opus": 1.0}
 
 
-def cost_usd(model: str, input_tokens: int, output_tokens: int, cache_read: int, cache_creation: int) -> float:
+def cost_usd(
+    model: str, input_tokens: int, output_tokens: int, cache_read: int, cache_creation: int
+) -> float:
     p = MODELS[model]
     return (
         input_tokens * p.input

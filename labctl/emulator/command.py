@@ -41,11 +41,15 @@ def env_command(
     stub = not real_account and stub_running(lab)
     sys.stdout.write(f"# Claude Code → labctl lab ({lab.stage}, {protocol}). Paste, then start `claude`.\n")
     if stub:
-        sys.stdout.write("# The model is the lab's stub (offline, scripted: lab/scenarios/); "
-                         "`labctl env --real-account` uses your own account instead.\n")
+        sys.stdout.write(
+            "# The model is the lab's stub (offline, scripted: lab/scenarios/); "
+            "`labctl env --real-account` uses your own account instead.\n"
+        )
     else:
-        sys.stdout.write("# The model is your own Claude account (your login or ANTHROPIC_API_KEY); "
-                         "usage is billed to it.\n")
+        sys.stdout.write(
+            "# The model is your own Claude account (your login or ANTHROPIC_API_KEY); "
+            "usage is billed to it.\n"
+        )
     sys.stdout.write(render(env, shell) + "\n")
 
 
@@ -67,19 +71,37 @@ def emit_command(
     sessions: Annotated[int, typer.Option("--sessions", help="concurrent Claude Code sessions")] = 3,
     duration: Annotated[float, typer.Option("--duration", help="seconds to run")] = 30.0,
     rate: Annotated[float, typer.Option("--rate", help="prompts per minute per session")] = 6.0,
-    models: Annotated[str | None, typer.Option("--models", help="model mix, e.g. sonnet=6,haiku=3,opus=1")] = None,
-    error_rate: Annotated[float, typer.Option("--error-rate", help="share of API requests that fail first")] = 0.03,
+    models: Annotated[
+        str | None, typer.Option("--models", help="model mix, e.g. sonnet=6,haiku=3,opus=1")
+    ] = None,
+    error_rate: Annotated[
+        float, typer.Option("--error-rate", help="share of API requests that fail first")
+    ] = 0.03,
     seed: Annotated[int | None, typer.Option("--seed", help="same seed, same sessions and values")] = None,
-    marker: Annotated[str | None, typer.Option("--marker", help="tag (resource + attribute lab.marker)")] = None,
-    from_lab: Annotated[bool, typer.Option("--from-lab", help="use the `labctl env` block of the running lab")] = False,
-    protocol: Annotated[str, typer.Option("--protocol", help="with --from-lab: grpc, http/protobuf, http/json")] = "grpc",
+    marker: Annotated[
+        str | None, typer.Option("--marker", help="tag (resource + attribute lab.marker)")
+    ] = None,
+    from_lab: Annotated[
+        bool, typer.Option("--from-lab", help="use the `labctl env` block of the running lab")
+    ] = False,
+    protocol: Annotated[
+        str, typer.Option("--protocol", help="with --from-lab: grpc, http/protobuf, http/json")
+    ] = "grpc",
     json_out: Annotated[bool, typer.Option("--json", help="print the run summary as JSON")] = False,
-    summary_file: Annotated[Path | None, typer.Option("--summary-file", help="also write the summary here")] = None,
+    summary_file: Annotated[
+        Path | None, typer.Option("--summary-file", help="also write the summary here")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="don't echo the SDK's log lines")] = False,
-    fail_on_error: Annotated[bool, typer.Option("--fail-on-error", help="exit 3 when a batch was not delivered")]
-    = False,
-    scenario: Annotated[str | None, typer.Option(
-        "--scenario", help="play one model-stub scenario (lab/scenarios/NAME.yaml) as `labctl claude` does")] = None,
+    fail_on_error: Annotated[
+        bool, typer.Option("--fail-on-error", help="exit 3 when a batch was not delivered")
+    ] = False,
+    scenario: Annotated[
+        str | None,
+        typer.Option(
+            "--scenario",
+            help="play one model-stub scenario (lab/scenarios/NAME.yaml) as `labctl claude` does",
+        ),
+    ] = None,
 ) -> None:
     """Emulate Claude Code's telemetry, configured only by Claude Code's environment variables
     (CLAUDE_CODE_ENABLE_TELEMETRY, OTEL_METRICS_EXPORTER, OTEL_EXPORTER_OTLP_PROTOCOL, ...).
@@ -88,9 +110,17 @@ def emit_command(
     if from_lab:
         env.update(lab_env(LabState.current(), protocol))
     settings = load_settings(env)
-    options = EmitOptions(sessions=sessions, duration_s=duration, rate_per_min=rate, models=parse_models(models),
-                          error_rate=error_rate, seed=seed, marker=marker, quiet_sdk=quiet,
-                          scenario=scenario)
+    options = EmitOptions(
+        sessions=sessions,
+        duration_s=duration,
+        rate_per_min=rate,
+        models=parse_models(models),
+        error_rate=error_rate,
+        seed=seed,
+        marker=marker,
+        quiet_sdk=quiet,
+        scenario=scenario,
+    )
     console_active = "console" in settings.metrics_exporters or "console" in settings.logs_exporters
     # Console exporters own stdout (as in Claude Code); our own lines then go to stderr.
     out = ui.err_console if (console_active or json_out) else ui.console
@@ -102,18 +132,29 @@ def emit_command(
     emulator = Emulator(settings, options)
     targets = ", ".join(
         f"{sig}→{t.protocol} {t.url}"
-        for sig, t in (("metrics", settings.metrics_otlp), ("logs", settings.logs_otlp),
-                       ("traces", settings.traces_otlp)) if t
+        for sig, t in (
+            ("metrics", settings.metrics_otlp),
+            ("logs", settings.logs_otlp),
+            ("traces", settings.traces_otlp),
+        )
+        if t
     )
     what = f"scenario {scenario} as one" if scenario else str(sessions)
     out.print(
         f"emulating {what} Claude Code session(s) for {duration:g}s (seed {emulator.seed}"
-        + (f", marker {marker}" if marker else "") + ")"
-        + (f": {targets}" if targets else f": exporters {', '.join(settings.metrics_exporters + settings.logs_exporters) or 'none'}")
+        + (f", marker {marker}" if marker else "")
+        + ")"
+        + (
+            f": {targets}"
+            if targets
+            else f": exporters {', '.join(settings.metrics_exporters + settings.logs_exporters) or 'none'}"
+        )
     )
     if not settings.exports_anything:
-        out.print("[yellow]nothing will be exported[/] — to send to the running lab: `labctl emit --from-lab`, "
-                  "or `eval \"$(labctl env)\"` first")
+        out.print(
+            "[yellow]nothing will be exported[/] — to send to the running lab: `labctl emit --from-lab`, "
+            'or `eval "$(labctl env)"` first'
+        )
 
     last_print = [0.0]
 
@@ -137,8 +178,11 @@ def emit_command(
             f"{summary['events']} events in {summary['run_seconds']}s (CPU {summary['cpu_percent']}%)"
         )
         if summary["exporters"]:
-            ui.table(["exporter", "sent", "failed", "retried", "items sent"],
-                     [row[:5] for row in _summary_rows(summary)], title="exports")
+            ui.table(
+                ["exporter", "sent", "failed", "retried", "items sent"],
+                [row[:5] for row in _summary_rows(summary)],
+                title="exports",
+            )
             # Errors are sentences with URLs in them: printed whole below the table, never cut or folded.
             for e in summary["exporters"]:
                 if e["last_error"]:
@@ -146,8 +190,10 @@ def emit_command(
                     for line in ui.wrap(" ".join(e["last_error"].split()), out.width, 2):
                         out.print("  " + escape(line), soft_wrap=True, highlight=False)
         if not summary["shutdown_flushed"]:
-            out.print("[yellow]OpenTelemetry shutdown timeout: the final flush did not finish "
-                      f"within {settings.shutdown_timeout_ms} ms (CLAUDE_CODE_OTEL_SHUTDOWN_TIMEOUT_MS)[/]")
+            out.print(
+                "[yellow]OpenTelemetry shutdown timeout: the final flush did not finish "
+                f"within {settings.shutdown_timeout_ms} ms (CLAUDE_CODE_OTEL_SHUTDOWN_TIMEOUT_MS)[/]"
+            )
     _exit_when_nothing_delivered(summary, targets, errors_shown=not json_out)
     failed = any(e["failed"] for e in summary["exporters"])
     if fail_on_error and failed:
@@ -168,9 +214,16 @@ def _exit_when_nothing_delivered(summary: dict[str, Any], targets: str, errors_s
     messages = [m for m in summary.get("sdk_messages", []) if "shutdown can only be called once" not in m]
     # The exporters' last errors are printed above, under the table; else the last one in full here.
     last = " ".join((errors[-1] if errors else messages[-1] if messages else "").split())
-    ui.error(f"nothing was delivered to {targets or 'the OTLP endpoint'}"
-             + (" (last error above)" if errors and errors_shown else f": {last}" if last else
-                " (no error was reported before the run ended)"),
-             "is the lab up (`labctl status`)? is the endpoint right (`labctl env`)? with `up --auth`, send "
-             "the token (`labctl emit --from-lab` does); `labctl check --layer 1` shows where it stops")
+    ui.error(
+        f"nothing was delivered to {targets or 'the OTLP endpoint'}"
+        + (
+            " (last error above)"
+            if errors and errors_shown
+            else f": {last}"
+            if last
+            else " (no error was reported before the run ended)"
+        ),
+        "is the lab up (`labctl status`)? is the endpoint right (`labctl env`)? with `up --auth`, send "
+        "the token (`labctl emit --from-lab` does); `labctl check --layer 1` shows where it stops",
+    )
     raise typer.Exit(NOTHING_DELIVERED)

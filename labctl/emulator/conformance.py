@@ -36,20 +36,30 @@ class Remaining:
 _OAUTH_KEYS = ("organization.id", "user.account_uuid", "user.email")
 
 REMAINING: tuple[Remaining, ...] = tuple(
-    [Remaining(Difference(signal, "*", "attribute_only_emulated", key),
-               "the emulator models Claude.ai (OAuth) logins; the offline real client uses an API key, "
-               "which sends no organization, account or e-mail")
-     for signal in ("metrics", "events", "spans") for key in _OAUTH_KEYS]
+    [
+        Remaining(
+            Difference(signal, "*", "attribute_only_emulated", key),
+            "the emulator models Claude.ai (OAuth) logins; the offline real client uses an API key, "
+            "which sends no organization, account or e-mail",
+        )
+        for signal in ("metrics", "events", "spans")
+        for key in _OAUTH_KEYS
+    ]
     + [
-        Remaining(Difference("events", "claude_code.api_error", "only_emulated"),
-                  "the emulator reports each failed attempt as an api_error event (as Claude Code documents); "
-                  "2.1.332 reports a failure only when its retries are exhausted (then with "
-                  "api_retries_exhausted, which the emulator never sends: its retries always succeed in the "
-                  "end) and otherwise records the attempts as gen_ai.request.attempt span events"),
-        Remaining(Difference("events", "claude_code.retention_sweep", "only_real"),
-                  "a housekeeping event the client sends now and then (old transcripts); it says nothing "
-                  "about the session"),
-    ])
+        Remaining(
+            Difference("events", "claude_code.api_error", "only_emulated"),
+            "the emulator reports each failed attempt as an api_error event (as Claude Code documents); "
+            "2.1.332 reports a failure only when its retries are exhausted (then with "
+            "api_retries_exhausted, which the emulator never sends: its retries always succeed in the "
+            "end) and otherwise records the attempts as gen_ai.request.attempt span events",
+        ),
+        Remaining(
+            Difference("events", "claude_code.retention_sweep", "only_real"),
+            "a housekeeping event the client sends now and then (old transcripts); it says nothing "
+            "about the session",
+        ),
+    ]
+)
 
 
 def _attr_keys(shape: TelemetryShape, signal: str, name: str) -> set[str]:
@@ -80,23 +90,40 @@ def compare(real: TelemetryShape, emulated: TelemetryShape) -> list[Difference]:
             for k in sorted(rk & ek):  # the value types a receiver sees (a string "15" is not an int 15)
                 rt, et = r.attributes[k].types, e.attributes[k].types
                 if rt != et:
-                    out.append(Difference(signal, name, "attribute_type",
-                                          f"{k}: {'/'.join(sorted(rt))} → {'/'.join(sorted(et))}"))
+                    out.append(
+                        Difference(
+                            signal,
+                            name,
+                            "attribute_type",
+                            f"{k}: {'/'.join(sorted(rt))} → {'/'.join(sorted(et))}",
+                        )
+                    )
             for aspect in ("units", "instruments", "temporalities", "kinds"):
                 rv, ev = getattr(r, aspect), getattr(e, aspect)
                 if rv != ev:
-                    out.append(Difference(signal, name, aspect.rstrip("s"),
-                                          f"{', '.join(sorted(rv))} → {', '.join(sorted(ev))}"))
+                    out.append(
+                        Difference(
+                            signal,
+                            name,
+                            aspect.rstrip("s"),
+                            f"{', '.join(sorted(rv))} → {', '.join(sorted(ev))}",
+                        )
+                    )
             # parents: a parent only one side can show (it never sent that span) is not a difference here
             rp = {p for p in r.parents if p == "(root)" or p in e_by or p in emulated.spans}
             ep = {p for p in e.parents if p == "(root)" or p in r_by or p in real.spans}
             if signal == "spans" and rp != ep:
-                out.append(Difference(signal, name, "parent", f"{', '.join(sorted(rp))} → {', '.join(sorted(ep))}"))
+                out.append(
+                    Difference(signal, name, "parent", f"{', '.join(sorted(rp))} → {', '.join(sorted(ep))}")
+                )
     r_scopes = {(s, n, v) for s, n, v in real.scopes}
     e_scopes = {(s, n, v) for s, n, v in emulated.scopes}
     for s, n, v in sorted(r_scopes ^ e_scopes):
-        out.append(Difference("scopes", n, "scope_only_real" if (s, n, v) in r_scopes else "scope_only_emulated",
-                              f"{s} {v}"))
+        out.append(
+            Difference(
+                "scopes", n, "scope_only_real" if (s, n, v) in r_scopes else "scope_only_emulated", f"{s} {v}"
+            )
+        )
     return out
 
 

@@ -145,7 +145,9 @@ class CountingMetricExporter(MetricExporter):
         self.stats = stats
         stats.exporter(name)
 
-    def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+    ) -> MetricExportResult:
         t0 = time.monotonic()
         self.stats.begin(self.name)
         try:
@@ -153,8 +155,13 @@ class CountingMetricExporter(MetricExporter):
         except Exception as exc:
             logging.getLogger("opentelemetry.exporter").error("exporter %s raised: %s", self.name, exc)
             result = MetricExportResult.FAILURE
-        self.stats.record(self.name, result == MetricExportResult.SUCCESS, _count_points(metrics_data),
-                          time.monotonic() - t0, t0)
+        self.stats.record(
+            self.name,
+            result == MetricExportResult.SUCCESS,
+            _count_points(metrics_data),
+            time.monotonic() - t0,
+            t0,
+        )
         return result
 
     def force_flush(self, timeout_millis: float = 10_000) -> bool:
@@ -267,8 +274,14 @@ def remove_sdk_log_watcher(watcher: SdkLogWatcher) -> None:
 
 def temporality_map(settings: Settings) -> dict[type, AggregationTemporality]:
     delta, cumulative = AggregationTemporality.DELTA, AggregationTemporality.CUMULATIVE
-    instruments: list[type] = [Counter, UpDownCounter, Histogram, ObservableCounter, ObservableUpDownCounter,
-                               ObservableGauge]
+    instruments: list[type] = [
+        Counter,
+        UpDownCounter,
+        Histogram,
+        ObservableCounter,
+        ObservableUpDownCounter,
+        ObservableGauge,
+    ]
     if settings.temporality == "cumulative":
         return dict.fromkeys(instruments, cumulative)
     if settings.temporality == "lowmemory":  # delta for synchronous counters and histograms only

@@ -36,12 +36,15 @@ def auth_token(lab: LabState) -> str | None:
     return str(token) if enabled and token else None
 
 
-def lab_env(lab: LabState, protocol: str = "grpc", metric_interval_ms: int = 5000,
-            logs_interval_ms: int = 2000) -> dict[str, str]:
+def lab_env(
+    lab: LabState, protocol: str = "grpc", metric_interval_ms: int = 5000, logs_interval_ms: int = 2000
+) -> dict[str, str]:
     if protocol not in PROTOCOL_PORT:
         raise LabError(f"unknown protocol {protocol!r}", "use grpc, http/protobuf or http/json")
     if "proxy" not in lab.ports:
-        raise LabError("this lab has no proxy (the client's entry point)", "run `labctl up module-1` or later")
+        raise LabError(
+            "this lab has no proxy (the client's entry point)", "run `labctl up module-1` or later"
+        )
     env = {
         "CLAUDE_CODE_ENABLE_TELEMETRY": "1",
         "OTEL_METRICS_EXPORTER": "otlp",
@@ -65,8 +68,11 @@ def stub_running(lab: LabState) -> bool:
     """The lab's stage runs the model stub (every module does, unless the lab predates it)."""
     from labctl.model import load_model
 
-    return bool(lab.stage) and STUB_SERVICE in lab.ports and STUB_SERVICE in load_model().stage_services(
-        lab.stage or "", lab.runtime)
+    return (
+        bool(lab.stage)
+        and STUB_SERVICE in lab.ports
+        and STUB_SERVICE in load_model().stage_services(lab.stage or "", lab.runtime)
+    )
 
 
 def model_env(lab: LabState, real_account: bool = False) -> dict[str, str | None]:
@@ -93,7 +99,9 @@ def render(env: dict[str, str] | dict[str, str | None], shell: str = "sh") -> st
         if shell == "fish":
             lines.append(f"set -e {k}" if v is None else f"set -gx {k} {shlex.quote(v)}")
         elif shell == "powershell":
-            lines.append(f"Remove-Item Env:{k} -ErrorAction SilentlyContinue" if v is None else f"$env:{k} = '{v}'")
+            lines.append(
+                f"Remove-Item Env:{k} -ErrorAction SilentlyContinue" if v is None else f"$env:{k} = '{v}'"
+            )
         else:
             lines.append(f"unset {k}" if v is None else f"export {k}={shlex.quote(v)}")
     return "\n".join(lines)

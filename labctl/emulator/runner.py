@@ -42,9 +42,13 @@ class EmitOptions:
         if self.duration_s <= 0:
             raise LabError(f"--duration {self.duration_s} must be positive (seconds)", "e.g. --duration 30")
         if self.rate_per_min < 0:
-            raise LabError(f"--rate {self.rate_per_min} must not be negative", "prompts per minute, e.g. --rate 6")
+            raise LabError(
+                f"--rate {self.rate_per_min} must not be negative", "prompts per minute, e.g. --rate 6"
+            )
         if not 0 <= self.error_rate <= 1:
-            raise LabError(f"--error-rate {self.error_rate} must be between 0 and 1", "e.g. --error-rate 0.05")
+            raise LabError(
+                f"--error-rate {self.error_rate} must be between 0 and 1", "e.g. --error-rate 0.05"
+            )
 
 
 def parse_models(text: str | None) -> dict[str, float]:
@@ -56,15 +60,20 @@ def parse_models(text: str | None) -> dict[str, float]:
         name, _, weight = part.strip().partition("=")
         model = MODEL_ALIASES.get(name.strip(), name.strip())
         if model not in MODELS:
-            raise LabError(f"unknown model {name!r} in --models",
-                           f"use {', '.join(MODEL_ALIASES)} or a full id ({', '.join(MODELS)})")
+            raise LabError(
+                f"unknown model {name!r} in --models",
+                f"use {', '.join(MODEL_ALIASES)} or a full id ({', '.join(MODELS)})",
+            )
         try:
             w = float(weight) if weight else 1.0
         except ValueError:
-            raise LabError(f"weight {weight!r} for {name} in --models is not a number",
-                           "e.g. sonnet=6,haiku=3") from None
+            raise LabError(
+                f"weight {weight!r} for {name} in --models is not a number", "e.g. sonnet=6,haiku=3"
+            ) from None
         if w < 0:
-            raise LabError(f"weight for {name} in --models is negative", "weights are relative shares, e.g. 6")
+            raise LabError(
+                f"weight for {name} in --models is negative", "weights are relative shares, e.g. 6"
+            )
         out[model] = w
     if not any(out.values()):
         raise LabError("--models gives every model weight 0", "give at least one model a positive weight")
@@ -83,11 +92,18 @@ class Emulator:
             from labctl.emulator.session import plan_scenario
             from labctl.modelstub.client import scenario as load_scenario
 
-            self.plans: list[SessionPlan] = [plan_scenario(load_scenario(options.scenario), self.seed,
-                                                           options.duration_s)]
+            self.plans: list[SessionPlan] = [
+                plan_scenario(load_scenario(options.scenario), self.seed, options.duration_s)
+            ]
         else:
-            self.plans = plan_run(self.seed, options.sessions, options.duration_s, options.rate_per_min,
-                                  options.models, options.error_rate)
+            self.plans = plan_run(
+                self.seed,
+                options.sessions,
+                options.duration_s,
+                options.rate_per_min,
+                options.models,
+                options.error_rate,
+            )
         self.stop = threading.Event()
         self.actions_done = 0
         self.lag_max_s = 0.0
@@ -96,8 +112,13 @@ class Emulator:
         watcher = install_sdk_log_watcher(self.stats, quiet=self.options.quiet_sdk)
         cpu0 = resource.getrusage(resource.RUSAGE_SELF)
         t_init = time.monotonic()
-        telemetry = Telemetry(self.settings, self.stats, marker=self.options.marker, console_out=self.console_out,
-                              service_name=self.settings.service_name)
+        telemetry = Telemetry(
+            self.settings,
+            self.stats,
+            marker=self.options.marker,
+            console_out=self.console_out,
+            service_name=self.settings.service_name,
+        )
         # Claude Code sets telemetry up before the session starts: the session clock (and the export times
         # in the summary) start once the exporters and readers exist.
         t_start = time.monotonic()

@@ -77,7 +77,9 @@ def _pick_weighted(rng: random.Random, weights: dict[str, float]) -> str:
 
 def make_identity(rng: random.Random, index: int) -> Identity:
     org = "org-" + _uuid(random.Random(0xC1A5)).split("-")[0]  # one organization for the whole class
-    user_n = index % 40  # a class of up to 40 people; more sessions than that reuse people (parallel sessions)
+    user_n = (
+        index % 40
+    )  # a class of up to 40 people; more sessions than that reuse people (parallel sessions)
     oauth = rng.random() < 0.7
     return Identity(
         session_id=_uuid(rng),
@@ -129,9 +131,19 @@ def plan_session(
             attempt = 1
             while error_rate > 0 and rng.random() < error_rate and attempt <= 3:
                 status, message = rng.choice(API_ERRORS)
-                steps.append(("api_error", {"model": model, "status_code": status, "error": message,
-                                            "duration_ms": rng.randint(200, 30000), "attempt": attempt,
-                                            "request_id": "req_" + _uuid(rng).replace("-", "")[:24]}))
+                steps.append(
+                    (
+                        "api_error",
+                        {
+                            "model": model,
+                            "status_code": status,
+                            "error": message,
+                            "duration_ms": rng.randint(200, 30000),
+                            "attempt": attempt,
+                            "request_id": "req_" + _uuid(rng).replace("-", "")[:24],
+                        },
+                    )
+                )
                 attempt += 1
             input_tokens = rng.randint(5, 4000)
             output_tokens = rng.randint(20, 3000)
@@ -139,19 +151,26 @@ def plan_session(
             cache_creation = rng.randint(0, 8000) if rng.random() < 0.4 else 0
             query_source = rng.choices(("main", "subagent", "auxiliary"), weights=(8, 1, 1))[0]
             req_model = model if query_source != "auxiliary" else "claude-haiku-4-5-20251001"
-            steps.append(("api_request", {
-                "model": req_model,
-                "input_tokens": input_tokens,
-                "output_tokens": output_tokens,
-                "cache_read_tokens": cache_read,
-                "cache_creation_tokens": cache_creation,
-                "cost_usd": cost_usd(req_model, input_tokens, output_tokens, cache_read, cache_creation),
-                "duration_ms": rng.randint(800, 45000),
-                "request_id": "req_" + _uuid(rng).replace("-", "")[:24],
-                "query_source": query_source,
-                "speed": rng.choices(("normal", "fast"), weights=(9, 1))[0],
-                "effort": rng.choice(("low", "medium", "high")),
-            }))
+            steps.append(
+                (
+                    "api_request",
+                    {
+                        "model": req_model,
+                        "input_tokens": input_tokens,
+                        "output_tokens": output_tokens,
+                        "cache_read_tokens": cache_read,
+                        "cache_creation_tokens": cache_creation,
+                        "cost_usd": cost_usd(
+                            req_model, input_tokens, output_tokens, cache_read, cache_creation
+                        ),
+                        "duration_ms": rng.randint(800, 45000),
+                        "request_id": "req_" + _uuid(rng).replace("-", "")[:24],
+                        "query_source": query_source,
+                        "speed": rng.choices(("normal", "fast"), weights=(9, 1))[0],
+                        "effort": rng.choice(("low", "medium", "high")),
+                    },
+                )
+            )
             if r < n_requests - 1:  # the model asked for a tool; its result feeds the next request
                 edit = rng.random() < 0.45
                 tool = rng.choice(EDIT_TOOLS if edit else OTHER_TOOLS)
@@ -159,8 +178,12 @@ def plan_session(
                 source = rng.choice(DECISION_SOURCES) if accept else rng.choice(("user_reject", "user_abort"))
                 tool_use_id = "toolu_" + _uuid(rng).replace("-", "")[:24]
                 data: dict[str, Any] = {
-                    "tool_name": tool, "tool_use_id": tool_use_id, "decision": "accept" if accept else "reject",
-                    "source": source, "language": rng.choice(LANGUAGES), "model": model,
+                    "tool_name": tool,
+                    "tool_use_id": tool_use_id,
+                    "decision": "accept" if accept else "reject",
+                    "source": source,
+                    "language": rng.choice(LANGUAGES),
+                    "model": model,
                     "success": accept and rng.random() < 0.93,
                     "duration_ms": rng.randint(5, 9000),
                     "result_bytes": rng.randint(40, 40000),
@@ -174,11 +197,25 @@ def plan_session(
         # After accepted edits people often commit, and now and then open a pull request (Bash tool uses).
         if any(k == "tool" and d["added"] for k, d in steps) and rng.random() < 0.5:
             for command in ("git commit", "gh pr create") if rng.random() < 0.3 else ("git commit",):
-                steps.append(("tool", {
-                    "tool_name": "Bash", "tool_use_id": "toolu_" + _uuid(rng).replace("-", "")[:24],
-                    "decision": "accept", "source": rng.choice(DECISION_SOURCES), "language": "Shell",
-                    "model": model, "success": True, "duration_ms": rng.randint(200, 4000),
-                    "result_bytes": rng.randint(80, 2000), "added": 0, "removed": 0, "command": command}))
+                steps.append(
+                    (
+                        "tool",
+                        {
+                            "tool_name": "Bash",
+                            "tool_use_id": "toolu_" + _uuid(rng).replace("-", "")[:24],
+                            "decision": "accept",
+                            "source": rng.choice(DECISION_SOURCES),
+                            "language": "Shell",
+                            "model": model,
+                            "success": True,
+                            "duration_ms": rng.randint(200, 4000),
+                            "result_bytes": rng.randint(80, 2000),
+                            "added": 0,
+                            "removed": 0,
+                            "command": command,
+                        },
+                    )
+                )
         for i, (kind, data) in enumerate(steps):
             add(t + window * (i + 1) / (len(steps) + 1), kind, **{**data, "prompt_id": prompt_id})
         cli_s = sum(d["duration_ms"] for k, d in steps if k in ("api_request", "tool")) / 1000
@@ -189,7 +226,12 @@ def plan_session(
 
 
 def plan_run(
-    seed: int, sessions: int, duration_s: float, rate_per_min: float, models: dict[str, float], error_rate: float
+    seed: int,
+    sessions: int,
+    duration_s: float,
+    rate_per_min: float,
+    models: dict[str, float],
+    error_rate: float,
 ) -> list[SessionPlan]:
     for m in models:
         if m not in MODELS:
@@ -204,6 +246,7 @@ SCENARIO_MODEL = "claude-opus-5-5"  # what Claude Code 2.1.332 asks for when no 
 
 def _allowed(tool: str, allowed: tuple[str, ...], disallowed: tuple[str, ...]) -> bool:
     """--allowedTools / --disallowedTools as `claude -p` applies them (`Bash(cmd)` allows that tool)."""
+
     def names(rules: tuple[str, ...]) -> set[str]:
         return {r.split("(", 1)[0] for r in rules}
 
@@ -214,8 +257,10 @@ def _lines(call_input: dict[str, Any], tool: str) -> tuple[int, int]:
     if tool == "Write":
         return len(str(call_input.get("content", "")).splitlines()), 0
     if tool == "Edit":
-        return (len(str(call_input.get("new_string", "")).splitlines()),
-                len(str(call_input.get("old_string", "")).splitlines()))
+        return (
+            len(str(call_input.get("new_string", "")).splitlines()),
+            len(str(call_input.get("old_string", "")).splitlines()),
+        )
     return 0, 0
 
 
@@ -229,37 +274,81 @@ def plan_scenario(scenario: Any, seed: int, duration_s: float) -> SessionPlan:
     ident.terminal = "non-interactive"  # `claude -p`
     model = scenario.model or SCENARIO_MODEL
     prompt_id = _uuid(rng)
-    steps: list[tuple[str, dict[str, Any]]] = [("session_start", {"start_type": "fresh"}),
-                                               ("user_prompt", {"prompt": scenario.prompt, "prompt_id": prompt_id,
-                                                                "typing_s": 0.0})]
+    steps: list[tuple[str, dict[str, Any]]] = [
+        ("session_start", {"start_type": "fresh"}),
+        ("user_prompt", {"prompt": scenario.prompt, "prompt_id": prompt_id, "typing_s": 0.0}),
+    ]
     for ti, turn in enumerate(scenario.turns):
         request_id = "req_" + _uuid(rng).replace("-", "")[:24]
         for attempt, fault in enumerate(turn.faults, start=1):
-            steps.append(("api_error", {"model": model, "status_code": fault.status,
-                                        "error": fault.message or f"HTTP {fault.status}", "duration_ms": 50,
-                                        "attempt": attempt, "request_id": request_id}))
+            steps.append(
+                (
+                    "api_error",
+                    {
+                        "model": model,
+                        "status_code": fault.status,
+                        "error": fault.message or f"HTTP {fault.status}",
+                        "duration_ms": 50,
+                        "attempt": attempt,
+                        "request_id": request_id,
+                    },
+                )
+            )
         u = turn.usage
         price_model = model if model in MODELS else "claude-opus-4-1-20250805"
-        steps.append(("api_request", {
-            "model": model, "input_tokens": u.input, "output_tokens": u.output, "cache_read_tokens": u.cache_read,
-            "cache_creation_tokens": u.cache_creation,
-            "cost_usd": cost_usd(price_model, u.input, u.output, u.cache_read, u.cache_creation),
-            "duration_ms": 40 + turn.first_token_delay_ms, "request_id": request_id, "query_source": "main",
-            "speed": "normal", "effort": "medium", "stop_reason": turn.final_stop_reason}))
+        steps.append(
+            (
+                "api_request",
+                {
+                    "model": model,
+                    "input_tokens": u.input,
+                    "output_tokens": u.output,
+                    "cache_read_tokens": u.cache_read,
+                    "cache_creation_tokens": u.cache_creation,
+                    "cost_usd": cost_usd(price_model, u.input, u.output, u.cache_read, u.cache_creation),
+                    "duration_ms": 40 + turn.first_token_delay_ms,
+                    "request_id": request_id,
+                    "query_source": "main",
+                    "speed": "normal",
+                    "effort": "medium",
+                    "stop_reason": turn.final_stop_reason,
+                },
+            )
+        )
         for call in turn.tools:
             ok = _allowed(call.name, scenario.allowed_tools, scenario.disallowed_tools)
             added, removed = _lines(call.input, call.name) if ok else (0, 0)
-            steps.append(("tool", {
-                "tool_name": call.name, "tool_use_id": "toolu_" + _uuid(rng).replace("-", "")[:24],
-                "decision": "accept" if ok else "reject", "source": "config", "language": "Python",
-                "model": model, "success": ok, "duration_ms": 20, "result_bytes": 120,
-                "input_bytes": len(str(call.input)), "added": added, "removed": removed,
-                "command": None, "command_line": call.input.get("command"), "request_id": request_id,
-                "turn": ti}))
+            steps.append(
+                (
+                    "tool",
+                    {
+                        "tool_name": call.name,
+                        "tool_use_id": "toolu_" + _uuid(rng).replace("-", "")[:24],
+                        "decision": "accept" if ok else "reject",
+                        "source": "config",
+                        "language": "Python",
+                        "model": model,
+                        "success": ok,
+                        "duration_ms": 20,
+                        "result_bytes": 120,
+                        "input_bytes": len(str(call.input)),
+                        "added": added,
+                        "removed": removed,
+                        "command": None,
+                        "command_line": call.input.get("command"),
+                        "request_id": request_id,
+                        "turn": ti,
+                    },
+                )
+            )
     cli_s = sum(d.get("duration_ms", 0) for k, d in steps if k in ("api_request", "tool")) / 1000
     steps.append(("active_time", {"cli_s": round(max(cli_s, 0.001), 3)}))
-    steps = [(kind, {**data, "prompt_id": prompt_id}) if kind != "session_start" else (kind, data)
-             for kind, data in steps]
+    steps = [
+        (kind, {**data, "prompt_id": prompt_id}) if kind != "session_start" else (kind, data)
+        for kind, data in steps
+    ]
     window = max(0.5, min(duration_s * 0.8, 0.2 * len(steps)))
-    actions = [Action(0.1 + window * i / len(steps), 0, i, kind, data) for i, (kind, data) in enumerate(steps)]
+    actions = [
+        Action(0.1 + window * i / len(steps), 0, i, kind, data) for i, (kind, data) in enumerate(steps)
+    ]
     return SessionPlan(0, ident, actions)

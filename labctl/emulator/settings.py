@@ -34,8 +34,11 @@ METRICS_EXPORTERS = ("otlp", "prometheus", "console")
 LOGS_EXPORTERS = ("otlp", "console")
 TRACES_EXPORTERS = ("otlp", "console")
 # Claude Code sends spans only with one of these switched on (its "enhanced telemetry" beta).
-TRACING_SWITCHES = ("CLAUDE_CODE_ENHANCED_TELEMETRY_BETA", "ENABLE_ENHANCED_TELEMETRY_BETA",
-                    "ENABLE_BETA_TRACING_DETAILED")
+TRACING_SWITCHES = (
+    "CLAUDE_CODE_ENHANCED_TELEMETRY_BETA",
+    "ENABLE_ENHANCED_TELEMETRY_BETA",
+    "ENABLE_BETA_TRACING_DETAILED",
+)
 DEFAULT_TRACES_INTERVAL_MS = 5000
 DEFAULT_METRIC_INTERVAL_MS = 60000
 DEFAULT_LOGS_INTERVAL_MS = 5000
@@ -98,13 +101,16 @@ class Settings:
     traces_exporters: tuple[str, ...] = ()  # OTEL_TRACES_EXPORTER, only with a TRACING_SWITCHES variable on
     traces_otlp: OtlpTarget | None = None
     traces_interval_ms: int = DEFAULT_TRACES_INTERVAL_MS
-    custom_base_url: bool = False  # ANTHROPIC_BASE_URL is set (the lab's model stub): anthropic.custom_base_url
+    custom_base_url: bool = (
+        False  # ANTHROPIC_BASE_URL is set (the lab's model stub): anthropic.custom_base_url
+    )
     notices: tuple[Notice, ...] = field(default=())
 
     @property
     def exports_anything(self) -> bool:
-        return self.telemetry_enabled and bool(self.metrics_exporters or self.logs_exporters
-                                               or self.traces_exporters)
+        return self.telemetry_enabled and bool(
+            self.metrics_exporters or self.logs_exporters or self.traces_exporters
+        )
 
     def describe(self) -> dict[str, object]:
         """A redacted, printable view (header values are never shown)."""
@@ -233,7 +239,8 @@ def _interval(env: Mapping[str, str], name: str, default: int, notices: list[Not
         return 1
     if value <= 0:
         raise TelemetryConfigError(
-            "exportIntervalMillis must be greater than 0" if name == "OTEL_METRIC_EXPORT_INTERVAL"
+            "exportIntervalMillis must be greater than 0"
+            if name == "OTEL_METRIC_EXPORT_INTERVAL"
             else f"{name} must be greater than 0",
             f"set {name} to a positive number of milliseconds, e.g. 5000",
         )
@@ -294,12 +301,26 @@ def _otlp_target(env: Mapping[str, str], signal: Signal, notices: list[Notice]) 
         )
     specific, specific_name = _first(env, f"OTEL_EXPORTER_OTLP_{up}_ENDPOINT")
     general, _ = _first(env, "OTEL_EXPORTER_OTLP_ENDPOINT")
-    insecure_env = (env.get(f"OTEL_EXPORTER_OTLP_{up}_INSECURE") or env.get("OTEL_EXPORTER_OTLP_INSECURE") or "")
-    compression_raw = (env.get(f"OTEL_EXPORTER_OTLP_{up}_COMPRESSION") or env.get("OTEL_EXPORTER_OTLP_COMPRESSION")
-                       or "none").strip().lower()
+    insecure_env = (
+        env.get(f"OTEL_EXPORTER_OTLP_{up}_INSECURE") or env.get("OTEL_EXPORTER_OTLP_INSECURE") or ""
+    )
+    compression_raw = (
+        (
+            env.get(f"OTEL_EXPORTER_OTLP_{up}_COMPRESSION")
+            or env.get("OTEL_EXPORTER_OTLP_COMPRESSION")
+            or "none"
+        )
+        .strip()
+        .lower()
+    )
     if compression_raw not in {"none", "gzip"}:
-        notices.append(Notice("warning", "OTEL_EXPORTER_OTLP_COMPRESSION",
-                              f"{compression_raw!r} is not supported (none, gzip): sending uncompressed"))
+        notices.append(
+            Notice(
+                "warning",
+                "OTEL_EXPORTER_OTLP_COMPRESSION",
+                f"{compression_raw!r} is not supported (none, gzip): sending uncompressed",
+            )
+        )
         compression_raw = "none"
 
     if protocol == "grpc":
@@ -308,31 +329,51 @@ def _otlp_target(env: Mapping[str, str], signal: Signal, notices: list[Notice]) 
         full = url if has_scheme else f"https://{url}"
         parts = urlsplit(full)
         if parts.path not in ("", "/"):
-            notices.append(Notice("warning", specific_name or "OTEL_EXPORTER_OTLP_ENDPOINT",
-                                  f"gRPC ignores the URL path {parts.path!r}: only host:port is used"))
+            notices.append(
+                Notice(
+                    "warning",
+                    specific_name or "OTEL_EXPORTER_OTLP_ENDPOINT",
+                    f"gRPC ignores the URL path {parts.path!r}: only host:port is used",
+                )
+            )
         scheme = parts.scheme.lower()
         if has_scheme:
             tls = scheme == "https"
             if scheme not in ("http", "https"):
-                notices.append(Notice("warning", "OTEL_EXPORTER_OTLP_ENDPOINT",
-                                      f"URL scheme {scheme!r} should be http(s)://: using http://"))
+                notices.append(
+                    Notice(
+                        "warning",
+                        "OTEL_EXPORTER_OTLP_ENDPOINT",
+                        f"URL scheme {scheme!r} should be http(s)://: using http://",
+                    )
+                )
                 tls = False
         else:
             tls = insecure_env.strip().lower() != "true"
             if tls:
-                notices.append(Notice(
-                    "warning", specific_name or "OTEL_EXPORTER_OTLP_ENDPOINT",
-                    f"{url!r} has no scheme: gRPC then uses TLS (as https://). Write http://{url} for a "
-                    "plaintext receiver",
-                ))
+                notices.append(
+                    Notice(
+                        "warning",
+                        specific_name or "OTEL_EXPORTER_OTLP_ENDPOINT",
+                        f"{url!r} has no scheme: gRPC then uses TLS (as https://). Write http://{url} for a "
+                        "plaintext receiver",
+                    )
+                )
         try:
             port = parts.port
         except ValueError:
             port = None
         host = parts.hostname or "localhost"
         target = f"{host}:{port or (443 if tls else 80)}"
-        return OtlpTarget(protocol, url, target, tls, _headers(env, signal, notices),
-                          _timeout(env, signal, notices), compression_raw)
+        return OtlpTarget(
+            protocol,
+            url,
+            target,
+            tls,
+            _headers(env, signal, notices),
+            _timeout(env, signal, notices),
+            compression_raw,
+        )
 
     # HTTP protocols
     path = f"v1/{signal}"
@@ -341,21 +382,42 @@ def _otlp_target(env: Mapping[str, str], signal: Signal, notices: list[Notice]) 
         if _js_url_parses(specific):
             http_url = specific
         else:
-            notices.append(Notice("warning", specific_name or "", (
-                f"could not parse the export URL {specific!r}: falling back (Claude Code hides this warning)")))
+            notices.append(
+                Notice(
+                    "warning",
+                    specific_name or "",
+                    (
+                        f"could not parse the export URL {specific!r}: falling back (Claude Code hides this warning)"
+                    ),
+                )
+            )
     if http_url is None and general is not None:
         if _js_url_parses(general):
             http_url = (general if general.endswith("/") else general + "/") + path
         else:
-            notices.append(Notice("warning", "OTEL_EXPORTER_OTLP_ENDPOINT", (
-                f"could not parse the export URL {general!r}: the exporter silently falls back to "
-                f"{DEFAULT_HTTP_ENDPOINT}/{path} (Claude Code hides this warning). Write a full URL such as "
-                "http://127.0.0.1:4318")))
+            notices.append(
+                Notice(
+                    "warning",
+                    "OTEL_EXPORTER_OTLP_ENDPOINT",
+                    (
+                        f"could not parse the export URL {general!r}: the exporter silently falls back to "
+                        f"{DEFAULT_HTTP_ENDPOINT}/{path} (Claude Code hides this warning). Write a full URL such as "
+                        "http://127.0.0.1:4318"
+                    ),
+                )
+            )
     if http_url is None:
         http_url = f"{DEFAULT_HTTP_ENDPOINT}/{path}"
     tls = urlsplit(http_url).scheme.lower() == "https"
-    return OtlpTarget(protocol, http_url, None, tls, _headers(env, signal, notices),
-                      _timeout(env, signal, notices), compression_raw)
+    return OtlpTarget(
+        protocol,
+        http_url,
+        None,
+        tls,
+        _headers(env, signal, notices),
+        _timeout(env, signal, notices),
+        compression_raw,
+    )
 
 
 def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -372,16 +434,23 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     metrics_exporters = parse_exporter_list(env.get("OTEL_METRICS_EXPORTER"))
     logs_exporters = parse_exporter_list(env.get("OTEL_LOGS_EXPORTER"))
     if not enabled:
-        notices.append(Notice("warning", "CLAUDE_CODE_ENABLE_TELEMETRY",
-                              "is not 1: Claude Code exports no telemetry at all, and says nothing about it"))
+        notices.append(
+            Notice(
+                "warning",
+                "CLAUDE_CODE_ENABLE_TELEMETRY",
+                "is not 1: Claude Code exports no telemetry at all, and says nothing about it",
+            )
+        )
     metrics_otlp = logs_otlp = None
     if enabled:
         for exp in metrics_exporters:
             if exp not in METRICS_EXPORTERS:
                 hint = "use otlp, prometheus, console or none (a comma list is allowed)"
                 if exp == "logging":
-                    hint = ("`logging` is deprecated in the OpenTelemetry spec and unknown to Claude Code: "
-                            "use console to print metrics locally")
+                    hint = (
+                        "`logging` is deprecated in the OpenTelemetry spec and unknown to Claude Code: "
+                        "use console to print metrics locally"
+                    )
                 # Claude Code's message names the PROTOCOL variables here (its own wording).
                 raise TelemetryConfigError(
                     "Unknown exporter type set in OTEL_EXPORTER_OTLP_METRICS_PROTOCOL or "
@@ -395,36 +464,60 @@ def load_settings(env: Mapping[str, str]) -> Settings:
                     hint = "`logging` is deprecated and unknown to Claude Code: use console"
                 if exp == "prometheus":
                     hint = "events are logs, which Prometheus cannot receive: use otlp or console"
-                raise TelemetryConfigError(f"Unknown exporter type set in OTEL_LOGS_EXPORTER env var: {exp}", hint)
+                raise TelemetryConfigError(
+                    f"Unknown exporter type set in OTEL_LOGS_EXPORTER env var: {exp}", hint
+                )
         if "otlp" in metrics_exporters:
             metrics_otlp = _otlp_target(env, "metrics", notices)
         if "otlp" in logs_exporters:
             logs_otlp = _otlp_target(env, "logs", notices)
         if not metrics_exporters and not logs_exporters:
-            notices.append(Notice("warning", "OTEL_METRICS_EXPORTER",
-                                  "no metrics or logs exporter is set: nothing is exported"))
+            notices.append(
+                Notice(
+                    "warning",
+                    "OTEL_METRICS_EXPORTER",
+                    "no metrics or logs exporter is set: nothing is exported",
+                )
+            )
         elif not logs_exporters:
-            notices.append(Notice("info", "OTEL_LOGS_EXPORTER",
-                                  "not set: the events (user_prompt, api_request, ...) are not exported"))
+            notices.append(
+                Notice(
+                    "info",
+                    "OTEL_LOGS_EXPORTER",
+                    "not set: the events (user_prompt, api_request, ...) are not exported",
+                )
+            )
 
     traces_exporters: tuple[str, ...] = ()
     traces_otlp = None
     tracing = any(env_truthy(env.get(name)) for name in TRACING_SWITCHES)
     requested_traces = parse_exporter_list(env.get("OTEL_TRACES_EXPORTER"))
     if enabled and requested_traces and not tracing:
-        notices.append(Notice("info", "OTEL_TRACES_EXPORTER",
-                              "is set, but Claude Code sends spans only with CLAUDE_CODE_ENHANCED_TELEMETRY_BETA=1"))
+        notices.append(
+            Notice(
+                "info",
+                "OTEL_TRACES_EXPORTER",
+                "is set, but Claude Code sends spans only with CLAUDE_CODE_ENHANCED_TELEMETRY_BETA=1",
+            )
+        )
     elif enabled and tracing:
         for exp in requested_traces:
             if exp not in TRACES_EXPORTERS:
-                raise TelemetryConfigError(f"Unknown exporter type set in OTEL_TRACES_EXPORTER env var: {exp}",
-                                           "use otlp, console or none")
+                raise TelemetryConfigError(
+                    f"Unknown exporter type set in OTEL_TRACES_EXPORTER env var: {exp}",
+                    "use otlp, console or none",
+                )
         traces_exporters = requested_traces
         if "otlp" in traces_exporters:
             traces_otlp = _otlp_target(env, "traces", notices)
         if not traces_exporters:
-            notices.append(Notice("info", "OTEL_TRACES_EXPORTER",
-                                  "not set: the enhanced telemetry beta is on, but no spans are exported"))
+            notices.append(
+                Notice(
+                    "info",
+                    "OTEL_TRACES_EXPORTER",
+                    "not set: the enhanced telemetry beta is on, but no spans are exported",
+                )
+            )
 
     # Claude Code reads the intervals only while building its exporters, i.e. with telemetry on.
     metric_interval, logs_interval = DEFAULT_METRIC_INTERVAL_MS, DEFAULT_LOGS_INTERVAL_MS
@@ -442,12 +535,18 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     elif temporality_raw.lower() in ("delta", "cumulative", "lowmemory"):
         temporality = temporality_raw.lower()  # type: ignore[assignment]
     else:
-        notices.append(Notice("warning", "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",
-                              f"{temporality_raw!r} is not cumulative, delta or lowmemory: using cumulative"))
+        notices.append(
+            Notice(
+                "warning",
+                "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",
+                f"{temporality_raw!r} is not cumulative, delta or lowmemory: using cumulative",
+            )
+        )
         temporality = "cumulative"
 
-    resource_attributes = parse_key_values(env.get("OTEL_RESOURCE_ATTRIBUTES") or "",
-                                           "OTEL_RESOURCE_ATTRIBUTES", notices)
+    resource_attributes = parse_key_values(
+        env.get("OTEL_RESOURCE_ATTRIBUTES") or "", "OTEL_RESOURCE_ATTRIBUTES", notices
+    )
     bad_keys = [k for k in resource_attributes if " " in k]
     for k in bad_keys:
         notices.append(Notice("warning", "OTEL_RESOURCE_ATTRIBUTES", f"key {k!r} contains a space: skipped"))
@@ -459,16 +558,26 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         if not 0 <= prom_port <= 65535:
             raise ValueError
     except ValueError:
-        notices.append(Notice("warning", "OTEL_EXPORTER_PROMETHEUS_PORT",
-                              f"{prom_port_raw!r} is not a port: using {DEFAULT_PROMETHEUS_PORT}"))
+        notices.append(
+            Notice(
+                "warning",
+                "OTEL_EXPORTER_PROMETHEUS_PORT",
+                f"{prom_port_raw!r} is not a port: using {DEFAULT_PROMETHEUS_PORT}",
+            )
+        )
         prom_port = DEFAULT_PROMETHEUS_PORT
 
     ca, _ = _first(env, "OTEL_EXPORTER_OTLP_CERTIFICATE", "NODE_EXTRA_CA_CERTS")
     shutdown_raw = env.get("CLAUDE_CODE_OTEL_SHUTDOWN_TIMEOUT_MS") or "2000"
     shutdown_ms = js_parse_int(shutdown_raw)
     if math.isnan(shutdown_ms) or shutdown_ms < 0:
-        notices.append(Notice("warning", "CLAUDE_CODE_OTEL_SHUTDOWN_TIMEOUT_MS",
-                              f"{shutdown_raw!r} is not a number of milliseconds: the exit flush gets no time"))
+        notices.append(
+            Notice(
+                "warning",
+                "CLAUDE_CODE_OTEL_SHUTDOWN_TIMEOUT_MS",
+                f"{shutdown_raw!r} is not a number of milliseconds: the exit flush gets no time",
+            )
+        )
         shutdown_ms = 0
     return Settings(
         telemetry_enabled=enabled,

@@ -18,8 +18,9 @@ from labctl.faults.network import proxy_upstream
 if TYPE_CHECKING:
     import grpc
 
-OPTIONS = (Option("token", "what the proxy sends", choices=("wrong", "missing"), default="wrong",
-                  positional=True),)
+OPTIONS = (
+    Option("token", "what the proxy sends", choices=("wrong", "missing"), default="wrong", positional=True),
+)
 TOKEN_ENV = "LAB_FAULT_AUTH_TOKEN"
 
 
@@ -41,8 +42,13 @@ def apply(ctx: FaultContext, opts: dict[str, Any]) -> dict[str, Any]:
     except LabError:
         ctx.remove_overrides(collector)
         raise
-    return {"token": str(opts["token"]), "upstream": upstream, "secret": token,
-            "overrides": [collector], "upstream_change": change}
+    return {
+        "token": str(opts["token"]),
+        "upstream": upstream,
+        "secret": token,
+        "overrides": [collector],
+        "upstream_change": change,
+    }
 
 
 def _export(target: str, token: str | None) -> grpc.StatusCode:
@@ -63,8 +69,10 @@ def verify(ctx: FaultContext, rec: dict[str, Any]) -> list[str]:
         return codes["none"] == grpc.StatusCode.UNAUTHENTICATED
 
     if not wait_until("collector enforces auth", enforced, timeout=10, interval=0.2):
-        raise LabError(f"the Collector at {target} does not require a token (export without one: "
-                       f"{codes.get('none')})", f"see {ctx.lab.log_path('collector')}")
+        raise LabError(
+            f"the Collector at {target} does not require a token (export without one: {codes.get('none')})",
+            f"see {ctx.lab.log_path('collector')}",
+        )
     with_token = _export(target, rec["secret"])
     if with_token != grpc.StatusCode.OK:
         raise LabError(f"the Collector rejects even the right token ({with_token.name})")
@@ -76,8 +84,10 @@ def verify(ctx: FaultContext, rec: dict[str, Any]) -> list[str]:
         sends = "a wrong bearer token" if "authorization=" in headers.lower() else "no token"
     if not wait_until("proxy ready", lambda: ctx.runtime.probe("proxy", timeout=0.5), timeout=10):
         raise LabError("the proxy did not come back", f"see {ctx.lab.log_path('proxy')}")
-    return [f"Collector {target}: export without a token → {codes['none'].name}, with its token → OK",
-            f"the proxy now sends {sends}"]
+    return [
+        f"Collector {target}: export without a token → {codes['none'].name}, with its token → OK",
+        f"the proxy now sends {sends}",
+    ]
 
 
 def heal(ctx: FaultContext, rec: dict[str, Any]) -> None:
@@ -86,5 +96,11 @@ def heal(ctx: FaultContext, rec: dict[str, Any]) -> None:
             raise LabError(f"{service} did not come back after healing", f"see {ctx.lab.log_path(service)}")
 
     steps = [lambda: proxy_admin.reset_upstream(ctx)] if "upstream_change" in rec else []
-    run_all([*steps, *(lambda u=u: ctx.remove_overrides(u) for u in reversed(rec["overrides"])),
-             lambda: healthy("collector"), lambda: healthy("proxy")])
+    run_all(
+        [
+            *steps,
+            *(lambda u=u: ctx.remove_overrides(u) for u in reversed(rec["overrides"])),
+            lambda: healthy("collector"),
+            lambda: healthy("proxy"),
+        ]
+    )

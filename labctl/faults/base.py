@@ -34,15 +34,21 @@ class Option:
             try:
                 value = int(raw)
             except ValueError:
-                raise LabError(f"{fault}: --{self.name} must be a whole number, got {raw!r}",
-                               f"e.g. `labctl break {fault} --{self.name} 500`") from None
+                raise LabError(
+                    f"{fault}: --{self.name} must be a whole number, got {raw!r}",
+                    f"e.g. `labctl break {fault} --{self.name} 500`",
+                ) from None
             if value < 0:
-                raise LabError(f"{fault}: --{self.name} must not be negative, got {raw!r}",
-                               f"e.g. `labctl break {fault} --{self.name} 500`")
+                raise LabError(
+                    f"{fault}: --{self.name} must not be negative, got {raw!r}",
+                    f"e.g. `labctl break {fault} --{self.name} 500`",
+                )
             return value
         if self.choices and raw not in self.choices:
-            raise LabError(f"{fault}: --{self.name} {raw!r} is not one of {', '.join(self.choices)}",
-                           f"e.g. `labctl break {fault} --{self.name} {self.choices[0]}`")
+            raise LabError(
+                f"{fault}: --{self.name} {raw!r} is not one of {', '.join(self.choices)}",
+                f"e.g. `labctl break {fault} --{self.name} {self.choices[0]}`",
+            )
         return raw
 
 
@@ -68,8 +74,13 @@ class FaultContext:
 
     # --- overrides: add ours on top of whatever is there, and take exactly ours away again ----------
 
-    def add_overrides(self, service: str, env: dict[str, str] | None = None,
-                      configs: list[Path] | None = None, may_fail_start: bool = False) -> dict[str, Any]:
+    def add_overrides(
+        self,
+        service: str,
+        env: dict[str, str] | None = None,
+        configs: list[Path] | None = None,
+        may_fail_start: bool = False,
+    ) -> dict[str, Any]:
         """Apply extra env/config files to a service (restarts it); returns the undo record.
 
         With may_fail_start, a service that does not come back is part of the fault (e.g. an invalid
@@ -84,8 +95,12 @@ class FaultContext:
         before = {k: cur_env.get(k) for k in (env or {})}
         added = [str(Path(p).resolve()) for p in configs or [] if str(Path(p).resolve()) not in cur_cfg]
         cur_env.update(env or {})
-        undo: dict[str, Any] = {"service": service, "env_before": before, "configs_added": added,
-                                "was_running": self.runtime.is_running(service)}
+        undo: dict[str, Any] = {
+            "service": service,
+            "env_before": before,
+            "configs_added": added,
+            "was_running": self.runtime.is_running(service),
+        }
         try:
             self.runtime.set_overrides(service, extra_configs=[Path(p) for p in cur_cfg + added], env=cur_env)
         except LabError as exc:
@@ -176,5 +191,11 @@ def run_all(steps: list[Callable[[], None]]) -> None:
 def wait_until(what: str, check: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
     """Poll `check` until true or `timeout`; False on timeout (callers turn that into a LabError). A probe
     that raises a connection or lab error is "not yet"."""
-    return bool(poll(check, timeout, interval,
-                     not_yet=(OSError, ValueError, KeyError, LabError, requests.RequestException)))
+    return bool(
+        poll(
+            check,
+            timeout,
+            interval,
+            not_yet=(OSError, ValueError, KeyError, LabError, requests.RequestException),
+        )
+    )

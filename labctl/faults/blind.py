@@ -40,24 +40,32 @@ POINTS = {"layer": 1, "hop": 1, "cause": 2}
 # The candidates `check` offers for a failing layer while the lab is blind: every explanation that fits
 # that layer's symptoms, so the evidence (not the tool) has to tell them apart.
 CANDIDATES: dict[int, list[str]] = {
-    1: ["the proxy is not running or not ready",
+    1: [
+        "the proxy is not running or not ready",
         "the client sends to the wrong endpoint or without the lab's token",
-        "the data breaks the contract the proxy checks it against (attributes, cardinality)"],
-    2: ["the Collector is not running",
+        "the data breaks the contract the proxy checks it against (attributes, cardinality)",
+    ],
+    2: [
+        "the Collector is not running",
         "the proxy→Collector hop is cut (connections hang, or are refused)",
         "the proxy→Collector hop is slow",
         "the proxy's upstream endpoint is wrong (host, port or URL)",
         "the proxy speaks the other OTLP protocol than the Collector's port",
         "the Collector rejects the proxy's credentials",
-        "the Collector refuses data because of its own limits (memory, queue)"],
-    3: ["Prometheus is not running",
+        "the Collector refuses data because of its own limits (memory, queue)",
+    ],
+    3: [
+        "Prometheus is not running",
         "the Collector→Prometheus scrape hop is cut (scrapes hang, or are refused)",
         "the scrape hop is slow",
         "the Collector is not running, so there is nothing to scrape",
-        "an earlier layer fails, so there is nothing to store"],
-    4: ["Grafana is not running",
+        "an earlier layer fails, so there is nothing to store",
+    ],
+    4: [
+        "Grafana is not running",
         "the Prometheus→Grafana query hop is cut or slow",
-        "an earlier layer fails, so there is nothing to show"],
+        "an earlier layer fails, so there is nothing to show",
+    ],
 }
 
 
@@ -76,51 +84,111 @@ def answer(name: str, options: dict[str, Any]) -> Answer:
     layer = {"proxy-collector": 2, "collector-prometheus": 3, "prometheus-grafana": 4}.get(hop, 2)
     if name == "network":
         how = "hang (a black hole)" if options.get("mode") != "refuse" else "are refused"
-        return Answer(layer, hop, "hop-cut", f"the {hop} hop was cut: connections {how}",
-                      (f"layer {layer} fails first while the services on both sides are running and healthy",
-                       "a TCP probe of the hop: it connects and never answers (hang), or is refused",
-                       "the sender keeps retrying (proxy: state retrying; Prometheus: target down)"))
+        return Answer(
+            layer,
+            hop,
+            "hop-cut",
+            f"the {hop} hop was cut: connections {how}",
+            (
+                f"layer {layer} fails first while the services on both sides are running and healthy",
+                "a TCP probe of the hop: it connects and never answers (hang), or is refused",
+                "the sender keeps retrying (proxy: state retrying; Prometheus: target down)",
+            ),
+        )
     if name == "latency":
-        return Answer(layer, hop, "hop-slow", f"the {hop} hop was slowed by {options.get('ms')} ms per chunk",
-                      ("the data still arrives, late",
-                       "check's timed probe: it connects and answers, but slower than the hop's budget",
-                       "scrape_duration_seconds / the proxy's export time rise; no error"))
+        return Answer(
+            layer,
+            hop,
+            "hop-slow",
+            f"the {hop} hop was slowed by {options.get('ms')} ms per chunk",
+            (
+                "the data still arrives, late",
+                "check's timed probe: it connects and answers, but slower than the hop's budget",
+                "scrape_duration_seconds / the proxy's export time rise; no error",
+            ),
+        )
     if name == "endpoint":
         kind = str(options.get("kind"))
         if kind == "protocol-mismatch":
-            return Answer(2, "proxy-collector", "protocol-mismatch",
-                          "the proxy's upstream protocol was switched (gRPC vs OTLP/HTTP) on the same port",
-                          ("the port accepts connections",
-                           "an export in the proxy's protocol fails with a protocol error on a port that answers"))
-        what = {"unreachable-host": "a host name that does not resolve",
-                "wrong-port": "a port nothing listens on", "invalid-url": "a URL with a non-http scheme"}
+            return Answer(
+                2,
+                "proxy-collector",
+                "protocol-mismatch",
+                "the proxy's upstream protocol was switched (gRPC vs OTLP/HTTP) on the same port",
+                (
+                    "the port accepts connections",
+                    "an export in the proxy's protocol fails with a protocol error on a port that answers",
+                ),
+            )
+        what = {
+            "unreachable-host": "a host name that does not resolve",
+            "wrong-port": "a port nothing listens on",
+            "invalid-url": "a URL with a non-http scheme",
+        }
         # An invalid URL stops the proxy itself: the failure shows (and is found) at layer 1.
-        return Answer(1 if kind == "invalid-url" else 2, "proxy-collector", "wrong-endpoint",
-                      f"the proxy's upstream was set to {what.get(kind, 'a wrong endpoint')}",
-                      ("the proxy's upstream (in /api/stats or its log) is not the Collector's address",
-                       "DNS lookup fails, or the port refuses, or the proxy will not start"))
+        return Answer(
+            1 if kind == "invalid-url" else 2,
+            "proxy-collector",
+            "wrong-endpoint",
+            f"the proxy's upstream was set to {what.get(kind, 'a wrong endpoint')}",
+            (
+                "the proxy's upstream (in /api/stats or its log) is not the Collector's address",
+                "DNS lookup fails, or the port refuses, or the proxy will not start",
+            ),
+        )
     if name == "auth":
-        return Answer(2, "proxy-collector", "credentials",
-                      f"the Collector started to require a bearer token; the proxy sends {options.get('token')} one",
-                      ("the Collector answers UNAUTHENTICATED / HTTP 401", "the proxy's state is auth_failed"))
+        return Answer(
+            2,
+            "proxy-collector",
+            "credentials",
+            f"the Collector started to require a bearer token; the proxy sends {options.get('token')} one",
+            ("the Collector answers UNAUTHENTICATED / HTTP 401", "the proxy's state is auth_failed"),
+        )
     if name == "collector-crash":
-        return Answer(2, "none", "service-down", "the Collector process was killed",
-                      ("`labctl status`: the Collector is not running", "its ports refuse connections"))
+        return Answer(
+            2,
+            "none",
+            "service-down",
+            "the Collector process was killed",
+            ("`labctl status`: the Collector is not running", "its ports refuse connections"),
+        )
     if name == "memory-pressure":
-        return Answer(2, "none", "resource-limit",
-                      "the Collector's memory_limiter was set far below the heap it needs: it refuses every export",
-                      ("the Collector is up and healthy, the hop answers",
-                       "otelcol_receiver_refused_metric_points climbs (check's collector pipeline row)",
-                       "the Collector's log: data refused due to high memory usage; CollectorReceiverRefusing fires"))
+        return Answer(
+            2,
+            "none",
+            "resource-limit",
+            "the Collector's memory_limiter was set far below the heap it needs: it refuses every export",
+            (
+                "the Collector is up and healthy, the hop answers",
+                "otelcol_receiver_refused_metric_points climbs (check's collector pipeline row)",
+                "the Collector's log: data refused due to high memory usage; CollectorReceiverRefusing fires",
+            ),
+        )
     if name == "storage-down":
-        return Answer(3, "none", "service-down", "Prometheus was stopped",
-                      ("`labctl status`: Prometheus is not running", "its web port refuses connections"))
+        return Answer(
+            3,
+            "none",
+            "service-down",
+            "Prometheus was stopped",
+            ("`labctl status`: Prometheus is not running", "its web port refuses connections"),
+        )
     if name in ("contract", "cardinality"):
-        change = ("now requires an attribute the application does not send" if name == "contract"
-                  else "allows one series per token/cost metric")
-        return Answer(1, "client-proxy", "contract", f"the proxy's contract was replaced: it {change}",
-                      ("the marker arrives but its verdict is violation", "/api/contract is another file",
-                       "/api/violations names the rule"))
+        change = (
+            "now requires an attribute the application does not send"
+            if name == "contract"
+            else "allows one series per token/cost metric"
+        )
+        return Answer(
+            1,
+            "client-proxy",
+            "contract",
+            f"the proxy's contract was replaced: it {change}",
+            (
+                "the marker arrives but its verdict is violation",
+                "/api/contract is another file",
+                "/api/violations names the rule",
+            ),
+        )
     raise LabError(f"no answer is known for fault {name!r}", "blind challenges use the faults of the pool")
 
 
@@ -135,14 +203,17 @@ def variants(names: list[str] | None = None) -> list[tuple[str, dict[str, Any]]]
     for name, fault in FAULTS.items():
         if names and name not in names:
             continue
-        choices = [[(o.name, c) for c in o.choices] if o.choices else [(o.name, o.default)] for o in fault.options]
+        choices = [
+            [(o.name, c) for c in o.choices] if o.choices else [(o.name, o.default)] for o in fault.options
+        ]
         for combo in itertools.product(*choices):
             out.append((name, dict(combo)))
     return out
 
 
-def draw(running: list[str], runtime: str, grafana_up: bool, seed: int | None,
-         names: list[str] | None = None) -> tuple[str, dict[str, Any]]:
+def draw(
+    running: list[str], runtime: str, grafana_up: bool, seed: int | None, names: list[str] | None = None
+) -> tuple[str, dict[str, Any]]:
     """A seeded choice from the variants this lab can take (its services, its runtime)."""
     from labctl.faults.registry import FAULTS
 
@@ -177,11 +248,20 @@ def conceal(results: list[CheckResult]) -> list[CheckResult]:
             out.append(r)
             continue
         listed = "; ".join(CANDIDATES[r.layer]) if not r.ok else r.cause
-        out.append(CheckResult(r.layer, r.name, r.ok, list(r.evidence),
-                               cause=f"one of: {listed}" if not r.ok else listed,
-                               hint="tell the candidates apart with the evidence and the playbooks; "
-                                    "`labctl diagnose` records your answer",
-                               playbook="README", skipped=r.skipped, warning=r.warning))
+        out.append(
+            CheckResult(
+                r.layer,
+                r.name,
+                r.ok,
+                list(r.evidence),
+                cause=f"one of: {listed}" if not r.ok else listed,
+                hint="tell the candidates apart with the evidence and the playbooks; "
+                "`labctl diagnose` records your answer",
+                playbook="README",
+                skipped=r.skipped,
+                warning=r.warning,
+            )
+        )
     return out
 
 
@@ -204,11 +284,15 @@ class Diagnosis:
         if hop not in HOPS:
             raise LabError(f"--hop {hop!r} is not a hop of the lab", f"one of: {', '.join(HOPS)}")
         if cause not in CAUSES:
-            raise LabError(f"--cause {cause!r} is not a cause class",
-                           "one of: " + "; ".join(f"{k} ({v})" for k, v in CAUSES.items()))
+            raise LabError(
+                f"--cause {cause!r} is not a cause class",
+                "one of: " + "; ".join(f"{k} ({v})" for k, v in CAUSES.items()),
+            )
         if not evidence.strip() or not fix.strip():
-            raise LabError("a diagnosis needs the evidence you saw and the fix you propose",
-                           "e.g. --evidence 'check: connects, never answers' --fix 'restore the hop'")
+            raise LabError(
+                "a diagnosis needs the evidence you saw and the fix you propose",
+                "e.g. --evidence 'check: connects, never answers' --fix 'restore the hop'",
+            )
         return cls(layer, hop, cause, evidence.strip(), fix.strip(), time.time())
 
 
@@ -220,14 +304,31 @@ def record(lab: LabState, diagnosis: Diagnosis) -> None:
 def grade(diagnosis: dict[str, Any] | None, truth: Answer) -> dict[str, Any]:
     """Points per field (layer 1, hop 1, cause 2) and `correct` when the cause class is right."""
     given = diagnosis or {}
-    fields = {"layer": (given.get("layer"), truth.layer), "hop": (given.get("hop"), truth.hop),
-              "cause": (given.get("cause"), truth.cause)}
-    rows: list[dict[str, Any]] = [{"field": f, "yours": mine, "answer": right, "points": POINTS[f] if mine == right else 0,
-             "of": POINTS[f]} for f, (mine, right) in fields.items()]
+    fields = {
+        "layer": (given.get("layer"), truth.layer),
+        "hop": (given.get("hop"), truth.hop),
+        "cause": (given.get("cause"), truth.cause),
+    }
+    rows: list[dict[str, Any]] = [
+        {
+            "field": f,
+            "yours": mine,
+            "answer": right,
+            "points": POINTS[f] if mine == right else 0,
+            "of": POINTS[f],
+        }
+        for f, (mine, right) in fields.items()
+    ]
     score = sum(r["points"] for r in rows)
-    return {"rows": rows, "score": score, "of": sum(POINTS.values()),
-            "correct": bool(diagnosis) and given.get("cause") == truth.cause and given.get("layer") == truth.layer,
-            "diagnosed": bool(diagnosis)}
+    return {
+        "rows": rows,
+        "score": score,
+        "of": sum(POINTS.values()),
+        "correct": bool(diagnosis)
+        and given.get("cause") == truth.cause
+        and given.get("layer") == truth.layer,
+        "diagnosed": bool(diagnosis),
+    }
 
 
 def reveal(ctx: Any) -> list[dict[str, Any]]:
@@ -237,8 +338,10 @@ def reveal(ctx: Any) -> list[dict[str, Any]]:
     ctx.refresh()
     secret = hidden(ctx.lab)
     if not secret:
-        raise LabError("no hidden fault is active: nothing to reveal",
-                       "an instructor injects one with `labctl break --hidden --random`")
+        raise LabError(
+            "no hidden fault is active: nothing to reveal",
+            "an instructor injects one with `labctl break --hidden --random`",
+        )
     diagnosis = ctx.lab.settings.get("diagnosis")
     graded = []
     for name in sorted(secret, key=lambda n: secret[n].get("since", 0), reverse=True):
@@ -246,15 +349,26 @@ def reveal(ctx: Any) -> list[dict[str, Any]]:
         truth = answer(name, entry.get("options", {}))
         result = grade(diagnosis, truth)
         seconds = engine.heal_fault(ctx, name)
-        graded.append({"fault": name, "options": entry.get("options", {}), "since": entry.get("since"),
-                       "explanation": truth.explanation, "pointers": list(truth.pointers),
-                       "evidence_at_break": entry.get("evidence", []), "diagnosis": diagnosis,
-                       "healed_in_s": seconds, **result})
+        graded.append(
+            {
+                "fault": name,
+                "options": entry.get("options", {}),
+                "since": entry.get("since"),
+                "explanation": truth.explanation,
+                "pointers": list(truth.pointers),
+                "evidence_at_break": entry.get("evidence", []),
+                "diagnosis": diagnosis,
+                "healed_in_s": seconds,
+                **result,
+            }
+        )
     ctx.refresh()
     ctx.lab.settings.pop("diagnosis", None)
     history = list(ctx.lab.settings.get("graded", []))
-    history.extend({k: g[k] for k in ("fault", "options", "score", "of", "correct", "diagnosed")} | {"at": time.time()}
-                   for g in graded)
+    history.extend(
+        {k: g[k] for k in ("fault", "options", "score", "of", "correct", "diagnosed")} | {"at": time.time()}
+        for g in graded
+    )
     ctx.lab.settings["graded"] = history[-20:]
     ctx.lab.save()
     return graded

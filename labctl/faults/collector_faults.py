@@ -55,15 +55,19 @@ def verify_memory(ctx: FaultContext, rec: dict[str, Any]) -> list[str]:
 
     # memory_limiter checks the heap every second after start: the first check turns refusing on.
     if not wait_until("collector refuses", refused, timeout=15, interval=0.5):
-        raise LabError(f"the Collector at {target} still accepts data ({seen.get('code')}: {seen.get('details')})",
-                       f"see {ctx.lab.log_path('collector')}")
+        raise LabError(
+            f"the Collector at {target} still accepts data ({seen.get('code')}: {seen.get('details')})",
+            f"see {ctx.lab.log_path('collector')}",
+        )
     return [f"Collector {target}: a one-point export → {seen['code'].name}: {str(seen['details'])[:120]}"]
 
 
 def heal_overlay(ctx: FaultContext, rec: dict[str, Any]) -> None:
     ctx.remove_overrides(rec["undo"])
     if not wait_until("collector healthy", lambda: ctx.runtime.probe("collector", timeout=0.5), timeout=20):
-        raise LabError("the Collector did not come back after healing", f"see {ctx.lab.log_path('collector')}")
+        raise LabError(
+            "the Collector did not come back after healing", f"see {ctx.lab.log_path('collector')}"
+        )
     target = ctx.lab.addr("collector", "otlp_grpc")
     code: list[Any] = [None]
 
@@ -72,5 +76,7 @@ def heal_overlay(ctx: FaultContext, rec: dict[str, Any]) -> None:
         return bool(code[0][0] == grpc.StatusCode.OK)
 
     if not wait_until("collector accepts", accepts, timeout=10, interval=0.3):
-        raise LabError(f"the Collector still refuses data after healing ({code[0]})",
-                       f"see {ctx.lab.log_path('collector')}")
+        raise LabError(
+            f"the Collector still refuses data after healing ({code[0]})",
+            f"see {ctx.lab.log_path('collector')}",
+        )

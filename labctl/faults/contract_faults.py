@@ -37,7 +37,10 @@ def _variant(kind: str, data: dict[str, Any]) -> dict[str, Any]:
     metrics = data.get("metrics") or {}
     if kind == "contract":
         for rule in metrics.values():
-            rule.setdefault("attributes", {})[REQUIRED_ATTRIBUTE] = {"requirement": "required", "type": "string"}
+            rule.setdefault("attributes", {})[REQUIRED_ATTRIBUTE] = {
+                "requirement": "required",
+                "type": "string",
+            }
     else:
         for name in LIMITED_METRICS:
             if name in metrics:
@@ -47,7 +50,9 @@ def _variant(kind: str, data: dict[str, Any]) -> dict[str, Any]:
 
 def _apply(kind: str, ctx: FaultContext) -> dict[str, Any]:
     if "proxy" not in ctx.running or not ctx.runtime.is_running("proxy"):
-        raise LabError("the proxy is not running: nothing to break", "start the lab first: `labctl up module-1`")
+        raise LabError(
+            "the proxy is not running: nothing to break", "start the lab first: `labctl up module-1`"
+        )
     # A neutral name: /api/contract shows this path, and a blind challenge must not read "fault" in it.
     folder = ctx.lab.dir / "contracts"
     folder.mkdir(parents=True, exist_ok=True)

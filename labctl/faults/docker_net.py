@@ -24,8 +24,11 @@ from labctl.errors import LabError
 from labctl.runtimes.docker_images import clean_call
 
 # hop -> (the hop's compose network, the service whose side of it is cut: the one that stops answering)
-HOP_NETWORK = {"proxy-collector": ("ingest", "collector"), "collector-prometheus": ("scrape", "collector"),
-               "prometheus-grafana": ("query", "prometheus")}
+HOP_NETWORK = {
+    "proxy-collector": ("ingest", "collector"),
+    "collector-prometheus": ("scrape", "collector"),
+    "prometheus-grafana": ("query", "prometheus"),
+}
 DOCKER_MODES = {"blackhole": "hang", "refuse": "refuse"}
 
 
@@ -45,8 +48,9 @@ def container_name(ctx: Any, service: str) -> str:
 def _docker(ctx: Any, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     call = list(getattr(ctx.runtime, "client_call", None) or ["docker"])
     try:
-        return subprocess.run([*clean_call(call), *args], capture_output=True, text=True, timeout=timeout,
-                              check=False)
+        return subprocess.run(
+            [*clean_call(call), *args], capture_output=True, text=True, timeout=timeout, check=False
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise LabError(f"docker {args[0]} did not run: {exc}", "is the engine up? `labctl doctor`") from None
 
@@ -55,7 +59,9 @@ def _must(ctx: Any, *args: str) -> str:
     out = _docker(ctx, *args)
     if out.returncode != 0:
         said = (out.stderr.strip().splitlines() or [f"exit {out.returncode}"])[-1]
-        raise LabError(f"`docker {' '.join(args[:3])} …` failed: {said}", "is the lab up in docker? `labctl status`")
+        raise LabError(
+            f"`docker {' '.join(args[:3])} …` failed: {said}", "is the lab up in docker? `labctl status`"
+        )
     return out.stdout
 
 
@@ -76,34 +82,75 @@ def partition(ctx: Any, hop: str, mode: str = "blackhole") -> dict[str, Any]:
     _must(ctx, "network", "disconnect", net, target)
     routes = [a for port in ports for a in ("--route", f"0.0.0.0:{port}=127.0.0.1:9")]
     try:
-        _must(ctx, "run", "--detach", "--name", stand_in, "--network", net, "--network-alias", service,
-              "--label", f"com.docker.compose.project={project_name(ctx)}",
-              "--label", f"com.docker.compose.service=cut-{net_key}",
-              "--label", "com.docker.compose.oneoff=False", "--label", "com.docker.compose.container-number=1",
-              "--label", f"org.labctl.fault=network {hop}",
-              image, "python", "-m", "labctl.faults.relay", "--mode", mode, *routes)
+        _must(
+            ctx,
+            "run",
+            "--detach",
+            "--name",
+            stand_in,
+            "--network",
+            net,
+            "--network-alias",
+            service,
+            "--label",
+            f"com.docker.compose.project={project_name(ctx)}",
+            "--label",
+            f"com.docker.compose.service=cut-{net_key}",
+            "--label",
+            "com.docker.compose.oneoff=False",
+            "--label",
+            "com.docker.compose.container-number=1",
+            "--label",
+            f"org.labctl.fault=network {hop}",
+            image,
+            "python",
+            "-m",
+            "labctl.faults.relay",
+            "--mode",
+            mode,
+            *routes,
+        )
     except LabError:
         _docker(ctx, "network", "connect", "--alias", service, net, target)
         raise
-    return {"docker": True, "hop": hop, "mode": mode, "service": service, "network": net, "container": target,
-            "stand_in": stand_in, "relays": []}
+    return {
+        "docker": True,
+        "hop": hop,
+        "mode": mode,
+        "service": service,
+        "network": net,
+        "container": target,
+        "stand_in": stand_in,
+        "relays": [],
+    }
 
 
 def verify(ctx: Any, rec: dict[str, Any]) -> list[str]:
     import json
 
-    attached = json.loads(_must(ctx, "inspect", "--format", "{{json .NetworkSettings.Networks}}", rec["container"]))
+    attached = json.loads(
+        _must(ctx, "inspect", "--format", "{{json .NetworkSettings.Networks}}", rec["container"])
+    )
     if rec["network"] in attached:
         raise LabError(f"{rec['container']} is still attached to {rec['network']}")
-    evidence = [(f"{rec['container']} is disconnected from {rec['network']} (its other networks and published "
-                 "ports stay)")]
+    evidence = [
+        (
+            f"{rec['container']} is disconnected from {rec['network']} (its other networks and published "
+            "ports stay)"
+        )
+    ]
     if rec.get("stand_in"):
         running = _docker(ctx, "inspect", "--format", "{{.State.Running}}", rec["stand_in"]).stdout.strip()
         if running != "true":
-            raise LabError(f"the stand-in {rec['stand_in']} for {rec['service']} is not running",
-                           f"`docker logs {rec['stand_in']}` says why")
-        what = ("accepts connections and never answers" if rec.get("mode") == "blackhole"
-                else "refuses connections")
+            raise LabError(
+                f"the stand-in {rec['stand_in']} for {rec['service']} is not running",
+                f"`docker logs {rec['stand_in']}` says why",
+            )
+        what = (
+            "accepts connections and never answers"
+            if rec.get("mode") == "blackhole"
+            else "refuses connections"
+        )
         evidence.append(f"on {rec['network']}, the name {rec['service']} now {what}")
     return evidence
 
@@ -113,6 +160,8 @@ def heal(ctx: Any, rec: dict[str, Any]) -> None:
         _docker(ctx, "rm", "--force", rec["stand_in"])
     out = _docker(ctx, "network", "connect", "--alias", rec["service"], rec["network"], rec["container"])
     if out.returncode != 0 and "already exists" not in out.stderr:
-        raise LabError(f"docker network connect {rec['network']} {rec['container']} failed: {out.stderr.strip()}",
-                       f"reconnect it by hand: docker network connect --alias {rec['service']} "
-                       f"{rec['network']} {rec['container']}")
+        raise LabError(
+            f"docker network connect {rec['network']} {rec['container']} failed: {out.stderr.strip()}",
+            f"reconnect it by hand: docker network connect --alias {rec['service']} "
+            f"{rec['network']} {rec['container']}",
+        )

@@ -18,8 +18,11 @@ from labctl.faults.network import proxy_upstream
 from labctl.state import find_free_ports
 
 KINDS = ("unreachable-host", "wrong-port", "protocol-mismatch", "invalid-url")
-OPTIONS = (Option("kind", "what is wrong with the endpoint", choices=KINDS, default="unreachable-host",
-                  positional=True),)
+OPTIONS = (
+    Option(
+        "kind", "what is wrong with the endpoint", choices=KINDS, default="unreachable-host", positional=True
+    ),
+)
 # RFC 6761: names under .invalid never resolve, so this host is unreachable without touching any network.
 UNREACHABLE_HOST = "collector.invalid"
 # A frequent mistake: a gRPC "scheme". OTLP endpoints are http(s) URLs, so the proxy refuses to start.
@@ -74,7 +77,9 @@ def verify(ctx: FaultContext, rec: dict[str, Any]) -> list[str]:
     kind = rec["kind"]
     evidence = [f"proxy upstream: {upstream} ({protocol})"]
     if kind == "invalid-url":
-        start_error = next((u.get("start_error") for u in rec.get("overrides", []) if u.get("start_error")), None)
+        start_error = next(
+            (u.get("start_error") for u in rec.get("overrides", []) if u.get("start_error")), None
+        )
         if start_error and not ctx.runtime.is_running("proxy"):
             # The restart already saw it exit: one probe confirms nothing answers (no waiting needed).
             if ctx.runtime.probe("proxy", timeout=0.3):
@@ -84,7 +89,9 @@ def verify(ctx: FaultContext, rec: dict[str, Any]) -> list[str]:
         evidence.append("the proxy refuses to start: its upstream is not an http(s) URL")
         return evidence
     if not wait_until("proxy ready", lambda: ctx.runtime.probe("proxy", timeout=0.5), timeout=10):
-        raise LabError("the proxy did not come back with its new upstream", f"see {ctx.lab.log_path('proxy')}")
+        raise LabError(
+            "the proxy did not come back with its new upstream", f"see {ctx.lab.log_path('proxy')}"
+        )
     parsed = urllib.parse.urlparse(upstream)
     host, port = parsed.hostname or "", parsed.port or 0
     if kind == "unreachable-host":
@@ -101,8 +108,12 @@ def verify(ctx: FaultContext, rec: dict[str, Any]) -> list[str]:
         evidence.append(f"{host}:{port} refuses connections (the Collector listens elsewhere)")
     elif kind == "protocol-mismatch" and ctx.lab.runtime == "native":
         try:
-            resp = requests.post(f"http://{host}:{port}/v1/metrics", data=b"", timeout=1,
-                                 headers={"Content-Type": "application/x-protobuf"})
+            resp = requests.post(
+                f"http://{host}:{port}/v1/metrics",
+                data=b"",
+                timeout=1,
+                headers={"Content-Type": "application/x-protobuf"},
+            )
             outcome = f"HTTP {resp.status_code}"
             bad = not resp.ok
         except requests.RequestException as exc:
@@ -118,7 +129,9 @@ def heal(ctx: FaultContext, rec: dict[str, Any]) -> None:
         if not wait_until("proxy ready", lambda: ctx.runtime.probe("proxy", timeout=0.5), timeout=10):
             raise LabError("the proxy did not come back after healing", f"see {ctx.lab.log_path('proxy')}")
 
-    steps: list[Callable[[], None]] = [functools.partial(ctx.remove_overrides, u) for u in rec.get("overrides", [])]
+    steps: list[Callable[[], None]] = [
+        functools.partial(ctx.remove_overrides, u) for u in rec.get("overrides", [])
+    ]
     if "upstream_change" in rec:
         steps.append(lambda: proxy_admin.reset_upstream(ctx))
     run_all([*steps, ready])

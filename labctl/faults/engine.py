@@ -54,7 +54,11 @@ def _usage(fault: Fault) -> str:
     for o in fault.options:
         what = "|".join(o.choices) if o.choices else ("N" if o.kind is int else "VALUE")
         parts.append(f"[--{o.name} {what}] (default {o.default}: {o.help})")
-    return f"usage: labctl break {fault.name} " + " ".join(parts) if parts else f"usage: labctl break {fault.name}"
+    return (
+        f"usage: labctl break {fault.name} " + " ".join(parts)
+        if parts
+        else f"usage: labctl break {fault.name}"
+    )
 
 
 def context(lab: LabState | None = None, model: LabModel | None = None) -> FaultContext:
@@ -63,8 +67,9 @@ def context(lab: LabState | None = None, model: LabModel | None = None) -> Fault
     return FaultContext(lab=lab, runtime=get_runtime(lab, model), model=model)
 
 
-def break_fault(ctx: FaultContext, name: str, args: list[str], hidden: bool = False,
-                opts: dict[str, Any] | None = None) -> dict[str, Any]:
+def break_fault(
+    ctx: FaultContext, name: str, args: list[str], hidden: bool = False, opts: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Apply, persist, verify. `hidden`: a blind challenge (labctl/faults/blind.py); its errors do not
     name another hidden fault either."""
     fault = get_fault(name)
@@ -72,45 +77,65 @@ def break_fault(ctx: FaultContext, name: str, args: list[str], hidden: bool = Fa
     ctx.refresh()
     if name in ctx.lab.faults:
         if ctx.lab.faults[name].get("hidden") or hidden:
-            raise LabError("a hidden fault is active and already changes this part of the lab",
-                           "`labctl reveal` grades the diagnosis and heals it; then break again")
+            raise LabError(
+                "a hidden fault is active and already changes this part of the lab",
+                "`labctl reveal` grades the diagnosis and heals it; then break again",
+            )
         raise LabError(f"fault {name!r} is already active", f"heal it first: `labctl heal {name}`")
     keys = fault.touches(opts)
     for other, active in ctx.lab.faults.items():
         clash = keys & FAULTS[other].touches(active.get("options", {})) if other in FAULTS else set()
         if clash and (hidden or active.get("hidden")):
-            raise LabError("a hidden fault is active and already changes this part of the lab",
-                           "`labctl reveal` grades the diagnosis and heals it; then break again")
+            raise LabError(
+                "a hidden fault is active and already changes this part of the lab",
+                "`labctl reveal` grades the diagnosis and heals it; then break again",
+            )
         if clash:
-            raise LabError(f"fault {other!r} already changes {', '.join(sorted(clash))}",
-                           f"heal it first: `labctl heal {other}`")
+            raise LabError(
+                f"fault {other!r} already changes {', '.join(sorted(clash))}",
+                f"heal it first: `labctl heal {other}`",
+            )
     missing = [s for s in fault.needs if s not in ctx.running]
     if missing:
-        raise LabError(f"{name} needs {', '.join(missing)}, which {ctx.lab.stage} does not run",
-                       "start a later module, e.g. `labctl up module-3`")
+        raise LabError(
+            f"{name} needs {', '.join(missing)}, which {ctx.lab.stage} does not run",
+            "start a later module, e.g. `labctl up module-3`",
+        )
     started = time.monotonic()
     ctx.quiet = hidden  # a hidden fault's changes leave no trace in the services' own logs
     record = fault.apply(ctx, opts)
-    entry = {"options": opts, "record": record, "since": time.time(), "hidden": hidden,
-             "layer": record.get("layer", fault.layer),
-             "playbook": fault.playbook, "alert": fault.alert(opts)}
+    entry = {
+        "options": opts,
+        "record": record,
+        "since": time.time(),
+        "hidden": hidden,
+        "layer": record.get("layer", fault.layer),
+        "playbook": fault.playbook,
+        "alert": fault.alert(opts),
+    }
     _persist(ctx, name, entry)  # before verify: a failed verify must still be healable
     try:
         evidence = fault.verify(ctx, record)
     except LabError as exc:
         heal_fault(ctx, name)
         if hidden:
-            raise LabError(f"the hidden fault did not take effect, so it was undone: {exc.message}",
-                           exc.hint or "see `labctl status`; try another seed") from None
-        raise LabError(f"{name} did not take effect, so it was undone: {exc.message}",
-                       exc.hint or "see `labctl status` and the service logs") from None
+            raise LabError(
+                f"the hidden fault did not take effect, so it was undone: {exc.message}",
+                exc.hint or "see `labctl status`; try another seed",
+            ) from None
+        raise LabError(
+            f"{name} did not take effect, so it was undone: {exc.message}",
+            exc.hint or "see `labctl status` and the service logs",
+        ) from None
     entry["evidence"] = evidence
     entry["seconds"] = round(time.monotonic() - started, 2)
     _persist(ctx, name, entry)
     return entry
 
 
-def _persist(ctx: FaultContext, name: str, entry: dict[str, Any] | None, healed_at: float | None = None) -> None:
+def _persist(
+    ctx: FaultContext, name: str, entry: dict[str, Any] | None, healed_at: float | None = None
+) -> None:
     ctx.refresh()
     if entry is None:
         ctx.lab.faults.pop(name, None)
@@ -160,7 +185,9 @@ def _await_proxy(ctx: FaultContext, timeout: float) -> str | None:
     nudged = [0.0]
 
     def delivering() -> bool:
-        seen.update(requests.get(url, timeout=1, headers=ctx.lab.admin_headers()).json().get("upstream") or {})
+        seen.update(
+            requests.get(url, timeout=1, headers=ctx.lab.admin_headers()).json().get("upstream") or {}
+        )
         if seen.get("state") in ("ok", "idle", "none"):
             return True
         # The upstream is back: end the proxy's backoff instead of waiting it out. Again every half
@@ -174,9 +201,11 @@ def _await_proxy(ctx: FaultContext, timeout: float) -> str | None:
     if wait_until("proxy delivering", delivering, timeout=timeout, interval=0.25):
         return None
     retry_in = seen.get("next_attempt_in_s")
-    return (f"the proxy's upstream is still {seen.get('state', 'unknown')}"
-            + (f" (next attempt in {retry_in} s)" if retry_in is not None else "")
-            + (f": {str(seen.get('last_error'))[:160]}" if seen.get("last_error") else ""))
+    return (
+        f"the proxy's upstream is still {seen.get('state', 'unknown')}"
+        + (f" (next attempt in {retry_in} s)" if retry_in is not None else "")
+        + (f": {str(seen.get('last_error'))[:160]}" if seen.get("last_error") else "")
+    )
 
 
 def _scrapes_down(ctx: FaultContext) -> list[str]:
@@ -188,8 +217,11 @@ def _scrapes_down(ctx: FaultContext) -> list[str]:
         active = requests.get(url, timeout=1).json()["data"]["activeTargets"]
     except (requests.RequestException, ValueError, KeyError):
         return []
-    return [t["scrapeUrl"] for t in active
-            if t["labels"].get("service", t["labels"].get("job")) in ctx.running and t["health"] == "down"]
+    return [
+        t["scrapeUrl"]
+        for t in active
+        if t["labels"].get("service", t["labels"].get("job")) in ctx.running and t["health"] == "down"
+    ]
 
 
 def heal_all(ctx: FaultContext) -> dict[str, float]:

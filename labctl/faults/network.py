@@ -31,12 +31,21 @@ H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 NETWORK_OPTIONS = (
     Option("hop", "which hop to cut", choices=HOPS, default="proxy-collector", positional=True),
-    Option("mode", "hang: connections hang and time out; refuse: connection refused",
-           choices=("hang", "refuse"), default="hang"),
+    Option(
+        "mode",
+        "hang: connections hang and time out; refuse: connection refused",
+        choices=("hang", "refuse"),
+        default="hang",
+    ),
 )
 LATENCY_OPTIONS = (
-    Option("ms", "delay added to every chunk of data on the hop, in milliseconds", kind=int, default=500,
-           positional=True),
+    Option(
+        "ms",
+        "delay added to every chunk of data on the hop, in milliseconds",
+        kind=int,
+        default=500,
+        positional=True,
+    ),
     Option("hop", "which hop to slow down", choices=HOPS, default="proxy-collector"),
 )
 
@@ -45,8 +54,10 @@ def proxy_upstream(ctx: FaultContext) -> str:
     """The proxy's current upstream URL (lab.yaml env + overrides); LabError when it has none."""
     upstream = ctx.effective_env("proxy").get("LAB_PROXY_UPSTREAM", "")
     if not upstream:
-        raise LabError("the proxy has no upstream in this module (nothing to cut)",
-                       "break the proxy↔collector hop from module-2 on: `labctl up module-2`")
+        raise LabError(
+            "the proxy has no upstream in this module (nothing to cut)",
+            "break the proxy↔collector hop from module-2 on: `labctl up module-2`",
+        )
     return upstream
 
 
@@ -58,8 +69,10 @@ def _hostport(url: str) -> str:
 def _needs(ctx: FaultContext, *services: str) -> None:
     missing = [s for s in services if s not in ctx.running]
     if missing:
-        raise LabError(f"this fault needs {', '.join(missing)}, which {ctx.lab.stage} does not run",
-                       "start a later module first, e.g. `labctl up module-3`")
+        raise LabError(
+            f"this fault needs {', '.join(missing)}, which {ctx.lab.stage} does not run",
+            "start a later module first, e.g. `labctl up module-3`",
+        )
 
 
 # --- apply / verify / heal --------------------------------------------------------------------------
@@ -82,8 +95,10 @@ def _apply(ctx: FaultContext, hop: str, mode: str, latency_ms: int) -> dict[str,
 def _apply_hop(ctx: FaultContext, hop: str, mode: str, latency_ms: int) -> dict[str, Any]:
     if ctx.lab.runtime == "docker":
         if mode == "latency":
-            raise LabError("the latency fault runs a relay on this machine, which containers cannot use",
-                           "use the native runtime (`labctl --runtime native up <module>`) for latency")
+            raise LabError(
+                "the latency fault runs a relay on this machine, which containers cannot use",
+                "use the native runtime (`labctl --runtime native up <module>`) for latency",
+            )
         _needs(ctx, *hop.split("-"))
         # A real cut of the hop's own network; a stand-in answers for the target as the mode says.
         return docker_net.partition(ctx, hop, mode)
@@ -108,14 +123,17 @@ def _apply_hop(ctx: FaultContext, hop: str, mode: str, latency_ms: int) -> dict[
         return relay_switch.apply(ctx, hop, mode, latency_ms)
     _needs(ctx, "prometheus", "grafana")
     if not ctx.runtime.is_running("grafana"):
-        raise LabError("Grafana is not running in this lab, so there is no prometheus↔grafana hop to cut",
-                       "natively Grafana needs its binary (`labctl install grafana`); or use --runtime docker")
+        raise LabError(
+            "Grafana is not running in this lab, so there is no prometheus↔grafana hop to cut",
+            "natively Grafana needs its binary (`labctl install grafana`); or use --runtime docker",
+        )
     # Grafana's datasource URL is the query relay's route (lab.yaml `hop_addr`): switch the relay.
     return relay_switch.apply(ctx, hop, mode, latency_ms)
 
 
-def _relay_or_closed_port(ctx: FaultContext, name: str, target: str, mode: str,
-                          latency_ms: int) -> dict[str, Any]:
+def _relay_or_closed_port(
+    ctx: FaultContext, name: str, target: str, mode: str, latency_ms: int
+) -> dict[str, Any]:
     if mode == "refuse":
         # A port nobody listens on: the kernel answers SYN with RST, exactly "connection refused".
         port = find_free_ports(1)[0]
@@ -150,7 +168,9 @@ def verify(ctx: FaultContext, rec: dict[str, Any]) -> list[str]:
         else:
             if not relay_alive(relay):
                 raise LabError(f"the latency relay at {relay['addr']} is not running")
-            evidence.append(f"{relay['addr']} relays to {relay['target']} with {relay['latency_ms']} ms delay")
+            evidence.append(
+                f"{relay['addr']} relays to {relay['target']} with {relay['latency_ms']} ms delay"
+            )
     # Only the proxy-collector hop gets here (relayed hops' records have "switch" or are healed only).
     want = f"http://{rec['relays'][0]['addr']}"
     if "upstream_change" in rec:  # retargeted at runtime: the proxy's own report is the proof
@@ -162,8 +182,9 @@ def verify(ctx: FaultContext, rec: dict[str, Any]) -> list[str]:
     if upstream != want:
         raise LabError(f"the proxy's upstream is {upstream}, not {want}")
     if not wait_until("proxy ready", lambda: ctx.runtime.probe("proxy", timeout=0.5), timeout=10):
-        raise LabError("the proxy did not come back after repointing its upstream",
-                       f"see {ctx.lab.log_path('proxy')}")
+        raise LabError(
+            "the proxy did not come back after repointing its upstream", f"see {ctx.lab.log_path('proxy')}"
+        )
     evidence.append(f"{how} {upstream}")
     return evidence
 

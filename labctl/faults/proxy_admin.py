@@ -19,32 +19,52 @@ def _api(ctx: FaultContext) -> str:
 def set_upstream(ctx: FaultContext, **change: str) -> dict[str, Any]:
     """Retarget the running proxy; returns the record heal needs (what was asked for)."""
     try:
-        resp = requests.put(_api(ctx), json=change, timeout=5, headers=ctx.lab.admin_headers(),
-                            params={"quiet": "1"} if ctx.quiet else None)
+        resp = requests.put(
+            _api(ctx),
+            json=change,
+            timeout=5,
+            headers=ctx.lab.admin_headers(),
+            params={"quiet": "1"} if ctx.quiet else None,
+        )
     except requests.RequestException as exc:
-        raise LabError(f"cannot reach the proxy's admin API at {_api(ctx)}: {type(exc).__name__}",
-                       "is the proxy running? `labctl status`") from None
+        raise LabError(
+            f"cannot reach the proxy's admin API at {_api(ctx)}: {type(exc).__name__}",
+            "is the proxy running? `labctl status`",
+        ) from None
     if resp.status_code != 200:
-        raise LabError(f"the proxy refused the upstream change ({resp.status_code}): "
-                       f"{_error(resp)}", "see `labctl logs proxy`")
-    return {"asked": {k: v for k, v in change.items() if k != "headers"},
-            "header_names": resp.json().get("header_names", []), "answer": resp.json()}
+        raise LabError(
+            f"the proxy refused the upstream change ({resp.status_code}): {_error(resp)}",
+            "see `labctl logs proxy`",
+        )
+    return {
+        "asked": {k: v for k, v in change.items() if k != "headers"},
+        "header_names": resp.json().get("header_names", []),
+        "answer": resp.json(),
+    }
 
 
 def reset_upstream(ctx: FaultContext) -> None:
     """Back to the configured upstream (and retry now). A proxy that is not running has forgotten the
     change already: its next start uses its configuration."""
     try:
-        resp = requests.delete(_api(ctx), timeout=5, headers=ctx.lab.admin_headers(),
-                               params={"quiet": "1"} if ctx.quiet else None)
+        resp = requests.delete(
+            _api(ctx),
+            timeout=5,
+            headers=ctx.lab.admin_headers(),
+            params={"quiet": "1"} if ctx.quiet else None,
+        )
     except requests.RequestException:
         if ctx.runtime.is_running("proxy"):
-            raise LabError(f"cannot reach the proxy's admin API at {_api(ctx)} to restore its upstream",
-                           "run `labctl heal` again, or restart the proxy (`labctl up`)") from None
+            raise LabError(
+                f"cannot reach the proxy's admin API at {_api(ctx)} to restore its upstream",
+                "run `labctl heal` again, or restart the proxy (`labctl up`)",
+            ) from None
         return
     if resp.status_code != 200:
-        raise LabError(f"the proxy did not restore its upstream ({resp.status_code}): {_error(resp)}",
-                       "restart the proxy (`labctl up`) to load its configuration again")
+        raise LabError(
+            f"the proxy did not restore its upstream ({resp.status_code}): {_error(resp)}",
+            "restart the proxy (`labctl up`) to load its configuration again",
+        )
 
 
 def retry_now(ctx: FaultContext) -> None:
@@ -57,8 +77,9 @@ def retry_now(ctx: FaultContext) -> None:
 
 def current(ctx: FaultContext) -> dict[str, Any]:
     """The proxy's upstream as it reports it (/api/stats)."""
-    resp = requests.get(ctx.lab.url("proxy", "admin") + "/api/stats", timeout=3,
-                        headers=ctx.lab.admin_headers())
+    resp = requests.get(
+        ctx.lab.url("proxy", "admin") + "/api/stats", timeout=3, headers=ctx.lab.admin_headers()
+    )
     resp.raise_for_status()
     return dict(resp.json().get("upstream") or {})
 

@@ -55,7 +55,11 @@ class Route:
     server: asyncio.Server | None = None
 
     def describe(self) -> dict[str, Any]:
-        return {"listen": _join(self.listen), "target": _join(self.target), "listening": self.server is not None}
+        return {
+            "listen": _join(self.listen),
+            "target": _join(self.target),
+            "listening": self.server is not None,
+        }
 
 
 @dataclass(eq=False)  # identity: kept in a set of open connections
@@ -66,8 +70,15 @@ class Conn:
 
 
 class Relay:
-    def __init__(self, routes: list[Route], mode: str, latency_ms: int, status: Path | None = None,
-                 state: Path | None = None, http: bool = False) -> None:
+    def __init__(
+        self,
+        routes: list[Route],
+        mode: str,
+        latency_ms: int,
+        status: Path | None = None,
+        state: Path | None = None,
+        http: bool = False,
+    ) -> None:
         self.routes = routes
         self.mode = mode
         self.latency = latency_ms / 1000.0
@@ -87,8 +98,11 @@ class Relay:
 
     def status(self, detail: bool = True) -> dict[str, Any]:
         """With detail=False while a hidden fault set the mode, the mode is left out (blind challenges)."""
-        mode: dict[str, Any] = {"mode": self.mode, "latency_ms": round(self.latency * 1000),
-                                "mode_since": self.switched}
+        mode: dict[str, Any] = {
+            "mode": self.mode,
+            "latency_ms": round(self.latency * 1000),
+            "mode_since": self.switched,
+        }
         return {
             "pid": os.getpid(),
             **(mode if detail or not self.concealed else {}),
@@ -141,11 +155,17 @@ class Relay:
             self.concealed = quiet and mode != "pass"
             # One line per switch in the relay's log (`labctl logs scrape-relay`): what changed, when.
             if not quiet:
-                print(f"relay {os.getpid()}: mode {old} -> {mode}" + (f" ({round(self.latency * 1000)} ms)"
-                      if mode == "latency" else "") + f"; {len(self.conns)} open connection(s)", flush=True)
+                print(
+                    f"relay {os.getpid()}: mode {old} -> {mode}"
+                    + (f" ({round(self.latency * 1000)} ms)" if mode == "latency" else "")
+                    + f"; {len(self.conns)} open connection(s)",
+                    flush=True,
+                )
             if self.state_path:
-                _write_json(self.state_path, {"mode": self.mode, "latency_ms": round(self.latency * 1000),
-                                              "quiet": quiet})
+                _write_json(
+                    self.state_path,
+                    {"mode": self.mode, "latency_ms": round(self.latency * 1000), "quiet": quiet},
+                )
             self.write_status()
             return self.status()
 
@@ -156,14 +176,18 @@ class Relay:
                 continue
             try:
                 route.server = await asyncio.start_server(
-                    functools.partial(self.handle, route), *route.listen, reuse_address=True)
+                    functools.partial(self.handle, route), *route.listen, reuse_address=True
+                )
             except OSError as exc:
                 for done in opened:
                     assert done.server is not None
                     done.server.close()
                     done.server = None
-                why = (" again: {} (another process took the port while the relay refused connections)" if reopen
-                       else ": {} (is another lab or relay using it?)").format(exc.strerror or exc)
+                why = (
+                    " again: {} (another process took the port while the relay refused connections)"
+                    if reopen
+                    else ": {} (is another lab or relay using it?)"
+                ).format(exc.strerror or exc)
                 raise ModeError(409, f"cannot listen on {_join(route.listen)}{why}") from None
             opened.append(route)
 
@@ -260,15 +284,20 @@ class Relay:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=5)
             lines = head.decode("latin-1").split("\r\n")
             method, path = lines[0].split(" ")[:2]
-            headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
+            headers = {
+                k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)
+            }
             body = await reader.readexactly(int(headers.get("content-length") or 0))
             code, doc = await self._route(method, path, body)
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ValueError):
             code, doc = 400, {"error": "malformed request"}
         payload = json.dumps(doc).encode()
         reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 409: "Conflict"}.get(code, "Error")
-        writer.write(f"HTTP/1.1 {code} {reason}\r\nContent-Type: application/json\r\n"
-                     f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode() + payload)
+        writer.write(
+            f"HTTP/1.1 {code} {reason}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode()
+            + payload
+        )
         with contextlib.suppress(OSError):
             await writer.drain()
         writer.close()
@@ -285,8 +314,9 @@ class Relay:
             if not isinstance(ask, dict):
                 return 400, {"error": 'body must be a JSON object like {"mode": "blackhole"}'}
             try:
-                return 200, await self.set_mode(str(ask.get("mode", "")), ask.get("latency_ms"),
-                                                bool(ask.get("quiet")))
+                return 200, await self.set_mode(
+                    str(ask.get("mode", "")), ask.get("latency_ms"), bool(ask.get("quiet"))
+                )
             except ModeError as exc:
                 return exc.status, {"error": str(exc), **self.status()}
         return 404, {"error": f"{method} {path}: the relay answers GET /status and PUT /mode"}
@@ -303,10 +333,15 @@ def _reset(conn: Conn) -> None:
 
 
 def _bad_gateway(route: Route, exc: OSError) -> bytes:
-    text = (f"labctl relay {_join(route.listen)}: cannot connect to {_join(route.target)}: "
-            f"{exc.strerror or exc}\n").encode()
-    return (b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain\r\nConnection: close\r\n"
-            + f"Content-Length: {len(text)}\r\n\r\n".encode() + text)
+    text = (
+        f"labctl relay {_join(route.listen)}: cannot connect to {_join(route.target)}: "
+        f"{exc.strerror or exc}\n"
+    ).encode()
+    return (
+        b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+        + f"Content-Length: {len(text)}\r\n\r\n".encode()
+        + text
+    )
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
@@ -354,9 +389,15 @@ async def _main(args: argparse.Namespace) -> None:
         try:
             control = await asyncio.start_server(relay.control, *_hostport(args.control), reuse_address=True)
         except OSError as exc:
-            raise SystemExit(f"relay: cannot listen on {args.control} for its control API: {exc.strerror or exc}") from None
-    print(f"relay {os.getpid()}: {mode} " + ", ".join(f"{_join(r.listen)} -> {_join(r.target)}" for r in routes)
-          + (f"; control on {args.control}" if args.control else ""), flush=True)
+            raise SystemExit(
+                f"relay: cannot listen on {args.control} for its control API: {exc.strerror or exc}"
+            ) from None
+    print(
+        f"relay {os.getpid()}: {mode} "
+        + ", ".join(f"{_join(r.listen)} -> {_join(r.target)}" for r in routes)
+        + (f"; control on {args.control}" if args.control else ""),
+        flush=True,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -368,17 +409,24 @@ async def _main(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m labctl.faults.relay", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m labctl.faults.relay",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--route", action="append", help="LISTEN=TARGET, both HOST:PORT (repeatable)")
     parser.add_argument("--listen", help="HOST:PORT to accept on (one route, with --target)")
     parser.add_argument("--target", help="HOST:PORT to forward to")
-    parser.add_argument("--mode", choices=MODES, default="pass", help="the mode at start (unless --state has one)")
+    parser.add_argument(
+        "--mode", choices=MODES, default="pass", help="the mode at start (unless --state has one)"
+    )
     parser.add_argument("--latency-ms", type=int, default=0)
     parser.add_argument("--control", help="HOST:PORT of the control API (loopback)")
     parser.add_argument("--state", help="file keeping the mode across restarts")
     parser.add_argument("--status", help="JSON status file to keep up to date")
-    parser.add_argument("--http", action="store_true", help="the routes carry HTTP: answer 502 when a target is down")
+    parser.add_argument(
+        "--http", action="store_true", help="the routes carry HTTP: answer 502 when a target is down"
+    )
     asyncio.run(_main(parser.parse_args(argv)))
 
 

@@ -32,16 +32,27 @@ def relay_of(ctx: FaultContext, hop: str) -> str:
     """The relay service a hop goes through natively (lab.yaml `native_via`)."""
     via = ctx.model.hop(hop).native_via
     if via is None:
-        raise LabError(f"the {hop} hop has no relay in lab.yaml (`native_via`)", "only relayed hops switch a relay")
+        raise LabError(
+            f"the {hop} hop has no relay in lab.yaml (`native_via`)", "only relayed hops switch a relay"
+        )
     return via[0]
 
 
 def routes(ctx: FaultContext, service: str) -> list[dict[str, str]]:
     """Every hop the relay service carries: its route's address, the real target, how heal proves it."""
-    return [{"addr": ctx.lab.addr(*hop.native_via), "target": ctx.lab.addr(hop.target_service, hop.target_port),
-             "hop": hop.name, "client": hop.source, "service": hop.target_service,
-             "path": HEAL_PATH.get(hop.kind, "/"), "kind": hop.kind}
-            for hop in ctx.model.hops if hop.native_via and hop.native_via[0] == service]
+    return [
+        {
+            "addr": ctx.lab.addr(*hop.native_via),
+            "target": ctx.lab.addr(hop.target_service, hop.target_port),
+            "hop": hop.name,
+            "client": hop.source,
+            "service": hop.target_service,
+            "path": HEAL_PATH.get(hop.kind, "/"),
+            "kind": hop.kind,
+        }
+        for hop in ctx.model.hops
+        if hop.native_via and hop.native_via[0] == service
+    ]
 
 
 def _name(service: str) -> str:
@@ -53,8 +64,10 @@ def _control(ctx: FaultContext, service: str) -> str:
 
 
 def _unreachable(ctx: FaultContext, service: str, what: str) -> LabError:
-    return LabError(f"{what} the {_name(service)}'s control API at {_control(ctx, service)}",
-                    f"`labctl status`; `labctl logs {service}`; `labctl up {ctx.lab.stage}` starts it again")
+    return LabError(
+        f"{what} the {_name(service)}'s control API at {_control(ctx, service)}",
+        f"`labctl status`; `labctl logs {service}`; `labctl up {ctx.lab.stage}` starts it again",
+    )
 
 
 def _status(ctx: FaultContext, service: str) -> dict[str, Any]:
@@ -69,8 +82,11 @@ def _status(ctx: FaultContext, service: str) -> dict[str, Any]:
 def _switch(ctx: FaultContext, service: str, mode: str, latency_ms: int = 0) -> dict[str, Any]:
     """PUT /mode: the relay answers once the mode is in effect (listeners closed/reopened, conns stalled/reset)."""
     try:
-        resp = requests.put(_control(ctx, service) + "/mode", timeout=5,
-                            json={"mode": mode, "latency_ms": latency_ms, "quiet": ctx.quiet})
+        resp = requests.put(
+            _control(ctx, service) + "/mode",
+            timeout=5,
+            json={"mode": mode, "latency_ms": latency_ms, "quiet": ctx.quiet},
+        )
     except requests.RequestException as exc:
         raise _unreachable(ctx, service, f"cannot reach ({type(exc).__name__})") from None
     try:
@@ -78,24 +94,40 @@ def _switch(ctx: FaultContext, service: str, mode: str, latency_ms: int = 0) -> 
     except ValueError:
         doc = {"error": resp.text[:200]}
     if resp.status_code != 200:
-        raise LabError(f"the {_name(service)} did not switch to {mode}: {doc.get('error', resp.status_code)}",
-                       "free that port (`labctl doctor` names its owner), then `labctl heal` again"
-                       if resp.status_code == 409 else f"see `labctl logs {service}`")
+        raise LabError(
+            f"the {_name(service)} did not switch to {mode}: {doc.get('error', resp.status_code)}",
+            "free that port (`labctl doctor` names its owner), then `labctl heal` again"
+            if resp.status_code == 409
+            else f"see `labctl logs {service}`",
+        )
     return doc
 
 
 def apply(ctx: FaultContext, hop: str, mode: str, latency_ms: int) -> dict[str, Any]:
     service = relay_of(ctx, hop)
     if service not in ctx.lab.ports or service not in ctx.running:
-        raise LabError(f"this lab has no {_name(service)} (it was started by an older labctl)",
-                       f"restart it once: `labctl down` then `labctl up {ctx.lab.stage}`")
+        raise LabError(
+            f"this lab has no {_name(service)} (it was started by an older labctl)",
+            f"restart it once: `labctl down` then `labctl up {ctx.lab.stage}`",
+        )
     if not ctx.runtime.is_running(service):
-        raise LabError(f"the {_name(service)} (the {hop} hop's way natively) is not running",
-                       f"`labctl up {ctx.lab.stage}` starts it again; `labctl logs {service}` says why it stopped")
+        raise LabError(
+            f"the {_name(service)} (the {hop} hop's way natively) is not running",
+            f"`labctl up {ctx.lab.stage}` starts it again; `labctl logs {service}` says why it stopped",
+        )
     status = _switch(ctx, service, mode, latency_ms)
-    return {"hop": hop, "mode": mode, "latency_ms": latency_ms, "relays": [],
-            "switch": {"service": service, "control": _control(ctx, service), "routes": routes(ctx, service),
-                       "pid": status.get("pid")}}
+    return {
+        "hop": hop,
+        "mode": mode,
+        "latency_ms": latency_ms,
+        "relays": [],
+        "switch": {
+            "service": service,
+            "control": _control(ctx, service),
+            "routes": routes(ctx, service),
+            "pid": status.get("pid"),
+        },
+    }
 
 
 def verify(ctx: FaultContext, rec: dict[str, Any]) -> list[str]:
@@ -105,7 +137,9 @@ def verify(ctx: FaultContext, rec: dict[str, Any]) -> list[str]:
     mode = rec["mode"]
     if status.get("mode") != mode:
         raise LabError(f"the {_name(service)} is in mode {status.get('mode')!r}, not {mode!r}")
-    evidence = [f"{_name(service)} (pid {status.get('pid')}) switched to {mode} through {rec['switch']['control']}/mode"]
+    evidence = [
+        f"{_name(service)} (pid {status.get('pid')}) switched to {mode} through {rec['switch']['control']}/mode"
+    ]
     for route in rec["switch"]["routes"]:
         host, port = route["addr"].rsplit(":", 1)
         client = route.get("client", "prometheus").capitalize()
@@ -116,15 +150,20 @@ def verify(ctx: FaultContext, rec: dict[str, Any]) -> list[str]:
                 raise LabError(f"{route['addr']} should refuse connections but {seen}")
             evidence.append(f"{where} refuses connections")
         elif mode == "blackhole":
-            request = (H2_PREFACE if route.get("kind") == "push" else
-                       f"GET {route.get('path', '/metrics')} HTTP/1.1\r\nHost: {service}\r\n\r\n".encode())
+            request = (
+                H2_PREFACE
+                if route.get("kind") == "push"
+                else f"GET {route.get('path', '/metrics')} HTTP/1.1\r\nHost: {service}\r\n\r\n".encode()
+            )
             seen = tcp_probe(host, int(port), timeout=0.3, payload=request)
             if seen != "silent":
                 raise LabError(f"the {_name(service)} at {route['addr']} is not black-holing ({seen})")
             evidence.append(f"{where} accepts a request and never answers")
         else:
             if status.get("latency_ms") != rec["latency_ms"]:
-                raise LabError(f"the {_name(service)} delays by {status.get('latency_ms')} ms, not {rec['latency_ms']}")
+                raise LabError(
+                    f"the {_name(service)} delays by {status.get('latency_ms')} ms, not {rec['latency_ms']}"
+                )
             evidence.append(f"{where} relays with {rec['latency_ms']} ms delay per chunk")
     return evidence
 
@@ -144,19 +183,26 @@ def heal(ctx: FaultContext, rec: dict[str, Any]) -> None:
             host, port = route["addr"].rsplit(":", 1)
             seen = tcp_probe(host, int(port), timeout=3, payload=H2_PREFACE)
             if seen != "answers":
-                raise LabError(f"the {_name(service)} at {route['addr']} still does not pass to {route['target']} "
-                               f"after heal ({seen})", f"see `labctl logs {service}` and `labctl logs {target}`")
+                raise LabError(
+                    f"the {_name(service)} at {route['addr']} still does not pass to {route['target']} "
+                    f"after heal ({seen})",
+                    f"see `labctl logs {service}` and `labctl logs {target}`",
+                )
             continue
         url = f"http://{route['addr']}{route.get('path', '/metrics')}"
         try:
             resp = requests.get(url, timeout=3)
         except requests.RequestException as exc:
-            raise LabError(f"a request through the {_name(service)} still fails after heal: {url}: "
-                           f"{type(exc).__name__}", f"see `labctl logs {service}`") from None
+            raise LabError(
+                f"a request through the {_name(service)} still fails after heal: {url}: {type(exc).__name__}",
+                f"see `labctl logs {service}`",
+            ) from None
         if resp.status_code != 200:
-            raise LabError(f"a request through the {_name(service)} still fails after heal: {url}: HTTP "
-                           f"{resp.status_code} {resp.text[:160]}",
-                           f"see `labctl logs {service}` and `labctl logs {target}`")
+            raise LabError(
+                f"a request through the {_name(service)} still fails after heal: {url}: HTTP "
+                f"{resp.status_code} {resp.text[:160]}",
+                f"see `labctl logs {service}` and `labctl logs {target}`",
+            )
 
 
 def reset_saved_mode(ctx_or_lab: Any, service: str = OLD_SERVICE) -> None:

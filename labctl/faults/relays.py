@@ -15,8 +15,9 @@ from labctl.runtimes import process
 from labctl.state import find_free_ports
 
 
-def start_relay(ctx: FaultContext, fault: str, name: str, target: str, mode: str,
-                latency_ms: int = 0, wait: bool = True) -> dict[str, Any]:
+def start_relay(
+    ctx: FaultContext, fault: str, name: str, target: str, mode: str, latency_ms: int = 0, wait: bool = True
+) -> dict[str, Any]:
     """A relay on a free loopback port forwarding to `target` (host:port); returns its record.
 
     With wait=False the caller overlaps the relay's start-up with other work and calls wait_relay().
@@ -27,16 +28,37 @@ def start_relay(ctx: FaultContext, fault: str, name: str, target: str, mode: str
     folder = ctx.fault_dir(fault)
     status = folder / f"{name}.status.json"
     status.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "labctl.faults.relay", "--listen", f"127.0.0.1:{port}", "--target", target,
-           "--mode", mode, "--latency-ms", str(latency_ms), "--status", str(status)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "labctl.faults.relay",
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--target",
+        target,
+        "--mode",
+        mode,
+        "--latency-ms",
+        str(latency_ms),
+        "--status",
+        str(status),
+    ]
     env = dict(os.environ)
     # The relay must import this very labctl even when started from another working directory.
     env["PYTHONPATH"] = str(ctx.model.root) + os.pathsep + env.get("PYTHONPATH", "")
     pid_path = folder / f"{name}.pid"
     process.spawn(cmd, env, folder / f"{name}.log", folder, pid_path, process.fingerprint(cmd, {}))
-    relay = {"name": name, "port": port, "addr": f"127.0.0.1:{port}", "target": target, "mode": mode,
-             "latency_ms": latency_ms, "pid_file": str(pid_path), "status": str(status),
-             "log": str(folder / f"{name}.log")}
+    relay = {
+        "name": name,
+        "port": port,
+        "addr": f"127.0.0.1:{port}",
+        "target": target,
+        "mode": mode,
+        "latency_ms": latency_ms,
+        "pid_file": str(pid_path),
+        "status": str(status),
+        "log": str(folder / f"{name}.log"),
+    }
     if wait:
         wait_relay(relay)
     return relay

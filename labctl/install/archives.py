@@ -126,7 +126,9 @@ def release(component: str, root: Path) -> Release:
             "https://dl.grafana.com/oss/release",
             {"grafana": "bin/grafana"},
         )
-    raise LabError(f"no release archive is known for {component!r}", "components: collector, prometheus, grafana")
+    raise LabError(
+        f"no release archive is known for {component!r}", "components: collector, prometheus, grafana"
+    )
 
 
 def fallback_hint(rel: Release) -> str:
@@ -158,7 +160,9 @@ def _top(unpacked: Path) -> Path:
     return unpacked
 
 
-def install_archive(rel: Release, *, force: bool = False, progress: ProgressFn | None = None) -> dict[str, object]:
+def install_archive(
+    rel: Release, *, force: bool = False, progress: ProgressFn | None = None
+) -> dict[str, object]:
     """Download, verify, unpack into the cache's dist/ and link the binaries into bin/, with a stamp."""
     targets = [bin_dir() / name for name in rel.binaries]
     result: dict[str, object] = {

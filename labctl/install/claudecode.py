@@ -63,30 +63,50 @@ def resolve() -> Path:
 def install_claude_code(force: bool = False, progress: ProgressFn | None = None) -> dict[str, object]:
     version = pinned_version()
     target = prefix(version)
-    result: dict[str, object] = {"component": "claude-code", "version": version, "binary": str(binary(version)),
-                                 "source": "npm", "note": LICENCE_NOTE}
+    result: dict[str, object] = {
+        "component": "claude-code",
+        "version": version,
+        "binary": str(binary(version)),
+        "source": "npm",
+        "note": LICENCE_NOTE,
+    }
     if not force and installed_version(version) == version:
         return {**result, "built": False}
     npm = shutil.which("npm")
     if npm is None:
-        raise LabError("npm is not installed (it installs Claude Code)",
-                       "install Node.js and npm (Debian: `apt-get install nodejs npm`), then run this again")
+        raise LabError(
+            "npm is not installed (it installs Claude Code)",
+            "install Node.js and npm (Debian: `apt-get install nodejs npm`), then run this again",
+        )
     if force and target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True, exist_ok=True)
     if progress:
         progress(f"npm install {PACKAGE}@{version} (into {target})")
     started = time.monotonic()
-    cmd = [npm, "install", "--prefix", str(target), "--no-audit", "--no-fund", "--no-save", "--loglevel=error",
-           f"{PACKAGE}@{version}"]
+    cmd = [
+        npm,
+        "install",
+        "--prefix",
+        str(target),
+        "--no-audit",
+        "--no-fund",
+        "--no-save",
+        "--loglevel=error",
+        f"{PACKAGE}@{version}",
+    ]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False)
     except subprocess.TimeoutExpired:
-        raise LabError(f"npm install {PACKAGE}@{version} took more than 15 minutes",
-                       "check the network access to the npm registry, then run `labctl install claude-code` again") from None
+        raise LabError(
+            f"npm install {PACKAGE}@{version} took more than 15 minutes",
+            "check the network access to the npm registry, then run `labctl install claude-code` again",
+        ) from None
     if done.returncode != 0 or installed_version(version) != version:
         last = "\n".join((done.stderr or done.stdout).strip().splitlines()[-8:])
-        raise LabError(f"npm install {PACKAGE}@{version} failed (exit {done.returncode}):\n{last}",
-                       "check the network access to the npm registry (npm config get registry), then run "
-                       "`labctl install claude-code --force`")
+        raise LabError(
+            f"npm install {PACKAGE}@{version} failed (exit {done.returncode}):\n{last}",
+            "check the network access to the npm registry (npm config get registry), then run "
+            "`labctl install claude-code --force`",
+        )
     return {**result, "built": True, "seconds": time.monotonic() - started}

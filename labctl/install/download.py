@@ -62,7 +62,9 @@ def fetch(url: str, dest: Path, *, what: str, hint: str, progress: ProgressFn | 
                     last = time.monotonic()
                     progress(f"downloading {what}: {_mb(done)}" + (f" of {_mb(total)}" if total else ""))
         except urllib.error.HTTPError as exc:
-            raise DownloadError(f"downloading {url} failed: the server answered {exc.code} {exc.reason}", hint) from None
+            raise DownloadError(
+                f"downloading {url} failed: the server answered {exc.code} {exc.reason}", hint
+            ) from None
         except (urllib.error.URLError, OSError) as exc:  # DNS, refused, reset, timeout
             raise DownloadError(f"could not download {url}: {_why(url, exc)}", hint) from None
     return done
@@ -99,7 +101,11 @@ def expected_sha256(text: str, filename: str, source: str) -> str:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     for line in lines:
         parts = line.split()
-        if len(parts) >= 2 and parts[-1].lstrip("*").removeprefix("./") == filename and _HEX64.match(parts[0]):
+        if (
+            len(parts) >= 2
+            and parts[-1].lstrip("*").removeprefix("./") == filename
+            and _HEX64.match(parts[0])
+        ):
             return parts[0].lower()
     if len(lines) == 1 and len(lines[0].split()) == 1 and _HEX64.match(lines[0]):
         return lines[0].lower()
@@ -139,7 +145,9 @@ def _check_member(member: tarfile.TarInfo, root: Path, archive: str) -> None:
         if link.is_absolute() or not _inside(root, (root / name).parent.joinpath(member.linkname).resolve()):
             refuse = f"a symlink to {member.linkname}"
     elif member.islnk():
-        if PurePosixPath(member.linkname).is_absolute() or not _inside(root, (root / member.linkname).resolve()):
+        if PurePosixPath(member.linkname).is_absolute() or not _inside(
+            root, (root / member.linkname).resolve()
+        ):
             refuse = f"a hard link to {member.linkname}"
     elif not (member.isfile() or member.isdir()):
         refuse = "a device or special file"

@@ -29,7 +29,13 @@ def install_grafana(
     if source == "auto" and (os.environ.get(env_var_for("grafana")) or shutil.which("grafana")):
         binary = resolve_binary("grafana")  # yours: used as is, never replaced by a download
         home = grafana_home(binary)
-        return {"component": "grafana", "binary": str(binary), "home": str(home), "built": False, "seconds": 0.0}
+        return {
+            "component": "grafana",
+            "binary": str(binary),
+            "home": str(home),
+            "built": False,
+            "seconds": 0.0,
+        }
     rel = archives.release("grafana", repo_root())
     result = archives.install_archive(rel, force=force, progress=progress)
     result["home"] = str(rel.dist_dir)

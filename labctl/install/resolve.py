@@ -105,7 +105,9 @@ def _announce(name: str, path: Path) -> None:
         return
     _announced.add(path)
     try:
-        version = json.loads(path.with_name(f".{path.name}.stamp.json").read_text(encoding="utf-8"))["version"]
+        version = json.loads(path.with_name(f".{path.name}.stamp.json").read_text(encoding="utf-8"))[
+            "version"
+        ]
     except (OSError, ValueError, KeyError):
         version = "of unknown version"
     ui.info(

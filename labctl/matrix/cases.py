@@ -11,12 +11,31 @@ import yaml
 from labctl.errors import LabError
 
 CASES_FILE = Path(__file__).resolve().parents[2] / "lab" / "matrix" / "cases.yaml"
-RECEIVERS = ("collector", "proxy", "prometheus-scrape", "prometheus-otlp", "blackhole", "unreachable", "scrape", "none")
+RECEIVERS = (
+    "collector",
+    "proxy",
+    "prometheus-scrape",
+    "prometheus-otlp",
+    "blackhole",
+    "unreachable",
+    "scrape",
+    "none",
+)
 OUTCOMES = ("delivered", "failed", "pending", "config_error", "nothing", "sent_not_stored", "any")
 PLACES = ("collector", "collector_b", "proxy", "stdout", "scrape", "prometheus")
 DIMENSIONS = ("exporter", "protocol", "endpoint", "interval", "timeout", "headers")
-EXPECT_KEYS = {"outcome", "seen_in", "not_seen_in", "error", "notice", "retries", "gives_up_s", "first_export_s",
-               "min_exports", "hops_agree"}
+EXPECT_KEYS = {
+    "outcome",
+    "seen_in",
+    "not_seen_in",
+    "error",
+    "notice",
+    "retries",
+    "gives_up_s",
+    "first_export_s",
+    "min_exports",
+    "hops_agree",
+}
 
 
 @dataclass
@@ -86,18 +105,28 @@ def load_cases(path: Path = CASES_FILE) -> list[Case]:
         env = {k: (None if v is None else str(v)) for k, v in env.items()}
         dims = {k: str(v) for k, v in (raw.get("dims") or {}).items()}
         dims.setdefault("exporter", env.get("OTEL_METRICS_EXPORTER") or "unset")
-        dims.setdefault("protocol", env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or env.get(
-            "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL") or "n/a")
+        dims.setdefault(
+            "protocol",
+            env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL") or "n/a",
+        )
         dims.setdefault("interval", env.get("OTEL_METRIC_EXPORT_INTERVAL") or "60000")
         dims.setdefault("timeout", env.get("OTEL_EXPORTER_OTLP_TIMEOUT") or "10000")
         for d in DIMENSIONS:
             if d not in dims:
                 raise _err(path, cid, f"dims.{d} is missing")
-        cases.append(Case(
-            id=cid, title=str(raw["title"]), dims=dims, receiver=receiver, env=env,
-            emit={**defaults.get("emit", {}), **(raw.get("emit") or {})}, expect=expect, focus=str(raw["focus"]),
-            tags=[str(t) for t in raw.get("tags", [])],
-        ))
+        cases.append(
+            Case(
+                id=cid,
+                title=str(raw["title"]),
+                dims=dims,
+                receiver=receiver,
+                env=env,
+                emit={**defaults.get("emit", {}), **(raw.get("emit") or {})},
+                expect=expect,
+                focus=str(raw["focus"]),
+                tags=[str(t) for t in raw.get("tags", [])],
+            )
+        )
     return cases
 
 
@@ -109,6 +138,8 @@ def select(cases: list[Case], filters: list[str]) -> list[Case]:
         terms = [t.strip() for t in f.split(",") if t.strip()]
         out = [c for c in out if any(c.matches(t) for t in terms)]
     if not out:
-        raise LabError(f"no matrix case matches {' AND '.join(filters)}",
-                       "run `labctl matrix list` to see ids, tags and dimension values")
+        raise LabError(
+            f"no matrix case matches {' AND '.join(filters)}",
+            "run `labctl matrix list` to see ids, tags and dimension values",
+        )
     return out

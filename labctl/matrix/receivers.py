@@ -35,8 +35,13 @@ from labctl.state import free_port
 REPO = Path(__file__).resolve().parents[2]
 
 
-def wait_http(url: str, timeout_s: float, proc: subprocess.Popen[bytes] | None = None, log: Path | None = None,
-              verify: bool | str = True) -> None:
+def wait_http(
+    url: str,
+    timeout_s: float,
+    proc: subprocess.Popen[bytes] | None = None,
+    log: Path | None = None,
+    verify: bool | str = True,
+) -> None:
     deadline = time.monotonic() + timeout_s
     last = ""
     while time.monotonic() < deadline:
@@ -64,8 +69,14 @@ class Process:
     def spawn(self, argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as fh:  # a restarted process keeps its earlier log
-            self.proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
-                                         cwd=cwd or self.workdir, start_new_session=True)
+            self.proc = subprocess.Popen(
+                argv,
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **(env or {})},
+                cwd=cwd or self.workdir,
+                start_new_session=True,
+            )
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -102,8 +113,12 @@ def make_self_signed(directory: Path, host: str) -> tuple[Path, Path]:
         san = x509.DNSName(host)
     now = datetime.datetime.now(datetime.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(x509.SubjectAlternativeName([san]), critical=False)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
@@ -112,8 +127,11 @@ def make_self_signed(directory: Path, host: str) -> tuple[Path, Path]:
     directory.mkdir(parents=True, exist_ok=True)
     cert_path, key_path = directory / "tls.crt", directory / "tls.key"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     return cert_path, key_path
 
 
@@ -121,8 +139,15 @@ def make_self_signed(directory: Path, host: str) -> tuple[Path, Path]:
 
 
 class Collector(Process):
-    def __init__(self, workdir: Path, host: str = "127.0.0.1", auth_token: str | None = None, tls: bool = False,
-                 binary: Path | None = None, extra_configs: list[Path] | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        host: str = "127.0.0.1",
+        auth_token: str | None = None,
+        tls: bool = False,
+        binary: Path | None = None,
+        extra_configs: list[Path] | None = None,
+    ) -> None:
         super().__init__("otelcol", workdir)
         self.extra_configs = list(extra_configs or [])
         self.host = host
@@ -200,8 +225,13 @@ class Collector(Process):
 
 
 class Proxy(Process):
-    def __init__(self, workdir: Path, host: str = "127.0.0.1", auth_token: str | None = None,
-                 upstream: str | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        host: str = "127.0.0.1",
+        auth_token: str | None = None,
+        upstream: str | None = None,
+    ) -> None:
         super().__init__("proxy", workdir)
         self.host = host
         self.grpc_port, self.http_port, self.admin_port = free_port(host), free_port(host), free_port()
@@ -220,8 +250,19 @@ class Proxy(Process):
         contract = REPO / "lab" / "contracts" / "claude-code.yaml"
         if contract.exists():
             env["LAB_PROXY_CONTRACT"] = str(contract)
-        self.spawn([sys.executable, "-m", "labctl", "proxy", "serve", "--config",
-                    str(REPO / "lab" / "proxy" / "proxy.yaml")], env, cwd=REPO)
+        self.spawn(
+            [
+                sys.executable,
+                "-m",
+                "labctl",
+                "proxy",
+                "serve",
+                "--config",
+                str(REPO / "lab" / "proxy" / "proxy.yaml"),
+            ],
+            env,
+            cwd=REPO,
+        )
         assert self.proc is not None
         wait_http(f"http://127.0.0.1:{self.admin_port}/readyz", timeout_s, self.proc, self.log)
         return self
@@ -229,8 +270,9 @@ class Proxy(Process):
     def stats(self) -> dict[str, Any]:
         # With a token the admin API demands it too (labctl/proxy/guard.py).
         headers = {"Authorization": f"Bearer {self.auth_token}"} if self.auth_token else {}
-        data: dict[str, Any] = requests.get(f"http://127.0.0.1:{self.admin_port}/api/stats", timeout=3,
-                                            headers=headers).json()
+        data: dict[str, Any] = requests.get(
+            f"http://127.0.0.1:{self.admin_port}/api/stats", timeout=3, headers=headers
+        ).json()
         return data
 
 
@@ -238,8 +280,13 @@ class Proxy(Process):
 
 
 class Prometheus(Process):
-    def __init__(self, workdir: Path, scrape_target: str | None = None, interval_s: int = 1,
-                 otlp_receiver: bool = False) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        scrape_target: str | None = None,
+        interval_s: int = 1,
+        otlp_receiver: bool = False,
+    ) -> None:
         super().__init__("prometheus", workdir)
         self.port = free_port()
         self.target = scrape_target
@@ -257,11 +304,17 @@ class Prometheus(Process):
         self.workdir.mkdir(parents=True, exist_ok=True)
         text = f"global:\n  scrape_interval: {self.interval_s}s\n  scrape_timeout: {self.interval_s}s\n"
         if self.target:
-            text += (f"scrape_configs:\n  - job_name: claude-code\n    static_configs:\n"
-                     f"      - targets: ['{self.target}']\n")
+            text += (
+                f"scrape_configs:\n  - job_name: claude-code\n    static_configs:\n"
+                f"      - targets: ['{self.target}']\n"
+            )
         cfg.write_text(text)
-        argv = [str(resolve_binary("prometheus")), f"--config.file={cfg}",
-                f"--storage.tsdb.path={self.workdir / 'tsdb'}", f"--web.listen-address=127.0.0.1:{self.port}"]
+        argv = [
+            str(resolve_binary("prometheus")),
+            f"--config.file={cfg}",
+            f"--storage.tsdb.path={self.workdir / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+        ]
         if self.otlp_receiver:
             argv.append("--web.enable-otlp-receiver")
         self.spawn(argv)

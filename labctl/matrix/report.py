@@ -81,26 +81,46 @@ def to_markdown(results: list[CaseResult], wall_s: float) -> str:
     lines = [
         "# Configuration test matrix — expected vs observed",
         "",
-        (f"Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `{REGENERATE}` "
-        f"({len(results)} cases, {ok} as expected, {len(results) - ok} unexpected, wall time {wall_s:.0f} s on "
-        f"{__import__('os').cpu_count()} cores)."),
+        (
+            f"Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `{REGENERATE}` "
+            f"({len(results)} cases, {ok} as expected, {len(results) - ok} unexpected, wall time {wall_s:.0f} s on "
+            f"{__import__('os').cpu_count()} cores)."
+        ),
         "",
-        ("Every case ran `labctl emit` configured only through Claude Code's environment variables, against real "
-        "receivers started for that case alone: the lab's Collector (`otelcol-lab` with "
-        "`collector-configs/base.yaml`, plus `auth.yaml` or a TLS overlay made at run time), the logging proxy, "
-        "Prometheus, or a loopback stand-in (a receiver that never answers, a host that drops connections, a port "
-        "nobody listens on). \"Remote\" and \"SaaS\" are Collectors on 127.0.0.2 and 127.0.0.3. Cases and their "
-        "expectations: `lab/matrix/cases.yaml`."),
+        (
+            "Every case ran `labctl emit` configured only through Claude Code's environment variables, against real "
+            "receivers started for that case alone: the lab's Collector (`otelcol-lab` with "
+            "`collector-configs/base.yaml`, plus `auth.yaml` or a TLS overlay made at run time), the logging proxy, "
+            "Prometheus, or a loopback stand-in (a receiver that never answers, a host that drops connections, a port "
+            'nobody listens on). "Remote" and "SaaS" are Collectors on 127.0.0.2 and 127.0.0.3. Cases and their '
+            "expectations: `lab/matrix/cases.yaml`."
+        ),
         "",
         "| # | case | exporter | protocol | endpoint | interval | timeout | headers | expected | observed | ✓ |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for i, r in enumerate(results, 1):
         d = r.case.dims
-        lines.append("| " + " | ".join(_md_cell(x) for x in [
-            str(i), f"`{r.case.id}`", d["exporter"], d["protocol"], d["endpoint"], d["interval"], d["timeout"],
-            d["headers"], expected_text(r.case.expect), observed_text(r.observed), "✓" if r.ok else "✗ " +
-            "; ".join(r.mismatches)]) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                _md_cell(x)
+                for x in [
+                    str(i),
+                    f"`{r.case.id}`",
+                    d["exporter"],
+                    d["protocol"],
+                    d["endpoint"],
+                    d["interval"],
+                    d["timeout"],
+                    d["headers"],
+                    expected_text(r.case.expect),
+                    observed_text(r.observed),
+                    "✓" if r.ok else "✗ " + "; ".join(r.mismatches),
+                ]
+            )
+            + " |"
+        )
     lines += ["", "## Debugging focus per case", ""]
     for r in results:
         lines.append(f"- **`{r.case.id}`** — {r.case.title}. *Focus:* {r.case.focus}")
@@ -125,8 +145,20 @@ document.querySelectorAll('tbody tr').forEach(tr=>{tr.style.display=tr.textConte
 """
 
 
-_COLUMNS = (("#", 3), ("case", 17), ("exporter", 7), ("protocol", 7), ("endpoint", 8), ("interval", 5),
-            ("timeout", 5), ("headers", 6), ("expected", 15), ("observed", 15), ("verdict", 8), ("time", 4))
+_COLUMNS = (
+    ("#", 3),
+    ("case", 17),
+    ("exporter", 7),
+    ("protocol", 7),
+    ("endpoint", 8),
+    ("interval", 5),
+    ("timeout", 5),
+    ("headers", 6),
+    ("expected", 15),
+    ("observed", 15),
+    ("verdict", 8),
+    ("time", 4),
+)
 
 
 def to_html(results: list[CaseResult], wall_s: float) -> str:
@@ -149,13 +181,16 @@ def to_html(results: list[CaseResult], wall_s: float) -> str:
         f"<div class='sum'>{len(results)} cases · {ok} as expected · {len(results) - ok} unexpected · wall time "
         f"{wall_s:.0f} s · generated {e(time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()))}</div>"
         "<input id='q' placeholder='filter (id, protocol, outcome…)'>"
-        "<table><thead><tr>" + "".join(f"<th style='width:{w}%'>{h}</th>" for h, w in _COLUMNS) + "</tr></thead>"
+        "<table><thead><tr>"
+        + "".join(f"<th style='width:{w}%'>{h}</th>" for h, w in _COLUMNS)
+        + "</tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table><script>{_JS}</script></body></html>"
     )
 
 
-def write_reports(results: list[CaseResult], wall_s: float, report_dir: Path,
-                  markdown: Path | None = None) -> dict[str, Path]:
+def write_reports(
+    results: list[CaseResult], wall_s: float, report_dir: Path, markdown: Path | None = None
+) -> dict[str, Path]:
     report_dir.mkdir(parents=True, exist_ok=True)
     paths = {
         "json": report_dir / "report.json",

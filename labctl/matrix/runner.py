@@ -54,9 +54,18 @@ class CaseResult:
     def as_dict(self) -> dict[str, Any]:
         c = self.case
         return {
-            "id": c.id, "title": c.title, "dims": c.dims, "receiver": c.receiver, "focus": c.focus,
-            "tags": c.tags, "expected": c.expect, "observed": self.observed, "ok": self.ok,
-            "mismatches": self.mismatches, "seconds": round(self.seconds, 2), "harness_error": self.error,
+            "id": c.id,
+            "title": c.title,
+            "dims": c.dims,
+            "receiver": c.receiver,
+            "focus": c.focus,
+            "tags": c.tags,
+            "expected": c.expect,
+            "observed": self.observed,
+            "ok": self.ok,
+            "mismatches": self.mismatches,
+            "seconds": round(self.seconds, 2),
+            "harness_error": self.error,
         }
 
 
@@ -87,19 +96,33 @@ def _start_receivers(case: Case, workdir: Path) -> Setup:
     token = secrets.token_urlsafe(16)
     setup = Setup()
     v = setup.values
-    v.update(token=token, bad_token="not-" + token[:10], prom_port=str(free_port()),
-             refused_url=f"http://127.0.0.1:{free_port()}")
+    v.update(
+        token=token,
+        bad_token="not-" + token[:10],
+        prom_port=str(free_port()),
+        refused_url=f"http://127.0.0.1:{free_port()}",
+    )
     try:
         if kind == "collector":
-            c = Collector(workdir / "collector", host=host, auth_token=token if r.get("auth") else None,
-                          tls=bool(r.get("tls")))
+            c = Collector(
+                workdir / "collector",
+                host=host,
+                auth_token=token if r.get("auth") else None,
+                tls=bool(r.get("tls")),
+            )
             setup.stoppers.append(c.stop)
             c.start()
             setup.collector = c
-            v.update(host=host, grpc_port=str(c.grpc_port), http_port=str(c.http_port),
-                     grpc_url=f"http://{c.grpc_addr}", http_url=f"http://{c.http_addr}",
-                     https_grpc_url=f"https://{c.grpc_addr}", https_http_url=f"https://{c.http_addr}",
-                     ca=str(c.cert or ""))
+            v.update(
+                host=host,
+                grpc_port=str(c.grpc_port),
+                http_port=str(c.http_port),
+                grpc_url=f"http://{c.grpc_addr}",
+                http_url=f"http://{c.http_addr}",
+                https_grpc_url=f"https://{c.grpc_addr}",
+                https_http_url=f"https://{c.http_addr}",
+                ca=str(c.cert or ""),
+            )
             if r.get("scrape"):
                 setup.scrape_port = int(v["prom_port"])
             if r.get("second"):
@@ -116,14 +139,23 @@ def _start_receivers(case: Case, workdir: Path) -> Setup:
                 c.start()
                 setup.collector = c
                 upstream = f"http://{c.grpc_addr}"
-            p = Proxy(workdir / "proxy", host=host, auth_token=token if r.get("auth") else None, upstream=upstream)
+            p = Proxy(
+                workdir / "proxy", host=host, auth_token=token if r.get("auth") else None, upstream=upstream
+            )
             setup.stoppers.append(p.stop)
             p.start()
             setup.proxy = p
-            v.update(host=host, grpc_port=str(p.grpc_port), http_port=str(p.http_port),
-                     grpc_url=f"http://{host}:{p.grpc_port}", http_url=f"http://{host}:{p.http_port}")
+            v.update(
+                host=host,
+                grpc_port=str(p.grpc_port),
+                http_port=str(p.http_port),
+                grpc_url=f"http://{host}:{p.grpc_port}",
+                http_url=f"http://{host}:{p.http_port}",
+            )
         elif kind == "prometheus-scrape":
-            prom = Prometheus(workdir / "prometheus", scrape_target=f"127.0.0.1:{v['prom_port']}", interval_s=1)
+            prom = Prometheus(
+                workdir / "prometheus", scrape_target=f"127.0.0.1:{v['prom_port']}", interval_s=1
+            )
             setup.stoppers.append(prom.stop)
             prom.start()
             setup.prometheus = prom
@@ -155,8 +187,11 @@ def _fill(text: str, values: dict[str, str], case: Case) -> str:
     def sub(m: re.Match[str]) -> str:
         key = m.group(1)
         if key not in values:
-            raise LabError(f"case {case.id}: placeholder {{{key}}} is not provided by receiver "
-                           f"{case.receiver['kind']!r}", "see the placeholders in lab/matrix/cases.yaml")
+            raise LabError(
+                f"case {case.id}: placeholder {{{key}}} is not provided by receiver "
+                f"{case.receiver['kind']!r}",
+                "see the placeholders in lab/matrix/cases.yaml",
+            )
         return values[key]
 
     return re.sub(r"\{([a-z_]+)\}", sub, text)
@@ -177,8 +212,13 @@ def _scrape_loop(port: int, stop: threading.Event, found: dict[str, Any]) -> Non
     while not stop.is_set():
         try:
             text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=1).text
-            names = sorted({line.split("{")[0].split(" ")[0] for line in text.splitlines()
-                            if line.startswith("claude_code_")})
+            names = sorted(
+                {
+                    line.split("{")[0].split(" ")[0]
+                    for line in text.splitlines()
+                    if line.startswith("claude_code_")
+                }
+            )
             if names:
                 found["names"] = names
                 found["sample"] = next((ln for ln in text.splitlines() if ln.startswith("claude_code_")), "")
@@ -209,7 +249,7 @@ def _startup_error(stderr: str) -> str:
     """The error line(s) of a refused start, without the hint."""
     text = " ".join(stderr.split())
     text = text.split("what to do:", 1)[0]
-    return text[text.find("error:"):].removeprefix("error:").strip()[:400]
+    return text[text.find("error:") :].removeprefix("error:").strip()[:400]
 
 
 def observe_case(case: Case, workdir: Path) -> dict[str, Any]:
@@ -218,18 +258,43 @@ def observe_case(case: Case, workdir: Path) -> dict[str, Any]:
         env = _client_env(case, setup.values)
         marker = f"matrix-{case.id}"
         summary_path = workdir / "summary.json"
-        argv = [sys.executable, "-m", "labctl.emulator", "emit", "--duration", str(case.emit.get("duration", 2.5)),
-                "--sessions", str(int(case.emit.get("sessions", 2))), "--rate", str(case.emit.get("rate", 60)),
-                "--seed", "7", "--marker", marker, "--summary-file", str(summary_path), "--quiet"]
+        argv = [
+            sys.executable,
+            "-m",
+            "labctl.emulator",
+            "emit",
+            "--duration",
+            str(case.emit.get("duration", 2.5)),
+            "--sessions",
+            str(int(case.emit.get("sessions", 2))),
+            "--rate",
+            str(case.emit.get("rate", 60)),
+            "--seed",
+            "7",
+            "--marker",
+            marker,
+            "--summary-file",
+            str(summary_path),
+            "--quiet",
+        ]
         scrape: dict[str, Any] = {}
         stop = threading.Event()
         scraper = None
         if setup.scrape_port:
-            scraper = threading.Thread(target=_scrape_loop, args=(setup.scrape_port, stop, scrape), daemon=True)
+            scraper = threading.Thread(
+                target=_scrape_loop, args=(setup.scrape_port, stop, scrape), daemon=True
+            )
             scraper.start()
         t0 = time.monotonic()
-        proc = subprocess.run(argv, check=False, env=env, cwd=REPO, capture_output=True, text=True,
-                              timeout=float(case.emit.get("duration", 2.5)) + 60)
+        proc = subprocess.run(
+            argv,
+            check=False,
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=float(case.emit.get("duration", 2.5)) + 60,
+        )
         run_s = time.monotonic() - t0
         stop.set()
         if scraper:
@@ -247,15 +312,22 @@ def observe_case(case: Case, workdir: Path) -> dict[str, Any]:
         if setup.collector_b:
             counts_b = _wait_collector(setup.collector_b, 4)
             obs["collector_b"] = {k: dict(v) for k, v in counts_b.items()}
-            seen["collector_b"] = (_sum(counts_b.get("accepted_metrics")) + _sum(counts_b.get("accepted_logs"))) > 0
+            seen["collector_b"] = (
+                _sum(counts_b.get("accepted_metrics")) + _sum(counts_b.get("accepted_logs"))
+            ) > 0
         if setup.proxy:
             time.sleep(0.3)
             stats = setup.proxy.stats()
             counters = stats.get("counters", stats)
             accepted = counters.get("accepted", {})
-            obs["proxy"] = {"accepted": accepted, "rejected": counters.get("rejected", {}),
-                            "requests": counters.get("requests", {})}
-            seen["proxy"] = sum(int(n) for n in accepted.values()) > 0 if isinstance(accepted, dict) else False
+            obs["proxy"] = {
+                "accepted": accepted,
+                "rejected": counters.get("rejected", {}),
+                "requests": counters.get("requests", {}),
+            }
+            seen["proxy"] = (
+                sum(int(n) for n in accepted.values()) > 0 if isinstance(accepted, dict) else False
+            )
         if setup.prometheus:
             series: list[dict[str, Any]] = []
             end = time.monotonic() + 4
@@ -266,12 +338,17 @@ def observe_case(case: Case, workdir: Path) -> dict[str, Any]:
                 if series:
                     break
                 time.sleep(0.5)
-            obs["prometheus"] = {"series": len(series),
-                                 "names": sorted({s["metric"].get("__name__", "") for s in series})}
+            obs["prometheus"] = {
+                "series": len(series),
+                "names": sorted({s["metric"].get("__name__", "") for s in series}),
+            }
             seen["prometheus"] = bool(series)
         if setup.scrape_port:
-            obs["scrape"] = {"names": scrape.get("names", []), "sample": scrape.get("sample", "")[:200],
-                             "error": None if scrape.get("names") else scrape.get("errors")}
+            obs["scrape"] = {
+                "names": scrape.get("names", []),
+                "sample": scrape.get("sample", "")[:200],
+                "error": None if scrape.get("names") else scrape.get("errors"),
+            }
             seen["scrape"] = bool(scrape.get("names"))
         stdout_hits = proc.stdout.count('"claude_code.')
         obs["stdout_claude_code_items"] = stdout_hits
@@ -295,23 +372,42 @@ def observe_case(case: Case, workdir: Path) -> dict[str, Any]:
             outcome = "pending"
         else:
             outcome = "nothing"
-        metrics_exp = next((e for e in exporters if e["name"].startswith("metrics/") and "prometheus" not in e["name"]),
-                           None)
+        metrics_exp = next(
+            (e for e in exporters if e["name"].startswith("metrics/") and "prometheus" not in e["name"]), None
+        )
         failing = [e for e in otlp if e["failed"]]
-        obs.update({
-            "outcome": outcome,
-            "seen": seen,
-            "exporters": [{k: e.get(k) for k in ("name", "sent", "failed", "retried", "in_flight", "attempts",
-                                                 "first_export_s", "max_export_s")} for e in exporters],
-            "retried": sum(e["retried"] for e in otlp),
-            "gives_up_s": max((e["max_export_s"] or 0 for e in failing), default=None),
-            "first_export_s": metrics_exp["first_export_s"] if metrics_exp else None,
-            "metric_exports": (metrics_exp["attempts"] + metrics_exp.get("in_flight", 0)) if metrics_exp else 0,
-            "notices": [f"{n['variable']}: {n['message']}" for n in summary.get("notices", [])],
-            "messages": summary.get("sdk_messages", [])[:12],
-            "startup_error": _startup_error(proc.stderr) if config_error else None,
-            "settings": summary.get("settings"),
-        })
+        obs.update(
+            {
+                "outcome": outcome,
+                "seen": seen,
+                "exporters": [
+                    {
+                        k: e.get(k)
+                        for k in (
+                            "name",
+                            "sent",
+                            "failed",
+                            "retried",
+                            "in_flight",
+                            "attempts",
+                            "first_export_s",
+                            "max_export_s",
+                        )
+                    }
+                    for e in exporters
+                ],
+                "retried": sum(e["retried"] for e in otlp),
+                "gives_up_s": max((e["max_export_s"] or 0 for e in failing), default=None),
+                "first_export_s": metrics_exp["first_export_s"] if metrics_exp else None,
+                "metric_exports": (metrics_exp["attempts"] + metrics_exp.get("in_flight", 0))
+                if metrics_exp
+                else 0,
+                "notices": [f"{n['variable']}: {n['message']}" for n in summary.get("notices", [])],
+                "messages": summary.get("sdk_messages", [])[:12],
+                "startup_error": _startup_error(proc.stderr) if config_error else None,
+                "settings": summary.get("settings"),
+            }
+        )
         if proc.returncode not in (0, 2):
             obs["stderr_tail"] = proc.stderr[-800:]
         return obs
@@ -367,17 +463,32 @@ def run_case(case: Case, root: Path) -> CaseResult:
     try:
         obs = observe_case(case, workdir)
     except LabError as exc:
-        return CaseResult(case, False, {"outcome": "harness_error"}, [str(exc)], time.monotonic() - t0, workdir,
-                          error=str(exc))
+        return CaseResult(
+            case,
+            False,
+            {"outcome": "harness_error"},
+            [str(exc)],
+            time.monotonic() - t0,
+            workdir,
+            error=str(exc),
+        )
     except (OSError, subprocess.SubprocessError, requests.RequestException, json.JSONDecodeError) as exc:
-        return CaseResult(case, False, {"outcome": "harness_error"}, [f"{type(exc).__name__}: {exc}"],
-                          time.monotonic() - t0, workdir, error=str(exc))
+        return CaseResult(
+            case,
+            False,
+            {"outcome": "harness_error"},
+            [f"{type(exc).__name__}: {exc}"],
+            time.monotonic() - t0,
+            workdir,
+            error=str(exc),
+        )
     mism = compare(case, obs)
     return CaseResult(case, not mism, obs, mism, time.monotonic() - t0, workdir)
 
 
-def run_matrix(cases: list[Case], root: Path, jobs: int = 4,
-               on_done: Callable[[CaseResult], None] | None = None) -> list[CaseResult]:
+def run_matrix(
+    cases: list[Case], root: Path, jobs: int = 4, on_done: Callable[[CaseResult], None] | None = None
+) -> list[CaseResult]:
     """Parallel cases first (each fully isolated), then the exclusive ones (fixed ports) one by one."""
     results: dict[str, CaseResult] = {}
     lock = threading.Lock()

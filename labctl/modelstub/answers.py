@@ -53,7 +53,9 @@ def content_blocks(turn: Turn, ids: AnswerIds, workdir: str | None) -> list[dict
     if turn.text:
         blocks.append({"type": "text", "text": turn.text})
     for call, tool_id in zip(turn.tools, ids.tools, strict=True):
-        blocks.append({"type": "tool_use", "id": tool_id, "name": call.name, "input": tool_input(call, workdir)})
+        blocks.append(
+            {"type": "tool_use", "id": tool_id, "name": call.name, "input": tool_input(call, workdir)}
+        )
     return blocks
 
 
@@ -77,16 +79,28 @@ def sse(event: str, data: dict[str, Any]) -> bytes:
 
 def _chunks(text: str, size: int) -> Iterator[str]:
     for start in range(0, len(text), size):
-        yield text[start:start + size]
+        yield text[start : start + size]
 
 
 def message_start(turn: Turn, ids: AnswerIds, model: str) -> bytes:
     usage = turn.usage.as_api()
     usage["output_tokens"] = 1  # as the API does: the final count comes with message_delta
-    return sse("message_start", {"type": "message_start", "message": {
-        "id": ids.message, "type": "message", "role": "assistant", "model": model, "content": [],
-        "stop_reason": None, "stop_sequence": None, "usage": usage,
-    }})
+    return sse(
+        "message_start",
+        {
+            "type": "message_start",
+            "message": {
+                "id": ids.message,
+                "type": "message",
+                "role": "assistant",
+                "model": model,
+                "content": [],
+                "stop_reason": None,
+                "stop_sequence": None,
+                "usage": usage,
+            },
+        },
+    )
 
 
 def stream_body(turn: Turn, ids: AnswerIds, workdir: str | None) -> Iterator[bytes]:
@@ -94,23 +108,48 @@ def stream_body(turn: Turn, ids: AnswerIds, workdir: str | None) -> Iterator[byt
     yield sse("ping", {"type": "ping"})
     for index, block in enumerate(content_blocks(turn, ids, workdir)):
         if block["type"] == "text":
-            yield sse("content_block_start", {"type": "content_block_start", "index": index,
-                                              "content_block": {"type": "text", "text": ""}})
+            yield sse(
+                "content_block_start",
+                {
+                    "type": "content_block_start",
+                    "index": index,
+                    "content_block": {"type": "text", "text": ""},
+                },
+            )
             for piece in _chunks(block["text"], _TEXT_CHUNK):
-                yield sse("content_block_delta", {"type": "content_block_delta", "index": index,
-                                                  "delta": {"type": "text_delta", "text": piece}})
+                yield sse(
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": index,
+                        "delta": {"type": "text_delta", "text": piece},
+                    },
+                )
         else:
             start = {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}
-            yield sse("content_block_start", {"type": "content_block_start", "index": index, "content_block": start})
+            yield sse(
+                "content_block_start", {"type": "content_block_start", "index": index, "content_block": start}
+            )
             for piece in _chunks(json.dumps(block["input"], separators=(",", ":")), _JSON_CHUNK):
-                yield sse("content_block_delta", {"type": "content_block_delta", "index": index,
-                                                  "delta": {"type": "input_json_delta", "partial_json": piece}})
+                yield sse(
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": index,
+                        "delta": {"type": "input_json_delta", "partial_json": piece},
+                    },
+                )
         yield sse("content_block_stop", {"type": "content_block_stop", "index": index})
     usage = turn.usage.as_api()
     usage.pop("service_tier")
-    yield sse("message_delta", {"type": "message_delta",
-                                "delta": {"stop_reason": turn.final_stop_reason, "stop_sequence": None},
-                                "usage": usage})
+    yield sse(
+        "message_delta",
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": turn.final_stop_reason, "stop_sequence": None},
+            "usage": usage,
+        },
+    )
     yield sse("message_stop", {"type": "message_stop"})
 
 
@@ -125,5 +164,8 @@ def fault_body(fault: Fault, request_id: str) -> dict[str, Any]:
         529: "Overloaded (lab model stub, scripted)",
         500: "Internal server error (lab model stub, scripted)",
     }
-    return error_body(fault.error_type, fault.message or default.get(fault.status, f"{ERROR_TYPES[fault.status]} "
-                                                                     "(lab model stub, scripted)"), request_id)
+    return error_body(
+        fault.error_type,
+        fault.message or default.get(fault.status, f"{ERROR_TYPES[fault.status]} (lab model stub, scripted)"),
+        request_id,
+    )

@@ -69,8 +69,13 @@ def _write_config(home: Path, workdir: Path) -> Path:
         "theme": "dark",
         "autoUpdates": False,
         "customApiKeyResponses": {"approved": [STUB_API_KEY[-20:]], "rejected": []},
-        "projects": {str(workdir): {"hasTrustDialogAccepted": True, "hasCompletedProjectOnboarding": True,
-                                    "allowedTools": []}},
+        "projects": {
+            str(workdir): {
+                "hasTrustDialogAccepted": True,
+                "hasCompletedProjectOnboarding": True,
+                "allowedTools": [],
+            }
+        },
     }
     for path in (home / ".claude.json", config_dir / ".claude.json"):
         path.write_text(json.dumps(doc, indent=2) + "\n")
@@ -112,13 +117,23 @@ def prepare(
     block = {k: v for k, v in client_env(lab, protocol).items() if v is not None}
     env.update(block)
     env.update(_OFFLINE)
-    env.update({"HOME": str(home), "CLAUDE_CONFIG_DIR": str(config_dir),
-                "ANTHROPIC_CUSTOM_HEADERS": f"{SCENARIO_HEADER}: {chosen.name}"})
+    env.update(
+        {
+            "HOME": str(home),
+            "CLAUDE_CONFIG_DIR": str(config_dir),
+            "ANTHROPIC_CUSTOM_HEADERS": f"{SCENARIO_HEADER}: {chosen.name}",
+        }
+    )
     if chosen.max_retries is not None:
         env["CLAUDE_CODE_MAX_RETRIES"] = str(chosen.max_retries)
     if traces:
-        env.update({"CLAUDE_CODE_ENHANCED_TELEMETRY_BETA": "1", "OTEL_TRACES_EXPORTER": "otlp",
-                    "OTEL_TRACES_EXPORT_INTERVAL": "1000"})
+        env.update(
+            {
+                "CLAUDE_CODE_ENHANCED_TELEMETRY_BETA": "1",
+                "OTEL_TRACES_EXPORTER": "otlp",
+                "OTEL_TRACES_EXPORT_INTERVAL": "1000",
+            }
+        )
     cmd = [str(binary)]
     if not interactive:
         cmd += ["-p", chosen.prompt]
@@ -137,5 +152,7 @@ def run(prepared: ClientRun) -> int:
     try:
         return subprocess.run(prepared.cmd, env=prepared.env, cwd=prepared.workdir, check=False).returncode
     except OSError as exc:
-        raise LabError(f"cannot run {prepared.cmd[0]}: {exc.strerror}",
-                       "reinstall it with `labctl install claude-code --force`") from None
+        raise LabError(
+            f"cannot run {prepared.cmd[0]}: {exc.strerror}",
+            "reinstall it with `labctl install claude-code --force`",
+        ) from None

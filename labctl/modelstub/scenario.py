@@ -48,7 +48,10 @@ class Usage:
             "cache_creation_input_tokens": self.cache_creation,
             "cache_read_input_tokens": self.cache_read,
             # The 5-minute cache is the API's default lifetime: all cache writes land there.
-            "cache_creation": {"ephemeral_5m_input_tokens": self.cache_creation, "ephemeral_1h_input_tokens": 0},
+            "cache_creation": {
+                "ephemeral_5m_input_tokens": self.cache_creation,
+                "ephemeral_1h_input_tokens": 0,
+            },
             "output_tokens": self.output,
             "service_tier": "standard",
         }
@@ -105,7 +108,9 @@ class Scenario:
     model: str | None = None  # `labctl claude` passes it as --model
     allowed_tools: tuple[str, ...] = ()  # `labctl claude` passes them as --allowedTools
     disallowed_tools: tuple[str, ...] = ()  # ... and --disallowedTools
-    max_retries: int | None = None  # `labctl claude` sets CLAUDE_CODE_MAX_RETRIES (an exhausted budget: api_error)
+    max_retries: int | None = (
+        None  # `labctl claude` sets CLAUDE_CODE_MAX_RETRIES (an exhausted budget: api_error)
+    )
     subagent: tuple[Turn, ...] = ()  # what a subagent (the Agent tool) is answered, turn by turn
     side: Turn = DEFAULT_SIDE
     after_script: str = AFTER_SCRIPT
@@ -133,8 +138,12 @@ class Scenario:
         answered = self.answered()
         for turn in (*answered, *(self.subagent if answered else ())):
             u = turn.usage
-            for key, value in (("input", u.input), ("output", u.output), ("cacheRead", u.cache_read),
-                               ("cacheCreation", u.cache_creation)):
+            for key, value in (
+                ("input", u.input),
+                ("output", u.output),
+                ("cacheRead", u.cache_read),
+                ("cacheCreation", u.cache_creation),
+            ):
                 tokens[key] += value
             for call in turn.tools:
                 verdict = "accept" if self.allows(call.name) else "reject"
@@ -145,7 +154,9 @@ class Scenario:
                     plus, minus = _lines_changed(call, files)
                     added, removed = added + plus, removed + minus
         return Expected(
-            tokens=tokens, lines_added=added, lines_removed=removed,
+            tokens=tokens,
+            lines_added=added,
+            lines_removed=removed,
             decisions={k: v for k, v in decisions.items() if v},
             edit_decisions={k: v for k, v in edits.items() if v},
             api_requests=len(answered) + (len(self.subagent) if answered else 0),
@@ -216,7 +227,10 @@ class _Where:
 
 def _mapping(raw: Any, where: _Where, keys: set[str]) -> dict[str, Any]:
     if not isinstance(raw, dict):
-        raise where.fail(f"expected a mapping, got {type(raw).__name__}", f"write it as `key: value` lines ({', '.join(sorted(keys))})")
+        raise where.fail(
+            f"expected a mapping, got {type(raw).__name__}",
+            f"write it as `key: value` lines ({', '.join(sorted(keys))})",
+        )
     unknown = sorted(str(k) for k in raw if k not in keys)
     if unknown:
         raise where.fail(f"unknown key {unknown[0]!r}", f"valid keys here: {', '.join(sorted(keys))}")
@@ -225,13 +239,15 @@ def _mapping(raw: Any, where: _Where, keys: set[str]) -> dict[str, Any]:
 
 def _int(raw: Any, where: _Where, minimum: int = 0) -> int:
     if isinstance(raw, bool) or not isinstance(raw, int) or raw < minimum:
-        raise where.fail(f"expected a whole number ≥ {minimum}, got {raw!r}", f"write a number such as {max(minimum, 100)}")
+        raise where.fail(
+            f"expected a whole number ≥ {minimum}, got {raw!r}", f"write a number such as {max(minimum, 100)}"
+        )
     return raw
 
 
 def _text(raw: Any, where: _Where) -> str:
     if not isinstance(raw, str):
-        raise where.fail(f"expected text, got {type(raw).__name__}", "quote it: \"...\"")
+        raise where.fail(f"expected text, got {type(raw).__name__}", 'quote it: "..."')
     return raw
 
 
@@ -261,13 +277,19 @@ def _fault(raw: Any, where: _Where) -> Fault:
             f"use one of {', '.join(map(str, ERROR_TYPES))} (429 rate limit, 529 overloaded, 500 api error)",
         )
     retry_after = data.get("retry_after")
-    if retry_after is not None and (isinstance(retry_after, bool) or not isinstance(retry_after, int | float)
-                                    or not 0 <= retry_after <= 60):
-        raise (where / "retry_after").fail(f"expected seconds between 0 and 60, got {retry_after!r}",
-                                           "write e.g. retry_after: 1")
+    if retry_after is not None and (
+        isinstance(retry_after, bool)
+        or not isinstance(retry_after, int | float)
+        or not 0 <= retry_after <= 60
+    ):
+        raise (where / "retry_after").fail(
+            f"expected seconds between 0 and 60, got {retry_after!r}", "write e.g. retry_after: 1"
+        )
     mid_stream = data.get("mid_stream", False)
     if not isinstance(mid_stream, bool):
-        raise (where / "mid_stream").fail(f"expected true or false, got {mid_stream!r}", "write mid_stream: true")
+        raise (where / "mid_stream").fail(
+            f"expected true or false, got {mid_stream!r}", "write mid_stream: true"
+        )
     message = _text(data.get("message", ""), where / "message")
     return Fault(status=status, retry_after=retry_after, message=message, mid_stream=mid_stream)
 
@@ -276,11 +298,14 @@ def _tool(raw: Any, where: _Where) -> ToolCall:
     data = _mapping(raw, where, {"name", "input"})
     name = _text(data.get("name"), where / "name") if "name" in data else ""
     if not name:
-        raise where.fail("a tool call needs a name", "e.g. {name: Write, input: {file_path: hello.py, content: ...}}")
+        raise where.fail(
+            "a tool call needs a name", "e.g. {name: Write, input: {file_path: hello.py, content: ...}}"
+        )
     tool_input = data.get("input", {})
     if not isinstance(tool_input, dict):
-        raise (where / "input").fail(f"expected a mapping of the tool's parameters, got {tool_input!r}",
-                                     "e.g. input: {command: ls}")
+        raise (where / "input").fail(
+            f"expected a mapping of the tool's parameters, got {tool_input!r}", "e.g. input: {command: ls}"
+        )
     return ToolCall(name=name, input=tool_input)
 
 
@@ -292,16 +317,22 @@ def _turn(raw: Any, where: _Where) -> Turn:
     text = _text(data.get("text", ""), where / "text")
     tools_raw = data.get("tools") or []
     if not isinstance(tools_raw, list):
-        raise (where / "tools").fail("expected a list of tool calls", "write tools: [{name: Write, input: {...}}]")
+        raise (where / "tools").fail(
+            "expected a list of tool calls", "write tools: [{name: Write, input: {...}}]"
+        )
     tools = tuple(_tool(t, where / "tools" / i) for i, t in enumerate(tools_raw))
     if not text and not tools:
         raise where.fail("a turn answers with text, tool calls or both", "add `text:` or `tools:`")
     faults_raw = data.get("faults") or []
     if not isinstance(faults_raw, list):
-        raise (where / "faults").fail("expected a list of faults", "write faults: [{status: 429, retry_after: 1}]")
+        raise (where / "faults").fail(
+            "expected a list of faults", "write faults: [{status: 429, retry_after: 1}]"
+        )
     stop_reason = data.get("stop_reason", "")
     if stop_reason and stop_reason not in STOP_REASONS:
-        raise (where / "stop_reason").fail(f"{stop_reason!r} is not a stop reason", f"use one of {', '.join(STOP_REASONS)}")
+        raise (where / "stop_reason").fail(
+            f"{stop_reason!r} is not a stop reason", f"use one of {', '.join(STOP_REASONS)}"
+        )
     model = data.get("model")
     return Turn(
         text=text,
@@ -314,8 +345,19 @@ def _turn(raw: Any, where: _Where) -> Turn:
     )
 
 
-_TOP_KEYS = {"description", "prompt", "seed", "model", "allowed_tools", "disallowed_tools", "max_retries", "turns",
-             "subagent", "side", "after_script"}
+_TOP_KEYS = {
+    "description",
+    "prompt",
+    "seed",
+    "model",
+    "allowed_tools",
+    "disallowed_tools",
+    "max_retries",
+    "turns",
+    "subagent",
+    "side",
+    "after_script",
+}
 
 
 def parse(raw: Any, path: Path) -> Scenario:
@@ -326,7 +368,9 @@ def parse(raw: Any, path: Path) -> Scenario:
             raise where.fail(f"missing `{key}`", "every scenario has description, prompt and turns")
     turns_raw = data["turns"]
     if not isinstance(turns_raw, list) or not turns_raw:
-        raise (where / "turns").fail("expected a non-empty list of turns", "add at least one `- text: ...` turn")
+        raise (where / "turns").fail(
+            "expected a non-empty list of turns", "add at least one `- text: ...` turn"
+        )
     model = data.get("model")
     subagent_raw = data.get("subagent") or []
     if not isinstance(subagent_raw, list):
@@ -352,12 +396,16 @@ def load(path: Path) -> Scenario:
     try:
         raw = yaml.safe_load(path.read_text())
     except OSError as exc:
-        raise LabError(f"cannot read scenario {path}: {exc.strerror}", "check the path (`labctl claude --list`)") from None
+        raise LabError(
+            f"cannot read scenario {path}: {exc.strerror}", "check the path (`labctl claude --list`)"
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise LabError(f"{path}:{at} is not valid YAML: {getattr(exc, 'problem', exc)}",
-                       "fix the indentation or quoting there") from None
+        raise LabError(
+            f"{path}:{at} is not valid YAML: {getattr(exc, 'problem', exc)}",
+            "fix the indentation or quoting there",
+        ) from None
     return parse(raw, path)
 
 
@@ -371,5 +419,7 @@ def load_dir(directory: Path) -> dict[str, Scenario]:
             raise LabError(f"{path}: scenario names use a-z, 0-9, - and _ only", f"rename {path.name}")
         out[path.stem] = load(path)
     if not out:
-        raise LabError(f"{directory} holds no scenario (*.yaml)", "add one, e.g. copy lab/scenarios/hello-write.yaml")
+        raise LabError(
+            f"{directory} holds no scenario (*.yaml)", "add one, e.g. copy lab/scenarios/hello-write.yaml"
+        )
     return out

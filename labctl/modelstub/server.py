@@ -42,7 +42,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 class ApiError(Exception):
     """Answered as the API's error shape with this status."""
 
-    def __init__(self, status: int, error_type: str, message: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, error_type: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status, self.error_type, self.message, self.headers = status, error_type, message, headers or {}
 
@@ -67,8 +69,11 @@ class Stats:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "turns": self.turns, "side_requests": self.side, "faults": self.faults,
-            "after_script": self.after_script, "bad_requests": self.bad_requests,
+            "turns": self.turns,
+            "side_requests": self.side,
+            "faults": self.faults,
+            "after_script": self.after_script,
+            "bad_requests": self.bad_requests,
             "stub_ms_per_turn": _summary(self.turn_ms),  # wall time: includes waiting for a CPU
             "stub_cpu_ms_per_turn": _summary(self.turn_cpu_ms),  # the stub's own work
         }
@@ -80,8 +85,13 @@ def _summary(values: deque[float]) -> dict[str, Any]:
     def rank(q: float) -> float | None:
         return round(ms[min(len(ms) - 1, int(q * len(ms)))], 3) if ms else None
 
-    return {"count": len(ms), "mean": round(sum(ms) / len(ms), 3) if ms else None,
-            "p50": rank(0.5), "p95": rank(0.95), "max": rank(1.0)}
+    return {
+        "count": len(ms),
+        "mean": round(sum(ms) / len(ms), 3) if ms else None,
+        "p50": rank(0.5),
+        "p95": rank(0.95),
+        "max": rank(1.0),
+    }
 
 
 class TurnClock:
@@ -98,7 +108,10 @@ class TurnClock:
         self.paused += time.perf_counter() - start
 
     def spent_ms(self) -> tuple[float, float]:
-        return ((time.perf_counter() - self.wall - self.paused) * 1000, (time.thread_time() - self.cpu) * 1000)
+        return (
+            (time.perf_counter() - self.wall - self.paused) * 1000,
+            (time.thread_time() - self.cpu) * 1000,
+        )
 
 
 class ModelStub:
@@ -140,8 +153,18 @@ class ModelStub:
             resp.headers["request-id"] = answers.stable_id("req", "other", time.monotonic_ns())
         if self._log and not resp.get(_RECORDED) and request.path != "/healthz":  # the lab's probes: noise
             # Every request without a line of its own (turns, faults, side requests): what else the client calls.
-            self._log.write(json.dumps({"time": round(time.time(), 3), "kind": "http", "method": request.method,
-                                        "path": request.path[:200], "status": resp.status}) + "\n")
+            self._log.write(
+                json.dumps(
+                    {
+                        "time": round(time.time(), 3),
+                        "kind": "http",
+                        "method": request.method,
+                        "path": request.path[:200],
+                        "status": resp.status,
+                    }
+                )
+                + "\n"
+            )
         return resp
 
     async def _answer_or_error(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -150,11 +173,15 @@ class ModelStub:
         except ApiError as exc:
             return self._error(exc.status, exc.error_type, exc.message, exc.headers)
         except web.HTTPRequestEntityTooLarge:
-            return self._error(413, "request_too_large", f"Request exceeds the maximum size of {MAX_BODY_BYTES} bytes")
+            return self._error(
+                413, "request_too_large", f"Request exceeds the maximum size of {MAX_BODY_BYTES} bytes"
+            )
         except web.HTTPNotFound:
             return self._error(404, "not_found_error", f"Not found: {request.method} {request.path}")
         except web.HTTPMethodNotAllowed:
-            return self._error(405, "invalid_request_error", f"Method {request.method} is not allowed on {request.path}")
+            return self._error(
+                405, "invalid_request_error", f"Method {request.method} is not allowed on {request.path}"
+            )
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
@@ -164,12 +191,17 @@ class ModelStub:
         except Exception as exc:  # the API shape, whatever went wrong
             return self._error(500, "api_error", f"lab model stub internal error: {type(exc).__name__}")
 
-    def _error(self, status: int, error_type: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    def _error(
+        self, status: int, error_type: str, message: str, headers: dict[str, str] | None = None
+    ) -> web.Response:
         if status < 500:
             self.stats.bad_requests += 1
         request_id = answers.stable_id("req", "error", time.monotonic_ns())
-        return web.json_response(answers.error_body(error_type, message, request_id), status=status,
-                                 headers={"request-id": request_id, **(headers or {})})
+        return web.json_response(
+            answers.error_body(error_type, message, request_id),
+            status=status,
+            headers={"request-id": request_id, **(headers or {})},
+        )
 
     # --- small endpoints ---------------------------------------------------------------------------
 
@@ -177,13 +209,20 @@ class ModelStub:
         return web.Response(status=200)
 
     async def index(self, _request: web.Request) -> web.Response:
-        return web.json_response({
-            "service": "labctl model stub: a local stand-in for the Anthropic Messages API",
-            "endpoints": ["POST /v1/messages", "POST /v1/messages/count_tokens", "GET /v1/models",
-                          "GET /stub/stats", "GET /stub/scenarios"],
-            "default_scenario": self.default,
-            "scenario_header": SCENARIO_HEADER,
-        })
+        return web.json_response(
+            {
+                "service": "labctl model stub: a local stand-in for the Anthropic Messages API",
+                "endpoints": [
+                    "POST /v1/messages",
+                    "POST /v1/messages/count_tokens",
+                    "GET /v1/models",
+                    "GET /stub/stats",
+                    "GET /stub/scenarios",
+                ],
+                "default_scenario": self.default,
+                "scenario_header": SCENARIO_HEADER,
+            }
+        )
 
     async def healthz(self, _request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "scenarios": len(self.scenarios)})
@@ -192,11 +231,18 @@ class ModelStub:
         return web.json_response(self.stats.as_dict())
 
     async def list_scenarios(self, _request: web.Request) -> web.Response:
-        return web.json_response([
-            {"name": s.name, "description": s.description, "turns": len(s.turns), "model": s.model,
-             "default": s.name == self.default}
-            for s in self.scenarios.values()
-        ])
+        return web.json_response(
+            [
+                {
+                    "name": s.name,
+                    "description": s.description,
+                    "turns": len(s.turns),
+                    "model": s.model,
+                    "default": s.name == self.default,
+                }
+                for s in self.scenarios.values()
+            ]
+        )
 
     def _model_ids(self) -> list[str]:
         ids = list(KNOWN_MODELS)
@@ -208,13 +254,23 @@ class ModelStub:
 
     def _model_doc(self, model_id: str) -> dict[str, Any]:
         display = model_id.removeprefix("claude-").replace("-", " ").title()
-        return {"type": "model", "id": model_id, "display_name": f"Claude {display} (lab stub)",
-                "created_at": "2026-01-01T00:00:00Z"}
+        return {
+            "type": "model",
+            "id": model_id,
+            "display_name": f"Claude {display} (lab stub)",
+            "created_at": "2026-01-01T00:00:00Z",
+        }
 
     async def models(self, _request: web.Request) -> web.Response:
         ids = self._model_ids()
-        return web.json_response({"data": [self._model_doc(m) for m in ids], "has_more": False,
-                                  "first_id": ids[0], "last_id": ids[-1]})
+        return web.json_response(
+            {
+                "data": [self._model_doc(m) for m in ids],
+                "has_more": False,
+                "first_id": ids[0],
+                "last_id": ids[-1],
+            }
+        )
 
     async def model(self, request: web.Request) -> web.Response:
         model_id = request.match_info["model"]
@@ -227,7 +283,9 @@ class ModelStub:
         _require_model(body)
         _require_messages(body)
         # Deterministic and roughly the API's ratio: about four characters a token.
-        size = len(json.dumps([body.get("system"), body["messages"], body.get("tools")], separators=(",", ":")))
+        size = len(
+            json.dumps([body.get("system"), body["messages"], body.get("tools")], separators=(",", ":"))
+        )
         return web.json_response({"input_tokens": max(1, size // 4)})
 
     # --- /v1/messages --------------------------------------------------------------------------------
@@ -235,8 +293,11 @@ class ModelStub:
     def _scenario(self, request: web.Request) -> Scenario:
         name = request.headers.get(SCENARIO_HEADER, "").strip() or self.default
         if name not in self.scenarios:
-            raise ApiError(400, "invalid_request_error",
-                           f"lab model stub: unknown scenario {name!r} (known: {', '.join(self.scenarios)})")
+            raise ApiError(
+                400,
+                "invalid_request_error",
+                f"lab model stub: unknown scenario {name!r} (known: {', '.join(self.scenarios)})",
+            )
         return self.scenarios[name]
 
     async def messages(self, request: web.Request) -> web.StreamResponse:
@@ -264,7 +325,9 @@ class ModelStub:
         # A subagent's conversation plays the scenario's `subagent` script, counted on its own.
         agent = request.headers.get(AGENT_HEADER, "").strip()[:64]
         script = scenario.subagent if agent else scenario.turns
-        conversation = f"{session}/agent-{agent}" if agent else session  # ids and attempts are per conversation
+        conversation = (
+            f"{session}/agent-{agent}" if agent else session
+        )  # ids and attempts are per conversation
         turn_index = sum(1 for m in messages if isinstance(m, dict) and m.get("role") == "assistant")
         key = (conversation, scenario.name, turn_index)
         attempt = self.attempts.pop(key, 0)
@@ -277,8 +340,9 @@ class ModelStub:
             self.stats.after_script += 1
             self._record("after_script", scenario, session, turn_index, attempt, 200, model, agent)
             ids = answers.ids_for(scenario.seed, scenario.name, conversation, turn_index, 0)
-            return await self._answer(request, Turn(text=scenario.after_script), ids, model, None, stream, clock,
-                                      counted=False)
+            return await self._answer(
+                request, Turn(text=scenario.after_script), ids, model, None, stream, clock, counted=False
+            )
         request_id = answers.stable_id("req", scenario.seed, scenario.name, conversation, turn_index, attempt)
         if attempt < len(turn.faults):
             fault = turn.faults[attempt]
@@ -288,8 +352,11 @@ class ModelStub:
                 headers = {"request-id": request_id}
                 if fault.retry_after is not None:
                     headers["retry-after"] = f"{fault.retry_after:g}"
-                return self._recorded(web.json_response(answers.fault_body(fault, request_id), status=fault.status,
-                                                        headers=headers))
+                return self._recorded(
+                    web.json_response(
+                        answers.fault_body(fault, request_id), status=fault.status, headers=headers
+                    )
+                )
             ids = answers.ids_for(scenario.seed, scenario.name, conversation, turn_index, 0)
             resp = await self._open_stream(request, request_id)
             await resp.write(answers.message_start(turn, ids, turn.model or model))
@@ -299,18 +366,42 @@ class ModelStub:
         self.stats.turns += 1
         self._record("turn", scenario, session, turn_index, attempt, 200, turn.model or model, agent)
         ids = answers.ids_for(scenario.seed, scenario.name, conversation, turn_index, len(turn.tools))
-        return await self._answer(request, turn, ids, turn.model or model, _workdir(body), stream, clock,
-                                  request_id=request_id, counted=True)
+        return await self._answer(
+            request,
+            turn,
+            ids,
+            turn.model or model,
+            _workdir(body),
+            stream,
+            clock,
+            request_id=request_id,
+            counted=True,
+        )
 
     async def _open_stream(self, request: web.Request, request_id: str) -> web.StreamResponse:
-        resp = web.StreamResponse(headers={"content-type": "text/event-stream; charset=utf-8",
-                                           "cache-control": "no-cache", "request-id": request_id})
+        resp = web.StreamResponse(
+            headers={
+                "content-type": "text/event-stream; charset=utf-8",
+                "cache-control": "no-cache",
+                "request-id": request_id,
+            }
+        )
         await resp.prepare(request)
         return resp
 
-    async def _answer(self, request: web.Request, turn: Turn, ids: answers.AnswerIds, model: str,
-                      workdir: str | None, stream: bool, clock: TurnClock, *, counted: bool,
-                      request_id: str | None = None) -> web.StreamResponse:
+    async def _answer(
+        self,
+        request: web.Request,
+        turn: Turn,
+        ids: answers.AnswerIds,
+        model: str,
+        workdir: str | None,
+        stream: bool,
+        clock: TurnClock,
+        *,
+        counted: bool,
+        request_id: str | None = None,
+    ) -> web.StreamResponse:
         request_id = request_id or answers.stable_id("req", ids.message)
         delay = turn.first_token_delay_ms / 1000
         if not stream:
@@ -335,13 +426,28 @@ class ModelStub:
         resp[_RECORDED] = True
         return resp
 
-    def _record(self, kind: str, scenario: Scenario, session: str, turn: int | None, attempt: int, status: int,
-                model: str, agent: str = "") -> None:
+    def _record(
+        self,
+        kind: str,
+        scenario: Scenario,
+        session: str,
+        turn: int | None,
+        attempt: int,
+        status: int,
+        model: str,
+        agent: str = "",
+    ) -> None:
         """One line per answered request in the stub's log: its shape, never its content."""
         if self._log:
             line: dict[str, Any] = {
-                "time": round(time.time(), 3), "kind": kind, "scenario": scenario.name, "session": session,
-                "turn": turn, "attempt": attempt, "status": status, "model": model,
+                "time": round(time.time(), 3),
+                "kind": kind,
+                "scenario": scenario.name,
+                "session": session,
+                "turn": turn,
+                "attempt": attempt,
+                "status": status,
+                "model": model,
             }
             if agent:
                 line["agent"] = agent  # a subagent's request (its `subagent` script)
@@ -364,8 +470,11 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
 
 def _require_key(request: web.Request) -> None:
     if not request.headers.get("x-api-key") and not request.headers.get("authorization"):
-        raise ApiError(401, "authentication_error",
-                       "x-api-key header is required (the lab's stub accepts any value, e.g. `labctl env`'s)")
+        raise ApiError(
+            401,
+            "authentication_error",
+            "x-api-key header is required (the lab's stub accepts any value, e.g. `labctl env`'s)",
+        )
 
 
 def _require_model(body: dict[str, Any]) -> str:
@@ -381,7 +490,9 @@ def _require_messages(body: dict[str, Any]) -> list[Any]:
         raise ApiError(400, "invalid_request_error", "messages: Field required (a non-empty list)")
     for i, msg in enumerate(messages):
         if not isinstance(msg, dict) or msg.get("role") not in ("user", "assistant", "system"):
-            raise ApiError(400, "invalid_request_error", f"messages.{i}.role: Input should be 'user' or 'assistant'")
+            raise ApiError(
+                400, "invalid_request_error", f"messages.{i}.role: Input should be 'user' or 'assistant'"
+            )
         if not isinstance(msg.get("content"), str | list):
             raise ApiError(400, "invalid_request_error", f"messages.{i}.content: Field required")
     return messages
@@ -416,10 +527,12 @@ def _workdir(body: dict[str, Any]) -> str | None:
         if isinstance(content, str):
             texts.append(content)
         elif isinstance(content, list):
-            texts += [b.get("text", "") for b in content if isinstance(b, dict) and isinstance(b.get("text"), str)]
+            texts += [
+                b.get("text", "") for b in content if isinstance(b, dict) and isinstance(b.get("text"), str)
+            ]
     for text in texts:
         if isinstance(text, str) and (at := text.find(_WORKDIR_MARK)) >= 0:
-            line = text[at + len(_WORKDIR_MARK):].split("\n", 1)[0].strip()
+            line = text[at + len(_WORKDIR_MARK) :].split("\n", 1)[0].strip()
             if line.startswith("/"):
                 return line
     return None

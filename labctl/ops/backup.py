@@ -79,8 +79,12 @@ def _sha256(path: Path) -> str:
 
 def _versions(model: LabModel) -> dict[str, str]:
     v = model.versions
-    return {"labctl": labctl.__version__, "prometheus": v.get("LAB_PROMETHEUS_VERSION", ""),
-            "grafana": v.get("LAB_GRAFANA_VERSION", ""), "collector": v.get("LAB_COLLECTOR_CORE_VERSION", "")}
+    return {
+        "labctl": labctl.__version__,
+        "prometheus": v.get("LAB_PROMETHEUS_VERSION", ""),
+        "grafana": v.get("LAB_GRAFANA_VERSION", ""),
+        "collector": v.get("LAB_COLLECTOR_CORE_VERSION", ""),
+    }
 
 
 # --- backup ------------------------------------------------------------------------------------------------
@@ -89,11 +93,17 @@ def _versions(model: LabModel) -> dict[str, str]:
 def backup(runtime: Runtime, to: Path | None = None) -> Manifest:
     lab = runtime.lab
     if not lab.stage:
-        raise LabError("no lab is running: there is nothing to back up", "start one with `labctl up <module>`")
+        raise LabError(
+            "no lab is running: there is nothing to back up", "start one with `labctl up <module>`"
+        )
     dest = (to or default_dir(lab)).expanduser().resolve()
     if dest.exists() and any(dest.iterdir()):
-        raise LabError(f"{dest} exists and is not empty", "pass a new directory with --to (a backup never overwrites)")
-    staging = dest.with_name(dest.name + ".partial")  # renamed only when complete: a partial backup is obvious
+        raise LabError(
+            f"{dest} exists and is not empty", "pass a new directory with --to (a backup never overwrites)"
+        )
+    staging = dest.with_name(
+        dest.name + ".partial"
+    )  # renamed only when complete: a partial backup is obvious
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     os.chmod(staging, 0o700)  # lab.json holds generated secrets
@@ -112,11 +122,20 @@ def backup(runtime: Runtime, to: Path | None = None) -> Manifest:
         parts["lab"] = {"stage": lab.stage, "runtime": lab.runtime}
         files = {
             p.relative_to(staging).as_posix(): {"bytes": p.stat().st_size, "sha256": _sha256(p)}
-            for p in sorted(staging.rglob("*")) if p.is_file()
+            for p in sorted(staging.rglob("*"))
+            if p.is_file()
         }
-        data = {"kind": KIND, "format": FORMAT, "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                "instance": lab.instance, "runtime": lab.runtime, "stage": lab.stage,
-                "versions": _versions(runtime.model), "parts": parts, "files": files}
+        data = {
+            "kind": KIND,
+            "format": FORMAT,
+            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "instance": lab.instance,
+            "runtime": lab.runtime,
+            "stage": lab.stage,
+            "versions": _versions(runtime.model),
+            "parts": parts,
+            "files": files,
+        }
         (staging / MANIFEST).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
         if dest.exists():
             dest.rmdir()
@@ -134,8 +153,10 @@ def _backup_prometheus(runtime: Runtime, dest: Path) -> dict[str, Any]:
     except requests.RequestException as exc:
         raise LabError(f"Prometheus did not answer the snapshot request: {exc}", "`labctl status`") from None
     if r.status_code != 200:
-        raise LabError(f"Prometheus refused the TSDB snapshot (HTTP {r.status_code}): {r.text.strip()}",
-                       "the lab starts Prometheus with --web.enable-admin-api; `labctl logs prometheus` says more")
+        raise LabError(
+            f"Prometheus refused the TSDB snapshot (HTTP {r.status_code}): {r.text.strip()}",
+            "the lab starts Prometheus with --web.enable-admin-api; `labctl logs prometheus` says more",
+        )
     name = r.json()["data"]["name"]
     if runtime.name == "docker":
         docker = _docker(runtime)
@@ -155,10 +176,15 @@ def _backup_prometheus(runtime: Runtime, dest: Path) -> dict[str, Any]:
 def _backup_proxy(runtime: Runtime, dest: Path) -> dict[str, Any]:
     dest.mkdir(parents=True)
     try:
-        sessions = requests.get(runtime.lab.url("proxy", "admin") + "/api/sessions", timeout=30,
-                                headers=runtime.lab.admin_headers()).json()["sessions"]
+        sessions = requests.get(
+            runtime.lab.url("proxy", "admin") + "/api/sessions",
+            timeout=30,
+            headers=runtime.lab.admin_headers(),
+        ).json()["sessions"]
     except (requests.RequestException, ValueError, KeyError) as exc:
-        raise LabError(f"the proxy did not list its sessions: {exc}", "`labctl status`, `labctl logs proxy`") from None
+        raise LabError(
+            f"the proxy did not list its sessions: {exc}", "`labctl status`, `labctl logs proxy`"
+        ) from None
     if runtime.name == "docker":
         docker = _docker(runtime)
         data = runtime.model.service("proxy").docker_data
@@ -174,7 +200,9 @@ def _backup_proxy(runtime: Runtime, dest: Path) -> dict[str, Any]:
         )
         code, output = docker.exec_in("proxy", ["python", "-c", script])
         if code != 0:
-            raise LabError(f"copying the proxy's data inside its container failed: {output}", "`labctl logs proxy`")
+            raise LabError(
+                f"copying the proxy's data inside its container failed: {output}", "`labctl logs proxy`"
+            )
         docker.copy_from("proxy", f"{data}/.backup/.", dest)
         docker.exec_in("proxy", ["rm", "-rf", f"{data}/.backup"])
     else:
@@ -200,7 +228,9 @@ def _backup_grafana(runtime: Runtime, dest: Path) -> dict[str, Any]:
         # The image has no sqlite tool: pause Grafana for the copy, so the database file is consistent.
         docker._compose(lambda c: c.compose.pause(["grafana"]), "pause grafana")
         try:
-            docker.copy_from("grafana", f"{runtime.model.service('grafana').docker_data}/grafana.db", dest / "grafana.db")
+            docker.copy_from(
+                "grafana", f"{runtime.model.service('grafana').docker_data}/grafana.db", dest / "grafana.db"
+            )
         finally:
             docker._compose(lambda c: c.compose.unpause(["grafana"]), "unpause grafana")
     else:
@@ -210,8 +240,10 @@ def _backup_grafana(runtime: Runtime, dest: Path) -> dict[str, Any]:
 
 def _sqlite_copy(src: Path, dest: Path) -> None:
     """A consistent copy of a live SQLite database (its writers keep going)."""
-    with contextlib.closing(sqlite3.connect(f"file:{src}?mode=ro", uri=True, timeout=30)) as s, \
-            contextlib.closing(sqlite3.connect(dest)) as d:
+    with (
+        contextlib.closing(sqlite3.connect(f"file:{src}?mode=ro", uri=True, timeout=30)) as s,
+        contextlib.closing(sqlite3.connect(dest)) as d,
+    ):
         s.backup(d)
 
 
@@ -257,24 +289,35 @@ def verify(directory: Path, model: LabModel) -> Manifest:
         raise LabError(f"{directory} is not a directory", "pass the directory `labctl backup` printed")
     manifest_path = directory / MANIFEST
     if not manifest_path.is_file():
-        hint = ("this backup was interrupted (.partial): take a new one with `labctl backup`"
-                if directory.name.endswith(".partial") else "pass the directory `labctl backup` printed")
+        hint = (
+            "this backup was interrupted (.partial): take a new one with `labctl backup`"
+            if directory.name.endswith(".partial")
+            else "pass the directory `labctl backup` printed"
+        )
         raise LabError(f"{directory} has no {MANIFEST}: not a complete labctl backup", hint)
     try:
         data = json.loads(manifest_path.read_text())
     except (OSError, ValueError) as exc:
-        raise LabError(f"{manifest_path} is unreadable: {exc}", "the backup is damaged; use another one") from None
+        raise LabError(
+            f"{manifest_path} is unreadable: {exc}", "the backup is damaged; use another one"
+        ) from None
     if not isinstance(data, dict) or data.get("kind") != KIND or not isinstance(data.get("files"), dict):
-        raise LabError(f"{manifest_path} is not a labctl backup manifest", "pass the directory `labctl backup` printed")
+        raise LabError(
+            f"{manifest_path} is not a labctl backup manifest", "pass the directory `labctl backup` printed"
+        )
     if data.get("format") != FORMAT:
-        raise LabError(f"the backup has format {data.get('format')!r}; this labctl reads format {FORMAT}",
-                       "restore it with the labctl version that made it "
-                       f"({(data.get('versions') or {}).get('labctl', 'unknown')})")
+        raise LabError(
+            f"the backup has format {data.get('format')!r}; this labctl reads format {FORMAT}",
+            "restore it with the labctl version that made it "
+            f"({(data.get('versions') or {}).get('labctl', 'unknown')})",
+        )
     ours = _versions(model)
     theirs = str((data.get("versions") or {}).get("prometheus", ""))
     if "prometheus" in (data.get("parts") or {}) and theirs.split(".")[0] != ours["prometheus"].split(".")[0]:
-        raise LabError(f"the backup's TSDB is from Prometheus {theirs}; this lab runs Prometheus {ours['prometheus']}",
-                       "restore it into a lab of the same major version (compose/versions.env)")
+        raise LabError(
+            f"the backup's TSDB is from Prometheus {theirs}; this lab runs Prometheus {ours['prometheus']}",
+            "restore it into a lab of the same major version (compose/versions.env)",
+        )
     problems: list[str] = []
     for rel, entry in sorted(data["files"].items()):
         path = directory / rel
@@ -294,8 +337,11 @@ def verify(directory: Path, model: LabModel) -> Manifest:
         problems.append("lab/lab.json: missing from the manifest")
     if problems:
         shown = problems[:8] + ([f"... and {len(problems) - 8} more"] if len(problems) > 8 else [])
-        raise LabError(f"the backup in {directory} is damaged; nothing was restored and the lab is unchanged:\n  "
-                       + "\n  ".join(shown), "use another backup (or take a new one with `labctl backup`)")
+        raise LabError(
+            f"the backup in {directory} is damaged; nothing was restored and the lab is unchanged:\n  "
+            + "\n  ".join(shown),
+            "use another backup (or take a new one with `labctl backup`)",
+        )
     return Manifest(directory, data)
 
 
@@ -327,10 +373,17 @@ def restore(directory: Path, model: LabModel, state_dir: Path, runtime_name: str
         forget_faults(current)
         ui.info(f"stopping the {current.runtime} lab to restore its data")
         get_runtime(current, model).down(volumes=False)
-    lab = LabState(dir=state_dir, runtime=runtime_name, instance=str(saved.get("instance") or "default"),
-                   ports={k: dict(v) for k, v in (saved.get("ports") or {}).items()},
-                   settings={k: v for k, v in (saved.get("settings") or {}).items()
-                             if k not in ("unavailable", "config_applied")})
+    lab = LabState(
+        dir=state_dir,
+        runtime=runtime_name,
+        instance=str(saved.get("instance") or "default"),
+        ports={k: dict(v) for k, v in (saved.get("ports") or {}).items()},
+        settings={
+            k: v
+            for k, v in (saved.get("settings") or {}).items()
+            if k not in ("unavailable", "config_applied")
+        },
+    )
     missing = {s: p for s, p in model.default_ports().items() if s not in lab.ports}
     if missing:
         from labctl.state import allocate_ports
@@ -349,8 +402,9 @@ def restore(directory: Path, model: LabModel, state_dir: Path, runtime_name: str
             up_started = time.monotonic()
             runtime.up(stage)
     now = time.monotonic()
-    return RestoreResult(manifest.directory, stage, runtime.name, parts, round(now - started, 2),
-                         round(now - up_started, 2))
+    return RestoreResult(
+        manifest.directory, stage, runtime.name, parts, round(now - started, 2), round(now - up_started, 2)
+    )
 
 
 _NATIVE_PLACES = {"prometheus": "tsdb", "proxy": ".", "grafana": "."}
@@ -401,8 +455,10 @@ def _native_targets(part: str, manifest: Manifest) -> list[str]:
     if part == "prometheus":
         return ["tsdb"]
     src = manifest.directory / part
-    return sorted({file.relative_to(src).as_posix() for file in src.rglob("*") if file.is_file()}
-                  | ({SPOOL, *PROXY_FILES} if part == "proxy" else {"grafana.db"}))
+    return sorted(
+        {file.relative_to(src).as_posix() for file in src.rglob("*") if file.is_file()}
+        | ({SPOOL, *PROXY_FILES} if part == "proxy" else {"grafana.db"})
+    )
 
 
 def _place_docker(runtime: Runtime, manifest: Manifest, parts: list[str], stage: str) -> None:
@@ -416,8 +472,11 @@ def _place_docker(runtime: Runtime, manifest: Manifest, parts: list[str], stage:
     for part in services:
         inside = runtime.model.service(part).docker_data
         # Empty the volume as the image's own user would see it, then copy the backup in and give it back.
-        what = {"prometheus": f"rm -rf {inside}/*", "proxy": f"rm -rf {inside}/{SPOOL}* {inside}/inspect",
-                "grafana": f"rm -f {inside}/grafana.db"}[part]
+        what = {
+            "prometheus": f"rm -rf {inside}/*",
+            "proxy": f"rm -rf {inside}/{SPOOL}* {inside}/inspect",
+            "grafana": f"rm -f {inside}/grafana.db",
+        }[part]
         _docker_run_root(docker, part, what)
         src = manifest.directory / part
         for item in sorted(src.iterdir()):
@@ -428,7 +487,8 @@ def _place_docker(runtime: Runtime, manifest: Manifest, parts: list[str], stage:
 
 def _docker_run_root(docker: Any, service: str, shell: str) -> None:
     docker._compose(
-        lambda c: c.compose.run(service, ["-c", shell], entrypoint="sh", user="root", remove=True,
-                                dependencies=False, tty=False),
+        lambda c: c.compose.run(
+            service, ["-c", shell], entrypoint="sh", user="root", remove=True, dependencies=False, tty=False
+        ),
         f"prepare {service}'s data volume",
     )

@@ -81,16 +81,31 @@ class Reloader:
     def _validation_command(self, service: str) -> tuple[list[str], str]:
         docker = self.runtime.name == "docker"
         if service == "proxy":
-            config = (f"{DOCKER_REPO}/lab/proxy/proxy.yaml" if docker
-                      else str(self.model.root / "lab" / "proxy" / "proxy.yaml"))
+            config = (
+                f"{DOCKER_REPO}/lab/proxy/proxy.yaml"
+                if docker
+                else str(self.model.root / "lab" / "proxy" / "proxy.yaml")
+            )
             python = "python" if docker else sys.executable
-            return [python, "-m", "labctl", "proxy", "serve", "--config", config, "--check"], "the proxy's dry run"
+            return [
+                python,
+                "-m",
+                "labctl",
+                "proxy",
+                "serve",
+                "--config",
+                config,
+                "--check",
+            ], "the proxy's dry run"
         if service == "collector":
             binary = "/otelcol-contrib" if docker else self._native_binary("otelcol-lab")
             return [binary, "validate", *self._collector_configs()], "otelcol validate"
         if service == "prometheus":
-            config = ("/etc/lab-prometheus/prometheus.yml" if docker
-                      else str(self.lab.data_dir("prometheus") / "prometheus.yml"))
+            config = (
+                "/etc/lab-prometheus/prometheus.yml"
+                if docker
+                else str(self.lab.data_dir("prometheus") / "prometheus.yml")
+            )
             promtool = "promtool" if docker else self._native_binary("promtool")
             return [promtool, "check", "config", config], "promtool check config"
         raise LabError(f"{service} has no configuration to reload", f"reloadable: {', '.join(RELOADABLE)}")
@@ -128,8 +143,15 @@ class Reloader:
         assert isinstance(self.runtime, NativeRuntime)
         env = self.runtime._full_env(self._native_launch(service))
         try:
-            out = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60, check=False,
-                                 cwd=self.lab.data_dir(service))
+            out = subprocess.run(
+                argv,
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=60,
+                check=False,
+                cwd=self.lab.data_dir(service),
+            )
         except (OSError, subprocess.TimeoutExpired) as exc:
             return 1, f"{argv[0]} could not run: {exc}"
         return out.returncode, (out.stdout + out.stderr)
@@ -138,7 +160,9 @@ class Reloader:
 
     def apply(self, service: str, restart: bool = False) -> ReloadResult:
         apply: dict[str, Callable[[bool], ReloadResult]] = {
-            "proxy": self._proxy, "collector": self._collector, "prometheus": self._prometheus,
+            "proxy": self._proxy,
+            "collector": self._collector,
+            "prometheus": self._prometheus,
             "grafana": self._grafana,
         }
         result = apply[service](restart)
@@ -153,17 +177,26 @@ class Reloader:
     def _proxy(self, restart: bool) -> ReloadResult:
         started = time.monotonic()
         try:
-            r = requests.post(self._url("proxy", "admin") + "/api/reload", timeout=10,
-                              headers=self.lab.admin_headers())
+            r = requests.post(
+                self._url("proxy", "admin") + "/api/reload", timeout=10, headers=self.lab.admin_headers()
+            )
         except requests.RequestException as exc:
-            raise LabError(f"proxy: the reload request failed: {exc}", "is the proxy running? `labctl status`") from None
+            raise LabError(
+                f"proxy: the reload request failed: {exc}", "is the proxy running? `labctl status`"
+            ) from None
         answer = r.json() if r.headers.get("Content-Type", "").startswith("application/json") else {}
         if r.status_code != 200:
-            raise LabError(f"proxy: reload refused, the running configuration stays: {answer.get('error', r.text)}",
-                           answer.get("hint") or "fix lab/proxy/proxy.yaml, then `labctl reload proxy` again")
-        result = ReloadResult("proxy", "POST /api/reload", round(time.monotonic() - started, 3),
-                              applied=list(answer.get("applied") or []),
-                              restart_needed=list(answer.get("restart_needed") or []))
+            raise LabError(
+                f"proxy: reload refused, the running configuration stays: {answer.get('error', r.text)}",
+                answer.get("hint") or "fix lab/proxy/proxy.yaml, then `labctl reload proxy` again",
+            )
+        result = ReloadResult(
+            "proxy",
+            "POST /api/reload",
+            round(time.monotonic() - started, 3),
+            applied=list(answer.get("applied") or []),
+            restart_needed=list(answer.get("restart_needed") or []),
+        )
         if result.restart_needed and restart:
             started = time.monotonic()
             self.runtime.restart("proxy")  # clients retry the moment it is away; acknowledged data is spooled
@@ -179,10 +212,14 @@ class Reloader:
         try:
             waited = self._drain_collector() if held else 0.0
             started = time.monotonic()
-            self.runtime.kill_service("collector", int(signal.SIGHUP))  # int: docker takes "1", not "Signals.SIGHUP"
+            self.runtime.kill_service(
+                "collector", int(signal.SIGHUP)
+            )  # int: docker takes "1", not "Signals.SIGHUP"
             # The health_check extension is rebuilt with the pipelines: a new upSince is the new config running.
-            _wait(lambda: (since := self._collector_up_since()) is not None and since != before,
-                  "the Collector to run its new configuration (a new health_check upSince)")
+            _wait(
+                lambda: (since := self._collector_up_since()) is not None and since != before,
+                "the Collector to run its new configuration (a new health_check upSince)",
+            )
             took = round(time.monotonic() - started, 3)
         finally:
             if held:
@@ -190,8 +227,10 @@ class Reloader:
         note = "pipelines rebuilt in the same process; delta_to_cumulative's totals start again (a counter reset "
         note += "for Prometheus, which the dashboards count across)"
         if held:
-            note += (f"; the proxy held and spooled new data for {waited + took:.1f}s until Prometheus had "
-                     "scraped everything the Collector took, then sent it to the new pipeline")
+            note += (
+                f"; the proxy held and spooled new data for {waited + took:.1f}s until Prometheus had "
+                "scraped everything the Collector took, then sent it to the new pipeline"
+            )
         return ReloadResult("collector", "SIGHUP", took, waited=round(waited, 3), note=note)
 
     def _hold_forwarding(self, on: bool) -> bool:
@@ -200,13 +239,19 @@ class Reloader:
         if on and not {"proxy", "prometheus"} <= self.running:
             return False
         try:
-            r = requests.put(self._url("proxy", "admin") + "/api/forwarding", json={"hold": on, "seconds": 30},
-                             timeout=10, headers=self.lab.admin_headers())
+            r = requests.put(
+                self._url("proxy", "admin") + "/api/forwarding",
+                json={"hold": on, "seconds": 30},
+                timeout=10,
+                headers=self.lab.admin_headers(),
+            )
         except requests.RequestException as exc:
             if on:
                 return False
-            raise LabError(f"the proxy did not resume forwarding: {exc}",
-                           "it resumes by itself within 30 s; `labctl logs proxy` says more") from None
+            raise LabError(
+                f"the proxy did not resume forwarding: {exc}",
+                "it resumes by itself within 30 s; `labctl logs proxy` says more",
+            ) from None
         return r.status_code == 200
 
     def _drain_collector(self) -> float:
@@ -225,8 +270,11 @@ class Reloader:
             time.sleep(0.05)
         after = time.time()
         base = self._url("prometheus", "web")
-        _wait(lambda: _last_scrape(base, "collector") > after,
-              "Prometheus to scrape the Collector once more before its reload", timeout=20)
+        _wait(
+            lambda: _last_scrape(base, "collector") > after,
+            "Prometheus to scrape the Collector once more before its reload",
+            timeout=20,
+        )
         return time.monotonic() - started
 
     def _collector_up_since(self) -> str | None:
@@ -244,37 +292,58 @@ class Reloader:
         try:
             r = requests.post(base + "/-/reload", timeout=30)
         except requests.RequestException as exc:
-            raise LabError(f"prometheus: the reload request failed: {exc}", "is Prometheus running? `labctl status`") from None
+            raise LabError(
+                f"prometheus: the reload request failed: {exc}", "is Prometheus running? `labctl status`"
+            ) from None
         if r.status_code != 200:
-            raise LabError(f"prometheus: reload refused, the running configuration stays: {r.text.strip()}",
-                           "fix lab/prometheus/, then `labctl reload prometheus` again")
+            raise LabError(
+                f"prometheus: reload refused, the running configuration stays: {r.text.strip()}",
+                "fix lab/prometheus/, then `labctl reload prometheus` again",
+            )
         # /-/reload answers when the reload is done; runtimeinfo confirms it (success, and loaded just now).
-        info = _wait(lambda: (i := _prometheus_runtime(base)) and _epoch(i.get("lastConfigTime")) >= asked and i,
-                     "Prometheus to report the new configuration (runtimeinfo lastConfigTime)")
+        info = _wait(
+            lambda: (i := _prometheus_runtime(base)) and _epoch(i.get("lastConfigTime")) >= asked and i,
+            "Prometheus to report the new configuration (runtimeinfo lastConfigTime)",
+        )
         if not info.get("reloadConfigSuccess"):
             raise LabError("prometheus: the reload did not succeed", "`labctl logs prometheus` says why")
-        return ReloadResult("prometheus", "POST /-/reload", round(time.monotonic() - started, 3),
-                            note="config and rule files re-read; stored series untouched")
+        return ReloadResult(
+            "prometheus",
+            "POST /-/reload",
+            round(time.monotonic() - started, 3),
+            note="config and rule files re-read; stored series untouched",
+        )
 
     def _grafana(self, restart: bool) -> ReloadResult:
         password = self.lab.settings.get("grafana_admin_password")
         if not password:
-            raise LabError("grafana: no admin password in the lab's state", "start Grafana with `labctl up module-4`")
+            raise LabError(
+                "grafana: no admin password in the lab's state", "start Grafana with `labctl up module-4`"
+            )
         base = self._url("grafana", "web")
         started = time.monotonic()
         done = []
         for kind in ("datasources", "dashboards", "alerting"):
             try:
-                r = requests.post(f"{base}/api/admin/provisioning/{kind}/reload", auth=("admin", str(password)),
-                                  timeout=30)
+                r = requests.post(
+                    f"{base}/api/admin/provisioning/{kind}/reload", auth=("admin", str(password)), timeout=30
+                )
             except requests.RequestException as exc:
-                raise LabError(f"grafana: the {kind} reload failed: {exc}", "is Grafana running? `labctl status`") from None
+                raise LabError(
+                    f"grafana: the {kind} reload failed: {exc}", "is Grafana running? `labctl status`"
+                ) from None
             if r.status_code != 200:
-                raise LabError(f"grafana: reloading {kind} was refused (HTTP {r.status_code}): {r.text.strip()}",
-                               "`labctl logs grafana` says why; the provisioned files are under dashboards/")
+                raise LabError(
+                    f"grafana: reloading {kind} was refused (HTTP {r.status_code}): {r.text.strip()}",
+                    "`labctl logs grafana` says why; the provisioned files are under dashboards/",
+                )
             done.append(kind)
-        return ReloadResult("grafana", "POST /api/admin/provisioning/*/reload", round(time.monotonic() - started, 3),
-                            applied=done)
+        return ReloadResult(
+            "grafana",
+            "POST /api/admin/provisioning/*/reload",
+            round(time.monotonic() - started, 3),
+            applied=done,
+        )
 
 
 def _prometheus_runtime(base: str) -> dict[str, Any]:
@@ -293,7 +362,7 @@ def _metric_sum(url: str, name: str, having: str = "") -> float | None:
         return None
     total = 0.0
     for line in text.splitlines():
-        if line.startswith(name) and line[len(name):len(name) + 1] in ("{", " ") and having in line:
+        if line.startswith(name) and line[len(name) : len(name) + 1] in ("{", " ") and having in line:
             total += float(line.rsplit(" ", 1)[1])
     return total
 
@@ -302,7 +371,9 @@ def _last_scrape(base: str, job: str) -> float:
     """When Prometheus last scraped the job's target (epoch seconds; 0 when unknown)."""
     try:
         targets = requests.get(base + "/api/v1/targets", params={"state": "active"}, timeout=3).json()
-        stamps = [t.get("lastScrape", "") for t in targets["data"]["activeTargets"] if t["labels"].get("job") == job]
+        stamps = [
+            t.get("lastScrape", "") for t in targets["data"]["activeTargets"] if t["labels"].get("job") == job
+        ]
     except (requests.RequestException, ValueError, KeyError):
         return 0.0
     return min((_epoch(re.sub(r"(\.\d{6})\d+", r"\1", s)) for s in stamps), default=0.0)
@@ -318,7 +389,9 @@ def _epoch(stamp: Any) -> float:
 def _wait(probe: Callable[[], Any], what: str, timeout: float = EFFECT_TIMEOUT) -> Any:
     value = poll(probe, timeout, 0.05)
     if not value:
-        raise LabError(f"timed out after {timeout:.0f}s waiting for {what}", "`labctl logs <service>` says why")
+        raise LabError(
+            f"timed out after {timeout:.0f}s waiting for {what}", "`labctl logs <service>` says why"
+        )
     return value
 
 
@@ -349,9 +422,14 @@ def _validate_grafana(root: Path) -> None:
             ds = panel.get("datasource")
             uid = ds.get("uid") if isinstance(ds, dict) else None
             if uid and not uid.startswith("$") and uid not in uids:
-                problems.append(f"{path.relative_to(root)}: panel {panel.get('title')!r} uses datasource uid "
-                                f"{uid!r}, which no provisioning file defines ({', '.join(sorted(uids)) or 'none'})")
+                problems.append(
+                    f"{path.relative_to(root)}: panel {panel.get('title')!r} uses datasource uid "
+                    f"{uid!r}, which no provisioning file defines ({', '.join(sorted(uids)) or 'none'})"
+                )
                 break  # one line per dashboard is enough to find it
     if problems:
-        raise LabError("grafana: the edited provisioning is refused; the running configuration stays.\n"
-                       + "\n".join(problems), "fix the files named above, then `labctl reload grafana` again")
+        raise LabError(
+            "grafana: the edited provisioning is refused; the running configuration stays.\n"
+            + "\n".join(problems),
+            "fix the files named above, then `labctl reload grafana` again",
+        )

@@ -24,10 +24,16 @@ Forwarding = Callable[[Any], Awaitable[tuple[int, dict[str, Any]]]]
 Reload = Callable[[], Awaitable[tuple[int, dict[str, Any]]]]
 
 
-def make_admin_app(stats_provider: Callable[[], dict[str, Any]], ready: Callable[[], tuple[bool, str]],
-                   extra_routes: list[web.RouteDef], retarget: Retarget | None = None,
-                   token: str | Callable[[], str] = "", allowed_hosts: tuple[str, ...] = ("proxy",),
-                   reload: Reload | None = None, forwarding: Forwarding | None = None) -> web.Application:
+def make_admin_app(
+    stats_provider: Callable[[], dict[str, Any]],
+    ready: Callable[[], tuple[bool, str]],
+    extra_routes: list[web.RouteDef],
+    retarget: Retarget | None = None,
+    token: str | Callable[[], str] = "",
+    allowed_hosts: tuple[str, ...] = ("proxy",),
+    reload: Reload | None = None,
+    forwarding: Forwarding | None = None,
+) -> web.Application:
     async def api_stats(_: web.Request) -> web.Response:
         return web.json_response(stats_provider())
 
@@ -43,8 +49,9 @@ def make_admin_app(stats_provider: Callable[[], dict[str, Any]], ready: Callable
         try:
             body = await request.json(loads=json.loads)
         except ValueError:
-            return web.json_response({"error": "the body is not JSON: send {\"endpoint\": \"http://HOST:PORT\"}"},
-                                     status=400)
+            return web.json_response(
+                {"error": 'the body is not JSON: send {"endpoint": "http://HOST:PORT"}'}, status=400
+            )
         quiet = request.query.get("quiet") == "1"
         status, answer = await retarget(body, quiet) if retarget else (409, {"error": "no upstream"})
         return web.json_response(answer, status=status)
@@ -66,14 +73,20 @@ def make_admin_app(stats_provider: Callable[[], dict[str, Any]], ready: Callable
         status, answer = await forwarding(body) if forwarding else (409, {"error": "no upstream"})
         return web.json_response(answer, status=status)
 
-    mine = [web.get("/api/stats", api_stats), web.get("/healthz", healthz), web.get("/readyz", readyz),
-            web.put("/api/upstream", put_upstream), web.delete("/api/upstream", delete_upstream),
-            web.post("/api/reload", post_reload), web.put("/api/forwarding", put_forwarding)]
+    mine = [
+        web.get("/api/stats", api_stats),
+        web.get("/healthz", healthz),
+        web.get("/readyz", readyz),
+        web.put("/api/upstream", put_upstream),
+        web.delete("/api/upstream", delete_upstream),
+        web.post("/api/reload", post_reload),
+        web.put("/api/forwarding", put_forwarding),
+    ]
     taken = {(r.method, r.path) for r in mine}
     app = web.Application(middlewares=[guard.middleware(token, allowed_hosts)])
     app.add_routes(mine)
     for route in extra_routes:
         if (route.method, getattr(route, "path", None)) in taken:
-            continue   # the transport answers these itself
+            continue  # the transport answers these itself
         app.add_routes([route])
     return app

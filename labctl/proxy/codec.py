@@ -34,7 +34,7 @@ class CodecError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
-        self.reason = reason      # short label for the rejected{reason} counter
+        self.reason = reason  # short label for the rejected{reason} counter
 
 
 def media_type(content_type: str | None) -> str | None:
@@ -54,14 +54,17 @@ def inflate(body: bytes, encoding: str | None, limit: int) -> bytes:
     if enc in ("", "identity"):
         return body
     if enc not in ("gzip", "x-gzip", "deflate"):
-        raise CodecError(415, f"unsupported Content-Encoding {encoding!r}: send gzip (or deflate) or no encoding",
-                         "unsupported_encoding")
+        raise CodecError(
+            415,
+            f"unsupported Content-Encoding {encoding!r}: send gzip (or deflate) or no encoding",
+            "unsupported_encoding",
+        )
     # gzip framing, or zlib framing for `deflate` (HTTP's meaning of the word).
     wbits = 16 + zlib.MAX_WBITS if enc != "deflate" else zlib.MAX_WBITS
     out: list[bytes] = []
     size = 0
     data = body
-    while True:   # a gzip stream may hold several members back to back
+    while True:  # a gzip stream may hold several members back to back
         d = zlib.decompressobj(wbits)
         try:
             chunk = d.decompress(data, limit - size + 1)
@@ -69,11 +72,12 @@ def inflate(body: bytes, encoding: str | None, limit: int) -> bytes:
             raise CodecError(400, f"body is not valid {enc}: {exc}", "bad_compression") from None
         size += len(chunk)
         if size > limit or d.unconsumed_tail:
-            raise CodecError(413, f"request body inflates to more than the {limit}-byte limit",
-                             "too_large")
+            raise CodecError(413, f"request body inflates to more than the {limit}-byte limit", "too_large")
         out.append(chunk)
         if not d.eof:
-            raise CodecError(400, f"{enc} body is truncated (the stream ends before its trailer)", "bad_compression")
+            raise CodecError(
+                400, f"{enc} body is truncated (the stream ends before its trailer)", "bad_compression"
+            )
         data = d.unused_data
         if not data:
             break
@@ -92,8 +96,12 @@ def _hex_ids_to_base64(node: Any, path: str) -> None:
                 try:
                     raw = bytes.fromhex(value)
                 except ValueError:
-                    raise CodecError(400, f"{path}.{key}: {value[:40]!r} is not a hex id "
-                                          "(OTLP/JSON writes trace and span ids as hex)", "bad_json") from None
+                    raise CodecError(
+                        400,
+                        f"{path}.{key}: {value[:40]!r} is not a hex id "
+                        "(OTLP/JSON writes trace and span ids as hex)",
+                        "bad_json",
+                    ) from None
                 node[key] = base64.b64encode(raw).decode()
             elif isinstance(value, (dict, list)):
                 _hex_ids_to_base64(value, f"{path}.{key}")
@@ -122,8 +130,9 @@ def decode(signal: Signal, body: bytes, media: str) -> Message:
         try:
             msg.ParseFromString(body)
         except (DecodeError, RuntimeError, ValueError) as exc:
-            raise CodecError(400, f"body is not a valid protobuf {signal.request_type.__name__}: {exc}",
-                             "bad_protobuf") from None
+            raise CodecError(
+                400, f"body is not a valid protobuf {signal.request_type.__name__}: {exc}", "bad_protobuf"
+            ) from None
         return msg
     try:
         tree = json.loads(body)
@@ -141,8 +150,9 @@ def decode(signal: Signal, body: bytes, media: str) -> Message:
     try:
         json_format.ParseDict(tree, msg, ignore_unknown_fields=True)
     except (json_format.ParseError, ValueError, TypeError, RecursionError) as exc:
-        raise CodecError(400, f"body is not a valid OTLP/JSON {signal.name} request: {exc}",
-                         "bad_json") from None
+        raise CodecError(
+            400, f"body is not a valid OTLP/JSON {signal.name} request: {exc}", "bad_json"
+        ) from None
     return msg
 
 

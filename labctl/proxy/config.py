@@ -39,8 +39,10 @@ def expand(text: str, env: dict[str, str], where: str) -> str:
         value = env.get(name)
         if value is None or (value == "" and default is not None):
             if default is None:
-                raise LabError(f"{where}: environment variable {name} is not set",
-                               f"set {name}, or write ${{{name}:-default}} in the config to give a default")
+                raise LabError(
+                    f"{where}: environment variable {name} is not set",
+                    f"set {name}, or write ${{{name}:-default}} in the config to give a default",
+                )
             return default
         return value
 
@@ -55,8 +57,6 @@ def _expand_tree(node: Any, env: dict[str, str], where: str) -> Any:
     if isinstance(node, list):
         return [_expand_tree(v, env, f"{where}[{i}]") for i, v in enumerate(node)]
     return node
-
-
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ class RetrySettings:
 
 @dataclass(frozen=True)
 class UpstreamSettings:
-    endpoint: str = ""                        # empty: no upstream, the proxy is the sink
+    endpoint: str = ""  # empty: no upstream, the proxy is the sink
     protocol: str = "grpc"
     headers: dict[str, str] = field(default_factory=dict)
     timeout: float = 10.0
@@ -100,15 +100,15 @@ class ProxyConfig:
     mode: str
     contract_reload: bool
     auth_token: str
-    allowed_hosts: tuple[str, ...]          # Host names the admin listener answers besides IPs and localhost
+    allowed_hosts: tuple[str, ...]  # Host names the admin listener answers besides IPs and localhost
     max_request_bytes: int
     upstream: UpstreamSettings
     queue_memory_bytes: int
     spool_max_bytes: int
     spool_overflow: str
     spool_sync: str
-    retry_after: float                      # seconds advised to clients when the spool is full
-    raw: dict[str, Any]                     # the expanded YAML, for the inspection side
+    retry_after: float  # seconds advised to clients when the spool is full
+    raw: dict[str, Any]  # the expanded YAML, for the inspection side
     source: Path | None = None
 
 
@@ -119,12 +119,15 @@ class _Section:
         if data is None:
             data = {}
         if not isinstance(data, dict):
-            raise LabError(f"{where} must be a mapping, got {type(data).__name__}",
-                           f"write {where} as `key: value` lines")
+            raise LabError(
+                f"{where} must be a mapping, got {type(data).__name__}",
+                f"write {where} as `key: value` lines",
+            )
         unknown = sorted(set(map(str, data)) - set(allowed))
         if unknown:
-            raise LabError(f"{where}: unknown key(s) {', '.join(unknown)}",
-                           f"known keys are: {', '.join(allowed)}")
+            raise LabError(
+                f"{where}: unknown key(s) {', '.join(unknown)}", f"known keys are: {', '.join(allowed)}"
+            )
         self.data, self.where = data, where
 
     def get(self, key: str, default: Any = None) -> Any:
@@ -141,8 +144,10 @@ def parse_listen(value: Any, where: str, optional: bool) -> Listen | None:
         return None
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit() or not (0 <= int(port) <= 65535):
-        raise LabError(f"{where}: {text!r} is not a listen address",
-                       "write HOST:PORT, e.g. 127.0.0.1:4317" + (" (or `off` to disable it)" if optional else ""))
+        raise LabError(
+            f"{where}: {text!r} is not a listen address",
+            "write HOST:PORT, e.g. 127.0.0.1:4317" + (" (or `off` to disable it)" if optional else ""),
+        )
     return Listen(host.strip("[]") or "127.0.0.1", int(port))
 
 
@@ -156,8 +161,10 @@ def parse_headers(value: Any, where: str) -> dict[str, str]:
         key, sep, val = part.partition("=")
         if not sep or not key.strip():
             # Never echo the value: it may be a token.
-            raise LabError(f"{where}: entry {len(headers) + 1} is not key=value",
-                           "write headers as key=value,key2=value2 (percent-encode spaces: Bearer%20TOKEN)")
+            raise LabError(
+                f"{where}: entry {len(headers) + 1} is not key=value",
+                "write headers as key=value,key2=value2 (percent-encode spaces: Bearer%20TOKEN)",
+            )
         headers[urllib.parse.unquote(key.strip()).lower()] = urllib.parse.unquote(val.strip())
     return headers
 
@@ -165,8 +172,10 @@ def parse_headers(value: Any, where: str) -> dict[str, str]:
 def _choice(value: Any, where: str, choices: tuple[str, ...]) -> str:
     text = str(value).strip().lower()
     if text not in choices:
-        raise LabError(f"{where}: {value!r} is not one of {', '.join(choices)}",
-                       f"set {where} to one of: {', '.join(choices)}")
+        raise LabError(
+            f"{where}: {value!r} is not one of {', '.join(choices)}",
+            f"set {where} to one of: {', '.join(choices)}",
+        )
     return text
 
 
@@ -187,17 +196,24 @@ def _upstream(sec: _Section) -> UpstreamSettings:
     if endpoint:
         parsed = urllib.parse.urlparse(endpoint if "://" in endpoint else f"http://{endpoint}")
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            raise LabError(f"{sec.path('endpoint')}: {endpoint!r} is not an http(s) URL",
-                           "write the upstream as http://HOST:PORT (or leave it empty: the proxy is the sink)")
+            raise LabError(
+                f"{sec.path('endpoint')}: {endpoint!r} is not an http(s) URL",
+                "write the upstream as http://HOST:PORT (or leave it empty: the proxy is the sink)",
+            )
         if "://" not in endpoint:
             endpoint = f"http://{endpoint}"
         try:
             _ = parsed.port
         except ValueError:
-            raise LabError(f"{sec.path('endpoint')}: {endpoint!r} has an invalid port",
-                           "write the upstream as http://HOST:PORT") from None
-    r = _Section(sec.get("retry"), sec.path("retry"),
-                 ("initial_interval", "max_interval", "multiplier", "max_retry_after"))
+            raise LabError(
+                f"{sec.path('endpoint')}: {endpoint!r} has an invalid port",
+                "write the upstream as http://HOST:PORT",
+            ) from None
+    r = _Section(
+        sec.get("retry"),
+        sec.path("retry"),
+        ("initial_interval", "max_interval", "multiplier", "max_retry_after"),
+    )
     retry = RetrySettings(
         initial_interval=parse_duration(r.get("initial_interval", 0.5), r.path("initial_interval")),
         max_interval=parse_duration(r.get("max_interval", 10), r.path("max_interval")),
@@ -220,19 +236,25 @@ def _names(value: Any, where: str) -> tuple[str, ...]:
     """A list of host names, or one comma-separated string (how an env variable gives them)."""
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
-        raise LabError(f"{where} must be a list of host names or one comma-separated string",
-                       f"e.g. {where.split('.')[-1]}: [proxy, lab.example.org]")
+        raise LabError(
+            f"{where} must be a list of host names or one comma-separated string",
+            f"e.g. {where.split('.')[-1]}: [proxy, lab.example.org]",
+        )
     return tuple(i.strip() for i in items if i.strip())
 
 
-def from_dict(raw: Any, base_dir: Path, source: Path | None = None,
-              env: dict[str, str] | None = None) -> ProxyConfig:
+def from_dict(
+    raw: Any, base_dir: Path, source: Path | None = None, env: dict[str, str] | None = None
+) -> ProxyConfig:
     """Expand and validate an already-parsed YAML document."""
     env = dict(os.environ) if env is None else env
     where = str(source) if source else "proxy config"
     data = _expand_tree(raw if raw is not None else {}, env, where)
-    top = _Section(data, where, ("listen", "data_dir", "contract", "auth", "limits", "upstream", "queue",
-                                 "spool", *PASS_THROUGH))
+    top = _Section(
+        data,
+        where,
+        ("listen", "data_dir", "contract", "auth", "limits", "upstream", "queue", "spool", *PASS_THROUGH),
+    )
     listen = _Section(top.get("listen"), "listen", ("otlp_grpc", "otlp_http", "admin"))
     contract = _Section(top.get("contract"), "contract", ("path", "mode", "reload"))
     auth = _Section(top.get("auth"), "auth", ("bearer_token", "allowed_hosts"))
@@ -241,7 +263,9 @@ def from_dict(raw: Any, base_dir: Path, source: Path | None = None,
     spool = _Section(top.get("spool"), "spool", ("max_bytes", "overflow", "sync"))
     for name in PASS_THROUGH:
         if data.get(name) is not None and not isinstance(data[name], (dict, list)):
-            raise LabError(f"{name} must be a mapping or a list", f"see lab/proxy/proxy.yaml for the {name} section")
+            raise LabError(
+                f"{name} must be a mapping or a list", f"see lab/proxy/proxy.yaml for the {name} section"
+            )
 
     def rel(p: str) -> Path:
         path = Path(p).expanduser()
@@ -266,8 +290,13 @@ def from_dict(raw: Any, base_dir: Path, source: Path | None = None,
         auth_token=str(auth.get("bearer_token", "")).strip(),
         allowed_hosts=_names(auth.get("allowed_hosts", "proxy"), "auth.allowed_hosts"),
         max_request_bytes=parse_size(limits.get("max_request_bytes", "64MiB"), "limits.max_request_bytes"),
-        upstream=_upstream(_Section(top.get("upstream"), "upstream",
-                                    ("endpoint", "protocol", "headers", "timeout", "retry", "batch_max_bytes"))),
+        upstream=_upstream(
+            _Section(
+                top.get("upstream"),
+                "upstream",
+                ("endpoint", "protocol", "headers", "timeout", "retry", "batch_max_bytes"),
+            )
+        ),
         queue_memory_bytes=parse_size(queue.get("memory_bytes", "32MiB"), "queue.memory_bytes"),
         spool_max_bytes=parse_size(spool.get("max_bytes", "256MiB"), "spool.max_bytes"),
         spool_overflow=_choice(spool.get("overflow", "reject"), "spool.overflow", _OVERFLOW),
@@ -277,11 +306,15 @@ def from_dict(raw: Any, base_dir: Path, source: Path | None = None,
         source=source,
     )
     if cfg.mode == "enforce" and cfg.contract_path is None:
-        raise LabError("contract.mode is enforce but no contract.path is set",
-                       "set contract.path (LAB_PROXY_CONTRACT) or use mode observe")
+        raise LabError(
+            "contract.mode is enforce but no contract.path is set",
+            "set contract.path (LAB_PROXY_CONTRACT) or use mode observe",
+        )
     if cfg.contract_path is not None and not cfg.contract_path.is_file():
-        raise LabError(f"contract file {cfg.contract_path} does not exist",
-                       "fix contract.path (LAB_PROXY_CONTRACT) or leave it empty to run without a contract")
+        raise LabError(
+            f"contract file {cfg.contract_path} does not exist",
+            "fix contract.path (LAB_PROXY_CONTRACT) or leave it empty to run without a contract",
+        )
     return cfg
 
 
@@ -290,13 +323,17 @@ def load(path: Path, env: dict[str, str] | None = None) -> ProxyConfig:
     try:
         text = path.read_text()
     except OSError as exc:
-        raise LabError(f"cannot read proxy config {path}: {exc.strerror}",
-                       "pass an existing file with --config, e.g. lab/proxy/proxy.yaml") from None
+        raise LabError(
+            f"cannot read proxy config {path}: {exc.strerror}",
+            "pass an existing file with --config, e.g. lab/proxy/proxy.yaml",
+        ) from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise LabError(f"{path} is not valid YAML{at}: {getattr(exc, 'problem', exc)}",
-                       "fix the YAML syntax (indentation, colons, quotes) at that spot") from None
+        raise LabError(
+            f"{path} is not valid YAML{at}: {getattr(exc, 'problem', exc)}",
+            "fix the YAML syntax (indentation, colons, quotes) at that spot",
+        ) from None
     return from_dict(raw, path.parent, path, env)

@@ -32,21 +32,22 @@ log = logging.getLogger("labctl.proxy.forwarder")
 
 
 class Forwarder:
-    def __init__(self, settings: UpstreamSettings, spool: Spool, stats: Stats,
-                 sender: HttpSender | GrpcSender) -> None:
+    def __init__(
+        self, settings: UpstreamSettings, spool: Spool, stats: Stats, sender: HttpSender | GrpcSender
+    ) -> None:
         self.settings = settings
         self.spool = spool
         self.stats = stats
         self.sender = sender
-        self.state = "idle"               # idle | ok | retrying | auth_failed
+        self.state = "idle"  # idle | ok | retrying | auth_failed
         self.last_error = ""
         self.last_error_at: float | None = None
         self.last_success_at: float | None = None
-        self.failures = 0                 # consecutive failed attempts
+        self.failures = 0  # consecutive failed attempts
         self.next_attempt_at: float | None = None
-        self._single_left = 0             # entries to send one by one after a refused merged batch
+        self._single_left = 0  # entries to send one by one after a refused merged batch
         self._stop = asyncio.Event()
-        self._wake = asyncio.Event()      # set by retarget(): end the backoff wait now
+        self._wake = asyncio.Event()  # set by retarget(): end the backoff wait now
         # hold(): spool but do not send (`labctl reload collector` lets the Collector's exporter be scraped
         # empty before its in-memory state is rebuilt). Released by hold(False) or after its time is up.
         self.held_until: float | None = None
@@ -57,7 +58,7 @@ class Forwarder:
         if result.retry_after is not None:
             return min(max(result.retry_after, 0.0), r.max_retry_after)
         base = min(r.max_interval, r.initial_interval * (r.multiplier ** max(self.failures - 1, 0)))
-        return min(r.max_interval, base * random.uniform(0.5, 1.5))   # ±50% jitter, like the Collector
+        return min(r.max_interval, base * random.uniform(0.5, 1.5))  # ±50% jitter, like the Collector
 
     @property
     def held(self) -> bool:
@@ -87,8 +88,11 @@ class Forwarder:
         stopper = asyncio.ensure_future(self._stop.wait())
         waker = asyncio.ensure_future(self._wake.wait())
         try:
-            await asyncio.wait({stopper, waker}, timeout=max(0.0, until - time.monotonic()) + 0.01,
-                               return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                {stopper, waker},
+                timeout=max(0.0, until - time.monotonic()) + 0.01,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
         finally:
             stopper.cancel()
             waker.cancel()
@@ -112,7 +116,9 @@ class Forwarder:
                 return
             await self._attempt()
 
-    async def retarget(self, settings: UpstreamSettings, sender: HttpSender | GrpcSender, quiet: bool = False) -> None:
+    async def retarget(
+        self, settings: UpstreamSettings, sender: HttpSender | GrpcSender, quiet: bool = False
+    ) -> None:
         """Send to another upstream from now on (PUT/DELETE /api/upstream): same spool, same counters.
 
         The backoff of the old target does not apply to the new one, so the next attempt is immediate; an
@@ -125,8 +131,12 @@ class Forwarder:
         self._single_left = 0
         self._wake.set()
         # quiet (a hidden fault, blind challenge): debug only, so the service log does not name the change.
-        log.log(logging.DEBUG if quiet else logging.INFO, "upstream changed at runtime: now forwarding to %s over %s",
-                safe_endpoint(settings.endpoint), settings.protocol)
+        log.log(
+            logging.DEBUG if quiet else logging.INFO,
+            "upstream changed at runtime: now forwarding to %s over %s",
+            safe_endpoint(settings.endpoint),
+            settings.protocol,
+        )
         await old.close()
 
     async def retry_now(self, sender: HttpSender | GrpcSender | None = None) -> None:
@@ -166,7 +176,7 @@ class Forwarder:
             if sender is self.sender or self._stop.is_set():
                 raise
             return
-        except Exception as exc:   # a sender bug must not stop forwarding: retry like a network error
+        except Exception as exc:  # a sender bug must not stop forwarding: retry like a network error
             log.exception("sending to the upstream failed unexpectedly")
             result = Result(RETRYABLE, f"{type(exc).__name__}: {exc}", "internal")
         if sender is not self.sender and result.kind != OK:
@@ -176,11 +186,19 @@ class Forwarder:
             self.stats.forwarded[signal] += items - result.rejected
             if result.rejected:
                 self.stats.dropped[(signal, "upstream_partial")] += result.rejected
-                log.warning("upstream accepted %s but rejected %d: %s", signal, result.rejected,
-                            result.rejected_message)
+                log.warning(
+                    "upstream accepted %s but rejected %d: %s",
+                    signal,
+                    result.rejected,
+                    result.rejected_message,
+                )
             if self.state not in ("ok", "idle"):
-                log.info("upstream %s is accepting data again after %d failed attempts; %d requests still "
-                         "spooled", safe_endpoint(self.settings.endpoint), self.failures, self.spool.pending_rows)
+                log.info(
+                    "upstream %s is accepting data again after %d failed attempts; %d requests still spooled",
+                    safe_endpoint(self.settings.endpoint),
+                    self.failures,
+                    self.spool.pending_rows,
+                )
             self.state, self.failures, self.next_attempt_at = "ok", 0, None
             self.last_success_at = time.time()
             self._single_left = max(0, self._single_left - len(batch))
@@ -193,8 +211,13 @@ class Forwarder:
             self.spool.remove(batch)
             self.stats.dropped[(signal, "upstream_permanent")] += items
             self._single_left = max(0, self._single_left - 1)
-            log.error("upstream refused %d %s for good (not retryable per OTLP): %s — dropped and counted in "
-                      "dropped{reason=upstream_permanent}", items, signal, result.detail)
+            log.error(
+                "upstream refused %d %s for good (not retryable per OTLP): %s — dropped and counted in "
+                "dropped{reason=upstream_permanent}",
+                items,
+                signal,
+                result.detail,
+            )
             return
         self.failures += 1
         self.stats.retries[(signal, result.reason or result.kind)] += 1
@@ -202,10 +225,14 @@ class Forwarder:
         wait = self.delay(result)
         if new_state != self.state:
             if new_state == "auth_failed":
-                log.error("upstream refused the proxy's credentials (%s). HOLDING %d spooled requests — nothing "
-                          "is dropped; retrying every ≤%.0fs. Fix the upstream headers (LAB_PROXY_UPSTREAM_HEADERS)"
-                          " or the upstream's token.", result.detail, self.spool.pending_rows,
-                          self.settings.retry.max_interval)
+                log.error(
+                    "upstream refused the proxy's credentials (%s). HOLDING %d spooled requests — nothing "
+                    "is dropped; retrying every ≤%.0fs. Fix the upstream headers (LAB_PROXY_UPSTREAM_HEADERS)"
+                    " or the upstream's token.",
+                    result.detail,
+                    self.spool.pending_rows,
+                    self.settings.retry.max_interval,
+                )
             else:
                 log.warning("upstream unavailable (%s); spooling and retrying with backoff", result.detail)
         self.state = new_state
@@ -229,7 +256,9 @@ class Forwarder:
             "last_error": self.last_error,
             "last_error_age_s": round(now - self.last_error_at, 1) if self.last_error_at else None,
             "last_success_age_s": round(now - self.last_success_at, 1) if self.last_success_at else None,
-            "next_attempt_in_s": round(max(0.0, self.next_attempt_at - now), 1) if self.next_attempt_at else None,
+            "next_attempt_in_s": round(max(0.0, self.next_attempt_at - now), 1)
+            if self.next_attempt_at
+            else None,
             "held": self.held,
         }
 

@@ -34,13 +34,16 @@ class GrpcReceiver:
     def handlers(self) -> list[grpc.GenericRpcHandler]:
         out = []
         for sig in SIGNALS.values():
-            method: grpc.RpcMethodHandler = grpc.unary_unary_rpc_method_handler(self._handler(sig))   # bytes in, bytes out
+            method: grpc.RpcMethodHandler = grpc.unary_unary_rpc_method_handler(
+                self._handler(sig)
+            )  # bytes in, bytes out
             out.append(grpc.method_handlers_generic_handler(sig.grpc_service, {"Export": method}))
         return out
 
     def _handler(self, sig: Signal) -> Callable[[bytes, grpc.aio.ServicerContext], Awaitable[bytes]]:
         async def export(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
             return await self.export(sig, request, context)
+
         return export
 
     async def export(self, sig: Signal, body: bytes, context: Any) -> bytes:
@@ -49,15 +52,19 @@ class GrpcReceiver:
             got = next((str(v) for k, v in metadata if k == "authorization"), "").encode()
             if not hmac.compare_digest(got, self._expected_auth):
                 self.stats.requests[(sig.name, "unauthenticated")] += 1
-                await context.abort(grpc.StatusCode.UNAUTHENTICATED,
-                                    "missing or wrong bearer token: send the metadata authorization: Bearer <token>")
+                await context.abort(
+                    grpc.StatusCode.UNAUTHENTICATED,
+                    "missing or wrong bearer token: send the metadata authorization: Bearer <token>",
+                )
         msg = sig.request_type()
         try:
             msg.ParseFromString(body)
         except (DecodeError, RuntimeError, ValueError) as exc:
             self.stats.requests[(sig.name, "bad_protobuf")] += 1
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                f"body is not a valid protobuf {sig.request_type.__name__}: {exc}")
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"body is not a valid protobuf {sig.request_type.__name__}: {exc}",
+            )
         meta = {
             "protocol": "grpc",
             "content_type": "application/grpc",
@@ -71,6 +78,9 @@ class GrpcReceiver:
             info = error_details_pb2.RetryInfo()
             info.retry_delay.FromNanoseconds(int(busy.retry_after * 1e9))
             st = codec.status(codec.RESOURCE_EXHAUSTED, busy.message, [info])
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, busy.message,
-                                trailing_metadata=(("grpc-status-details-bin", st.SerializeToString()),))
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                busy.message,
+                trailing_metadata=(("grpc-status-details-bin", st.SerializeToString()),),
+            )
         return response(sig, answer.rejected, answer.message).SerializeToString()

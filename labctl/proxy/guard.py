@@ -63,9 +63,12 @@ def middleware(token: str | Callable[[], str], allowed_hosts: Iterable[str]) -> 
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         if not host_allowed(request.headers.get("Host"), allowed):
             return web.json_response(
-                {"error": f"unexpected Host header {request.headers.get('Host')!r}: this lab answers only "
-                          "127.0.0.1, localhost and its own service names (DNS rebinding guard)"},
-                status=421)
+                {
+                    "error": f"unexpected Host header {request.headers.get('Host')!r}: this lab answers only "
+                    "127.0.0.1, localhost and its own service names (DNS rebinding guard)"
+                },
+                status=421,
+            )
         token = current_token()
         if not token or request.path in OPEN_PATHS:
             return await handler(request)
@@ -88,6 +91,10 @@ def middleware(token: str | Callable[[], str], allowed_hosts: Iterable[str]) -> 
 
 def _unauthorized() -> web.Response:
     return web.json_response(
-        {"error": "this lab runs with auth on: send `Authorization: Bearer <token>`, or open the page at the address "
-                  "`labctl url proxy` prints (the token is in `labctl env`)"},
-        status=401, headers={"WWW-Authenticate": 'Bearer realm="labctl"'})
+        {
+            "error": "this lab runs with auth on: send `Authorization: Bearer <token>`, or open the page at the address "
+            "`labctl url proxy` prints (the token is in `labctl env`)"
+        },
+        status=401,
+        headers={"WWW-Authenticate": 'Bearer realm="labctl"'},
+    )

@@ -23,8 +23,10 @@ class GrpcOnHttpPortHint(logging.Filter):
 
     def message(self) -> str:
         use = f"use the gRPC port :{self.grpc_port} or " if self.grpc_port else "use "
-        return (f"a gRPC (HTTP/2) client spoke to the OTLP/HTTP port :{self.http_port} — "
-                f"{use}OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf")
+        return (
+            f"a gRPC (HTTP/2) client spoke to the OTLP/HTTP port :{self.http_port} — "
+            f"{use}OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf"
+        )
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None

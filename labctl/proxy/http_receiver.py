@@ -31,8 +31,14 @@ def _reply(status: int, msg: Message, media: str, headers: dict[str, str] | None
     return web.Response(status=status, body=codec.encode(msg, media), content_type=media, headers=headers)
 
 
-def _error(status: int, code: int, message: str, media: str,
-           headers: dict[str, str] | None = None, details: list[Message] | None = None) -> web.Response:
+def _error(
+    status: int,
+    code: int,
+    message: str,
+    media: str,
+    headers: dict[str, str] | None = None,
+    details: list[Message] | None = None,
+) -> web.Response:
     return _reply(status, codec.status(code, message, details), media, headers)
 
 
@@ -56,12 +62,16 @@ class HttpReceiver:
     def _handler(self, sig: Signal) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def handle(request: web.Request) -> web.StreamResponse:
             return await self.export(sig, request)
+
         return handle
 
     async def _read(self, request: web.Request) -> bytes:
         if request.content_length is not None and request.content_length > self.max_bytes:
-            raise CodecError(413, f"request body of {request.content_length} bytes is above the "
-                                  f"{self.max_bytes}-byte limit", "too_large")
+            raise CodecError(
+                413,
+                f"request body of {request.content_length} bytes is above the {self.max_bytes}-byte limit",
+                "too_large",
+            )
         chunks: list[bytes] = []
         size = 0
         # Chunked bodies (the JS exporter sends them) have no Content-Length: count while reading.
@@ -79,16 +89,24 @@ class HttpReceiver:
             got = request.headers.get("Authorization", "").encode()
             if not hmac.compare_digest(got, self._expected_auth):
                 self.stats.requests[(sig.name, "unauthenticated")] += 1
-                return _error(401, codec.UNAUTHENTICATED,
-                              "missing or wrong bearer token: send the header Authorization: Bearer <token> "
-                              "(OTEL_EXPORTER_OTLP_HEADERS=Authorization=Bearer%20<token>)",
-                              reply_media, {"WWW-Authenticate": 'Bearer realm="labctl-proxy"'})
+                return _error(
+                    401,
+                    codec.UNAUTHENTICATED,
+                    "missing or wrong bearer token: send the header Authorization: Bearer <token> "
+                    "(OTEL_EXPORTER_OTLP_HEADERS=Authorization=Bearer%20<token>)",
+                    reply_media,
+                    {"WWW-Authenticate": 'Bearer realm="labctl-proxy"'},
+                )
         if media is None:
             self.stats.requests[(sig.name, "unsupported_media_type")] += 1
             shown = (request.headers.get("Content-Type") or "none")[:80]
-            return _error(415, codec.INVALID_ARGUMENT,
-                          f"unsupported Content-Type {shown!r}: OTLP/HTTP takes application/x-protobuf or "
-                          "application/json", reply_media)
+            return _error(
+                415,
+                codec.INVALID_ARGUMENT,
+                f"unsupported Content-Type {shown!r}: OTLP/HTTP takes application/x-protobuf or "
+                "application/json",
+                reply_media,
+            )
         try:
             try:
                 body = await self._read(request)
@@ -113,6 +131,12 @@ class HttpReceiver:
         except Busy as busy:
             info = error_details_pb2.RetryInfo()
             info.retry_delay.FromNanoseconds(int(busy.retry_after * 1e9))
-            return _error(429, codec.RESOURCE_EXHAUSTED, busy.message, media,
-                          {"Retry-After": str(max(1, round(busy.retry_after)))}, [info])
+            return _error(
+                429,
+                codec.RESOURCE_EXHAUSTED,
+                busy.message,
+                media,
+                {"Retry-After": str(max(1, round(busy.retry_after)))},
+                [info],
+            )
         return _reply(200, response(sig, answer.rejected, answer.message), media)

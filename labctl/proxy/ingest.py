@@ -29,8 +29,11 @@ _REDACT = Redactor()  # the default rules; the inspector adds the config's own b
 
 def safe_headers(headers: Any) -> dict[str, str]:
     """Request headers for the inspection record with anything credential-like replaced, never logged."""
-    kept = {str(k).lower(): str(v)[:200] for k, v in headers.items()
-            if not str(k).startswith(":") and not str(k).lower().endswith("-bin")}
+    kept = {
+        str(k).lower(): str(v)[:200]
+        for k, v in headers.items()
+        if not str(k).startswith(":") and not str(k).lower().endswith("-bin")
+    }
     return _REDACT.header_map(kept)
 
 
@@ -52,8 +55,12 @@ class Answer:
 class ContractHolder:
     """The current contract, replaced atomically when its file changes (in-flight requests keep theirs)."""
 
-    def __init__(self, path: Path | None, loader: Callable[[Path], Any] | None,
-                 on_change: Callable[[Any], None] | None = None) -> None:
+    def __init__(
+        self,
+        path: Path | None,
+        loader: Callable[[Path], Any] | None,
+        on_change: Callable[[Any], None] | None = None,
+    ) -> None:
         self.path = path
         self.loader = loader
         self.on_change = on_change
@@ -63,7 +70,7 @@ class ContractHolder:
         self._stamp: tuple[int, int, int] | None = None
         if path is not None and loader is not None:
             self._stamp = self._stat()
-            self.current = loader(path)   # a broken contract at start is the user's error: LabError
+            self.current = loader(path)  # a broken contract at start is the user's error: LabError
             self.version = 1
 
     def _stat(self) -> tuple[int, int, int] | None:
@@ -92,7 +99,7 @@ class ContractHolder:
             stamp = self._stat()
             if stamp is None or stamp == self._stamp:
                 continue
-            await asyncio.sleep(0.1)   # let an editor finish writing before reading a half-written file
+            await asyncio.sleep(0.1)  # let an editor finish writing before reading a half-written file
             if self._stat() != stamp:
                 continue
             self._stamp = stamp
@@ -100,13 +107,18 @@ class ContractHolder:
                 new = await asyncio.to_thread(self.loader, self.path)
             except LabError as exc:
                 self.last_error = exc.message
-                log.error("contract %s changed but does not load, keeping version %d: %s", self.path,
-                          self.version, exc.message)
+                log.error(
+                    "contract %s changed but does not load, keeping version %d: %s",
+                    self.path,
+                    self.version,
+                    exc.message,
+                )
                 continue
-            except Exception as exc:   # a bug in the loader must not stop the proxy
+            except Exception as exc:  # a bug in the loader must not stop the proxy
                 self.last_error = f"{type(exc).__name__}: {exc}"
-                log.exception("contract %s changed but loading it failed, keeping version %d", self.path,
-                              self.version)
+                log.exception(
+                    "contract %s changed but loading it failed, keeping version %d", self.path, self.version
+                )
                 continue
             self.current, self.version, self.last_error = new, self.version + 1, ""
             if self.on_change is not None:
@@ -115,8 +127,16 @@ class ContractHolder:
 
 
 class Ingest:
-    def __init__(self, *, mode: str, stats: Stats, spool: Spool | None, contract: ContractHolder,
-                 inspector: Any, retry_after: float) -> None:
+    def __init__(
+        self,
+        *,
+        mode: str,
+        stats: Stats,
+        spool: Spool | None,
+        contract: ContractHolder,
+        inspector: Any,
+        retry_after: float,
+    ) -> None:
         self.mode = mode
         self.stats = stats
         self.spool = spool
@@ -140,8 +160,11 @@ class Ingest:
         if self.spool is not None and not self.spool.has_room():
             self.stats.rejected[(name, "spool_full")] += n
             self.stats.requests[(name, "spool_full")] += 1
-            raise Busy(self.retry_after, "the proxy's spool is full because the upstream is not taking data; "
-                                         f"retry after {self.retry_after:g}s")
+            raise Busy(
+                self.retry_after,
+                "the proxy's spool is full because the upstream is not taking data; "
+                f"retry after {self.retry_after:g}s",
+            )
         rejected, message, forward = 0, "", msg
         contract = self.contract.current
         if contract is not None:
@@ -155,8 +178,10 @@ class Ingest:
                         forward = ev.filtered_request()
                         raw = None
                     else:
-                        message = (f"observe mode: {ev.rejected} {signal.item_noun} violate the contract "
-                                   f"(accepted anyway): {ev.message}")
+                        message = (
+                            f"observe mode: {ev.rejected} {signal.item_noun} violate the contract "
+                            f"(accepted anyway): {ev.message}"
+                        )
             except Exception:
                 # Inspection must never cost data: accept and forward as is, and say so loudly once.
                 self._inspect_failures += 1

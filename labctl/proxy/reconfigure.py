@@ -65,5 +65,11 @@ def merged(running: ProxyConfig, new: ProxyConfig) -> ProxyConfig:
     """The config the proxy runs after a reload: the live settings of `new`, everything else as started."""
     upstream = new.upstream if running.upstream.enabled and new.upstream.enabled else running.upstream
     contract = new.contract_path if running.contract_path and new.contract_path else running.contract_path
-    return replace(running, contract_path=contract, mode=new.mode, auth_token=new.auth_token,
-                   retry_after=new.retry_after, upstream=upstream)
+    return replace(
+        running,
+        contract_path=contract,
+        mode=new.mode,
+        auth_token=new.auth_token,
+        retry_after=new.retry_after,
+        upstream=upstream,
+    )

@@ -28,23 +28,32 @@ from labctl.proxy.upstream import make_sender, safe_endpoint
 
 log = logging.getLogger("labctl.proxy")
 
-SINK_NOTE = ("no upstream configured: this proxy is the end of the pipeline (module-1). Data is checked, "
-             "inspected, counted and acknowledged here, not forwarded.")
+SINK_NOTE = (
+    "no upstream configured: this proxy is the end of the pipeline (module-1). Data is checked, "
+    "inspected, counted and acknowledged here, not forwarded."
+)
 
 
 def _default_contract_loader() -> Callable[[Any], Any]:
     from labctl.contract import load_contract
+
     return load_contract
 
 
 def _default_inspector_factory() -> Callable[..., Any]:
     from labctl.proxy.inspect import Inspector
+
     return Inspector
 
 
 class ProxyServer:
-    def __init__(self, cfg: ProxyConfig, *, contract_loader: Callable[[Any], Any] | None = None,
-                 inspector_factory: Callable[..., Any] | None = None) -> None:
+    def __init__(
+        self,
+        cfg: ProxyConfig,
+        *,
+        contract_loader: Callable[[Any], Any] | None = None,
+        inspector_factory: Callable[..., Any] | None = None,
+    ) -> None:
         self.cfg = cfg
         self.stats = Stats()
         self._contract_loader = contract_loader
@@ -81,15 +90,28 @@ class ProxyServer:
         if show is not None and self.contract.current is not None:
             show(self.contract.current)
         if cfg.upstream.enabled:
-            self.spool = Spool(cfg.data_dir / "spool.sqlite", max_bytes=cfg.spool_max_bytes,
-                               memory_bytes=cfg.queue_memory_bytes, overflow=cfg.spool_overflow,
-                               sync=cfg.spool_sync, stats=self.stats)
+            self.spool = Spool(
+                cfg.data_dir / "spool.sqlite",
+                max_bytes=cfg.spool_max_bytes,
+                memory_bytes=cfg.queue_memory_bytes,
+                overflow=cfg.spool_overflow,
+                sync=cfg.spool_sync,
+                stats=self.stats,
+            )
             if self.spool.recovered_rows:
-                log.info("spool holds %d unsent requests from before the restart: replaying them in order",
-                         self.spool.recovered_rows)
+                log.info(
+                    "spool holds %d unsent requests from before the restart: replaying them in order",
+                    self.spool.recovered_rows,
+                )
             self.forwarder = Forwarder(cfg.upstream, self.spool, self.stats, make_sender(cfg.upstream))
-        ingest = Ingest(mode=cfg.mode, stats=self.stats, spool=self.spool, contract=self.contract,
-                        inspector=self.inspector, retry_after=cfg.retry_after)
+        ingest = Ingest(
+            mode=cfg.mode,
+            stats=self.stats,
+            spool=self.spool,
+            contract=self.contract,
+            inspector=self.inspector,
+            retry_after=cfg.retry_after,
+        )
         self.ingest = ingest
         try:
             if cfg.otlp_grpc is not None:
@@ -102,9 +124,16 @@ class ProxyServer:
                 self.ports["otlp_http"] = await self._start_http(http.app(), cfg.otlp_http, "otlp_http")
             routes = list(self.inspector.routes(self.stats_provider)) if self.inspector is not None else []
             # The token is read per request: a proxy.yaml reload may change it (auth.bearer_token is live).
-            admin = make_admin_app(self.stats_provider, self.readiness, routes, self.retarget,
-                                   token=lambda: self.cfg.auth_token, allowed_hosts=cfg.allowed_hosts,
-                                   reload=self.reload_config, forwarding=self.forwarding)
+            admin = make_admin_app(
+                self.stats_provider,
+                self.readiness,
+                routes,
+                self.retarget,
+                token=lambda: self.cfg.auth_token,
+                allowed_hosts=cfg.allowed_hosts,
+                reload=self.reload_config,
+                forwarding=self.forwarding,
+            )
             self.ports["admin"] = await self._start_http(admin, cfg.admin, "admin", decompress=True)
         except BaseException:
             await self.stop()
@@ -119,23 +148,29 @@ class ProxyServer:
         self._banner()
 
     async def _start_grpc(self, receiver: GrpcReceiver, listen: Listen) -> None:
-        server = grpc.aio.server(options=[
-            ("grpc.max_receive_message_length", self.cfg.max_request_bytes),
-            ("grpc.so_reuseport", 0),
-        ])
+        server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", self.cfg.max_request_bytes),
+                ("grpc.so_reuseport", 0),
+            ]
+        )
         server.add_generic_rpc_handlers(receiver.handlers())
         try:
             port = server.add_insecure_port(str(listen))
         except RuntimeError:
             port = 0
         if not port:
-            raise LabError(f"cannot listen for OTLP gRPC on {listen}: the port is in use or the address is wrong",
-                           "stop what uses the port (`labctl down`?) or set LAB_PROXY_OTLP_GRPC_LISTEN")
+            raise LabError(
+                f"cannot listen for OTLP gRPC on {listen}: the port is in use or the address is wrong",
+                "stop what uses the port (`labctl down`?) or set LAB_PROXY_OTLP_GRPC_LISTEN",
+            )
         await server.start()
         self._grpc = server
         self.ports["otlp_grpc"] = port
 
-    async def _start_http(self, app: web.Application, listen: Listen, name: str, decompress: bool = False) -> int:
+    async def _start_http(
+        self, app: web.Application, listen: Listen, name: str, decompress: bool = False
+    ) -> int:
         # OTLP receivers inflate gzip themselves (bounded); aiohttp's own inflation is switched off there.
         runner = web.AppRunner(app, access_log=None, auto_decompress=decompress, handle_signals=False)
         await runner.setup()
@@ -144,8 +179,10 @@ class ProxyServer:
         try:
             await site.start()
         except OSError as exc:
-            raise LabError(f"cannot listen for {name} on {listen}: {exc.strerror}",
-                           f"stop what uses the port (`labctl down`?) or set LAB_PROXY_{name.upper()}_LISTEN") from None
+            raise LabError(
+                f"cannot listen for {name} on {listen}: {exc.strerror}",
+                f"stop what uses the port (`labctl down`?) or set LAB_PROXY_{name.upper()}_LISTEN",
+            ) from None
         server = site._server
         sockets = getattr(server, "sockets", None) or []
         return int(sockets[0].getsockname()[1]) if sockets else listen.port
@@ -194,8 +231,10 @@ class ProxyServer:
         """PUT /api/upstream (body: endpoint/protocol/headers) or DELETE (body None: back to the configured
         upstream). The forwarder switches in place: counters, history and the spool stay."""
         if self.forwarder is None:
-            return 409, {"error": "this proxy has no upstream (it is the sink, module-1): nothing to change; "
-                                  "configure one with LAB_PROXY_UPSTREAM"}
+            return 409, {
+                "error": "this proxy has no upstream (it is the sink, module-1): nothing to change; "
+                "configure one with LAB_PROXY_UPSTREAM"
+            }
         configured = self.cfg.upstream
         try:
             new = configured if body is None else retargeted(configured, self.forwarder.settings, body)
@@ -220,7 +259,10 @@ class ProxyServer:
         if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not 0 < seconds <= 120:
             return 400, {"error": "seconds must be a number above 0 and at most 120"}
         await self.forwarder.hold(body["hold"], float(seconds))
-        return 200, {"held": self.forwarder.held, "spooled_rows": self.spool.pending_rows if self.spool else 0}
+        return 200, {
+            "held": self.forwarder.held,
+            "spooled_rows": self.spool.pending_rows if self.spool else 0,
+        }
 
     async def reload_config(self) -> tuple[int, dict[str, Any]]:
         """Read proxy.yaml again and apply what can change live (labctl.proxy.reconfigure says which).
@@ -243,16 +285,23 @@ class ProxyServer:
                     contract = await asyncio.to_thread(loader, new.contract_path)
             except LabError as exc:
                 self.last_reload_error = exc.message
-                log.error("proxy.yaml reload refused, version %d keeps running: %s", self.config_version,
-                          exc.message)
+                log.error(
+                    "proxy.yaml reload refused, version %d keeps running: %s",
+                    self.config_version,
+                    exc.message,
+                )
                 return 400, {"error": exc.message, "hint": exc.hint or "", "version": self.config_version}
             live, restart = reconfigure.changed(running, new)
             if live:
                 await self._apply_live(reconfigure.merged(running, new), contract)
                 self.config_version += 1
             self.pending_restart, self.last_reload_error = restart, ""
-            log.info("proxy.yaml reloaded (version %d): live %s; waiting for a restart: %s", self.config_version,
-                     ", ".join(live) or "nothing changed", ", ".join(restart) or "nothing")
+            log.info(
+                "proxy.yaml reloaded (version %d): live %s; waiting for a restart: %s",
+                self.config_version,
+                ", ".join(live) or "nothing changed",
+                ", ".join(restart) or "nothing",
+            )
             return 200, {"version": self.config_version, "applied": live, "restart_needed": restart}
 
     async def _apply_live(self, cfg: ProxyConfig, contract: Any) -> None:
@@ -289,9 +338,17 @@ class ProxyServer:
             gauges = self.spool.gauges()
         else:
             zero = dict.fromkeys(SIGNAL_NAMES, 0)
-            gauges = {"queued": zero, "spooled": dict(zero), "spool_bytes": 0, "spool_max_bytes": 0,
-                      "spool_rows": 0, "queue_bytes": 0, "queue_max_bytes": 0, "spool_full": False,
-                      "overflow_policy": self.cfg.spool_overflow}
+            gauges = {
+                "queued": zero,
+                "spooled": dict(zero),
+                "spool_bytes": 0,
+                "spool_max_bytes": 0,
+                "spool_rows": 0,
+                "queue_bytes": 0,
+                "queue_max_bytes": 0,
+                "spool_full": False,
+                "overflow_policy": self.cfg.spool_overflow,
+            }
         contract = self.contract
         return {
             "uptime_s": round(time.time() - self.stats.started, 1),
@@ -316,11 +373,20 @@ class ProxyServer:
         cfg = self.cfg
         hosts = {"otlp_grpc": cfg.otlp_grpc, "otlp_http": cfg.otlp_http, "admin": cfg.admin}
         parts = [f"{k}={getattr(hosts[k], 'host', '')}:{v}" for k, v in self.ports.items()]
-        log.info("labctl proxy listening: %s (mode %s, contract %s)", " ".join(parts), cfg.mode,
-                 cfg.contract_path or "none")
+        log.info(
+            "labctl proxy listening: %s (mode %s, contract %s)",
+            " ".join(parts),
+            cfg.mode,
+            cfg.contract_path or "none",
+        )
         if cfg.upstream.enabled:
-            log.info("forwarding to %s over %s; spool %s (limit %d bytes, overflow policy %s)",
-                     safe_endpoint(cfg.upstream.endpoint), cfg.upstream.protocol, cfg.data_dir / "spool.sqlite",
-                     cfg.spool_max_bytes, cfg.spool_overflow)
+            log.info(
+                "forwarding to %s over %s; spool %s (limit %d bytes, overflow policy %s)",
+                safe_endpoint(cfg.upstream.endpoint),
+                cfg.upstream.protocol,
+                cfg.data_dir / "spool.sqlite",
+                cfg.spool_max_bytes,
+                cfg.spool_overflow,
+            )
         else:
             log.info(SINK_NOTE)

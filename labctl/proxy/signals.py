@@ -34,13 +34,13 @@ def _count_spans(req: Any) -> int:
 
 @dataclass(frozen=True)
 class Signal:
-    name: str                     # "metrics" | "logs" | "traces"
+    name: str  # "metrics" | "logs" | "traces"
     request_type: type[Message]
     response_type: type[Any]
-    grpc_service: str             # fully qualified service name
+    grpc_service: str  # fully qualified service name
     http_path: str
-    rejected_field: str           # field of the partial_success message
-    item_noun: str                # what one item is called, for messages
+    rejected_field: str  # field of the partial_success message
+    item_noun: str  # what one item is called, for messages
     count: Callable[[Any], int]
 
     @property

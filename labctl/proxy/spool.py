@@ -37,8 +37,9 @@ class Entry:
 
 
 class Spool:
-    def __init__(self, path: Path, *, max_bytes: int, memory_bytes: int, overflow: str, sync: str,
-                 stats: Stats) -> None:
+    def __init__(
+        self, path: Path, *, max_bytes: int, memory_bytes: int, overflow: str, sync: str, stats: Stats
+    ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.max_bytes = max_bytes
@@ -52,12 +53,14 @@ class Spool:
         self._db.execute(f"PRAGMA synchronous={'FULL' if sync == 'full' else 'NORMAL'}")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS spool (id INTEGER PRIMARY KEY AUTOINCREMENT, signal TEXT NOT NULL,"
-            " items INTEGER NOT NULL, body BLOB NOT NULL, created REAL NOT NULL)")
+            " items INTEGER NOT NULL, body BLOB NOT NULL, created REAL NOT NULL)"
+        )
         self.pending_rows = 0
         self.pending_bytes = 0
         self.pending_items = dict.fromkeys(SIGNAL_NAMES, 0)
         for signal, rows, items, size in self._db.execute(
-                "SELECT signal, COUNT(*), SUM(items), SUM(length(body)) FROM spool GROUP BY signal"):
+            "SELECT signal, COUNT(*), SUM(items), SUM(length(body)) FROM spool GROUP BY signal"
+        ):
             self.pending_rows += rows
             self.pending_items[signal] = self.pending_items.get(signal, 0) + int(items or 0)
             self.pending_bytes += int(size or 0)
@@ -67,7 +70,7 @@ class Spool:
         self._cache_items = dict.fromkeys(SIGNAL_NAMES, 0)
         # The cache mirrors *all* pending entries or is bypassed until the backlog drains.
         self._in_sync = self.pending_rows == 0
-        self._grown = self.pending_rows > 0     # a backlog worth vacuuming after it drains
+        self._grown = self.pending_rows > 0  # a backlog worth vacuuming after it drains
         self._inflight_last = 0
         self._nonempty: asyncio.Event | None = None
         self.full = False
@@ -85,8 +88,10 @@ class Spool:
         if not self.has_room():
             self._set_full(True)
             raise SpoolFull(f"spool at its {self.max_bytes}-byte limit")
-        cur = self._db.execute("INSERT INTO spool (signal, items, body, created) VALUES (?, ?, ?, ?)",
-                               (signal, items, body, time.time()))
+        cur = self._db.execute(
+            "INSERT INTO spool (signal, items, body, created) VALUES (?, ?, ?, ?)",
+            (signal, items, body, time.time()),
+        )
         entry_id = int(cur.lastrowid or 0)
         self.pending_rows += 1
         self.pending_bytes += len(body)
@@ -114,10 +119,15 @@ class Spool:
 
     def _set_full(self, full: bool) -> None:
         if full and not self.full:
-            log.warning("spool FULL (%d bytes, limit %d): overflow policy %s — %s", self.pending_bytes,
-                        self.max_bytes, self.overflow,
-                        "clients get 429 / RESOURCE_EXHAUSTED and retry" if self.overflow == "reject"
-                        else "the OLDEST unsent data is dropped and counted in dropped{reason=spool_overflow}")
+            log.warning(
+                "spool FULL (%d bytes, limit %d): overflow policy %s — %s",
+                self.pending_bytes,
+                self.max_bytes,
+                self.overflow,
+                "clients get 429 / RESOURCE_EXHAUSTED and retry"
+                if self.overflow == "reject"
+                else "the OLDEST unsent data is dropped and counted in dropped{reason=spool_overflow}",
+            )
         elif not full and self.full:
             log.info("spool has room again (%d bytes)", self.pending_bytes)
         self.full = full
@@ -129,9 +139,10 @@ class Spool:
         while self.pending_bytes > self.max_bytes:
             rows = self._db.execute(
                 "SELECT id, signal, items, length(body) FROM spool WHERE id > ? ORDER BY id LIMIT 64",
-                (self._inflight_last,)).fetchall()
+                (self._inflight_last,),
+            ).fetchall()
             if len(rows) <= 1:
-                break   # never evict the entry just written
+                break  # never evict the entry just written
             for entry_id, signal, items, size in rows[:-1]:
                 self._db.execute("DELETE FROM spool WHERE id = ?", (entry_id,))
                 self._forget(signal, items, size)
@@ -172,8 +183,10 @@ class Spool:
         if self._in_sync and self._cache:
             source: list[Entry] | deque[Entry] = self._cache
         else:
-            source = [Entry(*row) for row in self._db.execute(
-                "SELECT id, signal, items, body FROM spool ORDER BY id LIMIT 256")]
+            source = [
+                Entry(*row)
+                for row in self._db.execute("SELECT id, signal, items, body FROM spool ORDER BY id LIMIT 256")
+            ]
         for e in source:
             if batch and (e.signal != batch[0].signal or size + len(e.body) > max_bytes):
                 break
@@ -200,7 +213,7 @@ class Spool:
             self._in_sync = True
             if self._grown:
                 # A backlog has drained: give the disk space back (cheap when the table is empty).
-                self._db.executescript("PRAGMA incremental_vacuum;")   # executescript steps it to the end
+                self._db.executescript("PRAGMA incremental_vacuum;")  # executescript steps it to the end
                 self._grown = False
         if self.full and self.pending_bytes < self.max_bytes:
             self._set_full(False)

@@ -15,14 +15,14 @@ SIGNAL_NAMES = ("metrics", "logs", "traces")
 # name -> help, for every counter in the snapshot (the /metrics renderer uses these).
 COUNTER_HELP = {
     "requests": "Export requests received, by signal and outcome (ok, partial, spool_full, unauthenticated, "
-                "unsupported_media_type, unsupported_encoding, too_large, bad_protobuf, bad_json, bad_compression, client_disconnected).",
+    "unsupported_media_type, unsupported_encoding, too_large, bad_protobuf, bad_json, bad_compression, client_disconnected).",
     "received": "Items (data points, log records, spans) received in decodable requests, by signal.",
     "accepted": "Items acknowledged to the client (stored durably when an upstream is configured).",
     "rejected": "Items in decodable requests that were not acknowledged, by signal and reason (contract: enforce "
-                "mode, reported in partial success; spool_full: answered 429 / RESOURCE_EXHAUSTED).",
+    "mode, reported in partial success; spool_full: answered 429 / RESOURCE_EXHAUSTED).",
     "forwarded": "Items the upstream accepted.",
     "dropped": "Acknowledged items given up on, by signal and reason (spool_overflow, upstream_permanent, "
-               "upstream_partial). Zero unless the overflow policy is drop_oldest or the upstream refused data.",
+    "upstream_partial). Zero unless the overflow policy is drop_oldest or the upstream refused data.",
     "retries": "Failed upstream attempts that will be retried, by signal and reason.",
 }
 GAUGE_HELP = {

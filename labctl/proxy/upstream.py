@@ -28,18 +28,24 @@ OK, RETRYABLE, AUTH, PERMANENT = "ok", "retryable", "auth", "permanent"
 
 _RETRYABLE_HTTP = {429, 502, 503, 504}
 _AUTH_HTTP = {401, 403}
-_RETRYABLE_GRPC = {grpc.StatusCode.CANCELLED, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED,
-                   grpc.StatusCode.OUT_OF_RANGE, grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DATA_LOSS}
+_RETRYABLE_GRPC = {
+    grpc.StatusCode.CANCELLED,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.ABORTED,
+    grpc.StatusCode.OUT_OF_RANGE,
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DATA_LOSS,
+}
 _AUTH_GRPC = {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED}
 
 
 @dataclass(frozen=True)
 class Result:
-    kind: str                         # ok | retryable | auth | permanent
-    detail: str = ""                  # what the upstream said, for logs and /api/stats
-    reason: str = ""                  # short label: http_503, grpc_unavailable, connect, ...
+    kind: str  # ok | retryable | auth | permanent
+    detail: str = ""  # what the upstream said, for logs and /api/stats
+    reason: str = ""  # short label: http_503, grpc_unavailable, connect, ...
     retry_after: float | None = None  # the upstream's own hint, seconds
-    rejected: int = 0                 # partial success: items the upstream refused
+    rejected: int = 0  # partial success: items the upstream refused
     rejected_message: str = ""
 
 
@@ -151,16 +157,25 @@ class GrpcSender:
         target = f"{p.hostname}:{p.port or (443 if secure else 4317)}"
         # The forwarder paces its own retries (backoff, Retry-After): the channel must not add its own
         # reconnect backoff on top, which grows to two minutes by default after a long outage.
-        options = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", 16 << 20),
-                   ("grpc.initial_reconnect_backoff_ms", 100), ("grpc.min_reconnect_backoff_ms", 100),
-                   ("grpc.max_reconnect_backoff_ms", 1000)]
-        self.channel = (grpc.aio.secure_channel(target, grpc.ssl_channel_credentials(), options=options)
-                        if secure else grpc.aio.insecure_channel(target, options=options))
+        options = [
+            ("grpc.max_send_message_length", -1),
+            ("grpc.max_receive_message_length", 16 << 20),
+            ("grpc.initial_reconnect_backoff_ms", 100),
+            ("grpc.min_reconnect_backoff_ms", 100),
+            ("grpc.max_reconnect_backoff_ms", 1000),
+        ]
+        self.channel = (
+            grpc.aio.secure_channel(target, grpc.ssl_channel_credentials(), options=options)
+            if secure
+            else grpc.aio.insecure_channel(target, options=options)
+        )
         self.target = target
         self.metadata = tuple(settings.headers.items())
         self.timeout = settings.timeout
         # Bytes in, bytes out: the spool already holds serialized requests.
-        self._calls: dict[str, Any] = {name: self.channel.unary_unary(sig.grpc_method) for name, sig in SIGNALS.items()}
+        self._calls: dict[str, Any] = {
+            name: self.channel.unary_unary(sig.grpc_method) for name, sig in SIGNALS.items()
+        }
 
     async def send(self, signal: str, body: bytes) -> Result:
         try:

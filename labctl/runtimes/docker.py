@@ -92,8 +92,10 @@ class DockerRuntime(Runtime):
 
     def files(self, layer: int | None = None) -> list[Path]:
         if layer is None:
-            layer = self.model.stage(self.lab.stage).layer if self.lab.stage else max(
-                s.layer for s in self.model.stages.values()
+            layer = (
+                self.model.stage(self.lab.stage).layer
+                if self.lab.stage
+                else max(s.layer for s in self.model.stages.values())
             )
         files = layer_files(self.model, layer)
         if self.lab.overrides and self.override_file.exists():
@@ -153,9 +155,13 @@ class DockerRuntime(Runtime):
             configs = override.get("extra_configs") or []
             if configs:
                 if service != "collector":
-                    raise LabError(f"{service} does not take extra configuration files", "only the collector does")
+                    raise LabError(
+                        f"{service} does not take extra configuration files", "only the collector does"
+                    )
                 base = ["--config", f"{DOCKER_REPO}/collector-configs/base.yaml"]
-                entry["command"] = base + [a for p in configs for a in ("--config", self.container_path(Path(p)))]
+                entry["command"] = base + [
+                    a for p in configs for a in ("--config", self.container_path(Path(p)))
+                ]
             if override.get("env"):
                 entry["environment"] = {k: str(v) for k, v in override["env"].items()}
             services[service] = entry
@@ -224,11 +230,14 @@ class DockerRuntime(Runtime):
             )
         self.prepare_files()
         new = [s for s in services if not self.is_running(s)]
-        check_ports_free([(s, n, self.lab.port(s, n)) for s in new for n in self.model.service(s).ports], stage)
+        check_ports_free(
+            [(s, n, self.lab.port(s, n)) for s in new for n in self.model.service(s).ports], stage
+        )
         ui.info(f"starting {', '.join(services)} (docker compose, project {self.project})")
         self._compose(
-            lambda c: c.compose.up(detach=True, wait=True, wait_timeout=WAIT_TIMEOUT, remove_orphans=True,
-                                   pull="never"),  # every image is here (checked above)
+            lambda c: c.compose.up(
+                detach=True, wait=True, wait_timeout=WAIT_TIMEOUT, remove_orphans=True, pull="never"
+            ),  # every image is here (checked above)
             "start the lab",
             layer=layer,
         )
@@ -238,7 +247,9 @@ class DockerRuntime(Runtime):
 
     def _ensure_images(self, services: list[str], images: dict[str, str]) -> None:
         """Every image the stage runs is here, or pulled now; else one line naming it and how to get it."""
-        roles = [s for s in services if s in images] + (["python"] if PROXY_IMAGE_SERVICES & set(services) else [])
+        roles = [s for s in services if s in images] + (
+            ["python"] if PROXY_IMAGE_SERVICES & set(services) else []
+        )
         for role in roles:
             ref = images[role]
             if docker_images.image_id(ref, self.client_call):
@@ -247,8 +258,10 @@ class DockerRuntime(Runtime):
             reason = docker_images.pull(ref, self.client_call)
             if reason:
                 what = "the proxy's base image" if role == "python" else f"{role}'s image"
-                raise LabError(f"{what} {ref} is not on this machine and cannot be pulled ({reason})",
-                               docker_images.how_to_get(ref))
+                raise LabError(
+                    f"{what} {ref} is not on this machine and cannot be pulled ({reason})",
+                    docker_images.how_to_get(ref),
+                )
 
     def prepare_files(self) -> None:
         self.write_env_file()
@@ -326,7 +339,9 @@ class DockerRuntime(Runtime):
         stage = self.stage_services()
         containers = self._containers() if ok else {}
         rows = []
-        for service in self.model.ordered([s for s in self.model.services if self.name in self.model.service(s).runtimes]):
+        for service in self.model.ordered(
+            [s for s in self.model.services if self.name in self.model.service(s).runtimes]
+        ):
             container = containers.get(service)
             if container is None and service not in stage:
                 continue
@@ -352,7 +367,9 @@ class DockerRuntime(Runtime):
         if service == "proxy-build":
             if not self.build_log.exists():
                 raise LabError("no proxy image was built for this lab", "`labctl up module-1` builds it")
-            sys.stdout.write("\n".join(self.build_log.read_text(errors="replace").splitlines()[-lines:]) + "\n")
+            sys.stdout.write(
+                "\n".join(self.build_log.read_text(errors="replace").splitlines()[-lines:]) + "\n"
+            )
             return
         self.model.service(service)
         if follow:
@@ -377,7 +394,8 @@ class DockerRuntime(Runtime):
         self.lab = self.lab.reload()
         self.prepare_files()
         self._compose(
-            lambda c: c.compose.up([service], detach=True, wait=True, wait_timeout=WAIT_TIMEOUT), f"start {service}"
+            lambda c: c.compose.up([service], detach=True, wait=True, wait_timeout=WAIT_TIMEOUT),
+            f"start {service}",
         )
         self._wait_collector([service])
         record_applied(self.lab, self.model, [service])
@@ -389,7 +407,12 @@ class DockerRuntime(Runtime):
         self.prepare_files()
         self._compose(
             lambda c: c.compose.up(
-                [service], detach=True, wait=True, wait_timeout=WAIT_TIMEOUT, force_recreate=True, dependencies=False
+                [service],
+                detach=True,
+                wait=True,
+                wait_timeout=WAIT_TIMEOUT,
+                force_recreate=True,
+                dependencies=False,
             ),
             f"restart {service}",
         )
@@ -416,7 +439,9 @@ class DockerRuntime(Runtime):
     def container_id(self, service: str) -> str:
         container = self._containers().get(service)
         if container is None:
-            raise LabError(f"{service} has no container in this lab", f"start it with `labctl up {self.lab.stage}`")
+            raise LabError(
+                f"{service} has no container in this lab", f"start it with `labctl up {self.lab.stage}`"
+            )
         return str(container.id)
 
     def copy_from(self, service: str, path: str, dest: Path) -> None:
@@ -430,15 +455,22 @@ class DockerRuntime(Runtime):
         self._compose(lambda c: c.container.copy(src, (cid, path)), f"copy {src} into {service}")
 
 
-COMPOSE_HINT = ("install the Compose plugin (Docker Desktop has it; Linux: the docker-compose-plugin package), "
-                "check with `docker compose version`, then `labctl up` again")
+COMPOSE_HINT = (
+    "install the Compose plugin (Docker Desktop has it; Linux: the docker-compose-plugin package), "
+    "check with `docker compose version`, then `labctl up` again"
+)
 
 
 def compose_problem(client_call: list[str] | None = None) -> str | None:
     """None when `docker compose version` works; else what is wrong, in one line."""
     try:
-        out = subprocess.run([*(client_call or ["docker"]), "compose", "version", "--short"], capture_output=True,
-                             text=True, timeout=20, check=False)
+        out = subprocess.run(
+            [*(client_call or ["docker"]), "compose", "version", "--short"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"`docker compose version` did not run ({exc})"
     if out.returncode != 0:

@@ -52,10 +52,17 @@ def clean_call(client_call: list[str]) -> list[str]:
     return ["env", *(a for k in stray for a in ("-u", k)), *client_call]
 
 
-def docker(args: list[str], client: list[str] | None = None, timeout: float = 600,
-           **kwargs: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*(client or ["docker"]), *args], capture_output=True, text=True, timeout=timeout,
-                          check=False, **kwargs)  # type: ignore[call-overload]
+def docker(
+    args: list[str], client: list[str] | None = None, timeout: float = 600, **kwargs: object
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*(client or ["docker"]), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        **kwargs,
+    )  # type: ignore[call-overload]
 
 
 def chosen_images(model: LabModel, recorded: dict[str, str] | None = None) -> dict[str, str]:
@@ -81,8 +88,10 @@ def pull(ref: str, client: list[str] | None = None) -> str | None:
 
 
 def how_to_get(ref: str) -> str:
-    return (f"`docker pull {ref}` where a registry is reachable, or `labctl images load FILE` with the "
-            "instructor's archive; `labctl images` lists what the lab needs")
+    return (
+        f"`docker pull {ref}` where a registry is reachable, or `labctl images load FILE` with the "
+        "instructor's archive; `labctl images` lists what the lab needs"
+    )
 
 
 GET_IMAGES = "`labctl images pull`, or `labctl images load FILE` (offline)"
@@ -104,12 +113,26 @@ def requirements(model: LabModel) -> list[str]:
 
 def image_python(python_image: str, client: list[str] | None = None) -> tuple[str, str]:
     """(python version like 3.11, machine like x86_64) of the image's own python."""
-    out = docker(["run", "--rm", "--network", "none", "--entrypoint", "python", python_image, "-c",
-                  "import platform, sys; print(f'{sys.version_info[0]}.{sys.version_info[1]}', platform.machine())"],
-                 client, timeout=120)
+    out = docker(
+        [
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--entrypoint",
+            "python",
+            python_image,
+            "-c",
+            "import platform, sys; print(f'{sys.version_info[0]}.{sys.version_info[1]}', platform.machine())",
+        ],
+        client,
+        timeout=120,
+    )
     if out.returncode != 0 or len(out.stdout.split()) != 2:
-        raise LabError(f"cannot run python in {python_image}: {(out.stderr.strip().splitlines() or ['?'])[-1]}",
-                       "is the image present? `labctl images` lists what the lab needs")
+        raise LabError(
+            f"cannot run python in {python_image}: {(out.stderr.strip().splitlines() or ['?'])[-1]}",
+            "is the image present? `labctl images` lists what the lab needs",
+        )
     version, machine = out.stdout.split()
     return version, machine
 
@@ -123,8 +146,9 @@ def wheelhouse_current(model: LabModel, version: str, machine: str) -> bool:
     return bool(doc == {"python": version, "machine": machine, "requirements": requirements(model)})
 
 
-def make_wheelhouse(model: LabModel, python_image: str, client: list[str] | None = None,
-                    log: Path | None = None) -> Path:
+def make_wheelhouse(
+    model: LabModel, python_image: str, client: list[str] | None = None, log: Path | None = None
+) -> Path:
     """Wheels of the proxy's dependencies for the image's Python and machine, downloaded by this host's
     pip (its index, proxy and certificates): the image build itself then needs no network."""
     version, machine = image_python(python_image, client)
@@ -135,11 +159,29 @@ def make_wheelhouse(model: LabModel, python_image: str, client: list[str] | None
     reqs = requirements(model)
     (where / "requirements.txt").write_text("\n".join(reqs) + "\n")
     arch = {"arm64": "aarch64"}.get(machine, machine)
-    platforms = [a for tag in ("manylinux2014", "manylinux_2_17", "manylinux_2_28", "manylinux_2_34", "linux")
-                 for a in ("--platform", f"{tag}_{arch}")]
-    cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
-           "--only-binary=:all:", "--python-version", version, "--implementation", "cp", *platforms,
-           "--dest", str(where), "-r", str(where / "requirements.txt")]
+    platforms = [
+        a
+        for tag in ("manylinux2014", "manylinux_2_17", "manylinux_2_28", "manylinux_2_34", "linux")
+        for a in ("--platform", f"{tag}_{arch}")
+    ]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--only-binary=:all:",
+        "--python-version",
+        version,
+        "--implementation",
+        "cp",
+        *platforms,
+        "--dest",
+        str(where),
+        "-r",
+        str(where / "requirements.txt"),
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=900)
     if log is not None:
         log.parent.mkdir(parents=True, exist_ok=True)
@@ -147,11 +189,14 @@ def make_wheelhouse(model: LabModel, python_image: str, client: list[str] | None
             fh.write(f"$ {' '.join(cmd)}\n{out.stdout}{out.stderr}\n")
     if out.returncode != 0:
         reason = (out.stderr.strip().splitlines() or ["?"])[-1]
-        raise LabError(f"could not download the proxy's dependencies into {where}: {reason}",
-                       "on a machine with network run `labctl images wheelhouse` and copy compose/wheelhouse/ "
-                       "here (or load the instructor's images: `labctl images load FILE`)")
-    (where / "manifest.json").write_text(json.dumps(
-        {"python": version, "machine": machine, "requirements": reqs}, indent=1) + "\n")
+        raise LabError(
+            f"could not download the proxy's dependencies into {where}: {reason}",
+            "on a machine with network run `labctl images wheelhouse` and copy compose/wheelhouse/ "
+            "here (or load the instructor's images: `labctl images load FILE`)",
+        )
+    (where / "manifest.json").write_text(
+        json.dumps({"python": version, "machine": machine, "requirements": reqs}, indent=1) + "\n"
+    )
     return where
 
 
@@ -159,8 +204,11 @@ def _context_files(model: LabModel) -> list[Path]:
     """What the proxy image is made of (the build context after .dockerignore), in a stable order."""
     root = model.root
     files = [root / "compose" / "proxy.Dockerfile", root / ".dockerignore"]
-    files += sorted(p for p in (root / "labctl").rglob("*")
-                    if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc")
+    files += sorted(
+        p
+        for p in (root / "labctl").rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+    )
     return files
 
 
@@ -177,15 +225,15 @@ def proxy_tag(model: LabModel, python_ref: str, python_id: str) -> str:
     return f"{PROXY_REPO}:{digest.hexdigest()[:12]}"
 
 
-def ensure_proxy_image(model: LabModel, python_ref: str, log: Path, client: list[str] | None = None,
-                       progress: object = None) -> str:
+def ensure_proxy_image(
+    model: LabModel, python_ref: str, log: Path, client: list[str] | None = None, progress: object = None
+) -> str:
     """The proxy image for this lab's code and base image: built only when missing (its tag is its
     content). Returns the tag."""
     say = progress if callable(progress) else (lambda _msg: None)
     python_id = image_id(python_ref, client)
     if python_id is None:
-        raise LabError(f"the proxy's base image {python_ref} is not on this machine",
-                       how_to_get(python_ref))
+        raise LabError(f"the proxy's base image {python_ref} is not on this machine", how_to_get(python_ref))
     tag = proxy_tag(model, python_ref, python_id)
     if image_id(tag, client):
         return tag
@@ -197,15 +245,29 @@ def ensure_proxy_image(model: LabModel, python_ref: str, log: Path, client: list
     say(f"building the proxy image {tag} (log: {log})")
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("a") as fh:
-        cmd = [*(client or ["docker"]), "build", "--force-rm", "--network", "none",
-               "--file", str(model.root / "compose" / "proxy.Dockerfile"),
-               "--build-arg", f"LAB_PYTHON_IMAGE={python_ref}", "--label", "org.labctl.role=proxy",
-               "--tag", tag, str(model.root)]
+        cmd = [
+            *(client or ["docker"]),
+            "build",
+            "--force-rm",
+            "--network",
+            "none",
+            "--file",
+            str(model.root / "compose" / "proxy.Dockerfile"),
+            "--build-arg",
+            f"LAB_PYTHON_IMAGE={python_ref}",
+            "--label",
+            "org.labctl.role=proxy",
+            "--tag",
+            tag,
+            str(model.root),
+        ]
         fh.write(f"$ {' '.join(cmd)}\n")
         fh.flush()
         done = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, check=False, timeout=900)
     if done.returncode != 0:
         tail = [line for line in log.read_text(errors="replace").splitlines() if line.strip()][-3:]
-        raise LabError("building the proxy image failed:\n" + "\n".join(tail),
-                       f"the whole build log: `labctl logs proxy-build` ({log})")
+        raise LabError(
+            "building the proxy image failed:\n" + "\n".join(tail),
+            f"the whole build log: `labctl logs proxy-build` ({log})",
+        )
     return tag

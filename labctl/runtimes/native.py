@@ -48,6 +48,7 @@ def health_timeout() -> float:
 def stop_timeout() -> float:
     return _seconds_from_env("LABCTL_STOP_TIMEOUT", 8.0)
 
+
 # Variables of the user's shell that would change how a service behaves (they configure the emulator or
 # a real Claude Code, not the lab's own processes).
 _SCRUB_PREFIXES = ("OTEL_", "LAB_", "GF_")
@@ -139,7 +140,9 @@ class NativeRuntime(Runtime):
         override = self.lab.overrides.get(service) or {}
         for path in override.get("extra_configs") or []:
             if "--config" not in cmd:
-                raise LabError(f"{service} does not take extra configuration files", "only the collector does")
+                raise LabError(
+                    f"{service} does not take extra configuration files", "only the collector does"
+                )
             cmd += ["--config", str(path)]
         env.update(override.get("env") or {})
         return Launch(service=service, cmd=cmd, env=env)
@@ -167,7 +170,9 @@ class NativeRuntime(Runtime):
         base = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUB_PREFIXES)}
         base.update(launch.env)
         # The proxy is our own Python package: make sure it imports this checkout, whatever the cwd.
-        base["PYTHONPATH"] = os.pathsep.join(filter(None, [str(self.model.root), os.environ.get("PYTHONPATH")]))
+        base["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(self.model.root), os.environ.get("PYTHONPATH")])
+        )
         base.setdefault("PYTHONUNBUFFERED", "1")
         return base
 
@@ -309,7 +314,9 @@ class NativeRuntime(Runtime):
     def kill_service(self, service: str, signal: int) -> None:
         rec = self.record(service)
         if rec is None or not process.send_signal(rec, signal):
-            raise LabError(f"{service} is not running", f"start it with `labctl up {self.lab.stage or 'module-1'}`")
+            raise LabError(
+                f"{service} is not running", f"start it with `labctl up {self.lab.stage or 'module-1'}`"
+            )
         if signal in (signals.SIGKILL, signals.SIGTERM):
             process.terminate([rec], timeout=stop_timeout())
 
@@ -381,4 +388,3 @@ def _proxy_available() -> bool:
         importlib.util.find_spec("labctl.proxy") is not None
         and importlib.util.find_spec("labctl.cli.proxy_commands") is not None
     )
-

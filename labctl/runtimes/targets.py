@@ -28,7 +28,9 @@ def relay_for(model: LabModel, service: str, port: str) -> tuple[str, str] | Non
     return via if via != (service, port) else None
 
 
-def write_targets(model: LabModel, targets_dir: Path, addr: Callable[[str, str], str], relayed: bool = False) -> None:
+def write_targets(
+    model: LabModel, targets_dir: Path, addr: Callable[[str, str], str], relayed: bool = False
+) -> None:
     """addr(service, port) -> "host:port" as Prometheus reaches it (loopback natively, DNS name in docker).
 
     relayed (native): a target whose hop has `native_via` is scraped through that relay port, with the

@@ -33,8 +33,13 @@ GOALS = {"session_wall_s": 20.0, "stub_ms_per_turn": 5.0}
 
 def labctl(state_dir: Path, *args: str) -> tuple[float, str]:
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "labctl", "--state-dir", str(state_dir), *args],
-                            capture_output=True, text=True, cwd=REPO, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "labctl", "--state-dir", str(state_dir), *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=False,
+    )
     took = time.perf_counter() - start
     if result.returncode != 0:
         raise SystemExit(f"labctl {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
@@ -68,18 +73,30 @@ def main() -> None:
             stats = requests.get(stats_url, timeout=5).json()
             wall, cpu = stats["stub_ms_per_turn"], stats["stub_cpu_ms_per_turn"]
         finally:
-            subprocess.run([sys.executable, "-m", "labctl", "--state-dir", str(state_dir), "down"],
-                           capture_output=True, check=False, cwd=REPO)
+            subprocess.run(
+                [sys.executable, "-m", "labctl", "--state-dir", str(state_dir), "down"],
+                capture_output=True,
+                check=False,
+                cwd=REPO,
+            )
     print(f"real Claude Code, scenario {args.scenario} ({turns} turns), {args.runs} run(s), native module-1")
     verdict = "meets goal" if max(walls) <= GOALS["session_wall_s"] else "MISSES goal"
-    print(f"  session wall   {', '.join(f'{w:.2f}' for w in walls)} s  (median {statistics.median(walls):.2f} s; "
-          f"goal <= {GOALS['session_wall_s']:g} s: {verdict})")
+    print(
+        f"  session wall   {', '.join(f'{w:.2f}' for w in walls)} s  (median {statistics.median(walls):.2f} s; "
+        f"goal <= {GOALS['session_wall_s']:g} s: {verdict})"
+    )
     verdict = "meets goal" if cpu["mean"] <= GOALS["stub_ms_per_turn"] else "MISSES goal"
-    print(f"  stub CPU/turn  mean {cpu['mean']:.3f} ms (goal <= {GOALS['stub_ms_per_turn']:g} ms: {verdict}); "
-          f"p50 {cpu['p50']:.3f}, p95 {cpu['p95']:.3f}, max {cpu['max']:.3f} ms over {answered} turns")
-    print(f"  stub wall/turn mean {wall['mean']:.3f} ms; p50 {wall['p50']:.3f}, p95 {wall['p95']:.3f}, "
-          f"max {wall['max']:.3f} ms")
-    print(f"  machine load   {' '.join(f'{x:.1f}' for x in os.getloadavg())} (1, 5, 15 min) on {os.cpu_count()} CPUs")
+    print(
+        f"  stub CPU/turn  mean {cpu['mean']:.3f} ms (goal <= {GOALS['stub_ms_per_turn']:g} ms: {verdict}); "
+        f"p50 {cpu['p50']:.3f}, p95 {cpu['p95']:.3f}, max {cpu['max']:.3f} ms over {answered} turns"
+    )
+    print(
+        f"  stub wall/turn mean {wall['mean']:.3f} ms; p50 {wall['p50']:.3f}, p95 {wall['p95']:.3f}, "
+        f"max {wall['max']:.3f} ms"
+    )
+    print(
+        f"  machine load   {' '.join(f'{x:.1f}' for x in os.getloadavg())} (1, 5, 15 min) on {os.cpu_count()} CPUs"
+    )
 
 
 if __name__ == "__main__":

@@ -28,13 +28,25 @@ from labctl.proxy.inspect import Inspector
 
 def batch(sessions: int = 200) -> object:
     """5 points per session (4 token types + cost): 1000 points for 200 sessions."""
-    kinds = [("claude_code.token.usage", {"type": t}) for t in ("input", "output", "cacheRead", "cacheCreation")]
+    kinds = [
+        ("claude_code.token.usage", {"type": t}) for t in ("input", "output", "cacheRead", "cacheCreation")
+    ]
     kinds += [("claude_code.cost.usage", {})]
     out: list[Point] = []
     for name, extra in kinds:  # grouped by metric, as SDKs export them
         for s in range(sessions):
-            out.append(Point(name, 100 + s, {**session_attrs(f"bench-{s}"), "model": "claude-sonnet-4-5",
-                                             "query_source": "main", **extra}))
+            out.append(
+                Point(
+                    name,
+                    100 + s,
+                    {
+                        **session_attrs(f"bench-{s}"),
+                        "model": "claude-sonnet-4-5",
+                        "query_source": "main",
+                        **extra,
+                    },
+                )
+            )
     return metrics_request(out)
 
 
@@ -48,8 +60,10 @@ def rate(label: str, fn: Callable[[], object], points: int, seconds: float) -> f
         n += 1
     wall = (time.perf_counter() - start) / n
     cpu = (time.process_time() - cpu0) / n
-    print(f"{label:<47} {wall * 1e3:7.2f} ms wall {points / wall:10,.0f} pts/s | "
-          f"{cpu * 1e3:7.2f} ms CPU {points / cpu:10,.0f} pts/s")
+    print(
+        f"{label:<47} {wall * 1e3:7.2f} ms wall {points / wall:10,.0f} pts/s | "
+        f"{cpu * 1e3:7.2f} ms CPU {points / cpu:10,.0f} pts/s"
+    )
     return points / cpu
 
 
@@ -69,23 +83,40 @@ def main() -> None:
         return c.evaluate("metrics", req, raw)
 
     pps_first = rate("evaluate, every series new", first_sight, n, args.seconds)
-    pps = rate("evaluate, series seen before (wire bytes)", lambda: contract.evaluate("metrics", req, raw), n,
-               args.seconds)
-    rate("evaluate, series seen before (message only)", lambda: contract.evaluate("metrics", req), n, args.seconds)
+    pps = rate(
+        "evaluate, series seen before (wire bytes)",
+        lambda: contract.evaluate("metrics", req, raw),
+        n,
+        args.seconds,
+    )
+    rate(
+        "evaluate, series seen before (message only)",
+        lambda: contract.evaluate("metrics", req),
+        n,
+        args.seconds,
+    )
     rate("evaluate + records", lambda: contract.evaluate("metrics", req, raw).records, n, args.seconds)
     with tempfile.TemporaryDirectory() as tmp:
         # The proxy hands the JSONL log to a child process; here it is written inline to show its cost.
         ins = Inspector({"inspect": {"console": "off"}, "log": {"writer": "inline"}}, Path(tmp))
-        rate("evaluate + Inspector.observe (JSONL inline)",
-             lambda: ins.observe("metrics", contract.evaluate("metrics", req, raw), {"protocol": "bench"}), n,
-             args.seconds)
+        rate(
+            "evaluate + Inspector.observe (JSONL inline)",
+            lambda: ins.observe("metrics", contract.evaluate("metrics", req, raw), {"protocol": "bench"}),
+            n,
+            args.seconds,
+        )
         ins.close()
         ins = Inspector({"inspect": {"console": "off"}, "log": {"enabled": False}}, Path(tmp))
-        rate("evaluate + Inspector.observe (JSONL elsewhere)",
-             lambda: ins.observe("metrics", contract.evaluate("metrics", req, raw), {"protocol": "bench"}), n,
-             args.seconds)
-    print(f"\nevaluate on the hot path (CPU time): {pps:,.0f} points/s with known series, "
-          f"{pps_first:,.0f} on first sight")
+        rate(
+            "evaluate + Inspector.observe (JSONL elsewhere)",
+            lambda: ins.observe("metrics", contract.evaluate("metrics", req, raw), {"protocol": "bench"}),
+            n,
+            args.seconds,
+        )
+    print(
+        f"\nevaluate on the hot path (CPU time): {pps:,.0f} points/s with known series, "
+        f"{pps_first:,.0f} on first sight"
+    )
 
 
 if __name__ == "__main__":

@@ -25,18 +25,31 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 GOALS = {"warm up": 5.0, "check": 10.0, "break": 3.0, "heal": 3.0}
 FAULTS = [
-    ["network"], ["network", "--mode", "refuse"],
-    ["network", "--hop", "collector-prometheus"], ["network", "--hop", "collector-prometheus", "--mode", "refuse"],
-    ["endpoint", "unreachable-host"], ["endpoint", "wrong-port"], ["endpoint", "protocol-mismatch"],
-    ["endpoint", "invalid-url"], ["auth", "wrong"], ["collector-crash"], ["storage-down"], ["contract"],
+    ["network"],
+    ["network", "--mode", "refuse"],
+    ["network", "--hop", "collector-prometheus"],
+    ["network", "--hop", "collector-prometheus", "--mode", "refuse"],
+    ["endpoint", "unreachable-host"],
+    ["endpoint", "wrong-port"],
+    ["endpoint", "protocol-mismatch"],
+    ["endpoint", "invalid-url"],
+    ["auth", "wrong"],
+    ["collector-crash"],
+    ["storage-down"],
+    ["contract"],
     ["cardinality"],
 ]
 
 
 def labctl(state_dir: Path, instance: str, *args: str, ok: tuple[int, ...] = (0,)) -> tuple[float, str]:
     start = time.perf_counter()
-    res = subprocess.run([sys.executable, "-m", "labctl", "--state-dir", str(state_dir), "--instance", instance,
-                          *args], capture_output=True, text=True, cwd=REPO, check=False)
+    res = subprocess.run(
+        [sys.executable, "-m", "labctl", "--state-dir", str(state_dir), "--instance", instance, *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=False,
+    )
     took = time.perf_counter() - start
     if res.returncode not in ok:
         raise SystemExit(f"labctl {' '.join(args)} exited {res.returncode}:\n{res.stdout}\n{res.stderr}")
@@ -47,8 +60,23 @@ def wait_green(state_dir: Path, instance: str, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     report = ""
     while time.monotonic() < deadline:
-        res = subprocess.run([sys.executable, "-m", "labctl", "--state-dir", str(state_dir), "--instance", instance,
-                              "check", "--json"], capture_output=True, text=True, cwd=REPO, check=False)
+        res = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "labctl",
+                "--state-dir",
+                str(state_dir),
+                "--instance",
+                instance,
+                "check",
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            check=False,
+        )
         if res.returncode == 0:  # check exits 0 only when every checked layer is green
             return
         report = res.stdout
@@ -63,11 +91,15 @@ def row(name: str, seconds: float, goal: str = "") -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--no-faults", action="store_true", help="only up, check and down")
     args = parser.parse_args()
     if os.environ.get("LABCTL_DOCKER_LANE") != "1":
-        raise SystemExit("run inside the Docker lane: bash tests/tools/docker-engine.sh run -- python " + __file__)
+        raise SystemExit(
+            "run inside the Docker lane: bash tests/tools/docker-engine.sh run -- python " + __file__
+        )
     from labctl.model import load_model
     from labctl.runtimes import docker_images
 

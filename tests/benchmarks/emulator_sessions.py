@@ -36,14 +36,28 @@ def main() -> int:
         collector = Collector(Path(tmp) / "collector").start()
         try:
             endpoint = f"http://{collector.grpc_addr if args.protocol == 'grpc' else collector.http_addr}"
-            settings = load_settings({
-                "CLAUDE_CODE_ENABLE_TELEMETRY": "1", "OTEL_METRICS_EXPORTER": "otlp", "OTEL_LOGS_EXPORTER": "otlp",
-                "OTEL_EXPORTER_OTLP_PROTOCOL": args.protocol, "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
-                "OTEL_METRIC_EXPORT_INTERVAL": str(args.interval_ms), "OTEL_LOGS_EXPORT_INTERVAL": "1000",
-            })
-            emulator = Emulator(settings, EmitOptions(sessions=args.sessions, duration_s=args.duration,
-                                                      rate_per_min=args.rate, seed=1, marker="bench",
-                                                      quiet_sdk=True))
+            settings = load_settings(
+                {
+                    "CLAUDE_CODE_ENABLE_TELEMETRY": "1",
+                    "OTEL_METRICS_EXPORTER": "otlp",
+                    "OTEL_LOGS_EXPORTER": "otlp",
+                    "OTEL_EXPORTER_OTLP_PROTOCOL": args.protocol,
+                    "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+                    "OTEL_METRIC_EXPORT_INTERVAL": str(args.interval_ms),
+                    "OTEL_LOGS_EXPORT_INTERVAL": "1000",
+                }
+            )
+            emulator = Emulator(
+                settings,
+                EmitOptions(
+                    sessions=args.sessions,
+                    duration_s=args.duration,
+                    rate_per_min=args.rate,
+                    seed=1,
+                    marker="bench",
+                    quiet_sdk=True,
+                ),
+            )
             planned = sum(len(p.actions) for p in emulator.plans)
             t0 = time.monotonic()
             summary = emulator.run()
@@ -54,23 +68,39 @@ def main() -> int:
             collector.stop()
 
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    print(f"sessions            {args.sessions} concurrent, {args.duration:g}s, {args.rate:g} prompts/min each, "
-          f"metric interval {args.interval_ms} ms, {args.protocol}")
-    print(f"actions             {summary['actions']} of {planned} planned "
-          f"({summary['actions_per_second']}/s achieved, {planned / args.duration:.1f}/s planned)")
-    print(f"telemetry           {summary['metric_increments']} counter increments, {summary['events']} events")
+    print(
+        f"sessions            {args.sessions} concurrent, {args.duration:g}s, {args.rate:g} prompts/min each, "
+        f"metric interval {args.interval_ms} ms, {args.protocol}"
+    )
+    print(
+        f"actions             {summary['actions']} of {planned} planned "
+        f"({summary['actions_per_second']}/s achieved, {planned / args.duration:.1f}/s planned)"
+    )
+    print(
+        f"telemetry           {summary['metric_increments']} counter increments, {summary['events']} events"
+    )
     print(f"scheduler max lag   {summary['max_lag_seconds']} s (how late the worst action was played)")
-    print(f"CPU                 {summary['cpu_seconds']} s over {summary['run_seconds']} s = "
-          f"{summary['cpu_percent']}% of one core (run incl. exit flush: {wall:.1f}s; "
-          f"max RSS {usage.ru_maxrss / 1024:.0f} MiB)")
+    print(
+        f"CPU                 {summary['cpu_seconds']} s over {summary['run_seconds']} s = "
+        f"{summary['cpu_percent']}% of one core (run incl. exit flush: {wall:.1f}s; "
+        f"max RSS {usage.ru_maxrss / 1024:.0f} MiB)"
+    )
     for e in summary["exporters"]:
-        print(f"exporter            {e['name']}: sent {e['sent']}, failed {e['failed']}, retried {e['retried']}, "
-              f"items {e['items_sent']}, slowest export {e['max_export_s']} s")
+        print(
+            f"exporter            {e['name']}: sent {e['sent']}, failed {e['failed']}, retried {e['retried']}, "
+            f"items {e['items_sent']}, slowest export {e['max_export_s']} s"
+        )
     accepted = {k: sum(v.values()) for k, v in received.items() if k.startswith("accepted")}
     print(f"collector accepted  {accepted}")
-    ok = summary["actions"] == planned and summary["max_lag_seconds"] < 1.0 and all(
-        e["failed"] == 0 for e in summary["exporters"])
-    print("verdict             " + ("sustained" if ok else "NOT sustained (dropped actions, lag >= 1 s or failures)"))
+    ok = (
+        summary["actions"] == planned
+        and summary["max_lag_seconds"] < 1.0
+        and all(e["failed"] == 0 for e in summary["exporters"])
+    )
+    print(
+        "verdict             "
+        + ("sustained" if ok else "NOT sustained (dropped actions, lag >= 1 s or failures)")
+    )
     return 0 if ok else 1
 
 

@@ -29,7 +29,10 @@ def labctl(state_dir: Path, *args: str) -> float:
     start = time.perf_counter()
     result = subprocess.run(
         [sys.executable, "-m", "labctl", "--state-dir", str(state_dir), *args],
-        capture_output=True, text=True, cwd=REPO, check=False,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=False,
     )
     took = time.perf_counter() - start
     if result.returncode != 0:
@@ -67,7 +70,9 @@ def one_run(idle_seconds: float) -> dict[str, float]:
             down_s = labctl(state_dir, "down")
         finally:
             if LabState.exists(state_dir):
-                subprocess.run([sys.executable, "-m", "labctl", "--state-dir", str(state_dir), "down"], check=False)
+                subprocess.run(
+                    [sys.executable, "-m", "labctl", "--state-dir", str(state_dir), "down"], check=False
+                )
     return {"up_s": up_s, "down_s": down_s, "idle_rss_mb": peak}
 
 

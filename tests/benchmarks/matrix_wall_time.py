@@ -27,12 +27,24 @@ def main() -> int:
     ap.add_argument("--filter", action="append", default=[])
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-matrix-") as tmp:
-        cmd = [sys.executable, "-m", "labctl", "matrix", "run", "--report-dir", tmp, "--jobs", str(args.jobs), "--json"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "labctl",
+            "matrix",
+            "run",
+            "--report-dir",
+            tmp,
+            "--jobs",
+            str(args.jobs),
+            "--json",
+        ]
         for f in args.filter:
             cmd += ["--filter", f]
         t0 = time.monotonic()
-        run = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=False,
-                             env={**os.environ, "COLUMNS": "200"})
+        run = subprocess.run(
+            cmd, cwd=REPO, capture_output=True, text=True, check=False, env={**os.environ, "COLUMNS": "200"}
+        )
         wall = time.monotonic() - t0
     try:
         report = json.loads(run.stdout)
@@ -40,11 +52,17 @@ def main() -> int:
         print(run.stderr[-3000:])
         return 2
     cases = report["cases"]
-    print(f"cases               {len(cases)} ({report['expected']} as expected, {report['unexpected']} unexpected)")
-    print(f"wall time           {wall:.1f} s with --jobs {args.jobs} on {os.cpu_count()} cores "
-          f"(goal: >= {GOAL_CASES} cases in <= {GOAL_S} s)")
-    print(f"case time           {sum(c['seconds'] for c in cases):.1f} s summed, "
-          f"{sum(c['seconds'] for c in cases) / max(1, len(cases)):.1f} s average")
+    print(
+        f"cases               {len(cases)} ({report['expected']} as expected, {report['unexpected']} unexpected)"
+    )
+    print(
+        f"wall time           {wall:.1f} s with --jobs {args.jobs} on {os.cpu_count()} cores "
+        f"(goal: >= {GOAL_CASES} cases in <= {GOAL_S} s)"
+    )
+    print(
+        f"case time           {sum(c['seconds'] for c in cases):.1f} s summed, "
+        f"{sum(c['seconds'] for c in cases) / max(1, len(cases)):.1f} s average"
+    )
     for c in sorted(cases, key=lambda c: -c["seconds"])[:5]:
         print(f"  slowest           {c['id']}: {c['seconds']} s")
     for c in cases:

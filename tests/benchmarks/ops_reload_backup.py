@@ -52,8 +52,13 @@ def labctl(state_dir: Path, *args: str) -> tuple[float, str]:
     time is mostly waiting for a core: both are printed)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    res = subprocess.run([sys.executable, "-m", "labctl", "--state-dir", str(state_dir), *args],
-                         capture_output=True, text=True, cwd=REPO, check=False)
+    res = subprocess.run(
+        [sys.executable, "-m", "labctl", "--state-dir", str(state_dir), *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=False,
+    )
     took = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     CPU[" ".join(args[:2])] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -67,7 +72,9 @@ def class_hour_openmetrics(path: Path, students: int, end: int) -> int:
     rnd = random.Random(7)
     models = ("claude-sonnet-4-5", "claude-haiku-4-5")
     families = {
-        "claude_code_token_usage_tokens": [{"type": t} for t in ("input", "output", "cacheRead", "cacheCreation")],
+        "claude_code_token_usage_tokens": [
+            {"type": t} for t in ("input", "output", "cacheRead", "cacheCreation")
+        ],
         "claude_code_cost_usage_USD": [{}],
         "claude_code_active_time_seconds": [{"type": "user"}, {"type": "cli"}],
         "claude_code_lines_of_code_count": [{"type": "added"}, {"type": "removed"}],
@@ -84,8 +91,14 @@ def class_hour_openmetrics(path: Path, students: int, end: int) -> int:
                 sid = f"class-{student:02d}-{rnd.getrandbits(32):08x}"
                 for model in models:
                     for extra in variants:
-                        labels = {"job": "collector", "instance": "127.0.0.1:8889", "service": "collector",
-                                  "session_id": sid, "model": model, **extra}
+                        labels = {
+                            "job": "collector",
+                            "instance": "127.0.0.1:8889",
+                            "service": "collector",
+                            "session_id": sid,
+                            "model": model,
+                            **extra,
+                        }
                         text = ",".join(f'{k}="{v}"' for k, v in labels.items())
                         value, rate = 0.0, rnd.uniform(0.1, 50.0)
                         for t in range(start, end, STEP):
@@ -102,12 +115,26 @@ def fill_proxy_log(state_dir: Path, students: int) -> int:
         probe = Path(tmp) / "lab"
         try:
             labctl(probe, "--runtime", "native", "up", "module-1", "--free-ports")
-            labctl(probe, "emit", "--from-lab", "--sessions", str(students), "--duration", "10", "--quiet", "--json")
+            labctl(
+                probe,
+                "emit",
+                "--from-lab",
+                "--sessions",
+                str(students),
+                "--duration",
+                "10",
+                "--quiet",
+                "--json",
+            )
             time.sleep(1)
             sample = (probe / "services" / "proxy" / "data" / "inspect" / "records.jsonl").read_bytes()
         finally:
-            subprocess.run([sys.executable, "-m", "labctl", "--state-dir", str(probe), "down"], capture_output=True,
-                           cwd=REPO, check=False)
+            subprocess.run(
+                [sys.executable, "-m", "labctl", "--state-dir", str(probe), "down"],
+                capture_output=True,
+                cwd=REPO,
+                check=False,
+            )
     # As the proxy keeps it: records.jsonl rotates to records.jsonl.1 at log.max_bytes (64 MiB), so an hour
     # that wrote more leaves 64 MiB in .1 and the rest of the last rotation in records.jsonl.
     log = state_dir / "services" / "proxy" / "data" / "inspect" / "records.jsonl"
@@ -125,9 +152,13 @@ def stored_tokens(state_dir: Path) -> tuple[str, str]:
     """(series, sum of their last values) of the class's token counters, as stored in Prometheus."""
     base = LabState.load(state_dir).url("prometheus", "web")
     answers = []
-    for expr in ("count(last_over_time(claude_code_token_usage_tokens_total[2h]))",
-                 "sum(last_over_time(claude_code_token_usage_tokens_total[2h]))"):
-        res = requests.get(base + "/api/v1/query", params={"query": expr}, timeout=60).json()["data"]["result"]
+    for expr in (
+        "count(last_over_time(claude_code_token_usage_tokens_total[2h]))",
+        "sum(last_over_time(claude_code_token_usage_tokens_total[2h]))",
+    ):
+        res = requests.get(base + "/api/v1/query", params={"query": expr}, timeout=60).json()["data"][
+            "result"
+        ]
         answers.append(res[0]["value"][1] if res else "0")
     return answers[0], answers[1]
 
@@ -146,11 +177,23 @@ def main() -> None:
             series = class_hour_openmetrics(om, args.students, int(time.time()) - 60)
             tsdb = state_dir / "services" / "prometheus" / "data" / "tsdb"
             tsdb.mkdir(parents=True)
-            subprocess.run([str(resolve_binary("promtool")), "tsdb", "create-blocks-from", "openmetrics", str(om),
-                            str(tsdb)], check=True, capture_output=True)
+            subprocess.run(
+                [
+                    str(resolve_binary("promtool")),
+                    "tsdb",
+                    "create-blocks-from",
+                    "openmetrics",
+                    str(om),
+                    str(tsdb),
+                ],
+                check=True,
+                capture_output=True,
+            )
             log_bytes = fill_proxy_log(state_dir, args.students)
-            print(f"1 h of class data for {args.students} students in {time.perf_counter() - t0:.1f}s: "
-                  f"{series} series x {HOUR // STEP} samples backfilled, proxy log {log_bytes / 1e6:.0f} MB")
+            print(
+                f"1 h of class data for {args.students} students in {time.perf_counter() - t0:.1f}s: "
+                f"{series} series x {HOUR // STEP} samples backfilled, proxy log {log_bytes / 1e6:.0f} MB"
+            )
 
             labctl(state_dir, "--runtime", "native", "up", "module-3", "--free-ports")
             stored = stored_tokens(state_dir)
@@ -158,33 +201,48 @@ def main() -> None:
                 wall, out = labctl(state_dir, "reload", service, "--json")
                 [result] = json.loads(out)
                 figures[f"reload_{service}_s"] = result["seconds"]
-                print(f"reload {service:<10} took effect in {result['seconds']:.2f}s "
-                      + (f"after {result['waited']:.1f}s for Prometheus' scrape " if result["waited"] else "")
-                      + f"(the whole command, Python start-up and validation included: {wall:.1f}s wall, "
-                      f"{CPU['reload ' + service]:.1f}s CPU)")
+                print(
+                    f"reload {service:<10} took effect in {result['seconds']:.2f}s "
+                    + (f"after {result['waited']:.1f}s for Prometheus' scrape " if result["waited"] else "")
+                    + f"(the whole command, Python start-up and validation included: {wall:.1f}s wall, "
+                    f"{CPU['reload ' + service]:.1f}s CPU)"
+                )
             backup_dir = Path(tmp) / "backup"
             figures["backup_s"], _ = labctl(state_dir, "backup", "--to", str(backup_dir))
             size = sum(p.stat().st_size for p in backup_dir.rglob("*") if p.is_file())
-            print(f"backup            {figures['backup_s']:.1f}s wall, {CPU['backup --to']:.1f}s CPU "
-                  f"({size / 1e6:.0f} MB)")
+            print(
+                f"backup            {figures['backup_s']:.1f}s wall, {CPU['backup --to']:.1f}s CPU "
+                f"({size / 1e6:.0f} MB)"
+            )
             labctl(state_dir, "down", "--volumes")
             figures["restore_s"], out = labctl(state_dir, "restore", str(backup_dir), "--json")
             start_s = json.loads(out)["start_seconds"]
             restored = stored_tokens(state_dir)
-            print(f"restore           {figures['restore_s']:.1f}s wall, {CPU['restore ' + str(backup_dir)]:.1f}s CPU "
-                  f"(of which starting module-3 again {start_s:.1f}s); "
-                  f"token series and their sum before {stored}, after {restored}: "
-                  + ("the same" if stored == restored else "DIFFERENT"))
+            print(
+                f"restore           {figures['restore_s']:.1f}s wall, {CPU['restore ' + str(backup_dir)]:.1f}s CPU "
+                f"(of which starting module-3 again {start_s:.1f}s); "
+                f"token series and their sum before {stored}, after {restored}: "
+                + ("the same" if stored == restored else "DIFFERENT")
+            )
         finally:
             if LabState.exists(state_dir):
-                subprocess.run([sys.executable, "-m", "labctl", "--state-dir", str(state_dir), "down"],
-                               capture_output=True, cwd=REPO, check=False)
+                subprocess.run(
+                    [sys.executable, "-m", "labctl", "--state-dir", str(state_dir), "down"],
+                    capture_output=True,
+                    cwd=REPO,
+                    check=False,
+                )
             shutil.rmtree(state_dir, ignore_errors=True)
     reloads = max(v for k, v in figures.items() if k.startswith("reload_"))
-    ok = reloads <= GOALS["reload_s"] and figures["backup_s"] <= GOALS["backup_s"] and \
-        figures["restore_s"] <= GOALS["restore_s"]
-    print(f"goals: reload <= {GOALS['reload_s']:.0f}s, backup and restore <= {GOALS['backup_s']:.0f}s each: "
-          + ("met" if ok else "NOT met"))
+    ok = (
+        reloads <= GOALS["reload_s"]
+        and figures["backup_s"] <= GOALS["backup_s"]
+        and figures["restore_s"] <= GOALS["restore_s"]
+    )
+    print(
+        f"goals: reload <= {GOALS['reload_s']:.0f}s, backup and restore <= {GOALS['backup_s']:.0f}s each: "
+        + ("met" if ok else "NOT met")
+    )
 
 
 if __name__ == "__main__":

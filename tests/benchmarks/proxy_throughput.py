@@ -59,7 +59,9 @@ def _body(shape: str, size: int) -> bytes:
     return (token_usage(size) if shape == "points" else one_point_metrics(size)).SerializeToString()
 
 
-async def _throughput(target: Target, protocol: str, shape: str, points: int, seconds: float, conc: int) -> float:
+async def _throughput(
+    target: Target, protocol: str, shape: str, points: int, seconds: float, conc: int
+) -> float:
     body = _body(shape, points)
     done = 0
     stop_at = time.perf_counter() + seconds
@@ -72,12 +74,14 @@ async def _throughput(target: Target, protocol: str, shape: str, points: int, se
             while time.perf_counter() < stop_at:
                 await call(body, timeout=10)
                 done += points
+
         start = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(conc)))
         elapsed = time.perf_counter() - start
         await channel.close()
     else:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=conc)) as s:
+
             async def worker() -> None:
                 nonlocal done
                 while time.perf_counter() < stop_at:
@@ -85,6 +89,7 @@ async def _throughput(target: Target, protocol: str, shape: str, points: int, se
                         await r.read()
                         assert r.status == 200, r.status
                     done += points
+
             start = time.perf_counter()
             await asyncio.gather(*(worker() for _ in range(conc)))
             elapsed = time.perf_counter() - start
@@ -98,7 +103,7 @@ async def _latencies(target: Target, protocol: str, points: int, n: int) -> list
     if protocol == "grpc":
         channel = grpc.aio.insecure_channel(target.grpc)
         call = channel.unary_unary(METHOD)
-        await call(body, timeout=10)   # connect outside the measurement
+        await call(body, timeout=10)  # connect outside the measurement
         for _ in range(n):
             t0 = time.perf_counter()
             await call(body, timeout=10)
@@ -121,8 +126,9 @@ async def _classroom(target: Target, sessions: int, seconds: float) -> list[floa
     metrics_body = token_usage(28).SerializeToString()
     events_body = events(5).SerializeToString()
     async with aiohttp.ClientSession() as s:
+
         async def session(i: int) -> None:
-            await asyncio.sleep(i / sessions)      # spread sessions over the second, like real clients
+            await asyncio.sleep(i / sessions)  # spread sessions over the second, like real clients
             next_at = time.perf_counter()
             end = next_at + seconds
             while next_at < end:
@@ -133,6 +139,7 @@ async def _classroom(target: Target, sessions: int, seconds: float) -> list[floa
                     latencies.append((time.perf_counter() - t0) * 1000)
                 next_at += 1.0
                 await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+
         await asyncio.gather(*(session(i) for i in range(sessions)))
     return latencies
 
@@ -142,12 +149,17 @@ def pct(values: list[float], q: float) -> float:
 
 
 def start_proxy(workdir: Path, contract: bool, upstream: str = "") -> ProxyProcess:
-    raw = {"listen": {"otlp_grpc": f"127.0.0.1:{free_port()}", "otlp_http": f"127.0.0.1:{free_port()}",
-                      "admin": f"127.0.0.1:{free_port()}"},
-           "data_dir": str(workdir / "data"),
-           "contract": {"path": str(CONTRACT) if contract else "", "mode": "observe"},
-           "inspect": {"console": "off"},
-           "upstream": {"endpoint": upstream, "retry": {"initial_interval": "1s", "max_interval": "5s"}}}
+    raw = {
+        "listen": {
+            "otlp_grpc": f"127.0.0.1:{free_port()}",
+            "otlp_http": f"127.0.0.1:{free_port()}",
+            "admin": f"127.0.0.1:{free_port()}",
+        },
+        "data_dir": str(workdir / "data"),
+        "contract": {"path": str(CONTRACT) if contract else "", "mode": "observe"},
+        "inspect": {"console": "off"},
+        "upstream": {"endpoint": upstream, "retry": {"initial_interval": "1s", "max_interval": "5s"}},
+    }
     workdir.mkdir(parents=True, exist_ok=True)
     return ProxyProcess(yaml.safe_load(yaml.safe_dump(raw)), workdir).start()
 
@@ -175,6 +187,7 @@ def burst_report(name: str, target: Target) -> None:
         while not stop.is_set():
             peak = max(peak, _rss(proc))
             time.sleep(0.05)
+
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     burst = asyncio.run(_classroom(target, 300, 5))
@@ -182,8 +195,10 @@ def burst_report(name: str, target: Target) -> None:
     stop.set()
     sampler.join()
     after = _rss(proc)
-    print(f"requests={len(burst)} p50={pct(burst, 50):.2f} ms p99={pct(burst, 99):.2f} ms; proxy RSS with its "
-          f"log writer before={before / 2**20:.0f} MiB peak={peak / 2**20:.0f} MiB after={after / 2**20:.0f} MiB")
+    print(
+        f"requests={len(burst)} p50={pct(burst, 50):.2f} ms p99={pct(burst, 99):.2f} ms; proxy RSS with its "
+        f"log writer before={before / 2**20:.0f} MiB peak={peak / 2**20:.0f} MiB after={after / 2**20:.0f} MiB"
+    )
 
 
 def main() -> None:
@@ -192,12 +207,20 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="throughput rounds per cell (the median is shown)")
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--classroom-seconds", type=float, default=10.0)
-    ap.add_argument("--only", choices=("throughput", "latency", "classroom", "burst"), action="append",
-                    help="run only these parts (repeatable); default: all")
-    ap.add_argument("--batches", default="1,100,1000", help="points per request (one metric) for throughput and "
-                    "latency; empty for none")
-    ap.add_argument("--metrics", default="100,1000", help="one-point metrics per request for throughput; empty "
-                    "for none")
+    ap.add_argument(
+        "--only",
+        choices=("throughput", "latency", "classroom", "burst"),
+        action="append",
+        help="run only these parts (repeatable); default: all",
+    )
+    ap.add_argument(
+        "--batches",
+        default="1,100,1000",
+        help="points per request (one metric) for throughput and latency; empty for none",
+    )
+    ap.add_argument(
+        "--metrics", default="100,1000", help="one-point metrics per request for throughput; empty for none"
+    )
     args = ap.parse_args()
     parts = set(args.only or ("throughput", "latency", "classroom", "burst"))
     batches = [int(b) for b in args.batches.split(",") if b]
@@ -209,11 +232,16 @@ def main() -> None:
     bare = start_proxy(tmp / "bare", contract=False)
     try:
         targets = {
-            "collector": Target("collector", collector.endpoint("http"), f"127.0.0.1:{collector.grpc_port}",
-                                collector.proc.pid),
+            "collector": Target(
+                "collector",
+                collector.endpoint("http"),
+                f"127.0.0.1:{collector.grpc_port}",
+                collector.proc.pid,
+            ),
             "proxy": Target("proxy", proxy.http, proxy.raw["listen"]["otlp_grpc"], proxy.proc.pid),
-            "proxy-no-contract": Target("proxy-no-contract", bare.http, bare.raw["listen"]["otlp_grpc"],
-                                        bare.proc.pid),
+            "proxy-no-contract": Target(
+                "proxy-no-contract", bare.http, bare.raw["listen"]["otlp_grpc"], bare.proc.pid
+            ),
         }
         if "throughput" in parts:
             throughput(targets, shapes, args.seconds, args.concurrency, args.rounds)
@@ -230,14 +258,19 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def throughput(targets: dict[str, Target], shapes: list[tuple[str, int]], seconds: float, conc: int,
-               rounds: int) -> None:
+def throughput(
+    targets: dict[str, Target], shapes: list[tuple[str, int]], seconds: float, conc: int, rounds: int
+) -> None:
     """Each cell is measured `rounds` times, the targets taking turns, and the medians are compared:
     a burst of other work on the machine then weighs on both sides instead of on one."""
-    print(f"# throughput, points/s (median of {rounds} rounds of {seconds:g}s, targets in turn, "
-          f"{conc} concurrent clients)")
+    print(
+        f"# throughput, points/s (median of {rounds} rounds of {seconds:g}s, targets in turn, "
+        f"{conc} concurrent clients)"
+    )
     print("# shape: `N points` = one metric with N points; `N metrics` = N one-point metrics per request")
-    print(f"{'protocol':14} {'shape':>12} {'collector':>11} {'proxy':>11} {'ratio':>6} {'proxy-no-contract':>18}")
+    print(
+        f"{'protocol':14} {'shape':>12} {'collector':>11} {'proxy':>11} {'ratio':>6} {'proxy-no-contract':>18}"
+    )
     for protocol in ("http/protobuf", "grpc"):
         for shape, size in shapes:
             runs: dict[str, list[float]] = {name: [] for name in targets}
@@ -245,43 +278,57 @@ def throughput(targets: dict[str, Target], shapes: list[tuple[str, int]], second
                 for name, t in targets.items():
                     runs[name].append(asyncio.run(_throughput(t, protocol, shape, size, seconds, conc)))
             r = {name: statistics.median(v) for name, v in runs.items()}
-            print(f"{protocol:14} {f'{size} {shape}':>12} {r['collector']:>11,.0f} {r['proxy']:>11,.0f} "
-                  f"{r['proxy'] / r['collector']:>6.2f} {r['proxy-no-contract']:>18,.0f}")
+            print(
+                f"{protocol:14} {f'{size} {shape}':>12} {r['collector']:>11,.0f} {r['proxy']:>11,.0f} "
+                f"{r['proxy'] / r['collector']:>6.2f} {r['proxy-no-contract']:>18,.0f}"
+            )
 
 
 def latency(targets: dict[str, Target], batches: list[int]) -> None:
     print("\n# latency per request, one client, sequential (ms): proxy vs Collector, and what the proxy adds")
-    print(f"{'protocol':14} {'batch':>6} {'coll p50':>9} {'coll p99':>9} {'proxy p50':>10} {'proxy p99':>10} "
-          f"{'added p50':>10} {'added p99':>10}")
+    print(
+        f"{'protocol':14} {'batch':>6} {'coll p50':>9} {'coll p99':>9} {'proxy p50':>10} {'proxy p99':>10} "
+        f"{'added p50':>10} {'added p99':>10}"
+    )
     for protocol in ("http/protobuf", "grpc"):
         for points in batches:
             n = 300 if points < 1000 else 100
             c = asyncio.run(_latencies(targets["collector"], protocol, points, n))
             p = asyncio.run(_latencies(targets["proxy"], protocol, points, n))
-            print(f"{protocol:14} {points:>6} {pct(c, 50):>9.2f} {pct(c, 99):>9.2f} {pct(p, 50):>10.2f} "
-                  f"{pct(p, 99):>10.2f} {pct(p, 50) - pct(c, 50):>+10.2f} {pct(p, 99) - pct(c, 99):>+10.2f}")
+            print(
+                f"{protocol:14} {points:>6} {pct(c, 50):>9.2f} {pct(c, 99):>9.2f} {pct(p, 50):>10.2f} "
+                f"{pct(p, 99):>10.2f} {pct(p, 50) - pct(c, 50):>+10.2f} {pct(p, 99) - pct(c, 99):>+10.2f}"
+            )
 
 
 def classroom(targets: dict[str, Target], seconds: float) -> None:
     print(f"\n# classroom load: 30 sessions x (metrics + events) per second, {seconds:g}s, HTTP")
     lat = {name: asyncio.run(_classroom(targets[name], 30, seconds)) for name in ("collector", "proxy")}
     for name, values in lat.items():
-        print(f"{name:10} requests={len(values):5} p50={pct(values, 50):6.2f} ms  p99={pct(values, 99):6.2f} ms")
-    print(f"added by the proxy: p50={pct(lat['proxy'], 50) - pct(lat['collector'], 50):+.2f} ms  "
-          f"p99={pct(lat['proxy'], 99) - pct(lat['collector'], 99):+.2f} ms  (goal p99 added <= 5 ms)")
+        print(
+            f"{name:10} requests={len(values):5} p50={pct(values, 50):6.2f} ms  p99={pct(values, 99):6.2f} ms"
+        )
+    print(
+        f"added by the proxy: p50={pct(lat['proxy'], 50) - pct(lat['collector'], 50):+.2f} ms  "
+        f"p99={pct(lat['proxy'], 99) - pct(lat['collector'], 99):+.2f} ms  (goal p99 added <= 5 ms)"
+    )
 
 
 def burst(tmp: Path, targets: dict[str, Target]) -> None:
     """Once against the module-1 sink, once with the upstream down (everything is spooled)."""
     down = start_proxy(tmp / "down", contract=True, upstream=f"http://127.0.0.1:{free_port()}")
     try:
-        targets["proxy, upstream down"] = Target("down", down.http, down.raw["listen"]["otlp_grpc"], down.proc.pid)
+        targets["proxy, upstream down"] = Target(
+            "down", down.http, down.raw["listen"]["otlp_grpc"], down.proc.pid
+        )
         for name in ("proxy", "proxy, upstream down"):
             burst_report(name, targets[name])
         s = down.stats()
-        print(f"upstream down: spooled={sum(s['gauges']['spooled'].values())} items "
-              f"({s['gauges']['spool_bytes'] / 2**20:.1f} MiB on disk), memory queue "
-              f"{s['gauges']['queue_bytes'] / 2**20:.1f} of {s['gauges']['queue_max_bytes'] / 2**20:.0f} MiB")
+        print(
+            f"upstream down: spooled={sum(s['gauges']['spooled'].values())} items "
+            f"({s['gauges']['spool_bytes'] / 2**20:.1f} MiB on disk), memory queue "
+            f"{s['gauges']['queue_bytes'] / 2**20:.1f} of {s['gauges']['queue_max_bytes'] / 2**20:.0f} MiB"
+        )
     finally:
         down.stop()
 

@@ -27,7 +27,9 @@ def test_check_follows_the_marker_through_every_layer(native_lab, tmp_path: Path
     assert any("receiver accepted +13" in e for e in by_name[(2, "collector pipeline")]["evidence"])
     # Layer 3: the marker's series are in Prometheus; the pipeline rules are loaded.
     assert any(f"lab_marker={marker}" in e for e in by_name[(3, "marker stored")]["evidence"])
-    assert any("pipeline-health alert rules loaded" in e for e in by_name[(3, "alert rules & alerts")]["evidence"])
+    assert any(
+        "pipeline-health alert rules loaded" in e for e in by_name[(3, "alert rules & alerts")]["evidence"]
+    )
     # Layer 4: no Grafana binary, every panel query evaluated directly and returning data.
     grafana = by_name[(4, "grafana")]
     assert "evaluated against Prometheus directly" in grafana["evidence"][0]
@@ -42,7 +44,11 @@ def test_check_follows_the_marker_through_every_layer(native_lab, tmp_path: Path
     assert {r["layer"] for r in json.loads(res.stdout)["results"]} == {3}
     # The table names each layer and the marker.
     table = run_labctl("check", state_dir=lab.dir, check=False)
-    assert table.returncode == 0 and "layer 4 · visualization" in table.stdout and "all checked layers are green" in table.stdout
+    assert (
+        table.returncode == 0
+        and "layer 4 · visualization" in table.stdout
+        and "all checked layers are green" in table.stdout
+    )
 
 
 def test_check_without_a_lab_is_a_clear_error(tmp_path: Path) -> None:
@@ -94,16 +100,21 @@ class ThrottlingGateway:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
-                upstream = requests.post(collector_http + self.path, data=body, timeout=5,
-                                         headers={"Content-Type": self.headers.get("Content-Type", "")})
+                upstream = requests.post(
+                    collector_http + self.path,
+                    data=body,
+                    timeout=5,
+                    headers={"Content-Type": self.headers.get("Content-Type", "")},
+                )
                 self.send_response(upstream.status_code)
-                self.send_header("Content-Type", upstream.headers.get("Content-Type", "application/x-protobuf"))
+                self.send_header(
+                    "Content-Type", upstream.headers.get("Content-Type", "application/x-protobuf")
+                )
                 self.send_header("Content-Length", str(len(upstream.content)))
                 self.end_headers()
                 self.wfile.write(upstream.content)
 
-            def log_message(self, *args: object) -> None:
-                ...
+            def log_message(self, *args: object) -> None: ...
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
@@ -127,14 +138,19 @@ def test_check_names_a_proxy_still_in_backoff_when_the_upstream_answers_again(na
     gateway = ThrottlingGateway(lab.url("collector", "otlp_http"))
     try:
         # The running proxy, retargeted at the gateway (its admin API; no restart).
-        put = requests.put(admin + "/api/upstream", json={"endpoint": gateway.url, "protocol": "http/protobuf"},
-                           timeout=5)
+        put = requests.put(
+            admin + "/api/upstream", json={"endpoint": gateway.url, "protocol": "http/protobuf"}, timeout=5
+        )
         assert put.status_code == 200, put.text
         assert send_marker(lab.url("proxy", "otlp_grpc"), "backoff-live", timeout_s=3).sent_ok
 
         def backing_off() -> dict | None:  # type: ignore[type-arg]
             upstream = requests.get(admin + "/api/stats", timeout=5).json()["upstream"]
-            return upstream if upstream["state"] == "retrying" and (upstream["next_attempt_in_s"] or 0) > 20 else None
+            return (
+                upstream
+                if upstream["state"] == "retrying" and (upstream["next_attempt_in_s"] or 0) > 20
+                else None
+            )
 
         wait_for("the proxy to honour Retry-After: 30", backing_off, timeout=15, interval=0.2)
         assert gateway.throttled >= 1
@@ -145,9 +161,13 @@ def test_check_names_a_proxy_still_in_backoff_when_the_upstream_answers_again(na
         assert res.returncode == 12, json.dumps(report, indent=1)
         delivery = next(r for r in report["results"] if r["name"] == "proxy → collector")
         assert delivery["verdict"] == "FAIL", delivery
-        assert "the proxy is in backoff after earlier failed attempts (retrying in" in delivery["cause"], delivery
+        assert "the proxy is in backoff after earlier failed attempts (retrying in" in delivery["cause"], (
+            delivery
+        )
         assert "next_attempt_in_s" in delivery["hint"] and delivery["playbook"] == "upstream-unreachable"
-        assert any("empty OTLP export with the proxy's headers: OK" in e for e in delivery["evidence"]), delivery
+        assert any("empty OTLP export with the proxy's headers: OK" in e for e in delivery["evidence"]), (
+            delivery
+        )
     finally:
         requests.delete(admin + "/api/upstream", timeout=5)
         gateway.close()

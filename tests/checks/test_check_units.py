@@ -16,8 +16,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_exit_code_names_the_first_failing_layer() -> None:
-    results = [CheckResult(1, "a", True), CheckResult(3, "b", False), CheckResult(2, "c", False),
-               CheckResult(4, "d", True, skipped=True)]
+    results = [
+        CheckResult(1, "a", True),
+        CheckResult(3, "b", False),
+        CheckResult(2, "c", False),
+        CheckResult(4, "d", True, skipped=True),
+    ]
     assert first_failing_layer(results) == 2
     assert exit_code(results) == 12
     assert exit_code([CheckResult(1, "a", True), CheckResult(4, "x", False, skipped=True)]) == 0
@@ -34,19 +38,36 @@ def test_every_dashboard_panel_yields_a_promql_query() -> None:
 
 
 def test_panel_variables_are_substituted() -> None:
-    board = {"templating": {"list": [{"name": "model", "current": {"value": "$__all"}}]},
-             "panels": [{"type": "row", "panels": [
-                 {"title": "t", "targets": [{"refId": "A", "expr": 'rate(x{model=~"$model"}[$__rate_interval])'}]}]}]}
-    assert panel_queries(board) == [("t", "A", 'rate(x{model=~".*"}[20s])')]  # Grafana's $__rate_interval: 4 × the lab's 5 s scrape
+    board = {
+        "templating": {"list": [{"name": "model", "current": {"value": "$__all"}}]},
+        "panels": [
+            {
+                "type": "row",
+                "panels": [
+                    {
+                        "title": "t",
+                        "targets": [{"refId": "A", "expr": 'rate(x{model=~"$model"}[$__rate_interval])'}],
+                    }
+                ],
+            }
+        ],
+    }
+    assert panel_queries(board) == [
+        ("t", "A", 'rate(x{model=~".*"}[20s])')
+    ]  # Grafana's $__rate_interval: 4 × the lab's 5 s scrape
 
 
 def test_collector_counter_names_match_with_or_without_suffixes() -> None:
-    text = ("# TYPE otelcol_receiver_accepted_metric_points_total counter\n"
-            'otelcol_receiver_accepted_metric_points_total{receiver="otlp",transport="grpc"} 7\n'
-            'otelcol_receiver_accepted_metric_points_total{receiver="otlp",transport="http"} 3\n')
+    text = (
+        "# TYPE otelcol_receiver_accepted_metric_points_total counter\n"
+        'otelcol_receiver_accepted_metric_points_total{receiver="otlp",transport="grpc"} 7\n'
+        'otelcol_receiver_accepted_metric_points_total{receiver="otlp",transport="http"} 3\n'
+    )
     samples = exposition.parse(text)
     assert exposition.total(samples, r"otelcol_receiver_accepted_metric_points(_total)?") == 10
-    assert exposition.total(samples, r"otelcol_receiver_accepted_metric_points(_total)?", transport="http") == 3
+    assert (
+        exposition.total(samples, r"otelcol_receiver_accepted_metric_points(_total)?", transport="http") == 3
+    )
     assert exposition.total(samples, r"otelcol_exporter_sent_metric_points(_total)?") is None
 
 
@@ -94,18 +115,23 @@ def test_every_playbook_the_checks_name_exists() -> None:
 def test_firing_alert_notes_follow_the_rule() -> None:
     from labctl.checks.layer3 import fired_at, resolve_note
 
-    plain = {"labels": {"alertname": "LabScrapeTargetDown"},
-             "rule": {"query": "up == 0", "duration": 15, "interval": 5}}
+    plain = {
+        "labels": {"alertname": "LabScrapeTargetDown"},
+        "rule": {"query": "up == 0", "duration": 15, "interval": 5},
+    }
     note = resolve_note(plain)
     assert "`up == 0`" in note and "still resolving" in note and "every 5s" in note
     assert "window" not in note and "rate" not in note
-    windowed = {"labels": {"alertname": "ProxyUpstreamFailing"},
-                "rule": {"query": "sum(rate(labctl_proxy_retries_total[1m])) > 0", "interval": 5}}
+    windowed = {
+        "labels": {"alertname": "ProxyUpstreamFailing"},
+        "rule": {"query": "sum(rate(labctl_proxy_retries_total[1m])) > 0", "interval": 5},
+    }
     assert "looks back 1m" in resolve_note(windowed)
     # activeAt is when the condition became true; it fires `for:` later.
     alert = {"activeAt": "2026-11-27T12:00:00.123456789Z"}
-    assert fired_at(alert, {"duration": 15}) == ("condition true since 12:00:00Z, firing since 12:00:15Z "
-                                                 "(for: 15s)")
+    assert fired_at(alert, {"duration": 15}) == (
+        "condition true since 12:00:00Z, firing since 12:00:15Z (for: 15s)"
+    )
     assert fired_at(alert, {}) == "firing since 12:00:00Z"
 
 
@@ -117,9 +143,11 @@ def test_a_warning_row_passes_but_is_shown_as_warn() -> None:
 def test_log_evidence_comes_from_the_latest_start_only() -> None:
     from labctl.checks.probe import error_lines
 
-    log = ("old error: connection refused\n=== labctl 2026-11-27T12:00:00: starting proxy\n"
-           "info: listening\n=== labctl 2026-11-27T12:01:00: starting proxy\n"
-           "error: upstream 'grpc://x:1' is not an http(s) URL\n")
+    log = (
+        "old error: connection refused\n=== labctl 2026-11-27T12:00:00: starting proxy\n"
+        "info: listening\n=== labctl 2026-11-27T12:01:00: starting proxy\n"
+        "error: upstream 'grpc://x:1' is not an http(s) URL\n"
+    )
     assert error_lines(log) == ["error: upstream 'grpc://x:1' is not an http(s) URL"]
 
 
@@ -137,7 +165,12 @@ def test_tables_wrap_long_words_instead_of_truncating() -> None:
     finally:
         ui.console = saved
     assert "…" not in text
-    assert "".join(line.strip("│ ").replace("│", "").strip() for line in text.splitlines()).count("grafana-server") == 1
+    assert (
+        "".join(line.strip("│ ").replace("│", "").strip() for line in text.splitlines()).count(
+            "grafana-server"
+        )
+        == 1
+    )
 
 
 def test_a_target_scraped_through_the_scrape_relay_says_so_and_an_overdue_scrape_is_noticed() -> None:

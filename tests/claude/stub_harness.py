@@ -64,15 +64,27 @@ def sse_events(text: str) -> list[tuple[str, dict[str, Any]]]:
     return events
 
 
-def request_body(prompt: str = "hi", assistant_turns: int = 0, *, tools: bool = True, stream: bool = True,
-                 model: str = "claude-opus-5-5", workdir: str = "/tmp/work") -> dict[str, Any]:
+def request_body(
+    prompt: str = "hi",
+    assistant_turns: int = 0,
+    *,
+    tools: bool = True,
+    stream: bool = True,
+    model: str = "claude-opus-5-5",
+    workdir: str = "/tmp/work",
+) -> dict[str, Any]:
     """A Messages request shaped like the real client's: the working directory note, earlier turns, tools."""
     messages: list[dict[str, Any]] = [{"role": "user", "content": [{"type": "text", "text": prompt}]}]
     for i in range(assistant_turns):
-        messages += [{"role": "assistant", "content": [{"type": "text", "text": f"turn {i}"}]},
-                     {"role": "user", "content": [{"type": "text", "text": "go on"}]}]
+        messages += [
+            {"role": "assistant", "content": [{"type": "text", "text": f"turn {i}"}]},
+            {"role": "user", "content": [{"type": "text", "text": "go on"}]},
+        ]
     body: dict[str, Any] = {
-        "model": model, "max_tokens": 1024, "stream": stream, "messages": messages,
+        "model": model,
+        "max_tokens": 1024,
+        "stream": stream,
+        "messages": messages,
         "system": [{"type": "text", "text": f"# Environment\n - Primary working directory: {workdir}\n"}],
     }
     if tools:

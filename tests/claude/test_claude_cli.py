@@ -26,13 +26,18 @@ def test_errors_say_what_to_do(tmp_path: Path) -> None:
     no_lab = run_labctl("claude", "--scenario", "hello-write", state_dir=state, check=False)
     assert no_lab.returncode != 0 and "no lab is running" in no_lab.stderr and "labctl up" in no_lab.stderr
 
-    LabState(dir=state, stage="module-1", ports={"proxy": {"otlp_grpc": 1, "otlp_http": 2, "admin": 3},
-                                                  "model-stub": {"api": 4}}).save()
+    LabState(
+        dir=state,
+        stage="module-1",
+        ports={"proxy": {"otlp_grpc": 1, "otlp_http": 2, "admin": 3}, "model-stub": {"api": 4}},
+    ).save()
     empty_cache = labctl_env(LABCTL_CACHE_DIR=str(tmp_path / "cache"))
     missing = run_labctl("claude", "--scenario", "hello-write", state_dir=state, env=empty_cache, check=False)
     assert missing.returncode != 0
     assert "is not installed" in missing.stderr and "labctl install claude-code" in missing.stderr
 
     unknown = run_labctl("claude", "--scenario", "nope", state_dir=state, env=empty_cache, check=False)
-    assert unknown.returncode != 0 and "no scenario 'nope'" in unknown.stderr and "hello-write" in unknown.stderr
+    assert (
+        unknown.returncode != 0 and "no scenario 'nope'" in unknown.stderr and "hello-write" in unknown.stderr
+    )
     assert not (tmp_path / "cache").exists()  # nothing was installed or run

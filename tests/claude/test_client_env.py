@@ -24,8 +24,11 @@ def make_lab(tmp: Path, stage: str = "module-1", ports: dict[str, dict[str, int]
 def test_the_stub_block_extends_the_telemetry_block(tmp_path: Path) -> None:
     lab = make_lab(tmp_path)
     env = client_env(lab, "http/json")
-    assert env == {**lab_env(lab, "http/json"), "ANTHROPIC_BASE_URL": "http://127.0.0.1:24380",
-                   "ANTHROPIC_API_KEY": STUB_API_KEY}
+    assert env == {
+        **lab_env(lab, "http/json"),
+        "ANTHROPIC_BASE_URL": "http://127.0.0.1:24380",
+        "ANTHROPIC_API_KEY": STUB_API_KEY,
+    }
 
 
 def test_real_account_block_unsets_the_stub(tmp_path: Path) -> None:
@@ -42,21 +45,43 @@ def test_real_account_block_unsets_the_stub(tmp_path: Path) -> None:
 
 def test_claude_runs_isolated_and_offline(tmp_path: Path) -> None:
     lab = make_lab(tmp_path)
-    user_env = {"PATH": "/usr/bin", "HOME": "/home/student", "ANTHROPIC_API_KEY": "sk-ant-real-secret",
-                "ANTHROPIC_BASE_URL": "https://elsewhere.example", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": "http://x",
-                "OTEL_LOG_USER_PROMPTS": "1"}
-    run = client.prepare(lab, Path("/opt/claude"), "hello-write", ["--debug-file", "/tmp/d.log"],
-                         protocol="http/protobuf", base_env=user_env)
+    user_env = {
+        "PATH": "/usr/bin",
+        "HOME": "/home/student",
+        "ANTHROPIC_API_KEY": "sk-ant-real-secret",
+        "ANTHROPIC_BASE_URL": "https://elsewhere.example",
+        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": "http://x",
+        "OTEL_LOG_USER_PROMPTS": "1",
+    }
+    run = client.prepare(
+        lab,
+        Path("/opt/claude"),
+        "hello-write",
+        ["--debug-file", "/tmp/d.log"],
+        protocol="http/protobuf",
+        base_env=user_env,
+    )
     env = run.env
     assert env["ANTHROPIC_API_KEY"] == STUB_API_KEY and env["ANTHROPIC_BASE_URL"] == "http://127.0.0.1:24380"
     assert "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT" not in env  # only the lab's endpoint
     assert env["OTEL_LOG_USER_PROMPTS"] == "1"  # the student's own telemetry switches are kept
     assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://127.0.0.1:24318"
-    assert env["HOME"] == str(tmp_path / "claude" / "home") and env["CLAUDE_CONFIG_DIR"].startswith(env["HOME"])
+    assert env["HOME"] == str(tmp_path / "claude" / "home") and env["CLAUDE_CONFIG_DIR"].startswith(
+        env["HOME"]
+    )
     assert env["ANTHROPIC_CUSTOM_HEADERS"] == "x-lab-scenario: hello-write"
-    assert env["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] == "1" and env["CLAUDE_CODE_OTEL_SHUTDOWN_TIMEOUT_MS"]
-    assert run.cmd == ["/opt/claude", "-p", "Create hello.py that prints a greeting.", "--allowedTools", "Write",
-                       "--debug-file", "/tmp/d.log"]
+    assert (
+        env["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] == "1" and env["CLAUDE_CODE_OTEL_SHUTDOWN_TIMEOUT_MS"]
+    )
+    assert run.cmd == [
+        "/opt/claude",
+        "-p",
+        "Create hello.py that prints a greeting.",
+        "--allowedTools",
+        "Write",
+        "--debug-file",
+        "/tmp/d.log",
+    ]
     assert run.workdir == tmp_path / "claude" / "work" / "hello-write" and run.workdir.is_dir()
     config = json.loads((Path(env["CLAUDE_CONFIG_DIR"]) / ".claude.json").read_text())
     assert config["hasCompletedOnboarding"] is True

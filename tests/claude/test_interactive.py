@@ -24,9 +24,16 @@ REPO = Path(__file__).resolve().parents[2]
 _ANSI = re.compile(rb"\x1b\[[0-9;?<>=]*[ -/]*[@-~]|\x1b\][^\x07]*\x07|\x1b[()][A-Z0-9]")
 # What the client (2.1.332) shows a new user when its settings are not pre-answered: the onboarding (which
 # first checks that api.anthropic.com answers: offline, it stops there) and its questions.
-QUESTIONS = ("Welcome to Claude Code", "Unable to connect to Anthropic services", "Choose the text style",
-             "Select login method", "Detected a custom API key", "Do you want to use this API key",
-             "Yes, I trust this folder", "Quick safety check")
+QUESTIONS = (
+    "Welcome to Claude Code",
+    "Unable to connect to Anthropic services",
+    "Choose the text style",
+    "Select login method",
+    "Detected a custom API key",
+    "Do you want to use this API key",
+    "Yes, I trust this folder",
+    "Quick safety check",
+)
 
 
 def shown(term: Terminal) -> list[str]:
@@ -79,8 +86,20 @@ def test_the_terminal_ui_asks_nothing_and_works(native_lab: Callable[[str], LabS
         pytest.skip("the pinned Claude Code is not installed (`labctl install claude-code`)")
     lab = native_lab("module-1")
     written = lab.dir / "claude" / "work" / "hello-write" / "hello.py"
-    term = Terminal([sys.executable, "-m", "labctl", "--state-dir", str(lab.dir), "claude", "--scenario",
-                     "hello-write", "--interactive"], {**labctl_env(), "PYTHONPATH": str(REPO)})
+    term = Terminal(
+        [
+            sys.executable,
+            "-m",
+            "labctl",
+            "--state-dir",
+            str(lab.dir),
+            "claude",
+            "--scenario",
+            "hello-write",
+            "--interactive",
+        ],
+        {**labctl_env(), "PYTHONPATH": str(REPO)},
+    )
     try:
         term.read_for(8)  # start-up: the client draws its prompt
         asked = shown(term)
@@ -104,8 +123,12 @@ def test_the_terminal_ui_asks_nothing_and_works(native_lab: Callable[[str], LabS
 
     home = lab.dir / "fresh-home"
     home.mkdir()
-    env = {**labctl_env(), **{k: v for k, v in client_env(lab).items() if v}, "HOME": str(home),
-           "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"}
+    env = {
+        **labctl_env(),
+        **{k: v for k, v in client_env(lab).items() if v},
+        "HOME": str(home),
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+    }
     env.pop("CLAUDE_CONFIG_DIR", None)
     fresh = Terminal([str(resolve())], env)
     try:

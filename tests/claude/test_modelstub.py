@@ -35,10 +35,15 @@ def stub() -> RunningStub:
         yield running
 
 
-def post(stub: RunningStub, body: object, headers: dict[str, str] | None = None,
-         path: str = "/v1/messages") -> requests.Response:
-    return requests.post(stub.url + path, data=json.dumps(body), timeout=10,
-                         headers={**KEY, "content-type": "application/json", **(headers or {})})
+def post(
+    stub: RunningStub, body: object, headers: dict[str, str] | None = None, path: str = "/v1/messages"
+) -> requests.Response:
+    return requests.post(
+        stub.url + path,
+        data=json.dumps(body),
+        timeout=10,
+        headers={**KEY, "content-type": "application/json", **(headers or {})},
+    )
 
 
 def session(name: str) -> dict[str, str]:
@@ -64,11 +69,21 @@ def test_a_streamed_turn_has_the_apis_event_sequence(stub: RunningStub) -> None:
     text = "".join(d["delta"]["text"] for e, d in events if e == "content_block_delta" and d["index"] == 0)
     assert text == "I'll create hello.py."
     tool_start = next(d for e, d in events if e == "content_block_start" and d["index"] == 1)["content_block"]
-    assert tool_start["type"] == "tool_use" and tool_start["name"] == "Write" and tool_start["id"].startswith("toolu_")
-    partial = "".join(d["delta"]["partial_json"] for e, d in events
-                      if e == "content_block_delta" and d["delta"]["type"] == "input_json_delta")
+    assert (
+        tool_start["type"] == "tool_use"
+        and tool_start["name"] == "Write"
+        and tool_start["id"].startswith("toolu_")
+    )
+    partial = "".join(
+        d["delta"]["partial_json"]
+        for e, d in events
+        if e == "content_block_delta" and d["delta"]["type"] == "input_json_delta"
+    )
     # The scenario's relative path, resolved against the client's working directory (absolute for the client).
-    assert json.loads(partial) == {"file_path": "/tmp/work/hello.py", "content": "print('hello from the lab')\n"}
+    assert json.loads(partial) == {
+        "file_path": "/tmp/work/hello.py",
+        "content": "print('hello from the lab')\n",
+    }
     delta = events[-2][1]
     assert delta["delta"]["stop_reason"] == "tool_use" and delta["usage"]["output_tokens"] == 60
 
@@ -85,7 +100,9 @@ def test_turns_follow_the_conversation_and_repeat_deterministically(stub: Runnin
 
 def test_side_requests_never_consume_a_turn(stub: RunningStub) -> None:
     before = requests.get(stub.url + "/stub/stats", timeout=5).json()
-    side = post(stub, request_body(tools=False, stream=False, model="claude-haiku-5-5"), session("s-side")).json()
+    side = post(
+        stub, request_body(tools=False, stream=False, model="claude-haiku-5-5"), session("s-side")
+    ).json()
     assert side["content"][0]["text"] == "Lab session" and side["model"] == "claude-haiku-5-5"
     first = post(stub, request_body(stream=False), session("s-side")).json()
     assert first["content"][1]["name"] == "Write"  # still the first scripted turn
@@ -93,7 +110,10 @@ def test_side_requests_never_consume_a_turn(stub: RunningStub) -> None:
     assert after["side_requests"] == before["side_requests"] + 1 and after["turns"] == before["turns"] + 1
     assert after["stub_ms_per_turn"]["count"] >= 1 and after["stub_ms_per_turn"]["max"] < 1000
     cpu = after["stub_cpu_ms_per_turn"]
-    assert cpu["count"] == after["stub_ms_per_turn"]["count"] and 0 < cpu["p50"] <= cpu["p95"] <= cpu["max"] < 1000
+    assert (
+        cpu["count"] == after["stub_ms_per_turn"]["count"]
+        and 0 < cpu["p50"] <= cpu["p95"] <= cpu["max"] < 1000
+    )
 
 
 def test_faults_play_in_order_then_the_answer(tmp_path: Path) -> None:
@@ -123,35 +143,86 @@ def test_small_endpoints(stub: RunningStub) -> None:
     assert "claude-opus-5-5" in ids and models["first_id"] == ids[0] and models["has_more"] is False
     one = requests.get(stub.url + "/v1/models/claude-haiku-5-5", headers=KEY, timeout=5).json()
     assert one["type"] == "model"
-    counted = post(stub, {"model": "m", "messages": [{"role": "user", "content": "x" * 400}]},
-                   path="/v1/messages/count_tokens").json()
+    counted = post(
+        stub,
+        {"model": "m", "messages": [{"role": "user", "content": "x" * 400}]},
+        path="/v1/messages/count_tokens",
+    ).json()
     assert counted["input_tokens"] >= 100
     assert requests.head(stub.url + "/api/hello", timeout=5).status_code == 200
     assert requests.get(stub.url + "/healthz", timeout=5).json()["status"] == "ok"
     listed = requests.get(stub.url + "/stub/scenarios", timeout=5).json()
-    assert {"name": "hello-write", "default": True}.items() <= next(s for s in listed if s["name"] == "hello-write").items()
+    assert {"name": "hello-write", "default": True}.items() <= next(
+        s for s in listed if s["name"] == "hello-write"
+    ).items()
 
 
-@pytest.mark.parametrize(("method", "path", "body", "headers", "status", "error_type"), [
-    ("POST", "/v1/messages", b"{not json", {}, 400, "invalid_request_error"),
-    ("POST", "/v1/messages", b"[1, 2]", {}, 400, "invalid_request_error"),
-    ("POST", "/v1/messages", json.dumps({"messages": [{"role": "user", "content": "x"}], "max_tokens": 5}).encode(),
-     {}, 400, "invalid_request_error"),
-    ("POST", "/v1/messages", json.dumps({"model": "m", "max_tokens": 5, "messages": []}).encode(),
-     {}, 400, "invalid_request_error"),
-    ("POST", "/v1/messages", json.dumps({"model": "m", "messages": [{"role": "user", "content": "x"}]}).encode(),
-     {}, 400, "invalid_request_error"),
-    ("POST", "/v1/messages", json.dumps(request_body()).encode(), {"x-lab-scenario": "nope"}, 400,
-     "invalid_request_error"),
-    ("POST", "/v1/messages", json.dumps(request_body()).encode(), {"x-api-key": ""}, 401, "authentication_error"),
-    ("GET", "/v1/messages", b"", {}, 405, "invalid_request_error"),
-    ("GET", "/v1/nothing", b"", {}, 404, "not_found_error"),
-    ("GET", "/v1/models/claude-imaginary", b"", {}, 404, "not_found_error"),
-])
-def test_bad_requests_get_the_apis_error_shape(stub: RunningStub, method: str, path: str, body: bytes,
-                                               headers: dict[str, str], status: int, error_type: str) -> None:
-    resp = requests.request(method, stub.url + path, data=body, timeout=5,
-                            headers={**KEY, "content-type": "application/json", **headers})
+@pytest.mark.parametrize(
+    ("method", "path", "body", "headers", "status", "error_type"),
+    [
+        ("POST", "/v1/messages", b"{not json", {}, 400, "invalid_request_error"),
+        ("POST", "/v1/messages", b"[1, 2]", {}, 400, "invalid_request_error"),
+        (
+            "POST",
+            "/v1/messages",
+            json.dumps({"messages": [{"role": "user", "content": "x"}], "max_tokens": 5}).encode(),
+            {},
+            400,
+            "invalid_request_error",
+        ),
+        (
+            "POST",
+            "/v1/messages",
+            json.dumps({"model": "m", "max_tokens": 5, "messages": []}).encode(),
+            {},
+            400,
+            "invalid_request_error",
+        ),
+        (
+            "POST",
+            "/v1/messages",
+            json.dumps({"model": "m", "messages": [{"role": "user", "content": "x"}]}).encode(),
+            {},
+            400,
+            "invalid_request_error",
+        ),
+        (
+            "POST",
+            "/v1/messages",
+            json.dumps(request_body()).encode(),
+            {"x-lab-scenario": "nope"},
+            400,
+            "invalid_request_error",
+        ),
+        (
+            "POST",
+            "/v1/messages",
+            json.dumps(request_body()).encode(),
+            {"x-api-key": ""},
+            401,
+            "authentication_error",
+        ),
+        ("GET", "/v1/messages", b"", {}, 405, "invalid_request_error"),
+        ("GET", "/v1/nothing", b"", {}, 404, "not_found_error"),
+        ("GET", "/v1/models/claude-imaginary", b"", {}, 404, "not_found_error"),
+    ],
+)
+def test_bad_requests_get_the_apis_error_shape(
+    stub: RunningStub,
+    method: str,
+    path: str,
+    body: bytes,
+    headers: dict[str, str],
+    status: int,
+    error_type: str,
+) -> None:
+    resp = requests.request(
+        method,
+        stub.url + path,
+        data=body,
+        timeout=5,
+        headers={**KEY, "content-type": "application/json", **headers},
+    )
     assert resp.status_code == status
     doc = resp.json()
     assert doc["type"] == "error" and doc["error"]["type"] == error_type and doc["error"]["message"]
@@ -163,15 +234,26 @@ def test_oversized_body_is_request_too_large(stub: RunningStub) -> None:
     assert resp.status_code == 413 and resp.json()["error"]["type"] == "request_too_large"
 
 
-@pytest.mark.parametrize(("text", "where", "fix"), [
-    ("description: d\nprompt: p\nturns: []\n", "turns", "add at least one"),
-    ("description: d\nprompt: p\nturns: [{text: t, faults: [{status: 418}]}]\n", "turns[0].faults[0].status", "529"),
-    ("description: d\nprompt: p\nturns: [{text: t, usage: {input: -3}}]\n", "turns[0].usage.input", "number"),
-    ("description: d\nprompt: p\nturns: [{txt: t}]\n", "turns[0]", "valid keys"),
-    ("description: d\nturns: [{text: t}]\n", "(top level)", "prompt"),
-    ("description: d\nprompt: p\nturns: [{tools: [{input: {}}]}]\n", "turns[0].tools[0]", "name"),
-    ("description: d\nprompt: p\nturns:\n  - text: [unclosed\n", "line", "indentation"),
-])
+@pytest.mark.parametrize(
+    ("text", "where", "fix"),
+    [
+        ("description: d\nprompt: p\nturns: []\n", "turns", "add at least one"),
+        (
+            "description: d\nprompt: p\nturns: [{text: t, faults: [{status: 418}]}]\n",
+            "turns[0].faults[0].status",
+            "529",
+        ),
+        (
+            "description: d\nprompt: p\nturns: [{text: t, usage: {input: -3}}]\n",
+            "turns[0].usage.input",
+            "number",
+        ),
+        ("description: d\nprompt: p\nturns: [{txt: t}]\n", "turns[0]", "valid keys"),
+        ("description: d\nturns: [{text: t}]\n", "(top level)", "prompt"),
+        ("description: d\nprompt: p\nturns: [{tools: [{input: {}}]}]\n", "turns[0].tools[0]", "name"),
+        ("description: d\nprompt: p\nturns:\n  - text: [unclosed\n", "line", "indentation"),
+    ],
+)
 def test_scenario_errors_name_file_path_and_fix(tmp_path: Path, text: str, where: str, fix: str) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(text)
@@ -181,7 +263,9 @@ def test_scenario_errors_name_file_path_and_fix(tmp_path: Path, text: str, where
     assert fix in (err.value.hint or "") + err.value.message
 
 
-def test_the_stub_refuses_to_start_on_a_bad_scenario(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_stub_refuses_to_start_on_a_bad_scenario(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / "bad.yaml").write_text("description: d\nprompt: p\nturns: [{text: t, usage: {output: x}}]\n")
     assert stub_main(["--scenarios", str(tmp_path), "--listen", "127.0.0.1:1"]) == 2
     err = capsys.readouterr().err
@@ -200,7 +284,13 @@ def test_the_log_has_one_line_per_request_and_no_content(tmp_path: Path) -> None
         requests.head(stub.url + "/api/hello", timeout=5)
     lines = [json.loads(line) for line in log.read_text().splitlines()]
     assert [(x["kind"], x["status"]) for x in lines] == [
-        ("fault", 429), ("fault", 529), ("turn", 200), ("side", 200), ("http", 400), ("http", 200)]
+        ("fault", 429),
+        ("fault", 529),
+        ("turn", 200),
+        ("side", 200),
+        ("http", 400),
+        ("http", 200),
+    ]
     assert lines[-1]["method"] == "HEAD" and lines[-1]["path"] == "/api/hello"
     assert "secret" not in log.read_text()
 

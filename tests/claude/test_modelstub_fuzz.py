@@ -18,26 +18,43 @@ from stub_harness import KEY, LAB_SCENARIOS, RunningStub, request_body
 from labctl.modelstub.server import MAX_BODY_BYTES
 
 # 300 examples per test under run-all.sh's thorough profile, a tenth in the fast lane (tests/fuzz_budget.py).
-FUZZ = settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**63) | st.floats(allow_nan=False) | st.text(max_size=30),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=30),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
     max_leaves=20,
 )
 # Bodies close to a real request, each field possibly replaced by something of the wrong kind.
-near_valid = st.fixed_dictionaries({}, optional={
-    "model": st.one_of(st.just("claude-opus-5-5"), json_values),
-    "max_tokens": st.one_of(st.integers(-5, 100_000), json_values),
-    "stream": st.one_of(st.booleans(), json_values),
-    "messages": st.one_of(
-        st.lists(st.fixed_dictionaries({"role": st.sampled_from(["user", "assistant", "system", "tool", 3]),
-                                        "content": st.one_of(st.text(max_size=20), json_values)}), max_size=4),
-        json_values),
-    "tools": st.one_of(st.just([{"name": "Write", "input_schema": {}}]), json_values),
-    "system": json_values,
-    "metadata": st.one_of(st.just({"user_id": '{"session_id": "fuzz"}'}), json_values),
-})
+near_valid = st.fixed_dictionaries(
+    {},
+    optional={
+        "model": st.one_of(st.just("claude-opus-5-5"), json_values),
+        "max_tokens": st.one_of(st.integers(-5, 100_000), json_values),
+        "stream": st.one_of(st.booleans(), json_values),
+        "messages": st.one_of(
+            st.lists(
+                st.fixed_dictionaries(
+                    {
+                        "role": st.sampled_from(["user", "assistant", "system", "tool", 3]),
+                        "content": st.one_of(st.text(max_size=20), json_values),
+                    }
+                ),
+                max_size=4,
+            ),
+            json_values,
+        ),
+        "tools": st.one_of(st.just([{"name": "Write", "input_schema": {}}]), json_values),
+        "system": json_values,
+        "metadata": st.one_of(st.just({"user_id": '{"session_id": "fuzz"}'}), json_values),
+    },
+)
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +77,15 @@ def assert_api_shape(resp: requests.Response) -> None:
         assert "input_tokens" in doc or doc["type"] == "message"
 
 
-def post(stub: RunningStub, path: str, data: bytes, headers: dict[str, str] | None = None) -> requests.Response:
-    return requests.post(stub.url + path, data=data, timeout=10,
-                         headers={**KEY, "content-type": "application/json", **(headers or {})})
+def post(
+    stub: RunningStub, path: str, data: bytes, headers: dict[str, str] | None = None
+) -> requests.Response:
+    return requests.post(
+        stub.url + path,
+        data=data,
+        timeout=10,
+        headers={**KEY, "content-type": "application/json", **(headers or {})},
+    )
 
 
 @FUZZ
@@ -78,9 +101,15 @@ def test_random_json(stub: RunningStub, body: Any, path: str) -> None:
 
 
 @FUZZ
-@given(body=near_valid, path=st.sampled_from(["/v1/messages", "/v1/messages/count_tokens"]),
-       session=st.text(string.printable.strip(), max_size=200), scenario=st.text(string.printable.strip(), max_size=40))
-def test_near_valid_requests(stub: RunningStub, body: dict[str, Any], path: str, session: str, scenario: str) -> None:
+@given(
+    body=near_valid,
+    path=st.sampled_from(["/v1/messages", "/v1/messages/count_tokens"]),
+    session=st.text(string.printable.strip(), max_size=200),
+    scenario=st.text(string.printable.strip(), max_size=40),
+)
+def test_near_valid_requests(
+    stub: RunningStub, body: dict[str, Any], path: str, session: str, scenario: str
+) -> None:
     headers = {"x-claude-code-session-id": session}
     if scenario:
         headers["x-lab-scenario"] = scenario
@@ -88,8 +117,10 @@ def test_near_valid_requests(stub: RunningStub, body: dict[str, Any], path: str,
 
 
 @FUZZ
-@given(method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]),
-       path=st.text(string.ascii_letters + string.digits + "/_-.%", max_size=40))
+@given(
+    method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]),
+    path=st.text(string.ascii_letters + string.digits + "/_-.%", max_size=40),
+)
 def test_random_paths_and_methods(stub: RunningStub, method: str, path: str) -> None:
     resp = requests.request(method, f"{stub.url}/{path.lstrip('/')}", timeout=10, headers=KEY)
     if resp.status_code < 400 and method == "GET":
@@ -107,29 +138,64 @@ def test_oversized_bodies(stub: RunningStub, size: int) -> None:
 
 def test_still_serving_after_the_fuzzing(stub: RunningStub) -> None:
     assert requests.get(stub.url + "/healthz", timeout=5).json()["status"] == "ok"
-    answer = post(stub, "/v1/messages", json.dumps(request_body(stream=False)).encode(),
-                  {"x-claude-code-session-id": "after-fuzz"})
+    answer = post(
+        stub,
+        "/v1/messages",
+        json.dumps(request_body(stream=False)).encode(),
+        {"x-claude-code-session-id": "after-fuzz"},
+    )
     assert answer.status_code == 200 and answer.json()["content"][1]["name"] == "Write"
 
 
-turn_like = st.fixed_dictionaries({}, optional={
-    "text": json_values, "tools": json_values, "usage": st.one_of(
-        st.fixed_dictionaries({}, optional=dict.fromkeys(("input", "output", "cache_read"), json_values)), json_values),
-    "faults": st.one_of(st.lists(st.fixed_dictionaries({}, optional={
-        "status": st.one_of(st.sampled_from([429, 500, 529, 418]), json_values),
-        "retry_after": json_values, "mid_stream": json_values}), max_size=2), json_values),
-    "first_token_delay_ms": json_values, "model": json_values, "stop_reason": json_values,
-})
-scenario_like = st.one_of(json_values, st.fixed_dictionaries({}, optional={
-    "description": json_values, "prompt": json_values, "seed": json_values, "allowed_tools": json_values,
-    "max_retries": json_values, "turns": st.one_of(st.lists(turn_like, max_size=3), json_values),
-}))
+turn_like = st.fixed_dictionaries(
+    {},
+    optional={
+        "text": json_values,
+        "tools": json_values,
+        "usage": st.one_of(
+            st.fixed_dictionaries({}, optional=dict.fromkeys(("input", "output", "cache_read"), json_values)),
+            json_values,
+        ),
+        "faults": st.one_of(
+            st.lists(
+                st.fixed_dictionaries(
+                    {},
+                    optional={
+                        "status": st.one_of(st.sampled_from([429, 500, 529, 418]), json_values),
+                        "retry_after": json_values,
+                        "mid_stream": json_values,
+                    },
+                ),
+                max_size=2,
+            ),
+            json_values,
+        ),
+        "first_token_delay_ms": json_values,
+        "model": json_values,
+        "stop_reason": json_values,
+    },
+)
+scenario_like = st.one_of(
+    json_values,
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "description": json_values,
+            "prompt": json_values,
+            "seed": json_values,
+            "allowed_tools": json_values,
+            "max_retries": json_values,
+            "turns": st.one_of(st.lists(turn_like, max_size=3), json_values),
+        },
+    ),
+)
 
 
 @FUZZ
 @given(doc=scenario_like)
-def test_any_scenario_document_loads_or_says_what_to_fix(tmp_path_factory: pytest.TempPathFactory,
-                                                        doc: Any) -> None:
+def test_any_scenario_document_loads_or_says_what_to_fix(
+    tmp_path_factory: pytest.TempPathFactory, doc: Any
+) -> None:
     from labctl.errors import LabError
     from labctl.modelstub.scenario import parse
 

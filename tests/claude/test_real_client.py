@@ -26,8 +26,18 @@ REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = load_dir(REPO / "lab" / "scenarios")
 PROTOCOLS = ("grpc", "http/protobuf", "http/json")
 # Spans the client sends with CLAUDE_CODE_ENHANCED_TELEMETRY_BETA=1 in a session that runs tools.
-SPANS = {"claude_code.interaction", "claude_code.llm_request", "claude_code.tool", "claude_code.tool.execution"}
-EVENTS = {"claude_code.user_prompt", "claude_code.api_request", "claude_code.tool_decision", "claude_code.tool_result"}
+SPANS = {
+    "claude_code.interaction",
+    "claude_code.llm_request",
+    "claude_code.tool",
+    "claude_code.tool.execution",
+}
+EVENTS = {
+    "claude_code.user_prompt",
+    "claude_code.api_request",
+    "claude_code.tool_decision",
+    "claude_code.tool_result",
+}
 
 
 @pytest.fixture(scope="module")
@@ -61,18 +71,31 @@ def edit_bash_session(lab: LabState) -> Callable[[str], str]:
     return get
 
 
-def run_claude(lab: LabState, scenario: str, protocol: str = "grpc", *args: str,
-               expect_exit: int = 0) -> str:
+def run_claude(lab: LabState, scenario: str, protocol: str = "grpc", *args: str, expect_exit: int = 0) -> str:
     """`labctl claude --scenario ... --traces` with prompts logged by the client; returns the session id."""
     stub_log = lab.data_dir("model-stub") / "requests.jsonl"
     seen = len(stub_log.read_text().splitlines()) if stub_log.exists() else 0
     env = {"OTEL_LOG_USER_PROMPTS": "1", "OTEL_LOG_TOOL_DETAILS": "1"}
-    result = run_labctl("claude", "--scenario", scenario, "--protocol", protocol, "--traces", *args,
-                        state_dir=lab.dir, check=False, timeout=180,
-                        env={**os.environ, "COLUMNS": "200", **env})
-    assert result.returncode == expect_exit, f"claude exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+    result = run_labctl(
+        "claude",
+        "--scenario",
+        scenario,
+        "--protocol",
+        protocol,
+        "--traces",
+        *args,
+        state_dir=lab.dir,
+        check=False,
+        timeout=180,
+        env={**os.environ, "COLUMNS": "200", **env},
+    )
+    assert result.returncode == expect_exit, (
+        f"claude exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+    )
     answered = [json.loads(line) for line in stub_log.read_text().splitlines()[seen:]]
-    sessions = {r["session"] for r in answered if r["scenario"] == scenario and r["kind"] in ("turn", "fault")}
+    sessions = {
+        r["session"] for r in answered if r["scenario"] == scenario and r["kind"] in ("turn", "fault")
+    }
     assert len(sessions) == 1, f"expected one client session at the stub, got {sessions}"
     return sessions.pop()
 
@@ -83,8 +106,12 @@ def proxy_session(lab: LabState, session: str, expected: Expected) -> dict[str, 
     def ready() -> dict[str, Any] | None:
         out = run_labctl("proxy", "sessions", "--json", state_dir=lab.dir).stdout
         found = next((s for s in json.loads(out) if s["session_id"] == session), None)
-        if found and found["api_requests"] == expected.api_requests and found["api_errors"] == expected.api_errors \
-                and found["sessions_started"] == 1:
+        if (
+            found
+            and found["api_requests"] == expected.api_requests
+            and found["api_errors"] == expected.api_errors
+            and found["sessions_started"] == 1
+        ):
             return found
         return None
 
@@ -96,7 +123,11 @@ def prom(lab: LabState, query: str) -> dict[str, float]:
     resp = requests.get(lab.url("prometheus", "web") + "/api/v1/query", params={"query": query}, timeout=10)
     resp.raise_for_status()
     result = resp.json()["data"]["result"]
-    return {"/".join(r["metric"].values()) or "value": float(r["value"][1]) for r in result if float(r["value"][1])}
+    return {
+        "/".join(r["metric"].values()) or "value": float(r["value"][1])
+        for r in result
+        if float(r["value"][1])
+    }
 
 
 def prometheus_totals(lab: LabState, session: str) -> dict[str, Any]:
@@ -105,7 +136,9 @@ def prometheus_totals(lab: LabState, session: str) -> dict[str, Any]:
         "tokens": prom(lab, f"sum by (type) (claude_code_token_usage_tokens_total{{{sel}}})"),
         "lines": prom(lab, f"sum by (type) (claude_code_lines_of_code_count_total{{{sel}}})"),
         "sessions": prom(lab, f"sum(claude_code_session_count_total{{{sel}}})"),
-        "edit_decisions": prom(lab, f"sum by (decision) (claude_code_code_edit_tool_decision_total{{{sel}}})"),
+        "edit_decisions": prom(
+            lab, f"sum by (decision) (claude_code_code_edit_tool_decision_total{{{sel}}})"
+        ),
     }
 
 
@@ -146,8 +179,9 @@ def records_of(lab: LabState, session: str) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-def test_a_scripted_session_adds_up_everywhere(lab: LabState, edit_bash_session: Callable[[str], str],
-                                               protocol: str) -> None:
+def test_a_scripted_session_adds_up_everywhere(
+    lab: LabState, edit_bash_session: Callable[[str], str], protocol: str
+) -> None:
     session = edit_bash_session(protocol)
     assert (lab.dir / "claude" / "work" / "edit-bash" / "greet.py").read_text().startswith("def greet():")
     assert_scripted_figures(lab, "edit-bash", session)
@@ -164,14 +198,18 @@ def test_a_scripted_session_adds_up_everywhere(lab: LabState, edit_bash_session:
 
     wait_for("the session's events in the Collector's log", collector_has_events, timeout=30)
     internal = requests.get(lab.url("collector", "internal") + "/metrics", timeout=10).text
-    accepted = [line for line in internal.splitlines()
-                if line.startswith("otelcol_receiver_accepted_spans") and not line.endswith(" 0")]
+    accepted = [
+        line
+        for line in internal.splitlines()
+        if line.startswith("otelcol_receiver_accepted_spans") and not line.endswith(" 0")
+    ]
     assert accepted, "the Collector's receiver accepted no spans"
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-def test_the_contract_finds_no_violation_in_the_real_client(lab: LabState, edit_bash_session: Callable[[str], str],
-                                                            protocol: str) -> None:
+def test_the_contract_finds_no_violation_in_the_real_client(
+    lab: LabState, edit_bash_session: Callable[[str], str], protocol: str
+) -> None:
     session = edit_bash_session(protocol)
     found = proxy_session(lab, session, SCENARIOS["edit-bash"].expected())
     bad = [(r["name"], v) for r in records_of(lab, session) for v in r.get("violations") or []]
@@ -227,15 +265,27 @@ def test_prompt_text_never_appears_unredacted(lab: LabState) -> None:
     # the proxy's spool: the forwarding buffer holds payloads exactly as received until the Collector
     # has them (nothing lost), like the Collector's own queue; the Collector masks them before its log.
     for path in lab.dir.rglob("*"):
-        if path.is_file() and "claude" not in path.relative_to(lab.dir).parts[:1] \
-                and not path.name.startswith("spool.sqlite"):
+        if (
+            path.is_file()
+            and "claude" not in path.relative_to(lab.dir).parts[:1]
+            and not path.name.startswith("spool.sqlite")
+        ):
             data = path.read_bytes()
             leaks += [f"{path}: {p!r}" for p in prompts if p.encode() in data]
 
     # Every page and API of the proxy, and its exports.
     admin = lab.url("proxy", "admin")
-    pages = ["/", "/api/overview", "/api/payloads", "/api/sessions", "/api/violations", "/api/export",
-             "/api/export?what=violations", "/api/stats", "/metrics"]
+    pages = [
+        "/",
+        "/api/overview",
+        "/api/payloads",
+        "/api/sessions",
+        "/api/violations",
+        "/api/export",
+        "/api/export?what=violations",
+        "/api/stats",
+        "/metrics",
+    ]
     listed = requests.get(admin + "/api/payloads?limit=1000", timeout=10).json()["payloads"]
     assert listed, "the proxy lists no payloads"
     pages += [f"/api/payloads/{p['id']}" for p in listed]

@@ -42,8 +42,13 @@ class Collector(receivers.Collector):
 
     @property
     def ports(self) -> dict[str, int]:
-        return {"otlp_grpc": self.grpc_port, "otlp_http": self.http_port, "prom_exporter": self.prom_port,
-                "internal": self.internal_port, "health": self.health_port}
+        return {
+            "otlp_grpc": self.grpc_port,
+            "otlp_http": self.http_port,
+            "prom_exporter": self.prom_port,
+            "internal": self.internal_port,
+            "health": self.health_port,
+        }
 
     def addr(self, name: str) -> str:
         return f"127.0.0.1:{self.ports[name]}"
@@ -93,8 +98,15 @@ def launch_prometheus(data: Path, targets: dict[str, str]) -> Prometheus:
     config = install_prometheus_dir(data)
     prom = Prometheus(data)
     write_targets(data / "targets", {"prometheus.json": f"127.0.0.1:{prom.port}", **targets})
-    prom.spawn([str(binary("prometheus")), f"--config.file={config}", f"--storage.tsdb.path={data / 'tsdb'}",
-                f"--web.listen-address=127.0.0.1:{prom.port}", "--web.enable-lifecycle"])
+    prom.spawn(
+        [
+            str(binary("prometheus")),
+            f"--config.file={config}",
+            f"--storage.tsdb.path={data / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{prom.port}",
+            "--web.enable-lifecycle",
+        ]
+    )
     try:
         receivers.wait_http(f"{prom.url}/-/ready", 60, prom.proc, prom.log)
     except BaseException:

@@ -179,14 +179,20 @@ def test_sparse_delta_counters_are_summed_exactly(collector: Collector) -> None:
     text = wait_text(
         "every interval on the prometheus exporter",
         lambda: _scrape(exporter_url),
-        lambda t: _sample(t, "claude_code_token_usage_tokens_total", session_id="session-steady")
-        == sent_tokens["steady"],
+        lambda t: (
+            _sample(t, "claude_code_token_usage_tokens_total", session_id="session-steady")
+            == sent_tokens["steady"]
+        ),
     )
     for session in _SPARSE_PLAN:
         got = _sample(text, "claude_code_token_usage_tokens_total", session_id=f"session-{session}")
-        assert got == sent_tokens[session], f"{session}: exporter shows {got} tokens, {sent_tokens[session]} sent"
+        assert got == sent_tokens[session], (
+            f"{session}: exporter shows {got} tokens, {sent_tokens[session]} sent"
+        )
         got_cost = _sample(text, "claude_code_cost_usage_USD_total", session_id=f"session-{session}")
-        assert got_cost == pytest.approx(sent_cost[session]), f"{session}: cost {got_cost}, {sent_cost[session]} sent"
+        assert got_cost == pytest.approx(sent_cost[session]), (
+            f"{session}: cost {got_cost}, {sent_cost[session]} sent"
+        )
 
 
 def _grpc_export(addr: str, token: str | None) -> grpc.StatusCode:

@@ -18,7 +18,9 @@ from tests.configs.dashboards import DASHBOARD_FILES, DATASOURCE_UID, datasource
 PROVISIONING = DASHBOARDS / "provisioning"
 # The PromQL features the lab's Prometheus runs with (lab/lab.yaml's --enable-feature).
 PROMETHEUS_FEATURES = next(
-    a.split("=", 1)[1] for a in load_model(REPO).service("prometheus").native.args if a.startswith("--enable-feature=")
+    a.split("=", 1)[1]
+    for a in load_model(REPO).service("prometheus").native.args
+    if a.startswith("--enable-feature=")
 )
 
 
@@ -89,7 +91,9 @@ def test_every_panel_uses_the_provisioned_datasource(path: Path) -> None:
         for target in panel["targets"]:
             assert target["datasource"]["uid"] == DATASOURCE_UID
             # Grafana's builtins only ($__range, $__rate_interval), which every evaluation here fills in.
-            assert "$" not in substitute(target["expr"]), f"{panel['title']}: template variable in {target['expr']}"
+            assert "$" not in substitute(target["expr"]), (
+                f"{panel['title']}: template variable in {target['expr']}"
+            )
 
 
 def test_pipeline_dashboard_covers_each_layer() -> None:
@@ -117,7 +121,9 @@ def test_every_query_parses(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump({"groups": [{"name": "panels", "rules": rules}]}))
     result = subprocess.run(
         [str(binary("promtool")), "check", "rules", str(path), f"--enable-feature={PROMETHEUS_FEATURES}"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"SUCCESS: {len(rules)} rules found" in result.stdout
@@ -163,31 +169,59 @@ def test_dashboard_totals_count_across_a_counter_reset_and_a_vanished_series(tmp
     tokens = next(q.expr for q in queries() if q.panel == "Tokens")
     (tmp_path / "none.yml").write_text("groups: []\n")
     series = "claude_code_token_usage_tokens_total"
-    cases = {"rule_files": ["none.yml"], "evaluation_interval": "5s", "tests": [{
-        "interval": "5s",
-        "input_series": [
-            {"series": f'{series}{{session_id="a",type="input"}}', "values": "10 20 30 stale 5 15"},
-            {"series": f'{series}{{session_id="b",type="input"}}', "values": "100 200 stale"},
+    cases = {
+        "rule_files": ["none.yml"],
+        "evaluation_interval": "5s",
+        "tests": [
+            {
+                "interval": "5s",
+                "input_series": [
+                    {"series": f'{series}{{session_id="a",type="input"}}', "values": "10 20 30 stale 5 15"},
+                    {"series": f'{series}{{session_id="b",type="input"}}', "values": "100 200 stale"},
+                ],
+                "promql_expr_test": [
+                    {
+                        "expr": f"sum({series})",
+                        "eval_time": "25s",
+                        "exp_samples": [{"labels": "{}", "value": 15}],
+                    },
+                    {
+                        "expr": substitute(tokens),
+                        "eval_time": "25s",
+                        "exp_samples": [{"labels": "{}", "value": 245}],
+                    },
+                    {
+                        "expr": substitute(tokens),
+                        "eval_time": "5s",
+                        "exp_samples": [{"labels": "{}", "value": 220}],
+                    },
+                ],
+            },
+            {
+                # A series that began before the dashboard's range counts only what it added inside it: the
+                # stat is the increase over the range the reader picked ($__range, 1h here), not a lifetime total.
+                "interval": "5s",
+                "input_series": [
+                    {"series": f'{series}{{session_id="old",type="input"}}', "values": "1000+0x800 1010"}
+                ],
+                "promql_expr_test": [
+                    {
+                        "expr": substitute(tokens),
+                        "eval_time": "4005s",
+                        "exp_samples": [{"labels": "{}", "value": 10}],
+                    },
+                ],
+            },
         ],
-        "promql_expr_test": [
-            {"expr": f"sum({series})", "eval_time": "25s", "exp_samples": [{"labels": "{}", "value": 15}]},
-            {"expr": substitute(tokens), "eval_time": "25s", "exp_samples": [{"labels": "{}", "value": 245}]},
-            {"expr": substitute(tokens), "eval_time": "5s", "exp_samples": [{"labels": "{}", "value": 220}]},
-        ],
-    }, {
-        # A series that began before the dashboard's range counts only what it added inside it: the
-        # stat is the increase over the range the reader picked ($__range, 1h here), not a lifetime total.
-        "interval": "5s",
-        "input_series": [{"series": f'{series}{{session_id="old",type="input"}}', "values": "1000+0x800 1010"}],
-        "promql_expr_test": [
-            {"expr": substitute(tokens), "eval_time": "4005s", "exp_samples": [{"labels": "{}", "value": 10}]},
-        ],
-    }]}
+    }
     path = tmp_path / "totals.test.yml"
     path.write_text(yaml.safe_dump(cases))
     result = subprocess.run(
         [str(binary("promtool")), f"--enable-feature={PROMETHEUS_FEATURES}", "test", "rules", str(path)],
-        capture_output=True, text=True, check=False, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -203,8 +237,14 @@ def test_panels_follow_the_labs_query_rules() -> None:
                 if "rate(" in expr:
                     assert "$__rate_interval" in windows, (panel["title"], expr)
                 if panel["type"] == "stat" and "increase(" in expr:
-                    assert set(windows) == {"$__range", "5m"} or set(windows) == {"$__range"}, (panel["title"], expr)
-                assert not re.search(r"\[\d+[smhd]\]", expr.replace("[5m] offset", "")), (panel["title"], expr)
+                    assert set(windows) == {"$__range", "5m"} or set(windows) == {"$__range"}, (
+                        panel["title"],
+                        expr,
+                    )
+                assert not re.search(r"\[\d+[smhd]\]", expr.replace("[5m] offset", "")), (
+                    panel["title"],
+                    expr,
+                )
 
 
 def test_no_grafana_alert_rule_treats_no_data_as_ok() -> None:

@@ -223,7 +223,9 @@ def test_grafana_install_says_how_to_get_it(isolated: Path) -> None:
     assert "could not download" in err.value.message and GRAFANA_ARCHIVE in err.value.message
     hint = err.value.hint or ""
     assert "labctl --runtime docker up module-4" in hint
-    assert f"{GRAFANA_ARCHIVE}.sha256" in hint and MIRROR_VAR in hint and "LABCTL_GRAFANA_DOWNLOAD_URL" in hint
+    assert (
+        f"{GRAFANA_ARCHIVE}.sha256" in hint and MIRROR_VAR in hint and "LABCTL_GRAFANA_DOWNLOAD_URL" in hint
+    )
     assert "LABCTL_GRAFANA_BIN" in hint
     assert "--from go" not in hint  # Grafana is never built here
     _nothing_installed(isolated / "cache")
@@ -304,7 +306,9 @@ def test_without_go_a_cached_build_is_used_and_a_missing_one_explained(isolated:
         install("collector")
     assert "could not download" in err.value.message and COLLECTOR_SUMS in err.value.message
     hint = err.value.hint or ""
-    assert "install Go" in hint and "--runtime docker up module-2" in hint and "LABCTL_OTELCOL_LAB_BIN" in hint
+    assert (
+        "install Go" in hint and "--runtime docker up module-2" in hint and "LABCTL_OTELCOL_LAB_BIN" in hint
+    )
     with pytest.raises(LabError) as err:
         install("collector", source="go")  # asked for Go explicitly: no fallback
     assert "Go toolchain" in err.value.message
@@ -340,13 +344,18 @@ def test_collector_archive_installs_and_fills_the_otelcol_lab_role(
     mirror: Mirror, isolated: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     archive = _tar_gz(
-        [("otelcol-contrib", _script("otelcol-contrib", COLLECTOR_VERSION), 0o755), ("README.md", b"x", 0o644)]
+        [
+            ("otelcol-contrib", _script("otelcol-contrib", COLLECTOR_VERSION), 0o755),
+            ("README.md", b"x", 0o644),
+        ]
     )
     mirror.collector(archive)
     (result,) = install("collector")  # no Go on PATH: the archive
     cache = isolated / "cache"
     binary = cache / "bin" / "otelcol-contrib"
-    assert result["source"] == "archive" and result["built"] is True and result["version"] == COLLECTOR_VERSION
+    assert (
+        result["source"] == "archive" and result["built"] is True and result["version"] == COLLECTOR_VERSION
+    )
     assert result["binary"] == str(binary) and result["sha256"] == _sha(archive)
     assert "otelcol-contrib 0.165.0 serves as otelcol-lab" in str(result["note"])
     assert mirror.requests == [
@@ -466,7 +475,10 @@ def test_prometheus_archive_from_a_per_component_url(
     monkeypatch.setenv("LABCTL_PROMETHEUS_DOWNLOAD_URL", mirror.url + "/own/v{version}/")
     (result,) = install("prometheus", source="archive")
     assert result["built"] is True and result["source"] == "archive"
-    assert mirror.requests == [f"/own/v{PROMETHEUS_VERSION}/sha256sums.txt", f"/own/v{PROMETHEUS_VERSION}/{name}"]
+    assert mirror.requests == [
+        f"/own/v{PROMETHEUS_VERSION}/sha256sums.txt",
+        f"/own/v{PROMETHEUS_VERSION}/{name}",
+    ]
     for tool in ("prometheus", "promtool"):
         path = resolve_binary(tool)
         assert path == isolated / "cache" / "bin" / tool
@@ -481,7 +493,8 @@ def test_from_archive_and_auto_selection(
     archive = _prometheus_archive()
     mirror.put(f"prometheus/{PROMETHEUS_VERSION}/{PROMETHEUS_TOP}.tar.gz", archive)
     mirror.put(
-        f"prometheus/{PROMETHEUS_VERSION}/sha256sums.txt", f"{_sha(archive)}  {PROMETHEUS_TOP}.tar.gz\n".encode()
+        f"prometheus/{PROMETHEUS_VERSION}/sha256sums.txt",
+        f"{_sha(archive)}  {PROMETHEUS_TOP}.tar.gz\n".encode(),
     )
     with pytest.raises(LabError, match="is not a source"):
         install("prometheus", source="binaries")
@@ -495,7 +508,12 @@ def test_from_archive_and_auto_selection(
     env = {**os.environ, "PATH": path, "COLUMNS": "200"}
     run = subprocess.run(
         [sys.executable, "-m", "labctl", "install", "prometheus", "--from", "archive"],
-        capture_output=True, text=True, env=env, cwd=REPO, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=120,
+        check=False,
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert f"installed {PROMETHEUS_VERSION} from the official archive" in run.stdout

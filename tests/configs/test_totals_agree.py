@@ -32,12 +32,18 @@ pytestmark = pytest.mark.integration
 
 SEED = 7
 SESSIONS = 3
-DURATION_S = 16.0  # three 5 s export intervals (OTEL_METRIC_EXPORT_INTERVAL from `labctl env`) + the final flush
+DURATION_S = (
+    16.0  # three 5 s export intervals (OTEL_METRIC_EXPORT_INTERVAL from `labctl env`) + the final flush
+)
 RATE = 40.0  # prompts per minute per session: many series, several with gaps between exports
 ERROR_RATE = 0.03  # emit's default
 MARKER = "totals-agree"
-TOKEN_KEYS = {"input": "input_tokens", "output": "output_tokens", "cacheRead": "cache_read_tokens",
-              "cacheCreation": "cache_creation_tokens"}
+TOKEN_KEYS = {
+    "input": "input_tokens",
+    "output": "output_tokens",
+    "cacheRead": "cache_read_tokens",
+    "cacheCreation": "cache_creation_tokens",
+}
 
 
 EXPORT_INTERVAL_S = 5.0  # `labctl env`'s OTEL_METRIC_EXPORT_INTERVAL
@@ -63,7 +69,9 @@ def _sent_totals() -> tuple[dict[str, dict[str, float]], dict[str, float], int, 
                 for token_type, key in TOKEN_KEYS.items():
                     tokens[sid][token_type] += d[key]
                 cost[sid] += d["cost_usd"]
-                seen_at.setdefault((sid, d["model"], d["query_source"], d["speed"], d["effort"]), []).append(action.at)
+                seen_at.setdefault((sid, d["model"], d["query_source"], d["speed"], d["effort"]), []).append(
+                    action.at
+                )
     sparse = sum(any(b - a > 2 * EXPORT_INTERVAL_S for a, b in pairwise(t)) for t in seen_at.values())
     return tokens, cost, actions, sparse
 
@@ -77,10 +85,14 @@ def _prometheus(lab: LabState) -> tuple[dict[str, dict[str, float]], dict[str, f
         return r.json()["data"]["result"]
 
     tokens: dict[str, dict[str, float]] = {}
-    for row in query(f'sum by (session_id, type) (claude_code_token_usage_tokens_total{{lab_marker="{MARKER}"}})'):
+    for row in query(
+        f'sum by (session_id, type) (claude_code_token_usage_tokens_total{{lab_marker="{MARKER}"}})'
+    ):
         tokens.setdefault(row["metric"]["session_id"], {})[row["metric"]["type"]] = float(row["value"][1])
-    cost = {row["metric"]["session_id"]: float(row["value"][1])
-            for row in query(f'sum by (session_id) (claude_code_cost_usage_USD_total{{lab_marker="{MARKER}"}})')}
+    cost = {
+        row["metric"]["session_id"]: float(row["value"][1])
+        for row in query(f'sum by (session_id) (claude_code_cost_usage_USD_total{{lab_marker="{MARKER}"}})')
+    }
     return tokens, cost
 
 
@@ -91,8 +103,11 @@ def _proxy(state_dir: Path) -> tuple[dict[str, dict[str, float]], dict[str, floa
     return tokens, {s["session_id"]: float(s["cost_usd"]) for s in sessions}
 
 
-def _agrees(sent: tuple[dict[str, dict[str, float]], dict[str, float]],
-            got: tuple[dict[str, dict[str, float]], dict[str, float]], cost_tol: float) -> bool:
+def _agrees(
+    sent: tuple[dict[str, dict[str, float]], dict[str, float]],
+    got: tuple[dict[str, dict[str, float]], dict[str, float]],
+    cost_tol: float,
+) -> bool:
     sent_tokens, sent_cost = sent
     got_tokens, got_cost = got
     if set(got_tokens) != set(sent_tokens) or set(got_cost) != set(sent_cost):
@@ -112,9 +127,11 @@ def _wait_agree(what: str, fetch: Callable[[], Any], sent: Any, cost_tol: float,
         if _agrees(sent, got, cost_tol):
             return got
         if time.monotonic() > deadline:
-            pytest.fail(f"{what} disagrees with what the emulator sent after {timeout:.0f}s\n"
-                        f"sent tokens: {sent[0]}\ngot  tokens: {got[0]}\nsent cost: {sent[1]}\ngot  cost: {got[1]}",
-                        pytrace=False)
+            pytest.fail(
+                f"{what} disagrees with what the emulator sent after {timeout:.0f}s\n"
+                f"sent tokens: {sent[0]}\ngot  tokens: {got[0]}\nsent cost: {sent[1]}\ngot  cost: {got[1]}",
+                pytrace=False,
+            )
         time.sleep(0.5)
 
 
@@ -126,9 +143,25 @@ def test_emulator_proxy_and_prometheus_totals_agree(native_lab: Callable[..., La
     assert sparse_series > 0, "this seed has no series with a gap: pick one that exercises the delta trap"
 
     result = run_labctl(
-        "emit", "--from-lab", "--sessions", str(SESSIONS), "--seed", str(SEED), "--duration", str(DURATION_S),
-        "--rate", str(RATE), "--error-rate", str(ERROR_RATE), "--marker", MARKER, "--json", "--quiet",
-        "--fail-on-error", state_dir=state_dir, timeout=120,
+        "emit",
+        "--from-lab",
+        "--sessions",
+        str(SESSIONS),
+        "--seed",
+        str(SEED),
+        "--duration",
+        str(DURATION_S),
+        "--rate",
+        str(RATE),
+        "--error-rate",
+        str(ERROR_RATE),
+        "--marker",
+        MARKER,
+        "--json",
+        "--quiet",
+        "--fail-on-error",
+        state_dir=state_dir,
+        timeout=120,
     )
     summary = json.loads(result.stdout)
     # The plan above is what was sent: same seed and sessions, every action played, every batch delivered.
@@ -142,4 +175,6 @@ def test_emulator_proxy_and_prometheus_totals_agree(native_lab: Callable[..., La
     # The proxy saw every batch before emit's final flush returned; allow a moment for its bookkeeping.
     _wait_agree("`labctl proxy sessions --json`", lambda: _proxy(state_dir), sent, cost_tol=2e-6, timeout=10)
     # Prometheus: the Collector's 1 s batch, then the next 5 s scrape (lab/prometheus/prometheus.yml).
-    _wait_agree("Prometheus (sum by session_id, type)", lambda: _prometheus(lab), sent, cost_tol=1e-9, timeout=15)
+    _wait_agree(
+        "Prometheus (sum by session_id, type)", lambda: _prometheus(lab), sent, cost_tol=1e-9, timeout=15
+    )

@@ -17,8 +17,17 @@ def labctl_run() -> Callable[..., subprocess.CompletedProcess[str]]:
 
     def run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"}
-        proc = subprocess.run([sys.executable, "-m", "labctl", *args], check=False, input=stdin, capture_output=True,
-                              env=env, cwd=REPO, timeout=60)
-        return subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout.decode(), proc.stderr.decode())
+        proc = subprocess.run(
+            [sys.executable, "-m", "labctl", *args],
+            check=False,
+            input=stdin,
+            capture_output=True,
+            env=env,
+            cwd=REPO,
+            timeout=60,
+        )
+        return subprocess.CompletedProcess(
+            proc.args, proc.returncode, proc.stdout.decode(), proc.stderr.decode()
+        )
 
     return run

@@ -18,11 +18,13 @@ def write_json(path: Path, msg) -> Path:
 
 
 def bad_metrics():
-    return metrics_request([
-        Point("claude_code.token.usage", 10, {**session_attrs(), "model": "m", "type": "input"}),
-        Point("claude_code.token.usage", 5, {**session_attrs(), "model": "m", "type": "tokens"}),
-        Point("claude_code.cost.usage", -0.5, {**session_attrs(), "model": "m"}),
-    ])
+    return metrics_request(
+        [
+            Point("claude_code.token.usage", 10, {**session_attrs(), "model": "m", "type": "input"}),
+            Point("claude_code.token.usage", 5, {**session_attrs(), "model": "m", "type": "tokens"}),
+            Point("claude_code.cost.usage", -0.5, {**session_attrs(), "model": "m"}),
+        ]
+    )
 
 
 @pytest.mark.integration
@@ -35,8 +37,14 @@ def test_conforming_protobuf_and_json_pass(labctl_run, tmp_path: Path) -> None:
     js = write_json(tmp_path / "ok.json", sample_metrics())
     r = labctl_run("contract", "check", str(js), "--json")
     assert r.returncode == 0
-    assert json.loads(r.stdout) | {"payload": "x"} == {"payload": "x", "contract": "claude-code", "signal": "metrics",
-                                                        "items": 12, "violating_items": 0, "violations": []}
+    assert json.loads(r.stdout) | {"payload": "x"} == {
+        "payload": "x",
+        "contract": "claude-code",
+        "signal": "metrics",
+        "items": 12,
+        "violating_items": 0,
+        "violations": [],
+    }
 
 
 @pytest.mark.integration
@@ -46,21 +54,35 @@ def test_violations_are_printed_with_their_paths_and_exit_1(labctl_run, tmp_path
     for path in (pb, write_json(tmp_path / "bad.json", bad_metrics())):
         r = labctl_run("contract", "check", str(path))
         assert r.returncode == 1
-        assert ("✗ attribute_value at resourceMetrics[0].scopeMetrics[0].metrics[0](claude_code.token.usage)"
-                ".sum.dataPoints[1].attributes[type]") in r.stdout
-        assert ("✗ negative_counter at resourceMetrics[0].scopeMetrics[0].metrics[1](claude_code.cost.usage)"
-                ".sum.dataPoints[0].asDouble") in r.stdout
+        assert (
+            "✗ attribute_value at resourceMetrics[0].scopeMetrics[0].metrics[0](claude_code.token.usage)"
+            ".sum.dataPoints[1].attributes[type]"
+        ) in r.stdout
+        assert (
+            "✗ negative_counter at resourceMetrics[0].scopeMetrics[0].metrics[1](claude_code.cost.usage)"
+            ".sum.dataPoints[0].asDouble"
+        ) in r.stdout
         assert "2 of 3 data points violate contract 'claude-code'" in r.stderr
     r = labctl_run("contract", "check", str(pb), "--json")
     data = json.loads(r.stdout)
     assert r.returncode == 1 and data["violating_items"] == 2
-    assert sorted(v["rule"] for v in data["violations"]) == ["attribute_value", "negative_counter", "value_range"]
+    assert sorted(v["rule"] for v in data["violations"]) == [
+        "attribute_value",
+        "negative_counter",
+        "value_range",
+    ]
 
 
 @pytest.mark.integration
 def test_stdin_gzip_and_logs(labctl_run, tmp_path: Path) -> None:
-    req = logs_request([("claude_code.tool_decision", {**session_attrs(), "tool_name": "Edit", "decision": "nope",
-                                                       "source": "config"})])
+    req = logs_request(
+        [
+            (
+                "claude_code.tool_decision",
+                {**session_attrs(), "tool_name": "Edit", "decision": "nope", "source": "config"},
+            )
+        ]
+    )
     r = labctl_run("contract", "check", "-", stdin=gzip.compress(req.SerializeToString()))
     assert r.returncode == 1
     assert "logRecords[0].attributes[decision]" in r.stdout and "log records violate" in r.stderr

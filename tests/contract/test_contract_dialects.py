@@ -31,12 +31,18 @@ metrics:
 
 
 def test_prometheus_names_match_the_reference() -> None:
-    assert prometheus_name("claude_code.token.usage", "tokens", True) == "claude_code_token_usage_tokens_total"
+    assert (
+        prometheus_name("claude_code.token.usage", "tokens", True) == "claude_code_token_usage_tokens_total"
+    )
     assert prometheus_name("claude_code.cost.usage", "USD", True) == "claude_code_cost_usage_USD_total"
-    assert prometheus_name("claude_code.active_time.total", "s", True) == "claude_code_active_time_seconds_total"
+    assert (
+        prometheus_name("claude_code.active_time.total", "s", True) == "claude_code_active_time_seconds_total"
+    )
     assert prometheus_name("claude_code.session.count", "", True) == "claude_code_session_count_total"
-    assert prometheus_name("claude_code.token.usage", "tokens", True, namespace="otel") == \
-        "otel_claude_code_token_usage_tokens_total"
+    assert (
+        prometheus_name("claude_code.token.usage", "tokens", True, namespace="otel")
+        == "otel_claude_code_token_usage_tokens_total"
+    )
 
 
 def test_seed_example_is_read_as_is() -> None:
@@ -46,23 +52,35 @@ def test_seed_example_is_read_as_is() -> None:
     assert rule.prometheus_help == "Total tokens used" and rule.prom_type() == "counter"
     assert rule.min == 0 and rule.max == 1_000_000
     assert {a.name: a.requirement for a in rule.attributes.values()} == {
-        "model": "required", "token_type": "required", "session_id": "recommended", "project": "recommended"}
+        "model": "required",
+        "token_type": "required",
+        "session_id": "recommended",
+        "project": "recommended",
+    }
 
 
 def test_seed_example_against_real_claude_code_data_shows_the_label_mismatch() -> None:
     """Claude Code sends `type`, the seed's example expects `token_type`: the contract says so."""
     c = contract_from_text(SEED_EXAMPLE, "seed.yaml")
-    req = metrics_request([Point("claude_code.token.usage", 100, {**session_attrs(), "model": "m", "type": "input"})])
+    req = metrics_request(
+        [Point("claude_code.token.usage", 100, {**session_attrs(), "model": "m", "type": "input"})]
+    )
     ev = c.evaluate("metrics", req)
-    assert [(v["rule"], v["path"].rsplit(".", 1)[-1]) for v in ev.violations()] == \
-        [("required_attribute", "attributes[token_type]")]
+    assert [(v["rule"], v["path"].rsplit(".", 1)[-1]) for v in ev.violations()] == [
+        ("required_attribute", "attributes[token_type]")
+    ]
     ok = metrics_request([Point("claude_code.token.usage", 100, {"model": "m", "token_type": "input"})])
     assert c.evaluate("metrics", ok).violations() == []
-    big = metrics_request([Point("claude_code.token.usage", 2_000_000, {"model": "m", "token_type": "input"})])
+    big = metrics_request(
+        [Point("claude_code.token.usage", 2_000_000, {"model": "m", "token_type": "input"})]
+    )
     assert [v["rule"] for v in c.evaluate("metrics", big).violations()] == ["value_range"]
     empty = metrics_request([Point("claude_code.token.usage", 1, {})])
-    assert sorted(v["rule"] for v in c.evaluate("metrics", empty).violations()) == \
-        ["required_attribute", "required_attribute", "required_field"]
+    assert sorted(v["rule"] for v in c.evaluate("metrics", empty).violations()) == [
+        "required_attribute",
+        "required_attribute",
+        "required_field",
+    ]
 
 
 def test_seed_format_claude_code_contract_accepts_the_sample() -> None:
@@ -81,14 +99,21 @@ def test_weaver_round_trip_keeps_every_rule(tmp_path: Path) -> None:
     assert token["instrument"] == "counter" and token["unit"] == "tokens"
     type_attr = next(a for a in token["attributes"] if a["id"] == "type")
     assert type_attr["requirement_level"] == "required"
-    assert [m["value"] for m in type_attr["type"]["members"]] == ["input", "output", "cacheRead", "cacheCreation"]
+    assert [m["value"] for m in type_attr["type"]["members"]] == [
+        "input",
+        "output",
+        "cacheRead",
+        "cacheCreation",
+    ]
     path = tmp_path / "registry.yaml"
     path.write_text(text)
     back = load_contract(path)
     assert back.spec.dialect == "weaver"
     assert back.spec.to_dict() == original.spec.to_dict()
     # and it evaluates the same
-    bad = metrics_request([Point("claude_code.token.usage", -1, {**session_attrs(), "model": "m", "type": "x"})])
+    bad = metrics_request(
+        [Point("claude_code.token.usage", -1, {**session_attrs(), "model": "m", "type": "x"})]
+    )
     assert back.evaluate("metrics", bad).violations() == original.evaluate("metrics", bad).violations()
 
 
@@ -156,8 +181,10 @@ def test_weaver_errors_name_the_file(tmp_path: Path) -> None:
     with pytest.raises(LabError) as info:
         load_contract(f)
     assert str(f) in info.value.message and "instrument 'meter'" in info.value.message
-    f.write_text("groups:\n  - id: metric.x\n    type: metric\n    metric_name: x\n    instrument: counter\n"
-                 "    attributes:\n      - ref: missing.attr\n")
+    f.write_text(
+        "groups:\n  - id: metric.x\n    type: metric\n    metric_name: x\n    instrument: counter\n"
+        "    attributes:\n      - ref: missing.attr\n"
+    )
     with pytest.raises(LabError) as info:
         load_contract(f)
     assert "ref 'missing.attr' is not defined" in info.value.message
@@ -182,8 +209,12 @@ def test_seed_contract_imported_into_labctl_format_keeps_its_meaning(labctl_run,
     converted = load_contract(out)
     assert converted.spec.dialect == "labctl"
     seed = load_contract(SEED_FILE)
-    bad = metrics_request([Point("claude_code.token.usage", 5, {"model": "m"}),
-                           Point("claude_code.token.usage", 2_000_000, {"model": "m", "type": "input"})])
+    bad = metrics_request(
+        [
+            Point("claude_code.token.usage", 5, {"model": "m"}),
+            Point("claude_code.token.usage", 2_000_000, {"model": "m", "type": "input"}),
+        ]
+    )
     for req in (sample_metrics(), bad):
         assert converted.evaluate("metrics", req).violations() == seed.evaluate("metrics", req).violations()
     assert len(seed.evaluate("metrics", bad).violations()) == 2

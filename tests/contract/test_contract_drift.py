@@ -36,20 +36,35 @@ NEW = {"deployment.ring": "canary"}  # a new attribute the newer client puts on 
 def newer_client() -> list[tuple[str, Any]]:
     a = session_attrs("s-new", **NEW)
     m = {"model": "claude-opus-5-5", "query_source": "main"}
-    metrics = metrics_request([
-        Point("claude_code.token.usage", 10, {**a, **m, "type": "input"}),
-        Point("claude_code.token.usage", 3, {**a, **m, "type": "reasoning"}),  # a new enum member
-        Point("claude_code.cost.usage", 4, {**a, **m}, unit="cents"),  # the unit changed
-        Point("claude_code.session.count", 1, {**a, "start_type": "fresh"}),
-        Point("claude_code.web_search.count", 2, {**a, "provider": "builtin"}),  # a new metric
-    ])
-    events = logs_request([
-        ("claude_code.api_request", {**a, "model": "claude-opus-5-5", "cost_usd": "0.01", "duration_ms": "80",
-                                     "input_tokens": "10", "output_tokens": "3", "cache_read_tokens": "0",
-                                     "cache_creation_tokens": "0", "thinking_tokens": "42"}),  # a new attribute
-        ("claude_code.user_prompt", {**a, "prompt_length": "5", "prompt": "<REDACTED>"}),
-        ("claude_code.plan_approved", {**a, "plan_steps": "4", "approved_by": "user"}),  # a new event
-    ])
+    metrics = metrics_request(
+        [
+            Point("claude_code.token.usage", 10, {**a, **m, "type": "input"}),
+            Point("claude_code.token.usage", 3, {**a, **m, "type": "reasoning"}),  # a new enum member
+            Point("claude_code.cost.usage", 4, {**a, **m}, unit="cents"),  # the unit changed
+            Point("claude_code.session.count", 1, {**a, "start_type": "fresh"}),
+            Point("claude_code.web_search.count", 2, {**a, "provider": "builtin"}),  # a new metric
+        ]
+    )
+    events = logs_request(
+        [
+            (
+                "claude_code.api_request",
+                {
+                    **a,
+                    "model": "claude-opus-5-5",
+                    "cost_usd": "0.01",
+                    "duration_ms": "80",
+                    "input_tokens": "10",
+                    "output_tokens": "3",
+                    "cache_read_tokens": "0",
+                    "cache_creation_tokens": "0",
+                    "thinking_tokens": "42",
+                },
+            ),  # a new attribute
+            ("claude_code.user_prompt", {**a, "prompt_length": "5", "prompt": "<REDACTED>"}),
+            ("claude_code.plan_approved", {**a, "plan_steps": "4", "approved_by": "user"}),  # a new event
+        ]
+    )
     traces = ExportTraceServiceRequest()
     rs = traces.resource_spans.add()
     rs.resource.attributes.extend(key_values({"service.name": "claude-code"}))
@@ -57,8 +72,14 @@ def newer_client() -> list[tuple[str, Any]]:
     conv = {"gen_ai.conversation.id": "s-new", **NEW}
 
     def span(name: str, sid: int, parent: int | None, **attrs: Any) -> None:
-        sp = ss.spans.add(name=name, trace_id=b"\x01" * 16, span_id=sid.to_bytes(8, "big"), kind=1,
-                          start_time_unix_nano=10**18, end_time_unix_nano=10**18 + 10**6)
+        sp = ss.spans.add(
+            name=name,
+            trace_id=b"\x01" * 16,
+            span_id=sid.to_bytes(8, "big"),
+            kind=1,
+            start_time_unix_nano=10**18,
+            end_time_unix_nano=10**18 + 10**6,
+        )
         if parent:
             sp.parent_span_id = parent.to_bytes(8, "big")
         sp.attributes.extend(key_values({**conv, "span.type": name.removeprefix("claude_code."), **attrs}))
@@ -70,7 +91,11 @@ def newer_client() -> list[tuple[str, Any]]:
 
 
 def _violations(contract: Any) -> list[str]:
-    return [f"{v['rule']} {v['path']}" for sig, req in newer_client() for v in contract.evaluate(sig, req).violations()]
+    return [
+        f"{v['rule']} {v['path']}"
+        for sig, req in newer_client()
+        for v in contract.evaluate(sig, req).violations()
+    ]
 
 
 def test_the_proposal_names_every_gap_and_the_patched_contract_accepts_the_newer_client() -> None:
@@ -118,7 +143,9 @@ def test_the_shape_survives_its_json_form() -> None:
 
 
 @pytest.mark.integration
-def test_cli_propose_from_payload_files_prints_the_registry_diff_and_writes(labctl_run, tmp_path: Path) -> None:
+def test_cli_propose_from_payload_files_prints_the_registry_diff_and_writes(
+    labctl_run, tmp_path: Path
+) -> None:
     files = []
     for i, (_sig, req) in enumerate(newer_client()):
         f = tmp_path / f"payload{i}.pb"
@@ -150,15 +177,27 @@ def _proxy(tmp_path: Path, mode: str) -> Iterator[tuple[int, str]]:
     """A real proxy (`labctl proxy serve`) on free ports: (its OTLP/HTTP port, its admin URL)."""
     http, admin = _free_port(), _free_port()
     cfg = tmp_path / f"proxy-{mode}.yaml"
-    cfg.write_text(yaml.safe_dump({
-        "listen": {"otlp_grpc": f"127.0.0.1:{_free_port()}", "otlp_http": f"127.0.0.1:{http}",
-                   "admin": f"127.0.0.1:{admin}"},
-        "data_dir": str(tmp_path / f"data-{mode}"), "inspect": {"console": "off"},
-        "contract": {"path": str(default_contract_path()), "mode": mode},
-    }))
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "listen": {
+                    "otlp_grpc": f"127.0.0.1:{_free_port()}",
+                    "otlp_http": f"127.0.0.1:{http}",
+                    "admin": f"127.0.0.1:{admin}",
+                },
+                "data_dir": str(tmp_path / f"data-{mode}"),
+                "inspect": {"console": "off"},
+                "contract": {"path": str(default_contract_path()), "mode": mode},
+            }
+        )
+    )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "labctl", "proxy", "serve", "-c", str(cfg)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "labctl", "proxy", "serve", "-c", str(cfg)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{admin}"
     try:
         deadline = time.monotonic() + 60
@@ -182,8 +221,12 @@ def _proxy(tmp_path: Path, mode: str) -> Iterator[tuple[int, str]]:
 
 def _send(http: int) -> None:
     for sig, req in newer_client():
-        r = requests.post(f"http://127.0.0.1:{http}/v1/{sig}", data=req.SerializeToString(), timeout=10,
-                          headers={"Content-Type": "application/x-protobuf"})
+        r = requests.post(
+            f"http://127.0.0.1:{http}/v1/{sig}",
+            data=req.SerializeToString(),
+            timeout=10,
+            headers={"Content-Type": "application/x-protobuf"},
+        )
         assert r.status_code == 200  # learning observes: nothing is dropped
 
 
@@ -200,7 +243,10 @@ def test_the_proxy_in_learning_mode_records_and_propose_reads_it(labctl_run, tmp
         assert r.returncode == 0, r.stderr
         doc = json.loads(r.stdout)
         assert doc["source"].startswith(f"the proxy at {base}")
-        assert {c["name"] for c in doc["changes"]["spans"]} == {"claude_code.web_search", "claude_code.llm_request"}
+        assert {c["name"] for c in doc["changes"]["spans"]} == {
+            "claude_code.web_search",
+            "claude_code.llm_request",
+        }
         reset = requests.delete(base + "/api/contract/drift", timeout=10).json()
         assert reset["observed"]["metrics"] == {} and reset["changes"] == {}
 
@@ -211,8 +257,13 @@ def test_learning_switched_on_in_a_running_observe_proxy(labctl_run, tmp_path: P
     assert r.returncode != 0 and "cannot reach the proxy's admin API" in r.stderr
     with _proxy(tmp_path, "observe") as (http, base):
         r = labctl_run("contract", "propose", "--url", base)
-        assert r.returncode != 0 and "not in learning mode" in r.stderr and "labctl contract learn" in r.stderr
-        assert requests.put(base + "/api/contract/drift", json={"recording": "yes"}, timeout=10).status_code == 400
+        assert (
+            r.returncode != 0 and "not in learning mode" in r.stderr and "labctl contract learn" in r.stderr
+        )
+        assert (
+            requests.put(base + "/api/contract/drift", json={"recording": "yes"}, timeout=10).status_code
+            == 400
+        )
         r = labctl_run("contract", "learn", "--url", base)
         assert r.returncode == 0 and "is learning since" in r.stdout + r.stderr
         _send(http)

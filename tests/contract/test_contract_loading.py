@@ -19,14 +19,29 @@ REFERENCE_METRICS = {
     "claude_code.code_edit_tool.decision": ("", None),
     "claude_code.active_time.total": ("s", {"user", "cli"}),
 }
-REFERENCE_EVENTS = {"claude_code.user_prompt", "claude_code.tool_result", "claude_code.api_request",
-                    "claude_code.api_error", "claude_code.tool_decision"}
+REFERENCE_EVENTS = {
+    "claude_code.user_prompt",
+    "claude_code.tool_result",
+    "claude_code.api_request",
+    "claude_code.api_error",
+    "claude_code.tool_decision",
+}
 # What Claude Code 2.1.332 sent in the lab's scenarios beyond the documented five (see the contract's header).
-OBSERVED_EVENTS = {"claude_code.assistant_response", "claude_code.plugin_loaded",
-                   "claude_code.managed_settings_resolved", "claude_code.api_retries_exhausted",
-                   "claude_code.subagent_completed", "claude_code.retention_sweep"}
-OBSERVED_SPANS = {"claude_code.interaction", "claude_code.llm_request", "claude_code.tool",
-                  "claude_code.tool.execution", "claude_code.tool.blocked_on_user"}
+OBSERVED_EVENTS = {
+    "claude_code.assistant_response",
+    "claude_code.plugin_loaded",
+    "claude_code.managed_settings_resolved",
+    "claude_code.api_retries_exhausted",
+    "claude_code.subagent_completed",
+    "claude_code.retention_sweep",
+}
+OBSERVED_SPANS = {
+    "claude_code.interaction",
+    "claude_code.llm_request",
+    "claude_code.tool",
+    "claude_code.tool.execution",
+    "claude_code.tool.blocked_on_user",
+}
 
 
 def test_claude_code_contract_has_every_metric_and_event_of_the_reference() -> None:
@@ -35,7 +50,10 @@ def test_claude_code_contract_has_every_metric_and_event_of_the_reference() -> N
     assert REFERENCE_EVENTS | OBSERVED_EVENTS <= set(c.spec.events)
     assert OBSERVED_SPANS <= set(c.spec.spans)
     assert c.spec.spans["claude_code.interaction"].root
-    assert c.spec.spans["claude_code.llm_request"].parents == ("claude_code.interaction", "claude_code.tool.execution")
+    assert c.spec.spans["claude_code.llm_request"].parents == (
+        "claude_code.interaction",
+        "claude_code.tool.execution",
+    )
     for name, (unit, types) in REFERENCE_METRICS.items():
         rule = c.spec.metrics[name]
         assert rule.instrument == "counter" and rule.monotonic is True
@@ -45,11 +63,26 @@ def test_claude_code_contract_has_every_metric_and_event_of_the_reference() -> N
     decision = c.spec.metrics["claude_code.code_edit_tool.decision"].attributes["decision"]
     assert set(decision.values) == {"accept", "reject"}
     source = c.spec.events["claude_code.tool_decision"].attributes["source"]
-    assert set(source.values) == {"config", "hook", "user_permanent", "user_temporary", "user_abort", "user_reject"}
+    assert set(source.values) == {
+        "config",
+        "hook",
+        "user_permanent",
+        "user_temporary",
+        "user_abort",
+        "user_reject",
+    }
     assert c.spec.resource["service.name"].requirement == "required"
     # every attribute that carries prompt, response or command text once OTEL_LOG_* switches it on
-    assert c.sensitive_attributes == {"prompt", "prompt_text", "response", "tool_parameters", "tool_input",
-                                      "user_prompt", "full_command", "system_prompt"}
+    assert c.sensitive_attributes == {
+        "prompt",
+        "prompt_text",
+        "response",
+        "tool_parameters",
+        "tool_input",
+        "user_prompt",
+        "full_command",
+        "system_prompt",
+    }
 
 
 def _error(text: str) -> LabError:
@@ -102,11 +135,15 @@ def test_gauge_with_temporality_is_refused() -> None:
 
 
 def test_seed_format_errors() -> None:
-    err = _error("metrics:\n  x_total:\n    metric_type: counter\n    labels: [a]\n"
-                 "    validation_rules:\n      required_labels: [b]\n")
+    err = _error(
+        "metrics:\n  x_total:\n    metric_type: counter\n    labels: [a]\n"
+        "    validation_rules:\n      required_labels: [b]\n"
+    )
     assert "required label 'b' is not in 'labels'" in err.message and err.message.startswith("c.yaml:6")
-    err = _error("metrics:\n  x_total:\n    metric_type: counter\n    prometheus_format: |\n"
-                 "      # HELP y_total wrong name\n")
+    err = _error(
+        "metrics:\n  x_total:\n    metric_type: counter\n    prometheus_format: |\n"
+        "      # HELP y_total wrong name\n"
+    )
     assert "HELP line names 'y_total'" in err.message
     err = _error("metrics:\n  x_total:\n    metric_type: countr\n")
     assert "metric_type" in err.message

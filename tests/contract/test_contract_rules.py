@@ -48,25 +48,37 @@ def test_valid_samples_pass(cc: Contract) -> None:
 def test_unknown_metric(cc: Contract) -> None:
     ev = cc.evaluate("metrics", metrics_request([Point("claude_code.tokens.used", 1, session_attrs())]))
     assert [v["rule"] for v in ev.violations()] == ["unknown_metric"]
-    assert ev.violations()[0]["path"] == "resourceMetrics[0].scopeMetrics[0].metrics[0](claude_code.tokens.used).name"
+    assert (
+        ev.violations()[0]["path"]
+        == "resourceMetrics[0].scopeMetrics[0].metrics[0](claude_code.tokens.used).name"
+    )
     allow = contract_from_text("policy: {unknown_metrics: allow}\nmetrics:\n  a.b: {instrument: counter}\n")
     assert rules_of(allow, "metrics", metrics_request([Point("x.y", 1)])) == []
 
 
 def test_instrument_monotonic_temporality_and_unit(cc: Contract) -> None:
-    gauge = metrics_request([Point("claude_code.token.usage", 5, {**session_attrs(), **TOKENS}, kind="gauge")])
+    gauge = metrics_request(
+        [Point("claude_code.token.usage", 5, {**session_attrs(), **TOKENS}, kind="gauge")]
+    )
     assert rules_of(cc, "metrics", gauge) == ["instrument"]
-    updown = metrics_request([Point("claude_code.token.usage", 5, {**session_attrs(), **TOKENS}, monotonic=False)])
+    updown = metrics_request(
+        [Point("claude_code.token.usage", 5, {**session_attrs(), **TOKENS}, monotonic=False)]
+    )
     assert rules_of(cc, "metrics", updown) == ["monotonic"]
-    wrong_unit = metrics_request([Point("claude_code.token.usage", 5, {**session_attrs(), **TOKENS}, unit="1")])
+    wrong_unit = metrics_request(
+        [Point("claude_code.token.usage", 5, {**session_attrs(), **TOKENS}, unit="1")]
+    )
     assert rules_of(cc, "metrics", wrong_unit) == ["unit"]
     delta_only = contract_from_text("metrics:\n  a.b: {instrument: counter, temporality: delta}\n")
-    assert rules_of(delta_only, "metrics", metrics_request([Point("a.b", 1, temporality="cumulative")])) == ["temporality"]
+    assert rules_of(delta_only, "metrics", metrics_request([Point("a.b", 1, temporality="cumulative")])) == [
+        "temporality"
+    ]
     assert rules_of(delta_only, "metrics", metrics_request([Point("a.b", 1, temporality="delta")])) == []
     # UNSPECIFIED temporality is invalid OTLP for a sum, whatever the contract says
     req = metrics_request([Point("a.b", 1)])
-    req.resource_metrics[0].scope_metrics[0].metrics[0].sum.aggregation_temporality = \
-        AggregationTemporality.AGGREGATION_TEMPORALITY_UNSPECIFIED
+    req.resource_metrics[0].scope_metrics[0].metrics[
+        0
+    ].sum.aggregation_temporality = AggregationTemporality.AGGREGATION_TEMPORALITY_UNSPECIFIED
     assert rules_of(delta_only, "metrics", req) == ["temporality"]
 
 
@@ -85,7 +97,8 @@ def test_attribute_type_range_and_unknown_attribute_policy() -> None:
     c = contract_from_text(
         "policy: {unknown_attributes: violation}\n"
         "metrics:\n  a.b:\n    instrument: counter\n    attributes:\n"
-        "      n: {type: int, range: [0, 10]}\n      s: {type: string}\n")
+        "      n: {type: int, range: [0, 10]}\n      s: {type: string}\n"
+    )
     assert rules_of(c, "metrics", metrics_request([Point("a.b", 1, {"n": 5, "s": "x"})])) == []
     assert rules_of(c, "metrics", metrics_request([Point("a.b", 1, {"n": "five"})])) == ["attribute_type"]
     assert rules_of(c, "metrics", metrics_request([Point("a.b", 1, {"n": 11})])) == ["attribute_range"]
@@ -111,7 +124,9 @@ def test_value_rules(cc: Contract) -> None:
 
 
 def test_cardinality_limit_per_attribute_and_series() -> None:
-    c = contract_from_text("metrics:\n  a.b:\n    instrument: counter\n    cardinality: {session.id: 3, '*': 4}\n")
+    c = contract_from_text(
+        "metrics:\n  a.b:\n    instrument: counter\n    cardinality: {session.id: 3, '*': 4}\n"
+    )
     first = metrics_request([Point("a.b", 1, {"session.id": f"s{i}"}) for i in range(3)])
     assert rules_of(c, "metrics", first) == []
     # the same sessions again are fine (state is kept between requests), a fourth one is not
@@ -119,25 +134,31 @@ def test_cardinality_limit_per_attribute_and_series() -> None:
     assert rules_of(c, "metrics", metrics_request([Point("a.b", 1, {"session.id": "s9"})])) == ["cardinality"]
     # series: a 4th distinct attribute set is allowed, the 5th is not
     assert rules_of(c, "metrics", metrics_request([Point("a.b", 1, {"session.id": "s0", "x": "1"})])) == []
-    assert rules_of(c, "metrics", metrics_request([Point("a.b", 1, {"session.id": "s0", "x": "2"})])) == ["cardinality"]
+    assert rules_of(c, "metrics", metrics_request([Point("a.b", 1, {"session.id": "s0", "x": "2"})])) == [
+        "cardinality"
+    ]
 
 
 def test_resource_attributes(cc: Contract) -> None:
     point = [tok()]
-    assert rules_of(cc, "metrics", metrics_request(point, resource={"service.version": "1"})) == \
-        ["resource_required_attribute"]
-    assert rules_of(cc, "metrics", metrics_request(point, resource={"service.name": "other"})) == \
-        ["resource_attribute_value"]
+    assert rules_of(cc, "metrics", metrics_request(point, resource={"service.version": "1"})) == [
+        "resource_required_attribute"
+    ]
+    assert rules_of(cc, "metrics", metrics_request(point, resource={"service.name": "other"})) == [
+        "resource_attribute_value"
+    ]
     assert rules_of(cc, "metrics", metrics_request(point, resource={"service.name": "claude-code"})) == []
 
 
 def test_events(cc: Contract) -> None:
     a = session_attrs()
-    ok = logs_request([("claude_code.tool_decision", {**a, "tool_name": "Edit", "decision": "accept",
-                                                      "source": "hook"})])
+    ok = logs_request(
+        [("claude_code.tool_decision", {**a, "tool_name": "Edit", "decision": "accept", "source": "hook"})]
+    )
     assert rules_of(cc, "logs", ok) == []
-    bad = logs_request([("claude_code.tool_decision", {**a, "tool_name": "Edit", "decision": "maybe",
-                                                       "source": "hook"})])
+    bad = logs_request(
+        [("claude_code.tool_decision", {**a, "tool_name": "Edit", "decision": "maybe", "source": "hook"})]
+    )
     assert rules_of(cc, "logs", bad) == ["attribute_value"]
     missing = logs_request([("claude_code.api_request", {**a, "model": "m"})])
     assert rules_of(cc, "logs", missing) == ["required_attribute"] * 6
@@ -147,7 +168,9 @@ def test_events(cc: Contract) -> None:
     assert rules_of(cc, "logs", unknown) == ["unknown_event"]
     # both spellings of the event name (documented prefixed, sent short) are the same event
     prefixed = logs_request([("claude_code.user_prompt", {**a, "prompt_length": 3})])
-    prefixed.resource_logs[0].scope_logs[0].log_records[0].attributes[0].value.string_value = "claude_code.user_prompt"
+    prefixed.resource_logs[0].scope_logs[0].log_records[0].attributes[
+        0
+    ].value.string_value = "claude_code.user_prompt"
     assert rules_of(cc, "logs", prefixed) == []
     plain_log = logs_request([("x", {})])
     del plain_log.resource_logs[0].scope_logs[0].log_records[0].attributes[:]
@@ -158,10 +181,14 @@ def test_events(cc: Contract) -> None:
 
 def test_sensitive_attribute_value_never_in_a_message(cc: Contract) -> None:
     secret = "please refactor the billing module"
-    req = logs_request([("claude_code.user_prompt", {**session_attrs(), "prompt_length": 3, "prompt": 12345})])
+    req = logs_request(
+        [("claude_code.user_prompt", {**session_attrs(), "prompt_length": 3, "prompt": 12345})]
+    )
     msgs = [v["message"] for v in cc.evaluate("logs", req).violations()]
     assert msgs and all("12345" not in m for m in msgs)
-    req = logs_request([("claude_code.user_prompt", {**session_attrs(), "prompt_length": 3, "prompt": secret})])
+    req = logs_request(
+        [("claude_code.user_prompt", {**session_attrs(), "prompt_length": 3, "prompt": secret})]
+    )
     assert cc.evaluate("logs", req).violations() == []
 
 
@@ -180,7 +207,9 @@ def test_histogram_rules() -> None:
 
 
 def test_filtered_request_drops_exactly_the_violating_points(cc: Contract) -> None:
-    req = metrics_request([tok(1), tok(-1), tok(2, type="bogus"), tok(3), Point("unknown.metric", 1, session_attrs())])
+    req = metrics_request(
+        [tok(1), tok(-1), tok(2, type="bogus"), tok(3), Point("unknown.metric", 1, session_attrs())]
+    )
     ev = cc.evaluate("metrics", req)
     assert (ev.total, ev.rejected) == (5, 3)
     assert "3 of 5 data points violate contract 'claude-code'" in ev.message
@@ -196,8 +225,12 @@ def test_filtered_request_drops_exactly_the_violating_points(cc: Contract) -> No
 
 def test_filtered_logs_request(cc: Contract) -> None:
     a = session_attrs()
-    req = logs_request([("claude_code.tool_decision", {**a, "tool_name": "E", "decision": "accept", "source": "hook"}),
-                        ("claude_code.nope", a)])
+    req = logs_request(
+        [
+            ("claude_code.tool_decision", {**a, "tool_name": "E", "decision": "accept", "source": "hook"}),
+            ("claude_code.nope", a),
+        ]
+    )
     ev = cc.evaluate("logs", req)
     out = ev.filtered_request()
     assert len(out.resource_logs[0].scope_logs[0].log_records) == 1
@@ -222,9 +255,17 @@ def test_series_cache_gives_the_same_verdicts_as_first_sight(cc: Contract) -> No
 def test_records_carry_what_a_student_needs(cc: Contract) -> None:
     rec = cc.evaluate("metrics", metrics_request([tok(42)])).records[0]
     assert rec["signal"] == "metrics" and rec["name"] == "claude_code.token.usage"
-    assert rec["kind"] == "sum" and rec["unit"] == "tokens" and rec["temporality"] == "delta" and rec["monotonic"]
+    assert (
+        rec["kind"] == "sum"
+        and rec["unit"] == "tokens"
+        and rec["temporality"] == "delta"
+        and rec["monotonic"]
+    )
     assert rec["value"] == 42 and rec["attributes"]["type"] == "input"
-    assert rec["resource"]["service.name"] == "claude-code" and rec["scope"]["name"] == "com.anthropic.claude_code"
+    assert (
+        rec["resource"]["service.name"] == "claude-code"
+        and rec["scope"]["name"] == "com.anthropic.claude_code"
+    )
     assert rec["time"].endswith("Z") and rec["verdict"] == "ok"
     ev = cc.evaluate("logs", sample_events())
     names = [r["name"] for r in ev.records]
@@ -238,8 +279,13 @@ def test_spans_get_records_and_no_rules_from_a_contract_without_spans() -> None:
     cc = contract_from_text("metrics:\n  a.b: {instrument: counter}\n")
     req = ExportTraceServiceRequest()
     ss = req.resource_spans.add().scope_spans.add()
-    ss.spans.add(name="tool.run", trace_id=b"\x01" * 16, span_id=b"\x02" * 8, start_time_unix_nano=10**18,
-                 end_time_unix_nano=10**18 + 2_500_000)
+    ss.spans.add(
+        name="tool.run",
+        trace_id=b"\x01" * 16,
+        span_id=b"\x02" * 8,
+        start_time_unix_nano=10**18,
+        end_time_unix_nano=10**18 + 2_500_000,
+    )
     ev = cc.evaluate("traces", req)
     assert (ev.total, ev.rejected) == (1, 0)
     rec = ev.records[0]

@@ -25,8 +25,12 @@ def cc():
 
 def test_real_records_validate_against_plain_and_contract_schema(cc) -> None:
     records = cc.evaluate("metrics", sample_metrics()).records + cc.evaluate("logs", sample_events()).records
-    bad = cc.evaluate("metrics", metrics_request([Point("claude_code.token.usage", float("nan"),
-                                                        {**session_attrs(), "model": "m", "type": "x"})])).records
+    bad = cc.evaluate(
+        "metrics",
+        metrics_request(
+            [Point("claude_code.token.usage", float("nan"), {**session_attrs(), "model": "m", "type": "x"})]
+        ),
+    ).records
     records += bad
     # records go through JSON exactly as in the JSONL log
     records = json.loads(json.dumps(records))
@@ -38,8 +42,12 @@ def test_real_records_validate_against_plain_and_contract_schema(cc) -> None:
 
 
 def test_contract_schema_rejects_a_violating_record_marked_ok(cc) -> None:
-    rec = cc.evaluate("metrics", metrics_request([Point("claude_code.token.usage", 5,
-                                                        {**session_attrs(), "model": "m", "type": "bogus"})])).records[0]
+    rec = cc.evaluate(
+        "metrics",
+        metrics_request(
+            [Point("claude_code.token.usage", 5, {**session_attrs(), "model": "m", "type": "bogus"})]
+        ),
+    ).records[0]
     assert rec["verdict"] == "violation"
     forged = json.loads(json.dumps(rec))
     forged["verdict"], forged["violations"] = "ok", []

@@ -14,14 +14,26 @@ TRACE = b"\x07" * 16
 CONV = "0f6c3e1a-5b0b-4b5d-9469-a6d0ee5bb594"
 
 
-def span(name: str, sid: int, parent: int | None = None, kind: int = Span.SPAN_KIND_INTERNAL,
-         **attrs: Any) -> dict[str, Any]:
+def span(
+    name: str, sid: int, parent: int | None = None, kind: int = Span.SPAN_KIND_INTERNAL, **attrs: Any
+) -> dict[str, Any]:
     """A span as Claude Code 2.1.332 sends it: span.type, gen_ai.conversation.id and the name's own keys."""
-    base: dict[str, Any] = {"span.type": name.removeprefix("claude_code."), "gen_ai.conversation.id": CONV,
-                            "session.id": CONV, "anthropic.provider": "firstParty"}
+    base: dict[str, Any] = {
+        "span.type": name.removeprefix("claude_code."),
+        "gen_ai.conversation.id": CONV,
+        "session.id": CONV,
+        "anthropic.provider": "firstParty",
+    }
     if name == "claude_code.llm_request":
-        base.update({"gen_ai.request.model": "claude-opus-5-5", "query_source_safe": "sdk",
-                     "gen_ai.response.finish_reasons": ["end_turn"], "success": True, "attempt": 1})
+        base.update(
+            {
+                "gen_ai.request.model": "claude-opus-5-5",
+                "query_source_safe": "sdk",
+                "gen_ai.response.finish_reasons": ["end_turn"],
+                "success": True,
+                "attempt": 1,
+            }
+        )
     if name == "claude_code.tool":
         base.update({"gen_ai.tool.name": "Write", "tool_name": "Write"})
     base.update(attrs)
@@ -36,8 +48,14 @@ def request(*spans: dict[str, Any]) -> ExportTraceServiceRequest:
     ss = rs.scope_spans.add()
     ss.scope.name = "com.anthropic.claude_code.tracing"
     for s in spans:
-        sp = ss.spans.add(name=s["name"], trace_id=TRACE, span_id=s["sid"].to_bytes(8, "big"), kind=s["kind"],
-                          start_time_unix_nano=10**18, end_time_unix_nano=10**18 + 1_000_000)
+        sp = ss.spans.add(
+            name=s["name"],
+            trace_id=TRACE,
+            span_id=s["sid"].to_bytes(8, "big"),
+            kind=s["kind"],
+            start_time_unix_nano=10**18,
+            end_time_unix_nano=10**18 + 1_000_000,
+        )
         if s["parent"] is not None:
             sp.parent_span_id = s["parent"].to_bytes(8, "big")
         for k, v in s["attrs"].items():
@@ -64,20 +82,30 @@ def cc() -> Contract:
 
 
 def test_a_whole_trace_in_one_request_conforms(cc: Contract) -> None:
-    ev = cc.evaluate("traces", request(
-        span("claude_code.llm_request", 2, 1), span("claude_code.tool.blocked_on_user", 4, 3),
-        span("claude_code.tool.execution", 5, 3), span("claude_code.tool", 3, 1),
-        span("claude_code.interaction", 1)))
+    ev = cc.evaluate(
+        "traces",
+        request(
+            span("claude_code.llm_request", 2, 1),
+            span("claude_code.tool.blocked_on_user", 4, 3),
+            span("claude_code.tool.execution", 5, 3),
+            span("claude_code.tool", 3, 1),
+            span("claude_code.interaction", 1),
+        ),
+    )
     assert (ev.total, ev.rejected, rules(ev)) == (5, 0, [])
     rec = ev.records[0]
     assert rec["span_kind"] == "internal" and rec["parent_span_id"] == (1).to_bytes(8, "big").hex()
 
 
 def test_kind_required_attributes_enums_and_unknown_spans(cc: Contract) -> None:
-    ev = cc.evaluate("traces", request(
-        span("claude_code.interaction", 1, kind=Span.SPAN_KIND_CLIENT),
-        span("claude_code.llm_request", 2, 1, **{"span.type": "chat"}),
-        span("claude_code.made_up", 3, 1)))
+    ev = cc.evaluate(
+        "traces",
+        request(
+            span("claude_code.interaction", 1, kind=Span.SPAN_KIND_CLIENT),
+            span("claude_code.llm_request", 2, 1, **{"span.type": "chat"}),
+            span("claude_code.made_up", 3, 1),
+        ),
+    )
     assert rules(ev) == ["attribute_value", "span_kind", "unknown_span"]
     assert ev.rejected == 3
     assert len(ev.filtered_request().resource_spans) == 0  # enforce mode drops all three
@@ -94,13 +122,20 @@ def test_subagent_query_source_matches_the_pattern(cc: Contract) -> None:
 
 
 def test_root_and_parent_rules(cc: Contract) -> None:
-    ev = cc.evaluate("traces", request(
-        span("claude_code.interaction", 1), span("claude_code.interaction", 2, 1),  # nested interaction
-        span("claude_code.llm_request", 3),  # no parent at all
-        span("claude_code.tool.execution", 4, 1)))  # under the interaction, not under a tool
+    ev = cc.evaluate(
+        "traces",
+        request(
+            span("claude_code.interaction", 1),
+            span("claude_code.interaction", 2, 1),  # nested interaction
+            span("claude_code.llm_request", 3),  # no parent at all
+            span("claude_code.tool.execution", 4, 1),
+        ),
+    )  # under the interaction, not under a tool
     assert [(v["path"].split("(")[1].split(")")[0], v["rule"]) for v in ev.violations()] == [
-        ("claude_code.interaction", "span_parent"), ("claude_code.llm_request", "span_parent"),
-        ("claude_code.tool.execution", "span_parent")]
+        ("claude_code.interaction", "span_parent"),
+        ("claude_code.llm_request", "span_parent"),
+        ("claude_code.tool.execution", "span_parent"),
+    ]
     assert "belongs under: claude_code.tool" in ev.violations()[2]["message"]
 
 
@@ -140,8 +175,10 @@ def test_cli_show_lists_spans_with_their_parents(labctl_run) -> None:
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert "spans" in lines and "metrics" in lines and "events" in lines
-    assert ("  claude_code.llm_request  internal span, under claude_code.interaction, claude_code.tool.execution"
-            in lines)
+    assert (
+        "  claude_code.llm_request  internal span, under claude_code.interaction, claude_code.tool.execution"
+        in lines
+    )
     assert "  claude_code.interaction  internal span, root" in lines
     r = labctl_run("contract", "validate", str(default_contract_path()))
     assert "10 spans" in r.stdout

@@ -95,27 +95,32 @@ def test_points_of_the_labs_sample_are_found() -> None:
     spans = point_spans(raw)
     msg = ExportMetricsServiceRequest.FromString(raw)
     sm = msg.resource_metrics[0].scope_metrics[0]
-    assert [len(spans[(0, 0, i)]) for i in range(len(sm.metrics))] == \
-        [len(getattr(m, m.WhichOneof("data")).data_points) for m in sm.metrics]
+    assert [len(spans[(0, 0, i)]) for i in range(len(sm.metrics))] == [
+        len(getattr(m, m.WhichOneof("data")).data_points) for m in sm.metrics
+    ]
     start, end = spans[(0, 0, 0)][0]
     assert raw[start:end] == sm.metrics[0].sum.data_points[0].SerializeToString()
 
 
 def test_same_verdicts_and_records_through_either_path() -> None:
     c = load_contract(default_contract_path())
-    pts = [Point("claude_code.token.usage", 5, {**A, "type": "input"}),
-           Point("claude_code.token.usage", 6.5, {**A, "type": "output"}),
-           Point("claude_code.token.usage", float("nan"), {**A, "type": "input"}),
-           Point("claude_code.token.usage", -3, {**A, "type": "cacheRead"}),
-           Point("claude_code.token.usage", 7, {**A, "type": "bogus"}),
-           Point("claude_code.cost.usage", 0.25, {**A, "prompt": "secret"}),
-           Point("claude_code.cost.usage", 0.5, {}),
-           Point("some.gauge", 3, A, kind="gauge"),
-           Point("claude_code.session.count", 1, A, temporality="cumulative"),
-           Point("claude_code.token.usage", 8, {**A, "type": "input", "big": "x" * 200}),     # 2-byte length
-           Point("claude_code.token.usage", 9, {**A, "type": "input", "huge": "y" * 20_000})]  # 3-byte length
+    pts = [
+        Point("claude_code.token.usage", 5, {**A, "type": "input"}),
+        Point("claude_code.token.usage", 6.5, {**A, "type": "output"}),
+        Point("claude_code.token.usage", float("nan"), {**A, "type": "input"}),
+        Point("claude_code.token.usage", -3, {**A, "type": "cacheRead"}),
+        Point("claude_code.token.usage", 7, {**A, "type": "bogus"}),
+        Point("claude_code.cost.usage", 0.25, {**A, "prompt": "secret"}),
+        Point("claude_code.cost.usage", 0.5, {}),
+        Point("some.gauge", 3, A, kind="gauge"),
+        Point("claude_code.session.count", 1, A, temporality="cumulative"),
+        Point("claude_code.token.usage", 8, {**A, "type": "input", "big": "x" * 200}),  # 2-byte length
+        Point("claude_code.token.usage", 9, {**A, "type": "input", "huge": "y" * 20_000}),
+    ]  # 3-byte length
     req = metrics_request(pts)
-    req.resource_metrics.add().CopyFrom(metrics_request(pts[:3], resource={"service.name": "other"}).resource_metrics[0])
+    req.resource_metrics.add().CopyFrom(
+        metrics_request(pts[:3], resource={"service.name": "other"}).resource_metrics[0]
+    )
     for raw in (req.SerializeToString(), attributes_first(req.SerializeToString())):
         for _ in range(2):  # the second pass takes every series from the contract's cache
             plain, walked = both(c, raw)
@@ -125,8 +130,12 @@ def test_same_verdicts_and_records_through_either_path() -> None:
 
 def test_exemplars_unknown_fields_and_repeated_messages() -> None:
     c = load_contract(default_contract_path())
-    req = metrics_request([Point("claude_code.token.usage", 5, {**A, "type": "input"}),
-                           Point("claude_code.token.usage", 9, {**A, "type": "output"})])
+    req = metrics_request(
+        [
+            Point("claude_code.token.usage", 5, {**A, "type": "input"}),
+            Point("claude_code.token.usage", 9, {**A, "type": "output"}),
+        ]
+    )
     dp = req.resource_metrics[0].scope_metrics[0].metrics[0].sum.data_points[0]
     dp.exemplars.add(as_double=1.0, time_unix_nano=5)
     dp.flags = 1
@@ -150,8 +159,8 @@ def test_exemplars_unknown_fields_and_repeated_messages() -> None:
 
 
 def test_bytes_that_cannot_be_walked_fall_back_to_the_message() -> None:
-    assert number_point_regions(b"\x0b\x01") is None            # a group wire type
-    assert number_point_regions(b"\x0a\x05\x12\x09abc") is None   # a length past the end
+    assert number_point_regions(b"\x0b\x01") is None  # a group wire type
+    assert number_point_regions(b"\x0a\x05\x12\x09abc") is None  # a length past the end
     assert number_point_regions(b"") == {}
     c = load_contract(default_contract_path())
     req = metrics_request([Point("claude_code.token.usage", 5, {**A, "type": "input"})])
@@ -162,12 +171,22 @@ def test_bytes_that_cannot_be_walked_fall_back_to_the_message() -> None:
 # --- any request protobuf can write: random structure, then shuffled field order -------------------
 
 _values = st.one_of(st.integers(-(2**63), 2**63 - 1), st.floats(allow_nan=True, allow_infinity=True))
-_attrs = st.dictionaries(st.sampled_from(["session.id", "type", "model", "user.id", "x", "terminal.type"]),
-                         st.one_of(st.text(max_size=300), st.integers(-5, 5)), max_size=5)
+_attrs = st.dictionaries(
+    st.sampled_from(["session.id", "type", "model", "user.id", "x", "terminal.type"]),
+    st.one_of(st.text(max_size=300), st.integers(-5, 5)),
+    max_size=5,
+)
 _points = st.lists(st.tuples(_values, _attrs, st.booleans(), st.integers(0, 3)), max_size=6)
-_metrics = st.lists(st.tuples(st.sampled_from(["claude_code.token.usage", "claude_code.cost.usage",
-                                               "claude_code.session.count", "other.metric"]),
-                              st.sampled_from(["sum", "gauge", "histogram", "none"]), _points), max_size=4)
+_metrics = st.lists(
+    st.tuples(
+        st.sampled_from(
+            ["claude_code.token.usage", "claude_code.cost.usage", "claude_code.session.count", "other.metric"]
+        ),
+        st.sampled_from(["sum", "gauge", "histogram", "none"]),
+        _points,
+    ),
+    max_size=4,
+)
 
 
 def _request(resources: list[list[Any]]) -> ExportMetricsServiceRequest:
@@ -222,4 +241,6 @@ def test_any_request_evaluates_the_same_from_its_bytes(resources: list[list[Any]
     for data in (raw, bytes(shuffled)):
         plain, walked = both(c, data)
         assert walked[1] == plain[1]
-        assert json.dumps(walked[0], sort_keys=True, default=str) == json.dumps(plain[0], sort_keys=True, default=str)
+        assert json.dumps(walked[0], sort_keys=True, default=str) == json.dumps(
+            plain[0], sort_keys=True, default=str
+        )

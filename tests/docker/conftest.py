@@ -26,7 +26,9 @@ LANE = os.environ.get("LABCTL_DOCKER_LANE") == "1"
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     here = Path(__file__).parent
-    skip = pytest.mark.skip(reason="needs the real engine: bash tests/tools/docker-engine.sh run -- pytest tests/docker")
+    skip = pytest.mark.skip(
+        reason="needs the real engine: bash tests/tools/docker-engine.sh run -- pytest tests/docker"
+    )
     for item in items:
         if here in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.docker)
@@ -87,8 +89,9 @@ def docker_lab(docker_state: tuple[Path, str]) -> Callable[..., LabState]:
 
     def up(stage: str, *extra: str) -> LabState:
         first = () if LabState.exists(state_dir) else ("--free-ports",)
-        run_labctl("--runtime", "docker", "--instance", instance, "up", stage, *first, *extra,
-                   state_dir=state_dir)
+        run_labctl(
+            "--runtime", "docker", "--instance", instance, "up", stage, *first, *extra, state_dir=state_dir
+        )
         return LabState.load(state_dir)
 
     return up

@@ -25,10 +25,16 @@ def test_fresh_state_dir_up_records_the_stage_only_after_success(docker_state, d
     assert lab.stage == "module-2"
     status = json.loads(run_labctl("status", "--json", state_dir=state_dir).stdout)
     assert {s["service"]: s["health"] for s in status["services"]} == {
-        "proxy": "healthy", "model-stub": "healthy", "collector": "healthy"}
+        "proxy": "healthy",
+        "model-stub": "healthy",
+        "collector": "healthy",
+    }
     # The lane's stand-in images (LAB_*_IMAGE at `up`) are what runs, and are recorded for later commands.
-    env = dict(line.split("=", 1) for line in (state_dir / "compose.env").read_text().splitlines()
-               if "=" in line and not line.startswith("#"))
+    env = dict(
+        line.split("=", 1)
+        for line in (state_dir / "compose.env").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    )
     assert env["LAB_COLLECTOR_IMAGE"] == os.environ["LAB_COLLECTOR_IMAGE"]
     image = docker("inspect", "--format", "{{.Config.Image}}", f"{project(lab)}-collector-1").stdout.strip()
     assert image == os.environ["LAB_COLLECTOR_IMAGE"]
@@ -56,14 +62,29 @@ def test_missing_compose_plugin_is_one_clear_error_and_records_nothing(tmp_path:
     empty_config = tmp_path / "docker-config"
     empty_config.mkdir()
     state_dir = tmp_path / "lab"
-    res = run_labctl("--runtime", "docker", "up", "module-1", "--free-ports", state_dir=state_dir, check=False,
-                     env=labctl_env(DOCKER_CONFIG=str(empty_config)))
+    res = run_labctl(
+        "--runtime",
+        "docker",
+        "up",
+        "module-1",
+        "--free-ports",
+        state_dir=state_dir,
+        check=False,
+        env=labctl_env(DOCKER_CONFIG=str(empty_config)),
+    )
     assert res.returncode != 0
     assert "needs Docker Compose v2" in res.stderr and "docker compose version" in res.stderr, res.stderr
     assert "Traceback" not in res.stderr
     assert not (state_dir / "lab.json").exists()
-    doctor = run_labctl("doctor", "--runtime", "docker", "--json", state_dir=state_dir, check=False,
-                        env=labctl_env(DOCKER_CONFIG=str(empty_config)))
+    doctor = run_labctl(
+        "doctor",
+        "--runtime",
+        "docker",
+        "--json",
+        state_dir=state_dir,
+        check=False,
+        env=labctl_env(DOCKER_CONFIG=str(empty_config)),
+    )
     findings = {f["name"]: f for f in json.loads(doctor.stdout)}
     assert findings["docker compose"]["level"] == "fail" and doctor.returncode == 1
     assert not any(name.startswith("binary ") for name in findings)  # native checks only for native
@@ -73,8 +94,15 @@ def test_missing_image_stops_before_recording_the_stage(docker_state, docker_lab
     state_dir, instance = docker_state
     docker_lab("module-1")
     absent = "labctl-test/absent:0"
-    res = run_labctl("--instance", instance, "up", "module-2", state_dir=state_dir, check=False,
-                     env=labctl_env(LAB_COLLECTOR_IMAGE=absent))
+    res = run_labctl(
+        "--instance",
+        instance,
+        "up",
+        "module-2",
+        state_dir=state_dir,
+        check=False,
+        env=labctl_env(LAB_COLLECTOR_IMAGE=absent),
+    )
     assert res.returncode != 0
     assert f"collector's image {absent} is not on this machine and cannot be pulled" in res.stderr, res.stderr
     assert "labctl images load" in res.stderr and "Traceback" not in res.stderr
@@ -89,15 +117,28 @@ def test_missing_image_stops_before_recording_the_stage(docker_state, docker_lab
     assert LabState.load(state_dir).stage == "module-3"
     status = json.loads(run_labctl("status", "--json", state_dir=state_dir).stdout)
     assert sorted(s["service"] for s in status["services"] if s["health"] == "healthy") == [
-        "collector", "model-stub", "prometheus", "proxy"]
+        "collector",
+        "model-stub",
+        "prometheus",
+        "proxy",
+    ]
 
 
 def test_stray_lab_port_in_the_shell_does_not_override_the_lab(docker_state) -> None:
     state_dir, instance = docker_state
     stray = find_free_ports(1)[0]
     env = labctl_env(LAB_PORT_PROXY_ADMIN=str(stray), LAB_AUTH_TOKEN="stray-token")
-    run_labctl("--runtime", "docker", "--instance", instance, "up", "module-1", "--free-ports",
-               state_dir=state_dir, env=env)
+    run_labctl(
+        "--runtime",
+        "docker",
+        "--instance",
+        instance,
+        "up",
+        "module-1",
+        "--free-ports",
+        state_dir=state_dir,
+        env=env,
+    )
     lab = LabState.load(state_dir)
     assert lab.port("proxy", "admin") != stray
     assert requests.get(lab.url("proxy", "admin") + "/readyz", timeout=5).ok

@@ -23,22 +23,41 @@ MARKER = "docker-ops"
 
 
 def _tokens(lab: LabState, at: float) -> list[tuple[str, str, str]]:
-    r = requests.get(lab.url("prometheus", "web") + "/api/v1/query", timeout=10, params={
-        # last_over_time: after the Collector's reload these series are stale (its exporter starts empty)
-        "query": f'sum by (session_id, type) (last_over_time(claude_code_token_usage_tokens_total{{lab_marker="{MARKER}"}}[10m]))',
-        "time": f"{at:.3f}"})
-    return sorted((x["metric"]["session_id"], x["metric"]["type"], x["value"][1]) for x in r.json()["data"]["result"])
+    r = requests.get(
+        lab.url("prometheus", "web") + "/api/v1/query",
+        timeout=10,
+        params={
+            # last_over_time: after the Collector's reload these series are stale (its exporter starts empty)
+            "query": f'sum by (session_id, type) (last_over_time(claude_code_token_usage_tokens_total{{lab_marker="{MARKER}"}}[10m]))',
+            "time": f"{at:.3f}",
+        },
+    )
+    return sorted(
+        (x["metric"]["session_id"], x["metric"]["type"], x["value"][1]) for x in r.json()["data"]["result"]
+    )
 
 
-def test_reload_backup_down_volumes_restore(docker_lab: Any, docker_state: tuple[Path, str], tmp_path: Path) -> None:
+def test_reload_backup_down_volumes_restore(
+    docker_lab: Any, docker_state: tuple[Path, str], tmp_path: Path
+) -> None:
     state_dir, instance = docker_state
     lab = docker_lab("module-3")
 
     def labctl(*args: str) -> str:
         return run_labctl("--instance", instance, *args, state_dir=state_dir, timeout=300).stdout
 
-    labctl("emit", "--from-lab", "--sessions", "2", "--duration", "6", "--marker", MARKER, "--quiet",
-           "--fail-on-error")
+    labctl(
+        "emit",
+        "--from-lab",
+        "--sessions",
+        "2",
+        "--duration",
+        "6",
+        "--marker",
+        MARKER,
+        "--quiet",
+        "--fail-on-error",
+    )
     results = json.loads(labctl("reload", "proxy", "collector", "prometheus", "--json"))
     assert [r["service"] for r in results] == ["proxy", "collector", "prometheus"]
     assert all(r["seconds"] <= 3 for r in results), results
@@ -63,4 +82,6 @@ def test_reload_backup_down_volumes_restore(docker_lab: Any, docker_state: tuple
     assert restored["runtime"] == "docker" and restored["stage"] == "module-3"
     lab = LabState.load(state_dir)
     assert _tokens(lab, at) == before
-    assert {s["session_id"]: s["tokens"] for s in json.loads(labctl("proxy", "sessions", "--json"))} == sessions
+    assert {
+        s["session_id"]: s["tokens"] for s in json.loads(labctl("proxy", "sessions", "--json"))
+    } == sessions

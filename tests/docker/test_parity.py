@@ -82,7 +82,9 @@ class RuntimeLab:
     def diagnosis(self, fault: str, args: list[str]) -> dict[str, Any]:
         """break → check → heal → green; returns what check said about the first failing layer."""
         lab = LabState.load(self.dir)
-        assert send_marker(lab.url("proxy", "otlp_grpc"), f"parity-{secrets.token_hex(3)}", timeout_s=3).sent_ok
+        assert send_marker(
+            lab.url("proxy", "otlp_grpc"), f"parity-{secrets.token_hex(3)}", timeout_s=3
+        ).sent_ok
         self.cli("break", fault, *args)
         try:
             code, report = self.check()
@@ -91,8 +93,11 @@ class RuntimeLab:
         layer = report["first_failing_layer"]
         failing = [r for r in report["results"] if r["verdict"] == "FAIL" and r["layer"] == layer]
         self.green()
-        return {"exit": code, "layer": layer,
-                "findings": sorted({(r["playbook"], normalized(r["cause"])) for r in failing})}
+        return {
+            "exit": code,
+            "layer": layer,
+            "findings": sorted({(r["playbook"], normalized(r["cause"])) for r in failing}),
+        }
 
 
 @pytest.fixture(scope="module")
@@ -120,11 +125,15 @@ def docker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeLab]:
 
 
 @pytest.mark.parametrize(("fault", "args"), FAULTS, ids=[" ".join([f, *a]) for f, a in FAULTS])
-def test_check_names_the_same_layer_cause_and_playbook(native: RuntimeLab, docker: RuntimeLab, fault: str,
-                                                      args: list[str]) -> None:
+def test_check_names_the_same_layer_cause_and_playbook(
+    native: RuntimeLab, docker: RuntimeLab, fault: str, args: list[str]
+) -> None:
     # The two labs are independent: both runtimes do the exercise at the same time (half the wall time).
     with ThreadPoolExecutor(2) as pool:
-        native_run, docker_run = pool.submit(native.diagnosis, fault, args), pool.submit(docker.diagnosis, fault, args)
+        native_run, docker_run = (
+            pool.submit(native.diagnosis, fault, args),
+            pool.submit(docker.diagnosis, fault, args),
+        )
         on_native, on_docker = native_run.result(), docker_run.result()
     assert on_native["exit"] != 0, on_native
     assert on_docker == on_native
@@ -141,13 +150,25 @@ def test_up_module_1_to_3_and_back_down_runs_the_same_services(tmp_path: Path) -
             for n, stage in enumerate(("module-1", "module-2", "module-3", "module-1")):
                 lab.cli("--runtime", runtime, "up", stage, *(("--free-ports",) if n == 0 else ()))
                 status = json.loads(lab.cli("status", "--json").stdout)
-                seen.append(sorted(s["service"] for s in status["services"]
-                                   if s["state"] == "running" and not s["service"].endswith("-relay")))
+                seen.append(
+                    sorted(
+                        s["service"]
+                        for s in status["services"]
+                        if s["state"] == "running" and not s["service"].endswith("-relay")
+                    )
+                )
             runs[runtime] = seen
         finally:
             lab.cli("down", "--volumes", check=False)
             if runtime == "docker":
                 remove_project(f"labctl-{instance}")
-    assert runs["docker"] == runs["native"] == [
-        ["model-stub", "proxy"], ["collector", "model-stub", "proxy"],
-        ["collector", "model-stub", "prometheus", "proxy"], ["model-stub", "proxy"]]
+    assert (
+        runs["docker"]
+        == runs["native"]
+        == [
+            ["model-stub", "proxy"],
+            ["collector", "model-stub", "proxy"],
+            ["collector", "model-stub", "prometheus", "proxy"],
+            ["model-stub", "proxy"],
+        ]
+    )

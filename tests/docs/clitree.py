@@ -43,7 +43,8 @@ def _is_group(cmd: Any) -> bool:
 
 def _find_option(cmd: Any, name: str) -> Any:
     if name in ("--help", "-h") and name in getattr(cmd.context_settings, "get", lambda *_: None)(
-            "help_option_names", ["--help"]):
+        "help_option_names", ["--help"]
+    ):
         return _Help()
     for param in cmd.params:
         if _is_option(param) and (name in param.opts or name in param.secondary_opts):
@@ -113,7 +114,7 @@ def problems(argv: list[str], root: Any = None) -> list[str]:
         where = " ".join(path)
         if tok == "--" and not _is_group(cmd):
             # End of options, as click reads it: what follows is positional (e.g. `labctl claude -- ARGS`).
-            positionals += argv[i + 1:]
+            positionals += argv[i + 1 :]
             break
         if tok.startswith("-") and tok not in ("-",) and not re.fullmatch(r"-\d+(\.\d+)?", tok):
             name, eq, inline = tok.partition("=")
@@ -213,8 +214,10 @@ def _extra_args_problems(path: list[str], args: list[str]) -> list[str]:
         name, eq, value = tok[2:].partition("=")
         option = options.get(name)
         if option is None:
-            found.append(f"`{where} {fault.name}` has no option --{name} (it has: "
-                         f"{', '.join('--' + o for o in options) or 'none'})")
+            found.append(
+                f"`{where} {fault.name}` has no option --{name} (it has: "
+                f"{', '.join('--' + o for o in options) or 'none'})"
+            )
             i += 1
             continue
         if not eq:

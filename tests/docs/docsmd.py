@@ -13,11 +13,22 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 # Folders that hold no docs of ours (dependencies, caches, build output).
-_SKIP_PARTS = {".git", ".venv", "node_modules", "__pycache__", ".pytest_cache", ".ruff_cache", "build", "dist"}
+_SKIP_PARTS = {
+    ".git",
+    ".venv",
+    "node_modules",
+    "__pycache__",
+    ".pytest_cache",
+    ".ruff_cache",
+    "build",
+    "dist",
+}
 
 FENCE_RE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|~{3,})(?P<info>[^\n`]*)$")
 INLINE_CODE_RE = re.compile(r"(?<!`)(`+)(?!`)(.+?)(?<!`)\1(?!`)")
-LINK_RE = re.compile(r"(?<!\!)\[(?P<text>[^\]]*)\]\((?P<target>[^)\s]+)(?:\s+\"[^\"]*\")?\)|!\[[^\]]*\]\((?P<img>[^)\s]+)\)")
+LINK_RE = re.compile(
+    r"(?<!\!)\[(?P<text>[^\]]*)\]\((?P<target>[^)\s]+)(?:\s+\"[^\"]*\")?\)|!\[[^\]]*\]\((?P<img>[^)\s]+)\)"
+)
 HEADING_RE = re.compile(r"^#{1,6}\s+(?P<title>.+?)\s*#*\s*$")
 
 
@@ -57,8 +68,9 @@ def split_blocks(text: str, path: Path) -> tuple[list[Block], list[tuple[int, st
         start = i
         body: list[str] = []
         i += 1
-        while i < len(lines) and not (lines[i].strip().startswith(fence[0] * len(fence)) and
-                                      lines[i].strip().strip(fence[0]) == ""):
+        while i < len(lines) and not (
+            lines[i].strip().startswith(fence[0] * len(fence)) and lines[i].strip().strip(fence[0]) == ""
+        ):
             body.append(lines[i])
             i += 1
         i += 1  # closing fence
@@ -93,8 +105,11 @@ def _tokens_after_labctl(fragment: str) -> list[list[str]]:
     i = 0
     while i < len(tokens):
         tok = tokens[i]
-        if tok == "labctl" or tok.endswith("/labctl") or (tok == "-m" and i + 1 < len(tokens)
-                                                          and tokens[i + 1] == "labctl"):
+        if (
+            tok == "labctl"
+            or tok.endswith("/labctl")
+            or (tok == "-m" and i + 1 < len(tokens) and tokens[i + 1] == "labctl")
+        ):
             if tok == "-m":
                 i += 1
             args: list[str] = []

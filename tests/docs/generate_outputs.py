@@ -31,7 +31,8 @@ REPO = docsmd.REPO
 DEFAULT_STATE = "~/.local/state/labctl/default"
 WIDTH = 80  # a default terminal: what a student sees
 OUTPUT_RE = re.compile(
-    r"(?P<open><!-- output:(?P<name>[a-z0-9-]+) -->)\n(?P<body>.*?)(?P<close><!-- /output:(?P=name) -->)", re.DOTALL
+    r"(?P<open><!-- output:(?P<name>[a-z0-9-]+) -->)\n(?P<body>.*?)(?P<close><!-- /output:(?P=name) -->)",
+    re.DOTALL,
 )
 
 
@@ -114,10 +115,21 @@ class Runner:
         self.state_dir = state_dir
         self.offset = offset
         self.files = files or {}
-        self.env = {k: v for k, v in os.environ.items()
-                    if not k.startswith(("LABCTL_STATE_DIR", "LABCTL_INSTANCE", "LABCTL_RUNTIME", "OTEL_"))}
-        self.env.update({"LABCTL_STATE_DIR": str(state_dir), "LABCTL_RUNTIME": "native", "COLUMNS": str(WIDTH),
-                         "NO_COLOR": "1", "TERM": "dumb", "PYTHONUNBUFFERED": "1"})
+        self.env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("LABCTL_STATE_DIR", "LABCTL_INSTANCE", "LABCTL_RUNTIME", "OTEL_"))
+        }
+        self.env.update(
+            {
+                "LABCTL_STATE_DIR": str(state_dir),
+                "LABCTL_RUNTIME": "native",
+                "COLUMNS": str(WIDTH),
+                "NO_COLOR": "1",
+                "TERM": "dumb",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         self.shifted = {p + offset: p for p in _default_ports()}
 
     def run(self, step: Step) -> str:
@@ -125,12 +137,19 @@ class Runner:
         args = tuple(str(self.files.get(a, a)) for a in step.args)
         proc = subprocess.run(
             [sys.executable, "-m", "labctl", *args, *extra],
-            cwd=REPO, env=self.env, capture_output=True, text=True, timeout=240, check=False,
+            cwd=REPO,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=240,
+            check=False,
         )
         out = (proc.stdout + proc.stderr).rstrip()
         if proc.returncode not in step.exit_codes:
-            raise RuntimeError(f"`labctl {' '.join(step.args)}` exited {proc.returncode}, the exercise expects "
-                               f"{step.exit_codes}:\n{out}")
+            raise RuntimeError(
+                f"`labctl {' '.join(step.args)}` exited {proc.returncode}, the exercise expects "
+                f"{step.exit_codes}:\n{out}"
+            )
         return self.tidy(out)
 
     def settle(self, step: Step) -> None:
@@ -164,14 +183,24 @@ class Runner:
         for shown, real in self.files.items():
             text = text.replace(str(real), shown)
         text = text.replace(str(self.state_dir), DEFAULT_STATE)
-        text = text.replace(str(REPO) + "/", "").replace(str(Path.home()), "~")  # paths as a student reads them
-        text = re.sub(r"(?<!\d)(\d{4,5})(?!\d)", lambda m: str(self.shifted.get(int(m.group(1)), m.group(1))), text)
+        text = text.replace(str(REPO) + "/", "").replace(
+            str(Path.home()), "~"
+        )  # paths as a student reads them
+        text = re.sub(
+            r"(?<!\d)(\d{4,5})(?!\d)", lambda m: str(self.shifted.get(int(m.group(1)), m.group(1))), text
+        )
         text = text.replace(f"{sys.executable} -m labctl", "labctl").replace("python -m labctl", "labctl")
         return "\n".join(line.rstrip() for line in text.splitlines())
 
     def down(self) -> None:
-        subprocess.run([sys.executable, "-m", "labctl", "down", "--volumes"], cwd=REPO, env=self.env,
-                       capture_output=True, timeout=120, check=False)
+        subprocess.run(
+            [sys.executable, "-m", "labctl", "down", "--volumes"],
+            cwd=REPO,
+            env=self.env,
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
 
 
 def run_scenario(partial: dict[str, str] | None = None) -> dict[str, str]:
@@ -190,7 +219,9 @@ def run_scenario(partial: dict[str, str] | None = None) -> dict[str, str]:
             out = runner.run(step)
             runner.settle(step)
             if step.section:
-                sections.setdefault(step.section, []).append(f"$ labctl {' '.join(step.args)}\n{out}".rstrip())
+                sections.setdefault(step.section, []).append(
+                    f"$ labctl {' '.join(step.args)}\n{out}".rstrip()
+                )
     except RuntimeError:
         if partial is not None:
             partial.update({n: "\n".join(p) for n, p in sections.items() if n != failing})
@@ -244,8 +275,9 @@ def key_facts(text: str) -> list[str]:
             if len(cells) < 2 or not (cells[0] or cells[1]):
                 continue  # a wrapped continuation of the row above
             # Short plain cells: verdict, check name, service, layer, state, health (not URLs or evidence).
-            short = [_norm_line(c) for c in cells
-                     if c and len(c.split()) <= 3 and not re.search(r"[…/:{}=+]", c)]
+            short = [
+                _norm_line(c) for c in cells if c and len(c.split()) <= 3 and not re.search(r"[…/:{}=+]", c)
+            ]
             facts.append(" | ".join(short))
         else:
             for lead in ("✓", "error:", "what to do:", "warning:"):
@@ -257,8 +289,11 @@ def key_facts(text: str) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only report docs whose key facts differ")
-    parser.add_argument("--partial", action="store_true",
-                        help="when a step fails, still rewrite the sections finished before it (then exit 1)")
+    parser.add_argument(
+        "--partial",
+        action="store_true",
+        help="when a step fails, still rewrite the sections finished before it (then exit 1)",
+    )
     args = parser.parse_args(argv)
     failed: RuntimeError | None = None
     done: dict[str, str] = {}

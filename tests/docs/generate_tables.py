@@ -53,6 +53,7 @@ def _missing(what: str) -> str:
 
 # ---- lab model -------------------------------------------------------------------------------------
 
+
 def images() -> str:
     from labctl.model import load_model
 
@@ -73,6 +74,7 @@ def ports() -> str:
 
 
 # ---- contract --------------------------------------------------------------------------------------
+
 
 def _attr_summary(attrs: dict[str, Any]) -> str:
     parts = []
@@ -114,23 +116,47 @@ def contract_metrics() -> str:
             m.name, m.unit or "", monotonic_sum=m.instrument == "counter", namespace=spec.prometheus_namespace
         )
         card = ", ".join(f"{k} ≤ {v}" for k, v in m.cardinality.items()) or "—"
-        rows.append([
-            _code(m.name), _code(prom), m.instrument, _code(m.unit) if m.unit else "—",
-            m.temporality, _attr_summary(m.attributes), _range(m.min, m.max), _cell(card),
-        ])
-    table = _table(["metric", "in Prometheus", "instrument", "unit", "temporality", "attributes",
-                    "range", "cardinality"], rows)
+        rows.append(
+            [
+                _code(m.name),
+                _code(prom),
+                m.instrument,
+                _code(m.unit) if m.unit else "—",
+                m.temporality,
+                _attr_summary(m.attributes),
+                _range(m.min, m.max),
+                _cell(card),
+            ]
+        )
+    table = _table(
+        [
+            "metric",
+            "in Prometheus",
+            "instrument",
+            "unit",
+            "temporality",
+            "attributes",
+            "range",
+            "cardinality",
+        ],
+        rows,
+    )
     common = _attr_summary(spec.common_attributes)
     resource = _attr_summary(spec.resource)
-    return (f"{table}\n\nRequired attributes are in **bold**. Allowed on every metric, event and span: {common}. "
-            f"Resource attributes: {resource}.")
+    return (
+        f"{table}\n\nRequired attributes are in **bold**. Allowed on every metric, event and span: {common}. "
+        f"Resource attributes: {resource}."
+    )
 
 
 def contract_events() -> str:
     spec = _contract()
     if spec is None:
         return _missing("lab/contracts/claude-code.yaml")
-    rows = [[_code(e.name), _cell(e.description) or "—", _attr_summary(e.attributes)] for e in spec.events.values()]
+    rows = [
+        [_code(e.name), _cell(e.description) or "—", _attr_summary(e.attributes)]
+        for e in spec.events.values()
+    ]
     return _table(["event", "what", "attributes"], rows)
 
 
@@ -142,7 +168,9 @@ def contract_spans() -> str:
     for sp in spec.spans.values():
         where = ", ".join(_code(p) for p in sp.parents or ()) if sp.parents is not None else ""
         where = " or ".join(x for x in (where, "(root)" if sp.root else "") if x) or "not checked"
-        rows.append([_code(sp.name), sp.kind, where, _cell(sp.description) or "—", _attr_summary(sp.attributes)])
+        rows.append(
+            [_code(sp.name), sp.kind, where, _cell(sp.description) or "—", _attr_summary(sp.attributes)]
+        )
     return _table(["span", "kind", "parent", "what", "attributes"], rows)
 
 
@@ -158,15 +186,25 @@ def emulator_differences() -> str:
         if d.detail and d.detail not in seen[key]:
             seen[key].append(d.detail)
     for (name, aspect, why), details in seen.items():
-        what = {"only_real": "only the real client sends it", "only_emulated": "only the emulator sends it",
-                "attribute_only_emulated": "attributes only the emulator sends",
-                "attribute_only_real": "attributes only the real client sends"}.get(aspect, aspect)
-        rows.append([_code(name) if not name.startswith("every") else name, what,
-                     ", ".join(_code(x) for x in details) or "—", _cell(why)])
+        what = {
+            "only_real": "only the real client sends it",
+            "only_emulated": "only the emulator sends it",
+            "attribute_only_emulated": "attributes only the emulator sends",
+            "attribute_only_real": "attributes only the real client sends",
+        }.get(aspect, aspect)
+        rows.append(
+            [
+                _code(name) if not name.startswith("every") else name,
+                what,
+                ", ".join(_code(x) for x in details) or "—",
+                _cell(why),
+            ]
+        )
     return _table(["where", "difference", "keys", "why it stays"], rows)
 
 
 # ---- proxy API -------------------------------------------------------------------------------------
+
 
 def _openapi_file() -> Path | None:
     found = sorted(p for p in (REPO / "labctl").rglob("openapi*") if p.suffix in (".yaml", ".yml", ".json"))
@@ -183,22 +221,40 @@ def proxy_api() -> str:
         for method, op in ops.items():
             if method.lower() not in ("get", "post", "put", "delete", "patch"):
                 continue
-            params = ", ".join(f"`{p.get('name')}`" for p in op.get("parameters", []) if isinstance(p, dict)
-                               and p.get("name")) or "—"
-            rows.append([f"`{method.upper()} {route}`", _cell(op.get("summary") or op.get("description") or ""),
-                         params])
+            params = (
+                ", ".join(
+                    f"`{p.get('name')}`"
+                    for p in op.get("parameters", [])
+                    if isinstance(p, dict) and p.get("name")
+                )
+                or "—"
+            )
+            rows.append(
+                [
+                    f"`{method.upper()} {route}`",
+                    _cell(op.get("summary") or op.get("description") or ""),
+                    params,
+                ]
+            )
     rel = path.relative_to(REPO)
-    return (_table(["request", "what it returns", "parameters"], rows)
-            + f"\n\nThe full document: `{rel}` (OpenAPI {doc.get('openapi', '?')}); the proxy also serves it.")
+    return (
+        _table(["request", "what it returns", "parameters"], rows)
+        + f"\n\nThe full document: `{rel}` (OpenAPI {doc.get('openapi', '?')}); the proxy also serves it."
+    )
 
 
 # ---- Prometheus rules and dashboards ---------------------------------------------------------------
+
 
 def _rule_files() -> Iterator[Path]:
     folder = REPO / "lab" / "prometheus" / "rules"
     if folder.is_dir():
         for path in sorted(folder.iterdir()):
-            if path.suffix in (".yml", ".yaml") and not path.stem.endswith("_test") and "test" not in path.parts:
+            if (
+                path.suffix in (".yml", ".yaml")
+                and not path.stem.endswith("_test")
+                and "test" not in path.parts
+            ):
                 yield path
 
 
@@ -211,11 +267,16 @@ def alert_rules() -> str:
                 if "alert" not in rule:
                     continue
                 ann = rule.get("annotations") or {}
-                rows.append([
-                    f"`{rule['alert']}`", _cell(group.get("name", "")), _code(" ".join(str(rule["expr"]).split())),
-                    _cell(rule.get("for", "0s")), _cell((rule.get("labels") or {}).get("severity", "")),
-                    _cell(ann.get("summary", "")),
-                ])
+                rows.append(
+                    [
+                        f"`{rule['alert']}`",
+                        _cell(group.get("name", "")),
+                        _code(" ".join(str(rule["expr"]).split())),
+                        _cell(rule.get("for", "0s")),
+                        _cell((rule.get("labels") or {}).get("severity", "")),
+                        _cell(ann.get("summary", "")),
+                    ]
+                )
     if not rows:
         return _missing("alert rules under lab/prometheus/rules/")
     return _table(["alert", "group", "expression", "for", "severity", "summary"], rows)
@@ -237,12 +298,15 @@ def dashboard_queries() -> str:
                 expr = target.get("expr")
                 if expr:
                     rows.append([_cell(panel.get("title", "")), _code(" ".join(str(expr).split()))])
-        out.append(f"**{_cell(dash.get('title', path.stem))}** (`dashboards/{path.name}`, uid "
-                   f"`{dash.get('uid', '?')}`)\n\n" + _table(["panel", "query"], rows))
+        out.append(
+            f"**{_cell(dash.get('title', path.stem))}** (`dashboards/{path.name}`, uid "
+            f"`{dash.get('uid', '?')}`)\n\n" + _table(["panel", "query"], rows)
+        )
     return "\n\n".join(out) if out else _missing("dashboards/*.json")
 
 
 # ---- playbooks -------------------------------------------------------------------------------------
+
 
 def _checked_playbooks() -> dict[str, str]:
     from labctl.checks.playbooks import PLAYBOOKS
@@ -273,6 +337,7 @@ def playbooks_common() -> str:
 
 
 # ---- CLI reference ---------------------------------------------------------------------------------
+
 
 def _walk(cmd: Any, path: list[str]) -> Iterator[tuple[list[str], Any]]:
     yield path, cmd
@@ -328,14 +393,28 @@ def faults() -> str:
 
     rows = []
     for f in FAULTS.values():
-        opts = "<br>".join(
-            f"`--{o.name}` {' / '.join(f'`{c}`' for c in o.choices) if o.choices else '`N`'}"
-            + (f" (default `{o.default}`)" if o.default is not None else "") for o in f.options) or "—"
+        opts = (
+            "<br>".join(
+                f"`--{o.name}` {' / '.join(f'`{c}`' for c in o.choices) if o.choices else '`N`'}"
+                + (f" (default `{o.default}`)" if o.default is not None else "")
+                for o in f.options
+            )
+            or "—"
+        )
         alert = f.alert({o.name: o.default for o in f.options}) if f.options or f.alert else None
-        rows.append([f"`{f.name}`", str(f.layer), _cell(f.summary), opts,
-                     f"`{alert}`" if alert else "—",
-                     f"[{f.playbook}](../playbooks/{f.playbook}.md)" if f.playbook else "—"])
-    return _table(["fault", "first failing layer", "what it does", "options", "alert (defaults)", "playbook"], rows)
+        rows.append(
+            [
+                f"`{f.name}`",
+                str(f.layer),
+                _cell(f.summary),
+                opts,
+                f"`{alert}`" if alert else "—",
+                f"[{f.playbook}](../playbooks/{f.playbook}.md)" if f.playbook else "—",
+            ]
+        )
+    return _table(
+        ["fault", "first failing layer", "what it does", "options", "alert (defaults)", "playbook"], rows
+    )
 
 
 def matrix_cases() -> str:
@@ -345,12 +424,35 @@ def matrix_cases() -> str:
     rows = []
     for case in load_cases():
         d = case.dims
-        rows.append([f"`{case.id}`", _cell(d.get("exporter", "")), _cell(d.get("protocol", "")),
-                     _cell(d.get("endpoint", "")), _cell(d.get("interval", "")), _cell(d.get("timeout", "")),
-                     _cell(d.get("headers", "")), _cell(expected_text(case.expect)), _cell(case.focus),
-                     "ci" if "ci" in case.tags else ""])
-    return _table(["case", "exporter", "protocol", "endpoint", "interval ms", "timeout ms", "headers",
-                   "expected behaviour", "debugging focus", "CI"], rows)
+        rows.append(
+            [
+                f"`{case.id}`",
+                _cell(d.get("exporter", "")),
+                _cell(d.get("protocol", "")),
+                _cell(d.get("endpoint", "")),
+                _cell(d.get("interval", "")),
+                _cell(d.get("timeout", "")),
+                _cell(d.get("headers", "")),
+                _cell(expected_text(case.expect)),
+                _cell(case.focus),
+                "ci" if "ci" in case.tags else "",
+            ]
+        )
+    return _table(
+        [
+            "case",
+            "exporter",
+            "protocol",
+            "endpoint",
+            "interval ms",
+            "timeout ms",
+            "headers",
+            "expected behaviour",
+            "debugging focus",
+            "CI",
+        ],
+        rows,
+    )
 
 
 def test_files() -> str:
@@ -359,8 +461,9 @@ def test_files() -> str:
     rows = []
     for path in sorted((REPO / "tests").rglob("*.py")):
         rel = path.relative_to(REPO)
-        if "node_modules" in rel.parts or not (path.name.startswith(("test_", "bench")) or
-                                               rel.parts[1] == "benchmarks"):
+        if "node_modules" in rel.parts or not (
+            path.name.startswith(("test_", "bench")) or rel.parts[1] == "benchmarks"
+        ):
             continue
         if path.name == "__init__.py":
             continue

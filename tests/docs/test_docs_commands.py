@@ -83,6 +83,9 @@ def test_every_command_the_tool_suggests_exists(root):
     # Error hints and "next:" lines are docs too: a hint naming a command that does not exist strands a student.
     hints = _hints_in_code()
     assert len(hints) >= 20
-    failures = [f"{path}:{line}: labctl {' '.join(argv)}\n    {p}"
-                for path, line, argv in hints for p in clitree.problems(argv, root)]
+    failures = [
+        f"{path}:{line}: labctl {' '.join(argv)}\n    {p}"
+        for path, line, argv in hints
+        for p in clitree.problems(argv, root)
+    ]
     assert not failures, "the tool suggests commands it does not have:\n" + "\n".join(failures)

@@ -25,22 +25,32 @@ def _doc_lines():
         rel = str(path.relative_to(docsmd.REPO))
         text = path.read_text(encoding="utf-8")
         # Transcripts are what the tool printed (relay ports and all), checked by test_docs_outputs.
-        text = re.sub(r"<!-- output:.*?<!-- /output:[^>]*-->", lambda m: "\n" * m.group(0).count("\n"),
-                      text, flags=re.DOTALL)
+        text = re.sub(
+            r"<!-- output:.*?<!-- /output:[^>]*-->",
+            lambda m: "\n" * m.group(0).count("\n"),
+            text,
+            flags=re.DOTALL,
+        )
         for line_no, line in enumerate(text.splitlines(), 1):
             yield f"{rel}:{line_no}", line
 
 
 def _urls() -> list[tuple[str, int, str]]:
     """Literal http://127.0.0.1:PORT URLs, as (where, port, path)."""
-    return [(where, int(m.group(1)), (m.group(2) or "/").split("?")[0])
-            for where, line in _doc_lines() for m in URL_RE.finditer(line)]
+    return [
+        (where, int(m.group(1)), (m.group(2) or "/").split("?")[0])
+        for where, line in _doc_lines()
+        for m in URL_RE.finditer(line)
+    ]
 
 
 def _labctl_urls() -> list[tuple[str, str, str | None, str]]:
     """`labctl url SERVICE[.PORT]` uses, as (where, service, port name or None, path)."""
-    return [(where, m.group(1), m.group(2), (m.group(3) or "/").split("?")[0])
-            for where, line in _doc_lines() for m in LABCTL_URL_RE.finditer(line)]
+    return [
+        (where, m.group(1), m.group(2), (m.group(3) or "/").split("?")[0])
+        for where, line in _doc_lines()
+        for m in LABCTL_URL_RE.finditer(line)
+    ]
 
 
 def test_labctl_url_names_exist_in_the_lab_model():
@@ -52,14 +62,19 @@ def test_labctl_url_names_exist_in_the_lab_model():
         if service not in services:
             wrong.append(f"{where}: no service {service!r} (services: {', '.join(services)})")
         elif port is not None and port not in services[service].ports:
-            wrong.append(f"{where}: {service} has no port {port!r} (ports: {', '.join(services[service].ports)})")
+            wrong.append(
+                f"{where}: {service} has no port {port!r} (ports: {', '.join(services[service].ports)})"
+            )
     assert not wrong, "docs name `labctl url` targets the lab does not define:\n" + "\n".join(wrong)
 
 
 def test_commands_do_not_hard_code_default_ports():
     """Outside transcripts and tables, a command a student runs must find the port of *their* lab."""
-    wrong = [f"{where}: {line.strip()[:100]}" for where, line in _doc_lines()
-             if re.search(r"\bcurl\b[^|]*http://(127\.0\.0\.1|localhost):\d+", line)]
+    wrong = [
+        f"{where}: {line.strip()[:100]}"
+        for where, line in _doc_lines()
+        if re.search(r"\bcurl\b[^|]*http://(127\.0\.0\.1|localhost):\d+", line)
+    ]
     assert not wrong, "use `$(labctl url SERVICE.PORT)` instead of a fixed port:\n" + "\n".join(wrong)
 
 
@@ -76,9 +91,15 @@ def test_proxy_admin_paths_exist_in_the_openapi_document():
     doc = json.loads((docsmd.REPO / "labctl" / "proxy" / "inspect" / "openapi.json").read_text())
     patterns = [re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", p) + "$") for p in doc["paths"]]
     on_admin = [(where, path) for where, port, path in _urls() if port == admin]
-    on_admin += [(where, path) for where, service, port, path in _labctl_urls()
-                 if service == "proxy" and port == "admin"]
+    on_admin += [
+        (where, path)
+        for where, service, port, path in _labctl_urls()
+        if service == "proxy" and port == "admin"
+    ]
     assert len(on_admin) >= 10, "the docs should show the proxy's API"
-    missing = [f"{where}: {path}" for where, path in on_admin
-               if not any(p.match(path.rstrip("/") or "/") for p in patterns)]
+    missing = [
+        f"{where}: {path}"
+        for where, path in on_admin
+        if not any(p.match(path.rstrip("/") or "/") for p in patterns)
+    ]
     assert not missing, "docs name proxy API paths the proxy does not serve:\n" + "\n".join(missing)

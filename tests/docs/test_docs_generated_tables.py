@@ -32,8 +32,10 @@ def test_generated_sections_say_nothing_false():
                 key = _key(name, line)
                 if key and key not in today:
                     false.append(f"{path.relative_to(docsmd.REPO)} [{name}]: {line[:160]}")
-    assert not false, ("generated docs say what the files no longer say; run "
-                       "`python tests/docs/generate_tables.py`:\n" + "\n".join(false))
+    assert not false, (
+        "generated docs say what the files no longer say; run "
+        "`python tests/docs/generate_tables.py`:\n" + "\n".join(false)
+    )
 
 
 # Sections whose rows carry descriptions other helpers polish all the time (test docstrings, option help,
@@ -49,7 +51,7 @@ def _key(section: str, line: str) -> str | None:
     if cells is None:
         return line
     if line.startswith("|"):
-        return "|".join(line.split("|")[1:cells + 1])
+        return "|".join(line.split("|")[1 : cells + 1])
     if line.startswith("#"):
         return line
     return None  # prose inside a described section (help paragraphs)
@@ -74,8 +76,12 @@ def test_generated_sections_hold_real_content():
     for path in generate_tables.documents_with_sections():
         text = path.read_text(encoding="utf-8")
         for m in generate_tables.MARKER_RE.finditer(text):
-            assert "_Not generated:" not in m.group("body"), f"{path.name}: section {m.group('name')} has no source"
-            assert m.group("body").count("\n|") >= 2, f"{path.name}: section {m.group('name')} has no table rows"
+            assert "_Not generated:" not in m.group("body"), (
+                f"{path.name}: section {m.group('name')} has no source"
+            )
+            assert m.group("body").count("\n|") >= 2, (
+                f"{path.name}: section {m.group('name')} has no table rows"
+            )
 
 
 def test_contract_tables_name_every_metric_and_event():

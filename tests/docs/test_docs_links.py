@@ -15,7 +15,9 @@ def _broken(paths: list[Path]) -> list[str]:
             target = link.target
             if target.startswith(("http://", "https://", "mailto:")):
                 continue
-            where = f"{path.relative_to(docsmd.REPO) if path.is_relative_to(docsmd.REPO) else path}:{link.line}"
+            where = (
+                f"{path.relative_to(docsmd.REPO) if path.is_relative_to(docsmd.REPO) else path}:{link.line}"
+            )
             file_part, _, anchor = target.partition("#")
             dest = path if not file_part else (path.parent / unquote(file_part)).resolve()
             if not dest.exists():

@@ -48,16 +48,22 @@ def test_every_mermaid_block_parses():
 
 def test_architecture_has_the_four_diagrams():
     text = (docsmd.REPO / "lab" / "docs" / "architecture.md").read_text(encoding="utf-8")
-    for heading in ("Component architecture", "Data flow of a metric", "Testing architecture",
-                    "Configuration hierarchy"):
+    for heading in (
+        "Component architecture",
+        "Data flow of a metric",
+        "Testing architecture",
+        "Configuration hierarchy",
+    ):
         assert heading.lower() in text.lower(), f"architecture.md lacks the section {heading!r}"
 
 
 @pytest.mark.integration
 def test_parser_rejects_a_broken_diagram():
     # The check is only worth something if the parser says no to a broken diagram.
-    results = _parse([
-        {"id": "good", "text": "flowchart LR\n  A[proxy] --> B[collector]"},
-        {"id": "bad", "text": "flowchart LR\n  A[proxy --> B"},
-    ])
+    results = _parse(
+        [
+            {"id": "good", "text": "flowchart LR\n  A[proxy] --> B[collector]"},
+            {"id": "bad", "text": "flowchart LR\n  A[proxy --> B"},
+        ]
+    )
     assert [r["ok"] for r in results] == [True, False]

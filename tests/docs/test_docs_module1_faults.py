@@ -24,8 +24,11 @@ def test_module_1_fault_is_found_at_layer_1_and_heals(native_lab, labctl, fault,
     broken = labctl("check", "--layer", "1", "--json", state_dir=state, check=False)
     assert broken.returncode == 11, broken.stdout + broken.stderr
     results = json.loads(broken.stdout)
-    failing = [r for r in (results.get("results", results) if isinstance(results, dict) else results)
-               if r.get("verdict") == "FAIL"]
+    failing = [
+        r
+        for r in (results.get("results", results) if isinstance(results, dict) else results)
+        if r.get("verdict") == "FAIL"
+    ]
     assert failing and failing[0]["playbook"] == "contract-violation", failing
 
     # What the guide asks the student to find: the violated rule, on the proxy's own API.
@@ -56,8 +59,10 @@ def test_contract_variants_load_and_differ_as_described(tmp_path, kind):
     base = read_contract_file(default_contract_path())
     assert set(spec.metrics) == set(base.metrics) and set(spec.events) == set(base.events)
     if kind == "contract":
-        assert all(m.attributes[contract_faults.REQUIRED_ATTRIBUTE].requirement == "required"
-                   for m in spec.metrics.values())
+        assert all(
+            m.attributes[contract_faults.REQUIRED_ATTRIBUTE].requirement == "required"
+            for m in spec.metrics.values()
+        )
     else:
         for name in contract_faults.LIMITED_METRICS:
             assert spec.metrics[name].cardinality == {"*": 1}

@@ -26,12 +26,17 @@ def test_module_guide_has_every_part(path):
         assert name in sections, f"{path.parent.name} has no '## {name}' section"
 
 
-@pytest.mark.parametrize(("n", "path"), list(enumerate(MODULES, start=1)), ids=[f"module-{n}" for n in (1, 2, 3, 4)])
+@pytest.mark.parametrize(
+    ("n", "path"), list(enumerate(MODULES, start=1)), ids=[f"module-{n}" for n in (1, 2, 3, 4)]
+)
 def test_module_breaks_at_least_two_faults_and_checks_its_layer(n, path):
     text = path.read_text(encoding="utf-8")
     breaks = _sections(text)["break it, then find it"]
-    faults = {ref.argv[1] for ref in _refs(path) if ref.argv[:1] == ["break"] and len(ref.argv) > 1
-              and f"labctl {' '.join(ref.argv)}" in breaks}
+    faults = {
+        ref.argv[1]
+        for ref in _refs(path)
+        if ref.argv[:1] == ["break"] and len(ref.argv) > 1 and f"labctl {' '.join(ref.argv)}" in breaks
+    }
     assert len(faults & set(FAULTS)) >= 2, f"module-{n} breaks only {sorted(faults)}"
     assert f"labctl check --layer {n}" in text, f"module-{n} has no self-check for layer {n}"
 

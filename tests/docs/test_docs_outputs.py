@@ -19,18 +19,26 @@ def _sections_in_docs() -> dict[str, str]:
 def test_every_output_section_comes_from_the_scenario():
     in_docs = set(_sections_in_docs())
     in_scenario = {s.section for s in generate_outputs.SCENARIO if s.section}
-    assert in_docs == in_scenario, f"docs only: {in_docs - in_scenario}; scenario only: {in_scenario - in_docs}"
+    assert in_docs == in_scenario, (
+        f"docs only: {in_docs - in_scenario}; scenario only: {in_scenario - in_docs}"
+    )
 
 
 def test_output_sections_are_filled_with_transcripts():
     for name, body in _sections_in_docs().items():
-        assert body.startswith("```console\n$ labctl "), f"output section {name} holds no generated transcript"
+        assert body.startswith("```console\n$ labctl "), (
+            f"output section {name} holds no generated transcript"
+        )
 
 
 def test_tidy_writes_default_ports_and_state_dir(tmp_path):
     runner = generate_outputs.Runner(tmp_path / "state", offset=520)
-    text = runner.tidy(f"proxy http://127.0.0.1:{4317 + 520}/ data {tmp_path / 'state'}/lab.json took 12345 ms")
-    assert text == f"proxy http://127.0.0.1:4317/ data {generate_outputs.DEFAULT_STATE}/lab.json took 12345 ms"
+    text = runner.tidy(
+        f"proxy http://127.0.0.1:{4317 + 520}/ data {tmp_path / 'state'}/lab.json took 12345 ms"
+    )
+    assert (
+        text == f"proxy http://127.0.0.1:4317/ data {generate_outputs.DEFAULT_STATE}/lab.json took 12345 ms"
+    )
 
 
 def test_key_facts_keep_verdicts_states_and_outcomes():
@@ -42,11 +50,15 @@ def test_key_facts_keep_verdicts_states_and_outcomes():
 error: layer 2 fails first: connections to 127.0.0.1:47803 hang
 what to do: read lab/playbooks/upstream-unreachable.md"""
     reworded = shown.replace("proxy forwarded +0 metric points", "nothing forwarded yet (0 points)").replace(
-        "47803 hang", "51234 hang and time out")
+        "47803 hang", "51234 hang and time out"
+    )
     assert generate_outputs.key_facts(shown) == generate_outputs.key_facts(reworded)
-    for changed in (shown.replace("│ FAIL │", "│ ok │"), shown.replace("layer 2 fails", "layer 3 fails"),
-                    shown.replace("upstream-unreachable.md", "proxy-down.md"),
-                    shown.replace("collector health", "collector ready")):
+    for changed in (
+        shown.replace("│ FAIL │", "│ ok │"),
+        shown.replace("layer 2 fails", "layer 3 fails"),
+        shown.replace("upstream-unreachable.md", "proxy-down.md"),
+        shown.replace("collector health", "collector ready"),
+    ):
         assert generate_outputs.key_facts(shown) != generate_outputs.key_facts(changed)
 
 
@@ -67,9 +79,18 @@ def test_outputs_in_the_docs_match_a_real_run():
     for name, body in docs.items():
         shown = body.removeprefix("```console\n").removesuffix("```\n")
         if generate_outputs.key_facts(shown) != generate_outputs.key_facts(outputs[name]):
-            diffs.append("\n".join(difflib.unified_diff(
-                shown.splitlines(), outputs[name].splitlines(), f"docs:{name}", "real run", lineterm="")))
-    assert not diffs, ("the docs show output the tool no longer prints; run "
-                       "`python tests/docs/generate_outputs.py`\n" + "\n\n".join(diffs))
-
-
+            diffs.append(
+                "\n".join(
+                    difflib.unified_diff(
+                        shown.splitlines(),
+                        outputs[name].splitlines(),
+                        f"docs:{name}",
+                        "real run",
+                        lineterm="",
+                    )
+                )
+            )
+    assert not diffs, (
+        "the docs show output the tool no longer prints; run "
+        "`python tests/docs/generate_outputs.py`\n" + "\n\n".join(diffs)
+    )

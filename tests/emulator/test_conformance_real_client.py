@@ -50,13 +50,24 @@ def _wait(url: str, proc: subprocess.Popen[bytes], what: str) -> None:
 
 
 def _telemetry_env(home: Path, otlp: str, stub: str) -> dict[str, str]:
-    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "PYTHONPATH": str(REPO),
-            "ANTHROPIC_BASE_URL": stub, "ANTHROPIC_API_KEY": "sk-ant-lab-model-stub-not-a-real-key",
-            "CLAUDE_CODE_ENABLE_TELEMETRY": "1", "OTEL_METRICS_EXPORTER": "otlp", "OTEL_LOGS_EXPORTER": "otlp",
-            "OTEL_TRACES_EXPORTER": "otlp", "CLAUDE_CODE_ENHANCED_TELEMETRY_BETA": "1",
-            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf", "OTEL_EXPORTER_OTLP_ENDPOINT": otlp,
-            "OTEL_METRIC_EXPORT_INTERVAL": "1000", "OTEL_LOGS_EXPORT_INTERVAL": "500",
-            "OTEL_TRACES_EXPORT_INTERVAL": "500", "DISABLE_AUTOUPDATER": "1"}
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "PYTHONPATH": str(REPO),
+        "ANTHROPIC_BASE_URL": stub,
+        "ANTHROPIC_API_KEY": "sk-ant-lab-model-stub-not-a-real-key",
+        "CLAUDE_CODE_ENABLE_TELEMETRY": "1",
+        "OTEL_METRICS_EXPORTER": "otlp",
+        "OTEL_LOGS_EXPORTER": "otlp",
+        "OTEL_TRACES_EXPORTER": "otlp",
+        "CLAUDE_CODE_ENHANCED_TELEMETRY_BETA": "1",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": otlp,
+        "OTEL_METRIC_EXPORT_INTERVAL": "1000",
+        "OTEL_LOGS_EXPORT_INTERVAL": "500",
+        "OTEL_TRACES_EXPORT_INTERVAL": "500",
+        "DISABLE_AUTOUPDATER": "1",
+    }
 
 
 def _shape(admin: str) -> tuple[TelemetryShape, dict[str, Any]]:
@@ -77,18 +88,44 @@ def test_the_emulator_sends_what_the_real_client_sends(tmp_path: Path) -> None:
     played = scenario(SCENARIO)
     http, admin_port, stub_port = _port(), _port(), _port()
     cfg = tmp_path / "proxy.yaml"
-    cfg.write_text(yaml.safe_dump({
-        "listen": {"otlp_grpc": f"127.0.0.1:{_port()}", "otlp_http": f"127.0.0.1:{http}",
-                   "admin": f"127.0.0.1:{admin_port}"},
-        "data_dir": str(tmp_path / "proxy"), "inspect": {"console": "off"},
-        "contract": {"path": str(default_contract_path()), "mode": "learn"}}))
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "listen": {
+                    "otlp_grpc": f"127.0.0.1:{_port()}",
+                    "otlp_http": f"127.0.0.1:{http}",
+                    "admin": f"127.0.0.1:{admin_port}",
+                },
+                "data_dir": str(tmp_path / "proxy"),
+                "inspect": {"console": "off"},
+                "contract": {"path": str(default_contract_path()), "mode": "learn"},
+            }
+        )
+    )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     procs = [
-        subprocess.Popen([sys.executable, "-m", "labctl", "proxy", "serve", "-c", str(cfg)], env=env,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-        subprocess.Popen([sys.executable, "-m", "labctl.modelstub", "--listen", f"127.0.0.1:{stub_port}",
-                          "--scenarios", str(REPO / "lab" / "scenarios"), "--default-scenario", SCENARIO],
-                         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+        subprocess.Popen(
+            [sys.executable, "-m", "labctl", "proxy", "serve", "-c", str(cfg)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        ),
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "labctl.modelstub",
+                "--listen",
+                f"127.0.0.1:{stub_port}",
+                "--scenarios",
+                str(REPO / "lab" / "scenarios"),
+                "--default-scenario",
+                SCENARIO,
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        ),
     ]
     admin, stub = f"http://127.0.0.1:{admin_port}", f"http://127.0.0.1:{stub_port}"
     try:
@@ -110,8 +147,25 @@ def test_the_emulator_sends_what_the_real_client_sends(tmp_path: Path) -> None:
         assert requests.get(admin + "/api/violations", timeout=10).json()["violations"] == []
         requests.delete(admin + "/api/contract/drift", timeout=10)
 
-        emit = subprocess.run([sys.executable, "-m", "labctl", "emit", "--scenario", SCENARIO, "--duration", "3",
-                               "--seed", "1", "--quiet"], env=tel, capture_output=True, timeout=120, check=False)
+        emit = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "labctl",
+                "emit",
+                "--scenario",
+                SCENARIO,
+                "--duration",
+                "3",
+                "--seed",
+                "1",
+                "--quiet",
+            ],
+            env=tel,
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
         assert emit.returncode == 0, emit.stderr.decode()[-2000:]
         time.sleep(1)
         emulated, _ = _shape(admin)

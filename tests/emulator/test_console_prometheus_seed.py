@@ -39,12 +39,38 @@ def console_objects(text: str) -> list[dict[str, Any]]:
 
 def run_console(seed: int, tmp: Path, name: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "CLAUDE_CODE_"))}
-    env.update(CLAUDE_CODE_ENABLE_TELEMETRY="1", OTEL_METRICS_EXPORTER="console", OTEL_LOGS_EXPORTER="console",
-               OTEL_METRIC_EXPORT_INTERVAL="60000", OTEL_LOGS_EXPORT_INTERVAL="200")
+    env.update(
+        CLAUDE_CODE_ENABLE_TELEMETRY="1",
+        OTEL_METRICS_EXPORTER="console",
+        OTEL_LOGS_EXPORTER="console",
+        OTEL_METRIC_EXPORT_INTERVAL="60000",
+        OTEL_LOGS_EXPORT_INTERVAL="200",
+    )
     summary = tmp / f"{name}.json"
-    proc = subprocess.run([sys.executable, "-m", "labctl.emulator", "emit", "--sessions", "2", "--duration", "2",
-                           "--rate", "90", "--seed", str(seed), "--summary-file", str(summary)],
-                          env=env, cwd=REPO, capture_output=True, text=True, timeout=60, check=False)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "labctl.emulator",
+            "emit",
+            "--sessions",
+            "2",
+            "--duration",
+            "2",
+            "--rate",
+            "90",
+            "--seed",
+            str(seed),
+            "--summary-file",
+            str(summary),
+        ],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     return console_objects(proc.stdout), json.loads(summary.read_text())
 
@@ -89,8 +115,9 @@ def test_plans_are_identical_for_one_seed() -> None:
     a = plan_run(5, 4, 30, 10, models, 0.1)
     b = plan_run(5, 4, 30, 10, models, 0.1)
     assert [(p.identity, p.actions) for p in a] == [(p.identity, p.actions) for p in b]
-    assert {p.identity.session_id for p in a}.isdisjoint({p.identity.session_id for p in plan_run(6, 4, 30, 10,
-                                                                                                  models, 0.1)})
+    assert {p.identity.session_id for p in a}.isdisjoint(
+        {p.identity.session_id for p in plan_run(6, 4, 30, 10, models, 0.1)}
+    )
 
 
 def _port_free(port: int) -> bool:
@@ -108,8 +135,10 @@ def test_prometheus_exporter_scraped_on_9464() -> None:
     if not _port_free(9464):
         pytest.skip("port 9464 is taken by another process (a Claude Code with the prometheus exporter?)")
     settings = load_settings({"CLAUDE_CODE_ENABLE_TELEMETRY": "1", "OTEL_METRICS_EXPORTER": "prometheus"})
-    emulator = Emulator(settings, EmitOptions(sessions=2, duration_s=30, rate_per_min=120, seed=3, marker="scrape",
-                                              quiet_sdk=True))
+    emulator = Emulator(
+        settings,
+        EmitOptions(sessions=2, duration_s=30, rate_per_min=120, seed=3, marker="scrape", quiet_sdk=True),
+    )
     result: dict[str, Any] = {}
     t = threading.Thread(target=lambda: result.update(emulator.run()), daemon=True)
     t.start()
@@ -131,7 +160,9 @@ def test_prometheus_exporter_scraped_on_9464() -> None:
         assert "claude_code_session_count_total" in names
         tokens = [s.labels for s in samples if s.name == "claude_code_token_usage_tokens_total"]
         assert all({"session_id", "model", "type", "lab_marker"} <= set(lbl) for lbl in tokens)
-        assert not any(n.startswith("python_") for n in names)  # only OpenTelemetry metrics, like Claude Code's
+        assert not any(
+            n.startswith("python_") for n in names
+        )  # only OpenTelemetry metrics, like Claude Code's
     finally:
         emulator.stop.set()
         t.join(timeout=15)

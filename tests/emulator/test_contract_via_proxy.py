@@ -33,16 +33,47 @@ def test_emulator_output_satisfies_the_contract_over_every_protocol(tmp_path: Pa
         for n, protocol in enumerate(("grpc", "http/protobuf", "http/json"), 1):
             endpoint = f"http://127.0.0.1:{p.grpc_port if protocol == 'grpc' else p.http_port}"
             env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "CLAUDE_CODE_"))}
-            env.update(CLAUDE_CODE_ENABLE_TELEMETRY="1", OTEL_METRICS_EXPORTER="otlp", OTEL_LOGS_EXPORTER="otlp",
-                       OTEL_EXPORTER_OTLP_PROTOCOL=protocol, OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
-                       OTEL_METRIC_EXPORT_INTERVAL="1000", OTEL_LOGS_EXPORT_INTERVAL="500",
-                       OTEL_RESOURCE_ATTRIBUTES="team=blue", CLAUDE_CODE_ENHANCED_TELEMETRY_BETA="1",
-                       OTEL_TRACES_EXPORTER="otlp", OTEL_TRACES_EXPORT_INTERVAL="500")
+            env.update(
+                CLAUDE_CODE_ENABLE_TELEMETRY="1",
+                OTEL_METRICS_EXPORTER="otlp",
+                OTEL_LOGS_EXPORTER="otlp",
+                OTEL_EXPORTER_OTLP_PROTOCOL=protocol,
+                OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
+                OTEL_METRIC_EXPORT_INTERVAL="1000",
+                OTEL_LOGS_EXPORT_INTERVAL="500",
+                OTEL_RESOURCE_ATTRIBUTES="team=blue",
+                CLAUDE_CODE_ENHANCED_TELEMETRY_BETA="1",
+                OTEL_TRACES_EXPORTER="otlp",
+                OTEL_TRACES_EXPORT_INTERVAL="500",
+            )
             before = api(p, "/api/overview")["items"]
-            proc = subprocess.run([sys.executable, "-m", "labctl.emulator", "emit", "--sessions", "3", "--duration",
-                                   "3", "--rate", "120", "--error-rate", "0.25", "--seed", str(13 + n), "--marker",
-                                   f"contract-{n}", "--quiet"], env=env, cwd=REPO, capture_output=True, text=True,
-                                  timeout=90, check=False)
+            proc = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "labctl.emulator",
+                    "emit",
+                    "--sessions",
+                    "3",
+                    "--duration",
+                    "3",
+                    "--rate",
+                    "120",
+                    "--error-rate",
+                    "0.25",
+                    "--seed",
+                    str(13 + n),
+                    "--marker",
+                    f"contract-{n}",
+                    "--quiet",
+                ],
+                env=env,
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+                timeout=90,
+                check=False,
+            )
             assert proc.returncode == 0, proc.stderr
             overview = api(p, "/api/overview")
             items = overview["items"]

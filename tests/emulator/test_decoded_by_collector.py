@@ -35,14 +35,46 @@ ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 def emit(env: dict[str, str], marker: str, tmp: Path) -> dict[str, Any]:
     full = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "CLAUDE_CODE_"))}
-    full.update({"CLAUDE_CODE_ENABLE_TELEMETRY": "1", "OTEL_METRICS_EXPORTER": "otlp", "OTEL_LOGS_EXPORTER": "otlp",
-                 "OTEL_METRIC_EXPORT_INTERVAL": "1000", "OTEL_LOGS_EXPORT_INTERVAL": "500", **env})
+    full.update(
+        {
+            "CLAUDE_CODE_ENABLE_TELEMETRY": "1",
+            "OTEL_METRICS_EXPORTER": "otlp",
+            "OTEL_LOGS_EXPORTER": "otlp",
+            "OTEL_METRIC_EXPORT_INTERVAL": "1000",
+            "OTEL_LOGS_EXPORT_INTERVAL": "500",
+            **env,
+        }
+    )
     summary = tmp / f"{marker}.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "labctl.emulator", "emit", "--sessions", str(SESSIONS), "--duration", str(DURATION),
-         "--rate", str(RATE), "--error-rate", str(ERRORS), "--seed", str(SEED), "--marker", marker,
-         "--summary-file", str(summary), "--quiet"],
-        env=full, cwd=REPO, capture_output=True, text=True, timeout=90, check=False)
+        [
+            sys.executable,
+            "-m",
+            "labctl.emulator",
+            "emit",
+            "--sessions",
+            str(SESSIONS),
+            "--duration",
+            str(DURATION),
+            "--rate",
+            str(RATE),
+            "--error-rate",
+            str(ERRORS),
+            "--seed",
+            str(SEED),
+            "--marker",
+            marker,
+            "--summary-file",
+            str(summary),
+            "--quiet",
+        ],
+        env=full,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     data: dict[str, Any] = json.loads(summary.read_text())
     return data
@@ -54,18 +86,38 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     c = Collector(tmp / "collector", extra_configs=[OVERLAY]).start()
     try:
         out: dict[str, Any] = {"before": c.received()}
-        out["grpc"] = emit({"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{c.grpc_addr}",
-                            "OTEL_RESOURCE_ATTRIBUTES": "team=blue,cost_center=42",
-                            "OTEL_METRICS_INCLUDE_VERSION": "1"}, "decode-grpc", tmp)
+        out["grpc"] = emit(
+            {
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+                "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{c.grpc_addr}",
+                "OTEL_RESOURCE_ATTRIBUTES": "team=blue,cost_center=42",
+                "OTEL_METRICS_INCLUDE_VERSION": "1",
+            },
+            "decode-grpc",
+            tmp,
+        )
         out["after_grpc"] = c.received()
-        out["http/protobuf"] = emit({
-            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf", "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{c.http_addr}",
-            "OTEL_LOG_USER_PROMPTS": "1", "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE": "cumulative",
-            "OTEL_METRICS_INCLUDE_SESSION_ID": "false", "OTEL_METRICS_INCLUDE_ACCOUNT_UUID": "false"},
-            "decode-protobuf", tmp)
+        out["http/protobuf"] = emit(
+            {
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+                "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{c.http_addr}",
+                "OTEL_LOG_USER_PROMPTS": "1",
+                "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE": "cumulative",
+                "OTEL_METRICS_INCLUDE_SESSION_ID": "false",
+                "OTEL_METRICS_INCLUDE_ACCOUNT_UUID": "false",
+            },
+            "decode-protobuf",
+            tmp,
+        )
         out["after_protobuf"] = c.received()
-        out["http/json"] = emit({"OTEL_EXPORTER_OTLP_PROTOCOL": "http/json",
-                                 "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{c.http_addr}"}, "decode-json", tmp)
+        out["http/json"] = emit(
+            {
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json",
+                "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{c.http_addr}",
+            },
+            "decode-json",
+            tmp,
+        )
         time.sleep(2.0)  # the Collector's batch processor flushes after 1 s
         out["after_json"] = c.received()
         points, events = parse(c.log_text())
@@ -82,8 +134,12 @@ def by_marker(items: list[Any], marker: str) -> list[Any]:
 def test_the_plan_exercises_every_metric_and_event() -> None:
     plans = plan_run(SEED, SESSIONS, DURATION, RATE, parse_models(None), ERRORS)
     kinds = collections.Counter(a.kind for p in plans for a in p.actions)
-    commands = {a.data.get("command") for p in plans for a in p.actions if a.kind == "tool" and a.data["success"]}
-    edits = [a for p in plans for a in p.actions if a.kind == "tool" and a.data["tool_name"] in ("Edit", "Write")]
+    commands = {
+        a.data.get("command") for p in plans for a in p.actions if a.kind == "tool" and a.data["success"]
+    }
+    edits = [
+        a for p in plans for a in p.actions if a.kind == "tool" and a.data["tool_name"] in ("Edit", "Write")
+    ]
     assert {"session_start", "user_prompt", "api_request", "api_error", "tool", "active_time"} <= set(kinds)
     assert {"git commit", "gh pr create"} <= commands and edits
 
@@ -104,14 +160,27 @@ def test_every_metric_with_unit_instrument_and_delta_temporality(runs: dict[str,
 def test_metric_attributes_standard_and_specific(runs: dict[str, Any]) -> None:
     points: list[Point] = by_marker(runs["points"], "decode-grpc")
     sessions = set(runs["grpc"]["sessions"])
-    allowed = {"start_type": {"fresh", "resume", "continue"}, "type": {"added", "removed", "user", "cli",
-                                                                      *catalog.TOKEN_TYPES},
-               "decision": {"accept", "reject"}, "query_source": {"main", "subagent", "auxiliary"},
-               "model": set(catalog.MODELS), "tool_name": {"Edit", "Write", "NotebookEdit"}}
+    allowed = {
+        "start_type": {"fresh", "resume", "continue"},
+        "type": {"added", "removed", "user", "cli", *catalog.TOKEN_TYPES},
+        "decision": {"accept", "reject"},
+        "query_source": {"main", "subagent", "auxiliary"},
+        "model": set(catalog.MODELS),
+        "tool_name": {"Edit", "Write", "NotebookEdit"},
+    }
     for p in points:
         a = p.attributes
-        for key in ("session.id", "app.version", "organization.id", "user.account_uuid", "user.id", "terminal.type",
-                    "team", "cost_center", "lab.marker"):
+        for key in (
+            "session.id",
+            "app.version",
+            "organization.id",
+            "user.account_uuid",
+            "user.id",
+            "terminal.type",
+            "team",
+            "cost_center",
+            "lab.marker",
+        ):
             assert key in a, (p.metric["Name"], key)
         assert a["session.id"] in sessions and a["app.version"] == catalog.APP_VERSION
         for key in catalog.METRICS[p.metric["Name"]].attributes:
@@ -156,12 +225,19 @@ def test_every_event_with_name_timestamp_sequence_and_attributes(runs: dict[str,
 def test_tokens_and_cost_add_up_between_metrics_and_events(runs: dict[str, Any]) -> None:
     points: list[Point] = by_marker(runs["points"], "decode-grpc")
     events: list[Event] = by_marker(runs["events"], "decode-grpc")
-    metric_in = sum(p.value or 0 for p in points
-                    if p.metric["Name"] == "claude_code.token.usage" and p.attributes["type"] == "input")
-    event_in = sum(int(e.attributes["input_tokens"]) for e in events if e.attributes["event.name"] == "api_request")
+    metric_in = sum(
+        p.value or 0
+        for p in points
+        if p.metric["Name"] == "claude_code.token.usage" and p.attributes["type"] == "input"
+    )
+    event_in = sum(
+        int(e.attributes["input_tokens"]) for e in events if e.attributes["event.name"] == "api_request"
+    )
     assert metric_in == event_in > 0
     cost_m = sum(p.value or 0 for p in points if p.metric["Name"] == "claude_code.cost.usage")
-    cost_e = sum(float(e.attributes["cost_usd"]) for e in events if e.attributes["event.name"] == "api_request")
+    cost_e = sum(
+        float(e.attributes["cost_usd"]) for e in events if e.attributes["event.name"] == "api_request"
+    )
     assert cost_m == pytest.approx(cost_e, rel=1e-3)
 
 
@@ -171,7 +247,9 @@ def test_switches_prompts_and_cumulative_over_http_protobuf(runs: dict[str, Any]
     assert points and events
     assert {p.metric["AggregationTemporality"] for p in points} == {"Cumulative"}
     assert all("session.id" not in p.attributes and "user.account_uuid" not in p.attributes for p in points)
-    assert all("app.version" not in p.attributes for p in points)  # OTEL_METRICS_INCLUDE_VERSION off by default
+    assert all(
+        "app.version" not in p.attributes for p in points
+    )  # OTEL_METRICS_INCLUDE_VERSION off by default
     prompts = {e.attributes["prompt"] for e in events if e.attributes["event.name"] == "user_prompt"}
     assert prompts and "<REDACTED>" not in prompts  # OTEL_LOG_USER_PROMPTS=1 sends the text
 
@@ -184,8 +262,15 @@ def test_each_protocol_received_by_the_collector(runs: dict[str, Any]) -> None:
         assert total(runs["after_grpc"], key, "grpc") > total(runs["before"], key, "grpc")
         assert total(runs["after_protobuf"], key, "http") > total(runs["after_grpc"], key, "http")
         assert total(runs["after_json"], key, "http") > total(runs["after_protobuf"], key, "http")
-    for marker, proto in (("decode-grpc", "grpc"), ("decode-protobuf", "http/protobuf"), ("decode-json", "http/json")):
+    for marker, proto in (
+        ("decode-grpc", "grpc"),
+        ("decode-protobuf", "http/protobuf"),
+        ("decode-json", "http/json"),
+    ):
         assert by_marker(runs["points"], marker) and by_marker(runs["events"], marker), proto
         exporters = {e["name"]: e for e in runs[proto]["exporters"]}
-        assert exporters[f"metrics/otlp({proto})"]["sent"] > 0 and exporters[f"metrics/otlp({proto})"]["failed"] == 0
+        assert (
+            exporters[f"metrics/otlp({proto})"]["sent"] > 0
+            and exporters[f"metrics/otlp({proto})"]["failed"] == 0
+        )
         assert exporters[f"logs/otlp({proto})"]["sent"] > 0

@@ -19,15 +19,24 @@ from labctl.state import LabState
 
 
 def make_lab(tmp: Path, **fields: Any) -> LabState:
-    lab = LabState(dir=tmp, stage="module-1",
-                   ports={"proxy": {"otlp_grpc": 24317, "otlp_http": 24318, "admin": 24320}}, **fields)
+    lab = LabState(
+        dir=tmp,
+        stage="module-1",
+        ports={"proxy": {"otlp_grpc": 24317, "otlp_http": 24318, "admin": 24320}},
+        **fields,
+    )
     lab.save()
     return lab
 
 
-@pytest.mark.parametrize(("protocol", "url"), [("grpc", "http://127.0.0.1:24317"),
-                                               ("http/protobuf", "http://127.0.0.1:24318"),
-                                               ("http/json", "http://127.0.0.1:24318")])
+@pytest.mark.parametrize(
+    ("protocol", "url"),
+    [
+        ("grpc", "http://127.0.0.1:24317"),
+        ("http/protobuf", "http://127.0.0.1:24318"),
+        ("http/json", "http://127.0.0.1:24318"),
+    ],
+)
 def test_block_points_at_the_proxy(tmp_path: Path, protocol: str, url: str) -> None:
     env = lab_env(make_lab(tmp_path), protocol)
     assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == url and env["OTEL_EXPORTER_OTLP_PROTOCOL"] == protocol
@@ -36,11 +45,14 @@ def test_block_points_at_the_proxy(tmp_path: Path, protocol: str, url: str) -> N
     assert s.metrics_otlp and s.logs_otlp and s.metric_interval_ms == 5000
 
 
-@pytest.mark.parametrize("fields", [
-    {"settings": {"auth": True, "auth_token": "tok123"}},
-    {"settings": {"auth_enabled": True, "auth_token": "tok123"}},
-    {"overrides": {"proxy": {"env": {"LAB_PROXY_AUTH_TOKEN": "tok123"}}}},
-])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"settings": {"auth": True, "auth_token": "tok123"}},
+        {"settings": {"auth_enabled": True, "auth_token": "tok123"}},
+        {"overrides": {"proxy": {"env": {"LAB_PROXY_AUTH_TOKEN": "tok123"}}}},
+    ],
+)
 def test_auth_header_when_the_lab_requires_it(tmp_path: Path, fields: dict[str, Any]) -> None:
     env = lab_env(make_lab(tmp_path, **fields))
     assert env["OTEL_EXPORTER_OTLP_HEADERS"] == "Authorization=Bearer tok123"
@@ -76,8 +88,21 @@ def test_env_and_emit_from_lab_against_a_running_lab(
     assert block["OTEL_EXPORTER_OTLP_ENDPOINT"] == lab.url("proxy", "otlp_http")
     text = labctl("env", state_dir=lab.dir).stdout
     assert f"export OTEL_EXPORTER_OTLP_ENDPOINT={lab.url('proxy', 'otlp_grpc')}" in text
-    run = labctl("emit", "--from-lab", "--protocol", "http/json", "--duration", "3", "--rate", "120", "--seed", "1",
-                 "--json", "--quiet", state_dir=lab.dir)
+    run = labctl(
+        "emit",
+        "--from-lab",
+        "--protocol",
+        "http/json",
+        "--duration",
+        "3",
+        "--rate",
+        "120",
+        "--seed",
+        "1",
+        "--json",
+        "--quiet",
+        state_dir=lab.dir,
+    )
     summary = json.loads(run.stdout)
     assert summary["settings"]["metrics_otlp"]["url"] == lab.url("proxy", "otlp_http") + "/v1/metrics"
     stats = requests.get(lab.url("proxy", "admin") + "/api/stats", timeout=5).json()

@@ -12,9 +12,17 @@ from labctl.emulator.session import plan_run
 from labctl.errors import LabError
 
 
-def actions(seed: int = 1, sessions: int = 20, duration: float = 600, rate: float = 6, models: str | None = None,
-            errors: float = 0.03) -> list:
-    return [a for p in plan_run(seed, sessions, duration, rate, parse_models(models), errors) for a in p.actions]
+def actions(
+    seed: int = 1,
+    sessions: int = 20,
+    duration: float = 600,
+    rate: float = 6,
+    models: str | None = None,
+    errors: float = 0.03,
+) -> list:
+    return [
+        a for p in plan_run(seed, sessions, duration, rate, parse_models(models), errors) for a in p.actions
+    ]
 
 
 def test_actions_stay_inside_the_run_and_in_time_order() -> None:
@@ -33,10 +41,17 @@ def test_rate_sets_the_prompt_frequency() -> None:
 
 
 def test_model_mix_is_respected() -> None:
-    reqs = [a for a in actions(models="opus=1") if a.kind == "api_request" and a.data["query_source"] != "auxiliary"]
+    reqs = [
+        a
+        for a in actions(models="opus=1")
+        if a.kind == "api_request" and a.data["query_source"] != "auxiliary"
+    ]
     assert {a.data["model"] for a in reqs} == {MODEL_ALIASES["opus"]}
-    mix = collections.Counter(a.data["model"] for a in actions(models="sonnet=3,haiku=1")
-                              if a.kind == "api_request" and a.data["query_source"] == "main")
+    mix = collections.Counter(
+        a.data["model"]
+        for a in actions(models="sonnet=3,haiku=1")
+        if a.kind == "api_request" and a.data["query_source"] == "main"
+    )
     assert 2 < mix[MODEL_ALIASES["sonnet"]] / mix[MODEL_ALIASES["haiku"]] < 4.5
 
 
@@ -54,8 +69,15 @@ def test_tokens_and_cost_are_consistent_and_plausible() -> None:
         if a.kind != "api_request":
             continue
         d = a.data
-        assert d["cost_usd"] == pytest.approx(cost_usd(d["model"], d["input_tokens"], d["output_tokens"],
-                                                       d["cache_read_tokens"], d["cache_creation_tokens"]))
+        assert d["cost_usd"] == pytest.approx(
+            cost_usd(
+                d["model"],
+                d["input_tokens"],
+                d["output_tokens"],
+                d["cache_read_tokens"],
+                d["cache_creation_tokens"],
+            )
+        )
         assert 0 < d["cost_usd"] < 2 and d["model"] in MODELS and d["duration_ms"] > 0
 
 
@@ -65,15 +87,23 @@ def test_sessions_collide_only_by_person_not_by_session_id() -> None:
     assert len({p.identity.user_id for p in plans}) == 40  # a class of 40: some people run two sessions
 
 
-@pytest.mark.parametrize(("text", "fragment"), [("gpt=1", "unknown model"), ("sonnet=x", "not a number"),
-                                                ("sonnet=-1", "negative"), ("sonnet=0", "weight 0")])
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("gpt=1", "unknown model"),
+        ("sonnet=x", "not a number"),
+        ("sonnet=-1", "negative"),
+        ("sonnet=0", "weight 0"),
+    ],
+)
 def test_bad_models_option(text: str, fragment: str) -> None:
     with pytest.raises(LabError, match=fragment):
         parse_models(text)
 
 
-@pytest.mark.parametrize(("field", "value"), [("sessions", 0), ("duration_s", 0), ("rate_per_min", -1),
-                                              ("error_rate", 1.5)])
+@pytest.mark.parametrize(
+    ("field", "value"), [("sessions", 0), ("duration_s", 0), ("rate_per_min", -1), ("error_rate", 1.5)]
+)
 def test_bad_emit_options(field: str, value: float) -> None:
     with pytest.raises(LabError):
         EmitOptions(**{field: value}).validate()

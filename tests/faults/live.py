@@ -52,12 +52,16 @@ class Lab:
     def sessions_stored(self, marker: str) -> int:
         # max_over_time: a restarted Collector no longer exposes older sessions (their series go stale in
         # Prometheus, still stored); each session is its own series with value 1.
-        res = self.prom("/api/v1/query",
-                        query=f'sum(max_over_time(claude_code_session_count_total{{lab_marker="{marker}"}}[15m]))')
+        res = self.prom(
+            "/api/v1/query",
+            query=f'sum(max_over_time(claude_code_session_count_total{{lab_marker="{marker}"}}[15m]))',
+        )
         return int(float(res["result"][0]["value"][1])) if res["result"] else 0
 
     def firing(self) -> set[str]:
-        return {a["labels"]["alertname"] for a in self.prom("/api/v1/alerts")["alerts"] if a["state"] == "firing"}
+        return {
+            a["labels"]["alertname"] for a in self.prom("/api/v1/alerts")["alerts"] if a["state"] == "firing"
+        }
 
     def send(self, marker: str) -> bool:
         """One Claude Code-like session; True when the proxy acknowledged it."""
@@ -99,17 +103,30 @@ def _green(lab: Lab) -> tuple[int, dict[str, Any]] | None:
 def _snapshot(lab: Lab) -> dict[str, Any]:
     state = lab.state
     targets = state.data_dir("prometheus") / "targets"
-    return {"overrides": state.overrides, "faults": state.faults,
-            "targets": {p.name: p.read_text() for p in sorted(targets.glob("*.json"))}}
+    return {
+        "overrides": state.overrides,
+        "faults": state.faults,
+        "targets": {p.name: p.read_text() for p in sorted(targets.glob("*.json"))},
+    }
 
 
 def proxy_stats(lab: Lab) -> dict[str, Any]:
     return requests.get(lab.state.url("proxy", "admin") + "/api/stats", timeout=5).json()  # type: ignore[no-any-return]
 
 
-def exercise(lab: Lab, fault: str, args: list[str], layer: int, playbook: str, cause: str,
-             alert: str | None, wait_alert_resolved: bool = False, proxy_restarts: bool = False,
-             green_at_once: bool = False, during: Any = None) -> None:
+def exercise(
+    lab: Lab,
+    fault: str,
+    args: list[str],
+    layer: int,
+    playbook: str,
+    cause: str,
+    alert: str | None,
+    wait_alert_resolved: bool = False,
+    proxy_restarts: bool = False,
+    green_at_once: bool = False,
+    during: Any = None,
+) -> None:
     """`proxy_restarts`: whether the fault may restart the proxy (only the ones that change its env or
     contract); all others keep its counters and history. `green_at_once`: the first check after heal
     must be green (heal waits until the lab is usable). `during(lab, entry)`: extra checks mid-fault."""
@@ -120,7 +137,12 @@ def exercise(lab: Lab, fault: str, args: list[str], layer: int, playbook: str, c
     assert acked == 1, "the healthy lab must acknowledge a session"
     # Stored before the fault: a Collector restart loses what it accepted but Prometheus has not scraped
     # yet (its prometheus exporter keeps no state) — not the proxy's data to guard any more.
-    _poll("the pre-fault session in Prometheus", lambda: lab.sessions_stored(marker) == 1, timeout=30, interval=0.5)
+    _poll(
+        "the pre-fault session in Prometheus",
+        lambda: lab.sessions_stored(marker) == 1,
+        timeout=30,
+        interval=0.5,
+    )
 
     broke = lab.cli("break", fault, *args, "--json")
     entry = json.loads(broke.stdout)
@@ -154,16 +176,19 @@ def exercise(lab: Lab, fault: str, args: list[str], layer: int, playbook: str, c
         after = proxy_stats(lab)
         assert after["uptime_s"] > stats_before["uptime_s"], "the fault must not restart the proxy"
         assert after["counters"]["received"]["metrics"] > stats_before["counters"]["received"]["metrics"]
-        assert after["upstream"]["configured"] is True and after["upstream"]["endpoint"] == \
-            stats_before["upstream"]["endpoint"], after["upstream"]
+        assert (
+            after["upstream"]["configured"] is True
+            and after["upstream"]["endpoint"] == stats_before["upstream"]["endpoint"]
+        ), after["upstream"]
     if green_at_once:
         assert "should be green" in healed.stdout, healed.stdout + healed.stderr
         code, report = lab.check()
         assert code == 0, json.dumps(report, indent=1)
     _poll("a green check after heal", lambda: _green(lab), timeout=60, interval=0.5)
-    _poll(f"all {acked} acknowledged sessions in Prometheus",
-          lambda: lab.sessions_stored(marker) == acked, timeout=45)
+    _poll(
+        f"all {acked} acknowledged sessions in Prometheus",
+        lambda: lab.sessions_stored(marker) == acked,
+        timeout=45,
+    )
     if alert and wait_alert_resolved:
         _poll(f"alert {alert} to resolve", lambda: alert not in lab.firing(), timeout=120, interval=2)
-
-

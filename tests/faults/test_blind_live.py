@@ -23,8 +23,14 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 MECHANISM = {
     "network": ["blackhole", "black hole", "black-hol", "partition"],
     "latency": ["latency", "delay"],
-    "endpoint": ["upstream changed", "retarget", "unreachable-host", "wrong-port", "protocol-mismatch",
-                 "invalid-url"],
+    "endpoint": [
+        "upstream changed",
+        "retarget",
+        "unreachable-host",
+        "wrong-port",
+        "protocol-mismatch",
+        "invalid-url",
+    ],
     "auth": ["bearertokenauth/fault", "LAB_FAULT_AUTH_TOKEN", "wrong-", "faults/auth"],
     "collector-crash": ["SIGKILL", "crash"],
     "memory-pressure": ["faults/memory-pressure", "memory-pressure"],
@@ -33,9 +39,16 @@ MECHANISM = {
 }
 # The right diagnosis of each variant (`labctl diagnose` options) comes from blind.answer; a wrong one
 # names another cause class.
-WRONG = {"hop-cut": "credentials", "hop-slow": "hop-cut", "wrong-endpoint": "protocol-mismatch",
-         "protocol-mismatch": "wrong-endpoint", "credentials": "hop-cut", "service-down": "hop-cut",
-         "contract": "wrong-endpoint", "resource-limit": "service-down"}
+WRONG = {
+    "hop-cut": "credentials",
+    "hop-slow": "hop-cut",
+    "wrong-endpoint": "protocol-mismatch",
+    "protocol-mismatch": "wrong-endpoint",
+    "credentials": "hop-cut",
+    "service-down": "hop-cut",
+    "contract": "wrong-endpoint",
+    "resource-limit": "service-down",
+}
 
 
 @pytest.fixture(scope="module")
@@ -47,16 +60,23 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 def _outputs(state_dir: Path) -> dict[str, str]:
     """Everything a student can look at while the fault is hidden."""
+
     def cli(*args: str) -> str:
         res = run_labctl(*args, state_dir=state_dir, check=False, timeout=120)
         return res.stdout + res.stderr
 
     lab = LabState.load(state_dir)
     admin = lab.url("proxy", "admin")
-    out = {"check": cli("check"), "check --json": cli("check", "--json"),
-           "status": cli("status"), "status --json": cli("status", "--json"),
-           "faults": cli("faults"), "faults --json": cli("faults", "--json"),
-           "logs proxy": cli("logs", "proxy", "-n", "400"), "logs collector": cli("logs", "collector", "-n", "400")}
+    out = {
+        "check": cli("check"),
+        "check --json": cli("check", "--json"),
+        "status": cli("status"),
+        "status --json": cli("status", "--json"),
+        "faults": cli("faults"),
+        "faults --json": cli("faults", "--json"),
+        "logs proxy": cli("logs", "proxy", "-n", "400"),
+        "logs collector": cli("logs", "collector", "-n", "400"),
+    }
     for path in ("/", "/api/stats", "/api/contract", "/api/payloads?limit=5", "/api/violations", "/readyz"):
         try:
             out[path] = requests.get(admin + path, timeout=5).text
@@ -71,12 +91,17 @@ def _outputs(state_dir: Path) -> dict[str, str]:
 def _variants() -> list[tuple[str, dict[str, Any]]]:
     """The pool as module-2 can take it (the scrape and query hops are module-3 and 4 faults: their relay
     switch is the same code, covered by tests/faults/test_faults_live.py)."""
-    return [(n, o) for n, o in blind.variants()
-            if set(FAULTS[n].needs) <= {"proxy", "collector"} and o.get("hop", "proxy-collector") == "proxy-collector"]
+    return [
+        (n, o)
+        for n, o in blind.variants()
+        if set(FAULTS[n].needs) <= {"proxy", "collector"}
+        and o.get("hop", "proxy-collector") == "proxy-collector"
+    ]
 
 
-@pytest.mark.parametrize("index", range(len(_variants())), ids=[f"{n}-{'-'.join(map(str, o.values()))}"
-                                                                  for n, o in _variants()])
+@pytest.mark.parametrize(
+    "index", range(len(_variants())), ids=[f"{n}-{'-'.join(map(str, o.values()))}" for n, o in _variants()]
+)
 def test_every_fault_hidden_then_graded(lab: Path, index: int) -> None:
     try:
         _blind_round(lab, index)
@@ -96,11 +121,20 @@ def _blind_round(lab: Path, index: int) -> None:
     check = json.loads(outputs["check --json"])
     assert check["blind"] is True and check["active_faults"] == []
     assert check["first_failing_layer"] == blind.answer(name, opts).layer, outputs["check"]
-    forbidden = [f"break {name}", f"heal {name}", f"healed {name}", f"`{name}`", f"'{name}'", *MECHANISM[name]]
+    forbidden = [
+        f"break {name}",
+        f"heal {name}",
+        f"healed {name}",
+        f"`{name}`",
+        f"'{name}'",
+        *MECHANISM[name],
+    ]
     for where, text in outputs.items():
         # The name as a JSON string in labctl's own JSON (the APIs and logs have keys like "endpoint").
         for word in forbidden + ([f'"{name}"'] if where.endswith("--json") else []):
-            assert word.lower() not in text.lower(), f"{word!r} gives the {name} fault away in {where}:\n{text}"
+            assert word.lower() not in text.lower(), (
+                f"{word!r} gives the {name} fault away in {where}:\n{text}"
+            )
     if name in ("network", "latency"):  # the switched relay does not say its mode
         relay = json.loads(outputs["otlp-relay /status"])
         assert "mode" not in relay and "latency_ms" not in relay, relay
@@ -114,8 +148,20 @@ def _blind_round(lab: Path, index: int) -> None:
     truth = blind.answer(name, opts)
     right = index % 2 == 0
     cause = truth.cause if right else WRONG[truth.cause]
-    run_labctl("diagnose", "--layer", str(truth.layer), "--hop", truth.hop, "--cause", cause,
-               "--evidence", "check's layer table", "--fix", "undo the change", state_dir=lab)
+    run_labctl(
+        "diagnose",
+        "--layer",
+        str(truth.layer),
+        "--hop",
+        truth.hop,
+        "--cause",
+        cause,
+        "--evidence",
+        "check's layer table",
+        "--fix",
+        "undo the change",
+        state_dir=lab,
+    )
     revealed = json.loads(run_labctl("reveal", "--json", state_dir=lab, timeout=120).stdout)
     graded = revealed["graded"][0]
     assert graded["fault"] == name and graded["correct"] is right
@@ -129,28 +175,68 @@ def _blind_round(lab: Path, index: int) -> None:
 @pytest.fixture
 def classroom(tmp_path: Path) -> Iterator[Path]:
     root = tmp_path / "class"
-    with started_lab("module-1", root / "alice"), started_lab("module-1", root / "bob"), \
-            started_lab("module-1", root / "carol"):
+    with (
+        started_lab("module-1", root / "alice"),
+        started_lab("module-1", root / "bob"),
+        started_lab("module-1", root / "carol"),
+    ):
         yield root
 
 
 def test_class_break_show_and_reveal(classroom: Path) -> None:
     root = str(classroom)
-    broke = json.loads(run_labctl("class", "break", "--root", root, "--seed", "3", "--pool",
-                                  "contract,cardinality", "--json", timeout=240).stdout)
+    broke = json.loads(
+        run_labctl(
+            "class",
+            "break",
+            "--root",
+            root,
+            "--seed",
+            "3",
+            "--pool",
+            "contract,cardinality",
+            "--json",
+            timeout=240,
+        ).stdout
+    )
     assert [b["instance"] for b in broke] == ["alice", "bob", "carol"] and all(b["hidden"] for b in broke)
     # Alice diagnoses right, Bob wrong, Carol not at all.
-    run_labctl("diagnose", "--layer", "1", "--hop", "client-proxy", "--cause", "contract",
-               "--evidence", "verdict violation on the marker", "--fix", "restore the contract",
-               state_dir=classroom / "alice")
-    run_labctl("diagnose", "--layer", "2", "--hop", "proxy-collector", "--cause", "hop-cut",
-               "--evidence", "guess", "--fix", "guess", state_dir=classroom / "bob")
+    run_labctl(
+        "diagnose",
+        "--layer",
+        "1",
+        "--hop",
+        "client-proxy",
+        "--cause",
+        "contract",
+        "--evidence",
+        "verdict violation on the marker",
+        "--fix",
+        "restore the contract",
+        state_dir=classroom / "alice",
+    )
+    run_labctl(
+        "diagnose",
+        "--layer",
+        "2",
+        "--hop",
+        "proxy-collector",
+        "--cause",
+        "hop-cut",
+        "--evidence",
+        "guess",
+        "--fix",
+        "guess",
+        state_dir=classroom / "bob",
+    )
     table = run_labctl("class", "show", "--root", root)
     for who in ("alice", "bob", "carol"):
         assert who in table.stdout
     for word in ("cardinality", "contract "):
         assert word not in table.stdout.replace("client-proxy, contract", "")
-    shown = {r["instance"]: r for r in json.loads(run_labctl("class", "show", "--root", root, "--json").stdout)}
+    shown = {
+        r["instance"]: r for r in json.loads(run_labctl("class", "show", "--root", root, "--json").stdout)
+    }
     assert all(r["hidden_fault"] for r in shown.values()) and shown["carol"]["diagnosed"] is False
 
     graded = json.loads(run_labctl("class", "reveal", "--root", root, "--json", timeout=240).stdout)
@@ -158,6 +244,8 @@ def test_class_break_show_and_reveal(classroom: Path) -> None:
     assert result["alice"]["correct"] is True and result["alice"]["score"] == 4
     assert result["bob"]["correct"] is False and result["bob"]["score"] == 0
     assert result["carol"]["diagnosed"] is False and result["carol"]["correct"] is False
-    after = {r["instance"]: r for r in json.loads(run_labctl("class", "show", "--root", root, "--json").stdout)}
+    after = {
+        r["instance"]: r for r in json.loads(run_labctl("class", "show", "--root", root, "--json").stdout)
+    }
     assert not any(r["hidden_fault"] for r in after.values())
     assert after["alice"]["last_grade"].endswith("4/4 right")

@@ -42,15 +42,26 @@ def test_the_draw_is_seeded_and_fits_the_lab() -> None:
         assert opts.get("hop", "proxy-collector") == "proxy-collector"
     docker = [blind.draw(MODULE4, "docker", False, seed=s) for s in range(200)]
     assert all(n != "latency" and o.get("hop") != "prometheus-grafana" for n, o in docker)
-    assert {n for n, _ in (blind.draw(MODULE4, "native", True, seed=s, names=["auth"]) for s in range(5))} == {"auth"}
+    assert {
+        n for n, _ in (blind.draw(MODULE4, "native", True, seed=s, names=["auth"]) for s in range(5))
+    } == {"auth"}
     with pytest.raises(LabError):
         blind.draw(["proxy"], "native", False, seed=1, names=["storage-down"])
 
 
 def test_conceal_keeps_evidence_and_lists_candidates() -> None:
-    results = [CheckResult(1, "proxy answers", True, ["ready"]),
-               CheckResult(2, "proxy → collector", False, ["TCP: connects, then no answer"],
-                           cause="the hop is partitioned", hint="`labctl faults`", playbook="upstream-unreachable")]
+    results = [
+        CheckResult(1, "proxy answers", True, ["ready"]),
+        CheckResult(
+            2,
+            "proxy → collector",
+            False,
+            ["TCP: connects, then no answer"],
+            cause="the hop is partitioned",
+            hint="`labctl faults`",
+            playbook="upstream-unreachable",
+        ),
+    ]
     ok, failing = blind.conceal(results)
     assert ok == results[0]
     assert failing.evidence == ["TCP: connects, then no answer"]
@@ -62,8 +73,13 @@ def test_conceal_keeps_evidence_and_lists_candidates() -> None:
 def test_grading_right_partly_and_wrong() -> None:
     truth = blind.answer("auth", {"token": "wrong"})
     right = {"layer": 2, "hop": "proxy-collector", "cause": "credentials"}
-    assert blind.grade(right, truth) | {"rows": None} == {"rows": None, "score": 4, "of": 4, "correct": True,
-                                                         "diagnosed": True}
+    assert blind.grade(right, truth) | {"rows": None} == {
+        "rows": None,
+        "score": 4,
+        "of": 4,
+        "correct": True,
+        "diagnosed": True,
+    }
     wrong_cause = blind.grade({**right, "cause": "hop-cut"}, truth)
     assert wrong_cause["score"] == 2 and wrong_cause["correct"] is False
     assert blind.grade(None, truth)["score"] == 0 and blind.grade(None, truth)["diagnosed"] is False
@@ -80,8 +96,10 @@ def test_a_diagnosis_is_validated() -> None:
 
 def test_hidden_faults_are_sealed_in_lab_json(tmp_path: Path) -> None:
     lab = LabState(dir=tmp_path, stage="module-2")
-    lab.faults = {"auth": {"options": {"token": "wrong"}, "hidden": True, "record": {"secret": "x"}},
-                  "latency": {"options": {"ms": 5}, "record": {}}}
+    lab.faults = {
+        "auth": {"options": {"token": "wrong"}, "hidden": True, "record": {"secret": "x"}},
+        "latency": {"options": {"ms": 5}, "record": {}},
+    }
     lab.save()
     text = (tmp_path / "lab.json").read_text()
     assert "auth" not in text and "wrong" not in text and "latency" in text

@@ -31,8 +31,10 @@ REPO = Path(__file__).resolve().parents[2]
 def _recorder(tmp_path: Path) -> tuple[Path, Path]:
     log = tmp_path / "calls.jsonl"
     script = tmp_path / "docker"
-    script.write_text(f"#!/usr/bin/env python3\nimport json, sys\n"
-                      f"open({str(log)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n")
+    script.write_text(
+        f"#!/usr/bin/env python3\nimport json, sys\n"
+        f"open({str(log)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n"
+    )
     script.chmod(script.stat().st_mode | stat.S_IEXEC)
     return script, log
 
@@ -40,8 +42,13 @@ def _recorder(tmp_path: Path) -> tuple[Path, Path]:
 @pytest.mark.integration
 def test_partition_disconnects_target_and_heal_restores_alias(tmp_path: Path) -> None:
     script, log = _recorder(tmp_path)
-    lab = LabState(dir=tmp_path / "lab", runtime="docker", stage="module-3", instance="class1",
-                   settings={"proxy_image": "labctl-proxy:abc"})
+    lab = LabState(
+        dir=tmp_path / "lab",
+        runtime="docker",
+        stage="module-3",
+        instance="class1",
+        settings={"proxy_image": "labctl-proxy:abc"},
+    )
     runtime = DockerRuntime(lab, client_call=[str(script)])  # the real docker runtime, recorder as CLI
     ctx = SimpleNamespace(runtime=runtime, lab=lab, model=runtime.model)
     rec = docker_net.partition(ctx, "collector-prometheus", "refuse")
@@ -51,12 +58,24 @@ def test_partition_disconnects_target_and_heal_restores_alias(tmp_path: Path) ->
     net, ctr, stand_in = "labctl-class1_scrape", "labctl-class1-collector-1", "labctl-class1-cut-scrape"
     assert calls[:2] == [["rm", "--force", stand_in], ["network", "disconnect", net, ctr]]
     run = calls[2]
-    assert run[:8] == ["run", "--detach", "--name", stand_in, "--network", net, "--network-alias", "collector"]
+    assert run[:8] == [
+        "run",
+        "--detach",
+        "--name",
+        stand_in,
+        "--network",
+        net,
+        "--network-alias",
+        "collector",
+    ]
     assert "com.docker.compose.project=labctl-class1" in run  # `labctl down` removes it with the lab
     image = run.index("labctl-proxy:abc")
-    assert run[image + 1:image + 6] == ["python", "-m", "labctl.faults.relay", "--mode", "refuse"]
+    assert run[image + 1 : image + 6] == ["python", "-m", "labctl.faults.relay", "--mode", "refuse"]
     assert "0.0.0.0:8889=127.0.0.1:9" in run  # every port of the collector answers as the mode says
-    assert calls[3:] == [["rm", "--force", stand_in], ["network", "connect", "--alias", "collector", net, ctr]]
+    assert calls[3:] == [
+        ["rm", "--force", stand_in],
+        ["network", "connect", "--alias", "collector", net, ctr],
+    ]
 
 
 def test_each_hop_has_its_own_network(tmp_path: Path) -> None:
@@ -88,12 +107,30 @@ def real_proxy(tmp_path: Path) -> Iterator[int]:
     """A real proxy process (as in the docker lab: upstream `collector:4317`) whose admin port stands in
     for the container's published one; yields that port."""
     grpc_port, http_port, admin = find_free_ports(3)
-    env = {**os.environ, "PYTHONPATH": str(REPO), "LAB_PROXY_OTLP_GRPC_LISTEN": f"127.0.0.1:{grpc_port}",
-           "LAB_PROXY_OTLP_HTTP_LISTEN": f"127.0.0.1:{http_port}", "LAB_PROXY_ADMIN_LISTEN": f"127.0.0.1:{admin}",
-           "LAB_PROXY_DATA_DIR": str(tmp_path / "proxy-data"), "LAB_PROXY_UPSTREAM": "http://collector:4317"}
-    proc = subprocess.Popen([sys.executable, "-m", "labctl", "proxy", "serve", "--config",
-                             str(REPO / "lab" / "proxy" / "proxy.yaml")], env=env, cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "LAB_PROXY_OTLP_GRPC_LISTEN": f"127.0.0.1:{grpc_port}",
+        "LAB_PROXY_OTLP_HTTP_LISTEN": f"127.0.0.1:{http_port}",
+        "LAB_PROXY_ADMIN_LISTEN": f"127.0.0.1:{admin}",
+        "LAB_PROXY_DATA_DIR": str(tmp_path / "proxy-data"),
+        "LAB_PROXY_UPSTREAM": "http://collector:4317",
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "labctl",
+            "proxy",
+            "serve",
+            "--config",
+            str(REPO / "lab" / "proxy" / "proxy.yaml"),
+        ],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -132,8 +169,9 @@ def test_invalid_url_in_docker_is_a_compose_override_and_heal_removes_it(tmp_pat
     rec = endpoint.apply(ctx, {"kind": "invalid-url"})
     assert restarted == ["proxy"]
     override = yaml.safe_load(ctx.runtime.override_file.read_text())  # type: ignore[attr-defined]
-    assert override == {"services": {"proxy": {"environment": {
-        "LAB_PROXY_UPSTREAM": "grpc://collector:4317"}}}}
+    assert override == {
+        "services": {"proxy": {"environment": {"LAB_PROXY_UPSTREAM": "grpc://collector:4317"}}}
+    }
     ctx.remove_overrides(rec["overrides"][0])
     assert not ctx.runtime.override_file.exists()  # type: ignore[attr-defined]
     assert LabState.load(ctx.lab.dir).overrides == {}
@@ -141,14 +179,19 @@ def test_invalid_url_in_docker_is_a_compose_override_and_heal_removes_it(tmp_pat
 
 
 @pytest.mark.integration
-def test_auth_fault_in_docker_mounts_the_overlay_and_breaks_the_proxy_token(tmp_path: Path,
-                                                                            real_proxy: int) -> None:
+def test_auth_fault_in_docker_mounts_the_overlay_and_breaks_the_proxy_token(
+    tmp_path: Path, real_proxy: int
+) -> None:
     ctx, restarted = _docker_ctx(tmp_path, proxy_admin=real_proxy)
     rec = auth.apply(ctx, {"token": "wrong"})
     assert restarted == ["collector"]  # the proxy gets its new headers at runtime
     services = yaml.safe_load(ctx.runtime.override_file.read_text())["services"]  # type: ignore[attr-defined]
     assert services["collector"]["command"] == [
-        "--config", "/lab/collector-configs/base.yaml", "--config", "/lab/collector-configs/faults/auth.yaml"]
+        "--config",
+        "/lab/collector-configs/base.yaml",
+        "--config",
+        "/lab/collector-configs/faults/auth.yaml",
+    ]
     assert services["collector"]["environment"]["LAB_FAULT_AUTH_TOKEN"] == rec["secret"]
     assert "proxy" not in services
     assert _upstream(real_proxy)["header_names"] == ["authorization"]

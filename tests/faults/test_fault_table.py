@@ -26,8 +26,13 @@ def test_options_positional_flag_and_key_value() -> None:
     latency = get_fault("latency")
     assert parse_options(latency, ["250"]) == {"ms": 250, "hop": "proxy-collector"}
     assert parse_options(latency, ["--ms", "40", "--hop=collector-prometheus"]) == {
-        "ms": 40, "hop": "collector-prometheus"}
-    assert parse_options(get_fault("network"), ["mode=refuse"]) == {"hop": "proxy-collector", "mode": "refuse"}
+        "ms": 40,
+        "hop": "collector-prometheus",
+    }
+    assert parse_options(get_fault("network"), ["mode=refuse"]) == {
+        "hop": "proxy-collector",
+        "mode": "refuse",
+    }
     assert parse_options(get_fault("endpoint"), []) == {"kind": "unreachable-host"}
 
 
@@ -69,18 +74,34 @@ def test_required_faults_exist() -> None:
 def test_break_output_is_neutral_by_default() -> None:
     from labctl.faults.engine import neutral_summary
 
-    network = {"record": {"hop": "proxy-collector", "mode": "blackhole", "relays": [{"addr": "127.0.0.1:5"}],
-                          "upstream_change": {"asked": {"endpoint": "http://127.0.0.1:5"}}}}
+    network = {
+        "record": {
+            "hop": "proxy-collector",
+            "mode": "blackhole",
+            "relays": [{"addr": "127.0.0.1:5"}],
+            "upstream_change": {"asked": {"endpoint": "http://127.0.0.1:5"}},
+        }
+    }
     assert neutral_summary(network) == "proxy upstream changed (at runtime, no restart)"
     scrape = {"record": {"hop": "collector-prometheus", "relays": [], "targets_dir": "/t", "originals": {}}}
     assert neutral_summary(scrape) == "Prometheus scrape targets changed"
-    switched = {"record": {"hop": "collector-prometheus", "mode": "blackhole", "relays": [],
-                           "switch": {"service": "scrape-relay", "control": "http://127.0.0.1:6"}}}
+    switched = {
+        "record": {
+            "hop": "collector-prometheus",
+            "mode": "blackhole",
+            "relays": [],
+            "switch": {"service": "scrape-relay", "control": "http://127.0.0.1:6"},
+        }
+    }
     assert neutral_summary(switched) == "scrape-relay switched (at runtime, no restart)"
     crash = {"record": {"service": "collector", "signal": "KILL"}}
     assert neutral_summary(crash) == "collector process changed"
-    contract = {"record": {"service": "proxy", "undo": {"service": "proxy", "env_before": {"LAB_PROXY_CONTRACT": None},
-                                                        "configs_added": []}}}
+    contract = {
+        "record": {
+            "service": "proxy",
+            "undo": {"service": "proxy", "env_before": {"LAB_PROXY_CONTRACT": None}, "configs_added": []},
+        }
+    }
     assert neutral_summary(contract) == "proxy settings changed"
     for entry in (network, scrape, switched, crash, contract):
         text = neutral_summary(entry)

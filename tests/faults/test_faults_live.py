@@ -53,14 +53,32 @@ def _through_the_scrape_relay(mode: str) -> Any:
 
 
 def test_network_scrape_partition(lab: Lab) -> None:
-    exercise(lab, "network", ["--hop", "collector-prometheus"], 3, "scrape-target-down",
-             "the hop is partitioned", "LabScrapeTargetDown", wait_alert_resolved=True,
-             during=_through_the_scrape_relay("blackhole"), green_at_once=True)
+    exercise(
+        lab,
+        "network",
+        ["--hop", "collector-prometheus"],
+        3,
+        "scrape-target-down",
+        "the hop is partitioned",
+        "LabScrapeTargetDown",
+        wait_alert_resolved=True,
+        during=_through_the_scrape_relay("blackhole"),
+        green_at_once=True,
+    )
 
 
 def test_network_scrape_refuse(lab: Lab) -> None:
-    exercise(lab, "network", ["--hop", "collector-prometheus", "--mode", "refuse"], 3, "scrape-target-down",
-             "connection refused", None, during=_through_the_scrape_relay("refuse"), green_at_once=True)
+    exercise(
+        lab,
+        "network",
+        ["--hop", "collector-prometheus", "--mode", "refuse"],
+        3,
+        "scrape-target-down",
+        "connection refused",
+        None,
+        during=_through_the_scrape_relay("refuse"),
+        green_at_once=True,
+    )
 
 
 def test_latency(lab: Lab) -> None:
@@ -70,20 +88,36 @@ def test_latency(lab: Lab) -> None:
 def test_a_slow_scrape_is_told_from_a_cut_one(lab: Lab) -> None:
     """Above the scrape timeout (4 s) Prometheus reports a slow hop like a cut one; check's timed probe
     waits longer and finds the first byte (the cut hop's case is test_network_scrape_partition)."""
-    exercise(lab, "latency", ["--hop", "collector-prometheus", "--ms", "2500"], 3, "upstream-slow",
-             "the hop is slow, not cut", None)
+    exercise(
+        lab,
+        "latency",
+        ["--hop", "collector-prometheus", "--ms", "2500"],
+        3,
+        "upstream-slow",
+        "the hop is slow, not cut",
+        None,
+    )
 
 
 def test_memory_pressure(lab: Lab) -> None:
-    exercise(lab, "memory-pressure", [], 2, "collector-refusing", "refuses the proxy's data",
-             "CollectorReceiverRefusing")
+    exercise(
+        lab,
+        "memory-pressure",
+        [],
+        2,
+        "collector-refusing",
+        "refuses the proxy's data",
+        "CollectorReceiverRefusing",
+    )
 
 
 @pytest.mark.parametrize(
     ("kind", "playbook", "cause"),
-    [("unreachable-host", "upstream-unreachable", "does not resolve"),
-     ("wrong-port", "upstream-unreachable", "connection refused"),
-     ("protocol-mismatch", "upstream-protocol", "protocol mismatch")],
+    [
+        ("unreachable-host", "upstream-unreachable", "does not resolve"),
+        ("wrong-port", "upstream-unreachable", "connection refused"),
+        ("protocol-mismatch", "upstream-protocol", "protocol mismatch"),
+    ],
 )
 def test_endpoint(lab: Lab, kind: str, playbook: str, cause: str) -> None:
     exercise(lab, "endpoint", [kind], 2, playbook, cause, None)
@@ -97,8 +131,17 @@ def test_endpoint_invalid_url_stops_the_proxy(lab: Lab) -> None:
         logs = [e for e in down["evidence"] if e.startswith("log: ")]
         assert logs and all("not an http(s) URL" in e or "grpc://" in e for e in logs), down
 
-    exercise(lab, "endpoint", ["invalid-url"], 1, "proxy-down", "not running", None, proxy_restarts=True,
-             during=no_stale_log)
+    exercise(
+        lab,
+        "endpoint",
+        ["invalid-url"],
+        1,
+        "proxy-down",
+        "not running",
+        None,
+        proxy_restarts=True,
+        during=no_stale_log,
+    )
 
 
 def test_a_scrape_fault_recorded_by_an_older_labctl_still_heals(lab: Lab) -> None:
@@ -113,14 +156,33 @@ def test_a_scrape_fault_recorded_by_an_older_labctl_still_heals(lab: Lab) -> Non
     originals = {name: (folder / name).read_text() for name in ("collector.json", "collector-internal.json")}
     closed = find_free_ports(1)[0]
     for name in originals:  # what the older labctl did: the targets at a closed port
-        (folder / name).write_text(json.dumps([{"targets": [f"127.0.0.1:{closed}"],
-                                                "labels": {"service": "collector", "layer": "2"}}]))
-    relay = {"name": "scrape-collector", "port": closed, "addr": f"127.0.0.1:{closed}", "target": "x", "mode": "refuse"}
+        (folder / name).write_text(
+            json.dumps(
+                [{"targets": [f"127.0.0.1:{closed}"], "labels": {"service": "collector", "layer": "2"}}]
+            )
+        )
+    relay = {
+        "name": "scrape-collector",
+        "port": closed,
+        "addr": f"127.0.0.1:{closed}",
+        "target": "x",
+        "mode": "refuse",
+    }
     state.faults["network"] = {
-        "options": {"hop": "collector-prometheus", "mode": "refuse"}, "since": time.time(), "layer": 3,
-        "playbook": "scrape-target-down", "alert": "LabScrapeTargetDown",
-        "record": {"hop": "collector-prometheus", "mode": "refuse", "relays": [relay], "layer": 3,
-                   "targets_dir": str(folder), "originals": originals}}
+        "options": {"hop": "collector-prometheus", "mode": "refuse"},
+        "since": time.time(),
+        "layer": 3,
+        "playbook": "scrape-target-down",
+        "alert": "LabScrapeTargetDown",
+        "record": {
+            "hop": "collector-prometheus",
+            "mode": "refuse",
+            "relays": [relay],
+            "layer": 3,
+            "targets_dir": str(folder),
+            "originals": originals,
+        },
+    }
     state.save()
     lab.cli("heal", "network")
     assert {name: (folder / name).read_text() for name in originals} == originals

@@ -20,15 +20,31 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 @pytest.mark.parametrize("token", ["wrong", "missing"])
 def test_auth(lab: Lab, token: str) -> None:
     # The proxy holds data on 401 (it does not drop it): everything arrives once the token matches.
-    exercise(lab, "auth", [token], 2, "upstream-auth", "rejects the proxy's credentials",
-             "ProxyUpstreamFailing" if token == "wrong" else None)
+    exercise(
+        lab,
+        "auth",
+        [token],
+        2,
+        "upstream-auth",
+        "rejects the proxy's credentials",
+        "ProxyUpstreamFailing" if token == "wrong" else None,
+    )
 
 
 def test_collector_crash(lab: Lab) -> None:
     # heal waits until the proxy delivers again (no retry backoff left) and Prometheus scrapes the
     # Collector: the very next check is green.
-    exercise(lab, "collector-crash", [], 2, "collector-down", "Collector is not running", "LabScrapeTargetDown",
-             wait_alert_resolved=True, green_at_once=True)
+    exercise(
+        lab,
+        "collector-crash",
+        [],
+        2,
+        "collector-down",
+        "Collector is not running",
+        "LabScrapeTargetDown",
+        wait_alert_resolved=True,
+        green_at_once=True,
+    )
 
 
 def test_contract_variant_lives_in_the_state_dir(lab: Lab) -> None:
@@ -38,12 +54,23 @@ def test_contract_variant_lives_in_the_state_dir(lab: Lab) -> None:
     def in_state_dir(lab: Lab, entry: dict) -> None:  # type: ignore[type-arg]
         files = list((lab.dir / "faults").glob("contract/*.yaml"))
         assert len(files) == 1 and "team.id" in files[0].read_text(), files
-        assert (sorted(repo_faults.glob("*")) if repo_faults.exists() else []) == before, "nothing in the checkout"
+        assert (sorted(repo_faults.glob("*")) if repo_faults.exists() else []) == before, (
+            "nothing in the checkout"
+        )
         contract = requests.get(lab.state.url("proxy", "admin") + "/api/contract", timeout=5).json()
         assert contract["path"] == str(files[0])
 
-    exercise(lab, "contract", [], 1, "contract-violation", "breaks the metric/event contract", None,
-             proxy_restarts=True, during=in_state_dir)
+    exercise(
+        lab,
+        "contract",
+        [],
+        1,
+        "contract-violation",
+        "breaks the metric/event contract",
+        None,
+        proxy_restarts=True,
+        during=in_state_dir,
+    )
     assert not list((lab.dir / "faults").glob("contract/*.yaml")), "heal removes the variant"
 
 
@@ -70,6 +97,8 @@ def test_break_twice_and_heal_unknown_are_clear(lab: Lab) -> None:
         lab.cli("heal", "latency")
     # Nothing to heal is not an error; an unknown fault name is.
     res = lab.cli("heal", "auth", check=False)
-    assert res.returncode == 0 and "auth is not active: nothing to heal" in res.stdout, res.stdout + res.stderr
+    assert res.returncode == 0 and "auth is not active: nothing to heal" in res.stdout, (
+        res.stdout + res.stderr
+    )
     res = lab.cli("heal", "no-such-fault", check=False)
     assert res.returncode == 2 and "unknown fault 'no-such-fault'" in res.stderr

@@ -54,7 +54,9 @@ def _query(ctx: FaultContext) -> str:
         return "hangs"
     except requests.ConnectionError as exc:
         return "refused" if "refused" in str(exc).lower() else f"error: {exc}"
-    return "ok" if resp.status_code == 200 and resp.json()["status"] == "success" else f"HTTP {resp.status_code}"
+    return (
+        "ok" if resp.status_code == 200 and resp.json()["status"] == "success" else f"HTTP {resp.status_code}"
+    )
 
 
 def _mode(ctx: FaultContext, service: str) -> str:
@@ -78,26 +80,34 @@ def test_without_grafana_the_cli_refuses_the_hop_with_a_clear_error(lab: Path) -
     assert LabState.load(lab).faults == {} and _mode(ctx, "query-relay") == "pass"
 
 
-@pytest.mark.parametrize(("mode", "latency_ms", "seen", "evidence"), [
-    ("blackhole", 0, "hangs", "accepts a request and never answers"),
-    ("refuse", 0, "refused", "refuses connections"),
-    ("latency", 400, "ok", "relays with 400 ms delay"),
-])
+@pytest.mark.parametrize(
+    ("mode", "latency_ms", "seen", "evidence"),
+    [
+        ("blackhole", 0, "hangs", "accepts a request and never answers"),
+        ("refuse", 0, "refused", "refuses connections"),
+        ("latency", 400, "ok", "relays with 400 ms delay"),
+    ],
+)
 def test_the_hop_switches_the_query_relay_only_and_heal_brings_queries_back(
-        lab: Path, mode: str, latency_ms: int, seen: str, evidence: str) -> None:
+    lab: Path, mode: str, latency_ms: int, seen: str, evidence: str
+) -> None:
     ctx = _ctx(lab)
     record = relay_switch.apply(ctx, HOP, mode, latency_ms)
     try:
         assert record["switch"]["service"] == "query-relay"
         shown = network.verify(ctx, record)
-        assert shown[0].startswith("query relay (pid ") and any(evidence in e and "Grafana's way" in e for e in shown)
+        assert shown[0].startswith("query relay (pid ") and any(
+            evidence in e and "Grafana's way" in e for e in shown
+        )
         started = time.monotonic()
         assert _query(ctx) == seen
         if mode == "latency":
             assert time.monotonic() - started >= 0.4
         # Cutting Grafana's queries leaves Prometheus' own scrapes alone (a separate relay process).
         assert _mode(ctx, "scrape-relay") == "pass"
-        direct = requests.get(ctx.lab.url("prometheus", "web") + "/api/v1/query", params={"query": "up"}, timeout=5)
+        direct = requests.get(
+            ctx.lab.url("prometheus", "web") + "/api/v1/query", params={"query": "up"}, timeout=5
+        )
         assert direct.json()["status"] == "success"
     finally:
         network.heal(ctx, record)  # proves a request through the relay reaches Prometheus again
@@ -110,9 +120,17 @@ def test_a_scrape_relay_record_from_before_the_query_relay_still_heals(lab: Path
     ctx = _ctx(lab)
     control = ctx.lab.url("scrape-relay", "control")
     addr = ctx.lab.addr("scrape-relay", "prom_exporter")
-    record = {"hop": "collector-prometheus", "mode": "refuse", "latency_ms": 0, "relays": [],
-              "switch": {"service": "scrape-relay", "control": control,
-                         "routes": [{"addr": addr, "target": ctx.lab.addr("collector", "prom_exporter")}]}}
+    record = {
+        "hop": "collector-prometheus",
+        "mode": "refuse",
+        "latency_ms": 0,
+        "relays": [],
+        "switch": {
+            "service": "scrape-relay",
+            "control": control,
+            "routes": [{"addr": addr, "target": ctx.lab.addr("collector", "prom_exporter")}],
+        },
+    }
     requests.put(control + "/mode", json={"mode": "refuse", "latency_ms": 0}, timeout=5).raise_for_status()
     assert network.verify(ctx, record)[0].startswith("scrape relay (pid ")
     network.heal(ctx, record)

@@ -62,9 +62,23 @@ def echo_many() -> Iterator[int]:
 
 def _relay(target: int, mode: str, status: Path, latency: int = 0) -> tuple[subprocess.Popen[bytes], int]:
     port = find_free_ports(1)[0]
-    proc = subprocess.Popen([sys.executable, "-m", "labctl.faults.relay", "--listen", f"127.0.0.1:{port}",
-                             "--target", f"127.0.0.1:{target}", "--mode", mode, "--latency-ms", str(latency),
-                             "--status", str(status)])
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "labctl.faults.relay",
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--target",
+            f"127.0.0.1:{target}",
+            "--mode",
+            mode,
+            "--latency-ms",
+            str(latency),
+            "--status",
+            str(status),
+        ]
+    )
     deadline = time.monotonic() + 10
     while not status.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -113,10 +127,21 @@ class Switchable:
         self.ports = find_free_ports(3)
         self.control = f"http://127.0.0.1:{self.ports[2]}"
         self.state = tmp / "mode.json"
-        self.cmd = [sys.executable, "-m", "labctl.faults.relay", "--control", f"127.0.0.1:{self.ports[2]}",
-                    "--state", str(self.state), "--http",
-                    "--route", f"127.0.0.1:{self.ports[0]}=127.0.0.1:{target}",
-                    "--route", f"127.0.0.1:{self.ports[1]}=127.0.0.1:{target}", *(extra or [])]
+        self.cmd = [
+            sys.executable,
+            "-m",
+            "labctl.faults.relay",
+            "--control",
+            f"127.0.0.1:{self.ports[2]}",
+            "--state",
+            str(self.state),
+            "--http",
+            "--route",
+            f"127.0.0.1:{self.ports[0]}=127.0.0.1:{target}",
+            "--route",
+            f"127.0.0.1:{self.ports[1]}=127.0.0.1:{target}",
+            *(extra or []),
+        ]
         self.proc = self.start()
 
     def start(self) -> subprocess.Popen[bytes]:
@@ -155,7 +180,9 @@ def _ask(sock: socket.socket, data: bytes, timeout: float) -> bytes:
 
 
 @pytest.mark.integration
-def test_blackhole_stalls_open_connections_and_a_held_request_goes_through_on_heal(switchable: Switchable) -> None:
+def test_blackhole_stalls_open_connections_and_a_held_request_goes_through_on_heal(
+    switchable: Switchable,
+) -> None:
     port = switchable.ports[0]
     with socket.create_connection(("127.0.0.1", port), timeout=2) as keep_alive:
         assert _ask(keep_alive, b"one", 2) == b"one"
@@ -202,7 +229,10 @@ def test_reopening_a_port_taken_meanwhile_is_a_clear_409(switchable: Switchable)
     try:
         resp = switchable.mode("pass")
         assert resp.status_code == 409
-        assert f"127.0.0.1:{switchable.ports[1]}" in resp.json()["error"] and "took the port" in resp.json()["error"]
+        assert (
+            f"127.0.0.1:{switchable.ports[1]}" in resp.json()["error"]
+            and "took the port" in resp.json()["error"]
+        )
         assert resp.json()["mode"] == "refuse", "a failed switch leaves the mode as it was"
     finally:
         squatter.close()

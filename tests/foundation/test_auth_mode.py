@@ -33,8 +33,17 @@ def test_auth_on_then_off(tmp_path: Path) -> None:
         right = {**headers, "Authorization": f"Bearer {token}"}
         assert requests.post(metrics, data=b"", headers=right, timeout=5).status_code == 200
 
-        emitted = run_labctl("emit", "--from-lab", "--sessions", "1", "--duration", "3", "--json",
-                             "--fail-on-error", state_dir=state_dir)
+        emitted = run_labctl(
+            "emit",
+            "--from-lab",
+            "--sessions",
+            "1",
+            "--duration",
+            "3",
+            "--json",
+            "--fail-on-error",
+            state_dir=state_dir,
+        )
         summary = json.loads(emitted.stdout)
         assert summary["shutdown_flushed"] is True
         assert all(e["failed"] == 0 for e in summary["exporters"]), summary["exporters"]
@@ -59,19 +68,28 @@ def test_auth_guards_the_admin_plane(tmp_path: Path) -> None:
     with started_lab("module-1", state_dir, "--auth") as lab:
         token = lab.settings["auth_token"]
         admin = lab.url("proxy", "admin")
-        run_labctl("emit", "--from-lab", "--sessions", "1", "--duration", "2", "--fail-on-error",
-                   state_dir=state_dir)
+        run_labctl(
+            "emit", "--from-lab", "--sessions", "1", "--duration", "2", "--fail-on-error", state_dir=state_dir
+        )
         for path in ("/", "/api/payloads", "/api/stats", "/api/sessions", "/api/contract", "/api/export"):
             got = requests.get(admin + path, timeout=5)
             assert got.status_code == 401, (path, got.status_code)
             assert "Bearer" in got.headers.get("WWW-Authenticate", "")
             assert token not in got.text
-        before = requests.get(admin + "/api/stats", timeout=5, headers={"Authorization": f"Bearer {token}"}).json()
+        before = requests.get(
+            admin + "/api/stats", timeout=5, headers={"Authorization": f"Bearer {token}"}
+        ).json()
         for verb in (requests.put, requests.delete):
-            got = verb(admin + "/api/upstream", json={"endpoint": "http://127.0.0.1:9"}, timeout=5,
-                       headers={"Authorization": "Bearer guessed"})
+            got = verb(
+                admin + "/api/upstream",
+                json={"endpoint": "http://127.0.0.1:9"},
+                timeout=5,
+                headers={"Authorization": "Bearer guessed"},
+            )
             assert got.status_code == 401
-        after = requests.get(admin + "/api/stats", timeout=5, headers={"Authorization": f"Bearer {token}"}).json()
+        after = requests.get(
+            admin + "/api/stats", timeout=5, headers={"Authorization": f"Bearer {token}"}
+        ).json()
         assert after["upstream"] == before["upstream"]
         # The health probes and Prometheus' scrape stay open (counters only, no payloads).
         assert requests.get(admin + "/readyz", timeout=5).status_code == 200
@@ -99,5 +117,7 @@ def test_auth_guards_the_admin_plane(tmp_path: Path) -> None:
             assert got.status_code == 421, (path, got.status_code)
         assert requests.put(admin + "/api/upstream", json={}, headers=forged, timeout=5).status_code == 421
         for host in ("localhost:1", "127.0.0.1", "[::1]:4320", "proxy:4320"):
-            got = requests.get(admin + "/api/stats", timeout=5, headers={"Host": host, "Authorization": f"Bearer {token}"})
+            got = requests.get(
+                admin + "/api/stats", timeout=5, headers={"Host": host, "Authorization": f"Bearer {token}"}
+            )
             assert got.status_code == 200, host

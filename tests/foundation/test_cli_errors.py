@@ -60,7 +60,13 @@ def test_port_in_use_is_reported_with_number_and_owner_before_anything_starts(la
     sock, port, offset = _occupied_port_and_offset()
     with sock:
         result = labctl(
-            "--runtime", "native", "up", "module-2", "--port-offset", str(offset), state_dir=lab_state_dir,
+            "--runtime",
+            "native",
+            "up",
+            "module-2",
+            "--port-offset",
+            str(offset),
+            state_dir=lab_state_dir,
             check=False,
         )
     assert result.returncode == 2, result.stdout + result.stderr

@@ -48,12 +48,21 @@ def merged_env(model: LabModel, service: str, layer: int) -> dict[str, str]:
 
 
 def test_one_file_per_layer_and_every_model_service_in_its_layer(model):
-    assert [p.name for p in all_files(model)] == ["module-1.yml", "module-2.yml", "module-3.yml", "module-4.yml"]
+    assert [p.name for p in all_files(model)] == [
+        "module-1.yml",
+        "module-2.yml",
+        "module-3.yml",
+        "module-4.yml",
+    ]
     defined = defined_services(model)
     # The scrape and query relays run natively only (lab.yaml `runtimes`): docker cuts those hops with the
     # network.
     assert set(defined) == {s for s, svc in model.services.items() if "docker" in svc.runtimes}
-    assert {s for s, svc in model.services.items() if "docker" not in svc.runtimes} == {"otlp-relay", "scrape-relay", "query-relay"}
+    assert {s for s, svc in model.services.items() if "docker" not in svc.runtimes} == {
+        "otlp-relay",
+        "scrape-relay",
+        "query-relay",
+    }
     for name, (layer, _) in defined.items():
         assert layer == model.service(name).layer, f"{name} belongs in module-{model.service(name).layer}.yml"
 
@@ -62,7 +71,9 @@ def test_every_image_is_pinned_through_versions_env(model):
     for name, (_, svc) in defined_services(model).items():
         if "build" in svc:
             image_var = svc["build"]["args"]["LAB_PYTHON_IMAGE"]
-            dockerfile = (model.root / "compose" / svc["build"]["context"] / svc["build"]["dockerfile"]).resolve()
+            dockerfile = (
+                model.root / "compose" / svc["build"]["context"] / svc["build"]["dockerfile"]
+            ).resolve()
             assert dockerfile.is_file()
             assert "FROM ${LAB_PYTHON_IMAGE}" in dockerfile.read_text()
         elif svc["image"].startswith("${LAB_PROXY_IMAGE"):
@@ -114,7 +125,9 @@ def test_every_bind_mounted_path_exists_and_is_a_lab_folder(model):
                     top = Path(source).parts[1]
                     assert top in {"lab", "collector-configs", "dashboards"}, f"{name} mounts {source}"
                 elif not source.startswith("${"):
-                    assert source in (compose_doc(path).get("volumes") or {}), f"{name}: undeclared volume {source}"
+                    assert source in (compose_doc(path).get("volumes") or {}), (
+                        f"{name}: undeclared volume {source}"
+                    )
 
 
 def test_services_with_a_shell_have_healthchecks_on_their_health_endpoint(model):
@@ -156,10 +169,12 @@ def test_each_hop_has_its_own_network_and_services_share_at_most_one(model):
     services can also reach each other over a second network (labctl/faults/docker_net.py)."""
     from labctl.faults.docker_net import HOP_NETWORK
 
-    networks = {name: set(svc.get("networks") or ["default"]) for name, (_, svc) in defined_services(model).items()}
+    networks = {
+        name: set(svc.get("networks") or ["default"]) for name, (_, svc) in defined_services(model).items()
+    }
     names = sorted(networks)
     for i, a in enumerate(names):
-        for b in names[i + 1:]:
+        for b in names[i + 1 :]:
             assert len(networks[a] & networks[b]) <= 1, f"{a} and {b} share {networks[a] & networks[b]}"
     for hop, (net, target) in HOP_NETWORK.items():
         source = next(h.source for h in model.hops if h.name == hop)

@@ -94,7 +94,9 @@ def compose_config(rt: DockerRuntime) -> dict[str, Any]:
     try:
         return rt.client().compose.config(return_json=True)  # type: ignore[return-value]
     except DockerException as exc:
-        pytest.fail(f"docker compose config rejected the files of {rt.lab.stage}:\n{exc.stderr}", pytrace=False)
+        pytest.fail(
+            f"docker compose config rejected the files of {rt.lab.stage}:\n{exc.stderr}", pytrace=False
+        )
 
 
 def healthcheck_test(svc: dict[str, Any]) -> list[str]:
@@ -102,7 +104,9 @@ def healthcheck_test(svc: dict[str, Any]) -> list[str]:
 
 
 @pytest.mark.parametrize("stage_name", ["module-1", "module-2", "module-3", "module-4"])
-def test_compose_config_accepts_each_stage_as_the_runtime_passes_it(model, docker_config, tmp_path, stage_name):
+def test_compose_config_accepts_each_stage_as_the_runtime_passes_it(
+    model, docker_config, tmp_path, stage_name
+):
     stage = model.stage(stage_name)
     rt = docker_runtime(model, tmp_path / "state", docker_config, stage)
     assert [p.name for p in rt.files()] == [f"module-{n}.yml" for n in range(1, stage.layer + 1)]
@@ -127,9 +131,12 @@ def test_compose_config_accepts_each_stage_as_the_runtime_passes_it(model, docke
             assert svc["image"] in pinned, f"{name}: {svc['image']} is not a pin from versions.env"
 
         # Ports: every one published on loopback only, on this instance's port, to the model's container port.
-        published = {(p["host_ip"], int(p["published"]), p["target"], p["protocol"]) for p in svc.get("ports", [])}
+        published = {
+            (p["host_ip"], int(p["published"]), p["target"], p["protocol"]) for p in svc.get("ports", [])
+        }
         expected = {
-            ("127.0.0.1", rt.lab.port(name, port.name), port.container, "tcp") for port in model_svc.ports.values()
+            ("127.0.0.1", rt.lab.port(name, port.name), port.container, "tcp")
+            for port in model_svc.ports.values()
         }
         assert published == expected, name
 
@@ -185,7 +192,10 @@ def test_compose_config_accepts_the_runtime_override_file(model, docker_config, 
     assert rt.files()[-1] == rt.override_file
     services = compose_config(rt)["services"]
     assert services["collector"]["command"] == [
-        "--config", "/lab/collector-configs/base.yaml", "--config", "/lab/collector-configs/faults/auth.yaml"
+        "--config",
+        "/lab/collector-configs/base.yaml",
+        "--config",
+        "/lab/collector-configs/faults/auth.yaml",
     ]
     assert services["collector"]["environment"]["LAB_FAULT_TOKEN"] == "x"
     # Overrides merge into, not replace, what the layer files set.
@@ -206,7 +216,9 @@ def run_config(
         cmd += ["--file", str(f)]
     for e in env_files:
         cmd += ["--env-file", str(e)]
-    return subprocess.run([*cmd, "config", "--quiet"], capture_output=True, text=True, check=False, timeout=60)
+    return subprocess.run(
+        [*cmd, "config", "--quiet"], capture_output=True, text=True, check=False, timeout=60
+    )
 
 
 BROKEN = {
@@ -239,13 +251,17 @@ def test_compose_config_rejects_a_layer_without_the_layers_below(model, docker_c
     result = run_config(model, docker_config, [compose_dir(model) / "module-4.yml"], env_files)
     assert result.returncode != 0
     # Its network (query, defined with Prometheus) or its dependency: either way, layer 3 is missing.
-    assert ('depends on undefined service "prometheus"' in result.stderr
-            or "refers to undefined network query" in result.stderr), result.stderr
+    assert (
+        'depends on undefined service "prometheus"' in result.stderr
+        or "refers to undefined network query" in result.stderr
+    ), result.stderr
 
 
 def test_compose_config_needs_the_instance_env_file(model, docker_config):
     """Without labctl's per-instance env file the required variables stop compose, naming the variable."""
     result = run_config(model, docker_config, layer_files(model, 4), [compose_dir(model) / "versions.env"])
     assert result.returncode != 0
-    assert any(var in result.stderr for var in
-               ("LAB_PROMETHEUS_TARGETS_DIR", "LAB_GRAFANA_ADMIN_PASSWORD", "LAB_PROXY_IMAGE")), result.stderr
+    assert any(
+        var in result.stderr
+        for var in ("LAB_PROMETHEUS_TARGETS_DIR", "LAB_GRAFANA_ADMIN_PASSWORD", "LAB_PROXY_IMAGE")
+    ), result.stderr

@@ -60,8 +60,11 @@ def make_runtime(tmp_path: Path, recorder: Path) -> DockerRuntime:
 
 def calls(record: Path) -> list[str]:
     """The compose calls (image checks and the engine probe left out)."""
-    return [line for line in record.read_text().splitlines()
-            if line.startswith("compose ") and not line.startswith("compose version")]
+    return [
+        line
+        for line in record.read_text().splitlines()
+        if line.startswith("compose ") and not line.startswith("compose version")
+    ]
 
 
 @pytest.mark.integration
@@ -114,7 +117,10 @@ def test_collector_overrides_become_a_compose_override_file(tmp_path, recorder):
     assert recreate.endswith("up --detach --wait --wait-timeout 180 --force-recreate --no-deps collector")
     doc = rt.override_doc()["services"]["collector"]
     assert doc["command"] == [
-        "--config", "/lab/collector-configs/base.yaml", "--config", "/lab/collector-configs/auth.yaml"
+        "--config",
+        "/lab/collector-configs/base.yaml",
+        "--config",
+        "/lab/collector-configs/auth.yaml",
     ]
     assert doc["environment"] == {"LAB_COLLECTOR_AUTH_TOKEN": "t0ken"}
     assert rt.files()[-1] == rt.override_file
@@ -141,7 +147,10 @@ def test_collector_that_never_gets_healthy_is_reported(tmp_path, recorder):
 def test_docker_requested_without_an_engine_is_a_clear_error(tmp_path, args):
     result = subprocess.run(
         ["python", "-m", "labctl", "--state-dir", str(tmp_path), *args],
-        capture_output=True, text=True, check=False, env={**os.environ, "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "COLUMNS": "200"},
     )
     assert result.returncode == 2
     assert "--runtime docker was requested but" in result.stderr
@@ -158,7 +167,11 @@ def test_service_primitives_map_to_compose_commands_of_this_project(tmp_path, re
     rt.kill_service("collector", 9)
     rt.logs("collector", lines=50)
     issued = [c.split(" --project-directory ")[1].split(" ", 1)[1] for c in calls(recorder)]
-    assert issued == ["stop --timeout 5 collector", "kill --signal SIGKILL collector", "logs --no-color --tail 50 collector"]
+    assert issued == [
+        "stop --timeout 5 collector",
+        "kill --signal SIGKILL collector",
+        "logs --no-color --tail 50 collector",
+    ]
     assert all("--project-name labctl-class-a" in c for c in calls(recorder))
     with pytest.raises(LabError, match="unknown service 'nope'"):
         rt.stop_service("nope")

@@ -21,8 +21,16 @@ def test_doctor_native_checks_binaries_and_the_ports_of_the_offset(labctl, lab_s
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", busy))
         holder.listen()
-        result = labctl("doctor", "--runtime", "native", "--port-offset", str(busy - default), "--json",
-                        state_dir=lab_state_dir, check=False)
+        result = labctl(
+            "doctor",
+            "--runtime",
+            "native",
+            "--port-offset",
+            str(busy - default),
+            "--json",
+            state_dir=lab_state_dir,
+            check=False,
+        )
     assert result.stdout.strip(), result.stderr
     findings = {f["name"]: f for f in json.loads(result.stdout)}
     assert "binary otelcol-lab" in findings and "docker compose" not in findings

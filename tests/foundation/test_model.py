@@ -52,7 +52,9 @@ def test_unknown_module_lists_the_valid_ones(model):
 
 def test_versions_are_pinned_exactly(model):
     images = {k: v for k, v in model.versions.items() if k.endswith("_IMAGE")}
-    assert {"LAB_COLLECTOR_IMAGE", "LAB_PROMETHEUS_IMAGE", "LAB_GRAFANA_IMAGE", "LAB_PYTHON_IMAGE"} <= set(images)
+    assert {"LAB_COLLECTOR_IMAGE", "LAB_PROMETHEUS_IMAGE", "LAB_GRAFANA_IMAGE", "LAB_PYTHON_IMAGE"} <= set(
+        images
+    )
     for key, image in images.items():
         name, _, tag = image.rpartition(":")
         assert name and tag and tag != "latest" and any(c.isdigit() for c in tag), f"{key}={image}"
@@ -89,7 +91,9 @@ def test_docker_placeholders_use_service_names_and_container_ports(model):
 
 
 def test_every_config_file_the_model_names_exists(model):
-    missing = [f"{s.name}: {c}" for s in model.services.values() for c in s.config if not (model.root / c).exists()]
+    missing = [
+        f"{s.name}: {c}" for s in model.services.values() for c in s.config if not (model.root / c).exists()
+    ]
     assert not missing, "model names files that do not exist: " + ", ".join(missing)
 
 
@@ -113,16 +117,24 @@ def test_unknown_placeholder_is_named(model):
         model.resolve("{nonsense}", "proxy", where)
 
 
-@pytest.mark.parametrize(("relay_name", "stage_needs"),
-                         [("otlp-relay", "collector"), ("scrape-relay", "prometheus"), ("query-relay", "grafana")])
-def test_each_relay_relays_exactly_the_hops_that_name_it(model, tmp_path: Path, relay_name: str, stage_needs: str):
+@pytest.mark.parametrize(
+    ("relay_name", "stage_needs"),
+    [("otlp-relay", "collector"), ("scrape-relay", "prometheus"), ("query-relay", "grafana")],
+)
+def test_each_relay_relays_exactly_the_hops_that_name_it(
+    model, tmp_path: Path, relay_name: str, stage_needs: str
+):
     """lab.yaml says it twice — hops' `native_via` (what the clients are pointed at) and the relay's
     --route arguments (what it forwards): they must agree, and the relay is native only, in every stage
     with the client it serves (Prometheus scrapes, Grafana queries)."""
     relay = model.service(relay_name)
     assert relay.runtimes == ("native",)
-    where = Placement(runtime="native", ports=model.default_ports(), repo=model.root,
-                      data_dirs={s: tmp_path / s for s in model.services})
+    where = Placement(
+        runtime="native",
+        ports=model.default_ports(),
+        repo=model.root,
+        data_dirs={s: tmp_path / s for s in model.services},
+    )
     args = model.native_args(relay_name, where)
     routes = {args[i + 1] for i, a in enumerate(args) if a == "--route"}
     expected = set()
@@ -141,17 +153,27 @@ def test_each_relay_relays_exactly_the_hops_that_name_it(model, tmp_path: Path, 
 def test_every_native_via_names_a_relay_port(model):
     relays = {"otlp-relay", "scrape-relay", "query-relay"}
     vias = {hop.name: hop.native_via for hop in model.hops if hop.native_via}
-    assert set(vias) == {"proxy-collector", "collector-prometheus", "collector-internal-prometheus",
-                         "prometheus-grafana"}
+    assert set(vias) == {
+        "proxy-collector",
+        "collector-prometheus",
+        "collector-internal-prometheus",
+        "prometheus-grafana",
+    }
     assert all(service in relays and port in model.service(service).ports for service, port in vias.values())
 
 
-def test_grafana_queries_prometheus_through_the_query_relay_natively_and_directly_in_docker(model, tmp_path: Path):
+def test_grafana_queries_prometheus_through_the_query_relay_natively_and_directly_in_docker(
+    model, tmp_path: Path
+):
     """{hop_addr:SERVICE.PORT}: the address along this service's hop — natively the hop's relay port."""
-    ports = {**model.default_ports(), "query-relay": {"prometheus_web": 29090, "control": 29091},
-             "prometheus": {"web": 29999}}
-    native = Placement(runtime="native", ports=ports, repo=model.root,
-                       data_dirs={s: tmp_path / s for s in model.services})
+    ports = {
+        **model.default_ports(),
+        "query-relay": {"prometheus_web": 29090, "control": 29091},
+        "prometheus": {"web": 29999},
+    }
+    native = Placement(
+        runtime="native", ports=ports, repo=model.root, data_dirs={s: tmp_path / s for s in model.services}
+    )
     docker = Placement(runtime="docker", ports=ports, repo=model.root)
     assert model.service_env("grafana", native, [])["LAB_PROMETHEUS_URL"] == "http://127.0.0.1:29090"
     assert model.service_env("grafana", docker, [])["LAB_PROMETHEUS_URL"] == "http://prometheus:9090"

@@ -28,8 +28,11 @@ def slashed_tokens(text: str) -> set[str]:
 
 def problems(narrow: str, wide: str) -> list[str]:
     # A line may pass the edge only when it is one path or URL longer than the terminal (kept whole).
-    found = [f"line of {cell_len(line)} columns: {line!r}" for line in narrow.splitlines()
-             if cell_len(line) > NARROW and " " in line.strip()]
+    found = [
+        f"line of {cell_len(line)} columns: {line!r}"
+        for line in narrow.splitlines()
+        if cell_len(line) > NARROW and " " in line.strip()
+    ]
     narrow, wide = (_MARKER.sub("check-MARKER", t) for t in (narrow, wide))  # each check sends a new one
     whole = slashed_tokens(wide)
     found += [f"split or changed: {t!r}" for t in sorted(slashed_tokens(narrow) - whole)]
@@ -44,8 +47,14 @@ def test_the_detector_sees_a_folded_url() -> None:
 
 
 def test_a_table_too_wide_for_80_columns_splits_nothing(capsys: pytest.CaptureFixture[str]) -> None:
-    rows = [["upstream-unreachable", "http://127.0.0.1:18889/metrics", "lab/playbooks/upstream-unreachable.md",
-             "the proxy cannot reach the Collector: connections are refused on the port it was given"]]
+    rows = [
+        [
+            "upstream-unreachable",
+            "http://127.0.0.1:18889/metrics",
+            "lab/playbooks/upstream-unreachable.md",
+            "the proxy cannot reach the Collector: connections are refused on the port it was given",
+        ]
+    ]
     cols = ["id", "url", "playbook", "why"]
     printed = {}
     for width in (NARROW, 200):
@@ -75,12 +84,24 @@ def _run(state_dir: Path, *args: str, columns: int) -> str:
 
 @pytest.mark.integration
 def test_main_commands_read_whole_at_80_columns(lab_state_dir: Path) -> None:
-    up = {NARROW: _run(lab_state_dir, "--runtime", "native", "up", "module-3", "--free-ports", columns=NARROW),
-          200: _run(lab_state_dir, "up", "module-3", columns=200)}
+    up = {
+        NARROW: _run(lab_state_dir, "--runtime", "native", "up", "module-3", "--free-ports", columns=NARROW),
+        200: _run(lab_state_dir, "up", "module-3", columns=200),
+    }
     run_labctl("emit", "--from-lab", "--sessions", "1", state_dir=lab_state_dir)
     report = {"up": problems(up[NARROW], up[200])}
-    commands = [("status",), ("ports",), ("check",), ("faults", "--all"), ("proxy", "sessions"), ("matrix", "list"),
-                ("doctor",), ("break", "contract"), ("check", "--layer", "1"), ("faults",)]
+    commands = [
+        ("status",),
+        ("ports",),
+        ("check",),
+        ("faults", "--all"),
+        ("proxy", "sessions"),
+        ("matrix", "list"),
+        ("doctor",),
+        ("break", "contract"),
+        ("check", "--layer", "1"),
+        ("faults",),
+    ]
     for args in commands:
         narrow = _run(lab_state_dir, *args, columns=NARROW)
         if args[0] == "break":  # a fault is broken once: heal it to render the wide run
@@ -98,9 +119,19 @@ def test_main_commands_read_whole_at_80_columns(lab_state_dir: Path) -> None:
 
 def test_a_table_that_fits_is_never_wider_than_the_terminal(capsys: pytest.CaptureFixture[str]) -> None:
     # Rich's own layout kept "not available" on one line and pushed the table past 80 columns (cropped).
-    rows = [["collector", "2", "running", "healthy", "http://127.0.0.1:8889/metrics"],
-            ["grafana", "4", "not available", "-", ("no grafana binary on this machine; `labctl --runtime docker "
-             "up module-4` runs it, `labctl doctor` says how to install it natively")]]
+    rows = [
+        ["collector", "2", "running", "healthy", "http://127.0.0.1:8889/metrics"],
+        [
+            "grafana",
+            "4",
+            "not available",
+            "-",
+            (
+                "no grafana binary on this machine; `labctl --runtime docker "
+                "up module-4` runs it, `labctl doctor` says how to install it natively"
+            ),
+        ],
+    ]
     ui.console.width = NARROW
     try:
         ui.table(["service", "layer", "state", "health", "url"], rows)

@@ -52,8 +52,16 @@ def send_token_usage(exporter: MetricExporter, session: str, tokens: int) -> Non
 
 def records(lab: LabState) -> dict[str, process.ProcRecord]:
     out = {}
-    for service in ("proxy", "model-stub", "collector", "otlp-relay", "prometheus", "scrape-relay", "query-relay",
-                    "grafana"):
+    for service in (
+        "proxy",
+        "model-stub",
+        "collector",
+        "otlp-relay",
+        "prometheus",
+        "scrape-relay",
+        "query-relay",
+        "grafana",
+    ):
         rec = process.read_record(lab.pid_path(service))
         if rec is not None and rec.alive():
             out[service] = rec
@@ -95,7 +103,9 @@ def test_module_3_metrics_over_grpc_and_http_and_events_reach_the_pipeline(nativ
     # Prometheus scrapes the Collector's own telemetry too (file_sd targets written by labctl).
     def jobs_up() -> dict[str, str] | None:
         up = {t["metric"]["job"]: t["value"][1] for t in prom.get_current_metric_value("up")}
-        return up if all(up.get(job) == "1" for job in ("collector", "otelcol", "proxy", "prometheus")) else None
+        return (
+            up if all(up.get(job) == "1" for job in ("collector", "otelcol", "proxy", "prometheus")) else None
+        )
 
     wait_for("every scrape job up (collector, otelcol, proxy, prometheus)", jobs_up, timeout=30)
 
@@ -165,14 +175,17 @@ def test_up_is_additive_and_idempotent_and_down_works_from_another_invocation(na
         assert grafana["state"] == "not available"
         assert "--runtime docker" in grafana["detail"]
     assert {s: r.pid for s, r in records(lab).items() if s not in ("grafana", "query-relay")} == {
-        s: r.pid for s, r in third.items()}
+        s: r.pid for s, r in third.items()
+    }
 
     lab = native_lab("module-2")  # going down a stage stops the layers above only
     fourth = records(lab)
     assert set(fourth) == {"proxy", "model-stub", "collector", "otlp-relay"}
     assert not third["prometheus"].alive() and not third["scrape-relay"].alive()
     assert not fourth_up["query-relay"].alive()
-    assert not [p for p in lab.ports["query-relay"].values() if port_in_use(p)], "the query relay's ports stay held"
+    assert not [p for p in lab.ports["query-relay"].values() if port_in_use(p)], (
+        "the query relay's ports stay held"
+    )
     assert fourth["collector"].pid == third["collector"].pid
     assert LabState.load(lab.dir).stage == "module-2"
 
@@ -199,8 +212,12 @@ def test_overrides_are_persisted_and_applied_by_restarting_the_service(native_la
         GrpcMetricExporter(endpoint=lab.addr("collector", "otlp_grpc"), insecure=True), "override", 1
     )
     log = lab.log_path("collector")
-    wait_for("a detailed metric dump in the collector log",
-             lambda: "claude_code.token.usage" in log.read_text().split("=== labctl")[-1], timeout=20, interval=0.5)
+    wait_for(
+        "a detailed metric dump in the collector log",
+        lambda: "claude_code.token.usage" in log.read_text().split("=== labctl")[-1],
+        timeout=20,
+        interval=0.5,
+    )
 
     runtime.set_overrides("collector")  # clearing restores the base configuration
     restored = records(lab)["collector"]
@@ -223,7 +240,14 @@ def test_up_install_builds_a_missing_collector_then_starts_it(labctl, lab_state_
     env = {k: v for k, v in os.environ.items() if not k.startswith("LABCTL_")}
     env.update(LABCTL_CACHE_DIR=str(cache), COLUMNS="200", LABCTL_HEALTH_TIMEOUT="90")
     result = labctl(
-        "up", "module-2", "--runtime", "native", "--free-ports", "--install", state_dir=lab_state_dir, env=env,
+        "up",
+        "module-2",
+        "--runtime",
+        "native",
+        "--free-ports",
+        "--install",
+        state_dir=lab_state_dir,
+        env=env,
         timeout=900,
     )
     assert "otelcol-lab is missing: running `labctl install collector`" in result.stdout
@@ -243,9 +267,24 @@ def test_down_after_labctl_was_killed_mid_up_leaves_no_process_behind(labctl, la
 
     from tests.conftest import REPO, labctl_env
 
-    up = subprocess.Popen([sys.executable, "-m", "labctl", "--state-dir", str(lab_state_dir), "--runtime", "native",
-                           "up", "module-3", "--free-ports"], cwd=REPO, env=labctl_env(),
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    up = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "labctl",
+            "--state-dir",
+            str(lab_state_dir),
+            "--runtime",
+            "native",
+            "up",
+            "module-3",
+            "--free-ports",
+        ],
+        cwd=REPO,
+        env=labctl_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     relay_pid = lab_state_dir / "services" / "scrape-relay" / "scrape-relay.pid"
     deadline = time.monotonic() + 60
     while not relay_pid.exists() and up.poll() is None and time.monotonic() < deadline:
@@ -253,8 +292,11 @@ def test_down_after_labctl_was_killed_mid_up_leaves_no_process_behind(labctl, la
     assert relay_pid.exists(), "labctl up never started the scrape relay"
     up.send_signal(signal.SIGKILL)  # mid-way: the services are starting, nothing waits for them any more
     up.wait(10)
-    started = [rec for s in ("proxy", "model-stub", "collector", "otlp-relay", "prometheus", "scrape-relay")
-               if (rec := process.read_record(lab_state_dir / "services" / s / f"{s}.pid")) is not None]
+    started = [
+        rec
+        for s in ("proxy", "model-stub", "collector", "otlp-relay", "prometheus", "scrape-relay")
+        if (rec := process.read_record(lab_state_dir / "services" / s / f"{s}.pid")) is not None
+    ]
     assert any("labctl.faults.relay" in r.cmd for r in started)
     ports = [p for named in LabState.load(lab_state_dir).ports.values() for p in named.values()]
     labctl("down", state_dir=lab_state_dir)

@@ -16,8 +16,12 @@ STUBBORN = "trap '' TERM; while :; do sleep 0.1; done"  # ignores SIGTERM, like 
 
 def spawn(tmp_path, script: str, name: str = "svc") -> process.ProcRecord:
     return process.spawn(
-        ["sh", "-c", script], {"PATH": "/usr/bin:/bin"}, tmp_path / f"{name}.log", tmp_path,
-        tmp_path / f"{name}.pid", fingerprint="test",
+        ["sh", "-c", script],
+        {"PATH": "/usr/bin:/bin"},
+        tmp_path / f"{name}.log",
+        tmp_path,
+        tmp_path / f"{name}.pid",
+        fingerprint="test",
     )
 
 

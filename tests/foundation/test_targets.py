@@ -19,18 +19,24 @@ def test_prometheus_data_dir_gets_config_rules_and_a_target_per_job(tmp_path):
     write_targets(model, data / "targets", lab.addr)
 
     config = yaml.safe_load((data / "prometheus.yml").read_text())
-    files = {f for job in config["scrape_configs"] for sd in job.get("file_sd_configs", []) for f in sd["files"]}
+    files = {
+        f for job in config["scrape_configs"] for sd in job.get("file_sd_configs", []) for f in sd["files"]
+    }
     assert files == {f"targets/{name}" for name in SCRAPE_TARGETS}, "every job's targets file is written"
 
     rules = sorted(p.name for p in (data / "rules").iterdir())
     expected = sorted(p.name for p in (model.root / "lab" / "prometheus" / "rules").glob("*.yml"))
     assert rules == expected and rules
     # The repository's own files, so an edit is what a reload reads (no stale copy).
-    assert (data / "prometheus.yml").resolve() == (model.root / "lab" / "prometheus" / "prometheus.yml").resolve()
+    assert (data / "prometheus.yml").resolve() == (
+        model.root / "lab" / "prometheus" / "prometheus.yml"
+    ).resolve()
     assert (data / "rules").resolve() == (model.root / "lab" / "prometheus" / "rules").resolve()
 
     collector = json.loads((data / "targets" / "collector.json").read_text())
-    assert collector == [{"targets": [f"127.0.0.1:{8889 + 7}"], "labels": {"service": "collector", "layer": "2"}}]
+    assert collector == [
+        {"targets": [f"127.0.0.1:{8889 + 7}"], "labels": {"service": "collector", "layer": "2"}}
+    ]
     internal = json.loads((data / "targets" / "collector-internal.json").read_text())
     assert internal[0]["targets"] == [f"127.0.0.1:{8888 + 7}"]
     assert not list((data / "targets").glob(".*.tmp")), "targets are replaced atomically"
@@ -42,8 +48,12 @@ def test_natively_the_collector_is_scraped_through_the_scrape_relay_with_its_own
     targets = tmp_path / "targets"
     write_targets(model, targets, lab.addr, relayed=True)
     collector = json.loads((targets / "collector.json").read_text())
-    assert collector == [{"targets": [f"127.0.0.1:{18889 + 7}"],
-                          "labels": {"service": "collector", "layer": "2", "instance": f"127.0.0.1:{8889 + 7}"}}]
+    assert collector == [
+        {
+            "targets": [f"127.0.0.1:{18889 + 7}"],
+            "labels": {"service": "collector", "layer": "2", "instance": f"127.0.0.1:{8889 + 7}"},
+        }
+    ]
     internal = json.loads((targets / "collector-internal.json").read_text())
     assert internal[0]["targets"] == [f"127.0.0.1:{18888 + 7}"]
     assert internal[0]["labels"]["instance"] == f"127.0.0.1:{8888 + 7}"

@@ -9,9 +9,20 @@ from labctl.units import parse_duration, parse_size, prometheus_duration
 
 
 def test_config_durations_and_sizes() -> None:
-    assert [parse_duration(v, "x") for v in ("500ms", "10s", "1m", "2h", "3", 1.5)] == [0.5, 10, 60, 7200, 3, 1.5]
-    assert [parse_size(v, "x") for v in ("64MiB", "512KiB", "1MB", 1048576)] == [64 * 2**20, 512 * 1024, 10**6,
-                                                                               1048576]
+    assert [parse_duration(v, "x") for v in ("500ms", "10s", "1m", "2h", "3", 1.5)] == [
+        0.5,
+        10,
+        60,
+        7200,
+        3,
+        1.5,
+    ]
+    assert [parse_size(v, "x") for v in ("64MiB", "512KiB", "1MB", 1048576)] == [
+        64 * 2**20,
+        512 * 1024,
+        10**6,
+        1048576,
+    ]
     for bad in ("-3s", "1m30s", "soon", True, 0):
         with pytest.raises(LabError, match=r"upstream\.timeout"):
             parse_duration(bad, "upstream.timeout")

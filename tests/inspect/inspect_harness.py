@@ -21,8 +21,11 @@ class ProxyProc(ProxyProcess):
     def __init__(self, workdir: Path, **sections: Any) -> None:
         self.data_dir = workdir / "data"
         raw: dict[str, Any] = {
-            "listen": {"otlp_grpc": f"127.0.0.1:{free_port()}", "otlp_http": f"127.0.0.1:{free_port()}",
-                       "admin": f"127.0.0.1:{free_port()}"},
+            "listen": {
+                "otlp_grpc": f"127.0.0.1:{free_port()}",
+                "otlp_http": f"127.0.0.1:{free_port()}",
+                "admin": f"127.0.0.1:{free_port()}",
+            },
             "data_dir": str(self.data_dir),
             "contract": {"path": str(CONTRACT), "mode": "observe"},
         }
@@ -30,5 +33,9 @@ class ProxyProc(ProxyProcess):
         super().__init__(raw, workdir, env={"COLUMNS": "160"})
 
     def send(self, signal: str, msg: Any, headers: dict[str, str] | None = None) -> requests.Response:
-        return requests.post(f"{self.http}/v1/{signal}", data=msg.SerializeToString(),
-                             headers={**PROTOBUF, **(headers or {})}, timeout=10)
+        return requests.post(
+            f"{self.http}/v1/{signal}",
+            data=msg.SerializeToString(),
+            headers={**PROTOBUF, **(headers or {})},
+            timeout=10,
+        )

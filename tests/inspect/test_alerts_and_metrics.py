@@ -32,8 +32,13 @@ def cc():
 
 
 def tokens(value: int, sid: str = "s1", temporality: str = "delta") -> Point:
-    return Point("claude_code.token.usage", value, {**session_attrs(sid), "model": "m", "type": "input"},
-                 temporality=temporality, start_ns=1)
+    return Point(
+        "claude_code.token.usage",
+        value,
+        {**session_attrs(sid), "model": "m", "type": "input"},
+        temporality=temporality,
+        start_ns=1,
+    )
 
 
 def fetch(ins: Inspector, *paths: str, stats: Any = None) -> list[str]:
@@ -60,8 +65,11 @@ def alert_lines(path: Path) -> list[dict[str, Any]]:
 @pytest.mark.integration
 def test_token_rate_alert_fires_and_resolves(cc, tmp_path: Path, make_inspector) -> None:
     clock = Clock()
-    ins = make_inspector({"alerts": [{"name": "burst", "kind": "tokens_per_minute", "threshold": 1000,
-                                 "window": "60s"}]}, tmp_path, clock=clock)
+    ins = make_inspector(
+        {"alerts": [{"name": "burst", "kind": "tokens_per_minute", "threshold": 1000, "window": "60s"}]},
+        tmp_path,
+        clock=clock,
+    )
     ins.observe("metrics", cc.evaluate("metrics", metrics_request([tokens(600)])))
     assert ins.alerts.active() == []
     clock.now += 10
@@ -85,11 +93,35 @@ def test_token_rate_alert_fires_and_resolves(cc, tmp_path: Path, make_inspector)
 @pytest.mark.integration
 def test_api_error_rate_alert(cc, tmp_path: Path, make_inspector) -> None:
     clock = Clock()
-    ins = make_inspector({"alerts": [{"name": "errors", "kind": "api_error_rate", "threshold": 0.3, "window": "5m",
-                                 "min_events": 4}]}, tmp_path, clock=clock)
+    ins = make_inspector(
+        {
+            "alerts": [
+                {
+                    "name": "errors",
+                    "kind": "api_error_rate",
+                    "threshold": 0.3,
+                    "window": "5m",
+                    "min_events": 4,
+                }
+            ]
+        },
+        tmp_path,
+        clock=clock,
+    )
     a = session_attrs()
-    ok = ("claude_code.api_request", {**a, "model": "m", "cost_usd": 0.1, "duration_ms": 1, "input_tokens": 1,
-                                      "output_tokens": 1, "cache_read_tokens": 0, "cache_creation_tokens": 0})
+    ok = (
+        "claude_code.api_request",
+        {
+            **a,
+            "model": "m",
+            "cost_usd": 0.1,
+            "duration_ms": 1,
+            "input_tokens": 1,
+            "output_tokens": 1,
+            "cache_read_tokens": 0,
+            "cache_creation_tokens": 0,
+        },
+    )
     err = ("claude_code.api_error", {**a, "model": "m", "error": "overloaded", "duration_ms": 2})
     ins.observe("logs", cc.evaluate("logs", logs_request([err, err])))
     assert ins.alerts.active() == []  # 2 events: below min_events, no verdict yet
@@ -107,10 +139,15 @@ def test_api_error_rate_alert(cc, tmp_path: Path, make_inspector) -> None:
 @pytest.mark.integration
 def test_session_cost_alert_per_session(cc, tmp_path: Path, make_inspector) -> None:
     clock = Clock()
-    ins = make_inspector({"alerts": [{"name": "cost", "kind": "session_cost", "threshold": 1.0, "idle": "10m"}]},
-                    tmp_path, clock=clock)
-    pts = [Point("claude_code.cost.usage", 0.6, {**session_attrs("a"), "model": "m"}),
-           Point("claude_code.cost.usage", 0.2, {**session_attrs("b"), "model": "m"})]
+    ins = make_inspector(
+        {"alerts": [{"name": "cost", "kind": "session_cost", "threshold": 1.0, "idle": "10m"}]},
+        tmp_path,
+        clock=clock,
+    )
+    pts = [
+        Point("claude_code.cost.usage", 0.6, {**session_attrs("a"), "model": "m"}),
+        Point("claude_code.cost.usage", 0.2, {**session_attrs("b"), "model": "m"}),
+    ]
     ins.observe("metrics", cc.evaluate("metrics", metrics_request(pts)))
     ins.observe("metrics", cc.evaluate("metrics", metrics_request(pts)))
     [firing] = ins.alerts.active()
@@ -125,7 +162,9 @@ def test_session_cost_alert_per_session(cc, tmp_path: Path, make_inspector) -> N
 def test_bad_alert_config_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(LabError) as info:
         Inspector({"alerts": [{"name": "x", "kind": "cost_per_session", "threshold": 1}]}, tmp_path)
-    assert "kind 'cost_per_session' is not known" in info.value.message and "session_cost" in (info.value.hint or "")
+    assert "kind 'cost_per_session' is not known" in info.value.message and "session_cost" in (
+        info.value.hint or ""
+    )
     with pytest.raises(LabError) as info:
         Inspector({"alerts": [{"name": "x", "kind": "session_cost", "threshold": "high"}]}, tmp_path)
     assert "threshold" in info.value.message
@@ -142,9 +181,16 @@ def test_metrics_exposition_help_type_totals_and_proxy_counters(cc, tmp_path: Pa
     stats = Stats()
     stats.received["metrics"] += 6
     stats.rejected[("metrics", "contract")] += 1
+
     def provider() -> dict[str, Any]:
-        return {"mode": "observe", "upstream": {"state": "none"}, "uptime_s": 3.0, "counters": stats.counters(),
-                "gauges": {"queued": {"metrics": 0}, "spool_full": False, "overflow_policy": "reject"}}
+        return {
+            "mode": "observe",
+            "upstream": {"state": "none"},
+            "uptime_s": 3.0,
+            "counters": stats.counters(),
+            "gauges": {"queued": {"metrics": 0}, "spool_full": False, "overflow_policy": "reject"},
+        }
+
     [text] = fetch(ins, "/metrics", stats=provider)
     assert "# HELP claude_code_token_usage_tokens_total Number of tokens used" in text
     assert "# TYPE claude_code_token_usage_tokens_total counter" in text
@@ -168,7 +214,8 @@ def test_seed_contract_help_text_on_metrics(tmp_path: Path, make_inspector) -> N
         "metrics:\n  otel_claude_code_token_usage_tokens_total:\n    metric_type: counter\n"
         "    labels: [model, type]\n    prometheus_format: |\n"
         "      # HELP otel_claude_code_token_usage_tokens_total Total tokens used\n"
-        "      # TYPE otel_claude_code_token_usage_tokens_total counter\n")
+        "      # TYPE otel_claude_code_token_usage_tokens_total counter\n"
+    )
     ins = make_inspector({"log": {"enabled": False}}, tmp_path)
     ins.observe("metrics", seed.evaluate("metrics", metrics_request([tokens(7)])))
     [text] = fetch(ins, "/metrics")

@@ -20,13 +20,21 @@ class Clock:
 
 def _view(mode: str, cap: int = 20, clock: Clock | None = None) -> tuple[ConsoleView, io.StringIO]:
     buf = io.StringIO()
-    return ConsoleView(mode, Console(file=buf, width=300, color_system=None), max_payloads_per_s=cap,
-                       clock=clock or Clock()), buf
+    return ConsoleView(
+        mode, Console(file=buf, width=300, color_system=None), max_payloads_per_s=cap, clock=clock or Clock()
+    ), buf
 
 
 def _summary(ev, i: int = 1) -> dict:
-    return {"time": "2026-01-01T00:00:00.000Z", "signal": "metrics", "protocol": "grpc", "items": ev.total,
-            "rejected": ev.rejected, "verdict": "violation" if ev.rejected else "ok", "peer": "ipv4:127.0.0.1:5"}
+    return {
+        "time": "2026-01-01T00:00:00.000Z",
+        "signal": "metrics",
+        "protocol": "grpc",
+        "items": ev.total,
+        "rejected": ev.rejected,
+        "verdict": "violation" if ev.rejected else "ok",
+        "peer": "ipv4:127.0.0.1:5",
+    }
 
 
 def test_summary_mode_shows_payloads_and_only_violating_points() -> None:
@@ -34,9 +42,15 @@ def test_summary_mode_shows_payloads_and_only_violating_points() -> None:
     view, buf = _view("summary")
     ok = cc.evaluate("metrics", sample_metrics())
     view.show(_summary(ok), ok.records)
-    bad = cc.evaluate("metrics", metrics_request([
-        Point("claude_code.token.usage", 3, {**session_attrs(), "model": "m", "type": "input"}),
-        Point("claude_code.token.usage", 3, {**session_attrs(), "model": "m", "type": "tokens"})]))
+    bad = cc.evaluate(
+        "metrics",
+        metrics_request(
+            [
+                Point("claude_code.token.usage", 3, {**session_attrs(), "model": "m", "type": "input"}),
+                Point("claude_code.token.usage", 3, {**session_attrs(), "model": "m", "type": "tokens"}),
+            ]
+        ),
+    )
     view.show(_summary(bad), bad.records)
     out = buf.getvalue().splitlines()
     assert "metrics" in out[0] and "12 items" in out[0] and out[0].rstrip().endswith("ipv4:127.0.0.1:5")

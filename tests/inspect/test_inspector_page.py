@@ -11,9 +11,15 @@ from labctl.contract.samples import Point, metrics_request, session_attrs
 
 # tests/run-all.sh installs Debian's chromium (no browser download); LABCTL_CHROMIUM points elsewhere.
 CHROMIUM = os.environ.get("LABCTL_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
-
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 @pytest.mark.integration
@@ -32,13 +38,15 @@ def test_page_shows_a_payload_just_sent_without_reload(start_proxy) -> None:
             page.evaluate("window.__marker = 'still-the-same-page'")
 
             a = session_attrs("sess-page-test")
-            req = metrics_request([
-                Point("claude_code.token.usage", 4242, {**a, "model": "claude-opus", "type": "input"}),
-                Point("claude_code.token.usage", 7, {**a, "model": "claude-opus", "type": "bogus"}),
-                Point("claude_code.cost.usage", 0.75, {**a, "model": "claude-opus"}),
-                Point("claude_code.active_time.total", 12.5, {**a, "type": "user"}),
-                Point("claude_code.active_time.total", 3, {**a, "type": "cli"}),
-            ])
+            req = metrics_request(
+                [
+                    Point("claude_code.token.usage", 4242, {**a, "model": "claude-opus", "type": "input"}),
+                    Point("claude_code.token.usage", 7, {**a, "model": "claude-opus", "type": "bogus"}),
+                    Point("claude_code.cost.usage", 0.75, {**a, "model": "claude-opus"}),
+                    Point("claude_code.active_time.total", 12.5, {**a, "type": "user"}),
+                    Point("claude_code.active_time.total", 3, {**a, "type": "cli"}),
+                ]
+            )
             assert proxy.send("metrics", req).status_code == 200
 
             row = page.locator("#payloads tbody tr.payload").first

@@ -16,10 +16,18 @@ def test_proxy_sessions_finds_the_running_labs_proxy(native_lab, labctl) -> None
     lab = native_lab("module-1")
     http = lab.url("proxy", "otlp_http")
     a = session_attrs("lab-session-1")
-    req = metrics_request([Point("claude_code.token.usage", 321, {**a, "model": "m", "type": "output"}),
-                           Point("claude_code.cost.usage", 0.5, {**a, "model": "m"})])
-    r = requests.post(f"{http}/v1/metrics", data=req.SerializeToString(),
-                      headers={"Content-Type": "application/x-protobuf"}, timeout=10)
+    req = metrics_request(
+        [
+            Point("claude_code.token.usage", 321, {**a, "model": "m", "type": "output"}),
+            Point("claude_code.cost.usage", 0.5, {**a, "model": "m"}),
+        ]
+    )
+    r = requests.post(
+        f"{http}/v1/metrics",
+        data=req.SerializeToString(),
+        headers={"Content-Type": "application/x-protobuf"},
+        timeout=10,
+    )
     assert r.status_code == 200
     result = labctl("proxy", "sessions", "--json", state_dir=lab.dir)
     sessions = json.loads(result.stdout)

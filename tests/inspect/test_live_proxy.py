@@ -21,45 +21,83 @@ PARAMS = '{"command": "cat ~/.ssh/id_rsa_secretfile"}'
 
 
 def labctl(*args: str, token: str = "") -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200", **({"LABCTL_PROXY_TOKEN": token} if token else {})}
-    return subprocess.run([sys.executable, "-m", "labctl", *args], capture_output=True, text=True, env=env,
-                          cwd=REPO, timeout=60, check=False)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "COLUMNS": "200",
+        **({"LABCTL_PROXY_TOKEN": token} if token else {}),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "labctl", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=60,
+        check=False,
+    )
 
 
 @pytest.mark.integration
 def test_token_and_prompt_never_appear_in_any_output(start_proxy) -> None:
-    proxy = start_proxy(auth={"bearer_token": TOKEN}, inspect={"console": "points"},
-                        redact={"attributes": ["user.email"]})
+    proxy = start_proxy(
+        auth={"bearer_token": TOKEN}, inspect={"console": "points"}, redact={"attributes": ["user.email"]}
+    )
     auth = {"Authorization": f"Bearer {TOKEN}"}
     a = {**session_attrs("sess-red"), "user.email": "student@example.org"}
-    events = logs_request([
-        ("claude_code.user_prompt", {**a, "prompt_length": len(PROMPT), "prompt": PROMPT}),
-        ("claude_code.tool_result", {**a, "tool_name": "Bash", "success": "true", "duration_ms": 3,
-                                     "tool_parameters": PARAMS}),
-        # a violating record with the prompt in it: violation messages must not quote it either
-        ("claude_code.user_prompt", {**a, "prompt": PROMPT}),
-    ])
+    events = logs_request(
+        [
+            ("claude_code.user_prompt", {**a, "prompt_length": len(PROMPT), "prompt": PROMPT}),
+            (
+                "claude_code.tool_result",
+                {**a, "tool_name": "Bash", "success": "true", "duration_ms": 3, "tool_parameters": PARAMS},
+            ),
+            # a violating record with the prompt in it: violation messages must not quote it either
+            ("claude_code.user_prompt", {**a, "prompt": PROMPT}),
+        ]
+    )
     r = proxy.send("logs", events, auth)
     assert r.status_code == 200, r.text
-    r = proxy.send("metrics", metrics_request([Point("claude_code.token.usage", 10,
-                                                     {**a, "model": "m", "type": "input"})]), auth)
+    r = proxy.send(
+        "metrics",
+        metrics_request([Point("claude_code.token.usage", 10, {**a, "model": "m", "type": "input"})]),
+        auth,
+    )
     assert r.status_code == 200
     assert proxy.send("metrics", sample_metrics(), {"Authorization": "Bearer wrong"}).status_code == 401
 
     outputs = {}
-    for path in ("/", "/static/app.js", "/metrics", "/api/payloads", "/api/payloads/1", "/api/payloads/2",
-                 "/api/violations", "/api/sessions", "/api/sessions/sess-red", "/api/alerts", "/api/contract",
-                 "/api/overview", "/api/stats", "/api/export?format=json", "/api/export?format=csv",
-                 "/api/export?what=violations&format=csv"):
+    for path in (
+        "/",
+        "/static/app.js",
+        "/metrics",
+        "/api/payloads",
+        "/api/payloads/1",
+        "/api/payloads/2",
+        "/api/violations",
+        "/api/sessions",
+        "/api/sessions/sess-red",
+        "/api/alerts",
+        "/api/contract",
+        "/api/overview",
+        "/api/stats",
+        "/api/export?format=json",
+        "/api/export?format=csv",
+        "/api/export?what=violations&format=csv",
+    ):
         # With a token configured the admin plane demands it too (labctl/proxy/guard.py).
-        assert requests.get(proxy.admin + path, timeout=10).status_code == (200 if path == "/metrics" else 401)
+        assert requests.get(proxy.admin + path, timeout=10).status_code == (
+            200 if path == "/metrics" else 401
+        )
         resp = requests.get(proxy.admin + path, timeout=10, headers=auth)
         assert resp.status_code == 200, (path, resp.status_code)
         outputs[path] = resp.text
     proxy.wait_log()
     outputs["jsonl"] = (proxy.data_dir / "inspect" / "records.jsonl").read_text()
     outputs["cli sessions"] = labctl("proxy", "sessions", "--url", proxy.admin, "--json", token=TOKEN).stdout
-    outputs["cli export"] = labctl("proxy", "export", "--format", "csv", "--url", proxy.admin, token=TOKEN).stdout
+    outputs["cli export"] = labctl(
+        "proxy", "export", "--format", "csv", "--url", proxy.admin, token=TOKEN
+    ).stdout
     outputs["proxy log"] = proxy.log_text()
     for name, text in outputs.items():
         for secret in (TOKEN, PROMPT, "id_rsa_secretfile", "student@example.org"):
@@ -79,11 +117,13 @@ def test_sessions_and_export_commands(start_proxy) -> None:
     proxy = start_proxy()
     for sid in ("alpha", "beta"):
         a = session_attrs(sid)
-        pts = [Point("claude_code.token.usage", 1000, {**a, "model": "m", "type": "input"}),
-               Point("claude_code.token.usage", 200, {**a, "model": "m", "type": "output"}),
-               Point("claude_code.cost.usage", 0.25, {**a, "model": "m"}),
-               Point("claude_code.lines_of_code.count", 12, {**a, "type": "added"}),
-               Point("claude_code.commit.count", 1, a)]
+        pts = [
+            Point("claude_code.token.usage", 1000, {**a, "model": "m", "type": "input"}),
+            Point("claude_code.token.usage", 200, {**a, "model": "m", "type": "output"}),
+            Point("claude_code.cost.usage", 0.25, {**a, "model": "m"}),
+            Point("claude_code.lines_of_code.count", 12, {**a, "type": "added"}),
+            Point("claude_code.commit.count", 1, a),
+        ]
         assert proxy.send("metrics", metrics_request(pts)).status_code == 200
         assert proxy.send("metrics", metrics_request(pts[:1])).status_code == 200  # delta: adds 1000 more
 
@@ -107,7 +147,9 @@ def test_sessions_and_export_commands(start_proxy) -> None:
     proxy.wait_log()
     lines = [json.loads(x) for x in (proxy.data_dir / "inspect" / "records.jsonl").read_text().splitlines()]
     assert len(lines) == 12
-    assert all({"signal", "resource", "attributes", "value", "verdict", "violations"} <= set(d) for d in lines)
+    assert all(
+        {"signal", "resource", "attributes", "value", "verdict", "violations"} <= set(d) for d in lines
+    )
 
     r = labctl("proxy", "sessions", "--url", "http://127.0.0.1:9")
     assert r.returncode == 2 and "cannot reach the proxy's admin API" in r.stderr
@@ -141,6 +183,8 @@ def test_contract_edit_is_picked_up_by_the_inspector(start_proxy, tmp_path) -> N
     else:
         raise AssertionError("the edited contract was not picked up")
     info = requests.get(proxy.admin + "/api/contract", timeout=5).json()
-    assert info["name"] == "claude-code-v2" and "claude_code.commit.count.retired" in info["contract"]["metrics"]
+    assert (
+        info["name"] == "claude-code-v2" and "claude_code.commit.count.retired" in info["contract"]["metrics"]
+    )
     violations = requests.get(proxy.admin + "/api/violations", timeout=5).json()["violations"]
     assert violations[0]["rule"] == "unknown_metric" and violations[0]["name"] == "claude_code.commit.count"

@@ -23,8 +23,9 @@ A = {**session_attrs(), "model": "claude-sonnet-4-5"}
 
 
 def request(n: int, value: int = 1) -> bytes:
-    return metrics_request([Point("claude_code.token.usage", value, {**A, "type": "input", "n": str(i)})
-                            for i in range(n)]).SerializeToString()
+    return metrics_request(
+        [Point("claude_code.token.usage", value, {**A, "type": "input", "n": str(i)}) for i in range(n)]
+    ).SerializeToString()
 
 
 def lines(path: Path) -> list[dict]:
@@ -62,8 +63,9 @@ def test_a_writer_that_falls_behind_leaves_payloads_out_and_counts_them(tmp_path
 
 
 @pytest.mark.integration
-def test_when_the_writer_dies_the_proxy_writes_the_log_itself(tmp_path: Path, make_inspector,
-                                                              caplog: pytest.LogCaptureFixture) -> None:
+def test_when_the_writer_dies_the_proxy_writes_the_log_itself(
+    tmp_path: Path, make_inspector, caplog: pytest.LogCaptureFixture
+) -> None:
     cc = load_contract(default_contract_path())
     ins = make_inspector({"inspect": {"console": "off"}, "log": {"writer": "process"}}, tmp_path)
     path = tmp_path / "inspect" / "records.jsonl"
@@ -86,8 +88,11 @@ def test_when_the_writer_dies_the_proxy_writes_the_log_itself(tmp_path: Path, ma
 @pytest.mark.integration
 def test_the_writer_ends_with_the_proxy_even_after_kill_9(start_proxy) -> None:
     proxy = start_proxy()
-    writers = [c for c in psutil.Process(proxy.proc.pid).children()
-               if "labctl.proxy.inspect.logwriter_child" in " ".join(c.cmdline())]
+    writers = [
+        c
+        for c in psutil.Process(proxy.proc.pid).children()
+        if "labctl.proxy.inspect.logwriter_child" in " ".join(c.cmdline())
+    ]
     assert len(writers) == 1
     proxy.kill(signal.SIGKILL)
     writers[0].wait(10)  # psutil.TimeoutExpired if it outlived the proxy

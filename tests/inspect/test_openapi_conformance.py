@@ -26,9 +26,11 @@ pytestmark = pytest.mark.integration
 def live_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxyProc]:
     # An upstream where nothing listens: data waits in the spool, and PUT/DELETE /api/upstream have a
     # forwarder to retarget (generated endpoints are only ever dialled by the proxy, never answered).
-    proxy = ProxyProc(Path(tmp_path_factory.mktemp("openapi")),
-                      alerts=[{"name": "cost", "kind": "session_cost", "threshold": 0.001}],
-                      upstream={"endpoint": f"http://127.0.0.1:{find_free_ports(1)[0]}", "timeout": "1s"})
+    proxy = ProxyProc(
+        Path(tmp_path_factory.mktemp("openapi")),
+        alerts=[{"name": "cost", "kind": "session_cost", "threshold": 0.001}],
+        upstream={"endpoint": f"http://127.0.0.1:{find_free_ports(1)[0]}", "timeout": "1s"},
+    )
     try:
         proxy.start()
         assert proxy.send("metrics", sample_metrics()).status_code == 200
@@ -76,13 +78,17 @@ def test_every_operation_conforms(admin_schema) -> None:
         operation = result.ok()
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=examples(25), deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @settings(
+            max_examples=examples(25), deadline=None, suppress_health_check=list(HealthCheck), database=None
+        )
         def run(case) -> None:
             case.call_and_validate(session=session)
 
         run()
         checked.append(operation.label)
-    documented = {f"{method.upper()} {path}" for path, ops in openapi_document()["paths"].items() for method in ops}
+    documented = {
+        f"{method.upper()} {path}" for path, ops in openapi_document()["paths"].items() for method in ops
+    }
     assert documented - set(checked) == set()
 
 
@@ -91,8 +97,17 @@ def test_served_document_is_the_packaged_one(live_proxy: ProxyProc) -> None:
     assert served == openapi_document()
     packaged = Path(__file__).resolve().parents[2] / "labctl" / "proxy" / "inspect" / "openapi.json"
     assert json.loads(packaged.read_text()) == served
-    assert {"/api/payloads", "/api/violations", "/api/sessions", "/api/alerts", "/api/contract", "/metrics",
-            "/healthz", "/readyz", "/api/stats"} <= set(served["paths"])
+    assert {
+        "/api/payloads",
+        "/api/violations",
+        "/api/sessions",
+        "/api/alerts",
+        "/api/contract",
+        "/metrics",
+        "/healthz",
+        "/readyz",
+        "/api/stats",
+    } <= set(served["paths"])
 
 
 def test_upstream_changes_at_runtime_and_back_exactly(live_proxy: ProxyProc) -> None:
@@ -103,19 +118,30 @@ def test_upstream_changes_at_runtime_and_back_exactly(live_proxy: ProxyProc) -> 
     assert configured["configured"] is True
     before = requests.get(live_proxy.admin + "/api/stats", timeout=5).json()
     other = f"http://127.0.0.1:{find_free_ports(1)[0]}"
-    put = requests.put(api, json={"endpoint": other, "protocol": "http/protobuf",
-                                  "headers": "authorization=Bearer%20secret-x"}, timeout=5)
+    put = requests.put(
+        api,
+        json={"endpoint": other, "protocol": "http/protobuf", "headers": "authorization=Bearer%20secret-x"},
+        timeout=5,
+    )
     assert put.status_code == 200, put.text
-    assert put.json() == {"endpoint": other, "protocol": "http/protobuf", "header_names": ["authorization"],
-                          "configured": False}
+    assert put.json() == {
+        "endpoint": other,
+        "protocol": "http/protobuf",
+        "header_names": ["authorization"],
+        "configured": False,
+    }
     assert "secret-x" not in put.text
     after = requests.get(live_proxy.admin + "/api/stats", timeout=5).json()
     assert after["upstream"]["endpoint"] == other and after["upstream"]["protocol"] == "http/protobuf"
     assert after["upstream"]["configured"] is False
     assert after["uptime_s"] >= before["uptime_s"]  # the same process: nothing restarted
     assert after["counters"]["received"] == before["counters"]["received"]  # counters kept
-    for body, why in (([1], "must be a mapping"), ({"endpoint": "grpc://x:1"}, "not an http(s) URL"),
-                      ({"protocol": "smtp"}, "not one of"), ({"port": 1}, "unknown key")):
+    for body, why in (
+        ([1], "must be a mapping"),
+        ({"endpoint": "grpc://x:1"}, "not an http(s) URL"),
+        ({"protocol": "smtp"}, "not one of"),
+        ({"port": 1}, "unknown key"),
+    ):
         bad = requests.put(api, json=body, timeout=5)
         assert bad.status_code == 400 and why in bad.json()["error"], (body, bad.text)
     back = requests.delete(api, timeout=5).json()

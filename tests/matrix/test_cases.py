@@ -29,8 +29,17 @@ def test_every_dimension_is_covered(cases: list) -> None:
     assert {"otlp", "prometheus", "console", "logging", "none"} <= exporters
     assert {"grpc", "http/protobuf", "http/json"} <= values(cases, "protocol")
     endpoints = " | ".join(values(cases, "endpoint"))
-    for kind in ("local gRPC", "local HTTP", "remote", "SaaS", "invalid URL", "unreachable host", "wrong port",
-                 "HTTP port (4318) with grpc", "gRPC port (4317) with http"):
+    for kind in (
+        "local gRPC",
+        "local HTTP",
+        "remote",
+        "SaaS",
+        "invalid URL",
+        "unreachable host",
+        "wrong port",
+        "HTTP port (4318) with grpc",
+        "gRPC port (4317) with http",
+    ):
         assert kind in endpoints, kind
     assert {"1000", "5000", "10000", "30000", "60000"} <= values(CASES, "interval")
     assert len(values(cases, "interval")) >= 4
@@ -46,9 +55,11 @@ def test_ci_subset_covers_every_error_scenario() -> None:
     ids = {c.id for c in CI}
     outcomes = {c.expect["outcome"] for c in CI}
     assert {"delivered", "failed", "config_error", "nothing"} <= outcomes
-    assert any(c.dims["endpoint"] == "invalid URL" for c in CI)              # invalid endpoint
-    assert any(c.dims["endpoint"] == "unreachable host" for c in CI)         # unreachable
-    assert any(c.dims["headers"] == "invalid token" and "401" in c.expect.get("error", "") for c in CI)  # auth
+    assert any(c.dims["endpoint"] == "invalid URL" for c in CI)  # invalid endpoint
+    assert any(c.dims["endpoint"] == "unreachable host" for c in CI)  # unreachable
+    assert any(
+        c.dims["headers"] == "invalid token" and "401" in c.expect.get("error", "") for c in CI
+    )  # auth
     assert any(c.receiver["kind"] == "blackhole" and "gives_up_s" in c.expect for c in CI)  # timeout
     assert {"mismatch-grpc-to-http-port", "mismatch-http-to-grpc-port"} <= ids
 
@@ -63,19 +74,36 @@ def test_filters() -> None:
         select(CASES, ["no-such-thing"])
 
 
-@pytest.mark.parametrize(("body", "fragment"), [
-    ("cases: []", "no `cases:` list"),
-    ("cases:\n  - {id: a, title: t, receiver: {kind: moon}, env: {}, expect: {outcome: delivered}, focus: f}",
-     "receiver kind"),
-    ("cases:\n  - {id: a, title: t, receiver: {kind: none}, env: {}, expect: {outcome: maybe}, focus: f}",
-     "expect.outcome"),
-    (("cases:\n  - {id: a, title: t, receiver: {kind: none}, env: {}, expect: {outcome: nothing, seen_in: [mars]},"
-     " focus: f}"), "unknown places"),
-    ("cases:\n  - {id: a, title: t, receiver: {kind: none}, env: {}, expect: {outcome: nothing, wat: 1}, focus: f}",
-     "unknown expect keys"),
-    ("cases:\n  - {id: a, receiver: {kind: none}, env: {}, expect: {outcome: nothing}, focus: f}", "missing `title`"),
-    ("cases: [\n", "cannot read"),
-])
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ("cases: []", "no `cases:` list"),
+        (
+            "cases:\n  - {id: a, title: t, receiver: {kind: moon}, env: {}, expect: {outcome: delivered}, focus: f}",
+            "receiver kind",
+        ),
+        (
+            "cases:\n  - {id: a, title: t, receiver: {kind: none}, env: {}, expect: {outcome: maybe}, focus: f}",
+            "expect.outcome",
+        ),
+        (
+            (
+                "cases:\n  - {id: a, title: t, receiver: {kind: none}, env: {}, expect: {outcome: nothing, seen_in: [mars]},"
+                " focus: f}"
+            ),
+            "unknown places",
+        ),
+        (
+            "cases:\n  - {id: a, title: t, receiver: {kind: none}, env: {}, expect: {outcome: nothing, wat: 1}, focus: f}",
+            "unknown expect keys",
+        ),
+        (
+            "cases:\n  - {id: a, receiver: {kind: none}, env: {}, expect: {outcome: nothing}, focus: f}",
+            "missing `title`",
+        ),
+        ("cases: [\n", "cannot read"),
+    ],
+)
 def test_broken_cases_file_names_the_problem(tmp_path: Path, body: str, fragment: str) -> None:
     f = tmp_path / "cases.yaml"
     f.write_text(body)

@@ -15,45 +15,82 @@ CASES = {c.id: c for c in load_cases()}
 
 
 def observed(**kw: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {"outcome": "failed", "seen": {}, "retried": 0, "gives_up_s": None,
-                            "first_export_s": None, "metric_exports": 0, "notices": [], "messages": [],
-                            "startup_error": None}
+    base: dict[str, Any] = {
+        "outcome": "failed",
+        "seen": {},
+        "retried": 0,
+        "gives_up_s": None,
+        "first_export_s": None,
+        "metric_exports": 0,
+        "notices": [],
+        "messages": [],
+        "startup_error": None,
+    }
     base.update(kw)
     return base
 
 
 def test_matching_observation_has_no_mismatch() -> None:
     case = CASES["auth-invalid-grpc"]
-    obs = observed(messages=[("ERROR x: Failed to export metrics to 127.0.0.1:1, error code: "
-                             "StatusCode.UNAUTHENTICATED")], gives_up_s=0.02)
+    obs = observed(
+        messages=[
+            ("ERROR x: Failed to export metrics to 127.0.0.1:1, error code: StatusCode.UNAUTHENTICATED")
+        ],
+        gives_up_s=0.02,
+    )
     assert compare(case, obs) == []
 
 
 def test_each_expectation_is_checked() -> None:
     case = CASES["auth-invalid-grpc"]
-    obs = observed(outcome="delivered", seen={"collector": True}, retried=3, gives_up_s=4.0,
-                   messages=["ERROR StatusCode.UNAVAILABLE"])
+    obs = observed(
+        outcome="delivered",
+        seen={"collector": True},
+        retried=3,
+        gives_up_s=4.0,
+        messages=["ERROR StatusCode.UNAVAILABLE"],
+    )
     problems = " | ".join(compare(case, obs))
-    for fragment in ("outcome: expected failed", "unexpectedly seen in collector", "no message matching",
-                     "retries: expected none", "gave up after 4.0s"):
+    for fragment in (
+        "outcome: expected failed",
+        "unexpectedly seen in collector",
+        "no message matching",
+        "retries: expected none",
+        "gave up after 4.0s",
+    ):
         assert fragment in problems, fragment
 
 
 def test_timing_and_notice_expectations() -> None:
     case = CASES["interval-units"]
-    problems = " | ".join(compare(case, observed(outcome="delivered", seen={"collector": True}, metric_exports=2)))
+    problems = " | ".join(
+        compare(case, observed(outcome="delivered", seen={"collector": True}, metric_exports=2))
+    )
     assert "no configuration notice" in problems and "2 metric exports" in problems
     case = CASES["interval-5s"]
-    assert "first export at 1.0s" in " | ".join(compare(case, observed(outcome="delivered", seen={"collector": True},
-                                                                     first_export_s=1.0)))
+    assert "first export at 1.0s" in " | ".join(
+        compare(case, observed(outcome="delivered", seen={"collector": True}, first_export_s=1.0))
+    )
 
 
 def results() -> list[CaseResult]:
-    ok = CaseResult(CASES["console-stdout"], True, observed(outcome="delivered", seen={"stdout": True}), [], 3.2,
-                    Path("/tmp/x"))
+    ok = CaseResult(
+        CASES["console-stdout"],
+        True,
+        observed(outcome="delivered", seen={"stdout": True}),
+        [],
+        3.2,
+        Path("/tmp/x"),
+    )
     bad_obs = observed(outcome="nothing")
-    bad = CaseResult(CASES["otlp-grpc-local"], False, bad_obs, compare(CASES["otlp-grpc-local"], bad_obs), 4.0,
-                     Path("/tmp/y"))
+    bad = CaseResult(
+        CASES["otlp-grpc-local"],
+        False,
+        bad_obs,
+        compare(CASES["otlp-grpc-local"], bad_obs),
+        4.0,
+        Path("/tmp/y"),
+    )
     return [ok, bad]
 
 
@@ -78,9 +115,15 @@ def test_html_is_self_contained() -> None:
 def test_hops_must_agree() -> None:
     case = CASES["otlp-proxy-to-collector"]
     base = {"outcome": "delivered", "seen": {"proxy": True, "collector": True}}
-    same = observed(**base, proxy={"accepted": {"metrics": 10, "logs": 4}},
-                    collector={"accepted_metrics": {"grpc": 10.0}, "accepted_logs": {"grpc": 4.0}})
+    same = observed(
+        **base,
+        proxy={"accepted": {"metrics": 10, "logs": 4}},
+        collector={"accepted_metrics": {"grpc": 10.0}, "accepted_logs": {"grpc": 4.0}},
+    )
     assert compare(case, same) == []
-    lost = observed(**base, proxy={"accepted": {"metrics": 10, "logs": 4}},
-                    collector={"accepted_metrics": {"grpc": 7.0}, "accepted_logs": {"grpc": 4.0}})
+    lost = observed(
+        **base,
+        proxy={"accepted": {"metrics": 10, "logs": 4}},
+        collector={"accepted_metrics": {"grpc": 7.0}, "accepted_logs": {"grpc": 4.0}},
+    )
     assert compare(case, lost) == ["metrics: proxy accepted 10, Collector accepted 7"]

@@ -15,8 +15,15 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def matrix(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "labctl", "matrix", "run", *args], cwd=REPO, capture_output=True,
-                          text=True, timeout=timeout, check=False, env={**__import__("os").environ, "COLUMNS": "200"})
+    return subprocess.run(
+        [sys.executable, "-m", "labctl", "matrix", "run", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**__import__("os").environ, "COLUMNS": "200"},
+    )
 
 
 def test_ci_subset_runs_as_expected(tmp_path: Path) -> None:

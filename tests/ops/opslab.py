@@ -47,10 +47,13 @@ class CopyLab:
 
     def cli(self, *args: str, check: bool = True, timeout: float = 240) -> subprocess.CompletedProcess[str]:
         cmd = [sys.executable, "-m", "labctl", "--state-dir", str(self.dir), *args]
-        res = subprocess.run(cmd, capture_output=True, text=True, env=self.env(), cwd=self.root, timeout=timeout,
-                             check=False)
+        res = subprocess.run(
+            cmd, capture_output=True, text=True, env=self.env(), cwd=self.root, timeout=timeout, check=False
+        )
         if check and res.returncode != 0:
-            raise AssertionError(f"`labctl {' '.join(args)}` exited {res.returncode}\n{res.stdout}\n{res.stderr}")
+            raise AssertionError(
+                f"`labctl {' '.join(args)}` exited {res.returncode}\n{res.stdout}\n{res.stderr}"
+            )
         return res
 
     @property
@@ -95,16 +98,43 @@ def copy_lab(tmp_path: Path, stage: str) -> Iterator[CopyLab]:
 # --- the client: Claude Code's telemetry, exported every second ----------------------------------------------
 
 
-def start_client(lab: CopyLab, marker: str, duration: float, seed: int = 11, sessions: int = 2) -> subprocess.Popen[str]:
+def start_client(
+    lab: CopyLab, marker: str, duration: float, seed: int = 11, sessions: int = 2
+) -> subprocess.Popen[str]:
     """`labctl emit` configured as a student's Claude Code would be, with a 1 s export interval."""
-    env = lab.env(CLAUDE_CODE_ENABLE_TELEMETRY="1", OTEL_METRICS_EXPORTER="otlp", OTEL_LOGS_EXPORTER="otlp",
-                  OTEL_EXPORTER_OTLP_PROTOCOL="grpc",
-                  OTEL_EXPORTER_OTLP_ENDPOINT=lab.state.url("proxy", "otlp_grpc"),
-                  OTEL_METRIC_EXPORT_INTERVAL="1000", OTEL_LOGS_EXPORT_INTERVAL="1000")
-    cmd = [sys.executable, "-m", "labctl", "emit", "--sessions", str(sessions), "--duration", str(duration),
-           "--rate", "60", "--seed", str(seed), "--marker", marker, "--error-rate", "0", "--json", "--quiet",
-           "--fail-on-error"]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=lab.root)
+    env = lab.env(
+        CLAUDE_CODE_ENABLE_TELEMETRY="1",
+        OTEL_METRICS_EXPORTER="otlp",
+        OTEL_LOGS_EXPORTER="otlp",
+        OTEL_EXPORTER_OTLP_PROTOCOL="grpc",
+        OTEL_EXPORTER_OTLP_ENDPOINT=lab.state.url("proxy", "otlp_grpc"),
+        OTEL_METRIC_EXPORT_INTERVAL="1000",
+        OTEL_LOGS_EXPORT_INTERVAL="1000",
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "labctl",
+        "emit",
+        "--sessions",
+        str(sessions),
+        "--duration",
+        str(duration),
+        "--rate",
+        "60",
+        "--seed",
+        str(seed),
+        "--marker",
+        marker,
+        "--error-rate",
+        "0",
+        "--json",
+        "--quiet",
+        "--fail-on-error",
+    ]
+    return subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=lab.root
+    )
 
 
 def client_summary(proc: subprocess.Popen[str], timeout: float = 120) -> dict[str, Any]:

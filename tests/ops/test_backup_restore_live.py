@@ -31,12 +31,22 @@ MARKER = "backup-restore"
 
 def _answers(lab: CopyLab, at: float) -> dict[str, Any]:
     """What a student would compare: query results at one evaluation time, and the proxy's view."""
-    by_series = lab.prom("/api/v1/query", time=f"{at:.3f}",
-                         query=f'sum by (session_id, type) (claude_code_token_usage_tokens_total{{lab_marker="{MARKER}"}})')
-    ranged = lab.prom("/api/v1/query_range", start=f"{at - 60:.3f}", end=f"{at:.3f}", step="5",
-                      query=f'sum(claude_code_cost_usage_USD_total{{lab_marker="{MARKER}"}})')
+    by_series = lab.prom(
+        "/api/v1/query",
+        time=f"{at:.3f}",
+        query=f'sum by (session_id, type) (claude_code_token_usage_tokens_total{{lab_marker="{MARKER}"}})',
+    )
+    ranged = lab.prom(
+        "/api/v1/query_range",
+        start=f"{at - 60:.3f}",
+        end=f"{at:.3f}",
+        step="5",
+        query=f'sum(claude_code_cost_usage_USD_total{{lab_marker="{MARKER}"}})',
+    )
     return {
-        "series": sorted((r["metric"]["session_id"], r["metric"]["type"], r["value"][1]) for r in by_series["result"]),
+        "series": sorted(
+            (r["metric"]["session_id"], r["metric"]["type"], r["value"][1]) for r in by_series["result"]
+        ),
         "range": ranged["result"],
         "dashboard": lab.query_value(dashboard_expr("Tokens"), at=at),
         "sessions": proxy_tokens(lab),
@@ -80,8 +90,11 @@ def test_backup_down_volumes_restore_gives_the_same_answers(tmp_path: Path) -> N
         summary = client_summary(start_client(lab, MARKER, duration=6))
         assert all(e["failed"] == 0 for e in summary["exporters"])
         proxied = proxy_tokens(lab)
-        wait_until("Prometheus to hold every token the proxy counted",
-                   lambda: stored_tokens(lab, MARKER) == proxied, timeout=20)
+        wait_until(
+            "Prometheus to hold every token the proxy counted",
+            lambda: stored_tokens(lab, MARKER) == proxied,
+            timeout=20,
+        )
         at = time.time()
         before = _answers(lab, at)
         assert before["series"] and before["range"] and before["dashboard"]
@@ -122,7 +135,9 @@ def test_restore_into_a_running_lab_replaces_its_data(tmp_path: Path) -> None:
     with copy_lab(tmp_path, "module-3") as lab:
         client_summary(start_client(lab, MARKER, duration=3))
         proxied = proxy_tokens(lab)
-        wait_until("Prometheus to hold the first run", lambda: stored_tokens(lab, MARKER) == proxied, timeout=20)
+        wait_until(
+            "Prometheus to hold the first run", lambda: stored_tokens(lab, MARKER) == proxied, timeout=20
+        )
         backup = tmp_path / "backup"
         lab.cli("backup", "--to", str(backup))
         at = time.time()
@@ -133,5 +148,9 @@ def test_restore_into_a_running_lab_replaces_its_data(tmp_path: Path) -> None:
         lab.cli("restore", str(backup))
         assert proxy_tokens(lab) == proxied
         assert _answers(lab, at) == before
-        assert lab.query_value('count(claude_code_token_usage_tokens_total{lab_marker="after-backup"})') is None
-        assert not list(lab.dir.glob("restore-previous-*")), "the replaced data is removed after a good restore"
+        assert (
+            lab.query_value('count(claude_code_token_usage_tokens_total{lab_marker="after-backup"})') is None
+        )
+        assert not list(lab.dir.glob("restore-previous-*")), (
+            "the replaced data is removed after a good restore"
+        )

@@ -28,9 +28,15 @@ def _cfg(tmp_path: Path, **sections: object) -> object:
 
 def test_live_and_restart_settings_of_the_proxy(tmp_path: Path) -> None:
     old = _cfg(tmp_path)
-    new = _cfg(tmp_path, auth={"bearer_token": "t"}, limits={"retry_after": "9s", "max_request_bytes": "1MiB"},
-               upstream={"endpoint": "http://127.0.0.1:2", "timeout": "3s"}, spool={"overflow": "drop_oldest"},
-               listen={"admin": "127.0.0.1:9"}, alerts=[])
+    new = _cfg(
+        tmp_path,
+        auth={"bearer_token": "t"},
+        limits={"retry_after": "9s", "max_request_bytes": "1MiB"},
+        upstream={"endpoint": "http://127.0.0.1:2", "timeout": "3s"},
+        spool={"overflow": "drop_oldest"},
+        listen={"admin": "127.0.0.1:9"},
+        alerts=[],
+    )
     live, restart = reconfigure.changed(old, new)  # type: ignore[arg-type]
     assert sorted(live) == ["auth.bearer_token", "limits.retry_after", "upstream"]
     assert sorted(restart) == ["alerts", "limits.max_request_bytes", "listen.admin", "spool.overflow"]
@@ -49,7 +55,9 @@ def test_edited_files_are_named_until_recorded_again(tmp_path: Path) -> None:
     record_applied(lab, model, ["prometheus"])
     assert edited_since_applied(lab, model, "prometheus") == []
     files = digest(model, "prometheus")
-    assert "lab/prometheus/prometheus.yml" in files and any(f.startswith("lab/prometheus/rules/") for f in files)
+    assert "lab/prometheus/prometheus.yml" in files and any(
+        f.startswith("lab/prometheus/rules/") for f in files
+    )
     # An older digest (as if the file changed since): that file is named, the others are not.
     lab.settings["config_applied"]["prometheus"]["lab/prometheus/prometheus.yml"] = "0" * 16
     assert edited_since_applied(lab, model, "prometheus") == ["lab/prometheus/prometheus.yml"]
@@ -60,16 +68,28 @@ def test_edited_files_are_named_until_recorded_again(tmp_path: Path) -> None:
 def _backup(tmp_path: Path) -> Path:
     """A well-formed backup directory, as `labctl backup` writes it (without a running lab)."""
     root = tmp_path / "backup"
-    files = {"lab/lab.json": b'{"stage": "module-3", "ports": {}, "settings": {}}',
-             "prometheus/01ABC/meta.json": b"{}", "prometheus/01ABC/chunks/000001": b"chunk-bytes" * 100,
-             "proxy/spool.sqlite": b"sqlite", "proxy/inspect/records.jsonl": b'{"a": 1}\n'}
+    files = {
+        "lab/lab.json": b'{"stage": "module-3", "ports": {}, "settings": {}}',
+        "prometheus/01ABC/meta.json": b"{}",
+        "prometheus/01ABC/chunks/000001": b"chunk-bytes" * 100,
+        "proxy/spool.sqlite": b"sqlite",
+        "proxy/inspect/records.jsonl": b'{"a": 1}\n',
+    }
     for rel, data in files.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_bytes(data)
     model = load_model(REPO)
-    manifest = {"kind": ops_backup.KIND, "format": ops_backup.FORMAT, "stage": "module-3", "runtime": "native",
-                "versions": ops_backup._versions(model), "parts": {"prometheus": {}, "proxy": {}, "lab": {}},
-                "files": {rel: {"bytes": len(d), "sha256": hashlib.sha256(d).hexdigest()} for rel, d in files.items()}}
+    manifest = {
+        "kind": ops_backup.KIND,
+        "format": ops_backup.FORMAT,
+        "stage": "module-3",
+        "runtime": "native",
+        "versions": ops_backup._versions(model),
+        "parts": {"prometheus": {}, "proxy": {}, "lab": {}},
+        "files": {
+            rel: {"bytes": len(d), "sha256": hashlib.sha256(d).hexdigest()} for rel, d in files.items()
+        },
+    }
     (root / "manifest.json").write_text(json.dumps(manifest))
     return root
 
@@ -137,7 +157,10 @@ def test_grafana_provisioning_is_checked_before_grafana_is_asked(tmp_path: Path)
     source.write_text(source.read_text().replace("uid: lab-prometheus", "uid: renamed"))
     with pytest.raises(LabError) as err:
         _validate_grafana(tmp_path)
-    assert "uses datasource uid 'lab-prometheus', which no provisioning file defines (renamed)" in err.value.message
+    assert (
+        "uses datasource uid 'lab-prometheus', which no provisioning file defines (renamed)"
+        in err.value.message
+    )
     source.write_text("apiVersion: 1\ndatasources: [\n")
     with pytest.raises(LabError) as err:
         _validate_grafana(tmp_path)

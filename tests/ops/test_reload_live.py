@@ -38,13 +38,18 @@ TEAM_PROCESSOR = """
 
 def add_team_processor(text: str) -> str:
     text = text.replace("\nprocessors:\n", "\nprocessors:" + TEAM_PROCESSOR, 1)
-    return text.replace("processors: [memory_limiter, delta_to_cumulative, batch]",
-                        "processors: [memory_limiter, resource/team, delta_to_cumulative, batch]", 1)
+    return text.replace(
+        "processors: [memory_limiter, delta_to_cumulative, batch]",
+        "processors: [memory_limiter, resource/team, delta_to_cumulative, batch]",
+        1,
+    )
 
 
 def add_recording_rule(text: str) -> str:
     doc = yaml.safe_load(text)
-    doc["groups"][0]["rules"].append({"record": "lab:reload_test:tokens", "expr": "sum(claude_code_token_usage_tokens_total)"})
+    doc["groups"][0]["rules"].append(
+        {"record": "lab:reload_test:tokens", "expr": "sum(claude_code_token_usage_tokens_total)"}
+    )
     return yaml.safe_dump(doc, sort_keys=False)
 
 
@@ -70,8 +75,12 @@ def test_every_service_reloads_under_load_without_a_client_error_or_a_lost_point
                 lab.edit("collector-configs/base.yaml", add_team_processor)
                 [collector] = reload(lab, "collector")
                 assert collector["how"] == "SIGHUP" and collector["seconds"] <= 3
-                wait_until("series with the new processor's label",
-                           lambda: lab.query_value(f'count(claude_code_token_usage_tokens_total{{lab_marker="{marker}",lab_team="blue"}})'))
+                wait_until(
+                    "series with the new processor's label",
+                    lambda: lab.query_value(
+                        f'count(claude_code_token_usage_tokens_total{{lab_marker="{marker}",lab_team="blue"}})'
+                    ),
+                )
                 # 3. Prometheus: a new recording rule, read from the repository's own rule file.
                 lab.edit("lab/prometheus/rules/claude-code-usage.yml", add_recording_rule)
                 [prom] = reload(lab, "prometheus")
@@ -86,18 +95,28 @@ def test_every_service_reloads_under_load_without_a_client_error_or_a_lost_point
                 proxied = proxy_tokens(lab)
                 assert proxied and all(proxied.values())
                 # No lost point: Prometheus stored exactly what the proxy counted (across the reset).
-                wait_until("Prometheus' stored tokens to equal the proxy's count",
-                           lambda: stored_tokens(lab, marker) == proxied, timeout=20)
+                wait_until(
+                    "Prometheus' stored tokens to equal the proxy's count",
+                    lambda: stored_tokens(lab, marker) == proxied,
+                    timeout=20,
+                )
                 total = sum(sum(t.values()) for t in proxied.values())
-                wait_until("the dashboard total to equal the proxy's count",
-                           lambda: lab.query_value(tokens_total) == total, timeout=20)
+                wait_until(
+                    "the dashboard total to equal the proxy's count",
+                    lambda: lab.query_value(tokens_total) == total,
+                    timeout=20,
+                )
                 time.sleep(1)
             assert not watcher.errors, watcher.errors[:3]
             assert len(watcher.values) > 40
             assert watcher.drops() == [], "the dashboard's Tokens total went down"
             # The raw counter did reset (the Collector's totals started again): the query is what counted it.
-            resets = lab.query_value(f'sum(resets(claude_code_token_usage_tokens_total{{lab_marker="{marker}"}}[30m]))')
-            vanished = lab.query_value(f'count(last_over_time(claude_code_token_usage_tokens_total{{lab_marker="{marker}",lab_team=""}}[30m]))')
+            resets = lab.query_value(
+                f'sum(resets(claude_code_token_usage_tokens_total{{lab_marker="{marker}"}}[30m]))'
+            )
+            vanished = lab.query_value(
+                f'count(last_over_time(claude_code_token_usage_tokens_total{{lab_marker="{marker}",lab_team=""}}[30m]))'
+            )
             assert (resets or 0) + (vanished or 0) > 0
         finally:
             if client.poll() is None:
@@ -113,9 +132,14 @@ def test_a_broken_edit_is_refused_and_the_old_configuration_keeps_serving(tmp_pa
         prom_before = lab.prom("/api/v1/status/runtimeinfo")["lastConfigTime"]
 
         # Collector: a pipeline naming a processor that is not configured.
-        good = lab.edit("collector-configs/base.yaml",
-                        lambda t: t.replace("processors: [memory_limiter, delta_to_cumulative, batch]",
-                                            "processors: [memory_limiter, transform/missing, batch]", 1))
+        good = lab.edit(
+            "collector-configs/base.yaml",
+            lambda t: t.replace(
+                "processors: [memory_limiter, delta_to_cumulative, batch]",
+                "processors: [memory_limiter, transform/missing, batch]",
+                1,
+            ),
+        )
         res = lab.cli("reload", "collector", check=False)
         assert res.returncode != 0
         assert "collector: the edited configuration is refused (otelcol validate failed)" in res.stderr
@@ -135,8 +159,10 @@ def test_a_broken_edit_is_refused_and_the_old_configuration_keeps_serving(tmp_pa
         lab.path(rules).write_text(good)
 
         # Proxy: an invalid value; the dry run names the key.
-        good = lab.edit("lab/proxy/proxy.yaml", lambda t: t.replace("overflow: ${LAB_PROXY_SPOOL_OVERFLOW:-reject}",
-                                                                    "overflow: sideways", 1))
+        good = lab.edit(
+            "lab/proxy/proxy.yaml",
+            lambda t: t.replace("overflow: ${LAB_PROXY_SPOOL_OVERFLOW:-reject}", "overflow: sideways", 1),
+        )
         res = lab.cli("reload", "proxy", check=False)
         assert res.returncode != 0
         assert "spool.overflow: 'sideways' is not one of reject, drop_oldest" in res.stderr
@@ -149,22 +175,33 @@ def test_a_broken_edit_is_refused_and_the_old_configuration_keeps_serving(tmp_pa
         lab.edit("collector-configs/base.yaml", lambda t: t.replace("limit_mib: 400", "limit_mib: lots"))
         res = lab.cli("reload", "proxy", "collector", check=False)
         assert res.returncode != 0 and "collector: the edited configuration is refused" in res.stderr
-        assert requests.get(state.url("proxy", "admin") + "/api/stats", timeout=5).json()["config"]["version"] == 1
+        assert (
+            requests.get(state.url("proxy", "admin") + "/api/stats", timeout=5).json()["config"]["version"]
+            == 1
+        )
         assert requests.get(health, timeout=5).json()["upSince"] == up_since
 
 
 def test_status_and_up_name_the_files_edited_since_a_service_loaded_them(tmp_path: Path) -> None:
     with copy_lab(tmp_path, "module-2") as lab:
+
         def edited() -> dict[str, list[str]]:
             doc = json.loads(lab.cli("status", "--json").stdout)
-            return {s["service"]: s["config_edited"] for s in doc["services"] if s["service"] in ("proxy", "collector")}
+            return {
+                s["service"]: s["config_edited"]
+                for s in doc["services"]
+                if s["service"] in ("proxy", "collector")
+            }
 
         assert edited() == {"proxy": [], "collector": []}
         assert "nothing to reload" in lab.cli("reload").stderr + lab.cli("reload").stdout
         lab.edit("collector-configs/base.yaml", lambda t: t.replace("timeout: 1s", "timeout: 2s", 1))
         assert edited() == {"proxy": [], "collector": ["collector-configs/base.yaml"]}
-        pid = next(s["pid"] for s in json.loads(lab.cli("status", "--json").stdout)["services"]
-                   if s["service"] == "collector")
+        pid = next(
+            s["pid"]
+            for s in json.loads(lab.cli("status", "--json").stdout)["services"]
+            if s["service"] == "collector"
+        )
         # `up` again: nothing restarts, and it says how to apply the edit.
         out = lab.cli("up", "module-2")
         assert "collector runs an older version of collector-configs/base.yaml" in out.stdout + out.stderr

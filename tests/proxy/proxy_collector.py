@@ -20,8 +20,11 @@ class Collector(receivers.Collector):
 
     def series_value(self, metric: str, **labels: str) -> float:
         """Sum of `metric` series carrying `labels` (e.g. session_id="x") on the prometheus exporter."""
-        return sum(s.value for s in self.exported()
-                   if s.name == metric and all(s.labels.get(k) == want for k, want in labels.items()))
+        return sum(
+            s.value
+            for s in self.exported()
+            if s.name == metric and all(s.labels.get(k) == want for k, want in labels.items())
+        )
 
     def internal_total(self, metric: str) -> float:
         return sum(s.value for s in self.internal() if s.name == metric)

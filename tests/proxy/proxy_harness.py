@@ -30,8 +30,11 @@ def wait_for(predicate, timeout: float = 30.0, what: str = "condition"):
 
 def make_config(data_dir: Path, **sections: Any) -> dict[str, Any]:
     raw: dict[str, Any] = {
-        "listen": {"otlp_grpc": f"127.0.0.1:{free_port()}", "otlp_http": f"127.0.0.1:{free_port()}",
-                   "admin": f"127.0.0.1:{free_port()}"},
+        "listen": {
+            "otlp_grpc": f"127.0.0.1:{free_port()}",
+            "otlp_http": f"127.0.0.1:{free_port()}",
+            "admin": f"127.0.0.1:{free_port()}",
+        },
         "data_dir": str(data_dir),
         "contract": {"path": str(CONTRACT), "mode": "observe"},
     }
@@ -77,8 +80,9 @@ class RunningProxy:
     def stats(self) -> dict[str, Any]:
         # With a token configured the admin API demands it too (labctl/proxy/guard.py).
         token = self.server.cfg.auth_token
-        request = urllib.request.Request(self.admin + "/api/stats",
-                                         headers={"Authorization": f"Bearer {token}"} if token else {})
+        request = urllib.request.Request(
+            self.admin + "/api/stats", headers={"Authorization": f"Bearer {token}"} if token else {}
+        )
         with urllib.request.urlopen(request, timeout=5) as resp:
             return json.loads(resp.read())
 

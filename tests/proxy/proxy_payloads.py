@@ -18,12 +18,17 @@ def kv(key: str, value: str | float) -> KeyValue:
     return KeyValue(key=key, value=AnyValue(double_value=value))
 
 
-RESOURCE = {"service.name": "claude-code", "service.version": "2.0.0", "os.type": "linux",
-            "host.arch": "amd64"}
+RESOURCE = {
+    "service.name": "claude-code",
+    "service.version": "2.0.0",
+    "os.type": "linux",
+    "host.arch": "amd64",
+}
 
 
-def token_usage(points: int, bad: int = 0, session: str = "s-1", marker: str = "", seq: int = 0,
-                value: float = 10.0) -> ExportMetricsServiceRequest:
+def token_usage(
+    points: int, bad: int = 0, session: str = "s-1", marker: str = "", seq: int = 0, value: float = 10.0
+) -> ExportMetricsServiceRequest:
     """`points` good claude_code.token.usage points plus `bad` ones with an invalid `type` value."""
     req = ExportMetricsServiceRequest()
     rm = req.resource_metrics.add()
@@ -43,10 +48,16 @@ def token_usage(points: int, bad: int = 0, session: str = "s-1", marker: str = "
         p = m.sum.data_points.add()
         p.as_double = value
         p.start_time_unix_nano = T0 + seq * 1000
-        p.time_unix_nano = T0 + (seq + 1) * 1000   # contiguous deltas, as an SDK sends them
-        attrs = {"session.id": session, "user.account_uuid": "u-1", "organization.id": "o-1",
-                 "terminal.type": "tmux", "model": "claude-sonnet-4-5", "query_source": "main",
-                 "type": types[i % 4] if i < points else "bogus-type"}
+        p.time_unix_nano = T0 + (seq + 1) * 1000  # contiguous deltas, as an SDK sends them
+        attrs = {
+            "session.id": session,
+            "user.account_uuid": "u-1",
+            "organization.id": "o-1",
+            "terminal.type": "tmux",
+            "model": "claude-sonnet-4-5",
+            "query_source": "main",
+            "type": types[i % 4] if i < points else "bogus-type",
+        }
         for k, v in attrs.items():
             p.attributes.append(kv(k, v))
     return req
@@ -72,9 +83,15 @@ def one_point_metrics(metrics: int, session: str = "s-1") -> ExportMetricsServic
         p.as_double = 10.0
         p.start_time_unix_nano = T0
         p.time_unix_nano = T0 + 1000
-        attrs = {"session.id": f"{session}-{i // 4 % 25}", "user.account_uuid": "u-1", "organization.id": "o-1",
-                 "terminal.type": "tmux", "model": "claude-sonnet-4-5", "query_source": "main",
-                 "type": types[i % 4]}
+        attrs = {
+            "session.id": f"{session}-{i // 4 % 25}",
+            "user.account_uuid": "u-1",
+            "organization.id": "o-1",
+            "terminal.type": "tmux",
+            "model": "claude-sonnet-4-5",
+            "query_source": "main",
+            "type": types[i % 4],
+        }
         for k, v in attrs.items():
             p.attributes.append(kv(k, v))
     return req
@@ -91,10 +108,20 @@ def events(n: int, marker: str = "") -> ExportLogsServiceRequest:
         r = sl.log_records.add()
         r.time_unix_nano = T0 + i
         r.body.string_value = "claude_code.api_request"
-        for k, v in {"event.name": "api_request", "event.timestamp": "2026-11-27T10:00:00.000Z",
-                     "event.sequence": i, "session.id": "s-1", "model": "claude-sonnet-4-5",
-                     "cost_usd": 0.01, "duration_ms": 1200, "input_tokens": 100, "output_tokens": 50,
-                     "cache_read_tokens": 0, "cache_creation_tokens": 0, "lab.marker": marker}.items():
+        for k, v in {
+            "event.name": "api_request",
+            "event.timestamp": "2026-11-27T10:00:00.000Z",
+            "event.sequence": i,
+            "session.id": "s-1",
+            "model": "claude-sonnet-4-5",
+            "cost_usd": 0.01,
+            "duration_ms": 1200,
+            "input_tokens": 100,
+            "output_tokens": 50,
+            "cache_read_tokens": 0,
+            "cache_creation_tokens": 0,
+            "lab.marker": marker,
+        }.items():
             r.attributes.append(kv(k, v))
     return req
 

@@ -35,15 +35,20 @@ class ProxyProcess(Process):
         return "http://" + self.raw["listen"]["otlp_http"]
 
     def start(self) -> ProxyProcess:
-        self.spawn([sys.executable, "-m", "labctl", "proxy", "serve", "--config", str(self.config_path)],
-                   {"PYTHONPATH": str(REPO), **self.extra_env}, cwd=REPO)
+        self.spawn(
+            [sys.executable, "-m", "labctl", "proxy", "serve", "--config", str(self.config_path)],
+            {"PYTHONPATH": str(REPO), **self.extra_env},
+            cwd=REPO,
+        )
         wait_http(self.admin + "/readyz", 30, self.proc, self.log)
         return self
 
     def admin_request(self, path: str) -> urllib.request.Request:
         """A request to the admin API, with the configured token (the admin plane demands it too)."""
         token = (self.raw.get("auth") or {}).get("bearer_token")
-        return urllib.request.Request(self.admin + path, headers={"Authorization": f"Bearer {token}"} if token else {})
+        return urllib.request.Request(
+            self.admin + path, headers={"Authorization": f"Bearer {token}"} if token else {}
+        )
 
     def stats(self) -> dict[str, Any]:
         with urllib.request.urlopen(self.admin_request("/api/stats"), timeout=5) as resp:

@@ -41,17 +41,28 @@ def test_data_through_the_proxy_arrives_in_the_collector(start_proxy, collectors
     session = f"s-{uuid.uuid4().hex[:8]}"
     with requests.Session() as s:
         for i in range(5):
-            r = s.post(proxy.http + "/v1/metrics", data=token_usage(4, session=session, seq=i, value=2.5)
-                       .SerializeToString(), headers=PB, timeout=10)
+            r = s.post(
+                proxy.http + "/v1/metrics",
+                data=token_usage(4, session=session, seq=i, value=2.5).SerializeToString(),
+                headers=PB,
+                timeout=10,
+            )
             assert r.status_code == 200
-        assert s.post(proxy.http + "/v1/logs", data=events(7).SerializeToString(), headers=PB,
-                      timeout=10).status_code == 200
+        assert (
+            s.post(
+                proxy.http + "/v1/logs", data=events(7).SerializeToString(), headers=PB, timeout=10
+            ).status_code
+            == 200
+        )
     # 5 requests x 4 points x 2.5 tokens, accumulated from delta by the Collector's prometheus exporter.
-    wait_for(lambda: collector.series_value("claude_code_token_usage_tokens_total",
-                                            session_id=session) == 50.0,
-             what="the proxied metric in the Collector's prometheus exporter")
-    wait_for(lambda: collector.internal_total("otelcol_receiver_accepted_log_records_total") >= 7,
-             what="the Collector to accept the proxied events")
+    wait_for(
+        lambda: collector.series_value("claude_code_token_usage_tokens_total", session_id=session) == 50.0,
+        what="the proxied metric in the Collector's prometheus exporter",
+    )
+    wait_for(
+        lambda: collector.internal_total("otelcol_receiver_accepted_log_records_total") >= 7,
+        what="the Collector to accept the proxied events",
+    )
     s = proxy.stats()
     assert s["counters"]["forwarded"] == {"metrics": 20, "logs": 7, "traces": 0}
     assert s["upstream"]["state"] == "ok"
@@ -59,13 +70,25 @@ def test_data_through_the_proxy_arrives_in_the_collector(start_proxy, collectors
 
 def test_collector_auth_failure_is_held_then_delivered_after_the_fix(start_proxy, collectors):
     strict = collectors(auth_token="lab-secret")
-    proxy = start_proxy(upstream={"endpoint": strict.endpoint("grpc"), "protocol": "grpc",
-                                  "headers": {"authorization": "Bearer wrong-token"},
-                                  "retry": {"initial_interval": "100ms", "max_interval": "500ms"}})
+    proxy = start_proxy(
+        upstream={
+            "endpoint": strict.endpoint("grpc"),
+            "protocol": "grpc",
+            "headers": {"authorization": "Bearer wrong-token"},
+            "retry": {"initial_interval": "100ms", "max_interval": "500ms"},
+        }
+    )
     session = f"s-{uuid.uuid4().hex[:8]}"
     for i in range(3):
-        assert requests.post(proxy.http + "/v1/metrics", data=token_usage(2, session=session, seq=i)
-                             .SerializeToString(), headers=PB, timeout=10).status_code == 200
+        assert (
+            requests.post(
+                proxy.http + "/v1/metrics",
+                data=token_usage(2, session=session, seq=i).SerializeToString(),
+                headers=PB,
+                timeout=10,
+            ).status_code
+            == 200
+        )
     wait_for(lambda: proxy.stats()["upstream"]["state"] == "auth_failed", what="the 401 to be reported")
     time.sleep(1.0)
     s = proxy.stats()
@@ -75,6 +98,8 @@ def test_collector_auth_failure_is_held_then_delivered_after_the_fix(start_proxy
     port = strict.grpc_port
     strict.stop()
     healed = collectors(grpc_port=port)
-    wait_for(lambda: healed.series_value("claude_code_token_usage_tokens_total", session_id=session) == 60.0,
-             what="the held data in the Collector")
+    wait_for(
+        lambda: healed.series_value("claude_code_token_usage_tokens_total", session_id=session) == 60.0,
+        what="the held data in the Collector",
+    )
     assert proxy.stats()["counters"]["forwarded"]["metrics"] == 6

@@ -16,18 +16,26 @@ LAB_YAML = REPO / "lab" / "proxy" / "proxy.yaml"
 def test_lab_config_defaults_are_module_1_sink_on_localhost():
     cfg = config.load(LAB_YAML, env={})
     assert (str(cfg.otlp_grpc), str(cfg.otlp_http), str(cfg.admin)) == (
-        "127.0.0.1:4317", "127.0.0.1:4318", "127.0.0.1:4320")
+        "127.0.0.1:4317",
+        "127.0.0.1:4318",
+        "127.0.0.1:4320",
+    )
     assert not cfg.upstream.enabled and cfg.mode == "observe"
     assert cfg.contract_path is not None and cfg.contract_path.resolve() == CONTRACT.resolve()
     assert cfg.spool_overflow == "reject" and cfg.max_request_bytes == 64 * 1024 * 1024
 
 
 def test_lab_env_vars_drive_the_config(tmp_path):
-    env = {"LAB_PROXY_OTLP_GRPC_LISTEN": "127.0.0.1:24317", "LAB_PROXY_OTLP_HTTP_LISTEN": "0.0.0.0:24318",
-           "LAB_PROXY_ADMIN_LISTEN": "127.0.0.1:24320", "LAB_PROXY_DATA_DIR": str(tmp_path),
-           "LAB_PROXY_CONTRACT": str(CONTRACT), "LAB_PROXY_UPSTREAM": "http://127.0.0.1:14317",
-           "LAB_PROXY_UPSTREAM_PROTOCOL": "http/protobuf",
-           "LAB_PROXY_UPSTREAM_HEADERS": "Authorization=Bearer%20abc,x-tenant=lab"}
+    env = {
+        "LAB_PROXY_OTLP_GRPC_LISTEN": "127.0.0.1:24317",
+        "LAB_PROXY_OTLP_HTTP_LISTEN": "0.0.0.0:24318",
+        "LAB_PROXY_ADMIN_LISTEN": "127.0.0.1:24320",
+        "LAB_PROXY_DATA_DIR": str(tmp_path),
+        "LAB_PROXY_CONTRACT": str(CONTRACT),
+        "LAB_PROXY_UPSTREAM": "http://127.0.0.1:14317",
+        "LAB_PROXY_UPSTREAM_PROTOCOL": "http/protobuf",
+        "LAB_PROXY_UPSTREAM_HEADERS": "Authorization=Bearer%20abc,x-tenant=lab",
+    }
     cfg = config.load(LAB_YAML, env=env)
     assert cfg.otlp_grpc.port == 24317 and cfg.otlp_http.host == "0.0.0.0" and cfg.data_dir == tmp_path
     assert cfg.upstream.endpoint == "http://127.0.0.1:14317" and cfg.upstream.protocol == "http/protobuf"
@@ -44,20 +52,23 @@ def test_expansion_rules():
     assert "MISSING is not set" in err.value.message and "${MISSING:-default}" in (err.value.hint or "")
 
 
-@pytest.mark.parametrize(("raw", "needle"), [
-    ({"listen": {"admin": "nope"}}, "listen.admin: 'nope' is not a listen address"),
-    ({"limits": {"max_request_bytes": "lots"}}, "is not a size"),
-    ({"upstream": {"timeout": "-3s"}}, "is not a duration"),
-    ({"upstream": {"protocol": "http/json"}}, "is not one of grpc, http/protobuf"),
-    ({"upstream": {"endpoint": "ftp://x"}}, "is not an http(s) URL"),
-    ({"upstream": {"headers": "novalue"}}, "is not key=value"),
-    ({"spool": {"overflow": "ignore"}}, "spool.overflow"),
-    ({"contract": {"mode": "enforce"}}, "no contract.path"),
-    ({"contract": {"path": "missing.yaml"}}, "does not exist"),
-    ({"upstrem": {}}, "unknown key(s) upstrem"),
-    ({"spool": {"max_byte": 1}}, "spool: unknown key(s) max_byte"),
-    ({"listen": {"otlp_grpc": "off", "otlp_http": "off"}}, "both OTLP receivers are off"),
-])
+@pytest.mark.parametrize(
+    ("raw", "needle"),
+    [
+        ({"listen": {"admin": "nope"}}, "listen.admin: 'nope' is not a listen address"),
+        ({"limits": {"max_request_bytes": "lots"}}, "is not a size"),
+        ({"upstream": {"timeout": "-3s"}}, "is not a duration"),
+        ({"upstream": {"protocol": "http/json"}}, "is not one of grpc, http/protobuf"),
+        ({"upstream": {"endpoint": "ftp://x"}}, "is not an http(s) URL"),
+        ({"upstream": {"headers": "novalue"}}, "is not key=value"),
+        ({"spool": {"overflow": "ignore"}}, "spool.overflow"),
+        ({"contract": {"mode": "enforce"}}, "no contract.path"),
+        ({"contract": {"path": "missing.yaml"}}, "does not exist"),
+        ({"upstrem": {}}, "unknown key(s) upstrem"),
+        ({"spool": {"max_byte": 1}}, "spool: unknown key(s) max_byte"),
+        ({"listen": {"otlp_grpc": "off", "otlp_http": "off"}}, "both OTLP receivers are off"),
+    ],
+)
 def test_bad_values_are_clear_errors(raw, needle):
     with pytest.raises(LabError) as err:
         config.from_dict(raw, Path("."), env={})
@@ -66,7 +77,9 @@ def test_bad_values_are_clear_errors(raw, needle):
 
 def test_secret_header_values_never_appear_in_errors():
     with pytest.raises(LabError) as err:
-        config.from_dict({"upstream": {"headers": "authorization=Bearer%20s3cret,broken-s3cret"}}, Path("."), env={})
+        config.from_dict(
+            {"upstream": {"headers": "authorization=Bearer%20s3cret,broken-s3cret"}}, Path("."), env={}
+        )
     assert "s3cret" not in str(err.value)
 
 
@@ -82,6 +95,7 @@ def test_cli_check_validates_the_lab_config():
     from typer.testing import CliRunner
 
     from labctl.cli import app
+
     result = CliRunner().invoke(app, ["proxy", "serve", "--config", str(LAB_YAML), "--check"], env={})
     assert result.exit_code == 0, result.output
     assert "upstream none: the proxy is the sink" in result.output
@@ -107,13 +121,17 @@ def test_cli_check_is_a_full_dry_run(tmp_path, section, needle):
     from typer.testing import CliRunner
 
     from labctl.cli import app
-    (tmp_path / "broken.yaml").write_text("metrics:\n  claude_code.token.usage: {instrument: gauge, unit: 5}\n"
-                                          "  - not a mapping\n")
+
+    (tmp_path / "broken.yaml").write_text(
+        "metrics:\n  claude_code.token.usage: {instrument: gauge, unit: 5}\n  - not a mapping\n"
+    )
     cfg = tmp_path / "p.yaml"
     cfg.write_text(f"data_dir: {tmp_path / 'data'}\n{section}")
     result = CliRunner().invoke(app, ["proxy", "serve", "--config", str(cfg), "--check"], env={})
     assert result.exit_code != 0, result.output
-    assert isinstance(result.exception, LabError), result.exception  # shown at the CLI boundary, with its hint
+    assert isinstance(result.exception, LabError), (
+        result.exception
+    )  # shown at the CLI boundary, with its hint
     assert needle in result.exception.message, result.exception.message
     assert not (tmp_path / "data").exists()  # a dry run: nothing created, nothing started
 
@@ -122,10 +140,17 @@ def test_cli_check_is_a_full_dry_run(tmp_path, section, needle):
 def test_cli_reports_a_broken_config_without_a_traceback(tmp_path):
     import subprocess
     import sys
+
     bad = tmp_path / "p.yaml"
     bad.write_text("spool: {overflow: sometimes}\n")
-    result = subprocess.run([sys.executable, "-m", "labctl", "proxy", "serve", "--config", str(bad)],
-                            check=False, capture_output=True, text=True, cwd=REPO, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "labctl", "proxy", "serve", "--config", str(bad)],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert "spool.overflow: 'sometimes' is not one of reject, drop_oldest" in result.stderr
     assert "Traceback" not in result.stderr

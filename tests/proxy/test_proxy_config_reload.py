@@ -33,18 +33,24 @@ def _edit(proxy: ProxyProcess, **sections: object) -> None:
 
 def _post(session: requests.Session, proxy: ProxyProcess, token: str = "") -> int:
     headers = {**PB, **({"Authorization": f"Bearer {token}"} if token else {})}
-    r = session.post(proxy.http + "/v1/metrics", data=token_usage(3).SerializeToString(), headers=headers,
-                     timeout=10)
+    r = session.post(
+        proxy.http + "/v1/metrics", data=token_usage(3).SerializeToString(), headers=headers, timeout=10
+    )
     return r.status_code
 
 
 def test_live_settings_apply_on_the_same_connection_and_restart_ones_wait(tmp_path: Path) -> None:
     proxy = ProxyProcess(make_config(tmp_path / "data"), tmp_path).start()
     try:
-        with requests.Session() as s:   # one keep-alive connection throughout
+        with requests.Session() as s:  # one keep-alive connection throughout
             assert _post(s, proxy) == 200
-            _edit(proxy, auth={"bearer_token": "reloaded-token"}, contract={"mode": "enforce"},
-                  limits={"retry_after": "7s"}, spool={"max_bytes": "1MiB"})
+            _edit(
+                proxy,
+                auth={"bearer_token": "reloaded-token"},
+                contract={"mode": "enforce"},
+                limits={"retry_after": "7s"},
+                spool={"max_bytes": "1MiB"},
+            )
             r = requests.post(proxy.admin + "/api/reload", timeout=10)
             assert r.status_code == 200, r.text
             answer = r.json()
@@ -58,10 +64,13 @@ def test_live_settings_apply_on_the_same_connection_and_restart_ones_wait(tmp_pa
             proxy.raw["auth"] = {"bearer_token": "reloaded-token"}
             stats = proxy.stats()
             assert stats["mode"] == "enforce"
-            assert stats["config"]["version"] == 2 and stats["config"]["restart_needed"] == ["spool.max_bytes"]
+            assert stats["config"]["version"] == 2 and stats["config"]["restart_needed"] == [
+                "spool.max_bytes"
+            ]
             # Reloading the same file again changes nothing and keeps the restart note.
-            again = requests.post(proxy.admin + "/api/reload", timeout=10,
-                                  headers={"Authorization": "Bearer reloaded-token"}).json()
+            again = requests.post(
+                proxy.admin + "/api/reload", timeout=10, headers={"Authorization": "Bearer reloaded-token"}
+            ).json()
             assert again == {"version": 2, "applied": [], "restart_needed": ["spool.max_bytes"]}
     finally:
         proxy.stop()
@@ -77,7 +86,10 @@ def test_a_broken_edit_is_refused_and_the_old_config_keeps_serving(tmp_path: Pat
         assert r.json()["error"] == "spool.overflow: 'sideways' is not one of reject, drop_oldest"
         proxy.config_path.write_text("listen: [not, a, mapping\n")
         r = requests.post(proxy.admin + "/api/reload", timeout=10)
-        assert r.status_code == 400 and "is not valid YAML at line 2, column 1: expected ',' or ']'" in r.json()["error"]
+        assert (
+            r.status_code == 400
+            and "is not valid YAML at line 2, column 1: expected ',' or ']'" in r.json()["error"]
+        )
         stats = proxy.stats()
         assert stats["config"]["version"] == 1
         assert "not valid YAML" in stats["config"]["last_reload_error"]
@@ -102,8 +114,14 @@ def test_sighup_reloads_instead_of_ending_the_proxy(tmp_path: Path) -> None:
 def test_upstream_changes_live_and_the_spool_goes_with_it(tmp_path: Path) -> None:
     # Two upstreams that refuse (nothing listens): the data stays spooled across the switch.
     first, second = f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"
-    raw = make_config(tmp_path / "data", upstream={"endpoint": first, "protocol": "http/protobuf",
-                                                   "retry": {"initial_interval": "50ms", "max_interval": "200ms"}})
+    raw = make_config(
+        tmp_path / "data",
+        upstream={
+            "endpoint": first,
+            "protocol": "http/protobuf",
+            "retry": {"initial_interval": "50ms", "max_interval": "200ms"},
+        },
+    )
     proxy = ProxyProcess(raw, tmp_path).start()
     try:
         with requests.Session() as s:
@@ -124,9 +142,15 @@ def test_dry_run_names_the_exact_error(tmp_path: Path) -> None:
     raw = make_config(tmp_path / "data")
     raw["contract"] = {"path": str(CONTRACT), "mode": "sometimes"}
     config.write_text(yaml.safe_dump(raw))
-    out = subprocess.run([sys.executable, "-m", "labctl", "proxy", "serve", "--config", str(config), "--check"],
-                         capture_output=True, text=True, cwd=REPO, timeout=60, check=False)
-    assert out.returncode == 2   # LabError
+    out = subprocess.run(
+        [sys.executable, "-m", "labctl", "proxy", "serve", "--config", str(config), "--check"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 2  # LabError
     assert "contract.mode: 'sometimes' is not one of observe, enforce" in out.stdout + out.stderr
 
 
@@ -136,8 +160,12 @@ def test_a_broken_inspection_section_is_refused_although_it_applies_only_at_rest
         _edit(proxy, inspect={"console": "loud"})
         r = requests.post(proxy.admin + "/api/reload", timeout=10)
         assert r.status_code == 400 and "inspect.console" in r.json()["error"]
-        assert proxy.stats()["config"] == {"path": str(proxy.config_path), "version": 1, "restart_needed": [],
-                                           "last_reload_error": r.json()["error"]}
+        assert proxy.stats()["config"] == {
+            "path": str(proxy.config_path),
+            "version": 1,
+            "restart_needed": [],
+            "last_reload_error": r.json()["error"],
+        }
     finally:
         proxy.stop()
 
@@ -146,10 +174,13 @@ def test_a_forwarding_hold_spools_and_a_release_sends_everything(tmp_path: Path)
     # What `labctl reload collector` relies on: while held, data is acknowledged and spooled, nothing is
     # sent; on release the spool goes out; a hold ends by itself after its time.
     sink = ProxyProcess(make_config(tmp_path / "sink-data"), tmp_path / "sink").start()
-    raw = make_config(tmp_path / "front-data", upstream={"endpoint": "http://" + sink.raw["listen"]["otlp_grpc"],
-                                                         "protocol": "grpc"})
+    raw = make_config(
+        tmp_path / "front-data",
+        upstream={"endpoint": "http://" + sink.raw["listen"]["otlp_grpc"], "protocol": "grpc"},
+    )
     front = ProxyProcess(raw, tmp_path / "front").start()
     try:
+
         def put(body: dict) -> requests.Response:  # type: ignore[type-arg]
             return requests.put(front.admin + "/api/forwarding", json=body, timeout=10)
 
@@ -157,7 +188,10 @@ def test_a_forwarding_hold_spools_and_a_release_sends_everything(tmp_path: Path)
         with requests.Session() as s:
             assert all(_post(s, front) == 200 for _ in range(3))
         time.sleep(0.5)
-        assert front.stats()["gauges"]["spool_rows"] == 3 and front.stats()["counters"]["forwarded"]["metrics"] == 0
+        assert (
+            front.stats()["gauges"]["spool_rows"] == 3
+            and front.stats()["counters"]["forwarded"]["metrics"] == 0
+        )
         assert front.stats()["upstream"]["held"] is True
         assert put({"hold": False}).json()["held"] is False
         wait_for(lambda: front.stats()["counters"]["forwarded"]["metrics"] == 9, what="the spool to be sent")

@@ -42,8 +42,11 @@ class Load:
     def run(self) -> None:
         with requests.Session() as s:
             for i in range(self.n):
-                signal, body, n = (("metrics", token_usage(self.points, seq=i), self.points) if i % 3
-                                   else ("logs", events(self.points // 2), self.points // 2))
+                signal, body, n = (
+                    ("metrics", token_usage(self.points, seq=i), self.points)
+                    if i % 3
+                    else ("logs", events(self.points // 2), self.points // 2)
+                )
                 r = s.post(f"{self.url}/v1/{signal}", data=body.SerializeToString(), headers=PB, timeout=10)
                 if r.status_code == 200:
                     self.acked[signal] += n
@@ -63,10 +66,13 @@ class Load:
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
 def test_upstream_down_under_load_then_back_loses_nothing(start_proxy, protocol):
     port = free_port()
-    proxy = start_proxy(upstream={"endpoint": upstream_url(protocol, port), "protocol": protocol,
-                                  "retry": FAST_RETRY})
+    proxy = start_proxy(
+        upstream={"endpoint": upstream_url(protocol, port), "protocol": protocol, "retry": FAST_RETRY}
+    )
     with Load(proxy.http, 150) as load:
-        wait_for(lambda: proxy.stats()["upstream"]["state"] == "retrying", what="forwarder to notice the outage")
+        wait_for(
+            lambda: proxy.stats()["upstream"]["state"] == "retrying", what="forwarder to notice the outage"
+        )
         time.sleep(0.3)
         spooled = proxy.stats()["gauges"]["spooled"]
         assert spooled["metrics"] > 0
@@ -86,20 +92,28 @@ def test_upstream_down_under_load_then_back_loses_nothing(start_proxy, protocol)
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
 def test_upstream_auth_failure_holds_data_until_healed(start_proxy, protocol):
     port = free_port()
-    proxy = start_proxy(upstream={"endpoint": upstream_url(protocol, port), "protocol": protocol,
-                                  "headers": "authorization=Bearer%20old-token", "retry": FAST_RETRY})
-    strict = start_proxy(listen=sink_listen(protocol, port), contract={"path": ""},
-                         auth={"bearer_token": "new-token"})
+    proxy = start_proxy(
+        upstream={
+            "endpoint": upstream_url(protocol, port),
+            "protocol": protocol,
+            "headers": "authorization=Bearer%20old-token",
+            "retry": FAST_RETRY,
+        }
+    )
+    strict = start_proxy(
+        listen=sink_listen(protocol, port), contract={"path": ""}, auth={"bearer_token": "new-token"}
+    )
     with Load(proxy.http, 60) as load:
         pass
     state = wait_for(lambda: proxy.stats()["upstream"], what="upstream state")
     wait_for(lambda: proxy.stats()["upstream"]["state"] == "auth_failed", what="auth failure to be reported")
-    time.sleep(0.5)   # several refused attempts: nothing may be dropped meanwhile
+    time.sleep(0.5)  # several refused attempts: nothing may be dropped meanwhile
     s = proxy.stats()
     assert s["counters"]["forwarded"]["metrics"] == 0 and s["counters"]["dropped"]["metrics"] == {}
     assert s["gauges"]["spooled"] == {**load.acked, "traces": 0}
-    assert "old-token" not in str(s) and ("401" in s["upstream"]["last_error"]
-                                          or "UNAUTHENTICATED" in s["upstream"]["last_error"])
+    assert "old-token" not in str(s) and (
+        "401" in s["upstream"]["last_error"] or "UNAUTHENTICATED" in s["upstream"]["last_error"]
+    )
     assert strict.stats()["counters"]["accepted"]["metrics"] == 0
     # Heal: the upstream now accepts the proxy's credentials (restarted without the token check).
     strict.stop()
@@ -112,8 +126,10 @@ def test_upstream_auth_failure_holds_data_until_healed(start_proxy, protocol):
 
 @pytest.mark.integration
 def test_drop_oldest_overflow_is_counted_and_visible(start_proxy):
-    proxy = start_proxy(upstream={"endpoint": "http://127.0.0.1:9", "retry": {"initial_interval": "5s"}},
-                        spool={"max_bytes": 5000, "overflow": "drop_oldest"})
+    proxy = start_proxy(
+        upstream={"endpoint": "http://127.0.0.1:9", "retry": {"initial_interval": "5s"}},
+        spool={"max_bytes": 5000, "overflow": "drop_oldest"},
+    )
     body = token_usage(20).SerializeToString()
     for _ in range(10):
         assert requests.post(proxy.http + "/v1/metrics", data=body, headers=PB, timeout=5).status_code == 200

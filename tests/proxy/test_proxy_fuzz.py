@@ -43,14 +43,46 @@ def test_random_bytes_as_protobuf_decode_or_fail_clearly(signal, body):
 
 
 _json_leaf = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=30))
-_json = st.recursive(_json_leaf, lambda inner: st.one_of(
-    st.lists(inner, max_size=4),
-    st.dictionaries(st.sampled_from(["resourceMetrics", "scopeMetrics", "metrics", "name", "sum", "gauge",
-                                     "dataPoints", "asInt", "asDouble", "attributes", "key", "value",
-                                     "stringValue", "intValue", "traceId", "spanId", "resourceSpans",
-                                     "scopeSpans", "spans", "resourceLogs", "scopeLogs", "logRecords",
-                                     "timeUnixNano", "aggregationTemporality", "x"]), inner, max_size=5)),
-    max_leaves=30)
+_json = st.recursive(
+    _json_leaf,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.dictionaries(
+            st.sampled_from(
+                [
+                    "resourceMetrics",
+                    "scopeMetrics",
+                    "metrics",
+                    "name",
+                    "sum",
+                    "gauge",
+                    "dataPoints",
+                    "asInt",
+                    "asDouble",
+                    "attributes",
+                    "key",
+                    "value",
+                    "stringValue",
+                    "intValue",
+                    "traceId",
+                    "spanId",
+                    "resourceSpans",
+                    "scopeSpans",
+                    "spans",
+                    "resourceLogs",
+                    "scopeLogs",
+                    "logRecords",
+                    "timeUnixNano",
+                    "aggregationTemporality",
+                    "x",
+                ]
+            ),
+            inner,
+            max_size=5,
+        ),
+    ),
+    max_leaves=30,
+)
 
 
 @FAST
@@ -81,7 +113,7 @@ def test_gzip_truncated_or_corrupt_never_escapes(body, cut):
 def test_gzip_bomb_is_refused_without_inflating_it():
     bomb = zlib.compressobj(9, zlib.DEFLATED, 31)
     chunk = b"\0" * (1 << 20)
-    packed = b"".join(bomb.compress(chunk) for _ in range(256)) + bomb.flush()   # 256 MiB inflated
+    packed = b"".join(bomb.compress(chunk) for _ in range(256)) + bomb.flush()  # 256 MiB inflated
     assert len(packed) < 512 * 1024
     rss = psutil.Process().memory_info().rss
     for _ in range(5):
@@ -91,8 +123,13 @@ def test_gzip_bomb_is_refused_without_inflating_it():
     assert psutil.Process().memory_info().rss - rss < 32 * 1024 * 1024
 
 
-_number = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.just(-1.0), st.just(math.inf),
-                    st.just(-math.inf), st.just(math.nan))
+_number = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.just(-1.0),
+    st.just(math.inf),
+    st.just(-math.inf),
+    st.just(math.nan),
+)
 
 
 @st.composite
@@ -104,8 +141,17 @@ def hostile_metrics(draw):
     sm = rm.scope_metrics.add()
     for _ in range(draw(st.integers(1, 3))):
         m = sm.metrics.add()
-        m.name = draw(st.sampled_from(["claude_code.token.usage", "claude_code.cost.usage",
-                                       "claude_code.session.count", "x" * 300, ""]))
+        m.name = draw(
+            st.sampled_from(
+                [
+                    "claude_code.token.usage",
+                    "claude_code.cost.usage",
+                    "claude_code.session.count",
+                    "x" * 300,
+                    "",
+                ]
+            )
+        )
         kind = draw(st.sampled_from(["sum", "gauge", "histogram"]))
         data = getattr(m, kind)
         if kind == "sum":
@@ -125,16 +171,26 @@ def hostile_metrics(draw):
             p.time_unix_nano = draw(st.integers(0, 2**64 - 1))
             for j in range(draw(st.integers(0, 12))):
                 huge = draw(st.integers(0, 15)) == 0
-                p.attributes.append(kv(draw(st.sampled_from(["session.id", "type", "model", f"a{j}"])),
-                                       "v" * 100_000 if huge else draw(st.text(max_size=20))))
+                p.attributes.append(
+                    kv(
+                        draw(st.sampled_from(["session.id", "type", "model", f"a{j}"])),
+                        "v" * 100_000 if huge else draw(st.text(max_size=20)),
+                    )
+                )
     return req
 
 
 @pytest.fixture(scope="module")
 def ingest(tmp_path_factory):
     stats = Stats()
-    spool = Spool(tmp_path_factory.mktemp("fuzz") / "spool.sqlite", max_bytes=2 * 1024 * 1024,
-                  memory_bytes=1024 * 1024, overflow="drop_oldest", sync="normal", stats=stats)
+    spool = Spool(
+        tmp_path_factory.mktemp("fuzz") / "spool.sqlite",
+        max_bytes=2 * 1024 * 1024,
+        memory_bytes=1024 * 1024,
+        overflow="drop_oldest",
+        sync="normal",
+        stats=stats,
+    )
     holder = ContractHolder(CONTRACT, load_contract)
     yield Ingest(mode="enforce", stats=stats, spool=spool, contract=holder, inspector=None, retry_after=1)
     spool.close()
@@ -170,9 +226,17 @@ def test_live_server_answers_every_hostile_request_and_stays_small(start_proxy):
         (b"\xff" * 100, {"Content-Type": "application/x-protobuf"}, {400}),
         (b'{"resourceMetrics": 5}', {"Content-Type": "application/json"}, {400}),
         (bomb, {"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"}, {413}),
-        (gzip.compress(b"x" * 100)[:20], {"Content-Type": "application/json", "Content-Encoding": "gzip"}, {400}),
+        (
+            gzip.compress(b"x" * 100)[:20],
+            {"Content-Type": "application/json", "Content-Encoding": "gzip"},
+            {400},
+        ),
         (b"\0" * (2 << 20), {"Content-Type": "application/x-protobuf"}, {413}),
-        (token_usage(3, value=math.nan).SerializeToString(), {"Content-Type": "application/x-protobuf"}, {200}),
+        (
+            token_usage(3, value=math.nan).SerializeToString(),
+            {"Content-Type": "application/x-protobuf"},
+            {200},
+        ),
         (token_usage(3, value=-5).SerializeToString(), {"Content-Type": "application/x-protobuf"}, {200}),
         (b"{}", {"Content-Type": "application/yaml"}, {415}),
     ]
@@ -182,6 +246,6 @@ def test_live_server_answers_every_hostile_request_and_stays_small(start_proxy):
                 r = s.post(proxy.http + "/v1/metrics", data=body, headers=headers, timeout=10)
                 assert r.status_code in codes, (r.status_code, r.text[:200])
                 if r.status_code != 200:
-                    assert r.content   # a google.rpc.Status saying what was wrong
+                    assert r.content  # a google.rpc.Status saying what was wrong
     assert psutil.Process().memory_info().rss - rss < 150 * 1024 * 1024
     assert proxy.stats()["counters"]["accepted"]["metrics"] == 15 * 6

@@ -14,8 +14,9 @@ from labctl.otlp.probe import grpc_export
 
 
 @pytest.mark.integration
-def test_grpc_client_on_the_http_port_logs_one_clear_line(start_proxy: Callable[..., Any],
-                                                          caplog: pytest.LogCaptureFixture) -> None:
+def test_grpc_client_on_the_http_port_logs_one_clear_line(
+    start_proxy: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
     proxy = start_proxy()
     http_port, grpc_port = proxy.server.ports["otlp_http"], proxy.server.ports["otlp_grpc"]
     with caplog.at_level(logging.INFO):
@@ -26,7 +27,8 @@ def test_grpc_client_on_the_http_port_logs_one_clear_line(start_proxy: Callable[
     assert len(hints) == 1, [r.getMessage() for r in caplog.records]
     assert hints[0].getMessage() == (
         f"a gRPC (HTTP/2) client spoke to the OTLP/HTTP port :{http_port} — use the gRPC port :{grpc_port} "
-        "or OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf")
+        "or OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf"
+    )
     assert hints[0].levelname == "WARNING"
     assert not [r for r in caplog.records if r.exc_info], "no traceback in the log"
     assert not [r for r in caplog.records if "PRI/Upgrade" in r.getMessage()]

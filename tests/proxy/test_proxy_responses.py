@@ -45,7 +45,9 @@ def test_full_success_is_200_with_empty_response_in_the_request_encoding(start_p
     assert r.status_code == 200 and r.headers["Content-Type"] == "application/json"
     assert r.json() == {}
     r = post(proxy.http + "/v1/traces", spans(2).SerializeToString(), PB)
-    assert r.status_code == 200 and not ExportTraceServiceResponse.FromString(r.content).HasField("partial_success")
+    assert r.status_code == 200 and not ExportTraceServiceResponse.FromString(r.content).HasField(
+        "partial_success"
+    )
     c = proxy.stats()["counters"]
     assert (c["received"], c["accepted"]) == ({"metrics": 8, "logs": 3, "traces": 2},) * 2
 
@@ -79,16 +81,26 @@ def test_observe_mode_accepts_everything_and_warns(start_proxy):
     assert proxy.stats()["counters"]["accepted"]["metrics"] == 6
 
 
-@pytest.mark.parametrize(("body", "headers", "needle"), [
-    (b"\x0a\xff\xff\xff", PB, "not a valid protobuf"),
-    (b"{not json", JS, "not valid JSON"),
-    (b"[1, 2]", JS, "must be an object"),
-    (b'{"resourceMetrics": [{"scopeMetrics": [{"metrics": [{"name": 5, "sum": {"dataPoints": "x"}}]}]}]}', JS,
-     "not a valid OTLP/JSON"),
-    (b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"zz"}]}]}]}', JS, "not a hex id"),
-    (b"this is not gzip at all", {**PB, "Content-Encoding": "gzip"}, "not valid gzip"),
-    (gzip.compress(token_usage(3).SerializeToString())[:-6], {**PB, "Content-Encoding": "gzip"}, "truncated"),
-])
+@pytest.mark.parametrize(
+    ("body", "headers", "needle"),
+    [
+        (b"\x0a\xff\xff\xff", PB, "not a valid protobuf"),
+        (b"{not json", JS, "not valid JSON"),
+        (b"[1, 2]", JS, "must be an object"),
+        (
+            b'{"resourceMetrics": [{"scopeMetrics": [{"metrics": [{"name": 5, "sum": {"dataPoints": "x"}}]}]}]}',
+            JS,
+            "not a valid OTLP/JSON",
+        ),
+        (b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"zz"}]}]}]}', JS, "not a hex id"),
+        (b"this is not gzip at all", {**PB, "Content-Encoding": "gzip"}, "not valid gzip"),
+        (
+            gzip.compress(token_usage(3).SerializeToString())[:-6],
+            {**PB, "Content-Encoding": "gzip"},
+            "truncated",
+        ),
+    ],
+)
 @pytest.mark.integration
 def test_undecodable_bodies_get_400_with_a_status_in_the_request_encoding(start_proxy, body, headers, needle):
     proxy = start_proxy()
@@ -117,9 +129,11 @@ def test_too_large_is_413_raw_and_inflated(start_proxy):
     r = post(proxy.http + "/v1/metrics", b"\0" * (70 * 1024), PB)
     assert r.status_code == 413 and "limit" in status_of(r).message
     # Chunked upload (no Content-Length), as the JS exporter sends.
-    r = requests.post(proxy.http + "/v1/metrics", data=iter([b"\0" * 40000, b"\0" * 40000]), headers=PB, timeout=10)
+    r = requests.post(
+        proxy.http + "/v1/metrics", data=iter([b"\0" * 40000, b"\0" * 40000]), headers=PB, timeout=10
+    )
     assert r.status_code == 413
-    bomb = gzip.compress(b"\0" * (10 * 1024 * 1024))     # 10 KiB on the wire, 10 MiB inflated
+    bomb = gzip.compress(b"\0" * (10 * 1024 * 1024))  # 10 KiB on the wire, 10 MiB inflated
     assert len(bomb) < 64 * 1024
     r = post(proxy.http + "/v1/metrics", bomb, {**PB, "Content-Encoding": "gzip"})
     assert r.status_code == 413 and "inflates" in status_of(r).message
@@ -139,7 +153,8 @@ def test_bearer_token_required_when_configured(start_proxy):
     r = post(proxy.http + "/v1/metrics", body, {**PB, "Authorization": "Bearer s3cret-token"})
     assert r.status_code == 200
     stub = grpc.insecure_channel(proxy.grpc).unary_unary(
-        "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export")
+        "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"
+    )
     with pytest.raises(grpc.RpcError) as err:
         stub(body, timeout=5)
     assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
@@ -151,8 +166,11 @@ def test_bearer_token_required_when_configured(start_proxy):
 
 def _spool_full_proxy(start_proxy):
     # Upstream on a closed port: everything stays in the spool, which fills after a few requests.
-    return start_proxy(upstream={"endpoint": "http://127.0.0.1:9", "retry": {"initial_interval": "5s"}},
-                       spool={"max_bytes": 4000}, limits={"retry_after": "7s"})
+    return start_proxy(
+        upstream={"endpoint": "http://127.0.0.1:9", "retry": {"initial_interval": "5s"}},
+        spool={"max_bytes": 4000},
+        limits={"retry_after": "7s"},
+    )
 
 
 @pytest.mark.integration
@@ -179,7 +197,8 @@ def test_full_spool_over_grpc_is_resource_exhausted_with_retry_info(start_proxy)
     proxy = _spool_full_proxy(start_proxy)
     body = token_usage(20).SerializeToString()
     stub = grpc.insecure_channel(proxy.grpc).unary_unary(
-        "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export")
+        "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"
+    )
     errors = []
     for _ in range(6):
         try:
@@ -200,12 +219,17 @@ def test_grpc_invalid_argument_and_partial_success(start_proxy):
     metrics = channel.unary_unary("/opentelemetry.proto.collector.metrics.v1.MetricsService/Export")
     with pytest.raises(grpc.RpcError) as err:
         metrics(b"\x0a\xff\xff", timeout=5)
-    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "not a valid protobuf" in err.value.details()
-    resp = ExportMetricsServiceResponse.FromString(metrics(token_usage(6, bad=4).SerializeToString(), timeout=5))
+    assert (
+        err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "not a valid protobuf" in err.value.details()
+    )
+    resp = ExportMetricsServiceResponse.FromString(
+        metrics(token_usage(6, bad=4).SerializeToString(), timeout=5)
+    )
     assert resp.partial_success.rejected_data_points == 4
     logs = channel.unary_unary("/opentelemetry.proto.collector.logs.v1.LogsService/Export")
     assert not ExportLogsServiceResponse.FromString(logs(events(3).SerializeToString(), timeout=5)).HasField(
-        "partial_success")
+        "partial_success"
+    )
     c = proxy.stats()["counters"]
     assert c["accepted"] == {"metrics": 6, "logs": 3, "traces": 0}
     assert c["requests"]["metrics"] == {"bad_protobuf": 1, "partial": 1}
@@ -230,12 +254,15 @@ def test_client_vanishing_mid_body_is_counted_and_harmless(start_proxy):
     port = int(proxy.http.rsplit(":", 1)[1])
     for framing in (b"Content-Length: 1000\r\n\r\n0123456789", b"Transfer-Encoding: chunked\r\n\r\n5\r\nabc"):
         with socket.create_connection(("127.0.0.1", port)) as s:
-            s.sendall(b"POST /v1/metrics HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n" + framing)
+            s.sendall(
+                b"POST /v1/metrics HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n" + framing
+            )
             s.shutdown(socket.SHUT_WR)
             s.recv(100)
     r = post(proxy.http + "/v1/metrics", token_usage(1).SerializeToString(), PB)
     assert r.status_code == 200
     import time
+
     deadline = time.monotonic() + 5
     while proxy.stats()["counters"]["requests"]["metrics"].get("client_disconnected") != 2:
         assert time.monotonic() < deadline

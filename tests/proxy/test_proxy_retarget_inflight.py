@@ -38,7 +38,7 @@ class BlackHole:
                 conn, _ = self.sock.accept()
             except (TimeoutError, OSError):
                 continue
-            self.accepted.append(conn)   # keep it open, read nothing, answer nothing
+            self.accepted.append(conn)  # keep it open, read nothing, answer nothing
 
     def close(self) -> None:
         self._stop.set()
@@ -69,8 +69,14 @@ def _post(session: requests.Session, base: str, i: int) -> tuple[str, int]:
 def test_heal_after_retarget_to_a_black_hole_mid_send_forwards_again(start_proxy, black_hole):
     sink = start_proxy(contract={"path": ""})
     # A long timeout keeps the call to the black hole in flight when the upstream is switched back.
-    proxy = start_proxy(upstream={"endpoint": f"http://{sink.grpc}", "protocol": "grpc", "timeout": "20s",
-                                  "retry": {"initial_interval": "50ms", "max_interval": "300ms"}})
+    proxy = start_proxy(
+        upstream={
+            "endpoint": f"http://{sink.grpc}",
+            "protocol": "grpc",
+            "timeout": "20s",
+            "retry": {"initial_interval": "50ms", "max_interval": "300ms"},
+        }
+    )
     acked = {"metrics": 0, "logs": 0}
 
     def total(counts: dict[str, int]) -> int:
@@ -80,28 +86,39 @@ def test_heal_after_retarget_to_a_black_hole_mid_send_forwards_again(start_proxy
         for i in range(10):
             name, n = _post(s, proxy.http, i)
             acked[name] += n
-        wait_for(lambda: total(proxy.stats()["counters"]["forwarded"]) == total(acked), 30,
-                 "the first batches to be forwarded")
+        wait_for(
+            lambda: total(proxy.stats()["counters"]["forwarded"]) == total(acked),
+            30,
+            "the first batches to be forwarded",
+        )
         before = total(proxy.stats()["counters"]["forwarded"])
 
         # break: the upstream becomes a listener that accepts and never answers.
-        r = requests.put(f"{proxy.admin}/api/upstream", json={"endpoint": f"http://127.0.0.1:{black_hole.port}"},
-                         timeout=10)
+        r = requests.put(
+            f"{proxy.admin}/api/upstream",
+            json={"endpoint": f"http://127.0.0.1:{black_hole.port}"},
+            timeout=10,
+        )
         assert r.status_code == 200, r.text
         assert proxy.stats()["upstream"]["configured"] is False
         for i in range(10, 25):
             name, n = _post(s, proxy.http, i)
             acked[name] += n
         wait_for(lambda: black_hole.accepted, 15, "the proxy to connect to the black hole")
-        time.sleep(0.5)   # the send is now waiting on the black hole: it is in flight
-        assert total(proxy.stats()["counters"]["forwarded"]) == before, "nothing can be delivered to a black hole"
+        time.sleep(0.5)  # the send is now waiting on the black hole: it is in flight
+        assert total(proxy.stats()["counters"]["forwarded"]) == before, (
+            "nothing can be delivered to a black hole"
+        )
 
         # heal: back to the configured upstream while that send is still pending.
         r = requests.delete(f"{proxy.admin}/api/upstream", timeout=10)
         assert r.status_code == 200, r.text
         assert proxy.stats()["upstream"]["configured"] is True
-        wait_for(lambda: total(proxy.stats()["counters"]["forwarded"]) > before, 20,
-                 "`forwarded` to grow again after DELETE /api/upstream")
+        wait_for(
+            lambda: total(proxy.stats()["counters"]["forwarded"]) > before,
+            20,
+            "`forwarded` to grow again after DELETE /api/upstream",
+        )
 
         # And the proxy keeps forwarding new data, not just the spooled backlog.
         for i in range(25, 30):

@@ -11,7 +11,13 @@ from labctl.proxy.stats import Stats
 
 
 def open_spool(path, **kw) -> Spool:
-    args = {"max_bytes": 10_000, "memory_bytes": 1_000, "overflow": "reject", "sync": "normal", "stats": Stats()}
+    args = {
+        "max_bytes": 10_000,
+        "memory_bytes": 1_000,
+        "overflow": "reject",
+        "sync": "normal",
+        "stats": Stats(),
+    }
     return Spool(path / "spool.sqlite", **{**args, **kw})
 
 
@@ -29,7 +35,7 @@ def test_order_kept_across_signals_and_batches_group_one_signal(tmp_path):
     for signal, body in plan:
         spool.append(signal, 1, body)
     first = spool.peek(10**6)
-    assert [(e.signal, e.body) for e in first] == plan[:2]      # one signal per batch, oldest first
+    assert [(e.signal, e.body) for e in first] == plan[:2]  # one signal per batch, oldest first
     spool.remove(first)
     assert drain(spool) == plan[2:]
     assert spool.gauges()["spool_rows"] == 0
@@ -42,16 +48,16 @@ def test_memory_queue_is_bounded_and_disk_takes_over(tmp_path):
         spool.append("metrics", 2, body)
     g = spool.gauges()
     assert g["queue_bytes"] <= 250 and g["spooled"]["metrics"] == 12 and g["spool_bytes"] == 600
-    assert [b for _, b in drain(spool, max_bytes=150)] == bodies    # read back from disk, in order
+    assert [b for _, b in drain(spool, max_bytes=150)] == bodies  # read back from disk, in order
     spool.append("logs", 1, b"again")
-    assert spool.gauges()["queued"]["logs"] == 1                   # back in sync once drained
+    assert spool.gauges()["queued"]["logs"] == 1  # back in sync once drained
 
 
 def test_reopen_recovers_everything_unsent(tmp_path):
     spool = open_spool(tmp_path)
     for i in range(5):
         spool.append("logs" if i % 2 else "metrics", 3, f"b{i}".encode())
-    spool.remove(spool.peek(1))   # the first one was delivered
+    spool.remove(spool.peek(1))  # the first one was delivered
     spool.close()
     again = open_spool(tmp_path)
     assert again.recovered_rows == 4
@@ -62,7 +68,7 @@ def test_reopen_recovers_everything_unsent(tmp_path):
 def test_reject_policy_raises_and_reports_full(tmp_path):
     spool = open_spool(tmp_path, max_bytes=300)
     spool.append("metrics", 1, b"x" * 200)
-    spool.append("metrics", 1, b"x" * 200)     # may overshoot by one request, never more
+    spool.append("metrics", 1, b"x" * 200)  # may overshoot by one request, never more
     assert not spool.has_room() and spool.gauges()["spool_full"] is True
     with pytest.raises(SpoolFull):
         spool.append("metrics", 1, b"x")
@@ -89,7 +95,7 @@ def test_drop_oldest_never_evicts_the_batch_in_flight(tmp_path):
         spool.append("metrics", 1, bytes([i]) * 100)
     spool.remove(in_flight)
     assert stats.dropped[("metrics", "spool_overflow")] == 3
-    assert [b[0] for _, b in drain(spool)] == [3, 4]   # a was delivered, 0-2 dropped while it was in flight
+    assert [b[0] for _, b in drain(spool)] == [3, 4]  # a was delivered, 0-2 dropped while it was in flight
 
 
 def test_wait_wakes_on_append(tmp_path):

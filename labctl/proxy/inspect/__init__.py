@@ -42,14 +42,16 @@ __all__ = ["Inspector"]
 
 
 class Inspector:
-    def __init__(self, config: dict[str, Any] | None, data_dir: Path,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, config: dict[str, Any] | None, data_dir: Path, clock: Callable[[], float] = time.time
+    ) -> None:
         s = InspectSettings.from_config(config, data_dir)
         self.settings = s
         self.clock = clock
         self.data_dir = Path(data_dir)
-        self.store = PayloadStore(max_payloads=s.payloads, max_records=s.records_per_payload,
-                                  max_violations=s.violations)
+        self.store = PayloadStore(
+            max_payloads=s.payloads, max_records=s.records_per_payload, max_violations=s.violations
+        )
         self.console = ConsoleView(s.console)
         self._base_redactor = s.redactor
         self.redactor = self._base_redactor
@@ -72,7 +74,9 @@ class Inspector:
         self.items: Counter[tuple[str, str]] = Counter()  # (signal, verdict) -> items
         self.violation_rules: Counter[tuple[str, str]] = Counter()  # (signal, rule) -> violations
         self.requests = 0
-        self.events: Counter[str] = Counter()  # event name -> log records seen (events never reach Prometheus)
+        self.events: Counter[str] = (
+            Counter()
+        )  # event name -> log records seen (events never reach Prometheus)
         self._encoder = JsonlEncoder()
         # Opened last: a config error above leaves no child process behind.
         if self._log_mode == "process":
@@ -149,8 +153,9 @@ class Inspector:
             self.learned.observe(ev)
         self.sessions.observe(ev, now)
         self.metrics.observe(ev)
-        self.alerts.record(now, self.sessions.last_tokens, self.sessions.last_api_requests,
-                           self.sessions.last_api_errors)
+        self.alerts.record(
+            now, self.sessions.last_tokens, self.sessions.last_api_requests, self.sessions.last_api_errors
+        )
         self.alerts.evaluate(now, self.sessions.touched)
         if self.console.mode == "points":
             records = kept if isinstance(kept, list) else kept.build()
@@ -181,15 +186,21 @@ class Inspector:
     def log_stats(self) -> tuple[int, int]:
         """(records left out of the JSON Lines log so far, bytes waiting for its writer)."""
         w = self.log_writer
-        return (self._log_dropped + (w.dropped_records if w is not None else 0), w.pending if w is not None else 0)
+        return (
+            self._log_dropped + (w.dropped_records if w is not None else 0),
+            w.pending if w is not None else 0,
+        )
 
     def log_status(self) -> dict[str, Any]:
         """For /api/overview: a client waits for `written_through` to reach a payload id to read its lines."""
         dropped, pending = self.log_stats()
         w = self.log_writer
-        return {"writer": "process" if w is not None else "inline" if self.jsonl is not None else "off",
-                "written_through": w.written_through if w is not None else self.store.last_seq,
-                "pending_bytes": pending, "dropped_records": dropped}
+        return {
+            "writer": "process" if w is not None else "inline" if self.jsonl is not None else "off",
+            "written_through": w.written_through if w is not None else self.store.last_seq,
+            "pending_bytes": pending,
+            "dropped_records": dropped,
+        }
 
     def _alert_changed(self, alert: dict[str, Any]) -> None:
         line = dumps({"type": "alert", **alert}) + b"\n"
@@ -217,24 +228,45 @@ class Inspector:
     def contract_info(self) -> dict[str, Any]:
         c = self.contract
         if c is None:
-            return {"loaded": False, "name": None, "path": None, "dialect": None, "mode": self.mode,
-                    "contract": None}
-        return {"loaded": True, "name": c.name, "path": c.path, "dialect": c.spec.dialect, "mode": self.mode,
-                "contract": c.spec.to_dict()}
+            return {
+                "loaded": False,
+                "name": None,
+                "path": None,
+                "dialect": None,
+                "mode": self.mode,
+                "contract": None,
+            }
+        return {
+            "loaded": True,
+            "name": c.name,
+            "path": c.path,
+            "dialect": c.spec.dialect,
+            "mode": self.mode,
+            "contract": c.spec.to_dict(),
+        }
 
     def drift(self) -> dict[str, Any]:
         """Learning mode's record: the shape of what was sent and what the contract in force lacks."""
         from labctl.contract.drift import propose, weaver_changes
 
-        out: dict[str, Any] = {"mode": self.mode, "recording": self.learned is not None,
-                               "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.learning_since))}
+        out: dict[str, Any] = {
+            "mode": self.mode,
+            "recording": self.learned is not None,
+            "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.learning_since)),
+        }
         if self.learned is None:
-            out.update(observed=None, changes=None,
-                       hint="switch recording on: `labctl contract learn` (or run the proxy with contract.mode: learn)")
+            out.update(
+                observed=None,
+                changes=None,
+                hint="switch recording on: `labctl contract learn` (or run the proxy with contract.mode: learn)",
+            )
             return out
         out["observed"] = self.learned.to_dict()
-        out["changes"] = (weaver_changes(self.contract.spec, propose(self.contract.spec, self.learned)[1])["changes"]
-                          if self.contract is not None else None)
+        out["changes"] = (
+            weaver_changes(self.contract.spec, propose(self.contract.spec, self.learned)[1])["changes"]
+            if self.contract is not None
+            else None
+        )
         return out
 
     def set_recording(self, on: bool) -> None:

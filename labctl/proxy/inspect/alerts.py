@@ -45,8 +45,15 @@ class AlertRule:
     description: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "threshold": self.threshold, "unit": _UNITS[self.kind],
-                "window_s": self.window, "min_events": self.min_events, "description": self.description}
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "threshold": self.threshold,
+            "unit": _UNITS[self.kind],
+            "window_s": self.window,
+            "min_events": self.min_events,
+            "description": self.description,
+        }
 
 
 @dataclass
@@ -63,17 +70,28 @@ class AlertState:
 
     def message(self) -> str:
         r = self.rule
-        what = {"session_cost": f"session {self.labels.get('session_id', '?')} cost {self.value:.4f} USD",
-                "tokens_per_minute": f"{self.value:.0f} tokens/min",
-                "api_error_rate": f"API error rate {self.value:.0%}"}[r.kind]
+        what = {
+            "session_cost": f"session {self.labels.get('session_id', '?')} cost {self.value:.4f} USD",
+            "tokens_per_minute": f"{self.value:.0f} tokens/min",
+            "api_error_rate": f"API error rate {self.value:.0%}",
+        }[r.kind]
         verb = "above" if self.state == "firing" else "back under" if self.state == "resolved" else "under"
         return f"{r.name}: {what} {verb} threshold {r.threshold:g} {_UNITS[r.kind]}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.rule.name, "kind": self.rule.kind, "labels": dict(self.labels), "state": self.state,
-                "value": round(self.value, 6), "threshold": self.rule.threshold, "unit": _UNITS[self.rule.kind],
-                "since": _iso(self.since), "fired_at": _iso(self.fired_at), "resolved_at": _iso(self.resolved_at),
-                "message": self.message()}
+        return {
+            "name": self.rule.name,
+            "kind": self.rule.kind,
+            "labels": dict(self.labels),
+            "state": self.state,
+            "value": round(self.value, 6),
+            "threshold": self.rule.threshold,
+            "unit": _UNITS[self.rule.kind],
+            "since": _iso(self.since),
+            "fired_at": _iso(self.fired_at),
+            "resolved_at": _iso(self.resolved_at),
+            "message": self.message(),
+        }
 
 
 def _iso(t: float | None) -> str | None:
@@ -84,8 +102,10 @@ def parse_rules(section: Any) -> list[AlertRule]:
     if section is None:
         return []
     if not isinstance(section, list):
-        raise LabError("proxy config: 'alerts' must be a list of rules",
-                       "e.g. alerts: [{name: cost, kind: session_cost, threshold: 5}]")
+        raise LabError(
+            "proxy config: 'alerts' must be a list of rules",
+            "e.g. alerts: [{name: cost, kind: session_cost, threshold: 5}]",
+        )
     rules: list[AlertRule] = []
     seen: set[str] = set()
     for i, item in enumerate(section):
@@ -94,14 +114,20 @@ def parse_rules(section: Any) -> list[AlertRule]:
             raise LabError(f"proxy config: {where} must be a mapping", "give it name, kind and threshold")
         unknown = set(item) - {"name", "kind", "threshold", "window", "idle", "min_events", "description"}
         if unknown:
-            raise LabError(f"proxy config: {where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}",
-                           "alert rules take name, kind, threshold, window (or idle), min_events, description")
+            raise LabError(
+                f"proxy config: {where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}",
+                "alert rules take name, kind, threshold, window (or idle), min_events, description",
+            )
         kind = item.get("kind")
         if kind not in KINDS:
-            raise LabError(f"proxy config: {where}: kind {kind!r} is not known", f"use one of: {', '.join(KINDS)}")
+            raise LabError(
+                f"proxy config: {where}: kind {kind!r} is not known", f"use one of: {', '.join(KINDS)}"
+            )
         name = str(item.get("name") or kind)
         if name in seen:
-            raise LabError(f"proxy config: {where}: a second alert named {name!r}", "give every alert its own name")
+            raise LabError(
+                f"proxy config: {where}: a second alert named {name!r}", "give every alert its own name"
+            )
         seen.add(name)
         threshold = item.get("threshold")
         if isinstance(threshold, str):  # `${VAR:-5}` in the config expands to a string
@@ -110,21 +136,33 @@ def parse_rules(section: Any) -> list[AlertRule]:
             except ValueError:
                 pass
         if not isinstance(threshold, (int, float)) or isinstance(threshold, bool) or threshold < 0:
-            raise LabError(f"proxy config: {where}: threshold {threshold!r} must be a number >= 0",
-                           "e.g. threshold: 5 (USD), 100000 (tokens/min) or 0.2 (error ratio)")
+            raise LabError(
+                f"proxy config: {where}: threshold {threshold!r} must be a number >= 0",
+                "e.g. threshold: 5 (USD), 100000 (tokens/min) or 0.2 (error ratio)",
+            )
         window_value = item.get("window", item.get("idle", _DEFAULT_WINDOW[kind]))
         min_events = item.get("min_events", 5)
         if not isinstance(min_events, int) or isinstance(min_events, bool) or min_events < 1:
-            raise LabError(f"proxy config: {where}: min_events must be a positive integer", "e.g. min_events: 5")
-        rules.append(AlertRule(name=name, kind=str(kind), threshold=float(threshold),
-                               window=parse_duration(window_value, f"proxy config: {where}.window"), min_events=min_events,
-                               description=str(item.get("description", "") or "")))
+            raise LabError(
+                f"proxy config: {where}: min_events must be a positive integer", "e.g. min_events: 5"
+            )
+        rules.append(
+            AlertRule(
+                name=name,
+                kind=str(kind),
+                threshold=float(threshold),
+                window=parse_duration(window_value, f"proxy config: {where}.window"),
+                min_events=min_events,
+                description=str(item.get("description", "") or ""),
+            )
+        )
     return rules
 
 
 class AlertEngine:
-    def __init__(self, rules: list[AlertRule], sessions: SessionTracker, on_change: Any = None,
-                 max_history: int = 200) -> None:
+    def __init__(
+        self, rules: list[AlertRule], sessions: SessionTracker, on_change: Any = None, max_history: int = 200
+    ) -> None:
         self.rules = rules
         self.sessions = sessions
         self.on_change = on_change  # callable(AlertState dict) for the JSONL log
@@ -155,8 +193,9 @@ class AlertEngine:
         for rule in self.rules:
             if rule.kind == "session_cost":
                 if touched is not None:
-                    candidates = [(sid, self.sessions.sessions[sid]) for sid in touched
-                                  if sid in self.sessions.sessions]
+                    candidates = [
+                        (sid, self.sessions.sessions[sid]) for sid in touched if sid in self.sessions.sessions
+                    ]
                 else:
                     candidates = list(self.sessions.sessions.items())
                 for sid, s in candidates:
@@ -165,13 +204,18 @@ class AlertEngine:
                     st = self.states.get(key)
                     if st is None and not (active and s.cost_usd > rule.threshold):
                         continue
-                    self._set(rule, {"session_id": sid}, s.cost_usd, active and s.cost_usd > rule.threshold, now)
+                    self._set(
+                        rule, {"session_id": sid}, s.cost_usd, active and s.cost_usd > rule.threshold, now
+                    )
                 if touched is not None:
                     continue
                 # sessions forgotten by the tracker resolve too
                 for key, st in list(self.states.items()):
-                    if key[0] == rule.name and st.state == "firing" and \
-                            st.labels.get("session_id") not in self.sessions.sessions:
+                    if (
+                        key[0] == rule.name
+                        and st.state == "firing"
+                        and st.labels.get("session_id") not in self.sessions.sessions
+                    ):
                         self._set(rule, st.labels, st.value, False, now)
             elif rule.kind == "tokens_per_minute":
                 start = now - rule.window
@@ -187,11 +231,24 @@ class AlertEngine:
                         errs += e
                 n = reqs + errs
                 ratio = errs / n if n else 0.0
-                self._set(rule, {}, ratio, n >= rule.min_events and ratio > rule.threshold, now,
-                          {"events": n, "errors": errs})
+                self._set(
+                    rule,
+                    {},
+                    ratio,
+                    n >= rule.min_events and ratio > rule.threshold,
+                    now,
+                    {"events": n, "errors": errs},
+                )
 
-    def _set(self, rule: AlertRule, labels: dict[str, str], value: float, breach: bool, now: float,
-             extra: dict[str, Any] | None = None) -> None:
+    def _set(
+        self,
+        rule: AlertRule,
+        labels: dict[str, str],
+        value: float,
+        breach: bool,
+        now: float,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         key = (rule.name, tuple(sorted(labels.items())))
         st = self.states.get(key)
         if st is None:

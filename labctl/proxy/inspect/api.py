@@ -46,7 +46,9 @@ def _int(request: web.Request, key: str, default: int, lo: int, hi: int) -> int:
     return v
 
 
-def _choice(request: web.Request, key: str, choices: tuple[str, ...], default: str | None = None) -> str | None:
+def _choice(
+    request: web.Request, key: str, choices: tuple[str, ...], default: str | None = None
+) -> str | None:
     raw = request.query.get(key)
     if raw is None or raw == "":
         return default
@@ -66,18 +68,27 @@ def make_routes(ins: Inspector, stats_provider: Callable[[], dict[str, Any]] | N
                 return await fn(request)
             except BadQuery as exc:
                 return _error(400, str(exc))
+
         return handler
 
     async def page(_: web.Request) -> web.Response:
-        return web.Response(body=_asset("static/index.html"), content_type="text/html", charset="utf-8",
-                            headers={"Cache-Control": "no-store"})
+        return web.Response(
+            body=_asset("static/index.html"),
+            content_type="text/html",
+            charset="utf-8",
+            headers={"Cache-Control": "no-store"},
+        )
 
     async def static(request: web.Request) -> web.Response:
         name = request.match_info["name"]
         if name not in _STATIC:
             return _error(404, f"no static file {name!r}")
-        return web.Response(body=_asset(f"static/{name}"), content_type=_STATIC[name], charset="utf-8",
-                            headers={"Cache-Control": "no-store"})
+        return web.Response(
+            body=_asset(f"static/{name}"),
+            content_type=_STATIC[name],
+            charset="utf-8",
+            headers={"Cache-Control": "no-store"},
+        )
 
     async def metrics(_: web.Request) -> web.Response:
         ins.refresh()
@@ -85,22 +96,30 @@ def make_routes(ins: Inspector, stats_provider: Callable[[], dict[str, Any]] | N
         ins.metrics.render(out)
         if stats_provider is not None:
             render_proxy_stats(stats_provider(), out)
-        out.append("# HELP labctl_proxy_inspected_items_total Items inspected, by signal and contract verdict.")
+        out.append(
+            "# HELP labctl_proxy_inspected_items_total Items inspected, by signal and contract verdict."
+        )
         out.append("# TYPE labctl_proxy_inspected_items_total counter")
         for (signal, verdict), n in sorted(ins.items.items()):
             out.append(f'labctl_proxy_inspected_items_total{{signal="{signal}",verdict="{verdict}"}} {n}')
-        out.append("# HELP labctl_proxy_contract_violations_total Contract violations found, by signal and rule.")
+        out.append(
+            "# HELP labctl_proxy_contract_violations_total Contract violations found, by signal and rule."
+        )
         out.append("# TYPE labctl_proxy_contract_violations_total counter")
         for (signal, rule), n in sorted(ins.violation_rules.items()):
             out.append(f'labctl_proxy_contract_violations_total{{signal="{signal}",rule="{rule}"}} {n}')
-        out.append("# HELP labctl_proxy_events_total Events (log records with event.name) seen, by event name.")
+        out.append(
+            "# HELP labctl_proxy_events_total Events (log records with event.name) seen, by event name."
+        )
         out.append("# TYPE labctl_proxy_events_total counter")
         for name, n in sorted(ins.events.items()):
             out.append(f'labctl_proxy_events_total{{event="{escape(name)}"}} {n}')
         out.append("# HELP labctl_proxy_sessions Claude Code sessions the proxy currently tracks.")
         out.append("# TYPE labctl_proxy_sessions gauge")
         out.append(f"labctl_proxy_sessions {len(ins.sessions.sessions)}")
-        out.append("# HELP labctl_proxy_alert_firing 1 while a threshold alert fires, 0 when resolved or inactive.")
+        out.append(
+            "# HELP labctl_proxy_alert_firing 1 while a threshold alert fires, 0 when resolved or inactive."
+        )
         out.append("# TYPE labctl_proxy_alert_firing gauge")
         gauges = ins.alerts.gauges()
         from labctl.proxy.inspect.exposition import _fmt, _labels
@@ -112,14 +131,20 @@ def make_routes(ins: Inspector, stats_provider: Callable[[], dict[str, Any]] | N
         for labels, _firing, value in gauges:
             out.append(f"labctl_proxy_alert_value{_labels(labels)} {_fmt(value)}")
         log_dropped, log_pending = ins.log_stats()
-        out.append("# HELP labctl_proxy_inspect_log_dropped_total Records left out of the JSON Lines log because "
-                   "its writer process fell too far behind (the data itself was accepted).")
+        out.append(
+            "# HELP labctl_proxy_inspect_log_dropped_total Records left out of the JSON Lines log because "
+            "its writer process fell too far behind (the data itself was accepted)."
+        )
         out.append("# TYPE labctl_proxy_inspect_log_dropped_total counter")
         out.append(f"labctl_proxy_inspect_log_dropped_total {log_dropped}")
-        out.append("# HELP labctl_proxy_inspect_log_pending_bytes Bytes waiting for the JSON Lines log writer.")
+        out.append(
+            "# HELP labctl_proxy_inspect_log_pending_bytes Bytes waiting for the JSON Lines log writer."
+        )
         out.append("# TYPE labctl_proxy_inspect_log_pending_bytes gauge")
         out.append(f"labctl_proxy_inspect_log_pending_bytes {log_pending}")
-        out.append("# HELP labctl_proxy_exposition_series_dropped_total Proxied series not shown: over max_series.")
+        out.append(
+            "# HELP labctl_proxy_exposition_series_dropped_total Proxied series not shown: over max_series."
+        )
         out.append("# TYPE labctl_proxy_exposition_series_dropped_total counter")
         out.append(f"labctl_proxy_exposition_series_dropped_total {ins.metrics.dropped_series}")
         return web.Response(text="\n".join(out) + "\n", headers={"Content-Type": CONTENT_TYPE})
@@ -131,28 +156,31 @@ def make_routes(ins: Inspector, stats_provider: Callable[[], dict[str, Any]] | N
         ins.refresh()
         stats = stats_provider() if stats_provider is not None else {}
         info = ins.contract_info()
-        return web.json_response({
-            "contract": {"name": info["name"], "path": info["path"], "dialect": info["dialect"]},
-            "mode": stats.get("mode", ins.mode),
-            "requests": ins.requests,
-            "items": {f"{s}:{v}": n for (s, v), n in sorted(ins.items.items())},
-            "violations_by_rule": {f"{s}:{r}": n for (s, r), n in sorted(ins.violation_rules.items())},
-            "last_seq": ins.store.last_seq,
-            "last_violation_seq": ins.store.last_violation_seq,
-            "sessions": len(ins.sessions.sessions),
-            "alerts_firing": sum(1 for a in ins.alerts.states.values() if a.state == "firing"),
-            "log": ins.log_status(),
-            "upstream": stats.get("upstream"),
-            "counters": stats.get("counters"),
-        })
+        return web.json_response(
+            {
+                "contract": {"name": info["name"], "path": info["path"], "dialect": info["dialect"]},
+                "mode": stats.get("mode", ins.mode),
+                "requests": ins.requests,
+                "items": {f"{s}:{v}": n for (s, v), n in sorted(ins.items.items())},
+                "violations_by_rule": {f"{s}:{r}": n for (s, r), n in sorted(ins.violation_rules.items())},
+                "last_seq": ins.store.last_seq,
+                "last_violation_seq": ins.store.last_violation_seq,
+                "sessions": len(ins.sessions.sessions),
+                "alerts_firing": sum(1 for a in ins.alerts.states.values() if a.state == "firing"),
+                "log": ins.log_status(),
+                "upstream": stats.get("upstream"),
+                "counters": stats.get("counters"),
+            }
+        )
 
     async def payloads(request: web.Request) -> web.Response:
         after = _int(request, "after", 0, 0, 2**62)
         limit = _int(request, "limit", 50, 1, 1000)
         signal = _choice(request, "signal", _SIGNALS)
         verdict = _choice(request, "verdict", ("ok", "violation"))
-        return web.json_response({"last_seq": ins.store.last_seq,
-                                  "payloads": ins.store.list(after, limit, signal, verdict)})
+        return web.json_response(
+            {"last_seq": ins.store.last_seq, "payloads": ins.store.list(after, limit, signal, verdict)}
+        )
 
     async def payload(request: web.Request) -> web.Response:
         raw = request.match_info["pid"]
@@ -167,8 +195,12 @@ def make_routes(ins: Inspector, stats_provider: Callable[[], dict[str, Any]] | N
         after = _int(request, "after", 0, 0, 2**62)
         limit = _int(request, "limit", 100, 1, 1000)
         rule = request.query.get("rule") or None
-        return web.json_response({"last_seq": ins.store.last_violation_seq,
-                                  "violations": ins.store.list_violations(after, limit, rule)})
+        return web.json_response(
+            {
+                "last_seq": ins.store.last_violation_seq,
+                "violations": ins.store.list_violations(after, limit, rule),
+            }
+        )
 
     async def sessions(_: web.Request) -> web.Response:
         return web.json_response({"sessions": ins.sessions.list()})
@@ -199,9 +231,16 @@ def make_routes(ins: Inspector, stats_provider: Callable[[], dict[str, Any]] | N
             body = await request.json()
         except ValueError:
             body = None
-        if not isinstance(body, dict) or set(body) != {"recording"} or not isinstance(body["recording"], bool):
-            return _error(400, 'send {"recording": true} to start recording what the contract lacks, '
-                               '{"recording": false} to stop')
+        if (
+            not isinstance(body, dict)
+            or set(body) != {"recording"}
+            or not isinstance(body["recording"], bool)
+        ):
+            return _error(
+                400,
+                'send {"recording": true} to start recording what the contract lacks, '
+                '{"recording": false} to stop',
+            )
         ins.set_recording(body["recording"])
         return web.json_response(ins.drift())
 
@@ -213,8 +252,11 @@ def make_routes(ins: Inspector, stats_provider: Callable[[], dict[str, Any]] | N
         fmt = _choice(request, "format", ("json", "csv"), "json")
         what = _choice(request, "what", ("sessions", "violations"), "sessions")
         if what == "sessions":
-            rows = [s.csv_row() for s in reversed(ins.sessions.sessions.values())] if fmt == "csv" \
+            rows = (
+                [s.csv_row() for s in reversed(ins.sessions.sessions.values())]
+                if fmt == "csv"
                 else ins.sessions.list()
+            )
             fields: tuple[str, ...] = CSV_FIELDS
         else:
             rows = ins.store.list_violations(0, 1000)
@@ -226,8 +268,11 @@ def make_routes(ins: Inspector, stats_provider: Callable[[], dict[str, Any]] | N
         writer.writeheader()
         for row in rows:
             writer.writerow(row)
-        return web.Response(text=buf.getvalue(), content_type="text/csv",
-                            headers={"Content-Disposition": f'attachment; filename="{what}.csv"'})
+        return web.Response(
+            text=buf.getvalue(),
+            content_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{what}.csv"'},
+        )
 
     return [
         web.get("/", page),

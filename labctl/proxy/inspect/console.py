@@ -12,8 +12,14 @@ from rich.markup import escape
 
 
 class ConsoleView:
-    def __init__(self, mode: str = "summary", console: Console | None = None, max_lines: int = 20,
-                 max_payloads_per_s: int = 20, clock: Any = time.monotonic) -> None:
+    def __init__(
+        self,
+        mode: str = "summary",
+        console: Console | None = None,
+        max_lines: int = 20,
+        max_payloads_per_s: int = 20,
+        clock: Any = time.monotonic,
+    ) -> None:
         self.mode = mode
         self.console = console or Console(stderr=True, highlight=False, soft_wrap=True)
         self.max_lines = max_lines
@@ -31,8 +37,10 @@ class ConsoleView:
         second = int(self.clock())
         if second != self._second:
             if self._skipped:
-                self.console.print(f"[dim]… {self._skipped} more payloads in the last second not shown "
-                                   "(see the inspector page or the JSONL log)[/]")
+                self.console.print(
+                    f"[dim]… {self._skipped} more payloads in the last second not shown "
+                    "(see the inspector page or the JSONL log)[/]"
+                )
             self._second, self._shown, self._skipped = second, 0, 0
         if self._shown >= self.max_payloads_per_s:
             self._skipped += 1
@@ -44,7 +52,8 @@ class ConsoleView:
             f"[dim]{summary['time']}[/] [bold]{summary['signal']:<7}[/] {escape(summary['protocol']):<13} "
             f"{summary['items']:>5} items  [{colour}]{summary['verdict']}[/]"
             + (f" [red]{summary['rejected']} violating[/]" if summary["rejected"] else "")
-            + f"  [dim]{escape(str(summary.get('peer', '')))}[/]")
+            + f"  [dim]{escape(str(summary.get('peer', '')))}[/]"
+        )
         shown = 0
         for rec in records:
             if shown >= self.max_lines:
@@ -53,8 +62,12 @@ class ConsoleView:
             if self.mode == "points" or rec["verdict"] != "ok":
                 attrs = ", ".join(f"{k}={v}" for k, v in list((rec.get("attributes") or {}).items())[:6])
                 value = "" if rec.get("value") is None else f" = {rec['value']}"
-                self.console.print(f"    {escape(str(rec.get('name')))}{escape(value)} [dim]{{{escape(attrs)}}}[/]")
+                self.console.print(
+                    f"    {escape(str(rec.get('name')))}{escape(value)} [dim]{{{escape(attrs)}}}[/]"
+                )
                 shown += 1
                 for v in rec["violations"][:5]:
-                    self.console.print(f"      [red]✗ {escape(v['rule'])}[/]: {escape(v['message'])} "
-                                       f"[dim]at {escape(v['path'])}[/]")
+                    self.console.print(
+                        f"      [red]✗ {escape(v['rule'])}[/]: {escape(v['message'])} "
+                        f"[dim]at {escape(v['path'])}[/]"
+                    )

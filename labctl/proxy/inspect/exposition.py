@@ -47,8 +47,12 @@ class _Family:
 class ProxiedMetrics:
     """Running values of every proxied counter/gauge series, bounded by `max_series`."""
 
-    def __init__(self, resource_labels: tuple[str, ...] = ("service.name", "lab.marker"),
-                 max_series: int = 20_000, hidden: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        resource_labels: tuple[str, ...] = ("service.name", "lab.marker"),
+        max_series: int = 20_000,
+        hidden: frozenset[str] = frozenset(),
+    ) -> None:
         self.resource_labels = resource_labels
         self.max_series = max_series
         self.hidden = hidden
@@ -88,10 +92,15 @@ class ProxiedMetrics:
                         res_labels = resource_labels[meta[7]] = (rl0, tuple(rl0.items()))
                     # counter: add increases; delta sum: add; anything else: the last value
                     hit = shared[key] = (
-                        self._family(contract, name, unit, kind, monotonic), *res_labels,
-                        "counter" if kind == "sum" and monotonic else
-                        "add" if kind == "sum" and temporality == "delta" else "set",
-                        temporality == "cumulative")
+                        self._family(contract, name, unit, kind, monotonic),
+                        *res_labels,
+                        "counter"
+                        if kind == "sum" and monotonic
+                        else "add"
+                        if kind == "sum" and temporality == "delta"
+                        else "set",
+                        temporality == "cumulative",
+                    )
                 fam, rl, rkey, mode, cumulative = hit
             elif skip:
                 continue
@@ -109,8 +118,10 @@ class ProxiedMetrics:
                     if self.n_series >= self.max_series:
                         self.dropped_series += 1
                         continue
-                    labels = {label_name(k): ("[REDACTED]" if k in self.hidden else _label_value(v))
-                              for k, v in attrs.items()}
+                    labels = {
+                        label_name(k): ("[REDACTED]" if k in self.hidden else _label_value(v))
+                        for k, v in attrs.items()
+                    }
                     labels.update(rl)
                     cell = fam.series[skey] = [labels, 0.0, skey]
                     self.n_series += 1
@@ -120,7 +131,9 @@ class ProxiedMetrics:
                     binds[id(attrs)] = (attrs, fam, rkey, cell)  # holding attrs keeps its id unique
             if mode == "counter":
                 if cumulative:
-                    cell[1] += self.counters.increase((fam.name, cell[2]), "cumulative", start_ns, float(value))
+                    cell[1] += self.counters.increase(
+                        (fam.name, cell[2]), "cumulative", start_ns, float(value)
+                    )
                 elif value > 0:
                     cell[1] += value
             elif mode == "add":
@@ -143,8 +156,11 @@ class ProxiedMetrics:
         counter = kind == "sum" and monotonic
         rule = contract.metric_rule(name, unit, kind, monotonic) if contract is not None else None
         ns = contract.spec.prometheus_namespace if contract is not None else ""
-        prom = (rule.prometheus_name if rule is not None and rule.prometheus_name else
-                prometheus_name(name, unit, monotonic_sum=counter, namespace=ns))
+        prom = (
+            rule.prometheus_name
+            if rule is not None and rule.prometheus_name
+            else prometheus_name(name, unit, monotonic_sum=counter, namespace=ns)
+        )
         fam = self.families.get(prom)
         if fam is None:
             help_text = rule.help_text() if rule is not None else f"{name} (not in the contract)"
@@ -168,8 +184,6 @@ def _label_value(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     return str(v)
-
-
 
 
 def render_proxy_stats(stats: dict[str, Any], out: list[str]) -> None:

@@ -36,8 +36,9 @@ class JsonlEncoder:
             self._attrs[id(attrs)] = (attrs, red, data)  # holding attrs keeps its id from being reused
         return data
 
-    def encode(self, ev: Evaluation, red: Redactor, payload_id: int,
-               records: dict[int, dict[str, Any]]) -> bytes:
+    def encode(
+        self, ev: Evaluation, red: Redactor, payload_id: int, records: dict[int, dict[str, Any]]
+    ) -> bytes:
         """`records`: already built (and redacted) records by item index; used as they are."""
         tail_ok = b',"verdict":"ok","violations":[],"payload":' + str(payload_id).encode() + b"}"
         if ev.signal != "metrics":
@@ -58,8 +59,12 @@ class JsonlEncoder:
         head = b""
         for i, item in enumerate(ev.items):
             meta, _pi, _p, attrs, value, viol, skey, start_ns, t = item
-            if viol or meta[3] not in ("sum", "gauge") or value is None or \
-                    (value.__class__ is float and not math.isfinite(value)):
+            if (
+                viol
+                or meta[3] not in ("sum", "gauge")
+                or value is None
+                or (value.__class__ is float and not math.isfinite(value))
+            ):
                 rec = records.get(i)
                 if rec is None:
                     rec = clip_record(red.record(ev.record(i)))
@@ -75,9 +80,18 @@ class JsonlEncoder:
                     res = resources.get(ri)
                     if res is None:
                         res = resources[ri] = clip_attrs(red.attrs(meta[0]))
-                    cached = dumps({"signal": "metrics", "resource": res, "scope": meta[1], "name": meta[2],
-                                    "kind": meta[3], "unit": meta[4], "temporality": meta[5],
-                                    "monotonic": meta[6]})
+                    cached = dumps(
+                        {
+                            "signal": "metrics",
+                            "resource": res,
+                            "scope": meta[1],
+                            "name": meta[2],
+                            "kind": meta[3],
+                            "unit": meta[4],
+                            "temporality": meta[5],
+                            "monotonic": meta[6],
+                        }
+                    )
                     cached = headers[hkey] = cached[:-1] + b',"attributes":'
                 head = cached
             iso = iso_cache.get(t)
@@ -86,9 +100,15 @@ class JsonlEncoder:
                 iso = iso_cache[t] = b"null" if stamp is None else b'"' + stamp.encode() + b'"'
             parts.append(head)
             parts.append(self._attrs_json(attrs, red, skey is not None))
-            parts.append(b',"value":%s,"start_time_unix_nano":%d,"time_unix_nano":%d,"time":%s' % (
-                repr(value).encode() if value.__class__ is float else str(value).encode(),
-                start_ns, t, iso))
+            parts.append(
+                b',"value":%s,"start_time_unix_nano":%d,"time_unix_nano":%d,"time":%s'
+                % (
+                    repr(value).encode() if value.__class__ is float else str(value).encode(),
+                    start_ns,
+                    t,
+                    iso,
+                )
+            )
             parts.append(tail_ok)
             parts.append(b"\n")
         return b"".join(parts)

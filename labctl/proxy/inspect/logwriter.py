@@ -44,11 +44,11 @@ class LogWriterProcess:
     def __init__(self, path: Path, max_bytes: int, max_pending: int = 64 * 1024 * 1024) -> None:
         self.path = path
         self.max_pending = max_pending
-        self.queued_bytes = 0        # written by the event loop thread only
-        self.sent_bytes = 0          # written by the sender thread only
+        self.queued_bytes = 0  # written by the event loop thread only
+        self.sent_bytes = 0  # written by the sender thread only
         self.dropped_payloads = 0
         self.dropped_records = 0
-        self.written_through = 0     # the last payload id the child reported written
+        self.written_through = 0  # the last payload id the child reported written
         self.failed = False
         self._last_drop_log = 0.0
         self._red: Any = None
@@ -60,9 +60,20 @@ class LogWriterProcess:
         root = str(Path(__file__).resolve().parents[3])  # the child imports this very labctl
         env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "labctl.proxy.inspect.logwriter_child", "--path", str(path),
-             "--max-bytes", str(max_bytes)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True)
+            [
+                sys.executable,
+                "-m",
+                "labctl.proxy.inspect.logwriter_child",
+                "--path",
+                str(path),
+                "--max-bytes",
+                str(max_bytes),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            close_fds=True,
+        )
         self._sender = threading.Thread(target=self._send_loop, name="jsonl-writer-send", daemon=True)
         self._reader = threading.Thread(target=self._read_loop, name="jsonl-writer-read", daemon=True)
         self._sender.start()
@@ -75,8 +86,15 @@ class LogWriterProcess:
         """Bytes queued for the child and not yet handed over."""
         return self.queued_bytes - self.sent_bytes
 
-    def payload(self, signal_name: str, payload_id: int, raw: bytes, violations: dict[int, Any], red: Any,
-                records: int) -> bool:
+    def payload(
+        self,
+        signal_name: str,
+        payload_id: int,
+        raw: bytes,
+        violations: dict[int, Any],
+        red: Any,
+        records: int,
+    ) -> bool:
         """Queue one payload; False (and counted) when the child is too far behind or gone."""
         if self.failed:
             return False
@@ -86,9 +104,14 @@ class LogWriterProcess:
             now = time.monotonic()
             if now - self._last_drop_log > 10:
                 self._last_drop_log = now
-                log.warning("the inspection log writer is %d MiB behind: %d payloads (%d records) left out of "
-                            "%s so far; the data itself is accepted and forwarded", self.pending >> 20,
-                            self.dropped_payloads, self.dropped_records, self.path)
+                log.warning(
+                    "the inspection log writer is %d MiB behind: %d payloads (%d records) left out of "
+                    "%s so far; the data itself is accepted and forwarded",
+                    self.pending >> 20,
+                    self.dropped_payloads,
+                    self.dropped_records,
+                    self.path,
+                )
             return False
         if red is not self._red:
             self._red = red
@@ -179,5 +202,9 @@ class LogWriterProcess:
                 return
             self.failed = True
             self._cond.notify_all()
-        log.error("the inspection log writer (pid %d) stopped%s; the proxy writes %s itself from now on",
-                  self.proc.pid, f" with exit code {code}" if code is not None else "", self.path)
+        log.error(
+            "the inspection log writer (pid %d) stopped%s; the proxy writes %s itself from now on",
+            self.proc.pid,
+            f" with exit code {code}" if code is not None else "",
+            self.path,
+        )

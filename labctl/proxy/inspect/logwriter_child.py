@@ -1,6 +1,6 @@
 """The child process that writes the proxy's JSON Lines log (see logwriter.py for the protocol).
 
-    python -m labctl.proxy.inspect.logwriter_child --path records.jsonl --max-bytes 67108864
+python -m labctl.proxy.inspect.logwriter_child --path records.jsonl --max-bytes 67108864
 """
 
 from __future__ import annotations
@@ -52,7 +52,8 @@ def run_child(path: Path, max_bytes: int, stdin: BinaryIO, stdout: BinaryIO) -> 
                     out.write_bytes(encoder.encode(ev, red, payload_id, {}))
                 except Exception:  # one payload the log cannot show must not end the log
                     logging.getLogger("labctl.proxy.inspect").exception(
-                        "payload %d could not be written to the inspection log", payload_id)
+                        "payload %d could not be written to the inspection log", payload_id
+                    )
                 stdout.write(b"p %d\n" % payload_id)
             elif msg[0] == "l":
                 out.write_bytes(msg[1])
@@ -66,8 +67,11 @@ def run_child(path: Path, max_bytes: int, stdin: BinaryIO, stdout: BinaryIO) -> 
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m labctl.proxy.inspect.logwriter_child", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m labctl.proxy.inspect.logwriter_child",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--path", required=True, type=Path)
     ap.add_argument("--max-bytes", required=True, type=int)
     args = ap.parse_args(argv)

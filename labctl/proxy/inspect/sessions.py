@@ -30,11 +30,35 @@ _METRICS = {
     "claude_code.code_edit_tool.decision": ("edit_decisions", "decision"),
     "claude_code.session.count": ("starts", None),
 }
-CSV_FIELDS = ("session_id", "first_seen", "last_seen", "user", "service_version", "models",
-              "tokens_input", "tokens_output", "tokens_cache_read", "tokens_cache_creation", "tokens_total",
-              "cost_usd", "lines_added", "lines_removed", "commits", "pull_requests", "active_time_s",
-              "edit_accepted", "edit_rejected", "prompts", "api_requests", "api_errors",
-              "tool_decisions_accept", "tool_decisions_reject", "tool_results", "tool_failures", "violations")
+CSV_FIELDS = (
+    "session_id",
+    "first_seen",
+    "last_seen",
+    "user",
+    "service_version",
+    "models",
+    "tokens_input",
+    "tokens_output",
+    "tokens_cache_read",
+    "tokens_cache_creation",
+    "tokens_total",
+    "cost_usd",
+    "lines_added",
+    "lines_removed",
+    "commits",
+    "pull_requests",
+    "active_time_s",
+    "edit_accepted",
+    "edit_rejected",
+    "prompts",
+    "api_requests",
+    "api_errors",
+    "tool_decisions_accept",
+    "tool_decisions_reject",
+    "tool_results",
+    "tool_failures",
+    "violations",
+)
 
 
 def session_id_of(attrs: dict[str, Any], resource: dict[str, Any]) -> str | None:
@@ -52,10 +76,29 @@ def _resource_key(resource: dict[str, Any]) -> tuple[Any, ...]:
 
 
 class Session:
-    __slots__ = ("active_time_s", "api_errors", "api_requests", "commits", "cost_usd", "edit_decisions",
-                 "first_seen", "last_seen", "lines", "models", "prompts", "pull_requests", "service_version",
-                 "session_id", "starts", "tokens", "tool_decisions", "tool_failures", "tool_results", "user",
-                 "violations")
+    __slots__ = (
+        "active_time_s",
+        "api_errors",
+        "api_requests",
+        "commits",
+        "cost_usd",
+        "edit_decisions",
+        "first_seen",
+        "last_seen",
+        "lines",
+        "models",
+        "prompts",
+        "pull_requests",
+        "service_version",
+        "session_id",
+        "starts",
+        "tokens",
+        "tool_decisions",
+        "tool_failures",
+        "tool_results",
+        "user",
+        "violations",
+    )
 
     def __init__(self, session_id: str, now: float) -> None:
         self.session_id = session_id
@@ -84,19 +127,28 @@ class Session:
         tokens = {k: _num(v) for k, v in sorted(self.tokens.items())}
         return {
             "session_id": self.session_id,
-            "first_seen": _iso(self.first_seen), "last_seen": _iso(self.last_seen),
-            "user": self.user, "service_version": self.service_version, "models": sorted(self.models),
-            "tokens": tokens, "tokens_total": _num(sum(self.tokens.values())),
+            "first_seen": _iso(self.first_seen),
+            "last_seen": _iso(self.last_seen),
+            "user": self.user,
+            "service_version": self.service_version,
+            "models": sorted(self.models),
+            "tokens": tokens,
+            "tokens_total": _num(sum(self.tokens.values())),
             "cost_usd": round(self.cost_usd, 6),
-            "lines_added": _num(self.lines.get("added", 0)), "lines_removed": _num(self.lines.get("removed", 0)),
-            "commits": _num(self.commits), "pull_requests": _num(self.pull_requests),
+            "lines_added": _num(self.lines.get("added", 0)),
+            "lines_removed": _num(self.lines.get("removed", 0)),
+            "commits": _num(self.commits),
+            "pull_requests": _num(self.pull_requests),
             "active_time_s": round(sum(self.active_time_s.values()), 3),
             "active_time_by_type": {k: round(v, 3) for k, v in sorted(self.active_time_s.items())},
             "edit_decisions": {k: _num(v) for k, v in sorted(self.edit_decisions.items())},
             "sessions_started": _num(self.starts),
-            "prompts": self.prompts, "api_requests": self.api_requests, "api_errors": self.api_errors,
+            "prompts": self.prompts,
+            "api_requests": self.api_requests,
+            "api_errors": self.api_errors,
             "tool_decisions": dict(sorted(self.tool_decisions.items())),
-            "tool_results": self.tool_results, "tool_failures": self.tool_failures,
+            "tool_results": self.tool_results,
+            "tool_failures": self.tool_failures,
             "violations": self.violations,
         }
 
@@ -125,18 +177,33 @@ class Session:
         d = self.to_dict()
         t = d["tokens"]
         return {
-            "session_id": d["session_id"], "first_seen": d["first_seen"], "last_seen": d["last_seen"],
-            "user": d["user"], "service_version": d["service_version"], "models": " ".join(d["models"]),
-            "tokens_input": t.get("input", 0), "tokens_output": t.get("output", 0),
-            "tokens_cache_read": t.get("cacheRead", 0), "tokens_cache_creation": t.get("cacheCreation", 0),
-            "tokens_total": d["tokens_total"], "cost_usd": d["cost_usd"], "lines_added": d["lines_added"],
-            "lines_removed": d["lines_removed"], "commits": d["commits"], "pull_requests": d["pull_requests"],
-            "active_time_s": d["active_time_s"], "edit_accepted": d["edit_decisions"].get("accept", 0),
-            "edit_rejected": d["edit_decisions"].get("reject", 0), "prompts": d["prompts"],
-            "api_requests": d["api_requests"], "api_errors": d["api_errors"],
+            "session_id": d["session_id"],
+            "first_seen": d["first_seen"],
+            "last_seen": d["last_seen"],
+            "user": d["user"],
+            "service_version": d["service_version"],
+            "models": " ".join(d["models"]),
+            "tokens_input": t.get("input", 0),
+            "tokens_output": t.get("output", 0),
+            "tokens_cache_read": t.get("cacheRead", 0),
+            "tokens_cache_creation": t.get("cacheCreation", 0),
+            "tokens_total": d["tokens_total"],
+            "cost_usd": d["cost_usd"],
+            "lines_added": d["lines_added"],
+            "lines_removed": d["lines_removed"],
+            "commits": d["commits"],
+            "pull_requests": d["pull_requests"],
+            "active_time_s": d["active_time_s"],
+            "edit_accepted": d["edit_decisions"].get("accept", 0),
+            "edit_rejected": d["edit_decisions"].get("reject", 0),
+            "prompts": d["prompts"],
+            "api_requests": d["api_requests"],
+            "api_errors": d["api_errors"],
             "tool_decisions_accept": d["tool_decisions"].get("accept", 0),
             "tool_decisions_reject": d["tool_decisions"].get("reject", 0),
-            "tool_results": d["tool_results"], "tool_failures": d["tool_failures"], "violations": d["violations"],
+            "tool_results": d["tool_results"],
+            "tool_failures": d["tool_failures"],
+            "violations": d["violations"],
         }
 
 
@@ -215,12 +282,19 @@ class SessionTracker:
                     if sid is None:
                         # no session (OTEL_METRICS_INCLUDE_SESSION_ID=false): still counts for token rates
                         if spec[0] == "tokens" and value is not None and isfinite(value):
-                            self.last_tokens += self._increase(name, temporality, resource, attrs, series,
-                                                               start_ns, value, res_keys)
+                            self.last_tokens += self._increase(
+                                name, temporality, resource, attrs, series, start_ns, value, res_keys
+                            )
                         continue
                 field, split = spec
-                info = (attrs, name, str(sid), field, None if split is None else attrs.get(split, "unknown"),
-                        attrs.get("model"))
+                info = (
+                    attrs,
+                    name,
+                    str(sid),
+                    field,
+                    None if split is None else attrs.get(split, "unknown"),
+                    attrs.get("model"),
+                )
                 if series is not None and "session.id" in attrs:
                     if len(info_cache) >= 50_000:
                         info_cache.clear()
@@ -255,8 +329,17 @@ class SessionTracker:
             if sid in sessions:
                 sessions.move_to_end(sid)
 
-    def _increase(self, name: str, temporality: str, resource: dict[str, Any], attrs: dict[str, Any],
-                  series: Any, start_ns: int, value: float, res_keys: dict[int, tuple[Any, ...]]) -> float:
+    def _increase(
+        self,
+        name: str,
+        temporality: str,
+        resource: dict[str, Any],
+        attrs: dict[str, Any],
+        series: Any,
+        start_ns: int,
+        value: float,
+        res_keys: dict[int, tuple[Any, ...]],
+    ) -> float:
         if temporality != "cumulative":
             return value if value > 0 else 0.0
         rk = res_keys.get(id(resource))
@@ -320,5 +403,3 @@ class SessionTracker:
 
     def get(self, sid: str) -> Session | None:
         return self.sessions.get(sid)
-
-

@@ -26,15 +26,19 @@ def _section(config: dict[str, Any], key: str, allowed: tuple[str, ...]) -> dict
         raise LabError(f"proxy config: '{key}' must be a mapping", f"write {key}: as `key: value` lines")
     unknown = set(sec) - set(allowed)
     if unknown:
-        raise LabError(f"proxy config: {key}: unknown key(s) {', '.join(sorted(map(str, unknown)))}",
-                       f"{key} takes: {', '.join(allowed)}")
+        raise LabError(
+            f"proxy config: {key}: unknown key(s) {', '.join(sorted(map(str, unknown)))}",
+            f"{key} takes: {', '.join(allowed)}",
+        )
     return sec
 
 
 def _positive_int(sec: dict[str, Any], key: str, default: int, where: str) -> int:
     v = sec.get(key, default)
     if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-        raise LabError(f"proxy config: {where}.{key} must be a positive integer, got {v!r}", f"e.g. {key}: {default}")
+        raise LabError(
+            f"proxy config: {where}.{key} must be a positive integer, got {v!r}", f"e.g. {key}: {default}"
+        )
     return v
 
 
@@ -43,16 +47,16 @@ class InspectSettings:
     payloads: int
     records_per_payload: int
     violations: int
-    console: str                      # summary | points | off
+    console: str  # summary | points | off
     resource_labels: tuple[str, ...]
     max_series: int
     max_sessions: int
     redactor: Redactor
     alert_rules: tuple[AlertRule, ...]
-    log_mode: str | None              # process | inline; None: no JSON Lines log
+    log_mode: str | None  # process | inline; None: no JSON Lines log
     log_path: Path
     log_max_bytes: int
-    mode: str                         # the contract mode, as the inspector shows it
+    mode: str  # the contract mode, as the inspector shows it
 
     @classmethod
     def from_config(cls, config: dict[str, Any] | None, data_dir: Path) -> InspectSettings:
@@ -64,7 +68,9 @@ class InspectSettings:
             raise LabError(f"proxy config: inspect.console is {console!r}", "use summary, points or off")
         resource_labels = ins.get("resource_labels", ["service.name", "lab.marker"])
         if not isinstance(resource_labels, list):
-            raise LabError("proxy config: inspect.resource_labels must be a list", "e.g. [service.name, lab.marker]")
+            raise LabError(
+                "proxy config: inspect.resource_labels must be a list", "e.g. [service.name, lab.marker]"
+            )
         sess = _section(config, "sessions", ("max",))
         logc = _section(config, "log", ("enabled", "path", "max_bytes", "writer"))
         path = Path(str(logc.get("path", "inspect/records.jsonl")))
@@ -73,8 +79,10 @@ class InspectSettings:
         max_bytes = parse_size(logc.get("max_bytes", "64MiB"), "log.max_bytes")
         writer = str(logc.get("writer", "process"))
         if writer not in _WRITERS:
-            raise LabError(f"proxy config: log.writer is {writer!r}",
-                           "use process (a child process writes the log) or inline")
+            raise LabError(
+                f"proxy config: log.writer is {writer!r}",
+                "use process (a child process writes the log) or inline",
+            )
         contract = config.get("contract")
         mode = str(contract.get("mode", "observe")) if isinstance(contract, dict) else "observe"
         return cls(

@@ -23,8 +23,10 @@ try:
         except TypeError:  # e.g. an integer beyond 64 bits: fall back, never fail a write
             return json.dumps(obj, default=str).encode()
 except ImportError:  # pragma: no cover - orjson is a dependency; the fallback keeps the log working
+
     def dumps(obj: Any) -> bytes:
         return json.dumps(obj, default=str, separators=(",", ":")).encode()
+
 
 log = logging.getLogger("labctl.proxy.inspect")
 
@@ -38,8 +40,14 @@ def clip_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
             break
     else:
         return attrs
-    return {k: (v[:MAX_VALUE_CHARS] + f"…(+{len(v) - MAX_VALUE_CHARS} chars)"
-                if isinstance(v, str) and len(v) > MAX_VALUE_CHARS else v) for k, v in attrs.items()}
+    return {
+        k: (
+            v[:MAX_VALUE_CHARS] + f"…(+{len(v) - MAX_VALUE_CHARS} chars)"
+            if isinstance(v, str) and len(v) > MAX_VALUE_CHARS
+            else v
+        )
+        for k, v in attrs.items()
+    }
 
 
 def clip_record(rec: dict[str, Any]) -> dict[str, Any]:
@@ -48,8 +56,11 @@ def clip_record(rec: dict[str, Any]) -> dict[str, Any]:
     body = rec.get("body")
     new_attrs = clip_attrs(attrs) if isinstance(attrs, dict) else attrs
     new_res = clip_attrs(res) if isinstance(res, dict) else res
-    new_body = (body[:MAX_VALUE_CHARS] + f"…(+{len(body) - MAX_VALUE_CHARS} chars)"
-                if isinstance(body, str) and len(body) > MAX_VALUE_CHARS else body)
+    new_body = (
+        body[:MAX_VALUE_CHARS] + f"…(+{len(body) - MAX_VALUE_CHARS} chars)"
+        if isinstance(body, str) and len(body) > MAX_VALUE_CHARS
+        else body
+    )
     if new_attrs is attrs and new_res is res and new_body is body:
         return rec
     out = dict(rec)
@@ -69,8 +80,9 @@ class PayloadStore:
         self.last_seq = 0
         self.last_violation_seq = 0
 
-    def add(self, summary: dict[str, Any], records: Any, violating: list[dict[str, Any]],
-            total: int) -> dict[str, Any]:
+    def add(
+        self, summary: dict[str, Any], records: Any, violating: list[dict[str, Any]], total: int
+    ) -> dict[str, Any]:
         """`records`: the first records of the payload (at most max_records), a list or a LazyRecords
         (built by `get`); `violating`: every violating one."""
         seq = next(self._seq)
@@ -85,15 +97,24 @@ class PayloadStore:
             for v in rec["violations"]:
                 vseq = next(self._vseq)
                 self.last_violation_seq = vseq
-                self.violations.append({
-                    "seq": vseq, "payload_id": seq, "time": summary["time"], "signal": rec["signal"],
-                    "name": rec.get("name"), "session_id": (rec.get("attributes") or {}).get("session.id"),
-                    "path": v["path"], "rule": v["rule"], "message": v["message"],
-                })
+                self.violations.append(
+                    {
+                        "seq": vseq,
+                        "payload_id": seq,
+                        "time": summary["time"],
+                        "signal": rec["signal"],
+                        "name": rec.get("name"),
+                        "session_id": (rec.get("attributes") or {}).get("session.id"),
+                        "path": v["path"],
+                        "rule": v["rule"],
+                        "message": v["message"],
+                    }
+                )
         return entry
 
-    def list(self, after: int = 0, limit: int = 50, signal: str | None = None,
-             verdict: str | None = None) -> list[dict[str, Any]]:
+    def list(
+        self, after: int = 0, limit: int = 50, signal: str | None = None, verdict: str | None = None
+    ) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         for p in reversed(self.payloads):
             if p["seq"] <= after:
@@ -116,8 +137,9 @@ class PayloadStore:
                 return p
         return None
 
-    def list_violations(self, after: int = 0, limit: int = 100,
-                        rule: str | None = None) -> builtins.list[dict[str, Any]]:
+    def list_violations(
+        self, after: int = 0, limit: int = 100, rule: str | None = None
+    ) -> builtins.list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         for v in reversed(self.violations):
             if v["seq"] <= after:
