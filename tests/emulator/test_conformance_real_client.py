@@ -84,6 +84,9 @@ def test_the_emulator_sends_what_the_real_client_sends(tmp_path: Path) -> None:
     try:
         binary = resolve()
     except LabError as exc:
+        # run-all.sh installs the client: under CI its absence is a broken setup, not a skip.
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{exc.message} ({exc.hint})", pytrace=False)
         pytest.skip(f"{exc.message} ({exc.hint})")
     played = scenario(SCENARIO)
     http, admin_port, stub_port = _port(), _port(), _port()
