@@ -94,16 +94,17 @@ def width() -> int:
     return _out().width
 
 
-def item(label: str, text: str, label_width: int, indent: int = 2) -> None:
+def item(label: str, text: str, label_width: int, indent: int = 2, out: Console | None = None) -> None:
     """One labelled entry: `label  text`, the text wrapped with a hanging indent under itself."""
+    dest = out or _out()
     pad = indent + label_width + 2
-    lines = wrap(text, width(), pad)
+    lines = wrap(text, dest.width, pad)
     head = " " * indent + label + " " * max(label_width - cell_len(plain(label)) + 2, 1)
     for i, line in enumerate(lines):
         # A URL longer than the room left moves left rather than past the edge (it is never split).
-        prefix = head if i == 0 else " " * min(pad, max(width() - len(line), 0))
+        prefix = head if i == 0 else " " * min(pad, max(dest.width - len(line), 0))
         # Only the label may carry markup; the text is printed as it is (it may hold brackets).
-        _out().print(prefix + escape(line), soft_wrap=True)
+        dest.print(prefix + escape(line), soft_wrap=True)
 
 
 def _fit(columns: Sequence[str], cells: list[list[str]], mins: list[int], room: int) -> list[int]:
@@ -123,14 +124,21 @@ def _fit(columns: Sequence[str], cells: list[list[str]], mins: list[int], room: 
 
 
 def table(
-    columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None, *, wide: bool = False
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    title: str | None = None,
+    *,
+    wide: bool = False,
+    out: Console | None = None,
 ) -> None:
     """A table when it fits the terminal without splitting a word; otherwise one block per row.
 
     A table squeezed below its words' width makes rich fold cells mid-word (`http://…/metri` + `cs`),
     which a student cannot copy. So each column is at least as wide as its longest word; when that
     does not fit, every row becomes a block: the first cell, then `column: value` lines below it.
+    `out`: another console (e.g. stderr where console exporters own stdout); default stdout.
     """
+    dest = out or console
     cells = [["" if c is None else str(c) for c in row] for row in rows]
     if not wide:  # a column with nothing in it only costs width
         keep = [i for i in range(len(columns)) if i == 0 or any(plain(r[i]).strip() for r in cells)]
@@ -145,28 +153,28 @@ def table(
     ]
     boxed = 3 * len(columns) + 1  # "│ " + " │ " between cells + " │"
     bare = 2 * (len(columns) - 1)  # two spaces between cells, no borders
-    if wide or sum(mins) + boxed <= console.width or sum(mins) + bare <= console.width:
+    if wide or sum(mins) + boxed <= dest.width or sum(mins) + bare <= dest.width:
         t = Table(title=title, show_lines=False, header_style="bold")
-        if not wide and sum(mins) + boxed > console.width:
+        if not wide and sum(mins) + boxed > dest.width:
             t = Table(
                 title=title, header_style="bold underline", box=None, pad_edge=False, title_justify="left"
             )
             boxed = bare
-        widths = _fit(columns, cells, mins, console.width - boxed)
+        widths = _fit(columns, cells, mins, dest.width - boxed)
         for col, fixed in zip(columns, widths, strict=True):
             t.add_column(col, overflow="fold", width=None if wide else fixed)
         for row in cells:
             t.add_row(*row)
-        console.print(t, crop=not wide, soft_wrap=wide)
+        dest.print(t, crop=not wide, soft_wrap=wide)
         return
     if title:
-        console.print(f"[bold]{escape(title)}[/]")
+        dest.print(f"[bold]{escape(title)}[/]")
     label_width = max(cell_len(c) for c in columns[1:]) + 1 if len(columns) > 1 else 0
     for row in cells:
-        console.print(f"[bold]{row[0]}[/]" if row[0] else "")
+        dest.print(f"[bold]{row[0]}[/]" if row[0] else "")
         for col, cell in zip(columns[1:], row[1:], strict=True):
             if plain(cell).strip():
-                item(f"{col}:", plain(cell), label_width)
+                item(f"{col}:", plain(cell), label_width, out=dest)
 
 
 def print_json(obj: Any) -> None:

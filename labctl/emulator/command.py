@@ -182,6 +182,7 @@ def emit_command(
                 ["exporter", "sent", "failed", "retried", "items sent"],
                 [row[:5] for row in _summary_rows(summary)],
                 title="exports",
+                out=out,
             )
             # Errors are sentences with URLs in them: printed whole below the table, never cut or folded.
             for e in summary["exporters"]:
