@@ -90,7 +90,8 @@ def diagnose(
     if seen == "refused":
         # One cause for every way to get here (a wrong port, a cut hop, a stopped Collector): the port
         # alone cannot tell them apart, and the Collector's real ports help with all three.
-        ports = ", ".join(f"{n}={p}" for n, p in collector_ports.items() if n.startswith("otlp"))
+        # The Collector's own OTLP ports only (not the native relay in front of it, `otlp-relay.*`).
+        ports = ", ".join(f"{n}={p}" for n, p in collector_ports.items() if n.startswith("otlp_"))
         listens = f"; the Collector listens on {ports}" if ports else ""
         return Diagnosis(
             f"connection refused: nothing listens on {host}:{port} (a wrong port, a cut hop or "
