@@ -123,7 +123,8 @@ def _targets(cx: CheckContext) -> CheckResult:
             timeout=limit + 1,
         )
     mine = _mine(cx, active)
-    down = [t for t in mine if t["health"] == "down"]
+    # Sorted by job: Prometheus lists targets in no fixed order, and the cause names the first one.
+    down = sorted((t for t in mine if t["health"] == "down"), key=lambda t: str(t["labels"].get("job", "")))
     evidence = [
         f"{t['labels'].get('job')} {t['scrapeUrl']}{_via(t)}: {t['health']}"
         + (f" in {t['lastScrapeDuration'] * 1000:.0f} ms" if t.get("lastScrapeDuration") else "")
