@@ -19,10 +19,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import requests
+from timed_cli import timed_labctl
 
 from labctl.modelstub.scenario import load_dir
 from labctl.state import LabState
@@ -32,18 +32,7 @@ GOALS = {"session_wall_s": 20.0, "stub_ms_per_turn": 5.0}
 
 
 def labctl(state_dir: Path, *args: str) -> tuple[float, str]:
-    start = time.perf_counter()
-    result = subprocess.run(
-        [sys.executable, "-m", "labctl", "--state-dir", str(state_dir), *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        check=False,
-    )
-    took = time.perf_counter() - start
-    if result.returncode != 0:
-        raise SystemExit(f"labctl {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-    return took, result.stdout
+    return timed_labctl(state_dir, *args)
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import psutil
+from timed_cli import timed_labctl
 
 from labctl.runtimes import process
 from labctl.state import LabState
@@ -26,18 +27,7 @@ GOALS = {"up_s": 10.0, "down_s": 3.0, "idle_rss_mb": 500.0}
 
 
 def labctl(state_dir: Path, *args: str) -> float:
-    start = time.perf_counter()
-    result = subprocess.run(
-        [sys.executable, "-m", "labctl", "--state-dir", str(state_dir), *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        check=False,
-    )
-    took = time.perf_counter() - start
-    if result.returncode != 0:
-        raise SystemExit(f"labctl {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-    return took
+    return timed_labctl(state_dir, *args)[0]
 
 
 def lab_rss_mb(lab: LabState) -> float:
