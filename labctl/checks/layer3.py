@@ -95,18 +95,16 @@ def _targets(cx: CheckContext) -> CheckResult:
         wait_for(
             lambda: known() and not any(_overdue(t, cx.scrape_interval) for t in active), timeout=limit + 1
         )
-    # A target last scraped before the latest `labctl heal` shows the broken state: its next scrape
-    # (at most one interval away) tells whether the heal worked. Heal does not wait for it; check does.
-    healed_at: float = cx.lab.settings.get("healed_at") or 0.0
-    stale = {
-        t["scrapeUrl"]
-        for t in _mine(cx, active)
-        if t["health"] == "down" and healed_at and (_ts(t.get("lastScrape")) or 0) < healed_at
-    }
+    # A target last scraped before the lab's latest change (a `labctl break` or `labctl heal`) shows the
+    # state from before it: its next scrape (at most one interval and one timeout away) tells. Neither
+    # break nor heal waits for that scrape; check does, for every target, up or down, so that two targets
+    # of one hop never read differently only because one was scraped a moment earlier.
+    changed_at = _last_change(cx)
+    stale = {t["scrapeUrl"] for t in _mine(cx, active) if (_ts(t.get("lastScrape")) or 0) < changed_at}
     if stale:
         cx.progress(
-            f"{', '.join(sorted(stale))} was last scraped before the heal; waiting for its next scrape "
-            f"(every {cx.scrape_interval:g}s)"
+            f"{', '.join(sorted(stale))} was last scraped before the lab's latest change; waiting for "
+            f"its next scrape (every {cx.scrape_interval:g}s)"
         )
         limit = cx.scrape_interval + max(
             prometheus_duration(t.get("scrapeTimeout", ""), cx.scrape_interval)
@@ -117,10 +115,36 @@ def _targets(cx: CheckContext) -> CheckResult:
             lambda: (
                 known()
                 and all(
-                    (_ts(t.get("lastScrape")) or 0) >= healed_at for t in active if t["scrapeUrl"] in stale
+                    (_ts(t.get("lastScrape")) or 0) >= changed_at for t in active if t["scrapeUrl"] in stale
                 )
             ),
             timeout=limit + 1,
+        )
+    # A scrape that began just after the change may have gone out on a connection opened before it (HTTP
+    # keep-alive to an address that has just left the network) and timed out where every later one is
+    # refused. Its outcome is not yet the hop's: wait for the scrape after it.
+    window = cx.scrape_interval + max(
+        (prometheus_duration(t.get("scrapeTimeout", ""), cx.scrape_interval) for t in active), default=0.0
+    )
+    early = {
+        t["scrapeUrl"]: _ts(t.get("lastScrape")) or 0
+        for t in _mine(cx, active)
+        if t["health"] == "down"
+        and _timed_out(t.get("lastError", ""))
+        and (_ts(t.get("lastScrape")) or 0) < changed_at + window
+    }
+    if early:
+        cx.progress(f"the first scrape of {min(early)} after the change timed out; waiting for the next one")
+        wait_for(
+            lambda: (
+                known()
+                and all(
+                    (_ts(t.get("lastScrape")) or 0) > early[t["scrapeUrl"]]
+                    for t in active
+                    if t["scrapeUrl"] in early
+                )
+            ),
+            timeout=window + 1,
         )
     mine = _mine(cx, active)
     # Sorted by job: Prometheus lists targets in no fixed order, and the cause names the first one.
@@ -158,7 +182,7 @@ def _targets(cx: CheckContext) -> CheckResult:
     err = first.get("lastError", "")
     relayed = bool(_via(first))
     playbook = "scrape-target-down"
-    if "deadline" in err or "timeout" in err:
+    if _timed_out(err):
         # The scrape timed out: a cut hop and one slower than the timeout look alike to Prometheus (and
         # scrape_duration_seconds is the timeout for both). A timed probe with a longer budget tells them apart.
         timeout = prometheus_duration(first.get("scrapeTimeout", ""), cx.scrape_interval)
@@ -209,6 +233,18 @@ def _targets(cx: CheckContext) -> CheckResult:
         playbook=playbook,
         notes=down_jobs,
     )
+
+
+def _timed_out(error: str) -> bool:
+    return "deadline" in error or "timeout" in error
+
+
+def _last_change(cx: CheckContext) -> float:
+    """When the lab last changed: the latest heal, or the latest fault put in place (its `since` is
+    written once the fault is applied)."""
+    times = [float(cx.lab.settings.get("healed_at") or 0.0)]
+    times += [float(entry.get("since") or 0.0) for entry in cx.lab.faults.values()]
+    return max(times)
 
 
 def _mine(cx: CheckContext, active: list[dict[str, Any]]) -> list[dict[str, Any]]:

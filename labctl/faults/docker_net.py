@@ -18,6 +18,7 @@ container of the lab.
 from __future__ import annotations
 
 import subprocess
+import time
 from typing import Any
 
 from labctl.errors import LabError
@@ -79,7 +80,6 @@ def partition(ctx: Any, hop: str, mode: str = "blackhole") -> dict[str, Any]:
     ports = [p.container for p in ctx.model.service(service).ports.values()]
     stand_in = f"{project_name(ctx)}-cut-{net_key}"
     _docker(ctx, "rm", "--force", stand_in)  # a leftover of an interrupted break
-    _must(ctx, "network", "disconnect", net, target)
     routes = [a for port in ports for a in ("--route", f"0.0.0.0:{port}=127.0.0.1:9")]
     try:
         _must(
@@ -110,8 +110,12 @@ def partition(ctx: Any, hop: str, mode: str = "blackhole") -> dict[str, Any]:
             mode,
             *routes,
         )
+        # The stand-in takes the name before the target leaves: the name never resolves to nothing, and
+        # the peer sees the promised failure (hang or refuse) from the first moment, not a DNS error.
+        _await_stand_in(ctx, stand_in)
+        _must(ctx, "network", "disconnect", net, target)
     except LabError:
-        _docker(ctx, "network", "connect", "--alias", service, net, target)
+        _docker(ctx, "rm", "--force", stand_in)
         raise
     return {
         "docker": True,
@@ -123,6 +127,23 @@ def partition(ctx: Any, hop: str, mode: str = "blackhole") -> dict[str, Any]:
         "stand_in": stand_in,
         "relays": [],
     }
+
+
+def _await_stand_in(ctx: Any, stand_in: str, timeout: float = 20.0) -> None:
+    """The relay prints one line once its listeners are in place (`relay <pid>: <mode> …`)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = _docker(ctx, "logs", stand_in)
+        if out.stdout.startswith("relay "):
+            return
+        if _docker(ctx, "inspect", "--format", "{{.State.Running}}", stand_in).stdout.strip() == "false":
+            break
+        time.sleep(0.1)
+    said = (_docker(ctx, "logs", stand_in).stderr.strip().splitlines() or ["no output"])[-1]
+    raise LabError(
+        f"the stand-in {stand_in} did not start within {timeout:g} s: {said}",
+        "is the proxy image intact? `labctl images`",
+    )
 
 
 def verify(ctx: Any, rec: dict[str, Any]) -> list[str]:

@@ -124,20 +124,7 @@ def docker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeLab]:
         remove_project(f"labctl-{instance}")
 
 
-# Known divergence, left open in issue 12: since check's slow-vs-cut probe (issue 13), a hanging scrape
-# hop reads as "connection refused" on Docker and as a cut natively. Listed, not hidden: it still runs.
-DIVERGENT = {("network", ("--hop", "collector-prometheus"))}
-CASES = [
-    pytest.param(
-        f,
-        a,
-        id=" ".join([f, *a]),
-        marks=[pytest.mark.xfail(reason="Docker: a hanging scrape hop reads as refused", strict=False)]
-        if (f, tuple(a)) in DIVERGENT
-        else [],
-    )
-    for f, a in FAULTS
-]
+CASES = [pytest.param(f, a, id=" ".join([f, *a])) for f, a in FAULTS]
 
 
 @pytest.mark.parametrize(("fault", "args"), CASES)
