@@ -57,7 +57,7 @@ def check(
     as_json: JsonOpt = False,
 ) -> None:
     """Validate an OTLP payload offline: every violation with its path. Exit 1 when anything violates."""
-    from labctl.contract.payload_io import read_payloads
+    from labctl.otlp.payload_io import read_payloads
 
     if signal not in ("auto", "metrics", "logs", "traces"):
         raise LabError(f"--signal {signal!r} is not known", "use auto, metrics, logs or traces")
@@ -283,7 +283,7 @@ def sample(
         raise LabError(f"--signal {signal!r} is not known", "use metrics or logs")
     msg = sample_metrics(session) if signal == "metrics" else sample_events(session)
     if fmt == "json":
-        from labctl.proxy.codec import to_otlp_json
+        from labctl.otlp.codec import to_otlp_json
 
         _write(json.dumps(to_otlp_json(msg), indent=2), output)
     elif fmt == "protobuf":
@@ -331,7 +331,7 @@ def propose(
 
     c = _load(contract)
     if payloads:
-        from labctl.contract.payload_io import read_payloads
+        from labctl.otlp.payload_io import read_payloads
 
         shape = TelemetryShape()
         for path in payloads:

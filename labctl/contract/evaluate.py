@@ -14,10 +14,28 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from labctl.contract.model import Attribute, ContractSpec, MetricRule
-from labctl.contract.otlpvalues import any_value, iso_time, json_number
 from labctl.contract.promname import label_name, prometheus_name
 from labctl.contract.spans import KIND_NAMES, SpanChecker
-from labctl.contract.wire import Regions, number_point_regions, skip_field, varint
+from labctl.otlp.values import any_value, iso_time, json_number
+from labctl.otlp.wire import (
+    AGGREGATION_TEMPORALITY_TAG,
+    AS_DOUBLE_TAG,
+    AS_INT_TAG,
+    ATTRIBUTES_TAG,
+    DATA_POINTS_TAG,
+    FLAGS_TAG,
+    IS_MONOTONIC_TAG,
+    POINT_HEAD_SIZE,
+    START_TIME_TAG,
+    TIME_TAG,
+    TIME_TAG_OFFSET,
+    VALUE_TAG_OFFSET,
+    Regions,
+    data_points,
+    number_point_regions,
+    skip_field,
+    varint,
+)
 
 Violation = dict[str, str]
 
@@ -459,7 +477,7 @@ class Contract:
         cache: dict[bytes, list[Any]] | None,
     ) -> None:
         """The proxy's hot path: the points of one Gauge/Sum read from the request's bytes (`region`,
-        from labctl.contract.wire). A point laid out as protobuf writes it (start, time, value,
+        from labctl.otlp.wire). A point laid out as protobuf writes it (start, time, value,
         attributes), of a series seen before that passed every attribute check, with an ordinary value,
         costs a few byte reads, one unpack and one dict look-up. Any other point goes through
         `_number_points`, alone, in its place. `cache`: the metric's series cache (_series_cache)."""
@@ -476,19 +494,15 @@ class Contract:
         pos, end = region
         pi = 0
         if general:  # every point takes the general path: find them all, then one call
-            spans: list[tuple[int, int, int]] = []
-            while pos < end:
-                if b[pos] != 0x0A:
-                    pos = skip_field(b, pos)
-                    continue
-                n, i = varint(b, pos + 1)
-                pos = i + n
-                spans.append((len(spans), i, pos))
+            spans = [(k, i, e) for k, (i, e) in enumerate(data_points(b, region))]
+            pos = end
             self._number_points(cm, name, meta, points, monotonic, mviol, prefix, key, ev, raw, spans)
             pi = len(spans)
         while pos < end:  # (nothing left here after the general path)
-            if b[pos] != 0x0A:  # not a data point (temporality, monotonic, unknown): step over it
-                if (b[pos] == 0x10 or b[pos] == 0x18) and b[pos + 1] < 0x80:  # the usual one-byte varints
+            if b[pos] != DATA_POINTS_TAG:  # not a data point (temporality, monotonic, unknown): step over it
+                if (b[pos] == AGGREGATION_TEMPORALITY_TAG or b[pos] == IS_MONOTONIC_TAG) and b[
+                    pos + 1
+                ] < 0x80:  # the usual one-byte varints
                     pos += 2
                 else:
                     pos = skip_field(b, pos)
@@ -502,20 +516,20 @@ class Contract:
             else:
                 n, i = varint(b, pos + 1)
             pos = i + n  # this point is b[i:pos]
-            if n >= 27 and b[i] == 0x11 and b[i + 9] == 0x19:
-                tag = b[i + 18]
-                if tag == 0x21:
+            if n >= POINT_HEAD_SIZE and b[i] == START_TIME_TAG and b[i + TIME_TAG_OFFSET] == TIME_TAG:
+                tag = b[i + VALUE_TAG_OFFSET]
+                if tag == AS_DOUBLE_TAG:
                     start_ns, time_ns, value = _unpack_head_double(b, i)
                     ok = isfinite(value)
-                elif tag == 0x31:
+                elif tag == AS_INT_TAG:
                     start_ns, time_ns, value = _unpack_head_int(b, i)
                     ok = True
                 else:
                     ok = False
-                i += 27
+                i += POINT_HEAD_SIZE
                 if (
                     ok
-                    and (i == pos or b[i] == 0x3A or b[i] == 0x40)
+                    and (i == pos or b[i] == ATTRIBUTES_TAG or b[i] == FLAGS_TAG)
                     and not (monotonic and value < 0)
                     and (lo is None or value >= lo)
                     and (hi is None or value <= hi)
@@ -562,7 +576,12 @@ class Contract:
             p = None
             if spans is not None:
                 b = raw or b""  # spans come with the request's bytes
-                if not (n - i >= 27 and b[i] == 0x11 and b[i + 9] == 0x19 and b[i + 18] in (0x21, 0x31)):
+                if not (
+                    n - i >= POINT_HEAD_SIZE
+                    and b[i] == START_TIME_TAG
+                    and b[i + TIME_TAG_OFFSET] == TIME_TAG
+                    and b[i + VALUE_TAG_OFFSET] in (AS_DOUBLE_TAG, AS_INT_TAG)
+                ):
                     # Another encoder's field order: let protobuf lay the point out canonically.
                     p = points[pi]
                     b = p.SerializeToString()
@@ -577,28 +596,28 @@ class Contract:
             vk: str | None = None
             start_ns = time_ns = 0
             # The usual layout (start, time, value, then attributes) in one unpack; the loop handles the rest.
-            if n - i >= 27 and b[i] == 0x11 and b[i + 9] == 0x19:
-                if b[i + 18] == 0x21:
+            if n - i >= POINT_HEAD_SIZE and b[i] == START_TIME_TAG and b[i + TIME_TAG_OFFSET] == TIME_TAG:
+                if b[i + VALUE_TAG_OFFSET] == AS_DOUBLE_TAG:
                     start_ns, time_ns, value = _unpack_head_double(b, i)
                     vk = "as_double"
-                    i += 27
-                elif b[i + 18] == 0x31:
+                    i += POINT_HEAD_SIZE
+                elif b[i + VALUE_TAG_OFFSET] == AS_INT_TAG:
                     start_ns, time_ns, value = _unpack_head_int(b, i)
                     vk = "as_int"
-                    i += 27
+                    i += POINT_HEAD_SIZE
             while i < n:
                 t = b[i]
-                if t == 0x11:  # start_time_unix_nano (fixed64)
+                if t == START_TIME_TAG:  # start_time_unix_nano (fixed64)
                     start_ns = _unpack_u64(b, i + 1)[0]
                     i += 9
-                elif t == 0x19:  # time_unix_nano (fixed64)
+                elif t == TIME_TAG:  # time_unix_nano (fixed64)
                     time_ns = _unpack_u64(b, i + 1)[0]
                     i += 9
-                elif t == 0x21:  # as_double
+                elif t == AS_DOUBLE_TAG:  # as_double
                     value = _unpack_double(b, i + 1)[0]
                     vk = "as_double"
                     i += 9
-                elif t == 0x31:  # as_int (sfixed64)
+                elif t == AS_INT_TAG:  # as_int (sfixed64)
                     value = _unpack_int(b, i + 1)[0]
                     vk = "as_int"
                     i += 9
@@ -606,7 +625,7 @@ class Contract:
                     break
             entry = None
             skey: bytes | None = None
-            if cache is not None and (i >= n or b[i] == 0x3A or b[i] == 0x40):
+            if cache is not None and (i >= n or b[i] == ATTRIBUTES_TAG or b[i] == FLAGS_TAG):
                 skey = b[i:n]
                 entry = cache.get(skey)
                 if entry is None:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from labctl.contract.model import ContractSpec, SpanRule
-from labctl.contract.otlpvalues import any_value
+from labctl.otlp.values import any_value
 
 Violation = dict[str, str]
 

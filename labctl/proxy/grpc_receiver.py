@@ -15,9 +15,9 @@ import grpc
 from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2
 
-from labctl.proxy import codec
+from labctl.otlp import codec
+from labctl.otlp.signals import SIGNALS, Signal, response
 from labctl.proxy.ingest import Busy, Ingest, safe_headers
-from labctl.proxy.signals import SIGNALS, Signal, response
 from labctl.proxy.stats import Stats
 
 

@@ -18,10 +18,10 @@ from aiohttp.http_exceptions import HttpProcessingError
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2
 
-from labctl.proxy import codec
-from labctl.proxy.codec import PROTOBUF, CodecError
+from labctl.otlp import codec
+from labctl.otlp.codec import PROTOBUF, CodecError
+from labctl.otlp.signals import SIGNALS, Signal, response
 from labctl.proxy.ingest import Busy, Ingest, safe_headers
-from labctl.proxy.signals import SIGNALS, Signal, response
 from labctl.proxy.stats import Stats
 
 log = logging.getLogger("labctl.proxy.http")

@@ -17,7 +17,7 @@ from typing import Any
 from google.protobuf.message import Message
 
 from labctl.errors import LabError
-from labctl.proxy.signals import Signal
+from labctl.otlp.signals import Signal
 from labctl.proxy.spool import Spool, SpoolFull
 from labctl.proxy.stats import Stats
 from labctl.redact import Redactor

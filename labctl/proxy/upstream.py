@@ -21,8 +21,8 @@ import grpc
 from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
 
+from labctl.otlp.signals import SIGNALS
 from labctl.proxy.config import UpstreamSettings
-from labctl.proxy.signals import SIGNALS
 
 OK, RETRYABLE, AUTH, PERMANENT = "ok", "retryable", "auth", "permanent"
 

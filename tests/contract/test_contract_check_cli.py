@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from labctl.contract.samples import Point, logs_request, metrics_request, sample_metrics, session_attrs
-from labctl.proxy.codec import to_otlp_json
+from labctl.otlp.codec import to_otlp_json
 
 
 def write_json(path: Path, msg) -> Path:

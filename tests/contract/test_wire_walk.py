@@ -1,6 +1,6 @@
 """Evaluating from the request's wire bytes gives exactly what evaluating the parsed message gives.
 
-The proxy hands the contract the bytes a request arrived in (labctl.contract.wire finds the points);
+The proxy hands the contract the bytes a request arrived in (labctl.otlp.wire finds the points);
 other encoders lay fields out in other orders, repeat messages, add exemplars or unknown fields: every
 such request must come out the same as through the protobuf objects alone.
 """
@@ -18,7 +18,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 
 from labctl.contract import Contract, default_contract_path, load_contract
 from labctl.contract.samples import Point, metrics_request, sample_metrics, session_attrs
-from labctl.contract.wire import number_point_regions, varint
+from labctl.otlp.wire import number_point_regions, varint
 
 A = {**session_attrs(), "model": "claude-sonnet-4-5"}
 

@@ -20,10 +20,10 @@ from proxy_harness import CONTRACT
 from proxy_payloads import kv, token_usage
 
 from labctl.contract import load_contract
-from labctl.proxy import codec
-from labctl.proxy.codec import CodecError
+from labctl.otlp import codec
+from labctl.otlp.codec import CodecError
+from labctl.otlp.signals import SIGNALS
 from labctl.proxy.ingest import ContractHolder, Ingest
-from labctl.proxy.signals import SIGNALS
 from labctl.proxy.spool import Spool
 from labctl.proxy.stats import Stats
 

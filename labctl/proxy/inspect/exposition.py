@@ -9,8 +9,8 @@ from collections import OrderedDict
 from typing import Any
 
 from labctl.contract import Contract, Evaluation
-from labctl.contract.otlpvalues import attrs_key
 from labctl.contract.promname import label_name, prometheus_name
+from labctl.otlp.values import attrs_key
 from labctl.proxy.inspect.accumulate import CounterAccumulator
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"

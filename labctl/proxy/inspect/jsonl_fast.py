@@ -14,7 +14,7 @@ import math
 from typing import Any
 
 from labctl.contract import Evaluation
-from labctl.contract.otlpvalues import iso_time
+from labctl.otlp.values import iso_time
 from labctl.proxy.inspect.store import clip_attrs, clip_record, dumps
 from labctl.redact import Redactor
 

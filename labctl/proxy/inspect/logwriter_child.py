@@ -28,9 +28,9 @@ def _read_frame(stream: BinaryIO) -> bytes | None:
 
 def run_child(path: Path, max_bytes: int, stdin: BinaryIO, stdout: BinaryIO) -> None:
     from labctl.contract import Contract, ContractSpec
+    from labctl.otlp.signals import SIGNALS
     from labctl.proxy.inspect.jsonl_fast import JsonlEncoder
     from labctl.proxy.inspect.store import JsonlLog
-    from labctl.proxy.signals import SIGNALS
     from labctl.redact import Redactor
 
     # No rules: the child only decodes; every verdict comes from the proxy.

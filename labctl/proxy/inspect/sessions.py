@@ -15,7 +15,7 @@ from collections import OrderedDict
 from typing import Any
 
 from labctl.contract import Evaluation
-from labctl.contract.otlpvalues import attrs_key
+from labctl.otlp.values import attrs_key
 from labctl.proxy.inspect.accumulate import CounterAccumulator
 
 _PREFIX = "claude_code."

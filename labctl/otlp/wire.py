@@ -1,28 +1,58 @@
-"""Where the sum/gauge data points sit in the bytes of an ExportMetricsServiceRequest.
+"""The bytes of an ExportMetricsServiceRequest: protobuf field tags by name, and a walk to the points.
 
-The evaluator reads a point's timestamps, value and serialized attributes straight from the request's
-wire bytes (see `Contract._known_points`). Asking protobuf for them point by point means a Python
-wrapper and a re-serialization per point, the largest cost on the proxy's hot path; walking the bytes
-the request arrived in costs a few byte reads per point.
+The contract evaluator reads a point's timestamps, value and serialized attributes straight from the
+request's wire bytes. Asking protobuf for them point by point means a Python wrapper and a
+re-serialization per point, the largest cost on the proxy's hot path; walking the bytes the request
+arrived in costs a few byte reads per point.
 
-Only the nesting down to each metric's Gauge/Sum message is walked here (resource_metrics →
-scope_metrics → metrics → gauge/sum); the evaluator walks the points inside it. Anything unexpected
+`number_point_regions` walks the nesting down to each metric's Gauge/Sum message (resource_metrics →
+scope_metrics → metrics → gauge/sum); `data_points` walks the points inside one. Anything unexpected
 (a group wire type, a truncated length) makes the walk give up and the caller falls back to the
 protobuf objects, so a strange but valid request is only slower.
+
+Field numbers are those of opentelemetry/proto/metrics/v1/metrics.proto and
+collector/metrics/v1/metrics_service.proto. A tag is `field << 3 | wire type`; every tag named here
+fits in one byte, which is how the hot loops compare them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-# Field numbers (opentelemetry/proto/metrics/v1/metrics.proto, collector/metrics/v1/metrics_service.proto)
-_RESOURCE_METRICS = 1  # ExportMetricsServiceRequest
-_SCOPE_METRICS = 2  # ResourceMetrics
-_METRICS = 2  # ScopeMetrics
-_GAUGE, _SUM = 5, 7  # Metric (oneof data)
-# The same as the one-byte tags they are written with (field number << 3 | wire type 2)
-_METRICS_TAG = _METRICS << 3 | 2
-_GAUGE_TAG, _SUM_TAG = _GAUGE << 3 | 2, _SUM << 3 | 2
+# Wire types
+VARINT, I64, LEN, I32 = 0, 1, 2, 5
+
+
+def tag(field: int, wire_type: int) -> int:
+    return field << 3 | wire_type
+
+
+# ExportMetricsServiceRequest, ResourceMetrics, ScopeMetrics
+RESOURCE_METRICS = 1
+SCOPE_METRICS = 2
+METRICS = 2
+METRICS_TAG = tag(METRICS, LEN)
+# Metric: the oneof `data` holds gauge, sum, histogram, exponential_histogram or summary
+METRIC_NAME = 1
+METRIC_UNIT = 3
+GAUGE, SUM, HISTOGRAM, EXPONENTIAL_HISTOGRAM, SUMMARY = 5, 7, 9, 10, 11
+GAUGE_TAG, SUM_TAG = tag(GAUGE, LEN), tag(SUM, LEN)
+# Gauge and Sum
+DATA_POINTS_TAG = tag(1, LEN)
+AGGREGATION_TEMPORALITY_TAG = tag(2, VARINT)
+IS_MONOTONIC_TAG = tag(3, VARINT)
+# NumberDataPoint
+START_TIME_TAG = tag(2, I64)  # start_time_unix_nano, fixed64
+TIME_TAG = tag(3, I64)  # time_unix_nano, fixed64
+AS_DOUBLE_TAG = tag(4, I64)
+AS_INT_TAG = tag(6, I64)  # sfixed64
+ATTRIBUTES_TAG = tag(7, LEN)
+FLAGS_TAG = tag(8, VARINT)
+# The layout protobuf writes a NumberDataPoint in when it has both times: start (9 bytes), time
+# (9 bytes), value (9 bytes); the serialized attributes, if any, follow.
+POINT_HEAD_SIZE = 27
+TIME_TAG_OFFSET = 9
+VALUE_TAG_OFFSET = 18
 
 Regions = dict[tuple[int, int, int], tuple[int, int]]
 
@@ -49,17 +79,17 @@ def _fields(buf: bytes, pos: int, end: int) -> Iterator[tuple[int, int, int]]:
     while pos < end:
         key, pos = _varint(buf, pos)
         wire = key & 7
-        if wire == 2:
+        if wire == LEN:
             n, pos = _varint(buf, pos)
             if pos + n > end:
                 raise _Malformed
             yield key >> 3, pos, pos + n
             pos += n
-        elif wire == 0:
+        elif wire == VARINT:
             _, pos = _varint(buf, pos)
-        elif wire == 1:
+        elif wire == I64:
             pos += 8
-        elif wire == 5:
+        elif wire == I32:
             pos += 4
         else:  # groups (3, 4) never appear in OTLP
             raise _Malformed
@@ -71,14 +101,14 @@ def skip_field(buf: bytes, pos: int) -> int:
     """The position after the field that starts at `pos`."""
     key, pos = _varint(buf, pos)
     wire = key & 7
-    if wire == 2:
+    if wire == LEN:
         n, pos = _varint(buf, pos)
         return pos + n
-    if wire == 0:
+    if wire == VARINT:
         return _varint(buf, pos)[1]
-    if wire == 1:
+    if wire == I64:
         return pos + 8
-    if wire == 5:
+    if wire == I32:
         return pos + 4
     raise _Malformed
 
@@ -99,8 +129,8 @@ def _metric_regions(buf: bytes, pos: int, end: int, ri: int, si: int, regions: R
     the long ones. Every field of a Metric is length-delimited."""
     mi = 0
     while pos < end:
-        tag = buf[pos]
-        if tag & 7 != 2 or tag >= 0x80:  # not length-delimited, or a field number >= 16: general path
+        key = buf[pos]
+        if key & 7 != LEN or key >= 0x80:  # not length-delimited, or a field number >= 16: general path
             pos = skip_field(buf, pos)
             continue
         n = buf[pos + 1]
@@ -110,19 +140,19 @@ def _metric_regions(buf: bytes, pos: int, end: int, ri: int, si: int, regions: R
         me = i + n
         if me > end:
             raise _Malformed
-        if tag == _METRICS_TAG:
+        if key == METRICS_TAG:
             found = None
             count = 0
             while i < me:
                 t = buf[i]
-                if t & 7 != 2 or t >= 0x80:
+                if t & 7 != LEN or t >= 0x80:
                     i = skip_field(buf, i)
                     continue
                 ln = buf[i + 1]
                 q = i + 2
                 if ln >= 0x80:
                     ln, q = _varint(buf, i + 1)
-                if t in (_GAUGE_TAG, _SUM_TAG):
+                if t in (GAUGE_TAG, SUM_TAG):
                     found = (q, q + ln)
                     count += 1
                 i = q + ln
@@ -139,7 +169,7 @@ def _metric_regions(buf: bytes, pos: int, end: int, ri: int, si: int, regions: R
 def number_point_regions(buf: bytes) -> Regions | None:
     """(resource, scope, metric) index -> (start, end) of its one Gauge or Sum message.
 
-    Inside that region every `data_points` field (tag 0x0A) is one point, in the order the parsed
+    Inside that region every `data_points` field (DATA_POINTS_TAG) is one point, in the order the parsed
     message lists them. A metric whose data field appears more than once (protobuf would merge them)
     gets no region. None when the bytes cannot be walked; the caller then uses the parsed message alone.
     The indexes follow the order in which repeated fields appear on the wire, as the parsed message does.
@@ -148,14 +178,26 @@ def number_point_regions(buf: bytes) -> Regions | None:
     try:
         ri = 0
         for f, rs, re in _fields(buf, 0, len(buf)):
-            if f != _RESOURCE_METRICS:
+            if f != RESOURCE_METRICS:
                 continue
             si = 0
             for f2, ss, se in _fields(buf, rs, re):
-                if f2 == _SCOPE_METRICS:
+                if f2 == SCOPE_METRICS:
                     _metric_regions(buf, ss, se, ri, si, regions)
                     si += 1
             ri += 1
     except (_Malformed, IndexError):
         return None
     return regions
+
+
+def data_points(buf: bytes, region: tuple[int, int]) -> Iterator[tuple[int, int]]:
+    """(start, end) of each NumberDataPoint in one Gauge/Sum region, in order; other fields skipped."""
+    pos, end = region
+    while pos < end:
+        if buf[pos] != DATA_POINTS_TAG:
+            pos = skip_field(buf, pos)
+            continue
+        n, i = varint(buf, pos + 1)
+        pos = i + n
+        yield i, pos

@@ -7,6 +7,8 @@ import json
 from typing import Any
 
 from labctl.errors import LabError
+from labctl.otlp import codec
+from labctl.otlp.signals import SIGNALS
 
 _JSON_KEYS = {
     "resourceMetrics": "metrics",
@@ -19,17 +21,9 @@ _JSON_KEYS = {
 MAX_BYTES = 256 * 1024 * 1024
 
 
-def _signals() -> dict[str, Any]:
-    from labctl.proxy.signals import SIGNALS
-
-    return SIGNALS
-
-
 def _decode(signal: str, body: bytes, media: str, source: str) -> Any:
-    from labctl.proxy import codec
-
     try:
-        return codec.decode(_signals()[signal], body, media)
+        return codec.decode(SIGNALS[signal], body, media)
     except codec.CodecError as exc:
         raise LabError(
             f"{source}: {exc.message}",

@@ -15,7 +15,7 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 from google.rpc import status_pb2
 
-from labctl.proxy.signals import Signal
+from labctl.otlp.signals import Signal
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
