@@ -23,6 +23,7 @@ _COMMAND_MODULES = [
     "ops_commands",
     "image_commands",
     "blind_commands",
+    "exercise_commands",
 ]
 
 

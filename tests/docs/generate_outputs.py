@@ -45,7 +45,16 @@ class Step:
 
 
 # The exercises of lab/modules, in the order a student does them. One lab, built up module by module.
+# The build-it exercises need no lab: they run first, in a working directory of their own.
 SCENARIO: tuple[Step, ...] = (
+    Step("module-1-build", ("exercise", "start", "contract-rule")),
+    Step("module-1-build", ("exercise", "check", "contract-rule"), exit_codes=(1,)),
+    Step("module-2-build", ("exercise", "start", "collector-pipeline")),
+    Step("module-2-build", ("exercise", "check", "collector-pipeline"), exit_codes=(1,)),
+    Step("module-3-build", ("exercise", "start", "promql")),
+    Step("module-3-build", ("exercise", "check", "promql"), exit_codes=(1,)),
+    Step("module-4-build", ("exercise", "start", "dashboard-panel")),
+    Step("module-4-build", ("exercise", "check", "dashboard-panel"), exit_codes=(1,)),
     Step("module-1-up", ("up", "module-1"), run_extra=("--port-offset", "{offset}")),
     Step("module-1-status", ("status",)),
     Step("module-1-check", ("check", "--layer", "1")),
@@ -128,16 +137,24 @@ class Runner:
                 "NO_COLOR": "1",
                 "TERM": "dumb",
                 "PYTHONUNBUFFERED": "1",
+                # The exercises run outside the repository: labctl is still this checkout's.
+                "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p),
             }
         )
         self.shifted = {p + offset: p for p in _default_ports()}
+        # Where a student runs `labctl exercise start/check` (their files land there).
+        self.workdir = state_dir.parent / "exercises"
 
     def run(self, step: Step) -> str:
         extra = tuple(a.replace("{offset}", str(self.offset)) for a in step.run_extra)
         args = tuple(str(self.files.get(a, a)) for a in step.args)
+        cwd = REPO
+        if args[:1] == ("exercise",):
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            cwd = self.workdir
         proc = subprocess.run(
             [sys.executable, "-m", "labctl", *args, *extra],
-            cwd=REPO,
+            cwd=cwd,
             env=self.env,
             capture_output=True,
             text=True,
@@ -280,7 +297,7 @@ def key_facts(text: str) -> list[str]:
             ]
             facts.append(" | ".join(short))
         else:
-            for lead in ("✓", "error:", "what to do:", "warning:"):
+            for lead in ("✓", "✗", "error:", "what to do:", "warning:"):
                 if stripped.startswith(lead):
                     facts.append(" ".join(_norm_line(stripped).split()[:5]))
     return sorted(facts)

@@ -49,3 +49,18 @@ def test_the_traps_are_all_taught():
 
 def _refs(path):
     return docsmd.command_refs(path)
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: p.parent.name)
+def test_every_module_has_a_build_it_exercise_checked_by_labctl(path):
+    from labctl.exercises import EXERCISES
+
+    text = path.read_text(encoding="utf-8")
+    mine = [e for e in EXERCISES if e.module == path.parent.name]
+    assert mine, f"{path.parent.name} has no build-it exercise in labctl/exercises"
+    key = (docsmd.REPO / "lab" / "docs" / "answer-key" / "README.md").read_text(encoding="utf-8")
+    for exercise in mine:
+        assert f"labctl exercise start {exercise.name}" in text
+        assert f"labctl exercise check {exercise.name}" in text
+        assert f"<!-- output:{path.parent.name}-build -->" in text
+        assert f"`{exercise.name}`" in key, f"the answer key has no row for {exercise.name}"
