@@ -28,7 +28,7 @@ def starting_contract() -> str:
 
 
 def _violations(contract: object, payload: bytes) -> list[dict[str, str]]:
-    from labctl.contract.payload_io import read_payloads
+    from labctl.otlp.payload_io import read_payloads
 
     found: list[dict[str, str]] = []
     for signal, request in read_payloads(payload, str(_SAMPLE), "metrics"):
