@@ -95,7 +95,7 @@ if [ "$fast" = "1" ]; then lane=(-m "not integration"); else lane=(--hypothesis-
 
 step "pytest ${lane[*]}"
 status=0
-"$PY" -m pytest -q -ra --timeout 600 "${xdist[@]}" "${lane[@]}" --ignore=tests/docker "$@" || status=$?
+"$PY" -m pytest -q -ra --durations=15 --timeout 600 "${xdist[@]}" "${lane[@]}" --ignore=tests/docker "$@" || status=$?
 
 # The Docker lane: a private dockerd (own socket and data root, cached images), the tests that need it,
 # the engine stopped afterwards. Where no engine can start the script says why (exit 69): under CI that
@@ -107,7 +107,7 @@ elif [ "${LABCTL_DOCKER_LANE:-1}" = "0" ] && [ "${CI:-}" != "true" ]; then
 else
   step "docker lane (real engine): tests/docker"
   docker_lane=0
-  bash tests/tools/docker-engine.sh run -- "$PY" -m pytest -q -ra --timeout 900 "${xdist[@]}" tests/docker \
+  bash tests/tools/docker-engine.sh run -- "$PY" -m pytest -q -ra --durations=10 --timeout 900 "${xdist[@]}" tests/docker \
     || docker_lane=$?
   if [ "$docker_lane" -eq 69 ]; then
     echo "the Docker lane did not run: its engine or images could not be set up (see the lines above)" >&2
