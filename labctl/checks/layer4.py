@@ -15,6 +15,7 @@ from typing import Any
 import requests
 from prometheus_api_client import PrometheusApiClientException
 
+from labctl.checks import nodata
 from labctl.checks.context import CheckContext, wait_for
 from labctl.checks.layer3 import query
 from labctl.checks.probe import http_get
@@ -89,22 +90,42 @@ def _promql_direct(cx: CheckContext) -> list[CheckResult]:
             )
         )
         return results
+    absent = nodata.declared(cx.model.root / "dashboards")
     for path in dashboard_files(cx):
-        results.append(_evaluate(cx, path.stem, panel_queries(json.loads(path.read_text())), note))
+        queries = panel_queries(json.loads(path.read_text()))
+        results.append(_evaluate(cx, path.stem, queries, absent.get(path.stem, {})))
     return results
 
 
-def _evaluate(cx: CheckContext, name: str, queries: list[tuple[str, str, str]], note: str) -> CheckResult:
+def always_answering(queries: list[tuple[str, str, str]], absent: dict[str, str]) -> dict[str, str]:
+    """Queries that can never show "No data" (a fallback) and are not declared absent when healthy."""
+    found = {}
+    for title, ref, expr in queries:
+        key = nodata.query_key(title, ref)
+        part = nodata.fallback(expr)
+        if part and key not in absent:
+            found[key] = f"can never show 'No data' (`{part}`): it would hide a broken pipeline"
+    return found
+
+
+def _evaluate(
+    cx: CheckContext, name: str, queries: list[tuple[str, str, str]], absent: dict[str, str]
+) -> CheckResult:
     status: dict[str, str] = {}
 
     def run_all() -> bool:
         for title, ref, expr in queries:
-            key = f"{title} [{ref}]"
+            key = nodata.query_key(title, ref)
             if status.get(key, "").startswith("ok"):
                 continue
             try:
                 res = query(cx, expr)
-                status[key] = f"ok ({len(res)} series)" if res else f"no data: {expr}"
+                if res:
+                    status[key] = f"ok ({len(res)} series)"
+                elif key in absent:
+                    status[key] = "ok (no data: absent when healthy)"
+                else:
+                    status[key] = f"no data: {expr}"
             except (PrometheusApiClientException, requests.RequestException) as exc:
                 status[key] = f"error: {exc}"
         return all(v.startswith("ok") for v in status.values())
@@ -115,6 +136,17 @@ def _evaluate(cx: CheckContext, name: str, queries: list[tuple[str, str, str]], 
     empty = {k: v for k, v in status.items() if not v.startswith("ok")}
     evidence = [f"{len(status) - len(empty)}/{len(status)} panel queries return data (via Prometheus)"]
     evidence += [f"{k}: {v}" for k, v in empty.items()]
+    hiding = always_answering(queries, absent)
+    if hiding:
+        return CheckResult(
+            4,
+            f"dashboard {name}",
+            False,
+            evidence + [f"{k}: {v}" for k, v in hiding.items()],
+            cause=f"{len(hiding)} panel(s) of {name} always answer, even when the pipeline is broken",
+            hint="remove the fallback, or declare the query in dashboards/absent-when-healthy.yaml",
+            playbook="dashboard-no-data",
+        )
     if empty:
         return CheckResult(
             4,
@@ -172,6 +204,7 @@ def _grafana(cx: CheckContext) -> list[CheckResult]:
                 playbook="grafana-datasource",
             )
         )
+    absent = nodata.declared(cx.model.root / "dashboards")
     for path in dashboard_files(cx):
         uid = json.loads(path.read_text()).get("uid", path.stem)
         try:
@@ -189,21 +222,25 @@ def _grafana(cx: CheckContext) -> list[CheckResult]:
             )
             continue
         queries = panel_queries(board["dashboard"])
-        results.append(
-            _evaluate_grafana(cx, api, uid, queries, bool(board.get("meta", {}).get("provisioned")))
-        )
+        provisioned = bool(board.get("meta", {}).get("provisioned"))
+        results.append(_evaluate_grafana(cx, api, uid, queries, provisioned, absent.get(path.stem, {})))
     return results
 
 
 def _evaluate_grafana(
-    cx: CheckContext, api: Any, uid: str, queries: list[tuple[str, str, str]], provisioned: bool
+    cx: CheckContext,
+    api: Any,
+    uid: str,
+    queries: list[tuple[str, str, str]],
+    provisioned: bool,
+    absent: dict[str, str],
 ) -> CheckResult:
     status: dict[str, str] = {}
 
     def run_all() -> bool:
         now = int(time.time() * 1000)
         for title, ref, expr in queries:
-            key = f"{title} [{ref}]"
+            key = nodata.query_key(title, ref)
             body = {
                 "queries": [
                     {
@@ -220,7 +257,12 @@ def _evaluate_grafana(
                 res = api.client.POST("/ds/query", json=body)
                 frames = res["results"][ref].get("frames", [])
                 rows = sum(len((f.get("data") or {}).get("values", [[]])[0] or []) for f in frames)
-                status[key] = f"ok ({rows} values)" if rows else f"no data: {expr}"
+                if rows:
+                    status[key] = f"ok ({rows} values)"
+                elif key in absent:
+                    status[key] = "ok (no data: absent when healthy)"
+                else:
+                    status[key] = f"no data: {expr}"
             except Exception as exc:
                 status[key] = f"error: {exc}"
         return all(v.startswith("ok") for v in status.values())
@@ -234,12 +276,18 @@ def _evaluate_grafana(
         ),
         *(f"{k}: {v}" for k, v in empty.items()),
     ]
-    ok = provisioned and not empty
+    hiding = always_answering(queries, absent)
+    evidence += [f"{k}: {v}" for k, v in hiding.items()]
+    ok = provisioned and not empty and not hiding
+    cause = "panels show 'No data' (or the dashboard is not provisioned)"
+    if hiding:
+        cause = f"{len(hiding)} panel(s) always answer, even when the pipeline is broken"
     return CheckResult(
         4,
         f"dashboard {uid}",
         ok,
         evidence,
-        cause=None if ok else "panels show 'No data' (or the dashboard is not provisioned)",
+        cause=None if ok else cause,
+        hint=None if ok or not hiding else "remove the fallback, or declare it in absent-when-healthy.yaml",
         playbook=None if ok else "dashboard-no-data",
     )

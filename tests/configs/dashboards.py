@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,9 +13,6 @@ from tests.configs.confhelpers import DASHBOARDS
 
 DASHBOARD_FILES = sorted(DASHBOARDS.glob("*.json"))
 DATASOURCE_UID = "lab-prometheus"
-
-# Fallbacks that make a panel show 0 instead of "No data" when the thing counted has not happened yet.
-_FALLBACK = re.compile(r"\s+or\s+(vector\(0\)|sum by \([^)]*\) \(rate\([a-z_]+\[[^\]]+\]\)\) \* 0)$")
 
 
 @dataclass(frozen=True)
@@ -32,13 +28,9 @@ class Query:
         return f"{self.dashboard}/{self.panel}/{self.ref_id}"
 
     @property
-    def primary(self) -> str:
-        """The expression without its zero fallback (what must have data once the event happened)."""
-        return _FALLBACK.sub("", self.expr)
-
-    @property
-    def has_fallback(self) -> bool:
-        return self.primary != self.expr
+    def key(self) -> str:
+        """How dashboards/absent-when-healthy.yaml and `labctl check` name it: "<panel title> [<refId>]"."""
+        return f"{self.panel} [{self.ref_id}]"
 
 
 def substitute(expr: str) -> str:

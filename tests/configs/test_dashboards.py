@@ -253,3 +253,41 @@ def test_no_grafana_alert_rule_treats_no_data_as_ok() -> None:
         for group in _yaml(f)["groups"]:
             for rule in group["rules"]:
                 assert rule["noDataState"] != "OK", (f.name, rule["title"])
+
+
+def test_no_panel_query_can_hide_an_outage() -> None:
+    # Layer 4's rule: a query that always answers (`or vector(0)`, `… * 0`) shows 0 when the pipeline is
+    # broken. Only a query declared "absent when healthy" may have one; every declaration names a query.
+    from labctl.checks.layer4 import always_answering, panel_queries
+    from labctl.checks.nodata import declared
+
+    absent = declared(DASHBOARDS)
+    for path in DASHBOARD_FILES:
+        board = load(path)
+        assert board["uid"] == path.stem  # the declarations are keyed by file, Grafana's by uid
+        found = panel_queries(board)
+        assert always_answering(found, absent.get(path.stem, {})) == {}, path.name
+        keys = {f"{title} [{ref}]" for title, ref, _ in found}
+        assert set(absent.get(path.stem, {})) <= keys, f"stale declarations in {path.name}"
+    assert set(absent) <= {p.stem for p in DASHBOARD_FILES}
+
+
+@pytest.mark.parametrize(
+    ("expr", "hides"),
+    [
+        ("sum(rate(x[5m])) or vector(0)", True),
+        ("count(ALERTS) or on() vector(1)", True),
+        ("sum(rate(failed[1m])) or sum(rate(sent[1m])) * 0", True),
+        ("0 * sum(rate(sent[1m]))", True),
+        ("sum(rate(x[5m])) * 60", False),
+        ("sum(rate(x[5m])) * 0.5", False),
+        ("sum(rate(x[10m])) / 100", False),
+        ("max(a or b)", False),
+    ],
+)
+def test_the_fallback_rule_sees_a_fallback_and_only_that(expr: str, hides: bool) -> None:
+    from labctl.checks.layer4 import always_answering
+
+    queries = [("Panel", "A", expr)]
+    assert bool(always_answering(queries, {})) is hides
+    assert always_answering(queries, {"Panel [A]": "declared"}) == {}
