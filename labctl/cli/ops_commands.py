@@ -167,7 +167,7 @@ def restore(
             manifest.data.get("runtime", "auto") if requested == "auto" else requested
         )
     with lifecycle_lock(directory_state):
-        result = do_restore(manifest.directory, model, directory_state, runtime_name)
+        result = do_restore(manifest, model, directory_state, runtime_name)
     if json_out:
         ui.print_json(
             {

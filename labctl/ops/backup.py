@@ -358,9 +358,9 @@ class RestoreResult:
     start_seconds: float = 0.0  # of which: starting the lab again (`up` of the backup's stage)
 
 
-def restore(directory: Path, model: LabModel, state_dir: Path, runtime_name: str) -> RestoreResult:
-    """Verify, stop the lab, swap the data in, start the backup's stage. `runtime_name`: the lab's."""
-    manifest = verify(directory, model)
+def restore(manifest: Manifest, model: LabModel, state_dir: Path, runtime_name: str) -> RestoreResult:
+    """Stop the lab, swap the data in, start the backup's stage. `manifest`: from verify() (which hashes
+    every file: not done twice); `runtime_name`: the lab's."""
     started = time.monotonic()
     saved = json.loads((manifest.directory / "lab" / "lab.json").read_text())
     stage = manifest.stage or saved.get("stage")
@@ -450,14 +450,21 @@ def _swapped_native(lab: LabState, manifest: Manifest, parts: list[str]) -> Iter
         shutil.rmtree(aside, ignore_errors=True)
 
 
+# Beside a SQLite database: its write-ahead log and index, or its rollback journal. A killed writer leaves
+# them behind, and SQLite would replay a leftover log onto the restored file (the old data would win).
+SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
 def _native_targets(part: str, manifest: Manifest) -> list[str]:
     """What a part replaces in the service's data dir."""
     if part == "prometheus":
         return ["tsdb"]
     src = manifest.directory / part
+    database = SPOOL if part == "proxy" else "grafana.db"
     return sorted(
         {file.relative_to(src).as_posix() for file in src.rglob("*") if file.is_file()}
-        | ({SPOOL, *PROXY_FILES} if part == "proxy" else {"grafana.db"})
+        | ({*PROXY_FILES} if part == "proxy" else set())
+        | {database + side for side in ("", *SQLITE_SIDE_FILES)}
     )
 
 
@@ -475,7 +482,7 @@ def _place_docker(runtime: Runtime, manifest: Manifest, parts: list[str], stage:
         what = {
             "prometheus": f"rm -rf {inside}/*",
             "proxy": f"rm -rf {inside}/{SPOOL}* {inside}/inspect",
-            "grafana": f"rm -f {inside}/grafana.db",
+            "grafana": f"rm -f {inside}/grafana.db {inside}/grafana.db-*",
         }[part]
         _docker_run_root(docker, part, what)
         src = manifest.directory / part

@@ -174,3 +174,109 @@ def test_a_half_written_last_record_is_cut_from_the_copied_log(tmp_path: Path) -
     assert log.read_bytes().endswith(b'{"a": 1}\n') and log.stat().st_size == 9 * 200_000
     ops_backup._trim_to_last_line(log)  # whole lines: unchanged
     assert log.stat().st_size == 9 * 200_000
+
+
+def test_grafana_database_is_copied_consistently_while_written_and_put_back_in_place(tmp_path: Path) -> None:
+    # Grafana cannot run here; its database is SQLite, which it writes while a backup runs. A writer thread
+    # commits pairs of rows the whole time: the copy must hold whole transactions only (an even count), pass
+    # SQLite's integrity check, and be what a restore puts in Grafana's data dir. (The docker variant —
+    # pause the container, `docker cp`, unpause — needs Grafana's image and is not run here.)
+    import contextlib
+    import sqlite3
+    import threading
+
+    from labctl.runtimes.base import get_runtime
+
+    lab = LabState(dir=tmp_path / "lab", runtime="native", stage="module-4")
+    db = lab.data_dir("grafana") / "grafana.db"
+    db.parent.mkdir(parents=True)
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("CREATE TABLE dashboard_version (id INTEGER PRIMARY KEY, body TEXT)")
+        conn.commit()
+    stop = threading.Event()
+
+    def write() -> None:
+        with contextlib.closing(sqlite3.connect(db, timeout=30)) as conn:
+            while not stop.is_set():
+                with conn:
+                    conn.executemany("INSERT INTO dashboard_version (body) VALUES (?)", [("x" * 500,)] * 2)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        while db.stat().st_size < 200_000:
+            stop.wait(0.01)
+        dest = tmp_path / "backup" / "grafana"
+        part = ops_backup._backup_grafana(get_runtime(lab, load_model(REPO)), dest)
+    finally:
+        stop.set()
+        writer.join()
+    assert part == {"database": "grafana.db"}
+    with contextlib.closing(sqlite3.connect(dest / "grafana.db")) as copy:
+        assert copy.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        copied = copy.execute("SELECT count(*) FROM dashboard_version").fetchone()[0]
+    assert copied > 0 and copied % 2 == 0
+
+    # Restore: the backup's database replaces the current one, with the write-ahead log a killed Grafana
+    # left beside it (SQLite would replay it onto the restored file); a failure puts both back.
+    manifest = ops_backup.Manifest(tmp_path / "backup", {"parts": {"grafana": part}})
+    wal = db.with_name("grafana.db-wal")
+    wal.write_bytes(b"frames of the old database")
+    with ops_backup._swapped_native(lab, manifest, ["grafana"]):
+        assert db.read_bytes() == (dest / "grafana.db").read_bytes() and not wal.exists()
+    assert not list(lab.dir.glob("restore-previous-*"))
+    wal.write_bytes(b"frames of the old database")
+    current = db.read_bytes()
+    (dest / "grafana.db").write_bytes(b"another database")
+    seen = []
+
+    def restore_whose_start_fails() -> None:
+        with ops_backup._swapped_native(lab, manifest, ["grafana"]):
+            seen.append(db.read_bytes())
+            raise RuntimeError("the lab did not start")
+
+    with pytest.raises(RuntimeError):
+        restore_whose_start_fails()
+    assert seen == [b"another database"]
+    assert db.read_bytes() == current and wal.read_bytes() == b"frames of the old database"
+
+
+def test_a_restored_spool_is_not_overridden_by_a_killed_proxy_s_write_ahead_log(tmp_path: Path) -> None:
+    # The proxy's spool is SQLite in WAL mode; a proxy killed with SIGKILL leaves spool.sqlite-wal holding
+    # committed requests. Left beside the restored spool, SQLite would replay it: the old requests would
+    # come back and the backup's would be lost.
+    import contextlib
+    import sqlite3
+
+    def spool(path: Path, body: str, rows: int, keep_wal: bool) -> None:
+        conn = sqlite3.connect(path)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA wal_autocheckpoint=0")
+        conn.execute("CREATE TABLE IF NOT EXISTS requests (id INTEGER PRIMARY KEY, body TEXT)")
+        with conn:
+            conn.executemany("INSERT INTO requests (body) VALUES (?)", [(body,)] * rows)
+        if keep_wal:  # as if killed: the frames stay in the log, never checkpointed into the file
+            shutil.copy(path.with_name(path.name + "-wal"), tmp_path / "kept-wal")
+            conn.close()
+            shutil.copy(tmp_path / "kept-wal", path.with_name(path.name + "-wal"))
+        else:
+            conn.close()
+
+    import shutil
+
+    backup = tmp_path / "backup" / "proxy"
+    backup.mkdir(parents=True)
+    spool(backup / "spool.sqlite", "from the backup", 3, keep_wal=False)
+    lab = LabState(dir=tmp_path / "lab", runtime="native", stage="module-3")
+    live = lab.data_dir("proxy") / "spool.sqlite"
+    live.parent.mkdir(parents=True)
+    spool(live, "written after the backup", 50, keep_wal=True)
+    assert live.with_name("spool.sqlite-wal").stat().st_size > 0
+    manifest = ops_backup.Manifest(tmp_path / "backup", {"parts": {"proxy": {}}})
+    with (
+        ops_backup._swapped_native(lab, manifest, ["proxy"]),
+        contextlib.closing(sqlite3.connect(live)) as conn,
+    ):
+        rows = conn.execute("SELECT body, count(*) FROM requests GROUP BY body").fetchall()
+    assert rows == [("from the backup", 3)]
