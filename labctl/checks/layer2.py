@@ -54,9 +54,100 @@ def check(cx: CheckContext) -> list[CheckResult]:
             CheckResult(2, "collector health", True, [f"{health_url}: {health.body.strip()[:80]}"])
         )
     results.append(_delivery(cx, health.ok))
+    if cx.reached.get("collector") and cx.marker and cx.marker.commits > 1:
+        results.append(_totals(cx))
+    if cx.reached.get("collector") and cx.marker and cx.marker.events:
+        results.append(_events(cx))
     if health.ok:
         results.append(_pipeline(cx))
     return results
+
+
+ACCEPTED_LOGS = r"otelcol_receiver_accepted_log_records(_total)?"
+
+
+def _events(cx: CheckContext) -> CheckResult:
+    """The marker's event (an OTLP log record, like Claude Code's events) reached the Collector."""
+    assert cx.marker is not None
+    sent = cx.marker.events
+    seen: dict[str, Any] = {}
+
+    def settled() -> bool:
+        now = internal_metrics(cx) or []
+        seen["accepted"] = (exposition.total(now, ACCEPTED_LOGS) or 0) - (
+            exposition.total(cx.before.get("collector") or [], ACCEPTED_LOGS) or 0
+        )
+        seen["stats"] = proxy_stats(cx) or {}
+        seen["dropped"] = _dropped(seen["stats"], "logs") - _dropped(cx.before.get("proxy"), "logs")
+        return bool(seen["accepted"] >= sent or seen["dropped"])
+
+    wait_for(settled, timeout=3.0)
+    accepted, dropped = seen.get("accepted", 0), seen.get("dropped", 0)
+    evidence = [f"the marker sent {sent} event; the Collector's receiver accepted +{accepted:g} log records"]
+    if accepted >= sent:
+        return CheckResult(2, "events", True, evidence)
+    upstream = (seen.get("stats") or {}).get("upstream") or {}
+    if dropped:
+        evidence.append(f"the proxy dropped +{dropped} log records the upstream refused for good")
+    if upstream.get("last_error"):
+        evidence.append(f"proxy's last upstream error: {str(upstream['last_error'])[:200]}")
+    return CheckResult(
+        2,
+        "events",
+        False,
+        evidence,
+        cause="the Collector takes metrics but not events: no logs pipeline receives OTLP logs, so "
+        "they are refused (UNIMPLEMENTED / 404) and lost"
+        if dropped
+        else "the marker's event did not reach the Collector's receiver",
+        hint="compare the Collector's service::pipelines with the signals the client sends",
+        playbook="events-missing",
+    )
+
+
+def _dropped(stats: dict[str, Any] | None, signal: str) -> int:
+    value = ((stats or {}).get("counters", {}).get("dropped") or {}).get(signal) or {}
+    return int(sum(value.values()) if isinstance(value, dict) else value)
+
+
+COMMITS = r"claude_code_commit_count(_total)?"
+
+
+def _totals(cx: CheckContext) -> CheckResult:
+    """The marker's commit counter as the exporter totals it: the marker sent its commits as deltas with an
+    interval between them in which that series had no point, like any sparse series of Claude Code's."""
+    assert cx.marker is not None
+    sent, url = cx.marker.commits, cx.url("collector", "prom_exporter", "/metrics")
+    seen: dict[str, float | None] = {}
+
+    def summed() -> bool:
+        reply = http_get(url, timeout=2)
+        samples = exposition.parse(reply.body) if reply.ok else []
+        seen["total"] = exposition.total(samples, COMMITS, lab_marker=cx.marker.value if cx.marker else "")
+        return seen["total"] is not None and seen["total"] >= sent
+
+    wait_for(summed, timeout=3.0)
+    total = seen.get("total")
+    evidence = [
+        (
+            f"the marker sent {sent} commits as {sent} delta points, the last after an interval without "
+            f"one; {url} totals claude_code_commit_count_total at "
+            + ("nothing" if total is None else f"{total:g}")
+        )
+    ]
+    if total is not None and total >= sent:
+        return CheckResult(2, "counter totals", True, evidence)
+    return CheckResult(
+        2,
+        "counter totals",
+        False,
+        evidence,
+        cause="the Collector's exporter undercounts a delta counter: a delta that does not start where "
+        "the series' last point ended replaces the total instead of adding to it (delta temporality "
+        "without delta_to_cumulative)",
+        hint="compare `labctl proxy sessions` with Prometheus; look at the Collector's metrics pipeline",
+        playbook="delta-temporality",
+    )
 
 
 def _delivery(cx: CheckContext, collector_up: bool) -> CheckResult:
@@ -198,6 +289,24 @@ def _delivery(cx: CheckContext, collector_up: bool) -> CheckResult:
                 "(/api/stats → upstream.next_attempt_in_s)",
                 playbook="upstream-unreachable",
             )
+        sent = _exporter_sent(cx)
+        if cx.marker and sent >= cx.marker.points:
+            # Accepted and handed to the exporter, yet not on its page: the exporter let it go.
+            return CheckResult(
+                2,
+                name,
+                False,
+                [
+                    *evidence,
+                    f"the Collector's prometheus exporter took +{sent:g} points (internal metrics)",
+                    *probe.evidence[1:],
+                ],
+                cause="the Collector's prometheus exporter took the marker's points but its /metrics "
+                "page shows none of them: it forgets series before anyone scrapes them "
+                "(metric_expiration)",
+                hint="watch the exporter's /metrics right after an export; read its metric_expiration",
+                playbook="series-expiring",
+            )
         return CheckResult(
             2,
             name,
@@ -220,6 +329,15 @@ def _delivery(cx: CheckContext, collector_up: bool) -> CheckResult:
             "upstream-slow": "find what delays the hop",
         }.get(probe.playbook, "check the proxy's upstream address and the path to the Collector"),
         playbook=probe.playbook,
+    )
+
+
+def _exporter_sent(cx: CheckContext) -> float:
+    """Metric points the prometheus exporter took since the check began."""
+    now = internal_metrics(cx) or []
+    before = cx.before.get("collector") or []
+    return (exposition.total(now, SENT, exporter="prometheus") or 0) - (
+        exposition.total(before, SENT, exporter="prometheus") or 0
     )
 
 

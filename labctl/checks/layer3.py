@@ -211,6 +211,11 @@ def _targets(cx: CheckContext) -> CheckResult:
         how = "connection refused: nothing listens there" + (
             " (is the scrape relay running? `labctl status`)" if relayed else ""
         )
+    elif "404" in err:
+        how = (
+            f"it answers 404 Not Found: nothing is served at {_path(first['scrapeUrl'])} "
+            "(is the scrape path right?)"
+        )
     elif relayed and "502" in err:
         how = f"the scrape relay cannot reach {first['labels'].get('instance')} (HTTP 502 Bad Gateway)"
     else:
@@ -233,6 +238,12 @@ def _targets(cx: CheckContext) -> CheckResult:
         playbook=playbook,
         notes=down_jobs,
     )
+
+
+def _path(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).path or "/"
 
 
 def _timed_out(error: str) -> bool:
@@ -390,6 +401,24 @@ def _rules_and_alerts(cx: CheckContext) -> CheckResult:
         evidence.append("pending: " + ", ".join(sorted({a["labels"]["alertname"] for a in pending})))
     if not firing:
         evidence.append("no alerts firing")
+    info = http_get(cx.url("prometheus", "web", "/api/v1/status/runtimeinfo"), timeout=2)
+    runtime = info.json().get("data", {}) if info.ok else {}
+    if runtime.get("reloadConfigSuccess") is False:
+        evidence.append(
+            f"/api/v1/status/runtimeinfo: reloadConfigSuccess false (configuration in effect since "
+            f"{runtime.get('lastConfigTime', '?')})"
+        )
+        evidence += [f"log: {x}" for x in _reload_errors(cx)]
+        return CheckResult(
+            3,
+            name,
+            False,
+            evidence,
+            cause="Prometheus' last configuration reload failed: it still runs the rules and scrape "
+            "configuration it loaded before, not what is in the files now",
+            hint="`labctl logs prometheus` names the file and line; promtool check rules / config",
+            playbook="alert-rules-missing",
+        )
     if not pipeline or broken:
         return CheckResult(
             3,
@@ -416,6 +445,17 @@ def _rules_and_alerts(cx: CheckContext) -> CheckResult:
         hint="see `labctl check`'s note on when they resolve" if mine else None,
         playbook="pipeline-alert-firing" if mine else None,
     )
+
+
+def _reload_errors(cx: CheckContext) -> list[str]:
+    """Prometheus' own words on why the reload failed (its log, natively; Docker: `labctl logs`)."""
+    from labctl.runtimes.process import tail
+
+    text = tail(cx.lab.log_path("prometheus"), 60)
+    errors = [x for x in text.splitlines() if "level=error" in x.lower()]
+    # The line that names the file and the line number comes first in a failed reload's batch.
+    specific = [x for x in errors[-3:] if "rule" in x.lower() or "parse" in x.lower()] or errors[-1:]
+    return [x[x.find("msg=") :][:320] if "msg=" in x else x[-320:] for x in specific[:1]]
 
 
 def _iso(ts: float) -> str:

@@ -13,13 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import requests
+import yaml
 from prometheus_api_client import PrometheusApiClientException
 
 from labctl.checks import nodata
-from labctl.checks.context import CheckContext, wait_for
+from labctl.checks.context import CheckContext, service_env, wait_for
 from labctl.checks.layer3 import query
 from labctl.checks.probe import http_get
 from labctl.checks.result import CheckResult
+from labctl.model import DOCKER_REPO, LabModel
+from labctl.state import LabState
 
 # Grafana's built-in variables, with the values Grafana would pick for a 5s-scrape datasource.
 # Grafana's builtins as Grafana fills them for the default 1 h dashboard range: $__rate_interval is
@@ -67,9 +70,83 @@ def dashboard_files(cx: CheckContext) -> list[Path]:
 
 
 def check(cx: CheckContext, grafana_running: bool) -> list[CheckResult]:
-    if grafana_running:
-        return _grafana(cx)
-    return _promql_direct(cx)
+    found = _grafana(cx) if grafana_running else _promql_direct(cx)
+    return [*found[:1], _references(cx), *found[1:]]
+
+
+# Datasource uids Grafana itself provides (annotations, mixed panels), never provisioned.
+_BUILTIN_UIDS = {"grafana", "-- Grafana --", "-- Mixed --", "-- Dashboard --"}
+
+
+def _host_path(model: LabModel, value: str) -> Path:
+    """A path from Grafana's env as this host sees it (the Docker runtime's are inside the container)."""
+    if value == DOCKER_REPO or value.startswith(DOCKER_REPO + "/"):
+        return model.root / value[len(DOCKER_REPO) :].lstrip("/")
+    return Path(value)
+
+
+def provisioned_uids(provisioning: Path) -> set[str]:
+    uids: set[str] = set()
+    for path in sorted((provisioning / "datasources").glob("*.y*ml")):
+        for ds in (yaml.safe_load(path.read_text()) or {}).get("datasources") or []:
+            if ds.get("uid"):
+                uids.add(str(ds["uid"]))
+    return uids
+
+
+def _refs(node: Any, where: str) -> list[tuple[str, str]]:
+    """(panel title, datasource uid) for every datasource reference in a dashboard."""
+    out: list[tuple[str, str]] = []
+    if isinstance(node, dict):
+        title = str(node.get("title", where))
+        ds = node.get("datasource")
+        if isinstance(ds, dict) and ds.get("uid") and not str(ds["uid"]).startswith("$"):
+            out.append((title, str(ds["uid"])))
+        for value in node.values():
+            out += _refs(value, title)
+    elif isinstance(node, list):
+        for value in node:
+            out += _refs(value, where)
+    return out
+
+
+def foreign_references(lab: LabState, model: LabModel) -> list[str]:
+    """'<dashboard> · <panel>: uid <x>' for each reference to a datasource Grafana is not provisioned
+    with: those panels show "datasource not found" while the data is there."""
+    env = service_env(lab, model, "grafana")
+    provisioning = _host_path(
+        model, env.get("GF_PATHS_PROVISIONING", f"{DOCKER_REPO}/dashboards/provisioning")
+    )
+    folder = _host_path(model, env.get("LAB_DASHBOARDS_DIR", f"{DOCKER_REPO}/dashboards"))
+    known = provisioned_uids(provisioning) | _BUILTIN_UIDS
+    out = []
+    for path in sorted(folder.glob("*.json")):
+        for panel, uid in _refs(json.loads(path.read_text()), path.stem):
+            if uid not in known:
+                out.append(f"{path.stem} · {panel}: uid {uid}")
+    return list(dict.fromkeys(out))
+
+
+def _references(cx: CheckContext) -> CheckResult:
+    env = service_env(cx.lab, cx.model, "grafana")
+    folder = _host_path(cx.model, env.get("LAB_DASHBOARDS_DIR", f"{DOCKER_REPO}/dashboards"))
+    foreign = foreign_references(cx.lab, cx.model)
+    count = len(list(folder.glob("*.json")))
+    evidence = [f"{count} dashboards provisioned from {folder}"]
+    if not foreign:
+        return CheckResult(
+            4, "datasource references", True, [*evidence, "every panel names a provisioned datasource"]
+        )
+    return CheckResult(
+        4,
+        "datasource references",
+        False,
+        [*evidence, *foreign[:4], *([f"... and {len(foreign) - 4} more"] if len(foreign) > 4 else [])],
+        cause="panels refer to a datasource uid that no provisioned datasource has: Grafana shows "
+        "'datasource not found' there although Prometheus has the data",
+        hint="compare the dashboard JSON's datasource uid with dashboards/provisioning/datasources/",
+        playbook="hardcoded-datasource-uid",
+    )
 
 
 def _promql_direct(cx: CheckContext) -> list[CheckResult]:

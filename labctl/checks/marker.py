@@ -58,6 +58,7 @@ class Marker:
     session_id: str
     points: int = 0
     events: int = 0
+    commits: int = 0  # claude_code.commit.count sent for this marker (the sparse probe adds one)
     sent_ok: bool = False
     error: str | None = None
     endpoint: str = ""
@@ -75,8 +76,13 @@ def send_marker(
     headers: dict[str, str] | None = None,
     repeat: int = 1,
     events: bool = True,
+    sparse: bool = False,
 ) -> Marker:
-    """Export one session's counters to `endpoint` (OTLP gRPC, e.g. http://127.0.0.1:4317) `repeat` times."""
+    """Export one session's counters to `endpoint` (OTLP gRPC, e.g. http://127.0.0.1:4317) `repeat` times.
+
+    sparse: then one more commit after an interval in which that series had no point, as an SDK reports
+    a series that skips intervals: its delta starts at the skipped collection, not at its own last point,
+    and only a pipeline that sums such deltas (delta_to_cumulative) shows every commit."""
     session = str(uuid.uuid4())
     result = Marker(value=marker, session_id=session, endpoint=endpoint)
     resource = Resource.create(
@@ -120,6 +126,17 @@ def send_marker(
                 seen = "; ".join(captured.messages[-2:])
                 result.error = f"export to {endpoint} returned {outcome.name}" + (f": {seen}" if seen else "")
                 return result
+            result.commits += 1
+        if sparse:
+            reader.get_metrics_data()  # an interval without a commit: the next delta starts here
+            counters["claude_code.commit.count"].add(1, common)
+            result.points += 1
+            data = reader.get_metrics_data()
+            sparse_outcome = exporter.export(data, timeout_millis=timeout_s * 1000) if data else None
+            if sparse_outcome is None or sparse_outcome.name != "SUCCESS":
+                result.error = f"the second commit's export to {endpoint} failed"
+                return result
+            result.commits += 1
         if events:
             error = _send_event(
                 endpoint, resource, {**common, "event.name": "api_request"}, timeout_s, headers

@@ -18,6 +18,9 @@ PLAYBOOKS: dict[str, str] = {
     "collector-down": "The Collector process is not running or its health endpoint fails",
     "collector-refusing": "The Collector's receiver refuses data (memory limiter, bad data)",
     "collector-export-failing": "The Collector accepts data but its exporter fails or queues",
+    "delta-temporality": "Totals are too low: delta counters are not made cumulative before the exporter",
+    "series-expiring": "Series vanish from the Collector's exporter (metric_expiration) before they are read",
+    "events-missing": "Metrics arrive but events do not: no logs pipeline takes them",
     "scrape-target-down": "Prometheus cannot scrape a target (partition, wrong address, process down)",
     "prometheus-down": "Prometheus does not answer: storage is down",
     "series-missing": "Prometheus is up and scraping but the marker's series is not there",
@@ -25,6 +28,7 @@ PLAYBOOKS: dict[str, str] = {
     "pipeline-alert-firing": "A pipeline-health alert is firing: read which one and follow its hop",
     "grafana-down": "Grafana does not answer",
     "grafana-datasource": "Grafana's Prometheus datasource is broken or unreachable",
+    "hardcoded-datasource-uid": "Panels name a datasource uid Grafana is not provisioned with",
     "dashboard-no-data": "A dashboard panel's query returns no data",
 }
 

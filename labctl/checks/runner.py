@@ -35,7 +35,9 @@ def run_checks(
         progress("sending a marker to the proxy (OTLP gRPC, like Claude Code)")
         token = auth_token(lab)  # `up --auth`: the marker presents the lab's token like any client
         headers = {"authorization": f"Bearer {token}"} if token else None
-        cx.marker = send_marker(lab.url("proxy", "otlp_grpc"), new_marker(), timeout_s=3, headers=headers)
+        cx.marker = send_marker(
+            lab.url("proxy", "otlp_grpc"), new_marker(), timeout_s=3, headers=headers, sparse=True
+        )
     results: list[CheckResult] = []
     # Later layers need to know how far the marker got, so earlier layers always run; only the
     # requested ones are reported.

@@ -117,7 +117,10 @@ class FaultContext:
         line: `--config .../faults/auth.yaml` would be the answer)."""
         import hashlib
 
-        text = path.read_text()
+        import yaml
+
+        # Data only: the overlay's comments explain the trap (and name it), the copy must not.
+        text = yaml.safe_dump(yaml.safe_load(path.read_text()), sort_keys=False)
         folder = self.lab.dir / "config"
         folder.mkdir(parents=True, exist_ok=True)
         copy = folder / f"{service}-{hashlib.sha256(text.encode()).hexdigest()[:8]}.yaml"
@@ -155,6 +158,7 @@ class Fault:
     alert: Callable[[dict[str, Any]], str | None] = field(default=lambda opts: None)
     playbook: str | None = None
     touches: Callable[[dict[str, Any]], set[str]] = field(default=lambda opts: set())  # conflict keys
+    runtimes: tuple[str, ...] = ("native", "docker")  # where it can be applied (random draws respect it)
 
     def option(self, name: str) -> Option:
         for opt in self.options:

@@ -33,6 +33,12 @@ CAUSES: dict[str, str] = {
     "credentials": "a receiver rejects the sender's credentials",
     "contract": "the data no longer satisfies the contract it is checked against",
     "resource-limit": "a service refuses work because of its own resource limit (memory, queue)",
+    "temporality": "delta counters are not made cumulative: totals come out too low",
+    "series-expiry": "a service forgets idle series before they are read",
+    "missing-pipeline": "a signal has no pipeline that receives it: its data is refused and lost",
+    "scrape-config": "Prometheus scrapes the wrong address or path",
+    "rule-file": "a rule file does not load: Prometheus keeps running on its old configuration",
+    "datasource": "a dashboard refers to a datasource that does not exist",
 }
 HOPS = ("client-proxy", "proxy-collector", "collector-prometheus", "prometheus-grafana", "none")
 POINTS = {"layer": 1, "hop": 1, "cause": 2}
@@ -47,6 +53,7 @@ CANDIDATES: dict[int, list[str]] = {
     ],
     2: [
         "the Collector is not running",
+        "the Collector's pipeline configuration does not fit the data it gets",
         "the proxy→Collector hop is cut (connections hang, or are refused)",
         "the proxy→Collector hop is slow",
         "the proxy's upstream endpoint is wrong (host, port or URL)",
@@ -58,12 +65,15 @@ CANDIDATES: dict[int, list[str]] = {
         "Prometheus is not running",
         "the Collector→Prometheus scrape hop is cut (scrapes hang, or are refused)",
         "the scrape hop is slow",
+        "Prometheus' scrape configuration (address, path) is wrong",
+        "Prometheus could not load its latest configuration or rules",
         "the Collector is not running, so there is nothing to scrape",
         "an earlier layer fails, so there is nothing to store",
     ],
     4: [
         "Grafana is not running",
         "the Prometheus→Grafana query hop is cut or slow",
+        "the dashboards' datasource references do not match the provisioned datasource",
         "an earlier layer fails, so there is nothing to show",
     ],
 }
@@ -164,6 +174,9 @@ def answer(name: str, options: dict[str, Any]) -> Answer:
                 "the Collector's log: data refused due to high memory usage; CollectorReceiverRefusing fires",
             ),
         )
+    trap = _TRAPS.get(name)
+    if trap is not None:
+        return trap
     if name == "storage-down":
         return Answer(
             3,
@@ -190,6 +203,80 @@ def answer(name: str, options: dict[str, Any]) -> Answer:
             ),
         )
     raise LabError(f"no answer is known for fault {name!r}", "blind challenges use the faults of the pool")
+
+
+# The configuration traps: one variant each, so one answer each.
+_TRAPS: dict[str, Answer] = {
+    "delta-temporality": Answer(
+        2,
+        "none",
+        "temporality",
+        "the Collector's metrics pipeline lost delta_to_cumulative: the prometheus exporter replaces a "
+        "total with any delta that does not start where the series' last point ended",
+        (
+            "every service healthy, nothing refused or dropped",
+            "check's counter totals row: 2 commits sent, 1 on the exporter",
+            "`labctl proxy sessions` totals are higher than Prometheus'",
+        ),
+    ),
+    "series-expiry": Answer(
+        2,
+        "none",
+        "series-expiry",
+        "the Collector's prometheus exporter got a metric_expiration so short that every series is gone "
+        "before Prometheus scrapes it",
+        (
+            "the Collector accepts the points and its exporter 'sends' them (internal metrics)",
+            "its /metrics page never shows them; Prometheus stores nothing new",
+        ),
+    ),
+    "no-logs-pipeline": Answer(
+        2,
+        "none",
+        "missing-pipeline",
+        "the Collector's logs pipeline was removed: its OTLP receiver no longer takes log records, so "
+        "Claude Code's events are refused (UNIMPLEMENTED) and the proxy drops them",
+        (
+            "metrics arrive, events do not (check's events row)",
+            "the proxy's last error: UNIMPLEMENTED ... LogsService; its dropped counter for logs",
+        ),
+    ),
+    "scrape-path": Answer(
+        3,
+        "collector-prometheus",
+        "scrape-config",
+        "Prometheus' target for the Collector's exporter was given a wrong path: every scrape gets 404",
+        (
+            "the Collector is healthy and its /metrics has the marker",
+            "the target's scrape URL (Prometheus' targets page) ends in another path; its error is 404",
+        ),
+    ),
+    "broken-rules": Answer(
+        3,
+        "none",
+        "rule-file",
+        "a rule file was broken and Prometheus reloaded: the reload failed, so it still runs the old "
+        "rules and any change to them (or to prometheus.yml) is not in effect",
+        (
+            "/api/v1/status/runtimeinfo: reloadConfigSuccess false",
+            "prometheus_config_last_reload_successful 0; Prometheus' log: error loading rules",
+        ),
+    ),
+    "datasource-uid": Answer(
+        4,
+        "prometheus-grafana",
+        "datasource",
+        "a provisioned dashboard's panels refer to a datasource uid that no provisioned datasource has "
+        "(a dashboard exported from another Grafana)",
+        (
+            "Prometheus has the data, the panels' queries return it",
+            "the dashboard's datasource uid differs from the provisioned datasource's",
+        ),
+    ),
+}
+
+
+TRAPS = frozenset(_TRAPS)
 
 
 # --- the pool: every fault variant a random challenge can draw ------------------------------------
@@ -224,6 +311,8 @@ def draw(
         if hop == "collector-prometheus" and "prometheus" not in running:
             return False
         if hop == "prometheus-grafana" and not grafana_up:
+            return False
+        if runtime not in FAULTS[name].runtimes:
             return False
         return not (name == "latency" and runtime == "docker")
 

@@ -1,6 +1,9 @@
 """Faults inside the Collector, through a configuration overlay (collector-configs/faults/*.yaml).
 
-  memory-pressure  memory_limiter far below the Collector's own heap: every export is refused
+  memory-pressure    memory_limiter far below the Collector's own heap: every export is refused
+  delta-temporality  no delta_to_cumulative: a delta series that skips an interval is undercounted
+  series-expiry      the prometheus exporter forgets series before Prometheus scrapes them
+  no-logs-pipeline   no logs pipeline: the OTLP receiver does not take events, the proxy drops them
 
 The overlay goes in through the runtime's overrides (extra config files, a restart), like `auth`, so it
 works the same in both runtimes. Proven from outside: a one-point export to the Collector is refused.
@@ -8,10 +11,14 @@ works the same in both runtimes. Proven from outside: a one-point export to the 
 
 from __future__ import annotations
 
+import secrets
 import time
+from pathlib import Path
 from typing import Any
 
 import grpc
+import requests
+import yaml
 
 from labctl.errors import LabError
 from labctl.faults.base import FaultContext, wait_until
@@ -80,3 +87,156 @@ def heal_overlay(ctx: FaultContext, rec: dict[str, Any]) -> None:
             f"the Collector still refuses data after healing ({code[0]})",
             f"see {ctx.lab.log_path('collector')}",
         )
+
+
+# --- the classic configuration traps --------------------------------------------------------------
+
+
+def _apply_overlay(ctx: FaultContext, configs: list[Path]) -> dict[str, Any]:
+    if not ctx.runtime.is_running("collector"):
+        raise LabError("the Collector is not running: nothing to reconfigure", "`labctl status`")
+    undo = ctx.add_overrides("collector", configs=configs)
+    return {"service": "collector", "undo": undo}
+
+
+def apply_delta(ctx: FaultContext, opts: dict[str, Any]) -> dict[str, Any]:
+    return _apply_overlay(ctx, [_overlay(ctx, "delta-temporality")])
+
+
+def apply_expiry(ctx: FaultContext, opts: dict[str, Any]) -> dict[str, Any]:
+    return _apply_overlay(ctx, [_overlay(ctx, "series-expiry")])
+
+
+def apply_no_logs(ctx: FaultContext, opts: dict[str, Any]) -> dict[str, Any]:
+    """The Collector's own pipelines without `logs`. A later config file cannot take a key away, only
+    replace it: the first file empties `service::pipelines`, the second puts back every pipeline of
+    base.yaml but logs (read from base.yaml, so the two never drift apart)."""
+    base = yaml.safe_load((ctx.model.root / "collector-configs" / "base.yaml").read_text())
+    pipelines = {k: v for k, v in base["service"]["pipelines"].items() if not k.startswith("logs")}
+
+    def write(folder: Path) -> dict[str, Any]:
+        first, second = folder / "1-clear.yaml", folder / "2-pipelines.yaml"
+        first.write_text(yaml.safe_dump({"service": {"pipelines": None}}))
+        second.write_text(yaml.safe_dump({"service": {"pipelines": pipelines}}, sort_keys=False))
+        return _apply_overlay(ctx, [first, second])
+
+    if ctx.quiet:  # hidden: only the neutral copies add_overrides makes may stay behind
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as scratch:
+            return write(Path(scratch))
+    return write(ctx.fault_dir("no-logs-pipeline"))
+
+
+def _probe_id() -> str:
+    return secrets.token_hex(4)
+
+
+def _export(target: str, request: Any, timeout: float = 3.0) -> tuple[grpc.StatusCode, str]:
+    from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
+    from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc
+
+    with grpc.insecure_channel(target) as channel:
+        try:
+            if isinstance(request, logs_service_pb2.ExportLogsServiceRequest):
+                logs_service_pb2_grpc.LogsServiceStub(channel).Export(request, timeout=timeout)
+            else:
+                metrics_service_pb2_grpc.MetricsServiceStub(channel).Export(request, timeout=timeout)
+        except grpc.RpcError as exc:
+            return exc.code(), exc.details() or ""
+    return grpc.StatusCode.OK, ""
+
+
+def _delta_request(probe: str, value: int, start_ns: int, time_ns: int) -> Any:
+    """One point of the monotonic DELTA sum `lab_probe_delta` for the stream probe=<probe>."""
+    from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
+    from opentelemetry.proto.metrics.v1 import metrics_pb2
+
+    request = metrics_service_pb2.ExportMetricsServiceRequest()
+    metric = request.resource_metrics.add().scope_metrics.add().metrics.add()
+    metric.name = "lab_probe_delta"
+    metric.sum.aggregation_temporality = metrics_pb2.AGGREGATION_TEMPORALITY_DELTA
+    metric.sum.is_monotonic = True
+    point = metric.sum.data_points.add()
+    point.as_int, point.start_time_unix_nano, point.time_unix_nano = value, start_ns, time_ns
+    attr = point.attributes.add()
+    attr.key, attr.value.string_value = "probe", probe
+    return request
+
+
+def exporter_value(ctx: FaultContext, metric: str, probe: str) -> float | None:
+    """The value of `metric{probe="<probe>"}` on the Collector's prometheus exporter, None when absent."""
+    from labctl.checks import exposition
+
+    reply = requests.get(ctx.lab.url("collector", "prom_exporter") + "/metrics", timeout=2)
+    return exposition.total(exposition.parse(reply.text), metric, probe=probe)
+
+
+def sparse_delta_total(ctx: FaultContext, probe: str) -> tuple[float | None, int]:
+    """Two delta points of one stream with a gap between them (the second starts after the first ended,
+    as an SDK reports a series that skipped an interval): returns (the exporter's total, the true sum)."""
+    target = ctx.lab.addr("collector", "otlp_grpc")
+    now = time.time_ns()
+    second = 1_000_000_000
+    for value, start, end in ((5, now - 40 * second, now - 30 * second), (3, now - 20 * second, now)):
+        code, details = _export(target, _delta_request(probe, value, start, end))
+        if code != grpc.StatusCode.OK:
+            raise LabError(f"the Collector at {target} refused a probe export ({code.name}: {details})")
+    seen: dict[str, float | None] = {}
+
+    def settled() -> bool:
+        seen["v"] = exporter_value(ctx, "lab_probe_delta_total", probe)
+        return seen["v"] is not None and seen["v"] in (3, 8)
+
+    wait_until("probe exported", settled, timeout=6, interval=0.3)
+    return seen.get("v"), 8
+
+
+def verify_delta(ctx: FaultContext, rec: dict[str, Any]) -> list[str]:
+    total, _ = sparse_delta_total(ctx, _probe_id())
+    if total != 3:
+        raise LabError(
+            f"the Collector still sums sparse delta points (exporter shows {total}, sent 5 + 3)",
+            f"see {ctx.lab.log_path('collector')}",
+        )
+    return [f"two delta points 5 and 3 of one stream, a gap between them: the exporter shows {total:g}"]
+
+
+def verify_expiry(ctx: FaultContext, rec: dict[str, Any]) -> list[str]:
+    from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
+
+    probe = _probe_id()
+    request = metrics_service_pb2.ExportMetricsServiceRequest()
+    metric = request.resource_metrics.add().scope_metrics.add().metrics.add()
+    metric.name = "lab_probe"
+    point = metric.gauge.data_points.add()
+    point.as_int, point.time_unix_nano = 1, time.time_ns()
+    attr = point.attributes.add()
+    attr.key, attr.value.string_value = "probe", probe
+    target = ctx.lab.addr("collector", "otlp_grpc")
+    code, details = _export(target, request)
+    if code != grpc.StatusCode.OK:
+        raise LabError(f"the Collector at {target} refused a probe export ({code.name}: {details})")
+    # The batch processor holds points for up to 1 s; a healthy exporter then keeps them for hours.
+    if wait_until("probe shown", lambda: exporter_value(ctx, "lab_probe", probe) is not None, timeout=3):
+        raise LabError("the Collector's exporter still shows a fresh series", "see its /metrics")
+    return [f"Collector {target}: a one-point export is accepted, its /metrics never shows it (3 s)"]
+
+
+def verify_no_logs(ctx: FaultContext, rec: dict[str, Any]) -> list[str]:
+    from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+
+    request = logs_service_pb2.ExportLogsServiceRequest()
+    request.resource_logs.add().scope_logs.add().log_records.add().body.string_value = "lab probe"
+    target = ctx.lab.addr("collector", "otlp_grpc")
+    code, details = _export(target, request)
+    if code == grpc.StatusCode.OK:
+        raise LabError("the Collector still takes log records", f"see {ctx.lab.log_path('collector')}")
+    return [f"Collector {target}: a one-record logs export → {code.name}: {details[:100]}"]
+
+
+def heal_no_logs(ctx: FaultContext, rec: dict[str, Any]) -> None:
+    import shutil
+
+    heal_overlay(ctx, rec)
+    shutil.rmtree(ctx.lab.dir / "faults" / "no-logs-pipeline", ignore_errors=True)

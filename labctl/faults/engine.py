@@ -101,6 +101,11 @@ def break_fault(
             f"{name} needs {', '.join(missing)}, which {ctx.lab.stage} does not run",
             "start a later module, e.g. `labctl up module-3`",
         )
+    if ctx.lab.runtime not in fault.runtimes:
+        raise LabError(
+            f"{name} cannot be applied on the {ctx.lab.runtime} runtime",
+            f"it runs on: {', '.join(fault.runtimes)}",
+        )
     started = time.monotonic()
     ctx.quiet = hidden  # a hidden fault's changes leave no trace in the services' own logs
     record = fault.apply(ctx, opts)

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from labctl.faults import auth, collector_faults, contract_faults, endpoint, network, process_faults
+from labctl.faults import (
+    auth,
+    collector_faults,
+    contract_faults,
+    endpoint,
+    grafana_faults,
+    network,
+    process_faults,
+    prometheus_faults,
+)
 from labctl.faults.base import Fault
 
 FAULTS: dict[str, Fault] = {
@@ -90,6 +99,39 @@ FAULTS: dict[str, Fault] = {
             touches=lambda opts: {"collector-config"},
         ),
         Fault(
+            name="delta-temporality",
+            summary="the Collector no longer turns delta counters cumulative: sparse series undercount",
+            layer=2,
+            needs=("proxy", "collector"),
+            apply=collector_faults.apply_delta,
+            verify=collector_faults.verify_delta,
+            heal=collector_faults.heal_overlay,
+            playbook="delta-temporality",
+            touches=lambda opts: {"collector-config"},
+        ),
+        Fault(
+            name="series-expiry",
+            summary="the Collector's exporter forgets series before Prometheus scrapes them",
+            layer=2,
+            needs=("proxy", "collector"),
+            apply=collector_faults.apply_expiry,
+            verify=collector_faults.verify_expiry,
+            heal=collector_faults.heal_overlay,
+            playbook="series-expiring",
+            touches=lambda opts: {"collector-config"},
+        ),
+        Fault(
+            name="no-logs-pipeline",
+            summary="the Collector has no logs pipeline: Claude Code's events are refused and lost",
+            layer=2,
+            needs=("proxy", "collector"),
+            apply=collector_faults.apply_no_logs,
+            verify=collector_faults.verify_no_logs,
+            heal=collector_faults.heal_no_logs,
+            playbook="events-missing",
+            touches=lambda opts: {"collector-config"},
+        ),
+        Fault(
             name="storage-down",
             summary="Prometheus is stopped: nothing is stored or queried",
             layer=3,
@@ -99,6 +141,42 @@ FAULTS: dict[str, Fault] = {
             heal=process_faults.heal_start,
             playbook="prometheus-down",
             touches=lambda opts: {"prometheus-process"},
+        ),
+        Fault(
+            name="scrape-path",
+            summary="Prometheus scrapes the Collector's exporter at a wrong path (404)",
+            layer=3,
+            needs=("collector", "prometheus"),
+            apply=prometheus_faults.apply_scrape_path,
+            verify=prometheus_faults.verify_scrape_path,
+            heal=prometheus_faults.heal_scrape_path,
+            alert=lambda o: "LabScrapeTargetDown",
+            playbook="scrape-target-down",
+            touches=lambda opts: {"prometheus-targets"},
+        ),
+        Fault(
+            name="broken-rules",
+            summary="a rule file breaks and Prometheus reloads: the reload fails, the old rules stay",
+            layer=3,
+            needs=("prometheus",),
+            apply=prometheus_faults.apply_broken_rules,
+            verify=prometheus_faults.verify_broken_rules,
+            heal=prometheus_faults.heal_broken_rules,
+            playbook="alert-rules-missing",
+            touches=lambda opts: {"prometheus-rules"},
+            runtimes=("native",),
+        ),
+        Fault(
+            name="datasource-uid",
+            summary="a dashboard's panels name a datasource uid Grafana is not provisioned with",
+            layer=4,
+            needs=("prometheus", "grafana"),
+            apply=grafana_faults.apply,
+            verify=grafana_faults.verify,
+            heal=grafana_faults.heal,
+            playbook="hardcoded-datasource-uid",
+            touches=lambda opts: {"grafana-dashboards"},
+            runtimes=("native",),
         ),
         Fault(
             name="contract",

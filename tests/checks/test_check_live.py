@@ -24,7 +24,7 @@ def test_check_follows_the_marker_through_every_layer(native_lab, tmp_path: Path
     # Layer 1: received and judged by the contract.
     assert any("verdict ok" in e for e in by_name[(1, "contract verdict")]["evidence"])
     # Layer 2: the Collector's own counters moved.
-    assert any("receiver accepted +13" in e for e in by_name[(2, "collector pipeline")]["evidence"])
+    assert any("receiver accepted +14" in e for e in by_name[(2, "collector pipeline")]["evidence"])
     # Layer 3: the marker's series are in Prometheus; the pipeline rules are loaded.
     assert any(f"lab_marker={marker}" in e for e in by_name[(3, "marker stored")]["evidence"])
     assert any(

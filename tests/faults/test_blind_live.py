@@ -96,6 +96,7 @@ def _variants() -> list[tuple[str, dict[str, Any]]]:
         for n, o in blind.variants()
         if set(FAULTS[n].needs) <= {"proxy", "collector"}
         and o.get("hop", "proxy-collector") == "proxy-collector"
+        and n not in blind.TRAPS  # the configuration traps: tests/faults/test_traps_live.py
     ]
 
 

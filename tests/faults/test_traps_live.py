@@ -1,0 +1,111 @@
+"""The configuration traps as hidden faults, against one real native module-4 lab (Grafana cannot run
+here: its trap is proven on the provisioned files and layer 4's check against Prometheus).
+
+For each trap: `labctl break --hidden NAME`; `check --json` fails first at the trap's layer with the
+evidence that tells it apart; nothing a student can see names it or its mechanism (check, status,
+faults, the services' logs, the lab's file names, its processes' command lines); a right diagnosis
+scores 4/4 at `reveal`, which heals it back to the lab's exact previous overrides. A green check at
+the end proves every trap healed.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from labctl.faults import blind
+from labctl.state import LabState
+from tests.conftest import run_labctl, started_lab
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+# trap -> (words that would give it away, evidence a failing row of its layer must show)
+TRAPS = {
+    "delta-temporality": (["delta_to_cumulative", "temporality"], "claude_code_commit_count_total at 1"),
+    "series-expiry": (["metric_expiration", "expiry"], "exporter took +"),
+    "no-logs-pipeline": (["logs pipeline", "no-logs"], "UNIMPLEMENTED"),
+    "scrape-path": (["scrape-path", "scrape path"], "404 Not Found"),
+    "broken-rules": (["broken-rules", "rules-copy"], "reloadConfigSuccess false"),
+    "datasource-uid": (["datasource-uid", "foreign"], "uid P1809F7CD0C75ACF3"),
+}
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    state_dir = tmp_path_factory.mktemp("traps") / "lab"
+    with started_lab("module-4", state_dir):
+        try:
+            yield state_dir
+            code, report = _check(state_dir)
+            assert code == 0, json.dumps(report, indent=1)
+        finally:
+            run_labctl("heal", "--all", state_dir=state_dir, check=False, timeout=120)
+
+
+def _check(lab: Path) -> tuple[int, dict]:  # type: ignore[type-arg]
+    res = run_labctl("check", "--json", state_dir=lab, check=False, timeout=120)
+    assert res.stdout.strip(), res.stderr
+    return res.returncode, json.loads(res.stdout)
+
+
+def _visible(lab: Path) -> dict[str, str]:
+    """What a student can look at besides check: labctl's views, the logs, file names, command lines."""
+
+    def cli(*args: str) -> str:
+        res = run_labctl(*args, state_dir=lab, check=False, timeout=120)
+        return res.stdout + res.stderr
+
+    views = {
+        "status": ("status", "--json"),
+        "faults": ("faults", "--json"),
+        "logs collector": ("logs", "collector", "-n", "300"),
+        "logs prometheus": ("logs", "prometheus", "-n", "300"),
+        "logs proxy": ("logs", "proxy", "-n", "300"),
+    }
+    with ThreadPoolExecutor(len(views)) as pool:  # each is a CLI start: side by side, not in a row
+        out = dict(zip(views, pool.map(lambda args: cli(*args), views.values()), strict=True))
+    out["file names"] = "\n".join(str(p.relative_to(lab)) for p in lab.rglob("*"))
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
+    out["command lines"] = "\n".join(line for line in ps.splitlines() if str(lab) in line)
+    return out
+
+
+@pytest.mark.parametrize("name", list(TRAPS))
+def test_trap_hidden_found_and_graded(lab: Path, name: str) -> None:
+    words, evidence = TRAPS[name]
+    before = LabState.load(lab).overrides
+    try:
+        broke = run_labctl("break", name, "--hidden", state_dir=lab, timeout=120)
+        assert name not in broke.stdout + broke.stderr
+
+        code, report = _check(lab)
+        truth = blind.answer(name, {})
+        assert report["blind"] is True and report["first_failing_layer"] == truth.layer, report
+        assert code == 10 + truth.layer
+        failing = [r for r in report["results"] if r["verdict"] == "FAIL" and r["layer"] == truth.layer]
+        assert any(evidence in e for r in failing for e in r["evidence"]), json.dumps(failing, indent=1)
+        assert all(r["cause"].startswith("one of: ") for r in failing), failing
+
+        seen = {"check --json": json.dumps(report), **_visible(lab)}
+        for where, text in seen.items():
+            for word in [name, *words]:
+                assert word.lower() not in text.lower(), f"{word!r} gives {name} away in {where}:\n{text}"
+
+        run_labctl(
+            "diagnose",
+            *("--layer", str(truth.layer), "--hop", truth.hop, "--cause", truth.cause),
+            *("--evidence", "check's failing row", "--fix", "undo the change"),
+            state_dir=lab,
+        )
+        graded = json.loads(run_labctl("reveal", "--json", state_dir=lab, timeout=120).stdout)["graded"][0]
+        assert graded["fault"] == name and graded["correct"] is True and graded["score"] == 4
+        after = LabState.load(lab)
+        assert after.faults == {} and after.overrides == before
+    except BaseException:  # a failed round must not leave its trap in the shared lab
+        run_labctl("heal", "--all", state_dir=lab, check=False, timeout=120)
+        raise
