@@ -106,6 +106,18 @@ class Placement:
     extra: dict[str, str] = field(default_factory=dict)  # e.g. grafana_home
 
 
+# `labctl up --bind 0.0.0.0` (a classroom server): the services a student opens or points a client at
+# listen on every interface. The rest (the Collector, the relays and their control ports) stay on
+# loopback: nothing outside the machine needs them, and a relay's control port switches a hop.
+BIND_ADDRESSES = ("127.0.0.1", "0.0.0.0")
+SHARED_ON_BIND = ("proxy", "model-stub", "prometheus", "grafana")
+
+
+def bind_host(service: str, settings: dict[str, Any]) -> str:
+    """Where a native service listens: loopback, or the lab's `up --bind` address for a shared service."""
+    return str(settings.get("bind") or "127.0.0.1") if service in SHARED_ON_BIND else "127.0.0.1"
+
+
 @dataclass
 class LabModel:
     root: Path
@@ -182,11 +194,12 @@ class LabModel:
             p = svc.port(name)
             return where.ports.get(service, {}).get(name, p.host), p.container
 
+        host = bind_host(service, where.settings)
         if kind == "listen":
             host_port, container_port = own_port(arg)
-            return f"127.0.0.1:{host_port}" if native else f"0.0.0.0:{container_port}"
+            return f"{host}:{host_port}" if native else f"0.0.0.0:{container_port}"
         if kind == "listen_host":
-            return "127.0.0.1" if native else "0.0.0.0"
+            return host if native else "0.0.0.0"
         if kind == "listen_port":
             host_port, container_port = own_port(arg)
             return str(host_port if native else container_port)

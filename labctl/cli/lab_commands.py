@@ -9,7 +9,7 @@ import typer
 from labctl import state, ui
 from labctl.cli.main import app
 from labctl.errors import LabError
-from labctl.model import LabModel, Stage, load_model, read_env_file
+from labctl.model import BIND_ADDRESSES, SHARED_ON_BIND, LabModel, Stage, load_model, read_env_file
 from labctl.runtimes.base import ServiceStatus, choose_runtime, get_runtime
 from labctl.runtimes.native import NativeRuntime
 from labctl.state import LabState, allocate_ports, lifecycle_lock
@@ -89,6 +89,14 @@ def up(
             help="Clients must send a bearer token to the proxy (`labctl env` prints it); kept until --no-auth.",
         ),
     ] = None,
+    bind: Annotated[
+        str | None,
+        typer.Option(
+            "--bind",
+            help="Where the proxy, model stub, Prometheus and Grafana listen: 127.0.0.1 (default) or "
+            "0.0.0.0 (every interface, e.g. a classroom server; use with --auth). Kept until changed.",
+        ),
+    ] = None,
 ) -> None:
     """Start a stage. Additive and idempotent: only missing layers start; layers above it stop."""
     ui.json_mode(json_out)
@@ -96,8 +104,14 @@ def up(
         state.override_runtime(runtime)
     model = load_model()
     stage = model.stage(module)  # unknown module: error before anything is touched
+    if bind is not None and bind not in BIND_ADDRESSES:
+        raise LabError(
+            f"--bind {bind!r} is not supported",
+            "127.0.0.1 (this machine only) or 0.0.0.0 (every interface); labctl itself reaches the "
+            "services on 127.0.0.1, so a single other address would cut it off",
+        )
     with lifecycle_lock(state.state_dir()):
-        _up(model, stage, port_offset, free_ports, install, json_out, auth)
+        _up(model, stage, port_offset, free_ports, install, json_out, auth, bind)
 
 
 def _up(
@@ -108,6 +122,7 @@ def _up(
     install: bool,
     json_out: bool,
     auth: bool | None,
+    bind: str | None = None,
 ) -> None:
     lab = _prepare_lab(model, port_offset, free_ports)
     runtime = get_runtime(lab, model)
@@ -118,7 +133,17 @@ def _up(
     elif auth is False:
         lab.settings.pop("auth_token", None)
         lab.settings.pop("auth_enabled", None)
+    if bind == "127.0.0.1":
+        lab.settings.pop("bind", None)
+    elif bind is not None:
+        lab.settings["bind"] = bind  # the listen addresses change with it: those services restart
     lab.save()
+    if lab.settings.get("bind"):
+        ui.warn(
+            f"--bind {lab.settings['bind']}: {', '.join(SHARED_ON_BIND)} are reachable from other machines "
+            "on this network; Prometheus and the model stub ask for no credentials"
+            + ("" if lab.settings.get("auth_enabled") else "; the proxy takes anyone's data: add --auth")
+        )
     if install and isinstance(runtime, NativeRuntime):
         runtime.auto_install = True
     ui.info(f"starting [bold]{stage.name}[/] ({stage.adds}) with the {lab.runtime} runtime")

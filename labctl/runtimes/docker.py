@@ -132,6 +132,7 @@ class DockerRuntime(Runtime):
         lines.append(f"LAB_PROMETHEUS_TARGETS_DIR={self.targets_dir}")
         lines.append(f"LAB_GRAFANA_ADMIN_PASSWORD={self.lab.ensure_secret('grafana_admin_password')}")
         lines.append(f"LAB_AUTH_TOKEN={self.lab.settings.get('auth_token', '')}")  # `up --auth`; empty = off
+        lines.append(f"LAB_BIND={self.lab.settings.get('bind') or '127.0.0.1'}")  # `up --bind`: shared ports
         lines.append(f"LAB_INSTANCE={self.lab.instance}")  # lets `down --volumes` find the project later
         for role, ref in sorted(self.images().items()):
             lines.append(f"{docker_images.IMAGE_VARS[role]}={ref}")

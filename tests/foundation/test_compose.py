@@ -89,9 +89,13 @@ def test_every_image_is_pinned_through_versions_env(model):
 
 
 def test_ports_are_loopback_only_and_match_the_model(model):
+    from labctl.model import SHARED_ON_BIND
+
     for name, (_, svc) in defined_services(model).items():
+        # `up --bind` moves only the shared services' ports off loopback (LAB_BIND, default 127.0.0.1).
+        host = "${LAB_BIND:-127.0.0.1}" if name in SHARED_ON_BIND else "127.0.0.1"
         expected = {
-            f"127.0.0.1:${{{port_var(name, p.name)}:-{p.host}}}:{p.container}"
+            f"{host}:${{{port_var(name, p.name)}:-{p.host}}}:{p.container}"
             for p in model.service(name).ports.values()
         }
         assert set(svc.get("ports") or []) == expected, name
