@@ -18,6 +18,7 @@ from labctl.promql import client
 from labctl.units import prometheus_duration
 
 PIPELINE_GROUP = "lab-pipeline-health"
+CHECK_ALERT = "LabCheckNotification"  # lab/prometheus/rules/lab-check.yml: labctl check's test notification
 
 
 def prom(cx: CheckContext) -> PrometheusConnect:
@@ -378,8 +379,10 @@ def _rules_and_alerts(cx: CheckContext) -> CheckResult:
     count = sum(len(g["rules"]) for g in pipeline)
     evidence = [f"{count} pipeline-health alert rules loaded (group {PIPELINE_GROUP})"]
     broken = [r["name"] for g in groups for r in g["rules"] if r.get("health") == "err"]
-    firing = [a for a in alerts.json()["data"]["alerts"] if a["state"] == "firing"]
-    pending = [a for a in alerts.json()["data"]["alerts"] if a["state"] == "pending"]
+    # The check's own test notification (lab/prometheus/rules/lab-check.yml) is not news about the lab.
+    shown = [a for a in alerts.json()["data"]["alerts"] if a["labels"].get("alertname") != CHECK_ALERT]
+    firing = [a for a in shown if a["state"] == "firing"]
+    pending = [a for a in shown if a["state"] == "pending"]
     by_rule = {r["name"]: {**r, "interval": g.get("interval")} for g in groups for r in g["rules"]}
     cx.notes["firing"] = [{**a, "rule": by_rule.get(a["labels"]["alertname"], {})} for a in firing]
     healed_setting = cx.lab.settings.get("healed_at")

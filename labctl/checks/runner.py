@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from labctl.checks import layer1, layer2, layer3, layer4
+from labctl.checks import alerting, layer1, layer2, layer3, layer4
 from labctl.checks.context import CheckContext
 from labctl.checks.marker import new_marker, send_marker
 from labctl.checks.result import CheckResult
@@ -65,7 +65,7 @@ def run_checks(
         else:
             if grafana_running is None:
                 grafana_running = _grafana_running(lab, model)
-            found = layer4.check(cx, grafana_running)
+            found = layer4.check(cx, grafana_running) + alerting.check(cx)
         if layer in layers:
             results.extend(found)
     return cx, results

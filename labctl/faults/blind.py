@@ -42,6 +42,8 @@ CAUSES: dict[str, str] = {
 }
 HOPS = ("client-proxy", "proxy-collector", "collector-prometheus", "prometheus-grafana", "none")
 POINTS = {"layer": 1, "hop": 1, "cause": 2}
+# module-4's alerting hops (labctl/faults/network.py): `break network --hop` takes them, the blind pool not.
+ALERTING_HOPS = ("prometheus-alertmanager", "alertmanager-receiver")
 
 # The candidates `check` offers for a failing layer while the lab is blind: every explanation that fits
 # that layer's symptoms, so the evidence (not the tool) has to tell them apart.
@@ -294,6 +296,8 @@ def variants(names: list[str] | None = None) -> list[tuple[str, dict[str, Any]]]
             [(o.name, c) for c in o.choices] if o.choices else [(o.name, o.default)] for o in fault.options
         ]
         for combo in itertools.product(*choices):
+            if dict(combo).get("hop") in ALERTING_HOPS:
+                continue  # the telemetry's own path only: a cut alerting hop loses no data (not yet graded)
             out.append((name, dict(combo)))
     return out
 

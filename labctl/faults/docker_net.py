@@ -29,6 +29,8 @@ HOP_NETWORK = {
     "proxy-collector": ("ingest", "collector"),
     "collector-prometheus": ("scrape", "collector"),
     "prometheus-grafana": ("query", "prometheus"),
+    "prometheus-alertmanager": ("alerting", "alertmanager"),
+    "alertmanager-receiver": ("notify", "notify-receiver"),
 }
 DOCKER_MODES = {"blackhole": "hang", "refuse": "refuse"}
 

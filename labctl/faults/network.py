@@ -25,8 +25,25 @@ from labctl.faults.relays import relay_alive, start_relay, stop_relay
 from labctl.state import find_free_ports
 
 RELAY = "otlp-relay"  # lab.yaml: natively the proxy → Collector hop's permanent relay
-HOPS = ("proxy-collector", "collector-prometheus", "prometheus-grafana")
-HOP_LAYER = {"proxy-collector": 2, "collector-prometheus": 3, "prometheus-grafana": 4}
+HOPS = (
+    "proxy-collector",
+    "collector-prometheus",
+    "prometheus-grafana",
+    "prometheus-alertmanager",
+    "alertmanager-receiver",
+)
+HOP_LAYER = {
+    "proxy-collector": 2,
+    "collector-prometheus": 3,
+    "prometheus-grafana": 4,
+    "prometheus-alertmanager": 4,
+    "alertmanager-receiver": 4,
+}
+# The services at either end of a hop (the fault needs both running).
+HOP_ENDS = {
+    "prometheus-alertmanager": ("prometheus", "alertmanager"),
+    "alertmanager-receiver": ("alertmanager", "notify-receiver"),
+}
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 NETWORK_OPTIONS = (
@@ -99,7 +116,7 @@ def _apply_hop(ctx: FaultContext, hop: str, mode: str, latency_ms: int) -> dict[
                 "the latency fault runs a relay on this machine, which containers cannot use",
                 "use the native runtime (`labctl --runtime native up <module>`) for latency",
             )
-        _needs(ctx, *hop.split("-"))
+        _needs(ctx, *HOP_ENDS.get(hop, hop.split("-")))
         # A real cut of the hop's own network; a stand-in answers for the target as the mode says.
         return docker_net.partition(ctx, hop, mode)
     if hop == "proxy-collector":
@@ -120,6 +137,9 @@ def _apply_hop(ctx: FaultContext, hop: str, mode: str, latency_ms: int) -> dict[
         return {"hop": hop, "mode": mode, "relays": [relay], "upstream_change": change}
     if hop == "collector-prometheus":
         _needs(ctx, "collector", "prometheus")
+        return relay_switch.apply(ctx, hop, mode, latency_ms)
+    if hop in HOP_ENDS:  # module-4's alerting hops: the alert relay and the notify relay
+        _needs(ctx, *HOP_ENDS[hop])
         return relay_switch.apply(ctx, hop, mode, latency_ms)
     _needs(ctx, "prometheus", "grafana")
     if not ctx.runtime.is_running("grafana"):

@@ -24,7 +24,7 @@ from labctl.faults.base import FaultContext
 MODE_FILE = "mode.json"  # lab.yaml passes `--state {data}/mode.json`: the mode a restarted relay keeps
 OLD_SERVICE = "scrape-relay"  # records from before the query relay name no other
 # What proves a route works again after heal, per hop kind: a scrape, or a query-side readiness call.
-HEAL_PATH = {"scrape": "/metrics", "query": "/-/ready"}
+HEAL_PATH = {"scrape": "/metrics", "query": "/-/ready", "alert": "/-/ready", "notify": "/healthz"}
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 

@@ -5,6 +5,7 @@ Sources (`--from` / `LABCTL_INSTALL_FROM`): `auto` (default), `go` or `archive`.
   otelcol-contrib release archive (a superset of the lab's components), checksum-verified.
 - prometheus: auto = built from its Go modules when `go` is on PATH, else the official archive; when
   neither works, the OS package is mentioned only if its major version is the lab's.
+- alertmanager: built from its Go module (Go required; module-4's notifications).
 - grafana: always the official archive (it cannot be built here); a binary you named is used as is.
 - claude-code: the pinned npm package (only when asked by name: its licence is the user's to accept).
 """
@@ -15,6 +16,7 @@ import os
 
 from labctl.errors import LabError
 from labctl.install import archives
+from labctl.install.alertmanager import install_alertmanager
 from labctl.install.collector import install_collector
 from labctl.install.gobuild import ProgressFn, cached_without_go, has_go
 from labctl.install.grafana import install_grafana
@@ -22,7 +24,7 @@ from labctl.install.ospackage import advice, apt_candidate
 from labctl.install.paths import bin_dir, repo_root
 from labctl.install.prometheus import install_prometheus
 
-COMPONENTS = ("collector", "prometheus", "grafana", "claude-code", "all")
+COMPONENTS = ("collector", "prometheus", "alertmanager", "grafana", "claude-code", "all")
 SOURCES = ("auto", "go", "archive")
 SOURCE_VAR = "LABCTL_INSTALL_FROM"
 
@@ -55,6 +57,8 @@ def install(
         return [_collector(src, force, progress)]
     if component == "prometheus":
         return [_prometheus(src, force, progress)]
+    if component == "alertmanager":
+        return [install_alertmanager(force=force, progress=progress)]
     if component == "grafana":
         return [install_grafana(force=force, source=src, progress=progress)]
     if component == "claude-code":
@@ -62,6 +66,8 @@ def install(
 
         return [install_claude_code(force=force, progress=progress)]
     results = [_collector(src, force, progress), _prometheus(src, force, progress)]
+    if has_go():  # no release archive is wired for it: without Go, `up module-4` says what is missing
+        results.append(install_alertmanager(force=force, progress=progress))
     try:
         results.append(install_grafana(force=force, source="auto" if src == "go" else src, progress=progress))
     except LabError as exc:

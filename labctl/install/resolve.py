@@ -19,6 +19,8 @@ BINARIES: dict[str, str] = {
     "prometheus": "prometheus",
     "promtool": "prometheus",
     "grafana": "grafana",
+    "alertmanager": "alertmanager",
+    "amtool": "alertmanager",
 }
 
 # A role another binary can fill, looked for in the cache after the role's own name: without Go,

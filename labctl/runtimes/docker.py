@@ -24,13 +24,13 @@ import yaml
 
 from labctl import ui
 from labctl.errors import LabError
-from labctl.model import DOCKER_REPO, LabModel
+from labctl.model import DOCKER_REPO, LabModel, Placement
 from labctl.ops.config_files import record_applied
 from labctl.runtimes import docker_images
 from labctl.runtimes.base import Runtime, ServiceStatus, docker_engine
 from labctl.runtimes.docker_images import clean_call
 from labctl.runtimes.ports import check_ports_free
-from labctl.runtimes.targets import write_targets
+from labctl.runtimes.targets import write_receiver_url, write_targets
 from labctl.state import LabState
 
 if TYPE_CHECKING:
@@ -38,7 +38,11 @@ if TYPE_CHECKING:
 
 WAIT_TIMEOUT = 180  # seconds `compose up --wait` may take (slow machines, first start of Prometheus)
 NO_PROXY_IMAGE = "labctl-proxy:not-built"  # env file placeholder until `up` built the proxy image
-PROXY_IMAGE_SERVICES = {"proxy", "model-stub"}  # labctl's own services: they run the proxy image
+PROXY_IMAGE_SERVICES = {
+    "proxy",
+    "model-stub",
+    "notify-receiver",
+}  # labctl's own services: they run the proxy image
 
 
 def port_var(service: str, port: str) -> str:
@@ -90,6 +94,11 @@ class DockerRuntime(Runtime):
     def targets_dir(self) -> Path:
         return self.lab.dir / "services" / "prometheus" / "targets"
 
+    @property
+    def alertmanager_run_dir(self) -> Path:
+        """Alertmanager's working directory in its container: the webhook's receiver-url file."""
+        return self.lab.dir / "services" / "alertmanager" / "run"
+
     def files(self, layer: int | None = None) -> list[Path]:
         if layer is None:
             layer = (
@@ -130,6 +139,7 @@ class DockerRuntime(Runtime):
             for name, port in sorted(ports.items()):
                 lines.append(f"{port_var(service, name)}={port}")
         lines.append(f"LAB_PROMETHEUS_TARGETS_DIR={self.targets_dir}")
+        lines.append(f"LAB_ALERTMANAGER_RUN_DIR={self.alertmanager_run_dir}")
         lines.append(f"LAB_GRAFANA_ADMIN_PASSWORD={self.lab.ensure_secret('grafana_admin_password')}")
         lines.append(f"LAB_AUTH_TOKEN={self.lab.settings.get('auth_token', '')}")  # `up --auth`; empty = off
         lines.append(f"LAB_BIND={self.lab.settings.get('bind') or '127.0.0.1'}")  # `up --bind`: shared ports
@@ -141,12 +151,15 @@ class DockerRuntime(Runtime):
         self.env_file.write_text("\n".join(lines) + "\n")
         self.env_file.chmod(0o600)
 
-    def write_targets(self) -> None:
+    def write_targets(self, services: list[str] | None = None) -> None:
         # Inside the compose network Prometheus reaches services by name on their container ports.
         def addr(service: str, port: str) -> str:
             return f"{service}:{self.model.service(service).port(port).container}"
 
-        write_targets(self.model, self.targets_dir, addr)
+        # `services`: the stage being started (lab.stage is recorded only once it is up).
+        write_targets(self.model, self.targets_dir, addr, running=services or self.stage_services())
+        where = Placement(runtime="docker", ports=self.lab.ports, repo=self.model.root)
+        write_receiver_url(self.model, self.alertmanager_run_dir, where)
 
     def override_doc(self) -> dict[str, Any]:
         """Compose overrides from runtime.set_overrides: extra collector configs (mounted paths) and env."""
@@ -229,7 +242,7 @@ class DockerRuntime(Runtime):
             self.lab.settings["proxy_image"] = docker_images.ensure_proxy_image(
                 self.model, images["python"], self.build_log, self.client_call, progress=ui.info
             )
-        self.prepare_files()
+        self.prepare_files(services)
         new = [s for s in services if not self.is_running(s)]
         check_ports_free(
             [(s, n, self.lab.port(s, n)) for s in new for n in self.model.service(s).ports], stage
@@ -264,9 +277,9 @@ class DockerRuntime(Runtime):
                     docker_images.how_to_get(ref),
                 )
 
-    def prepare_files(self) -> None:
+    def prepare_files(self, services: list[str] | None = None) -> None:
         self.write_env_file()
-        self.write_targets()
+        self.write_targets(services)
         self.write_override()
 
     def _wait_collector(self, services: tuple[str, ...] | list[str]) -> None:

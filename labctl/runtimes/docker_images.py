@@ -28,6 +28,7 @@ IMAGE_VARS = {
     "collector": "LAB_COLLECTOR_IMAGE",
     "prometheus": "LAB_PROMETHEUS_IMAGE",
     "grafana": "LAB_GRAFANA_IMAGE",
+    "alertmanager": "LAB_ALERTMANAGER_IMAGE",
     "python": "LAB_PYTHON_IMAGE",  # the proxy image's base
 }
 PROXY_REPO = "labctl-proxy"

@@ -24,7 +24,7 @@ from labctl.ops.config_files import record_applied
 from labctl.runtimes import process
 from labctl.runtimes.base import Runtime, ServiceStatus
 from labctl.runtimes.ports import check_ports_free
-from labctl.runtimes.targets import install_prometheus_config, write_targets
+from labctl.runtimes.targets import install_prometheus_config, write_receiver_url, write_targets
 
 
 def _seconds_from_env(name: str, default: float) -> float:
@@ -213,6 +213,9 @@ class NativeRuntime(Runtime):
         self.lab.stage = stage
         self.lab.settings["unavailable"] = unavailable
         self.lab.save()
+        if "prometheus" in wanted and "prometheus" not in to_start:
+            # A running Prometheus keeps going across stages: its Alertmanager target follows the stage.
+            self._write_targets(wanted)
         for service, reason in unavailable.items():
             ui.warn(f"{service} is not running: {reason}")
         for service in to_start:
@@ -224,8 +227,15 @@ class NativeRuntime(Runtime):
         data.mkdir(parents=True, exist_ok=True)
         if service == "prometheus":
             install_prometheus_config(self.model, data)
-            # Through the scrape relay where the model says so (the collector-prometheus hops).
-            write_targets(self.model, data / "targets", self.lab.addr, relayed=True)
+            self._write_targets(self.stage_services())
+        if service == "alertmanager":
+            # Its webhook's `url_file: receiver-url`, read from its working directory (the data dir).
+            write_receiver_url(self.model, data, self.placement())
+
+    def _write_targets(self, stage_services: list[str]) -> None:
+        # Through the relays where the model says so (the collector-prometheus hops, the alert relay).
+        targets = self.lab.data_dir("prometheus") / "targets"
+        write_targets(self.model, targets, self.lab.addr, relayed=True, running=stage_services)
 
     def _start(self, launch: Launch) -> None:
         self._prepare(launch.service)

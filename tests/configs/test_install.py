@@ -23,12 +23,14 @@ import pytest
 
 from labctl.errors import LabError
 from labctl.install import BINARIES, cache_dir, env_var_for, grafana_home, install, resolve_binary
+from labctl.install.alertmanager import install_alertmanager
 from labctl.install.archives import MIRROR_VAR, platform_names, url_var
 from labctl.install.collector import build_fingerprint, install_collector
 from labctl.install.download import expected_sha256
 from labctl.install.gobuild import is_up_to_date, stamp_path
 from labctl.install.ospackage import advice, apt_candidate, upstream_version
 from labctl.install.prometheus import install_prometheus
+from labctl.model import load_model
 from tests.configs.confhelpers import REPO
 
 GO = shutil.which("go")
@@ -213,7 +215,7 @@ def test_unknown_binary_and_component(isolated: Path) -> None:
         resolve_binary("jaeger")
     with pytest.raises(LabError) as err:
         install("jaeger")
-    assert "collector, prometheus, grafana, claude-code, all" in (err.value.hint or "")
+    assert "collector, prometheus, alertmanager, grafana, claude-code, all" in (err.value.hint or "")
 
 
 def test_grafana_install_says_how_to_get_it(isolated: Path) -> None:
@@ -269,6 +271,7 @@ def test_install_all_reports_grafana_without_failing(isolated: Path, monkeypatch
     results = {r["component"]: r for r in install("all")}
     assert results["collector"]["built"] is False
     assert results["prometheus"]["built"] is False
+    assert results["alertmanager"]["built"] is False
     # Grafana's archive is unreachable (the isolated mirror is a closed port): reported, not raised.
     assert results["grafana"]["binary"] is None and "could not download" in str(results["grafana"]["error"])
     assert "--runtime docker" in str(results["grafana"]["hint"])
@@ -279,6 +282,32 @@ def test_cached_builds_are_up_to_date() -> None:
     # run-all.sh installed them with `labctl install`: the stamps match the sources and pinned versions.
     assert install_collector()["built"] is False
     assert install_prometheus()["built"] is False
+    assert install_alertmanager()["built"] is False
+
+
+@pytest.mark.integration
+def test_alertmanager_build_is_the_pinned_release_and_checks_the_lab_config() -> None:
+    # The binaries report the pinned module's release; amtool accepts lab/alertmanager/alertmanager.yml.
+    pinned = load_model(REPO).versions["LAB_ALERTMANAGER_MODULE_VERSION"].lstrip("v")
+    for name in ("alertmanager", "amtool"):
+        out = subprocess.run(
+            [str(REAL_CACHE / "bin" / name), "--version"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert f"version {pinned}" in out.stdout + out.stderr, (name, out.stdout, out.stderr)
+    config = REPO / "lab" / "alertmanager" / "alertmanager.yml"
+    out = subprocess.run(
+        [str(REAL_CACHE / "bin" / "amtool"), "check-config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert out.returncode == 0 and "SUCCESS" in out.stdout, out.stdout + out.stderr
+    assert "2 inhibit rules" in out.stdout
 
 
 @pytest.mark.integration

@@ -55,13 +55,14 @@ def test_one_file_per_layer_and_every_model_service_in_its_layer(model):
         "module-4.yml",
     ]
     defined = defined_services(model)
-    # The scrape and query relays run natively only (lab.yaml `runtimes`): docker cuts those hops with the
-    # network.
+    # The hop relays run natively only (lab.yaml `runtimes`): docker cuts those hops with the network.
     assert set(defined) == {s for s, svc in model.services.items() if "docker" in svc.runtimes}
     assert {s for s, svc in model.services.items() if "docker" not in svc.runtimes} == {
         "otlp-relay",
         "scrape-relay",
         "query-relay",
+        "alert-relay",
+        "notify-relay",
     }
     for name, (layer, _) in defined.items():
         assert layer == model.service(name).layer, f"{name} belongs in module-{model.service(name).layer}.yml"
@@ -176,6 +177,9 @@ def test_each_hop_has_its_own_network_and_services_share_at_most_one(model):
     networks = {
         name: set(svc.get("networks") or ["default"]) for name, (_, svc) in defined_services(model).items()
     }
+    for path in all_files(model):  # a later file may add networks (Prometheus joins `alerting` in module-4)
+        for name, svc in (compose_doc(path).get("services") or {}).items():
+            networks[name] |= set(svc.get("networks") or [])
     names = sorted(networks)
     for i, a in enumerate(names):
         for b in names[i + 1 :]:

@@ -125,7 +125,7 @@ def test_compose_config_accepts_each_stage_as_the_runtime_passes_it(
             assert svc["build"]["args"]["LAB_PYTHON_IMAGE"] == model.versions["LAB_PYTHON_IMAGE"]
             assert (Path(svc["build"]["context"]) / svc["build"]["dockerfile"]).is_file()
             assert svc["build"]["network"] == "none"  # offline, from the wheelhouse
-        if name in ("proxy", "model-stub"):  # labctl's own services: the proxy image labctl built
+        if name in ("proxy", "model-stub", "notify-receiver"):  # labctl's own: the proxy image it built
             assert svc["image"].startswith("labctl-proxy:"), svc["image"]
         else:
             assert svc["image"] in pinned, f"{name}: {svc['image']} is not a pin from versions.env"
@@ -140,7 +140,8 @@ def test_compose_config_accepts_each_stage_as_the_runtime_passes_it(
         }
         assert published == expected, name
 
-        # Mounts: binds resolve to existing lab folders (read-only) or to the instance's targets dir.
+        # Mounts: binds resolve to existing lab folders (read-only) or to the instance's own files
+        # (Prometheus' targets, Alertmanager's receiver-url).
         for vol in svc.get("volumes", []):
             if vol["type"] == "volume":
                 assert vol["source"] in cfg["volumes"], f"{name}: undeclared volume {vol['source']}"
@@ -149,7 +150,7 @@ def test_compose_config_accepts_each_stage_as_the_runtime_passes_it(
             source = Path(vol["source"])
             assert source.exists(), f"{name}: bind source {source} does not exist"
             assert vol.get("read_only") is True, f"{name}: {source} is mounted writable"
-            if source == rt.targets_dir:
+            if source in (rt.targets_dir, rt.alertmanager_run_dir):
                 continue
             rel = source.relative_to(model.root)
             assert rel.parts[0] in BIND_FOLDERS, f"{name} mounts {rel}"

@@ -151,13 +151,15 @@ def test_each_relay_relays_exactly_the_hops_that_name_it(
 
 
 def test_every_native_via_names_a_relay_port(model):
-    relays = {"otlp-relay", "scrape-relay", "query-relay"}
+    relays = {"otlp-relay", "scrape-relay", "query-relay", "alert-relay", "notify-relay"}
     vias = {hop.name: hop.native_via for hop in model.hops if hop.native_via}
     assert set(vias) == {
         "proxy-collector",
         "collector-prometheus",
         "collector-internal-prometheus",
         "prometheus-grafana",
+        "prometheus-alertmanager",
+        "alertmanager-receiver",
     }
     assert all(service in relays and port in model.service(service).ports for service, port in vias.values())
 

@@ -22,6 +22,9 @@ def test_prometheus_data_dir_gets_config_rules_and_a_target_per_job(tmp_path):
     files = {
         f for job in config["scrape_configs"] for sd in job.get("file_sd_configs", []) for f in sd["files"]
     }
+    files |= {
+        f for am in config["alerting"]["alertmanagers"] for sd in am["file_sd_configs"] for f in sd["files"]
+    }
     assert files == {f"targets/{name}" for name in SCRAPE_TARGETS}, "every job's targets file is written"
 
     rules = sorted(p.name for p in (data / "rules").iterdir())
@@ -40,6 +43,35 @@ def test_prometheus_data_dir_gets_config_rules_and_a_target_per_job(tmp_path):
     internal = json.loads((data / "targets" / "collector-internal.json").read_text())
     assert internal[0]["targets"] == [f"127.0.0.1:{8888 + 7}"]
     assert not list((data / "targets").glob(".*.tmp")), "targets are replaced atomically"
+
+
+def test_alertmanager_target_follows_the_stage_and_goes_through_the_alert_relay_natively(tmp_path):
+    model = load_model()
+    lab = LabState(dir=tmp_path, ports=allocate_ports(model.default_ports(), offset=7))
+    targets = tmp_path / "targets"
+    write_targets(model, targets, lab.addr, relayed=True, running=model.stage_services("module-3", "native"))
+    assert json.loads((targets / "alertmanager.json").read_text()) == [], "no Alertmanager before module-4"
+    write_targets(model, targets, lab.addr, relayed=True, running=model.stage_services("module-4", "native"))
+    (group,) = json.loads((targets / "alertmanager.json").read_text())
+    assert group["targets"] == [f"127.0.0.1:{19093 + 7}"]  # the alert relay
+    assert group["labels"]["instance"] == f"127.0.0.1:{9093 + 7}"
+
+
+def test_alertmanager_reads_its_webhook_address_from_the_file_labctl_writes(tmp_path):
+    from labctl.model import Placement
+    from labctl.runtimes.targets import write_receiver_url
+
+    model = load_model()
+    lab = LabState(dir=tmp_path, ports=allocate_ports(model.default_ports(), offset=7))
+    native = Placement(runtime="native", ports=lab.ports, repo=model.root)
+    write_receiver_url(model, tmp_path / "native", native)
+    # Natively through the notify relay, so `break network --hop alertmanager-receiver` switches it.
+    assert (tmp_path / "native" / "receiver-url").read_text() == f"http://127.0.0.1:{19097 + 7}/api/alerts\n"
+    write_receiver_url(model, tmp_path / "docker", Placement(runtime="docker", ports={}, repo=model.root))
+    assert (tmp_path / "docker" / "receiver-url").read_text() == "http://notify-receiver:9097/api/alerts\n"
+    config = yaml.safe_load((model.root / "lab" / "alertmanager" / "alertmanager.yml").read_text())
+    (hook,) = config["receivers"][0]["webhook_configs"]
+    assert hook["url_file"] == "receiver-url" and hook["send_resolved"] is True
 
 
 def test_natively_the_collector_is_scraped_through_the_scrape_relay_with_its_own_instance_label(tmp_path):

@@ -13,7 +13,8 @@
 #
 # The data root lives in the labctl cache, so images survive between runs: a second run builds nothing.
 # Images are tagged under test names (labctl-test/...), never under the upstream names in
-# compose/versions.env; CMD sees them through LAB_COLLECTOR_IMAGE, LAB_PROMETHEUS_IMAGE, LAB_PYTHON_IMAGE.
+# compose/versions.env; CMD sees them through LAB_COLLECTOR_IMAGE, LAB_PROMETHEUS_IMAGE,
+# LAB_ALERTMANAGER_IMAGE, LAB_PYTHON_IMAGE.
 # Grafana has no stand-in: LAB_GRAFANA_IMAGE stays unset (the upstream image is absent in this engine).
 #
 # When no engine can start the script says why and exits 69 (EX_UNAVAILABLE); CMD does not run.
@@ -170,6 +171,7 @@ build_wrapped() {
   ctx=$(mktemp -d "$home/ctx.XXXXXX")
   cp "$binary" "$ctx/"
   [ -x "$(dirname "$binary")/promtool" ] && [ "$name" = prometheus ] && cp "$(dirname "$binary")/promtool" "$ctx/"
+  [ -x "$(dirname "$binary")/amtool" ] && [ "$name" = alertmanager ] && cp "$(dirname "$binary")/amtool" "$ctx/"
   printf '%s\n' "$dockerfile" >"$ctx/Dockerfile"
   docker_cli build --quiet --network none --build-arg "BASE=$BASE_IMAGE" -t "$tag" "$ctx" >"$home/build-$name.log" 2>&1 \
     || { rm -rf "$ctx"; die "building $tag failed (see $home/build-$name.log)"; }
@@ -200,18 +202,33 @@ EXPOSE 9090
 ENTRYPOINT ["/bin/prometheus"]
 CMD ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus"]'
 
+# Like prom/alertmanager: /bin/alertmanager as entrypoint, user nobody, /alertmanager its data dir.
+ALERTMANAGER_DOCKERFILE='ARG BASE
+FROM ${BASE}
+COPY alertmanager amtool* /bin/
+RUN mkdir -p /alertmanager /etc/alertmanager && chown -R 65534:65534 /alertmanager /etc/alertmanager \
+ && ln -sf /bin/busybox /usr/local/bin/wget
+USER 65534:65534
+WORKDIR /alertmanager
+VOLUME ["/alertmanager"]
+EXPOSE 9093
+ENTRYPOINT ["/bin/alertmanager"]
+CMD ["--config.file=/etc/alertmanager/alertmanager.yml", "--storage.path=/alertmanager"]'
+
 build_images() {
   local started bin
   started=$(now)
   bin="$cache/bin"
   build_base
-  local collector prometheus
+  local collector prometheus alertmanager
   collector=$(build_wrapped collector "$bin/otelcol-lab" "$COLLECTOR_DOCKERFILE") || exit 69
   prometheus=$(build_wrapped prometheus "$bin/prometheus" "$PROMETHEUS_DOCKERFILE") || exit 69
+  alertmanager=$(build_wrapped alertmanager "$bin/alertmanager" "$ALERTMANAGER_DOCKERFILE") || exit 69
   {
     printf 'export LAB_PYTHON_IMAGE=%q\n' "$BASE_IMAGE"
     printf 'export LAB_COLLECTOR_IMAGE=%q\n' "$collector"
     printf 'export LAB_PROMETHEUS_IMAGE=%q\n' "$prometheus"
+    printf 'export LAB_ALERTMANAGER_IMAGE=%q\n' "$alertmanager"
   } >>"$envfile"
   say "images ready in $(took "$started")s"
 }
