@@ -3,15 +3,17 @@
 contract = load_contract(path)             # LabError with file:line on a broken file
 ev = contract.evaluate("metrics", request)  # request: an OTLP Export*ServiceRequest protobuf
 ev.records, ev.rejected, ev.filtered_request(), ev.message
+ev.items                                    # typed: Item(meta=ItemMeta(...), attributes, value, series, ...)
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from labctl.contract.evaluate import Contract, Evaluation
+from labctl.contract.evaluate import Contract
 from labctl.contract.loader import parse_contract_text, read_contract_file
 from labctl.contract.model import Attribute, ContractSpec, EventRule, MetricRule
+from labctl.contract.results import Evaluation, Item, ItemMeta, SeriesId
 
 __all__ = [
     "Attribute",
@@ -19,7 +21,10 @@ __all__ = [
     "ContractSpec",
     "Evaluation",
     "EventRule",
+    "Item",
+    "ItemMeta",
     "MetricRule",
+    "SeriesId",
     "contract_from_text",
     "default_contract_path",
     "load_contract",

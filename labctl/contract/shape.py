@@ -16,7 +16,9 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+from labctl.contract.results import Item
 from labctl.contract.spans import KIND_NAMES
+from labctl.otlp.values import attrs_key
 
 MAX_VALUES = 12  # distinct values kept per attribute: enough to propose an enum member, bounded memory
 MAX_NAMES = 500  # distinct metric / event / span names kept per signal
@@ -158,28 +160,34 @@ class TelemetryShape:
         signal = ev.signal
         last_resource: Any = None
         for it in ev.items:
-            meta = it[0]
-            if meta[0] is not last_resource:
-                last_resource = meta[0]
-                self.resource.add_attrs(meta[0])
+            meta = it.meta
+            if meta.resource is not last_resource:
+                last_resource = meta.resource
+                self.resource.add_attrs(meta.resource)
                 self.resource.count += 1
-                scope = meta[1]
+                scope = meta.scope
                 self.scopes.add((signal, str(scope.get("name", "")), str(scope.get("version", ""))))
             if signal == "metrics":
                 self._metric(it)
             elif signal == "logs":
-                if it[4]:
-                    item = self._item(self.events, str(it[4]))
+                if it.value:
+                    item = self._item(self.events, str(it.value))
                     if item is not None:
                         item.count += 1
-                        item.add_attrs(it[3])
+                        item.add_attrs(it.attributes)
             else:
                 self._span(it)
 
-    def _metric(self, it: tuple[Any, ...]) -> None:
-        meta, attrs, series = it[0], it[3], it[6]
-        name, kind, unit, temporality, monotonic = meta[2], meta[3], meta[4], meta[5], meta[6]
-        key = (name, series if series is not None else tuple(sorted(map(repr, attrs.items()))))
+    def _metric(self, it: Item) -> None:
+        meta, attrs = it.meta, it.attributes
+        name, kind, unit, temporality, monotonic = (
+            meta.name or "",
+            meta.kind,
+            meta.unit,
+            meta.temporality,
+            meta.monotonic,
+        )
+        key = (name, it.series if it.series is not None else attrs_key(attrs))
         if key in self._series_seen:  # a known series adds nothing to the shape: skip it cheaply
             return
         if len(self._series_seen) < _MAX_SERIES_SEEN:
@@ -188,14 +196,14 @@ class TelemetryShape:
         if item is None:
             return
         item.count += 1
-        item.instruments.add(_INSTRUMENTS.get((kind, bool(monotonic)), str(kind)))
+        item.instruments.add(_INSTRUMENTS.get((str(kind), bool(monotonic)), str(kind)))
         item.units.add(unit)
         if temporality and temporality != "unspecified":
             item.temporalities.add(temporality)
         item.add_attrs(attrs)
 
-    def _span(self, it: tuple[Any, ...]) -> None:
-        span, attrs, name = it[2], it[3], str(it[4])
+    def _span(self, it: Item) -> None:
+        span, attrs, name = it.message, it.attributes, str(it.value)
         item = self._item(self.spans, name)
         if item is None:
             return

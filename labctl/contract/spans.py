@@ -15,12 +15,11 @@ from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from labctl.contract.model import ContractSpec, SpanRule
+from labctl.contract.results import Item, ItemMeta, Violation
+from labctl.contract.results import violation as _v
+from labctl.otlp.values import SPAN_KIND_NAMES as KIND_NAMES
 from labctl.otlp.values import any_value
 
-Violation = dict[str, str]
-
-# OTLP Span.SpanKind numbers -> the contract's names
-KIND_NAMES = {0: "unspecified", 1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
 KIND_CODES = {name: code for code, name in KIND_NAMES.items()}
 _REMEMBERED_SPANS = 20_000  # span id -> name of recent spans, to resolve parents sent in a later request
 _PENDING_CHILDREN = 20_000  # children waiting for a parent not seen yet
@@ -28,10 +27,6 @@ _PENDING_CHILDREN = 20_000  # children waiting for a parent not seen yet
 
 class AttrChecker(Protocol):
     def check(self, attrs: dict[str, Any], base: str, out: list[Violation]) -> None: ...
-
-
-def _v(path: str, rule: str, message: str) -> Violation:
-    return {"path": path, "rule": rule, "message": message}
 
 
 class _CompiledSpan:
@@ -73,7 +68,7 @@ class SpanChecker:
         self,
         request: Any,
         resource_violations: Callable[[dict[str, Any], str], list[Violation]],
-    ) -> Iterator[tuple[tuple[Any, ...], bool]]:
+    ) -> Iterator[tuple[Item, bool]]:
         """(item, droppable) for every span of `request` in order; item as in `Evaluation.items`.
         `droppable`: the span violates the contract itself (not only through a late parent finding)."""
         # Spans of this request first: a parent later in the same request is not "late".
@@ -87,7 +82,7 @@ class SpanChecker:
             res_viol = resource_violations(resource, f"resourceSpans[{ri}]")
             for si, ss in enumerate(rs.scope_spans):
                 scope = {"name": ss.scope.name, "version": ss.scope.version}
-                meta = (resource, scope, None, "span", "", "", False, ri, si, 0)
+                meta = ItemMeta(resource, scope, None, "span", "", "", False, ri, si, 0)
                 for i, sp in enumerate(ss.spans):
                     attrs = {kv.key: any_value(kv.value) for kv in sp.attributes}
                     base = f"resourceSpans[{ri}].scopeSpans[{si}].spans[{i}]({sp.name})"
@@ -95,7 +90,7 @@ class SpanChecker:
                     self._check(sp, attrs, base, viol)
                     droppable = bool(viol)
                     viol += self._late(sp, base)
-                    yield (meta, i, sp, attrs, sp.name, viol, None, 0, 0), droppable
+                    yield Item(meta, i, sp, attrs, sp.name, viol, None, 0, 0), droppable
 
     def _check(self, sp: Any, attrs: dict[str, Any], base: str, out: list[Violation]) -> None:
         rule = self.rules.get(sp.name)

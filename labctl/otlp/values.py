@@ -6,6 +6,9 @@ import math
 import time
 from typing import Any
 
+# OTLP Span.SpanKind numbers -> the names the contract and records use
+SPAN_KIND_NAMES = {0: "unspecified", 1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
+
 
 def any_value(v: Any) -> Any:
     """An AnyValue as a plain value; bytes as hex, kvlists as dicts."""

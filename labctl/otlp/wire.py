@@ -55,6 +55,9 @@ TIME_TAG_OFFSET = 9
 VALUE_TAG_OFFSET = 18
 
 Regions = dict[tuple[int, int, int], tuple[int, int]]
+# One Metric on the wire: (start, end) of its one Gauge/Sum message and its description key (below)
+MetricWire = tuple[int, int, bytes | None]
+Layout = dict[tuple[int, int], list[MetricWire | None]]
 
 
 class _Malformed(Exception):
@@ -164,6 +167,105 @@ def _metric_regions(buf: bytes, pos: int, end: int, ri: int, si: int, regions: R
         pos = me
     if pos != end:
         raise _Malformed
+
+
+def _scope_layout(buf: bytes, pos: int, end: int) -> list[MetricWire | None]:
+    """Each Metric of one ScopeMetrics (buf[pos:end]), in order: its Gauge/Sum region and key, or None
+    (another kind, no data, or a data field that appears twice, which protobuf would merge).
+
+    The key is the Metric's bytes without its data points: name, description, unit, the data field's
+    tag, temporality, monotonic flag, metadata. Metrics with the same key have the same description,
+    whatever their points, so what depends on the description alone is worked out once per key. None
+    when the points are not together at the start of the region (an encoder's unusual order).
+    This loop runs once per Metric of a request: one-byte tags and lengths of up to two bytes are
+    read inline. Every field of a Metric is length-delimited."""
+    out: list[MetricWire | None] = []
+    while pos < end:
+        key = buf[pos]
+        if key & 7 != LEN or key >= 0x80:  # not length-delimited, or a field number >= 16: general path
+            pos = skip_field(buf, pos)
+            continue
+        n = buf[pos + 1]
+        i = pos + 2
+        if n >= 0x80:
+            if buf[pos + 2] < 0x80:
+                n = (n & 0x7F) | (buf[pos + 2] << 7)
+                i = pos + 3
+            else:
+                n, i = _varint(buf, pos + 1)
+        me = i + n
+        if me > end:
+            raise _Malformed
+        pos = me
+        if key != METRICS_TAG:
+            continue
+        ms = i
+        found: MetricWire | None = None
+        count = 0
+        while i < me:
+            t = buf[i]
+            if t & 7 != LEN or t >= 0x80:
+                i = skip_field(buf, i)
+                continue
+            ln = buf[i + 1]
+            q = i + 2
+            if ln >= 0x80:
+                if buf[i + 2] < 0x80:
+                    ln = (ln & 0x7F) | (buf[i + 2] << 7)
+                    q = i + 3
+                else:
+                    ln, q = _varint(buf, i + 1)
+            if t == GAUGE_TAG or t == SUM_TAG:
+                re = q + ln
+                count += 1
+                tp = q  # the points come first, as protobuf writes them: find where they end
+                while tp < re and buf[tp] == DATA_POINTS_TAG:
+                    pn = buf[tp + 1]
+                    if pn < 0x80:
+                        tp += 2 + pn
+                    elif buf[tp + 2] < 0x80:
+                        tp += 3 + ((pn & 0x7F) | (buf[tp + 2] << 7))
+                    else:
+                        pn, tp = _varint(buf, tp + 1)
+                        tp += pn
+                k = tp  # then only other fields (temporality, monotonic: one-byte varints as a rule)
+                trailer_ok = True
+                while k < re:
+                    if buf[k] == DATA_POINTS_TAG:
+                        trailer_ok = False
+                        break
+                    k = k + 2 if buf[k] & 7 == VARINT and buf[k + 1] < 0x80 else skip_field(buf, k)
+                if tp > re or k > re:
+                    raise _Malformed
+                found = (q, re, buf[ms : i + 1] + buf[tp:me] if trailer_ok else None)
+            i = q + ln
+        if i != me:
+            raise _Malformed
+        out.append(found if count == 1 else None)
+    if pos != end:
+        raise _Malformed
+    return out
+
+
+def metric_layout(buf: bytes) -> Layout | None:
+    """(resource, scope) index -> each of its Metrics on the wire (see `_scope_layout`), in the order the
+    parsed message lists them. None when the bytes cannot be walked; the caller then uses the parsed
+    message alone."""
+    layout: Layout = {}
+    try:
+        ri = 0
+        for f, rs, re in _fields(buf, 0, len(buf)):
+            if f != RESOURCE_METRICS:
+                continue
+            si = 0
+            for f2, ss, se in _fields(buf, rs, re):
+                if f2 == SCOPE_METRICS:
+                    layout[(ri, si)] = _scope_layout(buf, ss, se)
+                    si += 1
+            ri += 1
+    except (_Malformed, IndexError):
+        return None
+    return layout
 
 
 def number_point_regions(buf: bytes) -> Regions | None:

@@ -169,7 +169,9 @@ class Inspector:
         writer = self._live_writer()
         if writer is not None:
             raw = ev.raw if ev.raw is not None else ev.request.SerializeToString()
-            writer.payload(ev.signal, payload_id, raw, {i: ev.items[i][5] for i in built}, red, ev.total)
+            writer.payload(
+                ev.signal, payload_id, raw, {i: ev.items[i].violations for i in built}, red, ev.total
+            )
         elif self.jsonl is not None:
             self.jsonl.write_bytes(self._encoder.encode(ev, red, payload_id, built))
 
@@ -302,7 +304,7 @@ def _names(ev: Any) -> list[str]:
                 names.update(m.name for m in sm.metrics)
     else:
         for item in ev.items:
-            names.add(str(item[4]))
+            names.add(str(item.value))
             if len(names) > 20:
                 break
     return sorted(names)[:20]

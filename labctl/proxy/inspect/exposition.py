@@ -8,7 +8,7 @@ import math
 from collections import OrderedDict
 from typing import Any
 
-from labctl.contract import Contract, Evaluation
+from labctl.contract import Contract, Evaluation, SeriesId
 from labctl.contract.promname import label_name, prometheus_name
 from labctl.otlp.values import attrs_key
 from labctl.proxy.inspect.accumulate import CounterAccumulator
@@ -35,13 +35,15 @@ def _labels(pairs: dict[str, Any]) -> str:
 
 
 class _Family:
-    __slots__ = ("help", "name", "series", "type")
+    __slots__ = ("binds", "help", "name", "series", "type")
 
     def __init__(self, name: str, help_text: str, type_: str) -> None:
         self.name = name
         self.help = help_text
         self.type = type_
         self.series: dict[Any, list[Any]] = {}  # key -> [labels, value, key]
+        # series id -> (resource labels, cell): a series seen before, found without building its labels
+        self.binds: dict[SeriesId, tuple[tuple[tuple[str, str], ...], list[Any]]] = {}
 
 
 class ProxiedMetrics:
@@ -61,13 +63,12 @@ class ProxiedMetrics:
         self.n_series = 0
         self.dropped_series = 0
         self._family_cache: dict[tuple[Any, ...], tuple[Contract, _Family]] = {}
-        self._binds: dict[int, tuple[Any, ...]] = {}  # id(attrs) -> (attrs, family, resource labels, cell)
+        self._n_binds = 0  # entries in all families' `binds`
 
     def observe(self, ev: Evaluation) -> None:
         if ev.signal != "metrics":
             return
         contract: Contract = ev.contract
-        binds = self._binds
         isfinite = math.isfinite
         last_meta: Any = None
         skip = True
@@ -75,24 +76,39 @@ class ProxiedMetrics:
         # monotonic, temporality) of the request: many one-point metrics of a few names cost a few.
         shared: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         resource_labels: dict[int, tuple[dict[str, str], tuple[tuple[str, str], ...]]] = {}
-        for meta, _i, _p, attrs, value, _viol, series, start_ns, _t in ev.items:
+        for item in ev.items:
+            meta = item.meta
             if meta is not last_meta:
                 last_meta = meta
-                kind = meta[3]
+                kind = meta.kind
                 skip = kind != "sum" and kind != "gauge"
                 if skip:
                     continue
-                key = (meta[7], *meta[2:7])  # the resource by its index in the request
+                ri, name, unit, monotonic, temporality = (
+                    meta.resource_index,
+                    meta.name or "",
+                    meta.unit,
+                    meta.monotonic,
+                    meta.temporality,
+                )
+                key = (
+                    ri,
+                    name,
+                    kind,
+                    unit,
+                    temporality,
+                    monotonic,
+                )  # the resource by its index in the request
                 hit = shared.get(key)
                 if hit is None:
-                    resource, _scope, name, kind, unit, temporality, monotonic = meta[:7]
-                    res_labels = resource_labels.get(meta[7])
+                    resource = meta.resource
+                    res_labels = resource_labels.get(ri)
                     if res_labels is None:
                         rl0 = {label_name(k): str(resource[k]) for k in self.resource_labels if k in resource}
-                        res_labels = resource_labels[meta[7]] = (rl0, tuple(rl0.items()))
+                        res_labels = resource_labels[ri] = (rl0, tuple(rl0.items()))
                     # counter: add increases; delta sum: add; anything else: the last value
                     hit = shared[key] = (
-                        self._family(contract, name, unit, kind, monotonic),
+                        self._family(contract, name, unit, kind or "", monotonic),
                         *res_labels,
                         "counter"
                         if kind == "sum" and monotonic
@@ -104,15 +120,18 @@ class ProxiedMetrics:
                 fam, rl, rkey, mode, cumulative = hit
             elif skip:
                 continue
+            value = item.value
             if value is None or (value.__class__ is float and not isfinite(value)):
                 continue
-            # A series seen before is found through its attributes dict, which the contract hands out
-            # again for the same series: no key tuple built and hashed per point.
-            bound = binds.get(id(attrs))
-            if bound is not None and bound[0] is attrs and bound[1] is fam and bound[2] == rkey:
-                cell = bound[3]
+            # A series seen before is found by its id: no labels built and hashed per point. Its cell
+            # is keyed on the labels' content, so two encodings of one series share it.
+            series = item.series
+            bound = fam.binds.get(series) if series is not None else None
+            if bound is not None and bound[0] == rkey:
+                cell = bound[1]
             else:
-                skey = (rkey, series if series is not None else attrs_key(attrs))
+                attrs = item.attributes
+                skey = (rkey, attrs_key(attrs))
                 cell = fam.series.get(skey)
                 if cell is None:
                     if self.n_series >= self.max_series:
@@ -126,13 +145,16 @@ class ProxiedMetrics:
                     cell = fam.series[skey] = [labels, 0.0, skey]
                     self.n_series += 1
                 if series is not None:
-                    if len(binds) >= 2 * self.max_series:
-                        binds.clear()
-                    binds[id(attrs)] = (attrs, fam, rkey, cell)  # holding attrs keeps its id unique
+                    if self._n_binds >= 2 * self.max_series:
+                        for f in self.families.values():
+                            f.binds.clear()
+                        self._n_binds = 0
+                    fam.binds[series] = (rkey, cell)
+                    self._n_binds += 1
             if mode == "counter":
                 if cumulative:
                     cell[1] += self.counters.increase(
-                        (fam.name, cell[2]), "cumulative", start_ns, float(value)
+                        (fam.name, cell[2]), "cumulative", item.start_ns, float(value)
                     )
                 elif value > 0:
                     cell[1] += value
@@ -142,7 +164,7 @@ class ProxiedMetrics:
                 cell[1] = float(value)
 
     def _family(self, contract: Contract, name: str, unit: str, kind: str, monotonic: bool) -> _Family:
-        key = (id(contract), name, unit, kind, monotonic)
+        key = (name, unit, kind, monotonic)
         hit = self._family_cache.get(key)
         if hit is not None and hit[0] is contract:
             return hit[1]

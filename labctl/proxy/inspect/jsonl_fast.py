@@ -2,8 +2,8 @@
 
 A proxy sees the same series again every export interval, and most points carry nothing to redact and
 no violation. So the parts that repeat are serialized once: the metric's header (signal, resource,
-scope, name, kind, unit, temporality) per Metric message, the attributes per series (kept while the
-contract's series cache keeps that attributes dict alive). Violating points, events and spans are
+scope, name, kind, unit, temporality) per Metric message, the attributes per series (keyed on the
+series id the contract gives each point, and on the redactor in force). Violating points, events and spans are
 written from their full records. The lines are the same JSON objects as `Evaluation.records`, plus
 the payload id.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from labctl.contract import Evaluation
+from labctl.contract import Evaluation, SeriesId
 from labctl.otlp.values import iso_time
 from labctl.proxy.inspect.store import clip_attrs, clip_record, dumps
 from labctl.redact import Redactor
@@ -21,19 +21,20 @@ from labctl.redact import Redactor
 
 class JsonlEncoder:
     def __init__(self, max_cached: int = 50_000) -> None:
-        self._attrs: dict[int, tuple[dict[str, Any], Redactor, bytes]] = {}
+        # series id -> (redactor, the attributes as JSON); a series id is its attributes' content
+        self._attrs: dict[SeriesId, tuple[Redactor, bytes]] = {}
         self.max_cached = max_cached
 
-    def _attrs_json(self, attrs: dict[str, Any], red: Redactor, cacheable: bool) -> bytes:
-        if cacheable:
-            hit = self._attrs.get(id(attrs))
-            if hit is not None and hit[0] is attrs and hit[1] is red:
-                return hit[2]
+    def _attrs_json(self, attrs: dict[str, Any], red: Redactor, series: SeriesId | None) -> bytes:
+        if series is not None:
+            hit = self._attrs.get(series)
+            if hit is not None and hit[0] is red:
+                return hit[1]
         data = dumps(clip_attrs(red.attrs(attrs)))
-        if cacheable:
+        if series is not None:
             if len(self._attrs) >= self.max_cached:
                 self._attrs.clear()
-            self._attrs[id(attrs)] = (attrs, red, data)  # holding attrs keeps its id from being reused
+            self._attrs[series] = (red, data)
         return data
 
     def encode(
@@ -58,10 +59,10 @@ class JsonlEncoder:
         last_meta: Any = None
         head = b""
         for i, item in enumerate(ev.items):
-            meta, _pi, _p, attrs, value, viol, skey, start_ns, t = item
+            meta, value, t = item.meta, item.value, item.time_ns
             if (
-                viol
-                or meta[3] not in ("sum", "gauge")
+                item.violations
+                or meta.kind not in ("sum", "gauge")
                 or value is None
                 or (value.__class__ is float and not math.isfinite(value))
             ):
@@ -73,23 +74,31 @@ class JsonlEncoder:
                 continue
             if meta is not last_meta:
                 last_meta = meta
-                hkey = (meta[7], meta[8], *meta[2:7])  # resource and scope by their index in the request
+                # resource and scope by their index in the request
+                hkey = (
+                    ri0 := meta.resource_index,
+                    meta.scope_index,
+                    meta.name,
+                    meta.kind,
+                    meta.unit,
+                    meta.temporality,
+                    meta.monotonic,
+                )
                 cached = headers.get(hkey)
                 if cached is None:
-                    ri = meta[7]
-                    res = resources.get(ri)
+                    res = resources.get(ri0)
                     if res is None:
-                        res = resources[ri] = clip_attrs(red.attrs(meta[0]))
+                        res = resources[ri0] = clip_attrs(red.attrs(meta.resource))
                     cached = dumps(
                         {
                             "signal": "metrics",
                             "resource": res,
-                            "scope": meta[1],
-                            "name": meta[2],
-                            "kind": meta[3],
-                            "unit": meta[4],
-                            "temporality": meta[5],
-                            "monotonic": meta[6],
+                            "scope": meta.scope,
+                            "name": meta.name,
+                            "kind": meta.kind,
+                            "unit": meta.unit,
+                            "temporality": meta.temporality,
+                            "monotonic": meta.monotonic,
                         }
                     )
                     cached = headers[hkey] = cached[:-1] + b',"attributes":'
@@ -99,12 +108,12 @@ class JsonlEncoder:
                 stamp = iso_time(t)
                 iso = iso_cache[t] = b"null" if stamp is None else b'"' + stamp.encode() + b'"'
             parts.append(head)
-            parts.append(self._attrs_json(attrs, red, skey is not None))
+            parts.append(self._attrs_json(item.attributes, red, item.series))
             parts.append(
                 b',"value":%s,"start_time_unix_nano":%d,"time_unix_nano":%d,"time":%s'
                 % (
                     repr(value).encode() if value.__class__ is float else str(value).encode(),
-                    start_ns,
+                    item.start_ns,
                     t,
                     iso,
                 )

@@ -46,9 +46,7 @@ def run_child(path: Path, max_bytes: int, stdin: BinaryIO, stdout: BinaryIO) -> 
                 try:
                     request = SIGNALS[signal_name].request_type.FromString(raw)
                     ev = decoder.evaluate(signal_name, request, raw)
-                    items = ev.items
-                    for i, viol in violations.items():
-                        items[i] = (*items[i][:5], viol, *items[i][6:])
+                    ev.with_violations(violations)
                     out.write_bytes(encoder.encode(ev, red, payload_id, {}))
                 except Exception:  # one payload the log cannot show must not end the log
                     logging.getLogger("labctl.proxy.inspect").exception(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from labctl.contract.evaluate import metric_record
+from labctl.contract.results import Item, metric_record
 from labctl.proxy.inspect.store import clip_record
 from labctl.redact import Redactor
 
@@ -30,7 +30,7 @@ class LazyRecords:
 
     __slots__ = ("_built", "_items", "_records", "_red")
 
-    def __init__(self, items: list[tuple[Any, ...]], built: dict[int, dict[str, Any]], red: Redactor) -> None:
+    def __init__(self, items: list[Item], built: dict[int, dict[str, Any]], red: Redactor) -> None:
         self._items = items
         self._built = {i: r for i, r in built.items() if i < len(items)}
         self._red = red
@@ -48,10 +48,10 @@ class LazyRecords:
             for i, item in enumerate(self._items):
                 rec = self._built.get(i)
                 if rec is None:
-                    res = item[0][0]
-                    ok = safe.get(id(res))
+                    meta = item.meta  # the items come from one request: its resources by index
+                    ok = safe.get(meta.resource_index)
                     if ok is None:
-                        ok = safe[id(res)] = hidden.isdisjoint(res)
+                        ok = safe[meta.resource_index] = hidden.isdisjoint(meta.resource)
                     rec = safe_record(metric_record(item, iso), self._red, ok)
                 out.append(rec)
             self._records = out

@@ -14,7 +14,7 @@ import time
 from collections import OrderedDict
 from typing import Any
 
-from labctl.contract import Evaluation
+from labctl.contract import Evaluation, Item, SeriesId
 from labctl.otlp.values import attrs_key
 from labctl.proxy.inspect.accumulate import CounterAccumulator
 
@@ -226,7 +226,9 @@ class SessionTracker:
     def __init__(self, max_sessions: int = 1000, hidden: frozenset[str] = frozenset()) -> None:
         self.max_sessions = max_sessions
         self.hidden = hidden  # redacted attributes: never copied into a session
-        self._info: dict[int, tuple[Any, ...]] = {}
+        # metric name -> series id -> (session id, field, bucket key, model) of a series naming a session;
+        # only the metrics in _METRICS have an entry
+        self._info: dict[str, dict[SeriesId, tuple[str, str, Any, Any]]] = {}
         self.sessions: OrderedDict[str, Session] = OrderedDict()
         self.counters = CounterAccumulator()
         # what the last observe() added, for rate alerts: tokens, cost, api requests, api errors
@@ -257,53 +259,60 @@ class SessionTracker:
         elif ev.signal == "logs":
             self._events(ev, now)
 
-    def _metrics(self, items: list[tuple[Any, ...]], now: float) -> None:
-        res_keys: dict[int, tuple[Any, ...]] = {}
+    def _metrics(self, items: list[Item], now: float) -> None:
+        res_keys: dict[int, tuple[Any, ...]] = {}  # resource index in the request -> its key
         touched: dict[str, Session] = {}
         sessions = self.sessions
         isfinite = math.isfinite
         info_cache = self._info
         last_meta: Any = None
         spec: Any = None
-        for meta, _i, _p, attrs, value, viol, series, start_ns, _t in items:
+        known: dict[SeriesId, tuple[str, str, Any, Any]] = {}
+        for item in items:
+            meta = item.meta
             if meta is not last_meta:  # one Metric's points share name, resource and temporality
                 last_meta = meta
-                resource, name, temporality = meta[0], meta[2], meta[5]
-                spec = _METRICS.get(name) if meta[3] == "sum" or meta[3] == "gauge" else None
+                resource, name, temporality, ri = (
+                    meta.resource,
+                    meta.name or "",
+                    meta.temporality,
+                    meta.resource_index,
+                )
+                spec = _METRICS.get(name) if meta.kind == "sum" or meta.kind == "gauge" else None
+                if spec is not None:
+                    known = info_cache.get(name)
+                    if known is None:
+                        known = info_cache[name] = {}
             if spec is None:
                 continue
-            # What a series contributes to (session, field, bucket) is worked out once per attributes dict;
-            # the contract hands out the same dict for a series as long as it caches it.
-            info = info_cache.get(id(attrs))
-            if info is None or info[0] is not attrs or info[1] != name:
+            attrs, value, series = item.attributes, item.value, item.series
+            # What a series contributes to (session, field, bucket) is worked out once per series id.
+            info = known.get(series) if series is not None else None
+            if info is None:
                 sid = attrs.get("session.id")
                 if sid is None:
                     sid = resource.get("session.id")
                     if sid is None:
                         # no session (OTEL_METRICS_INCLUDE_SESSION_ID=false): still counts for token rates
                         if spec[0] == "tokens" and value is not None and isfinite(value):
-                            self.last_tokens += self._increase(
-                                name, temporality, resource, attrs, series, start_ns, value, res_keys
-                            )
+                            self.last_tokens += self._increase(item, ri, res_keys)
                         continue
                 field, split = spec
                 info = (
-                    attrs,
-                    name,
                     str(sid),
                     field,
                     None if split is None else attrs.get(split, "unknown"),
                     attrs.get("model"),
                 )
                 if series is not None and "session.id" in attrs:
-                    if len(info_cache) >= 50_000:
-                        info_cache.clear()
-                    info_cache[id(attrs)] = info
+                    if len(known) >= 50_000:
+                        known.clear()
+                    known[series] = info
             if value is None or not isfinite(value):
                 continue
-            _a, _n, sid, field, k, model = info
+            sid, field, k, model = info
             if temporality == "cumulative":  # only cumulative points need the series' last value
-                inc = self._increase(name, temporality, resource, attrs, series, start_ns, value, res_keys)
+                inc = self._increase(item, ri, res_keys)
             else:
                 inc = value if value > 0 else 0.0
             s = touched.get(sid)
@@ -312,7 +321,7 @@ class SessionTracker:
                 if s is None:
                     s = self._session(sid, now)
                 touched[sid] = s
-            if viol:
+            if item.violations:
                 s.violations += 1
             if (model is not None and model not in s.models) or not s.user:
                 self._identity(s, attrs, resource)
@@ -329,24 +338,16 @@ class SessionTracker:
             if sid in sessions:
                 sessions.move_to_end(sid)
 
-    def _increase(
-        self,
-        name: str,
-        temporality: str,
-        resource: dict[str, Any],
-        attrs: dict[str, Any],
-        series: Any,
-        start_ns: int,
-        value: float,
-        res_keys: dict[int, tuple[Any, ...]],
-    ) -> float:
-        if temporality != "cumulative":
+    def _increase(self, item: Item, ri: int, res_keys: dict[int, tuple[Any, ...]]) -> float:
+        """How much a counter point adds; `ri`: its resource's index in the request (`res_keys`' key)."""
+        value, meta = item.value, item.meta
+        if meta.temporality != "cumulative":
             return value if value > 0 else 0.0
-        rk = res_keys.get(id(resource))
+        rk = res_keys.get(ri)
         if rk is None:
-            rk = res_keys[id(resource)] = _resource_key(resource)
-        key = (name, rk, series if series is not None else attrs_key(attrs))
-        return self.counters.increase(key, temporality, start_ns, float(value))
+            rk = res_keys[ri] = _resource_key(meta.resource)
+        series = item.series if item.series is not None else attrs_key(item.attributes)
+        return self.counters.increase((meta.name, rk, series), "cumulative", item.start_ns, float(value))
 
     def _events(self, ev: Evaluation, now: float) -> None:
         for name, attrs, resource, ok in ev.events():
