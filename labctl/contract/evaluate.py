@@ -9,10 +9,20 @@ asks for `Evaluation.records`.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from labctl.contract.model import ContractSpec, MetricRule
-from labctl.contract.numbers import Series, SeriesCache, known_points, number_points
+from labctl.contract.numbers import (
+    Description,
+    Series,
+    SeriesCache,
+    WireDescription,
+    known_points,
+    number_points,
+    point_prefix,
+    wire_scope,
+)
 from labctl.contract.promname import label_name, prometheus_name
 from labctl.contract.results import Evaluation, Item, ItemMeta, Violation
 from labctl.contract.results import violation as _v
@@ -27,11 +37,34 @@ from labctl.contract.rules import (
 )
 from labctl.contract.spans import SpanChecker
 from labctl.otlp.values import any_value, attrs_key
-from labctl.otlp.wire import number_point_regions
+from labctl.otlp.wire import Layout, MetricWire, metric_layout
 
 __all__ = ["Contract", "Evaluation", "Item", "ItemMeta"]
 
 _EVENT_STANDARD = ("event.name", "event.timestamp", "event.sequence")
+_MAX_WIRE_DESCRIPTIONS = 10_000  # distinct metric descriptions remembered by their wire bytes
+
+
+class _Run:
+    """What one request's metrics share while they are evaluated."""
+
+    __slots__ = ("caches", "described", "ev", "metas", "raw")
+
+    def __init__(self, ev: Evaluation, raw: bytes | None) -> None:
+        self.ev = ev
+        self.raw = raw
+        # description -> (rule, passes the metric-level checks): looked up once per description
+        self.described: dict[Description, tuple[CompiledMetric | None, bool]] = {}
+        # (resource index, scope index, description) -> the ItemMeta its metrics' items share
+        self.metas: dict[tuple[int, int, Description], ItemMeta] = {}
+        self.caches: dict[str, dict[bytes, Series] | None] = {}
+
+    def cache(self, series: SeriesCache, name: str) -> dict[bytes, Series] | None:
+        caches = self.caches
+        if name in caches:
+            return caches[name]
+        c = caches[name] = series.for_metric(name)
+        return c
 
 
 class Contract:
@@ -45,6 +78,7 @@ class Contract:
         self._by_prom: dict[tuple[str, str, str, bool], CompiledMetric | None] = {}
         # metric name -> serialized attributes -> [attrs, attribute violations, admitted, label attrs]
         self._series = SeriesCache()
+        self._by_wire: dict[bytes, WireDescription] = {}  # see labctl.otlp.wire's metric key
         # Rules named as Prometheus shows them (the seed's format) are found by translating OTLP names.
         self._prom_lookup = any(r.label_style == "prometheus" for r in spec.metrics.values())
         strict = spec.unknown_attributes == "violation"
@@ -97,7 +131,7 @@ class Contract:
         """`raw`: the protobuf bytes `request` was parsed from, when at hand (a faster walk of the points)."""
         ev = Evaluation(signal, self, request, raw)
         if signal == "metrics":
-            self._evaluate_metrics(request, ev, number_point_regions(raw) if raw else None, raw)
+            self._evaluate_metrics(request, ev, metric_layout(raw) if raw else None, raw)
         elif signal == "logs":
             self._evaluate_logs(request, ev)
         elif signal == "traces":
@@ -115,142 +149,145 @@ class Contract:
         return out
 
     def _evaluate_metrics(
-        self,
-        request: Any,
-        ev: Evaluation,
-        regions: dict[tuple[int, int, int], tuple[int, int]] | None = None,
-        raw: bytes | None = None,
+        self, request: Any, ev: Evaluation, layout: Layout | None, raw: bytes | None
     ) -> None:
-        items = ev.items
-        unknown_violation = self.spec.unknown_metrics == "violation"
-        # Per request, what depends only on a metric's name, unit, kind, monotonic and temporality:
-        # its rule and whether it passes the metric-level checks. A request of many one-point metrics
-        # of a few names looks each up a few times, not once per metric.
-        described: dict[tuple[Any, ...], tuple[CompiledMetric | None, bool]] = {}
-        caches: dict[str, dict[bytes, Series] | None] = {}
+        """Every metric of the request. With the request's bytes (`layout`, from labctl.otlp.wire), a
+        Gauge/Sum whose description (everything but its points) was seen before and passed the metric
+        checks is taken from the wire alone: no protobuf object, one dict look-up for its description.
+        Every other metric goes through `_metric`, which reads the protobuf objects."""
+        run = _Run(ev, raw)
+        by_wire = self._by_wire
         for ri, rm in enumerate(request.resource_metrics):
             resource = {kv.key: any_value(kv.value) for kv in rm.resource.attributes}
-            rbase = f"resourceMetrics[{ri}]"
-            res_viol = self._resource_violations(resource, rbase)
+            res_viol = self._resource_violations(resource, f"resourceMetrics[{ri}]")
             for si, sm in enumerate(rm.scope_metrics):
                 scope = {"name": sm.scope.name, "version": sm.scope.version}
-                for mi, m in enumerate(sm.metrics):
-                    kind = m.WhichOneof("data")
-                    data: Any = getattr(m, kind) if kind else None
-                    monotonic = bool(kind == "sum" and data.is_monotonic)
-                    temporality = (
-                        data.aggregation_temporality
-                        if kind in ("sum", "histogram", "exponential_histogram")
-                        else 0
-                    )
-                    name, unit = m.name, m.unit
-                    mbase = f"{rbase}.scopeMetrics[{si}].metrics[{mi}]({name})"
-                    desc = (name, unit, kind, monotonic, temporality)
-                    known = described.get(desc)
-                    if known is None:
-                        cm = self._lookup(name, unit, kind, monotonic)
-                        level: list[Violation] = []
-                        if cm is not None:
-                            metric_level(cm, m, kind, monotonic, temporality, mbase, level)
-                        known = described[desc] = (cm, not level)
-                    cm = known[0]
-                    mviol: list[Violation] = list(res_viol)
-                    if cm is None:
-                        if unknown_violation:
-                            mviol.append(
-                                _v(
-                                    mbase + ".name",
-                                    "unknown_metric",
-                                    f"metric '{name}' is not in the contract",
-                                )
-                            )
-                    elif not known[1]:
-                        metric_level(cm, m, kind, monotonic, temporality, mbase, mviol)
-                    meta = ItemMeta(
-                        resource,
-                        scope,
-                        name,
-                        kind,
-                        unit,
-                        TEMPORALITY.get(temporality, "unspecified"),
-                        monotonic,
-                        ri,
-                        si,
-                        mi,
-                    )
-                    if data is None:
-                        continue
-                    pbase_prefix = f"{mbase}.{kind}.dataPoints["
-                    if kind in ("sum", "gauge"):
-                        region = regions.get((ri, si, mi)) if regions is not None else None
-                        if region is not None and raw is not None:  # regions come from raw
-                            if name in caches:
-                                cache = caches[name]
-                            else:
-                                cache = caches[name] = self._series.for_metric(name)
-                            known_points(
-                                self._series,
-                                cache,
-                                cm,
-                                meta,
-                                data.data_points,
-                                mviol,
-                                pbase_prefix,
-                                ev,
-                                raw,
-                                region,
-                            )
-                        else:
-                            number_points(self._series, cm, meta, data.data_points, mviol, pbase_prefix, ev)
-                        continue
-                    for pi, p in enumerate(data.data_points):
-                        attrs = {kv.key: any_value(kv.value) for kv in p.attributes}
-                        viol = list(mviol) if mviol else []
-                        if kind == "histogram":
-                            value: Any = {
-                                "count": p.count,
-                                "sum": p.sum if p.HasField("sum") else None,
-                                "bucket_counts": list(p.bucket_counts),
-                                "explicit_bounds": list(p.explicit_bounds),
-                            }
-                            histogram_checks(p, pbase_prefix, pi, viol)
-                        elif kind == "exponential_histogram":
-                            value = {
-                                "count": p.count,
-                                "sum": p.sum if p.HasField("sum") else None,
-                                "scale": p.scale,
-                                "zero_count": p.zero_count,
-                            }
-                        else:  # summary
-                            value = {
-                                "count": p.count,
-                                "sum": p.sum,
-                                "quantiles": [[q.quantile, q.value] for q in p.quantile_values],
-                            }
-                        if cm is not None:
-                            pbase = f"{pbase_prefix}{pi}]"
-                            cattrs = {label_name(k): v for k, v in attrs.items()} if cm.prom_labels else attrs
-                            cm.attrs.check(cattrs, pbase, viol)
-                            if cm.cardinality:
-                                cardinality(cm, cattrs, pbase, viol)
-                            if cm.required_fields:
-                                seed_fields(cm, value, cattrs, p.time_unix_nano, pbase, viol)
-                        items.append(
-                            Item(
-                                meta,
-                                pi,
-                                p,
-                                attrs,
-                                value,
-                                viol,
-                                attrs_key(attrs),
-                                p.start_time_unix_nano,
-                                p.time_unix_nano,
-                            )
-                        )
-                        if viol:
-                            ev.note_rejected((ri, si, mi), pi, viol)
-        ev.total = len(items)
+                metrics = sm.metrics
+                wired = layout.get((ri, si)) if layout is not None else None
+                if wired is None or raw is None or res_viol or len(wired) != len(metrics):
+                    for mi in range(len(metrics)):
+                        w = wired[mi] if wired is not None and len(wired) == len(metrics) else None
+                        self._metric(run, metrics, ri, si, resource, scope, res_viol, mi, w)
+                    continue
+                wire_scope(
+                    self._series,
+                    by_wire,
+                    ev,
+                    raw,
+                    wired,
+                    metrics,
+                    resource,
+                    scope,
+                    ri,
+                    si,
+                    # the protobuf path, which also learns the metric's description
+                    partial(self._metric, run, metrics, ri, si, resource, scope, res_viol),
+                )
+        ev.total = len(ev.items)
+
+    def _metric(
+        self,
+        run: _Run,
+        metrics: Any,
+        ri: int,
+        si: int,
+        resource: dict[str, Any],
+        scope: dict[str, Any],
+        res_viol: list[Violation],
+        mi: int,
+        wire: MetricWire | None,
+    ) -> None:
+        """One metric read through its protobuf objects; its description is remembered for the wire
+        path (`_by_wire`) when it passes every metric-level check."""
+        ev = run.ev
+        m = metrics[mi]
+        kind = m.WhichOneof("data")
+        data: Any = getattr(m, kind) if kind else None
+        monotonic = bool(kind == "sum" and data.is_monotonic)
+        temporality = (
+            data.aggregation_temporality if kind in ("sum", "histogram", "exponential_histogram") else 0
+        )
+        name, unit = m.name, m.unit
+        mbase = f"resourceMetrics[{ri}].scopeMetrics[{si}].metrics[{mi}]({name})"
+        desc = (name, kind, unit, TEMPORALITY.get(temporality, "unspecified"), monotonic, temporality)
+        known = run.described.get(desc)
+        if known is None:
+            cm = self._lookup(name, unit, kind, monotonic)
+            level: list[Violation] = []
+            if cm is not None:
+                metric_level(cm, m, kind, monotonic, temporality, mbase, level)
+            known = run.described[desc] = (cm, not level)
+        cm = known[0]
+        mviol: list[Violation] = list(res_viol)
+        if cm is None:
+            if self.spec.unknown_metrics == "violation":
+                mviol.append(_v(mbase + ".name", "unknown_metric", f"metric '{name}' is not in the contract"))
+        elif not known[1]:
+            metric_level(cm, m, kind, monotonic, temporality, mbase, mviol)
+        meta = run.metas.get((ri, si, desc))
+        if meta is None:
+            meta = run.metas[(ri, si, desc)] = ItemMeta(resource, scope, *desc[:5], ri, si)
+            ev.metric_names.add(name)
+        if data is None:
+            return
+        if kind == "sum" or kind == "gauge":
+            raw = run.raw
+            if wire is not None and raw is not None:  # the layout comes from raw
+                if not mviol and wire[2] is not None and len(self._by_wire) < _MAX_WIRE_DESCRIPTIONS:
+                    self._by_wire[wire[2]] = WireDescription(cm, desc)
+                cache = run.cache(self._series, name)
+                known_points(self._series, cache, cm, meta, metrics, mi, mviol, ev, raw, (wire[0], wire[1]))
+            else:
+                number_points(self._series, cm, meta, mi, data.data_points, mviol, ev)
+            return
+        prefix = point_prefix(meta, mi)
+        for pi, p in enumerate(data.data_points):
+            attrs = {kv.key: any_value(kv.value) for kv in p.attributes}
+            viol = list(mviol) if mviol else []
+            if kind == "histogram":
+                value: Any = {
+                    "count": p.count,
+                    "sum": p.sum if p.HasField("sum") else None,
+                    "bucket_counts": list(p.bucket_counts),
+                    "explicit_bounds": list(p.explicit_bounds),
+                }
+                histogram_checks(p, prefix, pi, viol)
+            elif kind == "exponential_histogram":
+                value = {
+                    "count": p.count,
+                    "sum": p.sum if p.HasField("sum") else None,
+                    "scale": p.scale,
+                    "zero_count": p.zero_count,
+                }
+            else:  # summary
+                value = {
+                    "count": p.count,
+                    "sum": p.sum,
+                    "quantiles": [[q.quantile, q.value] for q in p.quantile_values],
+                }
+            if cm is not None:
+                pbase = f"{prefix}{pi}]"
+                cattrs = {label_name(k): v for k, v in attrs.items()} if cm.prom_labels else attrs
+                cm.attrs.check(cattrs, pbase, viol)
+                if cm.cardinality:
+                    cardinality(cm, cattrs, pbase, viol)
+                if cm.required_fields:
+                    seed_fields(cm, value, cattrs, p.time_unix_nano, pbase, viol)
+            ev.items.append(
+                Item(
+                    meta,
+                    pi,
+                    p,
+                    attrs,
+                    value,
+                    viol,
+                    attrs_key(attrs),
+                    p.start_time_unix_nano,
+                    p.time_unix_nano,
+                )
+            )
+            if viol:
+                ev.note_rejected((ri, si, mi), pi, viol)
 
     def _evaluate_logs(self, request: Any, ev: Evaluation) -> None:
         items = ev.items
@@ -263,7 +300,7 @@ class Contract:
             res_viol = self._resource_violations(resource, rbase)
             for si, sl in enumerate(rl.scope_logs):
                 scope = {"name": sl.scope.name, "version": sl.scope.version}
-                meta = ItemMeta(resource, scope, None, "log", "", "", False, ri, si, 0)
+                meta = ItemMeta(resource, scope, None, "log", "", "", False, ri, si)
                 for li, lr in enumerate(sl.log_records):
                     attrs = {kv.key: any_value(kv.value) for kv in lr.attributes}
                     name = lr.event_name or attrs.get("event.name")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Callable
 from typing import Any
 
 from labctl.contract.promname import label_name
@@ -31,6 +32,7 @@ from labctl.otlp.wire import (
     TIME_TAG,
     TIME_TAG_OFFSET,
     VALUE_TAG_OFFSET,
+    MetricWire,
     data_points,
     skip_field,
     varint,
@@ -47,6 +49,22 @@ _unpack_u64 = struct.Struct("<Q").unpack_from
 # start (fixed64), time (fixed64) and value, each after its one-byte tag: protobuf's own layout
 _unpack_head_double = struct.Struct("<xQxQxd").unpack_from
 _unpack_head_int = struct.Struct("<xQxQxq").unpack_from
+
+
+# What a metric's items share, besides where it sits: (name, kind, unit, temporality name, monotonic,
+# temporality code). The first five are ItemMeta's fields in that order.
+Description = tuple[str, "str | None", str, str, bool, int]
+
+
+class WireDescription:
+    """A metric description met before, found by its bytes (labctl.otlp.wire's key): its rule. Only
+    descriptions that pass every metric-level check are remembered."""
+
+    __slots__ = ("cm", "desc")
+
+    def __init__(self, cm: CompiledMetric | None, desc: Description) -> None:
+        self.cm = cm
+        self.desc = desc
 
 
 class Series:
@@ -88,14 +106,117 @@ class SeriesCache:
         return cache
 
 
+def wire_scope(
+    series: SeriesCache,
+    by_wire: dict[bytes, WireDescription],
+    ev: Evaluation,
+    raw: bytes,
+    wired: list[MetricWire | None],
+    metrics: Any,
+    resource: dict[str, Any],
+    scope: dict[str, Any],
+    ri: int,
+    si: int,
+    slow: Callable[[int, MetricWire | None], None],
+) -> None:
+    """The metrics of one scope from the wire (`wired`: labctl.otlp.wire's layout of that scope).
+
+    The loop runs once per Metric, and a load generator sends one point per Metric: a Gauge/Sum of a
+    known description (`by_wire`) holding one point of a known series with an ordinary value is done
+    here in a few byte reads and two dict look-ups. A metric of several points, or an unusual point,
+    goes to `known_points`; one of an unknown description to `slow(mi, wire)` (the protobuf path)."""
+    append = ev.items.append
+    b = raw
+    isfinite = _isfinite
+    per: dict[WireDescription, tuple[Any, ...]] = {}  # what a description needs here, once per scope
+    points_tag, start_tag, time_tag, double_tag, int_tag = (
+        DATA_POINTS_TAG,
+        START_TIME_TAG,
+        TIME_TAG,
+        AS_DOUBLE_TAG,
+        AS_INT_TAG,
+    )
+    attrs_tag, flags_tag = ATTRIBUTES_TAG, FLAGS_TAG
+    head, time_at, value_at = POINT_HEAD_SIZE, TIME_TAG_OFFSET, VALUE_TAG_OFFSET
+    for mi, w in enumerate(wired):
+        if w is None or w[2] is None or (d := by_wire.get(w[2])) is None:
+            slow(mi, w)
+            continue
+        hit = per.get(d)
+        if hit is None:
+            desc = d.desc
+            cm = d.cm
+            cache = series.for_metric(desc[0])
+            meta = ItemMeta(resource, scope, *desc[:5], ri, si)
+            ev.metric_names.add(desc[0])
+            simple = cache is not None and not (
+                cm is not None and (cm.required_fields or cm.value_type != "any")
+            )
+            lo = cm.min if cm is not None else None
+            hi = cm.max if cm is not None else None
+            hit = per[d] = (meta, cache, simple, lo, hi, cm, desc[4])
+        meta, cache, simple, lo, hi, cm, monotonic = hit
+        pos, end = w[0], w[1]
+        if simple and b[pos] == points_tag:
+            n = b[pos + 1]
+            if n < 0x80:
+                i = pos + 2
+            elif b[pos + 2] < 0x80:
+                n = (n & 0x7F) | (b[pos + 2] << 7)
+                i = pos + 3
+            else:
+                n, i = varint(b, pos + 1)
+            pe = i + n
+            # one point (the layout put every point first: no point after this one's end), protobuf's layout
+            if (
+                (pe >= end or b[pe] != points_tag)
+                and n >= head
+                and b[i] == start_tag
+                and b[i + time_at] == time_tag
+            ):
+                tag = b[i + value_at]
+                if tag == double_tag:
+                    start_ns, time_ns, value = _unpack_head_double(b, i)
+                    ok = isfinite(value)
+                elif tag == int_tag:
+                    start_ns, time_ns, value = _unpack_head_int(b, i)
+                    ok = True
+                else:
+                    ok = False
+                i += head
+                if (
+                    ok
+                    and (i == pe or b[i] == attrs_tag or b[i] == flags_tag)
+                    and not (monotonic and value < 0)
+                    and (lo is None or value >= lo)
+                    and (hi is None or value <= hi)
+                ):
+                    skey = b[i:pe]
+                    entry = cache.get(skey)
+                    if entry is not None and entry.admitted and not entry.templates:
+                        append(
+                            _new(Item, (meta, 0, None, entry.attributes, value, [], skey, start_ns, time_ns))
+                        )
+                        continue
+        known_points(series, cache, cm, meta, metrics, mi, [], ev, b, (pos, end))
+
+
+def point_prefix(meta: ItemMeta, mi: int) -> str:
+    """The path of metric `mi`'s points in violations, up to the point's index."""
+    return (
+        f"resourceMetrics[{meta.resource_index}].scopeMetrics[{meta.scope_index}].metrics[{mi}]"
+        f"({meta.name}).{meta.kind}.dataPoints["
+    )
+
+
 def known_points(
     series: SeriesCache,
     cache: dict[bytes, Series] | None,
     cm: CompiledMetric | None,
     meta: ItemMeta,
-    points: Any,
+    metrics: Any,
+    mi: int,
     mviol: list[Violation],
-    prefix: str,
     ev: Evaluation,
     raw: bytes,
     region: tuple[int, int],
@@ -104,7 +225,8 @@ def known_points(
     labctl.otlp.wire). A point laid out as protobuf writes it (start, time, value, attributes), of a
     series seen before that passed every attribute check, with an ordinary value, costs a few byte
     reads, one unpack and one dict look-up. Any other point goes through `number_points`, alone, in
-    its place. `cache`: the metric's own (`series.for_metric`)."""
+    its place. `metrics[mi]`: the Metric (a ScopeMetrics' protobuf list), read only for such points.
+    `cache`: the metric's own (`series.for_metric`)."""
     monotonic = meta.monotonic
     general = (
         cache is None or bool(mviol) or (cm is not None and (cm.required_fields or cm.value_type != "any"))
@@ -119,7 +241,7 @@ def known_points(
     if general:  # every point takes the general path: find them all, then one call
         spans = [(k, i, e) for k, (i, e) in enumerate(data_points(b, region))]
         pos = end
-        number_points(series, cm, meta, points, mviol, prefix, ev, raw, spans)
+        number_points(series, cm, meta, mi, _points(metrics, mi, meta), mviol, ev, raw, spans)
         pi = len(spans)
     # The tags as local constants: this loop runs once per point.
     points_tag, temporality_tag, monotonic_tag = (
@@ -170,19 +292,23 @@ def known_points(
                     append(_new(Item, (meta, pi, None, entry.attributes, value, [], skey, start_ns, time_ns)))
                     pi += 1
                     continue
-        number_points(series, cm, meta, points, mviol, prefix, ev, raw, [(pi, pos - n, pos)])
+        number_points(series, cm, meta, mi, _points(metrics, mi, meta), mviol, ev, raw, [(pi, pos - n, pos)])
         pi += 1
-    if pi != len(points):  # cannot happen for bytes protobuf parsed; never let it pass unseen
-        raise ValueError(f"walked {pi} points of {meta.name} but the request has {len(points)}")
+    if pi != 1 and pi != len(_points(metrics, mi, meta)):  # protobuf parsed these bytes: never let it pass
+        raise ValueError(f"walked {pi} points of {meta.name} but the request has another count")
+
+
+def _points(metrics: Any, mi: int, meta: ItemMeta) -> Any:
+    return getattr(metrics[mi], meta.kind or "").data_points
 
 
 def number_points(
     series: SeriesCache,
     cm: CompiledMetric | None,
     meta: ItemMeta,
+    mi: int,
     points: Any,
     mviol: list[Violation],
-    prefix: str,
     ev: Evaluation,
     raw: bytes | None = None,
     spans: list[tuple[int, int, int]] | None = None,
@@ -193,7 +319,8 @@ def number_points(
     unknown field order) takes the plain decoding path."""
     items = ev.items
     monotonic = meta.monotonic
-    key = (meta.resource_index, meta.scope_index, meta.metric_index)
+    key = (meta.resource_index, meta.scope_index, mi)
+    prefix = point_prefix(meta, mi)
     cache = series.for_metric(meta.name or "")
     attr_check = cm.attrs if cm is not None else None
     card = cm is not None and bool(cm.cardinality)

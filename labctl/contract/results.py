@@ -27,7 +27,9 @@ def violation(path: str, rule: str, message: str) -> Violation:
 
 
 class ItemMeta(NamedTuple):
-    """What the items of one Metric share (for logs and spans: the items of one scope)."""
+    """What the items of a scope's metrics with one description share (name, kind, unit, temporality,
+    monotonic); for logs and spans, the items of one scope. One object for all of them, so a reader
+    can tell where that changes with `is`."""
 
     resource: dict[str, Any]
     scope: dict[str, Any]
@@ -36,9 +38,8 @@ class ItemMeta(NamedTuple):
     unit: str
     temporality: str  # "delta", "cumulative", "unspecified"; "" for logs and spans
     monotonic: bool
-    resource_index: int  # where it sits in the request
+    resource_index: int  # where the resource and scope sit in the request
     scope_index: int
-    metric_index: int  # 0 for logs and spans
 
 
 class Item(NamedTuple):
@@ -71,6 +72,7 @@ class Evaluation:
         self._records: list[dict[str, Any]] | None = None
         self._iso: dict[int, str | None] = {}
         self.raw = raw  # the protobuf bytes of `request`, when the caller had them
+        self.metric_names: set[str] = set()  # every metric's name, points or not
 
     def note_rejected(self, key: tuple[int, int, int], index: int, viol: list[Violation]) -> None:
         self.rejected += 1

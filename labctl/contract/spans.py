@@ -82,7 +82,7 @@ class SpanChecker:
             res_viol = resource_violations(resource, f"resourceSpans[{ri}]")
             for si, ss in enumerate(rs.scope_spans):
                 scope = {"name": ss.scope.name, "version": ss.scope.version}
-                meta = ItemMeta(resource, scope, None, "span", "", "", False, ri, si, 0)
+                meta = ItemMeta(resource, scope, None, "span", "", "", False, ri, si)
                 for i, sp in enumerate(ss.spans):
                     attrs = {kv.key: any_value(kv.value) for kv in sp.attributes}
                     base = f"resourceSpans[{ri}].scopeSpans[{si}].spans[{i}]({sp.name})"

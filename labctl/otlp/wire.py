@@ -215,7 +215,7 @@ def _scope_layout(buf: bytes, pos: int, end: int) -> list[MetricWire | None]:
                     q = i + 3
                 else:
                     ln, q = _varint(buf, i + 1)
-            if t == GAUGE_TAG or t == SUM_TAG:
+            if t in (GAUGE_TAG, SUM_TAG):
                 re = q + ln
                 count += 1
                 tp = q  # the points come first, as protobuf writes them: find where they end

@@ -19,7 +19,9 @@ A = {**session_attrs("s1"), "model": "m", "type": "input"}
 
 
 def _tokens(value: int, attrs: dict | None = None, temporality: str = "delta") -> Point:
-    return Point("claude_code.token.usage", value, dict(attrs or A), temporality=temporality, start_ns=1, time_ns=2)
+    return Point(
+        "claude_code.token.usage", value, dict(attrs or A), temporality=temporality, start_ns=1, time_ns=2
+    )
 
 
 def test_items_and_meta_are_named() -> None:
@@ -27,9 +29,15 @@ def test_items_and_meta_are_named() -> None:
     ev = c.evaluate("metrics", metrics_request([_tokens(5)]))
     item = ev.items[0]
     assert isinstance(item, Item) and isinstance(item.meta, ItemMeta)
-    assert (item.meta.name, item.meta.kind, item.meta.temporality) == ("claude_code.token.usage", "sum", "delta")
+    assert (item.meta.name, item.meta.kind, item.meta.temporality) == (
+        "claude_code.token.usage",
+        "sum",
+        "delta",
+    )
     assert (item.value, item.attributes, item.violations, item.position) == (5, A, [], 0)
-    logs = c.evaluate("logs", logs_request([("claude_code.user_prompt", {**session_attrs(), "prompt_length": "3"})]))
+    logs = c.evaluate(
+        "logs", logs_request([("claude_code.user_prompt", {**session_attrs(), "prompt_length": "3"})])
+    )
     assert logs.items[0].meta.kind == "log" and logs.items[0].series is None
 
 

@@ -128,6 +128,56 @@ def test_same_verdicts_and_records_through_either_path() -> None:
             assert plain[1] >= 4
 
 
+def one_metric_per_point(req: ExportMetricsServiceRequest) -> ExportMetricsServiceRequest:
+    """The same points with a Metric message each, as a load generator sends them."""
+    out = ExportMetricsServiceRequest()
+    out.CopyFrom(req)
+    for rm in out.resource_metrics:
+        for sm in rm.scope_metrics:
+            split = []
+            for m in sm.metrics:
+                kind = m.WhichOneof("data")
+                for p in getattr(m, kind).data_points:
+                    one = type(m)()
+                    one.CopyFrom(m)
+                    points = getattr(one, kind).data_points
+                    del points[:]
+                    points.add().CopyFrom(p)
+                    split.append(one)
+            del sm.metrics[:]
+            sm.metrics.extend(split)
+    return out
+
+
+def test_one_point_metrics_take_the_wire_path_with_the_same_verdicts() -> None:
+    # Descriptions are learnt from the first metric of each; later ones, in this request and the next,
+    # are read from the wire alone. Bad values, bad attributes and a bad unit must still come out alike.
+    c = load_contract(default_contract_path())
+    pts = [
+        Point("claude_code.token.usage", 5, {**A, "type": "input"}),
+        Point("claude_code.token.usage", 6.5, {**A, "type": "output"}),
+        Point("claude_code.token.usage", 5, {**A, "type": "input"}),
+        Point("claude_code.token.usage", float("inf"), {**A, "type": "input"}),
+        Point("claude_code.token.usage", -3, {**A, "type": "input"}),
+        Point("claude_code.token.usage", 7, {**A, "type": "bogus"}),
+        Point("claude_code.token.usage", 7, {**A, "type": "input"}, unit="bytes"),
+        Point("claude_code.cost.usage", 0.25, {**A, "prompt": "secret"}),
+        Point("claude_code.cost.usage", 0.5, A),
+        Point("other.metric", 2, A, kind="gauge"),
+    ]
+    req = one_metric_per_point(metrics_request(pts))
+    assert len(req.resource_metrics[0].scope_metrics[0].metrics) == len(pts)
+    raw = req.SerializeToString()
+    twin = Contract(c.spec)
+    for _ in range(3):
+        plain = c.evaluate("metrics", ExportMetricsServiceRequest.FromString(raw))
+        walked = twin.evaluate("metrics", ExportMetricsServiceRequest.FromString(raw), raw)
+        assert (walked.records, walked.rejected) == (plain.records, plain.rejected)
+        assert walked.rejected == 5
+        assert walked.metric_names == plain.metric_names == {p.metric for p in pts}
+    assert twin._by_wire  # the descriptions were learnt (the test would prove nothing otherwise)
+
+
 def test_exemplars_unknown_fields_and_repeated_messages() -> None:
     c = load_contract(default_contract_path())
     req = metrics_request(

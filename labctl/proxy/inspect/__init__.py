@@ -298,10 +298,8 @@ class Inspector:
 def _names(ev: Any) -> list[str]:
     """The distinct metric / event / span names of a payload (at most 20), for the payload list."""
     names: set[str] = set()
-    if ev.signal == "metrics":  # from the request's Metric messages: a handful, whatever the point count
-        for rm in ev.request.resource_metrics:
-            for sm in rm.scope_metrics:
-                names.update(m.name for m in sm.metrics)
+    if ev.signal == "metrics":  # collected per metric description: a handful, whatever the point count
+        names.update(ev.metric_names)
     else:
         for item in ev.items:
             names.add(str(item.value))

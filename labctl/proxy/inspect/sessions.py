@@ -280,9 +280,10 @@ class SessionTracker:
                 )
                 spec = _METRICS.get(name) if meta.kind == "sum" or meta.kind == "gauge" else None
                 if spec is not None:
-                    known = info_cache.get(name)
-                    if known is None:
-                        known = info_cache[name] = {}
+                    found = info_cache.get(name)
+                    if found is None:
+                        found = info_cache[name] = {}
+                    known = found
             if spec is None:
                 continue
             attrs, value, series = item.attributes, item.value, item.series
