@@ -58,6 +58,8 @@ class JsonlEncoder:
         resources: dict[int, dict[str, Any]] = {}
         last_meta: Any = None
         head = b""
+        attrs_cache = self._attrs
+        line = b'%s%s,"value":%r,"start_time_unix_nano":%d,"time_unix_nano":%d,"time":%s%s\n'
         for i, item in enumerate(ev.items):
             meta, value, t = item.meta, item.value, item.time_ns
             if (
@@ -107,17 +109,13 @@ class JsonlEncoder:
             if iso is None:
                 stamp = iso_time(t)
                 iso = iso_cache[t] = b"null" if stamp is None else b'"' + stamp.encode() + b'"'
-            parts.append(head)
-            parts.append(self._attrs_json(item.attributes, red, item.series))
-            parts.append(
-                b',"value":%s,"start_time_unix_nano":%d,"time_unix_nano":%d,"time":%s'
-                % (
-                    repr(value).encode() if value.__class__ is float else str(value).encode(),
-                    item.start_ns,
-                    t,
-                    iso,
-                )
+            series = item.series
+            hit = attrs_cache.get(series) if series is not None else None
+            attrs = (
+                hit[1]
+                if hit is not None and hit[0] is red
+                else self._attrs_json(item.attributes, red, series)
             )
-            parts.append(tail_ok)
-            parts.append(b"\n")
+            # one line in one formatting step; %r of an int or a float is its JSON number here (finite)
+            parts.append(line % (head, attrs, value, item.start_ns, t, iso, tail_ok))
         return b"".join(parts)
