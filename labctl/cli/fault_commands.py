@@ -171,11 +171,13 @@ def heal(
         return
     if not healed:
         ui.info("no active faults: nothing to heal")
+    from labctl.faults.healed import changed_back
+
     for name, seconds in shown.items():
-        ui.success(
-            f"healed {name} ({seconds:.1f}s)"
-            + (" — not graded (`labctl reveal` grades)" if name == "a hidden fault" else "")
-        )
+        if name == "a hidden fault":  # blind mode: what changed back would name the fault
+            ui.success(f"healed {name} ({seconds:.1f}s) — not graded (`labctl reveal` grades)")
+        else:
+            ui.success(f"healed {name} ({seconds:.1f}s): {changed_back(name)}")
     for line in pending:
         ui.warn(f"{line} — `labctl check` may still fail until it recovers")
     if scrapes_down:
@@ -184,7 +186,7 @@ def heal(
             "(at most one scrape interval away) shows it up again, and `labctl check` waits for it"
         )
     if healed and not pending:
-        ui.info("the proxy delivers again; next: `labctl check` should be green")
+        ui.info("next: `labctl check` should be green")
 
 
 @app.command(help="List active faults (persisted in the lab's state), or with --all every fault there is.")

@@ -10,7 +10,7 @@ from labctl import state, ui
 from labctl.cli.main import app
 from labctl.errors import LabError
 from labctl.model import BIND_ADDRESSES, SHARED_ON_BIND, LabModel, Stage, load_model, read_env_file
-from labctl.runtimes.base import ServiceStatus, choose_runtime, get_runtime
+from labctl.runtimes.base import Runtime, ServiceStatus, choose_runtime, get_runtime
 from labctl.runtimes.native import NativeRuntime
 from labctl.state import LabState, allocate_ports, lifecycle_lock
 
@@ -114,6 +114,39 @@ def up(
         _up(model, stage, port_offset, free_ports, install, json_out, auth, bind)
 
 
+def _can_run(model: LabModel, runtime: Runtime, service: str) -> bool:
+    """False for an optional native service without its binary (Grafana here): `up` says so once."""
+    svc = model.service(service)
+    if runtime.name != "native" or not svc.optional_native or not svc.native.binary:
+        return True
+    from labctl.install import resolve_binary
+
+    try:
+        resolve_binary(svc.native.binary)
+    except LabError:
+        return False
+    return True
+
+
+def _say_plan(model: LabModel, lab: LabState, runtime: Runtime, stage: Stage) -> None:
+    """What `up` will start (with its host ports), keep and stop, before it does it."""
+    wanted = [s for s in model.stage_services(stage.name, runtime.name) if _can_run(model, runtime, s)]
+    running = [s for s in model.ordered(list(model.services)) if runtime.is_running(s)]
+
+    def with_ports(service: str) -> str:
+        ports = sorted(lab.ports.get(service, {}).values())
+        return f"{service} ({', '.join(str(p) for p in ports)})" if ports else service
+
+    plan = [
+        ("starts:", ", ".join(with_ports(s) for s in wanted if s not in running)),
+        ("keeps:", ", ".join(s for s in wanted if s in running)),
+        ("stops:", ", ".join(s for s in running if s not in wanted)),
+    ]
+    for label, names in plan:
+        if names:
+            ui.item(label, names, label_width=9)
+
+
 def _up(
     model: LabModel,
     stage: Stage,
@@ -147,6 +180,7 @@ def _up(
     if install and isinstance(runtime, NativeRuntime):
         runtime.auto_install = True
     ui.info(f"starting [bold]{stage.name}[/] ({stage.adds}) with the {lab.runtime} runtime")
+    _say_plan(model, lab, runtime, stage)
     runtime.up(stage.name)
     rows = _note_edited_configs(lab, model, runtime.status())
     if json_out:

@@ -119,15 +119,16 @@ class NativeRuntime(Runtime):
                     extra["grafana_home"] = str(grafana_home(binary))
             except LabError as exc:
                 if svc.optional_native:
-                    # Short and plain for the status table; `labctl doctor` shows the full how-to.
-                    what = (
-                        f"no {svc.native.binary} binary on this machine"
-                        if "was not found" in exc.message
-                        else exc.message
-                    )
+                    # One short line for the status table: the two ways to get it (`labctl doctor`
+                    # has the full how-to).
+                    if "was not found" not in exc.message:
+                        raise Unavailable(exc.message) from None
+                    from labctl.install.resolve import BINARIES
+
+                    image = self.model.versions.get(f"LAB_{service.upper()}_IMAGE", "")
                     raise Unavailable(
-                        f"{what}; `labctl --runtime docker up {self._top_stage(service)}` runs it, "
-                        "`labctl doctor` says how to install it natively"
+                        f"no {svc.native.binary} binary: `labctl install {BINARIES[svc.native.binary]}`"
+                        + (f", or Docker (image {image})" if image else "")
                     ) from None
                 raise
             cmd = [str(binary)]
@@ -160,11 +161,6 @@ class NativeRuntime(Runtime):
             ui.info(f"{name} is missing: running `labctl install {BINARIES[name]}` (cached afterwards)")
             install(BINARIES[name])
             return resolve_binary(name)
-
-    def _top_stage(self, service: str) -> str:
-        """The first stage that includes `service` (for hints)."""
-        layer = self.model.service(service).layer
-        return next(s.name for s in self.model.stages.values() if s.layer == layer)
 
     def _full_env(self, launch: Launch) -> dict[str, str]:
         base = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUB_PREFIXES)}
@@ -203,6 +199,8 @@ class NativeRuntime(Runtime):
             else:
                 to_start.append(service)
         if restart:
+            # Completes `up`'s plan (starts/keeps/stops): these were kept, and now start again.
+            ui.item("restarts:", f"{', '.join(restart)} (configuration changed)", label_width=9)
             self._stop(restart, reason="its configuration changed")
             to_start = self.model.ordered(to_start + restart)
 
@@ -217,7 +215,8 @@ class NativeRuntime(Runtime):
             # A running Prometheus keeps going across stages: its Alertmanager target follows the stage.
             self._write_targets(wanted)
         for service, reason in unavailable.items():
-            ui.warn(f"{service} is not running: {reason}")
+            if not self.model.service(service).optional_native:  # optional: `up` says it in one line
+                ui.warn(f"{service} is not running: {reason}")
         for service in to_start:
             self._start(launches[service])
         self._wait_healthy(to_start)

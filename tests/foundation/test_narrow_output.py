@@ -88,6 +88,9 @@ def test_main_commands_read_whole_at_80_columns(lab_state_dir: Path) -> None:
         NARROW: _run(lab_state_dir, "--runtime", "native", "up", "module-3", "--free-ports", columns=NARROW),
         200: _run(lab_state_dir, "up", "module-3", columns=200),
     }
+    # `up` says what it starts (with host ports), keeps and stops before it does it.
+    assert re.search(r"^  starts: +proxy \(\d+", up[NARROW], re.MULTILINE), up[NARROW]
+    assert "  keeps:" in up[200] and "starts:" not in up[200], up[200]
     run_labctl("emit", "--from-lab", "--sessions", "1", state_dir=lab_state_dir)
     report = {"up": problems(up[NARROW], up[200])}
     commands = [
@@ -105,7 +108,8 @@ def test_main_commands_read_whole_at_80_columns(lab_state_dir: Path) -> None:
     for args in commands:
         narrow = _run(lab_state_dir, *args, columns=NARROW)
         if args[0] == "break":  # a fault is broken once: heal it to render the wide run
-            run_labctl("heal", *args[1:], state_dir=lab_state_dir)
+            healed = run_labctl("heal", *args[1:], state_dir=lab_state_dir).stdout
+            assert "the proxy checks against the lab's own contract again" in healed, healed
         wide = _run(lab_state_dir, *args, columns=200)
         report[" ".join(args)] = problems(narrow, wide)
         if args == ("matrix", "list"):
@@ -126,10 +130,7 @@ def test_a_table_that_fits_is_never_wider_than_the_terminal(capsys: pytest.Captu
             "4",
             "not available",
             "-",
-            (
-                "no grafana binary on this machine; `labctl --runtime docker "
-                "up module-4` runs it, `labctl doctor` says how to install it natively"
-            ),
+            "no grafana binary: `labctl install grafana`, or Docker (image grafana/grafana:12.2.0)",
         ],
     ]
     ui.console.width = NARROW
