@@ -12,6 +12,12 @@ CHANGED_BACK = {
     "storage-down": "Prometheus runs again",
     "contract": "the proxy checks against the lab's own contract again",
     "cardinality": "the proxy's contract allows real sessions' series again",
+    "delta-temporality": "the Collector turns delta counters into totals again",
+    "series-expiry": "the Collector's exporter keeps idle series again",
+    "no-logs-pipeline": "the Collector has its logs pipeline again",
+    "scrape-path": "Prometheus scrapes the exporter's real path again",
+    "broken-rules": "Prometheus' rule file is whole again",
+    "datasource-uid": "the dashboard names the provisioned datasource again",
 }
 
 
