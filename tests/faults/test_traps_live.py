@@ -1,5 +1,7 @@
-"""The configuration traps as hidden faults, against one real native module-4 lab (Grafana cannot run
-here: its trap is proven on the provisioned files and layer 4's check against Prometheus).
+"""The configuration traps and the scrape hop's faults as hidden faults, against one real native
+module-4 lab (Grafana cannot run here: its trap is proven on the provisioned files and layer 4's check
+against Prometheus; the Grafana hop's faults need a running Grafana to show, so the random pool leaves
+them out of such a lab).
 
 For each trap: `labctl break --hidden NAME`; `check --json` fails first at the trap's layer with the
 evidence that tells it apart; nothing a student can see names it or its mechanism (check, status,
@@ -13,7 +15,6 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -54,37 +55,61 @@ def _check(lab: Path) -> tuple[int, dict]:  # type: ignore[type-arg]
 
 
 def _visible(lab: Path) -> dict[str, str]:
-    """What a student can look at besides check: labctl's views, the logs, file names, command lines."""
-
-    def cli(*args: str) -> str:
-        res = run_labctl(*args, state_dir=lab, check=False, timeout=120)
-        return res.stdout + res.stderr
-
-    views = {
-        "status": ("status", "--json"),
-        "faults": ("faults", "--json"),
-        "logs collector": ("logs", "collector", "-n", "300"),
-        "logs prometheus": ("logs", "prometheus", "-n", "300"),
-        "logs proxy": ("logs", "proxy", "-n", "300"),
+    """What a student can look at besides check: the services' logs (the files `labctl logs` prints;
+    test_blind_live.py covers the CLI views), the lab's file names, its processes' command lines."""
+    state = LabState.load(lab)
+    out = {
+        f"log {service}": state.log_path(service).read_text(errors="replace")[-60_000:]
+        for service in ("proxy", "collector", "prometheus", "otlp-relay", "scrape-relay", "query-relay")
+        if state.log_path(service).exists()
     }
-    with ThreadPoolExecutor(len(views)) as pool:  # each is a CLI start: side by side, not in a row
-        out = dict(zip(views, pool.map(lambda args: cli(*args), views.values()), strict=True))
     out["file names"] = "\n".join(str(p.relative_to(lab)) for p in lab.rglob("*"))
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
     out["command lines"] = "\n".join(line for line in ps.splitlines() if str(lab) in line)
     return out
 
 
+# The scrape hop's variants of the pool: (fault, options, words that would give it away, evidence).
+SCRAPE_HOP = [
+    (
+        "network",
+        {"hop": "collector-prometheus", "mode": "hang"},
+        ["blackhole", "black hole", "partition"],
+        "no answer within",
+    ),
+    ("network", {"hop": "collector-prometheus", "mode": "refuse"}, ["blackhole", "refuse mode"], "refused"),
+    (
+        "latency",
+        {"hop": "collector-prometheus", "ms": blind.SLOW_SCRAPE_MS},
+        ["latency", "delay"],
+        "first byte after",
+    ),
+]
+
+
 @pytest.mark.parametrize("name", list(TRAPS))
 def test_trap_hidden_found_and_graded(lab: Path, name: str) -> None:
     words, evidence = TRAPS[name]
+    _blind_round(lab, name, {}, words, evidence)
+
+
+@pytest.mark.parametrize(("name", "opts", "words", "evidence"), SCRAPE_HOP, ids=["cut", "refused", "slow"])
+def test_scrape_hop_hidden_found_and_graded(
+    lab: Path, name: str, opts: dict[str, object], words: list[str], evidence: str
+) -> None:
+    assert (name, opts) in blind.variants([name]), "the variant must be one the random pool draws"
+    _blind_round(lab, name, opts, words, evidence)
+
+
+def _blind_round(lab: Path, name: str, opts: dict[str, object], words: list[str], evidence: str) -> None:
     before = LabState.load(lab).overrides
+    args = [x for k, v in opts.items() for x in (f"--{k}", str(v))]
     try:
-        broke = run_labctl("break", name, "--hidden", state_dir=lab, timeout=120)
+        broke = run_labctl("break", name, *args, "--hidden", state_dir=lab, timeout=120)
         assert name not in broke.stdout + broke.stderr
 
         code, report = _check(lab)
-        truth = blind.answer(name, {})
+        truth = blind.answer(name, opts)
         assert report["blind"] is True and report["first_failing_layer"] == truth.layer, report
         assert code == 10 + truth.layer
         failing = [r for r in report["results"] if r["verdict"] == "FAIL" and r["layer"] == truth.layer]
