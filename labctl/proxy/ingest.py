@@ -155,9 +155,9 @@ class Ingest:
 
     def handle(self, signal: Signal, msg: Message, raw: bytes | None, meta: dict[str, Any]) -> Answer:
         name = signal.name
-        n = signal.count(msg)
-        self.stats.received[name] += n
         if self.spool is not None and not self.spool.has_room():
+            n = signal.count(msg)
+            self.stats.received[name] += n
             self.stats.rejected[(name, "spool_full")] += n
             self.stats.requests[(name, "spool_full")] += 1
             raise Busy(
@@ -166,10 +166,12 @@ class Ingest:
                 f"retry after {self.retry_after:g}s",
             )
         rejected, message, forward = 0, "", msg
+        n = -1  # the items: the evaluation counts them, else protobuf's objects are walked for it
         contract = self.contract.current
         if contract is not None:
             try:
                 ev = contract.evaluate(name, msg, raw)
+                n = ev.total
                 if self.inspector is not None:
                     self._observe(name, ev, meta)
                 if ev.rejected:
@@ -187,6 +189,9 @@ class Ingest:
                 self._inspect_failures += 1
                 if self._inspect_failures == 1:
                     log.exception("contract evaluation failed; forwarding %s unchecked", name)
+        if n < 0:
+            n = signal.count(msg)
+        self.stats.received[name] += n
         keep = n - rejected
         if self.spool is not None and keep > 0:
             body = raw if raw is not None else forward.SerializeToString()
