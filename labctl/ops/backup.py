@@ -224,18 +224,22 @@ def _backup_proxy(runtime: Runtime, dest: Path) -> dict[str, Any]:
 def _backup_grafana(runtime: Runtime, dest: Path) -> dict[str, Any]:
     dest.mkdir(parents=True)
     if runtime.name == "docker":
-        docker = _docker(runtime)
-        # The image has no sqlite tool: pause Grafana for the copy, so the database file is consistent.
-        docker._compose(lambda c: c.compose.pause(["grafana"]), "pause grafana")
-        try:
-            docker.copy_from(
-                "grafana", f"{runtime.model.service('grafana').docker_data}/grafana.db", dest / "grafana.db"
-            )
-        finally:
-            docker._compose(lambda c: c.compose.unpause(["grafana"]), "unpause grafana")
+        # The image has no sqlite tool: Grafana is paused for the copy, so the database file is consistent.
+        _copy_paused(runtime, "grafana", f"{runtime.model.service('grafana').docker_data}/grafana.db", dest)
     else:
         _sqlite_copy(runtime.lab.data_dir("grafana") / "grafana.db", dest / "grafana.db")
     return {"database": "grafana.db"}
+
+
+def _copy_paused(runtime: Runtime, service: str, path: str, dest: Path) -> None:
+    """`docker cp` a file out of a service's container while the container is paused (its processes
+    frozen, so a database file is not copied halfway through a write), into the folder dest."""
+    docker = _docker(runtime)
+    docker._compose(lambda c: c.compose.pause([service]), f"pause {service}")
+    try:
+        docker.copy_from(service, path, dest / Path(path).name)
+    finally:
+        docker._compose(lambda c: c.compose.unpause([service]), f"unpause {service}")
 
 
 def _sqlite_copy(src: Path, dest: Path) -> None:

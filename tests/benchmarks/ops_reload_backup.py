@@ -165,6 +165,9 @@ def stored_tokens(state_dir: Path) -> tuple[str, str]:
 
 def main() -> None:
     print(f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())} ({os.cpu_count()} cores)")
+    if os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        # Then no __pycache__ is written, and every labctl and proxy start compiles labctl from source.
+        print("PYTHONDONTWRITEBYTECODE is set: each Python start compiles labctl (slower than a student's)")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--students", type=int, default=25)
     args = parser.parse_args()

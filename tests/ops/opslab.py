@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -72,6 +74,18 @@ class CopyLab:
         path.write_text(new)
         return old
 
+    def save_by_rename(self, rel: str, change: Callable[[str], str]) -> str:
+        """Edit a file the way many editors and `sed -i` save it: a new file renamed over the old one (a new
+        inode: a single-file bind mount would keep showing the old one). Returns the old text."""
+        path = self.path(rel)
+        old = path.read_text()
+        new = change(old)
+        assert new != old, f"the edit of {rel} changed nothing"
+        tmp = path.with_name(f".{path.name}.new")
+        tmp.write_text(new)
+        os.replace(tmp, path)
+        return old
+
     def prom(self, path: str, **params: str) -> Any:
         r = requests.get(self.state.url("prometheus", "web") + path, params=params, timeout=10)
         r.raise_for_status()
@@ -93,6 +107,54 @@ def copy_lab(tmp_path: Path, stage: str) -> Iterator[CopyLab]:
         if LabState.exists(lab.dir):
             lab.cli("down", check=False)
         kill_leftovers(lab.dir)
+
+
+# --- module 2's exercise: the edit a student makes to the Collector's pipeline ----------------------------------
+
+
+def module2_pipeline_edit(text: str) -> str:
+    """collector-configs/base.yaml with the change module 2's exercise 3 shows (its two YAML blocks, read from
+    the guide itself): the processor added under `processors:`, and the metrics pipeline's new list."""
+    guide = (REPO / "lab" / "modules" / "module-2" / "README.md").read_text()
+    section = guide.split("### 3. Change the pipeline while data flows", 1)[1].split("\n### ", 1)[0]
+    processor, pipeline = re.findall(r"```yaml\n(.*?)```", section, re.DOTALL)
+    new_list = pipeline.strip()
+    old_list = re.search(r"processors: \[memory_limiter, delta_to_cumulative, batch\]", text)
+    assert old_list and new_list.startswith("processors: ["), "base.yaml's metrics pipeline changed"
+    text = text.replace("\nprocessors:\n", "\nprocessors:\n" + processor, 1)
+    return text.replace(old_list.group(0), new_list, 1)
+
+
+def add_recording_rule(text: str) -> str:
+    """A rule file with one more recording rule (lab:reload_test:tokens) in its first group."""
+    import yaml
+
+    doc = yaml.safe_load(text)
+    doc["groups"][0]["rules"].append(
+        {"record": "lab:reload_test:tokens", "expr": "sum(claude_code_token_usage_tokens_total)"}
+    )
+    return str(yaml.safe_dump(doc, sort_keys=False))
+
+
+def damaged_copy(backup: Path, dest: Path, how: str) -> Path:
+    """A copy of a backup, damaged: corrupt (a byte of a TSDB chunk flipped), truncated (the chunk cut in
+    half), partial (no manifest) or incompatible (another Prometheus major version in the manifest)."""
+    shutil.copytree(backup, dest)
+    manifest = json.loads((dest / "manifest.json").read_text())
+    chunk = next(rel for rel in manifest["files"] if "/chunks/" in rel)
+    if how == "corrupt":
+        data = bytearray((dest / chunk).read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        (dest / chunk).write_bytes(bytes(data))
+    elif how == "truncated":
+        path = dest / chunk
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif how == "partial":
+        (dest / "manifest.json").unlink()
+    elif how == "incompatible":
+        manifest["versions"]["prometheus"] = "2.53.0"
+        (dest / "manifest.json").write_text(json.dumps(manifest))
+    return dest
 
 
 # --- the client: Claude Code's telemetry, exported every second ----------------------------------------------
@@ -218,3 +280,11 @@ def wait_until(what: str, probe: Callable[[], Any], timeout: float = 30.0, inter
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last value: {last!r}")
+
+
+def wait_equal(what: str, probe: Callable[[], Any], want: Any, timeout: float = 30.0) -> None:
+    """Poll until probe() == want; on timeout fail with both (pytest shows the difference)."""
+    deadline = time.monotonic() + timeout
+    while (got := probe()) != want and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert got == want, f"timed out after {timeout:.0f}s waiting for {what}"

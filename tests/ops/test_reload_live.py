@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 import requests
-import yaml
 
 from tests.ops.opslab import (
     Watcher,
+    add_recording_rule,
     client_summary,
     copy_lab,
     dashboard_expr,
+    module2_pipeline_edit,
     proxy_tokens,
     start_client,
     stored_tokens,
@@ -25,32 +26,6 @@ from tests.ops.opslab import (
 )
 
 pytestmark = pytest.mark.integration
-
-# Module 2's exercise: a processor added to the metrics pipeline (lab.* resource attributes become labels).
-TEAM_PROCESSOR = """
-  resource/team:
-    attributes:
-      - key: lab.team
-        value: blue
-        action: upsert
-"""
-
-
-def add_team_processor(text: str) -> str:
-    text = text.replace("\nprocessors:\n", "\nprocessors:" + TEAM_PROCESSOR, 1)
-    return text.replace(
-        "processors: [memory_limiter, delta_to_cumulative, batch]",
-        "processors: [memory_limiter, resource/team, delta_to_cumulative, batch]",
-        1,
-    )
-
-
-def add_recording_rule(text: str) -> str:
-    doc = yaml.safe_load(text)
-    doc["groups"][0]["rules"].append(
-        {"record": "lab:reload_test:tokens", "expr": "sum(claude_code_token_usage_tokens_total)"}
-    )
-    return yaml.safe_dump(doc, sort_keys=False)
 
 
 def reload(lab, *services: str) -> list[dict]:  # type: ignore[no-untyped-def]
@@ -71,8 +46,9 @@ def test_every_service_reloads_under_load_without_a_client_error_or_a_lost_point
                 assert proxy["applied"] == ["limits.retry_after"] and proxy["restart_needed"] == []
                 assert proxy["seconds"] <= 3
                 time.sleep(4)
-                # 2. The Collector gains a processor: SIGHUP, pipelines rebuilt in the same process.
-                lab.edit("collector-configs/base.yaml", add_team_processor)
+                # 2. The Collector gains a processor (module 2's exercise, as its guide shows it): SIGHUP,
+                # pipelines rebuilt in the same process.
+                lab.edit("collector-configs/base.yaml", module2_pipeline_edit)
                 [collector] = reload(lab, "collector")
                 assert collector["how"] == "SIGHUP" and collector["seconds"] <= 3
                 wait_until(
@@ -169,6 +145,11 @@ def test_a_broken_edit_is_refused_and_the_old_configuration_keeps_serving(tmp_pa
         stats = requests.get(state.url("proxy", "admin") + "/api/stats", timeout=5).json()
         assert stats["config"]["version"] == 1
         lab.path("lab/proxy/proxy.yaml").write_text(good)
+
+        # Grafana is not part of module-3: refused with what runs and how to start it.
+        res = lab.cli("reload", "grafana", check=False)
+        assert res.returncode != 0 and "grafana is not running in this lab (module-3)" in res.stderr
+        assert "labctl up <module>" in res.stderr
 
         # Two services at once: one broken file and nothing is applied, not even the good one.
         lab.edit("lab/proxy/proxy.yaml", lambda t: t.replace("retry_after: 5s", "retry_after: 9s"))
