@@ -189,15 +189,7 @@ def test_a_broken_edit_is_refused_inside_the_containers_and_the_old_config_keeps
     assert info["lastConfigTime"] == prom_before and info["reloadConfigSuccess"] is True
     stats = requests.get(admin + "/api/stats", timeout=5, headers=state.admin_headers()).json()
     assert stats["config"]["version"] == version
-    # ... and still serving: new data goes through all three to Prometheus.
-    lab.cli(
-        "emit", "--from-lab", "--sessions", "1", "--duration", "3", "--marker", "after-refusal", "--quiet"
-    )
-    wait_until(
-        "data sent after the refusals to reach Prometheus",
-        lambda: lab.query_value('count({lab_marker="after-refusal"})'),
-        timeout=30,
-    )
+    # Still serving: the next test's data goes through all three (its totals are compared).
 
 
 def _answers(lab: CopyLab, at: float) -> dict[str, Any]:

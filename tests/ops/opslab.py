@@ -112,12 +112,39 @@ def copy_lab(tmp_path: Path, stage: str) -> Iterator[CopyLab]:
 # --- module 2's exercise: the edit a student makes to the Collector's pipeline ----------------------------------
 
 
+def guide_blocks(module: str, heading: str, lang: str = "bash") -> list[list[str]]:
+    """The lines of each fenced block (of one language) in a section of a module's guide, as shown."""
+    guide = (REPO / "lab" / "modules" / module / "README.md").read_text()
+    section = guide.split(f"### {heading}\n", 1)[1].split("\n### ", 1)[0]
+    blocks = re.findall(rf"```{lang}\n(.*?)```", section, re.DOTALL)
+    return [[line for line in block.splitlines() if line.strip()] for block in blocks]
+
+
+def as_student(lab: CopyLab, line: str) -> str:
+    """One command line of a guide, run by bash with this lab's `labctl` (a wrapper first on PATH); its
+    stdout. Fails with the output when the line exits non-zero."""
+    bin_dir = lab.root / ".student-bin"
+    if not bin_dir.exists():
+        bin_dir.mkdir()
+        wrapper = bin_dir / "labctl"
+        wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m labctl --state-dir "{lab.dir}" "$@"\n')
+        wrapper.chmod(0o755)
+    env = lab.env()
+    env["PATH"] = f"{bin_dir}:{env['PATH']}"
+    res = subprocess.run(
+        ["bash", "-c", line], capture_output=True, text=True, env=env, cwd=lab.root, timeout=300, check=False
+    )
+    assert res.returncode == 0, f"the guide's `{line}` exited {res.returncode}\n{res.stdout}\n{res.stderr}"
+    return res.stdout
+
+
+MODULE2_LIVE_EDIT = "3. Change the pipeline while data flows"
+
+
 def module2_pipeline_edit(text: str) -> str:
     """collector-configs/base.yaml with the change module 2's exercise 3 shows (its two YAML blocks, read from
     the guide itself): the processor added under `processors:`, and the metrics pipeline's new list."""
-    guide = (REPO / "lab" / "modules" / "module-2" / "README.md").read_text()
-    section = guide.split("### 3. Change the pipeline while data flows", 1)[1].split("\n### ", 1)[0]
-    processor, pipeline = re.findall(r"```yaml\n(.*?)```", section, re.DOTALL)
+    processor, pipeline = ("\n".join(b) + "\n" for b in guide_blocks("module-2", MODULE2_LIVE_EDIT, "yaml"))
     new_list = pipeline.strip()
     old_list = re.search(r"processors: \[memory_limiter, delta_to_cumulative, batch\]", text)
     assert old_list and new_list.startswith("processors: ["), "base.yaml's metrics pipeline changed"

@@ -8,9 +8,6 @@ puts it back to the backup's state. One lab for the file."""
 from __future__ import annotations
 
 import json
-import re
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,12 +16,13 @@ from typing import Any
 import pytest
 
 from tests.ops.opslab import (
-    REPO,
     CopyLab,
+    as_student,
     client_summary,
     copy_lab,
     damaged_copy,
     dashboard_expr,
+    guide_blocks,
     proxy_tokens,
     start_client,
     stored_tokens,
@@ -41,31 +39,6 @@ MARKER = "before-backup"  # the guide's
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CopyLab]:
     with copy_lab(tmp_path_factory.mktemp("backup-restore"), "module-3") as lab:
         yield lab
-
-
-def exercise() -> list[list[str]]:
-    """The command lines of each bash block of module 3's exercise 4, as the guide shows them."""
-    guide = (REPO / "lab" / "modules" / "module-3" / "README.md").read_text()
-    section = guide.split("### 4. Snapshot, destroy, restore", 1)[1].split("\n### ", 1)[0]
-    blocks = re.findall(r"```bash\n(.*?)```", section, re.DOTALL)
-    return [[line for line in block.splitlines() if line.strip()] for block in blocks]
-
-
-def as_student(lab: CopyLab, line: str) -> str:
-    """One line of the guide in bash, `labctl` being this lab's (a wrapper first on PATH); its stdout."""
-    bin_dir = lab.root / ".student-bin"
-    if not bin_dir.exists():
-        bin_dir.mkdir()
-        wrapper = bin_dir / "labctl"
-        wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m labctl --state-dir "{lab.dir}" "$@"\n')
-        wrapper.chmod(0o755)
-    env = lab.env()
-    env["PATH"] = f"{bin_dir}:{env['PATH']}"
-    res = subprocess.run(
-        ["bash", "-c", line], capture_output=True, text=True, env=env, cwd=lab.root, timeout=300, check=False
-    )
-    assert res.returncode == 0, f"the guide's `{line}` exited {res.returncode}\n{res.stdout}\n{res.stderr}"
-    return res.stdout
 
 
 def _asked(outputs: dict[str, str]) -> dict[str, Any]:
@@ -118,7 +91,7 @@ REFUSALS = {
 
 
 def test_module_3_exercise_backup_down_volumes_restore_gives_the_same_answers(lab: CopyLab) -> None:
-    send_and_back_up, destroy_and_restore = exercise()
+    send_and_back_up, destroy_and_restore = guide_blocks("module-3", "4. Snapshot, destroy, restore")
     assert destroy_and_restore == [
         "labctl down --volumes",
         "labctl restore <backup-dir>   # the directory `labctl backup` printed",

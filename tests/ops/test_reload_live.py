@@ -5,6 +5,7 @@ A broken edit is refused with the tool's own message and the old configuration k
 
 from __future__ import annotations
 
+import ast
 import json
 import time
 from pathlib import Path
@@ -13,11 +14,14 @@ import pytest
 import requests
 
 from tests.ops.opslab import (
+    MODULE2_LIVE_EDIT,
     Watcher,
     add_recording_rule,
+    as_student,
     client_summary,
     copy_lab,
     dashboard_expr,
+    guide_blocks,
     module2_pipeline_edit,
     proxy_tokens,
     start_client,
@@ -57,6 +61,12 @@ def test_every_service_reloads_under_load_without_a_client_error_or_a_lost_point
                         f'count(claude_code_token_usage_tokens_total{{lab_marker="{marker}",lab_team="blue"}})'
                     ),
                 )
+                # What module 2's guide then says to look at: the label on the series, and the proxy's
+                # counters (everything acknowledged was forwarded or is on its way; nothing dropped).
+                label_line, counters_line = guide_blocks("module-2", MODULE2_LIVE_EDIT)[-1]
+                assert 'lab_team="blue"' in as_student(lab, label_line)
+                counters = ast.literal_eval(as_student(lab, counters_line))
+                assert counters["accepted"] > 0 and counters["forwarded"] > 0 and counters["dropped"] == {}
                 # 3. Prometheus: a new recording rule, read from the repository's own rule file.
                 lab.edit("lab/prometheus/rules/claude-code-usage.yml", add_recording_rule)
                 [prom] = reload(lab, "prometheus")
