@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -70,7 +71,7 @@ class Sampler:
     def run(self, seconds: float | None = None, during: list[str] | None = None) -> tuple[float, float]:
         """(peak MB, average cores) over `seconds` of idling or the commands `during`."""
         thread = threading.Thread(target=self._loop, daemon=True)
-        start, cpu0 = time.monotonic(), self._cpu()
+        start, cpu0, own0 = time.monotonic(), self._cpu(), _commands_cpu()
         thread.start()
         if during:
             for args in during:
@@ -79,7 +80,14 @@ class Sampler:
             time.sleep(seconds or 0)
         self.done.set()
         thread.join()
-        return self.peak_mb, (self._cpu() - cpu0) / (time.monotonic() - start)
+        # The student's own labctl commands (emit, check) count too: they run on the same machine.
+        used = self._cpu() - cpu0 + _commands_cpu() - own0
+        return self.peak_mb, used / (time.monotonic() - start)
+
+
+def _commands_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def labctl(state_dir: Path, *args: str) -> None:
@@ -108,8 +116,8 @@ def main() -> None:
             labctl(state_dir, "down")
     load = os.getloadavg()[0]
     print(f"one student's lab (native module-4, no Grafana), machine load {load:.1f}")
-    print(f"  idle:    {idle_mb:6.0f} MB RSS, {idle_cores:.2f} cores")
-    print(f"  working: {busy_mb:6.0f} MB RSS, {busy_cores:.2f} cores (emit 5 sessions for 30 s, check)")
+    print(f"  idle:    {idle_mb:6.0f} MB RSS, {idle_cores:.3f} cores")
+    print(f"  working: {busy_mb:6.0f} MB RSS, {busy_cores:.3f} cores (emit 5 sessions for 30 s, check)")
     for students in (20, 50):
         ram = students * busy_mb / 1000 + SYSTEM_ROOM_GB
         cores = students * idle_cores + max(students // 4, 1) * busy_cores
