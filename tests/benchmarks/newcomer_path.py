@@ -6,7 +6,8 @@ environment, install, `labctl up module-1 --install`), then module 1's first ste
 compared with the goal (≤ 10 minutes, reading time not included).
 
     python tests/benchmarks/newcomer_path.py               # pip installs the dependencies as usual
-    python tests/benchmarks/newcomer_path.py --offline     # reuse this Python's installed dependencies
+    python tests/benchmarks/newcomer_path.py --offline     # the venv sees this Python's packages
+                                                           # (pip still fetches the build backend)
 
 Binaries come from the lab's cache (~/.cache/labctl/bin) when they are there, as on a machine the
 instructor prepared. The lab runs natively on free ports in a temporary state directory and is stopped
@@ -39,18 +40,17 @@ def readme_quick_start() -> list[str]:
 
 
 def as_run(line: str, offline: bool) -> str:
-    """A README line as run here: free ports (a shared machine), and pip without downloads if asked."""
+    """A README line as run here: free ports (a shared machine); with `offline`, a virtual environment that
+    sees this Python's packages, so pip installs no dependency (a prepared machine)."""
     if offline:
         line = line.replace("python3 -m venv .venv", "python3 -m venv --system-site-packages .venv")
-        line = line.replace("pip install -e .", "pip install --quiet --no-deps --no-build-isolation -e .")
-    else:
-        line = line.replace("pip install -e .", "pip install --quiet -e .")
+    line = line.replace("pip install -e .", "pip install --quiet -e .")
     return re.sub(r"(labctl up module-\d\b[^&;|]*)", r"\1 --free-ports", line)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--offline", action="store_true", help="reuse this Python's installed packages")
+    parser.add_argument("--offline", action="store_true", help="the venv reuses this Python's packages")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="newcomer-"))
     clone, state = work / "labctl", work / "state"
