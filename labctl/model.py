@@ -92,6 +92,13 @@ class Hop:
     also: tuple[tuple[str, str], ...] = ()
     # Natively the hop goes through another service's port (the scrape or query relay): (service, port).
     native_via: tuple[str, str] | None = None
+    layer: int = 1  # where `labctl check` sees the hop's failure first
+    network: str | None = None  # Docker: the hop's own compose network
+
+    @property
+    def cuttable(self) -> bool:
+        """A fault can cut it: natively through its relay, on Docker through its network."""
+        return self.native_via is not None and self.network is not None
 
 
 @dataclass(frozen=True)
@@ -142,6 +149,18 @@ class LabModel:
             raise LabError(
                 f"unknown service {name!r}", f"valid services: {', '.join(self.services)}"
             ) from None
+
+    def cuttable_hops(self) -> tuple[str, ...]:
+        """The hops `labctl break network|latency --hop` can cut, in lab.yaml's order. The second scrape
+        hop (the Collector's own metrics) shares the first one's relay and network, so it is cut with it."""
+        seen: set[tuple[tuple[str, str] | None, str | None]] = set()
+        out = []
+        for hop in self.hops:
+            key = (hop.native_via and (hop.native_via[0], ""), hop.network)
+            if hop.cuttable and key not in seen:
+                seen.add(key)
+                out.append(hop.name)
+        return tuple(out)
 
     def hop(self, name: str) -> Hop:
         for hop in self.hops:
@@ -343,6 +362,8 @@ def _hop(raw: dict[str, Any]) -> Hop:
         kind=str(raw.get("kind", "push")),
         also=tuple(split(a) for a in raw.get("also") or ()),
         native_via=split(via) if via else None,
+        layer=int(raw["layer"]),
+        network=str(raw["network"]) if raw.get("network") else None,
     )
 
 

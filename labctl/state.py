@@ -14,13 +14,17 @@ import socket
 import tempfile
 import zlib
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from labctl.errors import LabError
+from labctl.faults.records import ActiveFault
 
 DEFAULT_INSTANCE = "default"
+# lab.json's shape. Raise it whenever the shape changes: a lab started by another labctl is refused with
+# the fix (`labctl down`) instead of being read half right. 2: typed fault records (labctl/faults/records.py).
+SCHEMA = 2
 
 # Set once per CLI invocation by the global options (--state-dir, --instance, --runtime).
 _cli_options: dict[str, Any] = {"state_dir": None, "instance": None, "runtime": None}
@@ -63,10 +67,12 @@ class LabState:
     stage: str | None = None
     instance: str = DEFAULT_INSTANCE
     ports: dict[str, dict[str, int]] = field(default_factory=dict)
-    faults: dict[str, dict[str, Any]] = field(default_factory=dict)
+    faults: dict[str, ActiveFault] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     # service -> {"extra_configs": [paths], "env": {k: v}}; set by runtime.set_overrides (faults use it)
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Read from a lab.json of another schema (`load(salvage=True)`): its faults were left behind.
+    salvaged: bool = field(default=False, compare=False)
 
     # --- persistence --------------------------------------------------------------------------------
 
@@ -75,7 +81,10 @@ class LabState:
         return self.dir / "lab.json"
 
     @classmethod
-    def load(cls, directory: Path | None = None) -> LabState:
+    def load(cls, directory: Path | None = None, salvage: bool = False) -> LabState:
+        """The lab's state. A state of another schema is refused with the fix; `salvage` (for `labctl
+        down` only) reads what stopping needs from it (runtime, instance, ports) and leaves its faults and
+        overrides behind, which this labctl cannot read."""
         directory = (directory or state_dir()).resolve()
         path = directory / "lab.json"
         if not path.is_file():
@@ -90,10 +99,35 @@ class LabState:
                 f"lab state {path} is unreadable: {exc}",
                 "run `labctl down` to clear it, then `labctl up <module>` again",
             ) from None
-        known = {f for f in cls.__dataclass_fields__ if f != "dir"}
+        if data.get("schema") != SCHEMA:
+            if salvage:
+                return cls._salvaged(directory, data)
+            raise LabError(
+                f"the lab in {directory} was started by another version of labctl (state schema "
+                f"{data.get('schema', 'none')}, this labctl reads {SCHEMA})",
+                "run `labctl down` to stop it and drop its faults, then `labctl up <module>` again",
+            )
+        known = {f for f in cls.__dataclass_fields__ if f not in ("dir", "faults", "salvaged")}
         lab = cls(dir=directory, **{k: v for k, v in data.items() if k in known})
-        lab.faults.update(unseal(data.get("sealed", "")))
+        entries = {**(data.get("faults") or {}), **unseal(data.get("sealed", ""))}
+        try:
+            lab.faults = {name: ActiveFault.from_json(entry) for name, entry in entries.items()}
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise LabError(
+                f"lab state {path} holds an unreadable fault record ({exc})",
+                "run `labctl down` to clear it, then `labctl up <module>` again",
+            ) from None
         return lab
+
+    @classmethod
+    def _salvaged(cls, directory: Path, data: dict[str, Any]) -> LabState:
+        keep = {"runtime", "stage", "instance", "ports", "settings"}
+        kept = {k: v for k, v in data.items() if k in keep and v is not None}
+        return cls(dir=directory, salvaged=True, **kept)
+
+    def hidden_faults(self) -> dict[str, ActiveFault]:
+        """The blind challenge's faults (`labctl break --hidden`): nothing may name them."""
+        return {n: e for n, e in self.faults.items() if e.hidden}
 
     @classmethod
     def current(cls) -> LabState:
@@ -109,13 +143,15 @@ class LabState:
 
     def save(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        data = asdict(self)
-        data.pop("dir")
+        data = {
+            f: getattr(self, f) for f in self.__dataclass_fields__ if f not in ("dir", "faults", "salvaged")
+        }
+        data["schema"] = SCHEMA
         # Hidden faults (`labctl break --hidden`) are kept sealed, so that a look at lab.json does not
         # give the exercise away. An obfuscation against glancing, not a secret: see labctl/faults/blind.py.
-        hidden = {n: e for n, e in self.faults.items() if e.get("hidden")}
+        data["faults"] = {n: e.to_json() for n, e in self.faults.items() if not e.hidden}
+        hidden = {n: e.to_json() for n, e in self.faults.items() if e.hidden}
         if hidden:
-            data["faults"] = {n: e for n, e in self.faults.items() if n not in hidden}
             data["sealed"] = seal(hidden)
         # Atomic replace: a reader in another process never sees half a file.
         fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".lab.", suffix=".json")

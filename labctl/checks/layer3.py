@@ -255,7 +255,7 @@ def _last_change(cx: CheckContext) -> float:
     """When the lab last changed: the latest heal, or the latest fault put in place (its `since` is
     written once the fault is applied)."""
     times = [float(cx.lab.settings.get("healed_at") or 0.0)]
-    times += [float(entry.get("since") or 0.0) for entry in cx.lab.faults.values()]
+    times += [entry.since for entry in cx.lab.faults.values()]
     return max(times)
 
 

@@ -136,7 +136,7 @@ def _instances(root: Path) -> list[LabState]:
 
 def _row(lab: LabState) -> dict[str, Any]:
     secret = blind.hidden(lab)
-    since = min((e.get("since", 0) for e in secret.values()), default=None)
+    since = min((e.since for e in secret.values()), default=None)
     diagnosis = lab.settings.get("diagnosis")
     last = (lab.settings.get("graded") or [None])[-1]
     return {
@@ -217,7 +217,7 @@ def class_break(
         grafana_up = "grafana" in ctx.running and ctx.runtime.is_running("grafana")
         name, opts = blind.draw(ctx.running, ctx.lab.runtime, grafana_up, seed + next(position), names)
         entry = engine.break_fault(ctx, name, [], hidden=True, opts=opts)
-        return {"hidden": True, "seconds": entry.get("seconds")}
+        return {"hidden": True, "seconds": entry.seconds}
 
     done = _each(root, "break", inject)
     if json_out:

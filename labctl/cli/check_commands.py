@@ -37,7 +37,7 @@ def check(
         )
     seconds = round(time.monotonic() - started, 1)
     failing = first_failing_layer(results)
-    secret = {n for n, e in lab.faults.items() if e.get("hidden")}
+    secret = set(lab.hidden_faults())
     if secret:  # blind: evidence stays, the answer goes (labctl/faults/blind.py)
         from labctl.faults.blind import conceal
 

@@ -108,16 +108,14 @@ def break_(
         )
         return
     if json_out:
-        ui.print_json(
-            {"fault": fault, "seconds": seconds, **{k: v for k, v in entry.items() if k != "record"}}
-        )
+        ui.print_json({"fault": fault, "seconds": seconds, **entry.public()})
         return
     # By default only what was done, in neutral terms: finding the cause is the student's exercise.
-    ui.success(f"{fault}: {engine.neutral_summary(entry)}; the fault is in effect (verified, {seconds:.1f}s)")
+    ui.success(f"{fault}: {entry.summary()}; the fault is in effect (verified, {seconds:.1f}s)")
     if explain:
-        opts_text = " ".join(f"--{k} {v}" for k, v in entry["options"].items())
+        opts_text = " ".join(f"--{k} {v}" for k, v in entry.options.items())
         ui.info(f"  options: {opts_text or '(none)'}")
-        for line in entry.get("evidence", []):
+        for line in entry.evidence:
             ui.info(f"  · {line}")
     else:
         ui.info(
@@ -137,7 +135,7 @@ def heal(
         raise LabError(
             "give a fault name or --all, not both", "e.g. `labctl heal network` or `labctl heal --all`"
         )
-    secret = {n for n, e in fctx.lab.faults.items() if e.get("hidden")}
+    secret = set(fctx.lab.hidden_faults())
     if fault and secret and (fault in secret or fault not in fctx.lab.faults):
         engine.get_fault(fault)
         # Neither yes nor no: a name guessed at `heal` must not confirm (or rule out) the hidden fault.
@@ -231,13 +229,13 @@ def faults(
         return
     lab = LabState.current()
     active = [a for a in engine.active_faults(lab) if not a.get("hidden")]
-    secret = [e for e in lab.faults.values() if e.get("hidden")]
+    secret = list(lab.hidden_faults().values())
     if json_out:
-        ui.print_json(active + [{"hidden": True, "since": e["since"]} for e in secret])
+        ui.print_json(active + [{"hidden": True, "since": e.since} for e in secret])
         return
     for entry in secret:
         ui.info(
-            f"a hidden fault is active since {time.strftime('%H:%M:%S', time.localtime(entry['since']))}: "
+            f"a hidden fault is active since {time.strftime('%H:%M:%S', time.localtime(entry.since))}: "
             "find it with `labctl check`, record your answer with `labctl diagnose`"
         )
     if not active and secret:

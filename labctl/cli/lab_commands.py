@@ -52,7 +52,7 @@ def _prepare_lab(model: LabModel, port_offset: int, free_ports: bool) -> LabStat
             lab.ports = allocate_ports(model.default_ports(), port_offset, free_ports)
         missing = {s: p for s, p in model.default_ports().items() if s not in lab.ports}
         if missing:
-            # A lab from an older labctl (e.g. before the scrape relay): free ports, never a clash.
+            # Services lab.yaml gained since this lab was first started: free ports, never a clash.
             lab.ports.update(allocate_ports(missing, free=True))
         if not running and requested != lab.runtime:
             lab.runtime = choose_runtime(requested)
@@ -227,7 +227,7 @@ def down(
     """Stop every service of the lab (SIGTERM, then SIGKILL after a timeout)."""
     directory = state.state_dir()
     if LabState.exists(directory):
-        lab = LabState.load(directory)
+        lab = LabState.load(directory, salvage=True)  # also a lab of another labctl: down is the fix
     elif (directory / "compose.env").is_file():
         # A docker lab already stopped (`down`, then `down --volumes`): its project still has volumes.
         instance = read_env_file(directory / "compose.env").get("LAB_INSTANCE") or state.instance_name()

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from labctl.errors import LabError
 from labctl.faults import proxy_admin
 from labctl.faults.base import FaultContext, Option, run_all, wait_until
-from labctl.faults.network import proxy_upstream
+from labctl.faults.records import AuthFault
 
 if TYPE_CHECKING:
     import grpc
@@ -28,8 +28,8 @@ def overlay(ctx: FaultContext) -> Any:
     return ctx.model.root / "collector-configs" / "faults" / "auth.yaml"
 
 
-def apply(ctx: FaultContext, opts: dict[str, Any]) -> dict[str, Any]:
-    upstream = proxy_upstream(ctx)
+def apply(ctx: FaultContext, opts: dict[str, Any]) -> AuthFault:
+    upstream = proxy_admin.configured_upstream(ctx)
     token = secrets.token_hex(12)
     collector = ctx.add_overrides("collector", env={TOKEN_ENV: token}, configs=[overlay(ctx)])
     try:
@@ -42,13 +42,13 @@ def apply(ctx: FaultContext, opts: dict[str, Any]) -> dict[str, Any]:
     except LabError:
         ctx.remove_overrides(collector)
         raise
-    return {
-        "token": str(opts["token"]),
-        "upstream": upstream,
-        "secret": token,
-        "overrides": [collector],
-        "upstream_change": change,
-    }
+    return AuthFault(
+        token=str(opts["token"]),
+        upstream=upstream,
+        secret=token,
+        collector=collector,
+        upstream_change=change,
+    )
 
 
 def _export(target: str, token: str | None) -> grpc.StatusCode:
@@ -57,7 +57,7 @@ def _export(target: str, token: str | None) -> grpc.StatusCode:
     return grpc_export(target, {"authorization": f"Bearer {token}"} if token else {}, timeout=2)[0]
 
 
-def verify(ctx: FaultContext, rec: dict[str, Any]) -> list[str]:
+def verify(ctx: FaultContext, rec: AuthFault) -> list[str]:
     import grpc
 
     # The host port reaches the Collector in both runtimes (docker publishes it on 127.0.0.1).
@@ -73,15 +73,11 @@ def verify(ctx: FaultContext, rec: dict[str, Any]) -> list[str]:
             f"the Collector at {target} does not require a token (export without one: {codes.get('none')})",
             f"see {ctx.lab.log_path('collector')}",
         )
-    with_token = _export(target, rec["secret"])
+    with_token = _export(target, rec.secret)
     if with_token != grpc.StatusCode.OK:
         raise LabError(f"the Collector rejects even the right token ({with_token.name})")
-    if "upstream_change" in rec:
-        names = proxy_admin.current(ctx).get("header_names", [])
-        sends = "a wrong bearer token" if "authorization" in names else "no token"
-    else:  # a record from before runtime retargeting
-        headers = ctx.effective_env("proxy").get("LAB_PROXY_UPSTREAM_HEADERS", "")
-        sends = "a wrong bearer token" if "authorization=" in headers.lower() else "no token"
+    names = proxy_admin.current(ctx).get("header_names", [])
+    sends = "a wrong bearer token" if "authorization" in names else "no token"
     if not wait_until("proxy ready", lambda: ctx.runtime.probe("proxy", timeout=0.5), timeout=10):
         raise LabError("the proxy did not come back", f"see {ctx.lab.log_path('proxy')}")
     return [
@@ -90,16 +86,15 @@ def verify(ctx: FaultContext, rec: dict[str, Any]) -> list[str]:
     ]
 
 
-def heal(ctx: FaultContext, rec: dict[str, Any]) -> None:
+def heal(ctx: FaultContext, rec: AuthFault) -> None:
     def healthy(service: str) -> None:
         if not wait_until(f"{service} healthy", lambda: ctx.runtime.probe(service, timeout=0.5), timeout=15):
             raise LabError(f"{service} did not come back after healing", f"see {ctx.lab.log_path(service)}")
 
-    steps = [lambda: proxy_admin.reset_upstream(ctx)] if "upstream_change" in rec else []
     run_all(
         [
-            *steps,
-            *(lambda u=u: ctx.remove_overrides(u) for u in reversed(rec["overrides"])),
+            lambda: proxy_admin.reset_upstream(ctx),
+            lambda: ctx.remove_overrides(rec.collector),
             lambda: healthy("collector"),
             lambda: healthy("proxy"),
         ]

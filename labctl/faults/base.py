@@ -1,12 +1,13 @@
 """What a fault is (a table entry: apply, verify, heal, with options) and the context it works in.
 
-A fault's `apply` returns a JSON-able record of everything it changed; `heal` undoes exactly that record,
-so lab.json alone is enough for another shell (or a later `labctl heal`) to restore the lab.
+A fault's `apply` returns a typed record of everything it changed (labctl/faults/records.py); `heal`
+undoes exactly that record, so lab.json alone is enough for another shell (or a later `labctl heal`)
+to restore the lab.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import requests
 
 from labctl.errors import LabError
+from labctl.faults.records import FaultRecord, OverrideUndo
 from labctl.model import LabModel
 from labctl.poll import poll
 from labctl.runtimes.base import Runtime
@@ -24,7 +26,7 @@ from labctl.state import LabState
 class Option:
     name: str
     help: str
-    choices: tuple[str, ...] = ()
+    choices: Sequence[str] = ()
     default: str | int | None = None
     kind: type = str
     positional: bool = False  # `labctl break latency 500` fills this option
@@ -80,7 +82,7 @@ class FaultContext:
         env: dict[str, str] | None = None,
         configs: list[Path] | None = None,
         may_fail_start: bool = False,
-    ) -> dict[str, Any]:
+    ) -> OverrideUndo:
         """Apply extra env/config files to a service (restarts it); returns the undo record.
 
         With may_fail_start, a service that does not come back is part of the fault (e.g. an invalid
@@ -95,12 +97,7 @@ class FaultContext:
         before = {k: cur_env.get(k) for k in (env or {})}
         added = [str(Path(p).resolve()) for p in configs or [] if str(Path(p).resolve()) not in cur_cfg]
         cur_env.update(env or {})
-        undo: dict[str, Any] = {
-            "service": service,
-            "env_before": before,
-            "configs_added": added,
-            "was_running": self.runtime.is_running(service),
-        }
+        undo = OverrideUndo(service, before, added, was_running=self.runtime.is_running(service))
         try:
             self.runtime.set_overrides(service, extra_configs=[Path(p) for p in cur_cfg + added], env=cur_env)
         except LabError as exc:
@@ -108,7 +105,7 @@ class FaultContext:
                 self.refresh()
                 self.remove_overrides(undo)  # leave the lab as it was
                 raise
-            undo["start_error"] = exc.message
+            undo.start_error = exc.message
         self.refresh()
         return undo
 
@@ -127,14 +124,14 @@ class FaultContext:
         copy.write_text(text)
         return copy
 
-    def remove_overrides(self, undo: dict[str, Any]) -> None:
-        service = undo["service"]
+    def remove_overrides(self, undo: OverrideUndo) -> None:
+        service = undo.service
         self.refresh()
-        configs, env = overrides_without(self.lab.overrides.get(service, {}), undo)
+        configs, env = undo.without(self.lab.overrides.get(service, {}))
         self.runtime.set_overrides(service, extra_configs=[Path(c) for c in configs], env=env)
         self.refresh()
         # It ran before the fault; if it died meanwhile (e.g. a failed restart), start it again.
-        if undo.get("was_running") and not self.runtime.is_running(service):
+        if undo.was_running and not self.runtime.is_running(service):
             self.runtime.start_service(service)
 
     def effective_env(self, service: str) -> dict[str, str]:
@@ -150,15 +147,21 @@ class Fault:
     summary: str
     layer: int  # the layer where `labctl check` should see the first failure
     needs: tuple[str, ...]  # services the stage must run
-    apply: Callable[[FaultContext, dict[str, Any]], dict[str, Any]]
-    verify: Callable[[FaultContext, dict[str, Any]], list[str]]  # evidence lines; LabError when not in effect
-    heal: Callable[[FaultContext, dict[str, Any]], None]
+    # Each fault's own record class (labctl/faults/records.py) goes in and out of these three.
+    apply: Callable[[FaultContext, dict[str, Any]], FaultRecord]
+    verify: Callable[[FaultContext, Any], list[str]]  # evidence lines; LabError when not in effect
+    heal: Callable[[FaultContext, Any], None]
     options: tuple[Option, ...] = ()
     # The pipeline-health alert (lab/prometheus/rules) expected to fire for these options, if one covers it.
     alert: Callable[[dict[str, Any]], str | None] = field(default=lambda opts: None)
     playbook: str | None = None
     touches: Callable[[dict[str, Any]], set[str]] = field(default=lambda opts: set())  # conflict keys
     runtimes: tuple[str, ...] = ("native", "docker")  # where it can be applied (random draws respect it)
+    # The layer for these options when it depends on them (a hop fault: the hop's layer in lab.yaml).
+    layer_of: Callable[[LabModel, dict[str, Any]], int] | None = None
+
+    def layer_for(self, model: LabModel, opts: dict[str, Any]) -> int:
+        return self.layer_of(model, opts) if self.layer_of else self.layer
 
     def option(self, name: str) -> Option:
         for opt in self.options:
@@ -166,18 +169,6 @@ class Fault:
                 return opt
         valid = ", ".join(f"--{o.name}" for o in self.options) or "none"
         raise LabError(f"fault {self.name!r} has no option --{name}", f"its options: {valid}")
-
-
-def overrides_without(current: dict[str, Any], undo: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
-    """A service's overrides (extra configs, env) as they were before the fault that `undo` records."""
-    env = dict(current.get("env", {}))
-    for key, old in undo.get("env_before", {}).items():
-        if old is None:
-            env.pop(key, None)
-        else:
-            env[key] = old
-    configs = [c for c in current.get("extra_configs", []) if c not in undo.get("configs_added", [])]
-    return configs, env
 
 
 def run_all(steps: list[Callable[[], None]]) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 
 from labctl.checks.result import CheckResult
 from labctl.errors import LabError
+from labctl.faults.records import ActiveFault
 from labctl.state import LabState
 
 # What a diagnosis names: the cause classes a student chooses from (the --cause of `labctl diagnose`).
@@ -337,8 +338,8 @@ def draw(
 # --- while blind ----------------------------------------------------------------------------------
 
 
-def hidden(lab: LabState) -> dict[str, dict[str, Any]]:
-    return {n: e for n, e in lab.faults.items() if e.get("hidden")}
+def hidden(lab: LabState) -> dict[str, ActiveFault]:
+    return lab.hidden_faults()
 
 
 def conceal(results: list[CheckResult]) -> list[CheckResult]:
@@ -445,19 +446,19 @@ def reveal(ctx: Any) -> list[dict[str, Any]]:
         )
     diagnosis = ctx.lab.settings.get("diagnosis")
     graded = []
-    for name in sorted(secret, key=lambda n: secret[n].get("since", 0), reverse=True):
+    for name in sorted(secret, key=lambda n: secret[n].since, reverse=True):
         entry = secret[name]
-        truth = answer(name, entry.get("options", {}))
+        truth = answer(name, entry.options)
         result = grade(diagnosis, truth)
         seconds = engine.heal_fault(ctx, name)
         graded.append(
             {
                 "fault": name,
-                "options": entry.get("options", {}),
-                "since": entry.get("since"),
+                "options": entry.options,
+                "since": entry.since,
                 "explanation": truth.explanation,
                 "pointers": list(truth.pointers),
-                "evidence_at_break": entry.get("evidence", []),
+                "evidence_at_break": entry.evidence,
                 "diagnosis": diagnosis,
                 "healed_in_s": seconds,
                 **result,

@@ -22,6 +22,7 @@ import yaml
 
 from labctl.errors import LabError
 from labctl.faults.base import FaultContext, wait_until
+from labctl.faults.records import ConfigOverlay
 
 
 def _overlay(ctx: FaultContext, name: str) -> Any:
@@ -45,14 +46,14 @@ def one_point_export(target: str, timeout: float = 3.0) -> tuple[grpc.StatusCode
     return grpc.StatusCode.OK, ""
 
 
-def apply_memory(ctx: FaultContext, opts: dict[str, Any]) -> dict[str, Any]:
+def apply_memory(ctx: FaultContext, opts: dict[str, Any]) -> ConfigOverlay:
     if not ctx.runtime.is_running("collector"):
         raise LabError("the Collector is not running: nothing to put under pressure", "`labctl status`")
     undo = ctx.add_overrides("collector", configs=[_overlay(ctx, "memory-pressure")])
-    return {"service": "collector", "undo": undo}
+    return ConfigOverlay(service="collector", undo=undo)
 
 
-def verify_memory(ctx: FaultContext, rec: dict[str, Any]) -> list[str]:
+def verify_memory(ctx: FaultContext, rec: ConfigOverlay) -> list[str]:
     target = ctx.lab.addr("collector", "otlp_grpc")
     seen: dict[str, Any] = {}
 
@@ -69,8 +70,8 @@ def verify_memory(ctx: FaultContext, rec: dict[str, Any]) -> list[str]:
     return [f"Collector {target}: a one-point export → {seen['code'].name}: {str(seen['details'])[:120]}"]
 
 
-def heal_overlay(ctx: FaultContext, rec: dict[str, Any]) -> None:
-    ctx.remove_overrides(rec["undo"])
+def heal_overlay(ctx: FaultContext, rec: ConfigOverlay) -> None:
+    ctx.remove_overrides(rec.undo)
     if not wait_until("collector healthy", lambda: ctx.runtime.probe("collector", timeout=0.5), timeout=20):
         raise LabError(
             "the Collector did not come back after healing", f"see {ctx.lab.log_path('collector')}"

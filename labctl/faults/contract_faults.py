@@ -22,6 +22,7 @@ import yaml
 
 from labctl.errors import LabError
 from labctl.faults.base import FaultContext
+from labctl.faults.records import ContractVariant
 
 REQUIRED_ATTRIBUTE = "team.id"
 LIMITED_METRICS = ("claude_code.token.usage", "claude_code.cost.usage")
@@ -48,7 +49,7 @@ def _variant(kind: str, data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def _apply(kind: str, ctx: FaultContext) -> dict[str, Any]:
+def _apply(kind: str, ctx: FaultContext) -> ContractVariant:
     if "proxy" not in ctx.running or not ctx.runtime.is_running("proxy"):
         raise LabError(
             "the proxy is not running: nothing to break", "start the lab first: `labctl up module-1`"
@@ -62,7 +63,7 @@ def _apply(kind: str, ctx: FaultContext) -> dict[str, Any]:
     if ctx.lab.runtime == "docker":
         seen = _copy_into_container(ctx, path, "/data/contracts-claude-code.yaml")
     undo = ctx.add_overrides("proxy", env={"LAB_PROXY_CONTRACT": seen})
-    return {"service": "proxy", "contract": seen, "file": str(path), "undo": undo}
+    return ContractVariant(contract=seen, file=str(path), undo=undo)
 
 
 def _copy_into_container(ctx: FaultContext, path: Path, target: str) -> str:
@@ -73,27 +74,26 @@ def _copy_into_container(ctx: FaultContext, path: Path, target: str) -> str:
     return target
 
 
-def apply_contract(ctx: FaultContext, opts: dict[str, Any]) -> dict[str, Any]:
+def apply_contract(ctx: FaultContext, opts: dict[str, Any]) -> ContractVariant:
     return _apply("contract", ctx)
 
 
-def apply_cardinality(ctx: FaultContext, opts: dict[str, Any]) -> dict[str, Any]:
+def apply_cardinality(ctx: FaultContext, opts: dict[str, Any]) -> ContractVariant:
     return _apply("cardinality", ctx)
 
 
-def verify(ctx: FaultContext, rec: dict[str, Any]) -> list[str]:
+def verify(ctx: FaultContext, rec: ContractVariant) -> list[str]:
     """The proxy reports the variant as the contract in force (its own API, not our file)."""
     url = ctx.lab.url("proxy", "admin") + "/api/contract"
     try:
         info = requests.get(url, timeout=3, headers=ctx.lab.admin_headers()).json()
     except (requests.RequestException, ValueError) as exc:
         raise LabError(f"cannot read the proxy's contract at {url}: {exc}") from None
-    if info.get("path") != rec["contract"]:
+    if info.get("path") != rec.contract:
         raise LabError(f"the proxy still checks against {info.get('path')!r}, not the changed contract")
-    return [f"proxy's contract in force: {rec['contract']}", f"from {url}"]
+    return [f"proxy's contract in force: {rec.contract}", f"from {url}"]
 
 
-def heal(ctx: FaultContext, rec: dict[str, Any]) -> None:
-    ctx.remove_overrides(rec["undo"])
-    if rec.get("file"):
-        Path(rec["file"]).unlink(missing_ok=True)
+def heal(ctx: FaultContext, rec: ContractVariant) -> None:
+    ctx.remove_overrides(rec.undo)
+    Path(rec.file).unlink(missing_ok=True)

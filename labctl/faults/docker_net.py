@@ -1,7 +1,8 @@
 """Docker runtime: a partition cuts one hop's own network and nothing else.
 
-The compose files give every hop its own network (ingest: proxy → Collector, scrape: Collector →
-Prometheus, query: Prometheus → Grafana). Cutting a hop disconnects the hop's target from that network
+The compose files give every hop its own network (lab.yaml hops' `network`: ingest for proxy →
+Collector, scrape for Collector → Prometheus, query for Prometheus → Grafana). Cutting a hop disconnects
+the hop's target (lab.yaml `to`: the side that stops answering) from that network
 only — its published ports and its other hops stay — and puts a stand-in in its place under the same
 name, so the peer sees what it would see on a real cut network, exactly as on the native runtime:
   hang    the stand-in accepts connections and never answers (labctl's relay in blackhole mode): the
@@ -22,16 +23,9 @@ import time
 from typing import Any
 
 from labctl.errors import LabError
+from labctl.faults.records import DockerCut
 from labctl.runtimes.docker_images import clean_call
 
-# hop -> (the hop's compose network, the service whose side of it is cut: the one that stops answering)
-HOP_NETWORK = {
-    "proxy-collector": ("ingest", "collector"),
-    "collector-prometheus": ("scrape", "collector"),
-    "prometheus-grafana": ("query", "prometheus"),
-    "prometheus-alertmanager": ("alerting", "alertmanager"),
-    "alertmanager-receiver": ("notify", "notify-receiver"),
-}
 DOCKER_MODES = {"blackhole": "hang", "refuse": "refuse"}
 
 
@@ -39,8 +33,16 @@ def project_name(ctx: Any) -> str:
     return str(getattr(ctx.runtime, "project", None) or f"labctl-{ctx.lab.instance}".lower())
 
 
+def hop_network(ctx: Any, hop: str) -> str:
+    """The hop's own compose network (lab.yaml hops' `network`)."""
+    network = ctx.model.hop(hop).network
+    if not network:
+        raise LabError(f"the {hop} hop has no network of its own in lab.yaml", "cut another hop")
+    return str(network)
+
+
 def network_name(ctx: Any, hop: str) -> str:
-    return f"{project_name(ctx)}_{HOP_NETWORK[hop][0]}"
+    return f"{project_name(ctx)}_{hop_network(ctx, hop)}"
 
 
 def container_name(ctx: Any, service: str) -> str:
@@ -73,8 +75,8 @@ def copy_into(ctx: Any, path: Any, service: str, target: str) -> None:
     _must(ctx, "cp", str(path), f"{container_name(ctx, service)}:{target}")
 
 
-def partition(ctx: Any, hop: str, mode: str = "blackhole") -> dict[str, Any]:
-    net_key, service = HOP_NETWORK[hop]
+def partition(ctx: Any, hop: str, mode: str = "blackhole") -> DockerCut:
+    net_key, service = hop_network(ctx, hop), ctx.model.hop(hop).target_service
     net, target = network_name(ctx, hop), container_name(ctx, service)
     image = ctx.lab.settings.get("proxy_image")
     if not image:
@@ -119,16 +121,7 @@ def partition(ctx: Any, hop: str, mode: str = "blackhole") -> dict[str, Any]:
     except LabError:
         _docker(ctx, "rm", "--force", stand_in)
         raise
-    return {
-        "docker": True,
-        "hop": hop,
-        "mode": mode,
-        "service": service,
-        "network": net,
-        "container": target,
-        "stand_in": stand_in,
-        "relays": [],
-    }
+    return DockerCut(hop=hop, mode=mode, service=service, network=net, container=target, stand_in=stand_in)
 
 
 def _await_stand_in(ctx: Any, stand_in: str, timeout: float = 20.0) -> None:
@@ -148,43 +141,34 @@ def _await_stand_in(ctx: Any, stand_in: str, timeout: float = 20.0) -> None:
     )
 
 
-def verify(ctx: Any, rec: dict[str, Any]) -> list[str]:
+def verify(ctx: Any, rec: DockerCut) -> list[str]:
     import json
 
     attached = json.loads(
-        _must(ctx, "inspect", "--format", "{{json .NetworkSettings.Networks}}", rec["container"])
+        _must(ctx, "inspect", "--format", "{{json .NetworkSettings.Networks}}", rec.container)
     )
-    if rec["network"] in attached:
-        raise LabError(f"{rec['container']} is still attached to {rec['network']}")
+    if rec.network in attached:
+        raise LabError(f"{rec.container} is still attached to {rec.network}")
     evidence = [
-        (
-            f"{rec['container']} is disconnected from {rec['network']} (its other networks and published "
-            "ports stay)"
-        )
+        f"{rec.container} is disconnected from {rec.network} (its other networks and published ports stay)"
     ]
-    if rec.get("stand_in"):
-        running = _docker(ctx, "inspect", "--format", "{{.State.Running}}", rec["stand_in"]).stdout.strip()
-        if running != "true":
-            raise LabError(
-                f"the stand-in {rec['stand_in']} for {rec['service']} is not running",
-                f"`docker logs {rec['stand_in']}` says why",
-            )
-        what = (
-            "accepts connections and never answers"
-            if rec.get("mode") == "blackhole"
-            else "refuses connections"
+    running = _docker(ctx, "inspect", "--format", "{{.State.Running}}", rec.stand_in).stdout.strip()
+    if running != "true":
+        raise LabError(
+            f"the stand-in {rec.stand_in} for {rec.service} is not running",
+            f"`docker logs {rec.stand_in}` says why",
         )
-        evidence.append(f"on {rec['network']}, the name {rec['service']} now {what}")
+    what = "accepts connections and never answers" if rec.mode == "blackhole" else "refuses connections"
+    evidence.append(f"on {rec.network}, the name {rec.service} now {what}")
     return evidence
 
 
-def heal(ctx: Any, rec: dict[str, Any]) -> None:
-    if rec.get("stand_in"):
-        _docker(ctx, "rm", "--force", rec["stand_in"])
-    out = _docker(ctx, "network", "connect", "--alias", rec["service"], rec["network"], rec["container"])
+def heal(ctx: Any, rec: DockerCut) -> None:
+    _docker(ctx, "rm", "--force", rec.stand_in)
+    out = _docker(ctx, "network", "connect", "--alias", rec.service, rec.network, rec.container)
     if out.returncode != 0 and "already exists" not in out.stderr:
         raise LabError(
-            f"docker network connect {rec['network']} {rec['container']} failed: {out.stderr.strip()}",
-            f"reconnect it by hand: docker network connect --alias {rec['service']} "
-            f"{rec['network']} {rec['container']}",
+            f"docker network connect {rec.network} {rec.container} failed: {out.stderr.strip()}",
+            f"reconnect it by hand: docker network connect --alias {rec.service} "
+            f"{rec.network} {rec.container}",
         )

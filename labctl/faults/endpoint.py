@@ -14,7 +14,7 @@ from labctl.checks.probe import tcp_probe
 from labctl.errors import LabError
 from labctl.faults import proxy_admin
 from labctl.faults.base import FaultContext, Option, run_all, wait_until
-from labctl.faults.network import proxy_upstream
+from labctl.faults.records import UpstreamFault
 from labctl.state import find_free_ports
 
 KINDS = ("unreachable-host", "wrong-port", "protocol-mismatch", "invalid-url")
@@ -30,7 +30,7 @@ INVALID_SCHEME = "grpc"
 
 
 def _bad_env(ctx: FaultContext, kind: str) -> dict[str, str]:
-    upstream = proxy_upstream(ctx)
+    upstream = proxy_admin.configured_upstream(ctx)
     parsed = urllib.parse.urlparse(upstream)
     if kind == "unreachable-host":
         return {"LAB_PROXY_UPSTREAM": f"http://{UNREACHABLE_HOST}:{parsed.port}"}
@@ -47,39 +47,37 @@ def _bad_env(ctx: FaultContext, kind: str) -> dict[str, str]:
 _API_KEY = {"LAB_PROXY_UPSTREAM": "endpoint", "LAB_PROXY_UPSTREAM_PROTOCOL": "protocol"}
 
 
-def apply(ctx: FaultContext, opts: dict[str, Any]) -> dict[str, Any]:
+def apply(ctx: FaultContext, opts: dict[str, Any]) -> UpstreamFault:
     kind = str(opts["kind"])
     env = _bad_env(ctx, kind)
     if kind == "invalid-url":
         # The proxy refuses to start with an invalid URL (as a Collector would): that *is* the fault, so
         # this one goes through the proxy's env and a restart.
         undo = ctx.add_overrides("proxy", env=env, may_fail_start=True)
-        return {"kind": kind, "env": env, "overrides": [undo]}
+        return UpstreamFault(endpoint_kind=kind, env=env, overrides=[undo])
     # The others retarget the running proxy (no restart: counters and history stay).
     change = proxy_admin.set_upstream(ctx, **{_API_KEY[k]: v for k, v in env.items()})
-    return {"kind": kind, "env": env, "upstream_change": change}
+    return UpstreamFault(endpoint_kind=kind, env=env, upstream_change=change)
 
 
-def _upstream_now(ctx: FaultContext, rec: dict[str, Any]) -> tuple[str, str]:
-    if "upstream_change" in rec:
+def _upstream_now(ctx: FaultContext, rec: UpstreamFault) -> tuple[str, str]:
+    if rec.upstream_change is not None:
         now = proxy_admin.current(ctx)
         return str(now.get("endpoint", "")), str(now.get("protocol", ""))
     env = ctx.effective_env("proxy")
     return env.get("LAB_PROXY_UPSTREAM", ""), env.get("LAB_PROXY_UPSTREAM_PROTOCOL", "grpc")
 
 
-def verify(ctx: FaultContext, rec: dict[str, Any]) -> list[str]:
+def verify(ctx: FaultContext, rec: UpstreamFault) -> list[str]:
     upstream, protocol = _upstream_now(ctx, rec)
     actual = {"LAB_PROXY_UPSTREAM": upstream, "LAB_PROXY_UPSTREAM_PROTOCOL": protocol}
-    for key, value in rec["env"].items():
+    for key, value in rec.env.items():
         if actual[key] != value:
             raise LabError(f"the proxy's {_API_KEY[key]} is {actual[key]!r}, not {value!r}")
-    kind = rec["kind"]
+    kind = rec.endpoint_kind
     evidence = [f"proxy upstream: {upstream} ({protocol})"]
     if kind == "invalid-url":
-        start_error = next(
-            (u.get("start_error") for u in rec.get("overrides", []) if u.get("start_error")), None
-        )
+        start_error = next((u.start_error for u in rec.overrides if u.start_error), None)
         if start_error and not ctx.runtime.is_running("proxy"):
             # The restart already saw it exit: one probe confirms nothing answers (no waiting needed).
             if ctx.runtime.probe("proxy", timeout=0.3):
@@ -124,14 +122,12 @@ def verify(ctx: FaultContext, rec: dict[str, Any]) -> list[str]:
     return evidence
 
 
-def heal(ctx: FaultContext, rec: dict[str, Any]) -> None:
+def heal(ctx: FaultContext, rec: UpstreamFault) -> None:
     def ready() -> None:
         if not wait_until("proxy ready", lambda: ctx.runtime.probe("proxy", timeout=0.5), timeout=10):
             raise LabError("the proxy did not come back after healing", f"see {ctx.lab.log_path('proxy')}")
 
-    steps: list[Callable[[], None]] = [
-        functools.partial(ctx.remove_overrides, u) for u in rec.get("overrides", [])
-    ]
-    if "upstream_change" in rec:
+    steps: list[Callable[[], None]] = [functools.partial(ctx.remove_overrides, u) for u in rec.overrides]
+    if rec.upstream_change is not None:
         steps.append(lambda: proxy_admin.reset_upstream(ctx))
     run_all([*steps, ready])

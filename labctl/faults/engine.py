@@ -8,7 +8,8 @@ from typing import Any
 import requests
 
 from labctl.errors import LabError
-from labctl.faults.base import Fault, FaultContext, overrides_without, wait_until
+from labctl.faults.base import Fault, FaultContext, wait_until
+from labctl.faults.records import ActiveFault
 from labctl.faults.registry import FAULTS
 from labctl.model import LabModel, load_model
 from labctl.runtimes.base import get_runtime
@@ -69,14 +70,14 @@ def context(lab: LabState | None = None, model: LabModel | None = None) -> Fault
 
 def break_fault(
     ctx: FaultContext, name: str, args: list[str], hidden: bool = False, opts: dict[str, Any] | None = None
-) -> dict[str, Any]:
+) -> ActiveFault:
     """Apply, persist, verify. `hidden`: a blind challenge (labctl/faults/blind.py); its errors do not
     name another hidden fault either."""
     fault = get_fault(name)
     opts = parse_options(fault, args) if opts is None else opts
     ctx.refresh()
     if name in ctx.lab.faults:
-        if ctx.lab.faults[name].get("hidden") or hidden:
+        if ctx.lab.faults[name].hidden or hidden:
             raise LabError(
                 "a hidden fault is active and already changes this part of the lab",
                 "`labctl reveal` grades the diagnosis and heals it; then break again",
@@ -84,8 +85,8 @@ def break_fault(
         raise LabError(f"fault {name!r} is already active", f"heal it first: `labctl heal {name}`")
     keys = fault.touches(opts)
     for other, active in ctx.lab.faults.items():
-        clash = keys & FAULTS[other].touches(active.get("options", {})) if other in FAULTS else set()
-        if clash and (hidden or active.get("hidden")):
+        clash = keys & FAULTS[other].touches(active.options) if other in FAULTS else set()
+        if clash and (hidden or active.hidden):
             raise LabError(
                 "a hidden fault is active and already changes this part of the lab",
                 "`labctl reveal` grades the diagnosis and heals it; then break again",
@@ -109,15 +110,15 @@ def break_fault(
     started = time.monotonic()
     ctx.quiet = hidden  # a hidden fault's changes leave no trace in the services' own logs
     record = fault.apply(ctx, opts)
-    entry = {
-        "options": opts,
-        "record": record,
-        "since": time.time(),
-        "hidden": hidden,
-        "layer": record.get("layer", fault.layer),
-        "playbook": fault.playbook,
-        "alert": fault.alert(opts),
-    }
+    entry = ActiveFault(
+        record=record,
+        options=opts,
+        since=time.time(),
+        hidden=hidden,
+        layer=fault.layer_for(ctx.model, opts),
+        playbook=fault.playbook,
+        alert=fault.alert(opts),
+    )
     _persist(ctx, name, entry)  # before verify: a failed verify must still be healable
     try:
         evidence = fault.verify(ctx, record)
@@ -132,15 +133,13 @@ def break_fault(
             f"{name} did not take effect, so it was undone: {exc.message}",
             exc.hint or "see `labctl status` and the service logs",
         ) from None
-    entry["evidence"] = evidence
-    entry["seconds"] = round(time.monotonic() - started, 2)
+    entry.evidence = evidence
+    entry.seconds = round(time.monotonic() - started, 2)
     _persist(ctx, name, entry)
     return entry
 
 
-def _persist(
-    ctx: FaultContext, name: str, entry: dict[str, Any] | None, healed_at: float | None = None
-) -> None:
+def _persist(ctx: FaultContext, name: str, entry: ActiveFault | None, healed_at: float | None = None) -> None:
     ctx.refresh()
     if entry is None:
         ctx.lab.faults.pop(name, None)
@@ -161,8 +160,8 @@ def heal_fault(ctx: FaultContext, name: str) -> float:
         raise LabError(f"fault {name!r} is not active", f"active faults: {active}")
     started = time.monotonic()
     entry = ctx.lab.faults[name]
-    ctx.quiet = bool(entry.get("hidden"))  # undoing a hidden fault leaves no trace in the logs either
-    FAULTS[name].heal(ctx, entry["record"])
+    ctx.quiet = entry.hidden  # undoing a hidden fault leaves no trace in the logs either
+    FAULTS[name].heal(ctx, entry.record)
     ctx.quiet = False
     _persist(ctx, name, None, healed_at=time.time())
     return round(time.monotonic() - started, 2)
@@ -232,72 +231,31 @@ def _scrapes_down(ctx: FaultContext) -> list[str]:
 def heal_all(ctx: FaultContext) -> dict[str, float]:
     ctx.refresh()
     # Newest first: undo in the reverse order of application.
-    names = sorted(ctx.lab.faults, key=lambda n: ctx.lab.faults[n].get("since", 0), reverse=True)
+    names = sorted(ctx.lab.faults, key=lambda n: ctx.lab.faults[n].since, reverse=True)
     return {n: heal_fault(ctx, n) for n in names}
 
 
-def neutral_summary(entry: dict[str, Any]) -> str:
-    """What a fault changed, without saying how that breaks the lab (students find that themselves)."""
-    record = entry.get("record", {})
-    done: list[str] = []
-    undos = [*record.get("overrides", []), *([record["undo"]] if "undo" in record else [])]
-    for undo in undos:
-        keys = set(undo.get("env_before", {}))
-        if keys & {"LAB_PROXY_UPSTREAM", "LAB_PROXY_UPSTREAM_PROTOCOL", "LAB_PROXY_UPSTREAM_HEADERS"}:
-            done.append(f"{undo['service']} upstream changed")
-        elif undo.get("configs_added"):
-            done.append(f"{undo['service']} configuration changed")
-        else:
-            done.append(f"{undo['service']} settings changed")
-    if record.get("upstream_change"):
-        done.append("proxy upstream changed (at runtime, no restart)")
-    if record.get("targets_dir"):
-        done.append("Prometheus scrape targets changed")
-    if record.get("switch"):
-        done.append(f"{record['switch'].get('service', 'relay')} switched (at runtime, no restart)")
-    if record.get("docker"):
-        done.append(f"{record.get('service', 'a service')}'s network changed")
-    if "signal" in record or (record.get("service") and not undos and not record.get("docker")):
-        done.append(f"{record['service']} process changed")
-    return ", ".join(dict.fromkeys(done)) or "lab changed"
-
-
 def active_faults(lab: LabState) -> list[dict[str, Any]]:
-    return [{"name": n, **{k: v for k, v in e.items() if k != "record"}} for n, e in lab.faults.items()]
+    return [{"name": n, **e.public()} for n, e in lab.faults.items()]
 
 
 def forget_faults(lab: LabState) -> list[str]:
     """Undo every active fault in the lab's *state* only, without restarting anything (for `labctl down`):
-    fault overrides come out of lab.json, relays stop, rewritten scrape targets are restored, the scrape
-    relay's saved mode goes back to pass. The next
-    `labctl up` then starts the lab as it was before the faults."""
-    from pathlib import Path
-
-    from labctl.faults.relays import stop_relay
-
+    each record takes its own changes out of lab.json and the files it wrote (labctl/faults/records.py),
+    so the next `labctl up` starts the lab as it was before the faults."""
+    if lab.salvaged:  # another labctl's state: its records are unreadable, its relays' modes are not
+        _reset_relay_modes(lab)
+        return []
     names = list(lab.faults)
     for name in names:
-        record = lab.faults[name].get("record", {})
-        # Faults keep their override undo records under "overrides" (a list) or "undo" (one).
-        undos = [*record.get("overrides", []), *([record["undo"]] if "undo" in record else [])]
-        for undo in undos:
-            configs, env = overrides_without(lab.overrides.get(undo["service"], {}), undo)
-            if env or configs:
-                lab.overrides[undo["service"]] = {"extra_configs": configs, "env": env}
-            else:
-                lab.overrides.pop(undo["service"], None)
-        for relay in record.get("relays", []):
-            if "pid_file" in relay:
-                stop_relay(relay)
-        if record.get("file"):  # a generated variant (contract faults)
-            Path(record["file"]).unlink(missing_ok=True)
-        for filename, text in record.get("originals", {}).items():
-            (Path(record["targets_dir"]) / filename).write_text(text)
-        if record.get("switch"):  # a hop's relay keeps its mode in a file: the next `up` starts it in pass
-            from labctl.faults.relay_switch import OLD_SERVICE, reset_saved_mode
-
-            reset_saved_mode(lab, record["switch"].get("service", OLD_SERVICE))
-        lab.faults.pop(name)
+        lab.faults.pop(name).forget(lab)
     if names:
         lab.save()
     return names
+
+
+def _reset_relay_modes(lab: LabState) -> None:
+    from labctl.faults.relay_switch import MODE_FILE, reset_saved_mode
+
+    for saved in (lab.dir / "services").glob(f"*/data/{MODE_FILE}"):
+        reset_saved_mode(lab, saved.parent.parent.name)

@@ -7,6 +7,7 @@ from typing import Any
 
 from labctl.errors import LabError
 from labctl.faults.base import FaultContext, Option, wait_until
+from labctl.faults.records import ProcessFault
 
 CRASH_OPTIONS = (Option("signal", "how it dies", choices=("KILL", "TERM", "SEGV"), default="KILL"),)
 
@@ -18,32 +19,32 @@ def _needs(ctx: FaultContext, service: str) -> None:
         raise LabError(f"{service} is not running already: nothing to break", "`labctl status` shows why")
 
 
-def apply_crash(ctx: FaultContext, opts: dict[str, Any]) -> dict[str, Any]:
+def apply_crash(ctx: FaultContext, opts: dict[str, Any]) -> ProcessFault:
     _needs(ctx, "collector")
     sig = getattr(signal, f"SIG{opts['signal']}")
     ctx.runtime.kill_service("collector", int(sig))
-    return {"service": "collector", "signal": str(opts["signal"])}
+    return ProcessFault(service="collector", signal=str(opts["signal"]))
 
 
-def apply_storage_down(ctx: FaultContext, opts: dict[str, Any]) -> dict[str, Any]:
+def apply_storage_down(ctx: FaultContext, opts: dict[str, Any]) -> ProcessFault:
     _needs(ctx, "prometheus")
     ctx.runtime.stop_service("prometheus")
-    return {"service": "prometheus"}
+    return ProcessFault(service="prometheus")
 
 
-def verify_down(ctx: FaultContext, rec: dict[str, Any]) -> list[str]:
-    service = rec["service"]
+def verify_down(ctx: FaultContext, rec: ProcessFault) -> list[str]:
+    service = rec.service
     gone = wait_until(f"{service} down", lambda: not ctx.runtime.is_running(service), timeout=5)
     if not gone or ctx.runtime.probe(service, timeout=0.5):
         raise LabError(f"{service} is still running after the fault")
     svc = ctx.model.service(service)
     url = ctx.lab.url(service, svc.health.port) + svc.health.path
-    how = f" (SIG{rec['signal']})" if "signal" in rec else ""
+    how = f" (SIG{rec.signal})" if rec.signal else ""
     return [f"{service} process is gone{how}", f"{url} does not answer"]
 
 
-def heal_start(ctx: FaultContext, rec: dict[str, Any]) -> None:
-    service = rec["service"]
+def heal_start(ctx: FaultContext, rec: ProcessFault) -> None:
+    service = rec.service
     if not ctx.runtime.is_running(service):
         ctx.runtime.start_service(service)
     if not wait_until(f"{service} healthy", lambda: ctx.runtime.probe(service, timeout=0.5), timeout=20):

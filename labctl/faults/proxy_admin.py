@@ -89,3 +89,15 @@ def _error(resp: requests.Response) -> str:
         return str(resp.json().get("error", resp.text[:200]))
     except ValueError:
         return resp.text[:200]
+
+
+def configured_upstream(ctx: FaultContext) -> str:
+    """The proxy's upstream URL from its configuration (lab.yaml env + overrides); LabError when the
+    stage gives it none."""
+    upstream = ctx.effective_env("proxy").get("LAB_PROXY_UPSTREAM", "")
+    if not upstream:
+        raise LabError(
+            "the proxy has no upstream in this module (nothing to change)",
+            "break the proxy↔collector hop from module-2 on: `labctl up module-2`",
+        )
+    return upstream

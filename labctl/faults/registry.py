@@ -26,6 +26,7 @@ FAULTS: dict[str, Fault] = {
             apply=network.apply_network,
             verify=network.verify,
             heal=network.heal,
+            layer_of=network.hop_layer,
             alert=lambda o: {
                 "proxy-collector": "ProxyUpstreamFailing",
                 "collector-prometheus": "LabScrapeTargetDown",
@@ -42,6 +43,7 @@ FAULTS: dict[str, Fault] = {
             apply=network.apply_latency,
             verify=network.verify,
             heal=network.heal,
+            layer_of=network.hop_layer,
             playbook="upstream-slow",
             touches=network.touches,
         ),

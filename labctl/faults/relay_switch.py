@@ -6,9 +6,7 @@ impossible at runtime. Natively those clients always go through a pass-through r
 hops' `native_via`: the scrape relay for Collector→Prometheus, the query relay for Prometheus→Grafana),
 and a fault only switches the relay's mode through its loopback control API (labctl/faults/relay.py):
 the client's next connection already meets the fault, and after heal what was held goes through at once.
-
-A fault record's "switch" names the relay service; records written before the query relay (scrape relay
-only, routes without "service"/"path") still heal: those default to the Collector's /metrics.
+The fault's record (records.RelaySwitch) names the relay service and every route it carries.
 """
 
 from __future__ import annotations
@@ -20,9 +18,9 @@ import requests
 from labctl.checks.probe import tcp_probe
 from labctl.errors import LabError
 from labctl.faults.base import FaultContext
+from labctl.faults.records import RelaySwitch, Route
 
 MODE_FILE = "mode.json"  # lab.yaml passes `--state {data}/mode.json`: the mode a restarted relay keeps
-OLD_SERVICE = "scrape-relay"  # records from before the query relay name no other
 # What proves a route works again after heal, per hop kind: a scrape, or a query-side readiness call.
 HEAL_PATH = {"scrape": "/metrics", "query": "/-/ready", "alert": "/-/ready", "notify": "/healthz"}
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -38,18 +36,18 @@ def relay_of(ctx: FaultContext, hop: str) -> str:
     return via[0]
 
 
-def routes(ctx: FaultContext, service: str) -> list[dict[str, str]]:
+def routes(ctx: FaultContext, service: str) -> list[Route]:
     """Every hop the relay service carries: its route's address, the real target, how heal proves it."""
     return [
-        {
-            "addr": ctx.lab.addr(*hop.native_via),
-            "target": ctx.lab.addr(hop.target_service, hop.target_port),
-            "hop": hop.name,
-            "client": hop.source,
-            "service": hop.target_service,
-            "path": HEAL_PATH.get(hop.kind, "/"),
-            "kind": hop.kind,
-        }
+        Route(
+            addr=ctx.lab.addr(*hop.native_via),
+            target=ctx.lab.addr(hop.target_service, hop.target_port),
+            hop=hop.name,
+            client=hop.source,
+            service=hop.target_service,
+            path=HEAL_PATH.get(hop.kind, "/"),
+            kind=hop.kind,
+        )
         for hop in ctx.model.hops
         if hop.native_via and hop.native_via[0] == service
     ]
@@ -103,12 +101,12 @@ def _switch(ctx: FaultContext, service: str, mode: str, latency_ms: int = 0) -> 
     return doc
 
 
-def apply(ctx: FaultContext, hop: str, mode: str, latency_ms: int) -> dict[str, Any]:
+def apply(ctx: FaultContext, hop: str, mode: str, latency_ms: int) -> RelaySwitch:
     service = relay_of(ctx, hop)
     if service not in ctx.lab.ports or service not in ctx.running:
         raise LabError(
-            f"this lab has no {_name(service)} (it was started by an older labctl)",
-            f"restart it once: `labctl down` then `labctl up {ctx.lab.stage}`",
+            f"{ctx.lab.stage} runs no {_name(service)}, the {hop} hop's way natively",
+            f"lab/lab.yaml's stage {ctx.lab.stage} should list {service}",
         )
     if not ctx.runtime.is_running(service):
         raise LabError(
@@ -116,80 +114,74 @@ def apply(ctx: FaultContext, hop: str, mode: str, latency_ms: int) -> dict[str, 
             f"`labctl up {ctx.lab.stage}` starts it again; `labctl logs {service}` says why it stopped",
         )
     status = _switch(ctx, service, mode, latency_ms)
-    return {
-        "hop": hop,
-        "mode": mode,
-        "latency_ms": latency_ms,
-        "relays": [],
-        "switch": {
-            "service": service,
-            "control": _control(ctx, service),
-            "routes": routes(ctx, service),
-            "pid": status.get("pid"),
-        },
-    }
+    return RelaySwitch(
+        hop=hop,
+        mode=mode,
+        latency_ms=latency_ms,
+        relay=service,
+        control=_control(ctx, service),
+        routes=routes(ctx, service),
+        pid=status.get("pid"),
+    )
 
 
-def verify(ctx: FaultContext, rec: dict[str, Any]) -> list[str]:
+def verify(ctx: FaultContext, rec: RelaySwitch) -> list[str]:
     """The relay's own status, then what the client meets on each route right now (no waiting for it)."""
-    service = rec["switch"].get("service", OLD_SERVICE)
+    service = rec.relay
     status = _status(ctx, service)
-    mode = rec["mode"]
+    mode = rec.mode
     if status.get("mode") != mode:
         raise LabError(f"the {_name(service)} is in mode {status.get('mode')!r}, not {mode!r}")
-    evidence = [
-        f"{_name(service)} (pid {status.get('pid')}) switched to {mode} through {rec['switch']['control']}/mode"
-    ]
-    for route in rec["switch"]["routes"]:
-        host, port = route["addr"].rsplit(":", 1)
-        client = route.get("client", "prometheus").capitalize()
-        where = f"{route['addr']} ({client}'s way to {route['target']})"
+    evidence = [f"{_name(service)} (pid {status.get('pid')}) switched to {mode} through {rec.control}/mode"]
+    for route in rec.routes:
+        host, port = route.addr.rsplit(":", 1)
+        where = f"{route.addr} ({route.client.capitalize()}'s way to {route.target})"
         if mode == "refuse":
             seen = tcp_probe(host, int(port), timeout=0.5)
             if seen != "refused":
-                raise LabError(f"{route['addr']} should refuse connections but {seen}")
+                raise LabError(f"{route.addr} should refuse connections but {seen}")
             evidence.append(f"{where} refuses connections")
         elif mode == "blackhole":
             request = (
                 H2_PREFACE
-                if route.get("kind") == "push"
-                else f"GET {route.get('path', '/metrics')} HTTP/1.1\r\nHost: {service}\r\n\r\n".encode()
+                if route.kind == "push"
+                else f"GET {route.path} HTTP/1.1\r\nHost: {service}\r\n\r\n".encode()
             )
             seen = tcp_probe(host, int(port), timeout=0.3, payload=request)
             if seen != "silent":
-                raise LabError(f"the {_name(service)} at {route['addr']} is not black-holing ({seen})")
+                raise LabError(f"the {_name(service)} at {route.addr} is not black-holing ({seen})")
             evidence.append(f"{where} accepts a request and never answers")
         else:
-            if status.get("latency_ms") != rec["latency_ms"]:
+            if status.get("latency_ms") != rec.latency_ms:
                 raise LabError(
-                    f"the {_name(service)} delays by {status.get('latency_ms')} ms, not {rec['latency_ms']}"
+                    f"the {_name(service)} delays by {status.get('latency_ms')} ms, not {rec.latency_ms}"
                 )
-            evidence.append(f"{where} relays with {rec['latency_ms']} ms delay per chunk")
+            evidence.append(f"{where} relays with {rec.latency_ms} ms delay per chunk")
     return evidence
 
 
-def heal(ctx: FaultContext, rec: dict[str, Any]) -> None:
-    service = rec["switch"].get("service", OLD_SERVICE)
+def heal(ctx: FaultContext, rec: RelaySwitch) -> None:
+    service = rec.relay
     if not ctx.runtime.is_running(service):
         reset_saved_mode(ctx, service)  # gone meanwhile: its next start must not bring the fault back
         return
     _switch(ctx, service, "pass")
     # Healed means a request through the relay works again, not just that its mode changed.
-    for route in rec["switch"]["routes"]:
-        target = route.get("service", "collector")
+    for route in rec.routes:
+        target = route.service
         if not ctx.runtime.is_running(target):
             continue  # nothing behind it (another fault stopped it); the relay itself is back to pass
-        if route.get("kind") == "push":  # OTLP gRPC: the Collector answers the HTTP/2 preface again
-            host, port = route["addr"].rsplit(":", 1)
+        if route.kind == "push":  # OTLP gRPC: the Collector answers the HTTP/2 preface again
+            host, port = route.addr.rsplit(":", 1)
             seen = tcp_probe(host, int(port), timeout=3, payload=H2_PREFACE)
             if seen != "answers":
                 raise LabError(
-                    f"the {_name(service)} at {route['addr']} still does not pass to {route['target']} "
+                    f"the {_name(service)} at {route.addr} still does not pass to {route.target} "
                     f"after heal ({seen})",
                     f"see `labctl logs {service}` and `labctl logs {target}`",
                 )
             continue
-        url = f"http://{route['addr']}{route.get('path', '/metrics')}"
+        url = f"http://{route.addr}{route.path}"
         try:
             resp = requests.get(url, timeout=3)
         except requests.RequestException as exc:
@@ -205,7 +197,7 @@ def heal(ctx: FaultContext, rec: dict[str, Any]) -> None:
             )
 
 
-def reset_saved_mode(ctx_or_lab: Any, service: str = OLD_SERVICE) -> None:
+def reset_saved_mode(ctx_or_lab: Any, service: str) -> None:
     """Write `pass` into the relay's state file (for a relay that is not running: `down`, or it died)."""
     lab = getattr(ctx_or_lab, "lab", ctx_or_lab)
     path = lab.data_dir(service) / MODE_FILE

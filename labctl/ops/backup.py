@@ -371,7 +371,7 @@ def restore(manifest: Manifest, model: LabModel, state_dir: Path, runtime_name: 
     if not stage or stage not in model.stages:
         raise LabError(f"the backup names no known stage ({stage!r})", "the manifest is from another lab")
     if LabState.exists(state_dir):
-        current = LabState.load(state_dir)
+        current = LabState.load(state_dir, salvage=True)  # stopped either way, even another labctl's
         from labctl.faults.engine import forget_faults
 
         forget_faults(current)

@@ -10,6 +10,7 @@ import pytest
 from labctl.checks.result import CheckResult
 from labctl.errors import LabError
 from labctl.faults import blind
+from labctl.faults.records import ActiveFault, AuthFault, OverrideUndo, RelaySwitch
 from labctl.faults.registry import FAULTS
 from labctl.state import LabState
 
@@ -96,9 +97,16 @@ def test_a_diagnosis_is_validated() -> None:
 
 def test_hidden_faults_are_sealed_in_lab_json(tmp_path: Path) -> None:
     lab = LabState(dir=tmp_path, stage="module-2")
+    switch = RelaySwitch("proxy-collector", "latency", 5, "otlp-relay", "http://127.0.0.1:9")
     lab.faults = {
-        "auth": {"options": {"token": "wrong"}, "hidden": True, "record": {"secret": "x"}},
-        "latency": {"options": {"ms": 5}, "record": {}},
+        "auth": ActiveFault(
+            record=AuthFault("wrong", "http://c:4317", "x", OverrideUndo("collector"), {}),
+            options={"token": "wrong"},
+            since=1.0,
+            layer=2,
+            hidden=True,
+        ),
+        "latency": ActiveFault(record=switch, options={"ms": 5}, since=2.0, layer=2),
     }
     lab.save()
     text = (tmp_path / "lab.json").read_text()

@@ -52,7 +52,7 @@ def test_partition_disconnects_target_and_heal_restores_alias(tmp_path: Path) ->
     runtime = DockerRuntime(lab, client_call=[str(script)])  # the real docker runtime, recorder as CLI
     ctx = SimpleNamespace(runtime=runtime, lab=lab, model=runtime.model)
     rec = docker_net.partition(ctx, "collector-prometheus", "refuse")
-    assert rec["container"] == "labctl-class1-collector-1"
+    assert rec.container == "labctl-class1-collector-1"
     docker_net.heal(ctx, rec)
     calls = [json.loads(line) for line in log.read_text().splitlines()]
     net, ctr, stand_in = "labctl-class1_scrape", "labctl-class1-collector-1", "labctl-class1-cut-scrape"
@@ -79,7 +79,11 @@ def test_partition_disconnects_target_and_heal_restores_alias(tmp_path: Path) ->
 
 
 def test_each_hop_has_its_own_network(tmp_path: Path) -> None:
-    ctx = SimpleNamespace(runtime=SimpleNamespace(), lab=SimpleNamespace(instance="default"))
+    from labctl.model import load_model
+
+    ctx = SimpleNamespace(
+        runtime=SimpleNamespace(), lab=SimpleNamespace(instance="default"), model=load_model()
+    )
     assert docker_net.project_name(ctx) == "labctl-default"
     assert docker_net.network_name(ctx, "proxy-collector") == "labctl-default_ingest"
     assert docker_net.network_name(ctx, "collector-prometheus") == "labctl-default_scrape"
@@ -172,7 +176,7 @@ def test_invalid_url_in_docker_is_a_compose_override_and_heal_removes_it(tmp_pat
     assert override == {
         "services": {"proxy": {"environment": {"LAB_PROXY_UPSTREAM": "grpc://collector:4317"}}}
     }
-    ctx.remove_overrides(rec["overrides"][0])
+    ctx.remove_overrides(rec.overrides[0])
     assert not ctx.runtime.override_file.exists()  # type: ignore[attr-defined]
     assert LabState.load(ctx.lab.dir).overrides == {}
     assert restarted == ["proxy", "proxy"]
@@ -192,11 +196,10 @@ def test_auth_fault_in_docker_mounts_the_overlay_and_breaks_the_proxy_token(
         "--config",
         "/lab/collector-configs/faults/auth.yaml",
     ]
-    assert services["collector"]["environment"]["LAB_FAULT_AUTH_TOKEN"] == rec["secret"]
+    assert services["collector"]["environment"]["LAB_FAULT_AUTH_TOKEN"] == rec.secret
     assert "proxy" not in services
     assert _upstream(real_proxy)["header_names"] == ["authorization"]
-    for undo in reversed(rec["overrides"]):
-        ctx.remove_overrides(undo)
+    ctx.remove_overrides(rec.collector)
     from labctl.faults import proxy_admin
 
     proxy_admin.reset_upstream(ctx)

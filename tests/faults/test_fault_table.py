@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -72,37 +73,51 @@ def test_required_faults_exist() -> None:
 
 
 def test_break_output_is_neutral_by_default() -> None:
-    from labctl.faults.engine import neutral_summary
+    from labctl.faults.records import (
+        ActiveFault,
+        ContractVariant,
+        DockerCut,
+        OverrideUndo,
+        ProcessFault,
+        RelaySwitch,
+        UpstreamFault,
+    )
 
-    network = {
-        "record": {
-            "hop": "proxy-collector",
-            "mode": "blackhole",
-            "relays": [{"addr": "127.0.0.1:5"}],
-            "upstream_change": {"asked": {"endpoint": "http://127.0.0.1:5"}},
-        }
-    }
-    assert neutral_summary(network) == "proxy upstream changed (at runtime, no restart)"
-    scrape = {"record": {"hop": "collector-prometheus", "relays": [], "targets_dir": "/t", "originals": {}}}
-    assert neutral_summary(scrape) == "Prometheus scrape targets changed"
-    switched = {
-        "record": {
-            "hop": "collector-prometheus",
-            "mode": "blackhole",
-            "relays": [],
-            "switch": {"service": "scrape-relay", "control": "http://127.0.0.1:6"},
-        }
-    }
-    assert neutral_summary(switched) == "scrape-relay switched (at runtime, no restart)"
-    crash = {"record": {"service": "collector", "signal": "KILL"}}
-    assert neutral_summary(crash) == "collector process changed"
-    contract = {
-        "record": {
-            "service": "proxy",
-            "undo": {"service": "proxy", "env_before": {"LAB_PROXY_CONTRACT": None}, "configs_added": []},
-        }
-    }
-    assert neutral_summary(contract) == "proxy settings changed"
-    for entry in (network, scrape, switched, crash, contract):
-        text = neutral_summary(entry)
+    def entry(record: Any) -> ActiveFault:
+        return ActiveFault(record=record, options={}, since=0.0, layer=2)
+
+    endpoint = entry(
+        UpstreamFault(
+            endpoint_kind="wrong-port",
+            env={"LAB_PROXY_UPSTREAM": "http://127.0.0.1:5"},
+            upstream_change={"asked": {"endpoint": "http://127.0.0.1:5"}},
+        )
+    )
+    assert endpoint.summary() == "proxy upstream changed (at runtime, no restart)"
+    invalid = entry(
+        UpstreamFault(
+            endpoint_kind="invalid-url",
+            env={"LAB_PROXY_UPSTREAM": "grpc://collector:4317"},
+            overrides=[OverrideUndo("proxy", {"LAB_PROXY_UPSTREAM": None})],
+        )
+    )
+    assert invalid.summary() == "proxy upstream changed"
+    cut = entry(DockerCut("collector-prometheus", "blackhole", "collector", "n_scrape", "c-1", "c-cut"))
+    assert cut.summary() == "collector's network changed"
+    switched = entry(
+        RelaySwitch("collector-prometheus", "blackhole", 0, "scrape-relay", "http://127.0.0.1:6")
+    )
+    assert switched.summary() == "scrape-relay switched (at runtime, no restart)"
+    crash = entry(ProcessFault("collector", "KILL"))
+    assert crash.summary() == "collector process changed"
+    contract = entry(
+        ContractVariant(
+            contract="/x/contracts/claude-code.yaml",
+            file="/x/contracts/claude-code.yaml",
+            undo=OverrideUndo("proxy", {"LAB_PROXY_CONTRACT": None}),
+        )
+    )
+    assert contract.summary() == "proxy settings changed"
+    for e in (endpoint, invalid, cut, switched, crash, contract):
+        text = e.summary()
         assert "127.0.0.1" not in text and "black" not in text and "resolve" not in text

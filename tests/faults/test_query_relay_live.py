@@ -94,7 +94,7 @@ def test_the_hop_switches_the_query_relay_only_and_heal_brings_queries_back(
     ctx = _ctx(lab)
     record = relay_switch.apply(ctx, HOP, mode, latency_ms)
     try:
-        assert record["switch"]["service"] == "query-relay"
+        assert record.relay == "query-relay"
         shown = network.verify(ctx, record)
         assert shown[0].startswith("query relay (pid ") and any(
             evidence in e and "Grafana's way" in e for e in shown
@@ -113,26 +113,3 @@ def test_the_hop_switches_the_query_relay_only_and_heal_brings_queries_back(
         network.heal(ctx, record)  # proves a request through the relay reaches Prometheus again
     assert _mode(ctx, "query-relay") == "pass"
     assert _query(ctx) == "ok"
-
-
-def test_a_scrape_relay_record_from_before_the_query_relay_still_heals(lab: Path) -> None:
-    """Older records: routes without "service"/"path", written when the scrape relay was the only one."""
-    ctx = _ctx(lab)
-    control = ctx.lab.url("scrape-relay", "control")
-    addr = ctx.lab.addr("scrape-relay", "prom_exporter")
-    record = {
-        "hop": "collector-prometheus",
-        "mode": "refuse",
-        "latency_ms": 0,
-        "relays": [],
-        "switch": {
-            "service": "scrape-relay",
-            "control": control,
-            "routes": [{"addr": addr, "target": ctx.lab.addr("collector", "prom_exporter")}],
-        },
-    }
-    requests.put(control + "/mode", json={"mode": "refuse", "latency_ms": 0}, timeout=5).raise_for_status()
-    assert network.verify(ctx, record)[0].startswith("scrape relay (pid ")
-    network.heal(ctx, record)
-    assert _mode(ctx, "scrape-relay") == "pass"
-    assert requests.get(f"http://{addr}/metrics", timeout=5).status_code == 200

@@ -10,6 +10,7 @@ import pytest
 
 from labctl import state
 from labctl.errors import LabError
+from labctl.faults.records import ActiveFault, ProcessFault
 from labctl.model import load_model
 from labctl.state import LabState, allocate_ports
 
@@ -35,12 +36,19 @@ def test_free_ports_are_distinct_and_bindable():
 
 def test_state_round_trips_faults_settings_and_overrides(tmp_path: Path):
     lab = LabState(dir=tmp_path, runtime="native", stage="module-2", ports={"proxy": {"admin": 4999}})
-    lab.faults["collector-down"] = {"applied": True}
+    lab.faults["collector-crash"] = ActiveFault(
+        record=ProcessFault("collector", "KILL"), options={"signal": "KILL"}, since=1.5, layer=2
+    )
     lab.settings["auth_token"] = "s3cret"
     lab.overrides["collector"] = {"extra_configs": ["/x.yaml"], "env": {"A": "1"}}
     lab.save()
     again = LabState.load(tmp_path)
-    assert again.faults == {"collector-down": {"applied": True}}
+    assert again.faults == lab.faults
+    assert json.loads((tmp_path / "lab.json").read_text())["faults"]["collector-crash"]["record"] == {
+        "kind": "process",
+        "service": "collector",
+        "signal": "KILL",
+    }
     assert again.settings["auth_token"] == "s3cret"
     assert again.overrides["collector"]["env"] == {"A": "1"}
     assert again.url("proxy", "admin") == "http://127.0.0.1:4999"
@@ -50,6 +58,30 @@ def test_state_round_trips_faults_settings_and_overrides(tmp_path: Path):
     assert json.loads((tmp_path / "lab.json").read_text())["stage"] == "module-2"
     with pytest.raises(LabError, match=r"no port proxy\.nope"):
         again.url("proxy", "nope")
+
+
+@pytest.mark.parametrize("schema", [None, 1, 99])
+def test_a_state_of_another_schema_is_refused_with_the_fix(tmp_path: Path, schema: int | None):
+    data = {"runtime": "native", "stage": "module-2", "faults": {"network": {"record": {"relays": []}}}}
+    if schema is not None:
+        data["schema"] = schema
+    (tmp_path / "lab.json").write_text(json.dumps(data))
+    with pytest.raises(LabError) as err:
+        LabState.load(tmp_path)
+    assert "another version of labctl" in err.value.message
+    assert f"state schema {schema or 'none'}" in err.value.message
+    assert "labctl down" in (err.value.hint or "")
+
+
+def test_an_unreadable_fault_record_is_refused_with_the_fix(tmp_path: Path):
+    lab = LabState(dir=tmp_path, stage="module-2")
+    lab.save()
+    data = json.loads((tmp_path / "lab.json").read_text())
+    data["faults"] = {"network": {"record": {"kind": "teleport"}, "options": {}, "since": 0, "layer": 2}}
+    (tmp_path / "lab.json").write_text(json.dumps(data))
+    with pytest.raises(LabError) as err:
+        LabState.load(tmp_path)
+    assert "unknown kind 'teleport'" in err.value.message and "labctl down" in (err.value.hint or "")
 
 
 def test_no_lab_is_a_clear_error(tmp_path: Path):
