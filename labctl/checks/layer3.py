@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import datetime
 from typing import Any
 
 import requests
 import yaml
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
 
+from labctl import scrape_targets
 from labctl.checks.context import CheckContext, wait_for
 from labctl.checks.probe import first_byte, http_get
 from labctl.checks.result import CheckResult
 from labctl.promql import client
+from labctl.scrape_targets import Target
 from labctl.units import prometheus_duration
 
 PIPELINE_GROUP = "lab-pipeline-health"
@@ -73,97 +74,73 @@ def check(cx: CheckContext) -> list[CheckResult]:
 
 
 def _targets(cx: CheckContext) -> CheckResult:
-    url = cx.url("prometheus", "web", "/api/v1/targets")
-    active: list[dict[str, Any]] = []
+    base = cx.url("prometheus", "web")
+    url = base + "/api/v1/targets"
+    active: list[Target] = []
 
     def known() -> bool:
-        reply = http_get(url, timeout=2)
-        if reply.ok:
-            active[:] = reply.json()["data"]["activeTargets"]
-        return bool(active) and all(t["health"] != "unknown" for t in active)
+        seen = scrape_targets.read(base)
+        if seen is not None:
+            active[:] = seen
+        return bool(active) and all(t.health != "unknown" for t in active)
+
+    def by_url(urls: set[str] | dict[str, float]) -> list[Target]:
+        return [t for t in active if t.scrape_url in urls]
 
     # A target is "unknown" until its first scrape: at most one interval.
     wait_for(known, timeout=cx.scrape_interval + 1)
     # A target still "up" whose next scrape is overdue has a scrape in progress that takes longer than
     # its interval (a hop that just started to hang): its health is stale. Wait for that scrape's outcome,
     # at most its timeout, instead of reporting "up" from before.
-    stalled = [t for t in active if _overdue(t, cx.scrape_interval)]
+    stalled = [t for t in active if t.overdue(cx.scrape_interval)]
     if stalled:
-        cx.progress(
-            f"a scrape of {stalled[0]['scrapeUrl']} is taking longer than its interval; waiting for it"
-        )
-        limit = max(prometheus_duration(t.get("scrapeTimeout", ""), cx.scrape_interval) for t in stalled)
+        cx.progress(f"a scrape of {stalled[0].scrape_url} is taking longer than its interval; waiting for it")
+        limit = max(t.timeout_s(cx.scrape_interval) for t in stalled)
         wait_for(
-            lambda: known() and not any(_overdue(t, cx.scrape_interval) for t in active), timeout=limit + 1
+            lambda: known() and not any(t.overdue(cx.scrape_interval) for t in active), timeout=limit + 1
         )
     # A target last scraped before the lab's latest change (a `labctl break` or `labctl heal`) shows the
     # state from before it: its next scrape (at most one interval and one timeout away) tells. Neither
     # break nor heal waits for that scrape; check does, for every target, up or down, so that two targets
     # of one hop never read differently only because one was scraped a moment earlier.
     changed_at = _last_change(cx)
-    stale = {t["scrapeUrl"] for t in _mine(cx, active) if (_ts(t.get("lastScrape")) or 0) < changed_at}
+    stale = {t.scrape_url for t in _mine(cx, active) if not t.scraped_since(changed_at)}
     if stale:
         cx.progress(
             f"{', '.join(sorted(stale))} was last scraped before the lab's latest change; waiting for "
             f"its next scrape (every {cx.scrape_interval:g}s)"
         )
-        limit = cx.scrape_interval + max(
-            prometheus_duration(t.get("scrapeTimeout", ""), cx.scrape_interval)
-            for t in active
-            if t["scrapeUrl"] in stale
-        )
+        limit = cx.scrape_interval + max(t.timeout_s(cx.scrape_interval) for t in by_url(stale))
         wait_for(
-            lambda: (
-                known()
-                and all(
-                    (_ts(t.get("lastScrape")) or 0) >= changed_at for t in active if t["scrapeUrl"] in stale
-                )
-            ),
+            lambda: known() and all(t.scraped_since(changed_at) for t in by_url(stale)),
             timeout=limit + 1,
         )
     # A scrape that began just after the change may have gone out on a connection opened before it (HTTP
     # keep-alive to an address that has just left the network) and timed out where every later one is
     # refused. Its outcome is not yet the hop's: wait for the scrape after it.
-    window = cx.scrape_interval + max(
-        (prometheus_duration(t.get("scrapeTimeout", ""), cx.scrape_interval) for t in active), default=0.0
-    )
+    window = cx.scrape_interval + max((t.timeout_s(cx.scrape_interval) for t in active), default=0.0)
     early = {
-        t["scrapeUrl"]: _ts(t.get("lastScrape")) or 0
+        t.scrape_url: t.last_scrape or 0.0
         for t in _mine(cx, active)
-        if t["health"] == "down"
-        and _timed_out(t.get("lastError", ""))
-        and (_ts(t.get("lastScrape")) or 0) < changed_at + window
+        if t.health == "down" and t.timed_out and (t.last_scrape or 0.0) < changed_at + window
     }
     if early:
         cx.progress(f"the first scrape of {min(early)} after the change timed out; waiting for the next one")
         wait_for(
-            lambda: (
-                known()
-                and all(
-                    (_ts(t.get("lastScrape")) or 0) > early[t["scrapeUrl"]]
-                    for t in active
-                    if t["scrapeUrl"] in early
-                )
-            ),
+            lambda: known() and all((t.last_scrape or 0.0) > early[t.scrape_url] for t in by_url(early)),
             timeout=window + 1,
         )
     mine = _mine(cx, active)
-    # Sorted by job: Prometheus lists targets in no fixed order, and the cause names the first one.
-    down = sorted((t for t in mine if t["health"] == "down"), key=lambda t: str(t["labels"].get("job", "")))
+    down = scrape_targets.down(mine)
     evidence = [
-        f"{t['labels'].get('job')} {t['scrapeUrl']}{_via(t)}: {t['health']}"
-        + (f" in {t['lastScrapeDuration'] * 1000:.0f} ms" if t.get("lastScrapeDuration") else "")
-        + (f" — {t['lastError']}" if t.get("lastError") else "")
+        f"{t.job} {t.scrape_url}{_via(t)}: {t.health}"
+        + (f" in {t.last_duration * 1000:.0f} ms" if t.last_duration else "")
+        + (f" — {t.last_error}" if t.last_error else "")
         for t in mine
     ]
     if not down:
         # Up, but slow: a scrape that takes more than half its timeout is one step from failing.
-        slow = [
-            t
-            for t in mine
-            if (t.get("lastScrapeDuration") or 0)
-            > 0.5 * prometheus_duration(t.get("scrapeTimeout", ""), cx.scrape_interval)
-        ]
+        slow = [t for t in mine if (t.last_duration or 0) > 0.5 * t.timeout_s(cx.scrape_interval)]
         if slow:
             t = slow[0]
             return CheckResult(
@@ -172,26 +149,25 @@ def _targets(cx: CheckContext) -> CheckResult:
                 True,
                 evidence,
                 warning=True,
-                cause=f"scrapes of {t['labels'].get('job')} take {t['lastScrapeDuration']:.1f} s "
-                f"of a {t.get('scrapeTimeout', '?')} timeout: the hop or the target is slow",
+                cause=f"scrapes of {t.job} take {t.last_duration or 0:.1f} s "
+                f"of a {t.timeout or '?'} timeout: the hop or the target is slow",
                 hint="scrape_duration_seconds over time shows whether it grows",
                 playbook="upstream-slow",
             )
         return CheckResult(3, "scrape targets", True, evidence or [f"{url}: no targets"])
     first = down[0]
-    down_jobs = " ".join(f"job {t['labels'].get('job')}" for t in down)
-    err = first.get("lastError", "")
-    relayed = bool(_via(first))
+    down_jobs = " ".join(f"job {t.job}" for t in down)
+    err = first.last_error
     playbook = "scrape-target-down"
-    if _timed_out(err):
+    if first.timed_out:
         # The scrape timed out: a cut hop and one slower than the timeout look alike to Prometheus (and
         # scrape_duration_seconds is the timeout for both). A timed probe with a longer budget tells them apart.
-        timeout = prometheus_duration(first.get("scrapeTimeout", ""), cx.scrape_interval)
+        timeout = first.timeout_s(cx.scrape_interval)
         budget = timeout + 3.0
-        cx.progress(f"timing a scrape of {first['scrapeUrl']} (up to {budget:g}s): slow or cut?")
-        seen, seconds = first_byte(first["scrapeUrl"], budget)
+        cx.progress(f"timing a scrape of {first.scrape_url} (up to {budget:g}s): slow or cut?")
+        seen, seconds = first_byte(first.scrape_url, budget)
         evidence.append(
-            f"timed probe: GET {first['scrapeUrl']} → "
+            f"timed probe: GET {first.scrape_url} → "
             + (
                 f"first byte after {seconds:.1f} s"
                 if seen == "answers"
@@ -210,15 +186,15 @@ def _targets(cx: CheckContext) -> CheckResult:
             how = f"the scrape hangs, nothing comes back within {budget:g} s: the hop is partitioned (cut, not slow)"
     elif "refused" in err:
         how = "connection refused: nothing listens there" + (
-            " (is the scrape relay running? `labctl status`)" if relayed else ""
+            " (is the scrape relay running? `labctl status`)" if first.relayed else ""
         )
     elif "404" in err:
         how = (
-            f"it answers 404 Not Found: nothing is served at {_path(first['scrapeUrl'])} "
+            f"it answers 404 Not Found: nothing is served at {_path(first.scrape_url)} "
             "(is the scrape path right?)"
         )
-    elif relayed and "502" in err:
-        how = f"the scrape relay cannot reach {first['labels'].get('instance')} (HTTP 502 Bad Gateway)"
+    elif first.relayed and "502" in err:
+        how = f"the scrape relay cannot reach {first.instance} (HTTP 502 Bad Gateway)"
     else:
         how = err
     return CheckResult(
@@ -226,13 +202,12 @@ def _targets(cx: CheckContext) -> CheckResult:
         "scrape targets",
         False,
         evidence,
-        cause=f"Prometheus cannot scrape {first['labels'].get('job')} at {first['scrapeUrl']}"
-        f"{_via(first)}: {how}",
+        cause=f"Prometheus cannot scrape {first.job} at {first.scrape_url}{_via(first)}: {how}",
         hint="the Target health page in Prometheus shows the error"
         + (
             " (natively its scrape URL is the lab's scrape relay, the Endpoint column; the "
             "instance label is the Collector's own address)"
-            if relayed
+            if first.relayed
             else ""
         )
         + "; check the address and the hop",
@@ -247,10 +222,6 @@ def _path(url: str) -> str:
     return urlsplit(url).path or "/"
 
 
-def _timed_out(error: str) -> bool:
-    return "deadline" in error or "timeout" in error
-
-
 def _last_change(cx: CheckContext) -> float:
     """When the lab last changed: the latest heal, or the latest fault put in place (its `since` is
     written once the fault is applied)."""
@@ -259,30 +230,16 @@ def _last_change(cx: CheckContext) -> float:
     return max(times)
 
 
-def _mine(cx: CheckContext, active: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _mine(cx: CheckContext, active: list[Target]) -> list[Target]:
     """Only the lab's services count: a service the stage does not run is expected to be down."""
-    return [
-        t
-        for t in active
-        if t.get("labels", {}).get("service", t["labels"].get("job")) in cx.running
-        or t["labels"].get("job") == "prometheus"
-    ]
+    return scrape_targets.of_lab(active, cx.running)
 
 
-def _overdue(target: dict[str, Any], default_interval: float) -> bool:
-    last = _ts(target.get("lastScrape"))
-    interval = prometheus_duration(target.get("scrapeInterval", ""), default_interval)
-    return target.get("health") == "up" and last is not None and time.time() - last > interval + 1.0
-
-
-def _via(target: dict[str, Any]) -> str:
+def _via(target: Target) -> str:
     """Natively Prometheus scrapes the Collector through the lab's scrape relay (lab.yaml `native_via`):
     the scrape URL is the relay's, the `instance` label the Collector's own address. Say so where a
     student sees the relay's port."""
-    instance = target.get("labels", {}).get("instance", "")
-    if instance and f"//{instance}/" not in target.get("scrapeUrl", ""):
-        return f" (scrape relay for {instance})"
-    return ""
+    return f" (scrape relay for {target.instance})" if target.relayed else ""
 
 
 def _marker(cx: CheckContext, targets: CheckResult) -> CheckResult:
@@ -352,13 +309,8 @@ def _marker(cx: CheckContext, targets: CheckResult) -> CheckResult:
 def _collector_scrape_failing(cx: CheckContext) -> bool:
     """Prometheus' last scrape of the Collector's exporter failed (a scrape that is only overdue may still
     succeed, late: a slow hop, not a cut one)."""
-    reply = http_get(cx.url("prometheus", "web", "/api/v1/targets"), timeout=2)
-    if not reply.ok:
-        return False
-    return any(
-        t["labels"].get("job") == "collector" and t["health"] == "down"
-        for t in reply.json()["data"]["activeTargets"]
-    )
+    targets = scrape_targets.read(cx.url("prometheus", "web")) or []
+    return any(t.job == "collector" and t.health == "down" for t in targets)
 
 
 def _rules_and_alerts(cx: CheckContext) -> CheckResult:
@@ -391,7 +343,7 @@ def _rules_and_alerts(cx: CheckContext) -> CheckResult:
         labels = a["labels"]
         what = labels.get("job") or labels.get("exporter") or labels.get("signal") or ""
         # Clean slate: an alert whose condition began before the latest heal belongs to an earlier fault.
-        earlier = healed_at and (_ts(a.get("activeAt")) or 0) < healed_at
+        earlier = healed_at and (scrape_targets.timestamp(a.get("activeAt")) or 0) < healed_at
         evidence.append(
             f"FIRING {labels['alertname']} {what} ({fired_at(a, by_rule.get(labels['alertname'], {}))})"
             + (
@@ -465,18 +417,9 @@ def _iso(ts: float) -> str:
     return time.strftime("%H:%M:%SZ", time.gmtime(ts))
 
 
-def _ts(text: str | None) -> float | None:
-    if not text or text.startswith("0001"):
-        return None
-    try:
-        return datetime.fromisoformat(text).timestamp()
-    except ValueError:
-        return None
-
-
 def fired_at(alert: dict[str, Any], rule: dict[str, Any]) -> str:
     """Prometheus' activeAt is when the condition became true (pending); it fires `for:` later."""
-    active = _ts(alert.get("activeAt"))
+    active = scrape_targets.timestamp(alert.get("activeAt"))
     if active is None:
         return "active since ?"
     hold = float(rule.get("duration") or 0)

@@ -19,11 +19,11 @@ container of the lab.
 from __future__ import annotations
 
 import subprocess
-import time
 from typing import Any
 
 from labctl.errors import LabError
 from labctl.faults.records import DockerCut
+from labctl.poll import poll
 from labctl.runtimes.docker_images import clean_call
 
 DOCKER_MODES = {"blackhole": "hang", "refuse": "refuse"}
@@ -126,14 +126,15 @@ def partition(ctx: Any, hop: str, mode: str = "blackhole") -> DockerCut:
 
 def _await_stand_in(ctx: Any, stand_in: str, timeout: float = 20.0) -> None:
     """The relay prints one line once its listeners are in place (`relay <pid>: <mode> …`)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        out = _docker(ctx, "logs", stand_in)
-        if out.stdout.startswith("relay "):
-            return
-        if _docker(ctx, "inspect", "--format", "{{.State.Running}}", stand_in).stdout.strip() == "false":
-            break
-        time.sleep(0.1)
+
+    def outcome() -> str:
+        if _docker(ctx, "logs", stand_in).stdout.startswith("relay "):
+            return "listening"
+        running = _docker(ctx, "inspect", "--format", "{{.State.Running}}", stand_in).stdout.strip()
+        return "exited" if running == "false" else ""
+
+    if poll(outcome, timeout, 0.1) == "listening":
+        return
     said = (_docker(ctx, "logs", stand_in).stderr.strip().splitlines() or ["no output"])[-1]
     raise LabError(
         f"the stand-in {stand_in} did not start within {timeout:g} s: {said}",

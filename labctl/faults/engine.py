@@ -216,16 +216,10 @@ def _scrapes_down(ctx: FaultContext) -> list[str]:
     """Scrape URLs of the lab's services whose last scrape failed (one look, no waiting)."""
     if "prometheus" not in ctx.running or not ctx.runtime.is_running("prometheus"):
         return []
-    url = ctx.lab.url("prometheus", "web") + "/api/v1/targets"
-    try:
-        active = requests.get(url, timeout=1).json()["data"]["activeTargets"]
-    except (requests.RequestException, ValueError, KeyError):
-        return []
-    return [
-        t["scrapeUrl"]
-        for t in active
-        if t["labels"].get("service", t["labels"].get("job")) in ctx.running and t["health"] == "down"
-    ]
+    from labctl import scrape_targets
+
+    active = scrape_targets.read(ctx.lab.url("prometheus", "web"), timeout=1) or []
+    return [t.scrape_url for t in scrape_targets.down(scrape_targets.of_lab(active, ctx.running))]
 
 
 def heal_all(ctx: FaultContext) -> dict[str, float]:

@@ -22,7 +22,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ import requests
 
 from labctl.checks.exposition import Sample, parse
 from labctl.errors import LabError
+from labctl.poll import poll
 from labctl.state import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,21 +42,22 @@ def wait_http(
     log: Path | None = None,
     verify: bool | str = True,
 ) -> None:
-    deadline = time.monotonic() + timeout_s
-    last = ""
-    while time.monotonic() < deadline:
+    last = [""]
+
+    def answered() -> bool:
         if proc is not None and proc.poll() is not None:
             tail = log.read_text(errors="replace")[-1500:] if log and log.exists() else ""
             raise LabError(f"process exited ({proc.returncode}) before {url} answered", tail or None)
         try:
             r = requests.get(url, timeout=1, verify=verify)
-            if r.status_code < 500:
-                return
-            last = f"HTTP {r.status_code}"
         except requests.RequestException as exc:
-            last = str(exc)
-        time.sleep(0.1)
-    raise LabError(f"{url} did not answer within {timeout_s:.0f}s: {last}")
+            last[0] = str(exc)
+            return False
+        last[0] = f"HTTP {r.status_code}"
+        return r.status_code < 500
+
+    if not poll(answered, timeout_s, 0.1):
+        raise LabError(f"{url} did not answer within {timeout_s:.0f}s: {last[0]}")
 
 
 class Process:
@@ -326,11 +327,6 @@ class Prometheus(Process):
         r = requests.get(f"http://127.0.0.1:{self.port}/api/v1/query", params={"query": promql}, timeout=5)
         result: list[dict[str, Any]] = r.json().get("data", {}).get("result", [])
         return result
-
-    def targets(self) -> list[dict[str, Any]]:
-        r = requests.get(f"http://127.0.0.1:{self.port}/api/v1/targets", timeout=5)
-        active: list[dict[str, Any]] = r.json().get("data", {}).get("activeTargets", [])
-        return active
 
 
 # --- network stand-ins ------------------------------------------------------------------------------------

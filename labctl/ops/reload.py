@@ -17,13 +17,11 @@ running configuration stays. Then:
 
 from __future__ import annotations
 
-import re
 import signal
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -369,21 +367,16 @@ def _metric_sum(url: str, name: str, having: str = "") -> float | None:
 
 def _last_scrape(base: str, job: str) -> float:
     """When Prometheus last scraped the job's target (epoch seconds; 0 when unknown)."""
-    try:
-        targets = requests.get(base + "/api/v1/targets", params={"state": "active"}, timeout=3).json()
-        stamps = [
-            t.get("lastScrape", "") for t in targets["data"]["activeTargets"] if t["labels"].get("job") == job
-        ]
-    except (requests.RequestException, ValueError, KeyError):
-        return 0.0
-    return min((_epoch(re.sub(r"(\.\d{6})\d+", r"\1", s)) for s in stamps), default=0.0)
+    from labctl import scrape_targets
+
+    targets = scrape_targets.read(base, timeout=3) or []
+    return min((t.last_scrape or 0.0 for t in targets if t.job == job), default=0.0)
 
 
 def _epoch(stamp: Any) -> float:
-    try:
-        return datetime.fromisoformat(str(stamp)).timestamp()
-    except ValueError:
-        return 0.0
+    from labctl.scrape_targets import timestamp
+
+    return timestamp(stamp) or 0.0
 
 
 def _wait(probe: Callable[[], Any], what: str, timeout: float = EFFECT_TIMEOUT) -> Any:

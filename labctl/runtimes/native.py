@@ -21,6 +21,7 @@ from labctl import ui
 from labctl.errors import LabError
 from labctl.model import Placement
 from labctl.ops.config_files import record_applied
+from labctl.poll import poll
 from labctl.runtimes import process
 from labctl.runtimes.base import Runtime, ServiceStatus
 from labctl.runtimes.ports import check_ports_free
@@ -253,11 +254,11 @@ class NativeRuntime(Runtime):
         if not services:
             return
         timeout = health_timeout() if timeout is None else timeout
-        deadline = time.monotonic() + timeout
         pending = list(services)
         with ui.progress() as prog:
             tasks = {s: prog.add_task(f"waiting for {s} to become healthy", total=None) for s in services}
-            while pending:
+
+            def all_healthy() -> bool:
                 for service in list(pending):
                     rec = self.record(service)
                     if rec is None or not rec.alive():
@@ -266,10 +267,10 @@ class NativeRuntime(Runtime):
                         pending.remove(service)
                         prog.update(tasks[service], description=f"[green]{service} is healthy[/]")
                         prog.stop_task(tasks[service])
-                if pending and time.monotonic() > deadline:
-                    raise self._start_failure(pending[0], f"was not healthy after {timeout:.0f}s")
-                if pending:
-                    time.sleep(0.1)
+                return not pending
+
+            if not poll(all_healthy, timeout, 0.1):
+                raise self._start_failure(pending[0], f"was not healthy after {timeout:.0f}s")
 
     def _start_failure(self, service: str, what: str) -> LabError:
         svc = self.model.service(service)

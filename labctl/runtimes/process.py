@@ -16,6 +16,8 @@ from pathlib import Path
 
 import psutil
 
+from labctl.poll import poll
+
 
 @dataclass
 class ProcRecord:
@@ -124,11 +126,12 @@ def terminate(records: list[ProcRecord], timeout: float = 8.0) -> list[ProcRecor
 def _wait_gone(records: list[ProcRecord], deadline: float) -> list[ProcRecord]:
     """Poll until every process is gone (zombies count as gone: PID 1 may be slow to reap orphans)."""
     pending = list(records)
-    while pending:
-        pending = [rec for rec in pending if rec.alive()]
-        if not pending or time.monotonic() >= deadline:
-            break
-        time.sleep(0.05)
+
+    def gone() -> bool:
+        pending[:] = [rec for rec in pending if rec.alive()]
+        return not pending
+
+    poll(gone, max(0.0, deadline - time.monotonic()), 0.05)
     return pending
 
 

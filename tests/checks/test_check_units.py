@@ -176,17 +176,19 @@ def test_tables_wrap_long_words_instead_of_truncating() -> None:
 def test_a_target_scraped_through_the_scrape_relay_says_so_and_an_overdue_scrape_is_noticed() -> None:
     import time
 
-    from labctl.checks.layer3 import _overdue, _via
+    from labctl.checks.layer3 import _via
+    from labctl.scrape_targets import Target
 
     relayed = {"scrapeUrl": "http://127.0.0.1:18889/metrics", "labels": {"instance": "127.0.0.1:8889"}}
-    assert _via(relayed) == " (scrape relay for 127.0.0.1:8889)"
+    assert _via(Target.parse(relayed)) == " (scrape relay for 127.0.0.1:8889)"
     direct = {"scrapeUrl": "http://127.0.0.1:4320/metrics", "labels": {"instance": "127.0.0.1:4320"}}
-    assert _via(direct) == ""
+    assert _via(Target.parse(direct)) == ""
 
-    def at(age: float, health: str = "up") -> dict[str, object]:
+    def at(age: float, health: str = "up") -> Target:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - age)) + ".000000000Z"
-        return {"health": health, "lastScrape": stamp, "scrapeInterval": "5s"}
+        return Target.parse({"health": health, "lastScrape": stamp, "scrapeInterval": "5s"})
 
-    assert not _overdue(at(2), 5) and _overdue(at(8), 5)  # a scrape started 3 s ago has not finished
-    assert not _overdue(at(8, "down"), 5), "a down target is not stale, it failed"
-    assert not _overdue({"health": "up", "lastScrape": "0001-01-01T00:00:00Z"}, 5), "never scraped yet"
+    assert not at(2).overdue(5) and at(8).overdue(5)  # a scrape started 3 s ago has not finished
+    assert not at(8, "down").overdue(5), "a down target is not stale, it failed"
+    never = Target.parse({"health": "up", "lastScrape": "0001-01-01T00:00:00Z"})
+    assert not never.overdue(5), "never scraped yet"
