@@ -93,40 +93,40 @@ def heal_overlay(ctx: FaultContext, rec: ConfigOverlay) -> None:
 # --- the classic configuration traps --------------------------------------------------------------
 
 
-def _apply_overlay(ctx: FaultContext, configs: list[Path]) -> dict[str, Any]:
+def _apply_overlay(ctx: FaultContext, configs: list[Path], scratch: Path | None = None) -> ConfigOverlay:
     if not ctx.runtime.is_running("collector"):
         raise LabError("the Collector is not running: nothing to reconfigure", "`labctl status`")
     undo = ctx.add_overrides("collector", configs=configs)
-    return {"service": "collector", "undo": undo}
+    return ConfigOverlay(service="collector", undo=undo, scratch=str(scratch) if scratch else None)
 
 
-def apply_delta(ctx: FaultContext, opts: dict[str, Any]) -> dict[str, Any]:
+def apply_delta(ctx: FaultContext, opts: dict[str, Any]) -> ConfigOverlay:
     return _apply_overlay(ctx, [_overlay(ctx, "delta-temporality")])
 
 
-def apply_expiry(ctx: FaultContext, opts: dict[str, Any]) -> dict[str, Any]:
+def apply_expiry(ctx: FaultContext, opts: dict[str, Any]) -> ConfigOverlay:
     return _apply_overlay(ctx, [_overlay(ctx, "series-expiry")])
 
 
-def apply_no_logs(ctx: FaultContext, opts: dict[str, Any]) -> dict[str, Any]:
+def apply_no_logs(ctx: FaultContext, opts: dict[str, Any]) -> ConfigOverlay:
     """The Collector's own pipelines without `logs`. A later config file cannot take a key away, only
     replace it: the first file empties `service::pipelines`, the second puts back every pipeline of
     base.yaml but logs (read from base.yaml, so the two never drift apart)."""
     base = yaml.safe_load((ctx.model.root / "collector-configs" / "base.yaml").read_text())
     pipelines = {k: v for k, v in base["service"]["pipelines"].items() if not k.startswith("logs")}
 
-    def write(folder: Path) -> dict[str, Any]:
+    def write(folder: Path, keep: bool) -> ConfigOverlay:
         first, second = folder / "1-clear.yaml", folder / "2-pipelines.yaml"
         first.write_text(yaml.safe_dump({"service": {"pipelines": None}}))
         second.write_text(yaml.safe_dump({"service": {"pipelines": pipelines}}, sort_keys=False))
-        return _apply_overlay(ctx, [first, second])
+        return _apply_overlay(ctx, [first, second], scratch=folder if keep else None)
 
     if ctx.quiet:  # hidden: only the neutral copies add_overrides makes may stay behind
         import tempfile
 
         with tempfile.TemporaryDirectory() as scratch:
-            return write(Path(scratch))
-    return write(ctx.fault_dir("no-logs-pipeline"))
+            return write(Path(scratch), keep=False)
+    return write(ctx.fault_dir("no-logs-pipeline"), keep=True)
 
 
 def _probe_id() -> str:
@@ -193,7 +193,7 @@ def sparse_delta_total(ctx: FaultContext, probe: str) -> tuple[float | None, int
     return seen.get("v"), 8
 
 
-def verify_delta(ctx: FaultContext, rec: dict[str, Any]) -> list[str]:
+def verify_delta(ctx: FaultContext, rec: ConfigOverlay) -> list[str]:
     total, _ = sparse_delta_total(ctx, _probe_id())
     if total != 3:
         raise LabError(
@@ -203,7 +203,7 @@ def verify_delta(ctx: FaultContext, rec: dict[str, Any]) -> list[str]:
     return [f"two delta points 5 and 3 of one stream, a gap between them: the exporter shows {total:g}"]
 
 
-def verify_expiry(ctx: FaultContext, rec: dict[str, Any]) -> list[str]:
+def verify_expiry(ctx: FaultContext, rec: ConfigOverlay) -> list[str]:
     from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 
     probe = _probe_id()
@@ -224,7 +224,7 @@ def verify_expiry(ctx: FaultContext, rec: dict[str, Any]) -> list[str]:
     return [f"Collector {target}: a one-point export is accepted, its /metrics never shows it (3 s)"]
 
 
-def verify_no_logs(ctx: FaultContext, rec: dict[str, Any]) -> list[str]:
+def verify_no_logs(ctx: FaultContext, rec: ConfigOverlay) -> list[str]:
     from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 
     request = logs_service_pb2.ExportLogsServiceRequest()
@@ -236,8 +236,6 @@ def verify_no_logs(ctx: FaultContext, rec: dict[str, Any]) -> list[str]:
     return [f"Collector {target}: a one-record logs export → {code.name}: {details[:100]}"]
 
 
-def heal_no_logs(ctx: FaultContext, rec: dict[str, Any]) -> None:
-    import shutil
-
+def heal_no_logs(ctx: FaultContext, rec: ConfigOverlay) -> None:
     heal_overlay(ctx, rec)
-    shutil.rmtree(ctx.lab.dir / "faults" / "no-logs-pipeline", ignore_errors=True)
+    rec.remove_scratch()

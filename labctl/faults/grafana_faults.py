@@ -11,12 +11,14 @@ runs. `labctl check` finds it from the files alone, so it is proven even where G
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from typing import Any
 
 from labctl.errors import LabError
 from labctl.faults.base import FaultContext
+from labctl.faults.records import ConfigOverlay
 
 FOREIGN_UID = "P1809F7CD0C75ACF3"  # the shape of a uid Grafana generates for a hand-made datasource
 BROKEN_DASHBOARD = "claude-code-usage.json"
@@ -30,7 +32,7 @@ def _swap_uid(node: Any, old: str, new: str) -> Any:
     return node
 
 
-def apply(ctx: FaultContext, opts: dict[str, Any]) -> dict[str, Any]:
+def apply(ctx: FaultContext, opts: dict[str, Any]) -> ConfigOverlay:
     if ctx.lab.runtime != "native":
         raise LabError(
             "datasource-uid runs natively only: Grafana's container cannot see the lab's state directory",
@@ -50,10 +52,10 @@ def apply(ctx: FaultContext, opts: dict[str, Any]) -> dict[str, Any]:
             doc = _swap_uid(doc, uid, FOREIGN_UID)
         (folder / path.name).write_text(json.dumps(doc, indent=2) + "\n")
     undo = ctx.add_overrides("grafana", env={"LAB_DASHBOARDS_DIR": str(folder)}, may_fail_start=True)
-    return {"service": "grafana", "undo": undo, "folder": str(folder)}
+    return ConfigOverlay(service="grafana", undo=undo, scratch=str(folder))
 
 
-def verify(ctx: FaultContext, rec: dict[str, Any]) -> list[str]:
+def verify(ctx: FaultContext, rec: ConfigOverlay) -> list[str]:
     from labctl.checks.layer4 import foreign_references
 
     found = foreign_references(ctx.lab, ctx.model)
@@ -62,13 +64,14 @@ def verify(ctx: FaultContext, rec: dict[str, Any]) -> list[str]:
     return [f"{len(found)} panel datasource references to a uid no provisioned datasource has"]
 
 
-def heal(ctx: FaultContext, rec: dict[str, Any]) -> None:
-    undo = dict(rec["undo"])
+def heal(ctx: FaultContext, rec: ConfigOverlay) -> None:
+    undo = rec.undo
     if not ctx.runtime.is_running("grafana"):
-        undo["was_running"] = False  # natively without a Grafana binary: nothing to start again
+        # Natively without a Grafana binary: nothing to start again.
+        undo = dataclasses.replace(undo, was_running=False)
     try:
         ctx.remove_overrides(undo)
     except LabError:
-        if ctx.runtime.is_running("grafana") or undo.get("was_running"):
+        if ctx.runtime.is_running("grafana") or undo.was_running:
             raise
-    shutil.rmtree(rec["folder"], ignore_errors=True)
+    rec.remove_scratch()

@@ -19,8 +19,11 @@ from typing import Any
 import requests
 import yaml
 
+from labctl import scrape_targets
 from labctl.errors import LabError
 from labctl.faults.base import FaultContext, wait_until
+from labctl.faults.records import RulesCopy, TargetsRewrite
+from labctl.scrape_targets import Target
 
 WRONG_PATH = "/v1/metrics"  # where OTLP/HTTP posts metrics; Prometheus scrapes /metrics
 TARGET_FILE = "collector.json"
@@ -33,12 +36,9 @@ def _targets_dir(ctx: FaultContext) -> Path:
     return ctx.lab.data_dir("prometheus") / "targets"
 
 
-def _collector_target(ctx: FaultContext) -> dict[str, Any] | None:
-    reply = requests.get(ctx.lab.url("prometheus", "web") + "/api/v1/targets", timeout=2)
-    for target in reply.json()["data"]["activeTargets"]:
-        if target["labels"].get("job") == "collector":
-            return dict(target)
-    return None
+def _collector_target(ctx: FaultContext) -> Target | None:
+    targets = scrape_targets.read(ctx.lab.url("prometheus", "web")) or []
+    return next((t for t in targets if t.job == "collector"), None)
 
 
 def _write(path: Path, text: str) -> None:
@@ -47,40 +47,41 @@ def _write(path: Path, text: str) -> None:
     tmp.replace(path)  # atomic: Prometheus never reads half a file
 
 
-def apply_scrape_path(ctx: FaultContext, opts: dict[str, Any]) -> dict[str, Any]:
+def apply_scrape_path(ctx: FaultContext, opts: dict[str, Any]) -> TargetsRewrite:
     folder = _targets_dir(ctx)
     original = (folder / TARGET_FILE).read_text()
     groups = json.loads(original)
     for group in groups:
         group.setdefault("labels", {})["__metrics_path__"] = WRONG_PATH
     _write(folder / TARGET_FILE, json.dumps(groups, indent=2) + "\n")
-    return {"targets_dir": str(folder), "originals": {TARGET_FILE: original}}
+    return TargetsRewrite(targets_dir=str(folder), originals={TARGET_FILE: original})
 
 
-def verify_scrape_path(ctx: FaultContext, rec: dict[str, Any]) -> list[str]:
-    seen: dict[str, Any] = {}
+def verify_scrape_path(ctx: FaultContext, rec: TargetsRewrite) -> list[str]:
+    seen: dict[str, Target | None] = {}
 
     def failing() -> bool:
-        seen["t"] = _collector_target(ctx) or {}
-        return str(seen["t"].get("scrapeUrl", "")).endswith(WRONG_PATH) and seen["t"].get("health") == "down"
+        t = seen["t"] = _collector_target(ctx)
+        return t is not None and t.scrape_url.endswith(WRONG_PATH) and t.health == "down"
 
     # file_sd is re-read on change (at the latest every 5 s), then the next scrape fails.
     if not wait_until("target rewritten", failing, timeout=25, interval=0.5):
+        before = seen.get("t")
         raise LabError(
-            f"Prometheus still scrapes the Collector as before ({seen.get('t', {}).get('scrapeUrl')})",
+            f"Prometheus still scrapes the Collector as before ({before.scrape_url if before else None})",
             "see Prometheus' targets page",
         )
     t = seen["t"]
-    return [f"Prometheus target {t['scrapeUrl']}: {t['health']} — {t.get('lastError', '')[:100]}"]
+    assert t is not None  # failing() saw it
+    return [f"Prometheus target {t.scrape_url}: {t.health} — {t.last_error[:100]}"]
 
 
-def heal_scrape_path(ctx: FaultContext, rec: dict[str, Any]) -> None:
-    folder = Path(rec["targets_dir"])
-    for name, text in rec["originals"].items():
-        _write(folder / name, text)
+def heal_scrape_path(ctx: FaultContext, rec: TargetsRewrite) -> None:
+    rec.restore()
 
     def restored() -> bool:
-        return not str((_collector_target(ctx) or {}).get("scrapeUrl", WRONG_PATH)).endswith(WRONG_PATH)
+        t = _collector_target(ctx)
+        return t is not None and not t.scrape_url.endswith(WRONG_PATH)
 
     if not wait_until("target restored", restored, timeout=25, interval=0.5):
         raise LabError("Prometheus did not pick up the restored scrape target", "`labctl reload prometheus`")
@@ -99,7 +100,7 @@ def runtime_info(ctx: FaultContext) -> dict[str, Any]:
     return dict(reply.json()["data"])
 
 
-def apply_broken_rules(ctx: FaultContext, opts: dict[str, Any]) -> dict[str, Any]:
+def apply_broken_rules(ctx: FaultContext, opts: dict[str, Any]) -> RulesCopy:
     if ctx.lab.runtime != "native":
         raise LabError(
             "broken-rules runs natively only: the Docker runtime mounts the repository's rules read-only",
@@ -123,32 +124,20 @@ def apply_broken_rules(ctx: FaultContext, opts: dict[str, Any]) -> dict[str, Any
     link.unlink()
     os.replace(copy, link)
     status, text = _reload(ctx)
-    return {"rules_dir": str(link), "source": str(source), "reload": [status, text[:200]]}
+    return RulesCopy(rules_dir=str(link), source=str(source), reload=[status, text[:200]])
 
 
-def verify_broken_rules(ctx: FaultContext, rec: dict[str, Any]) -> list[str]:
+def verify_broken_rules(ctx: FaultContext, rec: RulesCopy) -> list[str]:
     info = runtime_info(ctx)
     if info.get("reloadConfigSuccess") is not False:
         raise LabError("Prometheus accepted the rule files", f"see {ctx.lab.log_path('prometheus')}")
-    return [f"POST /-/reload → {rec['reload'][0]}; runtimeinfo reloadConfigSuccess false"]
+    return [f"POST /-/reload → {rec.reload[0]}; runtimeinfo reloadConfigSuccess false"]
 
 
-def heal_broken_rules(ctx: FaultContext, rec: dict[str, Any]) -> None:
-    restore_rules(rec)
+def heal_broken_rules(ctx: FaultContext, rec: RulesCopy) -> None:
+    rec.restore()
     status, text = _reload(ctx)
     if status != 200:
         raise LabError(
             f"Prometheus refused the restored rules ({status}: {text[:120]})", "`labctl logs prometheus`"
         )
-
-
-def restore_rules(rec: dict[str, Any]) -> None:
-    """Put the data dir's link to the repository's rules back (also for `labctl down`)."""
-    import shutil
-
-    link = Path(rec["rules_dir"])
-    if link.is_symlink():
-        link.unlink()
-    elif link.is_dir():
-        shutil.rmtree(link)
-    link.symlink_to(rec["source"])

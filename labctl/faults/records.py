@@ -15,6 +15,7 @@ version (labctl/state.py), so a record never has to read an older shape.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -245,11 +246,13 @@ class ProcessFault(FaultRecord):
 @record
 @dataclass
 class ConfigOverlay(FaultRecord):
-    """A configuration overlay on one service through the runtime's overrides (`memory-pressure`)."""
+    """One service's configuration changed through the runtime's overrides: extra config files or env
+    (`memory-pressure`, the Collector's and Grafana's configuration traps)."""
 
     kind: ClassVar[str] = "config-overlay"
     service: str
     undo: OverrideUndo
+    scratch: str | None = None  # a folder the fault wrote its files to: removed on heal and forget
 
     @classmethod
     def _parse(cls, data: dict[str, Any]) -> ConfigOverlay:
@@ -260,6 +263,59 @@ class ConfigOverlay(FaultRecord):
 
     def forget(self, lab: LabState) -> None:
         self.undo.forget(lab)
+        self.remove_scratch()
+
+    def remove_scratch(self) -> None:
+        if self.scratch:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+@record
+@dataclass
+class TargetsRewrite(FaultRecord):
+    """`scrape-path`: Prometheus' file_sd target files rewritten; the originals are kept here."""
+
+    kind: ClassVar[str] = "targets-rewrite"
+    targets_dir: str
+    originals: dict[str, str]  # file name -> its text before the fault
+
+    def summary(self) -> str:
+        return "Prometheus scrape targets changed"
+
+    def restore(self) -> None:
+        for name, text in self.originals.items():
+            path = Path(self.targets_dir) / name
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_text(text)
+            tmp.replace(path)  # atomic: Prometheus never reads half a file
+
+    def forget(self, lab: LabState) -> None:
+        self.restore()
+
+
+@record
+@dataclass
+class RulesCopy(FaultRecord):
+    """`broken-rules`: the data dir's link to the repository's rules replaced by a broken copy."""
+
+    kind: ClassVar[str] = "rules-copy"
+    rules_dir: str  # the link Prometheus reads its rules through
+    source: str  # where it pointed (the repository's rules)
+    reload: list[Any]  # what POST /-/reload answered: [status, text]
+
+    def summary(self) -> str:
+        return "Prometheus rules changed"
+
+    def restore(self) -> None:
+        link = Path(self.rules_dir)
+        if link.is_symlink():
+            link.unlink()
+        elif link.is_dir():
+            shutil.rmtree(link)
+        link.symlink_to(self.source)
+
+    def forget(self, lab: LabState) -> None:
+        self.restore()
 
 
 @record

@@ -13,6 +13,8 @@ from labctl.faults.records import (
     FaultRecord,
     OverrideUndo,
     RelaySwitch,
+    RulesCopy,
+    TargetsRewrite,
     UpstreamFault,
 )
 from labctl.state import LabState
@@ -22,7 +24,16 @@ def _active(record: FaultRecord) -> ActiveFault:
     return ActiveFault(record=record, options={}, since=0.0, layer=2)
 
 
-def test_forget_restores_overrides_and_removes_the_contract_variant(tmp_path: Path) -> None:
+def test_forget_restores_overrides_targets_rules_and_removes_the_contract_variant(tmp_path: Path) -> None:
+    targets = tmp_path / "targets"
+    targets.mkdir()
+    (targets / "collector.json").write_text(
+        '[{"targets": ["127.0.0.1:8889"], "labels": {"__metrics_path__": "/x"}}]'
+    )
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    link = tmp_path / "prometheus-data" / "rules"
+    link.mkdir(parents=True)  # a broken copy where the link to the repository's rules was
     variant = tmp_path / "lab" / "contracts" / "claude-code.yaml"
     variant.parent.mkdir(parents=True)
     variant.write_text("metrics: {}\n")
@@ -55,14 +66,26 @@ def test_forget_restores_overrides_and_removes_the_contract_variant(tmp_path: Pa
                 undo=OverrideUndo("proxy", {"LAB_PROXY_CONTRACT": None}),
             )
         ),
+        "scrape-path": _active(
+            TargetsRewrite(str(targets), {"collector.json": '[{"targets": ["127.0.0.1:8889"]}]'})
+        ),
+        "broken-rules": _active(RulesCopy(str(link), str(rules), [400, "bad"])),
     }
     lab.overrides["proxy"]["env"]["LAB_PROXY_CONTRACT"] = str(variant)
     lab.save()
-    assert sorted(forget_faults(LabState.load(lab.dir))) == ["auth", "contract", "endpoint"]
+    assert sorted(forget_faults(LabState.load(lab.dir))) == [
+        "auth",
+        "broken-rules",
+        "contract",
+        "endpoint",
+        "scrape-path",
+    ]
     again = LabState.load(lab.dir)
     assert again.faults == {}
     assert again.overrides == {"proxy": {"env": {"KEEP": "me"}, "extra_configs": []}}
     assert not variant.exists()
+    assert json.loads((targets / "collector.json").read_text()) == [{"targets": ["127.0.0.1:8889"]}]
+    assert link.is_symlink() and link.resolve() == rules.resolve()
 
 
 def test_forget_puts_the_scrape_relay_back_to_pass_for_the_next_up(tmp_path: Path) -> None:
