@@ -82,6 +82,12 @@ def reload(lab: CopyLab, *services: str) -> list[dict[str, Any]]:
     return list(json.loads(lab.cli("reload", *services, "--json").stdout))
 
 
+def edited(lab: CopyLab) -> dict[str, list[str]]:
+    """The files `labctl status` says the proxy and the Collector run an older version of."""
+    rows = json.loads(lab.cli("status", "--json").stdout)["services"]
+    return {r["service"]: r["config_edited"] for r in rows if r["service"] in ("proxy", "collector")}
+
+
 def marker_count(lab: CopyLab, marker: str, extra: str = "") -> float | None:
     return lab.query_value(f'count(claude_code_token_usage_tokens_total{{lab_marker="{marker}"{extra}}})')
 
@@ -99,7 +105,9 @@ def test_each_service_reloads_under_load_with_no_client_error_and_equal_totals(l
             assert proxy["seconds"] <= 3
             # The Collector: module 2's new processor; SIGHUP through the engine, validated in its container.
             lab.edit("collector-configs/base.yaml", module2_pipeline_edit)
+            assert edited(lab) == {"proxy": [], "collector": ["collector-configs/base.yaml"]}
             [collector] = reload(lab, "collector")
+            assert edited(lab) == {"proxy": [], "collector": []}
             assert collector["how"] == "SIGHUP" and collector["seconds"] <= 3
             wait_until(
                 "series with the new processor's label",
