@@ -144,6 +144,20 @@ async def _classroom(target: Target, sessions: int, seconds: float) -> list[floa
     return latencies
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a target and its children (the proxy's log writer)."""
+    proc = psutil.Process(pid)
+    t = proc.cpu_times()
+    total = t.user + t.system
+    for child in proc.children(recursive=True):
+        try:
+            c = child.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += c.user + c.system
+    return total
+
+
 def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
 
@@ -262,7 +276,9 @@ def throughput(
     targets: dict[str, Target], shapes: list[tuple[str, int]], seconds: float, conc: int, rounds: int
 ) -> None:
     """Each cell is measured `rounds` times, the targets taking turns, and the medians are compared:
-    a burst of other work on the machine then weighs on both sides instead of on one."""
+    a burst of other work on the machine then weighs on both sides instead of on one. On a shared
+    machine the points/s follow the other users' load; the CPU time each target spends per 1000 points
+    (its own and its children's) moves much less, so it is printed too, with its ratio."""
     print(
         f"# throughput, points/s (median of {rounds} rounds of {seconds:g}s, targets in turn, "
         f"{conc} concurrent clients)"
@@ -270,17 +286,25 @@ def throughput(
     print("# shape: `N points` = one metric with N points; `N metrics` = N one-point metrics per request")
     print(
         f"{'protocol':14} {'shape':>12} {'collector':>11} {'proxy':>11} {'ratio':>6} {'proxy-no-contract':>18}"
+        f"  CPU ms/1000 points: {'coll':>6} {'proxy':>6} {'ratio':>6}"
     )
     for protocol in ("http/protobuf", "grpc"):
         for shape, size in shapes:
             runs: dict[str, list[float]] = {name: [] for name in targets}
+            cpu: dict[str, list[float]] = {name: [] for name in targets}  # CPU ms per 1000 points
             for _ in range(rounds):
                 for name, t in targets.items():
-                    runs[name].append(asyncio.run(_throughput(t, protocol, shape, size, seconds, conc)))
+                    before, start = cpu_seconds(t.pid), time.perf_counter()
+                    rate = asyncio.run(_throughput(t, protocol, shape, size, seconds, conc))
+                    points = rate * (time.perf_counter() - start)
+                    runs[name].append(rate)
+                    cpu[name].append((cpu_seconds(t.pid) - before) * 1e6 / max(points, 1.0))
             r = {name: statistics.median(v) for name, v in runs.items()}
+            c = {name: statistics.median(v) for name, v in cpu.items()}
             print(
                 f"{protocol:14} {f'{size} {shape}':>12} {r['collector']:>11,.0f} {r['proxy']:>11,.0f} "
                 f"{r['proxy'] / r['collector']:>6.2f} {r['proxy-no-contract']:>18,.0f}"
+                f"  {'':20}{c['collector']:>6.1f} {c['proxy']:>6.1f} {c['collector'] / c['proxy']:>6.2f}"
             )
 
 
