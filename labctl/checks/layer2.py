@@ -356,7 +356,10 @@ def _diagnose(cx: CheckContext, endpoint: str, protocol: str) -> Diagnosis:
 
 def _otlp_ports(cx: CheckContext) -> dict[str, int]:
     """Where the proxy may rightly send: the Collector's ports and, natively, the OTLP relay in front of it."""
-    relay = {f"otlp-relay.{k}": v for k, v in cx.lab.ports.get("otlp-relay", {}).items() if k != "control"}
+    via = cx.model.hop("proxy-collector").native_via  # lab.yaml: the relay the hop goes through
+    relay = (
+        {f"{via[0]}.{k}": v for k, v in cx.lab.ports.get(via[0], {}).items() if k != "control"} if via else {}
+    )
     return {**cx.lab.ports.get("collector", {}), **relay}
 
 

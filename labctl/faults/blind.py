@@ -22,6 +22,7 @@ from typing import Any
 from labctl.checks.result import CheckResult
 from labctl.errors import LabError
 from labctl.faults.records import ActiveFault
+from labctl.model import load_model
 from labctl.state import LabState
 
 # What a diagnosis names: the cause classes a student chooses from (the --cause of `labctl diagnose`).
@@ -94,7 +95,7 @@ class Answer:
 def answer(name: str, options: dict[str, Any]) -> Answer:
     """The right diagnosis for a fault with these options."""
     hop = str(options.get("hop") or "proxy-collector")
-    layer = {"proxy-collector": 2, "collector-prometheus": 3, "prometheus-grafana": 4}.get(hop, 2)
+    layer = load_model().hop(hop).layer  # where a fault on this hop shows first (lab.yaml)
     if name == "network":
         how = "hang (a black hole)" if options.get("mode") != "refuse" else "are refused"
         return Answer(
@@ -320,11 +321,13 @@ def draw(
     def fits(name: str, opts: dict[str, Any]) -> bool:
         if any(s not in running for s in FAULTS[name].needs):
             return False
-        hop = opts.get("hop")
-        if hop == "collector-prometheus" and "prometheus" not in running:
-            return False
-        if hop == "prometheus-grafana" and not grafana_up:
-            return False
+        if opts.get("hop"):
+            # Both ends of the hop must run (lab.yaml); Grafana may be in the stage yet not running here.
+            hop = load_model().hop(str(opts["hop"]))
+            if hop.source not in running or hop.target_service not in running:
+                return False
+            if "grafana" in (hop.source, hop.target_service) and not grafana_up:
+                return False
         if runtime not in FAULTS[name].runtimes:
             return False
         return not (name == "latency" and runtime == "docker")
