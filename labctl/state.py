@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from labctl import invocation
 from labctl.errors import LabError
 from labctl.faults.records import ActiveFault
 
@@ -26,34 +27,32 @@ DEFAULT_INSTANCE = "default"
 # the fix (`labctl down`) instead of being read half right. 2: typed fault records (labctl/faults/records.py).
 SCHEMA = 2
 
-# Set once per CLI invocation by the global options (--state-dir, --instance, --runtime).
-_cli_options: dict[str, Any] = {"state_dir": None, "instance": None, "runtime": None}
-
 
 def configure(state_dir: Path | None = None, instance: str | None = None, runtime: str | None = None) -> None:
-    _cli_options.update(state_dir=state_dir, instance=instance, runtime=runtime)
+    """Start an invocation with these global options (--state-dir, --instance, --runtime)."""
+    invocation.begin(state_dir=state_dir, instance=instance, runtime=runtime)
 
 
 def override_runtime(runtime: str) -> None:
     """`labctl up module-3 --runtime native`: the command's own option wins over the global one."""
     if runtime not in ("docker", "native", "auto"):
         raise LabError(f"unknown runtime {runtime!r}", "use docker, native or auto")
-    _cli_options["runtime"] = runtime
+    invocation.update(runtime=runtime)
 
 
 def instance_name() -> str:
-    name = _cli_options["instance"] or os.environ.get("LABCTL_INSTANCE") or DEFAULT_INSTANCE
+    name = invocation.current().instance or os.environ.get("LABCTL_INSTANCE") or DEFAULT_INSTANCE
     if not name.replace("-", "").replace("_", "").isalnum():
         raise LabError(f"invalid instance name {name!r}", "use letters, digits, - and _ only")
     return name
 
 
 def requested_runtime() -> str:
-    return _cli_options["runtime"] or os.environ.get("LABCTL_RUNTIME") or "auto"
+    return invocation.current().runtime or os.environ.get("LABCTL_RUNTIME") or "auto"
 
 
 def state_dir() -> Path:
-    explicit = _cli_options["state_dir"] or os.environ.get("LABCTL_STATE_DIR")
+    explicit = invocation.current().state_dir or os.environ.get("LABCTL_STATE_DIR")
     if explicit:
         return Path(explicit).expanduser().resolve()
     base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")

@@ -17,21 +17,19 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
+from labctl import invocation
+
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
 
-# Set by commands run with --json: stdout then carries only the JSON document, messages go to stderr.
-_json_mode = False
-
-
 def json_mode(on: bool = True) -> None:
-    global _json_mode
-    _json_mode = on
+    """For commands run with --json: stdout then carries only the JSON document, messages go to stderr."""
+    invocation.update(json_output=on)
 
 
 def _out() -> Console:
-    return err_console if _json_mode else console
+    return err_console if invocation.current().json_output else console
 
 
 def info(msg: str) -> None:

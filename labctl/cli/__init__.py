@@ -1,10 +1,17 @@
-"""CLI entry point: imports every command module (each registers on `app`) and shows LabError once."""
+"""CLI entry point: `main` builds the application for this invocation's argv and shows LabError once.
+
+Commands are registered explicitly by `application`, which imports the command modules an argv needs
+(each registers its commands on `app`). Nothing is registered, and no argument read, at import.
+"""
 
 from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+
+import typer
 
 from labctl.cli.main import app
 from labctl.errors import LabError
@@ -48,7 +55,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
 _GLOBAL_OPTIONS_WITH_VALUE = {"--runtime", "--state-dir", "--instance"}
 
 
-def _wanted(argv: list[str]) -> list[str]:
+def _wanted(argv: Sequence[str]) -> list[str]:
     program = Path(argv[0]).name if argv else ""
     if program not in ("labctl", "__main__.py") or "--help" in argv:
         return _COMMAND_MODULES
@@ -62,22 +69,21 @@ def _wanted(argv: list[str]) -> list[str]:
     return _COMMAND_MODULES
 
 
-def _register(modules: list[str] | None = None) -> None:
-    for name in modules or _COMMAND_MODULES:
+def application(argv: Sequence[str] | None = None) -> typer.Typer:
+    """The labctl application with the commands `argv` needs registered (every command without argv)."""
+    for name in _COMMAND_MODULES if argv is None else _wanted(argv):
         try:
             importlib.import_module(f"labctl.cli.{name}")
         except ModuleNotFoundError as exc:
             # Only tolerate the command module itself being absent (work in progress), never a broken import.
             if exc.name != f"labctl.cli.{name}":
                 raise
-
-
-_register(_wanted(sys.argv))
+    return app
 
 
 def main() -> None:
     try:
-        app()
+        application(sys.argv)()
     except LabError as exc:
         from labctl import ui  # imported on the error path only: start-up stays light
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from labctl import state, ui
+from labctl import invocation, ui
 from labctl.cli.main import app
 from labctl.errors import LabError
 from labctl.faults import blind, engine
@@ -190,7 +190,7 @@ def _each(root: Path | None, what: str, action: Any) -> list[dict[str, Any]]:
         if not lab.stage:
             out.append({"instance": lab.dir.name, "error": "not running"})
             continue
-        state.configure(state_dir=lab.dir)
+        invocation.update(state_dir=lab.dir, instance=None)  # this instance's lab, the same --json
         try:
             out.append({"instance": lab.dir.name, **action(engine.context(lab))})
         except LabError as exc:

@@ -16,9 +16,9 @@ _PLACEHOLDER_RE = re.compile(r"^(<.*>|\[.*\]|[A-Z][A-Z0-9_]*|\.\.\.|…|[^|\s]+(
 
 
 def root_command() -> Any:
-    import labctl.cli  # registers every command module on the app
+    import labctl.cli
 
-    return typer.main.get_command(labctl.cli.app)
+    return typer.main.get_command(labctl.cli.application())  # every command module registered
 
 
 class _Help:

@@ -370,7 +370,7 @@ def cli_reference() -> str:
 
     import labctl.cli
 
-    root = typer.main.get_command(labctl.cli.app)
+    root = typer.main.get_command(labctl.cli.application())
     out = []
     for path, cmd in _walk(root, ["labctl"]):
         if getattr(cmd, "hidden", False):

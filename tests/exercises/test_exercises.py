@@ -21,7 +21,9 @@ def run_labctl(*args: str, check: bool = True):
     """The real CLI in this process (each labctl process would spend seconds importing)."""
     from typer.testing import CliRunner
 
-    from labctl.cli import app
+    from labctl.cli import application
+
+    app = application()
 
     result = CliRunner().invoke(app, list(args))
     assert not check or result.exit_code == 0, result.output

@@ -94,7 +94,9 @@ def test_yaml_syntax_error_names_the_line(tmp_path):
 def test_cli_check_validates_the_lab_config():
     from typer.testing import CliRunner
 
-    from labctl.cli import app
+    from labctl.cli import application
+
+    app = application()
 
     result = CliRunner().invoke(app, ["proxy", "serve", "--config", str(LAB_YAML), "--check"], env={})
     assert result.exit_code == 0, result.output
@@ -120,7 +122,9 @@ _FAILED_ONLY_AT_START = [
 def test_cli_check_is_a_full_dry_run(tmp_path, section, needle):
     from typer.testing import CliRunner
 
-    from labctl.cli import app
+    from labctl.cli import application
+
+    app = application()
 
     (tmp_path / "broken.yaml").write_text(
         "metrics:\n  claude_code.token.usage: {instrument: gauge, unit: 5}\n  - not a mapping\n"
