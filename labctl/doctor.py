@@ -162,7 +162,7 @@ def _binaries(model: LabModel) -> list[Finding]:
     from labctl.install import resolve_binary
 
     out = []
-    for name in ("otelcol-lab", "prometheus", "promtool", "alertmanager", "grafana"):
+    for name in ("otelcol-lab", "prometheus", "promtool", "alertmanager", "victoria-logs", "grafana"):
         try:
             out.append(Finding(f"binary {name}", "ok", str(resolve_binary(name))))
         except LabError as exc:

@@ -30,6 +30,7 @@ PLAYBOOKS: dict[str, str] = {
     "grafana-datasource": "Grafana's Prometheus datasource is broken or unreachable",
     "hardcoded-datasource-uid": "Panels name a datasource uid Grafana is not provisioned with",
     "dashboard-no-data": "A dashboard panel's query returns no data",
+    "events-not-stored": "The Collector's events do not reach VictoriaLogs, the event store",
     "alertmanager-unreachable": "Prometheus cannot deliver alerts to Alertmanager (hop, or Alertmanager down)",
     "notification-undelivered": "Alertmanager has the alert but the notify-receiver never got it",
 }

@@ -22,7 +22,13 @@ from labctl.faults.records import RelaySwitch, Route
 
 MODE_FILE = "mode.json"  # lab.yaml passes `--state {data}/mode.json`: the mode a restarted relay keeps
 # What proves a route works again after heal, per hop kind: a scrape, or a query-side readiness call.
-HEAL_PATH = {"scrape": "/metrics", "query": "/-/ready", "alert": "/-/ready", "notify": "/healthz"}
+HEAL_PATH = {
+    "scrape": "/metrics",
+    "query": "/-/ready",
+    "alert": "/-/ready",
+    "notify": "/healthz",
+    "events": "/health",
+}
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 

@@ -6,6 +6,7 @@ Sources (`--from` / `LABCTL_INSTALL_FROM`): `auto` (default), `go` or `archive`.
 - prometheus: auto = built from its Go modules when `go` is on PATH, else the official archive; when
   neither works, the OS package is mentioned only if its major version is the lab's.
 - alertmanager: built from its Go module (Go required; module-4's notifications).
+- victorialogs: built from its Go module (Go required; module-3's event store).
 - grafana: always the official archive (it cannot be built here); a binary you named is used as is.
 - claude-code: the pinned npm package (only when asked by name: its licence is the user's to accept).
 """
@@ -23,8 +24,9 @@ from labctl.install.grafana import install_grafana
 from labctl.install.ospackage import advice, apt_candidate
 from labctl.install.paths import bin_dir, repo_root
 from labctl.install.prometheus import install_prometheus
+from labctl.install.victorialogs import install_victorialogs
 
-COMPONENTS = ("collector", "prometheus", "alertmanager", "grafana", "claude-code", "all")
+COMPONENTS = ("collector", "prometheus", "alertmanager", "victorialogs", "grafana", "claude-code", "all")
 SOURCES = ("auto", "go", "archive")
 SOURCE_VAR = "LABCTL_INSTALL_FROM"
 
@@ -59,6 +61,8 @@ def install(
         return [_prometheus(src, force, progress)]
     if component == "alertmanager":
         return [install_alertmanager(force=force, progress=progress)]
+    if component == "victorialogs":
+        return [install_victorialogs(force=force, progress=progress)]
     if component == "grafana":
         return [install_grafana(force=force, source=src, progress=progress)]
     if component == "claude-code":
@@ -68,6 +72,7 @@ def install(
     results = [_collector(src, force, progress), _prometheus(src, force, progress)]
     if has_go():  # no release archive is wired for it: without Go, `up module-4` says what is missing
         results.append(install_alertmanager(force=force, progress=progress))
+        results.append(install_victorialogs(force=force, progress=progress))
     try:
         results.append(install_grafana(force=force, source="auto" if src == "go" else src, progress=progress))
     except LabError as exc:

@@ -21,6 +21,7 @@ BINARIES: dict[str, str] = {
     "grafana": "grafana",
     "alertmanager": "alertmanager",
     "amtool": "alertmanager",
+    "victoria-logs": "victorialogs",
 }
 
 # A role another binary can fill, looked for in the cache after the role's own name: without Go,

@@ -29,6 +29,7 @@ IMAGE_VARS = {
     "prometheus": "LAB_PROMETHEUS_IMAGE",
     "grafana": "LAB_GRAFANA_IMAGE",
     "alertmanager": "LAB_ALERTMANAGER_IMAGE",
+    "victorialogs": "LAB_VICTORIALOGS_IMAGE",
     "python": "LAB_PYTHON_IMAGE",  # the proxy image's base
 }
 PROXY_REPO = "labctl-proxy"

@@ -215,7 +215,9 @@ def test_unknown_binary_and_component(isolated: Path) -> None:
         resolve_binary("jaeger")
     with pytest.raises(LabError) as err:
         install("jaeger")
-    assert "collector, prometheus, alertmanager, grafana, claude-code, all" in (err.value.hint or "")
+    assert "collector, prometheus, alertmanager, victorialogs, grafana, claude-code, all" in (
+        err.value.hint or ""
+    )
 
 
 def test_grafana_install_says_how_to_get_it(isolated: Path) -> None:

@@ -121,6 +121,7 @@ def test_missing_image_stops_before_recording_the_stage(docker_state, docker_lab
         "model-stub",
         "prometheus",
         "proxy",
+        "victorialogs",
     ]
 
 

@@ -171,7 +171,7 @@ def test_up_module_1_to_3_and_back_down_runs_the_same_services(tmp_path: Path) -
         == [
             ["model-stub", "proxy"],
             ["collector", "model-stub", "proxy"],
-            ["collector", "model-stub", "prometheus", "proxy"],
+            ["collector", "model-stub", "prometheus", "proxy", "victorialogs"],
             ["model-stub", "proxy"],
         ]
     )

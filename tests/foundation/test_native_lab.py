@@ -61,6 +61,8 @@ def records(lab: LabState) -> dict[str, process.ProcRecord]:
         "scrape-relay",
         "query-relay",
         "grafana",
+        "victorialogs",
+        "events-relay",
     ):
         rec = process.read_record(lab.pid_path(service))
         if rec is not None and rec.alive():
@@ -83,6 +85,8 @@ def test_module_3_metrics_over_grpc_and_http_and_events_reach_the_pipeline(nativ
         "otlp-relay": ("running", "healthy"),  # the proxy's way to the Collector natively
         "prometheus": ("running", "healthy"),
         "scrape-relay": ("running", "healthy"),  # Prometheus' way to the Collector natively
+        "victorialogs": ("running", "healthy"),  # the event store: the Collector exports events to it
+        "events-relay": ("running", "healthy"),  # the Collector's way to the event store natively
     }
 
     run = uuid.uuid4().hex[:8]
@@ -128,7 +132,10 @@ def test_module_3_metrics_over_grpc_and_http_and_events_reach_the_pipeline(nativ
 
     # Down from another invocation: no process and no port left.
     pids = records(lab)
-    assert set(pids) == {"proxy", "model-stub", "collector", "otlp-relay", "prometheus", "scrape-relay"}
+    assert set(pids) == {"proxy", "model-stub", "collector", "otlp-relay", "prometheus", "scrape-relay"} | {
+        "victorialogs",
+        "events-relay",
+    }
     labctl("down", state_dir=lab.dir)
     assert not [s for s, rec in pids.items() if rec.alive()]
     assert not [p for ports in lab.ports.values() for p in ports.values() if port_in_use(p)]
@@ -150,8 +157,19 @@ def test_up_is_additive_and_idempotent_and_down_works_from_another_invocation(na
 
     lab = native_lab("module-3")
     third = records(lab)
-    assert set(third) == {"proxy", "model-stub", "collector", "otlp-relay", "prometheus", "scrape-relay"}
-    assert third["collector"].pid == second["collector"].pid and third["proxy"].pid == second["proxy"].pid
+    assert set(third) == {
+        "proxy",
+        "model-stub",
+        "collector",
+        "otlp-relay",
+        "prometheus",
+        "scrape-relay",
+        "victorialogs",
+        "events-relay",
+    }
+    # The Collector restarts once: from module-3 its logs pipeline also exports to the event store
+    # (lab.yaml env_when_running.victorialogs). The proxy's configuration does not change.
+    assert third["collector"].pid != second["collector"].pid and third["proxy"].pid == second["proxy"].pid
 
     # Idempotent: nothing restarts. (--json: stdout is exactly the status document.)
     doc = json.loads(labctl("up", "module-3", "--runtime", "native", "--json", state_dir=lab.dir).stdout)
@@ -182,11 +200,14 @@ def test_up_is_additive_and_idempotent_and_down_works_from_another_invocation(na
     fourth = records(lab)
     assert set(fourth) == {"proxy", "model-stub", "collector", "otlp-relay"}
     assert not third["prometheus"].alive() and not third["scrape-relay"].alive()
+    assert not third["victorialogs"].alive() and not third["events-relay"].alive()
     assert not fourth_up["query-relay"].alive()
     assert not [p for p in lab.ports["query-relay"].values() if port_in_use(p)], (
         "the query relay's ports stay held"
     )
-    assert fourth["collector"].pid == third["collector"].pid
+    # The Collector restarts: without the event store its logs pipeline drops that exporter (lab.yaml
+    # env_when_running), and a Collector reads its pipelines only at start.
+    assert fourth["collector"].pid != third["collector"].pid
     assert LabState.load(lab.dir).stage == "module-2"
 
     labctl("down", state_dir=lab.dir)

@@ -14,7 +14,7 @@
 # The data root lives in the labctl cache, so images survive between runs: a second run builds nothing.
 # Images are tagged under test names (labctl-test/...), never under the upstream names in
 # compose/versions.env; CMD sees them through LAB_COLLECTOR_IMAGE, LAB_PROMETHEUS_IMAGE,
-# LAB_ALERTMANAGER_IMAGE, LAB_PYTHON_IMAGE.
+# LAB_ALERTMANAGER_IMAGE, LAB_VICTORIALOGS_IMAGE, LAB_PYTHON_IMAGE.
 # Grafana has no stand-in: LAB_GRAFANA_IMAGE stays unset (the upstream image is absent in this engine).
 #
 # When no engine can start the script says why and exits 69 (EX_UNAVAILABLE); CMD does not run.
@@ -215,20 +215,31 @@ EXPOSE 9093
 ENTRYPOINT ["/bin/alertmanager"]
 CMD ["--config.file=/etc/alertmanager/alertmanager.yml", "--storage.path=/alertmanager"]'
 
+# Like victoriametrics/victoria-logs: the binary as entrypoint, /victoria-logs-data its data dir.
+VICTORIALOGS_DOCKERFILE='ARG BASE
+FROM ${BASE}
+COPY victoria-logs /victoria-logs-prod
+RUN mkdir -p /victoria-logs-data && ln -sf /bin/busybox /usr/local/bin/wget
+VOLUME ["/victoria-logs-data"]
+EXPOSE 9428
+ENTRYPOINT ["/victoria-logs-prod"]'
+
 build_images() {
   local started bin
   started=$(now)
   bin="$cache/bin"
   build_base
-  local collector prometheus alertmanager
+  local collector prometheus alertmanager victorialogs
   collector=$(build_wrapped collector "$bin/otelcol-lab" "$COLLECTOR_DOCKERFILE") || exit 69
   prometheus=$(build_wrapped prometheus "$bin/prometheus" "$PROMETHEUS_DOCKERFILE") || exit 69
   alertmanager=$(build_wrapped alertmanager "$bin/alertmanager" "$ALERTMANAGER_DOCKERFILE") || exit 69
+  victorialogs=$(build_wrapped victorialogs "$bin/victoria-logs" "$VICTORIALOGS_DOCKERFILE") || exit 69
   {
     printf 'export LAB_PYTHON_IMAGE=%q\n' "$BASE_IMAGE"
     printf 'export LAB_COLLECTOR_IMAGE=%q\n' "$collector"
     printf 'export LAB_PROMETHEUS_IMAGE=%q\n' "$prometheus"
     printf 'export LAB_ALERTMANAGER_IMAGE=%q\n' "$alertmanager"
+    printf 'export LAB_VICTORIALOGS_IMAGE=%q\n' "$victorialogs"
   } >>"$envfile"
   say "images ready in $(took "$started")s"
 }
