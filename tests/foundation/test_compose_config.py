@@ -251,10 +251,12 @@ def test_compose_config_rejects_a_layer_without_the_layers_below(model, docker_c
     env_files = [compose_dir(model) / "versions.env", rt.env_file]
     result = run_config(model, docker_config, [compose_dir(model) / "module-4.yml"], env_files)
     assert result.returncode != 0
-    # Its network (query, defined with Prometheus) or its dependency: either way, layer 3 is missing.
+    # Its network (query, defined with Prometheus), its dependency, or Prometheus' module-4 additions
+    # without Prometheus itself: either way, layer 3 is missing.
     assert (
         'depends on undefined service "prometheus"' in result.stderr
         or "refers to undefined network query" in result.stderr
+        or 'service "prometheus" has neither an image nor a build context' in result.stderr
     ), result.stderr
 
 
