@@ -65,7 +65,7 @@ def _got(output: str) -> list[str]:
     ]
 
 
-def _parse_error(student: str, work: Path) -> str | None:
+def parse_error(student: str, work: Path) -> str | None:
     """promtool's own words when the student's query does not parse (None when it does)."""
     rules = {"groups": [{"name": "answer", "rules": [{"record": "answer", "expr": student}]}]}
     (work / "answer.yml").write_text(yaml.safe_dump(rules), encoding="utf-8")
@@ -77,7 +77,7 @@ def _parse_error(student: str, work: Path) -> str | None:
 
 
 def check_query(task: str, student: str, model: str, work: Path) -> Finding:
-    error = _parse_error(student, work)
+    error = parse_error(student, work)
     if error:
         return Finding(False, f"{task}: promtool cannot parse it: {error}", HINTS.get(task, ""))
     rules = {"groups": [{"name": task, "rules": [{"alert": "Mismatch", "expr": _mismatch(student, model)}]}]}

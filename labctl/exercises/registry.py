@@ -58,6 +58,12 @@ def _verify_promql(path: Path) -> list[Finding]:
     return verify(path)
 
 
+def _verify_alert(path: Path) -> list[Finding]:
+    from labctl.exercises.no_data_alert import verify
+
+    return verify(path)
+
+
 def _verify_panel(path: Path) -> list[Finding]:
     from labctl.exercises.dashboard_panel import verify
 
@@ -96,6 +102,14 @@ EXERCISES: tuple[Exercise, ...] = (
         "my-dashboard.json",
         _read("lab", "exercises", "dashboard-panel.json"),
         _verify_panel,
+    ),
+    Exercise(
+        "no-data-alert",
+        "module-4",
+        "make a Grafana alert notify when its data is missing",
+        "my-alert.yaml",
+        _read("lab", "exercises", "no-data-alert.yaml"),
+        _verify_alert,
     ),
 )
 

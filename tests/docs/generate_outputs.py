@@ -55,6 +55,8 @@ SCENARIO: tuple[Step, ...] = (
     Step("module-3-build", ("exercise", "check", "promql"), exit_codes=(1,)),
     Step("module-4-build", ("exercise", "start", "dashboard-panel")),
     Step("module-4-build", ("exercise", "check", "dashboard-panel"), exit_codes=(1,)),
+    Step("module-4-build-alert", ("exercise", "start", "no-data-alert")),
+    Step("module-4-build-alert", ("exercise", "check", "no-data-alert"), exit_codes=(1,)),
     Step("module-1-up", ("up", "module-1"), run_extra=("--port-offset", "{offset}")),
     Step("module-1-status", ("status",)),
     Step("module-1-check", ("check", "--layer", "1")),

@@ -62,5 +62,5 @@ def test_every_module_has_a_build_it_exercise_checked_by_labctl(path):
     for exercise in mine:
         assert f"labctl exercise start {exercise.name}" in text
         assert f"labctl exercise check {exercise.name}" in text
-        assert f"<!-- output:{path.parent.name}-build -->" in text
+        assert f"<!-- output:{path.parent.name}-build" in text
         assert f"`{exercise.name}`" in key, f"the answer key has no row for {exercise.name}"

@@ -37,6 +37,7 @@ MODEL_SOLUTIONS = {
     "collector-pipeline": ANSWERS / "collector-pipeline.yaml",
     "promql": ANSWERS / "promql.yaml",
     "dashboard-panel": ANSWERS / "dashboard-panel.json",
+    "no-data-alert": ANSWERS / "no-data-alert.yaml",
 }
 # What must fail in each starting file (the bugs the exercise is about), by the start of the finding.
 STARTING_FAILURES = {
@@ -49,6 +50,11 @@ STARTING_FAILURES = {
         "the rate window",
         "the query filters",
         "the panel's answer",
+    },
+    "no-data-alert": {
+        "Claude Code cost burn above 20 USD/hour: its query can have no data",
+        "Claude Code cost burn above 20 USD/hour: no data notifies",
+        "Claude Code cost burn above 20 USD/hour: a failing query notifies",
     },
 }
 
