@@ -156,7 +156,8 @@ def answer(name: str, options: dict[str, Any]) -> Answer:
             2,
             "proxy-collector",
             "credentials",
-            f"the Collector started to require a bearer token; the proxy sends {options.get('token')} one",
+            "the Collector started to require a bearer token; the proxy sends "
+            + ("none" if options.get("token") == "missing" else "a wrong one"),
             ("the Collector answers UNAUTHENTICATED / HTTP 401", "the proxy's state is auth_failed"),
         )
     if name == "collector-crash":

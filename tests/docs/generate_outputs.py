@@ -36,6 +36,11 @@ OUTPUT_RE = re.compile(
 )
 
 
+def _typed(arg: str) -> str:
+    """An argument as the student types it in a shell: quoted when it holds spaces or a `;`."""
+    return f'"{arg}"' if re.search(r"[\s;]", arg) else arg
+
+
 @dataclass(frozen=True)
 class Step:
     section: str | None  # the doc section the transcript goes to (None: run, don't show)
@@ -72,6 +77,21 @@ SCENARIO: tuple[Step, ...] = (
     Step("module-2-break-network", ("check", "--layer", "2"), exit_codes=(12,)),
     Step("module-2-heal-network", ("heal", "network")),
     Step("module-2-heal-network", ("check", "--layer", "2")),
+    Step(
+        "module-2-blind",
+        ("break", "--random", "--pool", "network,endpoint,auth,latency,collector-crash", "--seed", "12"),
+    ),
+    Step("module-2-blind", ("check", "--layer", "2"), exit_codes=(12,)),
+    Step(
+        "module-2-blind-reveal",
+        (
+            "diagnose",
+            *("--layer", "2", "--hop", "proxy-collector", "--cause", "credentials"),
+            *("--evidence", "export answers UNAUTHENTICATED; proxy state auth_failed"),
+            *("--fix", "send the Collector's token"),
+        ),
+    ),
+    Step("module-2-blind-reveal", ("reveal",)),
     Step("module-3-up", ("up", "module-3")),
     Step("module-3-up", ("status",)),
     Step("module-3-check", ("check", "--layer", "3")),
@@ -243,7 +263,7 @@ def run_scenario(partial: dict[str, str] | None = None) -> dict[str, str]:
             runner.settle(step)
             if step.section:
                 sections.setdefault(step.section, []).append(
-                    f"$ labctl {' '.join(step.args)}\n{out}".rstrip()
+                    f"$ labctl {' '.join(map(_typed, step.args))}\n{out}".rstrip()
                 )
     except RuntimeError:
         if partial is not None:

@@ -27,6 +27,12 @@ def test_every_variant_of_the_pool_has_an_answer_and_a_known_cause() -> None:
         assert truth.explanation and truth.pointers
 
 
+def test_the_pool_slows_the_scrape_hop_past_its_timeout() -> None:
+    """Half a second late is still a good scrape: the pool's slow scrape hop must be one check can see."""
+    slow = [o for n, o in blind.variants(["latency"]) if o["hop"] == "collector-prometheus"]
+    assert slow and all(o["ms"] == blind.SLOW_SCRAPE_MS > 4000 / 2 for o in slow)
+
+
 def test_hop_faults_are_answered_on_their_hop() -> None:
     assert blind.answer("network", {"hop": "collector-prometheus", "mode": "hang"}).layer == 3
     assert blind.answer("latency", {"hop": "prometheus-grafana", "ms": 500}).hop == "prometheus-grafana"
@@ -43,6 +49,10 @@ def test_the_draw_is_seeded_and_fits_the_lab() -> None:
         assert opts.get("hop", "proxy-collector") == "proxy-collector"
     docker = [blind.draw(MODULE4, "docker", False, seed=s) for s in range(200)]
     assert all(n != "latency" and o.get("hop") != "prometheus-grafana" for n, o in docker)
+    assert all("docker" in FAULTS[n].runtimes for n, _ in docker)  # broken-rules, datasource-uid: native
+    assert {"broken-rules", "datasource-uid"} <= {
+        n for n, _ in (blind.draw(MODULE4, "native", True, s) for s in range(400))
+    }
     assert {
         n for n, _ in (blind.draw(MODULE4, "native", True, seed=s, names=["auth"]) for s in range(5))
     } == {"auth"}
