@@ -89,7 +89,7 @@ class FaultContext:
         URL): the error is kept in the record instead of raised.
         """
         self.refresh()
-        if self.quiet and self.lab.runtime == "native":
+        if self.quiet:  # both runtimes: Docker mounts the copy under its own (neutral) name
             configs = [self._neutral_copy(service, Path(p)) for p in configs or []]
         current = self.lab.overrides.get(service, {})
         cur_env = dict(current.get("env", {}))
@@ -110,8 +110,9 @@ class FaultContext:
         return undo
 
     def _neutral_copy(self, service: str, path: Path) -> Path:
-        """A hidden fault's overlay under a name that says nothing (the service log shows its command
-        line: `--config .../faults/auth.yaml` would be the answer)."""
+        """A hidden fault's overlay under a name that says nothing (the service log, the process list and
+        the container's command and mounts show its path: `--config .../faults/auth.yaml` would be the
+        answer)."""
         import hashlib
 
         import yaml

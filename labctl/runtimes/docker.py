@@ -36,6 +36,7 @@ from labctl.state import LabState
 if TYPE_CHECKING:
     from python_on_whales import DockerClient
 
+EXTRA_CONFIG_DIR = "/etc/otelcol-lab"  # where extra configs from outside the repository are mounted
 WAIT_TIMEOUT = 180  # seconds `compose up --wait` may take (slow machines, first start of Prometheus)
 NO_PROXY_IMAGE = "labctl-proxy:not-built"  # env file placeholder until `up` built the proxy image
 PROXY_IMAGE_SERVICES = {
@@ -173,13 +174,31 @@ class DockerRuntime(Runtime):
                         f"{service} does not take extra configuration files", "only the collector does"
                     )
                 base = ["--config", f"{DOCKER_REPO}/collector-configs/base.yaml"]
-                entry["command"] = base + [
-                    a for p in configs for a in ("--config", self.container_path(Path(p)))
-                ]
+                paths, mounts = self._config_mounts([Path(p) for p in configs])
+                entry["command"] = base + [a for p in paths for a in ("--config", p)]
+                if mounts:
+                    entry["volumes"] = mounts
             if override.get("env"):
                 entry["environment"] = {k: str(v) for k, v in override["env"].items()}
             services[service] = entry
         return {"services": services}
+
+    def _config_mounts(self, configs: list[Path]) -> tuple[list[str], list[str]]:
+        """Each extra config as the container sees it: a repository file under /lab; any other file (a
+        hidden fault's neutral copy in the state dir, a generated overlay) mounted read-only by its own
+        name under /etc/otelcol-lab/, so neither the command nor the mounts name the fault."""
+        paths: list[str] = []
+        mounts: list[str] = []
+        for path in configs:
+            try:
+                path.resolve().relative_to(self.model.root)
+            except ValueError:
+                target = f"{EXTRA_CONFIG_DIR}/{path.name}"
+                mounts.append(f"{path.resolve()}:{target}:ro")
+                paths.append(target)
+                continue
+            paths.append(self.container_path(path))
+        return paths, mounts
 
     def container_path(self, path: Path) -> str:
         """A repo file as the containers see it (the repo's folders are mounted under /lab)."""

@@ -205,6 +205,23 @@ def test_compose_config_accepts_the_runtime_override_file(model, docker_config, 
     assert services["proxy"]["environment"]["LAB_PROXY_UPSTREAM"] == "http://collector:4317"
 
 
+def test_an_extra_config_from_the_state_dir_is_mounted_under_its_own_name(model, docker_config, tmp_path):
+    """A hidden fault's overlay is a neutral copy in the state dir: the container sees it mounted by that
+    name under /etc/otelcol-lab, so neither its command nor its mounts say which fault it is."""
+    rt = docker_runtime(model, tmp_path / "state", docker_config, model.stage("module-3"))
+    copy = rt.lab.dir / "config" / "collector-0123abcd.yaml"
+    copy.parent.mkdir(parents=True)
+    copy.write_text("processors: {}\n")
+    rt.lab.overrides = {"collector": {"extra_configs": [str(copy)], "env": {}}}
+    rt.lab.save()
+    rt.prepare_files()
+    collector = compose_config(rt)["services"]["collector"]
+    assert collector["command"][-2:] == ["--config", "/etc/otelcol-lab/collector-0123abcd.yaml"]
+    mounts = {v["target"]: v["source"] for v in collector["volumes"]}
+    assert mounts["/etc/otelcol-lab/collector-0123abcd.yaml"] == str(copy.resolve())
+    assert "/lab/collector-configs" in mounts  # the layer file's own mounts stay
+
+
 # --- the loader rejects what is wrong ---------------------------------------------------------------------
 
 

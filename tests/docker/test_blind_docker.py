@@ -1,0 +1,75 @@
+"""Hidden faults on the Docker runtime: the Collector's container shows no fault in its command or its
+mounts (a hidden overlay is a neutral copy mounted by that name), check fails at the fault's layer, and
+a right diagnosis is graded 4/4 at `reveal`, which puts the container back on the base configuration.
+
+One module-2 lab serves both rounds: a repository overlay (memory-pressure) and a generated one
+(no-logs-pipeline, written outside the repository)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from labctl.faults import blind
+from labctl.state import LabState
+from tests.conftest import run_labctl
+from tests.docker.conftest import docker, instance_name, project, remove_project
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
+    state_dir, instance = tmp_path_factory.mktemp("blind-docker") / "lab", instance_name()
+    try:
+        run_labctl(
+            "--runtime",
+            "docker",
+            "--instance",
+            instance,
+            "up",
+            "module-2",
+            "--free-ports",
+            state_dir=state_dir,
+        )
+        yield state_dir, instance
+    finally:
+        run_labctl("--instance", instance, "down", "--volumes", state_dir=state_dir, check=False)
+        remove_project(f"labctl-{instance}")
+
+
+def _collector(state_dir: Path) -> dict:  # type: ignore[type-arg]
+    name = f"{project(LabState.load(state_dir))}-collector-1"
+    return json.loads(docker("inspect", name).stdout)[0]  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("name", ["memory-pressure", "no-logs-pipeline"])
+def test_a_hidden_collector_fault_leaves_no_name_in_the_container(lab: tuple[Path, str], name: str) -> None:
+    state_dir, instance = lab
+
+    def cli(*args: str, check: bool = True):  # type: ignore[no-untyped-def]
+        return run_labctl("--instance", instance, *args, state_dir=state_dir, check=check, timeout=240)
+
+    try:
+        cli("break", name, "--hidden")
+        container = _collector(state_dir)
+        shown = json.dumps({"args": container["Args"], "mounts": container["Mounts"]})
+        for word in (name, "faults/", "memory", "logs"):
+            assert word not in shown, f"{word!r} in the collector container: {shown}"
+        assert "/etc/otelcol-lab/collector-" in shown
+
+        res = cli("check", "--json", check=False)
+        truth = blind.answer(name, {})
+        assert json.loads(res.stdout)["first_failing_layer"] == truth.layer, res.stdout
+        cli(
+            "diagnose",
+            *("--layer", str(truth.layer), "--hop", truth.hop, "--cause", truth.cause),
+            *("--evidence", "check", "--fix", "undo it"),
+        )
+        graded = json.loads(cli("reveal", "--json").stdout)["graded"][0]
+        assert graded["correct"] is True and graded["score"] == 4
+        assert _collector(state_dir)["Args"] == ["--config", "/lab/collector-configs/base.yaml"]
+    except BaseException:
+        cli("heal", "--all", check=False)
+        raise
