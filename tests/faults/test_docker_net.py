@@ -34,6 +34,8 @@ def _recorder(tmp_path: Path) -> tuple[Path, Path]:
     script.write_text(
         f"#!/usr/bin/env python3\nimport json, sys\n"
         f"open({str(log)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n"
+        # A stand-in's log: its relay is listening (what `docker logs` of a started relay shows).
+        "if sys.argv[1] == 'logs': print('relay 1: refuse 0.0.0.0:8888 -> 127.0.0.1:9')\n"
     )
     script.chmod(script.stat().st_mode | stat.S_IEXEC)
     return script, log
@@ -56,8 +58,9 @@ def test_partition_disconnects_target_and_heal_restores_alias(tmp_path: Path) ->
     docker_net.heal(ctx, rec)
     calls = [json.loads(line) for line in log.read_text().splitlines()]
     net, ctr, stand_in = "labctl-class1_scrape", "labctl-class1-collector-1", "labctl-class1-cut-scrape"
-    assert calls[:2] == [["rm", "--force", stand_in], ["network", "disconnect", net, ctr]]
-    run = calls[2]
+    # The stand-in takes the name and listens before the target leaves the network.
+    assert calls[0] == ["rm", "--force", stand_in]
+    run = calls[1]
     assert run[:8] == [
         "run",
         "--detach",
@@ -72,7 +75,8 @@ def test_partition_disconnects_target_and_heal_restores_alias(tmp_path: Path) ->
     image = run.index("labctl-proxy:abc")
     assert run[image + 1 : image + 6] == ["python", "-m", "labctl.faults.relay", "--mode", "refuse"]
     assert "0.0.0.0:8889=127.0.0.1:9" in run  # every port of the collector answers as the mode says
-    assert calls[3:] == [
+    assert calls[2:4] == [["logs", stand_in], ["network", "disconnect", net, ctr]]
+    assert calls[4:] == [
         ["rm", "--force", stand_in],
         ["network", "connect", "--alias", "collector", net, ctr],
     ]
