@@ -9,6 +9,12 @@ env file. Nothing outside the lab's own compose project is ever touched (no prun
 
 `up` writes the env file before any compose call, makes sure every image is here (pulls what is missing,
 builds the proxy image when its content changed) and records the stage only once the stage is up.
+
+Compose starts containers without `--wait`: its wait follows the images' healthchecks, whose first run
+comes one interval (2 s) after the start, and a container that exits at once is only reported when
+compose gives up. labctl polls each service's health endpoint on its published port instead (the URL
+the healthcheck asks, every POLL_S) and the containers' state twice a second, so a ready service is
+seen within a tenth of a second and one that exits is reported with its last log lines.
 """
 
 from __future__ import annotations
@@ -37,7 +43,9 @@ if TYPE_CHECKING:
     from python_on_whales import DockerClient
 
 EXTRA_CONFIG_DIR = "/etc/otelcol-lab"  # where extra configs from outside the repository are mounted
-WAIT_TIMEOUT = 180  # seconds `compose up --wait` may take (slow machines, first start of Prometheus)
+READY_TIMEOUT = 180.0  # seconds a started service may take to answer (slow machines, first Prometheus)
+POLL_S = 0.1  # between two rounds of health probes while services start
+STATE_EVERY_S = 0.5  # between two looks at the containers' state (an exited one fails the wait at once)
 NO_PROXY_IMAGE = "labctl-proxy:not-built"  # env file placeholder until `up` built the proxy image
 PROXY_IMAGE_SERVICES = {
     "proxy",
@@ -63,7 +71,7 @@ def layer_files(model: LabModel, layer: int) -> list[Path]:
 
 class DockerRuntime(Runtime):
     name = "docker"
-    collector_timeout: float = 60.0  # seconds to wait for the collector's health port after compose up
+    ready_timeout: float = READY_TIMEOUT  # seconds to wait for started services to answer their probe
 
     def __init__(
         self, lab: LabState, model: LabModel | None = None, client_call: list[str] | None = None
@@ -268,13 +276,11 @@ class DockerRuntime(Runtime):
         )
         ui.info(f"starting {', '.join(services)} (docker compose, project {self.project})")
         self._compose(
-            lambda c: c.compose.up(
-                detach=True, wait=True, wait_timeout=WAIT_TIMEOUT, remove_orphans=True, pull="never"
-            ),  # every image is here (checked above)
+            lambda c: c.compose.up(detach=True, remove_orphans=True, pull="never"),  # images: checked above
             "start the lab",
             layer=layer,
         )
-        self._wait_collector(services)
+        self._wait_ready(services)
         self.lab.stage = stage  # recorded only once the stage is up
         record_applied(self.lab, self.model, services)  # saves; `labctl status` names files edited later
 
@@ -301,19 +307,50 @@ class DockerRuntime(Runtime):
         self.write_targets(services)
         self.write_override()
 
-    def _wait_collector(self, services: tuple[str, ...] | list[str]) -> None:
-        # The collector image has no healthcheck tool; poll its health_check port from the host.
-        if "collector" not in services:
-            return
-        timeout = self.collector_timeout
-        deadline = time.monotonic() + timeout
-        while not self.probe("collector"):
-            if time.monotonic() > deadline:
+    def _wait_ready(self, services: tuple[str, ...] | list[str]) -> None:
+        """Every service answers its health probe on its published port, or a clear error: one that exited
+        (or restarts in a loop) at once with its last log lines, one that never answers after ready_timeout."""
+        pending = [s for s in services if s in self.model.services]
+        deadline = time.monotonic() + self.ready_timeout
+        next_look = time.monotonic() + STATE_EVERY_S
+        while True:
+            pending = [s for s in pending if not self.probe(s, timeout=0.5)]
+            if not pending:
+                return
+            now = time.monotonic()
+            if now >= next_look:
+                self._fail_if_exited(pending)
+                next_look = now + STATE_EVERY_S
+            if now > deadline:
+                names = ", ".join(pending)
                 raise LabError(
-                    f"collector was not healthy after {timeout:.0f}s",
-                    "read `labctl logs collector`, fix the cause, then `labctl up` again",
+                    f"{names} {'was' if len(pending) == 1 else 'were'} not healthy after "
+                    f"{self.ready_timeout:.0f}s",
+                    f"read `labctl logs {pending[0]}`, fix the cause, then `labctl up` again",
                 )
-            time.sleep(0.5)
+            time.sleep(POLL_S)
+
+    def _fail_if_exited(self, services: list[str]) -> None:
+        by_name = {f"{self.project}-{s}-1": s for s in services}  # compose v2: <project>-<service>-<index>
+        out = subprocess.run(
+            [*clean_call(self.client_call), "container", "inspect", "--format",
+             "{{.Name}} {{.State.Status}} {{.RestartCount}} {{.State.ExitCode}}", *by_name],
+            capture_output=True, text=True, timeout=20, check=False,
+        )  # fmt: skip
+        for line in out.stdout.splitlines():
+            name, status, restarts, code = [*line.split(), "", "", "", ""][:4]
+            service = by_name.get(name.lstrip("/"))
+            # A created or started container counts its restarts from 0: one restart means it exited.
+            if service and (status in ("exited", "dead", "restarting") or restarts not in ("", "0")):
+                tail = subprocess.run(
+                    [*clean_call(self.client_call), "logs", "--tail", "8", name.lstrip("/")],
+                    capture_output=True, text=True, timeout=20, check=False,
+                )  # fmt: skip
+                said = (tail.stdout + tail.stderr).strip()
+                raise LabError(
+                    f"{service} exited while starting (exit code {code}):\n{said}".rstrip(),
+                    f"`labctl logs {service}` shows why; fix the cause, then `labctl up` again",
+                )
 
     def _compose(self, call: Any, what: str, layer: int | None = None) -> Any:
         from python_on_whales.exceptions import DockerException
@@ -384,7 +421,9 @@ class DockerRuntime(Runtime):
             else:
                 state = "frozen" if container.state.paused else container.state.status
                 health_info = container.state.health
-                if health_info is not None and health_info.status:
+                # "starting" until the image's first healthcheck (one interval after the start): the
+                # same endpoint, asked now, says more.
+                if health_info is not None and health_info.status and health_info.status != "starting":
                     health = health_info.status
                 else:
                     health = "healthy" if self.probe(service) else "unhealthy"
@@ -426,11 +465,8 @@ class DockerRuntime(Runtime):
         self.model.service(service)
         self.lab = self.lab.reload()
         self.prepare_files()
-        self._compose(
-            lambda c: c.compose.up([service], detach=True, wait=True, wait_timeout=WAIT_TIMEOUT),
-            f"start {service}",
-        )
-        self._wait_collector([service])
+        self._compose(lambda c: c.compose.up([service], detach=True), f"start {service}")
+        self._wait_ready([service])
         record_applied(self.lab, self.model, [service])
 
     def restart(self, service: str) -> None:
@@ -439,17 +475,10 @@ class DockerRuntime(Runtime):
         self.lab = self.lab.reload()
         self.prepare_files()
         self._compose(
-            lambda c: c.compose.up(
-                [service],
-                detach=True,
-                wait=True,
-                wait_timeout=WAIT_TIMEOUT,
-                force_recreate=True,
-                dependencies=False,
-            ),
+            lambda c: c.compose.up([service], detach=True, force_recreate=True, dependencies=False),
             f"restart {service}",
         )
-        self._wait_collector([service])
+        self._wait_ready([service])
         record_applied(self.lab, self.model, [service])
 
     def kill_service(self, service: str, signal: int) -> None:

@@ -70,13 +70,17 @@ def calls(record: Path) -> list[str]:
 @pytest.mark.integration
 def test_up_module_1_issues_one_compose_up_with_files_project_and_env_files(tmp_path, recorder):
     rt = make_runtime(tmp_path, recorder)
+    probed: list[str] = []
+    # The recorder starts no container: stand in for the services' health answers (not what is tested).
+    rt.probe = lambda service, timeout=1.0: probed.append(service) or True  # type: ignore[method-assign]
     rt.up("module-1")
+    assert set(probed) == {"proxy", "model-stub"}  # labctl waits on every started service's probe
     compose = load_model().root / "compose"
     ups = [c for c in calls(recorder) if " up " in f" {c} "]
     expected = (
         f"compose --file {compose}/module-1.yml --env-file {compose}/versions.env "
         f"--env-file {rt.lab.dir}/compose.env --project-name labctl-class-a --project-directory {compose} "
-        "up --detach --wait --wait-timeout 180 --remove-orphans --pull never"
+        "up --detach --remove-orphans --pull never"
     )
     assert ups == [expected]
     assert not any("prune" in c or c.startswith("system") for c in calls(recorder))
@@ -108,13 +112,13 @@ def test_collector_overrides_become_a_compose_override_file(tmp_path, recorder):
     rt = make_runtime(tmp_path, recorder)
     rt.lab.stage = "module-2"
     rt.lab.save()
-    rt.collector_timeout = 0.5  # the recorder starts no container, so the health wait must give up
+    rt.ready_timeout = 0.5  # the recorder starts no container, so the health wait must give up
     fault = load_model().root / "collector-configs" / "auth.yaml"
     with pytest.raises(LabError, match="collector was not healthy"):
         rt.set_overrides("collector", extra_configs=[fault], env={"LAB_COLLECTOR_AUTH_TOKEN": "t0ken"})
     (recreate,) = [c for c in calls(recorder) if " up " in c]
     assert f"--file {rt.override_file} " in recreate
-    assert recreate.endswith("up --detach --wait --wait-timeout 180 --force-recreate --no-deps collector")
+    assert recreate.endswith("up --detach --force-recreate --no-deps collector")
     doc = rt.override_doc()["services"]["collector"]
     assert doc["command"] == [
         "--config",
@@ -131,10 +135,12 @@ def test_collector_overrides_become_a_compose_override_file(tmp_path, recorder):
 @pytest.mark.integration
 def test_collector_that_never_gets_healthy_is_reported(tmp_path, recorder):
     rt = make_runtime(tmp_path, recorder)
-    rt.collector_timeout = 0.5  # nothing listens on its health port: the recorder starts no container
+    rt.ready_timeout = 0.5  # nothing listens on its health port: the recorder starts no container
+    rt.probe = lambda service, timeout=1.0: service != "collector"  # type: ignore[method-assign]
     with pytest.raises(LabError, match="collector was not healthy") as err:
         rt.up("module-2")
     assert "labctl logs collector" in (err.value.hint or "")
+    assert LabState.load(rt.lab.dir).stage is None  # nothing recorded for a stage that did not come up
 
 
 @pytest.mark.skipif(base.docker_engine()[0], reason="a Docker engine answers on this machine")
