@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any
 
 from labctl.checks import exposition
@@ -161,6 +164,13 @@ def _delivery(cx: CheckContext, collector_up: bool) -> CheckResult:
             cause="nothing to deliver: fix layer 1 first",
             playbook="marker-not-received",
         )
+    # Both outcomes of the wait below end in a probe of the proxy's upstream (a slow hop still delivers;
+    # a broken one needs its cause), and that probe takes seconds on a hanging hop: start it now, beside
+    # the wait, for the upstream the proxy reports. Its target does not change meanwhile.
+    early: Future[Diagnosis] | None = None
+    before = (proxy_stats(cx) or {}).get("upstream") or {}
+    if before.get("endpoint") and collector_up:
+        early = _in_background(_diagnose, cx, str(before["endpoint"]), str(before.get("protocol", "grpc")))
     # The Collector batches for up to 1s; the proxy forwards as soon as it has spooled.
     cx.progress("waiting for the marker at the Collector (batch timeout)")
     seen: dict[str, bool] = {}
@@ -203,7 +213,7 @@ def _delivery(cx: CheckContext, collector_up: bool) -> CheckResult:
         )
         # Arrived, but is the hop healthy? A slow hop delivers, late.
         if endpoint:
-            probe = _diagnose(cx, endpoint, protocol)
+            probe = _probe_result(cx, early, before, endpoint, protocol)
             if not probe.ok and probe.playbook == "upstream-slow":
                 return CheckResult(
                     2,
@@ -237,7 +247,7 @@ def _delivery(cx: CheckContext, collector_up: bool) -> CheckResult:
             hint="bring the Collector back (`labctl heal` / `labctl up`); the spool drains by itself",
             playbook="collector-down",
         )
-    probe = _diagnose(cx, endpoint, protocol)
+    probe = _probe_result(cx, early, before, endpoint, protocol)
     if probe.ok:
         # The hop works now (e.g. just healed): the proxy delivers on its next retry, after its current
         # backoff. Wait that long (from its own /api/stats) before calling anything a failure.
@@ -339,6 +349,33 @@ def _exporter_sent(cx: CheckContext) -> float:
     return (exposition.total(now, SENT, exporter="prometheus") or 0) - (
         exposition.total(before, SENT, exporter="prometheus") or 0
     )
+
+
+def _in_background(fn: Callable[..., Diagnosis], *args: Any) -> Future[Diagnosis]:
+    """fn(*args) on a daemon thread: an answer nobody waits for does not hold up the command's exit."""
+    future: Future[Diagnosis] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(fn(*args))
+        except BaseException as exc:  # handed to whoever asks for the result
+            future.set_exception(exc)
+
+    threading.Thread(target=run, daemon=True).start()
+    return future
+
+
+def _probe_result(
+    cx: CheckContext,
+    early: Future[Diagnosis] | None,
+    before: dict[str, Any],
+    endpoint: str,
+    protocol: str,
+) -> Diagnosis:
+    """The early probe's answer when it probed this same upstream; else a probe now."""
+    if early is not None and (before.get("endpoint"), before.get("protocol", "grpc")) == (endpoint, protocol):
+        return early.result()
+    return _diagnose(cx, endpoint, protocol)
 
 
 def _diagnose(cx: CheckContext, endpoint: str, protocol: str) -> Diagnosis:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
+import threading
 import time
 import urllib.parse
 from dataclasses import dataclass
@@ -17,6 +18,10 @@ from labctl.otlp.probe import grpc_export
 
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 PROBE_BUDGET_S = 4.5
+# A name the resolver has not answered for within this is as unusable to the proxy as an unknown one. In a
+# container on an offline machine, Docker's DNS forwards an unknown name to servers that never answer and
+# the C resolver retries for 10 s or more: `check` says what it knows after this budget instead.
+DNS_BUDGET_S = 2.0
 
 
 @dataclass
@@ -57,6 +62,23 @@ def export_probe(
     return outcome, time.monotonic() - started
 
 
+def resolve_problem(host: str, port: int, budget: float = DNS_BUDGET_S) -> str | None:
+    """None when host resolves within budget; else the resolver's error, or that it did not answer."""
+    done: list[str | None] = []
+
+    def lookup() -> None:
+        try:
+            socket.getaddrinfo(host, port)
+            done.append(None)
+        except (socket.gaierror, UnicodeError) as exc:
+            done.append(getattr(exc, "strerror", None) or str(exc))
+
+    worker = threading.Thread(target=lookup, daemon=True)  # a lookup cannot be cancelled: left to finish
+    worker.start()
+    worker.join(budget)
+    return done[0] if done else f"no answer within {budget:g} s"
+
+
 def diagnose(
     endpoint: str, protocol: str, headers: dict[str, str], collector_ports: dict[str, int], slow_ms: float
 ) -> Diagnosis:
@@ -73,13 +95,12 @@ def diagnose(
             [f"upstream: {endpoint!r}"],
         )
     evidence = [f"proxy upstream: {endpoint} ({protocol})"]
-    try:
-        socket.getaddrinfo(host, port)
-    except socket.gaierror as exc:
+    unresolved = resolve_problem(host, port)
+    if unresolved:
         return Diagnosis(
             f"the upstream host {host!r} does not resolve (unreachable host)",
             "upstream-unreachable",
-            [*evidence, f"DNS lookup of {host}: {exc.strerror}"],
+            [*evidence, f"DNS lookup of {host}: {unresolved}"],
         )
     # A timed probe: the server's first bytes (its HTTP/2 SETTINGS) within PROBE_BUDGET_S tell a slow hop
     # (late, but it answers) from a cut one (never); long enough for a 2 s delay each way, short enough
