@@ -1,9 +1,10 @@
 """Layer-1 faults: the contract the proxy checks against changes under the producer's feet.
 
 Both write a variant of the lab's contract into the lab's state directory (`<state>/contracts/`,
-never into the repository checkout) and point the proxy at it (`LAB_PROXY_CONTRACT`, applied by
-restarting the proxy; acknowledged data waits in its spool). Natively the proxy reads that file; the
-Docker proxy cannot see the state directory, so the file is copied into its data volume (`/data`).
+never into the repository checkout) and switch the running proxy to it through its admin API
+(`PUT /api/contract`; heal: `DELETE`), so nothing restarts and its counters and history stay. Natively
+the proxy reads that file; the Docker proxy cannot see the state directory, so the file is copied into
+its data volume (`/data`). A proxy restarted meanwhile is back on its configured contract already.
 That is a real failure mode — a consumer tightens the contract and the producer's data starts to
 violate it — and it is found with layer 1's own tools: the check's verdict, `/api/violations`,
 `/api/contract`.
@@ -62,8 +63,35 @@ def _apply(kind: str, ctx: FaultContext) -> ContractVariant:
     seen = str(path)
     if ctx.lab.runtime == "docker":
         seen = _copy_into_container(ctx, path, "/data/contracts-claude-code.yaml")
-    undo = ctx.add_overrides("proxy", env={"LAB_PROXY_CONTRACT": seen})
-    return ContractVariant(contract=seen, file=str(path), undo=undo)
+    _switch(ctx, "put", {"path": seen})
+    return ContractVariant(contract=seen, file=str(path))
+
+
+def _switch(ctx: FaultContext, method: str, body: dict[str, Any] | None = None) -> None:
+    """PUT (switch to body's file) or DELETE (back to the configured contract) /api/contract."""
+    url = ctx.lab.url("proxy", "admin") + "/api/contract"
+    try:
+        resp = requests.request(
+            method,
+            url,
+            json=body,
+            timeout=10,
+            headers=ctx.lab.admin_headers(),
+            params={"quiet": "1"} if ctx.quiet else None,  # a hidden fault: the proxy does not log it
+        )
+    except requests.RequestException as exc:
+        raise LabError(
+            f"cannot reach the proxy's admin API at {url}: {type(exc).__name__}",
+            "is the proxy running? `labctl status`",
+        ) from None
+    if resp.status_code != 200:
+        try:
+            said = str(resp.json().get("error", resp.text[:200]))
+        except ValueError:
+            said = resp.text[:200]
+        raise LabError(
+            f"the proxy refused the contract change ({resp.status_code}): {said}", "see `labctl logs proxy`"
+        )
 
 
 def _copy_into_container(ctx: FaultContext, path: Path, target: str) -> str:
@@ -95,5 +123,6 @@ def verify(ctx: FaultContext, rec: ContractVariant) -> list[str]:
 
 
 def heal(ctx: FaultContext, rec: ContractVariant) -> None:
-    ctx.remove_overrides(rec.undo)
+    if ctx.runtime.is_running("proxy"):  # stopped: its next start reads the configured contract
+        _switch(ctx, "delete")
     Path(rec.file).unlink(missing_ok=True)

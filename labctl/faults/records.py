@@ -321,22 +321,17 @@ class RulesCopy(FaultRecord):
 @record
 @dataclass
 class ContractVariant(FaultRecord):
-    """`contract`/`cardinality`: the proxy checks against a variant written under the state dir."""
+    """`contract`/`cardinality`: the running proxy checks against a variant written under the state dir
+    (switched live through PUT /api/contract: no override, a restarted proxy reads its configured one)."""
 
     kind: ClassVar[str] = "contract-variant"
     contract: str  # the path the proxy reads (inside its container on Docker)
     file: str  # the variant in the state directory
-    undo: OverrideUndo
-
-    @classmethod
-    def _parse(cls, data: dict[str, Any]) -> ContractVariant:
-        return cls(undo=OverrideUndo(**data.pop("undo")), **data)
 
     def summary(self) -> str:
-        return self.undo.summary()
+        return "proxy settings changed"
 
     def forget(self, lab: LabState) -> None:
-        self.undo.forget(lab)
         Path(self.file).unlink(missing_ok=True)
 
 

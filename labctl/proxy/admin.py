@@ -20,6 +20,8 @@ log = logging.getLogger("labctl.proxy.admin")
 Retarget = Callable[[Any, bool], Awaitable[tuple[int, dict[str, Any]]]]
 # PUT /api/forwarding body -> (HTTP status, JSON answer)
 Forwarding = Callable[[Any], Awaitable[tuple[int, dict[str, Any]]]]
+# PUT /api/contract body (None for DELETE), quiet -> (HTTP status, JSON answer)
+SwitchContract = Callable[[Any, bool], Awaitable[tuple[int, dict[str, Any]]]]
 # POST /api/reload: read proxy.yaml again -> (HTTP status, JSON answer)
 Reload = Callable[[], Awaitable[tuple[int, dict[str, Any]]]]
 
@@ -33,6 +35,7 @@ def make_admin_app(
     allowed_hosts: tuple[str, ...] = ("proxy",),
     reload: Reload | None = None,
     forwarding: Forwarding | None = None,
+    switch_contract: SwitchContract | None = None,
 ) -> web.Application:
     async def api_stats(_: web.Request) -> web.Response:
         return web.json_response(stats_provider())
@@ -73,6 +76,24 @@ def make_admin_app(
         status, answer = await forwarding(body) if forwarding else (409, {"error": "no upstream"})
         return web.json_response(answer, status=status)
 
+    async def put_contract(request: web.Request) -> web.Response:
+        try:
+            body = await request.json(loads=json.loads)
+        except ValueError:
+            return web.json_response({"error": 'the body is not JSON: send {"path": "FILE"}'}, status=400)
+        quiet = request.query.get("quiet") == "1"
+        status, answer = (
+            await switch_contract(body, quiet) if switch_contract else (409, {"error": "no contract"})
+        )
+        return web.json_response(answer, status=status)
+
+    async def delete_contract(request: web.Request) -> web.Response:
+        quiet = request.query.get("quiet") == "1"
+        status, answer = (
+            await switch_contract(None, quiet) if switch_contract else (409, {"error": "no contract"})
+        )
+        return web.json_response(answer, status=status)
+
     mine = [
         web.get("/api/stats", api_stats),
         web.get("/healthz", healthz),
@@ -81,6 +102,8 @@ def make_admin_app(
         web.delete("/api/upstream", delete_upstream),
         web.post("/api/reload", post_reload),
         web.put("/api/forwarding", put_forwarding),
+        web.put("/api/contract", put_contract),
+        web.delete("/api/contract", delete_contract),
     ]
     taken = {(r.method, r.path) for r in mine}
     app = web.Application(middlewares=[guard.middleware(token, allowed_hosts)])

@@ -81,14 +81,15 @@ class ContractHolder:
             return None
         return (st.st_mtime_ns, st.st_size, st.st_ino)
 
-    def replace(self, path: Path | None, contract: Any) -> None:
-        """Another contract file (proxy.yaml's contract.path changed): already loaded by the caller."""
+    def replace(self, path: Path | None, contract: Any, quiet: bool = False) -> None:
+        """Another contract file (proxy.yaml's contract.path changed, or PUT /api/contract): already loaded
+        by the caller. quiet: a hidden fault switched it, so the log does not announce it."""
         self.path = path
         self._stamp = self._stat() if path is not None else None
         self.current, self.version, self.last_error = contract, self.version + 1, ""
         if self.on_change is not None and contract is not None:
             self.on_change(contract)
-        log.info("contract switched to %s (version %d)", path, self.version)
+        (log.debug if quiet else log.info)("contract switched to %s (version %d)", path, self.version)
 
     async def watch(self, interval: float = 1.0) -> None:
         """Poll the file; a broken edit keeps the previous contract and is reported, never fatal."""

@@ -8,6 +8,7 @@ import logging
 import signal as signals
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -133,6 +134,7 @@ class ProxyServer:
                 allowed_hosts=cfg.allowed_hosts,
                 reload=self.reload_config,
                 forwarding=self.forwarding,
+                switch_contract=self.switch_contract,
             )
             self.ports["admin"] = await self._start_http(admin, cfg.admin, "admin", decompress=True)
         except BaseException:
@@ -263,6 +265,35 @@ class ProxyServer:
             "held": self.forwarder.held,
             "spooled_rows": self.spool.pending_rows if self.spool else 0,
         }
+
+    async def switch_contract(self, body: Any, quiet: bool = False) -> tuple[int, dict[str, Any]]:
+        """PUT /api/contract {"path": FILE}: check against another contract file from now on, loaded
+        like a start would (404: no such file; 409: it does not load, nothing changes); DELETE (body
+        None): back to the configured one. Like a changed contract.path on reload, without a restart."""
+        if self.contract is None or self.cfg.contract_path is None:
+            return 409, {"error": "this proxy checks no contract (contract.path is off): nothing to switch"}
+        if body is None:
+            path = self.cfg.contract_path
+        elif isinstance(body, dict) and isinstance(body.get("path"), str) and body["path"].strip():
+            path = Path(body["path"])
+        else:
+            return 400, {
+                "error": 'send {"path": "/path/to/contract.yaml"}; DELETE restores the configured one'
+            }
+        if not path.is_file():  # also a folder, or a name the filesystem cannot hold
+            return 404, {"error": f"no contract file at {path} (as this proxy's filesystem sees it)"}
+        loader = self._contract_loader or _default_contract_loader()
+        try:
+            contract = await asyncio.to_thread(loader, path)
+        except (LabError, OSError, ValueError) as exc:
+            said = (
+                exc.message + (f" — {exc.hint}" if exc.hint else "")
+                if isinstance(exc, LabError)
+                else str(exc)
+            )
+            return 409, {"error": f"{path} does not load as a contract, the one in force stays: {said}"}
+        self.contract.replace(path, contract, quiet=quiet)
+        return 200, {"path": str(path), "version": self.contract.version}
 
     async def reload_config(self) -> tuple[int, dict[str, Any]]:
         """Read proxy.yaml again and apply what can change live (labctl.proxy.reconfigure says which).

@@ -114,7 +114,6 @@ def test_break_output_is_neutral_by_default() -> None:
         ContractVariant(
             contract="/x/contracts/claude-code.yaml",
             file="/x/contracts/claude-code.yaml",
-            undo=OverrideUndo("proxy", {"LAB_PROXY_CONTRACT": None}),
         )
     )
     assert contract.summary() == "proxy settings changed"

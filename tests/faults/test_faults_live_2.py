@@ -68,8 +68,7 @@ def test_contract_variant_lives_in_the_state_dir(lab: Lab) -> None:
         "contract-violation",
         "breaks the metric/event contract",
         None,
-        proxy_restarts=True,
-        during=in_state_dir,
+        during=in_state_dir,  # switched live (PUT /api/contract): the same proxy process throughout
     )
     assert not list((lab.dir / "faults").glob("contract/*.yaml")), "heal removes the variant"
 

@@ -63,7 +63,6 @@ def test_forget_restores_overrides_targets_rules_and_removes_the_contract_varian
             ContractVariant(
                 contract=str(variant),
                 file=str(variant),
-                undo=OverrideUndo("proxy", {"LAB_PROXY_CONTRACT": None}),
             )
         ),
         "scrape-path": _active(
@@ -71,7 +70,6 @@ def test_forget_restores_overrides_targets_rules_and_removes_the_contract_varian
         ),
         "broken-rules": _active(RulesCopy(str(link), str(rules), [400, "bad"])),
     }
-    lab.overrides["proxy"]["env"]["LAB_PROXY_CONTRACT"] = str(variant)
     lab.save()
     assert sorted(forget_faults(LabState.load(lab.dir))) == [
         "auth",

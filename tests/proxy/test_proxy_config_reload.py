@@ -205,3 +205,49 @@ def test_a_forwarding_hold_spools_and_a_release_sends_everything(tmp_path: Path)
     finally:
         front.stop()
         sink.stop()
+
+
+def test_contract_switches_live_through_the_admin_api_and_back(tmp_path: Path) -> None:
+    """PUT /api/contract checks against another file from the next request on, with no restart; a file
+    that does not load changes nothing; DELETE goes back to the configured one (labctl's contract faults)."""
+    variant = tmp_path / "variant.yaml"
+    raw = yaml.safe_load(CONTRACT.read_text())
+    for rule in raw["metrics"].values():
+        rule.setdefault("attributes", {})["team.id"] = {"requirement": "required", "type": "string"}
+    variant.write_text(yaml.safe_dump(raw))
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("metrics: [not, a, mapping\n")
+    proxy = ProxyProcess(make_config(tmp_path / "data"), tmp_path).start()
+    try:
+        pid = proxy.proc.pid
+        api = proxy.admin + "/api/contract"
+
+        def violations() -> int:
+            return len(requests.get(proxy.admin + "/api/violations", timeout=5).json()["violations"])
+
+        with requests.Session() as s:
+            assert _post(s, proxy) == 200
+            clean = violations()
+            r = requests.put(api, json={"path": str(variant)}, timeout=10)
+            assert r.status_code == 200, r.text
+            assert r.json()["path"] == str(variant) and r.json()["version"] == 2
+            assert requests.get(api, timeout=5).json()["path"] == str(variant)
+            assert _post(s, proxy) == 200  # observe mode: accepted, and now a violation (no team.id)
+            assert violations() > clean
+            for body, code in (
+                ({"path": str(broken)}, 409),  # does not load: the contract in force stays
+                ({"path": str(tmp_path / "missing.yaml")}, 404),
+                ({"path": str(tmp_path)}, 404),  # a folder
+                ({"nope": 1}, 400),
+            ):
+                refused = requests.put(api, json=body, timeout=10)
+                assert refused.status_code == code and refused.json()["error"], (body, refused.text)
+            assert requests.get(api, timeout=5).json()["path"] == str(variant)  # unchanged
+            back = requests.delete(api, timeout=10)
+            assert back.status_code == 200 and back.json()["path"] == str(CONTRACT)
+            after = violations()
+            assert _post(s, proxy) == 200
+            assert violations() == after  # the configured contract again: no new violation
+        assert proxy.proc.pid == pid and proxy.proc.poll() is None  # the same process throughout
+    finally:
+        proxy.stop()
