@@ -224,3 +224,27 @@ def run_checks(model: LabModel, runtime: str | None = None, port_offset: int = 0
     if chosen == "docker":
         return [*_docker(model, explicit), *_ports(model, chosen, port_offset), *_resources()]
     return [_engine(), *_ports(model, chosen, port_offset), *_binaries(model), *_resources()]
+
+
+def print_findings(results: list[Finding]) -> None:
+    """One entry per check: `check  result  detail`, the detail wrapped under itself and the fix on a line
+    of its own below. A table would squeeze its columns to fit 80 columns; image references are long
+    words that must stay whole (students copy them), so a detail with a word longer than its column goes,
+    whole, on the lines below the check instead, from a smaller indent."""
+    from labctl import ui
+
+    name_w = max((len(r.name) for r in results), default=0)
+    pad = 2 + name_w + 2 + 4 + 2  # "  name  result  "
+    width = ui.width()
+    for r in results:
+        head = f"  {r.name:<{name_w}}  {r.level_text()}{' ' * (4 - len(r.level))}  "
+        lines = ui.wrap(r.detail, width, pad)
+        if any(len(line) > width - pad for line in lines):  # a word too long for the detail column
+            ui.console.print(head.rstrip(), soft_wrap=True)
+            for line in ui.wrap(r.detail, width, 6):
+                ui.console.print(" " * 6 + ui.escape(line), soft_wrap=True)
+        else:
+            for i, line in enumerate(lines):
+                ui.console.print((head if i == 0 else " " * pad) + ui.escape(line), soft_wrap=True)
+        if r.fix:
+            ui.item("fix:", r.fix, 4, indent=6)

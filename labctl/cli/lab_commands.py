@@ -379,16 +379,13 @@ def doctor(
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Preflight for the chosen runtime: engine, compose and images, or binaries; ports, disk, memory."""
-    from labctl.doctor import run_checks
+    from labctl.doctor import print_findings, run_checks
 
     results = run_checks(load_model(), runtime, port_offset)
     if json_out:
         ui.print_json([r.as_dict() for r in results])
     else:
-        ui.table(
-            ["check", "result", "detail", "fix"],
-            [[r.name, r.level_text(), r.detail, r.fix] for r in results],
-        )
+        print_findings(results)
     if any(r.level == "fail" for r in results):
         raise typer.Exit(1)
 

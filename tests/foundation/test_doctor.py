@@ -43,3 +43,33 @@ def test_doctor_native_checks_binaries_and_the_ports_of_the_offset(labctl, lab_s
 def test_doctor_rejects_an_unknown_runtime(labctl, lab_state_dir):
     result = labctl("doctor", "--runtime", "podman", state_dir=lab_state_dir, check=False)
     assert result.returncode != 0 and "unknown runtime 'podman'" in result.stderr
+
+
+def test_doctor_keeps_image_references_whole_within_80_columns(capsys: pytest.CaptureFixture[str]) -> None:
+    """Image references are long words a student copies: each stays whole on one line, and every line
+    that does not hold a single word longer than the terminal fits 80 columns."""
+    from labctl import ui
+    from labctl.doctor import Finding, print_findings
+
+    refs = [
+        "labctl-test/prometheus:414b4ccce45e-474799de3b32",
+        "otel/opentelemetry-collector-contrib:0.165.0",
+        "grafana/grafana:12.2.0@sha256:" + "0123456789abcdef" * 4,  # longer than any column
+    ]
+    findings = [
+        Finding("image prometheus", "ok", refs[0]),
+        Finding("image collector", "warn", f"{refs[1]} is not here: `labctl up` pulls it (needs a registry)"),
+        Finding("image grafana", "warn", f"{refs[2]} is not here", "`labctl images load FILE` (offline)"),
+        Finding("port proxy.otlp_grpc", "ok", "free"),
+    ]
+    ui.console.width = 80
+    try:
+        print_findings(findings)
+    finally:
+        ui.console.width = 200
+    lines = capsys.readouterr().out.splitlines()
+    for ref in refs:
+        assert any(ref in line for line in lines), (ref, lines)
+    assert all(len(line) <= 80 for line in lines if refs[2] not in line), lines
+    assert any(line.strip() == refs[2] + " is not here" or line.strip() == refs[2] for line in lines), lines
+    assert any(line.strip().startswith("fix:") for line in lines)
