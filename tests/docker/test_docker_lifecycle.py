@@ -1,11 +1,14 @@
 """The Docker runtime on a real engine, as a new user meets it: a fresh state directory, `down` then
-`down --volumes`, a missing compose plugin, a missing image, a stray LAB_PORT_* in the shell."""
+`down --volumes`, a missing compose plugin, a missing image, a stray LAB_PORT_* in the shell, and the
+offline classroom's `labctl images save`/`load`."""
 
 from __future__ import annotations
 
 import json
 import os
+import tarfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -147,3 +150,57 @@ def test_stray_lab_port_in_the_shell_does_not_override_the_lab(docker_state) -> 
     assert published == f"127.0.0.1:{lab.port('proxy', 'admin')}"
     # The stray token did not switch auth on either: a client without a token is accepted.
     assert send_marker(lab.url("proxy", "otlp_grpc"), "stray-env", timeout_s=5).sent_ok
+
+
+@pytest.mark.slow
+def test_images_save_remove_load_then_up_needs_no_registry(docker_state, tmp_path: Path) -> None:
+    """The offline classroom recipe: `labctl images save`, the images gone, `labctl images load`, and
+    `up module-3` starts with nothing pulled or built (this engine reaches no registry: nothing could be).
+    Grafana has no stand-in image here, so the archive is `--partial` and says what it left out."""
+    state_dir, instance = docker_state
+
+    def labctl(*args: str, check: bool = True) -> Any:
+        return run_labctl(
+            "--runtime",
+            "docker",
+            "--instance",
+            instance,
+            *args,
+            state_dir=state_dir,
+            timeout=600,
+            check=check,
+        )
+
+    def images() -> dict[str, dict[str, Any]]:
+        return {i["role"]: i for i in json.loads(labctl("images", "--json").stdout)}
+
+    labctl("images", "build")
+    before = images()
+    roles = ["proxy", "collector", "prometheus", "python"]  # the base image last: the others build on it
+    assert all(before[r]["present"] for r in roles), before
+    refs = [before[r]["ref"] for r in roles]
+    archive = tmp_path / "lab-images.tar"
+    saved = labctl("images", "save", str(archive), "--partial")
+    assert f"not saved (not on this machine): {before['grafana']['ref']}" in saved.stdout + saved.stderr
+    with tarfile.open(archive) as tar:  # `docker save` names every tag it holds in manifest.json
+        manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
+    assert set(refs) <= {tag for entry in manifest for tag in entry.get("RepoTags") or []}, manifest
+
+    try:
+        docker("image", "rm", *refs)
+        assert not any(i["present"] for i in images().values())
+    finally:
+        loaded = labctl("images", "load", str(archive), check=False)  # also after a failure: the lane's cache
+    assert loaded.returncode == 0, loaded.stderr
+    assert all(images()[r]["present"] for r in roles)
+
+    up = labctl("up", "module-3", "--free-ports")
+    said = (up.stdout + up.stderr).lower()
+    assert "pulling" not in said and "building" not in said, said
+    status = json.loads(run_labctl("status", "--json", state_dir=state_dir).stdout)
+    assert {s["service"]: s["health"] for s in status["services"]} == {
+        "proxy": "healthy",
+        "model-stub": "healthy",
+        "collector": "healthy",
+        "prometheus": "healthy",
+    }
