@@ -87,7 +87,8 @@ def wait_green(state_dir: Path, instance: str, timeout: float = 90) -> None:
 def row(name: str, seconds: float, goal: str = "") -> None:
     limit = GOALS.get(goal)
     verdict = "" if limit is None else ("  ok" if seconds <= limit else f"  over the {limit:.0f} s goal")
-    print(f"{name:<52} {seconds:6.2f} s{verdict}", flush=True)
+    # The 1-minute load average beside each figure: on a shared machine it says what the figure is worth.
+    print(f"{name:<52} {seconds:6.2f} s  (load {os.getloadavg()[0]:4.1f}){verdict}", flush=True)
 
 
 def main() -> None:
@@ -110,6 +111,7 @@ def main() -> None:
     tag = docker_images.proxy_tag(model, python_ref, python_id)
     subprocess.run(["docker", "image", "rm", "--force", tag], capture_output=True, check=False)
 
+    print(f"{os.cpu_count()} CPUs, load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
     instance = f"bench{uuid.uuid4().hex[:6]}"
     with tempfile.TemporaryDirectory() as tmp:
         state_dir = Path(tmp) / "lab"
