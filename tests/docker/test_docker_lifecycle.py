@@ -176,8 +176,9 @@ def test_images_save_remove_load_then_up_needs_no_registry(docker_state, tmp_pat
 
     labctl("images", "build")
     before = images()
-    roles = ["proxy", "collector", "prometheus", "python"]  # the base image last: the others build on it
-    assert all(before[r]["present"] for r in roles), before
+    assert all(before[r]["present"] for r in ("proxy", "collector", "prometheus", "python")), before
+    # Every image here, the base image last: the others are built on it.
+    roles = sorted((r for r, i in before.items() if i["present"]), key=lambda r: r == "python")
     refs = [before[r]["ref"] for r in roles]
     archive = tmp_path / "lab-images.tar"
     saved = labctl("images", "save", str(archive), "--partial")
@@ -187,7 +188,8 @@ def test_images_save_remove_load_then_up_needs_no_registry(docker_state, tmp_pat
     assert set(refs) <= {tag for entry in manifest for tag in entry.get("RepoTags") or []}, manifest
 
     try:
-        docker("image", "rm", *refs)
+        # --force: a stopped container of another lane on this cached engine would keep a tag in use.
+        docker("image", "rm", "--force", *refs)
         assert not any(i["present"] for i in images().values())
     finally:
         loaded = labctl("images", "load", str(archive), check=False)  # also after a failure: the lane's cache
