@@ -2,8 +2,8 @@
 mounts (a hidden overlay is a neutral copy mounted by that name), check fails at the fault's layer, and
 a right diagnosis is graded 4/4 at `reveal`, which puts the container back on the base configuration.
 
-One module-2 lab serves both rounds: a repository overlay (memory-pressure) and a generated one
-(no-logs-pipeline, written outside the repository)."""
+One module-2 lab serves every round: repository overlays (memory-pressure and the delta and expiry
+traps) and a generated one (no-logs-pipeline, written outside the repository)."""
 
 from __future__ import annotations
 
@@ -44,7 +44,9 @@ def _collector(state_dir: Path) -> dict:  # type: ignore[type-arg]
     return json.loads(docker("inspect", name).stdout)[0]  # type: ignore[no-any-return]
 
 
-@pytest.mark.parametrize("name", ["memory-pressure", "no-logs-pipeline"])
+@pytest.mark.parametrize(
+    "name", ["memory-pressure", "no-logs-pipeline", "delta-temporality", "series-expiry"]
+)
 def test_a_hidden_collector_fault_leaves_no_name_in_the_container(lab: tuple[Path, str], name: str) -> None:
     state_dir, instance = lab
 
@@ -55,7 +57,7 @@ def test_a_hidden_collector_fault_leaves_no_name_in_the_container(lab: tuple[Pat
         cli("break", name, "--hidden")
         container = _collector(state_dir)
         shown = json.dumps({"args": container["Args"], "mounts": container["Mounts"]})
-        for word in (name, "faults/", "memory", "logs"):
+        for word in (name, "faults/", "memory", "logs", "delta", "expir"):
             assert word not in shown, f"{word!r} in the collector container: {shown}"
         assert "/etc/otelcol-lab/collector-" in shown
 
