@@ -44,6 +44,7 @@ FAULTS: list[tuple[str, list[str]]] = [
     ("auth", ["missing"]),
     ("collector-crash", []),
     ("storage-down", []),
+    ("scrape-path", []),
     ("contract", []),
     ("cardinality", []),
 ]
