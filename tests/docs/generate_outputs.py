@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -47,6 +48,11 @@ class Step:
     args: tuple[str, ...]  # as the student types them after `labctl`
     exit_codes: tuple[int, ...] = (0,)  # what the exercise expects; anything else stops the run
     run_extra: tuple[str, ...] = ()  # added when running only (never shown)
+    shell: bool = False  # args[0] is a shell line (curl, pipes); `labctl` in it is this checkout's
+
+    @property
+    def shown(self) -> str:
+        return self.args[0] if self.shell else "labctl " + " ".join(map(_typed, self.args))
 
 
 # The exercises of lab/modules, in the order a student does them. One lab, built up module by module.
@@ -65,18 +71,39 @@ SCENARIO: tuple[Step, ...] = (
     Step("module-1-up", ("up", "module-1"), run_extra=("--port-offset", "{offset}")),
     Step("module-1-status", ("status",)),
     Step("module-1-check", ("check", "--layer", "1")),
-    Step("module-1-contract-check", ("contract", "check", "lab/modules/module-1/token-usage.json")),
+    Step("module-1-contract-valid", ("contract", "check", "lab/modules/module-1/token-usage.json")),
     Step("module-1-contract-check", ("contract", "check", "/tmp/broken.json"), exit_codes=(1,)),
     Step("module-1-break-contract", ("break", "contract")),
     Step("module-1-break-contract", ("check", "--layer", "1"), exit_codes=(11,)),
-    Step(None, ("heal", "contract")),
+    Step("module-1-heal-contract", ("heal", "contract")),
+    Step("module-1-heal-contract", ("check", "--layer", "1")),
+    Step("module-1-break-cardinality", ("break", "cardinality")),
+    Step("module-1-break-cardinality", ("check", "--layer", "1"), exit_codes=(11,)),
+    Step("module-1-heal-cardinality", ("heal", "cardinality")),
     Step("module-2-up", ("up", "module-2")),
     Step("module-2-up", ("status",)),
+    Step(
+        "module-2-curl-health", ("curl -s $(labctl url collector.health)/ | python -m json.tool",), shell=True
+    ),
+    Step(
+        "module-2-curl-health",
+        (
+            "curl -s $(labctl url collector.internal)/metrics | grep -E '^otelcol_(process_uptime|receiver_accepted)'",
+        ),
+        shell=True,
+    ),
     Step("module-2-check", ("check", "--layer", "2")),
     Step("module-2-break-network", ("break", "network")),
     Step("module-2-break-network", ("check", "--layer", "2"), exit_codes=(12,)),
     Step("module-2-heal-network", ("heal", "network")),
     Step("module-2-heal-network", ("check", "--layer", "2")),
+    Step("module-2-break-endpoint", ("break", "endpoint")),
+    Step("module-2-break-endpoint", ("check", "--layer", "2"), exit_codes=(12,)),
+    Step(None, ("heal", "endpoint")),
+    Step("module-2-break-auth", ("break", "auth")),
+    Step("module-2-break-auth", ("check", "--layer", "2"), exit_codes=(12,)),
+    Step("module-2-heal-auth", ("heal", "auth")),
+    Step("module-2-heal-auth", ("check", "--layer", "2")),
     Step(
         "module-2-blind",
         ("break", "--random", "--pool", "network,endpoint,auth,latency,collector-crash", "--seed", "12"),
@@ -97,10 +124,18 @@ SCENARIO: tuple[Step, ...] = (
     Step("module-3-check", ("check", "--layer", "3")),
     Step("module-3-break-storage", ("break", "storage-down")),
     Step("module-3-break-storage", ("check", "--layer", "3"), exit_codes=(13,)),
-    Step(None, ("heal", "storage-down")),
+    Step("module-3-heal-storage", ("heal", "storage-down")),
+    Step("module-3-heal-storage", ("check", "--layer", "3")),
     Step("module-4-up", ("up", "module-4")),
     Step("module-4-up", ("status",)),
     Step("module-4-check", ("check", "--layer", "4")),
+    Step("module-4-break-storage", ("break", "storage-down")),
+    Step("module-4-break-storage", ("check",), exit_codes=(13,)),
+    Step(None, ("heal", "storage-down")),
+    Step("module-4-break-collector", ("break", "collector-crash")),
+    Step("module-4-break-collector", ("check",), exit_codes=(12,)),
+    Step("module-4-heal-collector", ("heal", "collector-crash")),
+    Step("module-4-heal-collector", ("check",)),
 )
 
 
@@ -178,8 +213,13 @@ class Runner:
         if args[:1] == ("exercise",):
             self.workdir.mkdir(parents=True, exist_ok=True)
             cwd = self.workdir
+        command = (
+            ["bash", "-c", f'labctl() {{ {shlex.quote(sys.executable)} -m labctl "$@"; }}; {args[0]}']
+            if step.shell
+            else [sys.executable, "-m", "labctl", *args, *extra]
+        )
         proc = subprocess.run(
-            [sys.executable, "-m", "labctl", *args, *extra],
+            command,
             cwd=cwd,
             env=self.env,
             capture_output=True,
@@ -190,8 +230,7 @@ class Runner:
         out = (proc.stdout + proc.stderr).rstrip()
         if proc.returncode not in step.exit_codes:
             raise RuntimeError(
-                f"`labctl {' '.join(step.args)}` exited {proc.returncode}, the exercise expects "
-                f"{step.exit_codes}:\n{out}"
+                f"`{step.shown}` exited {proc.returncode}, the exercise expects {step.exit_codes}:\n{out}"
             )
         return self.tidy(out)
 
@@ -262,9 +301,7 @@ def run_scenario(partial: dict[str, str] | None = None) -> dict[str, str]:
             out = runner.run(step)
             runner.settle(step)
             if step.section:
-                sections.setdefault(step.section, []).append(
-                    f"$ labctl {' '.join(map(_typed, step.args))}\n{out}".rstrip()
-                )
+                sections.setdefault(step.section, []).append(f"$ {step.shown}\n{out}".rstrip())
     except RuntimeError:
         if partial is not None:
             partial.update({n: "\n".join(p) for n, p in sections.items() if n != failing})
@@ -311,7 +348,7 @@ def key_facts(text: str) -> list[str]:
     facts = []
     for line in text.splitlines():
         stripped = line.strip()
-        if stripped.startswith("$ labctl"):
+        if stripped.startswith("$ "):
             facts.append(_norm_line(stripped))
         elif stripped.startswith("│"):
             cells = [c.strip() for c in stripped.strip("│").split("│")]

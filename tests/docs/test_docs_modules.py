@@ -64,3 +64,18 @@ def test_every_module_has_a_build_it_exercise_checked_by_labctl(path):
         assert f"labctl exercise check {exercise.name}" in text
         assert f"<!-- output:{path.parent.name}-build" in text
         assert f"`{exercise.name}`" in key, f"the answer key has no row for {exercise.name}"
+
+
+def _numbered(section: str) -> list[int]:
+    return [int(n) for n in re.findall(r"^(\d+)\. ", section, flags=re.MULTILINE)]
+
+
+@pytest.mark.parametrize("part", ["capstone worksheet", "exit quiz"])
+def test_capstone_and_exit_quiz_have_an_answer_for_every_item(part):
+    guide = _sections((docsmd.REPO / "lab" / "docs" / "instructor-guide.md").read_text(encoding="utf-8"))
+    key = _sections((docsmd.REPO / "lab" / "docs" / "answer-key" / "README.md").read_text(encoding="utf-8"))
+    assert part in guide, f"the instructor guide has no '## {part}' section"
+    assert part in key, f"the answer key has no '## {part}' section"
+    asked, answered = _numbered(guide[part]), _numbered(key[part])
+    assert len(asked) >= 7 and asked == list(range(1, len(asked) + 1)), asked
+    assert answered == asked, f"{part}: questions {asked}, answers {answered}"

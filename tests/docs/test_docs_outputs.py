@@ -26,9 +26,7 @@ def test_every_output_section_comes_from_the_scenario():
 
 def test_output_sections_are_filled_with_transcripts():
     for name, body in _sections_in_docs().items():
-        assert body.startswith("```console\n$ labctl "), (
-            f"output section {name} holds no generated transcript"
-        )
+        assert body.startswith("```console\n$ "), f"output section {name} holds no generated transcript"
 
 
 def test_tidy_writes_default_ports_and_state_dir(tmp_path):
