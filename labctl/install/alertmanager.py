@@ -9,22 +9,18 @@ was delivered.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
-from pathlib import Path
 
-from labctl.errors import LabError
 from labctl.install.gobuild import (
     ProgressFn,
     cached_without_go,
     fingerprint,
-    go_binary,
     go_env,
     go_version,
     has_go,
     is_up_to_date,
+    module_dir,
     run_go,
     write_stamp,
 )
@@ -62,7 +58,7 @@ def install_alertmanager(*, force: bool = False, progress: ProgressFn | None = N
     work = cache_dir() / "build" / f"alertmanager-{module_version}"
     if work.exists():
         shutil.rmtree(work)
-    shutil.copytree(_module_dir(module_version), work)
+    shutil.copytree(module_dir(MODULE, module_version), work)
     for path in [work, *work.rglob("*")]:  # the module cache is read-only
         path.chmod(path.stat().st_mode | 0o200)
     for flavour in ("elm", "mantine"):  # ui/web.go embeds app/dist/{elm,mantine}
@@ -98,19 +94,3 @@ def install_alertmanager(*, force: bool = False, progress: ProgressFn | None = N
         "seconds": round(seconds, 1),
         "note": "built with a one-page stand-in for the web UI; the API and amtool are complete",
     }
-
-
-def _module_dir(module_version: str) -> Path:
-    out = subprocess.run(
-        [go_binary(), "mod", "download", "-json", f"{MODULE}@{module_version}"],
-        capture_output=True,
-        text=True,
-        env=go_env(),
-        check=False,
-    )
-    if out.returncode != 0:
-        raise LabError(
-            f"go mod download {MODULE}@{module_version} failed: {out.stderr.strip() or out.stdout}",
-            "check that the Go module proxy is reachable",
-        )
-    return Path(json.loads(out.stdout)["Dir"])

@@ -74,6 +74,23 @@ def fingerprint(parts: list[str], files: list[Path]) -> str:
     return digest.hexdigest()
 
 
+def module_dir(module: str, version: str) -> Path:
+    """Where `go mod download` put a module's source (read-only; copy it before building in it)."""
+    out = subprocess.run(
+        [go_binary(), "mod", "download", "-json", f"{module}@{version}"],
+        capture_output=True,
+        text=True,
+        env=go_env(),
+        check=False,
+    )
+    if out.returncode != 0:
+        raise LabError(
+            f"go mod download {module}@{version} failed: {out.stderr.strip() or out.stdout}",
+            "check that the Go module proxy is reachable (GOPROXY)",
+        )
+    return Path(json.loads(out.stdout)["Dir"])
+
+
 def stamp_path(binary: Path) -> Path:
     return binary.with_name(f".{binary.name}.stamp.json")
 

@@ -21,11 +21,11 @@ from labctl.install.gobuild import (
     ProgressFn,
     cached_without_go,
     fingerprint,
-    go_binary,
     go_env,
     go_version,
     has_go,
     is_up_to_date,
+    module_dir,
     run_go,
     stamp_path,
     write_stamp,
@@ -115,21 +115,6 @@ def _ui_current(binary: Path, with_ui: bool) -> bool:
     return not with_ui
 
 
-def _module_dir(module_version: str) -> Path:
-    out = subprocess.run(
-        [go_binary(), "mod", "download", "-json", f"{MODULE}@{module_version}"],
-        capture_output=True,
-        text=True,
-        env=go_env(),
-        check=False,
-    )
-    if out.returncode != 0:
-        raise LabError(
-            f"go mod download {MODULE}@{module_version} failed: {out.stderr.strip() or out.stdout}"
-        )
-    return Path(json.loads(out.stdout)["Dir"])
-
-
 def _run(cmd: list[str], cwd: Path, what: str, progress: ProgressFn | None) -> None:
     if progress:
         progress(f"{what}…")
@@ -153,7 +138,7 @@ def _build_with_ui(module_version: str, ldflags: str, progress: ProgressFn | Non
     work = cache_dir() / "build" / f"prometheus-{module_version}"
     if work.exists():
         shutil.rmtree(work)
-    shutil.copytree(_module_dir(module_version), work)
+    shutil.copytree(module_dir(MODULE, module_version), work)
     for path in [work, *work.rglob("*")]:  # the module cache is read-only
         path.chmod(path.stat().st_mode | 0o200)
     ui_dir = work / "web" / "ui"
