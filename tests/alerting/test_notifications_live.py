@@ -14,7 +14,6 @@ import secrets
 import signal
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,22 +21,14 @@ import requests
 
 from labctl.notify.server import notification_count
 from labctl.runtimes import process
-from labctl.state import LabState
-from tests.conftest import run_labctl, started_lab, wait_for
+from tests.conftest import started_lab, wait_for
+from tests.faults import live
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-class Lab:
-    def __init__(self, state_dir: Path) -> None:
-        self.dir = state_dir
-
-    @property
-    def state(self) -> LabState:
-        return LabState.load(self.dir)
-
-    def cli(self, *args: str, check: bool = True) -> Any:
-        return run_labctl(*args, state_dir=self.dir, check=check, timeout=180)
+class Lab(live.Lab):
+    cli_timeout = 180.0  # a check waits for the test notification as well
 
     def url(self, service: str) -> str:
         return self.state.url(service, "web")

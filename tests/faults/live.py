@@ -29,6 +29,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 class Lab:
+    """A running lab as the live tests drive it: its state, its CLI, its check and Prometheus."""
+
+    cli_timeout = 120.0
+
     def __init__(self, state_dir: Path) -> None:
         self.dir = state_dir
 
@@ -37,7 +41,7 @@ class Lab:
         return LabState.load(self.dir)
 
     def cli(self, *args: str, check: bool = True) -> Any:
-        return run_labctl(*args, state_dir=self.dir, check=check, timeout=120)
+        return run_labctl(*args, state_dir=self.dir, check=check, timeout=self.cli_timeout)
 
     def check(self) -> tuple[int, dict[str, Any]]:
         res = self.cli("check", "--json", check=False)
