@@ -143,7 +143,7 @@ SCENARIO: tuple[Step, ...] = (
     Step("module-4-check", ("check", "--layer", "4")),
     Step("module-4-break-storage", ("break", "storage-down")),
     Step("module-4-break-storage", ("check",), exit_codes=(13,)),
-    Step(None, ("heal", "storage-down")),
+    Step("module-4-heal-storage", ("heal", "storage-down")),
     Step("module-4-break-collector", ("break", "collector-crash")),
     Step("module-4-break-collector", ("check",), exit_codes=(12,)),
     Step("module-4-heal-collector", ("heal", "collector-crash")),
