@@ -151,12 +151,13 @@ def table(
     ]
     boxed = 3 * len(columns) + 1  # "│ " + " │ " between cells + " │"
     bare = 2 * (len(columns) - 1)  # two spaces between cells, no borders
+    if title:
+        # Above the table, not as its title: rich folds a title to the table's width, mid-path.
+        dest.print(f"[bold]{escape(title)}[/]", soft_wrap=wide)
     if wide or sum(mins) + boxed <= dest.width or sum(mins) + bare <= dest.width:
-        t = Table(title=title, show_lines=False, header_style="bold")
+        t = Table(show_lines=False, header_style="bold")
         if not wide and sum(mins) + boxed > dest.width:
-            t = Table(
-                title=title, header_style="bold underline", box=None, pad_edge=False, title_justify="left"
-            )
+            t = Table(header_style="bold underline", box=None, pad_edge=False)
             boxed = bare
         widths = _fit(columns, cells, mins, dest.width - boxed)
         for col, fixed in zip(columns, widths, strict=True):
@@ -165,8 +166,6 @@ def table(
             t.add_row(*row)
         dest.print(t, crop=not wide, soft_wrap=wide)
         return
-    if title:
-        dest.print(f"[bold]{escape(title)}[/]")
     label_width = max(cell_len(c) for c in columns[1:]) + 1 if len(columns) > 1 else 0
     for row in cells:
         dest.print(f"[bold]{row[0]}[/]" if row[0] else "")
