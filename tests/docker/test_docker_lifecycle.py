@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from labctl.checks.marker import send_marker
+from labctl.model import load_model
 from labctl.state import LabState, find_free_ports
 from tests.conftest import labctl_env, run_labctl
 from tests.docker.conftest import docker, leftovers, project
@@ -200,9 +201,5 @@ def test_images_save_remove_load_then_up_needs_no_registry(docker_state, tmp_pat
     said = (up.stdout + up.stderr).lower()
     assert "pulling" not in said and "building" not in said, said
     status = json.loads(run_labctl("status", "--json", state_dir=state_dir).stdout)
-    assert {s["service"]: s["health"] for s in status["services"]} == {
-        "proxy": "healthy",
-        "model-stub": "healthy",
-        "collector": "healthy",
-        "prometheus": "healthy",
-    }
+    expected = load_model().stage_services("module-3", "docker")
+    assert {s["service"]: s["health"] for s in status["services"]} == dict.fromkeys(expected, "healthy")
