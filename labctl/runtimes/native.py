@@ -297,6 +297,11 @@ class NativeRuntime(Runtime):
     def down(self, volumes: bool = False) -> None:
         present = [s for s in self.model.services if self.lab.pid_path(s).exists()]
         self._stop(list(reversed(self.model.ordered(present))))
+        # A service started by an `up` that was killed before it wrote the pid file: found by its
+        # working directory, the service's own data folder.
+        left = process.strays({self.lab.data_dir(s) for s in self.model.services})
+        if left:
+            process.terminate(left, timeout=stop_timeout())
         self.lab.path.unlink(missing_ok=True)
         if volumes:
             shutil.rmtree(self.lab.dir / "services", ignore_errors=True)

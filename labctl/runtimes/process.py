@@ -81,6 +81,26 @@ def spawn(
     return rec
 
 
+def strays(workdirs: set[Path]) -> list[ProcRecord]:
+    """Processes started in one of these working directories that no pid file names: a `labctl up`
+    killed between starting a service and writing its pid file leaves one. Only detached session
+    leaders without a terminal count (as `spawn` starts them), never a shell that happens to sit there."""
+    wanted = {str(p.resolve()) for p in workdirs}
+    mine = {os.getpid(), *(p.pid for p in psutil.Process().parents())}
+    found = []
+    for proc in psutil.process_iter(["pid", "cwd", "create_time", "cmdline", "terminal"]):
+        info = proc.info
+        if info["pid"] in mine or info["cwd"] not in wanted or info["terminal"]:
+            continue
+        try:
+            if os.getsid(info["pid"]) != info["pid"]:
+                continue
+        except OSError:
+            continue
+        found.append(ProcRecord(info["pid"], info["create_time"], "", list(info["cmdline"] or [])))
+    return found
+
+
 def _reap(proc: psutil.Process) -> None:
     # Only our own children can be reaped; for others (after labctl exited) init does it.
     try:
