@@ -63,11 +63,17 @@ def _docker(ctx: Any, *args: str, timeout: float = 60) -> subprocess.CompletedPr
 def _must(ctx: Any, *args: str) -> str:
     out = _docker(ctx, *args)
     if out.returncode != 0:
-        said = (out.stderr.strip().splitlines() or [f"exit {out.returncode}"])[-1]
-        raise LabError(
-            f"`docker {' '.join(args[:3])} …` failed: {said}", "is the lab up in docker? `labctl status`"
-        )
+        _failed(args, out)
     return out.stdout
+
+
+def _failed(args: tuple[str, ...], out: subprocess.CompletedProcess[str]) -> None:
+    # The daemon's own words, not the CLI's closing "Run 'docker … --help'" line.
+    lines = [line for line in out.stderr.strip().splitlines() if "--help" not in line]
+    said = " ".join(lines) or f"exit {out.returncode}"
+    raise LabError(
+        f"`docker {' '.join(args[:3])} …` failed: {said}", "is the lab up in docker? `labctl status`"
+    )
 
 
 def copy_into(ctx: Any, path: Any, service: str, target: str) -> None:
@@ -86,9 +92,8 @@ def partition(ctx: Any, hop: str, mode: str = "blackhole") -> DockerCut:
     _docker(ctx, "rm", "--force", stand_in)  # a leftover of an interrupted break
     routes = [a for port in ports for a in ("--route", f"0.0.0.0:{port}=127.0.0.1:9")]
     try:
-        _must(
+        _run_stand_in(
             ctx,
-            "run",
             "--detach",
             "--name",
             stand_in,
@@ -122,6 +127,17 @@ def partition(ctx: Any, hop: str, mode: str = "blackhole") -> DockerCut:
         _docker(ctx, "rm", "--force", stand_in)
         raise
     return DockerCut(hop=hop, mode=mode, service=service, network=net, container=target, stand_in=stand_in)
+
+
+def _run_stand_in(ctx: Any, *args: str) -> None:
+    """`docker run` the stand-in; once more after removing a same-named container that the engine was
+    still removing (a heal's `rm --force` a moment before)."""
+    out = _docker(ctx, "run", *args)
+    if out.returncode != 0 and "already in use" in out.stderr:
+        _docker(ctx, "rm", "--force", args[args.index("--name") + 1])
+        out = _docker(ctx, "run", *args)
+    if out.returncode != 0:
+        _failed(("run", *args), out)
 
 
 def _await_stand_in(ctx: Any, stand_in: str, timeout: float = 20.0) -> None:
