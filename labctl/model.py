@@ -83,6 +83,20 @@ class Stage:
 
 
 @dataclass(frozen=True)
+class Layer:
+    """A layer of the pipeline: the service `labctl check` follows the marker through there."""
+
+    number: int
+    service: str
+    name: str  # how a student names it (the proxy, the Collector, ...)
+    role: str  # what the layer does: instrumentation, collection, storage, visualization
+
+    @property
+    def title(self) -> str:
+        return f"layer {self.number} · {self.role} ({self.name})"
+
+
+@dataclass(frozen=True)
 class Hop:
     name: str
     source: str
@@ -132,6 +146,11 @@ class LabModel:
     stages: dict[str, Stage]
     hops: list[Hop]
     versions: dict[str, str]
+    layers: dict[int, Layer] = field(default_factory=dict)
+
+    def layers_hint(self) -> str:
+        """The layers as a student picks one: `1 (proxy), 2 (Collector), ...`."""
+        return ", ".join(f"{n} ({layer.name})" for n, layer in self.layers.items())
 
     def stage(self, name: str) -> Stage:
         try:
@@ -150,17 +169,21 @@ class LabModel:
                 f"unknown service {name!r}", f"valid services: {', '.join(self.services)}"
             ) from None
 
-    def cuttable_hops(self) -> tuple[str, ...]:
-        """The hops `labctl break network|latency --hop` can cut, in lab.yaml's order. The second scrape
-        hop (the Collector's own metrics) shares the first one's relay and network, so it is cut with it."""
+    def distinct_hops(self) -> tuple[Hop, ...]:
+        """The hops a fault can be on, in lab.yaml's order. The second scrape hop (the Collector's own
+        metrics) shares the first one's relay and network: a fault on one is on both, so it is left out."""
         seen: set[tuple[tuple[str, str] | None, str | None]] = set()
         out = []
         for hop in self.hops:
             key = (hop.native_via and (hop.native_via[0], ""), hop.network)
-            if hop.cuttable and key not in seen:
+            if key == (None, None) or key not in seen:
                 seen.add(key)
-                out.append(hop.name)
+                out.append(hop)
         return tuple(out)
+
+    def cuttable_hops(self) -> tuple[str, ...]:
+        """The hops `labctl break network|latency --hop` can cut, in lab.yaml's order."""
+        return tuple(hop.name for hop in self.distinct_hops() if hop.cuttable)
 
     def hop(self, name: str) -> Hop:
         for hop in self.hops:
@@ -384,6 +407,10 @@ def parse_model(root: Path) -> LabModel:
             for n, s in data["stages"].items()
         }
         hops = [_hop(h) for h in data.get("hops") or []]
+        layers = {
+            int(n): Layer(int(n), str(raw["service"]), str(raw["name"]), str(raw["role"]))
+            for n, raw in sorted((data.get("layers") or {}).items())
+        }
     except (KeyError, TypeError, ValueError) as exc:
         raise LabError(
             f"{path}: malformed entry ({exc!r})", "compare with the documented structure"
@@ -392,13 +419,16 @@ def parse_model(root: Path) -> LabModel:
         for s in stage.services:
             if s not in services:
                 raise LabError(f"{path}: stage {stage.name} names unknown service {s!r}")
+    for layer in layers.values():
+        if layer.service not in services:
+            raise LabError(f"{path}: layer {layer.number} names unknown service {layer.service!r}")
     for svc in services.values():
         if not set(svc.runtimes) <= {"native", "docker"}:
             raise LabError(
                 f"{path}: service {svc.name} has runtimes {list(svc.runtimes)}", "use native and/or docker"
             )
     versions = read_env_file(root / "compose" / "versions.env")
-    return LabModel(root=root, services=services, stages=stages, hops=hops, versions=versions)
+    return LabModel(root=root, services=services, stages=stages, hops=hops, versions=versions, layers=layers)
 
 
 @lru_cache(maxsize=4)

@@ -5,13 +5,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-LAYER_TITLES = {
-    1: "layer 1 · instrumentation (proxy)",
-    2: "layer 2 · collection (Collector)",
-    3: "layer 3 · storage (Prometheus)",
-    4: "layer 4 · visualization (Grafana)",
-}
-
 # `labctl check` exits with FIRST_LAYER_EXIT + layer of the first failing layer (11..14), 0 when green.
 FIRST_LAYER_EXIT = 10
 

@@ -12,18 +12,16 @@ from labctl.emulator.labenv import auth_token
 from labctl.model import LabModel, load_model
 from labctl.state import LabState
 
-LAYERS = (1, 2, 3, 4)
-LAYER_SERVICE = {1: "proxy", 2: "collector", 3: "prometheus", 4: "grafana"}
-
 
 def run_checks(
     lab: LabState,
-    layers: tuple[int, ...] = LAYERS,
+    layers: tuple[int, ...] = (),
     model: LabModel | None = None,
     progress: Callable[[str], None] = lambda msg: None,
     grafana_running: bool | None = None,
 ) -> tuple[CheckContext, list[CheckResult]]:
     model = model or load_model()
+    layers = layers or tuple(model.layers)  # lab.yaml's layers: all of them unless asked for some
     running = model.stage_services(lab.stage, lab.runtime) if lab.stage else []
     cx = CheckContext(lab=lab, model=model, running=running, progress=progress)
     if "proxy" in running:
@@ -42,13 +40,13 @@ def run_checks(
     # Later layers need to know how far the marker got, so earlier layers always run; only the
     # requested ones are reported.
     for layer in range(1, max(layers) + 1):
-        service = LAYER_SERVICE[layer]
+        service = model.layers[layer].service
         if service not in running:
             if layer in layers:
                 results.append(
                     CheckResult(
                         layer,
-                        LAYER_SERVICE[layer],
+                        service,
                         True,
                         [f"{lab.stage} does not run {service}"],
                         skipped=True,

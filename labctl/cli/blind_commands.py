@@ -31,7 +31,7 @@ app.add_typer(class_app, name="class")
 )
 def diagnose(
     layer: Annotated[int, typer.Option("--layer", help="The layer where the fault is: 1-4.")],
-    hop: Annotated[str, typer.Option("--hop", help=f"The hop it is on: {', '.join(blind.HOPS)}.")],
+    hop: Annotated[str, typer.Option("--hop", help=f"The hop it is on: {', '.join(blind.hops())}.")],
     cause: Annotated[str, typer.Option("--cause", help=f"The cause class: {', '.join(blind.CAUSES)}.")],
     evidence: Annotated[str, typer.Option("--evidence", help="What you saw that shows it (your words).")],
     fix: Annotated[str, typer.Option("--fix", help="What would fix it (your words).")],

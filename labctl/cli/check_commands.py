@@ -9,10 +9,11 @@ import typer
 
 from labctl import ui
 from labctl.checks.layer3 import resolve_note
-from labctl.checks.result import LAYER_TITLES, CheckResult, exit_code, first_failing_layer
-from labctl.checks.runner import LAYERS, run_checks
+from labctl.checks.result import CheckResult, exit_code, first_failing_layer
+from labctl.checks.runner import run_checks
 from labctl.cli.main import app
 from labctl.errors import LabError
+from labctl.model import load_model
 from labctl.state import LabState
 
 
@@ -24,16 +25,15 @@ def check(
     layer: Annotated[int | None, typer.Option("--layer", help="Only report this layer (1-4).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
 ) -> None:
-    if layer is not None and layer not in LAYERS:
-        raise LabError(
-            f"--layer {layer} does not exist", "use 1 (proxy), 2 (Collector), 3 (Prometheus), 4 (Grafana)"
-        )
+    model = load_model()
+    if layer is not None and layer not in model.layers:
+        raise LabError(f"--layer {layer} does not exist", f"use {model.layers_hint()}")
     lab = LabState.current()
     started = time.monotonic()
     with ui.progress() as prog:
         task = prog.add_task("checking", total=None)
         cx, results = run_checks(
-            lab, (layer,) if layer else LAYERS, progress=lambda msg: prog.update(task, description=msg)
+            lab, (layer,) if layer else (), model, progress=lambda msg: prog.update(task, description=msg)
         )
     seconds = round(time.monotonic() - started, 1)
     failing = first_failing_layer(results)
@@ -92,7 +92,7 @@ def _print_results(results: list[CheckResult]) -> None:
     did not pass. Not a table: evidence holds URLs and paths that a squeezed table cell would split."""
     name_width = max(len(r.name) for r in results) + 5  # "FAIL " + name
     for n in sorted({r.layer for r in results}):
-        ui.info(f"[bold]{LAYER_TITLES[n]}[/]")
+        ui.info(f"[bold]{load_model().layers[n].title}[/]")
         for r in (r for r in results if r.layer == n):
             label = f"{_VERDICT[r.verdict]}{' ' * (5 - len(r.verdict))}{r.name}"
             ui.item(label, "\n".join(r.evidence) or "-", name_width)

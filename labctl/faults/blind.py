@@ -42,11 +42,21 @@ CAUSES: dict[str, str] = {
     "rule-file": "a rule file does not load: Prometheus keeps running on its old configuration",
     "datasource": "a dashboard refers to a datasource that does not exist",
 }
-HOPS = ("client-proxy", "proxy-collector", "collector-prometheus", "prometheus-grafana", "none")
 POINTS = {"layer": 1, "hop": 1, "cause": 2}
-# The event store's and module-4's alerting hops (labctl/faults/network.py): `break network --hop` takes
-# them, the blind pool not yet.
-ALERTING_HOPS = ("collector-victorialogs", "prometheus-alertmanager", "alertmanager-receiver")
+# The pool grades faults on the metrics path: lab.yaml's hops of these kinds. The event store's and
+# module-4's alerting hops (kinds events, alert, notify): `break network --hop` takes them, the pool not yet.
+GRADED_HOP_KINDS = ("push", "scrape", "query")
+
+
+def graded_hops() -> tuple[str, ...]:
+    """The hops (lab.yaml, in its order) a graded fault can be on."""
+    return tuple(h.name for h in load_model().distinct_hops() if h.kind in GRADED_HOP_KINDS)
+
+
+def hops() -> tuple[str, ...]:
+    """What a diagnosis names as the hop: a graded hop, or `none` when the fault is in a service."""
+    return (*graded_hops(), "none")
+
 
 # The candidates `check` offers for a failing layer while the lab is blind: every explanation that fits
 # that layer's symptoms, so the evidence (not the tool) has to tell them apart.
@@ -293,6 +303,7 @@ def variants(names: list[str] | None = None) -> list[tuple[str, dict[str, Any]]]
     from labctl.faults.registry import FAULTS
 
     out: list[tuple[str, dict[str, Any]]] = []
+    graded = graded_hops()
     for name, fault in FAULTS.items():
         if names and name not in names:
             continue
@@ -301,7 +312,7 @@ def variants(names: list[str] | None = None) -> list[tuple[str, dict[str, Any]]]
         ]
         for combo in itertools.product(*choices):
             opts = dict(combo)
-            if opts.get("hop") in ALERTING_HOPS:
+            if "hop" in opts and opts["hop"] not in graded:
                 continue  # the metrics path only: these hops have no graded answer yet
             if name == "latency" and opts.get("hop") == "collector-prometheus":
                 # A scrape half a second late is still a good scrape: only a delay past the 4 s scrape
@@ -386,10 +397,11 @@ class Diagnosis:
 
     @classmethod
     def make(cls, layer: int, hop: str, cause: str, evidence: str, fix: str) -> Diagnosis:
-        if layer not in CANDIDATES:
-            raise LabError(f"--layer {layer} does not exist", "1 proxy, 2 Collector, 3 Prometheus, 4 Grafana")
-        if hop not in HOPS:
-            raise LabError(f"--hop {hop!r} is not a hop of the lab", f"one of: {', '.join(HOPS)}")
+        model = load_model()
+        if layer not in model.layers:
+            raise LabError(f"--layer {layer} does not exist", f"one of: {model.layers_hint()}")
+        if hop not in hops():
+            raise LabError(f"--hop {hop!r} is not a hop of the lab", f"one of: {', '.join(hops())}")
         if cause not in CAUSES:
             raise LabError(
                 f"--cause {cause!r} is not a cause class",

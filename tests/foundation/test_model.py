@@ -189,3 +189,24 @@ def test_grafana_queries_prometheus_through_the_query_relay_natively_and_directl
         model.resolve("{hop_addr:prometheus}", "grafana", native)
     with pytest.raises(LabError, match="no port 'nope'"):
         model.resolve("{hop_addr:prometheus.nope}", "grafana", native)
+
+
+def test_each_layer_is_followed_through_a_service_of_that_layer(model):
+    """`labctl check` and `diagnose --layer` take their layers from lab.yaml: 1..4, each a real service
+    that lab.yaml places at that layer, and the stage of that layer runs it."""
+    assert list(model.layers) == [1, 2, 3, 4]
+    for n, layer in model.layers.items():
+        assert model.service(layer.service).layer == n, layer
+        assert layer.service in model.stage(f"module-{n}").services, layer
+    assert model.layers[3].title == "layer 3 · storage (Prometheus)"
+
+
+def test_a_layer_naming_an_unknown_service_is_refused(tmp_path: Path):
+    root = Path(load_model().root)
+    (tmp_path / "lab").mkdir()
+    (tmp_path / "compose").mkdir()
+    (tmp_path / "compose" / "versions.env").write_text((root / "compose" / "versions.env").read_text())
+    text = (root / "lab" / "lab.yaml").read_text()
+    (tmp_path / "lab" / "lab.yaml").write_text(text.replace("service: prometheus,", "service: promethus,"))
+    with pytest.raises(LabError, match="layer 3 names unknown service 'promethus'"):
+        parse_model(tmp_path)
