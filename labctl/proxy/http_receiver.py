@@ -92,8 +92,10 @@ class HttpReceiver:
                 return _error(
                     401,
                     codec.UNAUTHENTICATED,
+                    # A literal space: Claude Code sends OTEL_EXPORTER_OTLP_HEADERS as written over HTTP,
+                    # so a `%20` it was told to use arrives undecoded (lab/docs/contracts.md, "Headers").
                     "missing or wrong bearer token: send the header Authorization: Bearer <token> "
-                    "(OTEL_EXPORTER_OTLP_HEADERS=Authorization=Bearer%20<token>)",
+                    "(OTEL_EXPORTER_OTLP_HEADERS='Authorization=Bearer <token>', a space, not %20)",
                     reply_media,
                     {"WWW-Authenticate": 'Bearer realm="labctl-proxy"'},
                 )
