@@ -98,10 +98,13 @@ def check(
         from labctl import ui
 
         for _sig, _total, _rejected, violations in results:
-            # One violation per block, path unabridged: a student copies it to find the spot in the payload.
+            # One violation per block. The path has a line of its own, unabridged and never split (a
+            # student copies it to find the spot in the payload); it passes the edge only when it must.
             for v in violations:
-                ui.console.print(f"[red]✗ {escape(v['rule'])}[/] at {escape(v['path'])}", soft_wrap=True)
-                ui.console.print(f"    {escape(v['message'])}", soft_wrap=True)
+                ui.console.print(f"[red]✗ {escape(v['rule'])}[/] at", soft_wrap=True)
+                ui.console.print(f"  {escape(v['path'])}", soft_wrap=True)
+                for line in ui.wrap(v["message"], ui.width(), 4):
+                    ui.console.print(f"    {escape(line)}", soft_wrap=True)
         total = sum(r[1] for r in results)
         rejected = sum(r[2] for r in results)
         sigs = {r[0] for r in results}

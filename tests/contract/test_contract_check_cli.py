@@ -55,11 +55,11 @@ def test_violations_are_printed_with_their_paths_and_exit_1(labctl_run, tmp_path
         r = labctl_run("contract", "check", str(path))
         assert r.returncode == 1
         assert (
-            "✗ attribute_value at resourceMetrics[0].scopeMetrics[0].metrics[0](claude_code.token.usage)"
+            "✗ attribute_value at\n  resourceMetrics[0].scopeMetrics[0].metrics[0](claude_code.token.usage)"
             ".sum.dataPoints[1].attributes[type]"
         ) in r.stdout
         assert (
-            "✗ negative_counter at resourceMetrics[0].scopeMetrics[0].metrics[1](claude_code.cost.usage)"
+            "✗ negative_counter at\n  resourceMetrics[0].scopeMetrics[0].metrics[1](claude_code.cost.usage)"
             ".sum.dataPoints[0].asDouble"
         ) in r.stdout
         assert "2 of 3 data points violate contract 'claude-code'" in r.stderr

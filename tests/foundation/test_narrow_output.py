@@ -12,7 +12,7 @@ from rich.cells import cell_len
 
 from labctl import ui
 from labctl.matrix.cases import CASES_FILE, load_cases
-from tests.conftest import labctl_env, run_labctl
+from tests.conftest import REPO, labctl_env, run_labctl
 
 NARROW = 80
 _BOX = re.compile(r"[│┃┏┓┗┛┣┫┡┩┠┨━─┳┻╇╈┯┷┼└┘┌┐├┤┬┴═╸╹]")
@@ -119,6 +119,20 @@ def test_main_commands_read_whole_at_80_columns(lab_state_dir: Path) -> None:
         if args == ("check", "--layer", "1"):
             assert "required attribute" in narrow, "the contract fault's evidence is cut"
     assert {k: v for k, v in report.items() if v} == {}
+
+
+@pytest.mark.integration
+def test_a_contract_violation_reads_whole_at_80_columns(tmp_path: Path) -> None:
+    """The module-1 step: a broken payload's violation path is longer than 80 columns, so it gets a
+    line of its own (never split); the rule and the message fit."""
+    source = (REPO / "lab" / "modules" / "module-1" / "token-usage.json").read_text()
+    broken = tmp_path / "broken.json"
+    broken.write_text(source.replace('"input"', '"prompt"'))
+    printed = {c: _run(tmp_path, "contract", "check", str(broken), columns=c) for c in (NARROW, 200)}
+    assert problems(printed[NARROW], printed[200]) == []
+    path = "resourceMetrics[0].scopeMetrics[0].metrics[0](claude_code.token.usage).sum.dataPoints[0]"
+    assert f"  {path}.attributes[type]\n" in printed[NARROW], printed[NARROW]
+    assert "allowed: cacheCreation, cacheRead, input, output" in " ".join(printed[NARROW].split())
 
 
 def test_a_table_that_fits_is_never_wider_than_the_terminal(capsys: pytest.CaptureFixture[str]) -> None:
