@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sqlite3
 import time
 from collections import deque
@@ -40,7 +41,11 @@ class Spool:
     def __init__(
         self, path: Path, *, max_bytes: int, memory_bytes: int, overflow: str, sync: str, stats: Stats
     ) -> None:
+        # The spool holds payloads as received (prompt text included when the client logs it) until the
+        # upstream has them: readable by the lab's user only, like the Collector's own queue would be.
         path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        path.chmod(0o600)
         self.path = path
         self.max_bytes = max_bytes
         self.memory_bytes = memory_bytes

@@ -263,7 +263,8 @@ def test_prompt_text_never_appears_unredacted(lab: LabState) -> None:
     # Every file the lab wrote: logs (the Collector's too), records, the stub's log, Prometheus' TSDB and
     # WAL. Not the client's own home (claude/: its transcripts are the client's, not the lab's), and not
     # the proxy's spool: the forwarding buffer holds payloads exactly as received until the Collector
-    # has them (nothing lost), like the Collector's own queue; the Collector masks them before its log.
+    # has them (nothing lost), like the Collector's own queue, readable by the lab's user only; the
+    # Collector masks them before its log and its stores.
     for path in lab.dir.rglob("*"):
         if (
             path.is_file()
@@ -295,6 +296,16 @@ def test_prompt_text_never_appears_unredacted(lab: LabState) -> None:
     for fmt in ("json", "csv"):
         text = run_labctl("proxy", "export", "--format", fmt, state_dir=lab.dir).stdout
         leaks += [f"proxy export {fmt}: {p!r}" for p in prompts if p in text]
+    # The event store compresses what it keeps, so the files above cannot show a leak there: ask it.
+    stored = requests.post(
+        lab.url("victorialogs", "http") + "/select/logsql/query",
+        data={"query": f'session.id:"{session}"'},
+        timeout=10,
+    )
+    assert stored.status_code == 200, stored.text
+    rows = [json.loads(line) for line in stored.text.splitlines() if line.strip()]
+    assert "user_prompt" in {r.get("event.name") for r in rows}, "the session's prompt is not in the store"
+    leaks += [f"victorialogs: {p!r}" for p in prompts if p in stored.text]
     assert not leaks, "prompt text leaked:\n" + "\n".join(leaks)
     # The prompt attribute is there (OTEL_LOG_USER_PROMPTS=1), holding the lab's placeholder.
     events = [r for r in records_of(lab, session) if r["name"] == "user_prompt"]

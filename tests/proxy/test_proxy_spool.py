@@ -121,3 +121,12 @@ def test_drained_spool_gives_disk_space_back(tmp_path):
     drain(spool)
     spool._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     assert (tmp_path / "spool.sqlite").stat().st_size < full / 10
+
+
+def test_the_spool_is_readable_by_its_owner_only(tmp_path):
+    # It holds payloads as received (prompt text too, when the client logs it) until the upstream has them.
+    spool = open_spool(tmp_path)
+    spool.append("logs", 1, b"a prompt")
+    files = sorted(tmp_path.glob("spool.sqlite*"))
+    assert files and {f.name for f in files} >= {"spool.sqlite", "spool.sqlite-wal"}
+    assert {f.name: f.stat().st_mode & 0o777 for f in files} == {f.name: 0o600 for f in files}
