@@ -112,14 +112,10 @@ def apply_no_logs(ctx: FaultContext, opts: dict[str, Any]) -> ConfigOverlay:
     """The Collector's own pipelines without `logs`. A later config file cannot take a key away, only
     replace it: the first file empties `service::pipelines`, the second puts back every pipeline of
     base.yaml but logs (read from base.yaml, so the two never drift apart)."""
-    base = yaml.safe_load((ctx.model.root / "collector-configs" / "base.yaml").read_text())
-    pipelines = {k: v for k, v in base["service"]["pipelines"].items() if not k.startswith("logs")}
 
     def write(folder: Path, keep: bool) -> ConfigOverlay:
-        first, second = folder / "1-clear.yaml", folder / "2-pipelines.yaml"
-        first.write_text(yaml.safe_dump({"service": {"pipelines": None}}))
-        second.write_text(yaml.safe_dump({"service": {"pipelines": pipelines}}, sort_keys=False))
-        return _apply_overlay(ctx, [first, second], scratch=folder if keep else None)
+        files = write_no_logs_overlay(ctx.model.root / "collector-configs" / "base.yaml", folder)
+        return _apply_overlay(ctx, files, scratch=folder if keep else None)
 
     if ctx.quiet:  # hidden: only the neutral copies add_overrides makes may stay behind
         import tempfile
@@ -127,6 +123,32 @@ def apply_no_logs(ctx: FaultContext, opts: dict[str, Any]) -> ConfigOverlay:
         with tempfile.TemporaryDirectory() as scratch:
             return write(Path(scratch), keep=False)
     return write(ctx.fault_dir("no-logs-pipeline"), keep=True)
+
+
+def write_no_logs_overlay(base: Path, folder: Path) -> list[Path]:
+    """The two overlay files (in `folder`) that take base.yaml's logs pipelines away."""
+    pipelines = _without_logs(yaml.safe_load(base.read_text())["service"]["pipelines"])
+    first, second = folder / "1-clear.yaml", folder / "2-pipelines.yaml"
+    first.write_text(yaml.safe_dump({"service": {"pipelines": None}}))
+    second.write_text(yaml.safe_dump({"service": {"pipelines": pipelines}}, sort_keys=False))
+    return [first, second]
+
+
+def _without_logs(pipelines: dict[str, Any]) -> dict[str, Any]:
+    """Every pipeline but the logs ones. A connector those fed (count/events: events counted into metrics)
+    leaves the receivers of the rest too: a connector that receives but is never exported to is a
+    config error, and no events means nothing to count."""
+    kept = {k: dict(v) for k, v in pipelines.items() if not k.startswith("logs")}
+
+    def exporters(body: dict[str, Any]) -> set[str]:
+        listed = body.get("exporters")  # `${env:…}` in base.yaml's own logs pipeline: not a connector
+        return set(listed) if isinstance(listed, list) else set()
+
+    fed = {e for k, v in pipelines.items() if k.startswith("logs") for e in exporters(v)}
+    fed -= {e for v in kept.values() for e in exporters(v)}
+    for body in kept.values():
+        body["receivers"] = [r for r in body.get("receivers") or [] if r not in fed]
+    return {k: v for k, v in kept.items() if v["receivers"]}
 
 
 def _probe_id() -> str:

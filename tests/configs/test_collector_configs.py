@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.configs.confhelpers import COLLECTOR_CONFIGS, binary
 
@@ -57,6 +58,20 @@ def _id(combo: tuple[Path, ...]) -> str:
 def test_config_validates(configs: tuple[Path, ...]) -> None:
     result = validate(configs, _env_for(configs))
     assert result.returncode == 0, f"validate failed for {_id(configs)}:\n{result.stdout}{result.stderr}"
+
+
+@pytest.mark.integration
+def test_the_no_logs_fault_overlay_validates_and_leaves_no_logs_pipeline(tmp_path: Path) -> None:
+    # `break no-logs-pipeline` writes its overlay from base.yaml: with the events counted into metrics
+    # (connector count/events), the metrics pipeline must lose that receiver too, or validate refuses it.
+    from labctl.faults.collector_faults import write_no_logs_overlay
+
+    files = write_no_logs_overlay(BASE, tmp_path)
+    result = validate((BASE, *files), _env_for((BASE,)))
+    assert result.returncode == 0, result.stdout + result.stderr
+    pipelines = yaml.safe_load(files[1].read_text())["service"]["pipelines"]
+    assert not [name for name in pipelines if name.startswith("logs")]
+    assert pipelines["metrics"]["receivers"] == ["otlp"]
 
 
 def test_overlays_exist() -> None:

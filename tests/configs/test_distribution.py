@@ -61,7 +61,7 @@ def _registered() -> dict[str, set[str]]:
     doc = yaml.safe_load(out.stdout)
     return {
         kind: {c["name"] for c in (doc.get(kind) or [])}
-        for kind in ("receivers", "processors", "exporters", "extensions")
+        for kind in ("receivers", "processors", "exporters", "extensions", "connectors")
     }
 
 
@@ -92,6 +92,7 @@ def test_distribution_registers_the_planned_components() -> None:
         "processors": {"memory_limiter", "batch", "resource", "delta_to_cumulative", "redaction"},
         "exporters": {"debug", "otlp_grpc", "otlp_http", "prometheus", "prometheus_remote_write"},
         "extensions": {"bearertokenauth", "health_check", "file_storage"},
+        "connectors": {"count"},
     }
 
 

@@ -2,7 +2,8 @@
 
 The emulator plays Claude Code-like sessions; every event it sent arrives in VictoriaLogs through the
 Collector's logs pipeline (OTLP/HTTP), counted per session — no more, no fewer — with its attributes
-as fields and the redacted ones still redacted.
+as fields and the redacted ones still redacted. The same events, counted by the Collector's count
+connector, are metrics in Prometheus: as many api_error per status code as were sent.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 import secrets
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,8 @@ from typing import Any
 import pytest
 import requests
 
+from labctl.checks.layer4 import panel_queries
+from labctl.modelstub.scenario import load_dir
 from labctl.state import LabState
 from tests.conftest import REPO, labctl_env, run_labctl, started_lab, wait_for
 
@@ -30,6 +34,29 @@ def logsql(lab: LabState, query: str) -> list[dict[str, Any]]:
     )
     assert resp.status_code == 200, resp.text
     return [json.loads(line) for line in resp.text.splitlines() if line.strip()]
+
+
+def promql(lab: LabState, query: str, *by: str) -> dict[tuple[str, ...], float]:
+    """One instant query: {(label values of `by`): value}."""
+    resp = requests.get(lab.url("prometheus", "web") + "/api/v1/query", params={"query": query}, timeout=5)
+    assert resp.status_code == 200, resp.text
+    return {
+        tuple(r["metric"].get(k, "") for k in by): float(r["value"][1]) for r in resp.json()["data"]["result"]
+    }
+
+
+def emit(state_dir: Path, marker: str, *args: str) -> dict[str, Any]:
+    """`labctl emit --from-lab` tagged with `marker`; its JSON summary, after checking nothing failed."""
+    env = labctl_env(OTEL_RESOURCE_ATTRIBUTES=f"lab.marker={marker}")
+    cmd = [sys.executable, "-m", "labctl", "--state-dir", str(state_dir), "emit", "--from-lab", "--json"]
+    run = subprocess.run(
+        [*cmd, *args], capture_output=True, text=True, env=env, cwd=REPO, timeout=120, check=False
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    summary: dict[str, Any] = json.loads(run.stdout)
+    (logs,) = [e for e in summary["exporters"] if e["name"].startswith("logs/")]
+    assert logs["items_sent"] == summary["events"] > 0 and logs["items_failed"] == 0, summary["exporters"]
+    return summary
 
 
 @pytest.fixture(scope="module")
@@ -101,3 +128,45 @@ def test_a_cut_event_store_hop_fails_the_check_and_nothing_is_lost_after_heal(st
     )
     res = run_labctl("check", "--layer", "3", "--json", state_dir=state_dir, check=False)
     assert res.returncode == 0, res.stdout
+
+
+def test_events_become_metrics_as_many_api_errors_per_status_as_were_sent(state_dir: Path) -> None:
+    lab = LabState.load(state_dir)
+    marker = f"counted-{secrets.token_hex(4)}"
+    # The retries scenario: a 429 and a 529 before the first answer, a 500 before the second; the emulator
+    # reports each failed attempt as an api_error event, and the one tool use (Write) as a tool_decision.
+    scenario = load_dir(REPO / "lab" / "scenarios")["retries"]
+    sent = Counter(str(fault.status) for turn in scenario.turns for fault in turn.faults)
+    assert sent == {"429": 1, "529": 1, "500": 1}
+    emit(state_dir, marker, "--scenario", "retries", "--duration", "4")
+
+    sel = f'{{lab_marker="{marker}"}}'
+    errors = f"sum by (status_code) (claude_code_api_error_events_total{sel})"
+
+    def counted() -> dict[str, int]:
+        return {k[0]: int(v) for k, v in promql(lab, errors, "status_code").items()}
+
+    # Scraped every 5 s: poll until Prometheus has what was sent, then prove it is no more.
+    wait_for("the counted api_errors in Prometheus", lambda: counted() == sent, timeout=30, interval=0.5)
+    stored = logsql(lab, f'lab.marker:"{marker}" event.name:api_error | stats by (status_code) count() n')
+    assert {r["status_code"]: int(r["n"]) for r in stored} == sent  # the same events, in the event store
+
+    # Tool decisions by outcome: the metric and the stored events agree (one Write, allowed by config).
+    decisions = promql(
+        lab, f"sum by (decision, source) (claude_code_tool_decision_events_total{sel})", "decision", "source"
+    )
+    stored = logsql(
+        lab, f'lab.marker:"{marker}" event.name:tool_decision | stats by (decision, source) count() n'
+    )
+    assert (
+        decisions
+        == {(r["decision"], r["source"]): float(r["n"]) for r in stored}
+        == {("accept", "config"): 1}
+    )
+
+    # The dashboard's count panel (as Grafana would run it over the last hour) counts each status's first
+    # event too, which rate() cannot: it equals the raw counters of the whole lab.
+    board = json.loads((REPO / "dashboards" / "claude-code-usage.json").read_text())
+    (panel,) = [q for t, _, q in panel_queries(board) if t == "API errors by status"]
+    raw = promql(lab, "sum by (status_code) (claude_code_api_error_events_total)", "status_code")
+    assert promql(lab, panel, "status_code") == raw and raw[("429",)] >= 1
