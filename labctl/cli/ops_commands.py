@@ -23,7 +23,7 @@ def reload(
     services: Annotated[
         list[str] | None,
         typer.Argument(
-            help="proxy, collector, prometheus, grafana (default: those whose files were edited)."
+            help="proxy, collector, prometheus, grafana, alertmanager (default: those whose files were edited)."
         ),
     ] = None,
     restart: Annotated[

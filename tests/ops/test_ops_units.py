@@ -49,6 +49,19 @@ def test_live_and_restart_settings_of_the_proxy(tmp_path: Path) -> None:
     assert reconfigure.changed(old, _cfg(tmp_path)) == ([], [])  # type: ignore[arg-type]
 
 
+def test_alertmanager_is_validated_and_reloaded_from_the_folder_docker_mounts() -> None:
+    # With Docker, amtool checks the file inside the container: the path must be the one Alertmanager
+    # runs, and the mount the folder (a single-file bind would keep an editor's renamed-over file away).
+    import yaml
+
+    from labctl.ops.reload import ALERTMANAGER_CONFIG_DIR, RELOADABLE
+
+    service = yaml.safe_load((REPO / "compose" / "module-4.yml").read_text())["services"]["alertmanager"]
+    assert f"../lab/alertmanager:{ALERTMANAGER_CONFIG_DIR}:ro" in service["volumes"]
+    assert f"--config.file={ALERTMANAGER_CONFIG_DIR}/alertmanager.yml" in service["command"]
+    assert "alertmanager" in RELOADABLE and load_model(REPO).service("alertmanager").config
+
+
 def test_edited_files_are_named_until_recorded_again(tmp_path: Path) -> None:
     model = load_model(REPO)
     lab = LabState(dir=tmp_path)

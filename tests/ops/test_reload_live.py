@@ -1,7 +1,8 @@
 """`labctl reload` on a real native module-3 lab, the way a student edits the pipeline while Claude Code
 keeps exporting: each service reloads under a client exporting every second, with no client error, no
 lost point (the proxy's count = every token Prometheus stored) and a dashboard total that never drops.
-A broken edit is refused with the tool's own message and the old configuration keeps serving."""
+A broken edit is refused with the tool's own message and the old configuration keeps serving (on a
+module-4 lab, so Alertmanager's file is among them)."""
 
 from __future__ import annotations
 
@@ -111,7 +112,8 @@ def test_every_service_reloads_under_load_without_a_client_error_or_a_lost_point
 
 
 def test_a_broken_edit_is_refused_and_the_old_configuration_keeps_serving(tmp_path: Path) -> None:
-    with copy_lab(tmp_path, "module-3") as lab:
+    # Module 4: Alertmanager is one of the services (natively without Grafana, whose binary cannot be had).
+    with copy_lab(tmp_path, "module-4") as lab:
         state = lab.state
         health = state.url("collector", "health")
         up_since = requests.get(health, timeout=5).json()["upSince"]
@@ -156,9 +158,39 @@ def test_a_broken_edit_is_refused_and_the_old_configuration_keeps_serving(tmp_pa
         assert stats["config"]["version"] == 1
         lab.path("lab/proxy/proxy.yaml").write_text(good)
 
-        # Grafana is not part of module-3: refused with what runs and how to start it.
+        # Alertmanager: a route to a receiver that does not exist; amtool names it, nothing is reloaded.
+        am = state.url("alertmanager", "web")
+
+        def am_config() -> str:
+            return str(requests.get(am + "/api/v2/status", timeout=5).json()["config"]["original"])
+
+        running = am_config()
+        alertmanager_yml = "lab/alertmanager/alertmanager.yml"
+        good = lab.save_by_rename(
+            alertmanager_yml,
+            lambda t: t.replace("receiver: lab-notifications\n  group_by", "receiver: nobody\n  group_by", 1),
+        )
+        res = lab.cli("reload", "alertmanager", check=False)
+        assert res.returncode != 0
+        assert "alertmanager: the edited configuration is refused (amtool check-config failed)" in res.stderr
+        assert 'undefined receiver "nobody"' in res.stderr
+        assert am_config() == running
+        # Past labctl, Alertmanager itself refuses the file too and keeps serving the old one.
+        refused = requests.post(am + "/-/reload", timeout=10)
+        assert refused.status_code == 500 and "nobody" in refused.text
+        assert am_config() == running
+        # A good edit, saved the way editors save (a new file renamed over the old), is applied at once.
+        lab.save_by_rename(
+            alertmanager_yml, lambda _: good.replace("repeat_interval: 1h", "repeat_interval: 2h", 1)
+        )
+        [reloaded] = json.loads(lab.cli("reload", "alertmanager", "--json").stdout)
+        assert reloaded["how"] == "POST /-/reload" and reloaded["seconds"] <= 3
+        assert "repeat_interval: 2h" in am_config()
+        assert requests.get(am + "/-/ready", timeout=5).status_code == 200
+
+        # Grafana (no binary natively here): refused with what runs and how to start it.
         res = lab.cli("reload", "grafana", check=False)
-        assert res.returncode != 0 and "grafana is not running in this lab (module-3)" in res.stderr
+        assert res.returncode != 0 and "grafana is not running in this lab (module-4)" in res.stderr
         assert "labctl up <module>" in res.stderr
 
         # Two services at once: one broken file and nothing is applied, not even the good one.
