@@ -18,6 +18,7 @@ from labctl.contract.numbers import (
     Series,
     SeriesCache,
     WireDescription,
+    describe,
     known_points,
     number_points,
     point_prefix,
@@ -27,7 +28,6 @@ from labctl.contract.promname import label_name, prometheus_name
 from labctl.contract.results import Evaluation, Item, ItemMeta, Violation
 from labctl.contract.results import violation as _v
 from labctl.contract.rules import (
-    TEMPORALITY,
     CompiledAttrs,
     CompiledMetric,
     cardinality,
@@ -201,15 +201,10 @@ class Contract:
         path (`_by_wire`) when it passes every metric-level check."""
         ev = run.ev
         m = metrics[mi]
-        kind = m.WhichOneof("data")
+        desc = describe(m)
+        name, kind, unit, _, monotonic, temporality = desc
         data: Any = getattr(m, kind) if kind else None
-        monotonic = bool(kind == "sum" and data.is_monotonic)
-        temporality = (
-            data.aggregation_temporality if kind in ("sum", "histogram", "exponential_histogram") else 0
-        )
-        name, unit = m.name, m.unit
         mbase = f"resourceMetrics[{ri}].scopeMetrics[{si}].metrics[{mi}]({name})"
-        desc = (name, kind, unit, TEMPORALITY.get(temporality, "unspecified"), monotonic, temporality)
         known = run.described.get(desc)
         if known is None:
             cm = self._lookup(name, unit, kind, monotonic)

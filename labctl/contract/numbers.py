@@ -17,7 +17,7 @@ from typing import Any
 from labctl.contract.promname import label_name
 from labctl.contract.results import Evaluation, Item, ItemMeta, Violation
 from labctl.contract.results import violation as _v
-from labctl.contract.rules import CompiledMetric, cardinality, number_checks, seed_fields
+from labctl.contract.rules import TEMPORALITY, CompiledMetric, cardinality, number_checks, seed_fields
 from labctl.otlp.values import any_value, attrs_key
 from labctl.otlp.wire import (
     AGGREGATION_TEMPORALITY_TAG,
@@ -54,6 +54,15 @@ _unpack_head_int = struct.Struct("<xQxQxq").unpack_from
 # What a metric's items share, besides where it sits: (name, kind, unit, temporality name, monotonic,
 # temporality code). The first five are ItemMeta's fields in that order.
 Description = tuple[str, "str | None", str, str, bool, int]
+
+
+def describe(m: Any) -> Description:
+    """A Metric message's description, read from its protobuf object."""
+    kind = m.WhichOneof("data")
+    data: Any = getattr(m, kind) if kind else None
+    monotonic = bool(kind == "sum" and data.is_monotonic)
+    temporality = data.aggregation_temporality if kind in ("sum", "histogram", "exponential_histogram") else 0
+    return (m.name, kind, m.unit, TEMPORALITY.get(temporality, "unspecified"), monotonic, temporality)
 
 
 class WireDescription:

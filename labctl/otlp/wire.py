@@ -29,8 +29,9 @@ def tag(field: int, wire_type: int) -> int:
 
 # ExportMetricsServiceRequest, ResourceMetrics, ScopeMetrics
 RESOURCE_METRICS = 1
-SCOPE_METRICS = 2
-METRICS = 2
+RESOURCE, SCOPE_METRICS = 1, 2
+SCOPE, METRICS = 1, 2
+SCOPE_TAG = tag(SCOPE, LEN)
 METRICS_TAG = tag(METRICS, LEN)
 # Metric: the oneof `data` holds gauge, sum, histogram, exponential_histogram or summary
 METRIC_NAME = 1
@@ -60,8 +61,8 @@ MetricWire = tuple[int, int, bytes | None]
 Layout = dict[tuple[int, int], list[MetricWire | None]]
 
 
-class _Malformed(Exception):
-    pass
+class _Malformed(ValueError):
+    """The bytes cannot be walked (callers outside this module see a ValueError)."""
 
 
 def _varint(buf: bytes, pos: int) -> tuple[int, int]:
@@ -98,6 +99,12 @@ def _fields(buf: bytes, pos: int, end: int) -> Iterator[tuple[int, int, int]]:
             raise _Malformed
     if pos != end:
         raise _Malformed
+
+
+def fields(buf: bytes, pos: int, end: int) -> Iterator[tuple[int, int, int]]:
+    """(field number, start, end) of each length-delimited field in buf[pos:end]; ValueError when the
+    bytes cannot be walked."""
+    return _fields(buf, pos, end)
 
 
 def skip_field(buf: bytes, pos: int) -> int:

@@ -22,19 +22,19 @@ from labctl.redact import Redactor
 class JsonlEncoder:
     def __init__(self, max_cached: int = 50_000) -> None:
         # series id -> (redactor, the attributes as JSON); a series id is its attributes' content
-        self._attrs: dict[SeriesId, tuple[Redactor, bytes]] = {}
+        self.attrs_cache: dict[SeriesId, tuple[Redactor, bytes]] = {}
         self.max_cached = max_cached
 
-    def _attrs_json(self, attrs: dict[str, Any], red: Redactor, series: SeriesId | None) -> bytes:
+    def attrs_json(self, attrs: dict[str, Any], red: Redactor, series: SeriesId | None) -> bytes:
         if series is not None:
-            hit = self._attrs.get(series)
+            hit = self.attrs_cache.get(series)
             if hit is not None and hit[0] is red:
                 return hit[1]
         data = dumps(clip_attrs(red.attrs(attrs)))
         if series is not None:
-            if len(self._attrs) >= self.max_cached:
-                self._attrs.clear()
-            self._attrs[series] = (red, data)
+            if len(self.attrs_cache) >= self.max_cached:
+                self.attrs_cache.clear()
+            self.attrs_cache[series] = (red, data)
         return data
 
     def encode(
@@ -58,7 +58,7 @@ class JsonlEncoder:
         resources: dict[int, dict[str, Any]] = {}
         last_meta: Any = None
         head = b""
-        attrs_cache = self._attrs
+        attrs_cache = self.attrs_cache
         line = b'%s%s,"value":%r,"start_time_unix_nano":%d,"time_unix_nano":%d,"time":%s%s\n'
         for i, item in enumerate(ev.items):
             meta, value, t = item.meta, item.value, item.time_ns
@@ -112,9 +112,7 @@ class JsonlEncoder:
             series = item.series
             hit = attrs_cache.get(series) if series is not None else None
             attrs = (
-                hit[1]
-                if hit is not None and hit[0] is red
-                else self._attrs_json(item.attributes, red, series)
+                hit[1] if hit is not None and hit[0] is red else self.attrs_json(item.attributes, red, series)
             )
             # one line in one formatting step; %r of an int or a float is its JSON number here (finite)
             parts.append(line % (head, attrs, value, item.start_ns, t, iso, tail_ok))

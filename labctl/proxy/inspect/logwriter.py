@@ -2,9 +2,10 @@
 
 Encoding one JSON line per data point is a fifth of the proxy's work at high load, and nothing on the
 request path needs those lines. So the proxy hands each payload's wire bytes, with the verdicts it
-reached, to a child process (logwriter_child.py) that decodes them again, writes the lines and rotates
-the file. The child decodes with an empty contract and takes every violation from the proxy, so the
-lines say exactly what the proxy answered, even across contract reloads.
+reached, to a child process (logwriter_child.py) that writes the lines and rotates the file. A clean
+metrics payload is written from its bytes (jsonl_wire.py); any other is decoded again with an empty
+contract, every violation taken from the proxy, so the lines say exactly what the proxy answered, even
+across contract reloads.
 
 Frames on the child's stdin: 4-byte big-endian length + pickle of one message:
     ("red", Redactor)                              redaction in force from now on

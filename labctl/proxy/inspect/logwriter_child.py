@@ -30,12 +30,14 @@ def run_child(path: Path, max_bytes: int, stdin: BinaryIO, stdout: BinaryIO) -> 
     from labctl.contract import Contract, ContractSpec
     from labctl.otlp.signals import SIGNALS
     from labctl.proxy.inspect.jsonl_fast import JsonlEncoder
+    from labctl.proxy.inspect.jsonl_wire import WireLines
     from labctl.proxy.inspect.store import JsonlLog
     from labctl.redact import Redactor
 
     # No rules: the child only decodes; every verdict comes from the proxy.
     decoder = Contract(ContractSpec(name="log", unknown_metrics="allow", unknown_events="allow"))
     encoder = JsonlEncoder()
+    wire = WireLines(encoder)
     out = JsonlLog(path, max_bytes)
     red = Redactor()
     try:
@@ -44,10 +46,18 @@ def run_child(path: Path, max_bytes: int, stdin: BinaryIO, stdout: BinaryIO) -> 
             if msg[0] == "p":
                 _, signal_name, payload_id, raw, violations = msg
                 try:
-                    request = SIGNALS[signal_name].request_type.FromString(raw)
-                    ev = decoder.evaluate(signal_name, request, raw)
-                    ev.with_violations(violations)
-                    out.write_bytes(encoder.encode(ev, red, payload_id, {}))
+                    # A clean metrics payload is written from its bytes; any other is evaluated again.
+                    lines = (
+                        wire.encode(raw, red, payload_id)
+                        if signal_name == "metrics" and not violations
+                        else None
+                    )
+                    if lines is None:
+                        request = SIGNALS[signal_name].request_type.FromString(raw)
+                        ev = decoder.evaluate(signal_name, request, raw)
+                        ev.with_violations(violations)
+                        lines = encoder.encode(ev, red, payload_id, {})
+                    out.write_bytes(lines)
                 except Exception:  # one payload the log cannot show must not end the log
                     logging.getLogger("labctl.proxy.inspect").exception(
                         "payload %d could not be written to the inspection log", payload_id
