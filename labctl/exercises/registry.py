@@ -58,6 +58,18 @@ def _verify_promql(path: Path) -> list[Finding]:
     return verify(path)
 
 
+def _verify_scrape(path: Path) -> list[Finding]:
+    from labctl.exercises.scrape_job import verify
+
+    return verify(path)
+
+
+def _verify_recording(path: Path) -> list[Finding]:
+    from labctl.exercises.recording_rule import verify
+
+    return verify(path)
+
+
 def _verify_alert(path: Path) -> list[Finding]:
     from labctl.exercises.no_data_alert import verify
 
@@ -94,6 +106,22 @@ EXERCISES: tuple[Exercise, ...] = (
         "my-queries.yaml",
         _read("lab", "exercises", "promql.yaml"),
         _verify_promql,
+    ),
+    Exercise(
+        "scrape-job",
+        "module-3",
+        "make a scrape job pull Claude Code's metrics from the Collector, often enough for rate()",
+        "my-scrape-job.yaml",
+        _read("lab", "exercises", "scrape-job.yaml"),
+        _verify_scrape,
+    ),
+    Exercise(
+        "recording-rule",
+        "module-3",
+        "record tokens per second per model for the dashboards, under a conventional name",
+        "my-recording-rule.yaml",
+        _read("lab", "exercises", "recording-rule.yaml"),
+        _verify_recording,
     ),
     Exercise(
         "dashboard-panel",
