@@ -134,7 +134,38 @@ def _instances(root: Path) -> list[LabState]:
     return labs
 
 
+def _health(lab: LabState) -> dict[str, Any]:
+    """Now, cheaply: is every service of the lab's stage running and answering its health endpoint?
+    (`labctl status` without the table; a service the machine cannot run, such as Grafana, is left out.)"""
+    if not lab.stage:
+        return {"green": False, "summary": "down", "unhealthy": []}
+    from labctl.runtimes import get_runtime
+
+    try:
+        rows = [
+            r
+            for r in get_runtime(lab).status()
+            if r.state != "not available" and not r.detail.startswith("not part")
+        ]
+    except LabError as exc:
+        return {"green": False, "summary": f"unknown: {exc.message}", "unhealthy": []}
+    bad = [r.service for r in rows if r.health != "healthy"]
+    summary = "green" if not bad else f"{len(rows) - len(bad)}/{len(rows)} healthy; not: {', '.join(bad)}"
+    return {"green": not bad, "summary": summary, "unhealthy": bad}
+
+
+def _rows(labs: list[LabState]) -> list[dict[str, Any]]:
+    """Every instance's row; the health probes run side by side (a class is 20 to 50 labs)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        health = list(pool.map(_health, labs))
+    return [{**_row(lab), "health": h} for lab, h in zip(labs, health, strict=True)]
+
+
 def _row(lab: LabState) -> dict[str, Any]:
+    from labctl.exercises.progress import passed
+
     secret = blind.hidden(lab)
     since = min((e.since for e in secret.values()), default=None)
     diagnosis = lab.settings.get("diagnosis")
@@ -154,28 +185,33 @@ def _row(lab: LabState) -> dict[str, Any]:
         )
         if last
         else None,
+        "exercises_passed": passed(lab),
     }
 
 
 @class_app.command(
-    "show", help="One row per instance: stage, hidden fault active since, diagnosis, last grade."
+    "show",
+    help="One row per instance: stage, whether its services are healthy now, hidden fault active since, "
+    "diagnosis, last grade, build-it exercises passed.",
 )
 def class_show(
     root: RootOpt = None, json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False
 ) -> None:
-    rows = [_row(lab) for lab in _instances(_root(root))]
+    rows = _rows(_instances(_root(root)))
     if json_out:
         ui.print_json(rows)
         return
     ui.table(
-        ["instance", "stage", "hidden fault", "diagnosis", "last grade"],
+        ["instance", "stage", "now", "hidden fault", "diagnosis", "last grade", "exercises passed"],
         [
             [
                 r["instance"],
                 r["stage"] or "down",
+                r["health"]["summary"],
                 f"since {r['since']}" if r["hidden_fault"] else "-",
                 r["diagnosis"] or "-",
                 r["last_grade"] or "-",
+                ", ".join(r["exercises_passed"]) or "-",
             ]
             for r in rows
         ],

@@ -78,6 +78,9 @@ def check(
         raise LabError(f"{path} does not exist", f"write it first: labctl exercise start {name}")
     findings = exercise.verify(path)
     passed = all(f.ok for f in findings)
+    from labctl.exercises.progress import record
+
+    record(name, passed, sum(not f.ok for f in findings))  # for the instructor's `labctl class show`
     if as_json:
         ui.print_json(
             {

@@ -31,11 +31,20 @@ def run_labctl(*args: str, check: bool = True):
     return result
 
 
+@pytest.fixture(autouse=True)
+def own_state_dir(tmp_path, monkeypatch):
+    """`exercise check` notes its result in the invocation's lab: never the developer's own one."""
+    monkeypatch.setenv("LABCTL_STATE_DIR", str(tmp_path / "lab"))
+    return tmp_path / "lab"
+
+
 ANSWERS = REPO / "lab" / "docs" / "answer-key"
 MODEL_SOLUTIONS = {
     "contract-rule": REPO / "lab" / "contracts" / "claude-code.yaml",
     "collector-pipeline": ANSWERS / "collector-pipeline.yaml",
     "promql": ANSWERS / "promql.yaml",
+    "scrape-job": ANSWERS / "scrape-job.yaml",
+    "recording-rule": ANSWERS / "recording-rule.yaml",
     "dashboard-panel": ANSWERS / "dashboard-panel.json",
     "no-data-alert": ANSWERS / "no-data-alert.yaml",
 }
@@ -44,6 +53,13 @@ STARTING_FAILURES = {
     "contract-rule": {"a token.usage point with type 'prompt'", "a token.usage point with type 'Input'"},
     "collector-pipeline": {"the metrics pipeline", "a logs pipeline"},
     "promql": {"token-rate", "tokens-per-type", "cost", "sessions", "cache-share"},
+    "scrape-job": {
+        "the job pulls from the Collector's prometheus exporter",
+        "the job reads the exporter's path",
+        "rate(...[1m]) gets at least four samples",
+    },
+    # The dropped model label and the window only show once the rule records something (next test).
+    "recording-rule": {"it records model:claude_code_token_usage_tokens:rate5m", "it records data"},
     "dashboard-panel": {
         "a `model` variable",
         "the query can show 'No data'",
@@ -125,6 +141,51 @@ def test_collector_config_that_validate_refuses_says_so(tmp_path):
     mine.write_text(yaml.safe_dump(config), encoding="utf-8")
     failed = _failing("collector-pipeline", mine)
     assert any(f.startswith("otelcol validate accepts it: ") and "debug/nowhere" in f for f in failed), failed
+
+
+@pytest.mark.integration
+def test_recording_rule_bugs_surface_one_after_another(tmp_path):
+    """The starting rule's three bugs, fixed one at a time: each fix shows the next, as a student meets them;
+    a rule written differently with the same values passes."""
+    start = (REPO / "lab" / "exercises" / "recording-rule.yaml").read_text()
+    mine = tmp_path / "my-recording-rule.yaml"
+    named = start.replace("record: token_rate", "record: model:claude_code_token_usage_tokens:rate5m")
+    steps = [
+        (named.replace("[5s]", "[5m]"), {"it records one series per model"}),  # sum() dropped the model
+        (named.replace("sum(", "sum by (model) (").replace("[5s]", "[1m]"), {"its values are tokens"}),
+        (named.replace("sum(", "sum without (type, session_id) (").replace("[5s]", "[300s]"), set()),
+    ]
+    for text, expected in steps:
+        mine.write_text(text, encoding="utf-8")
+        failed = _failing("recording-rule", mine)
+        assert _starts(failed, expected) if expected else failed == set(), (text, failed)
+
+
+@pytest.mark.integration
+def test_scrape_job_with_a_scheme_in_the_target_is_refused_by_promtool(tmp_path):
+    job = (ANSWERS / "scrape-job.yaml").read_text().replace('"127.0.0.1:8889"', '"http://127.0.0.1:8889"')
+    mine = tmp_path / "my-scrape-job.yaml"
+    mine.write_text(job, encoding="utf-8")
+    failed = _failing("scrape-job", mine)
+    assert failed == {f for f in failed if f.startswith("promtool check config accepts it: ")}, failed
+    assert any("is not a valid hostname" in f for f in failed), failed
+
+
+def test_a_check_inside_a_lab_is_noted_for_the_class_view(tmp_path, own_state_dir, monkeypatch):
+    """A pass stays a pass after a later fail; outside a lab nothing is written."""
+    from labctl.exercises.progress import passed, record
+    from labctl.state import LabState
+
+    assert record("promql", True, 0) is False and not own_state_dir.exists()
+    LabState(dir=own_state_dir, stage="module-3").save()
+    assert record("promql", False, 5) and passed(LabState.load(own_state_dir)) == []
+    record("promql", True, 0)
+    record("scrape-job", True, 0)
+    record("promql", False, 1)
+    lab = LabState.load(own_state_dir)
+    assert passed(lab) == ["promql", "scrape-job"]
+    assert lab.settings["exercises"]["promql"]["last"] == "fail"
+    assert lab.settings["exercises"]["promql"]["last_failed_checks"] == 1
 
 
 def test_start_refuses_to_overwrite_work(tmp_path, monkeypatch):

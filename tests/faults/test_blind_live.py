@@ -9,13 +9,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 import requests
 
 from labctl.faults import blind
 from labctl.faults.registry import FAULTS
+from labctl.runtimes.native import NativeRuntime
 from labctl.state import LabState
-from tests.conftest import run_labctl, started_lab
+from tests.conftest import labctl_env, run_labctl, started_lab
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -186,6 +188,25 @@ def classroom(tmp_path: Path) -> Iterator[Path]:
 
 def test_class_break_show_and_reveal(classroom: Path) -> None:
     root = str(classroom)
+    # Alice passes the module-1 build-it exercise; Bob checks the starting file (a fail is no pass).
+    repo = Path(__file__).resolve().parents[2]
+    run_labctl(
+        "exercise",
+        "check",
+        "contract-rule",
+        str(repo / "lab/contracts/claude-code.yaml"),
+        state_dir=classroom / "alice",
+    )
+    run_labctl("exercise", "start", "contract-rule", "--dir", str(classroom), state_dir=classroom / "bob")
+    failed = run_labctl(
+        "exercise",
+        "check",
+        "contract-rule",
+        str(classroom / "my-contract.yaml"),
+        state_dir=classroom / "bob",
+        check=False,
+    )
+    assert failed.returncode == 1, failed.stdout
     broke = json.loads(
         run_labctl(
             "class",
@@ -250,3 +271,24 @@ def test_class_break_show_and_reveal(classroom: Path) -> None:
     }
     assert not any(r["hidden_fault"] for r in after.values())
     assert after["alice"]["last_grade"].endswith("4/4 right")
+    assert {n: r["exercises_passed"] for n, r in after.items()} == {
+        "alice": ["contract-rule"],
+        "bob": [],
+        "carol": [],
+    }
+    assert LabState.load(classroom / "bob").settings["exercises"]["contract-rule"]["last"] == "fail"
+    # Carol's model stub dies: her lab is no longer green, the others are.
+    carol = LabState.load(classroom / "carol")
+    record = NativeRuntime(carol).record("model-stub")
+    assert record is not None
+    stub = psutil.Process(record.pid)
+    stub.kill()
+    stub.wait(10)
+    now = {
+        r["instance"]: r["health"]
+        for r in json.loads(run_labctl("class", "show", "--root", root, "--json").stdout)
+    }
+    assert now["alice"]["green"] and now["bob"]["green"], now
+    assert not now["carol"]["green"] and now["carol"]["unhealthy"] == ["model-stub"], now
+    table = run_labctl("class", "show", "--root", root, env=labctl_env(COLUMNS="80")).stdout
+    assert "contract-rule" in table and "model-stub" in table, table
