@@ -90,7 +90,8 @@ class FaultContext:
         """
         self.refresh()
         if self.quiet:  # both runtimes: Docker mounts the copy under its own (neutral) name
-            configs = [self._neutral_copy(service, Path(p)) for p in configs or []]
+            env = dict(env or {})  # the copies take the values they read out of it
+            configs = [self._neutral_copy(service, Path(p), env) for p in configs or []]
         current = self.lab.overrides.get(service, {})
         cur_env = dict(current.get("env", {}))
         cur_cfg = list(current.get("extra_configs", []))
@@ -109,16 +110,21 @@ class FaultContext:
         self.refresh()
         return undo
 
-    def _neutral_copy(self, service: str, path: Path) -> Path:
+    def _neutral_copy(self, service: str, path: Path, env: dict[str, str]) -> Path:
         """A hidden fault's overlay under a name that says nothing (the service log, the process list and
         the container's command and mounts show its path: `--config .../faults/auth.yaml` would be the
-        answer)."""
+        answer). A value the overlay reads from `env` (`${env:NAME}`) is written into the copy and taken
+        out of `env`: the variable's name would show in the process environment and `docker inspect`."""
         import hashlib
 
         import yaml
 
+        raw = path.read_text()
+        for name in list(env):
+            if f"${{env:{name}}}" in raw:
+                raw = raw.replace(f"${{env:{name}}}", env.pop(name))
         # Data only: the overlay's comments explain the trap (and name it), the copy must not.
-        text = yaml.safe_dump(yaml.safe_load(path.read_text()), sort_keys=False)
+        text = yaml.safe_dump(yaml.safe_load(raw), sort_keys=False)
         folder = self.lab.dir / "config"
         folder.mkdir(parents=True, exist_ok=True)
         copy = folder / f"{service}-{hashlib.sha256(text.encode()).hexdigest()[:8]}.yaml"

@@ -1,9 +1,12 @@
 """Hidden faults on the Docker runtime: the Collector's container shows no fault in its command or its
 mounts (a hidden overlay is a neutral copy mounted by that name), check fails at the fault's layer, and
 a right diagnosis is graded 4/4 at `reveal`, which puts the container back on the base configuration.
+Nothing in the container's configuration (`docker inspect`: command, mounts, environment, labels)
+names the fault or its mechanism.
 
 One module-2 lab serves every round: repository overlays (memory-pressure and the delta and expiry
-traps) and a generated one (no-logs-pipeline, written outside the repository)."""
+traps), a generated one (no-logs-pipeline, written outside the repository) and auth (an overlay that
+reads a token, which the hidden copy holds itself instead of an environment variable)."""
 
 from __future__ import annotations
 
@@ -44,21 +47,40 @@ def _collector(state_dir: Path) -> dict:  # type: ignore[type-arg]
     return json.loads(docker("inspect", name).stdout)[0]  # type: ignore[no-any-return]
 
 
-@pytest.mark.parametrize(
-    "name", ["memory-pressure", "no-logs-pipeline", "delta-temporality", "series-expiry"]
-)
+# Words that would give each fault away in the container's configuration, besides its name.
+GIVEAWAYS = {
+    "memory-pressure": ("memory",),
+    "no-logs-pipeline": ("logs",),
+    "delta-temporality": ("delta",),
+    "series-expiry": ("expir",),
+    "auth": ("auth", "token", "bearer"),  # the fault's token goes into the hidden copy, not the env
+}
+
+
+@pytest.mark.parametrize("name", list(GIVEAWAYS))
 def test_a_hidden_collector_fault_leaves_no_name_in_the_container(lab: tuple[Path, str], name: str) -> None:
     state_dir, instance = lab
 
     def cli(*args: str, check: bool = True):  # type: ignore[no-untyped-def]
         return run_labctl("--instance", instance, *args, state_dir=state_dir, check=check, timeout=240)
 
+    healthy = _collector(state_dir)["Config"]
     try:
         cli("break", name, "--hidden")
         container = _collector(state_dir)
-        shown = json.dumps({"args": container["Args"], "mounts": container["Mounts"]})
-        for word in (name, "faults/", "memory", "logs", "delta", "expir"):
-            assert word not in shown, f"{word!r} in the collector container: {shown}"
+        config = container["Config"]
+        # What the fault changed: the command and mounts whole, the environment and labels that differ
+        # from the healthy container's (LAB_COLLECTOR_LOGS_EXPORTERS, say, is always there).
+        shown = json.dumps(
+            {
+                "args": container["Args"],
+                "mounts": container["Mounts"],
+                "env": sorted(set(config["Env"]) - set(healthy["Env"])),
+                "labels": {k: v for k, v in config["Labels"].items() if healthy["Labels"].get(k) != v},
+            }
+        ).lower()
+        for word in (name, "faults/", *GIVEAWAYS[name]):
+            assert word.lower() not in shown, f"{word!r} in the collector container: {shown}"
         assert "/etc/otelcol-lab/collector-" in shown
 
         res = cli("check", "--json", check=False)
