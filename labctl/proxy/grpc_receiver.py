@@ -25,6 +25,7 @@ class GrpcReceiver:
     def __init__(self, ingest: Ingest, stats: Stats, *, token: str) -> None:
         self.ingest = ingest
         self.stats = stats
+        self._safe_headers: dict[tuple[Any, ...], dict[str, str]] = {}
         self.set_token(token)
 
     def set_token(self, token: str) -> None:
@@ -70,7 +71,7 @@ class GrpcReceiver:
             "content_type": "application/grpc",
             "peer": context.peer() or "",
             "bytes": len(body),
-            "headers": safe_headers(dict(metadata)),
+            "headers": self._headers(metadata),
         }
         try:
             answer = self.ingest.handle(sig, msg, body, meta)
@@ -83,4 +84,17 @@ class GrpcReceiver:
                 busy.message,
                 trailing_metadata=(("grpc-status-details-bin", st.SerializeToString()),),
             )
+        if not answer.rejected and not answer.message:
+            return b""  # the empty Export*ServiceResponse: full success
         return response(sig, answer.rejected, answer.message).SerializeToString()
+
+    def _headers(self, metadata: Any) -> dict[str, str]:
+        """The request's metadata made safe for the inspection record. A client sends the same metadata
+        with every export: the last few are remembered (the records never change the dict they get)."""
+        key = tuple(metadata)
+        safe = self._safe_headers.get(key)
+        if safe is None:
+            if len(self._safe_headers) >= 64:
+                self._safe_headers.clear()
+            safe = self._safe_headers[key] = safe_headers(dict(metadata))
+        return safe
