@@ -8,13 +8,20 @@ Prometheus) has data.
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import shutil
 import time
 
 import pytest
 from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcMetricExporter
 
 from labctl import promql
+from labctl.checks import layer4
+from labctl.checks.context import CheckContext
 from labctl.checks.nodata import declared
+from labctl.checks.result import CheckResult
+from labctl.model import load_model
 from tests.configs.confhelpers import DASHBOARDS, wait_for
 from tests.configs.dashboards import queries
 from tests.configs.otlp_send import send_claude_code_event, send_claude_code_metrics
@@ -26,7 +33,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ABSENT_WHEN_HEALTHY = {(dashboard, key) for dashboard, keys in declared(DASHBOARDS).items() for key in keys}
 
 
-def test_every_panel_query_returns_data(native_lab) -> None:
+def test_every_panel_query_returns_data(native_lab, tmp_path) -> None:
     lab = native_lab("module-3")
     prom = promql.client(lab.url("prometheus", "web"))
     send_claude_code_metrics(
@@ -46,7 +53,7 @@ def test_every_panel_query_returns_data(native_lab) -> None:
     assert prom.custom_query('target_info{job="collector", exported_job="claude-code"}')
     # rate() needs two samples of each series after the data arrived: at least two scrapes (5 s apart).
     # A loaded machine scrapes late, so each query is asked again until it answers, for up to a minute.
-    assert len(ABSENT_WHEN_HEALTHY) == 3, ABSENT_WHEN_HEALTHY
+    assert len(ABSENT_WHEN_HEALTHY) == 5, ABSENT_WHEN_HEALTHY
     pending = [query for query in queries() if (query.dashboard, query.key) not in ABSENT_WHEN_HEALTHY]
     deadline = time.monotonic() + 60
     while True:
@@ -56,6 +63,41 @@ def test_every_panel_query_returns_data(native_lab) -> None:
             break
         time.sleep(2)
     assert not pending, "panels without data:\n" + "\n".join(empty[query.id] for query in pending)
+    _a_fallback_fails_layer_4_naming_its_panel(lab, tmp_path)
+
+
+def _a_fallback_fails_layer_4_naming_its_panel(lab, tmp_path) -> None:
+    """Layer 4's no-data rule on this lab's real data: a copy of the dashboards passes; the same copy
+    with `or vector(0)` added to one panel's query fails, naming that panel, though it still has data.
+    (`labctl check --layer 4` reads the dashboards of the model's root: here a copy of them.)"""
+    root = tmp_path / "root"
+    shutil.copytree(DASHBOARDS, root / "dashboards")
+    cx = CheckContext(
+        lab=lab,
+        model=dataclasses.replace(load_model(), root=root),
+        running=load_model().stage_services(lab.stage, lab.runtime),
+        reached={"prometheus": True},
+    )
+
+    def verdicts() -> dict[str, CheckResult]:
+        return {r.name: r for r in layer4.check(cx, grafana_running=False)}
+
+    clean = verdicts()
+    boards = {f"dashboard {p.stem}" for p in DASHBOARDS.glob("*.json")}
+    assert boards <= set(clean) and all(clean[b].ok for b in boards), [clean[b] for b in boards]
+
+    path = root / "dashboards" / "claude-code-usage.json"
+    board = json.loads(path.read_text())
+    title, ref, _ = next(q for q in layer4.panel_queries(board) if "vector" not in q[2])
+    panel = next(p for p in layer4.panels(board) if p.get("title") == title)
+    target = next(t for t in panel["targets"] if t.get("refId", "A") == ref)
+    target["expr"] = f"({target['expr']}) or vector(0)"
+    path.write_text(json.dumps(board))
+    hidden = verdicts()["dashboard claude-code-usage"]
+    assert not hidden.ok and "always answer" in (hidden.cause or ""), hidden
+    named = [e for e in hidden.evidence if e.startswith(f"{title} [{ref}]: can never show 'No data'")]
+    assert named and "or vector(" in named[0], hidden.evidence
+    assert verdicts()["dashboard pipeline-health"].ok  # the other dashboard is untouched
 
 
 def _why_empty(prom, query) -> str:
