@@ -9,6 +9,7 @@ asks for `Evaluation.records`.
 
 from __future__ import annotations
 
+import time
 from functools import partial
 from typing import Any
 
@@ -289,6 +290,7 @@ class Contract:
         spec = self.spec
         unknown_violation = spec.unknown_events == "violation"
         no_name_violation = spec.logs_without_event_name == "violation"
+        now_ns = time.time_ns()
         for ri, rl in enumerate(request.resource_logs):
             resource = {kv.key: any_value(kv.value) for kv in rl.resource.attributes}
             rbase = f"resourceLogs[{ri}]"
@@ -301,6 +303,8 @@ class Contract:
                     name = lr.event_name or attrs.get("event.name")
                     viol = list(res_viol) if res_viol else []
                     base = f"{rbase}.scopeLogs[{si}].logRecords[{li}]"
+                    if lr.trace_id or lr.span_id or lr.time_unix_nano:
+                        _record_shape(lr, base, now_ns, viol)
                     if not name:
                         if no_name_violation:
                             viol.append(
@@ -333,3 +337,37 @@ class Contract:
                     (item.meta.resource_index, item.meta.scope_index, 0), item.position, item.violations
                 )
         ev.total = len(items)
+
+
+# An event's time the event store keeps: VictoriaLogs drops, without an error to the Collector, rows newer
+# than its -futureRetention (2 days by default) and older than its -retentionPeriod (7 days in lab.yaml).
+_AHEAD_NS = 2 * 86400 * 10**9
+_BEHIND_NS = 7 * 86400 * 10**9
+
+
+def _record_shape(lr: Any, base: str, now_ns: int, out: list[Violation]) -> None:
+    """What OTLP and the stores downstream need of any log record, whatever the contract says of events:
+    ids of the right length (the Collector refuses a whole request over one) and a time the event store
+    keeps (a record outside it vanishes there)."""
+    for field, size in (("trace_id", 16), ("span_id", 8)):
+        n = len(getattr(lr, field))
+        if n not in (0, size):
+            out.append(
+                _v(
+                    f"{base}.{field}",
+                    "malformed_id",
+                    f"{field} is {n} bytes ({size}, or none): the Collector refuses the whole request "
+                    "carrying it",
+                )
+            )
+    t = lr.time_unix_nano
+    if t and not now_ns - _BEHIND_NS <= t <= now_ns + _AHEAD_NS:
+        days = (t - now_ns) / 86400e9
+        when = f"{days:.0f} days ahead of" if days > 0 else f"{-days:.0f} days behind"
+        out.append(
+            _v(
+                f"{base}.timeUnixNano",
+                "timestamp_range",
+                f"the record's time is {when} the proxy's clock: the event store drops it without an error",
+            )
+        )

@@ -179,6 +179,34 @@ def test_events(cc: Contract) -> None:
     assert rules_of(strict, "logs", plain_log) == ["missing_event_name"]
 
 
+def test_malformed_log_records_whatever_the_event(cc: Contract) -> None:
+    # Ids the Collector cannot decode and times the event store drops: reported for any log record.
+    import time
+
+    a = session_attrs()
+    ok = logs_request(
+        [("claude_code.tool_decision", {**a, "tool_name": "Edit", "decision": "accept", "source": "hook"})]
+    )
+    record = ok.resource_logs[0].scope_logs[0].log_records[0]
+    record.trace_id, record.span_id = bytes(16), bytes(8)
+    record.time_unix_nano = time.time_ns() + 3600 * 10**9  # an hour of clock skew is fine
+    assert rules_of(cc, "logs", ok) == []
+    record.trace_id, record.span_id = b"\x01\x02\x03", bytes(9)
+    found = cc.evaluate("logs", ok).violations()
+    assert [(v["rule"], v["path"].rsplit(".", 1)[1]) for v in found] == [
+        ("malformed_id", "trace_id"),
+        ("malformed_id", "span_id"),
+    ]
+    assert "trace_id is 3 bytes (16, or none)" in found[0]["message"]
+    record.trace_id, record.span_id = b"", b""
+    for days, words in ((3, "3 days ahead of"), (-8, "8 days behind")):
+        record.time_unix_nano = time.time_ns() + days * 86400 * 10**9
+        (v,) = cc.evaluate("logs", ok).violations()
+        assert v["rule"] == "timestamp_range" and words in v["message"], v
+    record.time_unix_nano = 0  # no time: the receiving end stamps it
+    assert rules_of(cc, "logs", ok) == []
+
+
 def test_sensitive_attribute_value_never_in_a_message(cc: Contract) -> None:
     secret = "please refactor the billing module"
     req = logs_request(

@@ -3,7 +3,8 @@
 The emulator plays Claude Code-like sessions; every event it sent arrives in VictoriaLogs through the
 Collector's logs pipeline (OTLP/HTTP), counted per session — no more, no fewer — with its attributes
 as fields and the redacted ones still redacted. The same events, counted by the Collector's count
-connector, are metrics in Prometheus: as many api_error per status code as were sent.
+connector, are metrics in Prometheus: as many api_error per status code as were sent. Malformed logs
+are refused or reported by the proxy and never stop the path: a valid event after them is stored.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import secrets
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +23,7 @@ import pytest
 import requests
 
 from labctl.checks.layer4 import panel_queries
+from labctl.contract.samples import logs_request, session_attrs
 from labctl.modelstub.scenario import load_dir
 from labctl.state import LabState
 from tests.conftest import REPO, labctl_env, run_labctl, started_lab, wait_for
@@ -170,3 +173,59 @@ def test_events_become_metrics_as_many_api_errors_per_status_as_were_sent(state_
     (panel,) = [q for t, _, q in panel_queries(board) if t == "API errors by status"]
     raw = promql(lab, "sum by (status_code) (claude_code_api_error_events_total)", "status_code")
     assert promql(lab, panel, "status_code") == raw and raw[("429",)] >= 1
+
+
+def test_malformed_logs_are_reported_and_the_path_to_the_event_store_keeps_working(state_dir: Path) -> None:
+    lab = LabState.load(state_dir)
+    marker = f"malformed-{secrets.token_hex(4)}"
+    url = lab.url("proxy", "otlp_http") + "/v1/logs"
+    admin = lab.url("proxy", "admin")
+
+    def post(body: bytes, content_type: str = "application/x-protobuf") -> requests.Response:
+        return requests.post(url, data=body, headers={"Content-Type": content_type}, timeout=10)
+
+    def event(case: str) -> Any:
+        attrs = {**session_attrs(marker), "tool_name": "Edit", "decision": "accept", "source": "hook"}
+        resource = {"service.name": "claude-code", "lab.marker": marker}
+        return logs_request([("claude_code.tool_decision", {**attrs, "case": case})], resource)
+
+    def dropped() -> int:
+        stats = requests.get(admin + "/api/stats", timeout=5).json()
+        return int(stats["counters"]["dropped"]["logs"].get("upstream_permanent", 0))
+
+    # Bodies that are not OTLP: refused with 400 naming the problem, so nothing goes further.
+    garbage = post(b"\x0a\xff\xff\xff\xff\x0f not protobuf")
+    assert garbage.status_code == 400 and b"not a valid protobuf ExportLogsServiceRequest" in garbage.content
+    broken = post(b"{not json", "application/json")
+    assert broken.status_code == 400 and "body is not valid JSON" in broken.json()["message"]
+
+    # OTLP that decodes but is malformed: accepted (observe mode), reported by the contract.
+    was_dropped = dropped()
+    bad_id, far_ahead = event("bad-id"), event("far-ahead")
+    bad_id.resource_logs[0].scope_logs[0].log_records[0].trace_id = b"\x01\x02\x03"
+    far_ahead.resource_logs[0].scope_logs[0].log_records[0].time_unix_nano = (
+        time.time_ns() + 365 * 86400 * 10**9
+    )
+    for request, words in ((bad_id, "trace_id is 3 bytes"), (far_ahead, "365 days ahead of")):
+        answer = post(request.SerializeToString())
+        assert answer.status_code == 200 and words.encode() in answer.content
+    found = {
+        rule: requests.get(admin + "/api/violations", params={"rule": rule}, timeout=5).json()["violations"]
+        for rule in ("malformed_id", "timestamp_range")
+    }
+    assert all(v and v[0]["session_id"] == marker for v in found.values()), found
+
+    # Then a valid event: it is stored. The Collector refused the bad id's request (the proxy dropped it
+    # for good, counted, instead of retrying it forever); the event store dropped the far-future one.
+    assert post(event("valid").SerializeToString()).status_code == 200
+
+    def stored() -> dict[str, int]:
+        rows = logsql(lab, f'lab.marker:"{marker}" | stats by (case) count() n')
+        return {r["case"]: int(r["n"]) for r in rows}
+
+    wait_for("the valid event in VictoriaLogs", lambda: "valid" in stored(), timeout=30, interval=0.5)
+    assert stored() == {"valid": 1}
+    assert dropped() == was_dropped + 1
+    for service, port in (("collector", "health"), ("victorialogs", "http")):
+        path = "/" if service == "collector" else "/health"
+        assert requests.get(lab.url(service, port) + path, timeout=5).status_code == 200
