@@ -120,7 +120,8 @@ def run_cases(
     Exits 1 when any case is unexpected."""
     from labctl.matrix.cases import CASES_FILE, load_cases, select
     from labctl.matrix.report import expected_text, observed_text, to_json, write_reports
-    from labctl.matrix.runner import CaseResult, run_matrix
+    from labctl.matrix.runner import run_matrix
+    from labctl.matrix.verdict import CaseResult
 
     cases = select(load_cases(cases_file or CASES_FILE), filters or [])
     root = report_dir or Path(tempfile.mkdtemp(prefix="labctl-matrix-"))

@@ -15,6 +15,9 @@ OpenTelemetry JS SDK, so
 
 `load_settings(env)` returns a typed `Settings` plus the notices a student should see. Values that make
 Claude Code fail raise `TelemetryConfigError` carrying Claude Code's own message.
+
+Over 500 lines because every variable the emulator honours is read here and nowhere else: one
+place to compare with Claude Code's rules, each with its own fallback and notice.
 """
 
 from __future__ import annotations

@@ -5,6 +5,10 @@
 (tracer `com.anthropic.claude_code.tracing`) with the exporters the settings name, on a resource like Claude
 Code's. `record(plan, action)` turns one planned action into the counter increments, event records and
 spans Claude Code 2.1.332 produces for it (attribute keys and value types as that client sends them).
+
+Over 500 lines because `record` maps each planned action to everything Claude Code emits for it,
+in the client's order: split by signal, one action's counters, events and spans would sit in three
+modules that must change together.
 """
 
 from __future__ import annotations

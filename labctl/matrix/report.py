@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from labctl.matrix.runner import CaseResult
+from labctl.matrix.verdict import CaseResult
 
 REGENERATE = "labctl matrix run --markdown lab/matrix/REPORT.md"
 

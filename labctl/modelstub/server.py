@@ -21,10 +21,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from labctl.modelstub import answers
+from labctl.modelstub.request_checks import (
+    ApiError,
+    json_body,
+    require_key,
+    require_messages,
+    require_model,
+    session_id,
+    workdir,
+)
 from labctl.modelstub.scenario import Scenario, Turn
 
 MAX_BODY_BYTES = 32 * 1024 * 1024  # the Messages API's own request size limit
@@ -32,21 +40,10 @@ SCENARIO_HEADER = "x-lab-scenario"  # `labctl claude` sets it (ANTHROPIC_CUSTOM_
 AGENT_HEADER = "x-claude-code-agent-id"  # the client marks a subagent's requests with it
 KNOWN_MODELS = ("claude-opus-5-5", "claude-sonnet-5-5", "claude-haiku-5-5")
 _MAX_SESSIONS = 2000  # attempt counters kept (oldest sessions forgotten first)
-_WORKDIR_MARK = "Primary working directory: "
 # Set on a response whose request already has its line in the stub's log.
 _RECORDED = web.ResponseKey("labctl_recorded", bool)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-class ApiError(Exception):
-    """Answered as the API's error shape with this status."""
-
-    def __init__(
-        self, status: int, error_type: str, message: str, headers: dict[str, str] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status, self.error_type, self.message, self.headers = status, error_type, message, headers or {}
 
 
 @dataclass
@@ -279,9 +276,9 @@ class ModelStub:
         return web.json_response(self._model_doc(model_id))
 
     async def count_tokens(self, request: web.Request) -> web.Response:
-        body = await _json_body(request)
-        _require_model(body)
-        _require_messages(body)
+        body = await json_body(request)
+        require_model(body)
+        require_messages(body)
         # Deterministic and roughly the API's ratio: about four characters a token.
         size = len(
             json.dumps([body.get("system"), body["messages"], body.get("tools")], separators=(",", ":"))
@@ -302,10 +299,10 @@ class ModelStub:
 
     async def messages(self, request: web.Request) -> web.StreamResponse:
         clock = TurnClock()
-        _require_key(request)
-        body = await _json_body(request)
-        model = _require_model(body)
-        messages = _require_messages(body)
+        require_key(request)
+        body = await json_body(request)
+        model = require_model(body)
+        messages = require_messages(body)
         max_tokens = body.get("max_tokens")
         if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
             raise ApiError(400, "invalid_request_error", "max_tokens: Field required (a whole number ≥ 1)")
@@ -313,7 +310,7 @@ class ModelStub:
         if not isinstance(stream, bool):
             raise ApiError(400, "invalid_request_error", "stream: Input should be a valid boolean")
         scenario = self._scenario(request)
-        session = _session_id(request, body)
+        session = session_id(request, body)
         tools = body.get("tools")
         if not tools:  # a side request (title, quota probe): never a scripted turn
             self.side_counter += 1
@@ -371,7 +368,7 @@ class ModelStub:
             turn,
             ids,
             turn.model or model,
-            _workdir(body),
+            workdir(body),
             stream,
             clock,
             request_id=request_id,
@@ -452,87 +449,3 @@ class ModelStub:
             if agent:
                 line["agent"] = agent  # a subagent's request (its `subagent` script)
             self._log.write(json.dumps(line) + "\n")
-
-
-# --- request checks (the API's messages for the same mistakes) -----------------------------------------
-
-
-async def _json_body(request: web.Request) -> dict[str, Any]:
-    raw = await request.read()
-    try:
-        body = orjson.loads(raw)  # a late turn's request carries the whole conversation: parse it fast
-    except (orjson.JSONDecodeError, UnicodeDecodeError):
-        raise ApiError(400, "invalid_request_error", "The request body is not valid JSON.") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "invalid_request_error", "The request body must be a JSON object.")
-    return body
-
-
-def _require_key(request: web.Request) -> None:
-    if not request.headers.get("x-api-key") and not request.headers.get("authorization"):
-        raise ApiError(
-            401,
-            "authentication_error",
-            "x-api-key header is required (the lab's stub accepts any value, e.g. `labctl env`'s)",
-        )
-
-
-def _require_model(body: dict[str, Any]) -> str:
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise ApiError(400, "invalid_request_error", "model: Field required")
-    return model
-
-
-def _require_messages(body: dict[str, Any]) -> list[Any]:
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise ApiError(400, "invalid_request_error", "messages: Field required (a non-empty list)")
-    for i, msg in enumerate(messages):
-        if not isinstance(msg, dict) or msg.get("role") not in ("user", "assistant", "system"):
-            raise ApiError(
-                400, "invalid_request_error", f"messages.{i}.role: Input should be 'user' or 'assistant'"
-            )
-        if not isinstance(msg.get("content"), str | list):
-            raise ApiError(400, "invalid_request_error", f"messages.{i}.content: Field required")
-    return messages
-
-
-def _session_id(request: web.Request, body: dict[str, Any]) -> str:
-    header = request.headers.get("x-claude-code-session-id")
-    if header:
-        return header[:128]
-    metadata = body.get("metadata")
-    user_id = metadata.get("user_id") if isinstance(metadata, dict) else None
-    if isinstance(user_id, str):
-        try:
-            doc = json.loads(user_id)
-        except ValueError:
-            doc = None
-        if isinstance(doc, dict) and isinstance(doc.get("session_id"), str):
-            return doc["session_id"][:128]
-    return "anonymous"
-
-
-def _workdir(body: dict[str, Any]) -> str | None:
-    """The client's working directory, from its environment note (system prompt or a system message)."""
-    texts: list[str] = []
-    system = body.get("system")
-    if isinstance(system, str):
-        texts.append(system)
-    elif isinstance(system, list):
-        texts += [b.get("text", "") for b in system if isinstance(b, dict)]
-    for msg in body.get("messages", []):
-        content = msg.get("content") if isinstance(msg, dict) else None
-        if isinstance(content, str):
-            texts.append(content)
-        elif isinstance(content, list):
-            texts += [
-                b.get("text", "") for b in content if isinstance(b, dict) and isinstance(b.get("text"), str)
-            ]
-    for text in texts:
-        if isinstance(text, str) and (at := text.find(_WORKDIR_MARK)) >= 0:
-            line = text[at + len(_WORKDIR_MARK) :].split("\n", 1)[0].strip()
-            if line.startswith("/"):
-                return line
-    return None

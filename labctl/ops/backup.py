@@ -14,6 +14,9 @@ shorter or different from what the manifest says, an unknown format or a Prometh
 version is refused with a clear error and the running lab and its data stay as they are. Then it stops
 the lab, moves the current data aside, puts the backup's in place and starts the backup's stage again;
 if that start fails, the previous data is put back.
+
+Over 500 lines because backup and restore share the manifest and the place of every part on each
+runtime: kept together, a part added to one cannot be missed by the other.
 """
 
 from __future__ import annotations

@@ -15,6 +15,10 @@ comes one interval (2 s) after the start, and a container that exits at once is 
 compose gives up. labctl polls each service's health endpoint on its published port instead (the URL
 the healthcheck asks, every POLL_S) and the containers' state twice a second, so a ready service is
 seen within a tenth of a second and one that exits is reported with its last log lines.
+
+Over 500 lines because it is one class, the Runtime interface (runtimes/base.py) on Docker: each
+method is one lab operation through the same compose client and container look-up; reading image
+overrides already lives in docker_images.py.
 """
 
 from __future__ import annotations

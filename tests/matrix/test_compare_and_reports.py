@@ -9,7 +9,7 @@ from typing import Any
 
 from labctl.matrix.cases import load_cases
 from labctl.matrix.report import to_html, to_markdown, write_reports
-from labctl.matrix.runner import CaseResult, compare
+from labctl.matrix.verdict import CaseResult, compare
 
 CASES = {c.id: c for c in load_cases()}
 
