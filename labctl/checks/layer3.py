@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import threading
 import time
+from concurrent.futures import Future
 from typing import Any
 
 import requests
@@ -12,8 +14,9 @@ from prometheus_api_client import PrometheusApiClientException, PrometheusConnec
 
 from labctl import scrape_targets
 from labctl.checks.context import CheckContext, wait_for
-from labctl.checks.probe import first_byte, http_get
+from labctl.checks.probe import Reply, http_get
 from labctl.checks.result import CheckResult
+from labctl.checks.scrape_probe import Probes
 from labctl.promql import client
 from labctl.scrape_targets import Target
 from labctl.units import prometheus_duration
@@ -30,10 +33,40 @@ def query(cx: CheckContext, promql: str) -> list[dict[str, Any]]:
     return prom(cx).custom_query(promql)
 
 
-def check(cx: CheckContext) -> list[CheckResult]:
+def start_scrape_view(cx: CheckContext) -> None:
+    """Begin reading Prometheus' view of its scrape targets on a thread of its own: it waits for the
+    scrapes after the lab's latest change (up to an interval and a timeout), which needs nothing from
+    layers 1 and 2, so it runs beside them. check() takes its outcome."""
+    future: Future[tuple[Reply, CheckResult | None]] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(_scrape_view(cx))
+        except BaseException as exc:  # handed to check(), which raises it where it always did
+            future.set_exception(exc)
+
+    cx.notes["scrape_view"] = future
+    threading.Thread(target=run, daemon=True).start()
+
+
+def _scrape_view(cx: CheckContext) -> tuple[Reply, CheckResult | None]:
+    """Prometheus ready, then its scrape interval and its targets' outcome after the latest change."""
     base = cx.url("prometheus", "web")
     ready = http_get(base + "/-/ready", timeout=2)
     if not ready.ok:
+        return ready, None
+    config = http_get(base + "/api/v1/status/config", timeout=2)
+    if config.ok:
+        glob = (yaml.safe_load(config.json()["data"]["yaml"]) or {}).get("global", {})
+        cx.scrape_interval = prometheus_duration(str(glob.get("scrape_interval", "")), cx.scrape_interval)
+    return ready, _targets(cx)
+
+
+def check(cx: CheckContext) -> list[CheckResult]:
+    base = cx.url("prometheus", "web")
+    view = cx.notes.pop("scrape_view", None)
+    ready, targets_seen = view.result() if view is not None else _scrape_view(cx)
+    if not ready.ok or targets_seen is None:
         return [
             CheckResult(
                 3,
@@ -47,11 +80,7 @@ def check(cx: CheckContext) -> list[CheckResult]:
             )
         ]
     results = [CheckResult(3, "prometheus ready", True, [f"{base}/-/ready: {ready.body.strip()[:60]}"])]
-    config = http_get(base + "/api/v1/status/config", timeout=2)
-    if config.ok:
-        glob = (yaml.safe_load(config.json()["data"]["yaml"]) or {}).get("global", {})
-        cx.scrape_interval = prometheus_duration(str(glob.get("scrape_interval", "")), cx.scrape_interval)
-    targets = _targets(cx)
+    targets = targets_seen
     marker = _marker(cx, targets)
     if not marker.ok and targets.ok and cx.reached.get("collector"):
         # The marker waited for up to two scrapes: a scrape hop that broke just before the check (the
@@ -93,6 +122,14 @@ def _targets(cx: CheckContext) -> CheckResult:
     # its interval (a hop that just started to hang): its health is stale. Wait for that scrape's outcome,
     # at most its timeout, instead of reporting "up" from before.
     stalled = [t for t in active if t.overdue(cx.scrape_interval)]
+    changed_at = _last_change(cx)
+    stale = {t.scrape_url for t in _mine(cx, active) if not t.scraped_since(changed_at)}
+    probes = _probes(cx)
+    if stalled or stale:
+        # Should a scrape time out, a timed probe must tell slow from cut: start it now for each of the
+        # lab's targets, beside the waits below (new connections, made after the change), not after them.
+        mine = _mine(cx, active)
+        probes.start([t.scrape_url for t in mine], _probe_budget(cx, mine))
     if stalled:
         cx.progress(f"a scrape of {stalled[0].scrape_url} is taking longer than its interval; waiting for it")
         limit = max(t.timeout_s(cx.scrape_interval) for t in stalled)
@@ -103,7 +140,6 @@ def _targets(cx: CheckContext) -> CheckResult:
     # state from before it: its next scrape (at most one interval and one timeout away) tells. Neither
     # break nor heal waits for that scrape; check does, for every target, up or down, so that two targets
     # of one hop never read differently only because one was scraped a moment earlier.
-    changed_at = _last_change(cx)
     stale = {t.scrape_url for t in _mine(cx, active) if not t.scraped_since(changed_at)}
     if stale:
         cx.progress(
@@ -126,10 +162,22 @@ def _targets(cx: CheckContext) -> CheckResult:
     }
     if early:
         cx.progress(f"the first scrape of {min(early)} after the change timed out; waiting for the next one")
-        wait_for(
-            lambda: known() and all((t.last_scrape or 0.0) > early[t.scrape_url] for t in by_url(early)),
-            timeout=window + 1,
-        )
+
+        # The timed probe above (a new connection) settles it sooner: only a new connection that is
+        # refused or answers within the timeout makes the next scrape read differently. One that got
+        # nothing back for longer than the timeout (a hop that hangs, or one slower than the timeout)
+        # or whose name does not resolve means the next scrape times out as well.
+        def settled(t: Target) -> bool:
+            if (t.last_scrape or 0.0) > early[t.scrape_url]:
+                return True
+            timeout = t.timeout_s(cx.scrape_interval)
+            outcome = probes.done(t.scrape_url)
+            if outcome is None:
+                return probes.silent_for(t.scrape_url) > timeout
+            seen, seconds = outcome
+            return _hangs(outcome) or seen == "dns" or (seen == "answers" and seconds > timeout)
+
+        wait_for(lambda: known() and all(settled(t) for t in by_url(early)), timeout=window + 1)
     mine = _mine(cx, active)
     down = scrape_targets.down(mine)
     evidence = [
@@ -159,20 +207,24 @@ def _targets(cx: CheckContext) -> CheckResult:
     down_jobs = " ".join(f"job {t.job}" for t in down)
     err = first.last_error
     playbook = "scrape-target-down"
+    refused = "connection refused: nothing listens there" + (
+        " (is the scrape relay running? `labctl status`)" if first.relayed else ""
+    )
     if first.timed_out:
         # The scrape timed out: a cut hop and one slower than the timeout look alike to Prometheus (and
-        # scrape_duration_seconds is the timeout for both). A timed probe with a longer budget tells them apart.
+        # scrape_duration_seconds is the timeout for both). A timed probe with a longer budget, on a new
+        # connection from where Prometheus runs, tells them apart (started early, see _targets).
         timeout = first.timeout_s(cx.scrape_interval)
-        budget = timeout + 3.0
+        budget = _probe_budget(cx, [first])
         cx.progress(f"timing a scrape of {first.scrape_url} (up to {budget:g}s): slow or cut?")
-        seen, seconds = first_byte(first.scrape_url, budget)
+        seen, seconds = probes.result(first.scrape_url, budget)
         evidence.append(
             f"timed probe: GET {first.scrape_url} → "
             + (
                 f"first byte after {seconds:.1f} s"
                 if seen == "answers"
                 else f"no answer within {budget:g} s"
-                if seen == "silent"
+                if _hangs((seen, seconds))
                 else f"{seen} after {seconds:.1f} s"
             )
         )
@@ -182,12 +234,18 @@ def _targets(cx: CheckContext) -> CheckResult:
                 f"{timeout:g} s scrape timeout"
             )
             playbook = "upstream-slow"
-        else:
+        elif _hangs((seen, seconds)):
             how = f"the scrape hangs, nothing comes back within {budget:g} s: the hop is partitioned (cut, not slow)"
+        elif seen == "refused":
+            # The timed-out scrape went out on a connection opened before the change (keep-alive); a new
+            # one is refused, as every later scrape will be.
+            how = refused
+        elif seen == "dns":
+            how = "the scrape timed out, and the host name does not resolve where Prometheus runs"
+        else:
+            how = f"the scrape timed out, and a timed probe could not tell why ({seen})"
     elif "refused" in err:
-        how = "connection refused: nothing listens there" + (
-            " (is the scrape relay running? `labctl status`)" if first.relayed else ""
-        )
+        how = refused
     elif "404" in err:
         how = (
             f"it answers 404 Not Found: nothing is served at {_path(first.scrape_url)} "
@@ -214,6 +272,24 @@ def _targets(cx: CheckContext) -> CheckResult:
         playbook=playbook,
         notes=down_jobs,
     )
+
+
+def _probes(cx: CheckContext) -> Probes:
+    """This check's timed probes of scrape targets (one per URL, shared by every look)."""
+    probes = cx.notes.get("scrape_probes")
+    if not isinstance(probes, Probes):
+        probes = cx.notes["scrape_probes"] = Probes(cx)
+    return probes
+
+
+def _probe_budget(cx: CheckContext, targets: list[Target]) -> float:
+    """Longer than the scrape timeout by enough to tell a slow answer from none."""
+    return max((t.timeout_s(cx.scrape_interval) for t in targets), default=cx.scrape_interval) + 3.0
+
+
+def _hangs(outcome: tuple[str, float] | None) -> bool:
+    """A timed probe that got nothing back: no connection (timeout) or no byte (silent) in its budget."""
+    return outcome is not None and outcome[0] in ("silent", "timeout")
 
 
 def _path(url: str) -> str:

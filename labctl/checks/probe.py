@@ -128,5 +128,31 @@ def first_byte(url: str, budget: float) -> tuple[str, float]:
     path = (parsed.path or "/") + (f"?{parsed.query}" if parsed.query else "")
     request = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n".encode()
     started = time.monotonic()
-    seen = tcp_probe(host, port, timeout=budget, payload=request)
+    address = resolve(host, port, min(budget, DNS_BUDGET_S))
+    if address is None:
+        return "dns", time.monotonic() - started
+    seen = tcp_probe(address, port, timeout=budget, payload=request)
     return seen, time.monotonic() - started
+
+
+# A name the resolver has not answered for within this is as unusable as an unknown one: offline, a
+# container's resolver forwards an unknown name to servers that never answer, and retries for 10 s or more.
+DNS_BUDGET_S = 2.0
+
+
+def resolve(host: str, port: int, budget: float) -> str | None:
+    """host's first address, or None when it does not resolve within budget seconds."""
+    import threading
+
+    found: list[str | None] = []
+
+    def lookup() -> None:
+        try:
+            found.append(str(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][4][0]))
+        except (OSError, UnicodeError):
+            found.append(None)
+
+    worker = threading.Thread(target=lookup, daemon=True)  # a lookup cannot be cancelled: left to finish
+    worker.start()
+    worker.join(budget)
+    return found[0] if found else None

@@ -24,6 +24,9 @@ def run_checks(
     layers = layers or tuple(model.layers)  # lab.yaml's layers: all of them unless asked for some
     running = model.stage_services(lab.stage, lab.runtime) if lab.stage else []
     cx = CheckContext(lab=lab, model=model, running=running, progress=progress)
+    if "prometheus" in running and max(layers) >= 3:
+        # Layer 3's wait for the scrapes after the lab's latest change needs nothing from layers 1-2.
+        layer3.start_scrape_view(cx)
     if "proxy" in running:
         cx.before["proxy"] = layer1.proxy_stats(cx)
         cx.before["payload_seq"] = layer1.last_payload_seq(cx)
