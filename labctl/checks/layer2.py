@@ -382,10 +382,11 @@ def _diagnose(cx: CheckContext, endpoint: str, protocol: str) -> Diagnosis:
     """Probe the proxy's upstream from where the proxy runs (this host, or its container on Docker)."""
     if cx.lab.runtime != "docker":
         return diagnose(endpoint, protocol, _headers(cx), _otlp_ports(cx), cx.slow_hop_ms)
+    from labctl.runtimes.compose_names import container_name
     from labctl.runtimes.docker_images import clean_call
 
     ports = {name: port.container for name, port in cx.model.service("collector").ports.items()}
-    container = f"labctl-{cx.lab.instance}-proxy-1".lower()
+    container = container_name(cx.lab.instance, "proxy")
     return diagnose_in_container(
         container, clean_call(["docker"]), endpoint, protocol, _headers(cx), ports, cx.slow_hop_ms
     )

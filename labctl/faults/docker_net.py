@@ -24,13 +24,15 @@ from typing import Any
 from labctl.errors import LabError
 from labctl.faults.records import DockerCut
 from labctl.poll import poll
+from labctl.runtimes import compose_names
+from labctl.runtimes.compose_names import compose_project
 from labctl.runtimes.docker_images import clean_call
 
 DOCKER_MODES = {"blackhole": "hang", "refuse": "refuse"}
 
 
 def project_name(ctx: Any) -> str:
-    return str(getattr(ctx.runtime, "project", None) or f"labctl-{ctx.lab.instance}".lower())
+    return compose_project(ctx.lab.instance)
 
 
 def hop_network(ctx: Any, hop: str) -> str:
@@ -42,12 +44,11 @@ def hop_network(ctx: Any, hop: str) -> str:
 
 
 def network_name(ctx: Any, hop: str) -> str:
-    return f"{project_name(ctx)}_{hop_network(ctx, hop)}"
+    return compose_names.network_name(ctx.lab.instance, hop_network(ctx, hop))
 
 
 def container_name(ctx: Any, service: str) -> str:
-    # Compose v2 names containers <project>-<service>-<index>.
-    return f"{project_name(ctx)}-{service}-1"
+    return compose_names.container_name(ctx.lab.instance, service)
 
 
 def _docker(ctx: Any, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

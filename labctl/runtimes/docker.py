@@ -38,6 +38,7 @@ from labctl.model import DOCKER_REPO, LabModel, Placement
 from labctl.ops.config_files import record_applied
 from labctl.runtimes import docker_images
 from labctl.runtimes.base import Runtime, ServiceStatus, docker_engine
+from labctl.runtimes.compose_names import compose_project, container_name
 from labctl.runtimes.docker_images import clean_call
 from labctl.runtimes.ports import check_ports_free
 from labctl.runtimes.targets import write_receiver_url, write_targets
@@ -89,7 +90,7 @@ class DockerRuntime(Runtime):
 
     @property
     def project(self) -> str:
-        return f"labctl-{self.lab.instance}".lower()
+        return compose_project(self.lab.instance)
 
     @property
     def env_file(self) -> Path:
@@ -335,7 +336,7 @@ class DockerRuntime(Runtime):
             time.sleep(POLL_S)
 
     def _fail_if_exited(self, services: list[str]) -> None:
-        by_name = {f"{self.project}-{s}-1": s for s in services}  # compose v2: <project>-<service>-<index>
+        by_name = {container_name(self.lab.instance, s): s for s in services}
         out = subprocess.run(
             [*clean_call(self.client_call), "container", "inspect", "--format",
              "{{.Name}} {{.State.Status}} {{.RestartCount}} {{.State.ExitCode}}", *by_name],
