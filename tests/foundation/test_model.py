@@ -180,6 +180,10 @@ def test_grafana_queries_prometheus_through_the_query_relay_natively_and_directl
     docker = Placement(runtime="docker", ports=ports, repo=model.root)
     assert model.service_env("grafana", native, [])["LAB_PROMETHEUS_URL"] == "http://127.0.0.1:29090"
     assert model.service_env("grafana", docker, [])["LAB_PROMETHEUS_URL"] == "http://prometheus:9090"
+    # Grafana's alerts go to Alertmanager itself (its contact point), in both runtimes.
+    am = model.default_ports()["alertmanager"]["web"]
+    assert model.service_env("grafana", native, [])["LAB_ALERTMANAGER_URL"] == f"http://127.0.0.1:{am}"
+    assert model.service_env("grafana", docker, [])["LAB_ALERTMANAGER_URL"] == "http://alertmanager:9093"
     # The proxy's hop to the Collector is relayed natively (the OTLP relay), direct in docker; without a
     # relayed hop from that service it is {addr:...}.
     assert model.resolve("{hop_addr:collector.otlp_grpc}", "proxy", native) == "127.0.0.1:14319"
