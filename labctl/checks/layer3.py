@@ -13,10 +13,10 @@ import yaml
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
 
 from labctl import scrape_targets
+from labctl.checks import scrape_probe
 from labctl.checks.context import CheckContext, wait_for
 from labctl.checks.probe import Reply, http_get
 from labctl.checks.result import CheckResult
-from labctl.checks.scrape_probe import Probes
 from labctl.promql import client
 from labctl.scrape_targets import Target
 from labctl.units import prometheus_duration
@@ -124,12 +124,12 @@ def _targets(cx: CheckContext) -> CheckResult:
     stalled = [t for t in active if t.overdue(cx.scrape_interval)]
     changed_at = _last_change(cx)
     stale = {t.scrape_url for t in _mine(cx, active) if not t.scraped_since(changed_at)}
-    probes = _probes(cx)
+    probes = scrape_probe.for_check(cx)
     if stalled or stale:
         # Should a scrape time out, a timed probe must tell slow from cut: start it now for each of the
         # lab's targets, beside the waits below (new connections, made after the change), not after them.
         mine = _mine(cx, active)
-        probes.start([t.scrape_url for t in mine], _probe_budget(cx, mine))
+        probes.start([t.scrape_url for t in mine], scrape_probe.budget(cx, mine))
     if stalled:
         cx.progress(f"a scrape of {stalled[0].scrape_url} is taking longer than its interval; waiting for it")
         limit = max(t.timeout_s(cx.scrape_interval) for t in stalled)
@@ -175,7 +175,7 @@ def _targets(cx: CheckContext) -> CheckResult:
             if outcome is None:
                 return probes.silent_for(t.scrape_url) > timeout
             seen, seconds = outcome
-            return _hangs(outcome) or seen == "dns" or (seen == "answers" and seconds > timeout)
+            return scrape_probe.hangs(outcome) or seen == "dns" or (seen == "answers" and seconds > timeout)
 
         wait_for(lambda: known() and all(settled(t) for t in by_url(early)), timeout=window + 1)
     mine = _mine(cx, active)
@@ -211,39 +211,11 @@ def _targets(cx: CheckContext) -> CheckResult:
         " (is the scrape relay running? `labctl status`)" if first.relayed else ""
     )
     if first.timed_out:
-        # The scrape timed out: a cut hop and one slower than the timeout look alike to Prometheus (and
-        # scrape_duration_seconds is the timeout for both). A timed probe with a longer budget, on a new
-        # connection from where Prometheus runs, tells them apart (started early, see _targets).
-        timeout = first.timeout_s(cx.scrape_interval)
-        budget = _probe_budget(cx, [first])
-        cx.progress(f"timing a scrape of {first.scrape_url} (up to {budget:g}s): slow or cut?")
-        seen, seconds = probes.result(first.scrape_url, budget)
-        evidence.append(
-            f"timed probe: GET {first.scrape_url} → "
-            + (
-                f"first byte after {seconds:.1f} s"
-                if seen == "answers"
-                else f"no answer within {budget:g} s"
-                if _hangs((seen, seconds))
-                else f"{seen} after {seconds:.1f} s"
-            )
-        )
-        if seen == "answers":
-            how = (
-                f"the hop is slow, not cut: a scrape answers after {seconds:.1f} s, longer than the "
-                f"{timeout:g} s scrape timeout"
-            )
+        # A cut hop and one slower than the timeout look alike to Prometheus: the timed probe tells.
+        how, seen_line, is_slow = scrape_probe.explain_timeout(cx, probes, first, refused)
+        evidence.append(seen_line)
+        if is_slow:
             playbook = "upstream-slow"
-        elif _hangs((seen, seconds)):
-            how = f"the scrape hangs, nothing comes back within {budget:g} s: the hop is partitioned (cut, not slow)"
-        elif seen == "refused":
-            # The timed-out scrape went out on a connection opened before the change (keep-alive); a new
-            # one is refused, as every later scrape will be.
-            how = refused
-        elif seen == "dns":
-            how = "the scrape timed out, and the host name does not resolve where Prometheus runs"
-        else:
-            how = f"the scrape timed out, and a timed probe could not tell why ({seen})"
     elif "refused" in err:
         how = refused
     elif "404" in err:
@@ -272,24 +244,6 @@ def _targets(cx: CheckContext) -> CheckResult:
         playbook=playbook,
         notes=down_jobs,
     )
-
-
-def _probes(cx: CheckContext) -> Probes:
-    """This check's timed probes of scrape targets (one per URL, shared by every look)."""
-    probes = cx.notes.get("scrape_probes")
-    if not isinstance(probes, Probes):
-        probes = cx.notes["scrape_probes"] = Probes(cx)
-    return probes
-
-
-def _probe_budget(cx: CheckContext, targets: list[Target]) -> float:
-    """Longer than the scrape timeout by enough to tell a slow answer from none."""
-    return max((t.timeout_s(cx.scrape_interval) for t in targets), default=cx.scrape_interval) + 3.0
-
-
-def _hangs(outcome: tuple[str, float] | None) -> bool:
-    """A timed probe that got nothing back: no connection (timeout) or no byte (silent) in its budget."""
-    return outcome is not None and outcome[0] in ("silent", "timeout")
 
 
 def _path(url: str) -> str:

@@ -22,6 +22,7 @@ from concurrent.futures import Future
 
 from labctl.checks.context import CheckContext
 from labctl.checks.probe import first_byte
+from labctl.scrape_targets import Target
 
 # Run inside the probe container: each URL's first_byte on its own thread, one JSON line out.
 _IN_CONTAINER = """
@@ -127,3 +128,53 @@ def _in_container(
             why = str(exc)
     for url, future in futures.items():
         future.set_result(said.get(url, (f"probe failed: {why[:160]}", 0.0)))
+
+
+def for_check(cx: CheckContext) -> Probes:
+    """This check's timed probes of scrape targets (one per URL, shared by every look)."""
+    probes = cx.notes.get("scrape_probes")
+    if not isinstance(probes, Probes):
+        probes = cx.notes["scrape_probes"] = Probes(cx)
+    return probes
+
+
+def budget(cx: CheckContext, targets: list[Target]) -> float:
+    """Longer than the scrape timeout by enough to tell a slow answer from none."""
+    return max((t.timeout_s(cx.scrape_interval) for t in targets), default=cx.scrape_interval) + 3.0
+
+
+def hangs(outcome: tuple[str, float] | None) -> bool:
+    """A timed probe that got nothing back: no connection (timeout) or no byte (silent) in its budget."""
+    return outcome is not None and outcome[0] in ("silent", "timeout")
+
+
+def explain_timeout(cx: CheckContext, probes: Probes, target: Target, refused: str) -> tuple[str, str, bool]:
+    """Why a scrape of target timed out, from the timed probe of a new connection: (how, the evidence
+    line, whether the hop is slow rather than cut). `refused` is check's words for a refused scrape."""
+    timeout = target.timeout_s(cx.scrape_interval)
+    limit = budget(cx, [target])
+    cx.progress(f"timing a scrape of {target.scrape_url} (up to {limit:g}s): slow or cut?")
+    seen, seconds = probes.result(target.scrape_url, limit)
+    line = f"timed probe: GET {target.scrape_url} → " + (
+        f"first byte after {seconds:.1f} s"
+        if seen == "answers"
+        else f"no answer within {limit:g} s"
+        if hangs((seen, seconds))
+        else f"{seen} after {seconds:.1f} s"
+    )
+    if seen == "answers":
+        slow = f"a scrape answers after {seconds:.1f} s, longer than the {timeout:g} s scrape timeout"
+        return f"the hop is slow, not cut: {slow}", line, True
+    if hangs((seen, seconds)):
+        return (
+            f"the scrape hangs, nothing comes back within {limit:g} s: the hop is partitioned (cut, not slow)",
+            line,
+            False,
+        )
+    if seen == "refused":
+        # The timed-out scrape went out on a connection opened before the change (keep-alive); a new one
+        # is refused, as every later scrape will be.
+        return refused, line, False
+    if seen == "dns":
+        return "the scrape timed out, and the host name does not resolve where Prometheus runs", line, False
+    return f"the scrape timed out, and a timed probe could not tell why ({seen})", line, False
