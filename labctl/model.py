@@ -60,7 +60,7 @@ class Service:
     env: dict[str, str] = field(default_factory=dict)
     env_when_running: dict[str, dict[str, str]] = field(default_factory=dict)
     native: NativeSpec = field(default_factory=NativeSpec)
-    optional_native: bool = False
+    optional: bool = False  # runs without it: no binary natively, no image on Docker
     docker_data: str = DOCKER_DATA
     runtimes: tuple[str, ...] = ("native", "docker")  # e.g. the scrape and query relays run natively only
 
@@ -364,7 +364,7 @@ def _service(name: str, raw: dict[str, Any]) -> Service:
             python_module=native_raw.get("python_module"),
             args=tuple(str(a) for a in native_raw.get("args") or ()),
         ),
-        optional_native=bool(raw.get("optional_native", False)),
+        optional=bool(raw.get("optional", False)),
         docker_data=str((raw.get("docker") or {}).get("data", DOCKER_DATA)),
         runtimes=tuple(str(r) for r in raw.get("runtimes") or ("native", "docker")),
     )

@@ -150,8 +150,9 @@ def _references(cx: CheckContext) -> CheckResult:
 
 
 def _promql_direct(cx: CheckContext) -> list[CheckResult]:
+    why = "no Grafana image" if cx.lab.runtime == "docker" else "no Grafana binary"
     note = (
-        "Grafana is not running in this lab (no Grafana binary on this machine): each panel's PromQL "
+        f"Grafana is not running in this lab ({why} on this machine): each panel's PromQL "
         "was evaluated against Prometheus directly"
     )
     results = [CheckResult(4, "grafana", True, [note])]

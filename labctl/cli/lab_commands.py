@@ -115,9 +115,19 @@ def up(
 
 
 def _can_run(model: LabModel, runtime: Runtime, service: str) -> bool:
-    """False for an optional native service without its binary (Grafana here): `up` says so once."""
+    """False for an optional service without its binary (native) or its image (Docker; `up` still tries
+    to pull it): Grafana here. `up` says so once."""
     svc = model.service(service)
-    if runtime.name != "native" or not svc.optional_native or not svc.native.binary:
+    if not svc.optional:
+        return True
+    if runtime.name == "docker":
+        from labctl.runtimes import docker_images
+        from labctl.runtimes.docker import DockerRuntime
+
+        assert isinstance(runtime, DockerRuntime)
+        ref = runtime.images().get(service)
+        return bool(ref and docker_images.image_id(ref, runtime.client_call))
+    if runtime.name != "native" or not svc.native.binary:
         return True
     from labctl.install import resolve_binary
 
@@ -193,9 +203,13 @@ def _up(
     ok = [r for r in rows if r.health == "healthy"]
     grafana_missing = any(r.service == "grafana" and r.state != "running" for r in rows)
     if grafana_missing and len(ok) == len(rows) - 1:
-        # Expected on a machine without a Grafana binary: one calm line, not "6 of 7 healthy".
+        # Expected on a machine without a Grafana binary (or image): one calm line, not "6 of 7 healthy".
+        missing = "Grafana is not installed here"
+        if lab.runtime == "docker":
+            ref = (lab.settings.get("images") or {}).get("grafana", "")  # the images `up` chose
+            missing = f"Grafana's image is not here (`docker pull {ref}` or `labctl images load FILE`)"
         ui.success(
-            f"{stage.name} is up: all {len(ok)} services healthy; Grafana is not installed here, so "
+            f"{stage.name} is up: all {len(ok)} services healthy; {missing}, so "
             f"layer 4 is checked against Prometheus (state dir: {lab.dir})"
         )
     else:

@@ -269,7 +269,9 @@ class DockerRuntime(Runtime):
         images = self.images()
         self.lab.settings["images"] = images
         self.write_env_file()  # before any compose call (listing containers interpolates the files too)
-        self._ensure_images(services, images)
+        unavailable = self._ensure_images(services, images)
+        services = [s for s in services if s not in unavailable]
+        self.lab.settings["unavailable"] = unavailable  # `status` and `up` say it in one line each
         if PROXY_IMAGE_SERVICES & set(services):
             self.lab.settings["proxy_image"] = docker_images.ensure_proxy_image(
                 self.model, images["python"], self.build_log, self.client_call, progress=ui.info
@@ -281,7 +283,11 @@ class DockerRuntime(Runtime):
         )
         ui.info(f"starting {', '.join(services)} (docker compose, project {self.project})")
         self._compose(
-            lambda c: c.compose.up(detach=True, remove_orphans=True, pull="never"),  # images: checked above
+            # Only the services it can run (without an optional one whose image is missing); images:
+            # checked above. The stage's other containers (a higher stage's) go as orphans.
+            lambda c: c.compose.up(
+                services if unavailable else None, detach=True, remove_orphans=True, pull="never"
+            ),
             "start the lab",
             layer=layer,
         )
@@ -289,23 +295,31 @@ class DockerRuntime(Runtime):
         self.lab.stage = stage  # recorded only once the stage is up
         record_applied(self.lab, self.model, services)  # saves; `labctl status` names files edited later
 
-    def _ensure_images(self, services: list[str], images: dict[str, str]) -> None:
-        """Every image the stage runs is here, or pulled now; else one line naming it and how to get it."""
+    def _ensure_images(self, services: list[str], images: dict[str, str]) -> dict[str, str]:
+        """Every image the stage runs is here, or pulled now; else one line naming it and how to get it.
+        An optional service (lab.yaml `optional`: Grafana) whose image cannot be had does not stop the
+        stage: returned as {service: why, and how to get it}, for `up` and `status` to say."""
         roles = [s for s in services if s in images] + (
             ["python"] if PROXY_IMAGE_SERVICES & set(services) else []
         )
+        unavailable: dict[str, str] = {}
         for role in roles:
             ref = images[role]
             if docker_images.image_id(ref, self.client_call):
                 continue
             ui.info(f"pulling {ref} ({role})")
             reason = docker_images.pull(ref, self.client_call)
-            if reason:
-                what = "the proxy's base image" if role == "python" else f"{role}'s image"
-                raise LabError(
-                    f"{what} {ref} is not on this machine and cannot be pulled ({reason})",
-                    docker_images.how_to_get(ref),
-                )
+            if not reason:
+                continue
+            if role in self.model.services and self.model.service(role).optional:
+                unavailable[role] = f"no image {ref} (`labctl images`)"
+                continue
+            what = "the proxy's base image" if role == "python" else f"{role}'s image"
+            raise LabError(
+                f"{what} {ref} is not on this machine and cannot be pulled ({reason})",
+                docker_images.how_to_get(ref),
+            )
+        return unavailable
 
     def prepare_files(self, services: list[str] | None = None) -> None:
         self.write_env_file()
@@ -421,7 +435,10 @@ class DockerRuntime(Runtime):
             if container is None and service not in stage:
                 continue
             svc = self.model.service(service)
-            if container is None:
+            unavailable = self.lab.settings.get("unavailable") or {}
+            if container is None and service in unavailable:
+                state, health, detail = "not available", "-", unavailable[service]
+            elif container is None:
                 state, health, detail = "stopped", "-", "" if ok else why
             else:
                 state = "frozen" if container.state.paused else container.state.status

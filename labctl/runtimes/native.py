@@ -119,7 +119,7 @@ class NativeRuntime(Runtime):
 
                     extra["grafana_home"] = str(grafana_home(binary))
             except LabError as exc:
-                if svc.optional_native:
+                if svc.optional:
                     # One short line for the status table: the two ways to get it (`labctl doctor`
                     # has the full how-to).
                     if "was not found" not in exc.message:
@@ -216,7 +216,7 @@ class NativeRuntime(Runtime):
             # A running Prometheus keeps going across stages: its Alertmanager target follows the stage.
             self._write_targets(wanted)
         for service, reason in unavailable.items():
-            if not self.model.service(service).optional_native:  # optional: `up` says it in one line
+            if not self.model.service(service).optional:  # optional: `up` says it in one line
                 ui.warn(f"{service} is not running: {reason}")
         for service in to_start:
             self._start(launches[service])

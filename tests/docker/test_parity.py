@@ -26,7 +26,8 @@ import pytest
 from labctl.checks.marker import send_marker
 from labctl.state import LabState
 from tests.conftest import run_labctl, started_lab
-from tests.docker.conftest import remove_project
+from tests.docker.conftest import docker as dockercli
+from tests.docker.conftest import leftovers, remove_project
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
 
@@ -176,3 +177,37 @@ def test_up_module_1_to_3_and_back_down_runs_the_same_services(tmp_path: Path) -
             ["model-stub", "proxy"],
         ]
     )
+
+
+def test_module_4_without_a_grafana_image_notifies_end_to_end(docker: RuntimeLab) -> None:
+    """Last in this file, on its Docker lab: `up module-4` where Grafana's image is absent (this engine has
+    no stand-in for it) runs Alertmanager and the notify-receiver (from the proxy image) healthy, says in
+    one line how to get the image, and `check` proves the test notification end to end; `down --volumes`
+    then leaves nothing of the project (module 4 adds two volumes and two networks)."""
+    lab = LabState.load(docker.dir)
+    image = lab.settings["images"]["grafana"]
+    if dockercli("image", "inspect", image, check=False).returncode == 0:
+        pytest.skip(f"this engine has {image}: the test is about its absence")
+    said = " ".join(docker.cli("up", "module-4").stdout.split())
+    assert f"Grafana's image is not here (`docker pull {image}` or `labctl images load FILE`)" in said, said
+    services = {s["service"]: s for s in json.loads(docker.cli("status", "--json").stdout)["services"]}
+    assert services["grafana"]["state"] == "not available", services["grafana"]
+    for name in ("alertmanager", "notify-receiver"):
+        assert (services[name]["state"], services[name]["health"]) == ("running", "healthy"), services[name]
+    receiver = f"labctl-{lab.instance}-notify-receiver-1".lower()
+    ran = dockercli("inspect", "--format", "{{.Config.Image}}", receiver).stdout.strip()
+    assert ran == lab.settings["proxy_image"]
+
+    deadline = time.monotonic() + 60  # Prometheus' first evaluation of the check's rule
+    code, report = docker.check()
+    while code != 0 and time.monotonic() < deadline:
+        code, report = docker.check()
+    assert code == 0, json.dumps(report, indent=1)
+    row = next(r for r in report["results"] if r["name"] == "test notification")
+    assert (
+        row["verdict"] == "ok"
+        and f"for marker {report['marker']} reached the notify-receiver" in (row["evidence"][0])
+    ), row
+
+    docker.cli("down", "--volumes")
+    assert leftovers(f"labctl-{lab.instance}".lower()) == {"containers": [], "networks": [], "volumes": []}
