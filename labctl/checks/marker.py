@@ -63,6 +63,7 @@ class Marker:
     error: str | None = None
     endpoint: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+    request_ids: list[str] = field(default_factory=list)  # its model-request spans' ids (series_growth)
 
 
 def new_marker() -> str:
@@ -77,12 +78,14 @@ def send_marker(
     repeat: int = 1,
     events: bool = True,
     sparse: bool = False,
+    spans: bool = False,
 ) -> Marker:
     """Export one session's counters to `endpoint` (OTLP gRPC, e.g. http://127.0.0.1:4317) `repeat` times.
 
     sparse: then one more commit after an interval in which that series had no point, as an SDK reports
     a series that skips intervals: its delta starts at the skipped collection, not at its own last point,
-    and only a pipeline that sums such deltas (delta_to_cumulative) shows every commit."""
+    and only a pipeline that sums such deltas (delta_to_cumulative) shows every commit.
+    spans: first, one prompt's spans with a few model requests, each with its own request id."""
     session = str(uuid.uuid4())
     result = Marker(value=marker, session_id=session, endpoint=endpoint)
     resource = Resource.create(
@@ -113,6 +116,14 @@ def send_marker(
     sdk_logger.addHandler(captured)
     sdk_logger.propagate = False
     try:
+        if spans:
+            # First, so a pipeline that makes metrics of spans has them out by the time layer 2 looks.
+            from labctl.checks.marker_spans import send_spans
+
+            error = send_spans(endpoint, resource, session, result.request_ids, timeout_s, headers)
+            if error:
+                result.error = error
+                return result
         for _ in range(repeat):
             for name, _unit, points in SESSION_POINTS:
                 for attrs, value in points:

@@ -21,6 +21,7 @@ PLAYBOOKS: dict[str, str] = {
     "delta-temporality": "Totals are too low: delta counters are not made cumulative before the exporter",
     "series-expiring": "Series vanish from the Collector's exporter (metric_expiration) before they are read",
     "events-missing": "Metrics arrive but events do not: no logs pipeline takes them",
+    "cardinality-explosion": "Series multiply with traffic: a per-request id became a label",
     "scrape-target-down": "Prometheus cannot scrape a target (partition, wrong address, process down)",
     "prometheus-down": "Prometheus does not answer: storage is down",
     "series-missing": "Prometheus is up and scraping but the marker's series is not there",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from labctl.checks import alerting, events_store, layer1, layer2, layer3, layer4
+from labctl.checks import alerting, events_store, layer1, layer2, layer3, layer4, series_growth
 from labctl.checks.context import CheckContext
 from labctl.checks.marker import new_marker, send_marker
 from labctl.checks.result import CheckResult
@@ -37,7 +37,7 @@ def run_checks(
         token = auth_token(lab)  # `up --auth`: the marker presents the lab's token like any client
         headers = {"authorization": f"Bearer {token}"} if token else None
         cx.marker = send_marker(
-            lab.url("proxy", "otlp_grpc"), new_marker(), timeout_s=3, headers=headers, sparse=True
+            lab.url("proxy", "otlp_grpc"), new_marker(), timeout_s=3, headers=headers, sparse=True, spans=True
         )
     results: list[CheckResult] = []
     # Later layers need to know how far the marker got, so earlier layers always run; only the
@@ -60,7 +60,7 @@ def run_checks(
         if layer == 1:
             found = layer1.check(cx)
         elif layer == 2:
-            found = layer2.check(cx)
+            found = layer2.check(cx) + series_growth.check(cx)
         elif layer == 3:
             found = layer3.check(cx) + events_store.check(cx)
         else:

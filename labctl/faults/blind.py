@@ -38,14 +38,18 @@ CAUSES: dict[str, str] = {
     "temporality": "delta counters are not made cumulative: totals come out too low",
     "series-expiry": "a service forgets idle series before they are read",
     "missing-pipeline": "a signal has no pipeline that receives it: its data is refused and lost",
+    "cardinality": "a label takes a new value on every request: series multiply with traffic",
     "scrape-config": "Prometheus scrapes the wrong address or path",
     "rule-file": "a rule file does not load: Prometheus keeps running on its old configuration",
     "datasource": "a dashboard refers to a datasource that does not exist",
 }
 POINTS = {"layer": 1, "hop": 1, "cause": 2}
-# The pool grades faults on the metrics path: lab.yaml's hops of these kinds. The event store's and
-# module-4's alerting hops (kinds events, alert, notify): `break network --hop` takes them, the pool not yet.
-GRADED_HOP_KINDS = ("push", "scrape", "query")
+# The pool grades faults on lab.yaml's hops of these kinds: the metrics path, the event store's hop
+# (events) and module-4's alerting hops (alert, notify).
+GRADED_HOP_KINDS = ("push", "scrape", "query", "events", "alert", "notify")
+# check waits for the stored event and the notification, so a delay on these hops only makes them
+# arrive later and no delay it tolerates shows: the pool cuts them, never slows them.
+UNSEEN_SLOW_KINDS = ("events", "alert", "notify")
 
 
 def graded_hops() -> tuple[str, ...]:
@@ -75,6 +79,7 @@ CANDIDATES: dict[int, list[str]] = {
         "the proxy speaks the other OTLP protocol than the Collector's port",
         "the Collector rejects the proxy's credentials",
         "the Collector refuses data because of its own limits (memory, queue)",
+        "the Collector's configuration turns a value that changes per request into a label",
     ],
     3: [
         "Prometheus is not running",
@@ -83,12 +88,15 @@ CANDIDATES: dict[int, list[str]] = {
         "Prometheus' scrape configuration (address, path) is wrong",
         "Prometheus could not load its latest configuration or rules",
         "the Collector is not running, so there is nothing to scrape",
+        "the event store is not running, or the Collector→event store hop is cut",
         "an earlier layer fails, so there is nothing to store",
     ],
     4: [
         "Grafana is not running",
         "the Prometheus→Grafana query hop is cut or slow",
         "the dashboards' datasource references do not match the provisioned datasource",
+        "Alertmanager or the notification receiver is not running",
+        "the Prometheus→Alertmanager hop or the Alertmanager→receiver hop is cut",
         "an earlier layer fails, so there is nothing to show",
     ],
 }
@@ -117,7 +125,7 @@ def answer(name: str, options: dict[str, Any]) -> Answer:
             (
                 f"layer {layer} fails first while the services on both sides are running and healthy",
                 "a TCP probe of the hop: it connects and never answers (hang), or is refused",
-                "the sender keeps retrying (proxy: state retrying; Prometheus: target down)",
+                _SENDER_RETRIES.get(hop, "the sender keeps retrying (proxy: state retrying)"),
             ),
         )
     if name == "latency":
@@ -221,6 +229,17 @@ def answer(name: str, options: dict[str, Any]) -> Answer:
     raise LabError(f"no answer is known for fault {name!r}", "blind challenges use the faults of the pool")
 
 
+# How the sender of each hop shows that it cannot deliver (a cut hop's third pointer).
+_SENDER_RETRIES = {
+    "proxy-collector": "the proxy keeps retrying (its state: retrying)",
+    "collector-prometheus": "Prometheus' target for the Collector is down (up 0)",
+    "prometheus-grafana": "Grafana's panels time out or show a datasource error",
+    "collector-victorialogs": "the Collector's events exporter fails and queues (its log, send_failed)",
+    "prometheus-alertmanager": "Prometheus fails to send alerts (prometheus_notifications_errors_total)",
+    "alertmanager-receiver": "Alertmanager's webhook deliveries fail (alertmanager_notifications_failed_total)",
+}
+
+
 # The configuration traps: one variant each, so one answer each.
 _TRAPS: dict[str, Answer] = {
     "delta-temporality": Answer(
@@ -255,6 +274,18 @@ _TRAPS: dict[str, Answer] = {
         (
             "metrics arrive, events do not (check's events row)",
             "the proxy's last error: UNIMPLEMENTED ... LogsService; its dropped counter for logs",
+        ),
+    ),
+    "per-request-label": Answer(
+        2,
+        "none",
+        "cardinality",
+        "the Collector got the spanmetrics connector with request_id as a dimension: every model "
+        "request adds a call counter and a latency histogram of its own (about 20 series)",
+        (
+            "every service healthy, nothing refused or dropped",
+            "check's series-per-request row: the marker's request ids are label values on the exporter",
+            "Prometheus' head series (prometheus_tsdb_head_series) climb with traffic and stay up",
         ),
     ),
     "scrape-path": Answer(
@@ -304,6 +335,7 @@ def variants(names: list[str] | None = None) -> list[tuple[str, dict[str, Any]]]
 
     out: list[tuple[str, dict[str, Any]]] = []
     graded = graded_hops()
+    unseen_slow = {h.name for h in load_model().distinct_hops() if h.kind in UNSEEN_SLOW_KINDS}
     for name, fault in FAULTS.items():
         if names and name not in names:
             continue
@@ -313,7 +345,9 @@ def variants(names: list[str] | None = None) -> list[tuple[str, dict[str, Any]]]
         for combo in itertools.product(*choices):
             opts = dict(combo)
             if "hop" in opts and opts["hop"] not in graded:
-                continue  # the metrics path only: these hops have no graded answer yet
+                continue  # no graded answer for this hop
+            if name == "latency" and opts["hop"] in unseen_slow:
+                continue
             if name == "latency" and opts.get("hop") == "collector-prometheus":
                 # A scrape half a second late is still a good scrape: only a delay past the 4 s scrape
                 # timeout shows (and check's timed probe tells it from a cut hop).

@@ -4,6 +4,7 @@
   delta-temporality  no delta_to_cumulative: a delta series that skips an interval is undercounted
   series-expiry      the prometheus exporter forgets series before Prometheus scrapes them
   no-logs-pipeline   no logs pipeline: the OTLP receiver does not take events, the proxy drops them
+  per-request-label  span metrics with a request id as a label: series multiply with every request
 
 The overlay goes in through the runtime's overrides (extra config files, a restart), like `auth`, so it
 works the same in both runtimes. Proven from outside: a one-point export to the Collector is refused.
@@ -151,6 +152,53 @@ def _without_logs(pipelines: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in kept.items() if v["receivers"]}
 
 
+def apply_request_label(ctx: FaultContext, opts: dict[str, Any]) -> ConfigOverlay:
+    return _apply_overlay(ctx, [_overlay(ctx, "per-request-label")])
+
+
+def verify_request_label(ctx: FaultContext, rec: ConfigOverlay) -> list[str]:
+    """Two model-request spans with ids of their own straight to the Collector: both ids must become
+    label values on its exporter (the connector flushes every second)."""
+    from labctl.checks import exposition, series_growth
+
+    ids = {f"req_probe{_probe_id()}" for _ in range(2)}
+    target = ctx.lab.addr("collector", "otlp_grpc")
+    code, details = _export(target, _spans_request(ids))
+    if code != grpc.StatusCode.OK:
+        raise LabError(f"the Collector at {target} refused a probe export ({code.name}: {details})")
+    seen: dict[str, series_growth.IdLabels] = {}
+
+    def labelled() -> bool:
+        reply = requests.get(ctx.lab.url("collector", "prom_exporter") + "/metrics", timeout=2)
+        seen["ids"] = series_growth.id_labels(exposition.parse(reply.text), ids)
+        return seen["ids"].ids_seen == ids
+
+    if not wait_until("request ids as labels", labelled, timeout=8, interval=0.3):
+        raise LabError("the Collector's exporter shows no series per request id", "see its /metrics")
+    return [f"Collector {target}: 2 request spans → {seen['ids'].series} new series on its exporter"]
+
+
+def _spans_request(request_ids: set[str]) -> Any:
+    """One model-request span per id, shaped like Claude Code's claude_code.llm_request."""
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+    request = trace_service_pb2.ExportTraceServiceRequest()
+    resource_spans = request.resource_spans.add()
+    attr = resource_spans.resource.attributes.add()
+    attr.key, attr.value.string_value = "service.name", "claude-code"
+    spans = resource_spans.scope_spans.add().spans
+    now = time.time_ns()
+    for rid in sorted(request_ids):
+        span = spans.add()
+        span.trace_id, span.span_id = secrets.token_bytes(16), secrets.token_bytes(8)
+        span.name = "claude_code.llm_request"
+        span.start_time_unix_nano, span.end_time_unix_nano = now - 50_000_000, now
+        for key, value in (("request_id", rid), ("gen_ai.request.model", "lab-probe")):
+            a = span.attributes.add()
+            a.key, a.value.string_value = key, value
+    return request
+
+
 def _probe_id() -> str:
     return secrets.token_hex(4)
 
@@ -158,11 +206,14 @@ def _probe_id() -> str:
 def _export(target: str, request: Any, timeout: float = 3.0) -> tuple[grpc.StatusCode, str]:
     from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
     from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
     with grpc.insecure_channel(target) as channel:
         try:
             if isinstance(request, logs_service_pb2.ExportLogsServiceRequest):
                 logs_service_pb2_grpc.LogsServiceStub(channel).Export(request, timeout=timeout)
+            elif isinstance(request, trace_service_pb2.ExportTraceServiceRequest):
+                trace_service_pb2_grpc.TraceServiceStub(channel).Export(request, timeout=timeout)
             else:
                 metrics_service_pb2_grpc.MetricsServiceStub(channel).Export(request, timeout=timeout)
         except grpc.RpcError as exc:

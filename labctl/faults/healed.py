@@ -14,6 +14,7 @@ CHANGED_BACK = {
     "cardinality": "the proxy's contract allows real sessions' series again",
     "delta-temporality": "the Collector turns delta counters into totals again",
     "series-expiry": "the Collector's exporter keeps idle series again",
+    "per-request-label": "the Collector makes no series per request any more",
     "no-logs-pipeline": "the Collector has its logs pipeline again",
     "scrape-path": "Prometheus scrapes the exporter's real path again",
     "broken-rules": "Prometheus' rule file is whole again",

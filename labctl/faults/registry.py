@@ -134,6 +134,17 @@ FAULTS: dict[str, Fault] = {
             touches=lambda opts: {"collector-config"},
         ),
         Fault(
+            name="per-request-label",
+            summary="span metrics keep a request id as a label: every request adds series, for ever",
+            layer=2,
+            needs=("proxy", "collector"),
+            apply=collector_faults.apply_request_label,
+            verify=collector_faults.verify_request_label,
+            heal=collector_faults.heal_overlay,
+            playbook="cardinality-explosion",
+            touches=lambda opts: {"collector-config"},
+        ),
+        Fault(
             name="storage-down",
             summary="Prometheus is stopped: nothing is stored or queried",
             layer=3,

@@ -92,7 +92,7 @@ def test_distribution_registers_the_planned_components() -> None:
         "processors": {"memory_limiter", "batch", "resource", "delta_to_cumulative", "redaction"},
         "exporters": {"debug", "otlp_grpc", "otlp_http", "prometheus", "prometheus_remote_write"},
         "extensions": {"bearertokenauth", "health_check", "file_storage"},
-        "connectors": {"count"},
+        "connectors": {"count", "span_metrics"},  # span_metrics: the per-request-label trap
     }
 
 

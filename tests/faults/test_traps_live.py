@@ -1,5 +1,5 @@
-"""The configuration traps and the scrape hop's faults as hidden faults, against one real native
-module-4 lab (Grafana cannot run here: its trap is proven on the provisioned files and layer 4's check
+"""The configuration traps, the scrape, event-store and alerting hops' faults and a stopped Prometheus
+as hidden faults, against one real native module-4 lab (Grafana cannot run here: its trap is proven on the provisioned files and layer 4's check
 against Prometheus; the Grafana hop's faults need a running Grafana to show, so the random pool leaves
 them out of such a lab).
 
@@ -30,6 +30,7 @@ TRAPS = {
     "delta-temporality": (["delta_to_cumulative", "temporality"], "claude_code_commit_count_total at 1"),
     "series-expiry": (["metric_expiration", "expiry"], "exporter took +"),
     "no-logs-pipeline": (["logs pipeline", "no-logs"], "UNIMPLEMENTED"),
+    "per-request-label": (["per-request", "dimensions"], "has one value per request"),
     "scrape-path": (["scrape-path", "scrape path"], "404 Not Found"),
     "broken-rules": (["broken-rules", "rules-copy"], "reloadConfigSuccess false"),
     "datasource-uid": (["datasource-uid", "foreign"], "uid P1809F7CD0C75ACF3"),
@@ -60,7 +61,17 @@ def _visible(lab: Path) -> dict[str, str]:
     state = LabState.load(lab)
     out = {
         f"log {service}": state.log_path(service).read_text(errors="replace")[-60_000:]
-        for service in ("proxy", "collector", "prometheus", "otlp-relay", "scrape-relay", "query-relay")
+        for service in (
+            *("proxy", "collector", "prometheus", "otlp-relay", "scrape-relay", "query-relay"),
+            *(
+                "victorialogs",
+                "events-relay",
+                "alertmanager",
+                "notify-receiver",
+                "alert-relay",
+                "notify-relay",
+            ),
+        )
         if state.log_path(service).exists()
     }
     out["file names"] = "\n".join(str(p.relative_to(lab)) for p in lab.rglob("*"))
@@ -87,6 +98,16 @@ SCRAPE_HOP = [
 ]
 
 
+# The event store's and the alerting hops: the pool cuts them (hang or refuse; a delay would only make the
+# stored event or the notification come later). One mode each keeps the file lean; both modes go through
+# the same relay switch as the scrape hop's.
+OTHER_HOPS = [
+    ("collector-victorialogs", "refuse", 3, "event(s) in VictoriaLogs after"),
+    ("prometheus-alertmanager", "hang", 4, "failed sends to Alertmanager"),
+    ("alertmanager-receiver", "refuse", 4, "failed webhook deliveries"),
+]
+
+
 @pytest.mark.parametrize("name", list(TRAPS))
 def test_trap_hidden_found_and_graded(lab: Path, name: str) -> None:
     words, evidence = TRAPS[name]
@@ -99,6 +120,22 @@ def test_scrape_hop_hidden_found_and_graded(
 ) -> None:
     assert (name, opts) in blind.variants([name]), "the variant must be one the random pool draws"
     _blind_round(lab, name, opts, words, evidence)
+
+
+@pytest.mark.parametrize(("hop", "mode", "layer", "evidence"), OTHER_HOPS, ids=[h for h, *_ in OTHER_HOPS])
+def test_store_and_alerting_hops_hidden_found_and_graded(
+    lab: Path, hop: str, mode: str, layer: int, evidence: str
+) -> None:
+    opts = {"hop": hop, "mode": mode}
+    assert ("network", opts) in blind.variants(["network"]), "the variant must be one the random pool draws"
+    assert blind.answer("network", opts).layer == layer
+    _blind_round(lab, "network", opts, ["blackhole", "black hole", "partition", "refuse mode"], evidence)
+
+
+def test_stopped_storage_hidden_found_and_graded(lab: Path) -> None:
+    """The pool's one fault that needs Prometheus but is neither a trap nor on a hop."""
+    assert ("storage-down", {}) in blind.variants(["storage-down"])
+    _blind_round(lab, "storage-down", {}, ["storage-down", "SIGTERM"], "/-/ready: ")
 
 
 def _blind_round(lab: Path, name: str, opts: dict[str, object], words: list[str], evidence: str) -> None:
