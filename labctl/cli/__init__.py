@@ -1,7 +1,9 @@
 """CLI entry point: `main` builds the application for this invocation's argv and shows LabError once.
 
-Commands are registered explicitly by `application`, which imports the command modules an argv needs
-(each registers its commands on `app`). Nothing is registered, and no argument read, at import.
+Commands are registered explicitly by `application`: it imports the command modules an argv needs
+(the table `COMMANDS`) and mounts each module's own Typer (`cli`: its commands and groups) on `app`.
+Importing a command module registers nothing anywhere; nothing is registered, and no argument read,
+at import of this package either.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import typer
 from labctl.cli.main import app
 from labctl.errors import LabError
 
-# Each module registers its commands on `app` when imported.
+# Each module defines its commands and groups on its own `cli`, which `application` mounts.
 _COMMAND_MODULES = [
     "lab_commands",
     "proxy_commands",
@@ -34,7 +36,7 @@ _COMMAND_MODULES = [
 ]
 
 
-# Which module registers each top-level command or group. `labctl <command>` imports only its own
+# Which module defines each top-level command or group. `labctl <command>` imports only its own
 # module: start-up is paid by every command a student types (and by the test suite hundreds of times),
 # and the modules behind `emit`, `proxy` or `matrix` (OpenTelemetry SDK, gRPC) are the heaviest.
 # tests/foundation/test_cli_registry.py holds this table to what the modules register.
@@ -72,13 +74,35 @@ def _wanted(argv: Sequence[str]) -> list[str]:
 def application(argv: Sequence[str] | None = None) -> typer.Typer:
     """The labctl application with the commands `argv` needs registered (every command without argv)."""
     for name in _COMMAND_MODULES if argv is None else _wanted(argv):
+        if name in _mounted:
+            continue
         try:
-            importlib.import_module(f"labctl.cli.{name}")
+            module = importlib.import_module(f"labctl.cli.{name}")
         except ModuleNotFoundError as exc:
             # Only tolerate the command module itself being absent (work in progress), never a broken import.
             if exc.name != f"labctl.cli.{name}":
                 raise
+            continue
+        _mount(module.cli)
+        _mounted.add(name)
     return app
+
+
+_mounted: set[str] = set()  # the command modules whose commands `app` has
+
+
+def _mount(part: typer.Typer) -> None:
+    """A command module's commands and groups (its `cli`) onto `app`. A group two modules fill (`proxy`)
+    becomes one group with the commands of both."""
+    app.registered_commands.extend(part.registered_commands)
+    groups = {g.name: g for g in app.registered_groups}
+    for group in part.registered_groups:
+        same = groups.get(group.name)
+        if same is None:
+            app.registered_groups.append(group)
+        else:
+            assert same.typer_instance is not None and group.typer_instance is not None
+            same.typer_instance.registered_commands.extend(group.typer_instance.registered_commands)
 
 
 def main() -> None:

@@ -10,20 +10,21 @@ from typing import Annotated, Any
 import typer
 
 from labctl import invocation, ui
-from labctl.cli.main import app
 from labctl.errors import LabError
 from labctl.faults import blind, engine
 from labctl.state import LabState
+
+cli = typer.Typer()  # this module's commands and groups; labctl.cli mounts them (COMMANDS)
 
 class_app = typer.Typer(
     help="A whole class at once: every instance's blind challenge in one table; "
     "inject into or grade every instance.",
     no_args_is_help=True,
 )
-app.add_typer(class_app, name="class")
+cli.add_typer(class_app, name="class")
 
 
-@app.command(
+@cli.command(
     help="Record your diagnosis of the lab's hidden fault; `labctl reveal` grades it.\n\nCause classes: "
     + "; ".join(f"{k} ({v})" for k, v in blind.CAUSES.items())
     + ".",
@@ -79,7 +80,7 @@ def _print_graded(graded: list[dict[str, Any]], who: str = "") -> None:
         ui.success(f"healed ({g['healed_in_s']:.1f}s)")
 
 
-@app.command(
+@cli.command(
     help="Grade the recorded diagnosis against the hidden fault, explain the fault and the evidence "
     "that pointed to it, and heal it."
 )

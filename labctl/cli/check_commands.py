@@ -11,13 +11,14 @@ from labctl import ui
 from labctl.checks.layer3 import resolve_note
 from labctl.checks.result import CheckResult, exit_code, first_failing_layer
 from labctl.checks.runner import run_checks
-from labctl.cli.main import app
 from labctl.errors import LabError
 from labctl.model import load_model
 from labctl.state import LabState
 
+cli = typer.Typer()  # this module's commands and groups; labctl.cli mounts them (COMMANDS)
 
-@app.command(
+
+@cli.command(
     help="Send a marker through the running lab and follow it hop by hop. Exit code: 0 when green, "
     "10+N when layer N is the first that fails."
 )

@@ -9,10 +9,11 @@ from typing import Annotated
 import typer
 
 from labctl import ui
-from labctl.cli.main import app
+
+cli = typer.Typer()  # this module's commands and groups; labctl.cli mounts them (COMMANDS)
 
 
-@app.command()
+@cli.command()
 def claude(
     claude_args: Annotated[
         list[str] | None, typer.Argument(help="Arguments for claude itself, after `--`.", show_default=False)

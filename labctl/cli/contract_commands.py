@@ -10,13 +10,14 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from labctl.cli.main import app
 from labctl.errors import LabError
+
+cli = typer.Typer()  # this module's commands and groups; labctl.cli mounts them (COMMANDS)
 
 contract_app = typer.Typer(
     help="The telemetry contract (layer 1): check payloads, show, export, import.", no_args_is_help=True
 )
-app.add_typer(contract_app, name="contract")
+cli.add_typer(contract_app, name="contract")
 
 ContractOpt = Annotated[
     Path | None,

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from labctl.cli.main import app
+import typer
+
 from labctl.emulator.command import emit_command, env_command
 
-app.command("env")(env_command)
-app.command("emit")(emit_command)
+cli = typer.Typer()  # this module's commands and groups; labctl.cli mounts them (COMMANDS)
+
+cli.command("env")(env_command)
+cli.command("emit")(emit_command)

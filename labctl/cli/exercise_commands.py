@@ -7,14 +7,15 @@ from typing import Annotated
 
 import typer
 
-from labctl.cli.main import app
 from labctl.errors import LabError
+
+cli = typer.Typer()  # this module's commands and groups; labctl.cli mounts them (COMMANDS)
 
 exercise_app = typer.Typer(
     help="Build-it exercises: start one, edit its file, check it (pass/fail with a hint).",
     no_args_is_help=True,
 )
-app.add_typer(exercise_app, name="exercise")
+cli.add_typer(exercise_app, name="exercise")
 
 NameArg = Annotated[str, typer.Argument(help="The exercise (labctl exercise list).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]

@@ -8,11 +8,12 @@ from typing import Annotated, Any
 import typer
 
 from labctl import ui
-from labctl.cli.main import app
 from labctl.errors import LabError
 from labctl.faults import engine
 from labctl.faults.registry import FAULTS
 from labctl.state import LabState
+
+cli = typer.Typer()  # this module's commands and groups; labctl.cli mounts them (COMMANDS)
 
 
 def _fault_help() -> str:
@@ -23,7 +24,7 @@ def _fault_help() -> str:
     return "\n\n".join(lines)
 
 
-@app.command(
+@cli.command(
     "break",
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
     help="Inject a fault into the running lab (it proves it took effect before returning).\n\n"
@@ -124,7 +125,7 @@ def break_(
     ui.info(f"next: `labctl check` to find the broken layer; `labctl heal {fault}` to undo it")
 
 
-@app.command(help="Undo a fault (or all of them) and restore the lab exactly as it was.")
+@cli.command(help="Undo a fault (or all of them) and restore the lab exactly as it was.")
 def heal(
     fault: Annotated[str | None, typer.Argument(help="The fault to heal (default: all active).")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Heal every active fault.")] = False,
@@ -187,7 +188,7 @@ def heal(
         ui.info("next: `labctl check` should be green")
 
 
-@app.command(help="List active faults (persisted in the lab's state), or with --all every fault there is.")
+@cli.command(help="List active faults (persisted in the lab's state), or with --all every fault there is.")
 def faults(
     all_: Annotated[bool, typer.Option("--all", help="List every available fault and its options.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,

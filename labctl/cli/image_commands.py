@@ -15,14 +15,15 @@ from typing import Annotated
 import typer
 
 from labctl import ui
-from labctl.cli.main import app
 from labctl.errors import LabError
+
+cli = typer.Typer()  # this module's commands and groups; labctl.cli mounts them (COMMANDS)
 
 images_app = typer.Typer(
     help="The Docker images the lab needs: list, pull, build, save and load them (offline classrooms).",
     invoke_without_command=True,
 )
-app.add_typer(images_app, name="images")
+cli.add_typer(images_app, name="images")
 
 
 def _refs() -> tuple[dict[str, str], str | None]:

@@ -7,12 +7,13 @@ from typing import Annotated
 import typer
 
 from labctl import state, ui
-from labctl.cli.main import app
 from labctl.errors import LabError
 from labctl.model import BIND_ADDRESSES, SHARED_ON_BIND, LabModel, Stage, load_model, read_env_file
 from labctl.runtimes.base import Runtime, ServiceStatus, choose_runtime, get_runtime
 from labctl.runtimes.native import NativeRuntime
 from labctl.state import LabState, allocate_ports, lifecycle_lock
+
+cli = typer.Typer()  # this module's commands and groups; labctl.cli mounts them (COMMANDS)
 
 # What to try once a stage is up (the next exercise step).
 _NEXT = {
@@ -65,7 +66,7 @@ def _prepare_lab(model: LabModel, port_offset: int, free_ports: bool) -> LabStat
     )
 
 
-@app.command()
+@cli.command()
 def up(
     module: Annotated[str, typer.Argument(help="The stage to run: module-1 .. module-4.")],
     port_offset: Annotated[int, typer.Option("--port-offset", help="Add N to every host port.")] = 0,
@@ -232,7 +233,7 @@ def _up(
         ui.info(f"then: `labctl up {later[0].name}` adds {later[0].adds}")
 
 
-@app.command()
+@cli.command()
 def down(
     volumes: Annotated[
         bool, typer.Option("--volumes", help="Also delete the services' data and logs.")
@@ -284,7 +285,7 @@ def _status_doc(lab: LabState, rows: list[ServiceStatus]) -> dict[str, object]:
     }
 
 
-@app.command()
+@cli.command()
 def status(json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """Each service of the running stage: layer, state, health and URL."""
     directory = state.state_dir()
@@ -314,7 +315,7 @@ def status(json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")]
             )
 
 
-@app.command()
+@cli.command()
 def ports(json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """Every port of the running lab: service, port name, URL and what it is for."""
     lab = LabState.current()
@@ -334,7 +335,7 @@ def ports(json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
     )
 
 
-@app.command()
+@cli.command()
 def url(
     target: Annotated[
         str, typer.Argument(help="SERVICE or SERVICE.PORT, e.g. proxy.admin or collector.health.")
@@ -362,7 +363,7 @@ def url(
     print(lab.url(service, port_name))
 
 
-@app.command()
+@cli.command()
 def logs(
     service: Annotated[
         str,
@@ -381,7 +382,7 @@ def logs(
     get_runtime(lab).logs(service, follow=follow, lines=lines)
 
 
-@app.command()
+@cli.command()
 def doctor(
     runtime: Annotated[
         str | None,
@@ -404,7 +405,7 @@ def doctor(
         raise typer.Exit(1)
 
 
-@app.command()
+@cli.command()
 def install(
     component: Annotated[
         str, typer.Argument(help="collector, prometheus, grafana, all (these three) or claude-code.")

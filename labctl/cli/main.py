@@ -1,4 +1,4 @@
-"""The Typer application every command module registers on, with the global options."""
+"""The Typer application with the global options; labctl.cli mounts the command modules' commands on it."""
 
 from __future__ import annotations
 

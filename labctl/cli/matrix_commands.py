@@ -11,14 +11,15 @@ from typing import Annotated
 import typer
 
 from labctl import ui
-from labctl.cli.main import app
+
+cli = typer.Typer()  # this module's commands and groups; labctl.cli mounts them (COMMANDS)
 
 matrix_app = typer.Typer(
     help="The configuration test matrix: exporters × protocols × endpoints × intervals × "
     "timeouts × headers, expected vs observed.",
     no_args_is_help=True,
 )
-app.add_typer(matrix_app, name="matrix")
+cli.add_typer(matrix_app, name="matrix")
 
 CasesOpt = Annotated[Path | None, typer.Option("--cases", help="cases file (default: lab/matrix/cases.yaml)")]
 FilterOpt = Annotated[

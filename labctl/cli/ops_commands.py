@@ -9,7 +9,6 @@ from typing import Annotated
 import typer
 
 from labctl import ui
-from labctl.cli.main import app
 from labctl.errors import LabError
 from labctl.model import load_model
 from labctl.ops.config_files import edited_since_applied
@@ -17,8 +16,10 @@ from labctl.ops.reload import RELOADABLE, Reloader
 from labctl.runtimes.base import get_runtime
 from labctl.state import LabState, lifecycle_lock
 
+cli = typer.Typer()  # this module's commands and groups; labctl.cli mounts them (COMMANDS)
 
-@app.command()
+
+@cli.command()
 def reload(
     services: Annotated[
         list[str] | None,
@@ -102,7 +103,7 @@ def reload(
     )
 
 
-@app.command()
+@cli.command()
 def backup(
     to: Annotated[
         Path | None,
@@ -144,7 +145,7 @@ def _part_text(part: str, info: dict[str, object]) -> str:
     return f"lab state ({info.get('stage')}, {info.get('runtime')} runtime)"
 
 
-@app.command()
+@cli.command()
 def restore(
     directory: Annotated[Path, typer.Argument(help="A directory `labctl backup` wrote.")],
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,

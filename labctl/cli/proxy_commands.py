@@ -9,12 +9,13 @@ from typing import Annotated
 
 import typer
 
-from labctl.cli.main import app
+cli = typer.Typer()  # this module's commands and groups; labctl.cli mounts them (COMMANDS)
+
 
 proxy_app = typer.Typer(
     help="The logging proxy: OTLP in, contract check, inspection, lossless forwarding.", no_args_is_help=True
 )
-app.add_typer(proxy_app, name="proxy")
+cli.add_typer(proxy_app, name="proxy")
 
 
 @proxy_app.command("serve")

@@ -11,8 +11,12 @@ import requests
 import typer
 from rich.markup import escape
 
-from labctl.cli.proxy_commands import proxy_app
 from labctl.errors import LabError
+
+# More `labctl proxy` commands: labctl.cli mounts them into proxy_commands' group.
+proxy_app = typer.Typer()
+cli = typer.Typer()
+cli.add_typer(proxy_app, name="proxy")
 
 DEFAULT_ADMIN_URL = "http://127.0.0.1:4320"
 

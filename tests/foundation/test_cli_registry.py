@@ -1,5 +1,6 @@
-"""`labctl <command>` imports only the module that registers it (labctl.cli.COMMANDS): the table must name,
-for every command and group, exactly the modules that register it, or a command would vanish."""
+"""`labctl <command>` imports only the module that defines it (labctl.cli.COMMANDS): the table must name,
+for every command and group, exactly the modules that define it, or a command would vanish. Importing
+a command module registers nothing: `application` mounts the modules' commands, from the table."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ import labctl.cli as cli
 
 @pytest.fixture
 def fresh_modules() -> Iterator[None]:
-    """Each module is imported on its own into a new `app`; the process' modules are put back after."""
+    """labctl.cli imported anew, with a new `app`; the process' modules are put back after."""
     saved = dict(sys.modules)
+    for name in [n for n in sys.modules if n == "labctl.cli" or n.startswith("labctl.cli.")]:
+        del sys.modules[name]
     try:
         yield
     finally:
@@ -23,23 +26,36 @@ def fresh_modules() -> Iterator[None]:
         sys.modules.update(saved)
 
 
-def _registered_by(module: str) -> set[str]:
-    for name in [n for n in sys.modules if n.startswith(("labctl.cli.", "labctl.emulator.command"))]:
-        del sys.modules[name]
-    main = importlib.import_module("labctl.cli.main")
-    importlib.import_module(f"labctl.cli.{module}")
-    commands = {c.name or c.callback.__name__ for c in main.app.registered_commands if c.callback}
-    return commands | {g.name for g in main.app.registered_groups if g.name}
+def _names(typer_app) -> set[str]:
+    commands = {c.name or c.callback.__name__ for c in typer_app.registered_commands if c.callback}
+    return commands | {g.name for g in typer_app.registered_groups if g.name}
 
 
-def test_every_module_registers_exactly_what_the_table_says(fresh_modules: None) -> None:
+def test_every_module_defines_exactly_what_the_table_says() -> None:
     table: dict[str, set[str]] = {}
     for command, modules in cli.COMMANDS.items():
         for module in modules:
             table.setdefault(module, set()).add(command)
     assert set(table) == set(cli._COMMAND_MODULES), "a command module is missing from COMMANDS"
     for module, commands in table.items():
-        assert _registered_by(module) == commands, module
+        assert _names(importlib.import_module(f"labctl.cli.{module}").cli) == commands, module
+
+
+def test_importing_a_command_module_registers_nothing_until_the_table_mounts_it(fresh_modules: None) -> None:
+    main = importlib.import_module("labctl.cli.main")
+    for module in importlib.import_module("labctl.cli")._COMMAND_MODULES:
+        importlib.import_module(f"labctl.cli.{module}")
+    assert _names(main.app) == set()
+    fresh = importlib.import_module("labctl.cli")
+    app = fresh.application(["labctl", "proxy", "stats"])
+    assert _names(app) == {"proxy"}
+    proxy = next(g.typer_instance for g in app.registered_groups if g.name == "proxy")
+    both = {c.name for c in proxy.registered_commands}
+    assert {"serve", "sessions", "export"} <= both  # proxy_commands' and proxy_inspect_commands' in one
+    fresh.application()
+    fresh.application()  # mounted once, however often it is asked
+    assert sorted(_names(app)) == sorted(fresh.COMMANDS)
+    assert len({c.name for c in proxy.registered_commands}) == len(proxy.registered_commands)
 
 
 @pytest.mark.parametrize(
