@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 
 import generate_outputs
 import pytest
@@ -26,7 +27,8 @@ def test_every_output_section_comes_from_the_scenario():
 
 def test_output_sections_are_filled_with_transcripts():
     for name, body in _sections_in_docs().items():
-        assert body.startswith("```console\n$ "), f"output section {name} holds no generated transcript"
+        transcript = re.sub(r"\A```console\n# representative output: [^\n]+\n", "```console\n", body)
+        assert transcript.startswith("```console\n$ "), f"output section {name} holds no generated transcript"
 
 
 def test_tidy_writes_default_ports_and_state_dir(tmp_path):
@@ -58,6 +60,19 @@ what to do: read lab/playbooks/upstream-unreachable.md"""
         shown.replace("collector health", "collector ready"),
     ):
         assert generate_outputs.key_facts(shown) != generate_outputs.key_facts(changed)
+
+
+def test_a_representative_transcript_is_compared_by_its_shape():
+    shown = (
+        "# representative output: a 3 s run\n$ labctl emit --duration 20\n│ logs/otlp(grpc) │ 2 │ 0 │ 20 │\n"
+    )
+    longer = shown.replace("│ 2 │ 0 │ 20 │", "│ 5 │ 0 │ 61 │")
+    assert generate_outputs.key_facts(shown) == generate_outputs.key_facts(longer)
+    refused = shown.replace("│ 2 │ 0 │ 20 │", "│ 2 │ failed │ 20 │")
+    assert generate_outputs.key_facts(shown) != generate_outputs.key_facts(refused)
+    # Without the note, counts are facts as before.
+    exact = shown.removeprefix("# representative output: a 3 s run\n")
+    assert generate_outputs.key_facts(exact) != generate_outputs.key_facts(longer.split("\n", 1)[1])
 
 
 @pytest.mark.integration
