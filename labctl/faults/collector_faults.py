@@ -15,15 +15,17 @@ from __future__ import annotations
 import secrets
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import grpc
 import requests
 import yaml
 
 from labctl.errors import LabError
 from labctl.faults.base import FaultContext, wait_until
 from labctl.faults.records import ConfigOverlay
+
+if TYPE_CHECKING:  # grpc is imported where a probe runs: every `break`, `heal` and `faults` loads this module
+    import grpc
 
 
 def _overlay(ctx: FaultContext, name: str) -> Any:
@@ -32,6 +34,7 @@ def _overlay(ctx: FaultContext, name: str) -> Any:
 
 def one_point_export(target: str, timeout: float = 3.0) -> tuple[grpc.StatusCode, str]:
     """Export one gauge point (named lab_probe, so it is recognisable) and return the receiver's answer."""
+    import grpc
     from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 
     request = metrics_service_pb2.ExportMetricsServiceRequest()
@@ -60,7 +63,7 @@ def verify_memory(ctx: FaultContext, rec: ConfigOverlay) -> list[str]:
 
     def refused() -> bool:
         seen["code"], seen["details"] = one_point_export(target)
-        return seen["code"] != grpc.StatusCode.OK and "refused" in str(seen["details"]).lower()
+        return seen["code"].name != "OK" and "refused" in str(seen["details"]).lower()
 
     # memory_limiter checks the heap every second after start: the first check turns refusing on.
     if not wait_until("collector refuses", refused, timeout=15, interval=0.5):
@@ -82,7 +85,7 @@ def heal_overlay(ctx: FaultContext, rec: ConfigOverlay) -> None:
 
     def accepts() -> bool:
         code[0] = one_point_export(target)
-        return bool(code[0][0] == grpc.StatusCode.OK)
+        return bool(code[0][0].name == "OK")
 
     if not wait_until("collector accepts", accepts, timeout=10, interval=0.3):
         raise LabError(
@@ -204,6 +207,7 @@ def _probe_id() -> str:
 
 
 def _export(target: str, request: Any, timeout: float = 3.0) -> tuple[grpc.StatusCode, str]:
+    import grpc
     from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
     from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc
     from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
@@ -254,7 +258,7 @@ def sparse_delta_total(ctx: FaultContext, probe: str) -> tuple[float | None, int
     second = 1_000_000_000
     for value, start, end in ((5, now - 40 * second, now - 30 * second), (3, now - 20 * second, now)):
         code, details = _export(target, _delta_request(probe, value, start, end))
-        if code != grpc.StatusCode.OK:
+        if code.name != "OK":
             raise LabError(f"the Collector at {target} refused a probe export ({code.name}: {details})")
     seen: dict[str, float | None] = {}
 
@@ -289,7 +293,7 @@ def verify_expiry(ctx: FaultContext, rec: ConfigOverlay) -> list[str]:
     attr.key, attr.value.string_value = "probe", probe
     target = ctx.lab.addr("collector", "otlp_grpc")
     code, details = _export(target, request)
-    if code != grpc.StatusCode.OK:
+    if code.name != "OK":
         raise LabError(f"the Collector at {target} refused a probe export ({code.name}: {details})")
     # The batch processor holds points for up to 1 s; a healthy exporter then keeps them for hours.
     if wait_until("probe shown", lambda: exporter_value(ctx, "lab_probe", probe) is not None, timeout=3):
@@ -304,7 +308,7 @@ def verify_no_logs(ctx: FaultContext, rec: ConfigOverlay) -> list[str]:
     request.resource_logs.add().scope_logs.add().log_records.add().body.string_value = "lab probe"
     target = ctx.lab.addr("collector", "otlp_grpc")
     code, details = _export(target, request)
-    if code == grpc.StatusCode.OK:
+    if code.name == "OK":
         raise LabError("the Collector still takes log records", f"see {ctx.lab.log_path('collector')}")
     return [f"Collector {target}: a one-record logs export → {code.name}: {details[:100]}"]
 
