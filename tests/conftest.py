@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from file_order import longest_files_first, read_table
 from hypothesis import settings
 
 from labctl.runtimes import process
@@ -186,3 +187,9 @@ def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     with _processes_refused(item):
         return (yield)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Longest files first (tests/file_order.py): the full run's two workers then finish together."""
+    items[:] = longest_files_first(items, read_table())

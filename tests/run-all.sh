@@ -88,10 +88,11 @@ if [ "$fast" = "0" ]; then
   if LABCTL_COMPOSE_PLUGIN=$(bash tests/tools/build-compose-plugin.sh); then export LABCTL_COMPOSE_PLUGIN; fi
 fi
 
-# Tests are isolated (temp state dirs, free ports), so two workers are safe; files stay together.
+# Tests are isolated (temp state dirs, free ports), so two workers are safe; files stay together, and
+# are handed out longest first (tests/file_order.py: xdist's own reorder would put unit-test files first).
 workers="${LABCTL_TEST_WORKERS:-2}"
 xdist=()
-if [ "$workers" != "0" ]; then xdist=(-n "$workers" --dist loadfile); fi
+if [ "$workers" != "0" ]; then xdist=(-n "$workers" --dist loadfile --no-loadscope-reorder); fi
 
 # The full run tries every property test's whole example budget (tests/fuzz_budget.py); --fast runs
 # the lane that needs no process, binary or browser.
