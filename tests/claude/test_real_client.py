@@ -139,6 +139,9 @@ def prometheus_totals(lab: LabState, session: str) -> dict[str, Any]:
         "edit_decisions": prom(
             lab, f"sum by (decision) (claude_code_code_edit_tool_decision_total{{{sel}}})"
         ),
+        # Events counted into metrics by the Collector (collector-configs/base.yaml `count/events`).
+        "tool_decisions": prom(lab, f"sum by (decision) (claude_code_tool_decision_events_total{{{sel}}})"),
+        "api_errors": prom(lab, f"sum(claude_code_api_error_events_total{{{sel}}})"),
     }
 
 
@@ -149,6 +152,8 @@ def expected_prometheus(expected: Expected) -> dict[str, Any]:
         "lines": {k: float(v) for k, v in lines.items() if v},
         "sessions": {"value": 1.0},
         "edit_decisions": {k: float(v) for k, v in expected.edit_decisions.items()},
+        "tool_decisions": {k: float(v) for k, v in expected.decisions.items()},
+        "api_errors": {"value": float(expected.api_errors)} if expected.api_errors else {},
     }
 
 
@@ -239,6 +244,10 @@ def test_retried_faults_and_an_exhausted_retry_budget(lab: LabState) -> None:
     proxy_session(lab, failed, SCENARIOS["api-errors"].expected())
     errors = [r for r in records_of(lab, failed) if r["name"] == "api_error"]
     assert [(e["attributes"]["status_code"], e["attributes"]["attempt"]) for e in errors] == [(529, 2)]
+    # The Collector counted that event: one api_error with status 529 in Prometheus (the retried
+    # session above sent none: its retries ended in answers).
+    counted = f'sum by (status_code) (claude_code_api_error_events_total{{session_id="{failed}"}})'
+    wait_for("the counted api_error in Prometheus", lambda: prom(lab, counted) == {"529": 1.0}, timeout=30)
 
 
 def test_enforce_mode_drops_nothing_of_the_real_client(lab: LabState) -> None:
