@@ -162,7 +162,15 @@ def _binaries(model: LabModel) -> list[Finding]:
     from labctl.install import resolve_binary
 
     out = []
-    for name in ("otelcol-lab", "prometheus", "promtool", "alertmanager", "victoria-logs", "grafana"):
+    for name in (
+        "otelcol-lab",
+        "prometheus",
+        "promtool",
+        "alertmanager",
+        "victoria-logs",
+        "jaeger",
+        "grafana",
+    ):
         try:
             out.append(Finding(f"binary {name}", "ok", str(resolve_binary(name))))
         except LabError as exc:

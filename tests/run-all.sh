@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh Debian 12 machine: installs what the tests need (Python packages,
-# chromium for the page tests, the lab's Collector build, Prometheus, Alertmanager, VictoriaLogs), then runs pytest; then the
+# chromium for the page tests, the lab's Collector build, Prometheus, Alertmanager, VictoriaLogs, Jaeger), then runs pytest; then the
 # Docker lane: tests/docker on a private real engine (tests/tools/docker-engine.sh).
 # Usage: bash tests/run-all.sh [--fast] [extra pytest args]
 #   --fast: the maintainer's lane: no chromium, Go builds or binaries; `pytest -m "not integration"` with
@@ -72,6 +72,8 @@ if [ "$fast" = "0" ]; then
   "$PY" -m labctl install alertmanager
   step "labctl install victorialogs"
   "$PY" -m labctl install victorialogs
+  step "labctl install jaeger"
+  "$PY" -m labctl install jaeger
 
   # The pinned real Claude Code (npm package, cached in ~/.cache/labctl/claude-code; a no-op when current)
   # for the real-client tests: its licence is Anthropic's, accepted by whoever runs this suite. Under CI

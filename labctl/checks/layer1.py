@@ -95,8 +95,9 @@ def _verdict(cx: CheckContext, marker: str) -> CheckResult:
                 found.append(detail.json())
         return found
 
-    # Metrics and the event are two requests: wait until both are in the view.
-    wait_for(lambda: len(look()) >= (2 if cx.marker and cx.marker.events else 1), timeout=2.0)
+    # Metrics, the event and the span are separate requests: wait until each is in the view.
+    wanted = 1 + (1 if cx.marker and cx.marker.events else 0) + (1 if cx.marker and cx.marker.spans else 0)
+    wait_for(lambda: len(look()) >= wanted, timeout=2.0)
     if not found:
         return CheckResult(
             1,

@@ -2,7 +2,9 @@
 
 The marker is the resource attribute `lab.marker`, copied onto every data point as Claude Code copies
 OTEL_RESOURCE_ATTRIBUTES keys (so it becomes the `lab_marker` label in Prometheus). One "session" sends
-each of Claude Code's counters once, so every dashboard panel has something to show.
+each of Claude Code's counters once, so every dashboard panel has something to show, then one event
+(an OTLP log record, for the event store) and one span (a one-span trace, for the trace store), both
+carrying the same session.id and lab.marker.
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ class Marker:
     session_id: str
     points: int = 0
     events: int = 0
+    spans: int = 0
+    trace_id: str = ""  # the marker span's trace, 32 hex digits (Jaeger's trace id)
     commits: int = 0  # claude_code.commit.count sent for this marker (the sparse probe adds one)
     sent_ok: bool = False
     error: str | None = None
@@ -120,10 +124,14 @@ def send_marker(
             # First, so a pipeline that makes metrics of spans has them out by the time layer 2 looks.
             from labctl.checks.marker_spans import send_spans
 
-            error = send_spans(endpoint, resource, session, result.request_ids, timeout_s, headers)
+            trace_id, error = send_spans(
+                endpoint, resource, session, result.request_ids, timeout_s, headers, attributes=common
+            )
             if error:
                 result.error = error
                 return result
+            # One trace: the interaction and its model requests (the trace store's check counts them).
+            result.spans, result.trace_id = 1 + len(result.request_ids), trace_id
         for _ in range(repeat):
             for name, _unit, points in SESSION_POINTS:
                 for attrs, value in points:

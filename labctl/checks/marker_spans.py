@@ -28,8 +28,12 @@ def send_spans(
     request_ids: list[str],
     timeout_s: float,
     headers: dict[str, str] | None,
-) -> str | None:
-    """Export the prompt's spans in one request; fills `request_ids`; returns an error or None."""
+    attributes: dict[str, str] | None = None,
+) -> tuple[str, str | None]:
+    """Export the prompt's spans in one request; fills `request_ids`; returns (the trace id in hex, an
+    error or None). `attributes` (the session's standard ones: session.id, lab.marker) go on every span,
+    as Claude Code puts them there: the trace store finds the marker's trace by them."""
+    common = attributes or {}
     memory = InMemorySpanExporter()
     provider = TracerProvider(resource=resource)
     provider.add_span_processor(SimpleSpanProcessor(memory))
@@ -38,7 +42,7 @@ def send_spans(
     try:
         prompt = tracer.start_span(
             "claude_code.interaction",
-            attributes={"span.type": "interaction", "gen_ai.conversation.id": session},
+            attributes={**common, "span.type": "interaction", "gen_ai.conversation.id": session},
         )
         for _ in range(REQUESTS):
             rid = f"req_{secrets.token_hex(8)}"
@@ -47,6 +51,7 @@ def send_spans(
                 "claude_code.llm_request",
                 context=set_span_in_context(prompt),
                 attributes={
+                    **common,
                     "span.type": "llm_request",
                     "gen_ai.conversation.id": session,
                     "gen_ai.request.model": MODEL,
@@ -55,8 +60,11 @@ def send_spans(
                 },
             ).end()
         prompt.end()
+        trace_id = format(prompt.get_span_context().trace_id, "032x")
         outcome = exporter.export(memory.get_finished_spans())
-        return None if outcome.name == "SUCCESS" else f"span export to {endpoint} returned {outcome.name}"
+        if outcome.name != "SUCCESS":
+            return trace_id, f"span export to {endpoint} returned {outcome.name}"
+        return trace_id, None
     finally:
         exporter.shutdown()
         provider.shutdown()

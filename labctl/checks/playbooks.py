@@ -32,6 +32,7 @@ PLAYBOOKS: dict[str, str] = {
     "hardcoded-datasource-uid": "Panels name a datasource uid Grafana is not provisioned with",
     "dashboard-no-data": "A dashboard panel's query returns no data",
     "events-not-stored": "The Collector's events do not reach VictoriaLogs, the event store",
+    "traces-not-stored": "The Collector's spans do not reach Jaeger, the trace store",
     "alertmanager-unreachable": "Prometheus cannot deliver alerts to Alertmanager (hop, or Alertmanager down)",
     "notification-undelivered": "Alertmanager has the alert but the notify-receiver never got it",
 }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from labctl.checks import alerting, events_store, layer1, layer2, layer3, layer4, series_growth
+from labctl.checks import alerting, events_store, layer1, layer2, layer3, layer4, series_growth, traces_store
 from labctl.checks.context import CheckContext
 from labctl.checks.marker import new_marker, send_marker
 from labctl.checks.result import CheckResult
@@ -62,7 +62,7 @@ def run_checks(
         elif layer == 2:
             found = layer2.check(cx) + series_growth.check(cx)
         elif layer == 3:
-            found = layer3.check(cx) + events_store.check(cx)
+            found = layer3.check(cx) + events_store.check(cx) + traces_store.check(cx)
         else:
             if grafana_running is None:
                 grafana_running = _grafana_running(lab, model)

@@ -67,9 +67,13 @@ class ExporterStats:
     first_export_s: float | None = None  # seconds after start of the first export attempt
     last_error: str | None = None
     export_seconds: list[float] = field(default_factory=list)  # duration of each export call
+    # Spans in accepted batches per span name (trace exporters only): what a trace store should hold.
+    items_by_name: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        d = {k: v for k, v in self.__dict__.items() if k != "export_seconds"}
+        d = {k: v for k, v in self.__dict__.items() if k not in ("export_seconds", "items_by_name")}
+        if self.items_by_name:
+            d["items_by_name"] = dict(sorted(self.items_by_name.items()))
         d["attempts"] = len(self.export_seconds)
         d["max_export_s"] = round(max(self.export_seconds), 3) if self.export_seconds else None
         d["first_export_s"] = None if self.first_export_s is None else round(self.first_export_s, 3)
@@ -94,7 +98,15 @@ class RunStats:
             if s.first_export_s is None:
                 s.first_export_s = time.monotonic() - self.started
 
-    def record(self, name: str, ok: bool, items: int, seconds: float, started_at: float) -> None:
+    def record(
+        self,
+        name: str,
+        ok: bool,
+        items: int,
+        seconds: float,
+        started_at: float,
+        names: Sequence[str] = (),
+    ) -> None:
         with self.lock:
             s = self.exporters.setdefault(name, ExporterStats(name))
             s.in_flight -= 1
@@ -104,6 +116,8 @@ class RunStats:
             if ok:
                 s.sent += 1
                 s.items_sent += items
+                for item in names:
+                    s.items_by_name[item] = s.items_by_name.get(item, 0) + 1
             else:
                 s.failed += 1
                 s.items_failed += items
@@ -213,7 +227,7 @@ class CountingSpanExporter(SpanExporter):
             logging.getLogger("opentelemetry.exporter").error("exporter %s raised: %s", self.name, exc)
             result = SpanExportResult.FAILURE
         ok = result is not None and result.name == "SUCCESS"
-        self.stats.record(self.name, ok, len(spans), time.monotonic() - t0, t0)
+        self.stats.record(self.name, ok, len(spans), time.monotonic() - t0, t0, [s.name for s in spans])
         return result
 
     def shutdown(self) -> None:

@@ -46,7 +46,7 @@ CAUSES: dict[str, str] = {
 }
 POINTS = {"layer": 1, "hop": 1, "cause": 2}
 # The pool grades faults on lab.yaml's hops of these kinds: the metrics path, the event store's hop
-# (events) and module-4's alerting hops (alert, notify).
+# (events) and module-4's alerting hops (alert, notify). The trace store's hop (traces) is not graded yet.
 GRADED_HOP_KINDS = ("push", "scrape", "query", "events", "alert", "notify")
 # check waits for the stored event and the notification, so a delay on these hops only makes them
 # arrive later and no delay it tolerates shows: the pool cuts them, never slows them.

@@ -28,7 +28,11 @@ HEAL_PATH = {
     "alert": "/-/ready",
     "notify": "/healthz",
     "events": "/health",
+    # Jaeger's OTLP/HTTP receiver has no GET endpoint: its 405 to a GET /v1/traces is the answer that
+    # proves the route reaches it (HEAL_STATUS).
+    "traces": "/v1/traces",
 }
+HEAL_STATUS = {"traces": 405}
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 
@@ -195,7 +199,7 @@ def heal(ctx: FaultContext, rec: RelaySwitch) -> None:
                 f"a request through the {_name(service)} still fails after heal: {url}: {type(exc).__name__}",
                 f"see `labctl logs {service}`",
             ) from None
-        if resp.status_code != 200:
+        if resp.status_code != HEAL_STATUS.get(route.kind, 200):
             raise LabError(
                 f"a request through the {_name(service)} still fails after heal: {url}: HTTP "
                 f"{resp.status_code} {resp.text[:160]}",

@@ -7,6 +7,7 @@ Sources (`--from` / `LABCTL_INSTALL_FROM`): `auto` (default), `go` or `archive`.
   neither works, the OS package is mentioned only if its major version is the lab's.
 - alertmanager: built from its Go module (Go required; module-4's notifications).
 - victorialogs: built from its Go module (Go required; module-3's event store).
+- jaeger: built from its Go module (Go required; module-3's trace store).
 - grafana: always the official archive (it cannot be built here); a binary you named is used as is.
 - claude-code: the pinned npm package (only when asked by name: its licence is the user's to accept).
 """
@@ -21,12 +22,22 @@ from labctl.install.alertmanager import install_alertmanager
 from labctl.install.collector import install_collector
 from labctl.install.gobuild import ProgressFn, cached_without_go, has_go
 from labctl.install.grafana import install_grafana
+from labctl.install.jaeger import install_jaeger
 from labctl.install.ospackage import advice, apt_candidate
 from labctl.install.paths import bin_dir, repo_root
 from labctl.install.prometheus import install_prometheus
 from labctl.install.victorialogs import install_victorialogs
 
-COMPONENTS = ("collector", "prometheus", "alertmanager", "victorialogs", "grafana", "claude-code", "all")
+COMPONENTS = (
+    "collector",
+    "prometheus",
+    "alertmanager",
+    "victorialogs",
+    "jaeger",
+    "grafana",
+    "claude-code",
+    "all",
+)
 SOURCES = ("auto", "go", "archive")
 SOURCE_VAR = "LABCTL_INSTALL_FROM"
 
@@ -63,6 +74,8 @@ def install(
         return [install_alertmanager(force=force, progress=progress)]
     if component == "victorialogs":
         return [install_victorialogs(force=force, progress=progress)]
+    if component == "jaeger":
+        return [install_jaeger(force=force, progress=progress)]
     if component == "grafana":
         return [install_grafana(force=force, source=src, progress=progress)]
     if component == "claude-code":
@@ -73,6 +86,7 @@ def install(
     if has_go():  # no release archive is wired for it: without Go, `up module-4` says what is missing
         results.append(install_alertmanager(force=force, progress=progress))
         results.append(install_victorialogs(force=force, progress=progress))
+        results.append(install_jaeger(force=force, progress=progress))
     try:
         results.append(install_grafana(force=force, source="auto" if src == "go" else src, progress=progress))
     except LabError as exc:

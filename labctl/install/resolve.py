@@ -22,6 +22,7 @@ BINARIES: dict[str, str] = {
     "alertmanager": "alertmanager",
     "amtool": "alertmanager",
     "victoria-logs": "victorialogs",
+    "jaeger": "jaeger",
 }
 
 # A role another binary can fill, looked for in the cache after the role's own name: without Go,

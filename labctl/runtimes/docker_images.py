@@ -30,6 +30,7 @@ IMAGE_VARS = {
     "grafana": "LAB_GRAFANA_IMAGE",
     "alertmanager": "LAB_ALERTMANAGER_IMAGE",
     "victorialogs": "LAB_VICTORIALOGS_IMAGE",
+    "jaeger": "LAB_JAEGER_IMAGE",
     "python": "LAB_PYTHON_IMAGE",  # the proxy image's base
 }
 PROXY_REPO = "labctl-proxy"

@@ -1,5 +1,5 @@
 """Benchmark: the whole native module-4 lab at idle (every service, Alertmanager, the notifications view,
-VictoriaLogs and the relays included), per service and in total, and how long a test notification and
+VictoriaLogs, Jaeger and the relays included), per service and in total, and how long a test notification and
 the marker's event take to arrive.
 
 Goals (issue 15): whole module-4 lab idle RSS <= 700 MB; the marker visible in the event store within the

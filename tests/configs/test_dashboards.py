@@ -83,6 +83,51 @@ def test_grafana_alerts_are_routed_to_the_labs_alertmanager() -> None:
     assert rules and not [r["uid"] for r in rules if "notification_settings" in r]
 
 
+def test_the_trace_and_event_stores_are_provisioned_with_fixed_uids() -> None:
+    sources = {
+        ds["uid"]: ds for f in (PROVISIONING / "datasources").glob("*.yaml") for ds in _yaml(f)["datasources"]
+    }
+    assert sources["lab-jaeger"]["type"] == "jaeger" and sources["lab-jaeger"]["url"] == "${LAB_JAEGER_URL}"
+    # A plugin datasource (installed into Grafana's plugins folder; dashboards/README.md says how offline).
+    assert sources["lab-victorialogs"]["type"] == "victoriametrics-logs-datasource"
+    assert sources["lab-victorialogs"]["url"] == "${LAB_VICTORIALOGS_URL}"
+    # Jaeger's trace view links a span to its session's events by the shared session.id.
+    to_logs = sources["lab-jaeger"]["jsonData"]["tracesToLogsV2"]
+    assert to_logs["datasourceUid"] == "lab-victorialogs" and "session.id" in to_logs["query"]
+    # Both runtimes point them at the stores: natively the host ports, in Docker the service names.
+    grafana = load_model(REPO).service("grafana")
+    assert grafana.env["LAB_JAEGER_URL"] == "http://{addr:jaeger.query}"
+    assert grafana.env["LAB_VICTORIALOGS_URL"] == "http://{addr:victorialogs.http}"
+    compose = _yaml(REPO / "compose" / "module-4.yml")["services"]
+    assert compose["grafana"]["environment"]["LAB_JAEGER_URL"] == "http://jaeger:16686"
+    assert compose["grafana"]["environment"]["LAB_VICTORIALOGS_URL"] == "http://victorialogs:9428"
+    assert {"store-query"} <= set(compose["jaeger"]["networks"]) & set(compose["grafana"]["networks"])
+    assert {"store-query"} <= set(compose["victorialogs"]["networks"]) & set(compose["grafana"]["networks"])
+
+
+def test_cost_by_session_links_to_that_sessions_trace_and_events() -> None:
+    import json
+    import urllib.parse
+
+    board = load(DASHBOARDS / "claude-code-usage.json")
+    (panel,) = [p for p in panels(board) if p["title"] == "Cost by session (top 10)"]
+    (override,) = panel["fieldConfig"]["overrides"]
+    assert override["matcher"] == {"id": "byName", "options": "Field"}  # the reduce transform's series name
+    (links,) = [prop["value"] for prop in override["properties"] if prop["id"] == "links"]
+    by_uid = {}
+    for link in links:
+        url = urllib.parse.urlsplit(link["url"])
+        assert url.path == "/explore"  # relative: right whatever port Grafana has
+        pane = json.loads(urllib.parse.parse_qs(url.query)["panes"][0])["a"]
+        (query,) = pane["queries"]
+        by_uid[pane["datasource"]] = query
+        assert query["datasource"]["uid"] == pane["datasource"]
+    # The session id, as the row shows it, becomes Jaeger's tag and VictoriaLogs' field filter.
+    assert by_uid["lab-jaeger"]["tags"] == 'session.id="${__data.fields.Field}"'
+    assert by_uid["lab-jaeger"]["service"] == "claude-code"
+    assert by_uid["lab-victorialogs"]["expr"] == 'session.id:"${__data.fields.Field}"'
+
+
 def test_dashboard_provider_loads_the_dashboards_folder() -> None:
     doc = _yaml(PROVISIONING / "dashboards" / "lab.yaml")
     assert doc["apiVersion"] == 1

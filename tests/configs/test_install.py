@@ -212,10 +212,10 @@ def test_override_to_a_non_executable_is_an_error(isolated: Path, monkeypatch: p
 
 def test_unknown_binary_and_component(isolated: Path) -> None:
     with pytest.raises(LabError, match="unknown binary"):
-        resolve_binary("jaeger")
+        resolve_binary("zipkin")
     with pytest.raises(LabError) as err:
-        install("jaeger")
-    assert "collector, prometheus, alertmanager, victorialogs, grafana, claude-code, all" in (
+        install("zipkin")
+    assert "collector, prometheus, alertmanager, victorialogs, jaeger, grafana, claude-code, all" in (
         err.value.hint or ""
     )
 

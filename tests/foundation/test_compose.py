@@ -64,6 +64,7 @@ def test_one_file_per_layer_and_every_model_service_in_its_layer(model):
         "alert-relay",
         "notify-relay",
         "events-relay",
+        "traces-relay",
     }
     for name, (layer, _) in defined.items():
         assert layer == model.service(name).layer, f"{name} belongs in module-{model.service(name).layer}.yml"

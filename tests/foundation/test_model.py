@@ -152,6 +152,7 @@ def test_each_relay_relays_exactly_the_hops_that_name_it(
 
 def test_every_native_via_names_a_relay_port(model):
     relays = {"otlp-relay", "scrape-relay", "query-relay", "alert-relay", "notify-relay", "events-relay"}
+    relays |= {"traces-relay"}
     vias = {hop.name: hop.native_via for hop in model.hops if hop.native_via}
     assert set(vias) == {
         "proxy-collector",
@@ -159,6 +160,7 @@ def test_every_native_via_names_a_relay_port(model):
         "collector-internal-prometheus",
         "prometheus-grafana",
         "collector-victorialogs",
+        "collector-jaeger",
         "prometheus-alertmanager",
         "alertmanager-receiver",
     }

@@ -63,6 +63,8 @@ def records(lab: LabState) -> dict[str, process.ProcRecord]:
         "grafana",
         "victorialogs",
         "events-relay",
+        "jaeger",
+        "traces-relay",
     ):
         rec = process.read_record(lab.pid_path(service))
         if rec is not None and rec.alive():
@@ -87,6 +89,8 @@ def test_module_3_metrics_over_grpc_and_http_and_events_reach_the_pipeline(nativ
         "scrape-relay": ("running", "healthy"),  # Prometheus' way to the Collector natively
         "victorialogs": ("running", "healthy"),  # the event store: the Collector exports events to it
         "events-relay": ("running", "healthy"),  # the Collector's way to the event store natively
+        "jaeger": ("running", "healthy"),  # the trace store: the Collector exports spans to it
+        "traces-relay": ("running", "healthy"),  # the Collector's way to the trace store natively
     }
 
     run = uuid.uuid4().hex[:8]
@@ -135,6 +139,8 @@ def test_module_3_metrics_over_grpc_and_http_and_events_reach_the_pipeline(nativ
     assert set(pids) == {"proxy", "model-stub", "collector", "otlp-relay", "prometheus", "scrape-relay"} | {
         "victorialogs",
         "events-relay",
+        "jaeger",
+        "traces-relay",
     }
     labctl("down", state_dir=lab.dir)
     assert not [s for s, rec in pids.items() if rec.alive()]
@@ -166,6 +172,8 @@ def test_up_is_additive_and_idempotent_and_down_works_from_another_invocation(na
         "scrape-relay",
         "victorialogs",
         "events-relay",
+        "jaeger",
+        "traces-relay",
     }
     # The Collector restarts once: from module-3 its logs pipeline also exports to the event store
     # (lab.yaml env_when_running.victorialogs). The proxy's configuration does not change.
@@ -204,6 +212,7 @@ def test_up_is_additive_and_idempotent_and_down_works_from_another_invocation(na
     assert set(fourth) == {"proxy", "model-stub", "collector", "otlp-relay"}
     assert not third["prometheus"].alive() and not third["scrape-relay"].alive()
     assert not third["victorialogs"].alive() and not third["events-relay"].alive()
+    assert not third["jaeger"].alive() and not third["traces-relay"].alive()
     assert not fourth_up["query-relay"].alive()
     assert not [p for p in lab.ports["query-relay"].values() if port_in_use(p)], (
         "the query relay's ports stay held"

@@ -171,8 +171,8 @@ def test_grafana_provisioning_is_checked_before_grafana_is_asked(tmp_path: Path)
     with pytest.raises(LabError) as err:
         _validate_grafana(tmp_path)
     assert (
-        "uses datasource uid 'lab-prometheus', which no provisioning file defines (renamed)"
-        in err.value.message
+        "uses datasource uid 'lab-prometheus', which no provisioning file defines "
+        "(lab-jaeger, lab-victorialogs, renamed)" in err.value.message
     )
     source.write_text("apiVersion: 1\ndatasources: [\n")
     with pytest.raises(LabError) as err:

@@ -14,7 +14,7 @@
 # The data root lives in the labctl cache, so images survive between runs: a second run builds nothing.
 # Images are tagged under test names (labctl-test/...), never under the upstream names in
 # compose/versions.env; CMD sees them through LAB_COLLECTOR_IMAGE, LAB_PROMETHEUS_IMAGE,
-# LAB_ALERTMANAGER_IMAGE, LAB_VICTORIALOGS_IMAGE, LAB_PYTHON_IMAGE.
+# LAB_ALERTMANAGER_IMAGE, LAB_VICTORIALOGS_IMAGE, LAB_JAEGER_IMAGE, LAB_PYTHON_IMAGE.
 # Grafana has no stand-in: LAB_GRAFANA_IMAGE stays unset (the upstream image is absent in this engine).
 #
 # When no engine can start the script says why and exits 69 (EX_UNAVAILABLE); CMD does not run.
@@ -224,22 +224,34 @@ VOLUME ["/victoria-logs-data"]
 EXPOSE 9428
 ENTRYPOINT ["/victoria-logs-prod"]'
 
+# Like jaegertracing/jaeger: the binary as entrypoint at /cmd/jaeger/jaeger-linux, user 10001, busybox wget.
+JAEGER_DOCKERFILE='ARG BASE
+FROM ${BASE}
+COPY jaeger /cmd/jaeger/jaeger-linux
+RUN ln -sf /bin/busybox /usr/local/bin/wget
+ENV JAEGER_LISTEN_HOST=0.0.0.0
+USER 10001
+EXPOSE 4317 4318 16685 16686 13133
+ENTRYPOINT ["/cmd/jaeger/jaeger-linux"]'
+
 build_images() {
   local started bin
   started=$(now)
   bin="$cache/bin"
   build_base
-  local collector prometheus alertmanager victorialogs
+  local collector prometheus alertmanager victorialogs jaeger
   collector=$(build_wrapped collector "$bin/otelcol-lab" "$COLLECTOR_DOCKERFILE") || exit 69
   prometheus=$(build_wrapped prometheus "$bin/prometheus" "$PROMETHEUS_DOCKERFILE") || exit 69
   alertmanager=$(build_wrapped alertmanager "$bin/alertmanager" "$ALERTMANAGER_DOCKERFILE") || exit 69
   victorialogs=$(build_wrapped victorialogs "$bin/victoria-logs" "$VICTORIALOGS_DOCKERFILE") || exit 69
+  jaeger=$(build_wrapped jaeger "$bin/jaeger" "$JAEGER_DOCKERFILE") || exit 69
   {
     printf 'export LAB_PYTHON_IMAGE=%q\n' "$BASE_IMAGE"
     printf 'export LAB_COLLECTOR_IMAGE=%q\n' "$collector"
     printf 'export LAB_PROMETHEUS_IMAGE=%q\n' "$prometheus"
     printf 'export LAB_ALERTMANAGER_IMAGE=%q\n' "$alertmanager"
     printf 'export LAB_VICTORIALOGS_IMAGE=%q\n' "$victorialogs"
+    printf 'export LAB_JAEGER_IMAGE=%q\n' "$jaeger"
   } >>"$envfile"
   say "images ready in $(took "$started")s"
 }

@@ -1,0 +1,135 @@
+"""The trace store on real processes: one native module-3 lab (proxy, Collector, Prometheus, VictoriaLogs,
+Jaeger) for the file.
+
+The emulator plays Claude Code-like sessions with the enhanced telemetry beta on (spans); every span it
+sent arrives in Jaeger through the Collector's traces pipeline (OTLP/HTTP): the same number per span
+name, each trace whole (one interaction root, every parent present), searchable by session.id. A cut
+of the collector → jaeger hop fails `labctl check` with its playbook, and after heal the check is green
+again. Malformed spans are reported by the proxy's contract and never stop Jaeger's path.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from labctl.state import LabState
+from tests.conftest import REPO, labctl_env, run_labctl, started_lab, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def jaeger_spans(lab: LabState, tags: dict[str, str]) -> list[dict[str, Any]]:
+    """Every span of every trace Jaeger finds for these tags (the query API the UI and Grafana use)."""
+    now_us = int(time.time() * 1e6)
+    resp = requests.get(
+        lab.url("jaeger", "query") + "/api/traces",
+        params={
+            "service": "claude-code",
+            "tags": json.dumps(tags),
+            "limit": "1000",
+            "start": str(now_us - 3_600_000_000),
+            "end": str(now_us + 60_000_000),
+        },
+        timeout=5,
+    )
+    assert resp.status_code == 200, resp.text[:300]
+    return [{**span, "_trace": t["traceID"]} for t in resp.json()["data"] or [] for span in t["spans"]]
+
+
+def tag(span: dict[str, Any], key: str) -> Any:
+    return next((t["value"] for t in span.get("tags") or [] if t["key"] == key), None)
+
+
+@pytest.fixture(scope="module")
+def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    folder = tmp_path_factory.mktemp("traces") / "lab"
+    with started_lab("module-3", folder):
+        yield folder
+
+
+def test_every_emulated_span_is_stored_once_and_each_trace_whole(state_dir: Path) -> None:
+    lab = LabState.load(state_dir)
+    status = json.loads(run_labctl("status", "--json", state_dir=state_dir).stdout)
+    rows = {s["service"]: (s["state"], s["health"]) for s in status["services"]}
+    assert rows["jaeger"] == ("running", "healthy") and rows["traces-relay"] == ("running", "healthy"), rows
+
+    marker = f"traces-{secrets.token_hex(4)}"
+    env = labctl_env(
+        OTEL_RESOURCE_ATTRIBUTES=f"lab.marker={marker}",
+        CLAUDE_CODE_ENHANCED_TELEMETRY_BETA="1",
+        OTEL_TRACES_EXPORTER="otlp",
+        OTEL_TRACES_EXPORT_INTERVAL="500",
+    )
+    cmd = [sys.executable, "-m", "labctl", "--state-dir", str(state_dir), "emit", "--from-lab"]
+    run = subprocess.run(
+        [*cmd, "--sessions", "2", "--duration", "6", "--rate", "20", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    summary = json.loads(run.stdout)
+    (traces,) = [e for e in summary["exporters"] if e["name"].startswith("traces/")]
+    sent: dict[str, int] = traces["items_by_name"]
+    assert traces["items_failed"] == 0 and sum(sent.values()) == traces["items_sent"] > 0, traces
+    assert {"claude_code.interaction", "claude_code.llm_request", "claude_code.tool"} <= set(sent), sent
+
+    def stored() -> list[dict[str, Any]]:
+        return jaeger_spans(lab, {"lab.marker": marker})
+
+    wait_for("every span in Jaeger", lambda: len(stored()) >= traces["items_sent"], timeout=30, interval=0.5)
+    spans = stored()
+    assert Counter(s["operationName"] for s in spans) == Counter(sent), "per span name: stored == sent"
+
+    # One trace per prompt, whole: one interaction root, and every parent a span of the same trace.
+    by_trace: dict[str, list[dict[str, Any]]] = {}
+    for span in spans:
+        by_trace.setdefault(span["_trace"], []).append(span)
+    assert len(by_trace) == sent["claude_code.interaction"]
+    for trace_id, members in by_trace.items():
+        ids = {s["spanID"] for s in members}
+        roots = [s for s in members if not s.get("references")]
+        assert [r["operationName"] for r in roots] == ["claude_code.interaction"], trace_id
+        assert all(ref["spanID"] in ids for s in members for ref in s.get("references") or []), trace_id
+
+    # The join key a student uses from Prometheus' session_id and VictoriaLogs' session.id.
+    for session in summary["sessions"]:
+        own = jaeger_spans(lab, {"session.id": session, "lab.marker": marker})
+        assert own and all(tag(s, "gen_ai.conversation.id") == session for s in own), session
+    assert sum(len(jaeger_spans(lab, {"session.id": s})) for s in summary["sessions"]) == len(spans)
+
+
+def test_a_cut_trace_store_hop_fails_the_check_and_heal_makes_it_green(state_dir: Path) -> None:
+    lab = LabState.load(state_dir)
+    run_labctl("break", "network", "--hop", "collector-jaeger", "--mode", "refuse", state_dir=state_dir)
+    try:
+        res = run_labctl("check", "--layer", "3", "--json", state_dir=state_dir, check=False)
+        report = json.loads(res.stdout)
+        (row,) = [r for r in report["results"] if r["name"] == "trace stored"]
+        assert res.returncode == 13 and row["verdict"] == "FAIL", res.stdout
+        assert row["playbook"] == "traces-not-stored" and "collector → jaeger" in row["cause"]
+        (events,) = [r for r in report["results"] if r["name"] == "event stored"]
+        assert events["verdict"] == "ok", "only the cut hop fails"
+        marker = (
+            next(e for e in row["evidence"] if "lab.marker" in e).split('"lab.marker":"')[1].split('"')[0]
+        )
+    finally:
+        run_labctl("heal", state_dir=state_dir)
+    # The Collector's sending queue held the marker's span during the cut: it arrives after heal.
+    wait_for("the held span in Jaeger", lambda: jaeger_spans(lab, {"lab.marker": marker}), timeout=60)
+    res = run_labctl("check", "--layer", "3", "--json", state_dir=state_dir, check=False)
+    assert res.returncode == 0, res.stdout
