@@ -25,6 +25,26 @@ _REMEMBERED_SPANS = 20_000  # span id -> name of recent spans, to resolve parent
 _PENDING_CHILDREN = 20_000  # children waiting for a parent not seen yet
 
 
+# OTLP's id sizes. A span id of another length decodes in the proxy, but the Collector refuses the whole
+# request carrying it (so the trace store never sees any span of that request).
+_ID_SIZES = (("trace_id", 16, False), ("span_id", 8, False), ("parent_span_id", 8, True))
+
+
+def _span_ids(sp: Any, base: str, out: list[Violation]) -> None:
+    """Every span, whatever the contract says of it: ids of OTLP's sizes (a parent id may be absent)."""
+    for field, size, optional in _ID_SIZES:
+        n = len(getattr(sp, field))
+        if n != size and not (optional and n == 0):
+            allowed = f"{size}, or none" if optional else f"{size}"
+            out.append(
+                _v(
+                    f"{base}.{field}",
+                    "malformed_id",
+                    f"{field} is {n} bytes ({allowed}): the Collector refuses the whole request carrying it",
+                )
+            )
+
+
 class AttrChecker(Protocol):
     def check(self, attrs: dict[str, Any], base: str, out: list[Violation]) -> None: ...
 
@@ -87,6 +107,7 @@ class SpanChecker:
                     attrs = {kv.key: any_value(kv.value) for kv in sp.attributes}
                     base = f"resourceSpans[{ri}].scopeSpans[{si}].spans[{i}]({sp.name})"
                     viol: list[Violation] = list(res_viol)
+                    _span_ids(sp, base, viol)
                     self._check(sp, attrs, base, viol)
                     droppable = bool(viol)
                     viol += self._late(sp, base)

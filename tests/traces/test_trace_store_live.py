@@ -22,7 +22,9 @@ from typing import Any
 
 import pytest
 import requests
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from labctl.contract.samples import key_values, session_attrs
 from labctl.state import LabState
 from tests.conftest import REPO, labctl_env, run_labctl, started_lab, wait_for
 
@@ -133,3 +135,65 @@ def test_a_cut_trace_store_hop_fails_the_check_and_heal_makes_it_green(state_dir
     wait_for("the held span in Jaeger", lambda: jaeger_spans(lab, {"lab.marker": marker}), timeout=60)
     res = run_labctl("check", "--layer", "3", "--json", state_dir=state_dir, check=False)
     assert res.returncode == 0, res.stdout
+
+
+def spans_request(marker: str, case: str, trace_id: bytes) -> ExportTraceServiceRequest:
+    """One claude_code.interaction span as Claude Code sends a prompt's root span."""
+    req = ExportTraceServiceRequest()
+    rs = req.resource_spans.add()
+    rs.resource.attributes.extend(key_values({"service.name": "claude-code", "lab.marker": marker}))
+    ss = rs.scope_spans.add()
+    ss.scope.name = "com.anthropic.claude_code.tracing"
+    span = ss.spans.add()
+    span.name, span.kind = "claude_code.interaction", 1  # SPAN_KIND_INTERNAL
+    span.trace_id, span.span_id = trace_id, secrets.token_bytes(8)
+    span.end_time_unix_nano = time.time_ns()
+    span.start_time_unix_nano = span.end_time_unix_nano - 850_000_000
+    attrs = {
+        **session_attrs(marker),
+        "span.type": "interaction",
+        "gen_ai.conversation.id": marker,
+        "case": case,
+    }
+    span.attributes.extend(key_values(attrs))
+    return req
+
+
+def test_malformed_spans_are_reported_and_the_path_to_the_trace_store_keeps_working(state_dir: Path) -> None:
+    lab = LabState.load(state_dir)
+    marker = f"badspan-{secrets.token_hex(4)}"
+    url = lab.url("proxy", "otlp_http") + "/v1/traces"
+    admin = lab.url("proxy", "admin")
+
+    def post(body: bytes, content_type: str = "application/x-protobuf") -> requests.Response:
+        return requests.post(url, data=body, headers={"Content-Type": content_type}, timeout=10)
+
+    def dropped() -> int:
+        stats = requests.get(admin + "/api/stats", timeout=5).json()
+        return int(stats["counters"]["dropped"]["traces"].get("upstream_permanent", 0))
+
+    # Not OTLP at all: refused with 400 naming the problem.
+    garbage = post(b"\x0a\xff\xff\xff\xff\x0f not protobuf")
+    assert garbage.status_code == 400 and b"not a valid protobuf ExportTraceServiceRequest" in garbage.content
+    # OTLP that decodes, with a 3-byte trace id: accepted (observe mode) and reported by the contract.
+    was_dropped = dropped()
+    answer = post(spans_request(marker, "bad-id", b"\x01\x02\x03").SerializeToString())
+    assert answer.status_code == 200 and b"trace_id is 3 bytes" in answer.content, answer.content[:300]
+    found = requests.get(admin + "/api/violations", params={"rule": "malformed_id"}, timeout=5).json()
+    assert any(v["session_id"] == marker for v in found["violations"]), found
+
+    # Then a valid span: it is stored. The Collector refused the bad id's request as a whole (the proxy
+    # dropped it for good, counted, instead of retrying it); Jaeger and the Collector stay healthy.
+    assert (
+        post(spans_request(marker, "valid", secrets.token_bytes(16)).SerializeToString()).status_code == 200
+    )
+    wait_for(
+        "the valid span in Jaeger",
+        lambda: jaeger_spans(lab, {"lab.marker": marker}),
+        timeout=30,
+        interval=0.5,
+    )
+    assert [tag(s, "case") for s in jaeger_spans(lab, {"lab.marker": marker})] == ["valid"]
+    wait_for("the refused request counted as dropped", lambda: dropped() == was_dropped + 1, timeout=15)
+    for service, port in (("collector", "health"), ("jaeger", "health")):
+        assert requests.get(lab.url(service, port) + "/", timeout=5).status_code == 200
