@@ -244,6 +244,18 @@ def plan_run(
 SCENARIO_MODEL = "claude-opus-5-5"  # what Claude Code 2.1.332 asks for when no --model is given
 
 
+def _tool_ms(tool: str, call_input: dict[str, Any]) -> int:
+    """How long the tool ran, as the real client would report it. The emulator runs no tool: it can only
+    tell a Bash command that starts with `sleep N` (the slow-tool scenario); any other call takes 20 ms."""
+    words = str(call_input.get("command", "")).split() if tool == "Bash" else []
+    if len(words) >= 2 and words[0] == "sleep":
+        try:
+            return 20 + int(float(words[1]) * 1000)
+        except ValueError:
+            pass
+    return 20
+
+
 def _allowed(tool: str, allowed: tuple[str, ...], disallowed: tuple[str, ...]) -> bool:
     """--allowedTools / --disallowedTools as `claude -p` applies them (`Bash(cmd)` allows that tool)."""
 
@@ -307,6 +319,7 @@ def plan_scenario(scenario: Any, seed: int, duration_s: float) -> SessionPlan:
                     "cache_creation_tokens": u.cache_creation,
                     "cost_usd": cost_usd(price_model, u.input, u.output, u.cache_read, u.cache_creation),
                     "duration_ms": 40 + turn.first_token_delay_ms,
+                    "ttft_ms": 20 + turn.first_token_delay_ms,
                     "request_id": request_id,
                     "query_source": "main",
                     "speed": "normal",
@@ -329,7 +342,7 @@ def plan_scenario(scenario: Any, seed: int, duration_s: float) -> SessionPlan:
                         "language": "Python",
                         "model": model,
                         "success": ok,
-                        "duration_ms": 20,
+                        "duration_ms": _tool_ms(call.name, call.input) if ok else 20,
                         "result_bytes": 120,
                         "input_bytes": len(str(call.input)),
                         "added": added,
@@ -348,7 +361,11 @@ def plan_scenario(scenario: Any, seed: int, duration_s: float) -> SessionPlan:
         for kind, data in steps
     ]
     window = max(0.5, min(duration_s * 0.8, 0.2 * len(steps)))
-    actions = [
-        Action(0.1 + window * i / len(steps), 0, i, kind, data) for i, (kind, data) in enumerate(steps)
-    ]
+    # A step is recorded when it ends, and its span began duration_ms earlier: the next step comes no
+    # sooner than its own duration after the previous one, so every span sits inside the prompt's
+    # interaction span (a 2 s tool call takes 2 s of the run, as with the real client).
+    actions, at = [], 0.1
+    for i, (kind, data) in enumerate(steps):
+        at += max(window / len(steps), data.get("duration_ms", 0) / 1000) if i else 0.0
+        actions.append(Action(at, 0, i, kind, data))
     return SessionPlan(0, ident, actions)

@@ -435,7 +435,8 @@ class Telemetry:
                 ("cacheCreation", "cache_creation_tokens"),
             ):
                 self._add("claude_code.token.usage", d[key], base, type=token_type, **common)
-            ttft = min(d["duration_ms"], max(1, d["duration_ms"] // 4))
+            # A scenario's slow first token is known (first_token_delay_ms); otherwise a quarter of the call.
+            ttft = d.get("ttft_ms") or min(d["duration_ms"], max(1, d["duration_ms"] // 4))
             cost = round(d["cost_usd"], 9)
             self._event(
                 plan,

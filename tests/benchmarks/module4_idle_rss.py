@@ -2,7 +2,7 @@
 VictoriaLogs, Jaeger and the relays included), per service and in total, and how long a test notification and
 the marker's event take to arrive.
 
-Goals (issue 15): whole module-4 lab idle RSS <= 700 MB; the marker visible in the event store within the
+Goals (issue 15): whole module-4 lab idle RSS <= 700 MB; the marker visible in the event and trace stores within the
 export interval + 2 s. Binaries must be cached first (`labctl install all`; Grafana runs only where its
 binary is installed).
 
@@ -84,7 +84,7 @@ def main() -> None:
     verdict = "meets goal" if total <= GOAL_MB else "MISSES goal"
     print(f"  {'total':16s} {total:7.1f} MB  (goal <= {GOAL_MB:g} MB: {verdict})")
     for row in report.get("results", []):
-        if row["name"] in ("event stored", "test notification"):
+        if row["name"] in ("event stored", "trace stored", "test notification"):
             waited = re.search(r"waited (\d+\.\d)s", " ".join(row["evidence"]))
             extra = f", waited {waited.group(1)} s after the dashboards" if waited else ""
             print(f"  {row['name']:18s} {row['verdict']}{extra}")
