@@ -48,6 +48,10 @@ step "installing labctl and its test dependencies"
 "$PY" -m pip install -q -e '.[test]'
 
 if [ "$fast" = "0" ]; then
+  # labctl's bytecode, written once: the tests run `labctl` as a new process hundreds of times, and where
+  # PYTHONDONTWRITEBYTECODE is set each of them would compile the modules it imports again.
+  "$PY" -m compileall -q labctl
+
   # Page tests drive the system chromium through playwright: no browser download.
   if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
     step "installing chromium"
