@@ -4,9 +4,10 @@ a right diagnosis is graded 4/4 at `reveal`, which puts the container back on th
 Nothing in the container's configuration (`docker inspect`: command, mounts, environment, labels)
 names the fault or its mechanism.
 
-One module-2 lab serves every round: repository overlays (memory-pressure and the delta and expiry
-traps), a generated one (no-logs-pipeline, written outside the repository) and auth (an overlay that
-reads a token, which the hidden copy holds itself instead of an environment variable)."""
+One module-2 lab serves every round: repository overlays (memory-pressure and the delta, expiry and
+per-request-label traps), a generated one (no-logs-pipeline, written outside the repository) and auth
+(an overlay that reads a token, which the hidden copy holds itself instead of an environment
+variable)."""
 
 from __future__ import annotations
 
@@ -53,6 +54,7 @@ GIVEAWAYS = {
     "no-logs-pipeline": ("logs",),
     "delta-temporality": ("delta",),
     "series-expiry": ("expir",),
+    "per-request-label": ("span", "request_id"),
     "auth": ("auth", "token", "bearer"),  # the fault's token goes into the hidden copy, not the env
 }
 
