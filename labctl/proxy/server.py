@@ -274,7 +274,8 @@ class ProxyServer:
             return 409, {"error": "this proxy checks no contract (contract.path is off): nothing to switch"}
         if body is None:
             path = self.cfg.contract_path
-        elif isinstance(body, dict) and isinstance(body.get("path"), str) and body["path"].strip():
+        elif isinstance(body, dict) and isinstance(body.get("path"), str) and body["path"]:
+            # Any non-empty name is looked up as given (its schema's minLength 1): a blank one is a 404.
             path = Path(body["path"])
         else:
             return 400, {

@@ -201,11 +201,12 @@ class LogWriterProcess:
         with self._cond:
             if self.failed:
                 return
+            # Said before `failed` is seen: whoever reads it next (the proxy, a test) finds the reason logged.
+            log.error(
+                "the inspection log writer (pid %d) stopped%s; the proxy writes %s itself from now on",
+                self.proc.pid,
+                f" with exit code {code}" if code is not None else "",
+                self.path,
+            )
             self.failed = True
             self._cond.notify_all()
-        log.error(
-            "the inspection log writer (pid %d) stopped%s; the proxy writes %s itself from now on",
-            self.proc.pid,
-            f" with exit code {code}" if code is not None else "",
-            self.path,
-        )
