@@ -45,12 +45,12 @@ CAUSES: dict[str, str] = {
     "datasource": "a dashboard refers to a datasource that does not exist",
 }
 POINTS = {"layer": 1, "hop": 1, "cause": 2}
-# The pool grades faults on lab.yaml's hops of these kinds: the metrics path, the event store's hop
-# (events) and module-4's alerting hops (alert, notify). The trace store's hop (traces) is not graded yet.
-GRADED_HOP_KINDS = ("push", "scrape", "query", "events", "alert", "notify")
-# check waits for the stored event and the notification, so a delay on these hops only makes them
-# arrive later and no delay it tolerates shows: the pool cuts them, never slows them.
-UNSEEN_SLOW_KINDS = ("events", "alert", "notify")
+# The pool grades faults on lab.yaml's hops of these kinds: the metrics path, the event and trace
+# stores' hops (events, traces) and module-4's alerting hops (alert, notify).
+GRADED_HOP_KINDS = ("push", "scrape", "query", "events", "traces", "alert", "notify")
+# check waits for the stored event and span and for the notification, so a delay on these hops only
+# makes them arrive later and no delay it tolerates shows: the pool cuts them, never slows them.
+UNSEEN_SLOW_KINDS = ("events", "traces", "alert", "notify")
 
 
 def graded_hops() -> tuple[str, ...]:
@@ -90,6 +90,7 @@ CANDIDATES: dict[int, list[str]] = {
         "Prometheus could not load its latest configuration or rules",
         "the Collector is not running, so there is nothing to scrape",
         "the event store is not running, or the Collector→event store hop is cut",
+        "the trace store is not running, or the Collector→trace store hop is cut",
         "an earlier layer fails, so there is nothing to store",
     ],
     4: [

@@ -21,6 +21,7 @@ SENDER_RETRIES = {
     "collector-prometheus": "Prometheus' target for the Collector is down (up 0)",
     "prometheus-grafana": "Grafana's panels time out or show a datasource error",
     "collector-victorialogs": "the Collector's events exporter fails and queues (its log, send_failed)",
+    "collector-jaeger": "the Collector's traces exporter fails and queues (its log, send_failed)",
     "prometheus-alertmanager": "Prometheus fails to send alerts (prometheus_notifications_errors_total)",
     "alertmanager-receiver": "Alertmanager's webhook deliveries fail (alertmanager_notifications_failed_total)",
 }

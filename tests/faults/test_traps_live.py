@@ -98,11 +98,12 @@ SCRAPE_HOP = [
 ]
 
 
-# The event store's and the alerting hops: the pool cuts them (hang or refuse; a delay would only make the
-# stored event or the notification come later). One mode each keeps the file lean; both modes go through
-# the same relay switch as the scrape hop's.
+# The event and trace stores' and the alerting hops: the pool cuts them (hang or refuse; a delay would
+# only make the stored event or span or the notification come later). One mode each keeps the file
+# lean; both modes go through the same relay switch as the scrape hop's.
 OTHER_HOPS = [
     ("collector-victorialogs", "refuse", 3, "event(s) in VictoriaLogs after"),
+    ("collector-jaeger", "hang", 3, "span(s) in Jaeger after"),
     ("prometheus-alertmanager", "hang", 4, "failed sends to Alertmanager"),
     ("alertmanager-receiver", "refuse", 4, "failed webhook deliveries"),
 ]
