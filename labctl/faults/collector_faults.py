@@ -162,6 +162,8 @@ def apply_request_label(ctx: FaultContext, opts: dict[str, Any]) -> ConfigOverla
 def verify_request_label(ctx: FaultContext, rec: ConfigOverlay) -> list[str]:
     """Two model-request spans with ids of their own straight to the Collector: both ids must become
     label values on its exporter (the connector flushes every second)."""
+    import grpc
+
     from labctl.checks import exposition, series_growth
 
     ids = {f"req_probe{_probe_id()}" for _ in range(2)}
