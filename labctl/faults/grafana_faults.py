@@ -24,6 +24,16 @@ FOREIGN_UID = "P1809F7CD0C75ACF3"  # the shape of a uid Grafana generates for a 
 BROKEN_DASHBOARD = "claude-code-usage.json"
 
 
+def _uids(node: Any) -> set[str]:
+    """Every `uid` value in a dashboard's JSON (the dashboard's own, its panels' datasources)."""
+    if isinstance(node, dict):
+        found = {str(v) for k, v in node.items() if k == "uid" and isinstance(v, str)}
+        return found.union(*(_uids(v) for v in node.values()))
+    if isinstance(node, list):
+        return set().union(*(_uids(v) for v in node))
+    return set()
+
+
 def _swap_uid(node: Any, old: str, new: str) -> Any:
     if isinstance(node, dict):
         return {k: (new if k == "uid" and v == old else _swap_uid(v, old, new)) for k, v in node.items()}
@@ -45,7 +55,9 @@ def apply(ctx: FaultContext, opts: dict[str, Any]) -> ConfigOverlay:
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     source = ctx.model.root / "dashboards"
-    uid = sorted(provisioned_uids(source / "provisioning"))[0]
+    # The provisioned datasource the dashboard's panels use (there are several: Prometheus, the stores).
+    uses = _uids(json.loads((source / BROKEN_DASHBOARD).read_text()))
+    uid = sorted(provisioned_uids(source / "provisioning") & uses)[0]
     for path in sorted(source.glob("*.json")):
         doc = json.loads(path.read_text())
         if path.name == BROKEN_DASHBOARD:
