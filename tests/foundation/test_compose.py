@@ -116,7 +116,12 @@ def test_commands_match_the_native_arguments(model):
     where = Placement(runtime="docker", ports={}, repo=model.root)
     defined = defined_services(model)
     assert defined["collector"][1]["command"] == model.native_args("collector", where)
-    assert defined["proxy"][1]["command"] == ["python", "-m", "labctl", *model.native_args("proxy", where)]
+    assert defined["proxy"][1]["command"] == [
+        "python",
+        "-m",
+        "labctl.proxy",
+        *model.native_args("proxy", where),
+    ]
 
 
 def test_every_bind_mounted_path_exists_and_is_a_lab_folder(model):

@@ -1,0 +1,48 @@
+"""`python -m labctl.proxy --config FILE`: the logging proxy in the foreground, as `labctl proxy serve` runs
+it, without loading the command line (typer, rich and the other commands). The runtimes start it this
+way: every start of the proxy (`up`, a restart, a fault that changes its environment) pays for the
+proxy's own imports only, which is most of the time a restart takes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from labctl.errors import LabError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m labctl.proxy", description=__doc__)
+    parser.add_argument("--config", "-c", type=Path, required=True, help="proxy config YAML")
+    parser.add_argument("--log-level", default="info", help="debug, info, warning or error")
+    args = parser.parse_args(argv)
+    from labctl.proxy import config as proxy_config
+
+    try:
+        cfg = proxy_config.load(args.config)
+        # Plain lines on stderr: the native runtime captures them into the service log. Headers are
+        # never logged.
+        logging.basicConfig(
+            level=getattr(logging, args.log_level.upper(), logging.INFO),
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+        from labctl.proxy.server import ProxyServer
+
+        asyncio.run(ProxyServer(cfg).serve_forever())
+    except LabError as exc:
+        # The same two lines as `labctl proxy serve`, unwrapped: they end up in the service's log.
+        print(f"error: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"what to do: {exc.hint}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
