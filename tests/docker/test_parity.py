@@ -26,7 +26,7 @@ import pytest
 from labctl.checks.marker import send_marker
 from labctl.model import load_model
 from labctl.state import LabState
-from tests.conftest import run_labctl, started_lab
+from tests.conftest import kill_leftovers, run_labctl
 from tests.docker.conftest import docker as dockercli
 from tests.docker.conftest import leftovers, remove_project
 
@@ -104,27 +104,39 @@ class RuntimeLab:
 
 
 @pytest.fixture(scope="module")
-def native(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeLab]:
-    state_dir = tmp_path_factory.mktemp("parity-native") / "lab"
-    with started_lab("module-3", state_dir):
-        lab = RuntimeLab(state_dir)
-        lab.green()
-        yield lab
+def labs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RuntimeLab, RuntimeLab]]:
+    """One module-3 lab per runtime, started at the same time (they are independent)."""
+    native_dir = tmp_path_factory.mktemp("parity-native") / "lab"
+    docker_dir = tmp_path_factory.mktemp("parity-docker") / "lab"
+    instance = f"p{uuid.uuid4().hex[:8]}"
+    native_lab, docker_lab = RuntimeLab(native_dir), RuntimeLab(docker_dir, "--instance", instance)
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            ups = [
+                pool.submit(native_lab.cli, "--runtime", "native", "up", "module-3", "--free-ports"),
+                pool.submit(docker_lab.cli, "--runtime", "docker", "up", "module-3", "--free-ports"),
+            ]
+            for up in ups:
+                up.result()
+            for green in [pool.submit(lab.green) for lab in (native_lab, docker_lab)]:
+                green.result()
+        yield native_lab, docker_lab
+    finally:
+        docker_lab.cli("heal", "--all", check=False)
+        docker_lab.cli("down", "--volumes", check=False)
+        remove_project(f"labctl-{instance}")
+        native_lab.cli("down", check=False)
+        kill_leftovers(native_dir)
 
 
 @pytest.fixture(scope="module")
-def docker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeLab]:
-    state_dir = tmp_path_factory.mktemp("parity-docker") / "lab"
-    instance = f"p{uuid.uuid4().hex[:8]}"
-    lab = RuntimeLab(state_dir, "--instance", instance)
-    try:
-        lab.cli("--runtime", "docker", "up", "module-3", "--free-ports")
-        lab.green()
-        yield lab
-    finally:
-        lab.cli("heal", "--all", check=False)
-        lab.cli("down", "--volumes", check=False)
-        remove_project(f"labctl-{instance}")
+def native(labs: tuple[RuntimeLab, RuntimeLab]) -> RuntimeLab:
+    return labs[0]
+
+
+@pytest.fixture(scope="module")
+def docker(labs: tuple[RuntimeLab, RuntimeLab]) -> RuntimeLab:
+    return labs[1]
 
 
 CASES = [pytest.param(f, a, id=" ".join([f, *a])) for f, a in FAULTS]
