@@ -53,6 +53,7 @@ class Step:
     # run_extra, and the transcript says it is representative and what varies. Its key facts (the
     # command, table rows, outcome lines) are still compared with every run.
     sample: str = ""
+    in_workdir: bool = False  # the command writes a file: run it where the exercises' files go
 
     @property
     def shown(self) -> str:
@@ -86,6 +87,14 @@ SCENARIO: tuple[Step, ...] = (
         run_extra=("--duration", "3"),
         sample="a 3 s run (yours runs 20 s: more actions, exports and items)",
     ),
+    Step(
+        "module-1-api",
+        ("curl -s $(labctl url proxy.admin)/api/stats | python -m json.tool",),
+        shell=True,
+        sample="counters, gauges and times vary with the sessions sent",
+    ),
+    Step("module-1-api", ("proxy", "sessions")),
+    Step("module-1-api", ("labctl proxy export --format csv > sessions.csv",), shell=True, in_workdir=True),
     Step("module-1-contract-valid", ("contract", "check", "lab/modules/module-1/token-usage.json")),
     Step("module-1-contract-check", ("contract", "check", "/tmp/broken.json"), exit_codes=(1,)),
     Step("module-1-break-contract", ("break", "contract")),
@@ -165,10 +174,50 @@ SCENARIO: tuple[Step, ...] = (
     Step("module-2-blind-reveal", ("reveal",)),
     Step("module-3-up", ("up", "module-3")),
     Step("module-3-up", ("status",)),
+    Step(
+        "module-3-emit",
+        ("emit", "--from-lab", "--sessions", "3", "--duration", "30", "--marker", "m3-exercise"),
+        run_extra=("--duration", "2", "--seed", "7"),
+        sample="a 2 s run (yours runs 30 s with a random seed: more actions, exports and items)",
+    ),
     Step("module-3-check", ("check", "--layer", "3")),
     Step(
         "module-3-rules",
         ("""curl -s $(labctl url prometheus.web)/api/v1/rules | python -m json.tool | grep '"name"'""",),
+        shell=True,
+    ),
+    Step(
+        "module-3-query",
+        (
+            (
+                'curl -s "$(labctl url prometheus.web)/api/v1/label/__name__/values" | python -m json.tool'
+                " | grep claude_code"
+            ),
+        ),
+        shell=True,
+    ),
+    Step(
+        "module-3-query",
+        (
+            (
+                "curl -s --get $(labctl url prometheus.web)/api/v1/query \\\n"
+                "  --data-urlencode 'query=sum by (type) (claude_code_token_usage_tokens_total"
+                '{lab_marker="m3-exercise"})\''
+            ),
+        ),
+        shell=True,
+        sample="the token sums of a 2 s run",
+    ),
+    Step("module-3-sessions-sums", ("proxy", "sessions"), sample="sessions, tokens and costs vary"),
+    Step(
+        "module-3-sessions-sums",
+        (
+            (
+                "curl -s --get $(labctl url prometheus.web)/api/v1/query \\\n"
+                "  --data-urlencode 'query=sum by (session_id, type) (claude_code_token_usage_tokens_total"
+                '{lab_marker="m3-exercise"})\''
+            ),
+        ),
         shell=True,
     ),
     Step("module-3-break-storage", ("break", "storage-down")),
@@ -178,6 +227,15 @@ SCENARIO: tuple[Step, ...] = (
     Step("module-3-break-scrape", ("break", "network", "--hop", "collector-prometheus")),
     Step("module-3-break-scrape", ("check", "--layer", "3"), exit_codes=(13,)),
     Step("module-3-heal-scrape", ("heal", "network")),
+    # The slow scrape's check waits out a probe longer than the scrape timeout (6 s or more): only the
+    # break (unshown) and its heal run here.
+    Step(None, ("break", "latency", "--hop", "collector-prometheus", "--ms", "2500")),
+    Step("module-3-heal-latency", ("heal", "latency")),
+    Step(
+        "module-3-blind",
+        ("break", "--random", "--pool", "network,latency,storage-down,collector-crash", "--seed", "31"),
+    ),
+    Step(None, ("heal",)),
     Step("module-4-up", ("up", "module-4")),
     Step("module-4-up", ("status",)),
     Step("module-4-check", ("check", "--layer", "4")),
@@ -191,6 +249,9 @@ SCENARIO: tuple[Step, ...] = (
     Step("module-4-break-collector", ("check",), exit_codes=(12,)),
     Step("module-4-heal-collector", ("heal", "collector-crash")),
     Step("module-4-heal-collector", ("check",)),
+    Step("module-4-blind", ("break", "--random", "--seed", "41")),
+    # Its diagnosis and reveal are not shown: the reveal would give the final exercise's answer away.
+    Step(None, ("heal",)),
 )
 
 
@@ -265,7 +326,7 @@ class Runner:
         extra = tuple(a.replace("{offset}", str(self.offset)) for a in step.run_extra)
         args = tuple(str(self.files.get(a, a)) for a in step.args)
         cwd = REPO
-        if args[:1] == ("exercise",):
+        if args[:1] == ("exercise",) or step.in_workdir:
             self.workdir.mkdir(parents=True, exist_ok=True)
             cwd = self.workdir
         command = (
