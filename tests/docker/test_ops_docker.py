@@ -8,6 +8,8 @@ overwritten.
   run), the Collector gets SIGHUP through `docker compose kill`; the proxy's count equals every token
   Prometheus stored and the dashboard total never drops. prometheus.yml is saved the way editors save
   (renamed over), which a single-file bind mount would never show.
+- Alertmanager (the lab moves on to module-4 for the last test): amtool refuses a broken file in its
+  container, and a good edit saved by rename is applied by POST /-/reload.
 - Grafana has no image in this engine: its reload is not run; the pause-and-copy its database backup uses
   is run on the proxy's spool instead.
 """
@@ -271,3 +273,29 @@ def test_backup_down_volumes_restore_gives_the_same_answers(lab: DockerCopyLab, 
     restored = json.loads(lab.cli("restore", str(backup), "--json").stdout)
     assert restored["runtime"] == "docker" and restored["stage"] == "module-3"
     assert _answers(lab, at) == before
+
+
+def test_alertmanager_reloads_from_inside_its_container_and_refuses_a_broken_file(lab: DockerCopyLab) -> None:
+    # Last in this file: the lab moves on to module-4 (Alertmanager and its receiver join; no Grafana image).
+    lab.cli("up", "module-4")
+    am = lab.state.url("alertmanager", "web")
+
+    def running() -> str:
+        return str(requests.get(am + "/api/v2/status", timeout=5).json()["config"]["original"])
+
+    before = running()
+    path = "lab/alertmanager/alertmanager.yml"
+    # Saved the way editors save (renamed over): the folder mount shows the new file to amtool at once.
+    good = lab.save_by_rename(
+        path,
+        lambda t: t.replace("receiver: lab-notifications\n  group_by", "receiver: nobody\n  group_by", 1),
+    )
+    res = lab.cli("reload", "alertmanager", check=False)
+    assert res.returncode != 0
+    assert "alertmanager: the edited configuration is refused (amtool check-config failed)" in res.stderr
+    assert 'undefined receiver "nobody"' in res.stderr
+    assert running() == before
+    lab.save_by_rename(path, lambda _: good.replace("repeat_interval: 1h", "repeat_interval: 2h", 1))
+    [done] = reload(lab, "alertmanager")
+    assert done["how"] == "POST /-/reload"
+    assert "repeat_interval: 2h" in running() and "repeat_interval: 2h" not in before
