@@ -305,16 +305,30 @@ def test_prompt_text_never_appears_unredacted(lab: LabState) -> None:
     for fmt in ("json", "csv"):
         text = run_labctl("proxy", "export", "--format", fmt, state_dir=lab.dir).stdout
         leaks += [f"proxy export {fmt}: {p!r}" for p in prompts if p in text]
-    # The event store compresses what it keeps, so the files above cannot show a leak there: ask it.
-    stored = requests.post(
-        lab.url("victorialogs", "http") + "/select/logsql/query",
-        data={"query": f'session.id:"{session}"'},
-        timeout=10,
-    )
-    assert stored.status_code == 200, stored.text
-    rows = [json.loads(line) for line in stored.text.splitlines() if line.strip()]
-    assert "user_prompt" in {r.get("event.name") for r in rows}, "the session's prompt is not in the store"
-    leaks += [f"victorialogs: {p!r}" for p in prompts if p in stored.text]
+
+    # The stores: the event store compresses what it keeps and the trace store keeps it in memory, so
+    # the files above cannot show a leak there: ask each for the session, once its records have arrived.
+    def stored_events() -> str | None:
+        resp = requests.post(
+            lab.url("victorialogs", "http") + "/select/logsql/query",
+            data={"query": f'session.id:"{session}" event.name:user_prompt'},
+            timeout=10,
+        )
+        assert resp.status_code == 200, resp.text
+        return resp.text if resp.text.strip() else None
+
+    def stored_spans() -> str | None:
+        resp = requests.get(
+            lab.url("jaeger", "query") + "/api/traces",
+            params={"service": "claude-code", "tags": json.dumps({"session.id": session}), "limit": "100"},
+            timeout=10,
+        )
+        assert resp.status_code == 200, resp.text
+        return resp.text if resp.json().get("data") else None
+
+    for store, probe in (("victorialogs", stored_events), ("jaeger", stored_spans)):
+        text = wait_for(f"the session's records in {store}", probe, timeout=30, interval=0.5)
+        leaks += [f"{store}: {p!r}" for p in prompts if p in text]
     assert not leaks, "prompt text leaked:\n" + "\n".join(leaks)
     # The prompt attribute is there (OTEL_LOG_USER_PROMPTS=1), holding the lab's placeholder.
     events = [r for r in records_of(lab, session) if r["name"] == "user_prompt"]
