@@ -6,7 +6,8 @@
 #   --fast: the maintainer's lane: no chromium, Go builds or binaries; `pytest -m "not integration"` with
 #           the fast property-test profile, then ruff (lint and format) and mypy; no Docker lane. The CI run is the one
 #           without --fast.
-# Env: PYTHON (default python3), LABCTL_TEST_WORKERS (pytest-xdist workers, default 2; 0 = serial),
+# Env: PYTHON (default python3), LABCTL_TEST_WORKERS (pytest-xdist workers of the main lane, default 3;
+#      0 = serial; the Docker lane runs two at most),
 #      LABCTL_DOCKER_LANE=0 skips the Docker lane (not allowed under CI=true).
 set -euo pipefail
 
@@ -94,11 +95,17 @@ if [ "$fast" = "0" ]; then
   if LABCTL_COMPOSE_PLUGIN=$(bash tests/tools/build-compose-plugin.sh); then export LABCTL_COMPOSE_PLUGIN; fi
 fi
 
-# Tests are isolated (temp state dirs, free ports), so two workers are safe; files stay together, and
-# are handed out longest first (tests/file_order.py: xdist's own reorder would put unit-test files first).
-workers="${LABCTL_TEST_WORKERS:-2}"
+# Tests are isolated (temp state dirs, free ports); files stay together, and are handed out longest first
+# (tests/file_order.py: xdist's own reorder would put unit-test files first). The live tests mostly wait
+# on the lab (scrape and alert intervals, a fault's timeouts): a worker keeps about 40 % of one core busy,
+# so three workers fit two cores. The Docker lane's labs are heavier: two workers at most there.
+workers="${LABCTL_TEST_WORKERS:-3}"
 xdist=()
-if [ "$workers" != "0" ]; then xdist=(-n "$workers" --dist loadfile --no-loadscope-reorder); fi
+docker_xdist=()
+if [ "$workers" != "0" ]; then
+  xdist=(-n "$workers" --dist loadfile --no-loadscope-reorder)
+  docker_xdist=(-n "$((workers < 2 ? workers : 2))" --dist loadfile --no-loadscope-reorder)
+fi
 
 # The full run tries every property test's whole example budget (tests/fuzz_budget.py); --fast runs
 # the lane that needs no process, binary or browser.
@@ -118,7 +125,7 @@ elif [ "${LABCTL_DOCKER_LANE:-1}" = "0" ] && [ "${CI:-}" != "true" ]; then
 else
   step "docker lane (real engine): tests/docker"
   docker_lane=0
-  bash tests/tools/docker-engine.sh run -- "$PY" -m pytest -q -ra --durations=10 --timeout 900 "${xdist[@]}" tests/docker \
+  bash tests/tools/docker-engine.sh run -- "$PY" -m pytest -q -ra --durations=10 --timeout 900 "${docker_xdist[@]}" tests/docker \
     || docker_lane=$?
   if [ "$docker_lane" -eq 69 ]; then
     echo "the Docker lane did not run: its engine or images could not be set up (see the lines above)" >&2
