@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import time
+
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-T0 = 1_700_000_000_000_000_000
+# An hour ago, on a whole second: recent enough for the event store (records older than its retention
+# are reported by the contract's timestamp_range rule).
+T0 = (time.time_ns() // 10**9 - 3600) * 10**9
 
 
 def kv(key: str, value: str | float) -> KeyValue:
