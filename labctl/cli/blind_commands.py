@@ -55,7 +55,8 @@ def _print_graded(graded: list[dict[str, Any]], who: str = "") -> None:
     for g in graded:
         opts = " ".join(f"--{k} {v}" for k, v in g["options"].items())
         verdict = (
-            "[green]right[/]" if g["correct"] else "[bold red]wrong[/]" if g["diagnosed"] else "no diagnosis"
+            # Plain words: ui.table escapes its title, so markup here would be printed as text.
+            "right" if g["correct"] else "wrong" if g["diagnosed"] else "no diagnosis"
         )
         ui.table(
             ["", "your diagnosis", "the answer", "points"],

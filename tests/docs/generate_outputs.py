@@ -239,9 +239,26 @@ SCENARIO: tuple[Step, ...] = (
     Step("module-4-up", ("up", "module-4")),
     Step("module-4-up", ("status",)),
     Step("module-4-check", ("check", "--layer", "4")),
+    Step(
+        "module-4-emit",
+        ("emit", "--from-lab", "--sessions", "5", "--duration", "60", "--marker", "m4-exercise"),
+        run_extra=("--duration", "2", "--seed", "7"),
+        sample="a 2 s run (yours runs 60 s with a random seed: more actions, exports and items)",
+    ),
     Step("module-4-alert-fires", ("url", "notify-receiver")),
     Step("module-4-alert-fires", ("break", "network", "--hop", "collector-prometheus", "--mode", "refuse")),
-    Step(None, ("heal",)),
+    Step(
+        "module-4-silence",
+        (
+            (
+                '~/.cache/labctl/bin/amtool --alertmanager.url="$(labctl url alertmanager.web)" silence add'
+                " alertname=LabScrapeTargetDown --comment=exercise --duration=10m"
+            ),
+        ),
+        shell=True,
+        sample="the silence id is random",
+    ),
+    Step("module-4-silence", ("heal",)),
     Step("module-4-break-storage", ("break", "storage-down")),
     Step("module-4-break-storage", ("check",), exit_codes=(13,)),
     Step("module-4-heal-storage", ("heal", "storage-down")),
@@ -252,6 +269,13 @@ SCENARIO: tuple[Step, ...] = (
     Step("module-4-blind", ("break", "--random", "--seed", "41")),
     # Its diagnosis and reveal are not shown: the reveal would give the final exercise's answer away.
     Step(None, ("heal",)),
+    # Last: the retry storm fires an alert no later step should see.
+    Step(
+        "module-4-storm",
+        ("emit", "--from-lab", "--sessions", "3", "--rate", "20", "--error-rate", "0.5", "--duration", "150"),
+        run_extra=("--duration", "2", "--seed", "7"),
+        sample="a 2 s run (yours runs 150 s with a random seed: more actions, errors, exports and items)",
+    ),
 )
 
 
