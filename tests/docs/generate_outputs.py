@@ -123,6 +123,18 @@ SCENARIO: tuple[Step, ...] = (
         run_extra=("--duration", "3", "--seed", "7"),
         sample="a 3 s run (yours runs 15 s with a random seed: more actions, exports and items)",
     ),
+    # The Collector logs an event when its batch is sent, a moment after the emit returns: on a quiet
+    # machine the next step came too soon and found none. Wait for it (40 tries, ~30 s at most).
+    Step(
+        None,
+        (
+            (
+                "for _ in $(seq 40); do labctl logs collector | grep -q 'claude_code.api_request' && exit 0;"
+                " sleep 0.25; done; exit 1"
+            ),
+        ),
+        shell=True,
+    ),
     Step(
         "module-2-collector-log",
         ("labctl logs collector | grep -m 5 'claude_code.api_request'",),
