@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -50,14 +48,6 @@ def serve(
             f"contract {f'{contract.name!r} with {len(contract.spec.metrics)} metrics' if contract else 'none'})"
         )
         return
-    # Plain lines on stderr: the native runtime captures them into the service log. Headers are never logged.
-    logging.basicConfig(
-        level=getattr(logging, log_level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    from labctl.proxy.server import ProxyServer
+    from labctl.proxy.__main__ import serve as serve_proxy
 
-    try:
-        asyncio.run(ProxyServer(cfg).serve_forever())
-    except KeyboardInterrupt:
-        pass
+    serve_proxy(cfg, log_level)

@@ -11,8 +11,12 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from labctl.errors import LabError
+
+if TYPE_CHECKING:
+    from labctl.proxy.config import ProxyConfig
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,25 +27,30 @@ def main(argv: list[str] | None = None) -> int:
     from labctl.proxy import config as proxy_config
 
     try:
-        cfg = proxy_config.load(args.config)
-        # Plain lines on stderr: the native runtime captures them into the service log. Headers are
-        # never logged.
-        logging.basicConfig(
-            level=getattr(logging, args.log_level.upper(), logging.INFO),
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
-        from labctl.proxy.server import ProxyServer
-
-        asyncio.run(ProxyServer(cfg).serve_forever())
+        serve(proxy_config.load(args.config), args.log_level)
     except LabError as exc:
         # The same two lines as `labctl proxy serve`, unwrapped: they end up in the service's log.
         print(f"error: {exc.message}", file=sys.stderr)
         if exc.hint:
             print(f"what to do: {exc.hint}", file=sys.stderr)
         return exc.exit_code
+    return 0
+
+
+def serve(cfg: ProxyConfig, log_level: str) -> None:
+    """Serve until SIGTERM / Ctrl-C; `labctl proxy serve` runs this too."""
+    # Plain lines on stderr: the native runtime captures them into the service log. Headers are never
+    # logged.
+    logging.basicConfig(
+        level=getattr(logging, log_level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    from labctl.proxy.server import ProxyServer
+
+    try:
+        asyncio.run(ProxyServer(cfg).serve_forever())
     except KeyboardInterrupt:
         pass
-    return 0
 
 
 if __name__ == "__main__":
