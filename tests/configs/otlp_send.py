@@ -108,3 +108,30 @@ def send_claude_code_event(grpc_addr: str, *, prompt: str, marker: str = "event"
         )
     )
     provider.shutdown()
+
+
+def send_tool_decisions(grpc_addr: str, decisions: list[tuple[str, str, str]], *, marker: str) -> None:
+    """`claude_code.tool_decision` events over gRPC, one per (tool_name, decision, source)."""
+    provider = LoggerProvider(resource=_resource(marker))
+    provider.add_log_record_processor(
+        SimpleLogRecordProcessor(OTLPLogExporter(endpoint=grpc_addr, insecure=True))
+    )
+    logger = provider.get_logger("com.anthropic.claude_code.events")
+    for n, (tool, decision, source) in enumerate(decisions, start=1):
+        logger.emit(
+            LogRecord(
+                body="claude_code.tool_decision",
+                attributes={
+                    "event.name": "tool_decision",
+                    "event.timestamp": "2026-11-27T10:00:00.000Z",
+                    "event.sequence": n,
+                    "session.id": f"session-{marker}",
+                    "tool_name": tool,
+                    "tool_use_id": f"toolu_{marker}_{n}",
+                    "decision": decision,
+                    "source": source,
+                    "lab.marker": marker,
+                },
+            )
+        )
+    provider.shutdown()

@@ -24,7 +24,7 @@ from labctl.checks.result import CheckResult
 from labctl.model import load_model
 from tests.configs.confhelpers import DASHBOARDS, wait_for
 from tests.configs.dashboards import queries
-from tests.configs.otlp_send import send_claude_code_event, send_claude_code_metrics
+from tests.configs.otlp_send import send_claude_code_event, send_claude_code_metrics, send_tool_decisions
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -41,6 +41,16 @@ def test_every_panel_query_returns_data(native_lab, tmp_path) -> None:
     )
     # Claude Code's events travel the logs pipeline (the "log records accepted" panel).
     send_claude_code_event(lab.addr("proxy", "otlp_grpc"), prompt="hello", marker="dashboards")
+    # Tool permission decisions (events too), which the Collector counts into a metric.
+    send_tool_decisions(
+        lab.addr("proxy", "otlp_grpc"),
+        [
+            ("Write", "accept", "config"),
+            ("Bash", "reject", "user_reject"),
+            ("Write", "accept", "user_temporary"),
+        ],
+        marker="dashboards",
+    )
     wait_for(
         "the marker in Prometheus (proxy -> Collector -> Prometheus)",
         lambda: prom.custom_query('claude_code_session_count_total{lab_marker="dashboards"}'),
@@ -53,7 +63,7 @@ def test_every_panel_query_returns_data(native_lab, tmp_path) -> None:
     assert prom.custom_query('target_info{job="collector", exported_job="claude-code"}')
     # rate() needs two samples of each series after the data arrived: at least two scrapes (5 s apart).
     # A loaded machine scrapes late, so each query is asked again until it answers, for up to a minute.
-    assert len(ABSENT_WHEN_HEALTHY) == 5, ABSENT_WHEN_HEALTHY
+    assert len(ABSENT_WHEN_HEALTHY) == 6, ABSENT_WHEN_HEALTHY
     pending = [query for query in queries() if (query.dashboard, query.key) not in ABSENT_WHEN_HEALTHY]
     deadline = time.monotonic() + 60
     while True:
@@ -63,7 +73,26 @@ def test_every_panel_query_returns_data(native_lab, tmp_path) -> None:
             break
         time.sleep(2)
     assert not pending, "panels without data:\n" + "\n".join(empty[query.id] for query in pending)
+    _tool_decisions_by_outcome(prom)
     _a_fallback_fails_layer_4_naming_its_panel(lab, tmp_path)
+
+
+def _tool_decisions_by_outcome(prom) -> None:
+    """The tool-decision panel (absent on a lab no tool ran in) counts the decisions sent, per tool and
+    outcome: each first sample of the count connector's series counts too (one decision, no increase)."""
+    (query,) = [q for q in queries() if q.panel == "Tool decisions by tool and outcome"]
+
+    def counted() -> dict[tuple[str, str], float]:
+        return {
+            (r["metric"]["tool_name"], r["metric"]["decision"]): float(r["value"][1])
+            for r in prom.custom_query(query.expr)
+        }
+
+    wanted = {("Write", "accept"): 2.0, ("Bash", "reject"): 1.0}
+    deadline = time.monotonic() + 30
+    while (found := counted()) != wanted and time.monotonic() < deadline:
+        time.sleep(1)
+    assert found == wanted, f"the panel's query answers {found}, not the decisions sent"
 
 
 def _a_fallback_fails_layer_4_naming_its_panel(lab, tmp_path) -> None:
