@@ -36,7 +36,11 @@ def claude(
         typer.Option("--interactive", help="Start the client's own terminal UI instead of `-p <prompt>`."),
     ] = False,
     traces: Annotated[
-        bool, typer.Option("--traces", help="Also export spans (CLAUDE_CODE_ENHANCED_TELEMETRY_BETA=1).")
+        bool,
+        typer.Option(
+            "--traces",
+            help="Export spans before module-3 too (from module-3 on, the `labctl env` block switches them on).",
+        ),
     ] = False,
     list_scenarios: Annotated[bool, typer.Option("--list", help="List the scenarios and exit.")] = False,
 ) -> None:

@@ -14,7 +14,7 @@ import typer
 from rich.markup import escape
 
 from labctl import ui
-from labctl.emulator.labenv import client_env, lab_env, render, stub_running
+from labctl.emulator.labenv import TRACES_ON, client_env, lab_env, render, stores_traces, stub_running
 from labctl.emulator.runner import EmitOptions, Emulator, parse_models
 from labctl.emulator.settings import load_settings
 from labctl.state import LabState
@@ -32,7 +32,8 @@ def env_command(
 
     With the lab's model stub running (every module), the block also points the client's model requests
     at the stub with a dummy key: no account needed, nothing leaves the machine. Otherwise (or with
-    --real-account) the client uses your own login or key."""
+    --real-account) the client uses your own login or key. From module-3 on, where Jaeger stores them,
+    it also switches the client's spans on (its enhanced telemetry beta), to the same endpoint."""
     lab = LabState.current()
     env = client_env(lab, protocol, real_account=real_account)
     if json_out:
@@ -49,6 +50,15 @@ def env_command(
         sys.stdout.write(
             "# The model is your own Claude account (your login or ANTHROPIC_API_KEY); "
             "usage is billed to it.\n"
+        )
+    if stores_traces(lab):
+        sys.stdout.write("# Spans on (Claude Code's enhanced telemetry beta): Jaeger stores them.\n")
+    else:
+        # Before the trace store nothing keeps spans; the proxy still shows them, for those who want to look.
+        switches = " ".join(f"{k}={v}" for k, v in TRACES_ON.items())
+        sys.stdout.write(
+            "# Spans are off until module-3, where Jaeger stores them. To see them now\n"
+            f"# on the proxy's inspector page, also export:\n#   {switches}\n"
         )
     sys.stdout.write(render(env, shell) + "\n")
 

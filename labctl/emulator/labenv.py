@@ -15,6 +15,10 @@ from labctl.state import LabState
 
 PROTOCOL_PORT = {"grpc": "otlp_grpc", "http/protobuf": "otlp_http", "http/json": "otlp_http"}
 STUB_SERVICE = "model-stub"
+TRACE_STORE = "jaeger"
+# Claude Code sends spans only with its enhanced telemetry beta on and a traces exporter named. They go
+# where metrics and logs go (OTEL_EXPORTER_OTLP_ENDPOINT/PROTOCOL; the client appends v1/traces over HTTP).
+TRACES_ON = {"CLAUDE_CODE_ENHANCED_TELEMETRY_BETA": "1", "OTEL_TRACES_EXPORTER": "otlp"}
 # The stub accepts any key; this one says what it is, and no account has it.
 STUB_API_KEY = "sk-ant-lab-model-stub-not-a-real-key"
 
@@ -36,8 +40,22 @@ def auth_token(lab: LabState) -> str | None:
     return str(token) if enabled and token else None
 
 
+def stores_traces(lab: LabState) -> bool:
+    """The lab's stage runs the trace store (module 3 on): only there does the block switch spans on.
+
+    Before it, spans would reach the proxy (module 1) or only the Collector's debug log (module 2), and
+    nothing keeps them; the env command says how to switch them on anyway."""
+    from labctl.model import load_model
+
+    return bool(lab.stage) and TRACE_STORE in load_model().stage_services(lab.stage or "", lab.runtime)
+
+
 def lab_env(
-    lab: LabState, protocol: str = "grpc", metric_interval_ms: int = 5000, logs_interval_ms: int = 2000
+    lab: LabState,
+    protocol: str = "grpc",
+    metric_interval_ms: int = 5000,
+    logs_interval_ms: int = 2000,
+    traces_interval_ms: int = 2000,
 ) -> dict[str, str]:
     if protocol not in PROTOCOL_PORT:
         raise LabError(f"unknown protocol {protocol!r}", "use grpc, http/protobuf or http/json")
@@ -56,6 +74,9 @@ def lab_env(
         "OTEL_METRIC_EXPORT_INTERVAL": str(metric_interval_ms),
         "OTEL_LOGS_EXPORT_INTERVAL": str(logs_interval_ms),
     }
+    if stores_traces(lab):
+        env.update(TRACES_ON)
+        env["OTEL_TRACES_EXPORT_INTERVAL"] = str(traces_interval_ms)
     token = auth_token(lab)
     if token:
         # A literal space, not %20: Claude Code passes HTTP header values through as written, while the

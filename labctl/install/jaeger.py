@@ -5,10 +5,12 @@ v2.x release of the same day (module v1.75.0 is Jaeger 2.12.0). Its go.mod has a
 `go install module@version` refuses it; the lab builds in a copy of the module instead, where that
 go.mod is the main module's, exactly as the release does.
 
-The web UI is a separate npm project (jaeger-ui) that the module does not ship: the binary then
-serves a placeholder page at `/`. The lab swaps that placeholder for its own short page linking the
-HTTP API (`/api/services`, `/api/traces`), which is complete; Grafana's Jaeger datasource and the
-official image (Docker runtime) show the traces graphically.
+The web UI is a separate JavaScript project (jaeger-ui) that the module does not ship, and it is not
+published built in any package (its package is private): the binary then serves a placeholder page at
+`/`. The lab swaps that placeholder for a short page linking the HTTP API (`/api/services`,
+`/api/traces`), which is complete; the lab's native runtime serves lab/jaeger/ui/ instead (the query
+service's `ui.assets_path`, lab/lab.yaml), a page that can change without a rebuild. Grafana's Jaeger
+datasource and the official image (Docker runtime) show the traces graphically.
 """
 
 from __future__ import annotations

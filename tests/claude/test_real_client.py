@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,6 +15,8 @@ from typing import Any
 import pytest
 import requests
 
+from labctl.install.claudecode import resolve
+from labctl.modelstub import client
 from labctl.modelstub.scenario import Expected, load_dir
 from labctl.redact import REDACTED
 from labctl.runtimes import get_runtime
@@ -333,3 +336,82 @@ def test_prompt_text_never_appears_unredacted(lab: LabState) -> None:
     # The prompt attribute is there (OTEL_LOG_USER_PROMPTS=1), holding the lab's placeholder.
     events = [r for r in records_of(lab, session) if r["name"] == "user_prompt"]
     assert events and all(e["attributes"].get("prompt") == REDACTED for e in events), events
+
+
+def jaeger_spans(lab: LabState, tags: dict[str, str]) -> list[str]:
+    """The operation names of the spans of every trace Jaeger finds with these tags."""
+    resp = requests.get(
+        lab.url("jaeger", "query") + "/api/traces",
+        params={"service": "claude-code", "tags": json.dumps(tags), "limit": "100"},
+        timeout=10,
+    )
+    resp.raise_for_status()
+    return [span["operationName"] for trace in resp.json()["data"] for span in trace["spans"]]
+
+
+def test_a_client_configured_only_by_labctl_env_stores_all_three_signals(lab: LabState) -> None:
+    """What a student does in module 3: paste `labctl env` into a shell, run `claude -p`. No --traces,
+    no variable of labctl claude's: the block alone must put the spans in Jaeger, the events in
+    VictoriaLogs and the metrics in Prometheus."""
+    block = run_labctl("env", state_dir=lab.dir).stdout
+    assert "export OTEL_TRACES_EXPORTER=otlp" in block, block
+    # Only the client's sandbox comes from labctl: its own HOME and settings (onboarding done), the
+    # scenario's command line, and no traffic but the model's and OTLP's (this machine is offline).
+    # The stub plays its default scenario, as for a student's `claude`.
+    prepared = client.prepare(lab, resolve(), "hello-write", [], base_env={})
+    sandbox = {
+        "PATH": os.environ["PATH"],
+        **{k: prepared.env[k] for k in ("HOME", "CLAUDE_CONFIG_DIR")},
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "DISABLE_AUTOUPDATER": "1",
+    }
+    assert not [k for k in sandbox if k.startswith(("OTEL_", "ANTHROPIC_"))]
+    stub_log = lab.data_dir("model-stub") / "requests.jsonl"
+    seen = len(stub_log.read_text().splitlines()) if stub_log.exists() else 0
+    result = subprocess.run(
+        ["bash", "-c", block + '\nexec "$@"', "claude-with-the-block", *prepared.cmd],
+        env=sandbox,
+        cwd=prepared.workdir,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode == 0, f"claude exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+    answered = [json.loads(line) for line in stub_log.read_text().splitlines()[seen:]]
+    sessions = {r["session"] for r in answered if r["scenario"] == "hello-write" and r["kind"] == "turn"}
+    assert len(sessions) == 1, f"expected one client session at the stub, got {sessions}"
+    session = sessions.pop()
+
+    # Metrics: the scripted figures at the proxy and in Prometheus.
+    (model,) = assert_scripted_figures(lab, "hello-write", session)["models"]
+    # Spans: in Jaeger, found by the session's tag, one of each kind the scenario makes.
+    wanted = {
+        "claude_code.interaction",
+        "claude_code.llm_request",
+        "claude_code.tool",
+        "claude_code.tool.execution",
+    }
+    names = wait_for(
+        "the session's spans in Jaeger",
+        lambda: (found := jaeger_spans(lab, {"session.id": session})) and wanted <= set(found) and found,
+        timeout=30,
+        interval=0.5,
+    )
+    assert names.count("claude_code.interaction") == 1 and names.count("claude_code.llm_request") == 2, names
+    # The tags Jaeger's page (lab/jaeger/ui/index.html) gives as examples find this client's spans too.
+    for example in ({"tool_name": "Write"}, {"gen_ai.request.model": model}):
+        assert sorted(jaeger_spans(lab, {"session.id": session, **example})) == sorted(names), example
+
+    # Events: in VictoriaLogs, by the same session id.
+    def stored_events() -> set[str] | None:
+        resp = requests.post(
+            lab.url("victorialogs", "http") + "/select/logsql/query",
+            data={"query": f'session.id:"{session}"'},
+            timeout=10,
+        )
+        resp.raise_for_status()
+        found = {json.loads(line).get("event.name") for line in resp.text.splitlines() if line.strip()}
+        return found if {e.removeprefix("claude_code.") for e in EVENTS} <= found else None
+
+    wait_for("the session's events in VictoriaLogs", stored_events, timeout=30, interval=0.5)

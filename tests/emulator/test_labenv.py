@@ -18,10 +18,10 @@ from labctl.errors import LabError
 from labctl.state import LabState
 
 
-def make_lab(tmp: Path, **fields: Any) -> LabState:
+def make_lab(tmp: Path, stage: str = "module-1", **fields: Any) -> LabState:
     lab = LabState(
         dir=tmp,
-        stage="module-1",
+        stage=stage,
         ports={"proxy": {"otlp_grpc": 24317, "otlp_http": 24318, "admin": 24320}},
         **fields,
     )
@@ -43,6 +43,30 @@ def test_block_points_at_the_proxy(tmp_path: Path, protocol: str, url: str) -> N
     assert "OTEL_EXPORTER_OTLP_HEADERS" not in env
     s = load_settings(env)  # the block is a valid Claude Code configuration
     assert s.metrics_otlp and s.logs_otlp and s.metric_interval_ms == 5000
+
+
+@pytest.mark.parametrize(
+    ("protocol", "url"),
+    [
+        ("grpc", "http://127.0.0.1:24317"),
+        ("http/protobuf", "http://127.0.0.1:24318/v1/traces"),
+        ("http/json", "http://127.0.0.1:24318/v1/traces"),
+    ],
+)
+def test_spans_go_where_metrics_go_from_the_stage_that_stores_them(
+    tmp_path: Path, protocol: str, url: str
+) -> None:
+    # Module 3 runs Jaeger: the block switches the client's spans on, same protocol and endpoint.
+    env = lab_env(make_lab(tmp_path, stage="module-3"), protocol)
+    assert env["CLAUDE_CODE_ENHANCED_TELEMETRY_BETA"] == "1" and env["OTEL_TRACES_EXPORTER"] == "otlp"
+    s = load_settings(env)
+    assert s.traces_exporters == ("otlp",) and s.traces_otlp and s.traces_otlp.url == url
+    assert s.traces_otlp.protocol == protocol and s.traces_interval_ms == 2000
+    # Modules 1-2 store no spans: the block leaves them off, and so does the emulator it configures.
+    for stage in ("module-1", "module-2"):
+        early = lab_env(make_lab(tmp_path / stage, stage=stage), protocol)
+        assert not {"CLAUDE_CODE_ENHANCED_TELEMETRY_BETA", "OTEL_TRACES_EXPORTER"} & set(early)
+        assert load_settings(early).traces_otlp is None
 
 
 @pytest.mark.parametrize(

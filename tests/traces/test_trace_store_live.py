@@ -17,6 +17,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -67,12 +68,9 @@ def test_every_emulated_span_is_stored_once_and_each_trace_whole(state_dir: Path
     assert rows["jaeger"] == ("running", "healthy") and rows["traces-relay"] == ("running", "healthy"), rows
 
     marker = f"traces-{secrets.token_hex(4)}"
-    env = labctl_env(
-        OTEL_RESOURCE_ATTRIBUTES=f"lab.marker={marker}",
-        CLAUDE_CODE_ENHANCED_TELEMETRY_BETA="1",
-        OTEL_TRACES_EXPORTER="otlp",
-        OTEL_TRACES_EXPORT_INTERVAL="500",
-    )
+    # No tracing variable of our own: from module 3 on, the `labctl env` block that --from-lab applies
+    # switches the spans on (the enhanced telemetry beta), as it does for a real Claude Code.
+    env = labctl_env(OTEL_RESOURCE_ATTRIBUTES=f"lab.marker={marker}")
     cmd = [sys.executable, "-m", "labctl", "--state-dir", str(state_dir), "emit", "--from-lab"]
     run = subprocess.run(
         [*cmd, "--sessions", "2", "--duration", "6", "--rate", "20", "--json"],
@@ -113,6 +111,50 @@ def test_every_emulated_span_is_stored_once_and_each_trace_whole(state_dir: Path
         own = jaeger_spans(lab, {"session.id": session, "lab.marker": marker})
         assert own and all(tag(s, "gen_ai.conversation.id") == session for s in own), session
     assert sum(len(jaeger_spans(lab, {"session.id": s})) for s in summary["sessions"]) == len(spans)
+    _the_native_page_finds_them(lab, summary["sessions"][0])
+
+
+class _Page(HTMLParser):
+    """The links (by id) and the search form (action and fields) of lab/jaeger/ui/index.html."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: dict[str, str] = {}
+        self.action: str | None = None
+        self.fields: dict[str, str] = {}
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "a" and a.get("id"):
+            self.links[a["id"]] = a["href"]
+        elif tag == "form":
+            self.action = a["action"]
+        elif tag == "input" and self.action is not None:
+            self.fields[a["name"]] = a.get("value", "")
+
+
+def _the_native_page_finds_them(lab: LabState, session: str) -> None:
+    """Natively Jaeger has no web UI: its page says so, and what it offers instead works: every link
+    answers, and its search form, with a session id typed in, finds that session's traces."""
+    base = lab.url("jaeger", "query") + "/"
+    page = requests.get(base, timeout=5)
+    assert page.status_code == 200 and "no Jaeger web UI" in page.text, page.text[:300]
+    parsed = _Page()
+    parsed.feed(page.text)
+    answers = {name: requests.get(base + href, timeout=5) for name, href in parsed.links.items()}
+    assert set(answers) == {"services", "operations", "newest", "slow"}
+    assert all(a.status_code == 200 for a in answers.values()), {k: a.text[:200] for k, a in answers.items()}
+    assert "claude-code" in answers["services"].json()["data"]
+    assert "claude_code.interaction" in answers["operations"].json()["data"]
+    assert answers["newest"].json()["data"], "the newest traces: none"
+
+    assert parsed.action == "api/traces" and set(parsed.fields) == {"service", "tags", "minDuration", "limit"}
+    typed = {**parsed.fields, "tags": json.dumps({"session.id": session})}
+    found = requests.get(base + parsed.action, params=typed, timeout=5)
+    assert found.status_code == 200, found.text[:300]
+    spans = [s for t in found.json()["data"] for s in t["spans"]]
+    assert spans and all(tag(s, "session.id") == session for s in spans), spans[:2]
+    assert len(spans) == len(jaeger_spans(lab, {"session.id": session}))
 
 
 def test_a_cut_trace_store_hop_fails_the_check_and_heal_makes_it_green(state_dir: Path) -> None:
