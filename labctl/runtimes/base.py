@@ -10,9 +10,29 @@ from pathlib import Path
 
 import requests
 
+from labctl import ui
 from labctl.errors import LabError
 from labctl.model import LabModel, load_model
+from labctl.poll import poll
 from labctl.state import LabState
+
+
+def alertmanager_known(url: str, timeout: float) -> bool:
+    """Poll Prometheus' /api/v1/alertmanagers (url) until it lists an active Alertmanager."""
+
+    def known() -> bool:
+        try:
+            reply = requests.get(url, timeout=2)
+            return bool(reply.ok and reply.json()["data"]["activeAlertmanagers"])
+        except (requests.RequestException, ValueError, KeyError, TypeError):
+            return False
+
+    return bool(poll(known, timeout, 0.2))
+
+
+# Prometheus re-reads its Alertmanager target (file_sd, 5 s refresh) and hands it to the notifier on
+# the discovery manager's 5 s tick: well within this, even on a loaded machine.
+ALERT_ROUTE_WAIT_S = 30.0
 
 
 @dataclass
@@ -93,6 +113,24 @@ class Runtime(ABC):
     def service_url(self, service: str) -> str:
         svc = self.model.service(service)
         return self.lab.url(service, svc.url.port) + svc.url.path
+
+    def wait_alert_route(self, timeout: float = ALERT_ROUTE_WAIT_S) -> None:
+        """When the stage runs Alertmanager: return once Prometheus' notifier lists it.
+
+        Prometheus finds its Alertmanager through a file_sd target written as the stage starts, and passes
+        it to the notifier at most every 5 s. An alert that fires before that is dropped, and sent again
+        only a minute later (its resend delay): a `labctl check` right after `up module-4` (or after a
+        Prometheus restart) then waited in vain for its test notification.
+        """
+        wanted = self.stage_services()
+        if "prometheus" not in wanted or "alertmanager" not in wanted or not self.is_running("alertmanager"):
+            return
+        url = self.lab.url("prometheus", "web") + "/api/v1/alertmanagers"
+        if not alertmanager_known(url, timeout):
+            ui.warn(
+                f"Prometheus has not picked up Alertmanager after {timeout:.0f}s ({url} lists none): "
+                "alerts may reach it only a minute late"
+            )
 
     def probe(self, service: str, timeout: float = 1.0) -> bool:
         """One HTTP GET on the service's health endpoint (loopback host port: same for both runtimes)."""

@@ -294,6 +294,7 @@ class DockerRuntime(Runtime):
         self._wait_ready(services)
         self.lab.stage = stage  # recorded only once the stage is up
         record_applied(self.lab, self.model, services)  # saves; `labctl status` names files edited later
+        self.wait_alert_route()
 
     def _ensure_images(self, services: list[str], images: dict[str, str]) -> dict[str, str]:
         """Every image the stage runs is here, or pulled now; else one line naming it and how to get it.
@@ -490,6 +491,8 @@ class DockerRuntime(Runtime):
         self._compose(lambda c: c.compose.up([service], detach=True), f"start {service}")
         self._wait_ready([service])
         record_applied(self.lab, self.model, [service])
+        if service in ("prometheus", "alertmanager"):
+            self.wait_alert_route()
 
     def restart(self, service: str) -> None:
         # Recreate, so changed overrides (command, environment) take effect.

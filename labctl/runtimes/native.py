@@ -221,6 +221,7 @@ class NativeRuntime(Runtime):
         for service in to_start:
             self._start(launches[service])
         self._wait_healthy(to_start)
+        self.wait_alert_route()
 
     def _prepare(self, service: str) -> None:
         data = self.lab.data_dir(service)
@@ -325,6 +326,8 @@ class NativeRuntime(Runtime):
         )
         self._start(launch)
         self._wait_healthy([service])
+        if service in ("prometheus", "alertmanager"):
+            self.wait_alert_route()
 
     def kill_service(self, service: str, signal: int) -> None:
         rec = self.record(service)

@@ -2,6 +2,7 @@
 
     python tests/docs/generate_outputs.py           # run the scenario, rewrite the docs
     python tests/docs/generate_outputs.py --check   # run it, report docs whose output no longer matches
+    python tests/docs/generate_outputs.py --part modules-3-4 --times   # one part; each step's seconds
 
 Each `<!-- output:NAME -->` … `<!-- /output:NAME -->` section of a doc holds a console transcript
 made here from a real run — so what a guide says a student will see is what the tool printed. The lab
@@ -14,6 +15,9 @@ that change from run to run (ports, times, counts) and the width of table border
 from __future__ import annotations
 
 import argparse
+import contextlib
+import difflib
+import fcntl
 import os
 import re
 import shlex
@@ -22,6 +26,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,9 +67,10 @@ class Step:
         return self.args[0] if self.shell else "labctl " + " ".join(map(_typed, self.args))
 
 
-# The exercises of lab/modules, in the order a student does them. One lab, built up module by module.
+# The exercises of lab/modules, in the order a student does them, in two parts that run side by side
+# (each its own lab, state dir and port offset). Within a part one lab is built up module by module.
 # The build-it exercises need no lab: they run first, in a working directory of their own.
-SCENARIO: tuple[Step, ...] = (
+MODULES_1_2: tuple[Step, ...] = (
     Step("module-1-build", ("exercise", "start", "contract-rule")),
     Step("module-1-build", ("exercise", "check", "contract-rule"), exit_codes=(1,)),
     Step("module-2-build", ("exercise", "start", "collector-pipeline")),
@@ -184,6 +192,13 @@ SCENARIO: tuple[Step, ...] = (
         ),
     ),
     Step("module-2-blind-reveal", ("reveal",)),
+)
+
+# Modules 3 and 4 start from a module-2 lab (not shown): `up module-3` then says what a student who
+# came through module 2 reads (what it keeps, what restarts). Prometheus and the stores start empty
+# at module 3 in either case, so nothing shown here depends on the first part's data.
+MODULES_3_4: tuple[Step, ...] = (
+    Step(None, ("up", "module-2"), run_extra=("--port-offset", "{offset}")),
     Step("module-3-up", ("up", "module-3")),
     Step("module-3-up", ("status",)),
     Step(
@@ -289,6 +304,9 @@ SCENARIO: tuple[Step, ...] = (
         sample="a 2 s run (yours runs 150 s with a random seed: more actions, errors, exports and items)",
     ),
 )
+
+PARTS: dict[str, tuple[Step, ...]] = {"modules-1-2": MODULES_1_2, "modules-3-4": MODULES_3_4}
+SCENARIO: tuple[Step, ...] = tuple(step for steps in PARTS.values() for step in steps)
 
 
 def _port_free(port: int) -> bool:
@@ -437,32 +455,74 @@ class Runner:
         )
 
 
-def run_scenario(partial: dict[str, str] | None = None) -> dict[str, str]:
-    """Every section's transcript, from one real run; the lab is always torn down.
+@contextlib.contextmanager
+def _port_choice() -> Iterator[None]:
+    """Held from picking a port offset until the part's lab listens on it: two parts started together
+    (xdist workers, the generator's threads) would otherwise both find the same offset free."""
+    with open(Path(tempfile.gettempdir()) / "labctl-docs-ports.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def run_part(
+    part: str, partial: dict[str, str] | None = None, times: list[tuple[str, str, float]] | None = None
+) -> dict[str, str]:
+    """Every section's transcript of one part, from one real run; its lab is always torn down.
 
     With `partial` (a dict), sections finished before a failing step are put there before the error is
-    raised, so the generator can still refresh them.
+    raised, so the generator can still refresh them. With `times`, each step's seconds are added to it.
     """
     base = Path(tempfile.mkdtemp(prefix="lab"))
-    runner = Runner(_state_dir(base), pick_offset(), _make_files(base))
     sections: dict[str, list[str]] = {}
     failing: str | None = None
-    try:
-        for step in SCENARIO:
-            failing = step.section
-            out = runner.run(step)
-            runner.settle(step)
-            if step.section:
-                note = f"# representative output: {step.sample}\n" if step.sample else ""
-                sections.setdefault(step.section, []).append(f"{note}$ {step.shown}\n{out}".rstrip())
-    except RuntimeError:
-        if partial is not None:
-            partial.update({n: "\n".join(p) for n, p in sections.items() if n != failing})
-        raise
-    finally:
-        runner.down()
-        shutil.rmtree(base, ignore_errors=True)
+    with contextlib.ExitStack() as choosing:
+        choosing.enter_context(_port_choice())
+        runner = Runner(_state_dir(base), pick_offset(), _make_files(base))
+        try:
+            for step in PARTS[part]:
+                failing = step.section
+                began = time.monotonic()
+                out = runner.run(step)
+                runner.settle(step)
+                if step.args[:1] == ("up",):
+                    choosing.close()  # the lab holds its ports now
+                if times is not None:
+                    times.append((part, step.shown, time.monotonic() - began))
+                if step.section:
+                    note = f"# representative output: {step.sample}\n" if step.sample else ""
+                    sections.setdefault(step.section, []).append(f"{note}$ {step.shown}\n{out}".rstrip())
+        except RuntimeError:
+            if partial is not None:
+                partial.update({n: "\n".join(p) for n, p in sections.items() if n != failing})
+            raise
+        finally:
+            runner.down()
+            shutil.rmtree(base, ignore_errors=True)
     return {name: "\n".join(parts) for name, parts in sections.items()}
+
+
+def run_scenario(
+    parts: Iterable[str] = tuple(PARTS),
+    partial: dict[str, str] | None = None,
+    times: list[tuple[str, str, float]] | None = None,
+) -> dict[str, str]:
+    """The sections of the given parts, the parts run side by side (each its own lab)."""
+    parts = list(parts)
+    outputs: dict[str, str] = {}
+    with ThreadPoolExecutor(max_workers=len(parts)) as pool:
+        futures = [pool.submit(run_part, name, partial, times) for name in parts]
+        errors = []
+        for future in futures:
+            try:
+                outputs.update(future.result())
+            except RuntimeError as exc:
+                errors.append(str(exc))
+    if errors:
+        raise RuntimeError("\n\n".join(errors))
+    return outputs
 
 
 def render(text: str, outputs: dict[str, str], keep_missing: bool = False) -> str:
@@ -475,6 +535,31 @@ def render(text: str, outputs: dict[str, str], keep_missing: bool = False) -> st
         return f"{m.group('open')}\n```console\n{outputs[name]}\n```\n{m.group('close')}"
 
     return OUTPUT_RE.sub(sub, text)
+
+
+def sections_in_docs() -> dict[str, str]:
+    """{section name: its body as the docs show it, fences included}."""
+    found: dict[str, str] = {}
+    for path in documents_with_outputs():
+        for m in OUTPUT_RE.finditer(path.read_text(encoding="utf-8")):
+            found[m.group("name")] = m.group("body")
+    return found
+
+
+def differences(part: str) -> list[str]:
+    """Run one part for real; a diff for each of its sections whose key facts the docs do not show."""
+    outputs = run_part(part)
+    diffs = []
+    for name, body in sections_in_docs().items():
+        if name not in outputs:
+            continue  # another part's
+        shown = body.removeprefix("```console\n").removesuffix("```\n")
+        if key_facts(shown) != key_facts(outputs[name]):
+            lines = difflib.unified_diff(
+                shown.splitlines(), outputs[name].splitlines(), f"docs:{name}", "real run", lineterm=""
+            )
+            diffs.append("\n".join(lines))
+    return diffs
 
 
 def documents_with_outputs() -> list[Path]:
@@ -529,24 +614,40 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="when a step fails, still rewrite the sections finished before it (then exit 1)",
     )
+    parser.add_argument(
+        "--part",
+        action="append",
+        choices=list(PARTS),
+        help="run only this part of the scenario (repeatable; default: all, side by side)",
+    )
+    parser.add_argument("--times", action="store_true", help="print each step's seconds (stderr)")
     args = parser.parse_args(argv)
     failed: RuntimeError | None = None
     done: dict[str, str] = {}
+    times: list[tuple[str, str, float]] = []
     try:
-        outputs = run_scenario(done if args.partial else None)
+        outputs = run_scenario(args.part or tuple(PARTS), done if args.partial else None, times)
     except RuntimeError as exc:
         if not args.partial:
             raise
         failed, outputs = exc, done
+    finally:
+        if args.times:
+            for part, command, seconds in times:
+                print(f"{part}  {seconds:6.1f}s  {command.splitlines()[0][:90]}", file=sys.stderr)
+            for part in dict.fromkeys(p for p, _, _ in times):
+                total = sum(s for p, _, s in times if p == part)
+                print(f"{part}  {total:6.1f}s in all", file=sys.stderr)
     stale = []
+    partial_run = failed is not None or args.part is not None
     for path in documents_with_outputs():
         text = path.read_text(encoding="utf-8")
         if args.check:
             shown = {m.group("name"): m.group("body") for m in OUTPUT_RE.finditer(text)}
-            if any(key_facts(body) != key_facts(outputs[name]) for name, body in shown.items()):
+            if any(key_facts(body) != key_facts(outputs[n]) for n, body in shown.items() if n in outputs):
                 stale.append(path.relative_to(REPO))
             continue
-        new = render(text, outputs, keep_missing=failed is not None)
+        new = render(text, outputs, keep_missing=partial_run)
         if new != text:
             stale.append(path.relative_to(REPO))
             path.write_text(new, encoding="utf-8")

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 
 import generate_outputs
-import pytest
 
 
 def _sections_in_docs() -> dict[str, str]:
-    found: dict[str, str] = {}
-    for path in generate_outputs.documents_with_outputs():
-        for m in generate_outputs.OUTPUT_RE.finditer(path.read_text(encoding="utf-8")):
-            found[m.group("name")] = m.group("body")
-    return found
+    return generate_outputs.sections_in_docs()
 
 
 def test_every_output_section_comes_from_the_scenario():
@@ -23,6 +17,17 @@ def test_every_output_section_comes_from_the_scenario():
     assert in_docs == in_scenario, (
         f"docs only: {in_docs - in_scenario}; scenario only: {in_scenario - in_docs}"
     )
+
+
+def test_each_section_is_written_by_one_part_that_starts_its_own_lab():
+    # The parts' live tests (test_docs_outputs_modules_*.py) each compare only their own sections.
+    owner: dict[str, str] = {}
+    for part, steps in generate_outputs.PARTS.items():
+        for step in steps:
+            if step.section:
+                assert owner.setdefault(step.section, part) == part, f"{step.section} is in two parts"
+        first_up = next(s for s in steps if s.args[:1] == ("up",))
+        assert "--port-offset" in first_up.run_extra, f"{part}'s first `up` picks no ports of its own"
 
 
 def test_output_sections_are_filled_with_transcripts():
@@ -73,37 +78,3 @@ def test_a_representative_transcript_is_compared_by_its_shape():
     # Without the note, counts are facts as before.
     exact = shown.removeprefix("# representative output: a 3 s run\n")
     assert generate_outputs.key_facts(exact) != generate_outputs.key_facts(longer.split("\n", 1)[1])
-
-
-@pytest.mark.integration
-@pytest.mark.slow
-def test_outputs_in_the_docs_match_a_real_run():
-    from labctl.errors import LabError
-    from labctl.install import resolve_binary
-
-    for name in ("otelcol-lab", "prometheus"):
-        try:
-            resolve_binary(name)
-        except LabError as exc:  # names `labctl install <component>`
-            pytest.fail(f"{name} is needed to re-run the exercises: {exc}")
-    outputs = generate_outputs.run_scenario()
-    docs = _sections_in_docs()
-    diffs = []
-    for name, body in docs.items():
-        shown = body.removeprefix("```console\n").removesuffix("```\n")
-        if generate_outputs.key_facts(shown) != generate_outputs.key_facts(outputs[name]):
-            diffs.append(
-                "\n".join(
-                    difflib.unified_diff(
-                        shown.splitlines(),
-                        outputs[name].splitlines(),
-                        f"docs:{name}",
-                        "real run",
-                        lineterm="",
-                    )
-                )
-            )
-    assert not diffs, (
-        "the docs show output the tool no longer prints; run "
-        "`python tests/docs/generate_outputs.py`\n" + "\n\n".join(diffs)
-    )

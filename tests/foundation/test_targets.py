@@ -108,3 +108,43 @@ def test_a_copy_left_by_an_older_labctl_is_replaced_by_links(tmp_path):
     assert not (model.root / "lab" / "prometheus" / "rules" / "stale.yml").exists()
     install_prometheus_config(model, data)  # again: idempotent
     assert (data / "rules").is_symlink()
+
+
+def test_up_waits_until_prometheus_notifier_lists_the_alertmanager():
+    """`up` returns only once Prometheus would deliver an alert: an answer listing no Alertmanager yet
+    (its file_sd target not yet handed to the notifier) keeps it polling; one that lists it ends the wait.
+    A local HTTP server answers as Prometheus' /api/v1/alertmanagers does."""
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from labctl.runtimes.base import alertmanager_known
+
+    listed_after = time.monotonic() + 0.6
+    asked: list[float] = []
+
+    class Prometheus(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(time.monotonic())
+            ams = [{"url": "http://127.0.0.1:19093/api/v2/alerts"}] if time.monotonic() > listed_after else []
+            body = json.dumps({"status": "success", "data": {"activeAlertmanagers": ams}}).encode()
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Prometheus)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/api/v1/alertmanagers"
+        assert alertmanager_known(url, timeout=10)
+        assert len(asked) >= 2 and asked[-1] > listed_after, "it returned before the Alertmanager was listed"
+        listed_after = float("inf")  # never listed: the wait gives up after its timeout, saying so
+        began = time.monotonic()
+        assert not alertmanager_known(url, timeout=0.5)
+        assert time.monotonic() - began >= 0.5
+    finally:
+        server.shutdown()
+    assert not alertmanager_known(url, timeout=0.3), "a Prometheus that does not answer lists nothing"
