@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import requests
-
+from labctl.lazy import requests
 from labctl.units import prometheus_duration
 
 

@@ -6,7 +6,7 @@ import socket
 from dataclasses import dataclass
 from typing import Any
 
-import requests
+from labctl.lazy import requests
 
 
 @dataclass

@@ -12,10 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import requests
-
 from labctl.errors import LabError
 from labctl.faults.records import FaultRecord, OverrideUndo
+from labctl.lazy import requests
 from labctl.model import LabModel
 from labctl.poll import poll
 from labctl.runtimes.base import Runtime

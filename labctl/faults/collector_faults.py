@@ -17,12 +17,12 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import requests
 import yaml
 
 from labctl.errors import LabError
 from labctl.faults.base import FaultContext, wait_until
 from labctl.faults.records import ConfigOverlay
+from labctl.lazy import requests
 
 if TYPE_CHECKING:  # grpc is imported where a probe runs: every `break`, `heal` and `faults` loads this module
     import grpc

@@ -18,12 +18,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import requests
 import yaml
 
 from labctl.errors import LabError
 from labctl.faults.base import FaultContext
 from labctl.faults.records import ContractVariant
+from labctl.lazy import requests
 
 REQUIRED_ATTRIBUTE = "team.id"
 LIMITED_METRICS = ("claude_code.token.usage", "claude_code.cost.usage")

@@ -8,13 +8,12 @@ import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
-import requests
-
 from labctl.checks.probe import tcp_probe
 from labctl.errors import LabError
 from labctl.faults import proxy_admin
 from labctl.faults.base import FaultContext, Option, run_all, wait_until
 from labctl.faults.records import UpstreamFault
+from labctl.lazy import requests
 from labctl.state import find_free_ports
 
 KINDS = ("unreachable-host", "wrong-port", "protocol-mismatch", "invalid-url")

@@ -5,12 +5,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import requests
-
 from labctl.errors import LabError
 from labctl.faults.base import Fault, FaultContext, wait_until
 from labctl.faults.records import ActiveFault
 from labctl.faults.registry import FAULTS
+from labctl.lazy import requests
 from labctl.model import LabModel, load_model
 from labctl.runtimes.base import get_runtime
 from labctl.state import LabState

@@ -16,13 +16,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-import requests
 import yaml
 
 from labctl import scrape_targets
 from labctl.errors import LabError
 from labctl.faults.base import FaultContext, wait_until
 from labctl.faults.records import RulesCopy, TargetsRewrite
+from labctl.lazy import requests
 from labctl.scrape_targets import Target
 
 WRONG_PATH = "/v1/metrics"  # where OTLP/HTTP posts metrics; Prometheus scrapes /metrics

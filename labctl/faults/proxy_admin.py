@@ -6,10 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import requests
-
 from labctl.errors import LabError
 from labctl.faults.base import FaultContext
+from labctl.lazy import requests
 
 
 def _api(ctx: FaultContext) -> str:

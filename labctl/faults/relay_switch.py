@@ -13,12 +13,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import requests
-
 from labctl.checks.probe import tcp_probe
 from labctl.errors import LabError
 from labctl.faults.base import FaultContext
 from labctl.faults.records import RelaySwitch, Route
+from labctl.lazy import requests
 
 MODE_FILE = "mode.json"  # lab.yaml passes `--state {data}/mode.json`: the mode a restarted relay keeps
 # What proves a route works again after heal, per hop kind: a scrape, or a query-side readiness call.
