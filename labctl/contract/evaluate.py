@@ -38,7 +38,7 @@ from labctl.contract.rules import (
 )
 from labctl.contract.spans import SpanChecker
 from labctl.otlp.values import any_value, attrs_key
-from labctl.otlp.wire import Layout, MetricWire, metric_layout
+from labctl.otlp.wire import Layout, MetricWire, QuickMetrics, metric_layout
 
 __all__ = ["Contract", "Evaluation", "Item", "ItemMeta"]
 
@@ -80,6 +80,7 @@ class Contract:
         # metric name -> serialized attributes -> [attrs, attribute violations, admitted, label attrs]
         self._series = SeriesCache()
         self._by_wire: dict[bytes, WireDescription] = {}  # see labctl.otlp.wire's metric key
+        self._quick = QuickMetrics()  # one-point metrics met before, whole (see labctl.otlp.wire)
         # Rules named as Prometheus shows them (the seed's format) are found by translating OTLP names.
         self._prom_lookup = any(r.label_style == "prometheus" for r in spec.metrics.values())
         strict = spec.unknown_attributes == "violation"
@@ -132,7 +133,7 @@ class Contract:
         """`raw`: the protobuf bytes `request` was parsed from, when at hand (a faster walk of the points)."""
         ev = Evaluation(signal, self, request, raw)
         if signal == "metrics":
-            self._evaluate_metrics(request, ev, metric_layout(raw) if raw else None, raw)
+            self._evaluate_metrics(request, ev, metric_layout(raw, self._quick) if raw else None, raw)
         elif signal == "logs":
             self._evaluate_logs(request, ev)
         elif signal == "traces":
@@ -183,6 +184,7 @@ class Contract:
                     si,
                     # the protobuf path, which also learns the metric's description
                     partial(self._metric, run, metrics, ri, si, resource, scope, res_viol),
+                    self._quick,
                 )
         ev.total = len(ev.items)
 

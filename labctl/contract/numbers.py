@@ -33,6 +33,7 @@ from labctl.otlp.wire import (
     TIME_TAG_OFFSET,
     VALUE_TAG_OFFSET,
     MetricWire,
+    QuickMetrics,
     data_points,
     skip_field,
     varint,
@@ -127,13 +128,17 @@ def wire_scope(
     ri: int,
     si: int,
     slow: Callable[[int, MetricWire | None], None],
+    quick: QuickMetrics | None = None,
 ) -> None:
     """The metrics of one scope from the wire (`wired`: labctl.otlp.wire's layout of that scope).
 
     The loop runs once per Metric, and a load generator sends one point per Metric: a Gauge/Sum of a
     known description (`by_wire`) holding one point of a known series with an ordinary value is done
     here in a few byte reads and two dict look-ups. A metric of several points, or an unusual point,
-    goes to `known_points`; one of an unknown description to `slow(mi, wire)` (the protobuf path)."""
+    goes to `known_points`; one of an unknown description to `slow(mi, wire)` (the protobuf path).
+    A metric taken this way is learnt by `quick` (labctl.otlp.wire.QuickMetrics): when the same metric
+    comes again with new times and value, the layout hands over its description and series, and only
+    its head is read here."""
     append = ev.items.append
     b = raw
     isfinite = _isfinite
@@ -148,9 +153,18 @@ def wire_scope(
     attrs_tag, flags_tag = ATTRIBUTES_TAG, FLAGS_TAG
     head, time_at, value_at = POINT_HEAD_SIZE, TIME_TAG_OFFSET, VALUE_TAG_OFFSET
     for mi, w in enumerate(wired):
-        if w is None or w[2] is None or (d := by_wire.get(w[2])) is None:
+        if w is None or w[2] is None:
             slow(mi, w)
             continue
+        known = w[4]
+        if known.__class__ is tuple:  # QuickMetrics' entry: (offsets, description key, d, series, key)
+            d: WireDescription = known[4]
+        else:
+            found = by_wire.get(w[2])
+            if found is None:
+                slow(mi, w)
+                continue
+            d = found
         hit = per.get(d)
         if hit is None:
             desc = d.desc
@@ -166,7 +180,26 @@ def wire_scope(
             hit = per[d] = (meta, cache, simple, lo, hi, cm, desc[4])
         meta, cache, simple, lo, hi, cm, monotonic = hit
         pos, end = w[0], w[1]
-        if simple and b[pos] == points_tag:
+        if known.__class__ is tuple:
+            i = w[3]  # the head, its tags checked by the layout
+            skey = known[6]
+            entry = known[5]
+            if simple and cache.get(skey) is entry:
+                if b[i + value_at] == double_tag:
+                    start_ns, time_ns, value = _unpack_head_double(b, i)
+                    ok = isfinite(value)
+                else:
+                    start_ns, time_ns, value = _unpack_head_int(b, i)
+                    ok = True
+                if (
+                    ok
+                    and not (monotonic and value < 0)
+                    and (lo is None or value >= lo)
+                    and (hi is None or value <= hi)
+                ):
+                    append(_new(Item, (meta, 0, None, entry.attributes, value, [], skey, start_ns, time_ns)))
+                    continue
+        elif simple and b[pos] == points_tag:
             n = b[pos + 1]
             if n < 0x80:
                 i = pos + 2
@@ -206,6 +239,9 @@ def wire_scope(
                         append(
                             _new(Item, (meta, 0, None, entry.attributes, value, [], skey, start_ns, time_ns))
                         )
+                        if quick is not None:
+                            ms, h = w[3], i - head
+                            quick.learn(b, ms, known, h, (h - ms, pos - ms, end - ms, w[2], d, entry, skey))
                         continue
         known_points(series, cache, cm, meta, metrics, mi, [], ev, b, (pos, end))
 

@@ -18,6 +18,7 @@ fits in one byte, which is how the hot loops compare them.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 # Wire types
 VARINT, I64, LEN, I32 = 0, 1, 2, 5
@@ -56,9 +57,39 @@ TIME_TAG_OFFSET = 9
 VALUE_TAG_OFFSET = 18
 
 Regions = dict[tuple[int, int, int], tuple[int, int]]
-# One Metric on the wire: (start, end) of its one Gauge/Sum message and its description key (below)
-MetricWire = tuple[int, int, bytes | None]
+# One Metric on the wire: (start, end) of its one Gauge/Sum message, its description key (below), and
+# either (start, end) of the whole Metric or, when `QuickMetrics` knew it, (its point's head, the entry).
+MetricWire = tuple[int, int, bytes | None, int, Any]
 Layout = dict[tuple[int, int], list[MetricWire | None]]
+
+
+class QuickMetrics:
+    """One-point metrics seen before, found by all their bytes but the point's head (its timestamps and
+    value): a load generator re-sends the same metrics, series and all, with new times and values.
+
+    `table` maps such a key to an entry whose first four fields are where the head starts in the
+    Metric, where its Gauge/Sum region starts and ends in it, and its description key; the rest is the
+    caller's (what it learnt of that metric). A Metric whose bytes outside its head equal a known
+    one's, at the same offsets, has the same structure, description and series, so the layout takes
+    it in one slice and one look-up; the caller still reads the head and checks the value.
+    `offset`: where the head sat in the last metric learnt (the first guess for the next)."""
+
+    __slots__ = ("offset", "table")
+
+    def __init__(self) -> None:
+        self.table: dict[bytes, tuple[Any, ...]] = {}
+        self.offset = 0
+
+    def learn(self, buf: bytes, start: int, end: int, head: int, entry: tuple[Any, ...]) -> None:
+        """Remember the Metric buf[start:end] whose point's head is at `head`; `entry` as above."""
+        table = self.table
+        if len(table) >= _MAX_QUICK:
+            table.clear()  # bounded memory: start over rather than grow
+        table[buf[start:head] + buf[head + POINT_HEAD_SIZE : end]] = entry
+        self.offset = head - start
+
+
+_MAX_QUICK = 50_000
 
 
 class _Malformed(ValueError):
@@ -176,7 +207,9 @@ def _metric_regions(buf: bytes, pos: int, end: int, ri: int, si: int, regions: R
         raise _Malformed
 
 
-def _scope_layout(buf: bytes, pos: int, end: int) -> list[MetricWire | None]:
+def _scope_layout(
+    buf: bytes, pos: int, end: int, quick: QuickMetrics | None = None
+) -> list[MetricWire | None]:
     """Each Metric of one ScopeMetrics (buf[pos:end]), in order: its Gauge/Sum region and key, or None
     (another kind, no data, or a data field that appears twice, which protobuf would merge).
 
@@ -185,8 +218,11 @@ def _scope_layout(buf: bytes, pos: int, end: int) -> list[MetricWire | None]:
     whatever their points, so what depends on the description alone is worked out once per key. None
     when the points are not together at the start of the region (an encoder's unusual order).
     This loop runs once per Metric of a request: one-byte tags and lengths of up to two bytes are
-    read inline. Every field of a Metric is length-delimited."""
+    read inline. Every field of a Metric is length-delimited. A metric `quick` knows is taken whole
+    (see QuickMetrics)."""
     out: list[MetricWire | None] = []
+    table = quick.table if quick is not None else None
+    guess = quick.offset if quick is not None else 0
     while pos < end:
         key = buf[pos]
         if key & 7 != LEN or key >= 0x80:  # not length-delimited, or a field number >= 16: general path
@@ -207,6 +243,21 @@ def _scope_layout(buf: bytes, pos: int, end: int) -> list[MetricWire | None]:
         if key != METRICS_TAG:
             continue
         ms = i
+        if table:
+            h = ms + guess
+            if h + POINT_HEAD_SIZE <= me:
+                hit = table.get(buf[ms:h] + buf[h + POINT_HEAD_SIZE : me])
+                if (
+                    hit is not None
+                    and hit[0] == guess
+                    and buf[h] == START_TIME_TAG
+                    and buf[h + TIME_TAG_OFFSET] == TIME_TAG
+                    and (
+                        buf[h + VALUE_TAG_OFFSET] == AS_DOUBLE_TAG or buf[h + VALUE_TAG_OFFSET] == AS_INT_TAG
+                    )
+                ):
+                    out.append((ms + hit[1], ms + hit[2], hit[3], h, hit))
+                    continue
         found: MetricWire | None = None
         count = 0
         while i < me:
@@ -244,7 +295,7 @@ def _scope_layout(buf: bytes, pos: int, end: int) -> list[MetricWire | None]:
                     k = k + 2 if buf[k] & 7 == VARINT and buf[k + 1] < 0x80 else skip_field(buf, k)
                 if tp > re or k > re:
                     raise _Malformed
-                found = (q, re, buf[ms : i + 1] + buf[tp:me] if trailer_ok else None)
+                found = (q, re, buf[ms : i + 1] + buf[tp:me] if trailer_ok else None, ms, me)
             i = q + ln
         if i != me:
             raise _Malformed
@@ -254,7 +305,7 @@ def _scope_layout(buf: bytes, pos: int, end: int) -> list[MetricWire | None]:
     return out
 
 
-def metric_layout(buf: bytes) -> Layout | None:
+def metric_layout(buf: bytes, quick: QuickMetrics | None = None) -> Layout | None:
     """(resource, scope) index -> each of its Metrics on the wire (see `_scope_layout`), in the order the
     parsed message lists them. None when the bytes cannot be walked; the caller then uses the parsed
     message alone."""
@@ -267,7 +318,7 @@ def metric_layout(buf: bytes) -> Layout | None:
             si = 0
             for f2, ss, se in _fields(buf, rs, re):
                 if f2 == SCOPE_METRICS:
-                    layout[(ri, si)] = _scope_layout(buf, ss, se)
+                    layout[(ri, si)] = _scope_layout(buf, ss, se, quick)
                     si += 1
             ri += 1
     except (_Malformed, IndexError):

@@ -309,3 +309,45 @@ def test_any_request_evaluates_the_same_from_its_bytes(resources: list[list[Any]
         assert json.dumps(walked[0], sort_keys=True, default=str) == json.dumps(
             plain[0], sort_keys=True, default=str
         )
+
+
+def test_metrics_met_before_come_back_with_new_times_and_values() -> None:
+    # A load generator re-sends the same one-point metrics with new times and values: the layout then
+    # recognises each metric whole (labctl.otlp.wire.QuickMetrics) and only its head is read. Values
+    # that break a rule, an int value, a new series and a new layout must still come out alike.
+    c = load_contract(default_contract_path())
+    t0 = 1_700_000_000_000_000_000
+
+    def request(values: list[float | int], shift: int, types: tuple[str, str] = ("input", "output")) -> bytes:
+        pts = [
+            Point(
+                "claude_code.token.usage",
+                v,
+                {**A, "type": types[i % 2]},
+                temporality="cumulative",
+                start_ns=t0 + shift,
+                time_ns=t0 + shift + 10**9 * (i + 1),
+            )
+            for i, v in enumerate(values)
+        ]
+        return one_metric_per_point(metrics_request(pts)).SerializeToString()
+
+    twin = Contract(c.spec)
+    sends = [
+        request([5.0, 6.0, 7.0], 0),
+        request([8.0, 9.0, 10.0], 5),  # the same metrics: every one is known whole now
+        request([float("nan"), -1.0, 2**40], 7),  # a bad value, a falling counter... at the same offsets
+        request([-2.0, float("inf"), 3.0], 9),
+        request([4.0, 4.5, 5.0], 11, ("cacheRead", "cacheCreation")),  # new series: learnt, not matched
+        request([5.0, 5.5, 6.0], 13, ("cacheRead", "cacheCreation")),
+    ]
+    rejected = []
+    for raw in sends:
+        plain = c.evaluate("metrics", ExportMetricsServiceRequest.FromString(raw))
+        walked = twin.evaluate("metrics", ExportMetricsServiceRequest.FromString(raw), raw)
+        assert json.dumps(walked.records, sort_keys=True, default=str) == json.dumps(
+            plain.records, sort_keys=True, default=str
+        )
+        rejected.append(walked.rejected)
+    assert rejected[2] > 0 and rejected[3] > 0 and rejected[1] == 0
+    assert len(twin._quick.table) == 4  # the metrics of both pairs of series were learnt
