@@ -62,6 +62,10 @@ def test_spans_go_where_metrics_go_from_the_stage_that_stores_them(
     s = load_settings(env)
     assert s.traces_exporters == ("otlp",) and s.traces_otlp and s.traces_otlp.url == url
     assert s.traces_otlp.protocol == protocol and s.traces_interval_ms == 2000
+    # With `up --auth` the spans carry the lab's token like the other signals (one headers variable).
+    auth = lab_env(make_lab(tmp_path / "auth", stage="module-3", settings={"auth": True, "auth_token": "t"}))
+    traces = load_settings({**auth, "OTEL_EXPORTER_OTLP_PROTOCOL": protocol}).traces_otlp
+    assert traces and traces.headers == {"Authorization": "Bearer t"}
     # Modules 1-2 store no spans: the block leaves them off, and so does the emulator it configures.
     for stage in ("module-1", "module-2"):
         early = lab_env(make_lab(tmp_path / stage, stage=stage), protocol)
