@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -69,16 +70,18 @@ def _outputs(state_dir: Path) -> dict[str, str]:
 
     lab = LabState.load(state_dir)
     admin = lab.url("proxy", "admin")
-    out = {
-        "check": cli("check"),
-        "check --json": cli("check", "--json"),
-        "status": cli("status"),
-        "status --json": cli("status", "--json"),
-        "faults": cli("faults"),
-        "faults --json": cli("faults", "--json"),
-        "logs proxy": cli("logs", "proxy", "-n", "400"),
-        "logs collector": cli("logs", "collector", "-n", "400"),
-    }
+    views = {"status": ("status",), "status --json": ("status", "--json")}
+    views |= {"faults": ("faults",), "faults --json": ("faults", "--json")}
+    logs = {f"logs {s}": ("logs", s, "-n", "400") for s in ("proxy", "collector", "otlp-relay")}
+    # The two checks run one after the other (each compares the lab's counters before and after its own
+    # marker); the views that only read the lab's state run beside them (about 4 s a round), and the logs
+    # are read after them, so that they hold whatever the checks' markers made the services log.
+    with ThreadPoolExecutor(max_workers=len(views) + 1) as pool:
+        checks = pool.submit(lambda: {"check": cli("check"), "check --json": cli("check", "--json")})
+        shown = {where: pool.submit(cli, *args) for where, args in views.items()}
+        out = checks.result()
+        logged = {where: pool.submit(cli, *args) for where, args in logs.items()}
+        out |= {where: f.result() for where, f in (shown | logged).items()}
     for path in ("/", "/api/stats", "/api/contract", "/api/payloads?limit=5", "/api/violations", "/readyz"):
         try:
             out[path] = requests.get(admin + path, timeout=5).text
@@ -86,7 +89,6 @@ def _outputs(state_dir: Path) -> dict[str, str]:
             out[path] = f"(no answer: {type(exc).__name__})"  # a proxy that is down is a symptom
     # The hop's permanent relay, natively: its status and its own log.
     out["otlp-relay /status"] = requests.get(lab.url("otlp-relay", "control") + "/status", timeout=5).text
-    out["logs otlp-relay"] = cli("logs", "otlp-relay", "-n", "400")
     return out
 
 
