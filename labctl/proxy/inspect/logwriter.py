@@ -12,8 +12,9 @@ Frames on the child's stdin: 4-byte big-endian length + pickle of one message:
     ("p", signal, payload_id, bytes, {index: violations})
     ("l", bytes)                                   ready-made lines (alert transitions)
     ("s", token)                                   answer "s <token>" once everything before is written
-The child answers "p <payload_id>" after each payload. It exits at end of input, so it never outlives
-the proxy, even after a kill -9.
+The child answers "p <payload_id>" once the payloads up to that one are written (once per batch of
+frames that arrived together). It exits at end of input, so it never outlives the proxy, even after a
+kill -9.
 
 If the child falls behind by more than `max_pending` bytes the proxy leaves payloads out of the log
 (counted, said in its log, shown as labctl_proxy_inspect_log_dropped_total) rather than stall its clients

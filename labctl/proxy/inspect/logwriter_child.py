@@ -11,19 +11,32 @@ import pickle
 import signal
 import struct
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 _LEN = struct.Struct(">I")
 
 
-def _read_frame(stream: BinaryIO) -> bytes | None:
-    head = stream.read(4)
-    if len(head) < 4:
-        return None
-    (n,) = _LEN.unpack(head)
-    data = stream.read(n)
-    return data if len(data) == n else None
+def _batches(stream: BinaryIO) -> Iterator[list[bytes]]:
+    """The frames on `stream`, in the batches that arrived together: the child writes a batch's lines
+    in one write and answers once for it, so a busy proxy's reader thread wakes once per batch, not
+    once per payload. Ends at end of input (a frame cut short is dropped, as before)."""
+    read = getattr(stream, "read1", stream.read)
+    buf = b""
+    while chunk := read(1 << 20):
+        buf += chunk
+        frames: list[bytes] = []
+        pos = 0
+        while len(buf) - pos >= 4:
+            (n,) = _LEN.unpack_from(buf, pos)
+            if len(buf) - pos - 4 < n:
+                break
+            frames.append(buf[pos + 4 : pos + 4 + n])
+            pos += 4 + n
+        buf = buf[pos:]
+        if frames:
+            yield frames
 
 
 def run_child(path: Path, max_bytes: int, stdin: BinaryIO, stdout: BinaryIO) -> None:
@@ -40,37 +53,53 @@ def run_child(path: Path, max_bytes: int, stdin: BinaryIO, stdout: BinaryIO) -> 
     wire = WireLines(encoder)
     out = JsonlLog(path, max_bytes)
     red = Redactor()
+    pending: list[bytes] = []  # lines of the batch so far, written before any answer
+    written = 0  # the last payload id to answer for
+
+    def write_out() -> None:
+        nonlocal written
+        if pending:
+            out.write_bytes(b"".join(pending))
+            pending.clear()
+        if written:
+            stdout.write(b"p %d\n" % written)
+            written = 0
+
     try:
-        while (frame := _read_frame(stdin)) is not None:
-            msg = pickle.loads(frame)
-            if msg[0] == "p":
-                _, signal_name, payload_id, raw, violations = msg
-                try:
-                    # A clean metrics payload is written from its bytes; any other is evaluated again.
-                    lines = (
-                        wire.encode(raw, red, payload_id)
-                        if signal_name == "metrics" and not violations
-                        else None
-                    )
-                    if lines is None:
-                        request = SIGNALS[signal_name].request_type.FromString(raw)
-                        ev = decoder.evaluate(signal_name, request, raw)
-                        ev.with_violations(violations)
-                        lines = encoder.encode(ev, red, payload_id, {})
-                    out.write_bytes(lines)
-                except Exception:  # one payload the log cannot show must not end the log
-                    logging.getLogger("labctl.proxy.inspect").exception(
-                        "payload %d could not be written to the inspection log", payload_id
-                    )
-                stdout.write(b"p %d\n" % payload_id)
-            elif msg[0] == "l":
-                out.write_bytes(msg[1])
-            elif msg[0] == "red":
-                red = msg[1]
-            elif msg[0] == "s":
-                stdout.write(b"s %d\n" % msg[1])
+        for frames in _batches(stdin):
+            for frame in frames:
+                msg = pickle.loads(frame)
+                if msg[0] == "p":
+                    _, signal_name, payload_id, raw, violations = msg
+                    try:
+                        # A clean metrics payload is written from its bytes; any other is evaluated again.
+                        lines = (
+                            wire.encode(raw, red, payload_id)
+                            if signal_name == "metrics" and not violations
+                            else None
+                        )
+                        if lines is None:
+                            request = SIGNALS[signal_name].request_type.FromString(raw)
+                            ev = decoder.evaluate(signal_name, request, raw)
+                            ev.with_violations(violations)
+                            lines = encoder.encode(ev, red, payload_id, {})
+                        pending.append(lines)
+                    except Exception:  # one payload the log cannot show must not end the log
+                        logging.getLogger("labctl.proxy.inspect").exception(
+                            "payload %d could not be written to the inspection log", payload_id
+                        )
+                    written = payload_id
+                elif msg[0] == "l":
+                    pending.append(msg[1])
+                elif msg[0] == "red":
+                    red = msg[1]
+                elif msg[0] == "s":
+                    write_out()
+                    stdout.write(b"s %d\n" % msg[1])
+            write_out()
             stdout.flush()
     finally:
+        write_out()
         out.close()
 
 
