@@ -40,16 +40,16 @@ def env_command(
         ui.print_json(env)
         return
     stub = not real_account and stub_running(lab)
-    sys.stdout.write(f"# Claude Code → labctl lab ({lab.stage}, {protocol}). Paste, then start `claude`.\n")
+    sys.stdout.write(f"# Claude Code → labctl lab ({lab.stage}, {protocol}). Paste, then run `claude`.\n")
     if stub:
         sys.stdout.write(
-            "# The model is the lab's stub (offline, scripted: lab/scenarios/); "
-            "`labctl env --real-account` uses your own account instead.\n"
+            "# The model is the lab's stub (offline, scripted: lab/scenarios/).\n"
+            "# `labctl env --real-account` uses your own account instead.\n"
         )
     else:
         sys.stdout.write(
-            "# The model is your own Claude account (your login or ANTHROPIC_API_KEY); "
-            "usage is billed to it.\n"
+            "# The model is your own Claude account (your login or ANTHROPIC_API_KEY);\n"
+            "# usage is billed to it.\n"
         )
     if stores_traces(lab):
         sys.stdout.write("# Spans on (Claude Code's enhanced telemetry beta): Jaeger stores them.\n")

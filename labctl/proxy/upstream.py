@@ -9,8 +9,10 @@ the data gone (the Collector's exporter drops it). Everything else is permanent.
 
 from __future__ import annotations
 
+import ast
 import base64
 import email.utils
+import re
 import time
 import urllib.parse
 from dataclasses import dataclass
@@ -108,7 +110,7 @@ class HttpSender:
                 status = resp.status
                 retry_after = parse_retry_after(resp.headers.get("Retry-After"))
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            return Result(RETRYABLE, f"cannot reach {url}: {type(exc).__name__}: {exc}", "connect")
+            return Result(RETRYABLE, f"cannot reach {url}: {describe_connect_error(exc)}", "connect")
         if 200 <= status < 300:
             rejected, message = _partial(signal, payload)
             return Result(OK, rejected=rejected, rejected_message=message)
@@ -122,6 +124,31 @@ class HttpSender:
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+
+# HTTP/2 frame header: 3 bytes length, 1 byte type (0x04 SETTINGS), 1 byte flags, 4 bytes stream id 0.
+_H2_SETTINGS = re.compile(rb"\A[\x00-\xff]{3}\x04[\x00\x01]\x00\x00\x00\x00", re.DOTALL)
+
+
+def describe_connect_error(exc: BaseException) -> str:
+    """A failed request in words a student can act on.
+
+    aiohttp reports an answer that is not HTTP/1.1 as "Bad status line" with the raw bytes' Python
+    repr (b'\\x00\\x00\\x06\\x04...'): say what those bytes were instead of showing them.
+    """
+    message = str(getattr(exc, "message", "") or exc)
+    if not isinstance(exc, aiohttp.ClientResponseError) or "Bad status line" not in message:
+        return f"{type(exc).__name__}: {exc}"
+    first = b""
+    found = re.search(r"b'(?:[^'\\]|\\.)*'", message)  # repr() quotes with ' unless the bytes hold one
+    if found:
+        try:
+            first = ast.literal_eval(found.group(0))
+        except (ValueError, SyntaxError):
+            first = b""
+    if _H2_SETTINGS.match(first):
+        return "it answered with an HTTP/2 SETTINGS frame: a gRPC server answered plain HTTP"
+    return "its answer is not HTTP (no HTTP/1.1 status line)"
 
 
 def _status_message(payload: bytes) -> str:

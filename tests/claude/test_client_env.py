@@ -96,3 +96,24 @@ def test_claude_needs_the_stub_and_a_known_scenario(tmp_path: Path) -> None:
     older = make_lab(tmp_path / "old", ports={"proxy": PORTS["proxy"]})
     with pytest.raises(LabError, match="model stub is not running"):
         client.prepare(older, Path("/opt/claude"), "hello-write", [], base_env={})
+
+
+@pytest.mark.parametrize(
+    ("stage", "protocol", "account"),
+    [("module-1", "grpc", []), ("module-4", "http/protobuf", ["--real-account"])],  # each variant's widest
+)
+def test_env_block_fits_80_columns(tmp_path: Path, stage: str, protocol: str, account: list[str]) -> None:
+    # Its comments are read in a terminal: none wider than a default 80-column one. Only an
+    # unsplittable `export NAME=value` line (a URL) may be longer.
+    from typer.testing import CliRunner
+
+    from labctl.cli import application
+
+    make_lab(tmp_path, stage=stage)
+    args = ["--state-dir", str(tmp_path), "env", "--protocol", protocol, *account]
+    result = CliRunner().invoke(application(), args)
+    assert result.exit_code == 0, result.output
+    comments = [line for line in result.output.splitlines() if line.startswith("#")]
+    assert len(comments) >= 2, result.output
+    assert all(len(line) <= 80 for line in comments), [line for line in comments if len(line) > 80]
+    assert ("your own Claude account" if account else "the lab's stub") in result.output
