@@ -58,12 +58,17 @@ def _prepare_lab(model: LabModel, port_offset: int, free_ports: bool) -> LabStat
         if not running and requested != lab.runtime:
             lab.runtime = choose_runtime(requested)
         return lab
-    return LabState(
+    lab = LabState(
         dir=directory,
         runtime=choose_runtime(requested),
         instance=state.instance_name(),
         ports=allocate_ports(model.default_ports(), port_offset, free_ports),
     )
+    if lab.runtime == "docker":
+        from labctl.runtimes.docker import resume_stopped
+
+        resume_stopped(lab, free_ports)  # a lab `down` stopped: its containers start again as they were
+    return lab
 
 
 @cli.command()
@@ -236,10 +241,16 @@ def _up(
 @cli.command()
 def down(
     volumes: Annotated[
-        bool, typer.Option("--volumes", help="Also delete the services' data and logs.")
+        bool,
+        typer.Option(
+            "--volumes",
+            help="Also delete the services' data and logs (Docker: containers, networks, volumes).",
+        ),
     ] = False,
 ) -> None:
-    """Stop every service of the lab (SIGTERM, then SIGKILL after a timeout)."""
+    """Stop every service of the lab (SIGTERM, then SIGKILL after a timeout). Nothing runs afterwards and
+    its ports are free. Docker keeps the stopped containers and networks, so the next `up` only starts
+    them (it recreates what changed); `--volumes` removes them with the data."""
     directory = state.state_dir()
     if LabState.exists(directory):
         lab = LabState.load(directory, salvage=True)  # also a lab of another labctl: down is the fix
@@ -249,6 +260,9 @@ def down(
         lab = LabState(dir=directory, runtime="docker", instance=instance)
     elif (directory / "services").is_dir():
         lab = LabState(dir=directory, runtime="native")  # leftovers of an interrupted `up`: stop them too
+    elif _docker_project_left(state.instance_name()):
+        # The state dir was deleted after `down`: the instance's stopped containers are still in Docker.
+        lab = LabState(dir=directory, runtime="docker", instance=state.instance_name())
     else:
         ui.info(f"nothing to stop: no lab in {directory}")
         return
@@ -257,9 +271,37 @@ def down(
 
     if forgotten := forget_faults(lab):
         ui.info(f"dropped active faults: {', '.join(forgotten)}")
+    runtime = get_runtime(lab)
     with lifecycle_lock(directory):
-        get_runtime(lab).down(volumes=volumes)
-    ui.success("lab stopped" + (" and its data deleted" if volumes else " (data kept; --volumes deletes it)"))
+        runtime.down(volumes=volumes, fresh=bool(forgotten) or lab.salvaged)
+    if volumes:
+        ui.success("lab stopped and its data deleted")
+    elif runtime.name == "docker":
+        ui.success("lab stopped; containers kept for a quick `up` (--volumes removes them)")
+    else:
+        ui.success("lab stopped (data kept; --volumes deletes it)")
+
+
+def _docker_project_left(instance: str) -> bool:
+    """Docker still holds a container of this instance's compose project (asked only when the state dir
+    has no lab: a student who deleted it after `down` can still remove the kept containers)."""
+    import shutil
+    import subprocess
+
+    from labctl.runtimes.compose_names import compose_project
+    from labctl.runtimes.docker_images import clean_call
+
+    if not shutil.which("docker"):
+        return False
+    label = f"label=com.docker.compose.project={compose_project(instance)}"
+    try:
+        out = subprocess.run(
+            [*clean_call(["docker"]), "ps", "-aq", "--filter", label],
+            capture_output=True, text=True, timeout=10, check=False,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return out.returncode == 0 and bool(out.stdout.strip())
 
 
 def _note_edited_configs(lab: LabState, model: LabModel, rows: list[ServiceStatus]) -> list[ServiceStatus]:

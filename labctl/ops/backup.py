@@ -377,9 +377,9 @@ def restore(manifest: Manifest, model: LabModel, state_dir: Path, runtime_name: 
         current = LabState.load(state_dir, salvage=True)  # stopped either way, even another labctl's
         from labctl.faults.engine import forget_faults
 
-        forget_faults(current)
+        forgotten = forget_faults(current)
         ui.info(f"stopping the {current.runtime} lab to restore its data")
-        get_runtime(current, model).down(volumes=False)
+        get_runtime(current, model).down(volumes=False, fresh=bool(forgotten) or current.salvaged)
     lab = LabState(
         dir=state_dir,
         runtime=runtime_name,

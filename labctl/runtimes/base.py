@@ -64,7 +64,9 @@ class Runtime(ABC):
     def up(self, stage: str) -> None: ...
 
     @abstractmethod
-    def down(self, volumes: bool = False) -> None: ...
+    def down(self, volumes: bool = False, fresh: bool = False) -> None:
+        """Stop every service. volumes: delete the data too. fresh: faults were active, so nothing the
+        runtime keeps for a quick restart may be reused (Docker's stopped containers)."""
 
     @abstractmethod
     def status(self) -> list[ServiceStatus]: ...
@@ -136,6 +138,15 @@ class Runtime(ABC):
         svc = self.model.service(service)
         url = self.lab.url(service, svc.health.port) + svc.health.path
         return http_status(url, timeout) == 200
+
+    def probe_all(self, services: list[str], timeout: float = 1.0) -> dict[str, bool]:
+        """probe() of every service at once: {service: answered}."""
+        if len(services) < 2:
+            return {s: self.probe(s, timeout) for s in services}
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=len(services)) as pool:
+            return dict(zip(services, pool.map(lambda s: self.probe(s, timeout), services), strict=True))
 
 
 def http_status(url: str, timeout: float) -> int | None:

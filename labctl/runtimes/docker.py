@@ -23,10 +23,12 @@ overrides already lives in docker_images.py.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,13 +36,13 @@ import yaml
 
 from labctl import ui
 from labctl.errors import LabError
-from labctl.model import DOCKER_REPO, LabModel, Placement
+from labctl.model import DOCKER_REPO, LabModel, Placement, read_env_file
 from labctl.ops.config_files import record_applied
 from labctl.runtimes import docker_images
 from labctl.runtimes.base import Runtime, ServiceStatus, docker_engine
 from labctl.runtimes.compose_names import compose_project, container_name
 from labctl.runtimes.docker_images import clean_call
-from labctl.runtimes.ports import check_ports_free
+from labctl.runtimes.ports import check_ports_free, port_in_use
 from labctl.runtimes.targets import write_receiver_url, write_targets
 from labctl.state import LabState
 
@@ -74,6 +76,28 @@ def layer_files(model: LabModel, layer: int) -> list[Path]:
     return [compose_dir(model) / f"module-{n}.yml" for n in range(1, layer + 1)]
 
 
+@dataclass(frozen=True)
+class Box:
+    """One container of the lab, as `docker inspect` reports its state."""
+
+    id: str
+    status: str  # created, running, paused, restarting, exited, dead
+    running: bool  # also while paused (Docker's own State.Running)
+    paused: bool
+    health: str  # healthy, unhealthy, starting; "" without a healthcheck
+
+    @classmethod
+    def of(cls, doc: dict[str, Any]) -> Box:
+        st = doc.get("State") or {}
+        return cls(
+            id=str(doc.get("Id", "")),
+            status=str(st.get("Status", "")),
+            running=bool(st.get("Running")),
+            paused=bool(st.get("Paused")),
+            health=str((st.get("Health") or {}).get("Status") or ""),
+        )
+
+
 class DockerRuntime(Runtime):
     name = "docker"
     ready_timeout: float = READY_TIMEOUT  # seconds to wait for started services to answer their probe
@@ -84,7 +108,7 @@ class DockerRuntime(Runtime):
         super().__init__(lab, model)
         # client_call lets tests point python-on-whales at another docker-compatible CLI.
         self.client_call = client_call or ["docker"]
-        self._listed: dict[str, Any] | None = None  # the project's containers, until the next compose change
+        self._listed: dict[str, Box] | None = None  # the project's containers, until the next compose change
         self._preflight_done = False
         self._engine: tuple[bool, str] | None = None
 
@@ -334,7 +358,8 @@ class DockerRuntime(Runtime):
         deadline = time.monotonic() + self.ready_timeout
         next_look = time.monotonic() + STATE_EVERY_S
         while True:
-            pending = [s for s in pending if not self.probe(s, timeout=0.5)]
+            answered = self.probe_all(pending, timeout=0.5)
+            pending = [s for s in pending if not answered[s]]
             if not pending:
                 return
             now = time.monotonic()
@@ -385,7 +410,12 @@ class DockerRuntime(Runtime):
                 "`labctl status` and `labctl logs <service>` show what failed; `labctl doctor` checks the engine",
             ) from None
 
-    def down(self, volumes: bool = False) -> None:
+    def down(self, volumes: bool = False, fresh: bool = False) -> None:
+        """Stop the lab. Its containers and networks are kept, stopped (ports free, nothing running), so
+        the next `up` only starts them; compose still recreates whatever that `up` changes (stage, ports,
+        images, overrides). `volumes` removes everything of the project: containers, networks, volumes
+        and the instance's files. `fresh` removes the containers too: faults were active, and a kept
+        container would carry what they changed in place (a cut network, a file copied in)."""
         ok, why = self.engine()
         if not ok:
             raise LabError(
@@ -393,11 +423,16 @@ class DockerRuntime(Runtime):
                 f"start Docker and run `labctl down` again (to forget this lab instead, delete {self.lab.path})",
             )
         # All layer files, so every service of this project is found, whatever stage is running.
-        self._compose(
-            lambda c: c.compose.down(remove_orphans=True, volumes=volumes, timeout=5),
-            "stop the lab",
-            layer=max(s.layer for s in self.model.stages.values()),
-        )
+        top = max(s.layer for s in self.model.stages.values())
+        if volumes or fresh:
+            self._compose(
+                lambda c: c.compose.down(remove_orphans=True, volumes=volumes, timeout=5),
+                "stop the lab",
+                layer=top,
+            )
+        else:
+            self._remove_stand_ins()  # not services of the files: `compose stop` would leave them running
+            self._compose(lambda c: c.compose.stop(timeout=5), "stop the lab", layer=top)
         self.lab.path.unlink(missing_ok=True)
         if volumes:
             # The instance's files too: its env file holds Grafana's admin password.
@@ -406,14 +441,50 @@ class DockerRuntime(Runtime):
             for folder in ("services", "logs"):
                 shutil.rmtree(self.lab.dir / folder, ignore_errors=True)
 
-    def _containers(self) -> dict[str, Any]:
+    def _remove_stand_ins(self) -> None:
+        """Containers a network fault ran into the project (labelled org.labctl.fault), e.g. left by an
+        interrupted `break`."""
+        out = subprocess.run(
+            [*clean_call(self.client_call), "ps", "-aq",
+             "--filter", f"label=com.docker.compose.project={self.project}",
+             "--filter", "label=org.labctl.fault"],
+            capture_output=True, text=True, timeout=20, check=False,
+        )  # fmt: skip
+        if ids := out.stdout.split():
+            subprocess.run(
+                [*clean_call(self.client_call), "rm", "--force", *ids],
+                capture_output=True, timeout=60, check=False,
+            )  # fmt: skip
+
+    def _containers(self) -> dict[str, Box]:
+        """The project's containers by service: one `docker ps` and one `docker inspect` (compose's own
+        `ps` parses every compose file, and each container's state was another `docker inspect`)."""
         if self._listed is not None:
             return self._listed
-        out = {}
-        for container in self._compose(lambda c: c.compose.ps(all=True), "list the lab's containers"):
-            service = container.config.labels.get("com.docker.compose.service")
+        call = clean_call(self.client_call)
+        listed = subprocess.run(
+            [*call, "ps", "-aq", "--no-trunc",
+             "--filter", f"label=com.docker.compose.project={self.project}",
+             "--filter", "label=com.docker.compose.oneoff=False"],
+            capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+        if listed.returncode != 0:
+            raise LabError(
+                f"docker failed to list the lab's containers: {listed.stderr.strip()}",
+                "`labctl doctor` checks the engine",
+            )
+        ids = listed.stdout.split()
+        found = (
+            subprocess.run([*call, "inspect", *ids], capture_output=True, text=True, timeout=30, check=False)
+            if ids
+            else None
+        )
+        out: dict[str, Box] = {}
+        # A container removed between the two calls is missing from inspect's list, not an error.
+        for doc in json.loads(found.stdout or "[]") if found else []:
+            service = (doc.get("Config", {}).get("Labels") or {}).get("com.docker.compose.service")
             if service:
-                out[service] = container
+                out[service] = Box.of(doc)
         self._listed = out
         return out
 
@@ -422,12 +493,20 @@ class DockerRuntime(Runtime):
         if not ok:
             return False
         container = self._containers().get(service)
-        return bool(container is not None and container.state.running)
+        return bool(container is not None and container.running)
 
     def status(self) -> list[ServiceStatus]:
         ok, why = self.engine()
         stage = self.stage_services()
         containers = self._containers() if ok else {}
+        # "starting" until the image's first healthcheck (one interval after the start), or no
+        # healthcheck at all: the same endpoint, asked now, says more. All asked at once.
+        to_ask = [
+            s
+            for s, c in containers.items()
+            if s in self.model.services and c.status == "running" and c.health in ("", "starting")
+        ]
+        answered = self.probe_all(to_ask)
         rows = []
         for service in self.model.ordered(
             [s for s in self.model.services if self.name in self.model.service(s).runtimes]
@@ -442,14 +521,11 @@ class DockerRuntime(Runtime):
             elif container is None:
                 state, health, detail = "stopped", "-", "" if ok else why
             else:
-                state = "frozen" if container.state.paused else container.state.status
-                health_info = container.state.health
-                # "starting" until the image's first healthcheck (one interval after the start): the
-                # same endpoint, asked now, says more.
-                if health_info is not None and health_info.status and health_info.status != "starting":
-                    health = health_info.status
+                state = "frozen" if container.paused else container.status
+                if service in answered:
+                    health = "healthy" if answered[service] else "unhealthy"
                 else:
-                    health = "healthy" if self.probe(service) else "unhealthy"
+                    health = container.health
                 if state != "running":
                     health = "-"
                 detail = "" if service in stage else f"not part of {self.lab.stage}"
@@ -540,6 +616,38 @@ class DockerRuntime(Runtime):
         """`docker cp` a local path into the service's container (running or stopped)."""
         cid = self.container_id(service)
         self._compose(lambda c: c.container.copy(src, (cid, path)), f"copy {src} into {service}")
+
+
+def resume_stopped(lab: LabState, free_ports: bool) -> None:
+    """A new lab in a state dir whose Docker lab was brought down (`down` keeps its stopped containers
+    and its env file): take over what they were made with, so `up` starts them instead of recreating
+    them. Grafana's admin password (its kept volume holds it) and, with --free-ports, the previous host
+    ports when every one of them is still free."""
+    env_file = lab.dir / "compose.env"
+    try:
+        env = read_env_file(env_file) if env_file.is_file() else {}
+    except (LabError, OSError):
+        return
+    if env.get("LAB_INSTANCE") != lab.instance:
+        return
+    if env.get("LAB_GRAFANA_ADMIN_PASSWORD"):
+        lab.settings.setdefault("grafana_admin_password", env["LAB_GRAFANA_ADMIN_PASSWORD"])
+    if not free_ports:
+        return
+    previous = {
+        s: {n: env[port_var(s, n)] for n in ports}
+        for s, ports in lab.ports.items()
+        if ports and all(port_var(s, n) in env for n in ports)
+    }
+    try:
+        ports = {s: {n: int(v) for n, v in named.items()} for s, named in previous.items()}
+    except ValueError:
+        return
+    merged = {**lab.ports, **ports}
+    taken = [p for named in merged.values() for p in named.values()]
+    free = not any(port_in_use(p) for named in ports.values() for p in named.values())
+    if ports and len(taken) == len(set(taken)) and free:
+        lab.ports = merged
 
 
 COMPOSE_HINT = (

@@ -295,7 +295,8 @@ class NativeRuntime(Runtime):
                 ui.warn(f"{s} did not stop within {timeout:.0f}s of SIGTERM and was killed (SIGKILL)")
             self.lab.pid_path(s).unlink(missing_ok=True)
 
-    def down(self, volumes: bool = False) -> None:
+    def down(self, volumes: bool = False, fresh: bool = False) -> None:
+        del fresh  # native keeps nothing between `down` and `up` but the data
         present = [s for s in self.model.services if self.lab.pid_path(s).exists()]
         self._stop(list(reversed(self.model.ordered(present))))
         # A service started by an `up` that was killed before it wrote the pid file: found by its

@@ -15,6 +15,7 @@ import requests
 
 from labctl.checks.marker import send_marker
 from labctl.model import load_model
+from labctl.runtimes.ports import port_in_use
 from labctl.state import LabState, find_free_ports
 from tests.conftest import labctl_env, run_labctl
 from tests.docker.conftest import docker, leftovers, project
@@ -48,13 +49,45 @@ def test_fresh_state_dir_up_records_the_stage_only_after_success(docker_state, d
     assert "Step " not in out and "--->" not in out
 
 
-def test_down_then_down_volumes_leaves_nothing(docker_state, docker_lab) -> None:
+def test_down_keeps_stopped_containers_up_starts_them_down_volumes_leaves_nothing(
+    docker_state, docker_lab
+) -> None:
+    """`down` stops the lab (nothing runs, its ports are free, `status` says no lab) and keeps its
+    containers and networks; the next `up` starts the same containers on the same ports, and a stage
+    change removes what the new stage does not run; `down --volumes` then leaves nothing."""
     state_dir, instance = docker_state
     lab = docker_lab("module-3")
     name = project(lab)
-    run_labctl("down", state_dir=state_dir)
+
+    def containers(*flags: str) -> dict[str, str]:
+        label = f"label=com.docker.compose.project={name}"
+        out = docker("ps", *flags, "--filter", label, "--format", "{{.Names}} {{.ID}}").stdout
+        return dict(line.split() for line in out.splitlines())
+
+    made = containers("-a")
+    assert len(made) == len(load_model().stage_services("module-3", "docker")), made
+    out = run_labctl("down", state_dir=state_dir)
+    assert "containers kept" in out.stdout and "--volumes" in out.stdout, out.stdout
+    assert containers() == {} and containers("-a") == made  # stopped, not removed
     left = leftovers(name)
-    assert left["containers"] == [] and left["volumes"], left  # data kept
+    assert left["networks"] and left["volumes"], left
+    for service in load_model().stage_services("module-3", "docker"):
+        for port in lab.ports[service].values():
+            assert not port_in_use(port), f"{service} still holds {port} after down"
+    assert json.loads(run_labctl("status", "--json", state_dir=state_dir).stdout)["running"] is False
+
+    # The student comes back one stage lower: layer 1's kept containers start again (same ids, same
+    # ports: --free-ports takes the stopped lab's ports back while they are free); module 3's go as
+    # orphans, and the Collector, which module 3 extends, is made anew for module 2.
+    again = docker_lab("module-2")
+    now = containers("-a")
+    assert sorted(now) == sorted(f"{name}-{s}-1" for s in ("proxy", "model-stub", "collector")), now
+    for service in ("proxy", "model-stub"):
+        assert now[f"{name}-{service}-1"] == made[f"{name}-{service}-1"], service
+    assert all(again.ports[s] == lab.ports[s] for s in ("proxy", "model-stub", "collector"))
+    assert requests.get(again.url("proxy", "admin") + "/readyz", timeout=5).ok
+
+    run_labctl("down", state_dir=state_dir)
     out = run_labctl("--instance", instance, "down", "--volumes", state_dir=state_dir)
     assert "data deleted" in out.stdout
     assert leftovers(name) == {"containers": [], "networks": [], "volumes": []}
