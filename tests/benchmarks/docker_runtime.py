@@ -8,7 +8,9 @@ lane, which starts the private engine and builds the stand-in images (their time
 
 "Cold" up is the first `up module-3` of a new lab whose proxy image is not built yet (the image is
 removed first; its wheelhouse stays, as on a prepared classroom machine); "warm" is `up module-3`
-again on the running lab, then `down` and `up module-3` with every image present.
+again on the running lab, then `down` and `up module-3` with every image present (`down` keeps the
+stopped containers and networks, and `--free-ports` takes the stopped lab's ports back: compose only
+starts them).
 """
 
 from __future__ import annotations
