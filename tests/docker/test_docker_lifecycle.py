@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,8 @@ def test_down_keeps_stopped_containers_up_starts_them_down_volumes_leaves_nothin
 ) -> None:
     """`down` stops the lab (nothing runs, its ports are free, `status` says no lab) and keeps its
     containers and networks; the next `up` starts the same containers on the same ports, and a stage
-    change removes what the new stage does not run; `down --volumes` then leaves nothing."""
+    change removes what the new stage does not run; `down --volumes`, even after the state dir was
+    deleted, then leaves nothing."""
     state_dir, instance = docker_state
     lab = docker_lab("module-3")
     name = project(lab)
@@ -88,6 +90,8 @@ def test_down_keeps_stopped_containers_up_starts_them_down_volumes_leaves_nothin
     assert requests.get(again.url("proxy", "admin") + "/readyz", timeout=5).ok
 
     run_labctl("down", state_dir=state_dir)
+    # The student deletes the state dir after `down`: `down --volumes` still finds the kept containers.
+    shutil.rmtree(state_dir)
     out = run_labctl("--instance", instance, "down", "--volumes", state_dir=state_dir)
     assert "data deleted" in out.stdout
     assert leftovers(name) == {"containers": [], "networks": [], "volumes": []}
