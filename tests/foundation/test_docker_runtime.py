@@ -108,6 +108,49 @@ def test_stage_files_grow_by_layer_and_down_uses_all_of_them(tmp_path, recorder)
 
 
 @pytest.mark.integration
+def test_down_stops_and_keeps_the_containers_unless_volumes_or_faults_ask_for_removal(tmp_path, recorder):
+    rt = make_runtime(tmp_path, recorder)
+    rt.lab.stage = "module-3"
+    rt.down()
+    composed = [c for c in calls(recorder) if "compose" in c]
+    assert composed[-1].endswith("stop --timeout 5") and not any(" down" in c for c in composed)
+    assert rt.env_file.exists()  # the next `up` reads the stopped lab's ports and password back
+    for fresh in (True, False):
+        recorder.write_text("")
+        DockerRuntime(rt.lab, rt.model, client_call=rt.client_call).down(volumes=not fresh, fresh=fresh)
+        (down,) = [c for c in calls(recorder) if " down" in c]
+        assert ("--volumes" in down) is not fresh  # faults were active: containers go, data stays
+
+
+def test_a_new_lab_takes_a_stopped_labs_ports_and_password_back_only_when_all_are_free(tmp_path, recorder):
+    import socket
+
+    from labctl.runtimes.docker import resume_stopped
+
+    rt = make_runtime(tmp_path, recorder)
+    rt.write_env_file()
+    old, password = rt.lab.ports, rt.lab.settings["grafana_admin_password"]
+
+    def fresh(instance: str = "class-a") -> LabState:
+        ports = allocate_ports(rt.model.default_ports(), free=True)
+        return LabState(dir=rt.lab.dir, runtime="docker", instance=instance, ports=ports)
+
+    lab = fresh()
+    resume_stopped(lab, free_ports=True)
+    assert lab.ports["proxy"] == old["proxy"] and lab.ports["prometheus"] == old["prometheus"]
+    assert lab.settings["grafana_admin_password"] == password
+    other = fresh("class-b")  # another instance's env file is not this lab's
+    resume_stopped(other, free_ports=True)
+    assert other.ports["proxy"] != old["proxy"] and "grafana_admin_password" not in other.settings
+    with socket.socket() as held:  # one port of the old lab is taken now: none is reused
+        held.bind(("127.0.0.1", next(iter(old["collector"].values()))))
+        held.listen()
+        busy = fresh()
+        resume_stopped(busy, free_ports=True)
+    assert busy.ports["proxy"] != old["proxy"]
+
+
+@pytest.mark.integration
 def test_collector_overrides_become_a_compose_override_file(tmp_path, recorder):
     rt = make_runtime(tmp_path, recorder)
     rt.lab.stage = "module-2"
