@@ -449,9 +449,14 @@ def doctor(
 
 @cli.command()
 def install(
-    component: Annotated[
-        str, typer.Argument(help="collector, prometheus, grafana, all (these three) or claude-code.")
-    ] = "all",
+    components: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="collector, prometheus, alertmanager, victorialogs, jaeger, grafana, all or claude-code; "
+            "several at once in one run (default: all).",
+            show_default=False,
+        ),
+    ] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Rebuild even when the cached binary is current.")
     ] = False,
@@ -468,12 +473,20 @@ def install(
 
     `claude-code` installs the pinned real Claude Code (npm) for `labctl claude`; never part of `all`."""
     from labctl.install import install as do_install
+    from labctl.install.components import COMPONENTS
 
+    wanted = components or ["all"]
+    unknown = [c for c in wanted if c not in COMPONENTS]
+    if unknown:  # before anything is built
+        raise LabError(f"unknown component {unknown[0]!r}", "components: " + ", ".join(COMPONENTS))
+    results: list[dict[str, object]] = []
     with ui.progress() as prog:
-        task = prog.add_task(f"installing {component}", total=None)
-        results = do_install(
-            component, force=force, source=source, progress=lambda msg: prog.update(task, description=msg)
-        )
+        task = prog.add_task("installing", total=None)
+        for component in wanted:
+            prog.update(task, description=f"installing {component}")
+            results += do_install(
+                component, force=force, source=source, progress=lambda msg: prog.update(task, description=msg)
+            )
     for result in results:
         if result.get("error"):
             ui.warn(

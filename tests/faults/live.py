@@ -167,7 +167,7 @@ def exercise(
     assert any(cause in (r["cause"] or "") for r in failing), json.dumps(failing, indent=1)
 
     if alert:
-        _poll(f"alert {alert} to fire", lambda: alert in lab.firing(), timeout=75, interval=2)
+        _poll(f"alert {alert} to fire", lambda: alert in lab.firing(), timeout=75, interval=0.5)
         # and `labctl check` shows it
         _, report = lab.check()
         shown = [e for r in report["results"] for e in r["evidence"] if f"FIRING {alert}" in e]
@@ -196,4 +196,4 @@ def exercise(
         timeout=45,
     )
     if alert and wait_alert_resolved:
-        _poll(f"alert {alert} to resolve", lambda: alert not in lab.firing(), timeout=120, interval=2)
+        _poll(f"alert {alert} to resolve", lambda: alert not in lab.firing(), timeout=120, interval=0.5)
