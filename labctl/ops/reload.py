@@ -126,8 +126,7 @@ class Reloader:
             from labctl.runtimes.docker import DockerRuntime
 
             assert isinstance(self.runtime, DockerRuntime)
-            command = self.runtime.override_doc()["services"].get("collector", {}).get("command")
-            return command or ["--config", f"{DOCKER_REPO}/collector-configs/base.yaml"]
+            return DockerRuntime.collector_args()
         return self._native_launch("collector").cmd[1:]  # --config base.yaml [--config overlay ...]
 
     def _native_binary(self, name: str) -> str:

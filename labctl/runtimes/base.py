@@ -90,9 +90,14 @@ class Runtime(ABC):
     def set_overrides(
         self, service: str, extra_configs: list[Path] | None = None, env: dict[str, str] | None = None
     ) -> None:
-        """Persist extra config files / env for one service and apply them by restarting it (faults use this)."""
+        """Persist extra config files / env for one service and apply them (faults use this): the
+        Collector reads its overlays from its local slot (runtimes/collector_slot.py) and reloads them on
+        SIGHUP in the same process; anything else, or an env change, restarts the service."""
+        from labctl.runtimes import collector_slot
+
         self.model.service(service)
         self.lab = self.lab.reload()
+        env_before = collector_slot.process_env(self.lab.overrides.get(service, {}))
         if extra_configs or env:
             self.lab.overrides[service] = {
                 "extra_configs": [str(Path(p).resolve()) for p in extra_configs or []],
@@ -101,9 +106,55 @@ class Runtime(ABC):
         else:
             self.lab.overrides.pop(service, None)
         self.lab.save()
+        override = self.lab.overrides.get(service, {})
+        if service == "collector":
+            collector_slot.write_for(self.lab.dir, override)
         # A service of the running stage is (re)started, also after a failed start: healing must work.
         if service in self.stage_services() or self.is_running(service):
+            same_env = collector_slot.process_env(override) == env_before
+            if service == "collector" and same_env and self.reload_collector():
+                return
             self.restart(service)
+
+    def reload_collector(self, timeout: float = 10.0) -> bool:
+        """SIGHUP the running Collector and wait for its health_check's new upSince (the extension is
+        rebuilt with the pipelines): True once the new configuration runs. False when it was not
+        running or did not come back with it (a broken overlay makes it exit): the caller restarts it,
+        which reports the Collector's own words."""
+        import signal
+        import time
+
+        before = self.collector_up_since()
+        if before is None:
+            return False
+        try:
+            self.kill_service("collector", int(signal.SIGHUP))  # int: docker takes "1", not "Signals.SIGHUP"
+        except LabError:
+            return False
+        deadline = time.monotonic() + timeout
+        next_look = time.monotonic() + 0.5
+        while time.monotonic() < deadline:
+            since = self.collector_up_since()
+            if since is not None and since != before:
+                from labctl.ops.config_files import record_applied
+
+                record_applied(self.lab, self.model, ["collector"])
+                return True
+            if time.monotonic() > next_look:  # a configuration it refused: it exits
+                if not self.is_running("collector"):
+                    return False
+                next_look = time.monotonic() + 0.5
+            time.sleep(0.05)
+        return False
+
+    def collector_up_since(self) -> str | None:
+        svc = self.model.service("collector")
+        url = self.lab.url("collector", svc.health.port) + svc.health.path
+        try:
+            r = requests.get(url, timeout=1)
+            return str(r.json().get("upSince")) if r.status_code == 200 else None
+        except (requests.RequestException, ValueError):
+            return None
 
     @abstractmethod
     def is_running(self, service: str) -> bool: ...

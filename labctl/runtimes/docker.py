@@ -38,7 +38,7 @@ from labctl import ui
 from labctl.errors import LabError
 from labctl.model import DOCKER_REPO, LabModel, Placement, read_env_file
 from labctl.ops.config_files import record_applied
-from labctl.runtimes import docker_images
+from labctl.runtimes import collector_slot, docker_images
 from labctl.runtimes.base import Runtime, ServiceStatus, docker_engine
 from labctl.runtimes.compose_names import compose_project, container_name
 from labctl.runtimes.docker_images import clean_call
@@ -49,7 +49,6 @@ from labctl.state import LabState
 if TYPE_CHECKING:
     from python_on_whales import DockerClient
 
-EXTRA_CONFIG_DIR = "/etc/otelcol-lab"  # where extra configs from outside the repository are mounted
 READY_TIMEOUT = 180.0  # seconds a started service may take to answer (slow machines, first Prometheus)
 POLL_S = 0.1  # between two rounds of health probes while services start
 STATE_EVERY_S = 0.5  # between two looks at the containers' state (an exited one fails the wait at once)
@@ -178,6 +177,7 @@ class DockerRuntime(Runtime):
                 lines.append(f"{port_var(service, name)}={port}")
         lines.append(f"LAB_PROMETHEUS_TARGETS_DIR={self.targets_dir}")
         lines.append(f"LAB_ALERTMANAGER_RUN_DIR={self.alertmanager_run_dir}")
+        lines.append(f"LAB_COLLECTOR_LOCAL_DIR={collector_slot.slot_dir(self.lab.dir)}")
         lines.append(f"LAB_GRAFANA_ADMIN_PASSWORD={self.lab.ensure_secret('grafana_admin_password')}")
         lines.append(f"LAB_AUTH_TOKEN={self.lab.settings.get('auth_token', '')}")  # `up --auth`; empty = off
         lines.append(f"LAB_BIND={self.lab.settings.get('bind') or '127.0.0.1'}")  # `up --bind`: shared ports
@@ -200,42 +200,25 @@ class DockerRuntime(Runtime):
         write_receiver_url(self.model, self.alertmanager_run_dir, where)
 
     def override_doc(self) -> dict[str, Any]:
-        """Compose overrides from runtime.set_overrides: extra collector configs (mounted paths) and env."""
+        """Compose overrides from runtime.set_overrides: env only. The Collector's extra configs go into
+        its local slot (runtimes/collector_slot.py), which module-2.yml always mounts and loads: neither
+        its command nor its mounts change with a fault, and no fault recreates its container."""
         services: dict[str, Any] = {}
         for service, override in self.lab.overrides.items():
-            entry: dict[str, Any] = {}
-            configs = override.get("extra_configs") or []
-            if configs:
-                if service != "collector":
-                    raise LabError(
-                        f"{service} does not take extra configuration files", "only the collector does"
-                    )
-                base = ["--config", f"{DOCKER_REPO}/collector-configs/base.yaml"]
-                paths, mounts = self._config_mounts([Path(p) for p in configs])
-                entry["command"] = base + [a for p in paths for a in ("--config", p)]
-                if mounts:
-                    entry["volumes"] = mounts
-            if override.get("env"):
-                entry["environment"] = {k: str(v) for k, v in override["env"].items()}
-            services[service] = entry
+            if override.get("extra_configs") and service != "collector":
+                raise LabError(
+                    f"{service} does not take extra configuration files", "only the collector does"
+                )
+            env = collector_slot.process_env(override) if service == "collector" else override.get("env")
+            if env:
+                services[service] = {"environment": {k: str(v) for k, v in env.items()}}
         return {"services": services}
 
-    def _config_mounts(self, configs: list[Path]) -> tuple[list[str], list[str]]:
-        """Each extra config as the container sees it: a repository file under /lab; any other file (a
-        hidden fault's neutral copy in the state dir, a generated overlay) mounted read-only by its own
-        name under /etc/otelcol-lab/, so neither the command nor the mounts name the fault."""
-        paths: list[str] = []
-        mounts: list[str] = []
-        for path in configs:
-            try:
-                path.resolve().relative_to(self.model.root)
-            except ValueError:
-                target = f"{EXTRA_CONFIG_DIR}/{path.name}"
-                mounts.append(f"{path.resolve()}:{target}:ro")
-                paths.append(target)
-                continue
-            paths.append(self.container_path(path))
-        return paths, mounts
+    @staticmethod
+    def collector_args() -> list[str]:
+        """The Collector's command in compose/module-2.yml: base.yaml, then its local slot."""
+        slot = [f"{collector_slot.CONTAINER_DIR}/{name}" for name in collector_slot.SLOT_FILES]
+        return collector_slot.config_args([f"{DOCKER_REPO}/collector-configs/base.yaml", *slot])
 
     def container_path(self, path: Path) -> str:
         """A repo file as the containers see it (the repo's folders are mounted under /lab)."""
@@ -255,10 +238,12 @@ class DockerRuntime(Runtime):
         self.write_override()  # also when the service is stopped: its next start uses it
 
     def write_override(self) -> None:
-        if self.lab.overrides:
-            self.override_file.write_text(yaml.safe_dump(self.override_doc(), sort_keys=True))
+        doc = self.override_doc()
+        if doc["services"]:
+            self.override_file.write_text(yaml.safe_dump(doc, sort_keys=True))
         else:
             self.override_file.unlink(missing_ok=True)
+        collector_slot.write_for(self.lab.dir, self.lab.overrides.get("collector", {}))
 
     # --- lifecycle -----------------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from labctl.errors import LabError
 from labctl.model import Placement
 from labctl.ops.config_files import record_applied
 from labctl.poll import poll
-from labctl.runtimes import process
+from labctl.runtimes import collector_slot, process
 from labctl.runtimes.base import Runtime, ServiceStatus
 from labctl.runtimes.ports import check_ports_free
 from labctl.runtimes.targets import install_prometheus_config, write_receiver_url, write_targets
@@ -140,13 +140,16 @@ class NativeRuntime(Runtime):
         cmd += self.model.native_args(service, where)
         env = self.model.service_env(service, where, stage_services)
         override = self.lab.overrides.get(service) or {}
-        for path in override.get("extra_configs") or []:
-            if "--config" not in cmd:
+        if service == "collector":  # its local slot, always loaded: overlays apply by reload
+            collector_slot.write_for(self.lab.dir, override)
+            cmd += collector_slot.config_args([str(p) for p in collector_slot.slot_paths(self.lab.dir)])
+            env.update(collector_slot.process_env(override))
+        else:
+            if override.get("extra_configs"):
                 raise LabError(
                     f"{service} does not take extra configuration files", "only the collector does"
                 )
-            cmd += ["--config", str(path)]
-        env.update(override.get("env") or {})
+            env.update(override.get("env") or {})
         return Launch(service=service, cmd=cmd, env=env)
 
     def _binary(self, name: str) -> Path:

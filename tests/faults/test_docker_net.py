@@ -22,6 +22,7 @@ import yaml
 
 from labctl.faults import auth, docker_net, endpoint
 from labctl.faults.base import FaultContext
+from labctl.runtimes import collector_slot
 from labctl.runtimes.docker import DockerRuntime
 from labctl.state import LabState, find_free_ports
 
@@ -193,20 +194,18 @@ def test_auth_fault_in_docker_mounts_the_overlay_and_breaks_the_proxy_token(
     ctx, restarted = _docker_ctx(tmp_path, proxy_admin=real_proxy)
     rec = auth.apply(ctx, {"token": "wrong"})
     assert restarted == ["collector"]  # the proxy gets its new headers at runtime
-    services = yaml.safe_load(ctx.runtime.override_file.read_text())["services"]  # type: ignore[attr-defined]
-    assert services["collector"]["command"] == [
-        "--config",
-        "/lab/collector-configs/base.yaml",
-        "--config",
-        "/lab/collector-configs/faults/auth.yaml",
-    ]
-    assert services["collector"]["environment"]["LAB_FAULT_AUTH_TOKEN"] == rec.secret
-    assert "proxy" not in services
+    # The overlay and its token go into the Collector's local slot: no compose override at all, so
+    # neither its command nor its environment change (the runtime reloads it in place when it runs).
+    assert not ctx.runtime.override_file.exists()  # type: ignore[attr-defined]
+    slot = collector_slot.slot_paths(ctx.lab.dir)
+    assert f"token: {rec.secret}" in slot[1].read_text()
+    assert "LAB_FAULT_AUTH_TOKEN" not in slot[1].read_text()
     assert _upstream(real_proxy)["header_names"] == ["authorization"]
     ctx.remove_overrides(rec.collector)
     from labctl.faults import proxy_admin
 
     proxy_admin.reset_upstream(ctx)
     assert not ctx.runtime.override_file.exists()  # type: ignore[attr-defined]
+    assert [p.read_text() for p in slot] == ["{}\n", "{}\n"]
     assert restarted == ["collector", "collector"]
     assert _upstream(real_proxy)["header_names"] == [] and _upstream(real_proxy)["configured"] is True

@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from labctl.model import LabModel, Placement, load_model, read_env_file
-from labctl.runtimes.docker import layer_files, port_var
+from labctl.runtimes import collector_slot
+from labctl.runtimes.docker import DockerRuntime, layer_files, port_var
 
 _VAR = re.compile(r"\$\{([A-Z0-9_]+)(?::?[-?][^}]*)?\}")
 
@@ -115,7 +116,10 @@ def test_environment_matches_the_model_resolved_for_docker(model):
 def test_commands_match_the_native_arguments(model):
     where = Placement(runtime="docker", ports={}, repo=model.root)
     defined = defined_services(model)
-    assert defined["collector"][1]["command"] == model.native_args("collector", where)
+    # Both runtimes add the Collector's local slot after lab.yaml's arguments (runtimes/collector_slot.py).
+    slot = [f"{collector_slot.CONTAINER_DIR}/{name}" for name in collector_slot.SLOT_FILES]
+    native = model.native_args("collector", where) + collector_slot.config_args(slot)
+    assert defined["collector"][1]["command"] == native == DockerRuntime.collector_args()
     assert defined["proxy"][1]["command"] == [
         "python",
         "-m",

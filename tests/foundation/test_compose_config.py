@@ -21,6 +21,7 @@ from python_on_whales.exceptions import DockerException
 
 from labctl.install.paths import cache_dir
 from labctl.model import LabModel, Stage, load_model
+from labctl.runtimes import collector_slot
 from labctl.runtimes.docker import DockerRuntime, compose_dir, layer_files
 from labctl.state import LabState, allocate_ports
 
@@ -141,7 +142,7 @@ def test_compose_config_accepts_each_stage_as_the_runtime_passes_it(
         assert published == expected, name
 
         # Mounts: binds resolve to existing lab folders (read-only) or to the instance's own files
-        # (Prometheus' targets, Alertmanager's receiver-url).
+        # (Prometheus' targets, Alertmanager's receiver-url, the Collector's local slot).
         for vol in svc.get("volumes", []):
             if vol["type"] == "volume":
                 assert vol["source"] in cfg["volumes"], f"{name}: undeclared volume {vol['source']}"
@@ -150,7 +151,7 @@ def test_compose_config_accepts_each_stage_as_the_runtime_passes_it(
             source = Path(vol["source"])
             assert source.exists(), f"{name}: bind source {source} does not exist"
             assert vol.get("read_only") is True, f"{name}: {source} is mounted writable"
-            if source in (rt.targets_dir, rt.alertmanager_run_dir):
+            if source in (rt.targets_dir, rt.alertmanager_run_dir, collector_slot.slot_dir(rt.lab.dir)):
                 continue
             rel = source.relative_to(model.root)
             assert rel.parts[0] in BIND_FOLDERS, f"{name} mounts {rel}"
@@ -182,8 +183,10 @@ def test_compose_config_accepts_each_stage_as_the_runtime_passes_it(
 
 
 def test_compose_config_accepts_the_runtime_override_file(model, docker_config, tmp_path):
-    """Faults add collector configs and env through compose.override.yml: the real loader takes it."""
+    """Faults add env through compose.override.yml (the real loader takes it) and collector configs
+    through the local slot, which the Collector always loads: its command and mounts stay the same."""
     rt = docker_runtime(model, tmp_path / "state", docker_config, model.stage("module-3"))
+    healthy = compose_config(rt)["services"]["collector"]
     extra = model.root / "collector-configs" / "faults" / "auth.yaml"
     rt.lab.overrides = {
         "collector": {"extra_configs": [str(extra)], "env": {"LAB_FAULT_TOKEN": "x"}},
@@ -193,34 +196,16 @@ def test_compose_config_accepts_the_runtime_override_file(model, docker_config, 
     rt.prepare_files()
     assert rt.files()[-1] == rt.override_file
     services = compose_config(rt)["services"]
-    assert services["collector"]["command"] == [
-        "--config",
-        "/lab/collector-configs/base.yaml",
-        "--config",
-        "/lab/collector-configs/faults/auth.yaml",
-    ]
-    assert services["collector"]["environment"]["LAB_FAULT_TOKEN"] == "x"
+    assert services["collector"]["command"] == healthy["command"] == rt.collector_args()
+    assert services["collector"]["volumes"] == healthy["volumes"]
+    mounts = {v["target"]: v["source"] for v in healthy["volumes"]}
+    assert mounts["/etc/otelcol-lab"] == str(collector_slot.slot_dir(rt.lab.dir))
+    assert "bearertokenauth/otlp" in (collector_slot.slot_dir(rt.lab.dir) / "local-2.yaml").read_text()
+    assert services["collector"]["environment"]["LAB_FAULT_TOKEN"] == "x"  # not read by the overlay
     # Overrides merge into, not replace, what the layer files set.
     assert services["collector"]["environment"]["LAB_COLLECTOR_HEALTH_LISTEN"] == "0.0.0.0:13133"
     assert services["proxy"]["environment"]["LAB_PROXY_UPSTREAM_HEADERS"] == "a=b"
     assert services["proxy"]["environment"]["LAB_PROXY_UPSTREAM"] == "http://collector:4317"
-
-
-def test_an_extra_config_from_the_state_dir_is_mounted_under_its_own_name(model, docker_config, tmp_path):
-    """A hidden fault's overlay is a neutral copy in the state dir: the container sees it mounted by that
-    name under /etc/otelcol-lab, so neither its command nor its mounts say which fault it is."""
-    rt = docker_runtime(model, tmp_path / "state", docker_config, model.stage("module-3"))
-    copy = rt.lab.dir / "config" / "collector-0123abcd.yaml"
-    copy.parent.mkdir(parents=True)
-    copy.write_text("processors: {}\n")
-    rt.lab.overrides = {"collector": {"extra_configs": [str(copy)], "env": {}}}
-    rt.lab.save()
-    rt.prepare_files()
-    collector = compose_config(rt)["services"]["collector"]
-    assert collector["command"][-2:] == ["--config", "/etc/otelcol-lab/collector-0123abcd.yaml"]
-    mounts = {v["target"]: v["source"] for v in collector["volumes"]}
-    assert mounts["/etc/otelcol-lab/collector-0123abcd.yaml"] == str(copy.resolve())
-    assert "/lab/collector-configs" in mounts  # the layer file's own mounts stay
 
 
 # --- the loader rejects what is wrong ---------------------------------------------------------------------

@@ -24,7 +24,7 @@ from opentelemetry.sdk.resources import Resource
 from labctl import promql
 from labctl.errors import LabError
 from labctl.install import resolve_binary
-from labctl.runtimes import get_runtime, process
+from labctl.runtimes import collector_slot, get_runtime, process
 from labctl.runtimes.ports import port_in_use
 from labctl.state import LabState
 from tests.conftest import wait_for
@@ -235,8 +235,10 @@ def test_overrides_are_persisted_and_applied_by_restarting_the_service(native_la
     runtime = get_runtime(LabState.load(lab.dir))
     runtime.set_overrides("collector", extra_configs=[overlay], env={"LAB_TEST_OVERRIDE": "on"})
     after = records(lab)["collector"]
-    assert after.pid != before.pid
-    assert after.cmd[-2:] == ["--config", str(overlay)]
+    assert after.pid != before.pid  # a new env needs a new process
+    slot = collector_slot.slot_paths(lab.dir)
+    assert after.cmd[-4:] == collector_slot.config_args([str(p) for p in slot]) == before.cmd[-4:]
+    assert "verbosity: detailed" in slot[1].read_text()
     assert psutil.Process(after.pid).environ().get("LAB_TEST_OVERRIDE") == "on"
     assert LabState.load(lab.dir).overrides["collector"]["extra_configs"] == [str(overlay)]
 
@@ -254,7 +256,16 @@ def test_overrides_are_persisted_and_applied_by_restarting_the_service(native_la
 
     runtime.set_overrides("collector")  # clearing restores the base configuration
     restored = records(lab)["collector"]
-    assert "--config" not in restored.cmd[2:] and not LabState.load(lab.dir).overrides
+    assert restored.cmd == before.cmd and not LabState.load(lab.dir).overrides
+    assert [p.read_text() for p in slot] == ["{}\n", "{}\n"]
+
+    # Configs alone (no env): the same process reloads them on SIGHUP, in place.
+    up_since = runtime.collector_up_since()
+    runtime.set_overrides("collector", extra_configs=[overlay])
+    assert records(lab)["collector"].pid == restored.pid
+    assert runtime.collector_up_since() not in (None, up_since)
+    runtime.set_overrides("collector")
+    assert records(lab)["collector"].pid == restored.pid
 
     # A broken configuration: the start fails with the service's own words and the next step.
     broken = tmp_path / "broken.yaml"
