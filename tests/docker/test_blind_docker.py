@@ -1,6 +1,7 @@
 """Hidden faults on the Docker runtime: the Collector's container shows no fault in its command or its
-mounts (a hidden overlay is a neutral copy mounted by that name), check fails at the fault's layer, and
-a right diagnosis is graded 4/4 at `reveal`, which puts the container back on the base configuration.
+mounts (a hidden overlay goes into the Collector's local slot, which it reloads in the same container),
+check fails at the fault's layer, and a right diagnosis is graded 4/4 at `reveal`, which empties the
+slot again.
 Nothing in the container's configuration (`docker inspect`: command, mounts, environment, labels)
 names the fault or its mechanism.
 
@@ -18,6 +19,8 @@ from pathlib import Path
 import pytest
 
 from labctl.faults import blind
+from labctl.runtimes import collector_slot
+from labctl.runtimes.docker import DockerRuntime
 from labctl.state import LabState
 from tests.conftest import run_labctl
 from tests.docker.conftest import docker, instance_name, project, remove_project
@@ -66,7 +69,8 @@ def test_a_hidden_collector_fault_leaves_no_name_in_the_container(lab: tuple[Pat
     def cli(*args: str, check: bool = True):  # type: ignore[no-untyped-def]
         return run_labctl("--instance", instance, *args, state_dir=state_dir, check=check, timeout=240)
 
-    healthy = _collector(state_dir)["Config"]
+    before = _collector(state_dir)
+    healthy = before["Config"]
     try:
         cli("break", name, "--hidden")
         container = _collector(state_dir)
@@ -83,7 +87,9 @@ def test_a_hidden_collector_fault_leaves_no_name_in_the_container(lab: tuple[Pat
         ).lower()
         for word in (name, "faults/", *GIVEAWAYS[name]):
             assert word.lower() not in shown, f"{word!r} in the collector container: {shown}"
-        assert "/etc/otelcol-lab/collector-" in shown
+        # Applied by a reload: the same container, with the command and mounts of the healthy lab.
+        assert (container["Id"], container["Args"]) == (before["Id"], before["Args"])
+        assert container["Mounts"] == before["Mounts"]
 
         res = cli("check", "--json", check=False)
         truth = blind.answer(name, {})
@@ -95,7 +101,10 @@ def test_a_hidden_collector_fault_leaves_no_name_in_the_container(lab: tuple[Pat
         )
         graded = json.loads(cli("reveal", "--json").stdout)["graded"][0]
         assert graded["correct"] is True and graded["score"] == 4
-        assert _collector(state_dir)["Args"] == ["--config", "/lab/collector-configs/base.yaml"]
+        after = _collector(state_dir)
+        assert (after["Id"], after["Args"]) == (before["Id"], DockerRuntime.collector_args())
+        slot = collector_slot.slot_paths(LabState.load(state_dir).dir)
+        assert [p.read_text() for p in slot] == ["{}\n", "{}\n"]
     except BaseException:
         cli("heal", "--all", check=False)
         raise
