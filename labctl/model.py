@@ -125,6 +125,7 @@ class Placement:
     data_dirs: dict[str, Path] = field(default_factory=dict)  # native only
     settings: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, str] = field(default_factory=dict)  # e.g. grafana_home
+    lab_dir: Path | None = None  # the instance's state dir (native: `{local:FILE}` lives under it)
 
 
 # `labctl up --bind 0.0.0.0` (a classroom server): the services a student opens or points a client at
@@ -266,6 +267,14 @@ class LabModel:
                     raise LabError(f"no data directory known for {service}")
                 return str(where.data_dirs[service])
             return svc.docker_data
+        if kind == "local":  # a file labctl writes for this service and the service reads at start
+            if not arg:
+                raise LabError(f"placeholder {raw} in lab.yaml needs a file name")
+            if not native:
+                return f"/etc/lab-{service}/{arg}"  # compose mounts the folder there
+            if where.lab_dir is None:
+                raise LabError(f"no state directory known for {service}'s {arg}")
+            return str(where.lab_dir / "config" / service / arg)
         if kind in ("setting", "optional_setting"):
             if not arg:
                 raise LabError(f"placeholder {raw} in lab.yaml needs a setting name")
@@ -281,7 +290,7 @@ class LabModel:
         raise LabError(
             f"unknown placeholder {raw} in lab/lab.yaml (service {service})",
             "use one of {listen:P} {listen_host:P} {listen_port:P} {addr:S.P} {hop_addr:S.P} {repo} {data} "
-            "{setting:N} "
+            "{local:FILE} {setting:N} "
             "{optional_setting:N}",
         )
 

@@ -48,6 +48,7 @@ def service_env(lab: LabState, model: LabModel, service: str) -> dict[str, str]:
         repo=model.root,
         settings=lab.settings,
         data_dirs={s: lab.data_dir(s) for s in model.services},
+        lab_dir=lab.dir,
     )
     env = model.service_env(service, where, running)
     env.update(lab.overrides.get(service, {}).get("env", {}))

@@ -7,6 +7,7 @@ to `Inspector(config, data_dir)`; they are validated there.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import urllib.parse
@@ -243,11 +244,31 @@ def _names(value: Any, where: str) -> tuple[str, ...]:
     return tuple(i.strip() for i in items if i.strip())
 
 
+def with_local_env(env: dict[str, str]) -> dict[str, str]:
+    """env with the settings of the JSON file LAB_PROXY_LOCAL_ENV names over it: labctl writes a fault's
+    settings there, so a restart applies them without a new container (Docker) or process env."""
+    path = env.get("LAB_PROXY_LOCAL_ENV")
+    if not path:
+        return env
+    try:
+        local = json.loads(Path(path).read_text() or "{}")
+    except FileNotFoundError:
+        return env
+    except (OSError, ValueError) as exc:
+        raise LabError(
+            f"cannot read the local settings {path} (LAB_PROXY_LOCAL_ENV): {exc}",
+            "`labctl heal --all` writes it again",
+        ) from None
+    if not isinstance(local, dict):
+        raise LabError(f"{path} (LAB_PROXY_LOCAL_ENV) must hold a JSON object", "`labctl heal --all`")
+    return {**env, **{str(k): str(v) for k, v in local.items()}}
+
+
 def from_dict(
     raw: Any, base_dir: Path, source: Path | None = None, env: dict[str, str] | None = None
 ) -> ProxyConfig:
     """Expand and validate an already-parsed YAML document."""
-    env = dict(os.environ) if env is None else env
+    env = with_local_env(dict(os.environ)) if env is None else env
     where = str(source) if source else "proxy config"
     data = _expand_tree(raw if raw is not None else {}, env, where)
     top = _Section(

@@ -7,6 +7,7 @@ import subprocess
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from labctl import ui
 from labctl.errors import LabError
@@ -90,14 +91,14 @@ class Runtime(ABC):
     def set_overrides(
         self, service: str, extra_configs: list[Path] | None = None, env: dict[str, str] | None = None
     ) -> None:
-        """Persist extra config files / env for one service and apply them (faults use this): the
-        Collector reads its overlays from its local slot (runtimes/collector_slot.py) and reloads them on
-        SIGHUP in the same process; anything else, or an env change, restarts the service."""
-        from labctl.runtimes import collector_slot
-
+        """Persist extra config files / env for one service and apply them (faults use this). Files the
+        service reads take what they can, so its process (and container) stays the same: the Collector
+        reloads its overlays from its local slot on SIGHUP (runtimes/collector_slot.py), the proxy reads
+        its override env from its local settings at a restart in place (runtimes/proxy_local.py). Any
+        other change restarts the service with a new command or environment."""
         self.model.service(service)
         self.lab = self.lab.reload()
-        env_before = collector_slot.process_env(self.lab.overrides.get(service, {}))
+        env_before = process_env(service, self.lab.overrides.get(service, {}))
         if extra_configs or env:
             self.lab.overrides[service] = {
                 "extra_configs": [str(Path(p).resolve()) for p in extra_configs or []],
@@ -107,14 +108,22 @@ class Runtime(ABC):
             self.lab.overrides.pop(service, None)
         self.lab.save()
         override = self.lab.overrides.get(service, {})
-        if service == "collector":
-            collector_slot.write_for(self.lab.dir, override)
+        write_local_files(self.lab, service)
         # A service of the running stage is (re)started, also after a failed start: healing must work.
         if service in self.stage_services() or self.is_running(service):
-            same_env = collector_slot.process_env(override) == env_before
-            if service == "collector" and same_env and self.reload_collector():
-                return
-            self.restart(service)
+            if process_env(service, override) != env_before:
+                self.restart(service)
+            elif service == "collector":
+                if not self.reload_collector():
+                    self.restart(service)  # a refused overlay: the restart reports its own words
+            elif service == "proxy":
+                self.restart_in_place(service)
+            else:
+                self.restart(service)
+
+    def restart_in_place(self, service: str) -> None:
+        """Restart with the same command and environment (docker: the same container)."""
+        self.restart(service)
 
     def reload_collector(self, timeout: float = 10.0) -> bool:
         """SIGHUP the running Collector and wait for its health_check's new upSince (the extension is
@@ -217,6 +226,28 @@ def http_status(url: str, timeout: float) -> int | None:
         return None
     finally:
         conn.close()
+
+
+def process_env(service: str, override: dict[str, Any]) -> dict[str, str]:
+    """The override env a service's process (or container) is given: what its local files do not carry."""
+    from labctl.runtimes import collector_slot
+
+    if service == "collector":
+        return collector_slot.process_env(override)
+    if service == "proxy":
+        return {}  # all of it in its local settings
+    return dict(override.get("env") or {})
+
+
+def write_local_files(lab: LabState, service: str | None = None) -> None:
+    """The files the Collector and the proxy read their overrides from (all of them when service is None);
+    a runtime writes them before it starts either."""
+    from labctl.runtimes import collector_slot, proxy_local
+
+    if service in (None, "collector"):
+        collector_slot.write_for(lab.dir, lab.overrides.get("collector", {}))
+    if service in (None, "proxy"):
+        proxy_local.write(lab.dir, dict(lab.overrides.get("proxy", {}).get("env") or {}))
 
 
 def docker_engine() -> tuple[bool, str]:

@@ -38,8 +38,8 @@ from labctl import ui
 from labctl.errors import LabError
 from labctl.model import DOCKER_REPO, LabModel, Placement, read_env_file
 from labctl.ops.config_files import record_applied
-from labctl.runtimes import collector_slot, docker_images
-from labctl.runtimes.base import Runtime, ServiceStatus, docker_engine
+from labctl.runtimes import collector_slot, docker_images, proxy_local
+from labctl.runtimes.base import Runtime, ServiceStatus, docker_engine, process_env, write_local_files
 from labctl.runtimes.compose_names import compose_project, container_name
 from labctl.runtimes.docker_images import clean_call
 from labctl.runtimes.ports import check_ports_free, port_in_use
@@ -178,6 +178,7 @@ class DockerRuntime(Runtime):
         lines.append(f"LAB_PROMETHEUS_TARGETS_DIR={self.targets_dir}")
         lines.append(f"LAB_ALERTMANAGER_RUN_DIR={self.alertmanager_run_dir}")
         lines.append(f"LAB_COLLECTOR_LOCAL_DIR={collector_slot.slot_dir(self.lab.dir)}")
+        lines.append(f"LAB_PROXY_LOCAL_DIR={proxy_local.path(self.lab.dir).parent}")
         lines.append(f"LAB_GRAFANA_ADMIN_PASSWORD={self.lab.ensure_secret('grafana_admin_password')}")
         lines.append(f"LAB_AUTH_TOKEN={self.lab.settings.get('auth_token', '')}")  # `up --auth`; empty = off
         lines.append(f"LAB_BIND={self.lab.settings.get('bind') or '127.0.0.1'}")  # `up --bind`: shared ports
@@ -209,7 +210,7 @@ class DockerRuntime(Runtime):
                 raise LabError(
                     f"{service} does not take extra configuration files", "only the collector does"
                 )
-            env = collector_slot.process_env(override) if service == "collector" else override.get("env")
+            env = process_env(service, override)
             if env:
                 services[service] = {"environment": {k: str(v) for k, v in env.items()}}
         return {"services": services}
@@ -243,7 +244,7 @@ class DockerRuntime(Runtime):
             self.override_file.write_text(yaml.safe_dump(doc, sort_keys=True))
         else:
             self.override_file.unlink(missing_ok=True)
-        collector_slot.write_for(self.lab.dir, self.lab.overrides.get("collector", {}))
+        write_local_files(self.lab)  # the Collector's slot and the proxy's local settings: mounted
 
     # --- lifecycle -----------------------------------------------------------------------------------
 
@@ -336,7 +337,9 @@ class DockerRuntime(Runtime):
         self.write_targets(services)
         self.write_override()
 
-    def _wait_ready(self, services: tuple[str, ...] | list[str]) -> None:
+    def _wait_ready(
+        self, services: tuple[str, ...] | list[str], restarts_before: dict[str, int] | None = None
+    ) -> None:
         """Every service answers its health probe on its published port, or a clear error: one that exited
         (or restarts in a loop) at once with its last log lines, one that never answers after ready_timeout."""
         pending = [s for s in services if s in self.model.services]
@@ -349,7 +352,7 @@ class DockerRuntime(Runtime):
                 return
             now = time.monotonic()
             if now >= next_look:
-                self._fail_if_exited(pending)
+                self._fail_if_exited(pending, restarts_before or {})
                 next_look = now + STATE_EVERY_S
             if now > deadline:
                 names = ", ".join(pending)
@@ -360,20 +363,32 @@ class DockerRuntime(Runtime):
                 )
             time.sleep(POLL_S)
 
-    def _fail_if_exited(self, services: list[str]) -> None:
+    def _inspect_states(self, services: list[str]) -> dict[str, tuple[str, int, str, str]]:
+        """service -> (status, restart count, exit code, container name) of its container."""
         by_name = {container_name(self.lab.instance, s): s for s in services}
         out = subprocess.run(
             [*clean_call(self.client_call), "container", "inspect", "--format",
              "{{.Name}} {{.State.Status}} {{.RestartCount}} {{.State.ExitCode}}", *by_name],
             capture_output=True, text=True, timeout=20, check=False,
         )  # fmt: skip
+        states = {}
         for line in out.stdout.splitlines():
             name, status, restarts, code = [*line.split(), "", "", "", ""][:4]
             service = by_name.get(name.lstrip("/"))
-            # A created or started container counts its restarts from 0: one restart means it exited.
-            if service and (status in ("exited", "dead", "restarting") or restarts not in ("", "0")):
+            if service:
+                states[service] = (status, int(restarts) if restarts.isdigit() else 0, code, name.lstrip("/"))
+        return states
+
+    def _restart_counts(self, services: list[str]) -> dict[str, int]:
+        return {s: state[1] for s, state in self._inspect_states(services).items()}
+
+    def _fail_if_exited(self, services: list[str], restarts_before: dict[str, int]) -> None:
+        for service, (status, restarts, code, name) in self._inspect_states(services).items():
+            # A created or started container counts its restarts from 0 (a restarted one from where it
+            # was): one more restart means it exited.
+            if status in ("exited", "dead", "restarting") or restarts > restarts_before.get(service, 0):
                 tail = subprocess.run(
-                    [*clean_call(self.client_call), "logs", "--tail", "8", name.lstrip("/")],
+                    [*clean_call(self.client_call), "logs", "--tail", "8", name],
                     capture_output=True, text=True, timeout=20, check=False,
                 )  # fmt: skip
                 said = (tail.stdout + tail.stderr).strip()
@@ -565,6 +580,20 @@ class DockerRuntime(Runtime):
             f"restart {service}",
         )
         self._wait_ready([service])
+        record_applied(self.lab, self.model, [service])
+
+    def restart_in_place(self, service: str) -> None:
+        """`compose restart`: the same container, command and environment (no recreate, no network
+        attach), for a change the service reads from its mounted local files at start."""
+        self.model.service(service)
+        self.lab = self.lab.reload()
+        self.prepare_files()
+        if service not in self._containers():
+            self.restart(service)
+            return
+        before = self._restart_counts([service])
+        self._compose(lambda c: c.compose.restart([service], timeout=5), f"restart {service}")
+        self._wait_ready([service], restarts_before=before)
         record_applied(self.lab, self.model, [service])
 
     def kill_service(self, service: str, signal: int) -> None:

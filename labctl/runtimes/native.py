@@ -23,7 +23,7 @@ from labctl.model import Placement
 from labctl.ops.config_files import record_applied
 from labctl.poll import poll
 from labctl.runtimes import collector_slot, process
-from labctl.runtimes.base import Runtime, ServiceStatus
+from labctl.runtimes.base import Runtime, ServiceStatus, process_env, write_local_files
 from labctl.runtimes.ports import check_ports_free
 from labctl.runtimes.targets import install_prometheus_config, write_receiver_url, write_targets
 
@@ -83,6 +83,7 @@ class NativeRuntime(Runtime):
             repo=self.model.root,
             data_dirs={s: self.lab.data_dir(s) for s in self.model.services},
             settings=self.lab.settings,
+            lab_dir=self.lab.dir,
         )
 
     def record(self, service: str) -> process.ProcRecord | None:
@@ -140,16 +141,12 @@ class NativeRuntime(Runtime):
         cmd += self.model.native_args(service, where)
         env = self.model.service_env(service, where, stage_services)
         override = self.lab.overrides.get(service) or {}
+        if override.get("extra_configs") and service != "collector":
+            raise LabError(f"{service} does not take extra configuration files", "only the collector does")
+        write_local_files(self.lab, service)  # the Collector's slot, the proxy's local settings
         if service == "collector":  # its local slot, always loaded: overlays apply by reload
-            collector_slot.write_for(self.lab.dir, override)
             cmd += collector_slot.config_args([str(p) for p in collector_slot.slot_paths(self.lab.dir)])
-            env.update(collector_slot.process_env(override))
-        else:
-            if override.get("extra_configs"):
-                raise LabError(
-                    f"{service} does not take extra configuration files", "only the collector does"
-                )
-            env.update(override.get("env") or {})
+        env.update(process_env(service, override))
         return Launch(service=service, cmd=cmd, env=env)
 
     def _binary(self, name: str) -> Path:

@@ -18,11 +18,10 @@ from types import SimpleNamespace
 
 import pytest
 import requests
-import yaml
 
 from labctl.faults import auth, docker_net, endpoint
 from labctl.faults.base import FaultContext
-from labctl.runtimes import collector_slot
+from labctl.runtimes import collector_slot, proxy_local
 from labctl.runtimes.docker import DockerRuntime
 from labctl.state import LabState, find_free_ports
 
@@ -173,16 +172,17 @@ def test_endpoint_fault_in_docker_retargets_the_running_proxy(tmp_path: Path, re
 
 
 @pytest.mark.integration
-def test_invalid_url_in_docker_is_a_compose_override_and_heal_removes_it(tmp_path: Path) -> None:
+def test_invalid_url_in_docker_goes_to_the_proxy_local_settings_and_heal_empties_them(tmp_path: Path) -> None:
+    """The bad URL goes where the proxy reads it at start (its mounted local settings), not into the
+    container's environment: no compose override, so the same container is restarted."""
     ctx, restarted = _docker_ctx(tmp_path)
     rec = endpoint.apply(ctx, {"kind": "invalid-url"})
     assert restarted == ["proxy"]
-    override = yaml.safe_load(ctx.runtime.override_file.read_text())  # type: ignore[attr-defined]
-    assert override == {
-        "services": {"proxy": {"environment": {"LAB_PROXY_UPSTREAM": "grpc://collector:4317"}}}
-    }
-    ctx.remove_overrides(rec.overrides[0])
     assert not ctx.runtime.override_file.exists()  # type: ignore[attr-defined]
+    local = proxy_local.path(ctx.lab.dir)
+    assert json.loads(local.read_text()) == {"LAB_PROXY_UPSTREAM": "grpc://collector:4317"}
+    ctx.remove_overrides(rec.overrides[0])
+    assert json.loads(local.read_text()) == {}
     assert LabState.load(ctx.lab.dir).overrides == {}
     assert restarted == ["proxy", "proxy"]
 

@@ -99,7 +99,20 @@ def test_a_slow_scrape_is_told_from_a_cut_one(lab: Lab) -> None:
     )
 
 
+def _collector_pid(lab: Lab) -> int | None:
+    from labctl.runtimes import process
+
+    rec = process.read_record(lab.state.pid_path("collector"))
+    return rec.pid if rec else None
+
+
 def test_memory_pressure(lab: Lab) -> None:
+    # Applied and healed by a reload of the Collector's local slot: the same process throughout.
+    pid = _collector_pid(lab)
+
+    def same_process(lab: Lab, entry: dict) -> None:  # type: ignore[type-arg]
+        assert _collector_pid(lab) == pid
+
     exercise(
         lab,
         "memory-pressure",
@@ -108,7 +121,9 @@ def test_memory_pressure(lab: Lab) -> None:
         "collector-refusing",
         "refuses the proxy's data",
         "CollectorReceiverRefusing",
+        during=same_process,
     )
+    assert pid is not None and _collector_pid(lab) == pid
 
 
 @pytest.mark.parametrize(

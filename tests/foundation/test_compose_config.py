@@ -21,7 +21,7 @@ from python_on_whales.exceptions import DockerException
 
 from labctl.install.paths import cache_dir
 from labctl.model import LabModel, Stage, load_model
-from labctl.runtimes import collector_slot
+from labctl.runtimes import collector_slot, proxy_local
 from labctl.runtimes.docker import DockerRuntime, compose_dir, layer_files
 from labctl.state import LabState, allocate_ports
 
@@ -142,7 +142,7 @@ def test_compose_config_accepts_each_stage_as_the_runtime_passes_it(
         assert published == expected, name
 
         # Mounts: binds resolve to existing lab folders (read-only) or to the instance's own files
-        # (Prometheus' targets, Alertmanager's receiver-url, the Collector's local slot).
+        # (Prometheus' targets, Alertmanager's receiver-url, the Collector's and the proxy's local files).
         for vol in svc.get("volumes", []):
             if vol["type"] == "volume":
                 assert vol["source"] in cfg["volumes"], f"{name}: undeclared volume {vol['source']}"
@@ -151,7 +151,12 @@ def test_compose_config_accepts_each_stage_as_the_runtime_passes_it(
             source = Path(vol["source"])
             assert source.exists(), f"{name}: bind source {source} does not exist"
             assert vol.get("read_only") is True, f"{name}: {source} is mounted writable"
-            if source in (rt.targets_dir, rt.alertmanager_run_dir, collector_slot.slot_dir(rt.lab.dir)):
+            if source in (
+                rt.targets_dir,
+                rt.alertmanager_run_dir,
+                collector_slot.slot_dir(rt.lab.dir),
+                proxy_local.path(rt.lab.dir).parent,
+            ):
                 continue
             rel = source.relative_to(model.root)
             assert rel.parts[0] in BIND_FOLDERS, f"{name} mounts {rel}"
@@ -204,7 +209,9 @@ def test_compose_config_accepts_the_runtime_override_file(model, docker_config, 
     assert services["collector"]["environment"]["LAB_FAULT_TOKEN"] == "x"  # not read by the overlay
     # Overrides merge into, not replace, what the layer files set.
     assert services["collector"]["environment"]["LAB_COLLECTOR_HEALTH_LISTEN"] == "0.0.0.0:13133"
-    assert services["proxy"]["environment"]["LAB_PROXY_UPSTREAM_HEADERS"] == "a=b"
+    # The proxy's override env is in its local settings, read at start: its environment stays.
+    assert "LAB_PROXY_UPSTREAM_HEADERS" not in services["proxy"]["environment"]
+    assert json.loads(proxy_local.path(rt.lab.dir).read_text()) == {"LAB_PROXY_UPSTREAM_HEADERS": "a=b"}
     assert services["proxy"]["environment"]["LAB_PROXY_UPSTREAM"] == "http://collector:4317"
 
 

@@ -158,3 +158,21 @@ def test_cli_reports_a_broken_config_without_a_traceback(tmp_path):
     assert result.returncode == 2
     assert "spool.overflow: 'sometimes' is not one of reject, drop_oldest" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_local_settings_file_overrides_the_environment_at_load(tmp_path, monkeypatch):
+    """LAB_PROXY_LOCAL_ENV names the JSON file labctl writes a fault's settings into: read over the
+    environment at every load, so a restart of the same container applies it; absent means none."""
+    local = tmp_path / "local.json"
+    monkeypatch.setenv("LAB_PROXY_LOCAL_ENV", str(local))
+    monkeypatch.setenv("LAB_PROXY_UPSTREAM", "http://127.0.0.1:14317")
+    monkeypatch.setenv("LAB_PROXY_DATA_DIR", str(tmp_path / "data"))
+    assert config.load(LAB_YAML).upstream.endpoint == "http://127.0.0.1:14317"  # no file yet
+    local.write_text('{"LAB_PROXY_UPSTREAM": "http://127.0.0.1:9"}\n')
+    assert config.load(LAB_YAML).upstream.endpoint == "http://127.0.0.1:9"
+    local.write_text('{"LAB_PROXY_UPSTREAM": "grpc://127.0.0.1:9"}\n')
+    with pytest.raises(LabError, match="grpc://127.0.0.1:9"):
+        config.load(LAB_YAML)  # the invalid-url fault: the proxy refuses to start
+    local.write_text("[1]")
+    with pytest.raises(LabError, match="must hold a JSON object"):
+        config.load(LAB_YAML)
