@@ -171,7 +171,7 @@ def test_local_settings_file_overrides_the_environment_at_load(tmp_path, monkeyp
     local.write_text('{"LAB_PROXY_UPSTREAM": "http://127.0.0.1:9"}\n')
     assert config.load(LAB_YAML).upstream.endpoint == "http://127.0.0.1:9"
     local.write_text('{"LAB_PROXY_UPSTREAM": "grpc://127.0.0.1:9"}\n')
-    with pytest.raises(LabError, match="grpc://127.0.0.1:9"):
+    with pytest.raises(LabError, match=r"grpc://127\.0\.0\.1:9"):
         config.load(LAB_YAML)  # the invalid-url fault: the proxy refuses to start
     local.write_text("[1]")
     with pytest.raises(LabError, match="must hold a JSON object"):
