@@ -6,8 +6,9 @@
   no-logs-pipeline   no logs pipeline: the OTLP receiver does not take events, the proxy drops them
   per-request-label  span metrics with a request id as a label: series multiply with every request
 
-The overlay goes in through the runtime's overrides (extra config files, a restart), like `auth`, so it
-works the same in both runtimes. Proven from outside: a one-point export to the Collector is refused.
+The overlay goes in through the runtime's overrides, like `auth`, so it works the same in both runtimes:
+written into the Collector's local slot and reloaded by SIGHUP in the same process or container
+(labctl/runtimes/collector_slot.py). Proven from outside, e.g. a one-point export is refused.
 """
 
 from __future__ import annotations
