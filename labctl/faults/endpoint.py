@@ -77,8 +77,9 @@ def verify(ctx: FaultContext, rec: UpstreamFault) -> list[str]:
     evidence = [f"proxy upstream: {upstream} ({protocol})"]
     if kind == "invalid-url":
         start_error = next((u.start_error for u in rec.overrides if u.start_error), None)
-        if start_error and not ctx.runtime.is_running("proxy"):
-            # The restart already saw it exit: one probe confirms nothing answers (no waiting needed).
+        if start_error:
+            # The restart already saw it exit (on Docker the engine may be starting it again, to fail
+            # the same way): one probe confirms nothing answers, no waiting needed.
             if ctx.runtime.probe("proxy", timeout=0.3):
                 raise LabError("the proxy still answers with an invalid upstream URL")
         elif wait_until("proxy down", lambda: ctx.runtime.probe("proxy", timeout=0.3), timeout=1.0):
