@@ -272,9 +272,8 @@ class LabModel:
                 raise LabError(f"placeholder {raw} in lab.yaml needs a file name")
             if not native:
                 return f"/etc/lab-{service}/{arg}"  # compose mounts the folder there
-            if where.lab_dir is None:
-                raise LabError(f"no state directory known for {service}'s {arg}")
-            return str(where.lab_dir / "config" / service / arg)
+            # No lab instance (a bare placement): no file, the service reads none.
+            return str(where.lab_dir / "config" / service / arg) if where.lab_dir else ""
         if kind in ("setting", "optional_setting"):
             if not arg:
                 raise LabError(f"placeholder {raw} in lab.yaml needs a setting name")

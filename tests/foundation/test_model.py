@@ -72,6 +72,10 @@ def test_native_placeholders_use_loopback_host_ports(model, tmp_path: Path):
     assert env["LAB_PROXY_UPSTREAM"] == "http://127.0.0.1:24319"
     assert env["LAB_PROXY_OTLP_GRPC_LISTEN"] == "127.0.0.1:4317"
     assert env["LAB_PROXY_DATA_DIR"] == str(tmp_path / "proxy")
+    assert env["LAB_PROXY_LOCAL_ENV"] == ""  # no lab instance: no local settings file
+    with_lab = Placement(**{**where.__dict__, "lab_dir": tmp_path / "lab"})
+    local = model.service_env("proxy", with_lab, ["proxy"])["LAB_PROXY_LOCAL_ENV"]
+    assert local == str(tmp_path / "lab" / "config" / "proxy" / "local.json")
     # Without the collector in the stage the proxy has no upstream (module-1).
     assert "LAB_PROXY_UPSTREAM" not in model.service_env("proxy", where, ["proxy"])
     col = model.service_env("collector", where, ["proxy", "collector"])
