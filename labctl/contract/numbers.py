@@ -152,6 +152,8 @@ def wire_scope(
     )
     attrs_tag, flags_tag = ATTRIBUTES_TAG, FLAGS_TAG
     head, time_at, value_at = POINT_HEAD_SIZE, TIME_TAG_OFFSET, VALUE_TAG_OFFSET
+    last: WireDescription | None = None  # the previous metric's description: meta, cache... are its
+    cache: Any = None  # its series cache, as unpacked from `per`
     for mi, w in enumerate(wired):
         if w is None or w[2] is None:
             slow(mi, w)
@@ -165,20 +167,22 @@ def wire_scope(
                 slow(mi, w)
                 continue
             d = found
-        hit = per.get(d)
-        if hit is None:
-            desc = d.desc
-            cm = d.cm
-            cache = series.for_metric(desc[0])
-            meta = ItemMeta(resource, scope, *desc[:5], ri, si)
-            ev.metric_names.add(desc[0])
-            simple = cache is not None and not (
-                cm is not None and (cm.required_fields or cm.value_type != "any")
-            )
-            lo = cm.min if cm is not None else None
-            hi = cm.max if cm is not None else None
-            hit = per[d] = (meta, cache, simple, lo, hi, cm, desc[4])
-        meta, cache, simple, lo, hi, cm, monotonic = hit
+        if d is not last:  # consecutive metrics of one description (a load generator's): no look-up
+            hit = per.get(d)
+            if hit is None:
+                desc = d.desc
+                cm = d.cm
+                cache = series.for_metric(desc[0])
+                meta = ItemMeta(resource, scope, *desc[:5], ri, si)
+                ev.metric_names.add(desc[0])
+                simple = cache is not None and not (
+                    cm is not None and (cm.required_fields or cm.value_type != "any")
+                )
+                lo = cm.min if cm is not None else None
+                hi = cm.max if cm is not None else None
+                hit = per[d] = (meta, cache, simple, lo, hi, cm, desc[4])
+            meta, cache, simple, lo, hi, cm, monotonic = hit
+            last = d
         pos, end = w[0], w[1]
         if known.__class__ is tuple:
             i = w[3]  # the head, its tags checked by the layout

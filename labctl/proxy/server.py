@@ -156,7 +156,8 @@ class ProxyServer:
                 ("grpc.so_reuseport", 0),
             ]
         )
-        server.add_generic_rpc_handlers(receiver.handlers())
+        for service, methods in receiver.handlers().items():
+            server.add_registered_method_handlers(service, methods)
         try:
             port = server.add_insecure_port(str(listen))
         except RuntimeError:

@@ -15,6 +15,10 @@ Goals: >= 0.5x the Collector on 1000-point batches (issue 3) and on 100- and 100
 memory bounded under a 10x burst. Needs the Collector binary (`labctl install collector`).
 The proxy uses two processes (its JSON Lines log is written by a child on the other core); the
 memory figures include both. On a machine with one free core the proxy's figures drop accordingly.
+Each request here repeats the same series, as a load generator's do from one interval to the next: the
+proxy and its log writer recognise a one-point metric they have met before by all its bytes but its
+point's times and value (labctl.otlp.wire.QuickMetrics), so a load whose series change with every
+request costs the proxy more per point than this shows.
 
     python tests/benchmarks/proxy_throughput.py [--seconds 2] [--rounds 3] [--concurrency 8]
         [--only throughput|latency|classroom|burst ...] [--batches 1,100,1000] [--metrics 100,1000]
