@@ -272,19 +272,20 @@ def down(
     if forgotten := forget_faults(lab):
         ui.info(f"dropped active faults: {', '.join(forgotten)}")
     runtime = get_runtime(lab)
+    fresh = bool(forgotten) or lab.salvaged  # what faults changed in place must not be kept
     with lifecycle_lock(directory):
-        runtime.down(volumes=volumes, fresh=bool(forgotten) or lab.salvaged)
+        runtime.down(volumes=volumes, fresh=fresh)
     if volumes:
         ui.success("lab stopped and its data deleted")
-    elif runtime.name == "docker":
+    elif runtime.name == "docker" and not fresh:
         ui.success("lab stopped; containers kept for a quick `up` (--volumes removes them)")
     else:
         ui.success("lab stopped (data kept; --volumes deletes it)")
 
 
 def _docker_project_left(instance: str) -> bool:
-    """Docker still holds a container of this instance's compose project (asked only when the state dir
-    has no lab: a student who deleted it after `down` can still remove the kept containers)."""
+    """Docker still holds a container or volume of this instance's compose project (asked only when the
+    state dir has no lab: a student who deleted it after `down` can still remove what `down` kept)."""
     import shutil
     import subprocess
 
@@ -294,14 +295,19 @@ def _docker_project_left(instance: str) -> bool:
     if not shutil.which("docker"):
         return False
     label = f"label=com.docker.compose.project={compose_project(instance)}"
-    try:
-        out = subprocess.run(
-            [*clean_call(["docker"]), "ps", "-aq", "--filter", label],
-            capture_output=True, text=True, timeout=10, check=False,
-        )  # fmt: skip
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return out.returncode == 0 and bool(out.stdout.strip())
+    for kind in (["ps", "-aq"], ["volume", "ls", "-q"]):
+        try:
+            out = subprocess.run(
+                [*clean_call(["docker"]), *kind, "--filter", label],
+                capture_output=True, text=True, timeout=10, check=False,
+            )  # fmt: skip
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        if out.returncode != 0:
+            return False  # no engine answers: nothing to find
+        if out.stdout.strip():
+            return True
+    return False
 
 
 def _note_edited_configs(lab: LabState, model: LabModel, rows: list[ServiceStatus]) -> list[ServiceStatus]:

@@ -55,8 +55,8 @@ def test_down_keeps_stopped_containers_up_starts_them_down_volumes_leaves_nothin
 ) -> None:
     """`down` stops the lab (nothing runs, its ports are free, `status` says no lab) and keeps its
     containers and networks; the next `up` starts the same containers on the same ports, and a stage
-    change removes what the new stage does not run; `down --volumes`, even after the state dir was
-    deleted, then leaves nothing."""
+    change removes what the new stage does not run. With a fault active `down` removes the containers;
+    `down --volumes`, even after the state dir was deleted, then leaves nothing."""
     state_dir, instance = docker_state
     lab = docker_lab("module-3")
     name = project(lab)
@@ -89,8 +89,12 @@ def test_down_keeps_stopped_containers_up_starts_them_down_volumes_leaves_nothin
     assert all(again.ports[s] == lab.ports[s] for s in ("proxy", "model-stub", "collector"))
     assert requests.get(again.url("proxy", "admin") + "/readyz", timeout=5).ok
 
-    run_labctl("down", state_dir=state_dir)
-    # The student deletes the state dir after `down`: `down --volumes` still finds the kept containers.
+    # With a fault active, `down` removes the containers (a kept one would carry the fault's change).
+    run_labctl("break", "collector-crash", state_dir=state_dir)
+    out = run_labctl("down", state_dir=state_dir)
+    assert "dropped active faults" in out.stdout and "data kept" in out.stdout, out.stdout
+    assert containers("-a") == {} and leftovers(name)["volumes"]
+    # The student deletes the state dir after `down`: `down --volumes` still finds what it kept.
     shutil.rmtree(state_dir)
     out = run_labctl("--instance", instance, "down", "--volumes", state_dir=state_dir)
     assert "data deleted" in out.stdout
