@@ -26,6 +26,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -64,7 +65,34 @@ class Step:
 
     @property
     def shown(self) -> str:
-        return self.args[0] if self.shell else "labctl " + " ".join(map(_typed, self.args))
+        return self.args[0] if self.shell else _continued(["labctl", *map(_typed, self.args)])
+
+
+def _continued(words: list[str]) -> str:
+    """A command as `$ ` + lines of at most WIDTH columns, continued with ` \\` before an option (never
+    inside a word or between an option and its value), the way a student's shell still runs it."""
+    groups: list[str] = []
+    for word in words:
+        if groups and not word.startswith("--"):
+            groups[-1] += " " + word
+        else:
+            groups.append(word)
+    if len("$ " + " ".join(groups)) <= WIDTH:
+        return " ".join(groups)
+    lines = ["$ " + groups[0]]
+    for group in groups[1:]:
+        # Every line but the last ends in " \\"; continuations are indented by two spaces.
+        if len(lines[-1]) + 1 + len(group) + 2 > WIDTH:
+            lines.append("  " + group)
+        else:
+            lines[-1] += " " + group
+    return " \\\n".join(lines).removeprefix("$ ")
+
+
+def _note(sample: str) -> str:
+    """The `# representative output:` comment, wrapped at WIDTH on `# ` lines."""
+    wrapped = textwrap.wrap(f"representative output: {sample}", WIDTH - 2, subsequent_indent="  ")
+    return "".join(f"# {line}\n" for line in wrapped)
 
 
 # The exercises of lab/modules, in the order a student does them, in two parts that run side by side
@@ -120,7 +148,10 @@ MODULES_1_2: tuple[Step, ...] = (
     Step(
         "module-2-curl-health",
         (
-            "curl -s $(labctl url collector.internal)/metrics | grep -E '^otelcol_(process_uptime|receiver_accepted)'",
+            (
+                "curl -s $(labctl url collector.internal)/metrics \\\n"
+                "  | grep -E '^otelcol_(process_uptime|receiver_accepted)'"
+            ),
         ),
         shell=True,
     ),
@@ -152,7 +183,11 @@ MODULES_1_2: tuple[Step, ...] = (
     Step(
         "module-2-exporter",
         (
-            "curl -s $(labctl url collector.prom_exporter)/metrics | grep -E '^claude_code_token_usage_tokens_total' | head -5",
+            # One series, a label a line: the exposition's one line per series is 500 columns wide.
+            (
+                "curl -s $(labctl url collector.prom_exporter)/metrics \\\n"
+                "  | grep -m 1 '^claude_code_token_usage_tokens_total' | tr '{,}' '\\n\\n\\n'"
+            ),
         ),
         shell=True,
         sample="session ids, user ids, models and values vary",
@@ -210,15 +245,17 @@ MODULES_3_4: tuple[Step, ...] = (
     Step("module-3-check", ("check", "--layer", "3")),
     Step(
         "module-3-rules",
-        ("""curl -s $(labctl url prometheus.web)/api/v1/rules | python -m json.tool | grep '"name"'""",),
+        (
+            """curl -s $(labctl url prometheus.web)/api/v1/rules \\\n  | python -m json.tool | grep '"name"'""",
+        ),
         shell=True,
     ),
     Step(
         "module-3-query",
         (
             (
-                'curl -s "$(labctl url prometheus.web)/api/v1/label/__name__/values" | python -m json.tool'
-                " | grep claude_code"
+                'curl -s "$(labctl url prometheus.web)/api/v1/label/__name__/values" \\\n'
+                "  | python -m json.tool | grep claude_code"
             ),
         ),
         shell=True,
@@ -228,8 +265,10 @@ MODULES_3_4: tuple[Step, ...] = (
         (
             (
                 "curl -s --get $(labctl url prometheus.web)/api/v1/query \\\n"
-                "  --data-urlencode 'query=sum by (type) (claude_code_token_usage_tokens_total"
-                '{lab_marker="m3-exercise"})\''
+                # A newline inside the quoted query is PromQL whitespace: it keeps the line narrow.
+                "  --data-urlencode 'query=sum by (type)\n"
+                '    (claude_code_token_usage_tokens_total{lab_marker="m3-exercise"})\' \\\n'
+                "  | python -m json.tool"
             ),
         ),
         shell=True,
@@ -241,8 +280,9 @@ MODULES_3_4: tuple[Step, ...] = (
         (
             (
                 "curl -s --get $(labctl url prometheus.web)/api/v1/query \\\n"
-                "  --data-urlencode 'query=sum by (session_id, type) (claude_code_token_usage_tokens_total"
-                '{lab_marker="m3-exercise"})\''
+                "  --data-urlencode 'query=sum by (session_id, type)\n"
+                '    (claude_code_token_usage_tokens_total{lab_marker="m3-exercise"})\' \\\n'
+                "  | python -m json.tool"
             ),
         ),
         shell=True,
@@ -278,8 +318,9 @@ MODULES_3_4: tuple[Step, ...] = (
         "module-4-silence",
         (
             (
-                '~/.cache/labctl/bin/amtool --alertmanager.url="$(labctl url alertmanager.web)" silence add'
-                " alertname=LabScrapeTargetDown --comment=exercise --duration=10m"
+                "~/.cache/labctl/bin/amtool \\\n"
+                '  --alertmanager.url="$(labctl url alertmanager.web)" silence add \\\n'
+                "  alertname=LabScrapeTargetDown --comment=exercise --duration=10m"
             ),
         ),
         shell=True,
@@ -492,7 +533,7 @@ def run_part(
                 if times is not None:
                     times.append((part, step.shown, time.monotonic() - began))
                 if step.section:
-                    note = f"# representative output: {step.sample}\n" if step.sample else ""
+                    note = _note(step.sample) if step.sample else ""
                     sections.setdefault(step.section, []).append(f"{note}$ {step.shown}\n{out}".rstrip())
         except RuntimeError:
             if partial is not None:

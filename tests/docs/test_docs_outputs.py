@@ -32,7 +32,10 @@ def test_each_section_is_written_by_one_part_that_starts_its_own_lab():
 
 def test_output_sections_are_filled_with_transcripts():
     for name, body in _sections_in_docs().items():
-        transcript = re.sub(r"\A```console\n# representative output: [^\n]+\n", "```console\n", body)
+        # The note may wrap onto further `#   ` lines.
+        transcript = re.sub(
+            r"\A```console\n# representative output: [^\n]+\n(#   [^\n]+\n)*", "```console\n", body
+        )
         assert transcript.startswith("```console\n$ "), f"output section {name} holds no generated transcript"
 
 
