@@ -91,7 +91,10 @@ def _continued(words: list[str]) -> str:
 
 def _note(sample: str) -> str:
     """The `# representative output:` comment, wrapped at WIDTH on `# ` lines."""
-    wrapped = textwrap.wrap(f"representative output: {sample}", WIDTH - 2, subsequent_indent="  ")
+    text = f"representative output: {sample}"
+    wrapped = textwrap.wrap(
+        text, WIDTH - 2, subsequent_indent="  ", break_long_words=False, break_on_hyphens=False
+    )
     return "".join(f"# {line}\n" for line in wrapped)
 
 
