@@ -47,6 +47,7 @@ class HttpReceiver:
         self.ingest = ingest
         self.stats = stats
         self.max_bytes = max_bytes
+        self._safe_headers: dict[tuple[tuple[bytes, bytes], ...], dict[str, str]] = {}
         self.set_token(token)
 
     def set_token(self, token: str) -> None:
@@ -126,7 +127,7 @@ class HttpReceiver:
             "content_type": media,
             "peer": request.remote or "",
             "bytes": len(body),
-            "headers": safe_headers(request.headers),
+            "headers": self._headers(request),
         }
         try:
             answer = self.ingest.handle(sig, msg, body if media == PROTOBUF else None, meta)
@@ -142,3 +143,15 @@ class HttpReceiver:
                 [info],
             )
         return _reply(200, response(sig, answer.rejected, answer.message), media)
+
+    def _headers(self, request: web.Request) -> dict[str, str]:
+        """The request's headers made safe for the inspection record. A client sends the same headers
+        with every export: the last few are remembered by their raw bytes (the records never change the
+        dict they get)."""
+        key = request.raw_headers
+        safe = self._safe_headers.get(key)
+        if safe is None:
+            if len(self._safe_headers) >= 64:
+                self._safe_headers.clear()
+            safe = self._safe_headers[key] = safe_headers(request.headers)
+        return safe

@@ -268,3 +268,16 @@ def test_client_vanishing_mid_body_is_counted_and_harmless(start_proxy):
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert proxy.stats()["counters"]["accepted"]["metrics"] == 1
+
+
+@pytest.mark.integration
+def test_each_http_payload_records_its_own_headers(start_proxy):
+    # The receiver remembers a client's safe headers by their raw bytes: a changed header is another entry.
+    proxy = start_proxy()
+    body = token_usage(2).SerializeToString()
+    for tenant in ("a", "b", "a"):
+        headers = {**PB, "X-Tenant": tenant, "Authorization": "Bearer s3cret"}
+        assert post(proxy.http + "/v1/metrics", body, headers).status_code == 200
+    got = [requests.get(f"{proxy.admin}/api/payloads/{i}", timeout=10).json()["headers"] for i in (1, 2, 3)]
+    assert [h["x-tenant"] for h in got] == ["a", "b", "a"]
+    assert all(h["authorization"] == "[REDACTED]" for h in got)
