@@ -251,6 +251,8 @@ def down(
     """Stop every service of the lab (SIGTERM, then SIGKILL after a timeout). Nothing runs afterwards and
     its ports are free. Docker keeps the stopped containers and networks, so the next `up` only starts
     them (it recreates what changed); `--volumes` removes them with the data."""
+    from labctl.runtimes.docker_images import docker_project_left
+
     directory = state.state_dir()
     if LabState.exists(directory):
         lab = LabState.load(directory, salvage=True)  # also a lab of another labctl: down is the fix
@@ -260,7 +262,7 @@ def down(
         lab = LabState(dir=directory, runtime="docker", instance=instance)
     elif (directory / "services").is_dir():
         lab = LabState(dir=directory, runtime="native")  # leftovers of an interrupted `up`: stop them too
-    elif _docker_project_left(state.instance_name()):
+    elif docker_project_left(state.instance_name()):
         # The state dir was deleted after `down`: the instance's stopped containers are still in Docker.
         lab = LabState(dir=directory, runtime="docker", instance=state.instance_name())
     else:
@@ -281,33 +283,6 @@ def down(
         ui.success("lab stopped; containers kept for a quick `up` (--volumes removes them)")
     else:
         ui.success("lab stopped (data kept; --volumes deletes it)")
-
-
-def _docker_project_left(instance: str) -> bool:
-    """Docker still holds a container or volume of this instance's compose project (asked only when the
-    state dir has no lab: a student who deleted it after `down` can still remove what `down` kept)."""
-    import shutil
-    import subprocess
-
-    from labctl.runtimes.compose_names import compose_project
-    from labctl.runtimes.docker_images import clean_call
-
-    if not shutil.which("docker"):
-        return False
-    label = f"label=com.docker.compose.project={compose_project(instance)}"
-    for kind in (["ps", "-aq"], ["volume", "ls", "-q"]):
-        try:
-            out = subprocess.run(
-                [*clean_call(["docker"]), *kind, "--filter", label],
-                capture_output=True, text=True, timeout=10, check=False,
-            )  # fmt: skip
-        except (OSError, subprocess.TimeoutExpired):
-            return False
-        if out.returncode != 0:
-            return False  # no engine answers: nothing to find
-        if out.stdout.strip():
-            return True
-    return False
 
 
 def _note_edited_configs(lab: LabState, model: LabModel, rows: list[ServiceStatus]) -> list[ServiceStatus]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -274,3 +275,26 @@ def ensure_proxy_image(
             f"the whole build log: `labctl logs proxy-build` ({log})",
         )
     return tag
+
+
+def docker_project_left(instance: str) -> bool:
+    """Docker still holds a container or volume of this instance's compose project (asked only when the
+    state dir has no lab: a student who deleted it after `down` can still remove what `down` kept)."""
+    from labctl.runtimes.compose_names import compose_project
+
+    if not shutil.which("docker"):
+        return False
+    label = f"label=com.docker.compose.project={compose_project(instance)}"
+    for kind in (["ps", "-aq"], ["volume", "ls", "-q"]):
+        try:
+            out = subprocess.run(
+                [*clean_call(["docker"]), *kind, "--filter", label],
+                capture_output=True, text=True, timeout=10, check=False,
+            )  # fmt: skip
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        if out.returncode != 0:
+            return False  # no engine answers: nothing to find
+        if out.stdout.strip():
+            return True
+    return False
