@@ -266,7 +266,12 @@ class SdkLogWatcher(logging.Handler):
             if len(self.stats.sdk_messages) < 200:
                 self.stats.sdk_messages.append(f"{record.levelname} {record.name}: {msg}")
         if not self.quiet:
-            self.stream.write(f"{record.levelname.lower()} [{record.name}] {msg}\n")
+            # The SDK's messages run to 400 columns on one line: wrapped under their logger's name.
+            from labctl import ui
+
+            lines = ui.wrap(" ".join(msg.split()), ui.width(), 2)
+            body = "".join(f"  {line}\n" for line in lines)
+            self.stream.write(f"{record.levelname.lower()} [{record.name}]\n{body}")
             self.stream.flush()
 
 
