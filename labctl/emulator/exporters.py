@@ -245,11 +245,14 @@ _SIGNAL_RE = re.compile(r"exporting (metrics|logs|spans)")
 class SdkLogWatcher(logging.Handler):
     """Shows the SDK's warnings and errors as it logs them (stderr), and counts retries and failures."""
 
-    def __init__(self, stats: RunStats, stream: IO[str] | None = None, quiet: bool = False) -> None:
+    def __init__(
+        self, stats: RunStats, stream: IO[str] | None = None, quiet: bool = False, width: int | None = None
+    ) -> None:
         super().__init__(logging.WARNING)
         self.stats = stats
         self.stream = stream or sys.stderr
         self.quiet = quiet
+        self.width = width  # None: the terminal's
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -269,7 +272,7 @@ class SdkLogWatcher(logging.Handler):
             # The SDK's messages run to 400 columns on one line: wrapped under their logger's name.
             from labctl import ui
 
-            lines = ui.wrap(" ".join(msg.split()), ui.width(), 2)
+            lines = ui.wrap(" ".join(msg.split()), self.width or ui.width(), 2)
             body = "".join(f"  {line}\n" for line in lines)
             self.stream.write(f"{record.levelname.lower()} [{record.name}]\n{body}")
             self.stream.flush()

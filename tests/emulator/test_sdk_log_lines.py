@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import logging
 
-from labctl import ui
 from labctl.emulator.exporters import RunStats, SdkLogWatcher
 
 # What the gRPC exporter logs when it meets an OTLP/HTTP port (one 330-character line).
@@ -20,12 +19,12 @@ MESSAGE = (
 def test_a_long_sdk_warning_is_wrapped_under_its_logger_and_still_counted():
     stream = io.StringIO()
     stats = RunStats()
-    watcher = SdkLogWatcher(stats, stream=stream)
+    watcher = SdkLogWatcher(stats, stream=stream, width=80)
     logger = "opentelemetry.exporter.otlp.proto.grpc.exporter"
     watcher.emit(logging.LogRecord(logger, logging.WARNING, __file__, 1, MESSAGE, None, None))
     lines = stream.getvalue().splitlines()
     assert lines[0] == f"warning [{logger}]"
-    assert all(len(line) <= ui.width() for line in lines), lines
+    assert all(len(line) <= 80 for line in lines), lines
     assert len(lines) >= 4 and all(line.startswith("  ") for line in lines[1:])
     assert " ".join(line.strip() for line in lines[1:]) == MESSAGE  # every word kept, in order
     assert stats.sdk_messages and MESSAGE in stats.sdk_messages[0]
