@@ -152,11 +152,7 @@ class Forwarder:
     async def _attempt(self) -> None:
         if self.held:
             return
-        self._sending = True
-        try:
-            await self._attempt_once()
-        finally:
-            self._sending = False
+        await self._attempt_once()
 
     async def _attempt_once(self) -> None:
         self._wake.clear()
@@ -168,6 +164,9 @@ class Forwarder:
         items = sum(e.items for e in batch)
         body = batch[0].body if len(batch) == 1 else b"".join(e.body for e in batch)
         sender = self.sender
+        # hold() waits for this send only: not for the backoff after a failed one, which could keep a
+        # hold (and `labctl reload collector`) waiting up to the retry's max interval.
+        self._sending = True
         try:
             result = await sender.send(signal, body)
         except asyncio.CancelledError:
@@ -179,6 +178,8 @@ class Forwarder:
         except Exception as exc:  # a sender bug must not stop forwarding: retry like a network error
             log.exception("sending to the upstream failed unexpectedly")
             result = Result(RETRYABLE, f"{type(exc).__name__}: {exc}", "internal")
+        finally:
+            self._sending = False
         if sender is not self.sender and result.kind != OK:
             return  # retargeted meanwhile: that answer was the old upstream's; the batch goes to the new one
         if result.kind == OK:
