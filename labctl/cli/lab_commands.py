@@ -434,8 +434,7 @@ def install(
         list[str] | None,
         typer.Argument(
             help="collector, prometheus, alertmanager, victorialogs, jaeger, grafana, all or claude-code; "
-            "several at once in one run (default: all).",
-            show_default=False,
+            "several at once in one run (default: all)."
         ),
     ] = None,
     force: Annotated[
@@ -453,21 +452,16 @@ def install(
     """Build or install the binaries the native runtime needs, into the lab's cache.
 
     `claude-code` installs the pinned real Claude Code (npm) for `labctl claude`; never part of `all`."""
-    from labctl.install import install as do_install
-    from labctl.install.components import COMPONENTS
+    from labctl.install.components import install_many
 
-    wanted = components or ["all"]
-    unknown = [c for c in wanted if c not in COMPONENTS]
-    if unknown:  # before anything is built
-        raise LabError(f"unknown component {unknown[0]!r}", "components: " + ", ".join(COMPONENTS))
-    results: list[dict[str, object]] = []
     with ui.progress() as prog:
         task = prog.add_task("installing", total=None)
-        for component in wanted:
-            prog.update(task, description=f"installing {component}")
-            results += do_install(
-                component, force=force, source=source, progress=lambda msg: prog.update(task, description=msg)
-            )
+        results = install_many(
+            components or ["all"],
+            force=force,
+            source=source,
+            progress=lambda m: prog.update(task, description=m),
+        )
     for result in results:
         if result.get("error"):
             ui.warn(

@@ -51,6 +51,21 @@ def install_source(source: str | None = None) -> str:
     return value
 
 
+def install_many(
+    components: list[str],
+    *,
+    force: bool = False,
+    progress: ProgressFn | None = None,
+    source: str | None = None,
+) -> list[dict[str, object]]:
+    """install() for each component in turn, in one process; an unknown name is refused before anything is
+    built."""
+    for name in components:
+        if name not in COMPONENTS:
+            raise LabError(f"unknown component {name!r}", "components: " + ", ".join(COMPONENTS))
+    return [r for name in components for r in install(name, force=force, progress=progress, source=source)]
+
+
 def install(
     component: str = "all",
     *,
