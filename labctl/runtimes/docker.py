@@ -44,7 +44,7 @@ from labctl.runtimes.compose_names import compose_project, container_name
 from labctl.runtimes.docker_images import clean_call
 from labctl.runtimes.ports import check_ports_free, port_in_use
 from labctl.runtimes.targets import write_receiver_url, write_targets
-from labctl.state import LabState
+from labctl.state import LabState, find_free_ports
 
 if TYPE_CHECKING:
     from python_on_whales import DockerClient
@@ -668,11 +668,21 @@ def resume_stopped(lab: LabState, free_ports: bool) -> None:
         ports = {s: {n: int(v) for n, v in named.items()} for s, named in previous.items()}
     except ValueError:
         return
+    previous_ports = {p for named in ports.values() for p in named.values()}
+    if not ports or any(port_in_use(p) for p in previous_ports):
+        return
+    # The other services' new free ports were picked while the stopped lab's were free too: one may be
+    # among them (the native-only relays have no compose variable). Those get another free port.
     merged = {**lab.ports, **ports}
-    taken = [p for named in merged.values() for p in named.values()]
-    free = not any(port_in_use(p) for named in ports.values() for p in named.values())
-    if ports and len(taken) == len(set(taken)) and free:
-        lab.ports = merged
+    used = set(previous_ports)
+    for service, named in merged.items():
+        if service in ports:
+            continue
+        for name, port in list(named.items()):
+            if port in used:
+                named[name] = next(p for p in find_free_ports(len(used) + 1) if p not in used)
+            used.add(named[name])
+    lab.ports = merged
 
 
 COMPOSE_HINT = (
