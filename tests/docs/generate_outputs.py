@@ -116,6 +116,12 @@ MODULES_1_2: tuple[Step, ...] = (
     Step("module-4-build", ("exercise", "check", "dashboard-panel"), exit_codes=(1,)),
     Step("module-4-build-alert", ("exercise", "start", "no-data-alert")),
     Step("module-4-build-alert", ("exercise", "check", "no-data-alert"), exit_codes=(1,)),
+    # What `labctl doctor` finds depends on the machine (engine, binaries, free ports, disk, memory).
+    Step(
+        "module-1-setup",
+        ("doctor",),
+        sample="your engine, binaries, disk and memory are your own",
+    ),
     Step("module-1-up", ("up", "module-1"), run_extra=("--port-offset", "{offset}")),
     Step("module-1-status", ("status",)),
     Step("module-1-check", ("check", "--layer", "1")),
@@ -135,6 +141,13 @@ MODULES_1_2: tuple[Step, ...] = (
     Step("module-1-api", ("proxy", "sessions")),
     Step("module-1-api", ("labctl proxy export --format csv > sessions.csv",), shell=True, in_workdir=True),
     Step("module-1-contract-valid", ("contract", "check", "lab/modules/module-1/token-usage.json")),
+    Step(
+        "module-1-matrix",
+        ("labctl matrix list | head -13",),
+        shell=True,
+        sample="the list's first lines; the run's times and folder",
+    ),
+    Step("module-1-matrix", ("matrix", "run", "--filter", "console-stdout,none-exporter")),
     Step("module-1-contract-check", ("contract", "check", "/tmp/broken.json"), exit_codes=(1,)),
     Step("module-1-break-contract", ("break", "contract")),
     Step("module-1-break-contract", ("check", "--layer", "1"), exit_codes=(11,)),
@@ -143,6 +156,18 @@ MODULES_1_2: tuple[Step, ...] = (
     Step("module-1-break-cardinality", ("break", "cardinality")),
     Step("module-1-break-cardinality", ("check", "--layer", "1"), exit_codes=(11,)),
     Step("module-1-heal-cardinality", ("heal", "cardinality")),
+    Step(
+        "module-1-protocol-mismatch",
+        (
+            (
+                "OTEL_EXPORTER_OTLP_PROTOCOL=grpc OTEL_EXPORTER_OTLP_ENDPOINT=$(labctl url proxy.otlp_http) \\\n"
+                "  CLAUDE_CODE_ENABLE_TELEMETRY=1 OTEL_METRICS_EXPORTER=otlp labctl emit --sessions 1 --duration 5"
+            ),
+        ),
+        shell=True,
+        exit_codes=(4,),
+        sample="the seed is random; the retries vary with timing",
+    ),
     Step("module-2-up", ("up", "module-2")),
     Step("module-2-up", ("status",)),
     Step(
@@ -240,6 +265,115 @@ MODULES_3_4: tuple[Step, ...] = (
     Step("module-3-up", ("up", "module-3")),
     Step("module-3-up", ("status",)),
     Step(
+        "module-3-events",
+        ("emit", "--from-lab", "--sessions", "1", "--duration", "20"),
+        run_extra=("--duration", "2", "--seed", "7"),
+        sample="a 2 s run (yours: 20 s, random seed, more events)",
+    ),
+    # The events reach VictoriaLogs a moment after the emit returns (the Collector's batch): wait until
+    # their count holds still (at most ~30 s).
+    Step(
+        None,
+        (
+            (
+                'v=$(labctl url victorialogs.http); q() { curl -s "$v/select/logsql/query"'
+                " --data-urlencode 'query=* | stats count() n'; }; last=;"
+                ' for _ in $(seq 20); do n=$(q); [ -n "$last" ] && [ "$n" = "$last" ] && grep -q [1-9] <<<"$n"'
+                " && exit 0; last=$n; sleep 1.5; done; exit 1"
+            ),
+        ),
+        shell=True,
+    ),
+    Step(
+        "module-3-events",
+        (
+            (
+                'curl -s "$(labctl url victorialogs.http)/select/logsql/query" --data-urlencode'
+                " 'query=* | stats by (session.id, event.name) count() n'"
+            ),
+        ),
+        shell=True,
+    ),
+    Step(
+        "module-3-retries-emit",
+        ("emit", "--from-lab", "--scenario", "retries", "--duration", "4", "--marker", "retries-1"),
+        run_extra=("--seed", "7"),
+        sample="the seed is random in yours",
+    ),
+    # Counted twice: VictoriaLogs stores the three events, Prometheus scrapes the counter (5 s).
+    Step(
+        None,
+        (
+            (
+                "p=$(labctl url prometheus.web); v=$(labctl url victorialogs.http); for _ in $(seq 80); do"
+                ' curl -s "$p/api/v1/query" --data-urlencode'
+                " 'query=sum(claude_code_api_error_events_total{lab_marker=\"retries-1\"}) == 3' | grep -q '\"3\"' &&"
+                ' curl -s "$v/select/logsql/query" --data-urlencode'
+                " 'query=lab.marker:\"retries-1\" event.name:api_error | stats count() n' | grep -q '\"3\"'"
+                " && exit 0; sleep 0.5; done; exit 1"
+            ),
+        ),
+        shell=True,
+    ),
+    Step(
+        "module-3-retries-count",
+        (
+            (
+                'curl -s "$(labctl url victorialogs.http)/select/logsql/query" --data-urlencode'
+                " 'query=lab.marker:\"retries-1\" event.name:api_error | stats by (status_code) count() n'"
+            ),
+        ),
+        shell=True,
+    ),
+    Step(
+        "module-3-retries-count",
+        (
+            (
+                'curl -s "$(labctl url prometheus.web)/api/v1/query" --data-urlencode'
+                " 'query=sum by (status_code) (claude_code_api_error_events_total{lab_marker=\"retries-1\"})'"
+            ),
+        ),
+        shell=True,
+    ),
+    Step(
+        "module-3-traces",
+        (
+            (
+                "CLAUDE_CODE_ENHANCED_TELEMETRY_BETA=1 OTEL_TRACES_EXPORTER=otlp labctl emit --from-lab"
+                " --scenario slow-tool"
+            ),
+        ),
+        shell=True,
+        run_extra=("--duration", "8", "--seed", "7"),
+        sample="an 8 s run (yours: 30 s); span ids and times vary",
+    ),
+    Step(
+        None,
+        (
+            (
+                "j=$(labctl url jaeger.query); for _ in $(seq 80); do"
+                ' curl -s "$j/api/services/claude-code/operations"'
+                " | grep -q claude_code.tool.execution && exit 0; sleep 0.5; done; exit 1"
+            ),
+        ),
+        shell=True,
+    ),
+    Step(
+        "module-3-traces",
+        ('curl -s "$(labctl url jaeger.query)/api/services/claude-code/operations"',),
+        shell=True,
+    ),
+    Step(
+        "module-3-traces",
+        (
+            (
+                'curl -sG "$(labctl url jaeger.query)/api/traces" --data-urlencode service=claude-code'
+                " --data-urlencode limit=1 \\\n  | python -m json.tool | grep -E '\"(operationName|duration)\"'"
+            ),
+        ),
+        shell=True,
+    ),
+    Step(
         "module-3-emit",
         ("emit", "--from-lab", "--sessions", "3", "--duration", "30", "--marker", "m3-exercise"),
         run_extra=("--duration", "2", "--seed", "7"),
@@ -297,15 +431,61 @@ MODULES_3_4: tuple[Step, ...] = (
     Step("module-3-break-scrape", ("break", "network", "--hop", "collector-prometheus")),
     Step("module-3-break-scrape", ("check", "--layer", "3"), exit_codes=(13,)),
     Step("module-3-heal-scrape", ("heal", "network")),
-    # The slow scrape's check waits out a probe longer than the scrape timeout (6 s or more): only the
-    # break (unshown) and its heal run here.
-    Step(None, ("break", "latency", "--hop", "collector-prometheus", "--ms", "2500")),
+    Step("module-3-break-latency", ("break", "latency", "--hop", "collector-prometheus", "--ms", "2500")),
+    Step("module-3-break-latency", ("check", "--layer", "3"), exit_codes=(13,)),
     Step("module-3-heal-latency", ("heal", "latency")),
     Step(
         "module-3-blind",
         ("break", "--random", "--pool", "network,latency,storage-down,collector-crash", "--seed", "31"),
     ),
     Step(None, ("heal",)),
+    Step(
+        "module-3-backup",
+        ("emit", "--from-lab", "--sessions", "2", "--duration", "20", "--marker", "before-backup"),
+        run_extra=("--duration", "2", "--seed", "7"),
+        sample="a 2 s run (yours: 20 s); ids, sums and times vary",
+    ),
+    # In place of the guide's `sleep 10`: until the stored sum holds still across a scrape (5 s).
+    Step(
+        None,
+        (
+            (
+                'p=$(labctl url prometheus.web); q() { curl -s "$p/api/v1/query" --data-urlencode'
+                " 'query=sum(claude_code_token_usage_tokens_total{lab_marker=\"before-backup\"})'"
+                " | grep -o '\"[0-9.]*\"]'; }; last=;"
+                ' for _ in $(seq 12); do n=$(q); [ -n "$n" ] && [ "$n" = "$last" ] && exit 0; last=$n;'
+                " sleep 5.5; done; exit 1"
+            ),
+        ),
+        shell=True,
+    ),
+    Step(
+        "module-3-backup",
+        (
+            (
+                "curl -s $(labctl url prometheus.web)/api/v1/query --data-urlencode"
+                " 'query=sum by (session_id) (claude_code_token_usage_tokens_total{lab_marker=\"before-backup\"})'"
+            ),
+        ),
+        shell=True,
+    ),
+    Step("module-3-backup", ("backup",)),
+    Step("module-3-restore", ("down", "--volumes"), sample="the backup's name is the time it was made"),
+    Step(
+        "module-3-restore",
+        ('labctl restore "$(ls -d ~/.local/state/labctl/backups/default-* | tail -1)"',),
+        shell=True,
+    ),
+    Step(
+        "module-3-restore",
+        (
+            (
+                "curl -s $(labctl url prometheus.web)/api/v1/query --data-urlencode"
+                " 'query=sum by (session_id) (claude_code_token_usage_tokens_total{lab_marker=\"before-backup\"})'"
+            ),
+        ),
+        shell=True,
+    ),
     Step("module-4-up", ("up", "module-4")),
     Step("module-4-up", ("status",)),
     Step("module-4-check", ("check", "--layer", "4")),
@@ -330,6 +510,9 @@ MODULES_3_4: tuple[Step, ...] = (
         sample="the silence id is random",
     ),
     Step("module-4-silence", ("heal",)),
+    Step("module-4-notify-cut", ("break", "network", "--hop", "alertmanager-receiver")),
+    Step("module-4-notify-cut", ("check", "--layer", "4"), exit_codes=(14,)),
+    Step("module-4-notify-cut", ("heal",)),
     Step("module-4-break-storage", ("break", "storage-down")),
     Step("module-4-break-storage", ("check",), exit_codes=(13,)),
     Step("module-4-heal-storage", ("heal", "storage-down")),
@@ -338,8 +521,22 @@ MODULES_3_4: tuple[Step, ...] = (
     Step("module-4-heal-collector", ("heal", "collector-crash")),
     Step("module-4-heal-collector", ("check",)),
     Step("module-4-blind", ("break", "--random", "--seed", "41")),
-    # Its diagnosis and reveal are not shown: the reveal would give the final exercise's answer away.
+    # Seed 41's diagnosis and reveal are not shown (they would give the exercise's answer away): the
+    # guide's example diagnosis is graded against a hidden fault injected for it.
     Step(None, ("heal",)),
+    Step(None, ("break", "--hidden", "latency", "--hop", "collector-prometheus", "--ms", "2500")),
+    Step(
+        "module-4-diagnose",
+        (
+            "diagnose",
+            *("--layer", "3", "--hop", "collector-prometheus", "--cause", "hop-slow"),
+            *("--evidence", "scrape_duration_seconds near the timeout, target up"),
+            *("--fix", "remove the delay on the hop"),
+        ),
+        sample="graded against a fault made for it, not seed 41's",
+    ),
+    Step("module-4-diagnose", ("reveal",)),
+    Step("module-4-diagnose", ("check",)),
     # Last: the retry storm fires an alert no later step should see.
     Step(
         "module-4-storm",
@@ -349,7 +546,20 @@ MODULES_3_4: tuple[Step, ...] = (
     ),
 )
 
-PARTS: dict[str, tuple[Step, ...]] = {"modules-1-2": MODULES_1_2, "modules-3-4": MODULES_3_4}
+# Module 1's real Claude Code: a part of its own, as its test runs only where the client is installed
+# (tests/run-all.sh installs it; `labctl install claude-code` here is then a no-op).
+CLAUDE_CODE: tuple[Step, ...] = (
+    Step(None, ("up", "module-1"), run_extra=("--port-offset", "{offset}")),
+    Step("module-1-claude", ("install", "claude-code")),
+    Step("module-1-claude", ("claude", "--list")),
+    Step("module-1-claude", ("claude", "--scenario", "hello-write")),
+)
+
+PARTS: dict[str, tuple[Step, ...]] = {
+    "modules-1-2": MODULES_1_2,
+    "modules-3-4": MODULES_3_4,
+    "claude-code": CLAUDE_CODE,
+}
 SCENARIO: tuple[Step, ...] = tuple(step for steps in PARTS.values() for step in steps)
 
 
@@ -378,7 +588,12 @@ def pick_offset() -> int:
 
 
 def _state_dir(base: Path) -> Path:
-    # Same length as the default state dir, so rich tables keep their layout when the path is replaced.
+    """The run's state dir, as long as the default one and in a folder as long as its folder (backups
+    go there), so text wrapped around either path keeps its layout when the path is replaced."""
+    folder, name = DEFAULT_STATE.rsplit("/", 1)
+    pad = len(folder) - len(str(base)) - 1
+    if pad >= 1:
+        return base / ("f" * pad) / name
     pad = len(DEFAULT_STATE) - len(str(base)) - 1
     return base / ("s" * max(pad, 1))
 
@@ -427,20 +642,20 @@ class Runner:
         if args[:1] == ("exercise",) or step.in_workdir:
             self.workdir.mkdir(parents=True, exist_ok=True)
             cwd = self.workdir
-        command = (
-            ["bash", "-c", f'labctl() {{ {shlex.quote(sys.executable)} -m labctl "$@"; }}; {args[0]}']
-            if step.shell
-            else [sys.executable, "-m", "labctl", *args, *extra]
-        )
-        proc = subprocess.run(
-            command,
-            cwd=cwd,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=240,
-            check=False,
-        )
+        if step.shell:
+            # Paths as the guide writes them (the default state dir and its folder) are this run's.
+            line = args[0].replace(DEFAULT_STATE, str(self.state_dir))
+            line = line.replace(DEFAULT_STATE.rsplit("/", 1)[0], str(self.state_dir.parent))
+            line = " ".join((line, *map(shlex.quote, extra)))  # a shortened run: options added at the end
+            command = ["bash", "-c", f'labctl() {{ {shlex.quote(sys.executable)} -m labctl "$@"; }}; {line}']
+        else:
+            command = [sys.executable, "-m", "labctl", *args, *extra]
+        try:
+            proc = subprocess.run(
+                command, cwd=cwd, env=self.env, capture_output=True, text=True, timeout=240, check=False
+            )
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"`{step.shown}` did not finish within 240 s") from None
         out = (proc.stdout + proc.stderr).rstrip()
         if proc.returncode not in step.exit_codes:
             raise RuntimeError(
@@ -479,6 +694,10 @@ class Runner:
         for shown, real in self.files.items():
             text = text.replace(str(real), shown)
         text = text.replace(str(self.state_dir), DEFAULT_STATE)
+        # Beside the state dir: backups/ (`labctl backup`'s default).
+        text = text.replace(str(self.state_dir.parent), DEFAULT_STATE.rsplit("/", 1)[0])
+        # `labctl matrix run` reports into a new temporary folder.
+        text = text.replace(str(Path(tempfile.gettempdir()) / "labctl-matrix-"), "/tmp/labctl-matrix-")
         text = text.replace(str(REPO) + "/", "").replace(
             str(Path.home()), "~"
         )  # paths as a student reads them
