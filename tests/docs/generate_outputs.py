@@ -160,8 +160,10 @@ MODULES_1_2: tuple[Step, ...] = (
         "module-1-protocol-mismatch",
         (
             (
-                "OTEL_EXPORTER_OTLP_PROTOCOL=grpc OTEL_EXPORTER_OTLP_ENDPOINT=$(labctl url proxy.otlp_http) \\\n"
-                "  CLAUDE_CODE_ENABLE_TELEMETRY=1 OTEL_METRICS_EXPORTER=otlp labctl emit --sessions 1 --duration 5"
+                "OTEL_EXPORTER_OTLP_PROTOCOL=grpc \\\n"
+                "  OTEL_EXPORTER_OTLP_ENDPOINT=$(labctl url proxy.otlp_http) \\\n"
+                "  CLAUDE_CODE_ENABLE_TELEMETRY=1 OTEL_METRICS_EXPORTER=otlp \\\n"
+                "  labctl emit --sessions 1 --duration 5"
             ),
         ),
         shell=True,
@@ -288,8 +290,8 @@ MODULES_3_4: tuple[Step, ...] = (
         "module-3-events",
         (
             (
-                'curl -s "$(labctl url victorialogs.http)/select/logsql/query" --data-urlencode'
-                " 'query=* | stats by (session.id, event.name) count() n'"
+                'curl -s "$(labctl url victorialogs.http)/select/logsql/query" \\\n'
+                "  --data-urlencode 'query=* | stats by (session.id, event.name) count() n'"
             ),
         ),
         shell=True,
@@ -319,8 +321,9 @@ MODULES_3_4: tuple[Step, ...] = (
         "module-3-retries-count",
         (
             (
-                'curl -s "$(labctl url victorialogs.http)/select/logsql/query" --data-urlencode'
-                " 'query=lab.marker:\"retries-1\" event.name:api_error | stats by (status_code) count() n'"
+                'curl -s "$(labctl url victorialogs.http)/select/logsql/query"'
+                ' \\\n  --data-urlencode \'query=lab.marker:"retries-1" event.name:api_error\n'
+                "    | stats by (status_code) count() n'"
             ),
         ),
         shell=True,
@@ -329,21 +332,17 @@ MODULES_3_4: tuple[Step, ...] = (
         "module-3-retries-count",
         (
             (
-                'curl -s "$(labctl url prometheus.web)/api/v1/query" --data-urlencode'
-                " 'query=sum by (status_code) (claude_code_api_error_events_total{lab_marker=\"retries-1\"})'"
+                'curl -s "$(labctl url prometheus.web)/api/v1/query"'
+                " \\\n  --data-urlencode 'query=sum by (status_code)\n"
+                '    (claude_code_api_error_events_total{lab_marker="retries-1"})\' \\\n'
+                "  | python -m json.tool"
             ),
         ),
         shell=True,
     ),
     Step(
         "module-3-traces",
-        (
-            (
-                "CLAUDE_CODE_ENHANCED_TELEMETRY_BETA=1 OTEL_TRACES_EXPORTER=otlp labctl emit --from-lab"
-                " --scenario slow-tool"
-            ),
-        ),
-        shell=True,
+        ("emit", "--from-lab", "--scenario", "slow-tool"),
         run_extra=("--duration", "8", "--seed", "7"),
         sample="an 8 s run (yours: 30 s); span ids and times vary",
     ),
@@ -367,8 +366,8 @@ MODULES_3_4: tuple[Step, ...] = (
         "module-3-traces",
         (
             (
-                'curl -sG "$(labctl url jaeger.query)/api/traces" --data-urlencode service=claude-code'
-                " --data-urlencode limit=1 \\\n  | python -m json.tool | grep -E '\"(operationName|duration)\"'"
+                'curl -sG "$(labctl url jaeger.query)/api/traces" \\\n'
+                "  --data-urlencode service=claude-code --data-urlencode limit=1 \\\n  | python -m json.tool | grep -E '\"(operationName|duration)\"'"
             ),
         ),
         shell=True,
@@ -463,8 +462,10 @@ MODULES_3_4: tuple[Step, ...] = (
         "module-3-backup",
         (
             (
-                "curl -s $(labctl url prometheus.web)/api/v1/query --data-urlencode"
-                " 'query=sum by (session_id) (claude_code_token_usage_tokens_total{lab_marker=\"before-backup\"})'"
+                "curl -s $(labctl url prometheus.web)/api/v1/query"
+                " \\\n  --data-urlencode 'query=sum by (session_id)\n"
+                '    (claude_code_token_usage_tokens_total{lab_marker="before-backup"})\' \\\n'
+                "  | python -m json.tool"
             ),
         ),
         shell=True,
@@ -480,8 +481,10 @@ MODULES_3_4: tuple[Step, ...] = (
         "module-3-restore",
         (
             (
-                "curl -s $(labctl url prometheus.web)/api/v1/query --data-urlencode"
-                " 'query=sum by (session_id) (claude_code_token_usage_tokens_total{lab_marker=\"before-backup\"})'"
+                "curl -s $(labctl url prometheus.web)/api/v1/query"
+                " \\\n  --data-urlencode 'query=sum by (session_id)\n"
+                '    (claude_code_token_usage_tokens_total{lab_marker="before-backup"})\' \\\n'
+                "  | python -m json.tool"
             ),
         ),
         shell=True,
