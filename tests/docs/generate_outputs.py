@@ -291,7 +291,8 @@ MODULES_3_4: tuple[Step, ...] = (
         (
             (
                 'curl -s "$(labctl url victorialogs.http)/select/logsql/query" \\\n'
-                "  --data-urlencode 'query=* | stats by (session.id, event.name) count() n'"
+                "  --data-urlencode 'query=* | stats by (session.id, event.name) count() n' \\\n"
+                "  | python -m json.tool --json-lines"  # one JSON document a line, each over 80 columns
             ),
         ),
         shell=True,
@@ -359,7 +360,9 @@ MODULES_3_4: tuple[Step, ...] = (
     ),
     Step(
         "module-3-traces",
-        ('curl -s "$(labctl url jaeger.query)/api/services/claude-code/operations"',),
+        (
+            'curl -s "$(labctl url jaeger.query)/api/services/claude-code/operations" \\\n  | python -m json.tool',
+        ),
         shell=True,
     ),
     Step(

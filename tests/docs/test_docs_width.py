@@ -29,7 +29,8 @@ def _console_lines() -> list[tuple[str, int, str]]:
 
 
 def _one_token(line: str) -> bool:
-    return len(line.split()) == 1
+    # A JSON document on one line has no spaces but is raw machine output, not one token.
+    return len(line.split()) == 1 and not line.lstrip().startswith(("{", "["))
 
 
 def too_wide(lines: list[tuple[str, int, str]], allowed: dict[tuple[str, str], str]) -> list[str]:
@@ -61,11 +62,17 @@ def test_the_width_check_finds_wide_lines_and_spares_tokens_and_allowances():
         ("a.md", 1, "│" * 80),  # 80 characters, 240 bytes: fits
         ("a.md", 2, json_path),
         ("a.md", 3, prose),
+        (
+            "a.md",
+            4,
+            '{"status":"success","data":{"resultType":"vector","result":[{"metric":{"type":"in"}}]}}',
+        ),
         ("b.md", 4, prose),
     ]
-    assert [w.split(":")[:2] for w in too_wide(lines, {})] == [["a.md", "3"], ["b.md", "4"]]
+    assert [w.split(":")[:2] for w in too_wide(lines, {})] == [["a.md", "3"], ["a.md", "4"], ["b.md", "4"]]
     assert [w.split(":")[:2] for w in too_wide(lines, {("a.md", "# representative"): "why"})] == [
-        ["b.md", "4"]
+        ["a.md", "4"],
+        ["b.md", "4"],
     ]
 
 
