@@ -28,7 +28,7 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,10 +62,17 @@ class Step:
     # command, table rows, outcome lines) are still compared with every run.
     sample: str = ""
     in_workdir: bool = False  # the command writes a file: run it where the exercises' files go
+    # Left running while the next steps run (a client exporting through a reload); its transcript is
+    # taken when it ends, before the first later step that `joins`.
+    background: bool = False
+    joins: bool = False
+    # Not a command: a change the guide has the student make by hand in the lab's files (run on the
+    # part's private copy of the repository), never shown.
+    edit: Callable[[Path], None] | None = None
 
     @property
     def shown(self) -> str:
-        return self.args[0] if self.shell else _continued(["labctl", *map(_typed, self.args)])
+        return self.args[0] if self.shell or self.edit else _continued(["labctl", *map(_typed, self.args)])
 
 
 def _continued(words: list[str]) -> str:
@@ -96,6 +103,33 @@ def _note(sample: str) -> str:
         text, WIDTH - 2, subsequent_indent="  ", break_long_words=False, break_on_hyphens=False
     )
     return "".join(f"# {line}\n" for line in wrapped)
+
+
+MODULE2_LIVE_EDIT = "### 3. Change the pipeline while data flows"
+BASE_YAML = "collector-configs/base.yaml"
+
+
+def _guide_yaml_blocks() -> list[str]:
+    """The YAML blocks of module 2's live-edit section, exactly as the guide shows them."""
+    guide = (REPO / "lab" / "modules" / "module-2" / "README.md").read_text(encoding="utf-8")
+    section = guide.split(MODULE2_LIVE_EDIT + "\n", 1)[1].split("\n### ", 1)[0]
+    return re.findall(r"```yaml\n(.*?)```", section, re.DOTALL)
+
+
+def add_team_processor(root: Path) -> None:
+    """The guide's edit of base.yaml: its processor under `processors:`, its list for the metrics pipeline."""
+    processor, pipeline = _guide_yaml_blocks()
+    path = root / BASE_YAML
+    text = path.read_text(encoding="utf-8")
+    old_list = "processors: [memory_limiter, delta_to_cumulative, batch]"
+    if "\nprocessors:\n" not in text or old_list not in text:
+        raise RuntimeError(f"{BASE_YAML} no longer has the processors the module-2 guide edits")
+    text = text.replace("\nprocessors:\n", "\nprocessors:\n" + processor, 1)
+    path.write_text(text.replace(old_list, pipeline.strip(), 1), encoding="utf-8")
+
+
+def restore_base(root: Path) -> None:
+    shutil.copy2(REPO / BASE_YAML, root / BASE_YAML)
 
 
 # The exercises of lab/modules, in the order a student does them, in two parts that run side by side
@@ -222,6 +256,56 @@ MODULES_1_2: tuple[Step, ...] = (
         shell=True,
         sample="session ids, user ids, models and values vary",
     ),
+    # Exercise 3: base.yaml gains a processor while a client exports; the Collector reloads under it.
+    Step(
+        "module-2-live-emit",
+        ("emit", "--from-lab", "--sessions", "2", "--duration", "120", "--marker", "live-edit"),
+        run_extra=("--duration", "8", "--seed", "7"),
+        sample="an 8 s run (yours: 120 s, random seed); the counts vary",
+        background=True,
+    ),
+    Step(None, (f"(edit {BASE_YAML} as the guide shows)",), edit=add_team_processor),
+    Step("module-2-live-reload", ("reload", "collector")),
+    # The client's points after the reload carry the label (the exporter shows them a batch later).
+    Step(
+        None,
+        (
+            (
+                "u=$(labctl url collector.prom_exporter); for _ in $(seq 60); do"
+                ' curl -s "$u/metrics" | grep -q lab_team && exit 0; sleep 0.5; done; exit 1'
+            ),
+        ),
+        shell=True,
+        joins=True,
+    ),
+    Step(
+        "module-2-live-look",
+        (
+            (
+                "curl -s $(labctl url collector.prom_exporter)/metrics | grep -m 3 lab_team \\\n"
+                "  | grep -o '^[a-z_]*\\|lab_team=\"[a-z]*\"' | paste -d ' ' - -"
+            ),
+        ),
+        shell=True,
+        sample="the series listed first vary",
+    ),
+    Step(
+        "module-2-live-look",
+        (
+            (
+                "curl -s $(labctl url proxy.admin)/api/stats | python -c '\n"
+                "import json, sys\n"
+                'c = json.load(sys.stdin)["counters"]\n'
+                'names = ("accepted", "forwarded", "retries", "dropped")\n'
+                'print({k: c[k]["metrics"] for k in names})\''
+            ),
+        ),
+        shell=True,
+        sample="the counts vary with the run",
+    ),
+    # The guide's last word: the file put back, and reloaded.
+    Step(None, (f"(put {BASE_YAML} back)",), edit=restore_base),
+    Step(None, ("reload", "collector")),
     Step("module-2-break-network", ("break", "network")),
     Step("module-2-break-network", ("check", "--layer", "2"), exit_codes=(12,)),
     Step("module-2-heal-network", ("heal", "network")),
@@ -617,11 +701,31 @@ def _make_files(base: Path) -> dict[str, Path]:
     return {BROKEN_COPY: broken}
 
 
+# What a lab needs of the repository (labctl finds its lab files beside its own package).
+COPIED = ("labctl", "lab", "collector-configs", "dashboards", "compose", "pyproject.toml")
+
+
+def copy_repo(dest: Path) -> Path:
+    """A private copy of the lab's tree, for a part whose steps edit the lab's files as a student does:
+    the checkout other tests read stays as it is."""
+    dest.mkdir(parents=True)
+    for name in COPIED:
+        if (REPO / name).is_dir():
+            shutil.copytree(REPO / name, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(REPO / name, dest / name)
+    return dest
+
+
 class Runner:
-    def __init__(self, state_dir: Path, offset: int, files: dict[str, Path] | None = None) -> None:
+    def __init__(
+        self, state_dir: Path, offset: int, files: dict[str, Path] | None = None, root: Path = REPO
+    ) -> None:
         self.state_dir = state_dir
         self.offset = offset
         self.files = files or {}
+        self.root = root  # the lab's tree: this checkout, or a private copy of it
+        self.running: list[tuple[Step, subprocess.Popen[str]]] = []  # background steps
         self.env = {
             k: v
             for k, v in os.environ.items()
@@ -636,7 +740,7 @@ class Runner:
                 "TERM": "dumb",
                 "PYTHONUNBUFFERED": "1",
                 # The exercises run outside the repository: labctl is still this checkout's.
-                "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p),
+                "PYTHONPATH": os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH")) if p),
             }
         )
         self.shifted = {p + offset: p for p in _default_ports()}
@@ -644,9 +748,59 @@ class Runner:
         self.workdir = state_dir.parent / "exercises"
 
     def run(self, step: Step) -> str:
+        if step.edit is not None:
+            step.edit(self.root)
+            return ""
+        command, cwd = self._command(step)
+        if step.background:
+            self.running.append(
+                (
+                    step,
+                    subprocess.Popen(
+                        command,
+                        cwd=cwd,
+                        env=self.env,
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.STDOUT,
+                        text=True,
+                    ),
+                )
+            )
+            return ""
+        try:
+            proc = subprocess.run(
+                command, cwd=cwd, env=self.env, capture_output=True, text=True, timeout=240, check=False
+            )
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"`{step.shown}` did not finish within 240 s") from None
+        return self._outcome(step, proc.returncode, proc.stdout + proc.stderr)
+
+    def join(self) -> list[tuple[Step, str]]:
+        """Each background step's transcript, once it has ended."""
+        done = []
+        for step, proc in self.running:
+            try:
+                out, _ = proc.communicate(timeout=240)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+                raise RuntimeError(f"`{step.shown}` did not finish within 240 s") from None
+            done.append((step, self._outcome(step, proc.returncode, out)))
+        self.running = []
+        return done
+
+    def _outcome(self, step: Step, code: int, out: str) -> str:
+        out = out.rstrip()
+        if code not in step.exit_codes:
+            raise RuntimeError(
+                f"`{step.shown}` exited {code}, the exercise expects {step.exit_codes}:\n{out}"
+            )
+        return self.tidy(out)
+
+    def _command(self, step: Step) -> tuple[list[str], Path]:
         extra = tuple(a.replace("{offset}", str(self.offset)) for a in step.run_extra)
         args = tuple(str(self.files.get(a, a)) for a in step.args)
-        cwd = REPO
+        cwd = self.root
         if args[:1] == ("exercise",) or step.in_workdir:
             self.workdir.mkdir(parents=True, exist_ok=True)
             cwd = self.workdir
@@ -658,18 +812,7 @@ class Runner:
             command = ["bash", "-c", f'labctl() {{ {shlex.quote(sys.executable)} -m labctl "$@"; }}; {line}']
         else:
             command = [sys.executable, "-m", "labctl", *args, *extra]
-        try:
-            proc = subprocess.run(
-                command, cwd=cwd, env=self.env, capture_output=True, text=True, timeout=240, check=False
-            )
-        except subprocess.TimeoutExpired:
-            raise RuntimeError(f"`{step.shown}` did not finish within 240 s") from None
-        out = (proc.stdout + proc.stderr).rstrip()
-        if proc.returncode not in step.exit_codes:
-            raise RuntimeError(
-                f"`{step.shown}` exited {proc.returncode}, the exercise expects {step.exit_codes}:\n{out}"
-            )
-        return self.tidy(out)
+        return command, cwd
 
     def settle(self, step: Step) -> None:
         """After `up` of a stage with Prometheus: wait until every target has been scraped once.
@@ -706,8 +849,8 @@ class Runner:
         text = text.replace(str(self.state_dir.parent), DEFAULT_STATE.rsplit("/", 1)[0])
         # `labctl matrix run` reports into a new temporary folder.
         text = text.replace(str(Path(tempfile.gettempdir()) / "labctl-matrix-"), "/tmp/labctl-matrix-")
-        text = text.replace(str(REPO) + "/", "").replace(
-            str(Path.home()), "~"
+        text = (
+            text.replace(str(self.root) + "/", "").replace(str(REPO) + "/", "").replace(str(Path.home()), "~")
         )  # paths as a student reads them
         text = re.sub(
             r"(?<!\d)(\d{4,5})(?!\d)", lambda m: str(self.shifted.get(int(m.group(1)), m.group(1))), text
@@ -716,9 +859,13 @@ class Runner:
         return "\n".join(line.rstrip() for line in text.splitlines())
 
     def down(self) -> None:
+        for _, proc in self.running:  # a background step left by a failing part
+            proc.kill()
+            proc.communicate()
+        self.running = []
         subprocess.run(
             [sys.executable, "-m", "labctl", "down", "--volumes"],
-            cwd=REPO,
+            cwd=self.root,
             env=self.env,
             capture_output=True,
             timeout=120,
@@ -751,18 +898,26 @@ def run_part(
     failing: str | None = None
     with contextlib.ExitStack() as choosing:
         choosing.enter_context(_port_choice())
-        runner = Runner(_state_dir(base), pick_offset(), _make_files(base))
+        # A part that edits the lab's files runs its lab from a private copy of the repository.
+        root = copy_repo(base / "repo") if any(s.edit for s in PARTS[part]) else REPO
+        runner = Runner(_state_dir(base), pick_offset(), _make_files(base), root)
         try:
             for step in PARTS[part]:
                 failing = step.section
                 began = time.monotonic()
+                if step.joins:
+                    for ran, out in runner.join():
+                        if not ran.section:
+                            continue
+                        note = _note(ran.sample) if ran.sample else ""
+                        sections.setdefault(ran.section, []).append(f"{note}$ {ran.shown}\n{out}".rstrip())
                 out = runner.run(step)
                 runner.settle(step)
                 if step.args[:1] == ("up",):
                     choosing.close()  # the lab holds its ports now
                 if times is not None:
                     times.append((part, step.shown, time.monotonic() - began))
-                if step.section:
+                if step.section and not step.background:
                     note = _note(step.sample) if step.sample else ""
                     sections.setdefault(step.section, []).append(f"{note}$ {step.shown}\n{out}".rstrip())
         except RuntimeError:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import time
 from pathlib import Path
 
@@ -64,7 +65,9 @@ def test_every_service_reloads_under_load_without_a_client_error_or_a_lost_point
                 )
                 # What module 2's guide then says to look at: the label on the series, and the proxy's
                 # counters (everything acknowledged was forwarded or is on its way; nothing dropped).
-                label_line, counters_line = guide_blocks("module-2", MODULE2_LIVE_EDIT)[-1]
+                # Two commands, each over more than one line (80 columns): each starts with `curl`.
+                block = "\n".join(guide_blocks("module-2", MODULE2_LIVE_EDIT)[-1])
+                label_line, counters_line = re.split(r"\n(?=curl )", block)
                 assert 'lab_team="blue"' in as_student(lab, label_line)
                 counters = ast.literal_eval(as_student(lab, counters_line))
                 assert counters["accepted"] > 0 and counters["forwarded"] > 0 and counters["dropped"] == {}
