@@ -988,6 +988,25 @@ def differences(part: str) -> list[str]:
     return diffs
 
 
+def assert_part_matches(part: str, binaries: tuple[str, ...] = ()) -> None:
+    """A part's test: the binaries it needs are installed, then its sections match a real run."""
+    import pytest
+
+    from labctl.errors import LabError
+    from labctl.install import resolve_binary
+
+    for name in binaries:
+        try:
+            resolve_binary(name)
+        except LabError as exc:  # names `labctl install <component>`
+            pytest.fail(f"{name} is needed to re-run the exercises: {exc}")
+    diffs = differences(part)
+    assert not diffs, (
+        "the docs show output the tool no longer prints; run "
+        f"`python tests/docs/generate_outputs.py --part {part}`\n" + "\n\n".join(diffs)
+    )
+
+
 def documents_with_outputs() -> list[Path]:
     return [p for p in docsmd.doc_files() if "<!-- output:" in p.read_text(encoding="utf-8")]
 

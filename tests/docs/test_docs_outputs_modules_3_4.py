@@ -13,16 +13,6 @@ import pytest
 @pytest.mark.integration
 @pytest.mark.slow
 def test_outputs_of_modules_3_and_4_match_a_real_run():
-    from labctl.errors import LabError
-    from labctl.install import resolve_binary
-
-    for name in ("otelcol-lab", "prometheus", "alertmanager", "victoria-logs", "jaeger"):
-        try:
-            resolve_binary(name)
-        except LabError as exc:  # names `labctl install <component>`
-            pytest.fail(f"{name} is needed to re-run the exercises: {exc}")
-    diffs = generate_outputs.differences("modules-3-4")
-    assert not diffs, (
-        "the docs show output the tool no longer prints; run "
-        "`python tests/docs/generate_outputs.py --part modules-3-4`\n" + "\n\n".join(diffs)
+    generate_outputs.assert_part_matches(
+        "modules-3-4", ("otelcol-lab", "prometheus", "alertmanager", "victoria-logs", "jaeger")
     )
