@@ -12,13 +12,21 @@ import json
 import urllib.parse
 from typing import Any
 
-from labctl.checks.context import CheckContext, wait_for
+from labctl.checks.context import CheckContext
 from labctl.checks.probe import http_get
 from labctl.checks.result import CheckResult
+from labctl.checks.store_follow import Store, follow
 
-NAME = "trace stored"
-PLAYBOOK = "traces-not-stored"
-WAIT_S = 10.0  # the Collector's batch (1 s) and its exporter; Jaeger stores on receipt
+STORE = Store(
+    service="jaeger",
+    title="Jaeger",
+    health=("health", "/"),
+    row="trace stored",
+    record="span",
+    kind="trace store",
+    exporter="otlphttp/traces",
+    playbook="traces-not-stored",
+)
 
 
 def search_url(cx: CheckContext, tags: dict[str, str]) -> str:
@@ -40,58 +48,17 @@ def stored_spans(reply_body: str, marker: str) -> int:
 def check(cx: CheckContext) -> list[CheckResult]:
     if not cx.runs("jaeger") or cx.marker is None or not cx.marker.spans:
         return []
-    ready = http_get(cx.url("jaeger", "health", "/"), timeout=2)
-    if not ready.ok:
-        return [_fail([ready.describe()], "Jaeger does not answer: spans are not stored")]
-    if not cx.reached.get("collector"):
-        # Nothing to wait for: the span never got past layer 2, which names the cause.
-        return [
-            CheckResult(
-                3,
-                NAME,
-                False,
-                ["the marker's span did not reach the Collector (layer 2), so it cannot be stored"],
-                cause="nothing to store: fix the earlier layer first",
-                playbook=PLAYBOOK,
-            )
-        ]
     marker = cx.marker.value
     url = search_url(cx, {"lab.marker": marker})
-    seen: dict[str, int] = {}
 
-    def stored() -> bool:
+    def count() -> int | None:
         reply = http_get(url, timeout=2)
-        if reply.ok:
-            seen["n"] = stored_spans(reply.body, marker)
-        return seen.get("n", 0) >= cx.marker.spans if cx.marker else False
+        return stored_spans(reply.body, marker) if reply.ok else None
 
     shown = f'/api/traces?tags={{"lab.marker":"{marker}"}}'
-    if wait_for(stored, timeout=WAIT_S, interval=0.25):
-        return [
-            CheckResult(
-                3,
-                NAME,
-                True,
-                [f"{seen['n']} span(s) of trace {cx.marker.trace_id} in Jaeger ({shown})"],
-            )
-        ]
-    return [
-        _fail(
-            [
-                f"{seen.get('n', 0)} of the marker's {cx.marker.spans} span(s) in Jaeger after {WAIT_S:.0f}s ({shown})"
-            ],
-            "the Collector's spans do not reach the trace store (the collector → jaeger hop)",
-        )
-    ]
+    trace_id = cx.marker.trace_id
 
+    def found(n: int) -> str:
+        return f"{n} span(s) of trace {trace_id} in Jaeger ({shown})"
 
-def _fail(evidence: list[str], cause: str) -> CheckResult:
-    return CheckResult(
-        3,
-        NAME,
-        False,
-        evidence,
-        cause=cause,
-        hint="`labctl logs collector` shows the otlphttp/traces exporter's errors; `labctl logs jaeger`",
-        playbook=PLAYBOOK,
-    )
+    return follow(cx, STORE, cx.marker.spans, count, shown, found)
