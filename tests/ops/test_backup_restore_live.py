@@ -82,6 +82,7 @@ def _log_lines(lab: CopyLab) -> int:
     return len(path.read_bytes().splitlines())
 
 
+DEFAULT_BACKUPS = "~/.local/state/labctl/backups/default-*"  # the guide's default instance's backups
 REFUSALS = {
     "corrupt": "its SHA-256 differs from the manifest's (corrupt)",
     "truncated": "(truncated)",
@@ -94,7 +95,7 @@ def test_module_3_exercise_backup_down_volumes_restore_gives_the_same_answers(la
     send_and_back_up, destroy_and_restore = guide_blocks("module-3", "4. Snapshot, destroy, restore")
     assert destroy_and_restore == [
         "labctl down --volumes",
-        "labctl restore <backup-dir>   # the directory `labctl backup` printed",
+        f'labctl restore "$(ls -d {DEFAULT_BACKUPS} | tail -1)"   # the newest backup',
     ]
     questions = [line for line in send_and_back_up if line.startswith(("labctl proxy sessions", "curl"))]
     assert len(questions) == 2 and send_and_back_up[-1] == "labctl backup"
@@ -142,7 +143,9 @@ def test_module_3_exercise_backup_down_volumes_restore_gives_the_same_answers(la
     res = lab.cli("restore", str(scratch / "truncated"), check=False)
     assert res.returncode != 0 and not (lab.dir / "lab.json").exists()
 
-    as_student(lab, destroy_and_restore[1].replace("<backup-dir>", str(backup)))
+    # The guide's own line, its default backups folder pointed at this lab's (`backup` puts it beside the
+    # state dir, named after the instance).
+    as_student(lab, destroy_and_restore[1].replace(DEFAULT_BACKUPS, f"{backup.parent}/*"))
     assert _asked({line: as_student(lab, line) for line in questions}) == before_asked
     assert _answers(lab, at) == before
     assert _log_lines(lab) == lines
