@@ -424,6 +424,7 @@ class DockerRuntime(Runtime):
             )
         # All layer files, so every service of this project is found, whatever stage is running.
         top = max(s.layer for s in self.model.stages.values())
+        self._remove_extras()  # not services of the files: `compose stop` would leave them running
         if volumes or fresh:
             self._compose(
                 lambda c: c.compose.down(remove_orphans=True, volumes=volumes, timeout=5),
@@ -431,7 +432,6 @@ class DockerRuntime(Runtime):
                 layer=top,
             )
         else:
-            self._remove_stand_ins()  # not services of the files: `compose stop` would leave them running
             self._compose(lambda c: c.compose.stop(timeout=5), "stop the lab", layer=top)
         self.lab.path.unlink(missing_ok=True)
         if volumes:
@@ -441,20 +441,32 @@ class DockerRuntime(Runtime):
             for folder in ("services", "logs"):
                 shutil.rmtree(self.lab.dir / folder, ignore_errors=True)
 
-    def _remove_stand_ins(self) -> None:
-        """Containers a network fault ran into the project (labelled org.labctl.fault), e.g. left by an
-        interrupted `break`."""
-        out = subprocess.run(
-            [*clean_call(self.client_call), "ps", "-aq",
-             "--filter", f"label=com.docker.compose.project={self.project}",
-             "--filter", "label=org.labctl.fault"],
-            capture_output=True, text=True, timeout=20, check=False,
-        )  # fmt: skip
-        if ids := out.stdout.split():
-            subprocess.run(
-                [*clean_call(self.client_call), "rm", "--force", *ids],
-                capture_output=True, timeout=60, check=False,
-            )  # fmt: skip
+    def _remove_extras(self) -> None:
+        """The project's containers that are no service of its files: a network fault's stand-ins
+        (labelled org.labctl.fault, e.g. left by an interrupted `break`) and check's timed scrape probes
+        (service check-probe: a `check` that ended just before may have left one running, which `--rm`
+        removes only when it exits). Removed, and waited for until the engine lists none (at most 10 s)."""
+        call = clean_call(self.client_call)
+
+        def listed() -> list[str]:
+            ids: list[str] = []
+            for label in ("org.labctl.fault", "com.docker.compose.service=check-probe"):
+                out = subprocess.run(
+                    [*call, "ps", "-aq",
+                     "--filter", f"label=com.docker.compose.project={self.project}",
+                     "--filter", f"label={label}"],
+                    capture_output=True, text=True, timeout=20, check=False,
+                )  # fmt: skip
+                ids += out.stdout.split()
+            return ids
+
+        ids = listed()
+        if not ids:
+            return
+        subprocess.run([*call, "rm", "--force", *ids], capture_output=True, timeout=60, check=False)
+        deadline = time.monotonic() + 10
+        while listed() and time.monotonic() < deadline:
+            time.sleep(0.2)  # a container whose --rm was already under way is gone a moment later
 
     def _containers(self) -> dict[str, Box]:
         """The project's containers by service: one `docker ps` and one `docker inspect` (compose's own
