@@ -86,7 +86,9 @@ def test_every_emulated_span_is_stored_once_and_each_trace_whole(state_dir: Path
     (traces,) = [e for e in summary["exporters"] if e["name"].startswith("traces/")]
     sent: dict[str, int] = traces["items_by_name"]
     assert traces["items_failed"] == 0 and sum(sent.values()) == traces["items_sent"] > 0, traces
-    assert {"claude_code.interaction", "claude_code.llm_request", "claude_code.tool"} <= set(sent), sent
+    # Tool spans come only with a tool call, which the random session may not make in 6 s under load;
+    # when it does, they are held to the same counts below.
+    assert {"claude_code.interaction", "claude_code.llm_request"} <= set(sent), sent
 
     def stored() -> list[dict[str, Any]]:
         return jaeger_spans(lab, {"lab.marker": marker})
