@@ -239,8 +239,19 @@ def lifecycle_lock(directory: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+# Test suites set LAB_PORT_POOL=<cursor file>:<low>-<high> (tests/conftest.py). A port the kernel hands
+# out for port 0 comes from the ephemeral range, where it can be handed out again, or become some
+# connection's source port, between our close and the server's bind: a parallel suite saw "address
+# already in use". A pool below that range, walked by one cursor shared under a file lock, gives a
+# port again only after every other port of the pool, whichever process asks.
+PORT_POOL_ENV = "LAB_PORT_POOL"
+
+
 def find_free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
     """Distinct free ports on `host`: all sockets stay open until every port is chosen, so none repeats."""
+    pool = os.environ.get(PORT_POOL_ENV)
+    if pool:
+        return _ports_from_pool(pool, count, host)
     socks: list[socket.socket] = []
     try:
         for _ in range(count):
@@ -251,6 +262,49 @@ def find_free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
     finally:
         for s in socks:
             s.close()
+
+
+def _parse_pool(spec: str) -> tuple[Path, int, int]:
+    path, _, span = spec.rpartition(":")
+    low, _, high = span.partition("-")
+    try:
+        lo, hi = int(low), int(high)
+    except ValueError:
+        lo = hi = 0
+    if not path or not 1024 <= lo < hi <= 65535:
+        raise LabError(
+            f"{PORT_POOL_ENV}={spec!r} is not <file>:<low>-<high>",
+            f"unset {PORT_POOL_ENV}, or set it like /tmp/ports:10000-32000",
+        )
+    return Path(path), lo, hi
+
+
+def _ports_from_pool(spec: str, count: int, host: str) -> list[int]:
+    path, lo, hi = _parse_pool(spec)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    chosen: list[int] = []
+    with path.open("a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        fh.seek(0)
+        text = fh.read().strip()
+        port = int(text) if text.isdigit() and lo <= int(text) <= hi else lo
+        for _ in range(hi - lo + 1):
+            if len(chosen) == count:
+                break
+            candidate, port = port, (lo if port >= hi else port + 1)
+            # Without SO_REUSEADDR the bind fails also for a port some connection still holds.
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                try:
+                    s.bind((host, candidate))
+                except OSError:
+                    continue
+            chosen.append(candidate)
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(port))
+    if len(chosen) < count:
+        raise LabError(f"no {count} free ports left in {PORT_POOL_ENV} {lo}-{hi}", "widen the range")
+    return chosen
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -17,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,7 +28,7 @@ from file_order import longest_files_first, read_table
 from hypothesis import settings
 
 from labctl.runtimes import process
-from labctl.state import LabState
+from labctl.state import PORT_POOL_ENV, LabState
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -36,6 +37,10 @@ REPO = Path(__file__).resolve().parent.parent
 settings.register_profile("thorough", max_examples=100, deadline=None)
 settings.register_profile("fast", max_examples=10, deadline=None)
 settings.load_profile("fast")
+
+# Every port a test or its labctl picks comes from one pool below the kernel's ephemeral range, shared
+# by all workers and all suites on the machine (labctl/state.py says why).
+os.environ.setdefault(PORT_POOL_ENV, f"{tempfile.gettempdir()}/labctl-test-ports:10000-32000")
 
 # Variables that would point a test's labctl at the developer's own lab.
 _ISOLATE = ("LABCTL_STATE_DIR", "LABCTL_INSTANCE", "LABCTL_RUNTIME")

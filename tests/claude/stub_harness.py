@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
 from pathlib import Path
 from typing import Any, Self
@@ -13,16 +12,11 @@ from aiohttp import web
 
 from labctl.modelstub.scenario import load_dir
 from labctl.modelstub.server import ModelStub
+from labctl.state import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 LAB_SCENARIOS = REPO / "lab" / "scenarios"
 KEY = {"x-api-key": "sk-ant-lab-model-stub-not-a-real-key", "anthropic-version": "2023-06-01"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class RunningStub:

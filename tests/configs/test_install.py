@@ -10,7 +10,6 @@ import io
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tarfile
@@ -31,6 +30,7 @@ from labctl.install.gobuild import is_up_to_date, stamp_path
 from labctl.install.ospackage import advice, apt_candidate, upstream_version
 from labctl.install.prometheus import install_prometheus
 from labctl.model import load_model
+from labctl.state import free_port
 from tests.configs.confhelpers import REPO
 
 GO = shutil.which("go")
@@ -51,10 +51,7 @@ GRAFANA_ARCHIVE = f"grafana-{GRAFANA_VERSION}.{OS}-{ARCH}.tar.gz"
 
 def _dead_url() -> str:
     """A loopback URL nothing listens on: connection refused at once."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+    return f"http://127.0.0.1:{free_port()}"
 
 
 @pytest.fixture

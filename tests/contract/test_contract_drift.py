@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ from labctl.contract import default_contract_path, load_contract
 from labctl.contract.drift import propose
 from labctl.contract.samples import Point, key_values, logs_request, metrics_request, session_attrs
 from labctl.contract.shape import TelemetryShape
+from labctl.state import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 NEW = {"deployment.ring": "canary"}  # a new attribute the newer client puts on every metric, event and span
@@ -166,22 +166,16 @@ def test_cli_propose_from_payload_files_prints_the_registry_diff_and_writes(
     assert r.returncode == 0 and json.loads(r.stdout)["changes"] == {}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.contextmanager
 def _proxy(tmp_path: Path, mode: str) -> Iterator[tuple[int, str]]:
     """A real proxy (`labctl proxy serve`) on free ports: (its OTLP/HTTP port, its admin URL)."""
-    http, admin = _free_port(), _free_port()
+    http, admin = free_port(), free_port()
     cfg = tmp_path / f"proxy-{mode}.yaml"
     cfg.write_text(
         yaml.safe_dump(
             {
                 "listen": {
-                    "otlp_grpc": f"127.0.0.1:{_free_port()}",
+                    "otlp_grpc": f"127.0.0.1:{free_port()}",
                     "otlp_http": f"127.0.0.1:{http}",
                     "admin": f"127.0.0.1:{admin}",
                 },
@@ -253,7 +247,7 @@ def test_the_proxy_in_learning_mode_records_and_propose_reads_it(labctl_run, tmp
 
 @pytest.mark.integration
 def test_learning_switched_on_in_a_running_observe_proxy(labctl_run, tmp_path: Path) -> None:
-    r = labctl_run("contract", "propose", "--url", f"http://127.0.0.1:{_free_port()}")
+    r = labctl_run("contract", "propose", "--url", f"http://127.0.0.1:{free_port()}")
     assert r.returncode != 0 and "cannot reach the proxy's admin API" in r.stderr
     with _proxy(tmp_path, "observe") as (http, base):
         r = labctl_run("contract", "propose", "--url", base)

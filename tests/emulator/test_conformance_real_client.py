@@ -11,7 +11,6 @@ shown in lab/docs/contracts.md); and the real client must not violate the contra
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -26,15 +25,10 @@ from labctl.contract import default_contract_path
 from labctl.contract.shape import TelemetryShape
 from labctl.emulator.conformance import REMAINING, compare, unexplained
 from labctl.errors import LabError
+from labctl.state import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 SCENARIO = "edit-bash"  # Write, Edit and Bash accepted, WebFetch refused: most of what a session sends
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait(url: str, proc: subprocess.Popen[bytes], what: str) -> None:
@@ -89,13 +83,13 @@ def test_the_emulator_sends_what_the_real_client_sends(tmp_path: Path) -> None:
             pytest.fail(f"{exc.message} ({exc.hint})", pytrace=False)
         pytest.skip(f"{exc.message} ({exc.hint})")
     played = scenario(SCENARIO)
-    http, admin_port, stub_port = _port(), _port(), _port()
+    http, admin_port, stub_port = free_port(), free_port(), free_port()
     cfg = tmp_path / "proxy.yaml"
     cfg.write_text(
         yaml.safe_dump(
             {
                 "listen": {
-                    "otlp_grpc": f"127.0.0.1:{_port()}",
+                    "otlp_grpc": f"127.0.0.1:{free_port()}",
                     "otlp_http": f"127.0.0.1:{http}",
                     "admin": f"127.0.0.1:{admin_port}",
                 },

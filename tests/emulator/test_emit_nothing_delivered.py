@@ -4,19 +4,13 @@ against a port nobody listens on, and against the lab's real proxy refusing a cl
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 import pytest
 
 from labctl.emulator.command import NOTHING_DELIVERED
+from labctl.state import free_port
 from tests.conftest import labctl_env, run_labctl, started_lab
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]  # closed again when the block ends: connections are refused
 
 
 def _client_env(endpoint: str, protocol: str) -> dict[str, str]:
@@ -35,7 +29,7 @@ def _client_env(endpoint: str, protocol: str) -> dict[str, str]:
 @pytest.mark.integration
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
 def test_emit_to_a_closed_port_exits_nonzero_with_the_error_whole(protocol: str) -> None:
-    port = _closed_port()
+    port = free_port()
     r = run_labctl(
         "emit",
         "--sessions",
