@@ -192,3 +192,17 @@ def test_a_target_scraped_through_the_scrape_relay_says_so_and_an_overdue_scrape
     assert not at(8, "down").overdue(5), "a down target is not stale, it failed"
     never = Target.parse({"health": "up", "lastScrape": "0001-01-01T00:00:00Z"})
     assert not never.overdue(5), "never scraped yet"
+
+
+def test_layer_2_evidence_reads_as_words_not_python_or_cut_json() -> None:
+    from labctl.checks.layer2 import health_text, spool_text
+
+    assert spool_text({"metrics": 14, "logs": 1, "traces": 4}) == "14 metric points, 1 log record, 4 spans"
+    assert spool_text({"metrics": 0, "logs": 2, "traces": 0}) == "2 log records"
+    assert spool_text({"metrics": 0, "logs": 0, "traces": 0}) == "none"
+    body = '{"status":"Server available","upSince":"2026-12-05T07:53:35.807385749Z","uptime":"2.602548252s"}'
+    assert health_text(body) == "Server available, up 2.6s"
+    assert (
+        health_text('{"status":"Server available","uptime":"1h2m3.456s"}') == "Server available, up 1h2m3.5s"
+    )
+    assert health_text("not json at all") == "not json at all"
