@@ -105,6 +105,13 @@ def item(label: str, text: str, label_width: int, indent: int = 2, out: Console 
         dest.print(prefix + escape(line), soft_wrap=True)
 
 
+def note(text: str, indent: int = 2, out: Console | None = None) -> None:
+    """An indented note: wrapped so that every line keeps the indent (rich would fold it to column 0)."""
+    dest = out or _out()
+    for line in wrap(text, dest.width, indent):
+        dest.print(" " * indent + escape(line), soft_wrap=True)
+
+
 def _fit(columns: Sequence[str], cells: list[list[str]], mins: list[int], room: int) -> list[int]:
     """Column widths that fit `room`: each column's natural width, the widest shrunk first, never below
     its longest word (rich's own layout can leave a table wider than the terminal, which then crops)."""

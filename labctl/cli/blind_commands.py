@@ -73,12 +73,17 @@ def _print_graded(graded: list[dict[str, Any]], who: str = "") -> None:
             f"{g['score']}/{g['of']} points",
         )
         ui.info(f"what it did: {g['explanation']}")
+        # Labelled lines wrap under their own text, never back to column 0.
         for line in g["pointers"]:
-            ui.info(f"  evidence that points to it: {line}")
+            _labelled("evidence that points to it:", line)
         if g.get("diagnosis"):
-            ui.info(f"  your evidence: {g['diagnosis']['evidence']}")
-            ui.info(f"  your fix: {g['diagnosis']['fix']}")
+            _labelled("your evidence:", g["diagnosis"]["evidence"])
+            _labelled("your fix:", g["diagnosis"]["fix"])
         ui.success(f"healed ({g['healed_in_s']:.1f}s)")
+
+
+def _labelled(label: str, text: str) -> None:
+    ui.item(label, text, len(label) - 1)
 
 
 @cli.command(

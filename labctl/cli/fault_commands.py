@@ -115,12 +115,12 @@ def break_(
     ui.success(f"{fault}: {entry.summary()}; the fault is in effect (verified, {seconds:.1f}s)")
     if explain:
         opts_text = " ".join(f"--{k} {v}" for k, v in entry.options.items())
-        ui.info(f"  options: {opts_text or '(none)'}")
+        ui.note(f"options: {opts_text or '(none)'}")
         for line in entry.evidence:
-            ui.info(f"  · {line}")
+            ui.item("·", line, 0)
     else:
-        ui.info(
-            "  (details: `labctl break ... --explain` or `labctl faults --json` — they give the answer away)"
+        ui.note(
+            "(details: `labctl break ... --explain` or `labctl faults --json` — they give the answer away)"
         )
     ui.info(f"next: `labctl check` to find the broken layer; `labctl heal {fault}` to undo it")
 

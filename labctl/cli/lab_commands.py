@@ -353,9 +353,9 @@ def ports(json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
         ui.print_json(rows)
         return
     ui.table(["service", "port", "url", "what"], [list(r.values()) for r in rows], title=f"{lab.stage} ports")
-    ui.info(
-        "in scripts: `labctl url SERVICE.PORT` prints one of them, e.g. curl $(labctl url proxy.admin)/api/stats"
-    )
+    # The example on a line of its own: wrapped inside a sentence, the command would split in two.
+    ui.info("in scripts, `labctl url SERVICE.PORT` prints one of them:")
+    ui.info("  curl $(labctl url proxy.admin)/api/stats")
 
 
 @cli.command()
@@ -477,4 +477,4 @@ def install(
         else:
             ui.success(f"{result['component']}: {result['binary']} is up to date")
         if result.get("note") and result.get("source") in ("archive", "npm"):
-            ui.info(f"  {result['note']}")
+            ui.note(str(result["note"]))

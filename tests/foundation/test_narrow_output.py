@@ -77,6 +77,18 @@ def test_wrap_keeps_urls_whole_and_splits_json_paths_after_a_dot() -> None:
     assert all(len(line) <= 40 for line in lines) and "".join(lines).replace("first: ", "") == path
 
 
+def test_a_note_keeps_its_indent_on_every_line(capsys: pytest.CaptureFixture[str]) -> None:
+    text = "(details: `labctl break ... --explain` or `labctl faults --json` — they give the answer away)"
+    ui.console.width = NARROW
+    try:
+        ui.note(text)
+    finally:
+        ui.console.width = 200
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and all(line.startswith("  ") and len(line) <= NARROW for line in lines), lines
+    assert " ".join(" ".join(lines).split()) == text
+
+
 def _run(state_dir: Path, *args: str, columns: int) -> str:
     r = run_labctl(*args, state_dir=state_dir, check=False, env=labctl_env(COLUMNS=str(columns)))
     assert r.returncode in (0, 1, 11, 12, 13, 14), r.stderr
@@ -123,6 +135,11 @@ def test_main_commands_read_whole_at_80_columns(lab_state_dir: Path) -> None:
     assert "required attribute" in printed[("check", "--layer", "1")][0], (
         "the contract fault's evidence is cut"
     )
+    # A command shown as an example is copied whole: never folded at one of its spaces.
+    assert "\n  curl $(labctl url proxy.admin)/api/stats\n" in printed[("ports",)][0]
+    # The break's note wraps under its own indent, not back at column 0.
+    note = printed[("break", "contract")][0].split("(details:")[1].split("\nnext:")[0]
+    assert all(line.startswith("  ") for line in note.splitlines()[1:]), note
     assert {k: v for k, v in report.items() if v} == {}
 
 
