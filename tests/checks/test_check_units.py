@@ -195,7 +195,7 @@ def test_a_target_scraped_through_the_scrape_relay_says_so_and_an_overdue_scrape
 
 
 def test_layer_2_evidence_reads_as_words_not_python_or_cut_json() -> None:
-    from labctl.checks.layer2 import health_text, spool_text
+    from labctl.checks.evidence_text import health_text, spool_text
 
     assert spool_text({"metrics": 14, "logs": 1, "traces": 4}) == "14 metric points, 1 log record, 4 spans"
     assert spool_text({"metrics": 0, "logs": 2, "traces": 0}) == "2 log records"
