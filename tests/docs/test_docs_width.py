@@ -28,6 +28,25 @@ def _console_lines() -> list[tuple[str, int, str]]:
     return found
 
 
+# The command blocks a student copies from while following the course: the README's quick start and the
+# module guides. A line over 80 columns wraps in their terminal, where a continuation is hard to read.
+COMMAND_DOCS = ("README.md", "lab/modules/")
+
+
+def _command_lines() -> list[tuple[str, int, str]]:
+    found = []
+    for path in docsmd.doc_files():
+        rel = str(path.relative_to(docsmd.REPO))
+        if not rel.startswith(COMMAND_DOCS):
+            continue
+        blocks, _ = docsmd.split_blocks(path.read_text(encoding="utf-8"), path)
+        for block in blocks:
+            if block.lang in ("bash", "sh", "shell"):
+                for offset, line in enumerate(block.text.splitlines()):
+                    found.append((rel, block.line + 1 + offset, line))
+    return found
+
+
 def _one_token(line: str) -> bool:
     # A JSON document on one line has no spaces but is raw machine output, not one token.
     return len(line.split()) == 1 and not line.lstrip().startswith(("{", "["))
@@ -53,6 +72,13 @@ def test_console_transcripts_fit_80_columns():
         assert any(rel == doc and line.lstrip().startswith(start) for rel, _, line in lines), (
             f"allowance {doc}: {start!r} matches no line any more: remove it"
         )
+
+
+def test_the_guides_command_blocks_fit_80_columns():
+    lines = _command_lines()
+    assert len(lines) > 150, "the guides' command blocks were not found"
+    wide = too_wide(lines, {})
+    assert not wide, "command lines over 80 columns (continue them with `\\`):\n" + "\n".join(wide)
 
 
 def test_the_width_check_finds_wide_lines_and_spares_tokens_and_allowances():

@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -113,11 +114,33 @@ def copy_lab(tmp_path: Path, stage: str) -> Iterator[CopyLab]:
 
 
 def guide_blocks(module: str, heading: str, lang: str = "bash") -> list[list[str]]:
-    """The lines of each fenced block (of one language) in a section of a module's guide, as shown."""
+    """The lines of each fenced block (of one language) in a section of a module's guide, as shown; in a
+    bash block, a command continued with `\\` or inside a quoted string is one entry (with its newlines)."""
     guide = (REPO / "lab" / "modules" / module / "README.md").read_text()
     section = guide.split(f"### {heading}\n", 1)[1].split("\n### ", 1)[0]
     blocks = re.findall(rf"```{lang}\n(.*?)```", section, re.DOTALL)
-    return [[line for line in block.splitlines() if line.strip()] for block in blocks]
+    lines = [[line for line in block.splitlines() if line.strip()] for block in blocks]
+    return [_commands(block) for block in lines] if lang == "bash" else lines
+
+
+def _commands(lines: list[str]) -> list[str]:
+    commands: list[str] = []
+    for line in lines:
+        if commands and _continues(commands[-1]):
+            commands[-1] += "\n" + line
+        else:
+            commands.append(line)
+    return commands
+
+
+def _continues(command: str) -> bool:
+    if command.endswith("\\"):
+        return True
+    try:
+        shlex.split(command, comments=True)
+    except ValueError:  # a quoted string still open: the command goes on on the next line
+        return True
+    return False
 
 
 def as_student(lab: CopyLab, line: str) -> str:

@@ -95,7 +95,7 @@ def test_module_3_exercise_backup_down_volumes_restore_gives_the_same_answers(la
     send_and_back_up, destroy_and_restore = guide_blocks("module-3", "4. Snapshot, destroy, restore")
     assert destroy_and_restore == [
         "labctl down --volumes",
-        f'labctl restore "$(ls -d {DEFAULT_BACKUPS} | tail -1)"   # the newest backup',
+        f'labctl restore "$(ls -d {DEFAULT_BACKUPS} | tail -1)"',
     ]
     questions = [line for line in send_and_back_up if line.startswith(("labctl proxy sessions", "curl"))]
     assert len(questions) == 2 and send_and_back_up[-1] == "labctl backup"
