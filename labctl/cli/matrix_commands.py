@@ -137,8 +137,14 @@ def run_cases(
             + ("" if r.ok else f": {'; '.join(r.mismatches)}")
         )
 
+    # Said before the first case ends (seconds later): what runs, and that each case is listed as it ends.
+    ui.err_console.print(
+        f"running {len(cases)} case(s), up to {min(jobs, len(cases))} at a time; each is listed when it ends"
+    )
     t0 = time.monotonic()
-    results = run_matrix(cases, work, jobs=jobs, on_done=progress)
+    with ui.progress() as spinner:
+        spinner.add_task("cases running", total=None)
+        results = run_matrix(cases, work, jobs=jobs, on_done=progress)
     wall = time.monotonic() - t0
     paths = write_reports(results, wall, root, markdown)
     if json_out:

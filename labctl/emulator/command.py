@@ -4,14 +4,20 @@ labctl's other command modules (the matrix starts one emulator per case and save
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 from rich.markup import escape
+from rich.progress import Progress, ProgressColumn, SpinnerColumn, Task
+from rich.text import Text
 
 from labctl import ui
 from labctl.emulator.labenv import TRACES_ON, client_env, lab_env, render, stores_traces, stub_running
@@ -176,7 +182,10 @@ def emit_command(
             failed = sum(e.failed for e in emulator.stats.exporters.values())
             out.print(f"  {now:5.0f}s  {actions} actions, {sent} batches sent, {failed} failed")
 
-    summary = emulator.run(on_tick=None if json_out else tick)
+    # On a terminal a live line between the heartbeats: a 20 s run is otherwise silent for its first 10 s.
+    live = out.is_terminal and not json_out and not console_active
+    with _live_status(out, emulator, duration) if live else contextlib.nullcontext():
+        summary = emulator.run(on_tick=None if json_out else tick)
     if summary_file:
         summary_file.parent.mkdir(parents=True, exist_ok=True)
         summary_file.write_text(json.dumps(summary, indent=2))
@@ -185,7 +194,7 @@ def emit_command(
     else:
         out.print(
             f"{summary['actions']} actions → {summary['metric_increments']} counter increments, "
-            f"{summary['events']} events in {summary['run_seconds']}s (CPU {summary['cpu_percent']}%)"
+            f"{summary['events']} events in {summary['run_seconds']:.1f}s (CPU {summary['cpu_percent']}%)"
         )
         if summary["exporters"]:
             ui.table(
@@ -209,6 +218,30 @@ def emit_command(
     failed = any(e["failed"] for e in summary["exporters"])
     if fail_on_error and failed:
         raise typer.Exit(3)
+
+
+def status_line(emulator: Emulator, elapsed: float, duration: float) -> str:
+    """What the live line says: time run, actions done, batches the exporters sent and failed."""
+    exporters = list(emulator.stats.exporters.values())  # a copy: the SDK's threads may add one meanwhile
+    sent, failed = sum(e.sent for e in exporters), sum(e.failed for e in exporters)
+    return (
+        f"{min(elapsed, duration):.0f}s of {duration:g}s: {emulator.actions_done} actions, "
+        f"{sent} batches sent, {failed} failed"
+    )
+
+
+@contextlib.contextmanager
+def _live_status(out: Console, emulator: Emulator, duration: float) -> Iterator[None]:
+    """A transient spinner line, redrawn several times a second from the emulator's counters."""
+    start = time.monotonic()
+
+    class _Status(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            return Text(status_line(emulator, time.monotonic() - start, duration))
+
+    with Progress(SpinnerColumn(), _Status(), console=out, transient=True) as prog:
+        prog.add_task("emit", total=None)
+        yield
 
 
 NOTHING_DELIVERED = 4  # the exit code: OTLP exporters were configured and not one item reached the endpoint
