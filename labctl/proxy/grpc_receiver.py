@@ -48,28 +48,43 @@ class GrpcReceiver:
         return export
 
     async def export(self, sig: Signal, body: bytes, context: Any) -> bytes:
-        metadata = context.invocation_metadata() or ()
+        """The in-process server's call (grpc.aio); the front process relays to `answer` instead."""
+        code, message, reply, trailing = self.answer(
+            sig, body, context.invocation_metadata() or (), context.peer() or ""
+        )
+        if code:
+            await context.abort(getattr(grpc.StatusCode, code), message, trailing_metadata=trailing)
+        return reply
+
+    def answer(
+        self, sig: Signal, body: bytes, metadata: Any, peer: str
+    ) -> tuple[str, str, bytes, tuple[tuple[str, bytes], ...]]:
+        """One Export call: (status code name, "" for OK; its message; the reply; trailing metadata)."""
         if self._expected_auth:
             got = next((str(v) for k, v in metadata if k == "authorization"), "").encode()
             if not hmac.compare_digest(got, self._expected_auth):
                 self.stats.requests[(sig.name, "unauthenticated")] += 1
-                await context.abort(
-                    grpc.StatusCode.UNAUTHENTICATED,
+                return (
+                    "UNAUTHENTICATED",
                     "missing or wrong bearer token: send the metadata authorization: Bearer <token>",
+                    b"",
+                    (),
                 )
         msg = sig.request_type()
         try:
             msg.ParseFromString(body)
         except (DecodeError, RuntimeError, ValueError) as exc:
             self.stats.requests[(sig.name, "bad_protobuf")] += 1
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT,
+            return (
+                "INVALID_ARGUMENT",
                 f"body is not a valid protobuf {sig.request_type.__name__}: {exc}",
+                b"",
+                (),
             )
         meta = {
             "protocol": "grpc",
             "content_type": "application/grpc",
-            "peer": context.peer() or "",
+            "peer": peer,
             "bytes": len(body),
             "headers": self._headers(metadata),
         }
@@ -79,14 +94,15 @@ class GrpcReceiver:
             info = error_details_pb2.RetryInfo()
             info.retry_delay.FromNanoseconds(int(busy.retry_after * 1e9))
             st = codec.status(codec.RESOURCE_EXHAUSTED, busy.message, [info])
-            await context.abort(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
+            return (
+                "RESOURCE_EXHAUSTED",
                 busy.message,
-                trailing_metadata=(("grpc-status-details-bin", st.SerializeToString()),),
+                b"",
+                (("grpc-status-details-bin", st.SerializeToString()),),
             )
         if not answer.rejected and not answer.message:
-            return b""  # the empty Export*ServiceResponse: full success
-        return response(sig, answer.rejected, answer.message).SerializeToString()
+            return "", "", b"", ()  # the empty Export*ServiceResponse: full success
+        return "", "", response(sig, answer.rejected, answer.message).SerializeToString(), ()
 
     def _headers(self, metadata: Any) -> dict[str, str]:
         """The request's metadata made safe for the inspection record. A client sends the same metadata

@@ -20,6 +20,7 @@ from labctl.proxy.admin import make_admin_app
 from labctl.proxy.config import Listen, ProxyConfig, load
 from labctl.proxy.forwarder import Forwarder
 from labctl.proxy.grpc_receiver import GrpcReceiver
+from labctl.proxy.grpc_relay import GrpcFront
 from labctl.proxy.http_receiver import HttpReceiver
 from labctl.proxy.ingest import ContractHolder, Ingest
 from labctl.proxy.retarget import describe, retargeted
@@ -63,6 +64,7 @@ class ProxyServer:
         self.contract: ContractHolder | None = None
         self._runners: list[web.AppRunner] = []
         self._grpc: grpc.aio.Server | None = None
+        self._front: GrpcFront | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self.ports: dict[str, int] = {}
         self._ready = False
@@ -80,6 +82,26 @@ class ProxyServer:
     async def start(self) -> None:
         cfg = self.cfg
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            if cfg.otlp_grpc is not None:
+                # The gRPC front's process starts while the rest is set up here (see grpc_relay.py).
+                self._front = GrpcFront(on_lost=self._front_lost)
+                await self._front.spawn(str(cfg.otlp_grpc), cfg.max_request_bytes)
+            await self._start_parts(cfg)
+        except BaseException:
+            await self.stop()
+            raise
+        if self.forwarder is not None:
+            self._tasks.append(asyncio.create_task(self.forwarder.run(), name="forwarder"))
+        if cfg.contract_reload:
+            assert self.contract is not None
+            self._tasks.append(asyncio.create_task(self.contract.watch(), name="contract-reload"))
+        if "otlp_http" in self.ports:
+            self._h2_hint = h2_hint.install(self.ports["otlp_http"], self.ports.get("otlp_grpc"))
+        self._ready = True
+        self._banner()
+
+    async def _start_parts(self, cfg: ProxyConfig) -> None:
         loader = self._contract_loader or (_default_contract_loader() if cfg.contract_path else None)
         factory = self._inspector_factory or _default_inspector_factory()
         self.inspector = factory(cfg.raw, cfg.data_dir)
@@ -112,40 +134,52 @@ class ProxyServer:
             retry_after=cfg.retry_after,
         )
         self.ingest = ingest
-        try:
-            if cfg.otlp_grpc is not None:
-                grpc_receiver = GrpcReceiver(ingest, self.stats, token=cfg.auth_token)
-                self._receivers.append(grpc_receiver)
-                await self._start_grpc(grpc_receiver, cfg.otlp_grpc)
-            if cfg.otlp_http is not None:
-                http = HttpReceiver(ingest, self.stats, max_bytes=cfg.max_request_bytes, token=cfg.auth_token)
-                self._receivers.append(http)
-                self.ports["otlp_http"] = await self._start_http(http.app(), cfg.otlp_http, "otlp_http")
-            routes = list(self.inspector.routes(self.stats_provider)) if self.inspector is not None else []
-            # The token is read per request: a proxy.yaml reload may change it (auth.bearer_token is live).
-            admin = make_admin_app(
-                self.stats_provider,
-                self.readiness,
-                routes,
-                self.retarget,
-                token=lambda: self.cfg.auth_token,
-                allowed_hosts=cfg.allowed_hosts,
-                reload=self.reload_config,
-                forwarding=self.forwarding,
-                switch_contract=self.switch_contract,
+        if self._front is not None:
+            grpc_receiver = GrpcReceiver(ingest, self.stats, token=cfg.auth_token)
+            self._receivers.append(grpc_receiver)
+            self.ports["otlp_grpc"] = await self._front.ready(grpc_receiver)
+        if cfg.otlp_http is not None:
+            http = HttpReceiver(ingest, self.stats, max_bytes=cfg.max_request_bytes, token=cfg.auth_token)
+            self._receivers.append(http)
+            self.ports["otlp_http"] = await self._start_http(http.app(), cfg.otlp_http, "otlp_http")
+        routes = list(self.inspector.routes(self.stats_provider)) if self.inspector is not None else []
+        # The token is read per request: a proxy.yaml reload may change it (auth.bearer_token is live).
+        admin = make_admin_app(
+            self.stats_provider,
+            self.readiness,
+            routes,
+            self.retarget,
+            token=lambda: self.cfg.auth_token,
+            allowed_hosts=cfg.allowed_hosts,
+            reload=self.reload_config,
+            forwarding=self.forwarding,
+            switch_contract=self.switch_contract,
+        )
+        self.ports["admin"] = await self._start_http(admin, cfg.admin, "admin", decompress=True)
+
+    def _front_lost(self) -> None:
+        """The gRPC front ended by itself (killed?): serve gRPC in this process from now on."""
+        if not self._ready:
+            return  # starting (`ready` reports it) or stopping
+        log.error(
+            "the OTLP gRPC receiver process stopped; receiving gRPC in the proxy's own process from now on"
+        )
+        front, self._front = self._front, None
+        receiver = front.receiver if front is not None else None
+        if receiver is not None and self.cfg.otlp_grpc is not None:
+            self._tasks.append(
+                asyncio.create_task(self._grpc_in_process(receiver, self.cfg.otlp_grpc), name="grpc")
             )
-            self.ports["admin"] = await self._start_http(admin, cfg.admin, "admin", decompress=True)
-        except BaseException:
-            await self.stop()
-            raise
-        if self.forwarder is not None:
-            self._tasks.append(asyncio.create_task(self.forwarder.run(), name="forwarder"))
-        if cfg.contract_reload:
-            self._tasks.append(asyncio.create_task(self.contract.watch(), name="contract-reload"))
-        if "otlp_http" in self.ports:
-            self._h2_hint = h2_hint.install(self.ports["otlp_http"], self.ports.get("otlp_grpc"))
-        self._ready = True
-        self._banner()
+
+    async def _grpc_in_process(self, receiver: GrpcReceiver, listen: Listen) -> None:
+        # The front's listening socket closes when its process is gone: shortly after its end of input.
+        for _ in range(50):
+            try:
+                await self._start_grpc(receiver, listen)
+                return
+            except LabError:
+                await asyncio.sleep(0.1)
+        log.error("cannot listen for OTLP gRPC on %s again: gRPC clients get no answer", listen)
 
     async def _start_grpc(self, receiver: GrpcReceiver, listen: Listen) -> None:
         server = grpc.aio.server(
@@ -204,6 +238,9 @@ class ProxyServer:
         if self._grpc is not None:
             await self._grpc.stop(grace=1.0)
             self._grpc = None
+        if self._front is not None:
+            await self._front.stop()
+            self._front = None
         for runner in self._runners:
             await runner.cleanup()
         self._runners.clear()

@@ -1,0 +1,123 @@
+"""The proxy's side of the gRPC front (grpc_front.py): start it, answer the calls it relays, stop it.
+
+Each relayed call is answered at once on the event loop, in the order it came, by
+GrpcReceiver.answer: the same decision the in-process server makes, so clients see the same status
+codes, partial successes and RetryInfo either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from labctl.errors import LabError
+from labctl.otlp.signals import SIGNALS
+from labctl.proxy.grpc_front import Frames, frame
+from labctl.proxy.grpc_receiver import GrpcReceiver
+
+log = logging.getLogger("labctl.proxy")
+
+
+class GrpcFront:
+    """`spawn` first (its process starts while the proxy sets up the rest), then `ready`."""
+
+    def __init__(self, on_lost: Callable[[], None] | None = None) -> None:
+        self.receiver: GrpcReceiver | None = None
+        self.on_lost = on_lost  # called when the front ends by itself (not by `stop`)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+        self.listen = ""
+        self._transport: asyncio.Transport | None = None
+        self._started: asyncio.Future[Any] | None = None
+        self._closed = False
+        self._stopping = False
+
+    async def spawn(self, listen: str, max_bytes: int) -> None:
+        loop = asyncio.get_running_loop()
+        self.listen = listen
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        env = dict(os.environ)
+        root = str(Path(__file__).resolve().parents[2])  # the child imports this very labctl
+        env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+        cmd = [sys.executable, "-m", "labctl.proxy.grpc_front", "--listen", listen]
+        cmd += ["--max-bytes", str(max_bytes), "--fd", str(theirs.fileno())]
+        try:
+            self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, pass_fds=(theirs.fileno(),))
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        self._started = loop.create_future()
+        self._transport, _ = await loop.create_unix_connection(
+            lambda: Frames(self._on_message, self._on_eof), sock=ours
+        )
+
+    async def ready(self, receiver: GrpcReceiver, timeout: float = 60.0) -> int:
+        """Wait until the front listens; its bound port. LabError when it cannot listen there."""
+        self.receiver = receiver
+        assert self._started is not None
+        try:
+            kind, value = await asyncio.wait_for(asyncio.shield(self._started), timeout)
+        except TimeoutError:
+            raise LabError(
+                f"the OTLP gRPC receiver did not start within {timeout:g}s",
+                "look at the proxy's log for the reason, then start it again",
+            ) from None
+        if kind != "ready":
+            raise LabError(
+                f"{value}: the port is in use or the address is wrong",
+                "stop what uses the port (`labctl down`?) or set LAB_PROXY_OTLP_GRPC_LISTEN",
+            )
+        self.port = int(value)
+        return self.port
+
+    def _on_message(self, msg: Any) -> None:
+        started = self._started
+        if started is not None and not started.done():
+            started.set_result(msg)  # ("ready", port) or ("error", text)
+            return
+        call, name, body, metadata, peer = msg
+        receiver = self.receiver
+        try:
+            if receiver is None:  # a call between the front's start and the proxy's: retried by clients
+                answer: tuple[Any, ...] = ("UNAVAILABLE", "the proxy is starting", b"", ())
+            else:
+                answer = receiver.answer(SIGNALS[name], body, metadata, peer)
+        except Exception as exc:  # a bug must cost one call, not the receiver
+            log.exception("answering a gRPC %s export failed", name)
+            answer = ("UNKNOWN", f"Unexpected {type(exc).__name__}: {exc}", b"", ())
+        if self._transport is not None:
+            self._transport.write(frame((call, *answer)))
+
+    def _on_eof(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        started = self._started
+        if started is not None and not started.done():
+            started.set_result(("error", f"cannot start the OTLP gRPC receiver on {self.listen}"))
+        elif not self._stopping and self.on_lost is not None:
+            self.on_lost()
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Let the front finish the calls in flight (its 1 s grace) and end; killed after `timeout`."""
+        self._stopping = True
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.write(frame(("stop",)))
+        proc = self.proc
+        if proc is not None:
+            try:
+                await asyncio.wait_for(asyncio.to_thread(proc.wait), timeout)
+            except TimeoutError:
+                proc.kill()
+                await asyncio.to_thread(proc.wait)
+        if self._transport is not None:
+            self._transport.close()
