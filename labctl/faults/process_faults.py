@@ -46,6 +46,6 @@ def verify_down(ctx: FaultContext, rec: ProcessFault) -> list[str]:
 def heal_start(ctx: FaultContext, rec: ProcessFault) -> None:
     service = rec.service
     if not ctx.runtime.is_running(service):
-        ctx.runtime.start_service(service)
+        ctx.runtime.start_in_place(service)  # the fault only stopped it
     if not wait_until(f"{service} healthy", lambda: ctx.runtime.probe(service, timeout=0.5), timeout=20):
         raise LabError(f"{service} did not become healthy again", f"see {ctx.lab.log_path(service)}")

@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from labctl.errors import LabError
 
@@ -47,10 +48,22 @@ def serve(cfg: ProxyConfig, log_level: str) -> None:
     )
     from labctl.proxy.server import ProxyServer
 
+    server = ProxyServer(cfg, can_restart=True)
     try:
-        asyncio.run(ProxyServer(cfg).serve_forever())
+        asyncio.run(server.serve_forever())
     except KeyboardInterrupt:
         pass
+    if server.restart_asked:
+        _run_again()
+
+
+def _run_again() -> NoReturn:
+    """POST /api/restart, once the proxy stopped: the same command line in this process (same PID, and
+    in a container the same container), so the start reads everything afresh."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
 
 
 if __name__ == "__main__":

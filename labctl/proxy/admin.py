@@ -24,6 +24,8 @@ Forwarding = Callable[[Any], Awaitable[tuple[int, dict[str, Any]]]]
 SwitchContract = Callable[[Any, bool], Awaitable[tuple[int, dict[str, Any]]]]
 # POST /api/reload: read proxy.yaml again -> (HTTP status, JSON answer)
 Reload = Callable[[], Awaitable[tuple[int, dict[str, Any]]]]
+# POST /api/restart, quiet -> (HTTP status, JSON answer)
+Restart = Callable[[bool], Awaitable[tuple[int, dict[str, Any]]]]
 
 
 def make_admin_app(
@@ -36,6 +38,7 @@ def make_admin_app(
     reload: Reload | None = None,
     forwarding: Forwarding | None = None,
     switch_contract: SwitchContract | None = None,
+    restart: Restart | None = None,
 ) -> web.Application:
     async def api_stats(_: web.Request) -> web.Response:
         return web.json_response(stats_provider())
@@ -66,6 +69,13 @@ def make_admin_app(
 
     async def post_reload(_: web.Request) -> web.Response:
         status, answer = await reload() if reload else (409, {"error": "this proxy cannot reload its config"})
+        return web.json_response(answer, status=status)
+
+    async def post_restart(request: web.Request) -> web.Response:
+        quiet = request.query.get("quiet") == "1"
+        status, answer = (
+            await restart(quiet) if restart else (409, {"error": "this proxy cannot restart itself"})
+        )
         return web.json_response(answer, status=status)
 
     async def put_forwarding(request: web.Request) -> web.Response:
@@ -101,6 +111,7 @@ def make_admin_app(
         web.put("/api/upstream", put_upstream),
         web.delete("/api/upstream", delete_upstream),
         web.post("/api/reload", post_reload),
+        web.post("/api/restart", post_restart),
         web.put("/api/forwarding", put_forwarding),
         web.put("/api/contract", put_contract),
         web.delete("/api/contract", delete_contract),

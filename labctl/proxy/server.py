@@ -53,8 +53,14 @@ class ProxyServer:
         *,
         contract_loader: Callable[[Any], Any] | None = None,
         inspector_factory: Callable[..., Any] | None = None,
+        can_restart: bool = False,
     ) -> None:
         self.cfg = cfg
+        # POST /api/restart: only a proxy that is its own process (python -m labctl.proxy, `labctl proxy
+        # serve`) runs its command again; one inside another program (a test) answers 409.
+        self.can_restart = can_restart
+        self.restart_asked = False
+        self._stop: asyncio.Event | None = None
         self.stats = Stats()
         self._contract_loader = contract_loader
         self._inspector_factory = inspector_factory
@@ -154,6 +160,7 @@ class ProxyServer:
             reload=self.reload_config,
             forwarding=self.forwarding,
             switch_contract=self.switch_contract,
+            restart=self.restart,
         )
         self.ports["admin"] = await self._start_http(admin, cfg.admin, "admin", decompress=True)
 
@@ -253,7 +260,7 @@ class ProxyServer:
 
     async def serve_forever(self) -> None:
         await self.start()
-        stop = asyncio.Event()
+        stop = self._stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signals.SIGTERM, signals.SIGINT):
             loop.add_signal_handler(sig, stop.set)
@@ -264,6 +271,20 @@ class ProxyServer:
             log.info("stopping: unsent data stays in the spool and is sent after the next start")
         finally:
             await self.stop()
+
+    async def restart(self, quiet: bool = False) -> tuple[int, dict[str, Any]]:
+        """POST /api/restart: stop as on SIGTERM (unsent data stays in the spool), then run the same command
+        again in this process (labctl/proxy/__main__.py), which reads proxy.yaml, its environment and its
+        local settings afresh, restart-only settings included, as any start does; one that does not load
+        makes it exit with its error, as at a start. In a container it is the same container: no engine
+        stop and start (network, ports) for what a restart changes."""
+        if not self.can_restart or self._stop is None:
+            return 409, {"error": "this proxy runs inside another program: restart that program instead"}
+        if not quiet:
+            log.info("restart asked (POST /api/restart): starting again in this process")
+        self.restart_asked = True
+        self._stop.set()  # serve_forever stops once this answer is sent (the admin site waits for it)
+        return 202, {"restarting": True}
 
     async def retarget(self, body: Any, quiet: bool = False) -> tuple[int, dict[str, Any]]:
         """PUT /api/upstream (body: endpoint/protocol/headers) or DELETE (body None: back to the configured

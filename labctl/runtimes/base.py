@@ -125,6 +125,10 @@ class Runtime(ABC):
         """Restart with the same command and environment (docker: the same container)."""
         self.restart(service)
 
+    def start_in_place(self, service: str) -> None:
+        """Start a stopped service as it was (docker: its kept container), when nothing about it changed."""
+        self.start_service(service)
+
     def reload_collector(self, timeout: float = 10.0) -> bool:
         """SIGHUP the running Collector and wait for its health_check's new upSince (the extension is
         rebuilt with the pipelines): True once the new configuration runs. False when it was not
@@ -222,6 +226,29 @@ def http_status(url: str, timeout: float) -> int | None:
     try:
         conn.request("GET", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""))
         return conn.getresponse().status
+    except (OSError, http.client.HTTPException, ValueError):
+        return None
+    finally:
+        conn.close()
+
+
+def http_json(
+    url: str, method: str = "GET", headers: dict[str, str] | None = None, timeout: float = 1.0
+) -> tuple[int, Any] | None:
+    """One call with the standard library's client, like http_status: (status, JSON body, None when it
+    has none), or None when nothing answered or the body is not JSON."""
+    import http.client
+    import json
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
+    try:
+        conn.request(
+            method, (parts.path or "/") + (f"?{parts.query}" if parts.query else ""), headers=headers or {}
+        )
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read() or b"null")
     except (OSError, http.client.HTTPException, ValueError):
         return None
     finally:

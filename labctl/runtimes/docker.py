@@ -569,8 +569,11 @@ class DockerRuntime(Runtime):
         sys.stdout.write(self._compose(lambda c: c.compose.logs(service, tail=str(lines)), "read logs"))
 
     def stop_service(self, service: str) -> None:
+        """`docker stop` of its container, as `compose stop <service>` does (without reading every layer
+        file first: seconds under load). No container: nothing to stop."""
         self.model.service(service)
-        self._compose(lambda c: c.compose.stop([service], timeout=5), f"stop {service}")
+        if service in self._containers():
+            self._docker(["stop", "-t", "5", container_name(self.lab.instance, service)], f"stop {service}")
 
     def start_service(self, service: str) -> None:
         self.model.service(service)
@@ -578,6 +581,21 @@ class DockerRuntime(Runtime):
         self.prepare_files()
         self._compose(lambda c: c.compose.up([service], detach=True), f"start {service}")
         self._wait_ready([service])
+        record_applied(self.lab, self.model, [service])
+        if service in ("prometheus", "alertmanager"):
+            self.wait_alert_route()
+
+    def start_in_place(self, service: str) -> None:
+        """`docker start` of its stopped container, as it is (a process fault's heal: nothing about the
+        service changed, so compose would only start it, after reading every layer file). Without a
+        container, start_service."""
+        self.model.service(service)
+        if service not in self._containers():
+            self.start_service(service)
+            return
+        before = self._restart_counts([service])
+        self._docker(["start", container_name(self.lab.instance, service)], f"start {service}")
+        self._wait_ready([service], restarts_before=before)
         record_applied(self.lab, self.model, [service])
         if service in ("prometheus", "alertmanager"):
             self.wait_alert_route()
@@ -601,27 +619,90 @@ class DockerRuntime(Runtime):
         self.model.service(service)
         self.lab = self.lab.reload()
         self.prepare_files()
-        before = self._restart_counts([service])
-        if service not in before:  # no container yet: create it
+        states = self._inspect_states([service])
+        if service not in states:  # no container yet: create it
             self.restart(service)
             return
-        # The engine's own restart: compose would read every layer file first (seconds under load).
-        out = subprocess.run(
-            [*clean_call(self.client_call), "restart", "--time", "1", container_name(self.lab.instance, service)],
-            capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
-        if out.returncode != 0:
-            raise LabError(
-                f"docker failed to restart {service}: {out.stderr.strip()}",
-                "`labctl status` and `labctl logs <service>` show what failed; `labctl doctor` checks the engine",
-            )
-        self._listed = None
-        self._wait_ready([service], restarts_before=before)
+        before = {service: states[service][1]}
+        if service != "proxy" or not self._proxy_restarts_itself(before):
+            # The engine's own restart: compose would read every layer file first (seconds under load).
+            # One second to stop a running one; none when nothing runs (between two failed starts).
+            wait = "1" if states[service][0] == "running" else "0"
+            name = container_name(self.lab.instance, service)
+            self._docker(["restart", "-t", wait, name], f"restart {service}")
+            self._wait_ready([service], restarts_before=before)
         record_applied(self.lab, self.model, [service])
 
+    def _proxy_restarts_itself(self, restarts_before: dict[str, int]) -> bool:
+        """A running proxy restarts itself (POST /api/restart, asked quietly: its log shows the stop and
+        the start, as after `docker restart`): the same process runs its command again in the same
+        container, without the engine's stop and start. True once the new process is ready; LabError
+        with its last log lines, as for any failed start, when it exits. False when the proxy did not
+        take the request (it is not answering): the caller restarts the container."""
+        name = container_name(self.lab.instance, "proxy")
+        admin = self.lab.url("proxy", "admin")
+        # Started first, so no exit is missed: `docker wait` returns at the container's next exit, also
+        # when its restart policy starts it again.
+        waiter: subprocess.Popen[str] | None = subprocess.Popen(
+            [*clean_call(self.client_call), "wait", name],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )  # fmt: skip
+        try:
+            asked = time.monotonic()
+            if not proxy_local.ask_restart(admin, self.lab.admin_headers(), quiet=True):
+                return False
+            deadline = asked + self.ready_timeout
+            next_look = asked + STATE_EVERY_S
+            while time.monotonic() < deadline:
+                if waiter is not None and waiter.poll() is not None:
+                    exited, waiter = waiter.returncode == 0, None  # a failed `docker wait`: looks below
+                    if exited:
+                        self._listed = None
+                        self._fail_if_exited(["proxy"], restarts_before)
+                        raise LabError(
+                            "proxy exited while restarting",
+                            "`labctl logs proxy` shows why; fix the cause, then `labctl up` again",
+                        )
+                # The old process answers with its own, longer uptime until it stops.
+                if self.probe("proxy", timeout=0.5):
+                    up = proxy_local.uptime(admin, self.lab.admin_headers())
+                    if up is not None and up <= time.monotonic() - asked + 0.1:  # reported in 0.1 s steps
+                        return True
+                if time.monotonic() >= next_look:
+                    self._fail_if_exited(["proxy"], restarts_before)
+                    next_look = time.monotonic() + STATE_EVERY_S
+                time.sleep(POLL_S)
+            raise LabError(
+                f"proxy was not healthy {self.ready_timeout:.0f}s after its restart",
+                "read `labctl logs proxy`, fix the cause, then `labctl up` again",
+            )
+        finally:
+            if waiter is not None and waiter.poll() is None:
+                waiter.kill()
+            if waiter is not None:
+                waiter.wait()
+
     def kill_service(self, service: str, signal: int) -> None:
+        """`docker kill --signal` of its running container, as `compose kill <service>` does (without
+        reading every layer file first). Not running: nothing to signal."""
         self.model.service(service)
-        self._compose(lambda c: c.compose.kill([service], signal=signal), f"signal {service}")
+        if self.is_running(service):
+            name = container_name(self.lab.instance, service)
+            self._docker(["kill", "--signal", str(signal), name], f"signal {service}")
+
+    def _docker(self, args: list[str], what: str) -> str:
+        """One engine call on one of the lab's containers (stop, start, restart, kill): its output, or a
+        LabError saying what failed."""
+        out = subprocess.run(
+            [*clean_call(self.client_call), *args], capture_output=True, text=True, timeout=60, check=False
+        )
+        self._listed = None  # whatever it changed, the next listing asks the engine again
+        if out.returncode != 0:
+            raise LabError(
+                f"docker failed to {what}: {out.stderr.strip()}",
+                "`labctl status` and `labctl logs <service>` show what failed; `labctl doctor` checks the engine",
+            )
+        return out.stdout
 
     # --- operating a running lab (labctl reload, backup, restore) -----------------------------------------
 

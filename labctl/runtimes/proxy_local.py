@@ -5,6 +5,10 @@ folder mounted at /etc/lab-proxy). The runtime writes the proxy's override env t
 upstream URL the proxy refuses), so applying or removing it is a restart of the same container: on
 Docker a new environment would mean recreating the container (seconds of compose under load), and
 `docker inspect` would show the setting. `{}` when nothing is overridden.
+
+A running proxy restarts itself on request (POST /api/restart: the same command again in the same
+process), which is how the Docker runtime applies the file while the proxy answers: the engine's stop
+and start would add about a second (network and published ports set up again).
 """
 
 from __future__ import annotations
@@ -32,3 +36,22 @@ def write(lab_dir: Path, env: dict[str, str]) -> bool:
     tmp.chmod(0o644)  # the proxy's container runs as its own user
     os.replace(tmp, target)
     return True
+
+
+def ask_restart(admin_url: str, headers: dict[str, str], quiet: bool = False) -> bool:
+    """POST /api/restart: True when the proxy took the request (it stops once it answered)."""
+    from labctl.runtimes.base import http_json
+
+    answer = http_json(admin_url + "/api/restart" + ("?quiet=1" if quiet else ""), "POST", headers, 2.0)
+    return answer is not None and answer[0] == 202
+
+
+def uptime(admin_url: str, headers: dict[str, str]) -> float | None:
+    """The running proxy's uptime in seconds (/api/stats, 0.1 s steps); None when nothing answers."""
+    from labctl.runtimes.base import http_json
+
+    answer = http_json(admin_url + "/api/stats", headers=headers)
+    if answer is None or answer[0] != 200 or not isinstance(answer[1], dict):
+        return None
+    value = answer[1].get("uptime_s")
+    return float(value) if isinstance(value, (int, float)) else None

@@ -26,6 +26,10 @@ printf '%s\\n' "$*" >> "$LABCTL_TEST_RECORD"
 case "$*" in
   *"version --format"*) echo 27.0.0 ;;
   *"image inspect"*) echo sha256:0123456789abcdef ;;
+  # LABCTL_TEST_RUNNING=<service>: the project lists one running container of that service.
+  "ps -aq"*) [ -n "$LABCTL_TEST_RUNNING" ] && echo c0ffee ;;
+  "inspect c0ffee") printf '[{"Id": "c0ffee", "State": {"Status": "running", "Running": true}, '\
+'"Config": {"Labels": {"com.docker.compose.service": "%s"}}}]\\n' "$LABCTL_TEST_RUNNING" ;;
 esac
 exit 0
 """
@@ -204,18 +208,26 @@ def test_docker_requested_without_an_engine_is_a_clear_error(tmp_path, args):
 
 
 @pytest.mark.integration
-def test_service_primitives_map_to_compose_commands_of_this_project(tmp_path, recorder, capsys):
+def test_service_primitives_map_to_commands_on_this_projects_containers(
+    tmp_path, recorder, capsys, monkeypatch
+):
     rt = make_runtime(tmp_path, recorder)
     rt.lab.stage = "module-2"
+    rt.stop_service("collector")  # no container: nothing to stop
+    rt.kill_service("collector", 9)
+    monkeypatch.setenv("LABCTL_TEST_RUNNING", "collector")
+    rt = DockerRuntime(rt.lab, rt.model, client_call=rt.client_call)  # another command: it lists again
     rt.stop_service("collector")
     rt.kill_service("collector", 9)
     rt.logs("collector", lines=50)
-    issued = [c.split(" --project-directory ")[1].split(" ", 1)[1] for c in calls(recorder)]
-    assert issued == [
-        "stop --timeout 5 collector",
-        "kill --signal SIGKILL collector",
-        "logs --no-color --tail 50 collector",
+    # Stop and signal go to the engine, on the container (compose would read every layer file first).
+    lines = recorder.read_text().splitlines()
+    assert [c for c in lines if c.split()[0] in ("stop", "kill")] == [
+        "stop -t 5 labctl-class-a-collector-1",
+        "kill --signal 9 labctl-class-a-collector-1",
     ]
+    issued = [c.split(" --project-directory ")[1].split(" ", 1)[1] for c in calls(recorder)]
+    assert issued == ["logs --no-color --tail 50 collector"]
     assert all("--project-name labctl-class-a" in c for c in calls(recorder))
     with pytest.raises(LabError, match="unknown service 'nope'"):
         rt.stop_service("nope")

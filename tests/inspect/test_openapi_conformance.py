@@ -71,6 +71,11 @@ class _PlainAdapter(requests.adapters.BaseAdapter):
         self._inner.close()
 
 
+# Generated calls of these would end the proxy under test mid-run: tests/proxy/test_proxy_restart.py calls
+# POST /api/restart on a proxy of its own and checks the documented answer.
+ENDS_THE_PROXY = {"POST /api/restart"}
+
+
 def test_every_operation_conforms(admin_schema) -> None:
     """Each operation with generated parameters (valid ones and, for queries, edge values): status codes,
     content types and bodies must match the document. (schemathesis' pytest plugin does not support
@@ -81,6 +86,8 @@ def test_every_operation_conforms(admin_schema) -> None:
     session.mount("http://", _PlainAdapter())
     for result in admin_schema.get_all_operations():
         operation = result.ok()
+        if operation.label in ENDS_THE_PROXY:
+            continue
 
         @given(case=operation.as_strategy())
         @settings(
@@ -94,7 +101,7 @@ def test_every_operation_conforms(admin_schema) -> None:
     documented = {
         f"{method.upper()} {path}" for path, ops in openapi_document()["paths"].items() for method in ops
     }
-    assert documented - set(checked) == set()
+    assert documented - set(checked) == ENDS_THE_PROXY
 
 
 def test_served_document_is_the_packaged_one(live_proxy: ProxyProc) -> None:
