@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from labctl.lazy import requests
 from labctl.units import prometheus_duration
 
 
@@ -89,12 +88,14 @@ def timestamp(text: Any) -> float | None:
 
 def read(base_url: str, timeout: float = 2.0) -> list[Target] | None:
     """The active targets of the Prometheus at `base_url`; None when it does not answer with them."""
+    from labctl.runtimes.base import http_json  # the standard library's client: a heal reads this
+
+    answer = http_json(base_url + "/api/v1/targets?state=active", timeout=timeout)
+    if answer is None or answer[0] != 200:
+        return None
     try:
-        resp = requests.get(base_url + "/api/v1/targets", params={"state": "active"}, timeout=timeout)
-        if not resp.ok:
-            return None
-        return [Target.parse(t) for t in resp.json()["data"]["activeTargets"]]
-    except (requests.RequestException, ValueError, KeyError, TypeError):
+        return [Target.parse(t) for t in answer[1]["data"]["activeTargets"]]
+    except (ValueError, KeyError, TypeError):
         return None
 
 

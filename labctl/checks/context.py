@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from labctl.checks.marker import Marker
 from labctl.model import LabModel
 from labctl.poll import poll
 from labctl.state import LabState
+
+if TYPE_CHECKING:
+    # The marker module loads the OpenTelemetry SDK; service_env's callers (a fault's break) need none of it.
+    from labctl.checks.marker import Marker
 
 
 @dataclass

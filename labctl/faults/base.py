@@ -14,7 +14,6 @@ from typing import Any
 
 from labctl.errors import LabError
 from labctl.faults.records import FaultRecord, OverrideUndo
-from labctl.lazy import requests
 from labctl.model import LabModel
 from labctl.poll import poll
 from labctl.runtimes.base import Runtime
@@ -192,11 +191,5 @@ def run_all(steps: list[Callable[[], None]]) -> None:
 def wait_until(what: str, check: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
     """Poll `check` until true or `timeout`; False on timeout (callers turn that into a LabError). A probe
     that raises a connection or lab error is "not yet"."""
-    return bool(
-        poll(
-            check,
-            timeout,
-            interval,
-            not_yet=(OSError, ValueError, KeyError, LabError, requests.RequestException),
-        )
-    )
+    # requests.RequestException is an OSError: naming it here would import requests for every wait.
+    return bool(poll(check, timeout, interval, not_yet=(OSError, ValueError, KeyError, LabError)))

@@ -9,9 +9,8 @@ from labctl.errors import LabError
 from labctl.faults.base import Fault, FaultContext, wait_until
 from labctl.faults.records import ActiveFault
 from labctl.faults.registry import FAULTS
-from labctl.lazy import requests
 from labctl.model import LabModel, load_model
-from labctl.runtimes.base import get_runtime
+from labctl.runtimes.base import get_runtime, http_json
 from labctl.state import LabState
 
 
@@ -188,9 +187,10 @@ def _await_proxy(ctx: FaultContext, timeout: float) -> str | None:
     nudged = [0.0]
 
     def delivering() -> bool:
-        seen.update(
-            requests.get(url, timeout=1, headers=ctx.lab.admin_headers()).json().get("upstream") or {}
-        )
+        answer = http_json(url, headers=ctx.lab.admin_headers())  # no requests import: it costs a heal
+        if answer is None or not isinstance(answer[1], dict):
+            return False
+        seen.update(answer[1].get("upstream") or {})
         if seen.get("state") in ("ok", "idle", "none"):
             return True
         # The upstream is back: end the proxy's backoff instead of waiting it out. Again every half
