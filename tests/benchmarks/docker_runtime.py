@@ -5,6 +5,7 @@ Goals (issue 12): warm `up` <= 5 s, check <= 10 s, break and heal <= 3 s each. R
 lane, which starts the private engine and builds the stand-in images (their time is its first figure):
 
     bash tests/tools/docker-engine.sh run -- python tests/benchmarks/docker_runtime.py [--no-faults]
+        [--fault 'endpoint invalid-url' --fault storage-down ...] [--rounds N]
 
 "Cold" up is the first `up module-3` of a new lab whose proxy image is not built yet (the image is
 removed first; its wheelhouse stays, as on a prepared classroom machine); "warm" is `up module-3`
@@ -40,6 +41,7 @@ FAULTS = [
     ["storage-down"],
     ["contract"],
     ["cardinality"],
+    ["series-expiry"],  # a blind trap: its proof is that an exported point never shows
 ]
 
 
@@ -98,6 +100,13 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--no-faults", action="store_true", help="only up, check and down")
+    parser.add_argument(
+        "--fault",
+        action="append",
+        metavar="ARGS",
+        help="only this fault, as `break` takes it (e.g. 'endpoint invalid-url'); repeatable",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="break and heal each fault this many times")
     args = parser.parse_args()
     if os.environ.get("LABCTL_DOCKER_LANE") != "1":
         raise SystemExit(
@@ -129,8 +138,9 @@ def main() -> None:
             wait_green(state_dir, instance)
             took, _ = labctl(state_dir, instance, "check")
             row("check (green lab)", took, "check")
+            faults = [f.split() for f in args.fault] if args.fault else FAULTS
             if not args.no_faults:
-                for fault in FAULTS:
+                for fault in [f for f in faults for _ in range(args.rounds)]:
                     name = " ".join(fault)
                     took, _ = labctl(state_dir, instance, "break", *fault)
                     row(f"break {name}", took, "break")
