@@ -45,10 +45,11 @@ def frame(msg: Any) -> bytes:
 
 
 class Frames(asyncio.Protocol):
-    """Length-prefixed pickles off a stream socket, each handed to `on_message`; `on_eof` at the end."""
+    """Length-prefixed pickles off a stream socket: the ones that arrived together are handed to
+    `on_messages` as a list (its answers can then go in one write); `on_eof` at the end."""
 
-    def __init__(self, on_message: Any, on_eof: Any) -> None:
-        self.on_message = on_message
+    def __init__(self, on_messages: Any, on_eof: Any) -> None:
+        self.on_messages = on_messages
         self.on_eof = on_eof
         self.transport: asyncio.Transport | None = None
         self._buf = bytearray()
@@ -60,15 +61,16 @@ class Frames(asyncio.Protocol):
         buf = self._buf
         buf += data
         pos, size = 0, len(buf)
+        msgs = []
         while size - pos >= 4:
             (n,) = _LEN.unpack_from(buf, pos)
             if size - pos - 4 < n:
                 break
-            msg = pickle.loads(memoryview(buf)[pos + 4 : pos + 4 + n])
+            msgs.append(pickle.loads(memoryview(buf)[pos + 4 : pos + 4 + n]))
             pos += 4 + n
-            self.on_message(msg)
         if pos:
             del buf[:pos]
+            self.on_messages(msgs)
 
     def eof_received(self) -> bool:
         self.on_eof()
@@ -94,13 +96,14 @@ async def run_front(listen: str, max_bytes: int, sock: socket.socket) -> None:
     done = asyncio.Event()
     stopping = asyncio.Event()
 
-    def on_message(msg: Any) -> None:
-        if msg[0] == "stop":
-            stopping.set()
-            return
-        fut = pending.pop(msg[0], None)
-        if fut is not None and not fut.done():
-            fut.set_result(msg)
+    def on_messages(msgs: list[Any]) -> None:
+        for msg in msgs:
+            if msg[0] == "stop":
+                stopping.set()
+                continue
+            fut = pending.pop(msg[0], None)
+            if fut is not None and not fut.done():
+                fut.set_result(msg)
 
     def on_eof() -> None:
         for fut in pending.values():
@@ -109,8 +112,19 @@ async def run_front(listen: str, max_bytes: int, sock: socket.socket) -> None:
         pending.clear()
         done.set()
 
-    transport, _ = await loop.create_unix_connection(lambda: Frames(on_message, on_eof), sock=sock)
+    transport, _ = await loop.create_unix_connection(lambda: Frames(on_messages, on_eof), sock=sock)
     write = transport.write
+    out: list[bytes] = []  # the calls relayed in this turn of the loop: sent in one write at its end
+
+    def flush() -> None:
+        data = b"".join(out)
+        out.clear()
+        write(data)
+
+    def relay(data: bytes) -> None:
+        if not out:
+            loop.call_soon(flush)
+        out.append(data)
 
     def handler(name: str) -> Any:
         async def export(body: bytes, context: grpc.aio.ServicerContext) -> bytes:
@@ -119,7 +133,7 @@ async def run_front(listen: str, max_bytes: int, sock: socket.socket) -> None:
             call = next(ids)
             fut = pending[call] = loop.create_future()
             metadata = tuple((m[0], m[1]) for m in context.invocation_metadata() or ())
-            write(frame((call, name, body, metadata, context.peer() or "")))
+            relay(frame((call, name, body, metadata, context.peer() or "")))
             _, code, message, reply, trailing = await fut
             if code:
                 await context.abort(getattr(grpc.StatusCode, code), message, trailing_metadata=trailing)

@@ -57,7 +57,7 @@ class GrpcFront:
             theirs.close()
         self._started = loop.create_future()
         self._transport, _ = await loop.create_unix_connection(
-            lambda: Frames(self._on_message, self._on_eof), sock=ours
+            lambda: Frames(self._on_messages, self._on_eof), sock=ours
         )
 
     async def ready(self, receiver: GrpcReceiver, timeout: float = 60.0) -> int:
@@ -79,23 +79,25 @@ class GrpcFront:
         self.port = int(value)
         return self.port
 
-    def _on_message(self, msg: Any) -> None:
+    def _on_messages(self, msgs: list[Any]) -> None:
+        """Answer the calls that arrived together, in order, in one write."""
         started = self._started
         if started is not None and not started.done():
-            started.set_result(msg)  # ("ready", port) or ("error", text)
-            return
-        call, name, body, metadata, peer = msg
+            started.set_result(msgs.pop(0))  # ("ready", port) or ("error", text)
+        out = []
         receiver = self.receiver
-        try:
-            if receiver is None:  # a call between the front's start and the proxy's: retried by clients
-                answer: tuple[Any, ...] = ("UNAVAILABLE", "the proxy is starting", b"", ())
-            else:
-                answer = receiver.answer(SIGNALS[name], body, metadata, peer)
-        except Exception as exc:  # a bug must cost one call, not the receiver
-            log.exception("answering a gRPC %s export failed", name)
-            answer = ("UNKNOWN", f"Unexpected {type(exc).__name__}: {exc}", b"", ())
-        if self._transport is not None:
-            self._transport.write(frame((call, *answer)))
+        for call, name, body, metadata, peer in msgs:
+            try:
+                if receiver is None:  # a call between the front's start and the proxy's: clients retry
+                    answer: tuple[Any, ...] = ("UNAVAILABLE", "the proxy is starting", b"", ())
+                else:
+                    answer = receiver.answer(SIGNALS[name], body, metadata, peer)
+            except Exception as exc:  # a bug must cost one call, not the receiver
+                log.exception("answering a gRPC %s export failed", name)
+                answer = ("UNKNOWN", f"Unexpected {type(exc).__name__}: {exc}", b"", ())
+            out.append(frame((call, *answer)))
+        if out and self._transport is not None:
+            self._transport.write(b"".join(out))
 
     def _on_eof(self) -> None:
         if self._closed:

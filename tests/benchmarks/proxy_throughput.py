@@ -13,8 +13,10 @@
 Goals: >= 0.5x the Collector on 1000-point batches (issue 3) and on 100- and 1000-metric requests
 (issue 11); p99 added <= 5 ms at 30 sessions/s;
 memory bounded under a 10x burst. Needs the Collector binary (`labctl install collector`).
-The proxy uses two processes (its JSON Lines log is written by a child on the other core); the
-memory figures include both. On a machine with one free core the proxy's figures drop accordingly.
+The proxy uses three processes: its JSON Lines log is written by a child, and gRPC calls are taken by
+another (the gRPC front, which relays each request to the proxy and its answer back), both free to run
+on the other core. The CPU and memory figures include them. On a machine with one free core the
+proxy's figures drop accordingly.
 Each request here repeats the same series, as a load generator's do from one interval to the next: the
 proxy and its log writer recognise a one-point metric they have met before by all its bytes but its
 point's times and value (labctl.otlp.wire.QuickMetrics), so a load whose series change with every
@@ -149,7 +151,7 @@ async def _classroom(target: Target, sessions: int, seconds: float) -> list[floa
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a target and its children (the proxy's log writer)."""
+    """User + system CPU time of a target and its children (the proxy's log writer and gRPC front)."""
     proc = psutil.Process(pid)
     t = proc.cpu_times()
     total = t.user + t.system
@@ -183,7 +185,7 @@ def start_proxy(workdir: Path, contract: bool, upstream: str = "") -> ProxyProce
 
 
 def _rss(proc: psutil.Process) -> int:
-    """The proxy's memory with its children (the JSON Lines writer process)."""
+    """The proxy's memory with its children (the JSON Lines writer and the gRPC front)."""
     total = proc.memory_info().rss
     for child in proc.children(recursive=True):
         try:
