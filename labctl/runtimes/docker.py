@@ -8,7 +8,9 @@ Image overrides are read by labctl itself at `up` (labctl/runtimes/docker_images
 env file. Nothing outside the lab's own compose project is ever touched (no prune).
 
 `up` writes the env file before any compose call, makes sure every image is here (pulls what is missing,
-builds the proxy image when its content changed) and records the stage only once the stage is up.
+builds the proxy image when its content changed) and records the stage only once the stage is up. When
+nothing the stage's containers were made from changed since compose last brought it up (the usual `up`
+after `down`), it starts the kept containers itself instead of running compose (runtimes/docker_warm.py).
 
 Compose starts containers without `--wait`: its wait follows the images' healthchecks, whose first run
 comes one interval (2 s) after the start, and a container that exits at once is only reported when
@@ -38,7 +40,7 @@ from labctl import ui
 from labctl.errors import LabError
 from labctl.model import DOCKER_REPO, LabModel, Placement, read_env_file
 from labctl.ops.config_files import record_applied
-from labctl.runtimes import collector_slot, docker_images, proxy_local
+from labctl.runtimes import collector_slot, docker_images, docker_warm, proxy_local
 from labctl.runtimes.base import Runtime, ServiceStatus, docker_engine, process_env, write_local_files
 from labctl.runtimes.compose_names import compose_project, container_name
 from labctl.runtimes.docker_images import clean_call
@@ -279,44 +281,93 @@ class DockerRuntime(Runtime):
         images = self.images()
         self.lab.settings["images"] = images
         self.write_env_file()  # before any compose call (listing containers interpolates the files too)
-        unavailable = self._ensure_images(services, images)
+        unavailable, image_ids = self._ensure_images(services, images)
         services = [s for s in services if s not in unavailable]
         self.lab.settings["unavailable"] = unavailable  # `status` and `up` say it in one line each
         if PROXY_IMAGE_SERVICES & set(services):
             self.lab.settings["proxy_image"] = docker_images.ensure_proxy_image(
-                self.model, images["python"], self.build_log, self.client_call, progress=ui.info
+                self.model,
+                images["python"],
+                self.build_log,
+                self.client_call,
+                progress=ui.info,
+                python_id=image_ids.get(images["python"]),
             )
         self.prepare_files(services)
         new = [s for s in services if not self.is_running(s)]
         check_ports_free(
             [(s, n, self.lab.port(s, n)) for s in new for n in self.model.service(s).ports], stage
         )
-        ui.info(f"starting {', '.join(services)} (docker compose, project {self.project})")
-        self._compose(
-            # Only the services it can run (without an optional one whose image is missing); images:
-            # checked above. The stage's other containers (a higher stage's) go as orphans.
-            lambda c: c.compose.up(
-                services if unavailable else None, detach=True, remove_orphans=True, pull="never"
-            ),
-            "start the lab",
-            layer=layer,
-        )
+        digest = self._inputs_digest(layer, services, images)
+        if not self._start_kept(digest, services):
+            ui.info(f"starting {', '.join(services)} (docker compose, project {self.project})")
+            docker_warm.forget(self.lab.dir)  # until this compose run is up and recorded again
+            self._compose(
+                # Only the services it can run (without an optional one whose image is missing); images:
+                # checked above. The stage's other containers (a higher stage's) go as orphans.
+                lambda c: c.compose.up(
+                    services if unavailable else None, detach=True, remove_orphans=True, pull="never"
+                ),
+                "start the lab",
+                layer=layer,
+            )
         self._wait_ready(services)
+        made = {s: c.id for s, c in self._containers().items() if s in services}
+        if len(made) == len(services):
+            docker_warm.record(self.lab.dir, digest, made)
         self.lab.stage = stage  # recorded only once the stage is up
         record_applied(self.lab, self.model, services)  # saves; `labctl status` names files edited later
         self.wait_alert_route()
 
-    def _ensure_images(self, services: list[str], images: dict[str, str]) -> dict[str, str]:
+    def _inputs_digest(self, layer: int, services: list[str], images: dict[str, str]) -> str:
+        """What compose makes this stage's containers from (docker_warm.inputs_digest), images by id."""
+        refs = [images[s] for s in services if s in images]
+        if PROXY_IMAGE_SERVICES & set(services):
+            refs.append(str(self.lab.settings["proxy_image"]))
+        env_files = [compose_dir(self.model) / "versions.env", self.env_file]
+        return docker_warm.inputs_digest(
+            self.project,
+            compose_dir(self.model),
+            [*self.files(layer), *env_files],
+            services,
+            docker_images.image_ids(refs, self.client_call),
+        )
+
+    def _start_kept(self, digest: str, services: list[str]) -> bool:
+        """Start the kept containers without compose when they are exactly what this `up` would make
+        (docker_warm): True when done, False when compose must run (it also runs when a start fails)."""
+        if self.lab.faults:
+            return False  # a fault may have changed a running container in place: compose repairs it
+        found = {s: (c.id, c.status, c.paused) for s, c in self._containers().items()}
+        ids = docker_warm.kept_to_start(self.lab.dir, digest, services, found)
+        if ids is None:
+            return False
+        if ids:
+            ui.info(f"starting the kept containers of project {self.project} (nothing to recreate)")
+            # The proxy first: its Python start-up is the longest wait.
+            ids.sort(key=lambda cid: cid != found.get("proxy", ("",))[0])
+            self._listed = None
+            problem = docker_warm.start_all(clean_call(self.client_call), ids)
+            if problem:
+                ui.info(f"docker could not start a kept container ({problem}); compose takes over")
+                return False
+        return True
+
+    def _ensure_images(
+        self, services: list[str], images: dict[str, str]
+    ) -> tuple[dict[str, str], dict[str, str]]:
         """Every image the stage runs is here, or pulled now; else one line naming it and how to get it.
         An optional service (lab.yaml `optional`: Grafana) whose image cannot be had does not stop the
-        stage: returned as {service: why, and how to get it}, for `up` and `status` to say."""
+        stage: returned as {service: why, and how to get it}, for `up` and `status` to say; with the ids
+        of the images that were already here (ref -> id)."""
         roles = [s for s in services if s in images] + (
             ["python"] if PROXY_IMAGE_SERVICES & set(services) else []
         )
+        present = docker_images.image_ids([images[r] for r in roles], self.client_call)
         unavailable: dict[str, str] = {}
         for role in roles:
             ref = images[role]
-            if docker_images.image_id(ref, self.client_call):
+            if ref in present:
                 continue
             ui.info(f"pulling {ref} ({role})")
             reason = docker_images.pull(ref, self.client_call)
@@ -330,7 +381,7 @@ class DockerRuntime(Runtime):
                 f"{what} {ref} is not on this machine and cannot be pulled ({reason})",
                 docker_images.how_to_get(ref),
             )
-        return unavailable
+        return unavailable, present
 
     def prepare_files(self, services: list[str] | None = None) -> None:
         self.write_env_file()
@@ -426,6 +477,7 @@ class DockerRuntime(Runtime):
         top = max(s.layer for s in self.model.stages.values())
         self._remove_extras()  # not services of the files: `compose stop` would leave them running
         if volumes or fresh:
+            docker_warm.forget(self.lab.dir)
             self._compose(
                 lambda c: c.compose.down(remove_orphans=True, volumes=volumes, timeout=5),
                 "stop the lab",
@@ -436,7 +488,7 @@ class DockerRuntime(Runtime):
         self.lab.path.unlink(missing_ok=True)
         if volumes:
             # The instance's files too: its env file holds Grafana's admin password.
-            for path in (self.env_file, self.override_file):
+            for path in (self.env_file, self.override_file, docker_warm.record_path(self.lab.dir)):
                 path.unlink(missing_ok=True)
             for folder in ("services", "logs"):
                 shutil.rmtree(self.lab.dir / folder, ignore_errors=True)

@@ -82,6 +82,19 @@ def image_id(ref: str, client: list[str] | None = None) -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
+def image_ids(refs: list[str], client: list[str] | None = None) -> dict[str, str]:
+    """ref -> image id of those present: one `docker image inspect` for all (each call is a CLI start,
+    a tenth of a second on a busy machine); one per ref only when some are missing."""
+    unique = list(dict.fromkeys(refs))
+    if not unique:
+        return {}
+    out = docker(["image", "inspect", "--format", "{{.Id}}", *unique], client, timeout=30)
+    ids = out.stdout.split()
+    if out.returncode == 0 and len(ids) == len(unique):
+        return dict(zip(unique, ids, strict=True))
+    return {ref: found for ref in unique if (found := image_id(ref, client))}
+
+
 def pull(ref: str, client: list[str] | None = None) -> str | None:
     """Pull one image; None when it worked, else the engine's one-line reason."""
     out = docker(["pull", "--quiet", ref], client)
@@ -230,12 +243,17 @@ def proxy_tag(model: LabModel, python_ref: str, python_id: str) -> str:
 
 
 def ensure_proxy_image(
-    model: LabModel, python_ref: str, log: Path, client: list[str] | None = None, progress: object = None
+    model: LabModel,
+    python_ref: str,
+    log: Path,
+    client: list[str] | None = None,
+    progress: object = None,
+    python_id: str | None = None,
 ) -> str:
     """The proxy image for this lab's code and base image: built only when missing (its tag is its
-    content). Returns the tag."""
+    content). Returns the tag. `python_id`: the base image's id, when the caller just looked it up."""
     say = progress if callable(progress) else (lambda _msg: None)
-    python_id = image_id(python_ref, client)
+    python_id = python_id or image_id(python_ref, client)
     if python_id is None:
         raise LabError(f"the proxy's base image {python_ref} is not on this machine", how_to_get(python_ref))
     tag = proxy_tag(model, python_ref, python_id)

@@ -5,13 +5,14 @@ Goals (issue 12): warm `up` <= 5 s, check <= 10 s, break and heal <= 3 s each. R
 lane, which starts the private engine and builds the stand-in images (their time is its first figure):
 
     bash tests/tools/docker-engine.sh run -- python tests/benchmarks/docker_runtime.py [--no-faults]
-        [--fault 'endpoint invalid-url' --fault storage-down ...] [--rounds N]
+        [--fault 'endpoint invalid-url' --fault storage-down ...] [--rounds N] [--warm-rounds N]
 
 "Cold" up is the first `up module-3` of a new lab whose proxy image is not built yet (the image is
 removed first; its wheelhouse stays, as on a prepared classroom machine); "warm" is `up module-3`
 again on the running lab, then `down` and `up module-3` with every image present (`down` keeps the
-stopped containers and networks, and `--free-ports` takes the stopped lab's ports back: compose only
-starts them).
+stopped containers and networks, and `--free-ports` takes the stopped lab's ports back: nothing changed,
+so labctl starts the kept containers itself, without compose). `--warm-rounds N` repeats `down` and
+that warm `up` N times: on a shared machine one figure says little.
 """
 
 from __future__ import annotations
@@ -108,6 +109,7 @@ def main() -> None:
     )
     parser.add_argument("--rounds", type=int, default=1, help="break and heal each fault this many times")
     parser.add_argument("--no-check", action="store_true", help="no `check` while a fault is active")
+    parser.add_argument("--warm-rounds", type=int, default=1, help="times to repeat `down` + warm `up`")
     args = parser.parse_args()
     if os.environ.get("LABCTL_DOCKER_LANE") != "1":
         raise SystemExit(
@@ -132,10 +134,18 @@ def main() -> None:
             row("cold up module-3 (proxy image built)", took)
             took, _ = labctl(state_dir, instance, "up", "module-3")
             row("warm up module-3 (already running)", took, "warm up")
-            took, _ = labctl(state_dir, instance, "down")
-            row("down", took)
-            took, _ = labctl(state_dir, instance, "--runtime", "docker", "up", "module-3", "--free-ports")
-            row("warm up module-3 (from down, images present)", took, "warm up")
+            for _ in range(args.warm_rounds):
+                took, _ = labctl(state_dir, instance, "down")
+                row("down", took)
+                took, out = labctl(
+                    state_dir, instance, "--runtime", "docker", "up", "module-3", "--free-ports"
+                )
+                how = (
+                    "kept containers"
+                    if "starting the kept containers" in " ".join(out.split())
+                    else "compose"
+                )
+                row(f"warm up module-3 (from down, {how})", took, "warm up")
             wait_green(state_dir, instance)
             took, _ = labctl(state_dir, instance, "check")
             row("check (green lab)", took, "check")

@@ -54,9 +54,11 @@ def test_down_keeps_stopped_containers_up_starts_them_down_volumes_leaves_nothin
     docker_state, docker_lab
 ) -> None:
     """`down` stops the lab (nothing runs, its ports are free, `status` says no lab) and keeps its
-    containers and networks; the next `up` starts the same containers on the same ports, and a stage
-    change removes what the new stage does not run. With a fault active `down` removes the containers;
-    `down --volumes`, even after the state dir was deleted, then leaves nothing."""
+    containers and networks; the next `up` starts the same containers itself on the same ports
+    (compose is not run: nothing changed), a changed setting goes through compose, which recreates
+    what it changed, and a stage change removes what the new stage does not run. With a fault active
+    `down` removes the containers; `down --volumes`, even after the state dir was deleted, then leaves
+    nothing."""
     state_dir, instance = docker_state
     lab = docker_lab("module-3")
     name = project(lab)
@@ -65,6 +67,10 @@ def test_down_keeps_stopped_containers_up_starts_them_down_volumes_leaves_nothin
         label = f"label=com.docker.compose.project={name}"
         out = docker("ps", *flags, "--filter", label, "--format", "{{.Names}} {{.ID}}").stdout
         return dict(line.split() for line in out.splitlines())
+
+    def up(*args: str) -> str:
+        out = run_labctl("--instance", instance, "up", *args, state_dir=state_dir).stdout
+        return " ".join(out.split())  # rich wraps at 80 columns
 
     made = containers("-a")
     assert len(made) == len(load_model().stage_services("module-3", "docker")), made
@@ -78,15 +84,34 @@ def test_down_keeps_stopped_containers_up_starts_them_down_volumes_leaves_nothin
             assert not port_in_use(port), f"{service} still holds {port} after down"
     assert json.loads(run_labctl("status", "--json", state_dir=state_dir).stdout)["running"] is False
 
-    # The student comes back one stage lower: layer 1's kept containers start again (same ids, same
-    # ports: --free-ports takes the stopped lab's ports back while they are free); module 3's go as
-    # orphans, and the Collector, which module 3 extends, is made anew for module 2.
+    # The student comes back: the kept containers start again as they are (same ids, same ports:
+    # --free-ports takes the stopped lab's ports back while they are free), without compose.
+    out = up("module-3", "--runtime", "docker", "--free-ports")
+    assert "starting the kept containers" in out and "docker compose" not in out, out
+    assert containers() == made
+    warm = LabState.load(state_dir)
+    assert all(warm.ports[s] == lab.ports[s] for s in load_model().stage_services("module-3", "docker"))
+    status = json.loads(run_labctl("status", "--json", state_dir=state_dir).stdout)
+    assert {s["health"] for s in status["services"]} == {"healthy"}, status
+
+    # A changed setting goes through compose: auth changes the proxy's environment, so the proxy is
+    # made anew and every other container is kept.
+    out = up("module-3", "--auth")
+    assert "docker compose" in out, out
+    authed = containers()
+    assert authed[f"{name}-proxy-1"] != made[f"{name}-proxy-1"]
+    assert {k: v for k, v in authed.items() if "-proxy-" not in k} == {
+        k: v for k, v in made.items() if "-proxy-" not in k
+    }
+
+    # One stage lower: module 3's containers go as orphans, the Collector, which module 3 extends, is
+    # made anew for module 2, and layer 1's are kept.
     again = docker_lab("module-2")
     now = containers("-a")
     assert sorted(now) == sorted(f"{name}-{s}-1" for s in ("proxy", "model-stub", "collector")), now
     for service in ("proxy", "model-stub"):
-        assert now[f"{name}-{service}-1"] == made[f"{name}-{service}-1"], service
-    assert all(again.ports[s] == lab.ports[s] for s in ("proxy", "model-stub", "collector"))
+        assert now[f"{name}-{service}-1"] == authed[f"{name}-{service}-1"], service
+    assert now[f"{name}-collector-1"] != made[f"{name}-collector-1"]
     assert requests.get(again.url("proxy", "admin") + "/readyz", timeout=5).ok
 
     # With a fault active, `down` removes the containers (a kept one would carry the fault's change).
