@@ -46,9 +46,15 @@ def serve(cfg: ProxyConfig, log_level: str) -> None:
         level=getattr(logging, log_level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    front = None
+    if cfg.otlp_grpc is not None:
+        # The gRPC front's process starts now: its start overlaps the imports below.
+        from labctl.proxy.grpc_front import launch
+
+        front = launch(str(cfg.otlp_grpc), cfg.max_request_bytes)
     from labctl.proxy.server import ProxyServer
 
-    server = ProxyServer(cfg, can_restart=True)
+    server = ProxyServer(cfg, can_restart=True, grpc_front=front)
     try:
         asyncio.run(server.serve_forever())
     except KeyboardInterrupt:

@@ -80,6 +80,30 @@ class Frames(asyncio.Protocol):
         self.on_eof()
 
 
+def launch(listen: str, max_bytes: int) -> tuple[Any, socket.socket]:
+    """Start the front's process: (its Popen, the proxy's end of their socket). Kept light (no grpc,
+    no asyncio loop) so the proxy can launch it before its own imports and set-up, which then overlap
+    the front's start."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[2])  # the child imports this very labctl
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    cmd = [sys.executable, "-m", "labctl.proxy.grpc_front", "--listen", listen]
+    cmd += ["--max-bytes", str(max_bytes), "--fd", str(theirs.fileno())]
+    try:
+        proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, pass_fds=(theirs.fileno(),))
+    except BaseException:
+        ours.close()
+        raise
+    finally:
+        theirs.close()
+    return proc, ours
+
+
 def _die_with_parent() -> None:
     try:
         ctypes.CDLL(None, use_errno=True).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL (Linux)

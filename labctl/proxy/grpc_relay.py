@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import socket
 import subprocess
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from labctl.errors import LabError
 from labctl.otlp.signals import SIGNALS
-from labctl.proxy.grpc_front import Frames, frame
+from labctl.proxy.grpc_front import Frames, frame, launch
 from labctl.proxy.grpc_receiver import GrpcReceiver
 
 log = logging.getLogger("labctl.proxy")
@@ -39,22 +36,13 @@ class GrpcFront:
         self._closed = False
         self._stopping = False
 
-    async def spawn(self, listen: str, max_bytes: int) -> None:
+    async def spawn(
+        self, listen: str, max_bytes: int, launched: tuple[Any, socket.socket] | None = None
+    ) -> None:
+        """Start the front on `listen` (or take one `grpc_front.launch` started already)."""
         loop = asyncio.get_running_loop()
         self.listen = listen
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        env = dict(os.environ)
-        root = str(Path(__file__).resolve().parents[2])  # the child imports this very labctl
-        env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
-        cmd = [sys.executable, "-m", "labctl.proxy.grpc_front", "--listen", listen]
-        cmd += ["--max-bytes", str(max_bytes), "--fd", str(theirs.fileno())]
-        try:
-            self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, pass_fds=(theirs.fileno(),))
-        except BaseException:
-            ours.close()
-            raise
-        finally:
-            theirs.close()
+        self.proc, ours = launched if launched is not None else launch(listen, max_bytes)
         self._started = loop.create_future()
         self._transport, _ = await loop.create_unix_connection(
             lambda: Frames(self._on_messages, self._on_eof), sock=ours

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal as signals
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -54,11 +55,13 @@ class ProxyServer:
         contract_loader: Callable[[Any], Any] | None = None,
         inspector_factory: Callable[..., Any] | None = None,
         can_restart: bool = False,
+        grpc_front: tuple[Any, socket.socket] | None = None,
     ) -> None:
         self.cfg = cfg
         # POST /api/restart: only a proxy that is its own process (python -m labctl.proxy, `labctl proxy
         # serve`) runs its command again; one inside another program (a test) answers 409.
         self.can_restart = can_restart
+        self._launched_front = grpc_front  # grpc_front.launch(), done before this module was imported
         self.restart_asked = False
         self._stop: asyncio.Event | None = None
         self.stats = Stats()
@@ -92,7 +95,8 @@ class ProxyServer:
             if cfg.otlp_grpc is not None:
                 # The gRPC front's process starts while the rest is set up here (see grpc_relay.py).
                 self._front = GrpcFront(on_lost=self._front_lost)
-                await self._front.spawn(str(cfg.otlp_grpc), cfg.max_request_bytes)
+                launched, self._launched_front = self._launched_front, None
+                await self._front.spawn(str(cfg.otlp_grpc), cfg.max_request_bytes, launched)
             await self._start_parts(cfg)
         except BaseException:
             await self.stop()
