@@ -8,6 +8,7 @@ dropped, monotonic sums get `_total`, and the exporter's namespace is prefixed.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 _UNIT_WORDS = {
     "d": "days",
@@ -75,7 +76,10 @@ def prometheus_name(
     return base
 
 
+@lru_cache(maxsize=4096)
 def label_name(key: str) -> str:
+    """An attribute key as a Prometheus label name. Remembered: the same few keys come with every point
+    the proxy exposes, and the regular expression costs more than the look-up."""
     out = _INVALID_LABEL.sub("_", key)
     if out and out[0].isdigit():
         out = "key_" + out

@@ -73,6 +73,7 @@ class Evaluation:
         self._iso: dict[int, str | None] = {}
         self.raw = raw  # the protobuf bytes of `request`, when the caller had them
         self.metric_names: set[str] = set()  # every metric's name, points or not
+        self._set_later = False  # with_violations() was called
 
     def note_rejected(self, key: tuple[int, int, int], index: int, viol: list[Violation]) -> None:
         self.rejected += 1
@@ -115,6 +116,11 @@ class Evaluation:
         return self._record(self._items[index])
 
     def violating_indices(self) -> list[int]:
+        # A metric point with violations is always rejected (note_rejected), unless its violations were
+        # set afterwards (with_violations): with none rejected the points need no walk. Not so for spans,
+        # where a late parent finding is reported but not rejected.
+        if self.signal == "metrics" and not self.rejected and not self._set_later:
+            return []
         return [i for i, item in enumerate(self._items) if item.violations]
 
     @property
@@ -131,6 +137,7 @@ class Evaluation:
     def with_violations(self, violations: dict[int, list[Violation]]) -> None:
         """Replace the violations of the given items (a verdict reached elsewhere, e.g. in the proxy)."""
         items = self._items
+        self._set_later = True
         for i, viol in violations.items():
             items[i] = items[i]._replace(violations=viol)
 

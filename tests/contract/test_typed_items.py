@@ -86,3 +86,19 @@ def test_sessions_follow_the_series_not_the_dict() -> None:
         raw = req.SerializeToString()
         tracker.observe(Contract(c.spec).evaluate("metrics", req, raw), now=1000.0)
     assert tracker.get("s1").to_dict()["tokens"] == {"input": 150}  # type: ignore[union-attr]
+
+
+def test_violating_indices_name_every_violating_point_read_either_way() -> None:
+    """The inspector's list of violating points (what the page and the violations API show) skips its walk
+    when nothing was rejected: it must still find every violating point, from the wire and from objects,
+    and points given violations afterwards (the log writer's with_violations)."""
+    c = load_contract(default_contract_path())
+    bad = {**A, "type": "not-a-type"}
+    req = metrics_request([_tokens(5), _tokens(6, bad), _tokens(7), _tokens(8, bad)])
+    for raw in (None, req.SerializeToString()):
+        ev = c.evaluate("metrics", req, raw)
+        assert ev.violating_indices() == [1, 3] and ev.rejected == 2
+    clean = c.evaluate("metrics", metrics_request([_tokens(5), _tokens(6)]))
+    assert clean.violating_indices() == []
+    clean.with_violations({1: [{"path": "p", "rule": "r", "message": "m"}]})
+    assert clean.violating_indices() == [1]
