@@ -112,6 +112,12 @@ def note(text: str, indent: int = 2, out: Console | None = None) -> None:
         dest.print(" " * indent + escape(line), soft_wrap=True)
 
 
+def command(line: str) -> None:
+    """A command to copy, on a line of its own and never folded: a newline rich put inside it would cut
+    it in two when pasted (a terminal wraps an over-long line without one)."""
+    _out().print("  " + escape(line), soft_wrap=True)
+
+
 def _fit(columns: Sequence[str], cells: list[list[str]], mins: list[int], room: int) -> list[int]:
     """Column widths that fit `room`: each column's natural width, the widest shrunk first, never below
     its longest word (rich's own layout can leave a table wider than the terminal, which then crops)."""
@@ -189,12 +195,14 @@ def print_json(obj: Any) -> None:
 
 @contextmanager
 def progress(transient: bool = True) -> Iterator[Progress]:
-    """A spinner + elapsed-time display for waits (health checks, builds). Draws on stderr."""
+    """A spinner + elapsed-time display for waits (health checks, builds). Draws on stderr, and only on a
+    terminal: elsewhere (a log, a pipe) rich would leave an empty line where the spinner was."""
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
         TimeElapsedColumn(),
         console=err_console,
         transient=transient,
+        disable=not err_console.is_terminal,
     ) as prog:
         yield prog

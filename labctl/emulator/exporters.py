@@ -287,8 +287,15 @@ def install_sdk_log_watcher(stats: RunStats, quiet: bool = False) -> SdkLogWatch
     return watcher
 
 
+# After the run, the SDK's threads may still log (the retry a shutdown aborted). With no handler at all,
+# Python's last-resort handler would print that line bare to stderr, in the middle of the summary.
+_AFTER_THE_RUN = logging.NullHandler()
+
+
 def remove_sdk_log_watcher(watcher: SdkLogWatcher) -> None:
-    logging.getLogger("opentelemetry").removeHandler(watcher)
+    root = logging.getLogger("opentelemetry")
+    root.removeHandler(watcher)
+    root.addHandler(_AFTER_THE_RUN)  # a no-op when it is there already
 
 
 # --- building ---------------------------------------------------------------------------------------

@@ -28,3 +28,15 @@ def test_a_long_sdk_warning_is_wrapped_under_its_logger_and_still_counted():
     assert len(lines) >= 4 and all(line.startswith("  ") for line in lines[1:])
     assert " ".join(line.strip() for line in lines[1:]) == MESSAGE  # every word kept, in order
     assert stats.sdk_messages and MESSAGE in stats.sdk_messages[0]
+
+
+def test_a_warning_the_sdk_logs_after_the_run_is_not_printed_bare(capsys) -> None:
+    # The retry a shutdown aborts is logged once the watcher is gone: Python's last-resort handler printed
+    # it as a bare line in the middle of the summary.
+    from labctl.emulator.exporters import install_sdk_log_watcher, remove_sdk_log_watcher
+
+    remove_sdk_log_watcher(install_sdk_log_watcher(RunStats(), quiet=True))
+    logging.getLogger("opentelemetry.exporter.otlp.proto.grpc.exporter").warning(
+        "Shutdown in progress, aborting retry."
+    )
+    assert "aborting retry" not in capsys.readouterr().err

@@ -89,6 +89,24 @@ def test_a_note_keeps_its_indent_on_every_line(capsys: pytest.CaptureFixture[str
     assert " ".join(" ".join(lines).split()) == text
 
 
+def test_a_command_to_copy_is_never_folded(capsys: pytest.CaptureFixture[str]) -> None:
+    line = "labctl restore /home/a-student/.local/state/labctl/backups/default-20261205T075450Z"
+    ui.console.width = NARROW
+    try:
+        ui.command(line)
+    finally:
+        ui.console.width = 200
+    assert capsys.readouterr().out == f"  {line}\n"
+
+
+def test_a_spinner_leaves_nothing_where_there_is_no_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+    # In a log or a pipe rich left an empty line where the spinner had been (between `up`'s plan and its
+    # table, under `$ labctl check`); a terminal shows none.
+    with ui.progress() as prog:
+        prog.add_task("waiting for proxy to become healthy", total=None)
+    assert capsys.readouterr().err == ""
+
+
 def _run(state_dir: Path, *args: str, columns: int) -> str:
     r = run_labctl(*args, state_dir=state_dir, check=False, env=labctl_env(COLUMNS=str(columns)))
     assert r.returncode in (0, 1, 11, 12, 13, 14), r.stderr
