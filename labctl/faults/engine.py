@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import time
 from typing import Any
 
@@ -18,8 +19,12 @@ def get_fault(name: str) -> Fault:
     try:
         return FAULTS[name]
     except KeyError:
-        listing = "; ".join(f"{f.name} ({f.summary})" for f in FAULTS.values())
-        raise LabError(f"unknown fault {name!r}", f"faults: {listing}") from None
+        # Names only (every summary made a 20-line hint), and the likely one for a typo first.
+        close = difflib.get_close_matches(name, list(FAULTS), n=1)
+        raise LabError(
+            f"unknown fault {name!r}" + (f": did you mean {close[0]!r}?" if close else ""),
+            f"one of: {', '.join(FAULTS)} (`labctl faults --all` says what each does)",
+        ) from None
 
 
 def parse_options(fault: Fault, args: list[str]) -> dict[str, Any]:

@@ -21,6 +21,13 @@ def test_unknown_fault_lists_every_fault() -> None:
     assert "unknown fault 'bogus'" in err.value.message
     for name in FAULTS:
         assert name in (err.value.hint or "")
+    assert "labctl faults --all" in (err.value.hint or "") and len(err.value.hint or "") < 400
+
+
+def test_a_mistyped_fault_is_named() -> None:
+    with pytest.raises(LabError) as err:
+        get_fault("netwrok")
+    assert err.value.message == "unknown fault 'netwrok': did you mean 'network'?"
 
 
 def test_options_positional_flag_and_key_value() -> None:
