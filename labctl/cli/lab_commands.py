@@ -355,7 +355,7 @@ def ports(json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
     ui.table(["service", "port", "url", "what"], [list(r.values()) for r in rows], title=f"{lab.stage} ports")
     # The example on a line of its own: wrapped inside a sentence, the command would split in two.
     ui.info("in scripts, `labctl url SERVICE.PORT` prints one of them:")
-    ui.info("  curl $(labctl url proxy.admin)/api/stats")
+    ui.command("curl $(labctl url proxy.admin)/api/stats")
 
 
 @cli.command()

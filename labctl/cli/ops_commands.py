@@ -131,7 +131,8 @@ def backup(
         f"backup of {lab.stage} in {manifest.directory} ({len(files)} files, {size / 1e6:.1f} MB, "
         f"{time.monotonic() - started:.1f}s)"
     )
-    ui.info(f"restore it with `labctl restore {manifest.directory}` (also after `labctl down --volumes`)")
+    ui.info("restore it with (also after `labctl down --volumes`):")
+    ui.command(f"labctl restore {manifest.directory}")
 
 
 def _part_text(part: str, info: dict[str, object]) -> str:
