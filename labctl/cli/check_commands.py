@@ -67,12 +67,12 @@ def check(
                     ui.warn(f"still firing: {resolve_note(alert)}")
         else:
             first = next(r for r in results if r.layer == failing and not r.ok and not r.skipped)
+            if visible:  # before the error: its "what to do" is the last line a student reads
+                ui.info(f"active faults: {', '.join(visible)} (`labctl faults`)")
             ui.error(
                 f"layer {failing} fails first: {first.cause}",
                 f"read lab/playbooks/{first.playbook}.md" if first.playbook else first.hint,
             )
-            if visible:
-                ui.info(f"active faults: {', '.join(visible)} (`labctl faults`)")
             if secret:
                 ui.info(
                     "blind challenge: record your diagnosis with `labctl diagnose` (`labctl reveal` grades it)"

@@ -768,12 +768,21 @@ class Runner:
             )
             return ""
         try:
+            # One stream, as a terminal shows it: a warning or an error stands where it was printed, not
+            # after everything the command wrote to stdout (PYTHONUNBUFFERED keeps the two in order).
             proc = subprocess.run(
-                command, cwd=cwd, env=self.env, capture_output=True, text=True, timeout=240, check=False
+                command,
+                cwd=cwd,
+                env=self.env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                timeout=240,
+                check=False,
             )
         except subprocess.TimeoutExpired:
             raise RuntimeError(f"`{step.shown}` did not finish within 240 s") from None
-        return self._outcome(step, proc.returncode, proc.stdout + proc.stderr)
+        return self._outcome(step, proc.returncode, proc.stdout)
 
     def join(self) -> list[tuple[Step, str]]:
         """Each background step's transcript, once it has ended."""
