@@ -44,8 +44,8 @@ def _engine() -> Finding:
     return Finding(
         "docker engine",
         "warn",
-        f"{why}: the lab runs natively",
-        "nothing needed for native; for docker start Docker Engine / Docker Desktop",
+        f"the lab runs natively ({why})",
+        "nothing needed for the native runtime; for Docker, start Docker Engine or Docker Desktop",
     )
 
 
@@ -60,8 +60,9 @@ def _docker(model: LabModel, required: bool) -> list[Finding]:
             Finding(
                 "docker engine",
                 "fail" if required else "warn",
-                f"{why}: the lab runs natively",
-                "start Docker Engine / Docker Desktop" + ("" if required else " (nothing needed for native)"),
+                f"the lab runs natively ({why})",
+                "start Docker Engine or Docker Desktop"
+                + ("" if required else " (nothing needed for the native runtime)"),
             )
         ]
     out = [Finding("docker engine", "ok", f"Docker {why}")]
