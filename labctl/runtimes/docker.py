@@ -676,21 +676,23 @@ class DockerRuntime(Runtime):
             self.restart(service)
             return
         before = {service: states[service][1]}
-        if service != "proxy" or not self._proxy_restarts_itself(before):
+        taken = self._proxy_restarts_itself(before) if service == "proxy" else False
+        if not taken:
             # The engine's own restart: compose would read every layer file first (seconds under load).
-            # One second to stop a running one; none when nothing runs (between two failed starts).
-            wait = "1" if states[service][0] == "running" else "0"
+            # One second to stop a running service, none when nothing runs or a proxy does not answer
+            # (between or during failed starts, where its PID 1 ignores SIGTERM: the second is waited out).
+            wait = "1" if states[service][0] == "running" and taken is False else "0"
             name = container_name(self.lab.instance, service)
             self._docker(["restart", "-t", wait, name], f"restart {service}")
             self._wait_ready([service], restarts_before=before)
         record_applied(self.lab, self.model, [service])
 
-    def _proxy_restarts_itself(self, restarts_before: dict[str, int]) -> bool:
+    def _proxy_restarts_itself(self, restarts_before: dict[str, int]) -> bool | None:
         """A running proxy restarts itself (POST /api/restart, asked quietly: its log shows the stop and
         the start, as after `docker restart`): the same process runs its command again in the same
         container, without the engine's stop and start. True once the new process is ready; LabError
-        with its last log lines, as for any failed start, when it exits. False when the proxy did not
-        take the request (it is not answering): the caller restarts the container."""
+        with its last log lines, as for any failed start, when it exits. False when the proxy refused
+        the request, None when nothing answered: the caller restarts the container."""
         name = container_name(self.lab.instance, "proxy")
         admin = self.lab.url("proxy", "admin")
         # Started first, so no exit is missed: `docker wait` returns at the container's next exit, also
@@ -701,8 +703,9 @@ class DockerRuntime(Runtime):
         )  # fmt: skip
         try:
             asked = time.monotonic()
-            if not proxy_local.ask_restart(admin, self.lab.admin_headers(), quiet=True):
-                return False
+            took = proxy_local.ask_restart(admin, self.lab.admin_headers(), quiet=True)
+            if not took:
+                return took
             deadline = asked + self.ready_timeout
             next_look = asked + STATE_EVERY_S
             while time.monotonic() < deadline:

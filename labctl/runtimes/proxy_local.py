@@ -38,12 +38,13 @@ def write(lab_dir: Path, env: dict[str, str]) -> bool:
     return True
 
 
-def ask_restart(admin_url: str, headers: dict[str, str], quiet: bool = False) -> bool:
-    """POST /api/restart: True when the proxy took the request (it stops once it answered)."""
+def ask_restart(admin_url: str, headers: dict[str, str], quiet: bool = False) -> bool | None:
+    """POST /api/restart: True when the proxy took the request (it stops once it answered), False when
+    it answered otherwise (an older proxy without the route), None when nothing answered."""
     from labctl.runtimes.base import http_json
 
     answer = http_json(admin_url + "/api/restart" + ("?quiet=1" if quiet else ""), "POST", headers, 2.0)
-    return answer is not None and answer[0] == 202
+    return None if answer is None else answer[0] == 202
 
 
 def uptime(admin_url: str, headers: dict[str, str]) -> float | None:
