@@ -36,8 +36,16 @@ def run_checks(
         progress("sending a marker to the proxy (OTLP gRPC, like Claude Code)")
         token = auth_token(lab)  # `up --auth`: the marker presents the lab's token like any client
         headers = {"authorization": f"Bearer {token}"} if token else None
+        # A proxy whose admin port does not answer is down or restarting: one short try is enough to
+        # show the marker cannot get in (the SDK would retry the refused connection until its timeout).
+        timeout_s = 3 if cx.before["proxy"] is not None else 1
         cx.marker = send_marker(
-            lab.url("proxy", "otlp_grpc"), new_marker(), timeout_s=3, headers=headers, sparse=True, spans=True
+            lab.url("proxy", "otlp_grpc"),
+            new_marker(),
+            timeout_s=timeout_s,
+            headers=headers,
+            sparse=True,
+            spans=True,
         )
     results: list[CheckResult] = []
     # Later layers need to know how far the marker got, so earlier layers always run; only the
