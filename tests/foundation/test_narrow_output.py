@@ -4,7 +4,9 @@ id split across lines (a split one cannot be copied). Each command is rendered a
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -16,6 +18,18 @@ from labctl.matrix.cases import CASES_FILE, load_cases
 from tests.conftest import REPO, labctl_env, run_labctl
 
 NARROW = 80
+
+
+@contextlib.contextmanager
+def console_width(width: int) -> Iterator[None]:
+    """labctl's console at `width` columns for the block, back to the tests' 200 after it."""
+    ui.console.width = width
+    try:
+        yield
+    finally:
+        ui.console.width = 200
+
+
 _BOX = re.compile(r"[│┃┏┓┗┛┣┫┡┩┠┨━─┳┻╇╈┯┷┼└┘┌┐├┤┬┴═╸╹]")
 _MARKER = re.compile(r"check-[0-9a-f]{8}")
 _COUNTS = re.compile(r"[\d/+\-.]+")  # "+12/-3", "0/1000": numbers that differ run to run, not locations
@@ -59,11 +73,8 @@ def test_a_table_too_wide_for_80_columns_splits_nothing(capsys: pytest.CaptureFi
     cols = ["id", "url", "playbook", "why"]
     printed = {}
     for width in (NARROW, 200):
-        ui.console.width = width
-        try:
+        with console_width(width):
             ui.table(cols, rows, title="t")
-        finally:
-            ui.console.width = 200
         printed[width] = capsys.readouterr().out
     assert problems(printed[NARROW], printed[200]) == []
     assert "lab/playbooks/upstream-unreachable.md" in printed[NARROW]
@@ -79,11 +90,8 @@ def test_wrap_keeps_urls_whole_and_splits_json_paths_after_a_dot() -> None:
 
 def test_a_note_keeps_its_indent_on_every_line(capsys: pytest.CaptureFixture[str]) -> None:
     text = "(details: `labctl break ... --explain` or `labctl faults --json` — they give the answer away)"
-    ui.console.width = NARROW
-    try:
+    with console_width(NARROW):
         ui.note(text)
-    finally:
-        ui.console.width = 200
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2 and all(line.startswith("  ") and len(line) <= NARROW for line in lines), lines
     assert " ".join(" ".join(lines).split()) == text
@@ -91,11 +99,8 @@ def test_a_note_keeps_its_indent_on_every_line(capsys: pytest.CaptureFixture[str
 
 def test_a_command_to_copy_is_never_folded(capsys: pytest.CaptureFixture[str]) -> None:
     line = "labctl restore /home/a-student/.local/state/labctl/backups/default-20261205T075450Z"
-    ui.console.width = NARROW
-    try:
+    with console_width(NARROW):
         ui.command(line)
-    finally:
-        ui.console.width = 200
     assert capsys.readouterr().out == f"  {line}\n"
 
 
@@ -187,11 +192,8 @@ def test_a_table_that_fits_is_never_wider_than_the_terminal(capsys: pytest.Captu
             "no grafana binary: `labctl install grafana`, or Docker (image grafana/grafana:12.2.0)",
         ],
     ]
-    ui.console.width = NARROW
-    try:
+    with console_width(NARROW):
         ui.table(["service", "layer", "state", "health", "url"], rows)
-    finally:
-        ui.console.width = 200
     out = capsys.readouterr().out
     assert max(cell_len(line) for line in out.splitlines()) <= NARROW, out
     assert out.splitlines()[0].endswith("┓") and "http://127.0.0.1:8889/metrics" in out
