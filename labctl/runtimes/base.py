@@ -217,19 +217,8 @@ def http_status(url: str, timeout: float) -> int | None:
     """One GET: the status code, or None when nothing answered in time. The standard library's client,
     not requests: `status`, `up` and `down` probe with it, and importing requests (urllib3's async stack)
     would cost each of those commands about 0.15 s of CPU at start-up."""
-    import http.client
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    conn = kind(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
-    try:
-        conn.request("GET", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""))
-        return conn.getresponse().status
-    except (OSError, http.client.HTTPException, ValueError):
-        return None
-    finally:
-        conn.close()
+    answer = _http_call(url, "GET", None, timeout, read=False)
+    return None if answer is None else answer[0]
 
 
 def http_json(
@@ -237,18 +226,32 @@ def http_json(
 ) -> tuple[int, Any] | None:
     """One call with the standard library's client, like http_status: (status, JSON body, None when it
     has none), or None when nothing answered or the body is not JSON."""
-    import http.client
     import json
+
+    answer = _http_call(url, method, headers, timeout, read=True)
+    if answer is None:
+        return None
+    try:
+        return answer[0], json.loads(answer[1] or b"null")
+    except ValueError:
+        return None
+
+
+def _http_call(
+    url: str, method: str, headers: dict[str, str] | None, timeout: float, read: bool
+) -> tuple[int, bytes] | None:
+    """(status, body: empty unless `read`), or None when nothing answered in time."""
+    import http.client
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
+    kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    conn = kind(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
     try:
-        conn.request(
-            method, (parts.path or "/") + (f"?{parts.query}" if parts.query else ""), headers=headers or {}
-        )
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        conn.request(method, path, headers=headers or {})
         resp = conn.getresponse()
-        return resp.status, json.loads(resp.read() or b"null")
+        return resp.status, resp.read() if read else b""
     except (OSError, http.client.HTTPException, ValueError):
         return None
     finally:
