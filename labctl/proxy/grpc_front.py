@@ -9,11 +9,20 @@ limit (RESOURCE_EXHAUSTED) and inflates gzip here, as the in-process server did.
 
     python -m labctl.proxy.grpc_front --listen 127.0.0.1:4317 --max-bytes N --fd FD
 
-Frames both ways on the socket FD: 4-byte big-endian length + pickle of one message:
-    front -> proxy: ("ready", port) | ("error", text) once at start, then
-                    (call id, signal name, body, metadata pairs, peer) per call
-    proxy -> front: (call id, status code name or "", message, reply bytes, trailing metadata)
-                    | ("stop",): finish the calls in flight (1 s), then exit
+Frames both ways on the socket FD (the Go front, grpcfront/main.go, speaks the same): a 4-byte
+big-endian length, then that many bytes: one kind byte and its fields, big-endian, strings UTF-8.
+    front -> proxy, once at start:
+        "R" port:u16                        listening (the port bound)
+        "E" text                            cannot listen: the reason, the rest of the frame
+    front -> proxy, per call:
+        "C" call:u32 signal:u8 peer_len:u16 meta_len:u32 peer meta body
+            signal: index in SIGNAL_NAMES; peer as grpcio writes it ("ipv4:127.0.0.1:5");
+            meta: the metadata pairs, each key_len:u16 value_len:u32 key value ("-bin" keys carry
+            bytes, the others text); body: the request's (inflated) bytes, the rest of the frame
+    proxy -> front:
+        "A" call:u32 code:u8 message_len:u32 trailing_len:u32 message trailing reply
+            code: the gRPC status code (0 OK); trailing: pairs as meta above; reply: the rest
+        "S"                                 finish the calls in flight (1 s), then exit
 The front exits at end of input, so it never outlives the proxy (and the kernel ends it if the proxy
 is killed: PR_SET_PDEATHSIG).
 """
@@ -24,35 +33,142 @@ import argparse
 import asyncio
 import ctypes
 import itertools
-import pickle
 import signal
 import socket
 import struct
 import sys
+from collections.abc import Callable, Iterable
 from typing import Any
 
-_LEN = struct.Struct(">I")
 SERVICES = {
     "metrics": "opentelemetry.proto.collector.metrics.v1.MetricsService",
     "logs": "opentelemetry.proto.collector.logs.v1.LogsService",
     "traces": "opentelemetry.proto.collector.trace.v1.TraceService",
 }
+SIGNAL_NAMES = tuple(SERVICES)  # a call frame's signal byte indexes this
+# The gRPC status codes by name ("" is OK): the receiver answers with names, frames carry numbers.
+CODES = {
+    "": 0, "CANCELLED": 1, "UNKNOWN": 2, "INVALID_ARGUMENT": 3, "DEADLINE_EXCEEDED": 4,
+    "NOT_FOUND": 5, "ALREADY_EXISTS": 6, "PERMISSION_DENIED": 7, "RESOURCE_EXHAUSTED": 8,
+    "FAILED_PRECONDITION": 9, "ABORTED": 10, "OUT_OF_RANGE": 11, "UNIMPLEMENTED": 12,
+    "INTERNAL": 13, "UNAVAILABLE": 14, "DATA_LOSS": 15, "UNAUTHENTICATED": 16,
+}  # fmt: skip
+
+_LEN = struct.Struct(">I")
+_READY = struct.Struct(">IcH")
+_CALL = struct.Struct(">IcIBHI")  # length, "C", call, signal, peer_len, meta_len
+_ANSWER = struct.Struct(">IcIBII")  # length, "A", call, code, message_len, trailing_len
+_PAIR = struct.Struct(">HI")
+STOP = _LEN.pack(1) + b"S"
 
 
-def frame(msg: Any) -> bytes:
-    data = pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL)
-    return _LEN.pack(len(data)) + data
+def _pairs(pairs: Iterable[tuple[str, Any]]) -> bytes:
+    out = []
+    for key, value in pairs:
+        k = key.encode()
+        v = value.encode() if isinstance(value, str) else bytes(value)
+        out.append(_PAIR.pack(len(k), len(v)) + k + v)
+    return b"".join(out)
+
+
+def _unpairs(data: bytes) -> tuple[tuple[str, Any], ...]:
+    pairs = []
+    pos = 0
+    while pos < len(data):
+        klen, vlen = _PAIR.unpack_from(data, pos)
+        pos += _PAIR.size
+        key = data[pos : pos + klen].decode()
+        value = data[pos + klen : pos + klen + vlen]
+        pos += klen + vlen
+        pairs.append((key, value if key.endswith("-bin") else value.decode(errors="replace")))
+    return tuple(pairs)
+
+
+def ready_frame(port: int) -> bytes:
+    return _READY.pack(_READY.size - 4, b"R", port)
+
+
+def error_frame(text: str) -> bytes:
+    data = text.encode()
+    return _LEN.pack(1 + len(data)) + b"E" + data
+
+
+def call_frame(call: int, signal: int, body: bytes, metadata: Iterable[tuple[str, Any]], peer: str) -> bytes:
+    p = peer.encode()
+    m = _pairs(metadata)
+    size = _CALL.size - 4 + len(p) + len(m) + len(body)
+    return b"".join((_CALL.pack(size, b"C", call, signal, len(p), len(m)), p, m, body))
+
+
+def answer_frame(
+    call: int, code: int, message: str, reply: bytes, trailing: Iterable[tuple[str, Any]]
+) -> bytes:
+    msg = message.encode()
+    t = _pairs(trailing) if trailing else b""
+    size = _ANSWER.size - 4 + len(msg) + len(t) + len(reply)
+    return b"".join((_ANSWER.pack(size, b"A", call, code, len(msg), len(t)), msg, t, reply))
+
+
+class _MetaCache:
+    """A client sends the same metadata with every call: the last few decoded sections are kept."""
+
+    def __init__(self) -> None:
+        self._seen: dict[bytes, tuple[tuple[str, Any], ...]] = {}
+
+    def get(self, data: bytes) -> tuple[tuple[str, Any], ...]:
+        pairs = self._seen.get(data)
+        if pairs is None:
+            if len(self._seen) >= 64:
+                self._seen.clear()
+            pairs = self._seen[data] = _unpairs(data)
+        return pairs
+
+
+def decode_to_proxy(mv: memoryview, pos: int, end: int, cache: _MetaCache) -> tuple[Any, ...]:
+    """A front -> proxy frame's payload (mv[pos:end]): ("ready", port) | ("error", text) |
+    (call, signal name, body, metadata pairs, peer)."""
+    kind = mv[pos]
+    if kind == 0x43:  # "C"
+        _, _, call, sig, plen, mlen = _CALL.unpack_from(mv, pos - 4)
+        p = pos + _CALL.size - 4
+        peer = str(mv[p : p + plen], "utf-8")
+        p += plen
+        metadata = cache.get(bytes(mv[p : p + mlen]))
+        return (call, SIGNAL_NAMES[sig], bytes(mv[p + mlen : end]), metadata, peer)
+    if kind == 0x52:  # "R"
+        return ("ready", _READY.unpack_from(mv, pos - 4)[2])
+    return ("error", str(mv[pos + 1 : end], "utf-8", "replace"))
+
+
+def decode_to_front(mv: memoryview, pos: int, end: int, cache: _MetaCache) -> tuple[Any, ...]:
+    """A proxy -> front frame's payload: ("stop",) | (call, code, message, reply, trailing pairs)."""
+    if mv[pos] == 0x53:  # "S"
+        return ("stop",)
+    _, _, call, code, mlen, tlen = _ANSWER.unpack_from(mv, pos - 4)
+    p = pos + _ANSWER.size - 4
+    message = str(mv[p : p + mlen], "utf-8", "replace")
+    p += mlen
+    trailing = _unpairs(bytes(mv[p : p + tlen])) if tlen else ()
+    return (call, code, message, bytes(mv[p + tlen : end]), trailing)
 
 
 class Frames(asyncio.Protocol):
-    """Length-prefixed pickles off a stream socket: the ones that arrived together are handed to
-    `on_messages` as a list (its answers can then go in one write); `on_eof` at the end."""
+    """Frames off a stream socket, decoded by `decode` (one of the two above): the ones that arrived
+    together are handed to `on_messages` as a list (its answers can then go in one write); `on_eof`
+    at the end."""
 
-    def __init__(self, on_messages: Any, on_eof: Any) -> None:
+    def __init__(
+        self,
+        decode: Callable[[memoryview, int, int, _MetaCache], tuple[Any, ...]],
+        on_messages: Callable[[list[tuple[Any, ...]]], None],
+        on_eof: Callable[[], None],
+    ) -> None:
+        self.decode = decode
         self.on_messages = on_messages
         self.on_eof = on_eof
         self.transport: asyncio.Transport | None = None
         self._buf = bytearray()
+        self._cache = _MetaCache()
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
@@ -62,12 +178,14 @@ class Frames(asyncio.Protocol):
         buf += data
         pos, size = 0, len(buf)
         msgs = []
-        while size - pos >= 4:
-            (n,) = _LEN.unpack_from(buf, pos)
-            if size - pos - 4 < n:
-                break
-            msgs.append(pickle.loads(memoryview(buf)[pos + 4 : pos + 4 + n]))
-            pos += 4 + n
+        decode, cache = self.decode, self._cache
+        with memoryview(buf) as mv:
+            while size - pos >= 5:
+                (n,) = _LEN.unpack_from(mv, pos)
+                if size - pos - 4 < n:
+                    break
+                msgs.append(decode(mv, pos + 4, pos + 4 + n, cache))
+                pos += 4 + n
         if pos:
             del buf[:pos]
             self.on_messages(msgs)
@@ -132,11 +250,13 @@ async def run_front(listen: str, max_bytes: int, sock: socket.socket) -> None:
     def on_eof() -> None:
         for fut in pending.values():
             if not fut.done():
-                fut.set_result((0, "UNAVAILABLE", "the proxy is stopping", b"", ()))
+                fut.set_result((0, CODES["UNAVAILABLE"], "the proxy is stopping", b"", ()))
         pending.clear()
         done.set()
 
-    transport, _ = await loop.create_unix_connection(lambda: Frames(on_messages, on_eof), sock=sock)
+    transport, _ = await loop.create_unix_connection(
+        lambda: Frames(decode_to_front, on_messages, on_eof), sock=sock
+    )
     write = transport.write
     out: list[bytes] = []  # the calls relayed in this turn of the loop: sent in one write at its end
 
@@ -150,17 +270,19 @@ async def run_front(listen: str, max_bytes: int, sock: socket.socket) -> None:
             loop.call_soon(flush)
         out.append(data)
 
-    def handler(name: str) -> Any:
+    status = {code.value[0]: code for code in grpc.StatusCode}
+
+    def handler(signal: int) -> Any:
         async def export(body: bytes, context: grpc.aio.ServicerContext) -> bytes:
             if done.is_set():
                 await context.abort(grpc.StatusCode.UNAVAILABLE, "the proxy is stopping")
             call = next(ids)
             fut = pending[call] = loop.create_future()
             metadata = tuple((m[0], m[1]) for m in context.invocation_metadata() or ())
-            relay(frame((call, name, body, metadata, context.peer() or "")))
+            relay(call_frame(call, signal, body, metadata, context.peer() or ""))
             _, code, message, reply, trailing = await fut
             if code:
-                await context.abort(getattr(grpc.StatusCode, code), message, trailing_metadata=trailing)
+                await context.abort(status[code], message, trailing_metadata=trailing)
             return reply
 
         return export
@@ -168,21 +290,21 @@ async def run_front(listen: str, max_bytes: int, sock: socket.socket) -> None:
     server = grpc.aio.server(
         options=[("grpc.max_receive_message_length", max_bytes), ("grpc.so_reuseport", 0)]
     )
-    for name, service in SERVICES.items():
+    for index, service in enumerate(SERVICES.values()):
         server.add_registered_method_handlers(
-            service, {"Export": grpc.unary_unary_rpc_method_handler(handler(name))}
+            service, {"Export": grpc.unary_unary_rpc_method_handler(handler(index))}
         )
     try:
         port = server.add_insecure_port(listen)
     except RuntimeError:
         port = 0
     if not port:
-        write(frame(("error", f"cannot listen for OTLP gRPC on {listen}")))
+        write(error_frame(f"cannot listen for OTLP gRPC on {listen}"))
         await asyncio.sleep(0)
         transport.close()
         return
     await server.start()
-    write(frame(("ready", port)))
+    write(ready_frame(port))
     stop_wait = asyncio.ensure_future(stopping.wait())
     done_wait = asyncio.ensure_future(done.wait())
     await asyncio.wait([stop_wait, done_wait], return_when=asyncio.FIRST_COMPLETED)

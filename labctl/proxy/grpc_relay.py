@@ -16,7 +16,7 @@ from typing import Any
 
 from labctl.errors import LabError
 from labctl.otlp.signals import SIGNALS
-from labctl.proxy.grpc_front import Frames, frame, launch
+from labctl.proxy.grpc_front import CODES, STOP, Frames, answer_frame, decode_to_proxy, launch
 from labctl.proxy.grpc_receiver import GrpcReceiver
 
 log = logging.getLogger("labctl.proxy")
@@ -45,7 +45,7 @@ class GrpcFront:
         self.proc, ours = launched if launched is not None else launch(listen, max_bytes)
         self._started = loop.create_future()
         self._transport, _ = await loop.create_unix_connection(
-            lambda: Frames(self._on_messages, self._on_eof), sock=ours
+            lambda: Frames(decode_to_proxy, self._on_messages, self._on_eof), sock=ours
         )
 
     async def ready(self, receiver: GrpcReceiver, timeout: float = 60.0) -> int:
@@ -83,7 +83,8 @@ class GrpcFront:
             except Exception as exc:  # a bug must cost one call, not the receiver
                 log.exception("answering a gRPC %s export failed", name)
                 answer = ("UNKNOWN", f"Unexpected {type(exc).__name__}: {exc}", b"", ())
-            out.append(frame((call, *answer)))
+            code, message, reply, trailing = answer
+            out.append(answer_frame(call, CODES[code], message, reply, trailing))
         if out and self._transport is not None:
             self._transport.write(b"".join(out))
 
@@ -101,7 +102,7 @@ class GrpcFront:
         """Let the front finish the calls in flight (its 1 s grace) and end; killed after `timeout`."""
         self._stopping = True
         if self._transport is not None and not self._transport.is_closing():
-            self._transport.write(frame(("stop",)))
+            self._transport.write(STOP)
         proc = self.proc
         if proc is not None:
             try:
