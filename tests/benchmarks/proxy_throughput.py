@@ -16,7 +16,8 @@ memory bounded under a 10x burst. Needs the Collector binary (`labctl install co
 The proxy uses three processes: its JSON Lines log is written by a child, and gRPC calls are taken by
 another (the gRPC front, which relays each request to the proxy and its answer back), both free to run
 on the other core. The CPU and memory figures include them. On a machine with one free core the
-proxy's figures drop accordingly.
+proxy's figures drop accordingly. A proxy's throughput round ends only when its log holds every payload
+it took: a writer that lags behind the load is not counted as keeping up.
 Each request here repeats the same series, as a load generator's do from one interval to the next: the
 proxy and its log writer recognise a one-point metric they have met before by all its bytes but its
 point's times and value (labctl.otlp.wire.QuickMetrics), so a load whose series change with every
@@ -30,12 +31,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import shutil
 import statistics
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import aiohttp
@@ -57,8 +60,24 @@ PB = {"Content-Type": "application/x-protobuf"}
 
 
 class Target:
-    def __init__(self, name: str, http: str, grpc_addr: str, pid: int) -> None:
+    def __init__(
+        self, name: str, http: str, grpc_addr: str, pid: int, proxy: ProxyProcess | None = None
+    ) -> None:
         self.name, self.http, self.grpc, self.pid = name, http, grpc_addr, pid
+        self.proxy = proxy  # a proxy: its JSON Lines log must catch up before a round counts as done
+
+    def log_catch_up(self) -> float:
+        """Seconds until the proxy's log writer has written every payload received (0 for the Collector).
+        The writer is a child process that may lag behind a burst; its catch-up is part of the work."""
+        if self.proxy is None:
+            return 0.0
+        start = time.perf_counter()
+        while True:
+            with urllib.request.urlopen(self.proxy.admin_request("/api/overview"), timeout=10) as resp:
+                overview = json.loads(resp.read())
+            if overview["log"]["written_through"] >= overview["last_seq"]:
+                return time.perf_counter() - start
+            time.sleep(0.01)
 
 
 def _body(shape: str, size: int) -> bytes:
@@ -67,7 +86,8 @@ def _body(shape: str, size: int) -> bytes:
 
 async def _throughput(
     target: Target, protocol: str, shape: str, points: int, seconds: float, conc: int
-) -> float:
+) -> tuple[int, float]:
+    """(points sent, seconds taken)."""
     body = _body(shape, points)
     done = 0
     stop_at = time.perf_counter() + seconds
@@ -99,7 +119,7 @@ async def _throughput(
             start = time.perf_counter()
             await asyncio.gather(*(worker() for _ in range(conc)))
             elapsed = time.perf_counter() - start
-    return done / elapsed
+    return done, elapsed
 
 
 async def _latencies(target: Target, protocol: str, points: int, n: int) -> list[float]:
@@ -258,7 +278,7 @@ def main() -> None:
                 f"127.0.0.1:{collector.grpc_port}",
                 collector.proc.pid,
             ),
-            "proxy": Target("proxy", proxy.http, proxy.raw["listen"]["otlp_grpc"], proxy.proc.pid),
+            "proxy": Target("proxy", proxy.http, proxy.raw["listen"]["otlp_grpc"], proxy.proc.pid, proxy),
             "proxy-no-contract": Target(
                 "proxy-no-contract", bare.http, bare.raw["listen"]["otlp_grpc"], bare.proc.pid
             ),
@@ -294,16 +314,18 @@ def throughput(
         f"{'protocol':14} {'shape':>12} {'collector':>11} {'proxy':>11} {'ratio':>6} {'proxy-no-contract':>18}"
         f"  CPU ms/1000 points: {'coll':>6} {'proxy':>6} {'ratio':>6}"
     )
+    catch_up = 0.0  # the longest wait for a proxy's log writer after a round
     for protocol in ("http/protobuf", "grpc"):
         for shape, size in shapes:
             runs: dict[str, list[float]] = {name: [] for name in targets}
             cpu: dict[str, list[float]] = {name: [] for name in targets}  # CPU ms per 1000 points
             for _ in range(rounds):
                 for name, t in targets.items():
-                    before, start = cpu_seconds(t.pid), time.perf_counter()
-                    rate = asyncio.run(_throughput(t, protocol, shape, size, seconds, conc))
-                    points = rate * (time.perf_counter() - start)
-                    runs[name].append(rate)
+                    before = cpu_seconds(t.pid)
+                    points, elapsed = asyncio.run(_throughput(t, protocol, shape, size, seconds, conc))
+                    lag = t.log_catch_up()
+                    catch_up = max(catch_up, lag)
+                    runs[name].append(points / (elapsed + lag))
                     cpu[name].append((cpu_seconds(t.pid) - before) * 1e6 / max(points, 1.0))
             r = {name: statistics.median(v) for name, v in runs.items()}
             c = {name: statistics.median(v) for name, v in cpu.items()}
@@ -312,6 +334,8 @@ def throughput(
                 f"{r['proxy'] / r['collector']:>6.2f} {r['proxy-no-contract']:>18,.0f}"
                 f"  {'':20}{c['collector']:>6.1f} {c['proxy']:>6.1f} {c['collector'] / c['proxy']:>6.2f}"
             )
+    print("# a proxy's round ends when its JSON Lines log holds every payload it took (a child writes it)")
+    print(f"# the longest wait for that after the load stopped: {catch_up:.2f}s")
 
 
 def latency(targets: dict[str, Target], batches: list[int]) -> None:
