@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh Debian 12 machine: installs what the tests need (Python packages,
-# chromium for the page tests, the lab's Collector build, Prometheus, Alertmanager, VictoriaLogs, Jaeger), then runs pytest; then the
+# chromium for the page tests, the lab's Collector build, Prometheus, Alertmanager, VictoriaLogs, Jaeger,
+# the proxy's Go gRPC front), then runs pytest; then the
 # Docker lane: tests/docker on a private real engine (tests/tools/docker-engine.sh).
 # Usage: bash tests/run-all.sh [--fast] [extra pytest args]
 #   --fast: the maintainer's lane: no chromium, Go builds or binaries; `pytest -m "not integration"` with
@@ -70,8 +71,9 @@ if [ "$fast" = "0" ]; then
 
   # Real binaries for the native lab (cached in ~/.cache/labctl/bin; a no-op when up to date), in one
   # run of labctl (five runs took about 17 s at load 12 when all were current; one takes 4 s).
-  step "labctl install collector prometheus alertmanager victorialogs jaeger"
-  "$PY" -m labctl install collector prometheus alertmanager victorialogs jaeger
+  # grpc-front: the proxy's Go gRPC front, so the suite runs the proxy as a Go-equipped lab does.
+  step "labctl install collector prometheus alertmanager victorialogs jaeger grpc-front"
+  "$PY" -m labctl install collector prometheus alertmanager victorialogs jaeger grpc-front
 
   # The pinned real Claude Code (npm package, cached in ~/.cache/labctl/claude-code; a no-op when current)
   # for the real-client tests: its licence is Anthropic's, accepted by whoever runs this suite. Under CI

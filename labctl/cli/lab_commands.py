@@ -433,7 +433,8 @@ def install(
     components: Annotated[
         list[str] | None,
         typer.Argument(
-            help="collector, prometheus, alertmanager, victorialogs, jaeger, grafana, all or claude-code; "
+            help="collector, prometheus, alertmanager, victorialogs, jaeger, grpc-front, grafana, all or "
+            "claude-code; "
             "several at once in one run (default: all)."
         ),
     ] = None,

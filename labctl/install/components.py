@@ -8,6 +8,8 @@ Sources (`--from` / `LABCTL_INSTALL_FROM`): `auto` (default), `go` or `archive`.
 - alertmanager: built from its Go module (Go required; module-4's notifications).
 - victorialogs: built from its Go module (Go required; module-3's event store).
 - jaeger: built from its Go module (Go required; module-3's trace store).
+- grpc-front: the proxy's Go gRPC front, built from labctl/proxy/grpcfront (Go required; optional:
+  without it the proxy serves gRPC with its Python front).
 - grafana: always the official archive (it cannot be built here); a binary you named is used as is.
 - claude-code: the pinned npm package (only when asked by name: its licence is the user's to accept).
 """
@@ -22,6 +24,7 @@ from labctl.install.alertmanager import install_alertmanager
 from labctl.install.collector import install_collector
 from labctl.install.gobuild import ProgressFn, cached_without_go, has_go
 from labctl.install.grafana import install_grafana
+from labctl.install.grpcfront import install_grpc_front
 from labctl.install.jaeger import install_jaeger
 from labctl.install.ospackage import advice, apt_candidate
 from labctl.install.paths import bin_dir, repo_root
@@ -34,6 +37,7 @@ COMPONENTS = (
     "alertmanager",
     "victorialogs",
     "jaeger",
+    "grpc-front",
     "grafana",
     "claude-code",
     "all",
@@ -91,6 +95,8 @@ def install(
         return [install_victorialogs(force=force, progress=progress)]
     if component == "jaeger":
         return [install_jaeger(force=force, progress=progress)]
+    if component == "grpc-front":
+        return [install_grpc_front(force=force, progress=progress)]
     if component == "grafana":
         return [install_grafana(force=force, source=src, progress=progress)]
     if component == "claude-code":
@@ -102,6 +108,7 @@ def install(
         results.append(install_alertmanager(force=force, progress=progress))
         results.append(install_victorialogs(force=force, progress=progress))
         results.append(install_jaeger(force=force, progress=progress))
+        results.append(install_grpc_front(force=force, progress=progress))
     try:
         results.append(install_grafana(force=force, source="auto" if src == "go" else src, progress=progress))
     except LabError as exc:

@@ -7,6 +7,9 @@ proxy over a socket; the proxy decides (auth, parse, contract, spool: grpc_recei
 and sends back the status and reply, which the front returns to the client. grpc enforces the size
 limit (RESOURCE_EXHAUSTED) and inflates gzip here, as the in-process server did.
 
+This module is the front where nothing else is built; `launch` prefers the Go front (grpcfront/,
+`labctl install grpc-front`), which does the same for a fraction of grpc.aio's CPU per call.
+
     python -m labctl.proxy.grpc_front --listen 127.0.0.1:4317 --max-bytes N --fd FD
 
 Frames both ways on the socket FD (the Go front, grpcfront/main.go, speaks the same): a 4-byte
@@ -198,20 +201,70 @@ class Frames(asyncio.Protocol):
         self.on_eof()
 
 
+GO_BINARY = "labctl-grpc-front"  # built by `labctl install grpc-front` from grpcfront/
+CHOICE_VAR = "LABCTL_GRPC_FRONT"  # "python" serves gRPC with this module even where the Go front is built
+BIN_VAR = "LABCTL_GRPC_FRONT_BIN"  # a Go front elsewhere than the lab's cache
+
+
+def go_front() -> str | None:
+    """The Go front's path when it is installed and wanted, else None (this module serves then)."""
+    import os
+    from pathlib import Path
+
+    from labctl.errors import LabError
+
+    choice = os.environ.get(CHOICE_VAR, "").strip().lower()
+    if choice not in ("", "auto", "go", "python"):
+        raise LabError(
+            f"{CHOICE_VAR}={choice!r} is not a gRPC front", f"set {CHOICE_VAR} to go, python or auto"
+        )
+    if choice == "python":
+        return None
+    named = os.environ.get(BIN_VAR)
+    if named:
+        path = Path(named).expanduser()
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            raise LabError(
+                f"{BIN_VAR} points to {path}, which is not an executable file",
+                f"fix {BIN_VAR} or unset it to use the lab's cache",
+            )
+        return str(path)
+    # labctl.install.paths.bin_dir(), without importing the installer on the proxy's start.
+    cache = os.environ.get("LABCTL_CACHE_DIR")
+    path = (Path(cache).expanduser() if cache else Path.home() / ".cache" / "labctl") / "bin" / GO_BINARY
+    if path.is_file() and os.access(path, os.X_OK):
+        return str(path)
+    if choice == "go":
+        raise LabError(
+            f"{CHOICE_VAR}=go but the Go gRPC front is not installed ({path})",
+            f"run `labctl install grpc-front`, or unset {CHOICE_VAR}",
+        )
+    return None
+
+
+def front_name(proc: Any) -> str:
+    """ "go" or "python": which front a `launch` started."""
+    return "python" if proc.args[0] == sys.executable else "go"
+
+
 def launch(listen: str, max_bytes: int) -> tuple[Any, socket.socket]:
-    """Start the front's process: (its Popen, the proxy's end of their socket). Kept light (no grpc,
-    no asyncio loop) so the proxy can launch it before its own imports and set-up, which then overlap
-    the front's start."""
+    """Start the front's process: (its Popen, the proxy's end of their socket). The Go front when it
+    is installed (`go_front`), else this module. Kept light (no grpc, no asyncio loop) so the proxy
+    can launch it before its own imports and set-up, which then overlap the front's start."""
     import os
     import subprocess
     from pathlib import Path
 
+    go = go_front()
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[2])  # the child imports this very labctl
-    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
-    cmd = [sys.executable, "-m", "labctl.proxy.grpc_front", "--listen", listen]
-    cmd += ["--max-bytes", str(max_bytes), "--fd", str(theirs.fileno())]
+    if go is not None:
+        cmd = [go]
+    else:
+        root = str(Path(__file__).resolve().parents[2])  # the child imports this very labctl
+        env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+        cmd = [sys.executable, "-m", "labctl.proxy.grpc_front"]
+    cmd += ["--listen", listen, "--max-bytes", str(max_bytes), "--fd", str(theirs.fileno())]
     try:
         proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, pass_fds=(theirs.fileno(),))
     except BaseException:

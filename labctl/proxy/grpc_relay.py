@@ -16,7 +16,7 @@ from typing import Any
 
 from labctl.errors import LabError
 from labctl.otlp.signals import SIGNALS
-from labctl.proxy.grpc_front import CODES, STOP, Frames, answer_frame, decode_to_proxy, launch
+from labctl.proxy.grpc_front import CODES, STOP, Frames, answer_frame, decode_to_proxy, front_name, launch
 from labctl.proxy.grpc_receiver import GrpcReceiver
 
 log = logging.getLogger("labctl.proxy")
@@ -65,6 +65,8 @@ class GrpcFront:
                 "stop what uses the port (`labctl down`?) or set LAB_PROXY_OTLP_GRPC_LISTEN",
             )
         self.port = int(value)
+        if self.proc is not None:
+            log.info("OTLP gRPC is served by the %s front (pid %d)", front_name(self.proc), self.proc.pid)
         return self.port
 
     def _on_messages(self, msgs: list[Any]) -> None:

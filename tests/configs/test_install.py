@@ -212,8 +212,9 @@ def test_unknown_binary_and_component(isolated: Path) -> None:
         resolve_binary("zipkin")
     with pytest.raises(LabError) as err:
         install("zipkin")
-    assert "collector, prometheus, alertmanager, victorialogs, jaeger, grafana, claude-code, all" in (
-        err.value.hint or ""
+    assert (
+        "collector, prometheus, alertmanager, victorialogs, jaeger, grpc-front, grafana, claude-code, all"
+        in (err.value.hint or "")
     )
 
 

@@ -1,26 +1,41 @@
-"""The gRPC front (labctl/proxy/grpc_front.py): a child process serves gRPC, the proxy decides.
+"""The gRPC fronts (labctl/proxy/grpc_front.py, and the Go one in labctl/proxy/grpcfront/): a child
+process serves gRPC, the proxy decides. Each test runs with both fronts (the `grpc_front` fixture).
 
-What clients see through it (status codes, partial success, RetryInfo, size limits, auth) is held by
-test_proxy_responses.py and the SDK-client tests; these hold the process itself: it goes when the
-proxy goes, and a front that dies does not leave gRPC clients without an answer.
+What clients see through a front: status codes, partial success, gzip, the size limit, auth, the
+metadata and peer in the payload records, a port in use; the spool's RetryInfo is in
+test_proxy_responses.py. And the process itself: it goes when the proxy goes, and a front that dies
+does not leave gRPC clients without an answer.
 """
 
 from __future__ import annotations
 
+import gzip
+import json
 import signal
+import urllib.request
 
 import grpc
 import psutil
 import pytest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
 from proxy_harness import make_config, wait_for
-from proxy_payloads import token_usage
+from proxy_payloads import events, token_usage
 from proxy_process import ProxyProcess
 
+from labctl.errors import LabError
+from labctl.proxy.grpc_front import front_name
+
 METHOD = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"
+LOGS = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
 
 
 def _front_of(pid: int) -> psutil.Process:
-    fronts = [p for p in psutil.Process(pid).children() if "labctl.proxy.grpc_front" in " ".join(p.cmdline())]
+    fronts = [
+        p
+        for p in psutil.Process(pid).children()
+        if "grpc_front" in (c := " ".join(p.cmdline())) or "grpc-front" in c
+    ]
     assert len(fronts) == 1, fronts
     return fronts[0]
 
@@ -34,12 +49,73 @@ def _export(target: str) -> bool:
     return True
 
 
+def _code(call, body: bytes, **kw) -> grpc.StatusCode:
+    with pytest.raises(grpc.RpcError) as err:
+        call(body, timeout=10, **kw)
+    return err.value.code()
+
+
 @pytest.mark.integration
-def test_a_killed_front_is_replaced_by_grpc_in_the_proxy_itself(start_proxy):
+def test_what_clients_see_through_the_front(start_proxy, grpc_front):
+    proxy = start_proxy(
+        auth={"bearer_token": "s3cret"}, contract={"mode": "enforce"}, limits={"max_request_bytes": "20KiB"}
+    )
+    front = proxy.server._front
+    assert front is not None and front.proc is not None and front_name(front.proc) == grpc_front
+    token = (("authorization", "Bearer s3cret"),)
+    with grpc.insecure_channel(proxy.grpc) as channel:
+        metrics, logs = channel.unary_unary(METHOD), channel.unary_unary(LOGS)
+        assert _code(metrics, token_usage(3).SerializeToString()) == grpc.StatusCode.UNAUTHENTICATED
+        # Partial success, gzip and binary metadata pass through the front both ways.
+        meta = (*token, ("x-tenant", "a"), ("x-blob-bin", b"\x00\xff"))
+        reply = metrics(
+            token_usage(6, bad=4).SerializeToString(),
+            timeout=10,
+            metadata=meta,
+            compression=grpc.Compression.Gzip,
+        )
+        assert ExportMetricsServiceResponse.FromString(reply).partial_success.rejected_data_points == 4
+        assert logs(events(3).SerializeToString(), timeout=10, metadata=token) == b""
+        with pytest.raises(grpc.RpcError) as err:
+            metrics(b"\x0a\xff\xff", timeout=10, metadata=token)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "not a valid protobuf" in err.value.details()
+        # Over the limit as sent, and once inflated (gzip shrinks the repeated points to well under it).
+        big = token_usage(200).SerializeToString()
+        assert len(big) > 20 * 1024 > len(gzip.compress(big))
+        assert _code(metrics, big, metadata=token) == grpc.StatusCode.RESOURCE_EXHAUSTED
+        gz = grpc.Compression.Gzip
+        assert _code(metrics, big, metadata=token, compression=gz) == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert not ExportLogsServiceResponse.FromString(logs(b"", timeout=10, metadata=token)).HasField(
+            "partial_success"
+        )
+    c = proxy.stats()["counters"]
+    assert c["accepted"] == {"metrics": 6, "logs": 3, "traces": 0}
+    assert c["requests"]["metrics"] == {"unauthenticated": 1, "partial": 1, "bad_protobuf": 1}
+    request = urllib.request.Request(
+        proxy.admin + "/api/payloads/1", headers={"Authorization": "Bearer s3cret"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        record = json.loads(resp.read())
+    assert record["peer"].startswith("ipv4:127.0.0.1:") and record["peer"].rsplit(":", 1)[1].isdigit()
+    assert record["headers"]["x-tenant"] == "a" and record["headers"]["authorization"] == "[REDACTED]"
+    assert record["headers"]["user-agent"].startswith("grpc-python/")
+    assert not any(k.startswith((":", "grpc-")) or k == "content-type" for k in record["headers"])
+    # A second proxy on the same gRPC port: the front's error becomes the proxy's clear one.
+    with pytest.raises(LabError) as taken:
+        start_proxy(listen={"otlp_grpc": proxy.grpc})
+    assert "cannot listen" in taken.value.message and "LAB_PROXY_OTLP" in (taken.value.hint or "")
+    # Asked to stop, the front finishes and exits by itself (not killed after the proxy's timeout).
+    proxy.stop()
+    assert front.proc.returncode == 0
+
+
+@pytest.mark.integration
+def test_a_killed_front_is_replaced_by_grpc_in_the_proxy_itself(start_proxy, grpc_front):
     proxy = start_proxy()
     assert _export(proxy.grpc)
     front = proxy.server._front
-    assert front is not None and front.proc is not None
+    assert front is not None and front.proc is not None and front_name(front.proc) == grpc_front
     front.proc.kill()
     wait_for(lambda: _export(proxy.grpc), what="gRPC answered again after its front was killed")
     assert proxy.server._front is None  # served in-process now
@@ -47,11 +123,14 @@ def test_a_killed_front_is_replaced_by_grpc_in_the_proxy_itself(start_proxy):
 
 
 @pytest.mark.integration
-def test_the_front_ends_with_a_proxy_killed_with_sigkill(tmp_path):
-    proxy = ProxyProcess(make_config(tmp_path / "data"), tmp_path).start()
+def test_the_front_ends_with_a_proxy_killed_with_sigkill(tmp_path, grpc_front):
+    proxy = ProxyProcess(
+        make_config(tmp_path / "data"), tmp_path, env={"LABCTL_GRPC_FRONT": grpc_front}
+    ).start()
     try:
         assert proxy.proc is not None
         front = _front_of(proxy.proc.pid)
+        assert ("grpc-front" in " ".join(front.cmdline())) == (grpc_front == "go")
         assert _export(proxy.raw["listen"]["otlp_grpc"])
         proxy.kill(signal.SIGKILL)
         wait_for(lambda: not front.is_running() or front.status() == psutil.STATUS_ZOMBIE, 10, "front gone")

@@ -193,7 +193,7 @@ def test_full_spool_is_429_with_retry_after(start_proxy):
 
 
 @pytest.mark.integration
-def test_full_spool_over_grpc_is_resource_exhausted_with_retry_info(start_proxy):
+def test_full_spool_over_grpc_is_resource_exhausted_with_retry_info(start_proxy, grpc_front):
     proxy = _spool_full_proxy(start_proxy)
     body = token_usage(20).SerializeToString()
     stub = grpc.insecure_channel(proxy.grpc).unary_unary(
