@@ -283,16 +283,14 @@ func main() {
 		fmt.Fprintf(os.Stderr, "labctl-grpc-front: fd %d is not the proxy's socket: %v\n", *fd, err)
 		os.Exit(2)
 	}
-	f := &front{out: make(chan net.Buffers, 1024), pending: map[uint32]chan answer{}}
-	go f.writer(conn)
-
 	lis, err := net.Listen("tcp", *listen)
 	if err != nil {
-		f.out <- shortFrame('E', []byte("cannot listen for OTLP gRPC on "+*listen))
-		close(f.out)
-		time.Sleep(100 * time.Millisecond) // the writer sends it; the proxy reads it before our end
+		msg := shortFrame('E', []byte("cannot listen for OTLP gRPC on "+*listen))
+		_, _ = msg.WriteTo(conn)
 		return
 	}
+	f := &front{out: make(chan net.Buffers, 1024), pending: map[uint32]chan answer{}}
+	go f.writer(conn)
 	server := grpc.NewServer(grpc.MaxRecvMsgSize(*maxBytes), grpc.ForceServerCodecV2(rawCodec{}))
 	for i, name := range services {
 		sig := byte(i)
