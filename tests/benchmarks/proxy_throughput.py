@@ -65,18 +65,27 @@ class Target:
     ) -> None:
         self.name, self.http, self.grpc, self.pid = name, http, grpc_addr, pid
         self.proxy = proxy  # a proxy: its JSON Lines log must catch up before a round counts as done
+        self.dropped = 0  # records its log left out so far (its writer fell too far behind)
 
     def log_catch_up(self) -> float:
         """Seconds until the proxy's log writer has written every payload received (0 for the Collector).
-        The writer is a child process that may lag behind a burst; its catch-up is part of the work."""
+        The writer is a child process that may lag behind a burst; its catch-up is part of the work. A
+        writer that fell too far behind leaves payloads out (counted in `dropped`): those are never
+        written, so then the wait ends when nothing is left to hand over."""
         if self.proxy is None:
             return 0.0
         start = time.perf_counter()
         while True:
             with urllib.request.urlopen(self.proxy.admin_request("/api/overview"), timeout=10) as resp:
                 overview = json.loads(resp.read())
-            if overview["log"]["written_through"] >= overview["last_seq"]:
+            log = overview["log"]
+            if log["written_through"] >= overview["last_seq"]:
                 return time.perf_counter() - start
+            if log["dropped_records"] > self.dropped and log["pending_bytes"] == 0:
+                self.dropped = log["dropped_records"]
+                return time.perf_counter() - start
+            if time.perf_counter() - start > 120:
+                raise RuntimeError(f"the {self.name} log writer did not catch up within 120s: {log}")
             time.sleep(0.01)
 
 
@@ -336,6 +345,9 @@ def throughput(
             )
     print("# a proxy's round ends when its JSON Lines log holds every payload it took (a child writes it)")
     print(f"# the longest wait for that after the load stopped: {catch_up:.2f}s")
+    for t in targets.values():
+        if t.dropped:
+            print(f"# {t.name}: its log writer fell behind and left {t.dropped:,} records out of the log")
 
 
 def latency(targets: dict[str, Target], batches: list[int]) -> None:
