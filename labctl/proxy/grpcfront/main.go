@@ -17,6 +17,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
@@ -270,6 +271,11 @@ func main() {
 	dieWithParent()
 	// Ctrl-C in the proxy's terminal reaches the whole group: the proxy decides when the front stops.
 	signal.Ignore(os.Interrupt)
+	if os.Getenv("GOGC") == "" {
+		// Each call allocates its request once and keeps nothing: a 5x heap (a few MiB) for a
+		// quarter less CPU in the collector on 1000-point requests.
+		debug.SetGCPercent(400)
+	}
 	listen := flag.String("listen", "", "host:port to serve OTLP gRPC on")
 	maxBytes := flag.Int("max-bytes", 0, "the largest request accepted, in bytes (inflated)")
 	fd := flag.Int("fd", -1, "the socket to the proxy, inherited")
