@@ -15,7 +15,8 @@ Goals: >= 0.5x the Collector on 1000-point batches (issue 3) and on 100- and 100
 memory bounded under a 10x burst. Needs the Collector binary (`labctl install collector`).
 The proxy uses three processes: its JSON Lines log is written by a child, and gRPC calls are taken by
 another (the gRPC front, which relays each request to the proxy and its answer back), both free to run
-on the other core. The CPU and memory figures include them. On a machine with one free core the
+on the other core. The gRPC front is the Go one where it is built (`labctl install grpc-front`), else
+the Python one; --python-front adds a proxy with the Python front, side by side. The CPU and memory figures include them. On a machine with one free core the
 proxy's figures drop accordingly. A proxy's throughput round ends only when its log holds every payload
 it took: a writer that lags behind the load is not counted as keeping up.
 Each request here repeats the same series, as a load generator's do from one interval to the next: the
@@ -25,6 +26,7 @@ request costs the proxy more per point than this shows.
 
     python tests/benchmarks/proxy_throughput.py [--seconds 2] [--rounds 3] [--concurrency 8]
         [--only throughput|latency|classroom|burst ...] [--batches 1,100,1000] [--metrics 100,1000]
+        [--python-front]
 """
 
 from __future__ import annotations
@@ -197,7 +199,9 @@ def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
 
 
-def start_proxy(workdir: Path, contract: bool, upstream: str = "") -> ProxyProcess:
+def start_proxy(
+    workdir: Path, contract: bool, upstream: str = "", env: dict[str, str] | None = None
+) -> ProxyProcess:
     raw = {
         "listen": {
             "otlp_grpc": f"127.0.0.1:{free_port()}",
@@ -210,7 +214,7 @@ def start_proxy(workdir: Path, contract: bool, upstream: str = "") -> ProxyProce
         "upstream": {"endpoint": upstream, "retry": {"initial_interval": "1s", "max_interval": "5s"}},
     }
     workdir.mkdir(parents=True, exist_ok=True)
-    return ProxyProcess(yaml.safe_load(yaml.safe_dump(raw)), workdir).start()
+    return ProxyProcess(yaml.safe_load(yaml.safe_dump(raw)), workdir, env=env).start()
 
 
 def _rss(proc: psutil.Process) -> int:
@@ -270,6 +274,11 @@ def main() -> None:
     ap.add_argument(
         "--metrics", default="100,1000", help="one-point metrics per request for throughput; empty for none"
     )
+    ap.add_argument(
+        "--python-front",
+        action="store_true",
+        help="also a proxy whose gRPC front is the Python one (LABCTL_GRPC_FRONT=python), side by side",
+    )
     args = ap.parse_args()
     parts = set(args.only or ("throughput", "latency", "classroom", "burst"))
     batches = [int(b) for b in args.batches.split(",") if b]
@@ -279,6 +288,11 @@ def main() -> None:
     collector = Collector(tmp / "collector").start()
     proxy = start_proxy(tmp / "proxy", contract=True)
     bare = start_proxy(tmp / "bare", contract=False)
+    py_front = (
+        start_proxy(tmp / "py-front", contract=True, env={"LABCTL_GRPC_FRONT": "python"})
+        if args.python_front
+        else None
+    )
     try:
         targets = {
             "collector": Target(
@@ -292,6 +306,14 @@ def main() -> None:
                 "proxy-no-contract", bare.http, bare.raw["listen"]["otlp_grpc"], bare.proc.pid
             ),
         }
+        if py_front is not None:
+            targets["proxy-py-front"] = Target(
+                "proxy-py-front",
+                py_front.http,
+                py_front.raw["listen"]["otlp_grpc"],
+                py_front.proc.pid,
+                py_front,
+            )
         if "throughput" in parts:
             throughput(targets, shapes, args.seconds, args.concurrency, args.rounds)
         if "latency" in parts:
@@ -303,6 +325,8 @@ def main() -> None:
     finally:
         proxy.stop()
         bare.stop()
+        if py_front is not None:
+            py_front.stop()
         collector.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -343,6 +367,12 @@ def throughput(
                 f"{r['proxy'] / r['collector']:>6.2f} {r['proxy-no-contract']:>18,.0f}"
                 f"  {'':20}{c['collector']:>6.1f} {c['proxy']:>6.1f} {c['collector'] / c['proxy']:>6.2f}"
             )
+            if "proxy-py-front" in r:
+                print(
+                    f"{'':14} {'python front':>12} {'':>11} {r['proxy-py-front']:>11,.0f} "
+                    f"{r['proxy-py-front'] / r['collector']:>6.2f} {'':>18}  {'':20}{'':>6} "
+                    f"{c['proxy-py-front']:>6.1f} {c['collector'] / c['proxy-py-front']:>6.2f}"
+                )
     print("# a proxy's round ends when its JSON Lines log holds every payload it took (a child writes it)")
     print(f"# the longest wait for that after the load stopped: {catch_up:.2f}s")
     for t in targets.values():
