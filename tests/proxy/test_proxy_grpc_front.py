@@ -62,6 +62,7 @@ def test_what_clients_see_through_the_front(start_proxy, grpc_front):
     )
     front = proxy.server._front
     assert front is not None and front.proc is not None and front_name(front.proc) == grpc_front
+    front.proc.send_signal(signal.SIGINT)  # Ctrl-C reaches the whole group: the proxy decides, not the front
     token = (("authorization", "Bearer s3cret"),)
     with grpc.insecure_channel(proxy.grpc) as channel:
         metrics, logs = channel.unary_unary(METHOD), channel.unary_unary(LOGS)
