@@ -137,3 +137,50 @@ def test_the_front_ends_with_a_proxy_killed_with_sigkill(tmp_path, grpc_front):
         wait_for(lambda: not front.is_running() or front.status() == psutil.STATUS_ZOMBIE, 10, "front gone")
     finally:
         proxy.stop()
+
+
+def _read_frame(sock) -> bytes:
+    head = b""
+    while len(head) < 4:
+        head += sock.recv(4 - len(head))
+    size, data = int.from_bytes(head, "big"), b""
+    while len(data) < size:
+        data += sock.recv(size - len(data))
+    return data
+
+
+@pytest.mark.integration
+def test_stop_lets_the_call_in_flight_finish_and_end_of_input_ends_the_front(grpc_front):
+    # The front alone, driven over its socket the way grpc_relay.py does: the frames of its docstring.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from labctl.proxy.grpc_front import STOP, answer_frame, launch
+    from labctl.state import free_port
+
+    for ending in ("stop", "end of input"):
+        proc, sock = launch(f"127.0.0.1:{free_port()}", 1 << 20)
+        try:
+            ready = _read_frame(sock)
+            assert ready[:1] == b"R"
+            target = f"127.0.0.1:{int.from_bytes(ready[1:3], 'big')}"
+            with ThreadPoolExecutor(1) as pool, grpc.insecure_channel(target) as channel:
+                call = pool.submit(
+                    channel.unary_unary(METHOD), b"\x0a\x00", timeout=10, metadata=(("x-k", "v"),)
+                )
+                frame = _read_frame(sock)
+                assert frame[:1] == b"C" and b"x-k" in frame and frame.endswith(b"\x0a\x00")
+                if ending == "stop":
+                    sock.sendall(STOP)  # then the answer, while the front is stopping: it still goes out
+                    sock.sendall(answer_frame(int.from_bytes(frame[1:5], "big"), 0, "", b"\x0a\x00", ()))
+                    assert call.result(10) == b"\x0a\x00"
+                else:
+                    sock.close()
+                    with pytest.raises(grpc.RpcError) as err:
+                        call.result(10)
+                    assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert proc.wait(10) == 0
+        finally:
+            sock.close()
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
