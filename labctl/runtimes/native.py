@@ -111,6 +111,8 @@ class NativeRuntime(Runtime):
                     "the logging proxy is not part of this build yet (no `labctl proxy serve`); "
                     "nothing listens on the proxy ports"
                 )
+            if service == "proxy" and self.auto_install:
+                _ensure_grpc_front()
             cmd = [sys.executable, "-m", svc.native.python_module]
         elif svc.native.binary:
             try:
@@ -399,6 +401,23 @@ class NativeRuntime(Runtime):
                         time.sleep(0.3)
             except KeyboardInterrupt:
                 return
+
+
+def _ensure_grpc_front() -> None:
+    """`up --install` with Go at hand: the proxy's Go gRPC front too. Optional: where it cannot be
+    built the proxy's Python front serves gRPC, so a failure is a warning."""
+    from labctl.install.gobuild import has_go
+    from labctl.proxy.grpc_front import CHOICE_VAR, go_front
+
+    try:
+        if not has_go() or os.environ.get(CHOICE_VAR, "").strip().lower() == "python" or go_front():
+            return
+        ui.info("the proxy's Go gRPC front is missing: running `labctl install grpc-front`")
+        from labctl.install import install
+
+        install("grpc-front")
+    except LabError as exc:
+        ui.warn(f"the proxy's Go gRPC front is not built ({exc.message}): its Python front serves gRPC")
 
 
 def _proxy_available() -> bool:

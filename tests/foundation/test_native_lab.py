@@ -299,6 +299,10 @@ def test_up_install_builds_a_missing_collector_then_starts_it(labctl, lab_state_
     assert built.is_file()
     collector = process.read_record(lab_state_dir / "services" / "collector" / "collector.pid")
     assert collector is not None and collector.alive() and collector.cmd[0] == str(built)
+    # With Go at hand the proxy's Go gRPC front is built too, and the proxy serves gRPC with it.
+    assert (cache / "bin" / "labctl-grpc-front").is_file()
+    proxy_log = LabState.load(lab_state_dir).log_path("proxy")
+    wait_for("the proxy's word on its gRPC front", lambda: "served by the go front" in proxy_log.read_text())
 
 
 def test_down_after_labctl_was_killed_mid_up_leaves_no_process_behind(labctl, lab_state_dir):
