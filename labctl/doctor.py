@@ -186,7 +186,26 @@ def _binaries(model: LabModel) -> list[Finding]:
             )
     if not shutil.which("go"):
         out.append(Finding("go toolchain", "warn", "go is not on PATH", "install Go to build the Collector"))
+    out.append(_grpc_front())
     return out
+
+
+def _grpc_front() -> Finding:
+    """Which front will take the proxy's OTLP/gRPC calls (both work; the Go one costs less CPU)."""
+    from labctl.proxy.grpc_front import go_front
+
+    try:
+        path = go_front()
+    except LabError as exc:
+        return Finding("proxy gRPC front", "fail", exc.message, exc.hint or "")
+    if path is not None:
+        return Finding("proxy gRPC front", "ok", f"the Go front, {path}")
+    return Finding(
+        "proxy gRPC front",
+        "ok",
+        "the Python front (grpc.aio)",
+        "optional: `labctl install grpc-front` builds the Go front, several times cheaper per call",
+    )
 
 
 def _resources() -> list[Finding]:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import socket
+from pathlib import Path
 
 import pytest
 
+from labctl import doctor
 from labctl.model import load_model
 from labctl.state import find_free_ports
 
@@ -37,6 +39,28 @@ def test_doctor_native_checks_binaries_and_the_ports_of_the_offset(labctl, lab_s
     assert findings[f"port {busy}"]["level"] == "fail", findings
     assert "proxy.admin" in findings[f"port {busy}"]["detail"]
     assert result.returncode == 1
+
+
+def test_doctor_says_which_front_takes_the_proxys_grpc_calls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LABCTL_CACHE_DIR", str(tmp_path / "empty-cache"))
+    monkeypatch.delenv("LABCTL_GRPC_FRONT_BIN", raising=False)
+    monkeypatch.delenv("LABCTL_GRPC_FRONT", raising=False)
+    python = doctor._grpc_front()
+    assert (python.level, python.detail) == ("ok", "the Python front (grpc.aio)")
+    assert "labctl install grpc-front" in python.fix
+    binary = tmp_path / "labctl-grpc-front"
+    binary.write_text("#!/bin/sh\n")
+    binary.chmod(0o755)
+    monkeypatch.setenv("LABCTL_GRPC_FRONT_BIN", str(binary))
+    go = doctor._grpc_front()
+    assert (go.level, go.detail, go.fix) == ("ok", f"the Go front, {binary}", "")
+    monkeypatch.setenv("LABCTL_GRPC_FRONT", "python")
+    assert doctor._grpc_front().detail == "the Python front (grpc.aio)"
+    monkeypatch.setenv("LABCTL_GRPC_FRONT", "rust")
+    bad = doctor._grpc_front()
+    assert bad.level == "fail" and "LABCTL_GRPC_FRONT" in bad.detail and "go, python or auto" in bad.fix
 
 
 @pytest.mark.integration
