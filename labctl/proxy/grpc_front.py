@@ -49,13 +49,6 @@ SERVICES = {
     "traces": "opentelemetry.proto.collector.trace.v1.TraceService",
 }
 SIGNAL_NAMES = tuple(SERVICES)  # a call frame's signal byte indexes this
-# The gRPC status codes by name ("" is OK): the receiver answers with names, frames carry numbers.
-CODES = {
-    "": 0, "CANCELLED": 1, "UNKNOWN": 2, "INVALID_ARGUMENT": 3, "DEADLINE_EXCEEDED": 4,
-    "NOT_FOUND": 5, "ALREADY_EXISTS": 6, "PERMISSION_DENIED": 7, "RESOURCE_EXHAUSTED": 8,
-    "FAILED_PRECONDITION": 9, "ABORTED": 10, "OUT_OF_RANGE": 11, "UNIMPLEMENTED": 12,
-    "INTERNAL": 13, "UNAVAILABLE": 14, "DATA_LOSS": 15, "UNAUTHENTICATED": 16,
-}  # fmt: skip
 
 _LEN = struct.Struct(">I")
 _READY = struct.Struct(">IcH")
@@ -303,7 +296,7 @@ async def run_front(listen: str, max_bytes: int, sock: socket.socket) -> None:
     def on_eof() -> None:
         for fut in pending.values():
             if not fut.done():
-                fut.set_result((0, CODES["UNAVAILABLE"], "the proxy is stopping", b"", ()))
+                fut.set_result((0, grpc.StatusCode.UNAVAILABLE.value[0], "the proxy is stopping", b"", ()))
         pending.clear()
         done.set()
 

@@ -14,12 +14,16 @@ import subprocess
 from collections.abc import Callable
 from typing import Any
 
+import grpc
+
 from labctl.errors import LabError
 from labctl.otlp.signals import SIGNALS
-from labctl.proxy.grpc_front import CODES, STOP, Frames, answer_frame, decode_to_proxy, front_name, launch
+from labctl.proxy.grpc_front import STOP, Frames, answer_frame, decode_to_proxy, front_name, launch
 from labctl.proxy.grpc_receiver import GrpcReceiver
 
 log = logging.getLogger("labctl.proxy")
+# The receiver answers with status code names ("" is OK); the frames to the front carry the numbers.
+_CODES = {"": 0, **{code.name: code.value[0] for code in grpc.StatusCode}}
 
 
 class GrpcFront:
@@ -86,7 +90,7 @@ class GrpcFront:
                 log.exception("answering a gRPC %s export failed", name)
                 answer = ("UNKNOWN", f"Unexpected {type(exc).__name__}: {exc}", b"", ())
             code, message, reply, trailing = answer
-            out.append(answer_frame(call, CODES[code], message, reply, trailing))
+            out.append(answer_frame(call, _CODES[code], message, reply, trailing))
         if out and self._transport is not None:
             self._transport.write(b"".join(out))
 
